@@ -1,0 +1,34 @@
+//! Domain types shared by every biojob crate. This crate does no I/O.
+//!
+//! - [`SampleId`]: the sample name used in file names and the SAM `SM` tag.
+//! - [`ReadGroup`]: the SAM `@RG` header line, built from structured fields.
+//! - [`Contig`]: a reference sequence name and length (from `.fai` or `@SQ`).
+//! - [`Shard`] and [`ScatterPlan`]: how calling is split over the reference.
+//! - [`StepId`] and [`scratch_file_name`]: the fixed names of the workflow's steps and files.
+//! - [`ExitClass`] and [`Classify`]: the process exit codes that AWS Batch and Step Functions
+//!   retry rules match on.
+//!
+//! ```
+//! use biojob_core::{ReadGroup, SampleId};
+//!
+//! let sample = SampleId::new("NA12878").unwrap();
+//! let read_group = ReadGroup::for_sample(&sample).with_library("lib 1 \"pcr-free\"").unwrap();
+//! assert_eq!(
+//!     read_group.to_bwa_argument(),
+//!     r#"@RG\tID:NA12878\tSM:NA12878\tLB:lib 1 "pcr-free"\tPL:ILLUMINA"#
+//! );
+//! ```
+
+mod contig;
+mod exit_class;
+mod read_group;
+mod sample;
+mod shard;
+mod step;
+
+pub use contig::{Contig, contig_name_error, suggest_contig_mapping};
+pub use exit_class::{Classify, ExitClass};
+pub use read_group::{ReadGroup, ReadGroupError};
+pub use sample::{SampleId, SampleIdError};
+pub use shard::{ScatterPlan, Shard};
+pub use step::{StepId, scratch_file_name};

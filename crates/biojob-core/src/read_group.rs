@@ -1,0 +1,228 @@
+//! SAM read groups (`@RG` header lines), built from structured fields.
+
+use serde::Serialize;
+
+use crate::SampleId;
+
+/// A SAM read group: the `@RG` header line that `bwa mem -R` writes and that every read carries
+/// as its `RG:Z` tag (SAM spec v1, section 1.3, `@RG`).
+///
+/// Values may hold spaces, quotes and any other printable character; the SAM spec forbids tabs,
+/// newlines and other control characters in header values, so [`ReadGroup`] refuses them
+/// instead of letting them split the line. No shell is ever involved, so nothing else needs
+/// quoting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadGroup {
+    /// `ID`: unique read group identifier.
+    pub id: String,
+    /// `SM`: sample.
+    pub sample: String,
+    /// `LB`: library, if known.
+    pub library: Option<String>,
+    /// `PL`: platform (`ILLUMINA`, …), if known.
+    pub platform: Option<String>,
+    /// `PU`: platform unit (flowcell-barcode.lane), if known.
+    pub platform_unit: Option<String>,
+}
+
+/// Why a read group value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadGroupError {
+    /// A value is empty.
+    #[error("read group {tag} is empty")]
+    Empty {
+        /// The SAM tag (`ID`, `SM`, …).
+        tag: &'static str,
+    },
+    /// A value holds a tab, newline or other control character.
+    #[error(
+        "read group {tag} value {value:?} holds control character {character:?}; SAM header values cannot contain tabs, newlines or other control characters"
+    )]
+    ControlCharacter {
+        /// The SAM tag (`ID`, `SM`, …).
+        tag: &'static str,
+        /// The rejected value.
+        value: String,
+        /// The offending character.
+        character: char,
+    },
+}
+
+impl ReadGroup {
+    /// The default read group for a sample: `ID` and `SM` set to the sample, `PL:ILLUMINA`.
+    pub fn for_sample(sample: &SampleId) -> Self {
+        ReadGroup {
+            id: sample.as_str().to_owned(),
+            sample: sample.as_str().to_owned(),
+            library: None,
+            platform: Some("ILLUMINA".to_owned()),
+            platform_unit: None,
+        }
+    }
+
+    /// Replaces the `ID` value.
+    ///
+    /// # Errors
+    /// [`ReadGroupError`] when the value is empty or holds a control character.
+    pub fn with_id(mut self, id: impl Into<String>) -> Result<Self, ReadGroupError> {
+        self.id = checked("ID", id.into())?;
+        Ok(self)
+    }
+
+    /// Sets the `LB` value.
+    ///
+    /// # Errors
+    /// [`ReadGroupError`] when the value is empty or holds a control character.
+    pub fn with_library(mut self, library: impl Into<String>) -> Result<Self, ReadGroupError> {
+        self.library = Some(checked("LB", library.into())?);
+        Ok(self)
+    }
+
+    /// Sets the `PL` value.
+    ///
+    /// # Errors
+    /// [`ReadGroupError`] when the value is empty or holds a control character.
+    pub fn with_platform(mut self, platform: impl Into<String>) -> Result<Self, ReadGroupError> {
+        self.platform = Some(checked("PL", platform.into())?);
+        Ok(self)
+    }
+
+    /// Sets the `PU` value.
+    ///
+    /// # Errors
+    /// [`ReadGroupError`] when the value is empty or holds a control character.
+    pub fn with_platform_unit(
+        mut self,
+        platform_unit: impl Into<String>,
+    ) -> Result<Self, ReadGroupError> {
+        self.platform_unit = Some(checked("PU", platform_unit.into())?);
+        Ok(self)
+    }
+
+    /// Checks every field (useful after building the struct literally).
+    ///
+    /// # Errors
+    /// [`ReadGroupError`] for the first empty value or value with a control character.
+    pub fn validate(&self) -> Result<(), ReadGroupError> {
+        for (tag, value) in self.fields() {
+            checked(tag, value.to_owned())?;
+        }
+        Ok(())
+    }
+
+    /// `(tag, value)` pairs in header order: `ID`, `SM`, then `LB`, `PL`, `PU` when set.
+    pub fn fields(&self) -> Vec<(&'static str, &str)> {
+        let mut fields = vec![("ID", self.id.as_str()), ("SM", self.sample.as_str())];
+        for (tag, value) in [
+            ("LB", &self.library),
+            ("PL", &self.platform),
+            ("PU", &self.platform_unit),
+        ] {
+            if let Some(value) = value {
+                fields.push((tag, value.as_str()));
+            }
+        }
+        fields
+    }
+
+    /// The header line as it appears in a SAM/BAM header, fields separated by real tabs.
+    pub fn to_header_line(&self) -> String {
+        let mut line = String::from("@RG");
+        for (tag, value) in self.fields() {
+            line.push('\t');
+            line.push_str(tag);
+            line.push(':');
+            line.push_str(value);
+        }
+        line
+    }
+
+    /// The argument for `bwa mem -R`: fields separated by the two characters `\t`, which bwa
+    /// turns into tabs; a backslash in a value is written as `\\`, which bwa turns back into one
+    /// backslash (bwa `bwa.c`, `bwa_escape`).
+    pub fn to_bwa_argument(&self) -> String {
+        let mut argument = String::from("@RG");
+        for (tag, value) in self.fields() {
+            argument.push_str("\\t");
+            argument.push_str(tag);
+            argument.push(':');
+            argument.push_str(&value.replace('\\', "\\\\"));
+        }
+        argument
+    }
+}
+
+fn checked(tag: &'static str, value: String) -> Result<String, ReadGroupError> {
+    if value.is_empty() {
+        return Err(ReadGroupError::Empty { tag });
+    }
+    if let Some(character) = value.chars().find(|c| c.is_control()) {
+        return Err(ReadGroupError::ControlCharacter {
+            tag,
+            value,
+            character,
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SampleId {
+        SampleId::new("NA12878").unwrap()
+    }
+
+    #[test]
+    fn default_read_group() {
+        let read_group = ReadGroup::for_sample(&sample());
+        assert_eq!(
+            read_group.to_header_line(),
+            "@RG\tID:NA12878\tSM:NA12878\tPL:ILLUMINA"
+        );
+    }
+
+    #[test]
+    fn spaces_quotes_and_backslashes_survive() {
+        let read_group = ReadGroup::for_sample(&sample())
+            .with_id("run 1")
+            .unwrap()
+            .with_library(r#"it's "pcr-free" \ lib"#)
+            .unwrap()
+            .with_platform_unit("HXXX.1")
+            .unwrap();
+        assert_eq!(
+            read_group.to_bwa_argument(),
+            r#"@RG\tID:run 1\tSM:NA12878\tLB:it's "pcr-free" \\ lib\tPL:ILLUMINA\tPU:HXXX.1"#
+        );
+        assert_eq!(
+            read_group.to_header_line(),
+            "@RG\tID:run 1\tSM:NA12878\tLB:it's \"pcr-free\" \\ lib\tPL:ILLUMINA\tPU:HXXX.1"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        let error = ReadGroup::for_sample(&sample())
+            .with_library("a\tb")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "read group LB value \"a\\tb\" holds control character '\\t'; SAM header values cannot contain tabs, newlines or other control characters"
+        );
+        assert_eq!(
+            ReadGroup::for_sample(&sample()).with_id(""),
+            Err(ReadGroupError::Empty { tag: "ID" })
+        );
+        let literal = ReadGroup {
+            platform: Some("x\ny".into()),
+            ..ReadGroup::for_sample(&sample())
+        };
+        assert!(matches!(
+            literal.validate(),
+            Err(ReadGroupError::ControlCharacter { tag: "PL", character: '\n', .. })
+        ));
+    }
+}

@@ -1,0 +1,61 @@
+//! Workflow steps and the names of the files they write.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::SampleId;
+
+/// A step of the workflow. Each is a `biojob` subcommand and an AWS Batch job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepId {
+    /// Build the missing `.fai` and bwa index of the reference.
+    PrepareReference,
+    /// `bwa mem | samtools sort`, then `samtools index`.
+    Align,
+    /// `bcftools mpileup | bcftools call` for one shard, then `bcftools index`.
+    Call,
+    /// `bcftools concat` of the shards' VCFs in reference order, then `bcftools index`.
+    Gather,
+}
+
+impl StepId {
+    /// The name used in subcommands, file names and manifests (`prepare-reference`, `align`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepId::PrepareReference => "prepare-reference",
+            StepId::Align => "align",
+            StepId::Call => "call",
+            StepId::Gather => "gather",
+        }
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The fixed file name pattern of the workflow: `{sample}.{step}[.{shard:04}].{ext}`.
+///
+/// `ext` has no leading dot and may have several parts (`vcf.gz`, `bam.bai`).
+///
+/// ```
+/// # use biojob_core::{SampleId, StepId, scratch_file_name};
+/// let sample = SampleId::new("NA12878").unwrap();
+/// assert_eq!(scratch_file_name(&sample, StepId::Align, None, "bam"), "NA12878.align.bam");
+/// assert_eq!(scratch_file_name(&sample, StepId::Call, Some(2), "vcf.gz"), "NA12878.call.0002.vcf.gz");
+/// ```
+pub fn scratch_file_name(
+    sample: &SampleId,
+    step: StepId,
+    shard: Option<usize>,
+    ext: &str,
+) -> String {
+    match shard {
+        Some(index) => format!("{sample}.{step}.{index:04}.{ext}"),
+        None => format!("{sample}.{step}.{ext}"),
+    }
+}

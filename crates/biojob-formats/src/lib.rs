@@ -1,0 +1,1 @@
+//! Native format checks (being written).
