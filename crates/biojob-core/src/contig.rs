@@ -66,7 +66,13 @@ mod tests {
 
     #[test]
     fn valid_names() {
-        for name in ["chr20", "20", "HLA-A*01:01:01:01", "chrUn_KI270302v1", "NC_001807.4"] {
+        for name in [
+            "chr20",
+            "20",
+            "HLA-A*01:01:01:01",
+            "chrUn_KI270302v1",
+            "NC_001807.4",
+        ] {
             assert_eq!(contig_name_error(name), None, "{name}");
         }
     }

@@ -156,7 +156,13 @@ mod tests {
             .collect();
         assert_eq!(
             retryable,
-            ["input_staging", "scratch", "tool_killed", "output_staging", "terminated"]
+            [
+                "input_staging",
+                "scratch",
+                "tool_killed",
+                "output_staging",
+                "terminated"
+            ]
         );
     }
 }

@@ -222,7 +222,11 @@ mod tests {
         };
         assert!(matches!(
             literal.validate(),
-            Err(ReadGroupError::ControlCharacter { tag: "PL", character: '\n', .. })
+            Err(ReadGroupError::ControlCharacter {
+                tag: "PL",
+                character: '\n',
+                ..
+            })
         ));
     }
 }

@@ -101,11 +101,19 @@ mod tests {
         );
         assert!(matches!(
             SampleId::new("..x"),
-            Err(SampleIdError::InvalidCharacter { character: '.', offset: 0, .. })
+            Err(SampleIdError::InvalidCharacter {
+                character: '.',
+                offset: 0,
+                ..
+            })
         ));
         assert!(matches!(
             SampleId::new("a b"),
-            Err(SampleIdError::InvalidCharacter { character: ' ', offset: 1, .. })
+            Err(SampleIdError::InvalidCharacter {
+                character: ' ',
+                offset: 1,
+                ..
+            })
         ));
         assert!(matches!(
             SampleId::new("x".repeat(129)),

@@ -30,8 +30,9 @@ pub struct ScatterPlan {
 }
 
 impl ScatterPlan {
-    /// One shard per contig, in the order given (reference order when `contigs` comes from the
-    /// `.fai`).
+    /// One shard per contig, in the order given; shard `i` is the `i`-th contig, so when
+    /// `contigs` is the whole `.fai`, a contig's shard index is its line in the `.fai` and stays
+    /// the same whichever contigs a run selects (see [`ScatterPlan::restricted_to`]).
     pub fn by_contig(contigs: impl IntoIterator<Item = Contig>) -> Self {
         let shards = contigs
             .into_iter()
@@ -39,6 +40,29 @@ impl ScatterPlan {
             .map(|(index, contig)| Shard { index, contig })
             .collect();
         ScatterPlan { shards }
+    }
+
+    /// The shards of the contigs named in `names` (in any order), still in reference order and
+    /// keeping their indices.
+    ///
+    /// # Errors
+    /// The names that match no shard, in the order given.
+    pub fn restricted_to(&self, names: &[String]) -> Result<ScatterPlan, Vec<String>> {
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|name| !self.shards.iter().any(|s| s.contig.name == **name))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        let shards = self
+            .shards
+            .iter()
+            .filter(|shard| names.contains(&shard.contig.name))
+            .cloned()
+            .collect();
+        Ok(ScatterPlan { shards })
     }
 
     /// The shards in reference order.
@@ -69,5 +93,19 @@ mod tests {
         let names: Vec<&str> = plan.shards().iter().map(Shard::region).collect();
         assert_eq!(names, ["chr20", "chr22", "chrM"]);
         assert_eq!(plan.longest_first(), [0, 2, 1]);
+        let some = plan
+            .restricted_to(&["chrM".to_owned(), "chr20".to_owned()])
+            .unwrap();
+        let picked: Vec<(usize, &str)> = some
+            .shards()
+            .iter()
+            .map(|s| (s.index, s.region()))
+            .collect();
+        assert_eq!(picked, [(0, "chr20"), (2, "chrM")]);
+        assert_eq!(some.longest_first(), [0, 1]);
+        assert_eq!(
+            plan.restricted_to(&["20".to_owned(), "chr22".to_owned(), "X".to_owned()]),
+            Err(vec!["20".to_owned(), "X".to_owned()])
+        );
     }
 }

@@ -1,0 +1,125 @@
+//! Storage errors.
+
+use biojob_core::{Classify, ExitClass};
+use camino::Utf8PathBuf;
+
+/// Which way a transfer was going: it decides the exit class of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Into scratch (staging in): failures are input staging failures.
+    Get,
+    /// Out of scratch (staging out): failures are output staging failures.
+    Put,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The URI cannot be parsed or uses an unsupported scheme.
+    #[error("invalid URI {uri:?}: {reason}")]
+    InvalidUri {
+        /// The text given.
+        uri: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The object does not exist.
+    #[error("{uri} does not exist")]
+    NotFound {
+        /// The object.
+        uri: String,
+    },
+    /// A key that would escape the scratch directory when mapped to a local path.
+    #[error("{uri}: key has an empty, '.' or '..' segment and cannot be mapped to a scratch path")]
+    UnsafeKey {
+        /// The object.
+        uri: String,
+        /// The transfer direction.
+        direction: Direction,
+    },
+    /// No store handles this URI's scheme.
+    #[error("{uri}: no store is configured for {scheme}:// URIs")]
+    NoStore {
+        /// The object.
+        uri: String,
+        /// The scheme.
+        scheme: &'static str,
+    },
+    /// A local I/O failure.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done (`reading`, `writing`, `renaming to` …).
+        op: &'static str,
+        /// The local path.
+        path: Utf8PathBuf,
+        /// The transfer direction.
+        direction: Direction,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A failure reported by a remote store.
+    #[error("{op} {uri}: {message}")]
+    Remote {
+        /// What was being done.
+        op: &'static str,
+        /// The object.
+        uri: String,
+        /// The transfer direction.
+        direction: Direction,
+        /// What the store said.
+        message: String,
+    },
+    /// The object's size or checksum did not match after the transfer.
+    #[error("{uri}: {detail}")]
+    Verification {
+        /// The object.
+        uri: String,
+        /// The transfer direction.
+        direction: Direction,
+        /// Expected vs found.
+        detail: String,
+    },
+}
+
+impl Classify for StorageError {
+    fn exit_class(&self) -> ExitClass {
+        let by_direction = |direction: &Direction| match direction {
+            Direction::Get => ExitClass::InputStaging,
+            Direction::Put => ExitClass::OutputStaging,
+        };
+        match self {
+            StorageError::InvalidUri { .. } | StorageError::NoStore { .. } => ExitClass::Usage,
+            StorageError::NotFound { .. } | StorageError::UnsafeKey { .. } => {
+                ExitClass::InputInvalid
+            }
+            StorageError::Io {
+                source, direction, ..
+            } => {
+                if source.kind() == std::io::ErrorKind::StorageFull {
+                    ExitClass::Scratch
+                } else {
+                    by_direction(direction)
+                }
+            }
+            StorageError::Remote { direction, .. }
+            | StorageError::Verification { direction, .. } => by_direction(direction),
+        }
+    }
+
+    fn remedy(&self) -> Option<String> {
+        match self {
+            StorageError::NotFound { .. } => {
+                Some("check the path or prefix and the sample id in the input".to_owned())
+            }
+            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                Some(
+                    "free space on the scratch or output filesystem, or use a larger disk"
+                        .to_owned(),
+                )
+            }
+            _ => None,
+        }
+    }
+}
