@@ -1,1 +1,51 @@
-//! Native format checks (being written).
+//! Native checks of the workflow's file formats. This crate never spawns a process.
+//!
+//! - [`stream_fastq_pair`] reads an R1/R2 FASTQ pair (plain, gzip or BGZF) once, checks every
+//!   record and the pairing, and writes the decompressed records into two sinks (the pipes bwa
+//!   reads); [`validate_fastq_pair`] runs the same checks without sinks.
+//! - [`read_fai`]: the contigs of a FASTA index.
+//! - [`check_bgzf_eof`]: a BGZF file (BAM, `.vcf.gz`) is BGZF and was completely written.
+//! - [`read_bam_header_summary`]: sort order, read groups and contigs of a BAM header.
+//! - [`tabix_contigs`]: the contigs that have records, from a `.tbi`.
+//!
+//! Errors are [`FastqError`] and [`FormatError`]; both implement [`biojob_core::Classify`].
+//!
+//! ```no_run
+//! use biojob_formats::{check_bgzf_eof, read_fai, stream_fastq_pair};
+//! use camino::Utf8Path;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let contigs = read_fai(Utf8Path::new("ref.fa.fai"))?;
+//! println!("{} contigs, first {}", contigs.len(), contigs[0].name);
+//!
+//! // Feed an aligner through two pipes; it reads `/dev/fd/N` for each.
+//! let (r1_reader, r1_writer) = std::io::pipe()?;
+//! let (r2_reader, r2_writer) = std::io::pipe()?;
+//! # drop((r1_reader, r2_reader));
+//! // ... hand r1_reader and r2_reader to the aligner process, then:
+//! let stats = stream_fastq_pair(
+//!     Utf8Path::new("NA12878_R1.fastq.gz"),
+//!     Utf8Path::new("NA12878_R2.fastq.gz"),
+//!     r1_writer,
+//!     r2_writer,
+//! )?;
+//! println!("{} pairs", stats.pairs);
+//!
+//! check_bgzf_eof(Utf8Path::new("NA12878.bam"))?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod bam;
+mod bgzf;
+mod error;
+mod fai;
+mod fastq;
+mod tabix;
+
+pub use bam::{BamHeaderSummary, read_bam_header_summary};
+pub use bgzf::{BGZF_EOF_BLOCK, check_bgzf_eof};
+pub use error::{FastqError, FormatError, input_io_class};
+pub use fai::read_fai;
+pub use fastq::{FastqPairStats, stream_fastq_pair, validate_fastq_pair};
+pub use tabix::tabix_contigs;

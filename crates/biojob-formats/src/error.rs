@@ -1,0 +1,316 @@
+//! The crate's errors: [`FastqError`] for FASTQ pairs, [`FormatError`] for everything else.
+
+use std::io;
+
+use biojob_core::{Classify, ExitClass};
+use camino::Utf8PathBuf;
+
+/// Why a FASTQ pair failed [`stream_fastq_pair`](crate::stream_fastq_pair) or
+/// [`validate_fastq_pair`](crate::validate_fastq_pair).
+///
+/// Every variant names the file; record numbers are 1-based and count records from the start of
+/// the file (record `n` starts on line `4n - 3`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FastqError {
+    /// The file could not be opened.
+    #[error("cannot open {path}")]
+    Open {
+        /// The FASTQ file.
+        path: Utf8PathBuf,
+        /// The error from the operating system.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Reading the file failed below the FASTQ and gzip layers (a disk or network file system
+    /// error).
+    #[error("{path}: read failed {}", after_record(*records))]
+    Read {
+        /// The FASTQ file.
+        path: Utf8PathBuf,
+        /// How many complete records were read before the failure.
+        records: u64,
+        /// The error from the operating system.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The gzip stream is damaged: it ends early (a truncated file), a member's CRC32 or ISIZE
+    /// does not match its data (RFC 1952, section 2.3.1), or the compressed data is invalid.
+    #[error("{path}: {reason} {}", after_record(*records))]
+    Gzip {
+        /// The FASTQ file.
+        path: Utf8PathBuf,
+        /// How many complete records were read before the damage.
+        records: u64,
+        /// What is wrong, e.g. "gzip stream ends early (truncated file?)".
+        reason: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file is compressed with a format other than gzip.
+    #[error("{path}: {format} compression is not supported (use plain, gzip or BGZF FASTQ)")]
+    UnsupportedCompression {
+        /// The FASTQ file.
+        path: Utf8PathBuf,
+        /// The format recognised from the magic bytes, e.g. "zstd".
+        format: &'static str,
+    },
+
+    /// A record breaks the FASTQ format: structure, lengths or quality characters.
+    #[error("{path}: record {record}, line {line}: {reason}")]
+    InvalidRecord {
+        /// The FASTQ file.
+        path: Utf8PathBuf,
+        /// The 1-based record number.
+        record: u64,
+        /// The 1-based line number of the offending line.
+        line: u64,
+        /// What is wrong, e.g. "sequence has 52 bases but quality has 47 characters".
+        reason: String,
+    },
+
+    /// The file holds no records at all.
+    #[error("{path}: no records (empty file)")]
+    Empty {
+        /// The FASTQ file.
+        path: Utf8PathBuf,
+    },
+
+    /// Record `record` of the two files belongs to different fragments.
+    #[error("mate names differ at record {record}: {name_1:?} in {path_1}, {name_2:?} in {path_2}")]
+    MateMismatch {
+        /// The R1 file.
+        path_1: Utf8PathBuf,
+        /// The R2 file.
+        path_2: Utf8PathBuf,
+        /// The 1-based record number.
+        record: u64,
+        /// The mate name in R1 (header up to the first whitespace, `/1` removed), lossily UTF-8.
+        name_1: String,
+        /// The mate name in R2, likewise.
+        name_2: String,
+    },
+
+    /// One file ended before the other.
+    #[error("{shorter} ended after {records} records; {longer} has more")]
+    CountMismatch {
+        /// The file that ended first.
+        shorter: Utf8PathBuf,
+        /// The file that has more records.
+        longer: Utf8PathBuf,
+        /// How many records the shorter file has.
+        records: u64,
+    },
+
+    /// Writing to a sink failed with `BrokenPipe`: its reader (the aligner) has exited. The
+    /// caller should report the aligner's own failure instead of this error.
+    #[error("the reader of the records of {path} closed its end {}", after_record(*records))]
+    ConsumerClosed {
+        /// The FASTQ file whose records were being written.
+        path: Utf8PathBuf,
+        /// How many records had been read from `path` when the write failed.
+        records: u64,
+        /// The write error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Writing to a sink failed for another reason.
+    #[error("writing the records of {path} failed {}", after_record(*records))]
+    Write {
+        /// The FASTQ file whose records were being written.
+        path: Utf8PathBuf,
+        /// How many records had been read from `path` when the write failed.
+        records: u64,
+        /// The write error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn after_record(records: u64) -> String {
+    if records == 0 {
+        "before the first record".to_owned()
+    } else {
+        format!("after record {records}")
+    }
+}
+
+impl FastqError {
+    /// The 1-based record at which the problem shows, used to report the earliest of several
+    /// problems found concurrently. `Empty` sorts first.
+    pub(crate) fn record_order(&self) -> u64 {
+        match self {
+            FastqError::Open { .. } | FastqError::Empty { .. } => 0,
+            FastqError::UnsupportedCompression { .. } => 1,
+            FastqError::InvalidRecord { record, .. } | FastqError::MateMismatch { record, .. } => {
+                *record
+            }
+            FastqError::Read { records, .. }
+            | FastqError::Gzip { records, .. }
+            | FastqError::ConsumerClosed { records, .. }
+            | FastqError::Write { records, .. }
+            | FastqError::CountMismatch { records, .. } => records.saturating_add(1),
+        }
+    }
+}
+
+impl Classify for FastqError {
+    /// Bad content → [`ExitClass::InputInvalid`]; a full disk anywhere → [`ExitClass::Scratch`];
+    /// a closed consumer → [`ExitClass::ToolFailed`] (the aligner died first); other read errors
+    /// on the inputs → see [`input_io_class`]; other write errors → [`ExitClass::OutputStaging`]
+    /// (retryable: a failing scratch disk is worth another host).
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            FastqError::Open { source, .. } | FastqError::Read { source, .. } => {
+                input_io_class(source)
+            }
+            FastqError::Write { source, .. } => {
+                if source.kind() == io::ErrorKind::StorageFull {
+                    ExitClass::Scratch
+                } else {
+                    ExitClass::OutputStaging
+                }
+            }
+            FastqError::ConsumerClosed { .. } => ExitClass::ToolFailed,
+            FastqError::Gzip { .. }
+            | FastqError::UnsupportedCompression { .. }
+            | FastqError::InvalidRecord { .. }
+            | FastqError::Empty { .. }
+            | FastqError::MateMismatch { .. }
+            | FastqError::CountMismatch { .. } => ExitClass::InputInvalid,
+        }
+    }
+
+    fn remedy(&self) -> Option<String> {
+        match self {
+            FastqError::Gzip { path, .. } => Some(format!(
+                "the file is damaged; upload it again (`gzip -t {path}` checks a copy)"
+            )),
+            FastqError::UnsupportedCompression { .. } => {
+                Some("recompress the FASTQ files with gzip or bgzip".to_owned())
+            }
+            FastqError::MateMismatch { .. } | FastqError::CountMismatch { .. } => Some(
+                "R1 and R2 must list the same fragments in the same order; when exporting from \
+                 a BAM, use `samtools collate` and `samtools fastq -1 R1 -2 R2 -s singletons`"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Why a FASTA index, BGZF file, BAM header or tabix index check failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file.
+        path: Utf8PathBuf,
+        /// The error from the operating system.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The parser (noodles) rejected the content.
+    #[error("{path}: invalid {format}")]
+    Parse {
+        /// The file.
+        path: Utf8PathBuf,
+        /// What the file was read as, e.g. "FASTA index (.fai)".
+        format: &'static str,
+        /// The parser's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The content parsed but breaks a rule this crate checks.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: Utf8PathBuf,
+        /// What is wrong, e.g. "contig \"chr1\" is listed twice".
+        reason: String,
+    },
+
+    /// The file is not BGZF: not gzip at all, or plain gzip without the `BC` extra subfield
+    /// (SAM spec v1, section 4.1).
+    #[error("{path}: not BGZF: {reason}")]
+    NotBgzf {
+        /// The file.
+        path: Utf8PathBuf,
+        /// Why, e.g. "plain gzip: the first block has no BC extra subfield".
+        reason: &'static str,
+    },
+
+    /// The file does not end with the 28-byte BGZF EOF marker block (SAM spec v1, section
+    /// 4.1.2): it was truncated, or its writer did not finish.
+    #[error("{path}: missing BGZF EOF block (truncated?)")]
+    MissingBgzfEof {
+        /// The file.
+        path: Utf8PathBuf,
+    },
+}
+
+impl FormatError {
+    /// The class of this error when the file checked is one of the step's own outputs (a BAM or
+    /// VCF the step just wrote) rather than an input: bad content → [`ExitClass::OutputInvalid`],
+    /// a full disk → [`ExitClass::Scratch`], any other I/O error → [`ExitClass::OutputInvalid`].
+    pub fn exit_class_for_output(&self) -> ExitClass {
+        match self {
+            FormatError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+                ExitClass::Scratch
+            }
+            _ => ExitClass::OutputInvalid,
+        }
+    }
+}
+
+impl Classify for FormatError {
+    /// As an input check: bad content → [`ExitClass::InputInvalid`]; I/O errors → see
+    /// [`input_io_class`]. For a step's own outputs use
+    /// [`FormatError::exit_class_for_output`].
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            FormatError::Io { source, .. } => input_io_class(source),
+            FormatError::Parse { .. }
+            | FormatError::Invalid { .. }
+            | FormatError::NotBgzf { .. }
+            | FormatError::MissingBgzfEof { .. } => ExitClass::InputInvalid,
+        }
+    }
+
+    fn remedy(&self) -> Option<String> {
+        match self {
+            FormatError::NotBgzf { .. } => {
+                Some("compress the file with `bgzip` (htslib), not `gzip`".to_owned())
+            }
+            FormatError::MissingBgzfEof { .. } => {
+                Some("the file is truncated: write or upload it again".to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The class of an I/O error on an input file: a full disk → [`ExitClass::Scratch`]; a missing
+/// file, a permission problem or a directory → [`ExitClass::InputInvalid`] (a retry would not
+/// help); anything else (EIO, a network file system) → [`ExitClass::InputStaging`] (retryable).
+pub fn input_io_class(error: &io::Error) -> ExitClass {
+    match error.kind() {
+        io::ErrorKind::StorageFull => ExitClass::Scratch,
+        io::ErrorKind::NotFound
+        | io::ErrorKind::PermissionDenied
+        | io::ErrorKind::IsADirectory
+        | io::ErrorKind::InvalidData
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::UnexpectedEof => ExitClass::InputInvalid,
+        _ => ExitClass::InputStaging,
+    }
+}

@@ -1,0 +1,375 @@
+//! Paired FASTQ files: one streaming pass that checks them and feeds an aligner.
+
+mod input;
+mod mates;
+mod record;
+
+use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use camino::Utf8Path;
+
+use self::input::{FastqInput, IO_BUFFER_BYTES};
+use self::mates::{MateOutcome, MateSender, compare_mates, mate_channel};
+use self::record::RecordReader;
+use crate::FastqError;
+
+/// What one pass over a FASTQ pair counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastqPairStats {
+    /// Read pairs (records in each file).
+    pub pairs: u64,
+    /// Bases in the R1 file.
+    pub bases_1: u64,
+    /// Bases in the R2 file.
+    pub bases_2: u64,
+    /// Bytes read from the R1 file on disk (compressed bytes when gzip).
+    pub bytes_read_1: u64,
+    /// Bytes read from the R2 file on disk (compressed bytes when gzip).
+    pub bytes_read_2: u64,
+}
+
+/// Reads `fastq_1` and `fastq_2`, checks them as a pair, and writes each file's decompressed
+/// records to `sink_1` / `sink_2`, byte for byte as they are in the input.
+///
+/// Each file may be plain FASTQ, gzip or multi-member gzip such as BGZF, detected by its magic
+/// bytes; gzip goes through flate2's `MultiGzDecoder`, which checks every member's CRC32 and ISIZE
+/// (RFC 1952, section 2.3.1). The checks, each reported with the file, the 1-based record number
+/// and, for record errors, the line number:
+///
+/// - structure: `@` header line, sequence line, `+` line (which, if it repeats a name, repeats
+///   the header's), quality line; a missing final newline is accepted, wrapped sequences are not;
+/// - the quality line has as many characters as the sequence has bases, all in the Phred+33
+///   range `!`..=`~`;
+/// - mate names agree record by record (the header after `@` up to the first space or tab, a
+///   trailing `/1` or `/2` removed);
+/// - both files have the same number of records, and at least one;
+/// - the gzip stream is complete and intact.
+///
+/// Each file is read and written by its own thread (`std::thread::scope`); names travel to a
+/// comparator on the calling thread through unbounded channels, so neither writer ever waits for
+/// the other file's progress. A consumer that reads the two sinks in any order (bwa reads one
+/// record from each file in turn through two pipes) therefore cannot deadlock. Sinks are written
+/// through 1 MiB buffers, flushed at the end and dropped (closing a pipe) when their file is done.
+/// After the first problem found, the other file's thread stops early.
+///
+/// When several problems are found concurrently, the one at the lowest record number is
+/// returned; [`FastqError::ConsumerClosed`] only when there is no other.
+///
+/// For pipes: the caller must close its own copies of the read ends once the consumer has been
+/// spawned, and keep SIGPIPE ignored (the Rust runtime's default), so that a consumer that exits
+/// early turns the next write into `BrokenPipe` rather than a writer blocked for ever. Memory
+/// beyond the 3 MiB of buffers per file grows only with how far the consumer lets one file run
+/// ahead of the other (about 40 bytes of mate name per record of lead).
+///
+/// # Errors
+/// Any [`FastqError`]. A sink write failing with `BrokenPipe` gives
+/// [`FastqError::ConsumerClosed`]: the consumer exited, and its own failure is the one to report.
+pub fn stream_fastq_pair(
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+    sink_1: impl Write + Send,
+    sink_2: impl Write + Send,
+) -> Result<FastqPairStats, FastqError> {
+    read_pair(
+        fastq_1,
+        fastq_2,
+        BufWriter::with_capacity(IO_BUFFER_BYTES, sink_1),
+        BufWriter::with_capacity(IO_BUFFER_BYTES, sink_2),
+        false,
+    )
+}
+
+/// Checks `fastq_1` and `fastq_2` as a pair, exactly as [`stream_fastq_pair`] does, without
+/// writing the records anywhere (for `biojob check` and tests).
+///
+/// # Errors
+/// Any [`FastqError`] except the two sink errors.
+pub fn validate_fastq_pair(
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+) -> Result<FastqPairStats, FastqError> {
+    read_pair(fastq_1, fastq_2, Discard, Discard, true)
+}
+
+/// Where a reader thread puts its records.
+trait RecordSink: Send {
+    fn write_record(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Flushes and closes the sink after the last record.
+    fn finish(self) -> io::Result<()>;
+    /// Closes the sink after a failure, dropping unwritten data: flushing could block on a pipe
+    /// whose reader waits for the other file.
+    fn abandon(self);
+}
+
+impl<W: Write + Send> RecordSink for BufWriter<W> {
+    fn write_record(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.flush()
+    }
+
+    fn abandon(self) {
+        drop(self.into_parts());
+    }
+}
+
+/// No sink: records are only checked.
+struct Discard;
+
+impl RecordSink for Discard {
+    fn write_record(&mut self, _bytes: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn abandon(self) {}
+}
+
+/// How one file's pass ended without an error.
+#[derive(Debug, Clone, Copy)]
+struct FileOutcome {
+    records: u64,
+    bases: u64,
+    bytes_read: u64,
+    /// `false` when the pass stopped early because of a problem elsewhere.
+    completed: bool,
+}
+
+fn read_pair(
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+    sink_1: impl RecordSink,
+    sink_2: impl RecordSink,
+    bounded_mates: bool,
+) -> Result<FastqPairStats, FastqError> {
+    let started = Instant::now();
+    let cancel = AtomicBool::new(false);
+    let (mates_tx_1, mates_rx_1) = mate_channel(bounded_mates);
+    let (mates_tx_2, mates_rx_2) = mate_channel(bounded_mates);
+
+    let (result_1, result_2, mates) = std::thread::scope(|scope| {
+        let cancel = &cancel;
+        let reader_1 = scope.spawn(move || read_file(fastq_1, sink_1, mates_tx_1, cancel));
+        let reader_2 = scope.spawn(move || read_file(fastq_2, sink_2, mates_tx_2, cancel));
+        let mates = compare_mates(mates_rx_1, mates_rx_2, cancel);
+        let result_1 = reader_1
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let result_2 = reader_2
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (result_1, result_2, mates)
+    });
+
+    let stats = resolve(fastq_1, fastq_2, result_1, result_2, mates)?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        %fastq_1,
+        %fastq_2,
+        pairs = stats.pairs,
+        bases = stats.bases_1 + stats.bases_2,
+        bytes_read = stats.bytes_read_1 + stats.bytes_read_2,
+        seconds,
+        "FASTQ pair checked"
+    );
+    Ok(stats)
+}
+
+/// One reader thread: reads, checks and writes `path`'s records; on any error tells the other
+/// side to stop.
+fn read_file(
+    path: &Utf8Path,
+    mut sink: impl RecordSink,
+    mut mates: MateSender,
+    cancel: &AtomicBool,
+) -> Result<FileOutcome, FastqError> {
+    let _span = tracing::debug_span!("fastq", %path).entered();
+    let started = Instant::now();
+    let mut result = scan_file(path, &mut sink, &mut mates, cancel);
+    mates.finish();
+    result = match result {
+        Ok(outcome) if outcome.completed && outcome.records == 0 => {
+            sink.abandon();
+            Err(FastqError::Empty {
+                path: path.to_owned(),
+            })
+        }
+        Ok(outcome) if outcome.completed => sink
+            .finish()
+            .map(|()| outcome)
+            .map_err(|source| write_error(path, outcome.records, source)),
+        other => {
+            sink.abandon();
+            other
+        }
+    };
+    match &result {
+        Ok(outcome) => tracing::debug!(
+            records = outcome.records,
+            bases = outcome.bases,
+            bytes_read = outcome.bytes_read,
+            completed = outcome.completed,
+            seconds = started.elapsed().as_secs_f64(),
+            "FASTQ file read"
+        ),
+        Err(error) => {
+            cancel.store(true, Ordering::Relaxed);
+            tracing::debug!(%error, "FASTQ file failed");
+        }
+    }
+    result
+}
+
+fn scan_file(
+    path: &Utf8Path,
+    sink: &mut impl RecordSink,
+    mates: &mut MateSender,
+    cancel: &AtomicBool,
+) -> Result<FileOutcome, FastqError> {
+    let mut reader = RecordReader::new(path, FastqInput::open(path)?);
+    tracing::debug!(gzip = reader.is_gzip(), "FASTQ file opened");
+    let mut bases: u64 = 0;
+    let completed = loop {
+        if cancel.load(Ordering::Relaxed) {
+            break false;
+        }
+        let records = reader.records();
+        let Some(record) = reader.next_record()? else {
+            break true;
+        };
+        bases += record.bases;
+        sink.write_record(record.raw)
+            .map_err(|source| write_error(path, records + 1, source))?;
+        if !mates.push(record.name) {
+            break false;
+        }
+    };
+    Ok(FileOutcome {
+        records: reader.records(),
+        bases,
+        bytes_read: reader.bytes_read(),
+        completed,
+    })
+}
+
+fn write_error(path: &Utf8Path, records: u64, source: io::Error) -> FastqError {
+    let path = path.to_owned();
+    if source.kind() == io::ErrorKind::BrokenPipe {
+        FastqError::ConsumerClosed {
+            path,
+            records,
+            source,
+        }
+    } else {
+        FastqError::Write {
+            path,
+            records,
+            source,
+        }
+    }
+}
+
+/// Turns the two passes and the name comparison into one result: the earliest problem by record
+/// number (R1's before R2's before the comparator's at the same record), `ConsumerClosed` only
+/// when nothing else went wrong.
+fn resolve(
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+    result_1: Result<FileOutcome, FastqError>,
+    result_2: Result<FileOutcome, FastqError>,
+    mates: MateOutcome,
+) -> Result<FastqPairStats, FastqError> {
+    let completed = |result: &Result<FileOutcome, FastqError>| {
+        matches!(
+            result,
+            Ok(FileOutcome {
+                completed: true,
+                ..
+            })
+        )
+    };
+    let mut problems: Vec<FastqError> = Vec::new();
+    match mates {
+        MateOutcome::Agree => {}
+        MateOutcome::Differ {
+            record,
+            name_1,
+            name_2,
+        } => problems.push(FastqError::MateMismatch {
+            path_1: fastq_1.to_owned(),
+            path_2: fastq_2.to_owned(),
+            record,
+            name_1: String::from_utf8_lossy(&name_1).into_owned(),
+            name_2: String::from_utf8_lossy(&name_2).into_owned(),
+        }),
+        MateOutcome::Longer {
+            longer_is_second,
+            shorter_records,
+        } => {
+            let (shorter, longer, shorter_result) = if longer_is_second {
+                (fastq_1, fastq_2, &result_1)
+            } else {
+                (fastq_2, fastq_1, &result_2)
+            };
+            // A shorter side that stopped on an error reports that error instead.
+            if completed(shorter_result) {
+                problems.push(FastqError::CountMismatch {
+                    shorter: shorter.to_owned(),
+                    longer: longer.to_owned(),
+                    records: shorter_records,
+                });
+            }
+        }
+    }
+    let (outcome_1, outcome_2) = match (result_1, result_2) {
+        (Ok(outcome_1), Ok(outcome_2)) => (outcome_1, outcome_2),
+        (result_1, result_2) => {
+            // Insert the readers' errors before the comparator's so that ties favour them.
+            let readers = [result_1.err(), result_2.err()].into_iter().flatten();
+            problems.splice(0..0, readers);
+            problems.sort_by_key(|problem| {
+                (
+                    matches!(problem, FastqError::ConsumerClosed { .. }),
+                    problem.record_order(),
+                )
+            });
+            return Err(problems
+                .into_iter()
+                .next()
+                .expect("a reader failed, so there is at least one problem"));
+        }
+    };
+    if let Some(problem) = problems.into_iter().min_by_key(FastqError::record_order) {
+        return Err(problem);
+    }
+    if !(outcome_1.completed && outcome_2.completed) {
+        // Readers stop early only after an error or a comparator finding, both handled above.
+        tracing::error!("a FASTQ reader stopped early without a recorded problem");
+    }
+    if outcome_1.records != outcome_2.records {
+        let (shorter, longer, records) = if outcome_1.records < outcome_2.records {
+            (fastq_1, fastq_2, outcome_1.records)
+        } else {
+            (fastq_2, fastq_1, outcome_2.records)
+        };
+        return Err(FastqError::CountMismatch {
+            shorter: shorter.to_owned(),
+            longer: longer.to_owned(),
+            records,
+        });
+    }
+    Ok(FastqPairStats {
+        pairs: outcome_1.records,
+        bases_1: outcome_1.bases,
+        bases_2: outcome_2.bases,
+        bytes_read_1: outcome_1.bytes_read,
+        bytes_read_2: outcome_2.bytes_read,
+    })
+}

@@ -1,0 +1,921 @@
+//! Integration tests of biojob-formats: synthetic files written in temp dirs, plus the real
+//! NA12878 test data (`BIOJOB_TESTDATA`, by default `shared/testdata` beside the work tree).
+
+// clippy.toml allows unwrap in `#[test]` functions only; the helpers here are test code too.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use biojob_core::{Classify, Contig, ExitClass};
+use biojob_formats::{
+    BamHeaderSummary, FastqError, FastqPairStats, FormatError, check_bgzf_eof,
+    read_bam_header_summary, read_fai, stream_fastq_pair, tabix_contigs, validate_fastq_pair,
+};
+use camino::{Utf8Path, Utf8PathBuf};
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+fn testdata() -> Utf8PathBuf {
+    let dir = std::env::var("BIOJOB_TESTDATA").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").to_owned()
+    });
+    let dir = Utf8PathBuf::from(dir);
+    assert!(
+        dir.join("NA12878_R1.fastq.gz").is_file(),
+        "test data not found in {dir}; set BIOJOB_TESTDATA"
+    );
+    dir
+}
+
+fn real_pair() -> (Utf8PathBuf, Utf8PathBuf) {
+    let dir = testdata();
+    (
+        dir.join("NA12878_R1.fastq.gz"),
+        dir.join("NA12878_R2.fastq.gz"),
+    )
+}
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Dir {
+        Dir(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self, name: &str) -> Utf8PathBuf {
+        Utf8Path::from_path(self.0.path()).unwrap().join(name)
+    }
+
+    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> Utf8PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn write_gz(&self, name: &str, text: impl AsRef<[u8]>) -> Utf8PathBuf {
+        self.write(name, gzip(text.as_ref()))
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn gunzip(path: &Utf8Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+/// `count` synthetic 4-line records named `{prefix}{i}{suffix}` with 50 bases each.
+fn fastq(count: usize, prefix: &str, suffix: &str) -> String {
+    let mut text = String::new();
+    let mut state: u32 = 12345;
+    for i in 1..=count {
+        let mut sequence = String::new();
+        let mut quality = String::new();
+        for _ in 0..50 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            sequence.push(['A', 'C', 'G', 'T'][(state >> 16) as usize % 4]);
+            quality.push(char::from(b'!' + ((state >> 8) % 42) as u8));
+        }
+        text.push_str(&format!(
+            "@{prefix}{i}{suffix} extra words\n{sequence}\n+\n{quality}\n"
+        ));
+    }
+    text
+}
+
+/// Replaces line `line` (1-based) of `text`.
+fn replace_line(text: &str, line: usize, with: &str) -> String {
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let replacement = format!("{with}\n");
+    lines[line - 1] = &replacement;
+    lines.concat()
+}
+
+fn invalid_record(error: FastqError) -> (Utf8PathBuf, u64, u64, String) {
+    match error {
+        FastqError::InvalidRecord {
+            path,
+            record,
+            line,
+            reason,
+        } => (path, record, line, reason),
+        other => panic!("expected InvalidRecord, got {other:?}"),
+    }
+}
+
+/// A sink that fails every write with `kind`.
+struct FailingSink(io::ErrorKind);
+
+impl Write for FailingSink {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::Error::from(self.0))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Err(io::Error::from(self.0))
+    }
+}
+
+/// A sink that fails its first write with `BrokenPipe` only after a delay, so that the other
+/// file's reader has certainly found its problem by then.
+struct SlowBrokenPipe;
+
+impl Write for SlowBrokenPipe {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(300));
+        Err(io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `work` on a thread and fails the test if it takes longer than `limit` (a deadlock).
+fn within<T: Send + 'static>(limit: Duration, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("no result within {limit:?}: deadlock?"))
+}
+
+/// Reads one 4-line record from `reader` into `out`; false at EOF.
+fn read_record(reader: &mut impl BufRead, out: &mut Vec<u8>) -> bool {
+    let mut got = 0;
+    for _ in 0..4 {
+        got += reader.read_until(b'\n', out).unwrap();
+    }
+    got > 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// FASTQ pairs: the real data
+
+const REAL_PAIRS: u64 = 13_860;
+const REAL_BASES: u64 = 1_481_467;
+
+#[test]
+fn real_pair_validates() {
+    let (r1, r2) = real_pair();
+    let stats = validate_fastq_pair(&r1, &r2).unwrap();
+    assert_eq!(
+        stats,
+        FastqPairStats {
+            pairs: REAL_PAIRS,
+            bases_1: REAL_BASES,
+            bases_2: REAL_BASES,
+            bytes_read_1: 860_240,
+            bytes_read_2: 1_026_327,
+        }
+    );
+}
+
+#[test]
+fn real_pair_streams_the_decompressed_bytes() {
+    let (r1, r2) = real_pair();
+    let mut out_1 = Vec::new();
+    let mut out_2 = Vec::new();
+    let stats = stream_fastq_pair(&r1, &r2, &mut out_1, &mut out_2).unwrap();
+    assert_eq!(stats.pairs, REAL_PAIRS);
+    assert_eq!((stats.bases_1, stats.bases_2), (REAL_BASES, REAL_BASES));
+    assert_eq!(sha256(&out_1), sha256(&gunzip(&r1)));
+    assert_eq!(sha256(&out_2), sha256(&gunzip(&r2)));
+}
+
+/// Simulates bwa: two pipes, one reader thread taking one record from R1, then one from R2, and
+/// so on, through small buffers. Must finish without deadlock and see every byte.
+#[test]
+fn alternating_pipe_consumer_does_not_deadlock() {
+    let (r1, r2) = real_pair();
+    let (expected_1, expected_2) = (sha256(&gunzip(&r1)), sha256(&gunzip(&r2)));
+    let (pipe_1_reader, pipe_1_writer) = io::pipe().unwrap();
+    let (pipe_2_reader, pipe_2_writer) = io::pipe().unwrap();
+    let consumer = std::thread::spawn(move || {
+        let mut reader_1 = BufReader::with_capacity(4096, pipe_1_reader);
+        let mut reader_2 = BufReader::with_capacity(4096, pipe_2_reader);
+        let (mut all_1, mut all_2) = (Vec::new(), Vec::new());
+        let mut pairs = 0u64;
+        loop {
+            let more_1 = read_record(&mut reader_1, &mut all_1);
+            let more_2 = read_record(&mut reader_2, &mut all_2);
+            assert_eq!(more_1, more_2, "the pipes ended at different records");
+            if !more_1 {
+                break;
+            }
+            pairs += 1;
+        }
+        (pairs, sha256(&all_1), sha256(&all_2))
+    });
+    let (r1_owned, r2_owned) = (r1.clone(), r2.clone());
+    let stats = within(Duration::from_secs(120), move || {
+        stream_fastq_pair(&r1_owned, &r2_owned, pipe_1_writer, pipe_2_writer)
+    })
+    .unwrap();
+    let (pairs, sha_1, sha_2) = within(Duration::from_secs(60), move || consumer.join().unwrap());
+    assert_eq!(stats.pairs, REAL_PAIRS);
+    assert_eq!(pairs, REAL_PAIRS);
+    assert_eq!(sha_1, expected_1);
+    assert_eq!(sha_2, expected_2);
+}
+
+/// The opposite extreme: a consumer that reads all of R1 before any of R2. Only possible
+/// because neither writer waits for the other file.
+#[test]
+fn sequential_pipe_consumer_does_not_deadlock() {
+    let (r1, r2) = real_pair();
+    let (pipe_1_reader, pipe_1_writer) = io::pipe().unwrap();
+    let (pipe_2_reader, pipe_2_writer) = io::pipe().unwrap();
+    let consumer = std::thread::spawn(move || {
+        let (mut all_1, mut all_2) = (Vec::new(), Vec::new());
+        BufReader::new(pipe_1_reader)
+            .read_to_end(&mut all_1)
+            .unwrap();
+        BufReader::new(pipe_2_reader)
+            .read_to_end(&mut all_2)
+            .unwrap();
+        (all_1.len(), all_2.len())
+    });
+    let stats = within(Duration::from_secs(120), move || {
+        stream_fastq_pair(&r1, &r2, pipe_1_writer, pipe_2_writer)
+    })
+    .unwrap();
+    let (len_1, len_2) = within(Duration::from_secs(60), move || consumer.join().unwrap());
+    assert_eq!(stats.pairs, REAL_PAIRS);
+    assert!(len_1 > 0 && len_2 > 0);
+}
+
+#[test]
+fn real_pair_with_r2_one_record_short() {
+    let (r1, r2) = real_pair();
+    let dir = Dir::new();
+    let text = gunzip(&r2);
+    let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    let shorter: Vec<u8> = lines[..lines.len() - 4].concat();
+    let short_r2 = dir.write_gz("NA12878_R2.fastq.gz", shorter);
+    let error = validate_fastq_pair(&r1, &short_r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{short_r2} ended after 13859 records; {r1} has more")
+    );
+    assert!(matches!(
+        error,
+        FastqError::CountMismatch { records: 13859, ref shorter, ref longer }
+            if *shorter == short_r2 && *longer == r1
+    ));
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// FASTQ pairs: synthetic inputs
+
+#[test]
+fn plain_fastq_is_accepted_and_streamed_unchanged() {
+    let dir = Dir::new();
+    let text_1 = fastq(30, "r", "");
+    let text_2 = fastq(30, "r", "");
+    let r1 = dir.write("r1.fastq", &text_1);
+    let r2 = dir.write("r2.fastq", &text_2);
+    let (mut out_1, mut out_2) = (Vec::new(), Vec::new());
+    let stats = stream_fastq_pair(&r1, &r2, &mut out_1, &mut out_2).unwrap();
+    assert_eq!(stats.pairs, 30);
+    assert_eq!((stats.bases_1, stats.bases_2), (1500, 1500));
+    assert_eq!(stats.bytes_read_1, text_1.len() as u64);
+    assert_eq!(out_1, text_1.as_bytes());
+    assert_eq!(out_2, text_2.as_bytes());
+}
+
+#[test]
+fn plain_and_gzip_can_be_mixed() {
+    let dir = Dir::new();
+    let r1 = dir.write("r1.fastq", fastq(5, "r", ""));
+    let r2 = dir.write_gz("r2.fastq.gz", fastq(5, "r", ""));
+    assert_eq!(validate_fastq_pair(&r1, &r2).unwrap().pairs, 5);
+}
+
+#[test]
+fn mate_suffixes_are_accepted() {
+    let dir = Dir::new();
+    let r1 = dir.write_gz("r1.fastq.gz", fastq(10, "frag", "/1"));
+    let r2 = dir.write_gz("r2.fastq.gz", fastq(10, "frag", "/2"));
+    assert_eq!(validate_fastq_pair(&r1, &r2).unwrap().pairs, 10);
+}
+
+#[test]
+fn multi_member_gzip_is_accepted() {
+    let dir = Dir::new();
+    let text = fastq(40, "r", "");
+    let (head, tail) = text.split_at(text.len() / 2); // splits inside a record
+    let mut members = gzip(head.as_bytes());
+    members.extend(gzip(tail.as_bytes()));
+    let r1 = dir.write("r1.fastq.gz", members);
+    let r2 = dir.write_gz("r2.fastq.gz", &text);
+    let (mut out_1, mut out_2) = (Vec::new(), Vec::new());
+    let stats = stream_fastq_pair(&r1, &r2, &mut out_1, &mut out_2).unwrap();
+    assert_eq!(stats.pairs, 40);
+    assert_eq!(out_1, text.as_bytes());
+}
+
+#[test]
+fn bgzf_fastq_is_accepted() {
+    let dir = Dir::new();
+    let text = fastq(2000, "r", "");
+    let mut writer = noodles::bgzf::io::Writer::new(Vec::new());
+    writer.write_all(text.as_bytes()).unwrap();
+    let bgzf = writer.finish().unwrap();
+    let r1 = dir.write("r1.fastq.gz", bgzf);
+    check_bgzf_eof(&r1).unwrap();
+    let r2 = dir.write("r2.fastq", &text);
+    let stats = validate_fastq_pair(&r1, &r2).unwrap();
+    assert_eq!(stats.pairs, 2000);
+    assert_eq!(stats.bases_1, 100_000);
+}
+
+#[test]
+fn missing_final_newline_is_accepted_and_kept() {
+    let dir = Dir::new();
+    let text = fastq(3, "r", "");
+    let trimmed = text.strip_suffix('\n').unwrap();
+    let r1 = dir.write("r1.fastq", trimmed);
+    let r2 = dir.write("r2.fastq", &text);
+    let (mut out_1, mut out_2) = (Vec::new(), Vec::new());
+    stream_fastq_pair(&r1, &r2, &mut out_1, &mut out_2).unwrap();
+    assert_eq!(out_1, trimmed.as_bytes());
+}
+
+#[test]
+fn crlf_line_ends_are_accepted() {
+    let dir = Dir::new();
+    let text = fastq(3, "r", "").replace('\n', "\r\n");
+    let r1 = dir.write("r1.fastq", &text);
+    let r2 = dir.write("r2.fastq", fastq(3, "r", ""));
+    let stats = validate_fastq_pair(&r1, &r2).unwrap();
+    assert_eq!(stats.bases_1, 150);
+}
+
+/// The nf-core `test_quality_mismatch.fastq` case: record 2 has 52 bases, 47 qualities.
+#[test]
+fn short_quality_is_rejected() {
+    let dir = Dir::new();
+    let text = fastq(4, "r", "");
+    let text = replace_line(&text, 6, &"A".repeat(52));
+    let text = replace_line(&text, 8, &"I".repeat(47));
+    let r1 = dir.write_gz("r1.fastq.gz", &text);
+    let r2 = dir.write_gz("r2.fastq.gz", fastq(4, "r", ""));
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{r1}: record 2, line 8: sequence has 52 bases but quality has 47 characters")
+    );
+    let (path, record, line, _) = invalid_record(error);
+    assert_eq!((path, record, line), (r1, 2, 8));
+}
+
+/// The nucleus `malformed.fastq` case: a record without its `+` line.
+#[test]
+fn missing_plus_line_is_rejected() {
+    let dir = Dir::new();
+    let text = fastq(4, "r", "");
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    lines.remove(6); // record 2's '+' line
+    let r1 = dir.write("r1.fastq", fastq(4, "r", ""));
+    let r2 = dir.write("r2.fastq", lines.concat());
+    let (path, record, line, reason) = invalid_record(validate_fastq_pair(&r1, &r2).unwrap_err());
+    assert_eq!((path, record, line), (r2, 2, 7));
+    assert!(
+        reason.starts_with("expected a '+' line, found \""),
+        "{reason}"
+    );
+}
+
+#[test]
+fn header_without_at_sign_is_rejected() {
+    let dir = Dir::new();
+    let r1 = dir.write("r1.fastq", fastq(2, "r", ""));
+    let r2 = dir.write("r2.fastq", replace_line(&fastq(2, "r", ""), 5, ">r2"));
+    let (_, record, line, reason) = invalid_record(validate_fastq_pair(&r1, &r2).unwrap_err());
+    assert_eq!((record, line), (2, 5));
+    assert_eq!(
+        reason,
+        "expected a header line starting with '@', found \">r2\""
+    );
+}
+
+#[test]
+fn record_cut_after_the_sequence_is_rejected() {
+    let dir = Dir::new();
+    let text = fastq(2, "r", "");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let r1 = dir.write("r1.fastq", lines[..6].concat());
+    let r2 = dir.write("r2.fastq", &text);
+    let (_, record, line, reason) = invalid_record(validate_fastq_pair(&r1, &r2).unwrap_err());
+    assert_eq!((record, line), (2, 7));
+    assert_eq!(
+        reason,
+        "the file ends after the sequence line; expected a '+' line"
+    );
+}
+
+#[test]
+fn plus_line_with_another_name_is_rejected() {
+    let dir = Dir::new();
+    let r1 = dir.write("r1.fastq", replace_line(&fastq(2, "r", ""), 3, "+x"));
+    let r2 = dir.write("r2.fastq", fastq(2, "r", ""));
+    let (_, record, line, _) = invalid_record(validate_fastq_pair(&r1, &r2).unwrap_err());
+    assert_eq!((record, line), (1, 3));
+    // Repeating the whole header is fine.
+    let r1 = dir.write(
+        "r1b.fastq",
+        replace_line(&fastq(2, "r", ""), 3, "+r1 extra words"),
+    );
+    validate_fastq_pair(&r1, &r2).unwrap();
+}
+
+#[test]
+fn quality_below_phred33_is_rejected() {
+    let dir = Dir::new();
+    let r2 = dir.write("r2.fastq", fastq(3, "r", ""));
+    for (bad, shown) in [(' ', "' ' (byte 0x20)"), ('\t', "'\\t' (byte 0x09)")] {
+        let mut quality = "I".repeat(50);
+        quality.replace_range(9..10, &bad.to_string());
+        let r1 = dir.write("r1.fastq", replace_line(&fastq(3, "r", ""), 8, &quality));
+        let (_, record, line, reason) = invalid_record(validate_fastq_pair(&r1, &r2).unwrap_err());
+        assert_eq!((record, line), (2, 8));
+        assert_eq!(
+            reason,
+            format!(
+                "quality character {shown} at position 10 is outside the Phred+33 range '!'..='~'"
+            )
+        );
+    }
+}
+
+#[test]
+fn mate_names_differing_at_record_3_are_rejected() {
+    let dir = Dir::new();
+    let r1 = dir.write_gz("r1.fastq.gz", fastq(5, "r", ""));
+    let r2 = dir.write_gz(
+        "r2.fastq.gz",
+        replace_line(&fastq(5, "r", ""), 9, "@other/2 x"),
+    );
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("mate names differ at record 3: \"r3\" in {r1}, \"other\" in {r2}")
+    );
+    assert!(matches!(error, FastqError::MateMismatch { record: 3, .. }));
+    assert!(error.remedy().is_some());
+}
+
+#[test]
+fn mate_mismatch_is_found_when_streaming_too() {
+    let dir = Dir::new();
+    let r1 = dir.write("r1.fastq", fastq(20_000, "r", ""));
+    let r2 = dir.write(
+        "r2.fastq",
+        replace_line(&fastq(20_000, "r", ""), 4 * 9000 + 1, "@x"),
+    );
+    let error = stream_fastq_pair(&r1, &r2, io::sink(), io::sink()).unwrap_err();
+    assert!(
+        matches!(error, FastqError::MateMismatch { record: 9001, .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn r2_shorter_by_one_record_is_rejected() {
+    let dir = Dir::new();
+    let r1 = dir.write_gz("r1.fastq.gz", fastq(6, "r", ""));
+    let r2 = dir.write_gz("r2.fastq.gz", fastq(5, "r", ""));
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{r2} ended after 5 records; {r1} has more")
+    );
+    // And the other way round, while streaming.
+    let error = stream_fastq_pair(&r2, &r1, io::sink(), io::sink()).unwrap_err();
+    assert!(
+        matches!(error, FastqError::CountMismatch { records: 5, ref shorter, .. } if *shorter == r2)
+    );
+}
+
+#[test]
+fn truncated_gzip_is_rejected() {
+    let dir = Dir::new();
+    let text = fastq(2000, "r", "");
+    let mut bytes = gzip(text.as_bytes());
+    bytes.truncate(bytes.len() - 100);
+    let r1 = dir.write("r1.fastq.gz", bytes);
+    let r2 = dir.write_gz("r2.fastq.gz", &text);
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    let FastqError::Gzip {
+        ref path,
+        records,
+        reason,
+        ..
+    } = error
+    else {
+        panic!("expected a gzip error, got {error:?}");
+    };
+    assert_eq!(*path, r1);
+    assert_eq!(reason, "gzip stream ends early (truncated file?)");
+    assert!((1900..2000).contains(&records), "{records}");
+    assert_eq!(
+        error.to_string(),
+        format!("{r1}: gzip stream ends early (truncated file?) after record {records}")
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+}
+
+#[test]
+fn corrupted_gzip_crc_is_rejected() {
+    let dir = Dir::new();
+    let text = fastq(50, "r", "");
+    let mut bytes = gzip(text.as_bytes());
+    let crc = bytes.len() - 8; // the trailer: CRC32, then ISIZE
+    bytes[crc] ^= 0xff;
+    let r1 = dir.write_gz("r1.fastq.gz", &text);
+    let r2 = dir.write("r2.fastq.gz", bytes);
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            FastqError::Gzip {
+                records: 50,
+                reason: "gzip member checksum (CRC32 or ISIZE) does not match its data",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn empty_files_are_rejected() {
+    let dir = Dir::new();
+    let full = dir.write("full.fastq", fastq(3, "r", ""));
+    let empty = dir.write("empty.fastq", "");
+    let error = validate_fastq_pair(&full, &empty).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{empty}: no records (empty file)")
+    );
+    let empty_gz = dir.write_gz("empty.fastq.gz", "");
+    let error = validate_fastq_pair(&empty_gz, &full).unwrap_err();
+    assert!(matches!(error, FastqError::Empty { ref path } if *path == empty_gz));
+}
+
+#[test]
+fn missing_file_is_an_open_error() {
+    let dir = Dir::new();
+    let full = dir.write("full.fastq", fastq(3, "r", ""));
+    let missing = dir.path("missing.fastq");
+    let error = validate_fastq_pair(&full, &missing).unwrap_err();
+    assert!(matches!(error, FastqError::Open { ref path, .. } if *path == missing));
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+}
+
+#[test]
+fn zstd_is_named_as_unsupported() {
+    let dir = Dir::new();
+    let full = dir.write("full.fastq", fastq(3, "r", ""));
+    let zstd = dir.write("r2.fastq.zst", [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0]);
+    let error = validate_fastq_pair(&full, &zstd).unwrap_err();
+    assert!(matches!(
+        error,
+        FastqError::UnsupportedCompression { format: "zstd", .. }
+    ));
+}
+
+#[test]
+fn closed_consumer_is_reported_as_such() {
+    let dir = Dir::new();
+    let r1 = dir.write("r1.fastq", fastq(100, "r", ""));
+    let r2 = dir.write("r2.fastq", fastq(100, "r", ""));
+    let error = stream_fastq_pair(&r1, &r2, FailingSink(io::ErrorKind::BrokenPipe), io::sink())
+        .unwrap_err();
+    assert!(
+        matches!(error, FastqError::ConsumerClosed { ref path, .. } if *path == r1),
+        "{error:?}"
+    );
+    assert_eq!(error.exit_class(), ExitClass::ToolFailed);
+
+    let error = stream_fastq_pair(
+        &r1,
+        &r2,
+        io::sink(),
+        FailingSink(io::ErrorKind::StorageFull),
+    )
+    .unwrap_err();
+    assert!(matches!(error, FastqError::Write { .. }), "{error:?}");
+    assert_eq!(error.exit_class(), ExitClass::Scratch);
+}
+
+/// A real pipe whose reader exits early (an aligner that died), on the real data.
+#[test]
+fn closed_pipe_gives_consumer_closed() {
+    let (r1, r2) = real_pair();
+    let (pipe_1_reader, pipe_1_writer) = io::pipe().unwrap();
+    let (pipe_2_reader, pipe_2_writer) = io::pipe().unwrap();
+    let consumer = std::thread::spawn(move || {
+        let mut reader_1 = BufReader::new(pipe_1_reader);
+        let mut reader_2 = BufReader::new(pipe_2_reader);
+        let mut sink = Vec::new();
+        for _ in 0..100 {
+            read_record(&mut reader_1, &mut sink);
+            read_record(&mut reader_2, &mut sink);
+        }
+        // Both readers are dropped here: the "aligner" exits.
+    });
+    let error = within(Duration::from_secs(120), move || {
+        stream_fastq_pair(&r1, &r2, pipe_1_writer, pipe_2_writer)
+    })
+    .unwrap_err();
+    consumer.join().unwrap();
+    assert!(
+        matches!(error, FastqError::ConsumerClosed { .. }),
+        "{error:?}"
+    );
+}
+
+/// An invalid record wins over the broken pipe it causes downstream, whichever is found first.
+#[test]
+fn input_errors_win_over_a_closed_consumer() {
+    let dir = Dir::new();
+    let r1 = dir.write("r1.fastq", fastq(100, "r", ""));
+    let r2 = dir.write("r2.fastq", replace_line(&fastq(100, "r", ""), 1, "bad"));
+    let error = stream_fastq_pair(&r1, &r2, SlowBrokenPipe, io::sink()).unwrap_err();
+    let (path, record, _, _) = invalid_record(error);
+    assert_eq!((path, record), (r2, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// FASTA index
+
+#[test]
+fn real_fai_lists_the_three_contigs() {
+    let contigs = read_fai(&testdata().join("ref.fa.fai")).unwrap();
+    assert_eq!(
+        contigs,
+        [
+            Contig::new("chr20", 300_000),
+            Contig::new("chr22", 12_356),
+            Contig::new("chrM", 16_571),
+        ]
+    );
+}
+
+#[test]
+fn bad_fai_files_are_rejected() {
+    let dir = Dir::new();
+    let fai = dir.write("ref.fa.fai", "chr1\tnot-a-number\t6\t60\t61\n");
+    let error = read_fai(&fai).unwrap_err();
+    assert!(
+        matches!(error, FormatError::Parse { ref path, .. } if *path == fai),
+        "{error:?}"
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+
+    let fai = dir.write("dup.fa.fai", "chr1\t10\t6\t60\t61\nchr1\t10\t30\t60\t61\n");
+    assert_eq!(
+        read_fai(&fai).unwrap_err().to_string(),
+        format!("{fai}: line 2: contig \"chr1\" is listed twice")
+    );
+
+    let fai = dir.write("empty.fa.fai", "");
+    assert!(matches!(
+        read_fai(&fai).unwrap_err(),
+        FormatError::Invalid { .. }
+    ));
+
+    let missing = dir.path("missing.fai");
+    assert!(matches!(
+        read_fai(&missing).unwrap_err(),
+        FormatError::Io { .. }
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// BGZF
+
+fn bgzf_bytes(text: &[u8]) -> Vec<u8> {
+    let mut writer = noodles::bgzf::io::Writer::new(Vec::new());
+    writer.write_all(text).unwrap();
+    writer.finish().unwrap()
+}
+
+#[test]
+fn complete_bgzf_passes() {
+    let dir = Dir::new();
+    let good = dir.write("good.vcf.gz", bgzf_bytes(b"##fileformat=VCFv4.2\n"));
+    check_bgzf_eof(&good).unwrap();
+    check_bgzf_eof(&testdata().join("truth.NA12878.giab.vcf.gz")).unwrap();
+}
+
+#[test]
+fn bgzf_without_eof_block_is_truncated() {
+    let dir = Dir::new();
+    let mut bytes = bgzf_bytes(&fastq(500, "r", "").into_bytes());
+    bytes.truncate(bytes.len() - 28);
+    let cut = dir.write("cut.bam", &bytes);
+    let error = check_bgzf_eof(&cut).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{cut}: missing BGZF EOF block (truncated?)")
+    );
+    assert_eq!(error.exit_class_for_output(), ExitClass::OutputInvalid);
+
+    bytes.truncate(bytes.len() / 2);
+    let half = dir.write("half.bam", &bytes);
+    assert!(matches!(
+        check_bgzf_eof(&half).unwrap_err(),
+        FormatError::MissingBgzfEof { .. }
+    ));
+}
+
+#[test]
+fn plain_gzip_is_not_bgzf() {
+    let dir = Dir::new();
+    let plain = dir.write("plain.vcf.gz", gzip(b"##fileformat=VCFv4.2\n"));
+    let error = check_bgzf_eof(&plain).unwrap_err();
+    assert!(
+        matches!(error, FormatError::NotBgzf { reason, .. } if reason.starts_with("plain gzip")),
+        "{error:?}"
+    );
+    assert!(error.remedy().unwrap().contains("bgzip"));
+
+    let text = dir.write("text.vcf", "##fileformat=VCFv4.2\n");
+    assert!(matches!(
+        check_bgzf_eof(&text).unwrap_err(),
+        FormatError::NotBgzf {
+            reason: "not a gzip file (no 1f 8b 08 magic)",
+            ..
+        }
+    ));
+    let empty = dir.write("empty.vcf.gz", "");
+    assert!(matches!(
+        check_bgzf_eof(&empty).unwrap_err(),
+        FormatError::NotBgzf {
+            reason: "the file is empty",
+            ..
+        }
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// BAM header
+
+const SAM_HEADER: &str = "@HD\tVN:1.6\tSO:coordinate\n\
+    @SQ\tSN:chr20\tLN:300000\n\
+    @SQ\tSN:chr22\tLN:12356\n\
+    @SQ\tSN:chrM\tLN:16571\n\
+    @RG\tID:NA12878.L1\tSM:NA12878\tLB:lib1\tPL:ILLUMINA\tPU:FC.1\n\
+    @RG\tID:NA12878.L2\tSM:NA12878\n\
+    @PG\tID:bwa\tPN:bwa\n";
+
+fn write_bam(path: &Utf8Path, header_text: &str) {
+    let header: noodles::sam::Header = header_text.parse().unwrap();
+    let mut writer = noodles::bam::io::Writer::new(std::fs::File::create(path).unwrap());
+    writer.write_header(&header).unwrap();
+    writer.try_finish().unwrap();
+}
+
+#[test]
+fn bam_header_summary() {
+    let dir = Dir::new();
+    let bam = dir.path("x.bam");
+    write_bam(&bam, SAM_HEADER);
+    check_bgzf_eof(&bam).unwrap();
+    let pair = |tag: &str, value: &str| (tag.to_owned(), value.to_owned());
+    assert_eq!(
+        read_bam_header_summary(&bam).unwrap(),
+        BamHeaderSummary {
+            sort_order: Some("coordinate".to_owned()),
+            read_groups: vec![
+                (
+                    "NA12878.L1".to_owned(),
+                    vec![
+                        pair("ID", "NA12878.L1"),
+                        pair("SM", "NA12878"),
+                        pair("LB", "lib1"),
+                        pair("PL", "ILLUMINA"),
+                        pair("PU", "FC.1"),
+                    ]
+                ),
+                (
+                    "NA12878.L2".to_owned(),
+                    vec![pair("ID", "NA12878.L2"), pair("SM", "NA12878")]
+                ),
+            ],
+            contigs: vec![
+                Contig::new("chr20", 300_000),
+                Contig::new("chr22", 12_356),
+                Contig::new("chrM", 16_571),
+            ],
+        }
+    );
+}
+
+#[test]
+fn bam_header_without_hd_has_no_sort_order() {
+    let dir = Dir::new();
+    let bam = dir.path("x.bam");
+    write_bam(&bam, "@SQ\tSN:chr1\tLN:10\n");
+    let summary = read_bam_header_summary(&bam).unwrap();
+    assert_eq!(summary.sort_order, None);
+    assert!(summary.read_groups.is_empty());
+    assert_eq!(summary.contigs, [Contig::new("chr1", 10)]);
+}
+
+#[test]
+fn bam_header_of_a_non_bam_is_a_parse_error() {
+    let dir = Dir::new();
+    let not_bam = dir.write("x.bam", gzip(b"hello"));
+    let error = read_bam_header_summary(&not_bam).unwrap_err();
+    assert!(matches!(error, FormatError::Parse { .. }), "{error:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// tabix
+
+#[test]
+fn real_tbi_lists_the_contigs_with_records() {
+    let names = tabix_contigs(&testdata().join("truth.NA12878.giab.vcf.gz.tbi")).unwrap();
+    assert_eq!(names, ["chr20", "chr22"]);
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .unwrap_or_else(|error| {
+            panic!("cannot run {program} ({error}); install it (Debian: bcftools, tabix)")
+        });
+    assert!(status.success(), "{program} {args:?} failed: {status}");
+}
+
+/// Records on chr22 before chr20, chrM declared but empty: the index follows the records.
+const VCF: &str = "##fileformat=VCFv4.2\n\
+    ##contig=<ID=chr20,length=300000>\n\
+    ##contig=<ID=chr22,length=12356>\n\
+    ##contig=<ID=chrM,length=16571>\n\
+    ##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n\
+    #CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tNA12878\n\
+    chr22\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
+    chr22\t200\t.\tC\tT\t50\tPASS\t.\tGT\t1/1\n\
+    chr20\t5000\t.\tG\tA\t50\tPASS\t.\tGT\t0/1\n";
+
+#[test]
+fn tbi_built_by_tabix_and_bcftools() {
+    let dir = Dir::new();
+    let vcf = dir.write("calls.vcf", VCF);
+    run("bgzip", &["-f", vcf.as_str()]);
+    let vcf_gz = dir.path("calls.vcf.gz");
+    check_bgzf_eof(&vcf_gz).unwrap();
+    run("tabix", &["-p", "vcf", vcf_gz.as_str()]);
+    assert_eq!(
+        tabix_contigs(&dir.path("calls.vcf.gz.tbi")).unwrap(),
+        ["chr22", "chr20"]
+    );
+
+    let by_bcftools = dir.path("bcf.vcf.gz");
+    run(
+        "bcftools",
+        &["view", "-Oz", "-o", by_bcftools.as_str(), vcf_gz.as_str()],
+    );
+    run("bcftools", &["index", "-t", by_bcftools.as_str()]);
+    assert_eq!(
+        tabix_contigs(&dir.path("bcf.vcf.gz.tbi")).unwrap(),
+        ["chr22", "chr20"]
+    );
+}
+
+#[test]
+fn non_tabix_file_is_a_parse_error() {
+    let dir = Dir::new();
+    let not_tbi = dir.write("x.tbi", bgzf_bytes(b"NOPE and more"));
+    assert!(matches!(
+        tabix_contigs(&not_tbi).unwrap_err(),
+        FormatError::Parse { .. }
+    ));
+}
