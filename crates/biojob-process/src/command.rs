@@ -76,6 +76,13 @@ impl CommandSpec {
         }
     }
 
+    /// Replaces the label (e.g. to make it unique when the same tool runs for several
+    /// shards at once: labels name the stderr log files).
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
     /// Appends one argument.
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());

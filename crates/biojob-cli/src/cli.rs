@@ -1,0 +1,201 @@
+//! Command-line interface (clap derive).
+
+use camino::Utf8PathBuf;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::env;
+
+/// FASTQ → BAM → VCF as container jobs: align with bwa mem, sort and index with samtools, call
+/// per contig with bcftools, gather into one indexed VCF.
+///
+/// Exit codes: 0 ok, 2 usage, 10 input staging, 11 invalid input, 12 scratch space, 20 tool
+/// failed, 21 tool killed, 30 output staging, 31 output invalid, 130 SIGINT, 143 SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "biojob", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging options.
+#[derive(Debug, Args)]
+pub struct LoggingArgs {
+    /// Log format: auto is JSON under AWS Batch (AWS_BATCH_JOB_ID set), text otherwise.
+    #[arg(long, global = true, value_enum, env = env::BIOJOB_LOG_FORMAT, default_value = "auto")]
+    pub log_format: LogFormat,
+    /// More detail (tool stderr lines at -v).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// JSON under AWS Batch, text otherwise.
+    Auto,
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (CloudWatch).
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole workflow for one sample from a Step Functions execution input JSON.
+    Run(RunArgs),
+    /// Build the reference's missing .fai and bwa index (beside it, or in the cache when its
+    /// directory is read-only).
+    PrepareReference(PrepareReferenceArgs),
+    /// Align a read pair: bwa mem | samtools sort, then samtools index.
+    Align(AlignArgs),
+    /// Call variants on one contig: bcftools mpileup | bcftools call, then index.
+    Call(CallArgs),
+    /// Concatenate per-contig VCFs in reference order into <sample>.vcf.gz, then index.
+    Gather(GatherArgs),
+}
+
+/// Resource, scratch and tool settings shared by every step.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Threads to use [default: the CPUs available to this process].
+    #[arg(long, env = env::BIOJOB_THREADS)]
+    pub threads: Option<usize>,
+    /// Memory to use, e.g. 16G [default: the cgroup limit, else the machine's memory].
+    #[arg(long, env = env::BIOJOB_MEMORY, value_parser = parse_memory)]
+    pub memory: Option<u64>,
+    /// Directory for per-run scratch directories [default: the system temporary directory].
+    #[arg(long, env = env::BIOJOB_SCRATCH_DIR)]
+    pub scratch_dir: Option<Utf8PathBuf>,
+    /// Keep the scratch directory after the run (for debugging).
+    #[arg(long)]
+    pub keep_scratch: bool,
+    /// Cache for reference indexes when the reference's directory is read-only
+    /// [default: $XDG_CACHE_HOME/biojob or ~/.cache/biojob].
+    #[arg(long, env = env::BIOJOB_CACHE_DIR)]
+    pub cache_dir: Option<Utf8PathBuf>,
+    /// Seconds between SIGTERM and SIGKILL when stopping tools.
+    #[arg(long, env = env::BIOJOB_GRACE_SECONDS, default_value_t = 10)]
+    pub grace_seconds: u64,
+    /// Longest time one tool may run, e.g. 90m or 2h [default: no limit].
+    #[arg(long, env = env::BIOJOB_TOOL_TIMEOUT, value_parser = parse_duration)]
+    pub tool_timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The execution input JSON: {"params": {"environment": {...}, "chromosomes": [...]}}.
+    #[arg(long)]
+    pub input: Utf8PathBuf,
+    /// Run id, the last part of the output location [default: a timestamp].
+    #[arg(long, value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareReferenceArgs {
+    /// The reference FASTA (.fa, .fasta or .fa.gz).
+    #[arg(long)]
+    pub reference: Utf8PathBuf,
+    /// Build only the .fai, not the bwa index.
+    #[arg(long)]
+    pub fai_only: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Options every step that publishes outputs takes.
+#[derive(Debug, Clone, Args)]
+pub struct StepArgs {
+    /// The sample id.
+    #[arg(long, env = env::SAMPLE_ID)]
+    pub sample: String,
+    /// The reference FASTA (.fa, .fasta or .fa.gz).
+    #[arg(long)]
+    pub reference: Utf8PathBuf,
+    /// Where outputs are written (a directory path or file:// URI).
+    #[arg(long, env = env::JOB_OUTPUT_PREFIX)]
+    pub output_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AlignArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// Read 1 FASTQ (plain or gzip).
+    #[arg(long)]
+    pub fastq_1: String,
+    /// Read 2 FASTQ (plain or gzip), same read order as read 1.
+    #[arg(long)]
+    pub fastq_2: String,
+    /// @RG ID [default: the sample id].
+    #[arg(long)]
+    pub read_group_id: Option<String>,
+    /// @RG LB.
+    #[arg(long)]
+    pub read_group_library: Option<String>,
+    /// @RG PL.
+    #[arg(long, default_value = "ILLUMINA")]
+    pub read_group_platform: String,
+    /// @RG PU.
+    #[arg(long)]
+    pub read_group_platform_unit: Option<String>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// The coordinate-sorted BAM, with its .bai beside it.
+    #[arg(long)]
+    pub bam: String,
+    /// The contig to call.
+    #[arg(long, env = env::CHROMOSOME)]
+    pub contig: String,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GatherArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// A per-contig VCF (bgzipped, .tbi beside it); repeat, in any order.
+    #[arg(long = "vcf", required = true)]
+    pub vcfs: Vec<String>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    biojob_pipeline::parse_memory_size(text)
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("{text:?}: {error}"))
+}
+
+fn parse_run_id(text: &str) -> Result<String, String> {
+    biojob_core::SampleId::new(text)
+        .map(|id| id.as_str().to_owned())
+        .map_err(|error| error.to_string().replace("sample id", "run id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,77 @@
+//! The tracing subscriber: JSON under AWS Batch, text elsewhere, progress bars on a terminal.
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::MultiProgress;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::cli::{LogFormat, LoggingArgs};
+use crate::env;
+
+/// Sets the global subscriber. Returns the progress display when stderr is a terminal and
+/// logs are text; log lines are then printed above the bars.
+pub fn init(args: &LoggingArgs) -> Option<MultiProgress> {
+    let json = match args.log_format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => std::env::var_os(env::AWS_BATCH_JOB_ID).is_some(),
+    };
+    let terminal = !json && std::io::stderr().is_terminal();
+    let default_level = match (args.quiet, args.verbose) {
+        (true, _) => "warn",
+        (false, 0) if terminal => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter =
+        EnvFilter::try_from_env(env::BIOJOB_LOG).unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .init();
+        None
+    } else if terminal {
+        let progress = MultiProgress::new();
+        builder
+            .compact()
+            .with_writer(ProgressWriter(progress.clone()))
+            .init();
+        Some(progress)
+    } else {
+        builder.compact().with_writer(std::io::stderr).init();
+        None
+    }
+}
+
+/// Writes log lines above the progress bars.
+#[derive(Clone)]
+struct ProgressWriter(MultiProgress);
+
+struct SuspendingWriter<'a>(&'a MultiProgress);
+
+impl Write for SuspendingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.suspend(|| std::io::stderr().write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for ProgressWriter {
+    type Writer = SuspendingWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        SuspendingWriter(&self.0)
+    }
+}

@@ -1,0 +1,102 @@
+//! `biojob`: FASTQ → BAM → VCF as container jobs.
+//!
+//! Each step is a subcommand that works alone (and is an AWS Batch job entrypoint);
+//! `biojob run` runs them all for one sample on this machine.
+
+mod cli;
+mod env;
+mod logging;
+mod progress;
+mod run;
+mod signals;
+mod steps;
+
+use std::process::ExitCode;
+
+use biojob_core::{Classify, ExitClass};
+use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() {
+                ExitClass::Usage.code()
+            } else {
+                0
+            };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let progress = logging::init(&cli.logging);
+    let cancel = match signals::install() {
+        Ok(cancel) => cancel,
+        Err(error) => {
+            eprintln!("error: cannot install signal handlers: {error}");
+            return ExitCode::from(ExitClass::Usage.code());
+        }
+    };
+    let result = match cli.command {
+        cli::Command::Run(args) => run::run(args, &cancel, progress.as_ref()),
+        cli::Command::PrepareReference(args) => steps::prepare_reference(args, &cancel),
+        cli::Command::Align(args) => steps::align(args, &cancel),
+        cli::Command::Call(args) => steps::call(args, &cancel),
+        cli::Command::Gather(args) => steps::gather(args, &cancel),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            report(&failure);
+            ExitCode::from(failure.exit_class().code())
+        }
+    }
+}
+
+/// A failure: the classified pipeline error, or a usage problem found by the binary.
+#[derive(Debug)]
+pub enum Failure {
+    /// From the pipeline.
+    Pipeline(biojob_pipeline::Error),
+    /// From the binary itself (flags, files it reads).
+    Usage(anyhow::Error, Option<String>),
+}
+
+impl Failure {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            Failure::Pipeline(error) => error.exit_class(),
+            Failure::Usage(..) => ExitClass::Usage,
+        }
+    }
+}
+
+impl From<biojob_pipeline::Error> for Failure {
+    fn from(error: biojob_pipeline::Error) -> Self {
+        Failure::Pipeline(error)
+    }
+}
+
+/// Prints the error chain (a failed tool's message ends with its stderr tail), the remedy on
+/// the next line, and the exit class.
+fn report(failure: &Failure) {
+    let class = failure.exit_class();
+    match failure {
+        Failure::Pipeline(error) => {
+            eprintln!("error: {}", biojob_pipeline::error_chain(error));
+            if let Some(remedy) = error.remedy() {
+                eprintln!("hint: {remedy}");
+            }
+        }
+        Failure::Usage(error, remedy) => {
+            eprintln!("error: {error:#}");
+            if let Some(remedy) = remedy {
+                eprintln!("hint: {remedy}");
+            }
+        }
+    }
+    eprintln!("exit class: {} ({})", class.name(), class.code());
+}

@@ -1,0 +1,131 @@
+//! `biojob run`: the whole workflow for one sample.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use biojob_pipeline::{
+    Engine, LogObserver, Resources, RunObserver, RunOptions, WorkflowInput, new_run_id,
+    probe_tools, run_workflow,
+};
+use biojob_process::CancelToken;
+use biojob_storage::Stores;
+use biojob_tools::Toolset;
+use camino::{Utf8Path, Utf8PathBuf};
+use indicatif::MultiProgress;
+
+use crate::Failure;
+use crate::cli::{RunArgs, RuntimeArgs};
+use crate::env;
+use crate::progress::ProgressObserver;
+
+/// Resolves the tools (honouring `BIOJOB_BWA`, `BIOJOB_SAMTOOLS`, `BIOJOB_BCFTOOLS`), probes
+/// their versions and builds the engine.
+pub fn engine(runtime: &RuntimeArgs, cancel: &CancelToken) -> Result<Engine, Failure> {
+    let from_env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Utf8PathBuf::from)
+    };
+    let toolset = Toolset::resolve(
+        from_env(env::BIOJOB_BWA).as_deref(),
+        from_env(env::BIOJOB_SAMTOOLS).as_deref(),
+        from_env(env::BIOJOB_BCFTOOLS).as_deref(),
+    )
+    .map_err(|error| Failure::Pipeline(error.into()))?;
+    let probe_dir = tempfile::tempdir()
+        .context("creating a temporary directory")
+        .map_err(|error| Failure::Usage(error, None))?;
+    let probe_logs = Utf8Path::from_path(probe_dir.path()).unwrap_or(Utf8Path::new("."));
+    let versions = probe_tools(&toolset, cancel, probe_logs)?;
+    let resources = Resources::detect().with_overrides(runtime.threads, runtime.memory);
+    tracing::info!(
+        threads = resources.threads,
+        memory_bytes = resources.memory_bytes,
+        "resource budget"
+    );
+    Ok(Engine {
+        stores: Stores::local_only(),
+        toolset,
+        versions,
+        resources,
+        cancel: cancel.clone(),
+        grace: Duration::from_secs(runtime.grace_seconds),
+        timeout: runtime.tool_timeout,
+    })
+}
+
+/// The cache directory: the flag or `BIOJOB_CACHE_DIR`, else `$XDG_CACHE_HOME/biojob`, else
+/// `$HOME/.cache/biojob`, else `biojob-cache` in the system temporary directory.
+pub fn cache_dir(runtime: &RuntimeArgs) -> Utf8PathBuf {
+    if let Some(dir) = &runtime.cache_dir {
+        return dir.clone();
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(base) = var(env::XDG_CACHE_HOME) {
+        return Utf8PathBuf::from(base).join("biojob");
+    }
+    if let Some(home) = var(env::HOME) {
+        return Utf8PathBuf::from(home).join(".cache").join("biojob");
+    }
+    scratch_root(runtime).join("biojob-cache")
+}
+
+/// The scratch root: the flag or `BIOJOB_SCRATCH_DIR`, else the system temporary directory.
+pub fn scratch_root(runtime: &RuntimeArgs) -> Utf8PathBuf {
+    runtime.scratch_dir.clone().unwrap_or_else(|| {
+        Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap_or_else(|_| "/tmp".into())
+    })
+}
+
+pub fn run(
+    args: RunArgs,
+    cancel: &CancelToken,
+    progress: Option<&MultiProgress>,
+) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(&args.input)
+        .with_context(|| format!("reading the workflow input {}", args.input))
+        .map_err(|error| {
+            Failure::Usage(
+                error,
+                Some("give the path of the execution input JSON".into()),
+            )
+        })?;
+    let input = WorkflowInput::from_json(&text)?;
+    let engine = engine(&args.runtime, cancel)?;
+    let options = RunOptions {
+        run_id: args.run_id.unwrap_or_else(new_run_id),
+        scratch_root: scratch_root(&args.runtime),
+        cache_dir: cache_dir(&args.runtime),
+        keep_scratch: args.runtime.keep_scratch,
+    };
+    let observer: Box<dyn RunObserver> = match progress {
+        Some(multi) => Box::new(ProgressObserver::new(multi.clone())),
+        None => Box::new(LogObserver),
+    };
+    let outcome = run_workflow(&input, &options, &engine, observer.as_ref());
+    if let Some(kept) = &outcome.kept_scratch {
+        eprintln!("scratch kept: {kept}");
+    }
+    match (outcome.error, outcome.vcf) {
+        (None, Some(vcf)) => {
+            #[allow(
+                clippy::print_stdout,
+                reason = "the run's result, for the user and scripts"
+            )]
+            {
+                println!("VCF: {vcf}");
+                println!("manifest: {}", outcome.output_dir.join("manifest.json"));
+            }
+            Ok(())
+        }
+        (Some(error), _) => {
+            eprintln!("manifest: {}", outcome.output_dir.join("manifest.json"));
+            Err(error.into())
+        }
+        (None, None) => Err(Failure::Usage(
+            anyhow::anyhow!("the run ended without a VCF or an error"),
+            None,
+        )),
+    }
+}

@@ -1,0 +1,52 @@
+//! The germline workflow, FASTQ → BAM → VCF: its steps and the local executor.
+//!
+//! Steps (each also a `biojob` subcommand and an AWS Batch job):
+//! 1. [`prepare_reference`]: the FASTA index and the bwa index, built once, atomically.
+//! 2. [`align`]: `bwa mem | samtools sort`, `samtools index`, with the FASTQs checked on the way in.
+//! 3. [`call`]: `bcftools mpileup | bcftools call` for one shard (a contig).
+//! 4. [`gather`]: `bcftools concat` of the shards' VCFs in reference order.
+//!
+//! [`run_workflow`] runs them all for one sample from a [`WorkflowInput`] (the reference
+//! design's Step Functions execution input), calling contigs in parallel within the CPU budget,
+//! publishing each step's outputs as it succeeds and a [`RunManifest`] at the end, whether the
+//! run succeeded or not.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use biojob_pipeline::WorkflowInput;
+//!
+//! let input = WorkflowInput::from_json(&std::fs::read_to_string("input.json")?)?;
+//! println!("sample {}, output under {}", input.sample, input.output_prefix);
+//! # Ok(())
+//! # }
+//! ```
+
+mod context;
+mod error;
+mod input;
+mod manifest;
+mod observer;
+mod publish;
+mod reference;
+mod resources;
+mod steps;
+mod workflow;
+
+pub use context::StepContext;
+pub use error::Error;
+pub use input::{REFERENCE_EXTENSIONS, WorkflowInput, keys};
+pub use manifest::{
+    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RunManifest, TaskRecord,
+    TaskStatus, ToolRecord, error_chain, seconds, timestamp,
+};
+pub use observer::{LogObserver, RunObserver, TaskLabel};
+pub use publish::{publish_file, publish_logs, stage_input};
+pub use reference::{PreparedReference, ReferenceOptions, prepare_reference};
+pub use resources::{Resources, parse_memory_size};
+pub use steps::{
+    AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, GatherOutput,
+    GatherRequest, align, call, gather, order_for_gather,
+};
+pub use workflow::{
+    Engine, RunOptions, RunOutcome, contig_plan, new_run_id, probe_tools, run_workflow,
+};

@@ -1,0 +1,67 @@
+//! Progress reporting: the executor tells an observer when tasks start and end.
+
+use std::fmt;
+use std::time::Duration;
+
+use biojob_core::StepId;
+
+/// A task of the run: a step, or one shard of a scattered step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskLabel {
+    /// The step.
+    pub step: StepId,
+    /// The contig, for a scattered step.
+    pub contig: Option<String>,
+}
+
+impl TaskLabel {
+    /// A whole step.
+    pub fn step(step: StepId) -> Self {
+        TaskLabel { step, contig: None }
+    }
+
+    /// One contig of a scattered step.
+    pub fn shard(step: StepId, contig: &str) -> Self {
+        TaskLabel {
+            step,
+            contig: Some(contig.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for TaskLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.contig {
+            Some(contig) => write!(f, "{} {contig}", self.step),
+            None => write!(f, "{}", self.step),
+        }
+    }
+}
+
+/// Receives progress events. Called from worker threads; implementations must be cheap.
+pub trait RunObserver: Send + Sync {
+    /// The run knows its tasks (called once, before any starts).
+    fn planned(&self, _tasks: &[TaskLabel]) {}
+    /// A task started.
+    fn started(&self, _task: &TaskLabel) {}
+    /// A task ended, successfully or not, after `wall`.
+    fn finished(&self, _task: &TaskLabel, _succeeded: bool, _wall: Duration) {}
+}
+
+/// An observer that only logs (for non-terminal output and tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogObserver;
+
+impl RunObserver for LogObserver {
+    fn started(&self, task: &TaskLabel) {
+        tracing::info!(task = %task, "started");
+    }
+
+    fn finished(&self, task: &TaskLabel, succeeded: bool, wall: Duration) {
+        if succeeded {
+            tracing::info!(task = %task, wall_seconds = wall.as_secs_f64(), "finished");
+        } else {
+            tracing::warn!(task = %task, wall_seconds = wall.as_secs_f64(), "failed");
+        }
+    }
+}

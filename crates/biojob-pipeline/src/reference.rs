@@ -1,0 +1,297 @@
+//! The `prepare-reference` step: the FASTA index (`.fai`) and the bwa index, built once,
+//! atomically, beside the FASTA when its directory is writable, else in the cache directory.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use biojob_core::{Contig, contig_name_error};
+use biojob_formats::read_fai;
+use biojob_process::StageReport;
+use biojob_tools::{bwa_index, bwa_index_files, samtools_faidx};
+use camino::{Utf8Path, Utf8PathBuf};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use crate::{Error, StepContext};
+
+/// A reference ready for the tools: the FASTA path they are given, with its `.fai` (and, when
+/// asked for, its bwa index) beside it under the names the tools expect.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PreparedReference {
+    /// The FASTA the tools read (the original, or a link to it in the cache directory).
+    pub fasta: Utf8PathBuf,
+    /// `<fasta>.fai`.
+    pub fai: Utf8PathBuf,
+    /// The bwa index prefix (`<fasta>`), when the bwa index was prepared.
+    pub bwa_prefix: Option<Utf8PathBuf>,
+    /// The contigs of the `.fai`, in file order.
+    pub contigs: Vec<Contig>,
+    /// Index files built by this call (empty when everything was already present).
+    pub built: Vec<Utf8PathBuf>,
+}
+
+impl PreparedReference {
+    /// The contig named `name`.
+    pub fn contig(&self, name: &str) -> Option<&Contig> {
+        self.contigs.iter().find(|contig| contig.name == name)
+    }
+}
+
+/// What to prepare and where the cache lives.
+#[derive(Debug, Clone)]
+pub struct ReferenceOptions {
+    /// Where indexes go when the FASTA's directory is read-only, and where a `.fa.gz` is
+    /// decompressed.
+    pub cache_dir: Utf8PathBuf,
+    /// Whether the bwa index is needed (align needs it; call and gather do not).
+    pub bwa_index: bool,
+}
+
+/// Makes `source` (a `.fa`, `.fasta` or gzip-compressed `.fa.gz`) ready for the tools.
+///
+/// Index files count as present when they exist, are not empty and are not older than the
+/// FASTA. Missing ones are built with `samtools faidx` and `bwa index` into a temporary
+/// directory beside their final place and renamed into place, so parallel jobs preparing the
+/// same reference never see a half-written index. A directory counts as read-only when its
+/// permission bits allow no writes (even for root) or a probe file cannot be created in it;
+/// then the FASTA is linked into `<cache_dir>/references/<key>/` and the indexes are built
+/// there (`key` is derived from the FASTA's canonical path, size and modification time). A
+/// `.fa.gz` is always decompressed there first.
+///
+/// Returns the prepared reference and the reports of the tools it ran.
+///
+/// # Errors
+/// [`Error::Input`] when the FASTA is missing or a contig name is invalid in SAM/VCF;
+/// [`Error::Process`] when a tool fails; [`Error::Io`] on cache I/O failures.
+pub fn prepare_reference(
+    source: &Utf8Path,
+    options: &ReferenceOptions,
+    context: &StepContext,
+) -> Result<(PreparedReference, Vec<StageReport>), Error> {
+    let source_meta = std::fs::metadata(source).map_err(|error| Error::Input {
+        message: format!("reference {source} cannot be read: {error}"),
+        remedy: Some(
+            "check REFERENCE_NAME and the reference prefix, or give REFERENCE explicitly".into(),
+        ),
+    })?;
+    let mut reports = Vec::new();
+    let mut built = Vec::new();
+
+    let mut fasta = source.to_owned();
+    if source.extension() == Some("gz") {
+        let dir = cache_key_dir(&options.cache_dir, source, &source_meta)?;
+        let name = source
+            .file_stem()
+            .map_or_else(|| "reference.fa".to_owned(), str::to_owned);
+        let target = dir.join(name);
+        if !is_fresh(&target, modified(&source_meta)) {
+            decompress_gzip(source, &target)?;
+            built.push(target.clone());
+        }
+        fasta = target;
+    }
+
+    let fasta_meta = std::fs::metadata(&fasta).map_err(Error::input_io("reading", &fasta))?;
+    let fasta_time = modified(&fasta_meta);
+    let name = fasta
+        .file_name()
+        .ok_or_else(|| Error::Input {
+            message: format!("reference {fasta} has no file name"),
+            remedy: None,
+        })?
+        .to_owned();
+    let wanted = |dir: &Utf8Path| -> Vec<Utf8PathBuf> {
+        let prefix = dir.join(&name);
+        let mut files = vec![Utf8PathBuf::from(format!("{prefix}.fai"))];
+        if options.bwa_index {
+            files.extend(bwa_index_files(&prefix));
+        }
+        files
+    };
+    let original_dir = fasta.parent().unwrap_or(Utf8Path::new(".")).to_owned();
+    let all_fresh = |dir: &Utf8Path| wanted(dir).iter().all(|f| is_fresh(f, fasta_time));
+
+    let dir = if all_fresh(&original_dir) || is_writable_dir(&original_dir) {
+        original_dir.clone()
+    } else {
+        let dir = cache_key_dir(&options.cache_dir, &fasta, &fasta_meta)?;
+        let linked = dir.join(&name);
+        let canonical = fasta
+            .canonicalize_utf8()
+            .map_err(Error::input_io("resolving", &fasta))?;
+        link_if_missing(&canonical, &linked)?;
+        // Sidecars that are already present beside the original are reused through links.
+        for original in wanted(&original_dir) {
+            if is_fresh(&original, fasta_time)
+                && let Some(file_name) = original.file_name()
+            {
+                let target = original
+                    .canonicalize_utf8()
+                    .map_err(Error::input_io("resolving", &original))?;
+                link_if_missing(&target, &dir.join(file_name))?;
+            }
+        }
+        dir
+    };
+    let prefix = dir.join(&name);
+    let fasta_for_tools = prefix.clone();
+    let fai = Utf8PathBuf::from(format!("{prefix}.fai"));
+
+    if !is_fresh(&fai, fasta_time) {
+        let staging = staging_dir(&dir)?;
+        let partial = staging_path(&staging, &format!("{name}.fai"));
+        let report = context.supervisor.run(samtools_faidx(
+            &context.toolset.samtools,
+            &fasta_for_tools,
+            &partial,
+        ))?;
+        reports.push(report);
+        rename(&partial, &fai)?;
+        built.push(fai.clone());
+        info!(fai = %fai, "built the FASTA index");
+    }
+    let contigs = read_fai(&fai)?;
+    for contig in &contigs {
+        if let Some(reason) = contig_name_error(&contig.name) {
+            return Err(Error::Input {
+                message: format!(
+                    "reference contig name {:?} in {fai} is invalid in SAM and VCF: {reason}",
+                    contig.name
+                ),
+                remedy: Some("rename the contig in the FASTA header".into()),
+            });
+        }
+    }
+
+    let bwa_prefix = if options.bwa_index {
+        let files = bwa_index_files(&prefix);
+        if !files.iter().all(|f| is_fresh(f, fasta_time)) {
+            let staging = staging_dir(&dir)?;
+            let staging_prefix = staging_path(&staging, &name);
+            let report = context.supervisor.run(bwa_index(
+                &context.toolset.bwa,
+                &fasta_for_tools,
+                &staging_prefix,
+            ))?;
+            reports.push(report);
+            for (from, to) in bwa_index_files(&staging_prefix).iter().zip(&files) {
+                rename(from, to)?;
+                built.push(to.clone());
+            }
+            info!(prefix = %prefix, "built the bwa index");
+        }
+        Some(prefix.clone())
+    } else {
+        None
+    };
+
+    Ok((
+        PreparedReference {
+            fasta: fasta_for_tools,
+            fai,
+            bwa_prefix,
+            contigs,
+            built,
+        },
+        reports,
+    ))
+}
+
+fn modified(meta: &std::fs::Metadata) -> SystemTime {
+    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Present, not empty, and not older than the FASTA.
+fn is_fresh(path: &Utf8Path, fasta_time: SystemTime) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0 && modified(&meta) >= fasta_time)
+}
+
+fn is_writable_dir(dir: &Utf8Path) -> bool {
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return false;
+    };
+    if meta.permissions().readonly() {
+        return false;
+    }
+    tempfile::Builder::new()
+        .prefix(".biojob-write-probe")
+        .tempfile_in(dir)
+        .is_ok()
+}
+
+fn cache_key_dir(
+    cache_dir: &Utf8Path,
+    fasta: &Utf8Path,
+    meta: &std::fs::Metadata,
+) -> Result<Utf8PathBuf, Error> {
+    let canonical = fasta
+        .canonicalize_utf8()
+        .map_err(Error::input_io("resolving", fasta))?;
+    let nanos = modified(meta)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{canonical}\0{}\0{nanos}", meta.len()));
+    let digest = hasher.finalize();
+    let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let dir = cache_dir.join("references").join(key);
+    std::fs::create_dir_all(&dir).map_err(Error::io("creating cache directory", &dir))?;
+    Ok(dir)
+}
+
+fn link_if_missing(target: &Utf8Path, link: &Utf8Path) -> Result<(), Error> {
+    if std::fs::symlink_metadata(link).is_ok() {
+        if link.canonicalize_utf8().ok().as_deref() == Some(target) {
+            return Ok(());
+        }
+        std::fs::remove_file(link).map_err(Error::io("removing stale link", link))?;
+    }
+    // Create under a temporary name, then rename: a racing job sees the old link or the new one.
+    let staging = staging_dir(link.parent().unwrap_or(Utf8Path::new(".")))?;
+    let temporary = staging_path(&staging, "link");
+    std::os::unix::fs::symlink(target, &temporary).map_err(Error::io("linking", &temporary))?;
+    rename(&temporary, link)
+}
+
+/// A private temporary directory inside `dir`, removed when dropped.
+fn staging_dir(dir: &Utf8Path) -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix(".biojob-partial-")
+        .tempdir_in(dir)
+        .map_err(Error::io("creating a temporary directory in", dir))
+}
+
+fn staging_path(staging: &tempfile::TempDir, name: &str) -> Utf8PathBuf {
+    Utf8PathBuf::from_path_buf(staging.path().join(name))
+        .unwrap_or_else(|path| Utf8PathBuf::from(path.to_string_lossy().into_owned()))
+}
+
+fn rename(from: &Utf8Path, to: &Utf8Path) -> Result<(), Error> {
+    std::fs::rename(from, to).map_err(Error::io("renaming to", to))
+}
+
+fn decompress_gzip(source: &Utf8Path, target: &Utf8Path) -> Result<(), Error> {
+    let dir = target.parent().unwrap_or(Utf8Path::new("."));
+    let staging = staging_dir(dir)?;
+    let partial = staging_path(&staging, "reference.fa");
+    let input = std::fs::File::open(source).map_err(Error::input_io("opening", source))?;
+    let mut decoder =
+        flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, input));
+    let mut output = std::io::BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(&partial).map_err(Error::io("creating", &partial))?,
+    );
+    std::io::copy(&mut decoder, &mut output).map_err(|error| match error.kind() {
+        std::io::ErrorKind::StorageFull => Error::io("writing", &partial)(error),
+        _ => Error::Input {
+            message: format!("reference {source} is not a readable gzip file: {error}"),
+            remedy: Some("check the file, or give an uncompressed FASTA".into()),
+        },
+    })?;
+    output
+        .into_inner()
+        .map_err(|error| Error::io("writing", &partial)(error.into_error()))?
+        .flush()
+        .map_err(Error::io("writing", &partial))?;
+    rename(&partial, target)
+}

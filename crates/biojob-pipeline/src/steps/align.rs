@@ -1,0 +1,226 @@
+//! The `align` step: `bwa mem | samtools sort`, then `samtools index`.
+
+use biojob_core::{ReadGroup, SampleId, StepId, scratch_file_name};
+use biojob_formats::{FastqError, FastqPairStats, read_bam_header_summary, stream_fastq_pair};
+use biojob_process::{CancelReason, StageReport};
+use biojob_tools::{BwaMem, SamtoolsSort, samtools_index, sort_memory_per_thread};
+use camino::{Utf8Path, Utf8PathBuf};
+use tracing::info;
+
+use crate::steps::{partial, publish_local, verify_bgzf_output};
+use crate::{Error, PreparedReference, StepContext};
+
+/// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
+pub const BWA_BATCH_BASES: u64 = 10_000_000;
+
+/// What the align step needs.
+#[derive(Debug, Clone)]
+pub struct AlignRequest<'a> {
+    /// The sample.
+    pub sample: &'a SampleId,
+    /// The read group written into the header and onto every read.
+    pub read_group: &'a ReadGroup,
+    /// The reference, prepared with its bwa index.
+    pub reference: &'a PreparedReference,
+    /// Read 1 (local FASTQ, plain or gzip).
+    pub fastq_1: &'a Utf8Path,
+    /// Read 2 (local FASTQ, plain or gzip), same read order as read 1.
+    pub fastq_2: &'a Utf8Path,
+    /// Where the outputs are written.
+    pub work_dir: &'a Utf8Path,
+}
+
+/// The align step's results.
+#[derive(Debug, Clone)]
+pub struct AlignOutput {
+    /// `{sample}.align.bam`, coordinate-sorted.
+    pub bam: Utf8PathBuf,
+    /// `{sample}.align.bam.bai`.
+    pub bai: Utf8PathBuf,
+    /// What the FASTQ check counted.
+    pub fastq: FastqPairStats,
+    /// Reports of the tools run.
+    pub commands: Vec<StageReport>,
+}
+
+/// Aligns a read pair and writes the sorted, indexed BAM.
+///
+/// biojob reads both FASTQs itself, checks them record by record (structure, quality length
+/// and range, mate names, counts, gzip integrity; see `biojob_formats::stream_fastq_pair`) and
+/// hands bwa the plain records through two anonymous pipes (`/dev/fd/3`, `/dev/fd/4`), so each
+/// file is read once and bwa never sees a truncated input as a valid end of file. bwa's SAM
+/// goes straight into `samtools sort` through an OS pipe; no SAM touches the disk. Both tools
+/// are awaited with pipefail semantics. `sort -m` comes from
+/// [`sort_memory_per_thread`] and the job's memory; `sort -T` is private to `work_dir`.
+///
+/// The BAM is written as `*.partial`, checked (BGZF EOF block, `@HD SO:coordinate`, the `@RG`
+/// line, `@SQ` equal to the `.fai`), indexed, and only then renamed to its final names.
+///
+/// # Errors
+/// [`Error::Fastq`] for a bad input (input class), [`Error::Process`] when a tool fails (the
+/// root cause with its stderr tail), [`Error::Verification`] when the BAM is not as expected.
+pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignOutput, Error> {
+    let work_dir = request.work_dir;
+    std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
+    let bam = work_dir.join(scratch_file_name(
+        request.sample,
+        StepId::Align,
+        None,
+        "bam",
+    ));
+    let bai = Utf8PathBuf::from(format!("{bam}.bai"));
+    let bam_partial = partial(&bam);
+    let bai_partial = partial(&bai);
+    let sort_temp = work_dir.join(scratch_file_name(
+        request.sample,
+        StepId::Align,
+        None,
+        "sort-tmp",
+    ));
+    let index_prefix = request
+        .reference
+        .bwa_prefix
+        .clone()
+        .ok_or_else(|| Error::Usage {
+            message: "the reference was prepared without its bwa index".into(),
+            remedy: None,
+        })?;
+
+    let threads = context.resources.threads.max(1);
+    let memory_per_thread = sort_memory_per_thread(context.resources.memory_bytes, threads);
+    let (read_1, write_1) =
+        std::io::pipe().map_err(Error::io("creating a pipe for", request.fastq_1))?;
+    let (read_2, write_2) =
+        std::io::pipe().map_err(Error::io("creating a pipe for", request.fastq_2))?;
+    let bwa = BwaMem {
+        threads,
+        batch_bases: BWA_BATCH_BASES,
+        read_group: request.read_group.clone(),
+        index_prefix,
+        fastq_1: "/dev/fd/3".into(),
+        fastq_2: "/dev/fd/4".into(),
+    }
+    .command(&context.toolset.bwa)
+    .inherit_fd(3, read_1.into())
+    .inherit_fd(4, read_2.into());
+    let sort = SamtoolsSort {
+        threads,
+        memory_per_thread,
+        temp_prefix: sort_temp,
+        output: bam_partial.clone(),
+    }
+    .command(&context.toolset.samtools);
+    info!(
+        threads,
+        sort_memory_per_thread = memory_per_thread,
+        "aligning {} and {}",
+        request.fastq_1,
+        request.fastq_2
+    );
+
+    let cancel = context.supervisor.cancel_token().child();
+    let supervisor = context.supervisor.with_cancel(cancel.clone());
+    let (fed, piped) = std::thread::scope(|scope| {
+        let feeder = scope.spawn(|| {
+            let result = stream_fastq_pair(request.fastq_1, request.fastq_2, write_1, write_2);
+            if matches!(&result, Err(error) if !matches!(error, FastqError::ConsumerClosed { .. }))
+            {
+                cancel.cancel(CancelReason::Sibling);
+            }
+            result
+        });
+        let piped = supervisor.run_pipeline(vec![bwa, sort]);
+        let fed = feeder.join();
+        (fed, piped)
+    });
+    let fed = fed.map_err(|_| Error::Usage {
+        message: "the FASTQ reader thread panicked".into(),
+        remedy: None,
+    })?;
+
+    let result = (|| {
+        let report = match (fed, piped) {
+            // A bad input is the cause, whatever the tools did after being stopped.
+            (Err(error), _) if !matches!(error, FastqError::ConsumerClosed { .. }) => {
+                return Err(Error::Fastq(error));
+            }
+            (_, Err(error)) => return Err(Error::Process(error)),
+            (Err(_), Ok(_)) => {
+                return Err(Error::Verification {
+                    path: bam_partial.clone(),
+                    detail: "bwa-mem exited with status 0 before reading all of its input".into(),
+                });
+            }
+            (Ok(stats), Ok(report)) => (stats, report),
+        };
+        let (fastq, pipeline) = report;
+        let mut commands = pipeline.stages;
+        verify_bam(&bam_partial, request)?;
+        commands.push(context.supervisor.run(samtools_index(
+            &context.toolset.samtools,
+            &bam_partial,
+            &bai_partial,
+            threads.saturating_sub(1),
+        ))?);
+        publish_local(&bam_partial, &bam)?;
+        publish_local(&bai_partial, &bai)?;
+        Ok(AlignOutput {
+            bam: bam.clone(),
+            bai: bai.clone(),
+            fastq,
+            commands,
+        })
+    })();
+    if result.is_err() {
+        for path in [&bam_partial, &bai_partial] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}
+
+fn verify_bam(bam: &Utf8Path, request: &AlignRequest<'_>) -> Result<(), Error> {
+    verify_bgzf_output(bam)?;
+    let header = read_bam_header_summary(bam).map_err(|error| Error::Verification {
+        path: bam.to_owned(),
+        detail: error.to_string(),
+    })?;
+    let fail = |detail: String| Error::Verification {
+        path: bam.to_owned(),
+        detail,
+    };
+    if header.sort_order.as_deref() != Some("coordinate") {
+        return Err(fail(format!(
+            "expected @HD SO:coordinate, found {:?}",
+            header.sort_order
+        )));
+    }
+    let expected: Vec<(String, String)> = request
+        .read_group
+        .fields()
+        .into_iter()
+        .map(|(tag, value)| (tag.to_owned(), value.to_owned()))
+        .collect();
+    match header.read_groups.as_slice() {
+        [(id, fields)] if *id == request.read_group.id && contains_all(fields, &expected) => {}
+        other => {
+            return Err(fail(format!(
+                "expected one @RG line {:?}, found {other:?}",
+                request.read_group.to_header_line()
+            )));
+        }
+    }
+    if header.contigs != request.reference.contigs {
+        return Err(fail(format!(
+            "@SQ lines differ from {}: {} in the BAM, {} in the reference",
+            request.reference.fai,
+            header.contigs.len(),
+            request.reference.contigs.len()
+        )));
+    }
+    Ok(())
+}
+
+fn contains_all(found: &[(String, String)], expected: &[(String, String)]) -> bool {
+    expected.iter().all(|pair| found.contains(pair))
+}

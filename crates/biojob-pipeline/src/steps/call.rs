@@ -1,0 +1,93 @@
+//! The `call` step: `bcftools mpileup | bcftools call` for one shard, then `bcftools index`.
+
+use biojob_core::{SampleId, Shard, StepId, scratch_file_name};
+use biojob_process::StageReport;
+use biojob_tools::{BcftoolsCall, BcftoolsMpileup, bcftools_index_tbi, label_part};
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::steps::{partial, publish_local, verify_bgzf_output};
+use crate::{Error, StepContext};
+
+/// What the call step needs.
+#[derive(Debug, Clone)]
+pub struct CallRequest<'a> {
+    /// The sample.
+    pub sample: &'a SampleId,
+    /// The shard to call (a whole contig).
+    pub shard: &'a Shard,
+    /// The reference FASTA, with its `.fai` beside it.
+    pub fasta: &'a Utf8Path,
+    /// The coordinate-sorted BAM, with its `.bai` beside it.
+    pub bam: &'a Utf8Path,
+    /// Where the outputs are written.
+    pub work_dir: &'a Utf8Path,
+}
+
+/// The call step's results.
+#[derive(Debug, Clone)]
+pub struct CallOutput {
+    /// `{sample}.call.{shard:04}.vcf.gz`: variant sites only; header-only when the shard has
+    /// no variants (a contig without reads gives a valid, indexed, empty VCF).
+    pub vcf: Utf8PathBuf,
+    /// Its tabix index, `.vcf.gz.tbi`.
+    pub tbi: Utf8PathBuf,
+    /// Reports of the tools run.
+    pub commands: Vec<StageReport>,
+}
+
+/// Calls variants in one shard:
+/// `bcftools mpileup -f FASTA -r REGION -a FORMAT/AD,FORMAT/DP -Ou BAM | bcftools call -m -v -Oz`,
+/// with pipefail semantics, then `bcftools index -t`. The VCF is checked for its BGZF EOF
+/// block before it is indexed and renamed to its final name.
+///
+/// # Errors
+/// [`Error::Process`] when a tool fails; [`Error::Format`] when the VCF is truncated.
+pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutput, Error> {
+    let work_dir = request.work_dir;
+    std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
+    let vcf = work_dir.join(scratch_file_name(
+        request.sample,
+        StepId::Call,
+        Some(request.shard.index),
+        "vcf.gz",
+    ));
+    let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
+    let vcf_partial = partial(&vcf);
+    let tbi_partial = partial(&tbi);
+    let region = request.shard.region().to_owned();
+    let bcftools = &context.toolset.bcftools;
+    let result = (|| {
+        let mpileup = BcftoolsMpileup {
+            fasta: request.fasta.to_owned(),
+            region: region.clone(),
+            bam: request.bam.to_owned(),
+        }
+        .command(bcftools);
+        let caller = BcftoolsCall {
+            region: region.clone(),
+            output: vcf_partial.clone(),
+        }
+        .command(bcftools);
+        let mut commands = context
+            .supervisor
+            .run_pipeline(vec![mpileup, caller])?
+            .stages;
+        verify_bgzf_output(&vcf_partial)?;
+        let index = bcftools_index_tbi(bcftools, &vcf_partial, &tbi_partial)
+            .with_label(format!("bcftools-index.{}", label_part(&region)));
+        commands.push(context.supervisor.run(index)?);
+        publish_local(&vcf_partial, &vcf)?;
+        publish_local(&tbi_partial, &tbi)?;
+        Ok(CallOutput {
+            vcf: vcf.clone(),
+            tbi: tbi.clone(),
+            commands,
+        })
+    })();
+    if result.is_err() {
+        for path in [&vcf_partial, &tbi_partial] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}

@@ -1,0 +1,149 @@
+//! The `gather` step: `bcftools concat` of the shards' VCFs in reference order.
+
+use biojob_core::{Contig, SampleId};
+use biojob_formats::{check_bgzf_eof, tabix_contigs};
+use biojob_process::StageReport;
+use biojob_tools::{BcftoolsConcat, bcftools_index_tbi};
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::steps::{partial, publish_local, verify_bgzf_output};
+use crate::{Error, StepContext};
+
+/// What the gather step needs.
+#[derive(Debug, Clone)]
+pub struct GatherRequest<'a> {
+    /// The sample; the output is `{sample}.vcf.gz`.
+    pub sample: &'a SampleId,
+    /// The reference's contigs in `.fai` order.
+    pub contigs: &'a [Contig],
+    /// The per-shard VCFs, each with its `.tbi` beside it, in any order.
+    pub vcfs: &'a [Utf8PathBuf],
+    /// Where the outputs are written.
+    pub work_dir: &'a Utf8Path,
+}
+
+/// The gather step's results.
+#[derive(Debug, Clone)]
+pub struct GatherOutput {
+    /// `{sample}.vcf.gz`.
+    pub vcf: Utf8PathBuf,
+    /// `{sample}.vcf.gz.tbi`.
+    pub tbi: Utf8PathBuf,
+    /// The inputs in the order they were concatenated.
+    pub order: Vec<Utf8PathBuf>,
+    /// Reports of the tools run.
+    pub commands: Vec<StageReport>,
+}
+
+/// Orders per-shard VCFs for concatenation by what they contain, not by name or arrival: the
+/// contigs recorded in each VCF's tabix index, ranked by their position in `contigs` (the
+/// `.fai` order). VCFs without records (header-only) contribute nothing and go last, in the
+/// order given.
+///
+/// # Errors
+/// [`Error::Input`] when a VCF holds a contig that is not in the reference, holds more than
+/// one contig, or two VCFs hold the same contig (they would overlap); [`Error::Format`] when an
+/// index cannot be read.
+pub fn order_for_gather(
+    vcfs: &[Utf8PathBuf],
+    contigs: &[Contig],
+) -> Result<Vec<Utf8PathBuf>, Error> {
+    let mut keyed: Vec<(usize, usize, Utf8PathBuf)> = Vec::with_capacity(vcfs.len());
+    let mut owner: Vec<Option<&Utf8PathBuf>> = vec![None; contigs.len()];
+    for (position, vcf) in vcfs.iter().enumerate() {
+        let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
+        let names = tabix_contigs(&tbi)?;
+        let rank = match names.as_slice() {
+            [] => usize::MAX,
+            [name] => {
+                let rank = contigs
+                    .iter()
+                    .position(|c| c.name == *name)
+                    .ok_or_else(|| Error::Input {
+                        message: format!(
+                            "{vcf} holds contig {name:?}, which is not in the reference"
+                        ),
+                        remedy: Some("gather VCFs called against the same reference".into()),
+                    })?;
+                if let Some(other) = owner[rank] {
+                    return Err(Error::Input {
+                        message: format!("{vcf} and {other} both hold records of {name}"),
+                        remedy: Some("give each contig's VCF once".into()),
+                    });
+                }
+                owner[rank] = Some(vcf);
+                rank
+            }
+            several => {
+                return Err(Error::Input {
+                    message: format!(
+                        "{vcf} holds records of {} contigs ({}); gather expects one contig per VCF",
+                        several.len(),
+                        several.join(", ")
+                    ),
+                    remedy: None,
+                });
+            }
+        };
+        keyed.push((rank, position, vcf.clone()));
+    }
+    keyed.sort();
+    Ok(keyed.into_iter().map(|(_, _, vcf)| vcf).collect())
+}
+
+/// Concatenates the shards' VCFs in reference order (see [`order_for_gather`]) with
+/// `bcftools concat -Oz`, checks the BGZF EOF block, indexes the result with
+/// `bcftools index -t`, and renames both to their final names.
+///
+/// # Errors
+/// As [`order_for_gather`]; [`Error::Process`] when a tool fails.
+pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<GatherOutput, Error> {
+    let work_dir = request.work_dir;
+    std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
+    if request.vcfs.is_empty() {
+        return Err(Error::Usage {
+            message: "gather needs at least one VCF".into(),
+            remedy: None,
+        });
+    }
+    for vcf in request.vcfs {
+        check_bgzf_eof(vcf)?;
+    }
+    let order = order_for_gather(request.vcfs, request.contigs)?;
+    let vcf = work_dir.join(format!("{}.vcf.gz", request.sample));
+    let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
+    let vcf_partial = partial(&vcf);
+    let tbi_partial = partial(&tbi);
+    let bcftools = &context.toolset.bcftools;
+    let result = (|| {
+        let mut commands = vec![
+            context.supervisor.run(
+                BcftoolsConcat {
+                    inputs: order.clone(),
+                    output: vcf_partial.clone(),
+                }
+                .command(bcftools),
+            )?,
+        ];
+        verify_bgzf_output(&vcf_partial)?;
+        commands.push(context.supervisor.run(bcftools_index_tbi(
+            bcftools,
+            &vcf_partial,
+            &tbi_partial,
+        ))?);
+        publish_local(&vcf_partial, &vcf)?;
+        publish_local(&tbi_partial, &tbi)?;
+        Ok(GatherOutput {
+            vcf: vcf.clone(),
+            tbi: tbi.clone(),
+            order: order.clone(),
+            commands,
+        })
+    })();
+    if result.is_err() {
+        for path in [&vcf_partial, &tbi_partial] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}

@@ -1,0 +1,703 @@
+//! The local executor: every step of one sample's run, contigs in parallel.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use biojob_core::{Classify, Contig, ExitClass, ScatterPlan, StepId, suggest_contig_mapping};
+use biojob_process::{CancelReason, CancelToken, ProcessError, StageReport, Supervisor};
+use biojob_storage::{ObjectUri, Stores};
+use biojob_tools::{ToolError, ToolVersions, Toolset};
+use camino::{Utf8Path, Utf8PathBuf};
+use tracing::{info, info_span, warn};
+
+use crate::manifest::{MANIFEST_FORMAT_VERSION, error_chain, seconds, timestamp};
+use crate::{
+    AlignRequest, CallRequest, Error, GatherRequest, ManifestInputs, OutputRecord,
+    PreparedReference, ReferenceOptions, Resources, RunManifest, RunObserver, StepContext,
+    TaskLabel, TaskRecord, TaskStatus, ToolRecord, WorkflowInput, align, call, gather,
+    prepare_reference, publish_file, publish_logs, stage_input,
+};
+
+/// Everything a run needs besides its input: stores, tools, budget, cancellation.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// Where inputs are read and outputs written.
+    pub stores: Stores,
+    /// The resolved tools.
+    pub toolset: Toolset,
+    /// Their versions.
+    pub versions: ToolVersions,
+    /// CPU and memory budget.
+    pub resources: Resources,
+    /// Cancelled by the binary's signal handler.
+    pub cancel: CancelToken,
+    /// Time between SIGTERM and SIGKILL when stopping tools.
+    pub grace: Duration,
+    /// Longest time any one tool may run, if limited.
+    pub timeout: Option<Duration>,
+}
+
+impl Engine {
+    /// The context for steps that log into `log_dir`.
+    pub fn context(&self, log_dir: &Utf8Path) -> StepContext {
+        StepContext {
+            toolset: self.toolset.clone(),
+            versions: self.versions.clone(),
+            supervisor: Supervisor::new(log_dir, self.cancel.clone())
+                .with_grace(self.grace)
+                .with_timeout(self.timeout),
+            resources: self.resources,
+        }
+    }
+}
+
+/// Runs each tool's version probe.
+///
+/// # Errors
+/// [`Error::Tool`] when a tool does not run or prints no version.
+pub fn probe_tools(
+    toolset: &Toolset,
+    cancel: &CancelToken,
+    log_dir: &Utf8Path,
+) -> Result<ToolVersions, Error> {
+    let supervisor = Supervisor::new(log_dir, cancel.clone());
+    let mut versions = Vec::new();
+    for tool in toolset.all() {
+        let captured = supervisor
+            .capture(tool.tool.version_probe(&tool.path))
+            .map_err(|error| ToolError::NotFound {
+                tool: tool.tool,
+                detail: format!("{} did not run: {error}", tool.path),
+            })?;
+        let version = tool
+            .tool
+            .parse_version(&captured.stdout, &captured.stderr)
+            .ok_or_else(|| ToolError::NoVersion {
+                tool: tool.tool,
+                path: tool.path.clone(),
+                output: captured
+                    .stdout
+                    .chars()
+                    .chain(captured.stderr.chars())
+                    .take(200)
+                    .collect(),
+            })?;
+        info!(tool = %tool.tool, path = %tool.path, version, "tool found");
+        versions.push(version);
+    }
+    let mut versions = versions.into_iter();
+    let mut next = || versions.next().unwrap_or_default();
+    Ok(ToolVersions {
+        bwa: next(),
+        samtools: next(),
+        bcftools: next(),
+    })
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run id: the last part of the output location.
+    pub run_id: String,
+    /// Where the run's scratch directory is created.
+    pub scratch_root: Utf8PathBuf,
+    /// Where reference indexes go when the reference's directory is read-only.
+    pub cache_dir: Utf8PathBuf,
+    /// Keep the scratch directory after the run.
+    pub keep_scratch: bool,
+}
+
+/// A run id from the current time: `YYYYMMDDTHHMMSSZ-` and four hex digits from the process
+/// id and the clock, e.g. `20261129T181012Z-3fa1`.
+pub fn new_run_id() -> String {
+    let now = SystemTime::now();
+    let stamp: String = timestamp(now)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mix = (std::process::id() ^ nanos) & 0xffff;
+    format!("{stamp}-{mix:04x}")
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The manifest, as published.
+    pub manifest: RunManifest,
+    /// `<JOB_OUTPUT_PREFIX>/<sample>/<run id>`.
+    pub output_dir: ObjectUri,
+    /// The final VCF, when the run succeeded.
+    pub vcf: Option<ObjectUri>,
+    /// Why the run failed.
+    pub error: Option<Error>,
+    /// The scratch directory, when kept.
+    pub kept_scratch: Option<Utf8PathBuf>,
+}
+
+/// The shards for the requested contigs, in reference order.
+///
+/// # Errors
+/// [`Error::Input`] naming the first missing contig, the available ones and, when a `chr`
+/// prefix (or `MT`/`M`) difference explains it, the name that would match.
+pub fn contig_plan(
+    contigs: &[Contig],
+    requested: Option<&[String]>,
+    fai: &Utf8Path,
+) -> Result<ScatterPlan, Error> {
+    let plan = ScatterPlan::by_contig(contigs.iter().cloned());
+    let Some(requested) = requested else {
+        return Ok(plan);
+    };
+    plan.restricted_to(requested).map_err(|missing| {
+        let names: Vec<&str> = contigs.iter().map(|c| c.name.as_str()).collect();
+        let shown: Vec<&str> = names.iter().take(25).copied().collect();
+        let more = names
+            .len()
+            .checked_sub(shown.len())
+            .filter(|n| *n > 0)
+            .map_or(String::new(), |n| format!(" and {n} more"));
+        let first = &missing[0];
+        let mapped: Vec<String> = missing
+            .iter()
+            .filter_map(|m| suggest_contig_mapping(m, names.iter().copied()).map(|s| format!("{m:?} → {s:?}")))
+            .collect();
+        let remedy = if mapped.is_empty() {
+            "use contig names from the reference's .fai in params.chromosomes".to_owned()
+        } else {
+            format!(
+                "the reference names contigs differently; use {} in params.chromosomes",
+                mapped.join(", ")
+            )
+        };
+        Error::Input {
+            message: format!(
+                "contig {first:?} is not in the reference {fai} (requested but missing: {}); available: {}{more}",
+                missing.join(", "),
+                shown.join(", ")
+            ),
+            remedy: Some(remedy),
+        }
+    })
+}
+
+/// Runs the whole workflow for one sample: preflight, prepare-reference, align, call per
+/// contig (in parallel, longest contig first, at most `threads` at once), gather. Each step's
+/// outputs are published to `<output prefix>/<sample>/<run id>/` as soon as the step has
+/// succeeded; the logs and `manifest.json` are published whatever happens.
+///
+/// Preflight, before any tool other than the version probes runs: the reference, both FASTQs
+/// and the requested contigs exist (contigs are checked against the `.fai` before the bwa index
+/// is built or anything is aligned).
+pub fn run_workflow(
+    input: &WorkflowInput,
+    options: &RunOptions,
+    engine: &Engine,
+    observer: &dyn RunObserver,
+) -> RunOutcome {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let output_dir = input
+        .output_prefix
+        .join(input.sample.as_str())
+        .join(&options.run_id);
+    let _span = info_span!("run", sample = %input.sample, run_id = %options.run_id).entered();
+    let mut manifest = RunManifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        biojob_version: env!("CARGO_PKG_VERSION").to_owned(),
+        run_id: options.run_id.clone(),
+        sample: input.sample.to_string(),
+        read_group: input.read_group.to_header_line(),
+        inputs: ManifestInputs {
+            fastq_1: input.fastq_1.to_string(),
+            fastq_2: input.fastq_2.to_string(),
+            reference: String::new(),
+            contigs: Vec::new(),
+        },
+        output_prefix: output_dir.to_string(),
+        resources: engine.resources,
+        tools: engine
+            .toolset
+            .all()
+            .into_iter()
+            .zip([
+                &engine.versions.bwa,
+                &engine.versions.samtools,
+                &engine.versions.bcftools,
+            ])
+            .map(|(tool, version)| ToolRecord {
+                tool: tool.tool.name().to_owned(),
+                path: tool.path.to_string(),
+                version: version.clone(),
+            })
+            .collect(),
+        started_at: timestamp(started),
+        finished_at: String::new(),
+        wall_seconds: 0.0,
+        status: TaskStatus::Failed,
+        exit_class: ExitClass::Ok,
+        exit_code: 0,
+        error: None,
+        read_pairs: None,
+        tasks: Vec::new(),
+        vcf: None,
+    };
+
+    let work = std::fs::create_dir_all(&options.scratch_root)
+        .and_then(|()| {
+            tempfile::Builder::new()
+                .prefix(&format!("biojob-{}-", options.run_id))
+                .tempdir_in(&options.scratch_root)
+        })
+        .map_err(Error::io(
+            "creating a scratch directory in",
+            &options.scratch_root,
+        ));
+    let work = match work {
+        Ok(work) => work,
+        Err(error) => return finish(manifest, output_dir, None, Err(error), None, engine, clock),
+    };
+    let work_dir = Utf8PathBuf::from_path_buf(work.path().to_owned())
+        .unwrap_or_else(|path| Utf8PathBuf::from(path.to_string_lossy().into_owned()));
+    let log_dir = work_dir.join("logs");
+    let context = engine.context(&log_dir);
+    let result = execute(
+        input,
+        options,
+        engine,
+        &context,
+        &work_dir,
+        &output_dir,
+        &mut manifest,
+        observer,
+    );
+    let kept = if options.keep_scratch {
+        let path = work.keep();
+        Utf8PathBuf::from_path_buf(path).ok()
+    } else {
+        None
+    };
+    finish(
+        manifest,
+        output_dir,
+        Some(&log_dir),
+        result,
+        kept,
+        engine,
+        clock,
+    )
+    // `work` (when not kept) was moved into `keep` or is dropped here, removing scratch.
+}
+
+fn finish(
+    mut manifest: RunManifest,
+    output_dir: ObjectUri,
+    log_dir: Option<&Utf8Path>,
+    result: Result<ObjectUri, Error>,
+    kept_scratch: Option<Utf8PathBuf>,
+    engine: &Engine,
+    clock: Instant,
+) -> RunOutcome {
+    let (vcf, error) = match result {
+        Ok(vcf) => (Some(vcf), None),
+        Err(error) => (None, Some(error)),
+    };
+    manifest.finished_at = timestamp(SystemTime::now());
+    manifest.wall_seconds = seconds(clock.elapsed());
+    match &error {
+        None => {
+            manifest.status = TaskStatus::Succeeded;
+            manifest.exit_class = ExitClass::Ok;
+        }
+        Some(error) => {
+            manifest.status = TaskStatus::Failed;
+            manifest.exit_class = error.exit_class();
+            manifest.error = Some(error_chain(error));
+        }
+    }
+    manifest.exit_code = manifest.exit_class.code();
+    manifest.vcf = vcf.as_ref().map(ToString::to_string);
+    if let Some(log_dir) = log_dir
+        && let Err(publish_error) = publish_logs(&engine.stores, log_dir, &output_dir)
+    {
+        warn!(error = %error_chain(&publish_error), "could not publish the logs");
+    }
+    let manifest_uri = output_dir.join("manifest.json");
+    let written = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::io("serialising", "manifest.json")(std::io::Error::other(e)))
+        .and_then(|json| {
+            let dir =
+                tempfile::tempdir().map_err(Error::io("creating", "a temporary directory"))?;
+            let path =
+                Utf8PathBuf::from_path_buf(dir.path().join("manifest.json")).map_err(|p| {
+                    Error::io("writing", p.to_string_lossy().into_owned())(std::io::Error::other(
+                        "non-UTF-8 path",
+                    ))
+                })?;
+            std::fs::write(&path, json).map_err(Error::io("writing", &path))?;
+            publish_file(&engine.stores, &path, &output_dir)
+        });
+    if let Err(publish_error) = written {
+        warn!(uri = %manifest_uri, error = %error_chain(&publish_error), "could not publish the manifest");
+    }
+    RunOutcome {
+        manifest,
+        output_dir,
+        vcf,
+        error,
+        kept_scratch,
+    }
+}
+
+struct Task<'a> {
+    label: TaskLabel,
+    started: SystemTime,
+    clock: Instant,
+    observer: &'a dyn RunObserver,
+}
+
+impl<'a> Task<'a> {
+    fn start(label: TaskLabel, observer: &'a dyn RunObserver) -> Self {
+        observer.started(&label);
+        Task {
+            label,
+            started: SystemTime::now(),
+            clock: Instant::now(),
+            observer,
+        }
+    }
+
+    fn record(
+        self,
+        shard: Option<(usize, &str)>,
+        commands: &[StageReport],
+        result: Result<Vec<OutputRecord>, &Error>,
+    ) -> TaskRecord {
+        let wall = self.clock.elapsed();
+        self.observer.finished(&self.label, result.is_ok(), wall);
+        let record = TaskRecord::new(self.label.step, shard, self.started, wall, commands);
+        match result {
+            Ok(outputs) => TaskRecord { outputs, ..record },
+            Err(error) => record.failed(error),
+        }
+    }
+}
+
+/// The reports carried by a failed step's error, so a failed task's manifest entry still lists
+/// what ran.
+fn reports_of(error: &Error) -> Vec<StageReport> {
+    match error.root() {
+        Error::Process(process) => process
+            .report()
+            .map(|report| report.stages.clone())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    input: &WorkflowInput,
+    options: &RunOptions,
+    engine: &Engine,
+    context: &StepContext,
+    work_dir: &Utf8Path,
+    output_dir: &ObjectUri,
+    manifest: &mut RunManifest,
+    observer: &dyn RunObserver,
+) -> Result<ObjectUri, Error> {
+    let stores = &engine.stores;
+    // Preflight: inputs exist, before any tool runs.
+    let reference_uri = input.resolve_reference(stores)?;
+    manifest.inputs.reference = reference_uri.to_string();
+    let staging = work_dir.join("inputs");
+    let fastq_remedy = format!(
+        "check SOURCE_DATA_PREFIX and SAMPLE_ID (files are named {0}_R1.fastq.gz and {0}_R2.fastq.gz), or give FASTQ_1 and FASTQ_2",
+        input.sample
+    );
+    let fastq_1 = stage_input(stores, &input.fastq_1, &staging, "FASTQ_1", &fastq_remedy)?;
+    let fastq_2 = stage_input(stores, &input.fastq_2, &staging, "FASTQ_2", &fastq_remedy)?;
+    let reference_path = stage_input(
+        stores,
+        &reference_uri,
+        &staging,
+        "reference",
+        "check REFERENCE_NAME and the reference prefix",
+    )?;
+
+    // The .fai first (usually present), to check the contigs before the slow bwa index.
+    let task = Task::start(TaskLabel::step(StepId::PrepareReference), observer);
+    let mut reports = Vec::new();
+    let prepared = (|| {
+        let fai_only = ReferenceOptions {
+            cache_dir: options.cache_dir.clone(),
+            bwa_index: false,
+        };
+        let (reference, mut ran) = prepare_reference(&reference_path, &fai_only, context)?;
+        reports.append(&mut ran);
+        let plan = contig_plan(&reference.contigs, input.contigs.as_deref(), &reference.fai)?;
+        let with_bwa = ReferenceOptions {
+            bwa_index: true,
+            ..fai_only
+        };
+        let (reference, mut ran) = prepare_reference(&reference_path, &with_bwa, context)?;
+        reports.append(&mut ran);
+        Ok::<_, Error>((reference, plan))
+    })();
+    let (reference, plan) = match prepared {
+        Ok(prepared) => {
+            manifest
+                .tasks
+                .push(task.record(None, &reports, Ok(Vec::new())));
+            prepared
+        }
+        Err(error) => {
+            let error = error.in_task(StepId::PrepareReference.as_str());
+            manifest
+                .tasks
+                .push(task.record(None, &reports, Err(&error)));
+            return Err(error);
+        }
+    };
+    manifest.inputs.contigs = plan
+        .shards()
+        .iter()
+        .map(|s| s.contig.name.clone())
+        .collect();
+    let mut planned = vec![
+        TaskLabel::step(StepId::PrepareReference),
+        TaskLabel::step(StepId::Align),
+    ];
+    planned.extend(
+        plan.shards()
+            .iter()
+            .map(|s| TaskLabel::shard(StepId::Call, &s.contig.name)),
+    );
+    planned.push(TaskLabel::step(StepId::Gather));
+    observer.planned(&planned);
+
+    // Align.
+    let task = Task::start(TaskLabel::step(StepId::Align), observer);
+    let aligned = align(
+        &AlignRequest {
+            sample: &input.sample,
+            read_group: &input.read_group,
+            reference: &reference,
+            fastq_1: &fastq_1,
+            fastq_2: &fastq_2,
+            work_dir,
+        },
+        context,
+    )
+    .and_then(|output| {
+        let outputs = vec![
+            publish_file(stores, &output.bam, output_dir)?,
+            publish_file(stores, &output.bai, output_dir)?,
+        ];
+        Ok((output, outputs))
+    });
+    let aligned = match aligned {
+        Ok((output, outputs)) => {
+            manifest.read_pairs = Some(output.fastq.pairs);
+            manifest
+                .tasks
+                .push(task.record(None, &output.commands, Ok(outputs)));
+            output
+        }
+        Err(error) => {
+            let error = error.in_task(StepId::Align.as_str());
+            manifest
+                .tasks
+                .push(task.record(None, &reports_of(&error), Err(&error)));
+            return Err(error);
+        }
+    };
+
+    // Call, per contig, in parallel.
+    let (vcfs, records, first_error) = call_shards(
+        &plan,
+        &reference,
+        &aligned.bam,
+        input,
+        engine,
+        context,
+        work_dir,
+        output_dir,
+        observer,
+    );
+    manifest.tasks.extend(records);
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+
+    // Gather.
+    let task = Task::start(TaskLabel::step(StepId::Gather), observer);
+    let gathered = gather(
+        &GatherRequest {
+            sample: &input.sample,
+            contigs: &reference.contigs,
+            vcfs: &vcfs,
+            work_dir,
+        },
+        context,
+    )
+    .and_then(|output| {
+        let outputs = vec![
+            publish_file(stores, &output.vcf, output_dir)?,
+            publish_file(stores, &output.tbi, output_dir)?,
+        ];
+        Ok((output, outputs))
+    });
+    match gathered {
+        Ok((output, outputs)) => {
+            manifest
+                .tasks
+                .push(task.record(None, &output.commands, Ok(outputs)));
+            let name = output.vcf.file_name().unwrap_or_default();
+            Ok(output_dir.join(name))
+        }
+        Err(error) => {
+            let error = error.in_task(StepId::Gather.as_str());
+            manifest
+                .tasks
+                .push(task.record(None, &reports_of(&error), Err(&error)));
+            Err(error)
+        }
+    }
+}
+
+/// One shard's record, its VCF when it succeeded, its error when it failed first.
+type ShardResult = (TaskRecord, Option<Utf8PathBuf>, Option<Error>);
+
+#[allow(clippy::too_many_arguments)]
+fn call_shards(
+    plan: &ScatterPlan,
+    reference: &PreparedReference,
+    bam: &Utf8Path,
+    input: &WorkflowInput,
+    engine: &Engine,
+    context: &StepContext,
+    work_dir: &Utf8Path,
+    output_dir: &ObjectUri,
+    observer: &dyn RunObserver,
+) -> (Vec<Utf8PathBuf>, Vec<TaskRecord>, Option<Error>) {
+    let shards = plan.shards();
+    let queue = Mutex::new(plan.longest_first().into_iter());
+    let results: Mutex<Vec<Option<ShardResult>>> =
+        Mutex::new((0..shards.len()).map(|_| None).collect());
+    let cancel = context.supervisor.cancel_token().child();
+    let shard_context = StepContext {
+        supervisor: context.supervisor.with_cancel(cancel.clone()),
+        ..context.clone()
+    };
+    let workers = engine.resources.threads.clamp(1, shards.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.next());
+                    let Some(position) = next else { break };
+                    let shard = &shards[position];
+                    let label = TaskLabel::shard(StepId::Call, &shard.contig.name);
+                    let key = Some((shard.index, shard.contig.name.as_str()));
+                    if cancel.is_cancelled() {
+                        let record = TaskRecord {
+                            status: TaskStatus::Skipped,
+                            ..TaskRecord::new(
+                                StepId::Call,
+                                key,
+                                SystemTime::now(),
+                                Duration::ZERO,
+                                &[],
+                            )
+                        };
+                        if let Ok(mut slots) = results.lock() {
+                            slots[position] = Some((record, None, None));
+                        }
+                        continue;
+                    }
+                    let _span = info_span!("call", contig = %shard.contig.name).entered();
+                    let task = Task::start(label, observer);
+                    let outcome = call(
+                        &CallRequest {
+                            sample: &input.sample,
+                            shard,
+                            fasta: &reference.fasta,
+                            bam,
+                            work_dir,
+                        },
+                        &shard_context,
+                    )
+                    .and_then(|output| {
+                        let outputs = vec![
+                            publish_file(&engine.stores, &output.vcf, output_dir)?,
+                            publish_file(&engine.stores, &output.tbi, output_dir)?,
+                        ];
+                        Ok((output, outputs))
+                    });
+                    let slot = match outcome {
+                        Ok((output, outputs)) => (
+                            task.record(key, &output.commands, Ok(outputs)),
+                            Some(output.vcf),
+                            None,
+                        ),
+                        Err(error) => {
+                            let error = error.in_task(format!("call {}", shard.contig.name));
+                            let cancelled_by_sibling = matches!(
+                                error.root(),
+                                Error::Process(ProcessError::Cancelled {
+                                    reason: CancelReason::Sibling,
+                                    ..
+                                })
+                            );
+                            if !cancelled_by_sibling {
+                                cancel.cancel(CancelReason::Sibling);
+                            }
+                            let record = task.record(key, &reports_of(&error), Err(&error));
+                            if cancelled_by_sibling {
+                                (
+                                    TaskRecord {
+                                        status: TaskStatus::Skipped,
+                                        ..record
+                                    },
+                                    None,
+                                    None,
+                                )
+                            } else {
+                                (record, None, Some(error))
+                            }
+                        }
+                    };
+                    if let Ok(mut slots) = results.lock() {
+                        slots[position] = Some(slot);
+                    }
+                }
+            });
+        }
+    });
+    let mut vcfs = Vec::new();
+    let mut records = Vec::new();
+    let mut first_error = None;
+    let slots = results.into_inner().unwrap_or_default();
+    for slot in slots.into_iter().flatten() {
+        let (record, vcf, error) = slot;
+        records.push(record);
+        vcfs.extend(vcf);
+        if let (None, Some(error)) = (&first_error, error) {
+            first_error = Some(error);
+        }
+    }
+    if first_error.is_none() && vcfs.len() != shards.len() {
+        first_error = Some(Error::Usage {
+            message: format!(
+                "{} of {} shards produced no VCF",
+                shards.len() - vcfs.len(),
+                shards.len()
+            ),
+            remedy: None,
+        });
+    }
+    (vcfs, records, first_error)
+}

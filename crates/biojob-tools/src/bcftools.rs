@@ -1,0 +1,151 @@
+//! bcftools (Danecek et al., 2021; manual `bcftools.1`: mpileup, call, concat, index).
+
+use biojob_process::CommandSpec;
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::ToolPath;
+
+/// `bcftools mpileup -f FASTA -r REGION -a FORMAT/AD,FORMAT/DP -Ou BAM`: genotype likelihoods
+/// for one region, as uncompressed BCF on stdout (the fastest hand-over to `bcftools call`; the
+/// records are the same as with text VCF).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcftoolsMpileup {
+    /// The reference FASTA; its `.fai` must sit beside it.
+    pub fasta: Utf8PathBuf,
+    /// The region (`-r`): a contig name, or `contig:start-end` (1-based, closed).
+    pub region: String,
+    /// The coordinate-sorted, indexed BAM.
+    pub bam: Utf8PathBuf,
+}
+
+impl BcftoolsMpileup {
+    /// The command; labelled `bcftools-mpileup.<region>`.
+    pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
+        CommandSpec::new(
+            format!("bcftools-mpileup.{}", label_part(&self.region)),
+            bcftools.program(),
+        )
+        .arg("mpileup")
+        .arg("-f")
+        .arg(self.fasta.as_str())
+        .arg("-r")
+        .arg(self.region.as_str())
+        .arg("-a")
+        .arg("FORMAT/AD,FORMAT/DP")
+        .arg("-Ou")
+        .arg(self.bam.as_str())
+    }
+}
+
+/// `bcftools call -m -v -Oz -o OUT -`: multiallelic caller, variant sites only, bgzipped VCF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcftoolsCall {
+    /// The region, for the label only.
+    pub region: String,
+    /// The bgzipped VCF to write.
+    pub output: Utf8PathBuf,
+}
+
+impl BcftoolsCall {
+    /// The command; it reads mpileup's BCF on stdin. Labelled `bcftools-call.<region>`.
+    pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
+        CommandSpec::new(
+            format!("bcftools-call.{}", label_part(&self.region)),
+            bcftools.program(),
+        )
+        .arg("call")
+        .arg("-m")
+        .arg("-v")
+        .arg("-Oz")
+        .arg("-o")
+        .arg(self.output.as_str())
+        .arg("-")
+    }
+}
+
+/// `bcftools concat -Oz -o OUT IN…`: concatenates VCFs of the same samples in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcftoolsConcat {
+    /// Inputs, already in reference order.
+    pub inputs: Vec<Utf8PathBuf>,
+    /// The bgzipped VCF to write.
+    pub output: Utf8PathBuf,
+}
+
+impl BcftoolsConcat {
+    /// The command.
+    pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
+        CommandSpec::new("bcftools-concat", bcftools.program())
+            .arg("concat")
+            .arg("-Oz")
+            .arg("-o")
+            .arg(self.output.as_str())
+            .args(self.inputs.iter().map(|input| input.as_str().to_owned()))
+    }
+}
+
+/// `region` made safe for a command label (labels name log files): characters other than
+/// ASCII letters, digits and `._:+-` become `_`.
+pub fn label_part(region: &str) -> String {
+    region
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._:+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `bcftools index -t -o TBI VCF`: writes the tabix index of a bgzipped VCF.
+pub fn bcftools_index_tbi(bcftools: &ToolPath, vcf: &Utf8Path, tbi: &Utf8Path) -> CommandSpec {
+    CommandSpec::new("bcftools-index", bcftools.program())
+        .arg("index")
+        .arg("-t")
+        .arg("-o")
+        .arg(tbi.as_str())
+        .arg(vcf.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tool;
+
+    #[test]
+    fn calling_argv() {
+        let bcftools = ToolPath::new(Tool::Bcftools, "bcftools");
+        let mpileup = BcftoolsMpileup {
+            fasta: "ref.fa".into(),
+            region: "chr20".into(),
+            bam: "s.bam".into(),
+        }
+        .command(&bcftools);
+        assert_eq!(
+            mpileup.argv().join(" "),
+            "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -Ou s.bam"
+        );
+        let call = BcftoolsCall {
+            region: "chr20".into(),
+            output: "o.vcf.gz.partial".into(),
+        }
+        .command(&bcftools);
+        assert_eq!(
+            call.argv().join(" "),
+            "bcftools call -m -v -Oz -o o.vcf.gz.partial -"
+        );
+        assert_eq!(call.label(), "bcftools-call.chr20");
+        assert_eq!(label_part("HLA-A*01:01/x"), "HLA-A_01:01_x");
+        let concat = BcftoolsConcat {
+            inputs: vec!["a.vcf.gz".into(), "b.vcf.gz".into()],
+            output: "s.vcf.gz.partial".into(),
+        }
+        .command(&bcftools);
+        assert_eq!(
+            concat.argv().join(" "),
+            "bcftools concat -Oz -o s.vcf.gz.partial a.vcf.gz b.vcf.gz"
+        );
+    }
+}

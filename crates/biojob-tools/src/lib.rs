@@ -1,0 +1,38 @@
+//! Typed command lines for the tools the workflow runs: bwa, samtools and bcftools.
+//!
+//! Every builder returns a [`biojob_process::CommandSpec`] (program plus typed argv); this crate
+//! never spawns anything and never builds a shell string. [`Toolset`] finds the programs and
+//! parses the output of their version probes, which the caller runs.
+//!
+//! ```
+//! use biojob_core::{ReadGroup, SampleId};
+//! use biojob_tools::{BwaMem, Tool, ToolPath};
+//!
+//! let bwa = ToolPath::new(Tool::Bwa, "/usr/bin/bwa");
+//! let sample = SampleId::new("NA12878").unwrap();
+//! let command = BwaMem {
+//!     threads: 2,
+//!     batch_bases: 10_000_000,
+//!     read_group: ReadGroup::for_sample(&sample),
+//!     index_prefix: "ref.fa".into(),
+//!     fastq_1: "/dev/fd/3".into(),
+//!     fastq_2: "/dev/fd/4".into(),
+//! }
+//! .command(&bwa);
+//! assert_eq!(
+//!     command.argv().join(" "),
+//!     r"/usr/bin/bwa mem -t 2 -K 10000000 -R @RG\tID:NA12878\tSM:NA12878\tPL:ILLUMINA ref.fa /dev/fd/3 /dev/fd/4"
+//! );
+//! ```
+
+mod bcftools;
+mod bwa;
+mod samtools;
+mod toolset;
+
+pub use bcftools::{BcftoolsCall, BcftoolsConcat, BcftoolsMpileup, bcftools_index_tbi, label_part};
+pub use bwa::{BwaMem, bwa_index, bwa_index_files};
+pub use samtools::{
+    SamtoolsSort, samtools_faidx, samtools_index, samtools_quickcheck, sort_memory_per_thread,
+};
+pub use toolset::{Tool, ToolError, ToolPath, ToolVersions, Toolset};

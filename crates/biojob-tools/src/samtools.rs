@@ -1,0 +1,118 @@
+//! samtools (Danecek et al., 2021, GigaScience 10(2); manual `samtools-sort.1`, `samtools-index.1`).
+
+use biojob_process::CommandSpec;
+use camino::Utf8Path;
+
+use crate::ToolPath;
+
+/// `samtools faidx --fai-idx FAI FASTA`: writes the FASTA index of `fasta` to `fai`.
+pub fn samtools_faidx(samtools: &ToolPath, fasta: &Utf8Path, fai: &Utf8Path) -> CommandSpec {
+    CommandSpec::new("samtools-faidx", samtools.program())
+        .arg("faidx")
+        .arg("--fai-idx")
+        .arg(fai.as_str())
+        .arg(fasta.as_str())
+}
+
+/// `samtools index -b -@ THREADS BAM BAI`: writes the BAI index of `bam` to `bai`.
+///
+/// `threads` counts additional threads, as `-@` does.
+pub fn samtools_index(
+    samtools: &ToolPath,
+    bam: &Utf8Path,
+    bai: &Utf8Path,
+    threads: usize,
+) -> CommandSpec {
+    CommandSpec::new("samtools-index", samtools.program())
+        .arg("index")
+        .arg("-b")
+        .arg("-@")
+        .arg(threads.to_string())
+        .arg(bam.as_str())
+        .arg(bai.as_str())
+}
+
+/// `samtools quickcheck -v FILE`: exits non-zero when `file` is not a complete SAM/BAM/CRAM
+/// (header present, BGZF EOF block present).
+pub fn samtools_quickcheck(samtools: &ToolPath, file: &Utf8Path) -> CommandSpec {
+    CommandSpec::new("samtools-quickcheck", samtools.program())
+        .arg("quickcheck")
+        .arg("-v")
+        .arg(file.as_str())
+}
+
+/// `samtools sort -@ THREADS -m MEM -T TMP -O bam -o OUT -`: sorts SAM from stdin by coordinate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamtoolsSort {
+    /// Additional sorting and compression threads (`-@`).
+    pub threads: usize,
+    /// Memory per thread in bytes (`-m`); see [`sort_memory_per_thread`].
+    pub memory_per_thread: u64,
+    /// Prefix for temporary files (`-T`), which must be private to this attempt.
+    pub temp_prefix: camino::Utf8PathBuf,
+    /// The BAM to write (`-o`).
+    pub output: camino::Utf8PathBuf,
+}
+
+impl SamtoolsSort {
+    /// The command; it reads SAM on stdin.
+    pub fn command(&self, samtools: &ToolPath) -> CommandSpec {
+        CommandSpec::new("samtools-sort", samtools.program())
+            .arg("sort")
+            .arg("-@")
+            .arg(self.threads.to_string())
+            .arg("-m")
+            .arg(format!("{}K", (self.memory_per_thread / 1024).max(1)))
+            .arg("-T")
+            .arg(self.temp_prefix.as_str())
+            .arg("-O")
+            .arg("bam")
+            .arg("-o")
+            .arg(self.output.as_str())
+            .arg("-")
+    }
+}
+
+/// The `samtools sort -m` value, in bytes, for a memory budget of `memory_bytes` and `threads`
+/// sort threads.
+///
+/// `-m` is per thread: samtools holds up to `threads × m` bytes of records in memory
+/// (samtools-sort manual, `-m`), so passing the total, as users often do, multiplies memory use
+/// by the thread count. biojob gives sort a quarter of the budget (bwa, its index and the
+/// page cache need the rest), split across the threads, and never less than samtools' 64 MiB
+/// floor nor more than 4 GiB per thread (beyond that, fewer temporary files bring no gain).
+pub fn sort_memory_per_thread(memory_bytes: u64, threads: usize) -> u64 {
+    const MIN: u64 = 64 << 20;
+    const MAX: u64 = 4 << 30;
+    (memory_bytes / 4 / threads.max(1) as u64).clamp(MIN, MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tool;
+
+    #[test]
+    fn sort_memory_is_per_thread() {
+        assert_eq!(sort_memory_per_thread(16 << 30, 4), 1 << 30);
+        assert_eq!(sort_memory_per_thread(24 << 30, 2), 3 << 30);
+        assert_eq!(sort_memory_per_thread(1 << 30, 8), 64 << 20);
+        assert_eq!(sort_memory_per_thread(256 << 30, 2), 4 << 30);
+        assert_eq!(sort_memory_per_thread(16 << 30, 0), 4 << 30);
+    }
+
+    #[test]
+    fn sort_argv() {
+        let command = SamtoolsSort {
+            threads: 2,
+            memory_per_thread: 3 << 30,
+            temp_prefix: "w/NA12878.align.sort-tmp".into(),
+            output: "w/NA12878.align.bam.partial".into(),
+        }
+        .command(&ToolPath::new(Tool::Samtools, "samtools"));
+        assert_eq!(
+            command.argv().join(" "),
+            "samtools sort -@ 2 -m 3145728K -T w/NA12878.align.sort-tmp -O bam -o w/NA12878.align.bam.partial -"
+        );
+    }
+}

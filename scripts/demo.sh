@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the whole workflow on the small real NA12878 dataset (BIOJOB_TESTDATA, default
+# ../shared/testdata) and prints where the final VCF is.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/install-tools.sh"
+testdata="$(realpath "${BIOJOB_TESTDATA:-$root/../shared/testdata}")"
+for file in ref.fa NA12878_R1.fastq.gz NA12878_R2.fastq.gz; do
+  if [ ! -r "$testdata/$file" ]; then
+    echo "demo: $testdata/$file is missing; set BIOJOB_TESTDATA to the test data directory" >&2
+    exit 2
+  fi
+done
+out="${BIOJOB_DEMO_DIR:-$root/target/demo}"
+mkdir -p "$out"
+out="$(realpath "$out")"
+json_string() { local s="${1//\\/\\\\}"; printf '"%s"' "${s//\"/\\\"}"; }
+cat > "$out/input.json" <<JSON
+{"params": {"queue": "local",
+            "environment": {"REFERENCE_NAME": "ref", "SAMPLE_ID": "NA12878",
+                            "SOURCE_DATA_PREFIX": $(json_string "$testdata"),
+                            "JOB_OUTPUT_PREFIX": $(json_string "$out/results"),
+                            "JOB_AWS_CLI_PATH": "/opt/miniconda/bin"},
+            "chromosomes": ["chr20", "chr22", "chrM"]}}
+JSON
+cd "$root"
+cargo build --quiet -p biojob-cli
+export BIOJOB_CACHE_DIR="${BIOJOB_CACHE_DIR:-$out/cache}"
+exec "$root/target/debug/biojob" run --input "$out/input.json" "$@"
