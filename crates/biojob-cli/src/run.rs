@@ -121,6 +121,7 @@ pub fn run(
         }
         (Some(error), _) => {
             eprintln!("manifest: {}", outcome.output_dir.join("manifest.json"));
+            eprintln!("logs: {}", outcome.output_dir.join("logs"));
             Err(error.into())
         }
         (None, None) => Err(Failure::Usage(

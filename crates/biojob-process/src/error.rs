@@ -4,7 +4,7 @@ use std::io;
 use std::time::Duration;
 
 use biojob_core::{Classify, ExitClass};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use nix::errno::Errno;
 
 use crate::{CancelReason, PipelineReport};
@@ -151,8 +151,9 @@ impl ProcessError {
         }
     }
 
-    /// The stderr log of the stage named in the error, if it started.
-    fn stderr_log(&self) -> Option<&Utf8Path> {
+    /// The stderr log of the stage named in the error as `logs/<label>.stderr`: the name it has
+    /// in the log directory and wherever the logs are published.
+    fn stderr_log(&self) -> Option<String> {
         let report = self.report()?;
         let stage = match self {
             ProcessError::Failed { label, .. } | ProcessError::Killed { label, .. } => {
@@ -160,7 +161,8 @@ impl ProcessError {
             }
             _ => report.stages.first()?,
         };
-        Some(&stage.stderr_log)
+        let name = stage.stderr_log.file_name()?;
+        Some(format!("logs/{name}"))
     }
 }
 
@@ -272,7 +274,7 @@ mod tests {
         assert_eq!(error.exit_class(), ExitClass::ToolFailed);
         assert_eq!(
             error.remedy().as_deref(),
-            Some("see /logs/bwa-mem.stderr for the whole stderr")
+            Some("see logs/bwa-mem.stderr for the whole stderr")
         );
         assert_eq!(failed("").to_string(), "bwa-mem exited with status 1");
     }
@@ -316,7 +318,7 @@ mod tests {
             error.remedy().as_deref(),
             Some(
                 "SIGKILL not sent by biojob usually comes from the kernel's out-of-memory \
-                 killer: give the job more memory (stderr in /logs/bwa-mem.stderr)"
+                 killer: give the job more memory (stderr in logs/bwa-mem.stderr)"
             )
         );
     }
@@ -357,7 +359,7 @@ mod tests {
             error.remedy().as_deref(),
             Some(
                 "raise the timeout, or find why the tool stalled in \
-                 /logs/bcftools-call.chr20.stderr"
+                 logs/bcftools-call.chr20.stderr"
             )
         );
     }

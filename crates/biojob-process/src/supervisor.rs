@@ -367,7 +367,11 @@ impl Supervisor {
             // downstream stages see end-of-file when upstream ones exit.
             drop(command);
             let pid = child.id();
-            tracing::info!(tool = %label, pid, ?argv, "started");
+            if capture {
+                tracing::debug!(tool = %label, pid, ?argv, "started");
+            } else {
+                tracing::info!(tool = %label, pid, ?argv, "started");
+            }
 
             let stderr_pipe = child.stderr.take();
             let stdout_pipe = child.stdout.take();
@@ -383,6 +387,7 @@ impl Supervisor {
                 exit: None,
                 stop: None,
                 wait_error: None,
+                probe: capture,
             };
             let drains = start_drains(&label, log, stderr_pipe, stdout_pipe, capture);
             match drains {
@@ -500,6 +505,8 @@ struct Running {
     exit: Option<Exit>,
     stop: Option<StopReason>,
     wait_error: Option<io::Error>,
+    /// A probe (capture mode) whose exit status is not judged: logged at debug level.
+    probe: bool,
 }
 
 struct Exit {
@@ -516,7 +523,9 @@ impl Running {
     fn reaped(&mut self, used: wait4::ResUse) {
         let status = ExitStatusKind::from_std(used.status);
         let wall = self.started.elapsed();
-        if status.success() {
+        if self.probe {
+            tracing::debug!(tool = %self.label, pid = self.pid, ?wall, "{status}");
+        } else if status.success() {
             tracing::info!(tool = %self.label, pid = self.pid, ?wall, "{status}");
         } else {
             tracing::warn!(tool = %self.label, pid = self.pid, ?wall, stop = ?self.stop, "{status}");

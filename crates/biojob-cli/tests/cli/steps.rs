@@ -1,0 +1,242 @@
+//! The step subcommands on their own: prepare-reference, align, call, gather.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::support::{Workspace, assert_same_records, hand_run, stderr, stdout, testdata, tool};
+
+fn ok(output: &std::process::Output) {
+    assert!(output.status.success(), "{}", stderr(output));
+}
+
+#[test]
+fn prepare_reference_builds_beside_a_writable_fasta_and_skips_fresh_indexes() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("ref");
+    std::fs::create_dir(&dir).unwrap();
+    let fasta = dir.join("ref.fa");
+    std::fs::copy(testdata().join("ref.fa"), &fasta).unwrap();
+    let run = || {
+        ws.biojob()
+            .args(["prepare-reference", "--reference"])
+            .arg(&fasta)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    ok(&first);
+    let d = dir.display();
+    assert_eq!(
+        stdout(&first),
+        format!(
+            "fasta: {d}/ref.fa\nfai: {d}/ref.fa.fai\nbwa index: {d}/ref.fa\n\
+             built: {d}/ref.fa.fai\nbuilt: {d}/ref.fa.amb\nbuilt: {d}/ref.fa.ann\n\
+             built: {d}/ref.fa.bwt\nbuilt: {d}/ref.fa.pac\nbuilt: {d}/ref.fa.sa\n"
+        )
+    );
+    assert_eq!(
+        std::fs::read(dir.join("ref.fa.fai")).unwrap(),
+        std::fs::read(testdata().join("ref.fa.fai")).unwrap()
+    );
+    let second = run();
+    ok(&second);
+    assert_eq!(
+        stdout(&second),
+        format!("fasta: {d}/ref.fa\nfai: {d}/ref.fa.fai\nbwa index: {d}/ref.fa\n")
+    );
+    // Nothing else was left beside the FASTA (no temporary directories).
+    assert_eq!(
+        Workspace::files(&dir),
+        [
+            "ref.fa",
+            "ref.fa.amb",
+            "ref.fa.ann",
+            "ref.fa.bwt",
+            "ref.fa.fai",
+            "ref.fa.pac",
+            "ref.fa.sa"
+        ]
+    );
+    // A FASTA newer than its indexes gets them rebuilt.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .append(true)
+        .open(&fasta)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let third = run();
+    ok(&third);
+    assert_eq!(stdout(&third).matches("built: ").count(), 6);
+}
+
+#[test]
+fn prepare_reference_never_writes_beside_a_read_only_fasta() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("readonly");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(testdata().join("ref.fa"), dir.join("ref.fa")).unwrap();
+    std::fs::copy(testdata().join("ref.fa.fai"), dir.join("ref.fa.fai")).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let output = ws
+        .biojob()
+        .args(["prepare-reference", "--reference"])
+        .arg(dir.join("ref.fa"))
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ok(&output);
+    assert_eq!(Workspace::files(&dir), ["ref.fa", "ref.fa.fai"]);
+    let text = stdout(&output);
+    let fasta_line = text.lines().next().unwrap();
+    let cache = ws.path().join("cache/references");
+    assert!(
+        fasta_line.starts_with(&format!("fasta: {}/", cache.display())),
+        "{text}"
+    );
+    // The FASTA and the existing .fai are linked; only the bwa index is built.
+    assert_eq!(text.matches("built: ").count(), 5, "{text}");
+    let linked = Path::new(fasta_line.strip_prefix("fasta: ").unwrap());
+    assert_eq!(std::fs::read_link(linked).unwrap(), dir.join("ref.fa"));
+}
+
+#[test]
+fn prepare_reference_decompresses_a_gzipped_fasta_into_the_cache() {
+    let ws = Workspace::new();
+    let gz = ws.path().join("genome.fa.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::copy(
+        &mut std::fs::File::open(testdata().join("ref.fa")).unwrap(),
+        &mut encoder,
+    )
+    .unwrap();
+    encoder.finish().unwrap();
+    let output = ws
+        .biojob()
+        .args(["prepare-reference", "--fai-only", "--reference"])
+        .arg(&gz)
+        .output()
+        .unwrap();
+    ok(&output);
+    let text = stdout(&output);
+    let fasta = text
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("fasta: ")
+        .unwrap();
+    assert!(fasta.ends_with("/genome.fa"), "{text}");
+    assert_eq!(
+        std::fs::read(fasta).unwrap(),
+        std::fs::read(testdata().join("ref.fa")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(format!("{fasta}.fai")).unwrap(),
+        std::fs::read(testdata().join("ref.fa.fai")).unwrap()
+    );
+    assert!(!text.contains("bwa index"));
+}
+
+#[test]
+fn steps_alone_give_the_same_records_as_the_hand_run() {
+    let ws = Workspace::new();
+    let data = testdata();
+    let reference = data.join("ref.fa");
+    let out = ws.out();
+    let step = |args: &[&str]| {
+        let output = ws
+            .biojob()
+            .args(args)
+            .arg("--reference")
+            .arg(&reference)
+            .arg("--output-prefix")
+            .arg(&out)
+            .env("SAMPLE_ID", "NA12878")
+            .output()
+            .unwrap();
+        ok(&output);
+    };
+    let r1 = data.join("NA12878_R1.fastq.gz");
+    let r2 = data.join("NA12878_R2.fastq.gz");
+    step(&[
+        "align",
+        "--fastq-1",
+        r1.to_str().unwrap(),
+        "--fastq-2",
+        r2.to_str().unwrap(),
+        "--read-group-id",
+        "run 1",
+        "--read-group-library",
+        "lib \"A\" 1",
+        "--read-group-platform-unit",
+        "HXXX.1",
+    ]);
+    let bam = out.join("NA12878.align.bam");
+    let header = tool(
+        "samtools",
+        &["view", "-H", bam.to_str().unwrap()],
+        Path::new("/"),
+    );
+    let read_groups: Vec<&str> = header.lines().filter(|l| l.starts_with("@RG")).collect();
+    assert_eq!(
+        read_groups,
+        ["@RG\tID:run 1\tSM:NA12878\tLB:lib \"A\" 1\tPL:ILLUMINA\tPU:HXXX.1"]
+    );
+    // Contigs in any order; CHROMOSOME is the reference design's variable for the contig.
+    for contig in ["chrM", "chr20", "chr22"] {
+        let output = ws
+            .biojob()
+            .args(["call", "--bam"])
+            .arg(&bam)
+            .arg("--reference")
+            .arg(&reference)
+            .arg("--output-prefix")
+            .arg(&out)
+            .env("SAMPLE_ID", "NA12878")
+            .env("CHROMOSOME", contig)
+            .output()
+            .unwrap();
+        ok(&output);
+    }
+    // VCFs given in any order are gathered in reference order.
+    let vcf = |shard: &str| {
+        out.join(format!("NA12878.call.{shard}.vcf.gz"))
+            .display()
+            .to_string()
+    };
+    step(&[
+        "gather",
+        "--vcf",
+        &vcf("0002"),
+        "--vcf",
+        &vcf("0001"),
+        "--vcf",
+        &vcf("0000"),
+        "--sample",
+        "NA12878",
+    ]);
+    assert_same_records(&out.join("NA12878.vcf.gz"), &hand_run().vcf);
+    let files: Vec<String> = Workspace::files(&out)
+        .into_iter()
+        .filter(|f| f.ends_with(".manifest.json"))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "NA12878.align.manifest.json",
+            "NA12878.call.0000.manifest.json",
+            "NA12878.call.0001.manifest.json",
+            "NA12878.call.0002.manifest.json",
+            "NA12878.gather.manifest.json",
+        ]
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("NA12878.call.0002.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["task"]["contig"], "chrM");
+    assert_eq!(manifest["task"]["status"], "succeeded");
+}
