@@ -6,6 +6,7 @@
 mod cli;
 mod env;
 mod logging;
+mod plan;
 mod progress;
 mod run;
 mod signals;
