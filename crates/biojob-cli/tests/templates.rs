@@ -337,3 +337,55 @@ fn example_execution_input_is_accepted_by_dry_run() {
     }
     assert!(stdout.contains("bwa mem -t 8"), "{stdout}");
 }
+
+/// The backticked names in `text`.
+fn backticked(text: &str) -> BTreeSet<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn readme_deploy_section_matches_the_stack() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let template = load_template(&root().join("templates/cfn/biojob.yaml"));
+    let keys = |section: &str| -> BTreeSet<String> {
+        template[section]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let table = readme
+        .split("Parameters (`templates/cfn/biojob.yaml`):")
+        .nth(1)
+        .expect("README: the parameter table of the deploy section")
+        .split("\n\n")
+        .nth(1)
+        .unwrap();
+    let documented: BTreeSet<String> = table
+        .lines()
+        .filter_map(|row| row.split('|').nth(1))
+        .flat_map(backticked)
+        .collect();
+    assert_eq!(
+        documented,
+        keys("Parameters"),
+        "README parameter table vs the template"
+    );
+    let outputs = readme
+        .split("\nOutputs: ")
+        .nth(1)
+        .expect("README: the outputs line of the deploy section")
+        .split("\n\n")
+        .next()
+        .unwrap();
+    assert_eq!(
+        backticked(outputs),
+        keys("Outputs"),
+        "README outputs vs the template"
+    );
+}
