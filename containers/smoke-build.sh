@@ -16,12 +16,18 @@ for tool in buildah debootstrap; do
     break
   fi
 done
-if ! buildah inspect --type image debian:bookworm-slim >/dev/null 2>&1; then
+base_image=docker.io/library/debian:bookworm-slim
+if ! buildah inspect --type image "$base_image" >/dev/null 2>&1; then
+  # No registry: a debootstrapped bookworm, added to an empty image (buildah add unpacks it).
   base="$(mktemp -d)"
-  debootstrap --variant=minbase bookworm "$base" >/dev/null
-  tar -C "$base" -c . | buildah import - debian:bookworm-slim >/dev/null 2>&1 \
-    || { tar -C "$base" -cf "$base.tar" . && buildah import "$base.tar" debian:bookworm-slim; }
-  rm -rf "$base" "$base.tar"
+  debootstrap --variant=minbase bookworm "$base/root" http://deb.debian.org/debian >/dev/null
+  tar -C "$base/root" -cf "$base/root.tar" .
+  container="$(buildah from scratch)"
+  buildah add --quiet "$container" "$base/root.tar" /
+  buildah config --cmd /bin/bash "$container"
+  buildah commit --quiet "$container" "$base_image" >/dev/null
+  buildah rm "$container" >/dev/null
+  rm -rf "$base"
 fi
 cargo build --quiet -p biojob-cli
 install -D -m 0755 target/debug/biojob containers/prebuilt/biojob
@@ -30,12 +36,13 @@ install -D -m 0755 target/debug/biojob containers/prebuilt/biojob
 buildah bud --isolation chroot --layers \
   --file containers/Dockerfile --target runtime \
   --build-arg TOOLS_SOURCE=debian --build-arg BIOJOB_SOURCE=prebuilt \
-  --build-arg DEBIAN_IMAGE=debian:bookworm-slim \
+  --pull=false --build-arg "DEBIAN_IMAGE=$base_image" \
   --build-arg "HTSLIB_VERSION=$DEBIAN_HTSLIB_VERSION" \
   --build-arg "SAMTOOLS_VERSION=$DEBIAN_SAMTOOLS_VERSION" \
   --build-arg "BCFTOOLS_VERSION=$DEBIAN_BCFTOOLS_VERSION" \
   --build-arg "BWA_VERSION=$DEBIAN_BWA_VERSION" \
   --build-arg "VCS_REF=$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+  --build-arg "BIOJOB_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)" \
   --tag biojob:smoke .
 container="$(buildah from biojob:smoke)"
 trap 'buildah rm "$container" >/dev/null' EXIT
@@ -45,4 +52,21 @@ run samtools --version | head -n 2
 run sh -c 'if command -v cc gcc >/dev/null; then echo "a compiler is in the image" >&2; exit 1; fi'
 test "$(run id -u)" = 10001
 buildah inspect --format '{{index .OCIv1.Config.Entrypoint 0}} {{.OCIv1.Config.User}}' biojob:smoke
+echo
+# A whole workflow in the image, when the test data is here.
+testdata="${BIOJOB_TESTDATA:-$root/../shared/testdata}"
+if [ -r "$testdata/ref.fa" ]; then
+  out="$(mktemp -d)"
+  chmod 0777 "$out"
+  cat >"$out/input.json" <<'JSON'
+{"params": {"queue": "local",
+            "environment": {"REFERENCE_NAME": "ref", "SAMPLE_ID": "NA12878",
+                            "SOURCE_DATA_PREFIX": "/testdata", "JOB_OUTPUT_PREFIX": "/out/results"},
+            "chromosomes": ["chr20", "chr22", "chrM"]}}
+JSON
+  buildah run --isolation chroot -v "$(realpath "$testdata"):/testdata:ro" -v "$out:/out" \
+    -e BIOJOB_CACHE_DIR=/out/cache "$container" -- biojob -q run --input /out/input.json --run-id smoke
+  test -s "$out/results/NA12878/smoke/NA12878.vcf.gz"
+  rm -rf "$out"
+fi
 echo "smoke build ok: biojob:smoke"
