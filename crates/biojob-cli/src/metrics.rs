@@ -30,6 +30,16 @@ use crate::env;
 /// The namespace when `BIOJOB_METRICS_NAMESPACE` is unset.
 pub const DEFAULT_NAMESPACE: &str = "biojob";
 
+/// Every metric a step line may carry, as the dashboard names them.
+#[cfg(test)]
+pub const METRIC_NAMES: [&str; 5] = [
+    "StepDuration",
+    "StepFailed",
+    "BytesStagedIn",
+    "BytesStagedOut",
+    "ScratchPeakBytes",
+];
+
 /// What one step reports as it ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepMetrics<'a> {
@@ -201,6 +211,48 @@ mod tests {
         assert_eq!(parsed["JobId"], "8b1e-job");
         assert_eq!(parsed["Attempt"], "2");
         assert!(parsed.get("BytesStagedIn").is_none());
+    }
+
+    /// The stack's dashboard reads these metrics where the jobs write them.
+    #[test]
+    fn dashboard_reads_what_the_jobs_write() {
+        let template = include_str!("../../../templates/cfn/biojob.yaml");
+        let dashboard = template
+            .split("Type: AWS::CloudWatch::Dashboard")
+            .nth(1)
+            .unwrap();
+        assert!(dashboard.contains(r#"- Namespace: !Sub "biojob/${ProjectName}""#));
+        for name in METRIC_NAMES {
+            assert!(
+                dashboard.contains(&format!(r#"["${{Namespace}}", "{name}", "Step", "#)),
+                "the dashboard does not show {name} by Step"
+            );
+        }
+        // Each job definition sends its metrics to that namespace.
+        let jobs = template.matches("Type: AWS::Batch::JobDefinition").count();
+        let namespaced = template
+            .matches(r#"{Name: BIOJOB_METRICS_NAMESPACE, Value: !Sub "biojob/${ProjectName}"}"#)
+            .count();
+        assert_eq!((jobs, namespaced), (3, 3));
+        // And no metric is written that the list above does not name.
+        let metrics = StepMetrics {
+            step: "align",
+            sample: "S",
+            contig: None,
+            duration: Duration::ZERO,
+            exit_code: 0,
+            bytes_staged_in: Some(1),
+            bytes_staged_out: Some(1),
+            scratch_peak_bytes: Some(1),
+        };
+        let record = emf_record(&metrics, DEFAULT_NAMESPACE, 0, &JobInfo::default());
+        let written: Vec<&str> = record["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(written, METRIC_NAMES);
     }
 
     #[test]
