@@ -94,6 +94,10 @@ pub struct RunArgs {
     /// Run id, the last part of the output location [default: a timestamp].
     #[arg(long, value_parser = parse_run_id)]
     pub run_id: Option<String>,
+    /// Print the plan (steps, shards, command lines) and exit without running anything: only
+    /// the input JSON is read; no tool, reference or S3 location is touched.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

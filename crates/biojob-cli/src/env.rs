@@ -34,6 +34,33 @@ pub const CHROMOSOME: &str = "CHROMOSOME";
 pub const JOB_OUTPUT_PREFIX: &str = "JOB_OUTPUT_PREFIX";
 /// Set by AWS Batch in every job; switches logs to JSON.
 pub const AWS_BATCH_JOB_ID: &str = "AWS_BATCH_JOB_ID";
+/// Set by AWS Batch: the attempt number, from 1 (per-attempt scratch directories; recorded in
+/// the step metrics).
+pub const AWS_BATCH_JOB_ATTEMPT: &str = "AWS_BATCH_JOB_ATTEMPT";
+/// The state machine's name (`$$.StateMachine.Name`): with [`JOB_WORKFLOW_EXECUTION_ID`], a
+/// run's outputs go to `${JOB_OUTPUT_PREFIX}/${JOB_WORKFLOW_NAME}/${JOB_WORKFLOW_EXECUTION_ID}/`
+/// (docs/batch-contract.md).
+#[allow(
+    dead_code,
+    reason = "read by the Batch entrypoints (docs/batch-contract.md)"
+)]
+pub const JOB_WORKFLOW_NAME: &str = "JOB_WORKFLOW_NAME";
+/// The execution's name (`$$.Execution.Name`); see [`JOB_WORKFLOW_NAME`].
+#[allow(
+    dead_code,
+    reason = "read by the Batch entrypoints (docs/batch-contract.md)"
+)]
+pub const JOB_WORKFLOW_EXECUTION_ID: &str = "JOB_WORKFLOW_EXECUTION_ID";
+/// The contigs the gather step concatenates: a JSON array string (what
+/// `States.JsonToString($.params.chromosomes)` gives) or a comma-separated list.
+#[allow(
+    dead_code,
+    reason = "read by the Batch entrypoints (docs/batch-contract.md)"
+)]
+pub const CHROMOSOMES: &str = "CHROMOSOMES";
+/// The CloudWatch namespace of the step metrics written as embedded metric format log lines
+/// (default `biojob`); the stack sets `biojob/<project>` so its dashboard finds them.
+pub const BIOJOB_METRICS_NAMESPACE: &str = "BIOJOB_METRICS_NAMESPACE";
 /// Cache base directory (XDG).
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// Home directory.

@@ -1,6 +1,7 @@
 //! The tracing subscriber: JSON under AWS Batch, text elsewhere, progress bars on a terminal.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::MultiProgress;
 use tracing_subscriber::EnvFilter;
@@ -8,6 +9,14 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::{LogFormat, LoggingArgs};
 use crate::env;
+
+/// Whether [`init`] chose JSON logs (read by the step metrics, which are written only then).
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Whether logs are JSON lines (CloudWatch), as chosen by [`init`].
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
 
 /// Sets the global subscriber. Returns the progress display when stderr is a terminal and
 /// logs are text; log lines are then printed above the bars.
@@ -17,6 +26,7 @@ pub fn init(args: &LoggingArgs) -> Option<MultiProgress> {
         LogFormat::Text => false,
         LogFormat::Auto => std::env::var_os(env::AWS_BATCH_JOB_ID).is_some(),
     };
+    JSON_LOGS.store(json, Ordering::Relaxed);
     let terminal = !json && std::io::stderr().is_terminal();
     let default_level = match (args.quiet, args.verbose) {
         (true, _) => "warn",

@@ -6,6 +6,8 @@
 mod cli;
 mod env;
 mod logging;
+mod metrics;
+mod plan;
 mod progress;
 mod run;
 mod signals;

@@ -92,6 +92,9 @@ pub fn run(
             )
         })?;
     let input = WorkflowInput::from_json(&text)?;
+    if args.dry_run {
+        return crate::plan::print_plan(&input, &args);
+    }
     let engine = engine(&args.runtime, cancel)?;
     let options = RunOptions {
         run_id: args.run_id.unwrap_or_else(new_run_id),

@@ -142,6 +142,7 @@ impl StepRun {
                 )
             }
         };
+        let bytes_staged_out = record.outputs.iter().map(|output| output.bytes).sum();
         if let Err(error) = publish_logs(stores, &self.work_dir.join("logs"), prefix) {
             tracing::warn!(error = %error_chain(&error), "could not publish the logs");
         }
@@ -170,6 +171,19 @@ impl StepRun {
         if let Err(error) = written {
             tracing::warn!(error = %error_chain(&error), "could not publish the step manifest");
         }
+        crate::metrics::emit_step(&crate::metrics::StepMetrics {
+            step: step.as_str(),
+            sample: sample.as_str(),
+            contig: shard.map(|(_, contig)| contig),
+            duration: clock.elapsed(),
+            exit_code: result
+                .as_ref()
+                .map_or_else(|f| f.exit_class().code(), |()| 0),
+            // Inputs are local until S3 staging lands; then the staging reports give this.
+            bytes_staged_in: None,
+            bytes_staged_out: Some(bytes_staged_out),
+            scratch_peak_bytes: None,
+        });
         if self.keep {
             let kept = self.work.keep();
             eprintln!("scratch kept: {}", kept.display());

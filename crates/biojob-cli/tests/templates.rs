@@ -1,0 +1,391 @@
+//! The AWS templates against the CLI (docs/batch-contract.md): every job definition's command is
+//! a biojob step, every environment variable the templates set is one biojob reads, the retry
+//! rules follow biojob's exit classes, and the example execution input is accepted by
+//! `biojob run --dry-run`.
+
+#![allow(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use biojob_core::ExitClass;
+use serde_json::Value as Json;
+use serde_norway::Value as Yaml;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn biojob() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_biojob"))
+}
+
+/// A CloudFormation template, short tags (`!Ref`, `!Sub`, `!If`, …) kept as tagged values.
+fn load_template(path: &Path) -> Yaml {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn templates() -> Vec<(PathBuf, Yaml)> {
+    let dir = root().join("templates/cfn");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "no templates in {}", dir.display());
+    paths
+        .into_iter()
+        .map(|p| (p.clone(), load_template(&p)))
+        .collect()
+}
+
+/// `(logical id, properties)` of every resource of type `kind`.
+fn resources<'a>(template: &'a Yaml, kind: &str) -> Vec<(String, &'a Yaml)> {
+    let Some(Yaml::Mapping(map)) = template.get("Resources") else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(_, resource)| resource.get("Type").and_then(Yaml::as_str) == Some(kind))
+        .map(|(id, resource)| {
+            (
+                id.as_str().unwrap_or_default().to_owned(),
+                resource.get("Properties").unwrap_or(&Yaml::Null),
+            )
+        })
+        .collect()
+}
+
+/// Every environment variable name biojob reads: the constants of `src/env.rs` and the
+/// execution input's `environment` keys.
+fn names_biojob_reads() -> BTreeSet<String> {
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/env.rs")).unwrap();
+    let mut names: BTreeSet<String> = source
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("pub const "))
+        .filter_map(|rest| rest.split_once("&str = \""))
+        .filter_map(|(_, value)| value.split_once('"'))
+        .map(|(value, _)| value.to_owned())
+        .collect();
+    assert!(
+        names.contains("AWS_BATCH_JOB_ID"),
+        "env.rs not parsed: {names:?}"
+    );
+    names.extend(biojob_pipeline::keys::ALL.iter().map(|k| (*k).to_owned()));
+    names
+}
+
+fn job_definitions() -> Vec<(String, Yaml)> {
+    let mut found = Vec::new();
+    for (_, template) in templates() {
+        for (id, properties) in resources(&template, "AWS::Batch::JobDefinition") {
+            found.push((id, properties.clone()));
+        }
+    }
+    assert!(!found.is_empty(), "no job definitions in templates/cfn");
+    found
+}
+
+#[test]
+fn every_job_command_is_a_biojob_step() {
+    let mut steps = BTreeSet::new();
+    for (id, properties) in job_definitions() {
+        let command: Vec<String> = properties["ContainerProperties"]["Command"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{id}: no ContainerProperties.Command"))
+            .iter()
+            .map(|word| {
+                word.as_str()
+                    .unwrap_or_else(|| panic!("{id}: non-literal command"))
+                    .to_owned()
+            })
+            .collect();
+        let output = biojob().args(&command).arg("--help").output().unwrap();
+        assert!(
+            output.status.success(),
+            "{id}: `biojob {} --help` failed: {}",
+            command.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            command.len(),
+            1,
+            "{id}: a job's command is the step alone: {command:?}"
+        );
+        steps.insert(command[0].clone());
+    }
+    let expected: BTreeSet<String> = ["align", "call", "gather"].map(String::from).into();
+    assert_eq!(steps, expected, "one job definition per step");
+}
+
+#[test]
+fn every_job_environment_variable_is_one_biojob_reads() {
+    let known = names_biojob_reads();
+    for (id, properties) in job_definitions() {
+        let environment = properties["ContainerProperties"]["Environment"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        for variable in environment {
+            let name = variable["Name"].as_str().unwrap_or_default();
+            assert!(
+                known.contains(name),
+                "{id} sets {name}, which biojob does not read"
+            );
+        }
+    }
+}
+
+fn state_machine() -> (Json, PathBuf) {
+    let mut found = Vec::new();
+    for (path, template) in templates() {
+        for (id, properties) in resources(&template, "AWS::StepFunctions::StateMachine") {
+            let location = properties["DefinitionS3Location"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: DefinitionS3Location is not a local path"));
+            let asl = path.parent().unwrap().join(location);
+            let text = std::fs::read_to_string(&asl)
+                .unwrap_or_else(|e| panic!("{id}: {}: {e}", asl.display()));
+            let definition: Json = serde_json::from_str(&text).unwrap();
+            // Every ${Name} placeholder has a substitution, and every substitution is used.
+            let substitutions: BTreeSet<String> = properties["DefinitionSubstitutions"]
+                .as_mapping()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            let placeholders: BTreeSet<String> = text
+                .split("${")
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}'))
+                .map(|(name, _)| name.to_owned())
+                .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric()))
+                .collect();
+            assert_eq!(
+                placeholders, substitutions,
+                "{id}: placeholders vs DefinitionSubstitutions"
+            );
+            found.push((definition, asl));
+        }
+    }
+    assert_eq!(found.len(), 1, "one state machine");
+    found.remove(0)
+}
+
+/// Every `ContainerOverrides.Environment[].Name` in the state machine.
+fn override_names(value: &Json, names: &mut BTreeSet<String>) {
+    match value {
+        Json::Object(map) => {
+            if let Some(Json::Array(environment)) = map
+                .get("ContainerOverrides")
+                .and_then(|o| o.get("Environment"))
+            {
+                for variable in environment {
+                    names.insert(variable["Name"].as_str().unwrap().to_owned());
+                }
+            }
+            map.values().for_each(|v| override_names(v, names));
+        }
+        Json::Array(items) => items.iter().for_each(|v| override_names(v, names)),
+        _ => {}
+    }
+}
+
+#[test]
+fn state_machine_sets_only_variables_biojob_reads() {
+    let (definition, asl) = state_machine();
+    let mut names = BTreeSet::new();
+    override_names(&definition, &mut names);
+    let known = names_biojob_reads();
+    for name in &names {
+        assert!(
+            known.contains(name),
+            "{} sets {name}, which biojob does not read",
+            asl.display()
+        );
+    }
+    for required in [
+        "SAMPLE_ID",
+        "JOB_OUTPUT_PREFIX",
+        "JOB_WORKFLOW_NAME",
+        "JOB_WORKFLOW_EXECUTION_ID",
+        "CHROMOSOME",
+        "CHROMOSOMES",
+    ] {
+        assert!(
+            names.contains(required),
+            "the state machine never sets {required}"
+        );
+    }
+    let map = &definition["States"]["CallContigs"];
+    assert_eq!(map["Type"], "Map");
+    assert_eq!(map["ItemsPath"], "$.params.chromosomes");
+}
+
+/// The codes a retry can fix, from biojob's exit classes.
+fn retryable_codes() -> BTreeSet<u64> {
+    ExitClass::ALL
+        .into_iter()
+        .filter(|class| class.retryable())
+        .map(|class| u64::from(class.code()))
+        .collect()
+}
+
+#[test]
+fn batch_retries_follow_the_exit_classes() {
+    for (id, properties) in job_definitions() {
+        let strategy = &properties["RetryStrategy"];
+        let rules = strategy["EvaluateOnExit"].as_sequence().unwrap();
+        assert!(
+            rules.len() <= 5,
+            "{id}: Batch takes at most 5 EvaluateOnExit conditions"
+        );
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["OnStatusReason"].as_str() == Some("Host EC2*")
+                    && r["Action"].as_str() == Some("RETRY")),
+            "{id}: a reclaimed Spot host must be retried"
+        );
+        // Unmatched exits are retried by Batch, so every EXIT rule must name a class a retry
+        // cannot fix, and every such class except SIGINT (never sent by Batch) must be listed.
+        let exits: BTreeSet<u64> = rules
+            .iter()
+            .filter(|r| r["Action"].as_str() == Some("EXIT"))
+            .map(|r| r["OnExitCode"].as_str().unwrap().parse().unwrap())
+            .collect();
+        let final_codes: BTreeSet<u64> = ExitClass::ALL
+            .into_iter()
+            .filter(|c| !c.retryable() && *c != ExitClass::Ok && *c != ExitClass::Interrupted)
+            .map(|c| u64::from(c.code()))
+            .collect();
+        assert_eq!(
+            exits, final_codes,
+            "{id}: EXIT rules vs non-retryable exit classes"
+        );
+        assert!(exits.is_disjoint(&retryable_codes()));
+    }
+}
+
+/// Every `NumericEquals` on `…Container.ExitCode` in a Choice state.
+fn resubmitted_codes(value: &Json, codes: &mut BTreeSet<u64>) {
+    match value {
+        Json::Object(map) => {
+            if map
+                .get("Variable")
+                .and_then(Json::as_str)
+                .is_some_and(|v| v.ends_with("Container.ExitCode"))
+                && let Some(code) = map.get("NumericEquals").and_then(Json::as_u64)
+            {
+                codes.insert(code);
+            }
+            map.values().for_each(|v| resubmitted_codes(v, codes));
+        }
+        Json::Array(items) => items.iter().for_each(|v| resubmitted_codes(v, codes)),
+        _ => {}
+    }
+}
+
+#[test]
+fn state_machine_resubmits_only_retryable_classes() {
+    let (definition, _) = state_machine();
+    for step in ["AlignResubmit?", "GatherResubmit?"] {
+        let mut codes = BTreeSet::new();
+        resubmitted_codes(&definition["States"][step], &mut codes);
+        assert_eq!(codes, retryable_codes(), "{step}");
+    }
+    let mut codes = BTreeSet::new();
+    resubmitted_codes(&definition["States"]["CallContigs"], &mut codes);
+    assert_eq!(codes, retryable_codes(), "CallResubmit?");
+}
+
+#[test]
+fn example_execution_input_is_accepted_by_dry_run() {
+    let input = root().join("templates/examples/execution-input.json");
+    let output = biojob()
+        .args([
+            "run",
+            "--dry-run",
+            "--threads",
+            "8",
+            "--memory",
+            "16G",
+            "--input",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "biojob run --dry-run failed: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let example: Json = serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
+    for contig in example["params"]["chromosomes"].as_array().unwrap() {
+        let contig = contig.as_str().unwrap();
+        assert!(
+            stdout.contains(&format!("[{contig}]")),
+            "no shard for {contig}:\n{stdout}"
+        );
+    }
+    for step in ["1. prepare-reference", "2. align", "3. call", "4. gather"] {
+        assert!(stdout.contains(step), "{step} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("bwa mem -t 8"), "{stdout}");
+}
+
+/// The backticked names in `text`.
+fn backticked(text: &str) -> BTreeSet<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn readme_deploy_section_matches_the_stack() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let template = load_template(&root().join("templates/cfn/biojob.yaml"));
+    let keys = |section: &str| -> BTreeSet<String> {
+        template[section]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let table = readme
+        .split("Parameters (`templates/cfn/biojob.yaml`):")
+        .nth(1)
+        .expect("README: the parameter table of the deploy section")
+        .split("\n\n")
+        .nth(1)
+        .unwrap();
+    let documented: BTreeSet<String> = table
+        .lines()
+        .filter_map(|row| row.split('|').nth(1))
+        .flat_map(backticked)
+        .collect();
+    assert_eq!(
+        documented,
+        keys("Parameters"),
+        "README parameter table vs the template"
+    );
+    let outputs = readme
+        .split("\nOutputs: ")
+        .nth(1)
+        .expect("README: the outputs line of the deploy section")
+        .split("\n\n")
+        .next()
+        .unwrap();
+    assert_eq!(
+        backticked(outputs),
+        keys("Outputs"),
+        "README outputs vs the template"
+    );
+}
