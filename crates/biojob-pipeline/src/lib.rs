@@ -42,7 +42,7 @@ pub use manifest::{
 pub use observer::{LogObserver, RunObserver, TaskLabel};
 pub use publish::{publish_file, publish_logs, stage_input};
 pub use reference::{PreparedReference, ReferenceOptions, prepare_reference};
-pub use resources::{Resources, parse_memory_size};
+pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
 pub use steps::{
     AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, GatherOutput,
     GatherRequest, align, call, gather, order_for_gather,
