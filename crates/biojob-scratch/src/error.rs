@@ -51,6 +51,23 @@ pub enum ScratchError {
         waited: Duration,
     },
 
+    /// The scratch filesystem is (almost) full: found when a step failed, it is the likely
+    /// cause even when the tool did not say "No space left on device" (samtools may report a
+    /// stale errno, htslib may only warn).
+    #[error(
+        "scratch {path} is full: {free} bytes ({}) free of {total} ({})",
+        format_bytes(*.free),
+        format_bytes(*.total)
+    )]
+    Full {
+        /// The scratch directory.
+        path: Utf8PathBuf,
+        /// Bytes free.
+        free: u64,
+        /// Size of the filesystem, in bytes.
+        total: u64,
+    },
+
     /// A job id that cannot name a directory, even after sanitising.
     #[error("job id {id:?} cannot name a scratch directory: {reason}")]
     InvalidJobId {
@@ -105,9 +122,9 @@ pub fn is_disk_full(error: &io::Error) -> bool {
 impl Classify for ScratchError {
     fn exit_class(&self) -> ExitClass {
         match self {
-            ScratchError::Insufficient { .. } | ScratchError::NeverGrew { .. } => {
-                ExitClass::Scratch
-            }
+            ScratchError::Insufficient { .. }
+            | ScratchError::NeverGrew { .. }
+            | ScratchError::Full { .. } => ExitClass::Scratch,
             ScratchError::Io { source, .. } if is_disk_full(source) => ExitClass::Scratch,
             ScratchError::InvalidJobId { .. }
             | ScratchError::InvalidAttempt { .. }
@@ -133,6 +150,11 @@ impl Classify for ScratchError {
             ScratchError::NeverGrew { .. } => Some(
                 "check the EBS autoscale daemon (/var/log/ebs-autoscale.log: IAM permissions, \
                  volume limits), raise BIOJOB_SCRATCH_WAIT, or give the job a larger disk"
+                    .to_owned(),
+            ),
+            ScratchError::Full { .. } => Some(
+                "give the job a larger scratch volume or point BIOJOB_SCRATCH_DIR at a larger \
+                 filesystem"
                     .to_owned(),
             ),
             ScratchError::InvalidJobId { .. } => {
@@ -201,6 +223,20 @@ mod tests {
             error.to_string(),
             "scratch /scratch/job/1 did not grow within 5m: 524288 bytes (512.0 KiB) free, \
              4294967296 bytes (4.0 GiB) needed to resume"
+        );
+        assert_eq!(error.exit_class().code(), 12);
+    }
+
+    #[test]
+    fn full_message_and_class() {
+        let error = ScratchError::Full {
+            path: "/scratch/job/1".into(),
+            free: 4096,
+            total: 12 << 20,
+        };
+        assert_eq!(
+            error.to_string(),
+            "scratch /scratch/job/1 is full: 4096 bytes (4.0 KiB) free of 12582912 (12.0 MiB)"
         );
         assert_eq!(error.exit_class().code(), 12);
     }

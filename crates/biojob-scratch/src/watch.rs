@@ -17,6 +17,9 @@ pub const DEFAULT_LOW_WATER_BYTES: u64 = 2 << 30;
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 /// Default time between two `statvfs` checks: 1 second (the daemon itself polls every 2 s).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// A filesystem with fewer free bytes than this (or than 1 % of its size, whichever is smaller)
+/// counts as full: 16 MiB.
+const FULL_BYTES: u64 = 16 << 20;
 /// Time between two progress lines while waiting for growth: 10 seconds.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -129,6 +132,8 @@ struct State {
     last_check: Option<Instant>,
     paused: Option<Paused>,
     failed: Option<u64>,
+    /// The step and bytes of the last preflight, so that a repeated check logs quietly.
+    last_preflight: Option<(String, u64)>,
     usage: ScratchUsage,
 }
 
@@ -163,6 +168,7 @@ impl SpaceWatch {
                     last_check: None,
                     paused: None,
                     failed: None,
+                    last_preflight: None,
                     usage: ScratchUsage {
                         dir: dir.to_string(),
                         autoscale: settings.autoscale,
@@ -207,7 +213,18 @@ impl SpaceWatch {
         let space = fs_space(dir)?;
         self.record(space);
         let needed = need.total();
+        let repeated = {
+            let mut state = self.state();
+            let current = (need.step.clone(), needed);
+            let repeated = state.last_preflight.as_ref() == Some(&current);
+            state.last_preflight = Some(current);
+            repeated
+        };
         if space.free_bytes >= needed {
+            if repeated {
+                debug!(step = %need.step, needed_bytes = needed, free_bytes = space.free_bytes, "scratch preflight passed again");
+                return Ok(());
+            }
             info!(
                 step = %need.step,
                 needed_bytes = needed,
@@ -219,6 +236,10 @@ impl SpaceWatch {
             return Ok(());
         }
         if self.inner.settings.autoscale {
+            if repeated {
+                debug!(step = %need.step, needed_bytes = needed, free_bytes = space.free_bytes, "scratch preflight short again; proceeding");
+                return Ok(());
+            }
             warn!(
                 step = %need.step,
                 needed_bytes = needed,
@@ -373,6 +394,20 @@ impl SpaceWatch {
     fn record(&self, space: FsSpace) {
         let mut state = self.state();
         record_into(&mut state.usage, &self.inner.dir, space);
+    }
+
+    /// [`ScratchError::Full`] when the filesystem is (almost) full now: fewer bytes free than
+    /// 1 % of its size or 16 MiB, whichever is smaller. A step that failed while its scratch
+    /// was full most likely failed for want of space, whatever the tool said.
+    pub fn full(&self) -> Option<ScratchError> {
+        let space = fs_space(&self.inner.dir).ok()?;
+        self.record(space);
+        let threshold = (space.total_bytes / 100).min(FULL_BYTES);
+        (space.free_bytes < threshold).then(|| ScratchError::Full {
+            path: self.inner.dir.clone(),
+            free: space.free_bytes,
+            total: space.total_bytes,
+        })
     }
 
     /// Whether the watch is asking for the tools to be paused (waiting for growth).
