@@ -76,13 +76,14 @@ impl Resources {
             .chain(total)
             .min()
             .unwrap_or(4 << 30);
+        let shown = |value: Option<String>| value.unwrap_or_else(|| "none".to_owned());
         tracing::info!(
             threads,
-            cpus_allowed = ?affinity,
-            cpu_quota = ?quota.map(|q| format!("{} {}", q.quota_us, q.period_us)),
+            cpus_allowed = %shown(affinity.map(|n| n.to_string())),
+            cpu_quota = %shown(quota.map(|q| format!("{} {}", q.quota_us, q.period_us))),
             memory_bytes,
-            cgroup_memory_limit_bytes = ?cgroup_memory,
-            mem_total_bytes = ?total,
+            cgroup_memory_limit_bytes = %shown(cgroup_memory.map(|n| n.to_string())),
+            mem_total_bytes = %shown(total.map(|n| n.to_string())),
             "detected resources"
         );
         Resources {
