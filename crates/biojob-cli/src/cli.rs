@@ -1,5 +1,6 @@
 //! Command-line interface (clap derive).
 
+use biojob_scratch::AutoscaleMode;
 use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -68,22 +69,44 @@ pub struct RuntimeArgs {
     /// Memory to use, e.g. 16G [default: the cgroup limit, else the machine's memory].
     #[arg(long, env = env::BIOJOB_MEMORY, value_parser = parse_memory)]
     pub memory: Option<u64>,
-    /// Directory for per-run scratch directories [default: the system temporary directory].
+    /// Scratch root; each attempt works in <root>/<job id>/<attempt>/, removed at the end
+    /// [default: /scratch when writable, else the system temporary directory].
     #[arg(long, env = env::BIOJOB_SCRATCH_DIR)]
     pub scratch_dir: Option<Utf8PathBuf>,
-    /// Keep the scratch directory after the run (for debugging).
-    #[arg(long)]
+    /// Keep the attempt's scratch directory after the run (for debugging).
+    #[arg(
+        long,
+        env = env::BIOJOB_KEEP_SCRATCH,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub keep_scratch: bool,
+    /// Whether the scratch filesystem grows (EBS autoscale): auto detects it from
+    /// /etc/ebs-autoscale.json; 1 or 0 force it.
+    #[arg(long, env = env::BIOJOB_SCRATCH_AUTOSCALE, default_value = "auto", value_parser = parse_autoscale)]
+    pub scratch_autoscale: AutoscaleMode,
+    /// On a growing scratch filesystem, pause the tools when less than this is free (e.g. 2G);
+    /// they resume at twice as much.
+    #[arg(long, env = env::BIOJOB_SCRATCH_LOW_WATER, default_value = "2G", value_parser = parse_memory)]
+    pub scratch_low_water: u64,
+    /// Longest wait for the scratch filesystem to grow before failing with code 12 (e.g. 5m).
+    #[arg(long, env = env::BIOJOB_SCRATCH_WAIT, default_value = "5m", value_parser = parse_duration)]
+    pub scratch_wait: std::time::Duration,
     /// Cache for reference indexes when the reference's directory is read-only
     /// [default: $XDG_CACHE_HOME/biojob or ~/.cache/biojob].
     #[arg(long, env = env::BIOJOB_CACHE_DIR)]
     pub cache_dir: Option<Utf8PathBuf>,
-    /// Seconds between SIGTERM and SIGKILL when stopping tools.
+    /// Seconds between SIGTERM and SIGKILL when stopping tools (keep it under ECS's 30 s stop
+    /// timeout, which also has to cover cleanup and publishing the logs).
     #[arg(long, env = env::BIOJOB_GRACE_SECONDS, default_value_t = 10)]
     pub grace_seconds: u64,
     /// Longest time one tool may run, e.g. 90m or 2h [default: no limit].
     #[arg(long, env = env::BIOJOB_TOOL_TIMEOUT, value_parser = parse_duration)]
     pub tool_timeout: Option<std::time::Duration>,
+    /// Longest time one step may take (each step of `run`; the whole job of a step command),
+    /// e.g. 3h; its tools are then stopped and it fails with code 21 [default: no limit].
+    #[arg(long, env = env::BIOJOB_STEP_TIMEOUT, value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +204,10 @@ pub struct GatherArgs {
 
 fn parse_memory(text: &str) -> Result<u64, String> {
     biojob_pipeline::parse_memory_size(text)
+}
+
+fn parse_autoscale(text: &str) -> Result<AutoscaleMode, String> {
+    text.parse()
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -11,8 +11,22 @@ pub const BIOJOB_LOG: &str = "BIOJOB_LOG";
 pub const BIOJOB_THREADS: &str = "BIOJOB_THREADS";
 /// Memory the job may use, e.g. `16G` (default: the cgroup limit, else the machine's memory).
 pub const BIOJOB_MEMORY: &str = "BIOJOB_MEMORY";
-/// Where per-run scratch directories are created (default: the system temporary directory).
+/// The scratch root; each attempt works in `<root>/<job id>/<attempt>/` (default: `/scratch`
+/// when writable, else the system temporary directory).
 pub const BIOJOB_SCRATCH_DIR: &str = "BIOJOB_SCRATCH_DIR";
+/// Keep the attempt's scratch directory at the end (`true`/`1`), for debugging.
+pub const BIOJOB_KEEP_SCRATCH: &str = "BIOJOB_KEEP_SCRATCH";
+/// Whether the scratch filesystem grows (EBS autoscale): `auto` (default; detected from
+/// [`BIOJOB_EBS_AUTOSCALE_CONFIG`]), `1` or `0`.
+pub const BIOJOB_SCRATCH_AUTOSCALE: &str = "BIOJOB_SCRATCH_AUTOSCALE";
+/// The EBS autoscale configuration read to detect autoscaling (default
+/// `/etc/ebs-autoscale.json`).
+pub const BIOJOB_EBS_AUTOSCALE_CONFIG: &str = "BIOJOB_EBS_AUTOSCALE_CONFIG";
+/// On a growing scratch filesystem, pause the tools below this much free space, e.g. `2G`
+/// (default 2 GiB); they resume at twice as much.
+pub const BIOJOB_SCRATCH_LOW_WATER: &str = "BIOJOB_SCRATCH_LOW_WATER";
+/// Longest wait for the scratch filesystem to grow, e.g. `5m` (default 5 minutes).
+pub const BIOJOB_SCRATCH_WAIT: &str = "BIOJOB_SCRATCH_WAIT";
 /// Where reference indexes go when the reference's directory is read-only
 /// (default: `$XDG_CACHE_HOME/biojob`, else `$HOME/.cache/biojob`).
 pub const BIOJOB_CACHE_DIR: &str = "BIOJOB_CACHE_DIR";
@@ -20,6 +34,8 @@ pub const BIOJOB_CACHE_DIR: &str = "BIOJOB_CACHE_DIR";
 pub const BIOJOB_GRACE_SECONDS: &str = "BIOJOB_GRACE_SECONDS";
 /// Longest time one tool may run, e.g. `2h` (default: no limit).
 pub const BIOJOB_TOOL_TIMEOUT: &str = "BIOJOB_TOOL_TIMEOUT";
+/// Longest time one step may take, e.g. `3h` (default: no limit).
+pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.
@@ -32,10 +48,10 @@ pub const SAMPLE_ID: &str = "SAMPLE_ID";
 pub const CHROMOSOME: &str = "CHROMOSOME";
 /// Where outputs go (reference design).
 pub const JOB_OUTPUT_PREFIX: &str = "JOB_OUTPUT_PREFIX";
-/// Set by AWS Batch in every job; switches logs to JSON.
+/// Set by AWS Batch in every job; switches logs to JSON and names the scratch directory.
 pub const AWS_BATCH_JOB_ID: &str = "AWS_BATCH_JOB_ID";
-/// Set by AWS Batch: the attempt number, from 1 (per-attempt scratch directories; recorded in
-/// the step metrics).
+/// Set by AWS Batch: the attempt number, from 1; names the scratch directory and is recorded in
+/// the step metrics.
 pub const AWS_BATCH_JOB_ATTEMPT: &str = "AWS_BATCH_JOB_ATTEMPT";
 /// The state machine's name (`$$.StateMachine.Name`): with [`JOB_WORKFLOW_EXECUTION_ID`], a
 /// run's outputs go to `${JOB_OUTPUT_PREFIX}/${JOB_WORKFLOW_NAME}/${JOB_WORKFLOW_EXECUTION_ID}/`

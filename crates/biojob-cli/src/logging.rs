@@ -56,7 +56,12 @@ pub fn init(args: &LoggingArgs) -> Option<MultiProgress> {
             .init();
         Some(progress)
     } else {
-        builder.compact().with_writer(std::io::stderr).init();
+        // Not a terminal (a file, a pipe, CloudWatch): no colour codes in the text.
+        builder
+            .compact()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
         None
     }
 }

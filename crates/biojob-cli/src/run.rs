@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use biojob_pipeline::{
-    Engine, LogObserver, Resources, RunObserver, RunOptions, WorkflowInput, new_run_id,
-    probe_tools, run_workflow,
+    Engine, LogObserver, Resources, RunObserver, RunOptions, ScratchSettings, WorkflowInput,
+    new_run_id, probe_tools, run_workflow,
 };
 use biojob_process::CancelToken;
+use biojob_scratch::{Attempt, JobId};
 use biojob_storage::Stores;
-use biojob_tools::Toolset;
+use biojob_tools::{Toolset, sort_memory_per_thread};
 use camino::{Utf8Path, Utf8PathBuf};
 use indicatif::MultiProgress;
 
@@ -42,6 +43,18 @@ pub fn engine(runtime: &RuntimeArgs, cancel: &CancelToken) -> Result<Engine, Fai
     tracing::info!(
         threads = resources.threads,
         memory_bytes = resources.memory_bytes,
+        sort_memory_per_thread_bytes =
+            sort_memory_per_thread(resources.memory_bytes, resources.threads),
+        threads_from = if runtime.threads.is_some() {
+            "--threads"
+        } else {
+            "detected"
+        },
+        memory_from = if runtime.memory.is_some() {
+            "--memory"
+        } else {
+            "detected"
+        },
         "resource budget"
     );
     Ok(Engine {
@@ -52,7 +65,38 @@ pub fn engine(runtime: &RuntimeArgs, cancel: &CancelToken) -> Result<Engine, Fai
         cancel: cancel.clone(),
         grace: Duration::from_secs(runtime.grace_seconds),
         timeout: runtime.tool_timeout,
+        step_timeout: runtime.timeout,
+        scratch: scratch_settings(runtime),
     })
+}
+
+/// The scratch settings from the flags and environment.
+pub fn scratch_settings(runtime: &RuntimeArgs) -> ScratchSettings {
+    let mut settings = ScratchSettings::new(scratch_root(runtime));
+    settings.autoscale = runtime.scratch_autoscale;
+    if let Some(config) = std::env::var(env::BIOJOB_EBS_AUTOSCALE_CONFIG)
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        settings.autoscale_config = config.into();
+    }
+    settings.low_water_bytes = runtime.scratch_low_water;
+    settings.wait_timeout = runtime.scratch_wait;
+    settings.keep = runtime.keep_scratch;
+    settings
+}
+
+/// The job and attempt naming the scratch directory: `AWS_BATCH_JOB_ID` and
+/// `AWS_BATCH_JOB_ATTEMPT` when set (under AWS Batch), else `local_id` and attempt 1.
+pub fn job_identity(local_id: &str) -> Result<(JobId, Attempt), Failure> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let id = var(env::AWS_BATCH_JOB_ID).unwrap_or_else(|| local_id.to_owned());
+    let job_id = JobId::new(&id).map_err(|e| Failure::Pipeline(e.into()))?;
+    let attempt = match var(env::AWS_BATCH_JOB_ATTEMPT) {
+        Some(text) => Attempt::parse(&text).map_err(|e| Failure::Pipeline(e.into()))?,
+        None => Attempt::FIRST,
+    };
+    Ok((job_id, attempt))
 }
 
 /// The cache directory: the flag or `BIOJOB_CACHE_DIR`, else `$XDG_CACHE_HOME/biojob`, else
@@ -71,11 +115,10 @@ pub fn cache_dir(runtime: &RuntimeArgs) -> Utf8PathBuf {
     scratch_root(runtime).join("biojob-cache")
 }
 
-/// The scratch root: the flag or `BIOJOB_SCRATCH_DIR`, else the system temporary directory.
+/// The scratch root: the flag or `BIOJOB_SCRATCH_DIR`, else `/scratch` when writable, else
+/// the system temporary directory.
 pub fn scratch_root(runtime: &RuntimeArgs) -> Utf8PathBuf {
-    runtime.scratch_dir.clone().unwrap_or_else(|| {
-        Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap_or_else(|_| "/tmp".into())
-    })
+    biojob_scratch::default_root(runtime.scratch_dir.as_deref())
 }
 
 pub fn run(
@@ -96,11 +139,13 @@ pub fn run(
         return crate::plan::print_plan(&input, &args);
     }
     let engine = engine(&args.runtime, cancel)?;
+    let run_id = args.run_id.unwrap_or_else(new_run_id);
+    let (job_id, attempt) = job_identity(&run_id)?;
     let options = RunOptions {
-        run_id: args.run_id.unwrap_or_else(new_run_id),
-        scratch_root: scratch_root(&args.runtime),
+        run_id,
+        job_id,
+        attempt,
         cache_dir: cache_dir(&args.runtime),
-        keep_scratch: args.runtime.keep_scratch,
     };
     let observer: Box<dyn RunObserver> = match progress {
         Some(multi) => Box::new(ProgressObserver::new(multi.clone())),

@@ -6,20 +6,20 @@
 
 use std::time::{Instant, SystemTime};
 
-use anyhow::Context as _;
 use biojob_core::{ReadGroup, SampleId, StepId};
 use biojob_pipeline::{
     AlignRequest, CallRequest, Engine, Error, GatherRequest, OutputRecord, PreparedReference,
-    ReferenceOptions, StepContext, TaskRecord, contig_plan, error_chain, publish_file,
-    publish_logs, stage_input,
+    ReferenceOptions, StepContext, TaskRecord, align_space_need, call_space_need, contig_plan,
+    error_chain, gather_space_need, new_run_id, publish_file, publish_logs, stage_input,
 };
 use biojob_process::{CancelToken, StageReport};
+use biojob_scratch::{JobScratch, SpaceNeed, SpaceWatch};
 use biojob_storage::ObjectUri;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::Failure;
 use crate::cli::{AlignArgs, CallArgs, GatherArgs, PrepareReferenceArgs, RuntimeArgs, StepArgs};
-use crate::run::{cache_dir, engine, scratch_root};
+use crate::run::{cache_dir, engine, job_identity};
 
 fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
     Failure::Usage(anyhow::anyhow!("{error}"), Some(remedy.to_owned()))
@@ -33,43 +33,41 @@ fn uri(text: &str, flag: &str) -> Result<ObjectUri, Failure> {
     ObjectUri::parse(text).map_err(|e| usage(e, &format!("fix {flag}")))
 }
 
-/// A step's scratch directory and context.
+/// A step's scratch directory, its space watch and its context.
 struct StepRun {
     engine: Engine,
-    work: tempfile::TempDir,
+    scratch: JobScratch,
+    space: SpaceWatch,
     work_dir: Utf8PathBuf,
-    keep: bool,
+    context: StepContext,
 }
 
 impl StepRun {
-    fn new(runtime: &RuntimeArgs, cancel: &CancelToken, name: &str) -> Result<StepRun, Failure> {
+    /// Resolves the tools and creates the attempt's scratch directory
+    /// (`<root>/<job id>/<attempt>/`; the job id is `AWS_BATCH_JOB_ID`, or a fresh id
+    /// starting with the step's name outside AWS Batch). The step's time limit starts now.
+    fn new(runtime: &RuntimeArgs, cancel: &CancelToken, step: StepId) -> Result<StepRun, Failure> {
         let engine = engine(runtime, cancel)?;
-        let root = scratch_root(runtime);
-        let work = std::fs::create_dir_all(&root)
-            .and_then(|()| {
-                tempfile::Builder::new()
-                    .prefix(&format!("biojob-{name}-"))
-                    .tempdir_in(&root)
-            })
-            .with_context(|| format!("creating a scratch directory in {root}"))
-            .map_err(|error| {
-                Failure::Usage(
-                    error,
-                    Some("set --scratch-dir to a writable directory".into()),
-                )
-            })?;
-        let work_dir = Utf8PathBuf::from_path_buf(work.path().to_owned())
-            .map_err(|_| usage("the scratch path is not UTF-8", "set --scratch-dir"))?;
+        let (job_id, attempt) = job_identity(&format!("{step}-{}", new_run_id()))?;
+        let (scratch, space) = engine
+            .scratch
+            .open(&job_id, attempt)
+            .map_err(|error| Failure::Pipeline(error.in_task(step.as_str())))?;
+        let work_dir = scratch.dir().to_owned();
+        let context = engine
+            .context(&work_dir.join("logs"), &space)
+            .for_step(step.as_str());
         Ok(StepRun {
             engine,
-            work,
+            scratch,
+            space,
             work_dir,
-            keep: runtime.keep_scratch,
+            context,
         })
     }
 
     fn context(&self) -> StepContext {
-        self.engine.context(&self.work_dir.join("logs"))
+        self.context.clone()
     }
 
     fn reference(
@@ -96,8 +94,28 @@ impl StepRun {
         )
     }
 
-    /// Publishes outputs (on success), logs and the step manifest (always); returns the
-    /// step's own result.
+    /// Checks the scratch space for the inputs to be copied in (those that are not local
+    /// files) plus what the step writes, before staging anything.
+    fn preflight(
+        &self,
+        uris: &[&ObjectUri],
+        need: impl FnOnce(u64) -> SpaceNeed,
+    ) -> Result<(), Error> {
+        let mut staged = 0u64;
+        for uri in uris.iter().filter(|uri| uri.local_path().is_none()) {
+            let size = self
+                .engine
+                .stores
+                .for_uri(uri)?
+                .head(uri)?
+                .map_or(0, |m| m.size);
+            staged = staged.saturating_add(size);
+        }
+        self.context.preflight(&need(staged))
+    }
+
+    /// Publishes outputs (on success) and logs (always), removes the scratch directory (unless
+    /// kept), then publishes the step manifest (always); returns the step's own result.
     #[allow(clippy::too_many_arguments)]
     fn finish(
         self,
@@ -111,6 +129,7 @@ impl StepRun {
     ) -> Result<(), Failure> {
         let stores = &self.engine.stores;
         let published = result.and_then(|(commands, files)| {
+            self.context.check_stopped("publishing the outputs")?;
             let outputs = files
                 .iter()
                 .map(|file| publish_file(stores, file, prefix))
@@ -146,6 +165,15 @@ impl StepRun {
         if let Err(error) = publish_logs(stores, &self.work_dir.join("logs"), prefix) {
             tracing::warn!(error = %error_chain(&error), "could not publish the logs");
         }
+        let scratch_usage = self.space.usage();
+        // Free the scratch space before writing the manifest: it may be what ran out.
+        match self.scratch.finish(self.engine.scratch.keep) {
+            Ok(Some(kept)) => eprintln!("scratch kept: {kept}"),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "could not remove the scratch directory")
+            }
+        }
         let name = match shard {
             Some((index, _)) => format!("{sample}.{step}.{index:04}.manifest.json"),
             None => format!("{sample}.{step}.manifest.json"),
@@ -160,14 +188,23 @@ impl StepRun {
                 "samtools": {"path": self.engine.toolset.samtools.path, "version": self.engine.versions.samtools},
                 "bcftools": {"path": self.engine.toolset.bcftools.path, "version": self.engine.versions.bcftools},
             },
+            "scratch": scratch_usage,
             "task": record,
         });
-        let path = self.work_dir.join(&name);
-        let written = serde_json::to_vec_pretty(&manifest)
-            .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(&path, json))
-            .map_err(Error::io("writing", &path))
-            .and_then(|()| publish_file(stores, &path, prefix));
+        let written = tempfile::tempdir()
+            .map_err(Error::io("creating", "a temporary directory"))
+            .and_then(|dir| {
+                let path = Utf8PathBuf::from_path_buf(dir.path().join(&name)).map_err(|p| {
+                    Error::io("writing", p.to_string_lossy().into_owned())(std::io::Error::other(
+                        "non-UTF-8 path",
+                    ))
+                })?;
+                serde_json::to_vec_pretty(&manifest)
+                    .map_err(std::io::Error::other)
+                    .and_then(|json| std::fs::write(&path, json))
+                    .map_err(Error::io("writing", &path))?;
+                publish_file(stores, &path, prefix)
+            });
         if let Err(error) = written {
             tracing::warn!(error = %error_chain(&error), "could not publish the step manifest");
         }
@@ -182,18 +219,14 @@ impl StepRun {
             // Inputs are local until S3 staging lands; then the staging reports give this.
             bytes_staged_in: None,
             bytes_staged_out: Some(bytes_staged_out),
-            scratch_peak_bytes: None,
+            scratch_peak_bytes: Some(scratch_usage.peak_bytes),
         });
-        if self.keep {
-            let kept = self.work.keep();
-            eprintln!("scratch kept: {}", kept.display());
-        }
         result
     }
 }
 
 pub fn prepare_reference(args: PrepareReferenceArgs, cancel: &CancelToken) -> Result<(), Failure> {
-    let run = StepRun::new(&args.runtime, cancel, "prepare-reference")?;
+    let run = StepRun::new(&args.runtime, cancel, StepId::PrepareReference)?;
     let context = run.context();
     let (reference, _) = run
         .reference(&args.reference, &args.runtime, !args.fai_only, &context)
@@ -208,6 +241,13 @@ pub fn prepare_reference(args: PrepareReferenceArgs, cancel: &CancelToken) -> Re
         for built in &reference.built {
             println!("built: {built}");
         }
+    }
+    if let Some(kept) = run
+        .scratch
+        .finish(run.engine.scratch.keep)
+        .map_err(|error| Failure::Pipeline(error.into()))?
+    {
+        eprintln!("scratch kept: {kept}");
     }
     Ok(())
 }
@@ -232,10 +272,22 @@ pub fn align(args: AlignArgs, cancel: &CancelToken) -> Result<(), Failure> {
     }
     let fastq_1 = uri(&args.fastq_1, "--fastq-1")?;
     let fastq_2 = uri(&args.fastq_2, "--fastq-2")?;
-    let run = StepRun::new(&args.runtime, cancel, "align")?;
+    let run = StepRun::new(&args.runtime, cancel, StepId::Align)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
     let result = (|| {
+        let fastq_bytes = [&fastq_1, &fastq_2].iter().try_fold(0u64, |sum, uri| {
+            let size = run
+                .engine
+                .stores
+                .for_uri(uri)?
+                .head(uri)?
+                .map_or(0, |m| m.size);
+            Ok::<u64, Error>(sum.saturating_add(size))
+        })?;
+        run.preflight(&[&fastq_1, &fastq_2], |staged| {
+            align_space_need(staged, fastq_bytes, &fastq_1.to_string())
+        })?;
         let staging = run.work_dir.join("inputs");
         let remedy = "check --fastq-1 and --fastq-2";
         let r1 = stage_input(&run.engine.stores, &fastq_1, &staging, "FASTQ_1", remedy)?;
@@ -271,7 +323,7 @@ pub fn call(args: CallArgs, cancel: &CancelToken) -> Result<(), Failure> {
     let sample = sample(&args.step)?;
     let prefix = uri(&args.step.output_prefix, "--output-prefix")?;
     let bam = uri(&args.bam, "--bam")?;
-    let run = StepRun::new(&args.runtime, cancel, "call")?;
+    let run = StepRun::new(&args.runtime, cancel, StepId::Call)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
     let mut shard_key = None;
@@ -285,9 +337,18 @@ pub fn call(args: CallArgs, cancel: &CancelToken) -> Result<(), Failure> {
         )?;
         let shard = plan.shards()[0].clone();
         shard_key = Some(shard.index);
+        let bam_bytes = run
+            .engine
+            .stores
+            .for_uri(&bam)?
+            .head(&bam)?
+            .map_or(0, |m| m.size);
+        let bai = ObjectUri::parse(&format!("{bam}.bai"))?;
+        run.preflight(&[&bam, &bai], |staged| {
+            call_space_need(&format!("call {}", args.contig), staged, bam_bytes)
+        })?;
         let staging = run.work_dir.join("inputs");
         let bam_path = stage_input(&run.engine.stores, &bam, &staging, "BAM", "check --bam")?;
-        let bai = ObjectUri::parse(&format!("{bam}.bai"))?;
         stage_input(
             &run.engine.stores,
             &bai,
@@ -328,12 +389,29 @@ pub fn gather(args: GatherArgs, cancel: &CancelToken) -> Result<(), Failure> {
         .iter()
         .map(|text| uri(text, "--vcf"))
         .collect::<Result<Vec<_>, _>>()?;
-    let run = StepRun::new(&args.runtime, cancel, "gather")?;
+    let run = StepRun::new(&args.runtime, cancel, StepId::Gather)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
     let result = (|| {
         let (reference, mut commands) =
             run.reference(&args.step.reference, &args.runtime, false, &context)?;
+        let mut inputs = Vec::new();
+        for vcf in &vcfs {
+            inputs.push(vcf.clone());
+            inputs.push(ObjectUri::parse(&format!("{vcf}.tbi"))?);
+        }
+        let vcf_bytes = vcfs.iter().try_fold(0u64, |sum, uri| {
+            let size = run
+                .engine
+                .stores
+                .for_uri(uri)?
+                .head(uri)?
+                .map_or(0, |m| m.size);
+            Ok::<u64, Error>(sum.saturating_add(size))
+        })?;
+        run.preflight(&inputs.iter().collect::<Vec<_>>(), |staged| {
+            gather_space_need(staged, vcf_bytes)
+        })?;
         let staging = run.work_dir.join("inputs");
         let mut local = Vec::new();
         for vcf in &vcfs {

@@ -3,6 +3,7 @@
 use biojob_core::{Classify, ExitClass};
 use biojob_formats::{FastqError, FormatError};
 use biojob_process::ProcessError;
+use biojob_scratch::{ScratchError, is_disk_full};
 use biojob_storage::StorageError;
 use biojob_tools::ToolError;
 use camino::Utf8PathBuf;
@@ -59,6 +60,19 @@ pub enum Error {
     /// Staging failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Scratch space is short, never grew, or its directory cannot be made.
+    #[error(transparent)]
+    Scratch(#[from] ScratchError),
+    /// A step failed while its scratch filesystem was full: the full disk (`full`, a
+    /// [`ScratchError::Full`]) is the likely cause of the failure (`source`).
+    #[error("{full}")]
+    ScratchFull {
+        /// What was found.
+        full: ScratchError,
+        /// The failure as reported.
+        #[source]
+        source: Box<Error>,
+    },
     /// Local I/O failed: on an input (class input invalid) or on scratch, cache or output
     /// files (class scratch).
     #[error("{op} {path}")]
@@ -115,7 +129,7 @@ impl Error {
     /// The innermost error, below any [`Error::Step`] wrappers.
     pub fn root(&self) -> &Error {
         match self {
-            Error::Step { source, .. } => source.root(),
+            Error::Step { source, .. } | Error::ScratchFull { source, .. } => source.root(),
             other => other,
         }
     }
@@ -133,8 +147,10 @@ impl Classify for Error {
             Error::Fastq(error) => error.exit_class(),
             Error::Format(error) => error.exit_class(),
             Error::Storage(error) => error.exit_class(),
+            Error::Scratch(error) => error.exit_class(),
+            Error::ScratchFull { .. } => ExitClass::Scratch,
             Error::Io { source, input, .. } => {
-                if *input && source.kind() != std::io::ErrorKind::StorageFull {
+                if *input && !is_disk_full(source) {
                     ExitClass::InputInvalid
                 } else {
                     ExitClass::Scratch
@@ -153,8 +169,10 @@ impl Classify for Error {
             Error::Fastq(error) => error.remedy(),
             Error::Format(error) => error.remedy(),
             Error::Storage(error) => error.remedy(),
+            Error::Scratch(error) => error.remedy(),
+            Error::ScratchFull { full, .. } => full.remedy(),
             Error::Io { source, input, .. } => {
-                if source.kind() == std::io::ErrorKind::StorageFull {
+                if is_disk_full(source) {
                     Some("free space on the scratch filesystem or use a larger disk".to_owned())
                 } else if *input {
                     Some("check that the file exists and is readable".to_owned())

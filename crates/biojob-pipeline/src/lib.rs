@@ -29,6 +29,7 @@ mod observer;
 mod publish;
 mod reference;
 mod resources;
+mod space;
 mod steps;
 mod workflow;
 
@@ -42,7 +43,11 @@ pub use manifest::{
 pub use observer::{LogObserver, RunObserver, TaskLabel};
 pub use publish::{publish_file, publish_logs, stage_input};
 pub use reference::{PreparedReference, ReferenceOptions, prepare_reference};
-pub use resources::{Resources, parse_memory_size};
+pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
+pub use space::{
+    ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
+    file_bytes, gather_space_need,
+};
 pub use steps::{
     AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, GatherOutput,
     GatherRequest, align, call, gather, order_for_gather,

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use biojob_core::{Classify, ExitClass, StepId};
 use biojob_process::StageReport;
+use biojob_scratch::ScratchUsage;
 use biojob_storage::TransferReport;
 use serde::Serialize;
 
@@ -212,6 +213,9 @@ pub struct RunManifest {
     /// The final VCF, when the run succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vcf: Option<String>,
+    /// Scratch use: peak bytes of the scratch directory, free space, waits for growth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<ScratchUsage>,
 }
 
 /// The run's inputs, as given or resolved.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use biojob_core::{Classify, Contig, ExitClass, ScatterPlan, StepId, suggest_contig_mapping};
 use biojob_process::{CancelReason, CancelToken, ProcessError, StageReport, Supervisor};
+use biojob_scratch::{Attempt, JobId, JobScratch, SpaceWatch};
 use biojob_storage::{ObjectUri, Stores};
 use biojob_tools::{ToolError, ToolVersions, Toolset};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -13,9 +14,10 @@ use tracing::{info, info_span, warn};
 use crate::manifest::{MANIFEST_FORMAT_VERSION, error_chain, seconds, timestamp};
 use crate::{
     AlignRequest, CallRequest, Error, GatherRequest, ManifestInputs, OutputRecord,
-    PreparedReference, ReferenceOptions, Resources, RunManifest, RunObserver, StepContext,
-    TaskLabel, TaskRecord, TaskStatus, ToolRecord, WorkflowInput, align, call, gather,
-    prepare_reference, publish_file, publish_logs, stage_input,
+    PreparedReference, ReferenceOptions, Resources, RunManifest, RunObserver, ScratchSettings,
+    SpaceWatchdog, StepContext, TaskLabel, TaskRecord, TaskStatus, ToolRecord, WorkflowInput,
+    align, align_space_need, call, gather, prepare_reference, publish_file, publish_logs,
+    stage_input,
 };
 
 /// Everything a run needs besides its input: stores, tools, budget, cancellation.
@@ -35,18 +37,26 @@ pub struct Engine {
     pub grace: Duration,
     /// Longest time any one tool may run, if limited.
     pub timeout: Option<Duration>,
+    /// Longest time any one step may take, if limited (see [`StepContext::for_step`]).
+    pub step_timeout: Option<Duration>,
+    /// Where scratch directories go and how their space is watched.
+    pub scratch: ScratchSettings,
 }
 
 impl Engine {
-    /// The context for steps that log into `log_dir`.
-    pub fn context(&self, log_dir: &Utf8Path) -> StepContext {
+    /// The context for steps that log into `log_dir` and work in the scratch directory that
+    /// `space` watches; the supervisor pauses and stops tools as `space` says.
+    pub fn context(&self, log_dir: &Utf8Path, space: &SpaceWatch) -> StepContext {
         StepContext {
             toolset: self.toolset.clone(),
             versions: self.versions.clone(),
             supervisor: Supervisor::new(log_dir, self.cancel.clone())
                 .with_grace(self.grace)
-                .with_timeout(self.timeout),
+                .with_timeout(self.timeout)
+                .with_watchdog(Some(SpaceWatchdog::shared(space))),
             resources: self.resources,
+            space: space.clone(),
+            step_timeout: self.step_timeout,
         }
     }
 }
@@ -99,12 +109,13 @@ pub fn probe_tools(
 pub struct RunOptions {
     /// The run id: the last part of the output location.
     pub run_id: String,
-    /// Where the run's scratch directory is created.
-    pub scratch_root: Utf8PathBuf,
+    /// The job whose scratch directory the run uses: `AWS_BATCH_JOB_ID` under AWS Batch, else
+    /// the run id.
+    pub job_id: JobId,
+    /// The attempt: `AWS_BATCH_JOB_ATTEMPT` under AWS Batch, else 1.
+    pub attempt: Attempt,
     /// Where reference indexes go when the reference's directory is read-only.
     pub cache_dir: Utf8PathBuf,
-    /// Keep the scratch directory after the run.
-    pub keep_scratch: bool,
 }
 
 /// A run id from the current time: `YYYYMMDDTHHMMSSZ-` and four hex digits from the process
@@ -243,26 +254,16 @@ pub fn run_workflow(
         read_pairs: None,
         tasks: Vec::new(),
         vcf: None,
+        scratch: None,
     };
 
-    let work = std::fs::create_dir_all(&options.scratch_root)
-        .and_then(|()| {
-            tempfile::Builder::new()
-                .prefix(&format!("biojob-{}-", options.run_id))
-                .tempdir_in(&options.scratch_root)
-        })
-        .map_err(Error::io(
-            "creating a scratch directory in",
-            &options.scratch_root,
-        ));
-    let work = match work {
-        Ok(work) => work,
-        Err(error) => return finish(manifest, output_dir, None, Err(error), None, engine, clock),
+    let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
+        Ok(opened) => opened,
+        Err(error) => return finish(manifest, output_dir, None, Err(error), engine, clock),
     };
-    let work_dir = Utf8PathBuf::from_path_buf(work.path().to_owned())
-        .unwrap_or_else(|path| Utf8PathBuf::from(path.to_string_lossy().into_owned()));
+    let work_dir = scratch.dir().to_owned();
     let log_dir = work_dir.join("logs");
-    let context = engine.context(&log_dir);
+    let context = engine.context(&log_dir, &space);
     let result = execute(
         input,
         options,
@@ -273,30 +274,17 @@ pub fn run_workflow(
         &mut manifest,
         observer,
     );
-    let kept = if options.keep_scratch {
-        let path = work.keep();
-        Utf8PathBuf::from_path_buf(path).ok()
-    } else {
-        None
-    };
-    finish(
-        manifest,
-        output_dir,
-        Some(&log_dir),
-        result,
-        kept,
-        engine,
-        clock,
-    )
-    // `work` (when not kept) was moved into `keep` or is dropped here, removing scratch.
+    manifest.scratch = Some(space.usage());
+    finish(manifest, output_dir, Some(scratch), result, engine, clock)
 }
 
+/// Publishes the logs, removes the scratch directory (unless kept: it may be the disk that
+/// ran out, and the manifest is written outside it), then publishes the manifest.
 fn finish(
     mut manifest: RunManifest,
     output_dir: ObjectUri,
-    log_dir: Option<&Utf8Path>,
+    scratch: Option<JobScratch>,
     result: Result<ObjectUri, Error>,
-    kept_scratch: Option<Utf8PathBuf>,
     engine: &Engine,
     clock: Instant,
 ) -> RunOutcome {
@@ -319,10 +307,18 @@ fn finish(
     }
     manifest.exit_code = manifest.exit_class.code();
     manifest.vcf = vcf.as_ref().map(ToString::to_string);
-    if let Some(log_dir) = log_dir
-        && let Err(publish_error) = publish_logs(&engine.stores, log_dir, &output_dir)
-    {
-        warn!(error = %error_chain(&publish_error), "could not publish the logs");
+    let mut kept_scratch = None;
+    if let Some(scratch) = scratch {
+        let log_dir = scratch.dir().join("logs");
+        if let Err(publish_error) = publish_logs(&engine.stores, &log_dir, &output_dir) {
+            warn!(error = %error_chain(&publish_error), "could not publish the logs");
+        }
+        match scratch.finish(engine.scratch.keep) {
+            Ok(kept) => kept_scratch = kept,
+            Err(error) => {
+                warn!(error = %error_chain(&error), "could not remove the scratch directory")
+            }
+        }
     }
     let manifest_uri = output_dir.join("manifest.json");
     let written = serde_json::to_vec_pretty(&manifest)
@@ -412,6 +408,25 @@ fn execute(
     // Preflight: inputs exist, before any tool runs.
     let reference_uri = input.resolve_reference(stores)?;
     manifest.inputs.reference = reference_uri.to_string();
+    // Scratch space for the largest step, align, with the inputs that will be copied in.
+    let mut staged = 0u64;
+    let mut fastq_bytes = 0u64;
+    for uri in [&input.fastq_1, &input.fastq_2, &reference_uri] {
+        let size = stores.for_uri(uri)?.head(uri)?.map_or(0, |meta| meta.size);
+        if uri.local_path().is_none() {
+            staged = staged.saturating_add(size);
+        }
+        if uri != &reference_uri {
+            fastq_bytes = fastq_bytes.saturating_add(size);
+        }
+    }
+    context
+        .preflight(&align_space_need(
+            staged,
+            fastq_bytes,
+            &input.fastq_1.to_string(),
+        ))
+        .map_err(|error| error.in_task(StepId::Align.as_str()))?;
     let staging = work_dir.join("inputs");
     let fastq_remedy = format!(
         "check SOURCE_DATA_PREFIX and SAMPLE_ID (files are named {0}_R1.fastq.gz and {0}_R2.fastq.gz), or give FASTQ_1 and FASTQ_2",
@@ -431,6 +446,7 @@ fn execute(
     let task = Task::start(TaskLabel::step(StepId::PrepareReference), observer);
     let mut reports = Vec::new();
     let prepared = (|| {
+        let context = &context.for_step(StepId::PrepareReference.as_str());
         let fai_only = ReferenceOptions {
             cache_dir: options.cache_dir.clone(),
             bwa_index: false,
@@ -480,6 +496,7 @@ fn execute(
 
     // Align.
     let task = Task::start(TaskLabel::step(StepId::Align), observer);
+    let align_context = context.for_step(StepId::Align.as_str());
     let aligned = align(
         &AlignRequest {
             sample: &input.sample,
@@ -489,9 +506,10 @@ fn execute(
             fastq_2: &fastq_2,
             work_dir,
         },
-        context,
+        &align_context,
     )
     .and_then(|output| {
+        align_context.check_stopped("publishing the BAM")?;
         let outputs = vec![
             publish_file(stores, &output.bam, output_dir)?,
             publish_file(stores, &output.bai, output_dir)?,
@@ -534,6 +552,7 @@ fn execute(
 
     // Gather.
     let task = Task::start(TaskLabel::step(StepId::Gather), observer);
+    let gather_context = context.for_step(StepId::Gather.as_str());
     let gathered = gather(
         &GatherRequest {
             sample: &input.sample,
@@ -541,9 +560,10 @@ fn execute(
             vcfs: &vcfs,
             work_dir,
         },
-        context,
+        &gather_context,
     )
     .and_then(|output| {
+        gather_context.check_stopped("publishing the VCF")?;
         let outputs = vec![
             publish_file(stores, &output.vcf, output_dir)?,
             publish_file(stores, &output.tbi, output_dir)?,
@@ -620,6 +640,8 @@ fn call_shards(
                     }
                     let _span = info_span!("call", contig = %shard.contig.name).entered();
                     let task = Task::start(label, observer);
+                    let shard_context =
+                        shard_context.for_step(&format!("call {}", shard.contig.name));
                     let outcome = call(
                         &CallRequest {
                             sample: &input.sample,
@@ -631,6 +653,7 @@ fn call_shards(
                         &shard_context,
                     )
                     .and_then(|output| {
+                        shard_context.check_stopped("publishing the VCF")?;
                         let outputs = vec![
                             publish_file(&engine.stores, &output.vcf, output_dir)?,
                             publish_file(&engine.stores, &output.tbi, output_dir)?,

@@ -80,6 +80,37 @@ pub enum ProcessError {
         report: Box<PipelineReport>,
     },
 
+    /// The step's time limit ([`StepDeadline`](crate::StepDeadline)) passed; every stage was
+    /// stopped (or, when it had passed before the run, none was started).
+    #[error("step {step} went past its time limit of {}; stopped {label}", humantime::format_duration(*.limit))]
+    StepTimedOut {
+        /// The step.
+        step: String,
+        /// The limit.
+        limit: Duration,
+        /// The labels of the stages, joined with ` | `.
+        label: String,
+        /// Every stage that started.
+        report: Box<PipelineReport>,
+    },
+
+    /// A [`Watchdog`](crate::Watchdog) stopped the run (e.g. scratch space never grew); every
+    /// stage was stopped. The source says why; the class and remedy are the watchdog's.
+    #[error("stopped {label}")]
+    Watchdog {
+        /// The labels of the stages, joined with ` | `.
+        label: String,
+        /// The exit class the watchdog gave.
+        class: ExitClass,
+        /// The watchdog's remedy.
+        remedy: Option<String>,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        /// Every stage that started.
+        report: Box<PipelineReport>,
+    },
+
     /// The run's cancel token was cancelled; every stage was stopped.
     #[error("{label} cancelled: {reason}")]
     Cancelled {
@@ -143,6 +174,8 @@ impl ProcessError {
             ProcessError::Failed { report, .. }
             | ProcessError::Killed { report, .. }
             | ProcessError::TimedOut { report, .. }
+            | ProcessError::StepTimedOut { report, .. }
+            | ProcessError::Watchdog { report, .. }
             | ProcessError::Cancelled { report, .. } => Some(report),
             ProcessError::InvalidCommand { .. }
             | ProcessError::Spawn { .. }
@@ -175,7 +208,10 @@ impl Classify for ProcessError {
                 ExitClass::Scratch
             }
             ProcessError::Failed { .. } => ExitClass::ToolFailed,
-            ProcessError::Killed { .. } | ProcessError::TimedOut { .. } => ExitClass::ToolKilled,
+            ProcessError::Killed { .. }
+            | ProcessError::TimedOut { .. }
+            | ProcessError::StepTimedOut { .. } => ExitClass::ToolKilled,
+            ProcessError::Watchdog { class, .. } => *class,
             ProcessError::Cancelled { reason, .. } => match reason {
                 CancelReason::Terminate => ExitClass::Terminated,
                 CancelReason::Interrupt => ExitClass::Interrupted,
@@ -216,6 +252,12 @@ impl Classify for ProcessError {
                 "raise the timeout, or find why the tool stalled{}",
                 log.map(|log| format!(" in {log}")).unwrap_or_default()
             )),
+            ProcessError::StepTimedOut { step, .. } => Some(format!(
+                "raise the step time limit (--timeout, BIOJOB_STEP_TIMEOUT), or find why {step} \
+                 stalled{}",
+                log.map(|log| format!(" in {log}")).unwrap_or_default()
+            )),
+            ProcessError::Watchdog { remedy, .. } => remedy.clone(),
             ProcessError::Io { source, .. } if is_disk_full(source) => {
                 Some("give the job a larger scratch volume".into())
             }

@@ -11,6 +11,9 @@
 //!   [`run_pipeline`](Supervisor::run_pipeline) stages joined by OS pipes with pipefail
 //!   semantics, [`capture`](Supervisor::capture) a `--version` probe's output.
 //! - [`CancelToken`]: cancelled by the binary's SIGTERM/SIGINT handler or by a failed sibling.
+//! - [`Watchdog`]: an outside condition checked while children run; it can pause them
+//!   (SIGSTOP/SIGCONT to their process groups, e.g. while scratch space is short) or stop them.
+//! - [`StepDeadline`]: the time limit of a whole step, across the commands it runs.
 //! - [`StageReport`] / [`PipelineReport`]: exit status, wall and CPU time, peak RSS in bytes,
 //!   stderr log and tail, for the run manifest.
 //! - [`ProcessError`]: which stage failed and how; it implements [`biojob_core::Classify`].
@@ -44,9 +47,11 @@ mod drain;
 mod error;
 mod report;
 mod supervisor;
+mod watch;
 
 pub use cancel::{CancelReason, CancelToken};
 pub use command::{CommandSpec, StdinSource};
 pub use error::ProcessError;
 pub use report::{Captured, ExitStatusKind, PipelineReport, StageReport, StopReason, signal_name};
 pub use supervisor::{DEFAULT_GRACE, Supervisor};
+pub use watch::{StepDeadline, WatchStop, WatchVerdict, Watchdog};

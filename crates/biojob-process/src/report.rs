@@ -83,6 +83,10 @@ pub enum StopReason {
     Cancelled(CancelReason),
     /// The run went past the supervisor's timeout.
     TimedOut,
+    /// The step went past its [`StepDeadline`](crate::StepDeadline).
+    StepTimedOut,
+    /// A [`Watchdog`](crate::Watchdog) asked to stop.
+    Watchdog,
     /// Another stage of the same pipeline failed (or could not start), so this one was doomed.
     StageFailed,
 }
@@ -92,6 +96,8 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::Cancelled(reason) => write!(f, "cancelled ({reason})"),
             StopReason::TimedOut => f.write_str("timed out"),
+            StopReason::StepTimedOut => f.write_str("the step went past its time limit"),
+            StopReason::Watchdog => f.write_str("stopped by a watchdog"),
             StopReason::StageFailed => f.write_str("another stage failed"),
         }
     }

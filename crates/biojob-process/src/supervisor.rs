@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use crate::command::StdoutTarget;
 use crate::drain::{Drain, DrainOptions};
 use crate::{
     CancelToken, Captured, CommandSpec, ExitStatusKind, PipelineReport, ProcessError, StageReport,
-    StdinSource, StopReason,
+    StdinSource, StepDeadline, StopReason, WatchStop, WatchVerdict, Watchdog,
 };
 
 /// The default time between SIGTERM and SIGKILL: 10 seconds.
@@ -44,12 +45,19 @@ const DRAIN_WAIT: Duration = Duration::from_secs(5);
 ///
 /// The calling thread polls the children every 10 ms; the cancel token can be cancelled from
 /// any thread (e.g. the binary's signal handler).
+///
+/// A [`Watchdog`], when set, is checked on every poll: it can pause the children (SIGSTOP to
+/// every process group, SIGCONT when it says run again) or stop them with its own error. A
+/// [`StepDeadline`], when set, stops the children once the step's time limit has passed.
+/// Stopping paused children sends SIGTERM then SIGCONT, so that they can act on SIGTERM.
 #[derive(Debug, Clone)]
 pub struct Supervisor {
     log_dir: Utf8PathBuf,
     cancel: CancelToken,
     grace: Duration,
     timeout: Option<Duration>,
+    step_deadline: Option<StepDeadline>,
+    watchdog: Option<Arc<dyn Watchdog>>,
 }
 
 impl Supervisor {
@@ -61,6 +69,8 @@ impl Supervisor {
             cancel,
             grace: DEFAULT_GRACE,
             timeout: None,
+            step_deadline: None,
+            watchdog: None,
         }
     }
 
@@ -71,8 +81,21 @@ impl Supervisor {
     }
 
     /// Sets the longest a run (one command, or a whole pipeline) may take; `None` for no limit.
+    /// Time the children spend paused by the [`Watchdog`] does not count.
     pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the time limit of the step this supervisor runs commands for; `None` for no limit.
+    pub fn with_step_deadline(mut self, deadline: Option<StepDeadline>) -> Self {
+        self.step_deadline = deadline;
+        self
+    }
+
+    /// Sets the watchdog checked while children run; `None` for none.
+    pub fn with_watchdog(mut self, watchdog: Option<Arc<dyn Watchdog>>) -> Self {
+        self.watchdog = watchdog;
         self
     }
 
@@ -102,6 +125,16 @@ impl Supervisor {
     /// The longest a run may take, if limited.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The step's time limit, if any.
+    pub fn step_deadline(&self) -> Option<&StepDeadline> {
+        self.step_deadline.as_ref()
+    }
+
+    /// The watchdog, if any.
+    pub fn watchdog(&self) -> Option<&Arc<dyn Watchdog>> {
+        self.watchdog.as_ref()
     }
 
     /// Runs one command to completion.
@@ -141,22 +174,58 @@ impl Supervisor {
     /// empty pipeline, duplicate labels, or stdin/stdout set on a middle stage.
     pub fn run_pipeline(&self, stages: Vec<CommandSpec>) -> Result<PipelineReport, ProcessError> {
         let executed = self.execute(stages, false)?;
-        let group_label = executed.group_label.clone();
+        match self.stop_error(executed) {
+            Ok(executed) => match root_cause(&executed.report.stages) {
+                Some(index) => Err(stage_error(index, executed.report)),
+                None => Ok(executed.report),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The error for a run the supervisor stopped (cancel, timeouts, watchdog), or the run
+    /// back when it was not stopped or a stage failed on its own.
+    fn stop_error(&self, executed: Executed) -> Result<Executed, ProcessError> {
+        let label = executed.group_label.clone();
         match executed.trigger {
             Some(StopReason::Cancelled(reason)) => Err(ProcessError::Cancelled {
-                label: group_label,
+                label,
                 reason,
                 report: Box::new(executed.report),
             }),
             Some(StopReason::TimedOut) => Err(ProcessError::TimedOut {
-                label: group_label,
+                label,
                 after: self.timeout.unwrap_or_default(),
                 report: Box::new(executed.report),
             }),
-            Some(StopReason::StageFailed) | None => match root_cause(&executed.report.stages) {
-                Some(index) => Err(stage_error(index, executed.report)),
-                None => Ok(executed.report),
-            },
+            Some(StopReason::StepTimedOut) => {
+                let (step, limit) = self
+                    .step_deadline
+                    .as_ref()
+                    .map(|deadline| (deadline.step.clone(), deadline.limit))
+                    .unwrap_or_default();
+                Err(ProcessError::StepTimedOut {
+                    step,
+                    limit,
+                    label,
+                    report: Box::new(executed.report),
+                })
+            }
+            Some(StopReason::Watchdog) => {
+                let stop = executed.watch_stop.unwrap_or_else(|| WatchStop {
+                    class: biojob_core::ExitClass::ToolKilled,
+                    remedy: None,
+                    error: "the watchdog gave no reason".into(),
+                });
+                Err(ProcessError::Watchdog {
+                    label,
+                    class: stop.class,
+                    remedy: stop.remedy,
+                    source: stop.error,
+                    report: Box::new(executed.report),
+                })
+            }
+            Some(StopReason::StageFailed) | None => Ok(executed),
         }
     }
 
@@ -169,35 +238,21 @@ impl Supervisor {
     /// [`ProcessError::TimedOut`], [`ProcessError::Cancelled`], [`ProcessError::Spawn`],
     /// [`ProcessError::Io`], and [`ProcessError::InvalidCommand`] when a stdout file is set.
     pub fn capture(&self, command: CommandSpec) -> Result<Captured, ProcessError> {
-        let mut executed = self.execute(vec![command], true)?;
-        match executed.trigger {
-            Some(StopReason::Cancelled(reason)) => Err(ProcessError::Cancelled {
-                label: executed.group_label,
-                reason,
-                report: Box::new(executed.report),
-            }),
-            Some(StopReason::TimedOut) => Err(ProcessError::TimedOut {
-                label: executed.group_label,
-                after: self.timeout.unwrap_or_default(),
-                report: Box::new(executed.report),
-            }),
-            Some(StopReason::StageFailed) | None => {
-                let report =
-                    executed
-                        .report
-                        .stages
-                        .pop()
-                        .ok_or_else(|| ProcessError::InvalidCommand {
-                            label: executed.group_label.clone(),
-                            reason: "no stage ran".into(),
-                        })?;
-                Ok(Captured {
-                    report,
-                    stdout: String::from_utf8_lossy(&executed.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&executed.stderr).into_owned(),
-                })
-            }
-        }
+        let executed = self.execute(vec![command], true)?;
+        let mut executed = self.stop_error(executed)?;
+        let report = executed
+            .report
+            .stages
+            .pop()
+            .ok_or_else(|| ProcessError::InvalidCommand {
+                label: executed.group_label.clone(),
+                reason: "no stage ran".into(),
+            })?;
+        Ok(Captured {
+            report,
+            stdout: String::from_utf8_lossy(&executed.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&executed.stderr).into_owned(),
+        })
     }
 
     /// Validates, spawns, supervises and reaps `specs`; the caller turns the result into an
@@ -212,15 +267,29 @@ impl Supervisor {
         let span = tracing::info_span!("tool", tool = %group_label);
         let _entered = span.enter();
 
+        let nothing_ran = || {
+            Box::new(PipelineReport {
+                stages: Vec::new(),
+                wall: Duration::ZERO,
+            })
+        };
         if let Some(reason) = self.cancel.reason() {
             tracing::info!("not starting: {reason}");
             return Err(ProcessError::Cancelled {
                 label: group_label,
                 reason,
-                report: Box::new(PipelineReport {
-                    stages: Vec::new(),
-                    wall: Duration::ZERO,
-                }),
+                report: nothing_ran(),
+            });
+        }
+        if let Some(deadline) = &self.step_deadline
+            && deadline.passed(Instant::now())
+        {
+            tracing::warn!(step = %deadline.step, "not starting: the step's time limit has passed");
+            return Err(ProcessError::StepTimedOut {
+                step: deadline.step.clone(),
+                limit: deadline.limit,
+                label: group_label,
+                report: nothing_ran(),
             });
         }
         fs::create_dir_all(&self.log_dir).map_err(|source| ProcessError::Io {
@@ -230,17 +299,16 @@ impl Supervisor {
         })?;
 
         let started = Instant::now();
-        let deadline = self.timeout.map(|timeout| started + timeout);
         let mut running = Vec::with_capacity(specs.len());
         if let Err(error) = self.spawn_all(specs, capture, &mut running) {
             if !running.is_empty() {
                 tracing::warn!("stopping the stages already started: {error}");
-                self.supervise(&mut running, deadline, Some(StopReason::StageFailed));
+                self.supervise(&mut running, started, Some(StopReason::StageFailed));
                 finish(running);
             }
             return Err(error);
         }
-        let trigger = self.supervise(&mut running, deadline, None);
+        let (trigger, watch_stop) = self.supervise(&mut running, started, None);
 
         if let Some(index) = running.iter().position(|stage| stage.wait_error.is_some()) {
             let label = running[index].label.clone();
@@ -267,6 +335,7 @@ impl Supervisor {
         Ok(Executed {
             group_label,
             trigger,
+            watch_stop,
             report: PipelineReport {
                 stages,
                 wall: started.elapsed(),
@@ -410,17 +479,21 @@ impl Supervisor {
     }
 
     /// Polls `stages` until every one is reaped, stopping them all when the cancel token is
-    /// cancelled, the deadline passes, or a stage fails. Returns what made it stop them, if
-    /// anything did.
+    /// cancelled, a timeout passes, the watchdog says stop, or a stage fails; pausing and
+    /// resuming them as the watchdog says. Returns what made it stop them, if anything did,
+    /// and the watchdog's reason when it was the watchdog.
     fn supervise(
         &self,
         stages: &mut [Running],
-        deadline: Option<Instant>,
+        started: Instant,
         initial: Option<StopReason>,
-    ) -> Option<StopReason> {
+    ) -> (Option<StopReason>, Option<WatchStop>) {
         let mut trigger = initial;
+        let mut watch_stop = None;
         let mut term_sent: Option<Instant> = None;
         let mut kill_sent = false;
+        let mut paused_since: Option<Instant> = None;
+        let mut paused_total = Duration::ZERO;
         if let Some(reason) = trigger {
             signal_running(stages, Signal::SIGTERM, reason);
             term_sent = Some(Instant::now());
@@ -442,23 +515,67 @@ impl Supervisor {
                 }
             }
             if !stages.iter().any(Running::is_running) {
-                return trigger;
+                return (trigger, watch_stop);
             }
             let now = Instant::now();
             match trigger {
                 None => {
-                    let reason = if failed {
+                    let mut reason = if failed {
                         Some(StopReason::StageFailed)
                     } else if let Some(reason) = self.cancel.reason() {
                         Some(StopReason::Cancelled(reason))
-                    } else if deadline.is_some_and(|deadline| now >= deadline) {
+                    } else if self
+                        .step_deadline
+                        .as_ref()
+                        .is_some_and(|deadline| deadline.passed(now))
+                    {
+                        Some(StopReason::StepTimedOut)
+                    } else if self.timeout.is_some_and(|timeout| {
+                        let paused =
+                            paused_total + paused_since.map_or(Duration::ZERO, |since| now - since);
+                        now.duration_since(started) >= timeout + paused
+                    }) {
                         Some(StopReason::TimedOut)
                     } else {
                         None
                     };
+                    if reason.is_none()
+                        && let Some(watchdog) = &self.watchdog
+                    {
+                        match watchdog.check() {
+                            WatchVerdict::Run => {
+                                if let Some(since) = paused_since.take() {
+                                    let paused = now.duration_since(since);
+                                    paused_total += paused;
+                                    tracing::info!(
+                                        paused_seconds = paused.as_secs_f64(),
+                                        "resuming the paused tools"
+                                    );
+                                    signal_groups(stages, Signal::SIGCONT);
+                                }
+                            }
+                            WatchVerdict::Pause => {
+                                if paused_since.is_none() {
+                                    tracing::warn!(
+                                        "pausing the tools (SIGSTOP) at the watchdog's request"
+                                    );
+                                    signal_groups(stages, Signal::SIGSTOP);
+                                    paused_since = Some(now);
+                                }
+                            }
+                            WatchVerdict::Stop(stop) => {
+                                watch_stop = Some(stop);
+                                reason = Some(StopReason::Watchdog);
+                            }
+                        }
+                    }
                     if let Some(reason) = reason {
                         tracing::info!("stopping: {reason}");
                         signal_running(stages, Signal::SIGTERM, reason);
+                        if paused_since.take().is_some() {
+                            // Stopped processes act on SIGTERM only once continued.
+                            signal_groups(stages, Signal::SIGCONT);
+                        }
                         trigger = Some(reason);
                         term_sent = Some(now);
                     }
@@ -485,6 +602,8 @@ impl Supervisor {
 struct Executed {
     group_label: String,
     trigger: Option<StopReason>,
+    /// The watchdog's reason, when it stopped the run.
+    watch_stop: Option<WatchStop>,
     report: PipelineReport,
     /// Captured stdout of the last stage (capture mode only).
     stdout: Vec<u8>,
@@ -594,6 +713,23 @@ fn signal_running(stages: &mut [Running], signal: Signal, reason: StopReason) {
     for stage in stages.iter_mut().filter(|stage| stage.is_running()) {
         stage.stop.get_or_insert(reason);
         // Not reaped yet, so the pid (which is also the group id) cannot have been recycled.
+        let Ok(raw) = i32::try_from(stage.pid) else {
+            continue;
+        };
+        match killpg(Pid::from_raw(raw), signal) {
+            Ok(()) => tracing::debug!(tool = %stage.label, pid = stage.pid, "sent {signal}"),
+            Err(Errno::ESRCH) => {}
+            Err(error) => {
+                tracing::warn!(tool = %stage.label, pid = stage.pid, %error, "could not send {signal}")
+            }
+        }
+    }
+}
+
+/// Sends `signal` (SIGSTOP, SIGCONT) to the process group of every stage not yet reaped,
+/// without marking the stages as stopped by the supervisor.
+fn signal_groups(stages: &[Running], signal: Signal) {
+    for stage in stages.iter().filter(|stage| stage.is_running()) {
         let Ok(raw) = i32::try_from(stage.pid) else {
             continue;
         };

@@ -2,14 +2,15 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use biojob_core::{Classify, ExitClass};
 use biojob_process::{
-    CancelReason, CancelToken, CommandSpec, ExitStatusKind, ProcessError, StdinSource, StopReason,
-    Supervisor,
+    CancelReason, CancelToken, CommandSpec, ExitStatusKind, ProcessError, StdinSource,
+    StepDeadline, StopReason, Supervisor, WatchStop, WatchVerdict, Watchdog,
 };
 use camino::{Utf8Path, Utf8PathBuf};
 use nix::errno::Errno;
@@ -780,4 +781,281 @@ fn each_stderr_line_is_a_debug_event() {
         .map(|(_, _, message)| message.clone())
         .collect();
     assert_eq!(seen, ["first line", "second line"]);
+}
+
+/// What a [`Switch`] watchdog says.
+const RUN: u8 = 0;
+const PAUSE: u8 = 1;
+const STOP: u8 = 2;
+
+/// A watchdog the test flips by hand; after `stop_after` checks in the pause state it says
+/// stop (when set).
+#[derive(Debug, Default)]
+struct Switch {
+    verdict: AtomicU8,
+    paused_checks: AtomicUsize,
+    stop_after: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("scratch never grew")]
+struct NeverGrew;
+
+impl Classify for NeverGrew {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Scratch
+    }
+    fn remedy(&self) -> Option<String> {
+        Some("use a larger disk".into())
+    }
+}
+
+impl Switch {
+    fn set(&self, verdict: u8) {
+        self.verdict.store(verdict, Ordering::SeqCst);
+    }
+}
+
+impl Watchdog for Switch {
+    fn check(&self) -> WatchVerdict {
+        match self.verdict.load(Ordering::SeqCst) {
+            PAUSE => {
+                let checks = self.paused_checks.fetch_add(1, Ordering::SeqCst) + 1;
+                if self.stop_after.is_some_and(|limit| checks >= limit) {
+                    WatchVerdict::Stop(WatchStop::new(NeverGrew))
+                } else {
+                    WatchVerdict::Pause
+                }
+            }
+            STOP => WatchVerdict::Stop(WatchStop::new(NeverGrew)),
+            _ => WatchVerdict::Run,
+        }
+    }
+}
+
+/// Waits (at most 20 s) until `check` holds; whether it did.
+fn wait_until(mut check: impl FnMut() -> bool) -> bool {
+    let give_up = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        if Instant::now() > give_up {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+#[test]
+fn a_watchdog_pauses_and_resumes_the_children() {
+    let (_temp, dir, supervisor) = setup();
+    let switch = Arc::new(Switch::default());
+    let supervisor = supervisor.with_watchdog(Some(switch.clone()));
+    let pid_file = dir.join("writer.pid");
+    let out = dir.join("out.txt");
+    let script =
+        "echo $$ > \"$1\"; i=0; while [ $i -lt 30 ]; do echo $i; i=$((i+1)); sleep 0.02; done";
+    let (result, observed) = thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            supervisor.run(
+                CommandSpec::new("writer", "sh")
+                    .args(["-c", script, "sh", pid_file.as_str()])
+                    .stdout_file(&out),
+            )
+        });
+        // Whatever happens below, let the writer finish so that the scope can end.
+        let _resume = Resume(&switch);
+        let observed = (|| {
+            if !wait_until(|| read_opt(&pid_file).is_some_and(|text| text.ends_with('\n'))) {
+                return Err("the writer never started".to_owned());
+            }
+            let pid: u32 = read(&pid_file).trim().parse().map_err(|e| format!("{e}"))?;
+            switch.set(PAUSE);
+            // Stopped: some process of the group is in state T (a shell blocked in vfork for a
+            // stopped child shows D), none is running or sleeping.
+            let stopped = || {
+                let states = group_states(pid);
+                states.contains(&'T') && states.iter().all(|s| matches!(s, 'T' | 'D' | 'Z'))
+            };
+            if !wait_until(stopped) {
+                return Err(format!("never stopped: {:?}", group_states(pid)));
+            }
+            let before = read(&out);
+            thread::sleep(Duration::from_millis(300));
+            let after = read(&out);
+            let still = stopped();
+            Ok((before, after, still))
+        })();
+        drop(_resume);
+        (run.join().expect("run"), observed)
+    });
+    let (before, after, still_stopped) = observed.expect("paused");
+    // Nothing was written while paused.
+    assert_eq!(before, after);
+    assert!(still_stopped);
+    let report = result.expect("the writer finishes once resumed");
+    assert_eq!(report.status, ExitStatusKind::Exited(0));
+    assert_eq!(report.stop, None);
+    let expected: String = (0..30).map(|i| format!("{i}\n")).collect();
+    assert_eq!(read(&out), expected);
+}
+
+/// Sets a [`Switch`] to run when dropped.
+struct Resume<'a>(&'a Switch);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        self.0.set(RUN);
+    }
+}
+
+fn read_opt(path: &Utf8Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// The state letters of the processes in process group `pgid`.
+fn group_states(pgid: u32) -> Vec<char> {
+    let mut states = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2) == Some(&pgid.to_string().as_str())
+            && let Some(state) = fields.first().and_then(|f| f.chars().next())
+        {
+            states.push(state);
+        }
+    }
+    states
+}
+
+#[test]
+fn a_watchdog_stop_ends_paused_children_with_sigterm_and_its_class() {
+    let (_temp, _dir, supervisor) = setup();
+    let switch = Arc::new(Switch {
+        stop_after: Some(20),
+        ..Switch::default()
+    });
+    switch.set(PAUSE);
+    let supervisor = supervisor
+        .with_grace(Duration::from_secs(30))
+        .with_watchdog(Some(switch));
+    let started = Instant::now();
+    let error = supervisor
+        .run(CommandSpec::new("sleeper", fake("sleep-forever")))
+        .expect_err("stopped");
+    let elapsed = started.elapsed();
+    assert_eq!(error.to_string(), "stopped sleeper");
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("scratch never grew"));
+    assert_eq!(error.exit_class(), ExitClass::Scratch);
+    assert_eq!(error.exit_class().code(), 12);
+    assert_eq!(error.remedy().as_deref(), Some("use a larger disk"));
+    let report = error.report().expect("report");
+    let stage = &report.stages[0];
+    // SIGTERM reached the stopped child (SIGCONT after it), well before SIGKILL was due.
+    assert_eq!(stage.status, ExitStatusKind::signaled(15));
+    assert_eq!(stage.stop, Some(StopReason::Watchdog));
+    assert!(elapsed < Duration::from_secs(25), "took {elapsed:?}");
+    assert_group_gone(stage.pid);
+}
+
+#[test]
+fn cancelling_paused_children_stops_them_with_sigterm() {
+    let (_temp, _dir, supervisor) = setup();
+    let switch = Arc::new(Switch::default());
+    switch.set(PAUSE);
+    let supervisor = supervisor
+        .with_grace(Duration::from_secs(30))
+        .with_watchdog(Some(switch.clone()));
+    let cancel = supervisor.cancel_token().clone();
+    let started = Instant::now();
+    let result = thread::scope(|scope| {
+        scope.spawn(|| {
+            wait_until(|| switch.paused_checks.load(Ordering::SeqCst) > 10);
+            cancel.cancel(CancelReason::Terminate);
+        });
+        supervisor.run(CommandSpec::new("sleeper", fake("sleep-forever")))
+    });
+    let elapsed = started.elapsed();
+    let error = result.expect_err("cancelled");
+    assert_eq!(error.to_string(), "sleeper cancelled: SIGTERM received");
+    assert_eq!(error.exit_class().code(), 143);
+    let stage = &error.report().expect("report").stages[0];
+    assert_eq!(stage.status, ExitStatusKind::signaled(15));
+    assert!(elapsed < Duration::from_secs(25), "took {elapsed:?}");
+    assert_group_gone(stage.pid);
+}
+
+#[test]
+fn paused_time_does_not_count_against_the_tool_timeout() {
+    let (_temp, _dir, supervisor) = setup();
+    let switch = Arc::new(Switch::default());
+    switch.set(PAUSE);
+    let supervisor = supervisor
+        .with_timeout(Some(Duration::from_millis(600)))
+        .with_watchdog(Some(switch.clone()));
+    let started = Instant::now();
+    let result = thread::scope(|scope| {
+        scope.spawn(|| {
+            thread::sleep(Duration::from_millis(1000));
+            switch.set(RUN);
+        });
+        supervisor.run(CommandSpec::new("short", "sleep").arg("0.2"))
+    });
+    let report = result.expect("paused time is not the tool's");
+    assert_eq!(report.status, ExitStatusKind::Exited(0));
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+}
+
+#[test]
+fn the_step_deadline_stops_a_stalled_tool_and_anything_started_later() {
+    let (_temp, _dir, supervisor) = setup();
+    let supervisor = supervisor
+        .with_grace(Duration::from_secs(30))
+        .with_step_deadline(Some(StepDeadline::starting_now(
+            "align",
+            Duration::from_millis(300),
+        )));
+    let started = Instant::now();
+    let error = supervisor
+        .run_pipeline(vec![
+            CommandSpec::new("bwa-mem", fake("sleep-forever")),
+            CommandSpec::new("samtools-sort", fake("sleep-forever")),
+        ])
+        .expect_err("past the step's limit");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        error.to_string(),
+        "step align went past its time limit of 300ms; stopped bwa-mem | samtools-sort"
+    );
+    assert_eq!(error.exit_class(), ExitClass::ToolKilled);
+    assert_eq!(error.exit_class().code(), 21);
+    assert!(
+        error.remedy().is_some_and(|remedy| remedy.starts_with(
+            "raise the step time limit (--timeout, BIOJOB_STEP_TIMEOUT), or find why align \
+                 stalled in "
+        )),
+        "{:?}",
+        error.remedy()
+    );
+    assert!(elapsed >= Duration::from_millis(300), "took {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(25), "took {elapsed:?}");
+    for stage in &error.report().expect("report").stages {
+        assert_eq!(stage.status, ExitStatusKind::signaled(15));
+        assert_eq!(stage.stop, Some(StopReason::StepTimedOut));
+        assert_group_gone(stage.pid);
+    }
+
+    let later = supervisor
+        .run(CommandSpec::new("samtools-index", "true"))
+        .expect_err("the deadline has passed");
+    assert_eq!(
+        later.to_string(),
+        "step align went past its time limit of 300ms; stopped samtools-index"
+    );
+    assert_eq!(later.report().map(|r| r.stages.len()), Some(0));
 }

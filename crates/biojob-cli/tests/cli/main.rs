@@ -1,5 +1,7 @@
-//! Integration tests of the `biojob` binary with the real tools on the real NA12878 data
-//! (`BIOJOB_TESTDATA`, default `../shared/testdata` beside the repository).
+//! Integration tests of the `biojob` binary, one test binary for the crate: the workflow and
+//! its steps with the real tools on the real NA12878 data (`BIOJOB_TESTDATA`, default
+//! `../shared/testdata` beside the repository), failures, scratch space and signals, and the
+//! contracts with the templates, buildspecs and pinned tool versions.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,7 +10,11 @@
     missing_docs
 )]
 
+mod buildspecs;
 mod failures;
+mod scratch;
 mod steps;
 mod support;
+mod templates;
+mod versions;
 mod workflow;

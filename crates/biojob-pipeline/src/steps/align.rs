@@ -8,7 +8,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info;
 
 use crate::steps::{partial, publish_local, verify_bgzf_output};
-use crate::{Error, PreparedReference, StepContext};
+use crate::{Error, PreparedReference, StepContext, align_space_need, file_bytes};
 
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
 pub const BWA_BATCH_BASES: u64 = 10_000_000;
@@ -54,14 +54,25 @@ pub struct AlignOutput {
 /// [`sort_memory_per_thread`] and the job's memory; `sort -T` is private to `work_dir`.
 ///
 /// The BAM is written as `*.partial`, checked (BGZF EOF block, `@HD SO:coordinate`, the `@RG`
-/// line, `@SQ` equal to the `.fai`), indexed, and only then renamed to its final names.
+/// line, `@SQ` equal to the `.fai`), indexed, and only then renamed to its final names. On
+/// failure the partial outputs and the sort's temporary files are removed.
+///
+/// Before anything runs, the free scratch space is checked against [`align_space_need`].
 ///
 /// # Errors
-/// [`Error::Fastq`] for a bad input (input class), [`Error::Process`] when a tool fails (the
-/// root cause with its stderr tail), [`Error::Verification`] when the BAM is not as expected.
+/// [`Error::Scratch`] when scratch is too small (scratch class), [`Error::Fastq`] for a bad
+/// input (input class), [`Error::Process`] when a tool fails (the root cause with its stderr
+/// tail; "No space left on device" is scratch class), [`Error::Verification`] when the BAM is
+/// not as expected; [`Error::ScratchFull`] around either of the last two when scratch is full
+/// at that point (scratch class).
 pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignOutput, Error> {
     let work_dir = request.work_dir;
     std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
+    context.preflight(&align_space_need(
+        0,
+        file_bytes(request.fastq_1).saturating_add(file_bytes(request.fastq_2)),
+        request.fastq_1.as_str(),
+    ))?;
     let bam = work_dir.join(scratch_file_name(
         request.sample,
         StepId::Align,
@@ -106,7 +117,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
     let sort = SamtoolsSort {
         threads,
         memory_per_thread,
-        temp_prefix: sort_temp,
+        temp_prefix: sort_temp.clone(),
         output: bam_partial.clone(),
     }
     .command(&context.toolset.samtools);
@@ -171,12 +182,32 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
             commands,
         })
     })();
+    context.space.sample();
+    // Before the partial outputs go: they hold the space that may have run out.
+    let result = result.map_err(|error| context.explain_failure(error));
     if result.is_err() {
         for path in [&bam_partial, &bai_partial] {
             let _ = std::fs::remove_file(path);
         }
+        remove_sort_temporaries(&sort_temp);
     }
     result
+}
+
+/// Removes what `samtools sort -T PREFIX` may have left: `PREFIX.NNNN.bam` files.
+fn remove_sort_temporaries(prefix: &Utf8Path) {
+    let (Some(dir), Some(name)) = (prefix.parent(), prefix.file_name()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let start = format!("{name}.");
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&start) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn verify_bam(bam: &Utf8Path, request: &AlignRequest<'_>) -> Result<(), Error> {

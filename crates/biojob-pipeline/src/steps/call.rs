@@ -6,7 +6,7 @@ use biojob_tools::{BcftoolsCall, BcftoolsMpileup, bcftools_index_tbi, label_part
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::steps::{partial, publish_local, verify_bgzf_output};
-use crate::{Error, StepContext};
+use crate::{Error, StepContext, call_space_need, file_bytes};
 
 /// What the call step needs.
 #[derive(Debug, Clone)]
@@ -40,11 +40,19 @@ pub struct CallOutput {
 /// with pipefail semantics, then `bcftools index -t`. The VCF is checked for its BGZF EOF
 /// block before it is indexed and renamed to its final name.
 ///
+/// Before anything runs, the free scratch space is checked against [`call_space_need`].
+///
 /// # Errors
-/// [`Error::Process`] when a tool fails; [`Error::Format`] when the VCF is truncated.
+/// [`Error::Scratch`] when scratch is too small; [`Error::Process`] when a tool fails ([`Error::ScratchFull`] around it when scratch is full);
+/// [`Error::Format`] when the VCF is truncated.
 pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutput, Error> {
     let work_dir = request.work_dir;
     std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
+    context.preflight(&call_space_need(
+        &format!("call {}", request.shard.contig.name),
+        0,
+        file_bytes(request.bam),
+    ))?;
     let vcf = work_dir.join(scratch_file_name(
         request.sample,
         StepId::Call,
@@ -84,6 +92,8 @@ pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutp
             commands,
         })
     })();
+    // Before the partial outputs go: they hold the space that may have run out.
+    let result = result.map_err(|error| context.explain_failure(error));
     if result.is_err() {
         for path in [&vcf_partial, &tbi_partial] {
             let _ = std::fs::remove_file(path);

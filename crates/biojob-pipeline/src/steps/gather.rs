@@ -7,7 +7,7 @@ use biojob_tools::{BcftoolsConcat, bcftools_index_tbi};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::steps::{partial, publish_local, verify_bgzf_output};
-use crate::{Error, StepContext};
+use crate::{Error, StepContext, file_bytes, gather_space_need};
 
 /// What the gather step needs.
 #[derive(Debug, Clone)]
@@ -95,11 +95,19 @@ pub fn order_for_gather(
 /// `bcftools concat -Oz`, checks the BGZF EOF block, indexes the result with
 /// `bcftools index -t`, and renames both to their final names.
 ///
+/// Before anything runs, the free scratch space is checked against [`gather_space_need`].
+///
 /// # Errors
-/// As [`order_for_gather`]; [`Error::Process`] when a tool fails.
+/// [`Error::Scratch`] when scratch is too small; as [`order_for_gather`];
+/// [`Error::Process`] when a tool fails ([`Error::ScratchFull`] around it when scratch is full).
 pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<GatherOutput, Error> {
     let work_dir = request.work_dir;
     std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
+    let vcf_bytes = request
+        .vcfs
+        .iter()
+        .fold(0u64, |sum, vcf| sum.saturating_add(file_bytes(vcf)));
+    context.preflight(&gather_space_need(0, vcf_bytes))?;
     if request.vcfs.is_empty() {
         return Err(Error::Usage {
             message: "gather needs at least one VCF".into(),
@@ -140,6 +148,8 @@ pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<Gath
             commands,
         })
     })();
+    // Before the partial outputs go: they hold the space that may have run out.
+    let result = result.map_err(|error| context.explain_failure(error));
     if result.is_err() {
         for path in [&vcf_partial, &tbi_partial] {
             let _ = std::fs::remove_file(path);

@@ -1,8 +1,6 @@
 //! The CodeBuild buildspecs: each parses as YAML, is version 0.2, has the phases its job needs,
 //! and every script its commands run exists in the repository and is executable.
 
-#![allow(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 

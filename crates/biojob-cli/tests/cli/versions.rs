@@ -1,8 +1,6 @@
 //! `containers/versions.env` names the tool versions the tests run with: the pinned versions
 //! (inside the image) or the declared Debian ones (CI machines), and nothing else.
 
-#![allow(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;

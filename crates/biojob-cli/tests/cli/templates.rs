@@ -3,8 +3,6 @@
 //! rules follow biojob's exit classes, and the example execution input is accepted by
 //! `biojob run --dry-run`.
 
-#![allow(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
