@@ -9,6 +9,7 @@
 )]
 
 mod failures;
+mod qc;
 mod steps;
 mod support;
 mod workflow;
