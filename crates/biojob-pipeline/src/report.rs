@@ -133,7 +133,7 @@ impl Bars<'_> {
         let plot = width - label_width - 70.0;
         let row = 22.0;
         let top = if self.legend.is_empty() { 8.0 } else { 26.0 };
-        let height = top + row * self.rows.len() as f64 + 28.0;
+        let height = top + row * self.rows.len() as f64 + 40.0;
         let total = |segments: &[Segment<'_>]| segments.iter().map(|s| s.0).sum::<f64>();
         let max = self.max.unwrap_or_else(|| {
             nice_max(self.rows.iter().map(|(_, s)| total(s)).fold(0.0, f64::max))
@@ -163,8 +163,8 @@ impl Bars<'_> {
                 out,
                 "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#e4e8ee\"/>\
                  <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                height - 24.0,
-                height - 10.0,
+                height - 36.0,
+                height - 22.0,
                 trim_number(value)
             );
         }
@@ -204,8 +204,9 @@ impl Bars<'_> {
         }
         let _ = write!(
             out,
-            "<text x=\"{:.1}\" y=\"{height}\" text-anchor=\"middle\">{}</text></svg></figure>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></svg></figure>",
             label_width + plot / 2.0,
+            height - 4.0,
             html_escape(self.unit)
         );
     }
