@@ -480,3 +480,36 @@ fn reference_contig_name_invalid_in_sam_and_vcf_is_refused() {
         ]
     );
 }
+
+#[test]
+fn gather_refuses_a_vcf_whose_index_is_stale() {
+    let ws = Workspace::new();
+    let chr22 = vcf(
+        &ws,
+        "chr22",
+        &format!("{VCF_HEADER}chr22\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"),
+    );
+    let chr20 = vcf(
+        &ws,
+        "chr20",
+        &format!("{VCF_HEADER}chr20\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"),
+    );
+    // The chr20 VCF with the index of another file beside it.
+    let tbi = ws.path().join("chr20.vcf.gz.tbi");
+    std::fs::copy(ws.path().join("chr22.vcf.gz.tbi"), &tbi).unwrap();
+    let output = gather_with(&ws, &[&chr22, &chr20]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: gather failed: {} lists records on [chr22] but {} holds records on \
+                 [chr20]: the index is stale",
+                tbi.display(),
+                chr20.display()
+            ),
+            format!("hint: rebuild it: bcftools index -f -t {}", chr20.display()),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}

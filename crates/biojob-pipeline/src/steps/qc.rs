@@ -410,3 +410,44 @@ fn verify_report(path: &Utf8Path, marker: &str) -> Result<(), Error> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_without_its_multiqc_line_fails_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("x.flagstat.txt")).unwrap();
+        std::fs::write(&path, "samtools: unrecognised option\n").unwrap();
+        let error = verify_report(&path, "in total (QC-passed reads + QC-failed reads)")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{path}: the report lacks the line MultiQC finds it by (\"in total (QC-passed \
+                 reads + QC-failed reads)\"); 30 bytes"
+            )
+        );
+        std::fs::write(
+            &path,
+            "27726 + 0 in total (QC-passed reads + QC-failed reads)\n",
+        )
+        .unwrap();
+        verify_report(&path, "in total (QC-passed reads + QC-failed reads)").unwrap();
+    }
+
+    #[test]
+    fn file_names_start_with_the_sample() {
+        let sample = SampleId::new("NA12878").unwrap();
+        assert_eq!(
+            qc_file_names(&sample),
+            QcFiles {
+                flagstat: "NA12878.flagstat.txt".into(),
+                samtools_stats: "NA12878.samtools_stats.txt".into(),
+                bcftools_stats: "NA12878.bcftools_stats.txt".into(),
+            }
+        );
+    }
+}
