@@ -70,6 +70,9 @@ pub struct AlignOutput {
 /// The BAM is written as `*.partial`, checked (BGZF EOF block, `@HD SO:coordinate`, the `@RG`
 /// line, `@SQ` equal to the `.fai`), indexed, and only then renamed to its final names.
 ///
+/// With [`FASTQ_VALIDATION_ENV`] set to `0` (a benchmark switch), bwa reads the FASTQ paths
+/// itself and nothing is checked; the returned [`FastqPairStats`] are then all zero.
+///
 /// # Errors
 /// [`Error::Fastq`] for a bad input (input class), [`Error::Process`] when a tool fails (the
 /// root cause with its stderr tail), [`Error::Verification`] when the BAM is not as expected.
