@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole workflow on the small real NA12878 dataset (BIOJOB_TESTDATA, default
-# ../shared/testdata) and prints where the final VCF is.
+# ../shared/testdata) and prints where the final VCF, the QC files (qc.json, report.html and
+# the MultiQC inputs) are.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install-tools.sh"
@@ -26,4 +27,16 @@ JSON
 cd "$root"
 cargo build --quiet -p biojob-cli
 export BIOJOB_CACHE_DIR="${BIOJOB_CACHE_DIR:-$out/cache}"
-exec "$root/target/debug/biojob" run --input "$out/input.json" "$@"
+run_id="demo-$(date -u +%Y%m%dT%H%M%SZ)-$$"
+"$root/target/debug/biojob" run --input "$out/input.json" --run-id "$run_id" "$@"
+run_dir="$out/results/NA12878/$run_id"
+for file in qc.json report.html NA12878.flagstat.txt NA12878.samtools_stats.txt \
+  NA12878.bcftools_stats.txt; do
+  if [ ! -s "$run_dir/$file" ]; then
+    echo "demo: $run_dir/$file was not written" >&2
+    exit 1
+  fi
+done
+echo "QC: $run_dir/qc.json"
+echo "report: $run_dir/report.html"
+echo "MultiQC inputs: $run_dir/NA12878.{flagstat,samtools_stats,bcftools_stats}.txt (multiqc $run_dir)"

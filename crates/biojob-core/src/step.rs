@@ -18,6 +18,9 @@ pub enum StepId {
     Call,
     /// `bcftools concat` of the shards' VCFs in reference order, then `bcftools index`.
     Gather,
+    /// `samtools flagstat`, `samtools stats`, `bcftools stats` (MultiQC's inputs), native
+    /// depth and variant statistics (`qc.json`) and the HTML run report.
+    Qc,
 }
 
 impl StepId {
@@ -28,6 +31,7 @@ impl StepId {
             StepId::Align => "align",
             StepId::Call => "call",
             StepId::Gather => "gather",
+            StepId::Qc => "qc",
         }
     }
 }

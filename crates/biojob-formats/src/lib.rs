@@ -6,6 +6,12 @@
 //! - [`read_fai`]: the contigs of a FASTA index.
 //! - [`check_bgzf_eof`]: a BGZF file (BAM, `.vcf.gz`) is BGZF and was completely written.
 //! - [`read_bam_header_summary`]: sort order, read groups and contigs of a BAM header.
+//! - [`quickcheck_bam`] / [`check_bam_header`]: `samtools quickcheck` natively, then the
+//!   workflow's header rules (coordinate order, `@RG SM`, `@SQ` equal to the `.fai`).
+//! - [`read_bam_stats`]: one pass over a BAM for flagstat counts, depth and breadth per contig,
+//!   checking coordinate order on the way.
+//! - [`quickcheck_vcf`] / [`scan_vcf`]: the same for a bgzipped VCF, plus sorted records, one
+//!   contig per shard and `bcftools stats`-style variant counts.
 //! - [`tabix_contigs`]: the contigs that have records, from a `.tbi`.
 //!
 //! Errors are [`FastqError`] and [`FormatError`]; both implement [`biojob_core::Classify`].
@@ -37,15 +43,26 @@
 //! ```
 
 mod bam;
+mod bam_stats;
 mod bgzf;
+mod contigs;
 mod error;
 mod fai;
 mod fastq;
 mod tabix;
+mod vcf;
 
-pub use bam::{BamHeaderSummary, read_bam_header_summary};
+pub use bam::{BamHeaderSummary, check_bam_header, quickcheck_bam, read_bam_header_summary};
+pub use bam_stats::{
+    BamStats, ContigCoverage, DEPTH_BINS_TARGET, FlagCounts, MIN_DEPTH_BIN_BASES, read_bam_stats,
+};
 pub use bgzf::{BGZF_EOF_BLOCK, check_bgzf_eof};
+pub use contigs::describe_contig_difference;
 pub use error::{FastqError, FormatError, input_io_class};
 pub use fai::read_fai;
 pub use fastq::{FastqPairStats, stream_fastq_pair, validate_fastq_pair};
 pub use tabix::tabix_contigs;
+pub use vcf::{
+    ContigVariants, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, VcfScan, quickcheck_vcf,
+    scan_vcf,
+};

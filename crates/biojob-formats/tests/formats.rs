@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use biojob_core::{Classify, Contig, ExitClass};
 use biojob_formats::{
-    BamHeaderSummary, FastqError, FastqPairStats, FormatError, check_bgzf_eof,
-    read_bam_header_summary, read_fai, stream_fastq_pair, tabix_contigs, validate_fastq_pair,
+    BamHeaderSummary, FastqError, FastqPairStats, FlagCounts, FormatError, VariantCounts,
+    VcfContig, VcfHeaderSummary, VcfRules, check_bam_header, check_bgzf_eof, quickcheck_bam,
+    quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, stream_fastq_pair,
+    tabix_contigs, validate_fastq_pair,
 };
 use camino::{Utf8Path, Utf8PathBuf};
 use flate2::Compression;
@@ -918,4 +920,555 @@ fn non_tabix_file_is_a_parse_error() {
         tabix_contigs(&not_tbi).unwrap_err(),
         FormatError::Parse { .. }
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// BAM: quickcheck-equivalent and the workflow's header rules
+
+fn fai_contigs() -> Vec<Contig> {
+    vec![
+        Contig::new("chr20", 300_000),
+        Contig::new("chr22", 12_356),
+        Contig::new("chrM", 16_571),
+    ]
+}
+
+fn invalid_reason(error: FormatError) -> String {
+    match error {
+        FormatError::Invalid { reason, .. } => reason,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn good_bam_header_passes_the_rules() {
+    let dir = Dir::new();
+    let bam = dir.path("x.bam");
+    write_bam(&bam, SAM_HEADER);
+    let summary = check_bam_header(&bam, &fai_contigs(), "NA12878").unwrap();
+    assert_eq!(summary.contigs, fai_contigs());
+}
+
+#[test]
+fn unsorted_bam_header_is_refused() {
+    let dir = Dir::new();
+    let bam = dir.path("x.bam");
+    write_bam(&bam, &SAM_HEADER.replace("SO:coordinate", "SO:unsorted"));
+    let error = check_bam_header(&bam, &fai_contigs(), "NA12878").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{bam}: the BAM is not coordinate-sorted: @HD SO:unsorted (expected SO:coordinate)"
+        )
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+}
+
+#[test]
+fn bam_sq_order_differing_from_the_fai_is_refused() {
+    let dir = Dir::new();
+    let bam = dir.path("x.bam");
+    let swapped = SAM_HEADER.replace(
+        "@SQ\tSN:chr20\tLN:300000\n@SQ\tSN:chr22\tLN:12356\n",
+        "@SQ\tSN:chr22\tLN:12356\n@SQ\tSN:chr20\tLN:300000\n",
+    );
+    assert_ne!(swapped, SAM_HEADER);
+    write_bam(&bam, &swapped);
+    assert_eq!(
+        invalid_reason(check_bam_header(&bam, &fai_contigs(), "NA12878").unwrap_err()),
+        "@SQ 1 is chr22 where the reference's contig 1 is chr20: same contigs in another order \
+         (header: chr22, chr20, chrM; reference: chr20, chr22, chrM)"
+    );
+}
+
+#[test]
+fn bam_sq_length_or_name_differing_is_refused() {
+    let dir = Dir::new();
+    let bam = dir.path("x.bam");
+    write_bam(&bam, &SAM_HEADER.replace("LN:12356", "LN:12355"));
+    assert_eq!(
+        invalid_reason(check_bam_header(&bam, &fai_contigs(), "NA12878").unwrap_err()),
+        "@SQ chr22 has length 12355, the reference's has 12356"
+    );
+    write_bam(&bam, &SAM_HEADER.replace("SN:chr20", "SN:20"));
+    assert_eq!(
+        invalid_reason(check_bam_header(&bam, &fai_contigs(), "NA12878").unwrap_err()),
+        "@SQ declares 20, which is not in the reference (reference: chr20, chr22, chrM)"
+    );
+}
+
+#[test]
+fn bam_read_groups_must_name_the_sample() {
+    let dir = Dir::new();
+    let bam = dir.path("x.bam");
+    write_bam(&bam, SAM_HEADER);
+    assert_eq!(
+        invalid_reason(check_bam_header(&bam, &fai_contigs(), "NA24385").unwrap_err()),
+        "@RG ID:NA12878.L1 has SM:NA12878, expected SM:NA24385"
+    );
+    let no_sm = SAM_HEADER.replace("@RG\tID:NA12878.L2\tSM:NA12878\n", "@RG\tID:NA12878.L2\n");
+    write_bam(&bam, &no_sm);
+    assert_eq!(
+        invalid_reason(check_bam_header(&bam, &fai_contigs(), "NA12878").unwrap_err()),
+        "@RG ID:NA12878.L2 has no SM field, expected SM:NA12878"
+    );
+    let no_rg: String = SAM_HEADER
+        .lines()
+        .filter(|l| !l.starts_with("@RG"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_bam(&bam, &no_rg);
+    assert_eq!(
+        invalid_reason(check_bam_header(&bam, &fai_contigs(), "NA12878").unwrap_err()),
+        "the header has no @RG line (expected one with SM:NA12878)"
+    );
+}
+
+#[test]
+fn truncated_bam_fails_quickcheck() {
+    let dir = Dir::new();
+    let bam = dir.path("x.bam");
+    write_bam(&bam, SAM_HEADER);
+    let bytes = std::fs::read(&bam).unwrap();
+    let cut = dir.write("cut.bam", &bytes[..bytes.len() - 28]);
+    let error = quickcheck_bam(&cut).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{cut}: missing BGZF EOF block (truncated?)")
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+
+    let no_sq = dir.path("nosq.bam");
+    write_bam(&no_sq, "@HD\tVN:1.6\tSO:coordinate\n");
+    assert_eq!(
+        quickcheck_bam(&no_sq).unwrap_err().to_string(),
+        format!("{no_sq}: the header declares no reference sequence (@SQ)")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// BAM: the statistics pass
+
+/// A BAM made by `samtools view` from SAM text (which keeps the records in the order given).
+fn sam_to_bam(dir: &Dir, name: &str, sam: &str) -> Utf8PathBuf {
+    let sam_path = dir.write(&format!("{name}.sam"), sam);
+    let bam = dir.path(&format!("{name}.bam"));
+    run(
+        "samtools",
+        &["view", "-b", "-o", bam.as_str(), sam_path.as_str()],
+    );
+    bam
+}
+
+const STATS_HEADER: &str = "@HD\tVN:1.6\tSO:coordinate\n\
+    @SQ\tSN:c1\tLN:100\n\
+    @SQ\tSN:c2\tLN:50\n\
+    @RG\tID:s\tSM:s\n";
+
+fn sam_record(name: &str, flag: u16, contig: &str, pos: u32, cigar: &str) -> String {
+    let bases: usize = cigar_query_length(cigar);
+    let seq = "A".repeat(bases);
+    let qual = "I".repeat(bases);
+    format!("{name}\t{flag}\t{contig}\t{pos}\t60\t{cigar}\t=\t{pos}\t0\t{seq}\t{qual}\n")
+}
+
+fn cigar_query_length(cigar: &str) -> usize {
+    let mut total = 0;
+    let mut number = 0;
+    for c in cigar.chars() {
+        if let Some(d) = c.to_digit(10) {
+            number = number * 10 + d as usize;
+        } else {
+            if "MIS=X".contains(c) {
+                total += number;
+            }
+            number = 0;
+        }
+    }
+    total
+}
+
+#[test]
+fn bam_stats_count_depth_breadth_and_flags() {
+    let dir = Dir::new();
+    let mut sam = STATS_HEADER.to_owned();
+    // c1: r1 1-10 (10M), r2 5-14 with a 2-base deletion (4M2D4M: bases 5-8 and 11-14),
+    // r3 96-100 (clipped at the contig end is not possible in SAM, so 5M), a duplicate at
+    // 20-29 (not counted for depth), a secondary at 40-49 (not counted).
+    sam += &sam_record("r1", 0x1 | 0x2 | 0x40, "c1", 1, "10M");
+    sam += &sam_record("r2", 0x1 | 0x2 | 0x80, "c1", 5, "4M2D4M");
+    sam += &sam_record("dup", 0x1 | 0x400, "c1", 20, "10M");
+    sam += &sam_record("sec", 0x100, "c1", 40, "10M");
+    sam += &sam_record("r3", 0x1 | 0x8, "c1", 96, "2S5M");
+    // c2: one read with an insertion: 3M2I3M covers 1-6.
+    sam += &sam_record("r4", 0x1, "c2", 1, "3M2I3M");
+    // An unmapped read placed with its mate, and one unplaced.
+    sam += "r5\t5\tc2\t1\t0\t*\t=\t1\t0\tA\tI\n";
+    sam += "u1\t4\t*\t0\t0\t*\t*\t0\t0\tACGT\tIIII\n";
+    let bam = sam_to_bam(&dir, "stats", &sam);
+    let stats = read_bam_stats(&bam, 1).unwrap();
+    assert_eq!(stats, read_bam_stats(&bam, 2).unwrap());
+    assert_eq!(
+        stats.flags,
+        FlagCounts {
+            records: 8,
+            qc_failed: 0,
+            primary: 7,
+            secondary: 1,
+            supplementary: 0,
+            duplicates: 1,
+            mapped: 6,
+            primary_mapped: 5,
+            paired: 6,
+            properly_paired: 2,
+            both_mapped: 4,
+            singletons: 1,
+        }
+    );
+    let c1 = &stats.contigs[0];
+    // r1 10 + r2 8 + r3 5 = 23 aligned bases; union 1-14 minus nothing (r1 covers 9-10) = 14,
+    // plus 96-100 = 5.
+    assert_eq!(
+        (c1.records, c1.aligned_bases, c1.covered_bases),
+        (3, 23, 19)
+    );
+    assert!((c1.mean_depth() - 0.23).abs() < 1e-12);
+    assert!((c1.breadth() - 0.19).abs() < 1e-12);
+    assert_eq!(c1.bin_bases, 1000);
+    assert_eq!(c1.bin_aligned_bases, [23]);
+    let c2 = &stats.contigs[1];
+    assert_eq!((c2.records, c2.aligned_bases, c2.covered_bases), (1, 6, 6));
+    assert_eq!(stats.bytes_read, std::fs::metadata(&bam).unwrap().len());
+}
+
+#[test]
+fn bam_records_out_of_coordinate_order_are_refused() {
+    let dir = Dir::new();
+    let mut sam = STATS_HEADER.to_owned();
+    sam += &sam_record("a", 0, "c1", 50, "10M");
+    sam += &sam_record("b", 0, "c1", 20, "10M");
+    let bam = sam_to_bam(&dir, "unsorted", &sam);
+    assert_eq!(
+        invalid_reason(read_bam_stats(&bam, 1).unwrap_err()),
+        "record 2 (c1:20) comes after c1:50: the records are not in coordinate order"
+    );
+
+    let mut sam = STATS_HEADER.to_owned();
+    sam += &sam_record("a", 0, "c2", 5, "10M");
+    sam += &sam_record("b", 0, "c1", 90, "10M");
+    let bam = sam_to_bam(&dir, "contigs", &sam);
+    assert_eq!(
+        invalid_reason(read_bam_stats(&bam, 1).unwrap_err()),
+        "record 2 (c1:90) comes after c2:5: the records are not in coordinate order"
+    );
+
+    let mut sam = STATS_HEADER.to_owned();
+    sam += "u1\t4\t*\t0\t0\t*\t*\t0\t0\tACGT\tIIII\n";
+    sam += &sam_record("a", 0, "c1", 5, "10M");
+    let bam = sam_to_bam(&dir, "unplaced", &sam);
+    assert_eq!(
+        invalid_reason(read_bam_stats(&bam, 1).unwrap_err()),
+        "record 2 (c1:5) comes after an unplaced record: the records are not in coordinate order"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// VCF
+
+const VCF_HEADER: &str = "##fileformat=VCFv4.2\n\
+    ##contig=<ID=chr20,length=300000>\n\
+    ##contig=<ID=chr22,length=12356>\n\
+    ##contig=<ID=chrM,length=16571>\n\
+    ##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n\
+    #CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tNA12878\n";
+
+fn vcf_gz(dir: &Dir, name: &str, records: &str) -> Utf8PathBuf {
+    dir.write(
+        name,
+        bgzf_bytes(format!("{VCF_HEADER}{records}").as_bytes()),
+    )
+}
+
+fn rules<'a>(contigs: &'a [Contig], only: Option<&'a str>) -> VcfRules<'a> {
+    VcfRules {
+        contigs,
+        sample: "NA12878",
+        only_contig: only,
+    }
+}
+
+/// From `bcftools stats -s -`: records, SNPs, MNPs, indels, multiallelic sites (SN lines),
+/// ts and tv (TSTV), and the first sample's nNonRefHom and nHets (PSC).
+fn bcftools_stats_figures(vcf: &Utf8Path) -> [u64; 9] {
+    let output = Command::new("bcftools")
+        .args(["stats", "-s", "-", vcf.as_str()])
+        .output()
+        .expect("bcftools runs (Debian: bcftools)");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let sn = |key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("SN\t0\t{key}:\t")))
+            .unwrap_or_else(|| panic!("no SN {key}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let fields = |tag: &str| -> Vec<u64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{tag}\t0\t")))
+            .unwrap_or_else(|| panic!("no {tag} line"));
+        line.split('\t')
+            .skip(2)
+            .map(|f| f.parse::<f64>().map_or(u64::MAX, |v| v as u64))
+            .collect()
+    };
+    let tstv = fields("TSTV");
+    let psc = fields("PSC");
+    [
+        sn("number of records"),
+        sn("number of SNPs"),
+        sn("number of MNPs"),
+        sn("number of indels"),
+        sn("number of multiallelic sites"),
+        tstv[0],
+        tstv[1],
+        psc[2],
+        psc[3],
+    ]
+}
+
+#[test]
+fn vcf_counts_follow_bcftools_stats() {
+    let dir = Dir::new();
+    let records = "chr20\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
+        chr20\t150\t.\tC\tA\t50\tPASS\t.\tGT\t1/1\n\
+        chr20\t200\t.\tT\tTA\t50\tPASS\t.\tGT\t0/1\n\
+        chr20\t200\t.\tG\tA,C\t50\tPASS\t.\tGT\t1/2\n\
+        chr22\t5\t.\tAC\tA,GC\t50\tPASS\t.\tGT\t1|1\n\
+        chr22\t9\t.\tAC\tGT\t50\tPASS\t.\tGT\t./.\n";
+    let vcf = vcf_gz(&dir, "x.vcf.gz", records);
+    let contigs = fai_contigs();
+    assert_eq!(
+        quickcheck_vcf(&vcf).unwrap(),
+        VcfHeaderSummary {
+            contigs: vec![
+                VcfContig {
+                    name: "chr20".into(),
+                    length: Some(300_000)
+                },
+                VcfContig {
+                    name: "chr22".into(),
+                    length: Some(12_356)
+                },
+                VcfContig {
+                    name: "chrM".into(),
+                    length: Some(16_571)
+                },
+            ],
+            samples: vec!["NA12878".into()],
+        }
+    );
+    let scan = scan_vcf(&vcf, &rules(&contigs, None)).unwrap();
+    assert_eq!(
+        scan.counts,
+        VariantCounts {
+            records: 6,
+            // AC>GC is an SNV for htslib once the common suffix is removed; AC>GT an MNP.
+            snvs: 4,
+            mnps: 1,
+            indels: 2,
+            others: 0,
+            multiallelic: 2,
+            transitions: 3,
+            transversions: 2,
+            // Only genotypes with an SNV allele, as bcftools stats: not T>TA 0/1 nor the
+            // deletion 1|1 of AC>A,GC.
+            het: 2,
+            hom_alt: 1,
+            hom_ref: 0,
+            missing_genotype: 1,
+        }
+    );
+    assert_eq!(scan.counts.ti_tv(), Some(1.5));
+    assert_eq!(scan.counts.het_hom_ratio(), Some(2.0));
+    // The same figures from bcftools stats itself.
+    let counts = scan.counts;
+    assert_eq!(
+        bcftools_stats_figures(&vcf),
+        [
+            counts.records,
+            counts.snvs,
+            counts.mnps,
+            counts.indels,
+            counts.multiallelic,
+            counts.transitions,
+            counts.transversions,
+            counts.hom_alt,
+            counts.het
+        ]
+    );
+    let per_contig: Vec<(&str, u64)> = scan
+        .contigs
+        .iter()
+        .map(|c| (c.name.as_str(), c.counts.records))
+        .collect();
+    assert_eq!(per_contig, [("chr20", 4), ("chr22", 2), ("chrM", 0)]);
+}
+
+#[test]
+fn vcf_contig_lines_must_match_the_fai() {
+    let dir = Dir::new();
+    let contigs = fai_contigs();
+    let cases = [
+        (
+            VCF_HEADER.replace("length=12356", "length=12000"),
+            "##contig chr22 has length 12000, the reference's has 12356",
+        ),
+        (
+            VCF_HEADER.replace("##contig=<ID=chrM,length=16571>\n", ""),
+            "##contig lacks chrM, which is in the reference (2 of 3 contigs declared)",
+        ),
+        (
+            VCF_HEADER.replace("ID=chr20", "ID=20"),
+            "##contig declares 20, which is not in the reference (reference: chr20, chr22, chrM)",
+        ),
+        (
+            VCF_HEADER.replace(",length=300000", ""),
+            "##contig chr20 has no length",
+        ),
+        (
+            VCF_HEADER.replace(
+                "##contig=<ID=chr20,length=300000>\n##contig=<ID=chr22,length=12356>\n",
+                "##contig=<ID=chr22,length=12356>\n##contig=<ID=chr20,length=300000>\n",
+            ),
+            "##contig 1 is chr22 where the reference's contig 1 is chr20: same contigs in another \
+             order (header: chr22, chr20, chrM; reference: chr20, chr22, chrM)",
+        ),
+    ];
+    for (index, (header, reason)) in cases.iter().enumerate() {
+        assert_ne!(header, VCF_HEADER);
+        let vcf = dir.write(&format!("c{index}.vcf.gz"), bgzf_bytes(header.as_bytes()));
+        let error = scan_vcf(&vcf, &rules(&contigs, None)).unwrap_err();
+        assert_eq!(error.to_string(), format!("{vcf}: {reason}"));
+        assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+    }
+}
+
+#[test]
+fn vcf_sample_column_must_be_the_sample() {
+    let dir = Dir::new();
+    let contigs = fai_contigs();
+    let wrong = dir.write(
+        "wrong.vcf.gz",
+        bgzf_bytes(VCF_HEADER.replace("\tNA12878\n", "\tNA24385\n").as_bytes()),
+    );
+    assert_eq!(
+        invalid_reason(scan_vcf(&wrong, &rules(&contigs, None)).unwrap_err()),
+        "the sample column is NA24385, expected NA12878"
+    );
+    let two = dir.write(
+        "two.vcf.gz",
+        bgzf_bytes(
+            VCF_HEADER
+                .replace("\tNA12878\n", "\tNA12878\tNA24385\n")
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(
+        invalid_reason(scan_vcf(&two, &rules(&contigs, None)).unwrap_err()),
+        "the VCF has 2 sample columns (NA12878, NA24385), expected one: NA12878"
+    );
+    let none = dir.write(
+        "none.vcf.gz",
+        bgzf_bytes(VCF_HEADER.replace("\tFORMAT\tNA12878\n", "\n").as_bytes()),
+    );
+    assert_eq!(
+        invalid_reason(scan_vcf(&none, &rules(&contigs, None)).unwrap_err()),
+        "the VCF has no sample column, expected NA12878"
+    );
+}
+
+#[test]
+fn vcf_records_must_be_sorted_and_on_the_shard_contig() {
+    let dir = Dir::new();
+    let contigs = fai_contigs();
+    let unsorted = vcf_gz(
+        &dir,
+        "unsorted.vcf.gz",
+        "chr20\t500\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
+         chr20\t400\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n",
+    );
+    assert_eq!(
+        invalid_reason(scan_vcf(&unsorted, &rules(&contigs, None)).unwrap_err()),
+        "record 2 (chr20:400) comes after chr20:500: records are not sorted by position"
+    );
+    let contig_order = vcf_gz(
+        &dir,
+        "order.vcf.gz",
+        "chr22\t5\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
+         chr20\t400\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n",
+    );
+    assert_eq!(
+        invalid_reason(scan_vcf(&contig_order, &rules(&contigs, None)).unwrap_err()),
+        "record 2 (chr20:400) comes after records of chr22: contigs are not in ##contig order"
+    );
+    let other = vcf_gz(
+        &dir,
+        "other.vcf.gz",
+        "chr20\t5\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
+         chr22\t400\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n",
+    );
+    assert_eq!(
+        invalid_reason(scan_vcf(&other, &rules(&contigs, Some("chr20"))).unwrap_err()),
+        "record 2 is on chr22, but this VCF must hold only chr20"
+    );
+    scan_vcf(&other, &rules(&contigs, None)).unwrap();
+    let undeclared = vcf_gz(
+        &dir,
+        "undeclared.vcf.gz",
+        "chrX\t5\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n",
+    );
+    assert_eq!(
+        invalid_reason(scan_vcf(&undeclared, &rules(&contigs, None)).unwrap_err()),
+        "record 1 is on chrX, which has no ##contig line"
+    );
+}
+
+#[test]
+fn truncated_vcf_fails_quickcheck() {
+    let dir = Dir::new();
+    let mut bytes = bgzf_bytes(VCF_HEADER.as_bytes());
+    bytes.truncate(bytes.len() - 28);
+    let cut = dir.write("cut.vcf.gz", &bytes);
+    let error = quickcheck_vcf(&cut).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{cut}: missing BGZF EOF block (truncated?)")
+    );
+    assert!(matches!(
+        scan_vcf(&cut, &rules(&fai_contigs(), None)).unwrap_err(),
+        FormatError::MissingBgzfEof { .. }
+    ));
+    let garbage = dir.write("garbage.vcf.gz", bgzf_bytes(b"not a header\n"));
+    assert!(matches!(
+        quickcheck_vcf(&garbage).unwrap_err(),
+        FormatError::Parse { .. }
+    ));
+}
+
+#[test]
+fn real_truth_vcf_scans() {
+    let truth = testdata().join("truth.NA12878.giab.vcf.gz");
+    let contigs = read_fai(&testdata().join("ref.fa.fai")).unwrap();
+    let scan = scan_vcf(&truth, &rules(&contigs, None)).unwrap();
+    let per_contig: Vec<(&str, u64)> = scan
+        .contigs
+        .iter()
+        .map(|c| (c.name.as_str(), c.counts.records))
+        .collect();
+    // The README: 221 chr20 truth records; bcftools view -H counts the chr22 ones.
+    assert_eq!(per_contig[0], ("chr20", 221));
+    assert_eq!(per_contig[2], ("chrM", 0));
 }

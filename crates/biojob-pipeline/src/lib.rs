@@ -5,6 +5,8 @@
 //! 2. [`align`]: `bwa mem | samtools sort`, `samtools index`, with the FASTQs checked on the way in.
 //! 3. [`call`]: `bcftools mpileup | bcftools call` for one shard (a contig).
 //! 4. [`gather`]: `bcftools concat` of the shards' VCFs in reference order.
+//! 5. [`qc`]: `samtools flagstat`/`stats` and `bcftools stats` for MultiQC, native depth and
+//!    variant statistics (`qc.json`); [`run_workflow`] adds `report.html` ([`render_report`]).
 //!
 //! [`run_workflow`] runs them all for one sample from a [`WorkflowInput`] (the reference
 //! design's Step Functions execution input), calling contigs in parallel within the CPU budget,
@@ -28,6 +30,7 @@ mod manifest;
 mod observer;
 mod publish;
 mod reference;
+mod report;
 mod resources;
 mod space;
 mod steps;
@@ -43,14 +46,17 @@ pub use manifest::{
 pub use observer::{LogObserver, RunObserver, TaskLabel};
 pub use publish::{publish_file, publish_logs, stage_input};
 pub use reference::{PreparedReference, ReferenceOptions, prepare_reference};
+pub use report::{REPORT_FIGURES, REPORT_MAX_CONTIGS, html_escape, render_report};
 pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
 pub use space::{
     ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
     file_bytes, gather_space_need,
 };
 pub use steps::{
-    AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, GatherOutput,
-    GatherRequest, align, call, gather, order_for_gather,
+    AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, ContigQc,
+    FASTQ_VALIDATION_ENV, GatherOutput, GatherRequest, QC_FORMAT_VERSION, QcFiles, QcOutput,
+    QcRequest, QcSummary, ReadsQc, VariantsQc, align, call, gather, order_for_gather, qc,
+    qc_file_names,
 };
 pub use workflow::{
     Engine, RunOptions, RunOutcome, contig_plan, new_run_id, probe_tools, run_workflow,

@@ -105,6 +105,9 @@ pub struct TaskRecord {
     pub exit_class: ExitClass,
     /// Start time, RFC 3339 UTC.
     pub started_at: String,
+    /// Start time in seconds since the Unix epoch, with millisecond precision (for timelines:
+    /// `started_at` has whole seconds only).
+    pub started_unix_seconds: f64,
     /// Wall time in seconds.
     pub wall_seconds: f64,
     /// User + system CPU seconds of the commands it ran.
@@ -137,6 +140,9 @@ impl TaskRecord {
             status: TaskStatus::Succeeded,
             exit_class: ExitClass::Ok,
             started_at: timestamp(started),
+            started_unix_seconds: started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, seconds),
             wall_seconds: seconds(wall),
             cpu_seconds: commands
                 .iter()

@@ -4,10 +4,15 @@
 mod align;
 mod call;
 mod gather;
+mod qc;
 
-pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, align};
+pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, FASTQ_VALIDATION_ENV, align};
 pub use call::{CallOutput, CallRequest, call};
 pub use gather::{GatherOutput, GatherRequest, gather, order_for_gather};
+pub use qc::{
+    ContigQc, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary, ReadsQc, VariantsQc, qc,
+    qc_file_names,
+};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
@@ -24,6 +29,21 @@ pub(crate) fn verify_bgzf_output(path: &Utf8Path) -> Result<(), Error> {
     biojob_formats::check_bgzf_eof(path).map_err(|error| Error::Verification {
         path: path.to_owned(),
         detail: error.to_string(),
+    })
+}
+
+/// Checks one of our VCF outputs with [`biojob_formats::scan_vcf`]; a failure is an output
+/// verification failure.
+pub(crate) fn verify_vcf_output(
+    path: &Utf8Path,
+    rules: &biojob_formats::VcfRules<'_>,
+) -> Result<biojob_formats::VcfScan, Error> {
+    biojob_formats::scan_vcf(path, rules).map_err(|error| Error::Verification {
+        path: path.to_owned(),
+        detail: match error {
+            biojob_formats::FormatError::Invalid { reason, .. } => reason,
+            other => crate::error_chain(&other),
+        },
     })
 }
 

@@ -1,5 +1,7 @@
 //! The local executor: every step of one sample's run, contigs in parallel.
 
+mod qc_task;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -195,7 +197,7 @@ pub fn contig_plan(
 }
 
 /// Runs the whole workflow for one sample: preflight, prepare-reference, align, call per
-/// contig (in parallel, longest contig first, at most `threads` at once), gather. Each step's
+/// contig (in parallel, longest contig first, at most `threads` at once), gather, qc. Each step's
 /// outputs are published to `<output prefix>/<sample>/<run id>/` as soon as the step has
 /// succeeded; the logs and `manifest.json` are published whatever happens.
 ///
@@ -492,6 +494,7 @@ fn execute(
             .map(|s| TaskLabel::shard(StepId::Call, &s.contig.name)),
     );
     planned.push(TaskLabel::step(StepId::Gather));
+    planned.push(TaskLabel::step(StepId::Qc));
     observer.planned(&planned);
 
     // Align.
@@ -575,6 +578,14 @@ fn execute(
             manifest
                 .tasks
                 .push(task.record(None, &output.commands, Ok(outputs)));
+            let qc_inputs = qc_task::QcInputs {
+                reference: &reference,
+                bam: &aligned.bam,
+                vcf: &output.vcf,
+            };
+            qc_task::run_qc_task(
+                input, &qc_inputs, context, work_dir, output_dir, stores, manifest, observer,
+            )?;
             let name = output.vcf.file_name().unwrap_or_default();
             Ok(output_dir.join(name))
         }

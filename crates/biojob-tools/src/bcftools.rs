@@ -87,6 +87,25 @@ impl BcftoolsConcat {
     }
 }
 
+/// `bcftools stats -s - -F FASTA VCF > OUT`: variant statistics with per-sample counts
+/// (`PSC` lines: het, hom-alt) and indel context from the reference (the MultiQC bcftools
+/// module finds the output by its content, `This file was produced by bcftools stats`).
+pub fn bcftools_stats(
+    bcftools: &ToolPath,
+    vcf: &Utf8Path,
+    fasta: &Utf8Path,
+    output: &Utf8Path,
+) -> CommandSpec {
+    CommandSpec::new("bcftools-stats", bcftools.program())
+        .arg("stats")
+        .arg("-s")
+        .arg("-")
+        .arg("-F")
+        .arg(fasta.as_str())
+        .arg(vcf.as_str())
+        .stdout_file(output)
+}
+
 /// `region` made safe for a command label (labels name log files): characters other than
 /// ASCII letters, digits and `._:+-` become `_`.
 pub fn label_part(region: &str) -> String {

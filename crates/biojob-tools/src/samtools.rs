@@ -41,6 +41,44 @@ pub fn samtools_quickcheck(samtools: &ToolPath, file: &Utf8Path) -> CommandSpec 
         .arg(file.as_str())
 }
 
+/// `samtools flagstat -@ THREADS BAM > OUT`: flag counts (the MultiQC samtools module finds
+/// the output by its content, the line `... in total (QC-passed reads + QC-failed reads)`).
+///
+/// `threads` counts additional decompression threads, as `-@` does.
+pub fn samtools_flagstat(
+    samtools: &ToolPath,
+    bam: &Utf8Path,
+    output: &Utf8Path,
+    threads: usize,
+) -> CommandSpec {
+    CommandSpec::new("samtools-flagstat", samtools.program())
+        .arg("flagstat")
+        .arg("-@")
+        .arg(threads.to_string())
+        .arg(bam.as_str())
+        .stdout_file(output)
+}
+
+/// `samtools stats -@ THREADS -r FASTA BAM > OUT`: the full statistics report, with the
+/// reference for mismatch and GC-depth sections (the MultiQC samtools module finds the output
+/// by its first line, `# This file was produced by samtools stats`).
+pub fn samtools_stats(
+    samtools: &ToolPath,
+    bam: &Utf8Path,
+    fasta: &Utf8Path,
+    output: &Utf8Path,
+    threads: usize,
+) -> CommandSpec {
+    CommandSpec::new("samtools-stats", samtools.program())
+        .arg("stats")
+        .arg("-@")
+        .arg(threads.to_string())
+        .arg("-r")
+        .arg(fasta.as_str())
+        .arg(bam.as_str())
+        .stdout_file(output)
+}
+
 /// `samtools sort -@ THREADS -m MEM -T TMP -O bam -o OUT -`: sorts SAM from stdin by coordinate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamtoolsSort {
@@ -99,6 +137,29 @@ mod tests {
         assert_eq!(sort_memory_per_thread(1 << 30, 8), 64 << 20);
         assert_eq!(sort_memory_per_thread(256 << 30, 2), 4 << 30);
         assert_eq!(sort_memory_per_thread(16 << 30, 0), 4 << 30);
+    }
+
+    #[test]
+    fn qc_argv() {
+        let samtools = ToolPath::new(Tool::Samtools, "samtools");
+        assert_eq!(
+            samtools_flagstat(&samtools, "x.bam".into(), "x.flagstat.txt".into(), 1)
+                .argv()
+                .join(" "),
+            "samtools flagstat -@ 1 x.bam"
+        );
+        assert_eq!(
+            samtools_stats(
+                &samtools,
+                "x.bam".into(),
+                "ref.fa".into(),
+                "x.txt".into(),
+                0
+            )
+            .argv()
+            .join(" "),
+            "samtools stats -@ 0 -r ref.fa x.bam"
+        );
     }
 
     #[test]

@@ -189,3 +189,327 @@ fn truncated_fastq_gzip_fails_align_with_the_input_class() {
     assert_eq!(manifest["tasks"][1]["exit_class"], "input_invalid");
     assert!(!Path::new(&format!("{path}.partial")).exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Staged-in BAM and VCFs of the step subcommands, and bad contig names: small bad inputs that
+// each test writes itself.
+
+/// `biojob <step> ... --reference ref.fa --output-prefix out` with `SAMPLE_ID=NA12878`.
+fn step(ws: &Workspace, args: &[&str]) -> Output {
+    ws.biojob()
+        .args(args)
+        .arg("--reference")
+        .arg(testdata().join("ref.fa"))
+        .arg("--output-prefix")
+        .arg(ws.out())
+        .env("SAMPLE_ID", "NA12878")
+        .output()
+        .unwrap()
+}
+
+const HEADER: &str = "@HD\tVN:1.6\tSO:coordinate\n\
+    @SQ\tSN:chr20\tLN:300000\n\
+    @SQ\tSN:chr22\tLN:12356\n\
+    @SQ\tSN:chrM\tLN:16571\n\
+    @RG\tID:NA12878\tSM:NA12878\tPL:ILLUMINA\n";
+
+/// A BAM from SAM text by `samtools view -b`, with an empty `.bai` beside it (the checks run
+/// before any tool reads the index).
+fn bam(ws: &Workspace, name: &str, sam: &str) -> std::path::PathBuf {
+    let sam_path = ws.path().join(format!("{name}.sam"));
+    std::fs::write(&sam_path, sam).unwrap();
+    let bam = ws.path().join(format!("{name}.bam"));
+    crate::support::tool(
+        "samtools",
+        &[
+            "view",
+            "-b",
+            "-o",
+            bam.to_str().unwrap(),
+            sam_path.to_str().unwrap(),
+        ],
+        ws.path(),
+    );
+    std::fs::write(ws.path().join(format!("{name}.bam.bai")), b"").unwrap();
+    bam
+}
+
+fn call_with(ws: &Workspace, bam: &Path) -> Output {
+    step(
+        ws,
+        &["call", "--contig", "chr20", "--bam", bam.to_str().unwrap()],
+    )
+}
+
+#[test]
+fn call_refuses_an_unsorted_bam_before_any_tool_runs() {
+    let ws = Workspace::new();
+    let bam = bam(
+        &ws,
+        "unsorted",
+        &HEADER.replace("SO:coordinate", "SO:unsorted"),
+    );
+    let output = call_with(&ws, &bam);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: call failed: {}: the BAM is not coordinate-sorted: @HD SO:unsorted \
+                 (expected SO:coordinate)",
+                bam.display()
+            ),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+    // No tool ran: no tool log was published.
+    let logs = ws.out().join("logs");
+    let logs = if logs.exists() {
+        Workspace::files(&logs)
+    } else {
+        Vec::new()
+    };
+    assert!(
+        logs.iter().all(|l| !l.contains("bcftools")),
+        "a tool ran: {logs:?}"
+    );
+}
+
+#[test]
+fn call_refuses_a_bam_whose_sq_order_differs_from_the_fai() {
+    let ws = Workspace::new();
+    let swapped = HEADER.replace(
+        "@SQ\tSN:chr20\tLN:300000\n@SQ\tSN:chr22\tLN:12356\n",
+        "@SQ\tSN:chr22\tLN:12356\n@SQ\tSN:chr20\tLN:300000\n",
+    );
+    let bam = bam(&ws, "order", &swapped);
+    let output = call_with(&ws, &bam);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: call failed: {}: @SQ 1 is chr22 where the reference's contig 1 is chr20: \
+                 same contigs in another order (header: chr22, chr20, chrM; reference: chr20, \
+                 chr22, chrM)",
+                bam.display()
+            ),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn call_refuses_a_bam_of_another_sample_and_a_truncated_bam() {
+    let ws = Workspace::new();
+    let other = bam(&ws, "other", &HEADER.replace("SM:NA12878", "SM:NA24385"));
+    let output = call_with(&ws, &other);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output)[0],
+        format!(
+            "error: call failed: {}: @RG ID:NA12878 has SM:NA24385, expected SM:NA12878",
+            other.display()
+        )
+    );
+
+    let whole = std::fs::read(bam(&ws, "good", HEADER)).unwrap();
+    let truncated = ws.path().join("truncated.bam");
+    std::fs::write(&truncated, &whole[..whole.len() - 28]).unwrap();
+    std::fs::write(ws.path().join("truncated.bam.bai"), b"").unwrap();
+    let output = call_with(&ws, &truncated);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: call failed: {}: missing BGZF EOF block (truncated?)",
+                truncated.display()
+            ),
+            "hint: the file is truncated: write or upload it again".to_owned(),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}
+
+const VCF_HEADER: &str = "##fileformat=VCFv4.2\n\
+    ##contig=<ID=chr20,length=300000>\n\
+    ##contig=<ID=chr22,length=12356>\n\
+    ##contig=<ID=chrM,length=16571>\n\
+    ##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">\n\
+    #CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tNA12878\n";
+
+/// A bgzipped, indexed VCF (`bgzip`, `tabix`) from text.
+fn vcf(ws: &Workspace, name: &str, text: &str) -> std::path::PathBuf {
+    let path = ws.path().join(format!("{name}.vcf"));
+    std::fs::write(&path, text).unwrap();
+    crate::support::tool("bgzip", &["-f", path.to_str().unwrap()], ws.path());
+    let gz = ws.path().join(format!("{name}.vcf.gz"));
+    crate::support::tool("tabix", &["-p", "vcf", gz.to_str().unwrap()], ws.path());
+    gz
+}
+
+fn gather_with(ws: &Workspace, vcfs: &[&Path]) -> Output {
+    let mut args = vec!["gather".to_owned()];
+    for vcf in vcfs {
+        args.push("--vcf".to_owned());
+        args.push(vcf.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    step(ws, &args)
+}
+
+#[test]
+fn gather_refuses_vcfs_that_break_the_rules_before_any_tool_runs() {
+    let ws = Workspace::new();
+    let good = vcf(
+        &ws,
+        "good",
+        &format!("{VCF_HEADER}chr22\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"),
+    );
+    let cases: [(&str, String, String); 4] = [
+        (
+            "contig",
+            VCF_HEADER.replace("length=12356", "length=12000"),
+            "##contig chr22 has length 12000, the reference's has 12356".to_owned(),
+        ),
+        (
+            "sample",
+            VCF_HEADER.replace("\tNA12878\n", "\tNA24385\n"),
+            "the sample column is NA24385, expected NA12878".to_owned(),
+        ),
+        (
+            "unsorted",
+            format!(
+                "{VCF_HEADER}chr20\t500\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
+                 chr20\t400\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"
+            ),
+            "record 2 (chr20:400) comes after chr20:500: records are not sorted by position"
+                .to_owned(),
+        ),
+        (
+            "undeclared",
+            format!("{VCF_HEADER}chrX\t5\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"),
+            "record 1 is on chrX, which has no ##contig line".to_owned(),
+        ),
+    ];
+    for (name, text, reason) in cases {
+        let bad = if name == "unsorted" {
+            // tabix refuses to index unsorted records: write it by hand, with any index.
+            let path = ws.path().join("unsorted.vcf.gz");
+            let plain = ws.path().join("unsorted.vcf");
+            std::fs::write(&plain, &text).unwrap();
+            crate::support::tool("bgzip", &["-f", plain.to_str().unwrap()], ws.path());
+            std::fs::copy(
+                good.with_extension("gz.tbi"),
+                ws.path().join("unsorted.vcf.gz.tbi"),
+            )
+            .unwrap();
+            path
+        } else {
+            vcf(&ws, name, &text)
+        };
+        let output = gather_with(&ws, &[&good, &bad]);
+        assert_eq!(
+            output.status.code(),
+            Some(11),
+            "{name}: {}",
+            stderr(&output)
+        );
+        assert_eq!(
+            error_lines(&output),
+            [
+                format!("error: gather failed: {}: {reason}", bad.display()),
+                "exit class: input_invalid (11)".to_owned(),
+            ],
+            "{name}"
+        );
+    }
+    assert!(!ws.out().join("NA12878.vcf.gz").exists());
+}
+
+#[test]
+fn gather_refuses_a_vcf_with_two_contigs() {
+    let ws = Workspace::new();
+    let two = vcf(
+        &ws,
+        "two",
+        &format!(
+            "{VCF_HEADER}chr20\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
+             chr22\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"
+        ),
+    );
+    let output = gather_with(&ws, &[&two]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: gather failed: {} holds records of 2 contigs (chr20, chr22); gather \
+                 expects one contig per VCF",
+                two.display()
+            ),
+            "hint: give the per-contig VCFs of the call step".to_owned(),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn reference_contig_name_invalid_in_sam_and_vcf_is_refused() {
+    let ws = Workspace::new();
+    let fasta = ws.path().join("bad.fa");
+    std::fs::write(&fasta, ">chr1,2 a comma\nACGTACGTAC\n>chr2\nACGT\n").unwrap();
+    let output = ws
+        .biojob()
+        .args(["prepare-reference", "--fai-only", "--reference"])
+        .arg(&fasta)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: prepare-reference failed: reference contig name \"chr1,2\" in {}.fai is \
+                 invalid in SAM and VCF: it contains ','",
+                fasta.display()
+            ),
+            "hint: rename the contig in the FASTA header".to_owned(),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn gather_refuses_a_vcf_whose_index_is_stale() {
+    let ws = Workspace::new();
+    let chr22 = vcf(
+        &ws,
+        "chr22",
+        &format!("{VCF_HEADER}chr22\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"),
+    );
+    let chr20 = vcf(
+        &ws,
+        "chr20",
+        &format!("{VCF_HEADER}chr20\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"),
+    );
+    // The chr20 VCF with the index of another file beside it.
+    let tbi = ws.path().join("chr20.vcf.gz.tbi");
+    std::fs::copy(ws.path().join("chr22.vcf.gz.tbi"), &tbi).unwrap();
+    let output = gather_with(&ws, &[&chr22, &chr20]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: gather failed: {} lists records on [chr22] but {} holds records on \
+                 [chr20]: the index is stale",
+                tbi.display(),
+                chr20.display()
+            ),
+            format!("hint: rebuild it: bcftools index -f -t {}", chr20.display()),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}

@@ -12,6 +12,7 @@
 
 mod buildspecs;
 mod failures;
+mod qc;
 mod scratch;
 mod steps;
 mod support;

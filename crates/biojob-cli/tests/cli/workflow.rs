@@ -103,15 +103,20 @@ fn end_to_end_matches_the_tools_run_by_hand() {
         [
             "NA12878.align.bam",
             "NA12878.align.bam.bai",
+            "NA12878.bcftools_stats.txt",
             "NA12878.call.0000.vcf.gz",
             "NA12878.call.0000.vcf.gz.tbi",
             "NA12878.call.0001.vcf.gz",
             "NA12878.call.0001.vcf.gz.tbi",
             "NA12878.call.0002.vcf.gz",
             "NA12878.call.0002.vcf.gz.tbi",
+            "NA12878.flagstat.txt",
+            "NA12878.samtools_stats.txt",
             "NA12878.vcf.gz",
             "NA12878.vcf.gz.tbi",
             "manifest.json",
+            "qc.json",
+            "report.html",
         ]
     );
     assert!(run_dir.join("logs/bwa-mem.stderr").is_file());
@@ -145,6 +150,7 @@ fn end_to_end_matches_the_tools_run_by_hand() {
             "call chr22 succeeded",
             "call chrM succeeded",
             "gather - succeeded",
+            "qc - succeeded",
         ]
     );
     let versions: Vec<&str> = manifest["tools"]

@@ -1,7 +1,10 @@
 //! The `align` step: `bwa mem | samtools sort`, then `samtools index`.
 
 use biojob_core::{ReadGroup, SampleId, StepId, scratch_file_name};
-use biojob_formats::{FastqError, FastqPairStats, read_bam_header_summary, stream_fastq_pair};
+use biojob_formats::{
+    FastqError, FastqPairStats, describe_contig_difference, read_bam_header_summary,
+    stream_fastq_pair,
+};
 use biojob_process::{CancelReason, StageReport};
 use biojob_tools::{BwaMem, SamtoolsSort, samtools_index, sort_memory_per_thread};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -12,6 +15,17 @@ use crate::{Error, PreparedReference, StepContext, align_space_need, file_bytes}
 
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
 pub const BWA_BATCH_BASES: u64 = 10_000_000;
+
+/// Benchmark switch: `BIOJOB_FASTQ_VALIDATION=0` makes the align step hand the FASTQ paths to
+/// bwa directly, without biojob's streaming check, so that the check's cost can be measured
+/// (`benches/align-validation.sh`). Any other value, or none, keeps the check on. Not for
+/// production: without it a truncated or out-of-sync pair is aligned as far as bwa gets.
+pub const FASTQ_VALIDATION_ENV: &str = "BIOJOB_FASTQ_VALIDATION";
+
+/// Whether [`FASTQ_VALIDATION_ENV`] leaves the FASTQ check on.
+fn fastq_validation_enabled() -> bool {
+    std::env::var_os(FASTQ_VALIDATION_ENV).is_none_or(|value| value != "0")
+}
 
 /// What the align step needs.
 #[derive(Debug, Clone)]
@@ -59,6 +73,9 @@ pub struct AlignOutput {
 ///
 /// Before anything runs, the free scratch space is checked against [`align_space_need`].
 ///
+/// With [`FASTQ_VALIDATION_ENV`] set to `0` (a benchmark switch), bwa reads the FASTQ paths
+/// itself and nothing is checked; the returned [`FastqPairStats`] are then all zero.
+///
 /// # Errors
 /// [`Error::Scratch`] when scratch is too small (scratch class), [`Error::Fastq`] for a bad
 /// input (input class), [`Error::Process`] when a tool fails (the root cause with its stderr
@@ -99,21 +116,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
 
     let threads = context.resources.threads.max(1);
     let memory_per_thread = sort_memory_per_thread(context.resources.memory_bytes, threads);
-    let (read_1, write_1) =
-        std::io::pipe().map_err(Error::io("creating a pipe for", request.fastq_1))?;
-    let (read_2, write_2) =
-        std::io::pipe().map_err(Error::io("creating a pipe for", request.fastq_2))?;
-    let bwa = BwaMem {
-        threads,
-        batch_bases: BWA_BATCH_BASES,
-        read_group: request.read_group.clone(),
-        index_prefix,
-        fastq_1: "/dev/fd/3".into(),
-        fastq_2: "/dev/fd/4".into(),
-    }
-    .command(&context.toolset.bwa)
-    .inherit_fd(3, read_1.into())
-    .inherit_fd(4, read_2.into());
+    let validate = fastq_validation_enabled();
     let sort = SamtoolsSort {
         threads,
         memory_per_thread,
@@ -124,30 +127,64 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
     info!(
         threads,
         sort_memory_per_thread = memory_per_thread,
+        fastq_validation = validate,
         "aligning {} and {}",
         request.fastq_1,
         request.fastq_2
     );
 
-    let cancel = context.supervisor.cancel_token().child();
-    let supervisor = context.supervisor.with_cancel(cancel.clone());
-    let (fed, piped) = std::thread::scope(|scope| {
-        let feeder = scope.spawn(|| {
-            let result = stream_fastq_pair(request.fastq_1, request.fastq_2, write_1, write_2);
-            if matches!(&result, Err(error) if !matches!(error, FastqError::ConsumerClosed { .. }))
-            {
-                cancel.cancel(CancelReason::Sibling);
-            }
-            result
+    let (fed, piped) = if validate {
+        let (read_1, write_1) =
+            std::io::pipe().map_err(Error::io("creating a pipe for", request.fastq_1))?;
+        let (read_2, write_2) =
+            std::io::pipe().map_err(Error::io("creating a pipe for", request.fastq_2))?;
+        let bwa = BwaMem {
+            threads,
+            batch_bases: BWA_BATCH_BASES,
+            read_group: request.read_group.clone(),
+            index_prefix,
+            fastq_1: "/dev/fd/3".into(),
+            fastq_2: "/dev/fd/4".into(),
+        }
+        .command(&context.toolset.bwa)
+        .inherit_fd(3, read_1.into())
+        .inherit_fd(4, read_2.into());
+        let cancel = context.supervisor.cancel_token().child();
+        let supervisor = context.supervisor.with_cancel(cancel.clone());
+        let (fed, piped) = std::thread::scope(|scope| {
+            let feeder = scope.spawn(|| {
+                let result = stream_fastq_pair(request.fastq_1, request.fastq_2, write_1, write_2);
+                if matches!(&result, Err(error) if !matches!(error, FastqError::ConsumerClosed { .. }))
+                {
+                    cancel.cancel(CancelReason::Sibling);
+                }
+                result
+            });
+            let piped = supervisor.run_pipeline(vec![bwa, sort]);
+            let fed = feeder.join();
+            (fed, piped)
         });
-        let piped = supervisor.run_pipeline(vec![bwa, sort]);
-        let fed = feeder.join();
+        let fed = fed.map_err(|_| Error::Usage {
+            message: "the FASTQ reader thread panicked".into(),
+            remedy: None,
+        })?;
         (fed, piped)
-    });
-    let fed = fed.map_err(|_| Error::Usage {
-        message: "the FASTQ reader thread panicked".into(),
-        remedy: None,
-    })?;
+    } else {
+        tracing::warn!(
+            "{FASTQ_VALIDATION_ENV}=0: the FASTQ files go to bwa unchecked (benchmark switch)"
+        );
+        let bwa = BwaMem {
+            threads,
+            batch_bases: BWA_BATCH_BASES,
+            read_group: request.read_group.clone(),
+            index_prefix,
+            fastq_1: request.fastq_1.to_owned(),
+            fastq_2: request.fastq_2.to_owned(),
+        }
+        .command(&context.toolset.bwa);
+        let piped = context.supervisor.run_pipeline(vec![bwa, sort]);
+        (Ok(FastqPairStats::default()), piped)
+    };
 
     let result = (|| {
         let report = match (fed, piped) {
@@ -241,13 +278,10 @@ fn verify_bam(bam: &Utf8Path, request: &AlignRequest<'_>) -> Result<(), Error> {
             )));
         }
     }
-    if header.contigs != request.reference.contigs {
-        return Err(fail(format!(
-            "@SQ lines differ from {}: {} in the BAM, {} in the reference",
-            request.reference.fai,
-            header.contigs.len(),
-            request.reference.contigs.len()
-        )));
+    if let Some(difference) =
+        describe_contig_difference("@SQ", &header.contigs, &request.reference.contigs)
+    {
+        return Err(fail(format!("{difference} ({})", request.reference.fai)));
     }
     Ok(())
 }

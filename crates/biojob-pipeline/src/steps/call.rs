@@ -1,11 +1,12 @@
 //! The `call` step: `bcftools mpileup | bcftools call` for one shard, then `bcftools index`.
 
 use biojob_core::{SampleId, Shard, StepId, scratch_file_name};
+use biojob_formats::{VcfRules, check_bam_header, read_fai};
 use biojob_process::StageReport;
 use biojob_tools::{BcftoolsCall, BcftoolsMpileup, bcftools_index_tbi, label_part};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::steps::{partial, publish_local, verify_bgzf_output};
+use crate::steps::{partial, publish_local, verify_bgzf_output, verify_vcf_output};
 use crate::{Error, StepContext, call_space_need, file_bytes};
 
 /// What the call step needs.
@@ -37,14 +38,22 @@ pub struct CallOutput {
 
 /// Calls variants in one shard:
 /// `bcftools mpileup -f FASTA -r REGION -a FORMAT/AD,FORMAT/DP -Ou BAM | bcftools call -m -v -Oz`,
-/// with pipefail semantics, then `bcftools index -t`. The VCF is checked for its BGZF EOF
-/// block before it is indexed and renamed to its final name.
+/// with pipefail semantics, then `bcftools index -t`.
+///
+/// Before any tool runs, the BAM (which may come from elsewhere: the `call` subcommand's
+/// `--bam`) gets the quickcheck-equivalent and the header rules of
+/// [`biojob_formats::check_bam_header`]: BGZF EOF block, header parses, `SO:coordinate`,
+/// every `@RG` with `SM` = the sample, `@SQ` equal to `<fasta>.fai`. The VCF is checked before it
+/// is indexed and renamed to its final name ([`biojob_formats::scan_vcf`]): BGZF EOF block,
+/// header parses, `##contig` lines equal to the `.fai`, one sample column named after the
+/// sample, records sorted, every record on the shard's contig.
 ///
 /// Before anything runs, the free scratch space is checked against [`call_space_need`].
 ///
 /// # Errors
-/// [`Error::Scratch`] when scratch is too small; [`Error::Process`] when a tool fails ([`Error::ScratchFull`] around it when scratch is full);
-/// [`Error::Format`] when the VCF is truncated.
+/// [`Error::Scratch`] when scratch is too small; [`Error::Format`] (input class) when the BAM
+/// fails its checks; [`Error::Process`] when a tool fails ([`Error::ScratchFull`] around it when
+/// scratch is full); [`Error::Verification`] when the VCF fails its checks.
 pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutput, Error> {
     let work_dir = request.work_dir;
     std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
@@ -64,6 +73,9 @@ pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutp
     let tbi_partial = partial(&tbi);
     let region = request.shard.region().to_owned();
     let bcftools = &context.toolset.bcftools;
+    let fai = Utf8PathBuf::from(format!("{}.fai", request.fasta));
+    let contigs = read_fai(&fai)?;
+    check_bam_header(request.bam, &contigs, request.sample.as_str())?;
     let result = (|| {
         let mpileup = BcftoolsMpileup {
             fasta: request.fasta.to_owned(),
@@ -81,6 +93,14 @@ pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutp
             .run_pipeline(vec![mpileup, caller])?
             .stages;
         verify_bgzf_output(&vcf_partial)?;
+        verify_vcf_output(
+            &vcf_partial,
+            &VcfRules {
+                contigs: &contigs,
+                sample: request.sample.as_str(),
+                only_contig: Some(&request.shard.contig.name),
+            },
+        )?;
         let index = bcftools_index_tbi(bcftools, &vcf_partial, &tbi_partial)
             .with_label(format!("bcftools-index.{}", label_part(&region)));
         commands.push(context.supervisor.run(index)?);

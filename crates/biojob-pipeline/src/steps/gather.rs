@@ -1,12 +1,12 @@
 //! The `gather` step: `bcftools concat` of the shards' VCFs in reference order.
 
 use biojob_core::{Contig, SampleId};
-use biojob_formats::{check_bgzf_eof, tabix_contigs};
+use biojob_formats::{VcfRules, scan_vcf, tabix_contigs};
 use biojob_process::StageReport;
 use biojob_tools::{BcftoolsConcat, bcftools_index_tbi};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::steps::{partial, publish_local, verify_bgzf_output};
+use crate::steps::{partial, publish_local, verify_bgzf_output, verify_vcf_output};
 use crate::{Error, StepContext, file_bytes, gather_space_need};
 
 /// What the gather step needs.
@@ -91,15 +91,58 @@ pub fn order_for_gather(
     Ok(keyed.into_iter().map(|(_, _, vcf)| vcf).collect())
 }
 
+/// The native checks of one gather input: [`scan_vcf`] with `rules`, then one contig at most
+/// with records, and the same contig in its `.tbi`.
+fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<(), Error> {
+    let scan = scan_vcf(vcf, rules)?;
+    let held: Vec<&str> = scan
+        .contigs
+        .iter()
+        .filter(|c| c.counts.records > 0)
+        .map(|c| c.name.as_str())
+        .collect();
+    if held.len() > 1 {
+        return Err(Error::Input {
+            message: format!(
+                "{vcf} holds records of {} contigs ({}); gather expects one contig per VCF",
+                held.len(),
+                held.join(", ")
+            ),
+            remedy: Some("give the per-contig VCFs of the call step".into()),
+        });
+    }
+    let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
+    let indexed = tabix_contigs(&tbi)?;
+    if indexed != held {
+        return Err(Error::Input {
+            message: format!(
+                "{tbi} lists records on [{}] but {vcf} holds records on [{}]: the index is stale",
+                indexed.join(", "),
+                held.join(", ")
+            ),
+            remedy: Some(format!("rebuild it: bcftools index -f -t {vcf}")),
+        });
+    }
+    Ok(())
+}
+
 /// Concatenates the shards' VCFs in reference order (see [`order_for_gather`]) with
-/// `bcftools concat -Oz`, checks the BGZF EOF block, indexes the result with
-/// `bcftools index -t`, and renames both to their final names.
+/// `bcftools concat -Oz`, checks the result, indexes it with `bcftools index -t`, and renames
+/// both to their final names.
+///
+/// Each input VCF (staged in: they may come from elsewhere) is read once, natively, before any
+/// tool runs ([`biojob_formats::scan_vcf`]): BGZF EOF block, header parses, `##contig` lines
+/// equal to the reference's, one sample column named after the sample, records sorted, and
+/// records of one contig only, the one its `.tbi` lists (an index that disagrees with its VCF
+/// is stale). The output gets the same checks (without the one-contig rule).
 ///
 /// Before anything runs, the free scratch space is checked against [`gather_space_need`].
 ///
 /// # Errors
-/// [`Error::Scratch`] when scratch is too small; as [`order_for_gather`];
-/// [`Error::Process`] when a tool fails ([`Error::ScratchFull`] around it when scratch is full).
+/// [`Error::Scratch`] when scratch is too small; [`Error::Format`] (input class) or
+/// [`Error::Input`] when an input fails its checks; as [`order_for_gather`]; [`Error::Process`]
+/// when a tool fails ([`Error::ScratchFull`] around it when scratch is full);
+/// [`Error::Verification`] when the output fails its checks.
 pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<GatherOutput, Error> {
     let work_dir = request.work_dir;
     std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
@@ -114,8 +157,13 @@ pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<Gath
             remedy: None,
         });
     }
+    let rules = VcfRules {
+        contigs: request.contigs,
+        sample: request.sample.as_str(),
+        only_contig: None,
+    };
     for vcf in request.vcfs {
-        check_bgzf_eof(vcf)?;
+        check_gather_input(vcf, &rules)?;
     }
     let order = order_for_gather(request.vcfs, request.contigs)?;
     let vcf = work_dir.join(format!("{}.vcf.gz", request.sample));
@@ -134,6 +182,7 @@ pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<Gath
             )?,
         ];
         verify_bgzf_output(&vcf_partial)?;
+        verify_vcf_output(&vcf_partial, &rules)?;
         commands.push(context.supervisor.run(bcftools_index_tbi(
             bcftools,
             &vcf_partial,
