@@ -1,5 +1,7 @@
 //! The `gather` step: `bcftools concat` of the shards' VCFs in reference order.
 
+use std::collections::HashMap;
+
 use biojob_core::{Contig, SampleId};
 use biojob_formats::{VcfRules, scan_vcf, tabix_contigs};
 use biojob_process::StageReport;
@@ -48,6 +50,13 @@ pub fn order_for_gather(
     vcfs: &[Utf8PathBuf],
     contigs: &[Contig],
 ) -> Result<Vec<Utf8PathBuf>, Error> {
+    // Each contig's rank, looked up once per VCF: linear in the VCFs plus the contigs, as a
+    // run without a `chromosomes` list gathers one VCF per contig of the reference.
+    let ranks: HashMap<&str, usize> = contigs
+        .iter()
+        .enumerate()
+        .map(|(rank, contig)| (contig.name.as_str(), rank))
+        .collect();
     let mut keyed: Vec<(usize, usize, Utf8PathBuf)> = Vec::with_capacity(vcfs.len());
     let mut owner: Vec<Option<&Utf8PathBuf>> = vec![None; contigs.len()];
     for (position, vcf) in vcfs.iter().enumerate() {
@@ -56,9 +65,9 @@ pub fn order_for_gather(
         let rank = match names.as_slice() {
             [] => usize::MAX,
             [name] => {
-                let rank = contigs
-                    .iter()
-                    .position(|c| c.name == *name)
+                let rank = ranks
+                    .get(name.as_str())
+                    .copied()
                     .ok_or_else(|| Error::Input {
                         message: format!(
                             "{vcf} holds contig {name:?}, which is not in the reference"
