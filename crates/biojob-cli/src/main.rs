@@ -18,6 +18,9 @@ use std::process::ExitCode;
 use biojob_core::{Classify, ExitClass};
 use clap::Parser;
 
+// Built with mimalloc's `no_thp` feature: without it mimalloc madvises its arenas
+// MADV_HUGEPAGE, so every thread's first allocations fault in whole 2 MiB pages (biojob's own
+// RSS was 52 MB during align, 48 MB of it transparent huge pages; benches/e2e.sh measures it).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
