@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use biojob_core::{Classify, ExitClass};
 
-/// A condition the supervisor checks on every poll (every 10 ms) while children run, e.g. the
-/// free space of the scratch filesystem.
+/// A condition the supervisor checks on every poll (every 1 to 100 ms) while children run,
+/// e.g. the free space of the scratch filesystem.
 ///
 /// Implementations must be cheap to call that often (rate-limit the real work inside, e.g. a
 /// `statvfs(2)` every second) and safe to call from several supervisors at once: the steps of

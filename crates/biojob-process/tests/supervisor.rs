@@ -50,7 +50,10 @@ fn wait_for_log(path: &Utf8Path, needle: &str) -> bool {
 
 /// Asserts that process `pid` is gone and no live process is left in its process group.
 ///
-/// Zombies are dead: orphans reparented to a PID 1 that does not reap stay as zombies.
+/// Zombies are dead: orphans reparented to a PID 1 that does not reap stay as zombies. A
+/// grandchild that got the group's signal together with its parent may still be exiting when
+/// the supervisor has reaped the parent (the supervisor polls every millisecond once it stops
+/// children), so the group is given up to two seconds to empty.
 fn assert_group_gone(pid: u32) {
     let raw = i32::try_from(pid).expect("pid fits in i32");
     assert_eq!(
@@ -58,6 +61,19 @@ fn assert_group_gone(pid: u32) {
         Err(Errno::ESRCH),
         "pid {pid}"
     );
+    let give_up = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = group_members(pid);
+        if left.is_empty() || Instant::now() > give_up {
+            assert_eq!(left, Vec::<String>::new(), "processes left in group {pid}");
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The `/proc/<pid>/stat` lines of the live (non-zombie) processes in process group `pgid`.
+fn group_members(pgid: u32) -> Vec<String> {
     let mut left = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -68,11 +84,11 @@ fn assert_group_gone(pid: u32) {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2) == Some(&pid.to_string().as_str()) && fields.first() != Some(&"Z") {
+        if fields.get(2) == Some(&pgid.to_string().as_str()) && fields.first() != Some(&"Z") {
             left.push(stat);
         }
     }
-    assert_eq!(left, Vec::<String>::new(), "processes left in group {pid}");
+    left
 }
 
 #[test]
