@@ -6,7 +6,7 @@ mod call;
 mod gather;
 mod qc;
 
-pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, FASTQ_VALIDATION_ENV, align};
+pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, align};
 pub use call::{CallOutput, CallRequest, call};
 pub use gather::{GatherOutput, GatherRequest, gather, order_for_gather};
 pub use qc::{

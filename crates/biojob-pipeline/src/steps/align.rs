@@ -16,17 +16,6 @@ use crate::{Error, PreparedReference, StepContext, align_space_need, file_bytes}
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
 pub const BWA_BATCH_BASES: u64 = 10_000_000;
 
-/// Benchmark switch: `BIOJOB_FASTQ_VALIDATION=0` makes the align step hand the FASTQ paths to
-/// bwa directly, without biojob's streaming check, so that the check's cost can be measured
-/// (`benches/align-validation.sh`). Any other value, or none, keeps the check on. Not for
-/// production: without it a truncated or out-of-sync pair is aligned as far as bwa gets.
-pub const FASTQ_VALIDATION_ENV: &str = "BIOJOB_FASTQ_VALIDATION";
-
-/// Whether [`FASTQ_VALIDATION_ENV`] leaves the FASTQ check on.
-fn fastq_validation_enabled() -> bool {
-    std::env::var_os(FASTQ_VALIDATION_ENV).is_none_or(|value| value != "0")
-}
-
 /// What the align step needs.
 #[derive(Debug, Clone)]
 pub struct AlignRequest<'a> {
@@ -73,7 +62,7 @@ pub struct AlignOutput {
 ///
 /// Before anything runs, the free scratch space is checked against [`align_space_need`].
 ///
-/// With [`FASTQ_VALIDATION_ENV`] set to `0` (a benchmark switch), bwa reads the FASTQ paths
+/// With [`StepContext::validate_fastq`] off (a benchmark switch), bwa reads the FASTQ paths
 /// itself and nothing is checked; the returned [`FastqPairStats`] are then all zero.
 ///
 /// # Errors
@@ -116,7 +105,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
 
     let threads = context.resources.threads.max(1);
     let memory_per_thread = sort_memory_per_thread(context.resources.memory_bytes, threads);
-    let validate = fastq_validation_enabled();
+    let validate = context.validate_fastq;
     let sort = SamtoolsSort {
         threads,
         memory_per_thread,
@@ -171,7 +160,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
         (fed, piped)
     } else {
         tracing::warn!(
-            "{FASTQ_VALIDATION_ENV}=0: the FASTQ files go to bwa unchecked (benchmark switch)"
+            "FASTQ validation is off: the FASTQ files go to bwa unchecked (benchmark switch)"
         );
         let bwa = BwaMem {
             threads,
