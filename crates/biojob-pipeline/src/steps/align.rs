@@ -10,7 +10,7 @@ use biojob_tools::{BwaMem, SamtoolsSort, samtools_index, sort_memory_per_thread}
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info;
 
-use crate::steps::{partial, publish_local, verify_bgzf_output};
+use crate::steps::{PendingOutputs, verify_bgzf_output};
 use crate::{Error, PreparedReference, StepContext, align_space_need, file_bytes};
 
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
@@ -86,8 +86,9 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
         "bam",
     ));
     let bai = Utf8PathBuf::from(format!("{bam}.bai"));
-    let bam_partial = partial(&bam);
-    let bai_partial = partial(&bai);
+    let mut outputs = PendingOutputs::default();
+    let bam_partial = outputs.partial_for(&bam);
+    let bai_partial = outputs.partial_for(&bai);
     let sort_temp = work_dir.join(scratch_file_name(
         request.sample,
         StepId::Align,
@@ -199,8 +200,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
             &bai_partial,
             threads.saturating_sub(1),
         ))?);
-        publish_local(&bam_partial, &bam)?;
-        publish_local(&bai_partial, &bai)?;
+        outputs.publish()?;
         Ok(AlignOutput {
             bam: bam.clone(),
             bai: bai.clone(),
@@ -209,12 +209,9 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
         })
     })();
     context.space.sample();
-    // Before the partial outputs go: they hold the space that may have run out.
+    // While the partial outputs are still there: they hold the space that may have run out.
     let result = result.map_err(|error| context.explain_failure(error));
     if result.is_err() {
-        for path in [&bam_partial, &bai_partial] {
-            let _ = std::fs::remove_file(path);
-        }
         remove_sort_temporaries(&sort_temp);
     }
     result
