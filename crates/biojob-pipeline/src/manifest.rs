@@ -144,10 +144,10 @@ impl TaskRecord {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, seconds),
             wall_seconds: seconds(wall),
-            cpu_seconds: commands
-                .iter()
-                .map(|c| c.user_cpu_seconds + c.system_cpu_seconds)
-                .sum(),
+            // A fold from +0.0: `f64`'s `Sum` starts at -0.0, which prints as "-0.00".
+            cpu_seconds: commands.iter().fold(0.0, |sum, c| {
+                sum + c.user_cpu_seconds + c.system_cpu_seconds
+            }),
             peak_rss_bytes: commands.iter().map(|c| c.max_rss_bytes).max().unwrap_or(0),
             commands,
             outputs: Vec::new(),
@@ -257,4 +257,22 @@ pub fn seconds(duration: Duration) -> f64 {
 /// RFC 3339 UTC with seconds precision.
 pub fn timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_without_commands_used_zero_cpu_not_minus_zero() {
+        let record = TaskRecord::new(
+            StepId::PrepareReference,
+            None,
+            SystemTime::UNIX_EPOCH,
+            Duration::ZERO,
+            &[],
+        );
+        assert_eq!(format!("{:.2}", record.cpu_seconds), "0.00");
+        assert_eq!(record.peak_rss_bytes, 0);
+    }
 }
