@@ -30,7 +30,10 @@ pub struct CommandRecord {
     pub user_cpu_seconds: f64,
     /// System CPU time in seconds.
     pub system_cpu_seconds: f64,
-    /// Peak resident set size in bytes.
+    /// Peak resident set size in bytes: `ru_maxrss` from `wait4(2)`. Linux folds the memory
+    /// map the child replaced at `exec` into this figure (`exec_mmap` keeps its high-water
+    /// mark), and a spawned child starts out sharing biojob's, so a tool smaller than biojob
+    /// reads as biojob's own resident set at that moment (tens of MiB) rather than its own.
     pub max_rss_bytes: u64,
     /// The stderr log file, relative to the run's `logs/`.
     pub stderr_log: String,
@@ -112,7 +115,8 @@ pub struct TaskRecord {
     pub wall_seconds: f64,
     /// User + system CPU seconds of the commands it ran.
     pub cpu_seconds: f64,
-    /// The largest peak RSS of its commands, in bytes.
+    /// The largest peak RSS of its commands, in bytes (see [`CommandRecord::max_rss_bytes`]
+    /// for what it includes).
     pub peak_rss_bytes: u64,
     /// The commands, in the order they started.
     pub commands: Vec<CommandRecord>,
