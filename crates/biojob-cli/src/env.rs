@@ -43,10 +43,8 @@ pub const BIOJOB_SAMTOOLS: &str = "BIOJOB_SAMTOOLS";
 /// The bcftools program.
 pub const BIOJOB_BCFTOOLS: &str = "BIOJOB_BCFTOOLS";
 /// Benchmark switch: `0` hands the FASTQ files to bwa without biojob's streaming check
-/// (default: checked). Read by the align step in biojob-pipeline; listed here so that every
-/// variable the binary reads is in this module. For `benches/align-validation.sh` only.
-#[allow(dead_code, reason = "read in biojob-pipeline, listed for completeness")]
-pub const BIOJOB_FASTQ_VALIDATION: &str = biojob_pipeline::FASTQ_VALIDATION_ENV;
+/// (default: checked). For `benches/align-validation.sh` only.
+pub const BIOJOB_FASTQ_VALIDATION: &str = "BIOJOB_FASTQ_VALIDATION";
 /// The sample id (reference design).
 pub const SAMPLE_ID: &str = "SAMPLE_ID";
 /// The contig to call (reference design's name for it).

@@ -67,6 +67,7 @@ pub fn engine(runtime: &RuntimeArgs, cancel: &CancelToken) -> Result<Engine, Fai
         timeout: runtime.tool_timeout,
         step_timeout: runtime.timeout,
         scratch: scratch_settings(runtime),
+        validate_fastq: std::env::var_os(env::BIOJOB_FASTQ_VALIDATION).is_none_or(|v| v != "0"),
     })
 }
 

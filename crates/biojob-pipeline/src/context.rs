@@ -24,6 +24,10 @@ pub struct StepContext {
     pub space: SpaceWatch,
     /// The time limit of each step (every command it runs and the time between them), if any.
     pub step_timeout: Option<Duration>,
+    /// Whether the align step checks the FASTQs as it feeds them to bwa (the default). Off is
+    /// a benchmark switch only (`benches/align-validation.sh` measures the check's cost): bwa
+    /// then reads the files itself and aligns a truncated or out-of-sync pair as far as it gets.
+    pub validate_fastq: bool,
 }
 
 impl StepContext {

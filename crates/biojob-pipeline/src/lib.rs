@@ -53,10 +53,9 @@ pub use space::{
     file_bytes, gather_space_need,
 };
 pub use steps::{
-    AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, ContigQc,
-    FASTQ_VALIDATION_ENV, GatherOutput, GatherRequest, QC_FORMAT_VERSION, QcFiles, QcOutput,
-    QcRequest, QcSummary, ReadsQc, VariantsQc, align, call, gather, order_for_gather, qc,
-    qc_file_names,
+    AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, ContigQc, GatherOutput,
+    GatherRequest, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary, ReadsQc, VariantsQc,
+    align, call, gather, order_for_gather, qc, qc_file_names,
 };
 pub use workflow::{
     Engine, RunOptions, RunOutcome, contig_plan, new_run_id, probe_tools, run_workflow,

@@ -30,7 +30,10 @@ pub struct CommandRecord {
     pub user_cpu_seconds: f64,
     /// System CPU time in seconds.
     pub system_cpu_seconds: f64,
-    /// Peak resident set size in bytes.
+    /// Peak resident set size in bytes: `ru_maxrss` from `wait4(2)`. Linux folds the memory
+    /// map the child replaced at `exec` into this figure (`exec_mmap` keeps its high-water
+    /// mark), and a spawned child starts out sharing biojob's, so a tool smaller than biojob
+    /// reads as biojob's own resident set at that moment (tens of MiB) rather than its own.
     pub max_rss_bytes: u64,
     /// The stderr log file, relative to the run's `logs/`.
     pub stderr_log: String,
@@ -112,7 +115,8 @@ pub struct TaskRecord {
     pub wall_seconds: f64,
     /// User + system CPU seconds of the commands it ran.
     pub cpu_seconds: f64,
-    /// The largest peak RSS of its commands, in bytes.
+    /// The largest peak RSS of its commands, in bytes (see [`CommandRecord::max_rss_bytes`]
+    /// for what it includes).
     pub peak_rss_bytes: u64,
     /// The commands, in the order they started.
     pub commands: Vec<CommandRecord>,
@@ -144,10 +148,10 @@ impl TaskRecord {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, seconds),
             wall_seconds: seconds(wall),
-            cpu_seconds: commands
-                .iter()
-                .map(|c| c.user_cpu_seconds + c.system_cpu_seconds)
-                .sum(),
+            // A fold from +0.0: `f64`'s `Sum` starts at -0.0, which prints as "-0.00".
+            cpu_seconds: commands.iter().fold(0.0, |sum, c| {
+                sum + c.user_cpu_seconds + c.system_cpu_seconds
+            }),
             peak_rss_bytes: commands.iter().map(|c| c.max_rss_bytes).max().unwrap_or(0),
             commands,
             outputs: Vec::new(),
@@ -257,4 +261,22 @@ pub fn seconds(duration: Duration) -> f64 {
 /// RFC 3339 UTC with seconds precision.
 pub fn timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_without_commands_used_zero_cpu_not_minus_zero() {
+        let record = TaskRecord::new(
+            StepId::PrepareReference,
+            None,
+            SystemTime::UNIX_EPOCH,
+            Duration::ZERO,
+            &[],
+        );
+        assert_eq!(format!("{:.2}", record.cpu_seconds), "0.00");
+        assert_eq!(record.peak_rss_bytes, 0);
+    }
 }

@@ -6,7 +6,7 @@ mod call;
 mod gather;
 mod qc;
 
-pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, FASTQ_VALIDATION_ENV, align};
+pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, align};
 pub use call::{CallOutput, CallRequest, call};
 pub use gather::{GatherOutput, GatherRequest, gather, order_for_gather};
 pub use qc::{
@@ -18,9 +18,60 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::Error;
 
-/// `<path>.partial`: the name an output has until its step succeeds.
-pub(crate) fn partial(path: &Utf8Path) -> Utf8PathBuf {
-    Utf8PathBuf::from(format!("{path}.partial"))
+/// A step's outputs while the step runs: each is written under `<final name>.partial` and
+/// renamed to its final name by [`PendingOutputs::publish`] once the step has succeeded. When
+/// the guard is dropped unpublished (the step failed, or a rename did), every partial file is
+/// removed, and so is any output already renamed by a publish that then failed: nothing stands
+/// under a final name unless its step succeeded.
+#[derive(Debug, Default)]
+pub(crate) struct PendingOutputs {
+    /// `(partial, final)` pairs, in registration order.
+    outputs: Vec<(Utf8PathBuf, Utf8PathBuf)>,
+    /// Final names already renamed by a publish that has not finished.
+    published: Vec<Utf8PathBuf>,
+    done: bool,
+}
+
+impl PendingOutputs {
+    /// Registers `final_path` and returns the temporary name to write it under.
+    pub(crate) fn partial_for(&mut self, final_path: &Utf8Path) -> Utf8PathBuf {
+        let partial = Utf8PathBuf::from(format!("{final_path}.partial"));
+        self.outputs.push((partial.clone(), final_path.to_owned()));
+        partial
+    }
+
+    /// Renames every output to its final name, in registration order.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a rename fails; then no output keeps its final name.
+    pub(crate) fn publish(&mut self) -> Result<(), Error> {
+        for (partial, final_path) in std::mem::take(&mut self.outputs) {
+            if let Err(error) = std::fs::rename(&partial, &final_path) {
+                self.outputs.push((partial, final_path.clone()));
+                return Err(Error::io("renaming to", final_path)(error));
+            }
+            self.published.push(final_path);
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for PendingOutputs {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Best effort: the step's own error is what the caller reports.
+        for path in self
+            .outputs
+            .iter()
+            .map(|(partial, _)| partial)
+            .chain(&self.published)
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Checks that an output of ours ends with the BGZF EOF block; a truncated output is an
@@ -47,7 +98,54 @@ pub(crate) fn verify_vcf_output(
     })
 }
 
-/// Renames a verified `*.partial` output to its final name.
-pub(crate) fn publish_local(partial: &Utf8Path, final_path: &Utf8Path) -> Result<(), Error> {
-    std::fs::rename(partial, final_path).map_err(Error::io("renaming to", final_path))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> (tempfile::TempDir, Utf8PathBuf) {
+        let temp = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(temp.path().to_owned()).unwrap();
+        (temp, path)
+    }
+
+    #[test]
+    fn published_outputs_take_their_final_names() {
+        let (_temp, dir) = dir();
+        let mut outputs = PendingOutputs::default();
+        let vcf = outputs.partial_for(&dir.join("s.vcf.gz"));
+        let tbi = outputs.partial_for(&dir.join("s.vcf.gz.tbi"));
+        assert_eq!(vcf, dir.join("s.vcf.gz.partial"));
+        std::fs::write(&vcf, "v").unwrap();
+        std::fs::write(&tbi, "t").unwrap();
+        outputs.publish().unwrap();
+        drop(outputs);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["s.vcf.gz", "s.vcf.gz.tbi"]);
+    }
+
+    #[test]
+    fn dropped_outputs_leave_nothing() {
+        let (_temp, dir) = dir();
+        let mut outputs = PendingOutputs::default();
+        std::fs::write(outputs.partial_for(&dir.join("a")), "a").unwrap();
+        drop(outputs);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_publish_takes_back_what_it_renamed() {
+        let (_temp, dir) = dir();
+        let mut outputs = PendingOutputs::default();
+        std::fs::write(outputs.partial_for(&dir.join("a")), "a").unwrap();
+        // The second partial was never written: its rename fails.
+        outputs.partial_for(&dir.join("b"));
+        let error = outputs.publish().unwrap_err();
+        drop(outputs);
+        assert_eq!(error.to_string(), format!("renaming to {dir}/b"));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    }
 }

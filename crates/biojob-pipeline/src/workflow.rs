@@ -43,6 +43,8 @@ pub struct Engine {
     pub step_timeout: Option<Duration>,
     /// Where scratch directories go and how their space is watched.
     pub scratch: ScratchSettings,
+    /// See [`StepContext::validate_fastq`].
+    pub validate_fastq: bool,
 }
 
 impl Engine {
@@ -59,6 +61,7 @@ impl Engine {
             resources: self.resources,
             space: space.clone(),
             step_timeout: self.step_timeout,
+            validate_fastq: self.validate_fastq,
         }
     }
 }

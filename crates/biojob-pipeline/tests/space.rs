@@ -137,6 +137,7 @@ fn engine(root: &Utf8Path, autoscale: AutoscaleMode) -> Engine {
         timeout: None,
         step_timeout: None,
         scratch,
+        validate_fastq: true,
     }
 }
 

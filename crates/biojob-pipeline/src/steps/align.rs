@@ -10,22 +10,11 @@ use biojob_tools::{BwaMem, SamtoolsSort, samtools_index, sort_memory_per_thread}
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info;
 
-use crate::steps::{partial, publish_local, verify_bgzf_output};
+use crate::steps::{PendingOutputs, verify_bgzf_output};
 use crate::{Error, PreparedReference, StepContext, align_space_need, file_bytes};
 
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
 pub const BWA_BATCH_BASES: u64 = 10_000_000;
-
-/// Benchmark switch: `BIOJOB_FASTQ_VALIDATION=0` makes the align step hand the FASTQ paths to
-/// bwa directly, without biojob's streaming check, so that the check's cost can be measured
-/// (`benches/align-validation.sh`). Any other value, or none, keeps the check on. Not for
-/// production: without it a truncated or out-of-sync pair is aligned as far as bwa gets.
-pub const FASTQ_VALIDATION_ENV: &str = "BIOJOB_FASTQ_VALIDATION";
-
-/// Whether [`FASTQ_VALIDATION_ENV`] leaves the FASTQ check on.
-fn fastq_validation_enabled() -> bool {
-    std::env::var_os(FASTQ_VALIDATION_ENV).is_none_or(|value| value != "0")
-}
 
 /// What the align step needs.
 #[derive(Debug, Clone)]
@@ -73,7 +62,7 @@ pub struct AlignOutput {
 ///
 /// Before anything runs, the free scratch space is checked against [`align_space_need`].
 ///
-/// With [`FASTQ_VALIDATION_ENV`] set to `0` (a benchmark switch), bwa reads the FASTQ paths
+/// With [`StepContext::validate_fastq`] off (a benchmark switch), bwa reads the FASTQ paths
 /// itself and nothing is checked; the returned [`FastqPairStats`] are then all zero.
 ///
 /// # Errors
@@ -97,8 +86,9 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
         "bam",
     ));
     let bai = Utf8PathBuf::from(format!("{bam}.bai"));
-    let bam_partial = partial(&bam);
-    let bai_partial = partial(&bai);
+    let mut outputs = PendingOutputs::default();
+    let bam_partial = outputs.partial_for(&bam);
+    let bai_partial = outputs.partial_for(&bai);
     let sort_temp = work_dir.join(scratch_file_name(
         request.sample,
         StepId::Align,
@@ -116,7 +106,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
 
     let threads = context.resources.threads.max(1);
     let memory_per_thread = sort_memory_per_thread(context.resources.memory_bytes, threads);
-    let validate = fastq_validation_enabled();
+    let validate = context.validate_fastq;
     let sort = SamtoolsSort {
         threads,
         memory_per_thread,
@@ -171,7 +161,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
         (fed, piped)
     } else {
         tracing::warn!(
-            "{FASTQ_VALIDATION_ENV}=0: the FASTQ files go to bwa unchecked (benchmark switch)"
+            "FASTQ validation is off: the FASTQ files go to bwa unchecked (benchmark switch)"
         );
         let bwa = BwaMem {
             threads,
@@ -210,8 +200,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
             &bai_partial,
             threads.saturating_sub(1),
         ))?);
-        publish_local(&bam_partial, &bam)?;
-        publish_local(&bai_partial, &bai)?;
+        outputs.publish()?;
         Ok(AlignOutput {
             bam: bam.clone(),
             bai: bai.clone(),
@@ -220,12 +209,9 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
         })
     })();
     context.space.sample();
-    // Before the partial outputs go: they hold the space that may have run out.
+    // While the partial outputs are still there: they hold the space that may have run out.
     let result = result.map_err(|error| context.explain_failure(error));
     if result.is_err() {
-        for path in [&bam_partial, &bai_partial] {
-            let _ = std::fs::remove_file(path);
-        }
         remove_sort_temporaries(&sort_temp);
     }
     result

@@ -6,7 +6,7 @@ use biojob_process::StageReport;
 use biojob_tools::{BcftoolsCall, BcftoolsMpileup, bcftools_index_tbi, label_part};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::steps::{partial, publish_local, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{PendingOutputs, verify_bgzf_output, verify_vcf_output};
 use crate::{Error, StepContext, call_space_need, file_bytes};
 
 /// What the call step needs.
@@ -69,8 +69,9 @@ pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutp
         "vcf.gz",
     ));
     let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
-    let vcf_partial = partial(&vcf);
-    let tbi_partial = partial(&tbi);
+    let mut outputs = PendingOutputs::default();
+    let vcf_partial = outputs.partial_for(&vcf);
+    let tbi_partial = outputs.partial_for(&tbi);
     let region = request.shard.region().to_owned();
     let bcftools = &context.toolset.bcftools;
     let fai = Utf8PathBuf::from(format!("{}.fai", request.fasta));
@@ -104,20 +105,13 @@ pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutp
         let index = bcftools_index_tbi(bcftools, &vcf_partial, &tbi_partial)
             .with_label(format!("bcftools-index.{}", label_part(&region)));
         commands.push(context.supervisor.run(index)?);
-        publish_local(&vcf_partial, &vcf)?;
-        publish_local(&tbi_partial, &tbi)?;
+        outputs.publish()?;
         Ok(CallOutput {
             vcf: vcf.clone(),
             tbi: tbi.clone(),
             commands,
         })
     })();
-    // Before the partial outputs go: they hold the space that may have run out.
-    let result = result.map_err(|error| context.explain_failure(error));
-    if result.is_err() {
-        for path in [&vcf_partial, &tbi_partial] {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    result
+    // While the partial outputs are still there: they hold the space that may have run out.
+    result.map_err(|error| context.explain_failure(error))
 }

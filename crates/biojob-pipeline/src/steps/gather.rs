@@ -8,7 +8,7 @@ use biojob_process::StageReport;
 use biojob_tools::{BcftoolsConcat, bcftools_index_tbi};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::steps::{partial, publish_local, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{PendingOutputs, verify_bgzf_output, verify_vcf_output};
 use crate::{Error, StepContext, file_bytes, gather_space_need};
 
 /// What the gather step needs.
@@ -177,8 +177,9 @@ pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<Gath
     let order = order_for_gather(request.vcfs, request.contigs)?;
     let vcf = work_dir.join(format!("{}.vcf.gz", request.sample));
     let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
-    let vcf_partial = partial(&vcf);
-    let tbi_partial = partial(&tbi);
+    let mut outputs = PendingOutputs::default();
+    let vcf_partial = outputs.partial_for(&vcf);
+    let tbi_partial = outputs.partial_for(&tbi);
     let bcftools = &context.toolset.bcftools;
     let result = (|| {
         let mut commands = vec![
@@ -197,8 +198,7 @@ pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<Gath
             &vcf_partial,
             &tbi_partial,
         ))?);
-        publish_local(&vcf_partial, &vcf)?;
-        publish_local(&tbi_partial, &tbi)?;
+        outputs.publish()?;
         Ok(GatherOutput {
             vcf: vcf.clone(),
             tbi: tbi.clone(),
@@ -206,12 +206,6 @@ pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<Gath
             commands,
         })
     })();
-    // Before the partial outputs go: they hold the space that may have run out.
-    let result = result.map_err(|error| context.explain_failure(error));
-    if result.is_err() {
-        for path in [&vcf_partial, &tbi_partial] {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    result
+    // While the partial outputs are still there: they hold the space that may have run out.
+    result.map_err(|error| context.explain_failure(error))
 }

@@ -8,7 +8,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use tracing::info;
 
-use crate::steps::{partial, publish_local};
+use crate::steps::PendingOutputs;
 use crate::{Error, PreparedReference, StepContext};
 
 /// Version of `qc.json`'s layout; bumped when a field changes meaning.
@@ -282,14 +282,18 @@ pub fn qc(request: &QcRequest<'_>, context: &StepContext) -> Result<QcOutput, Er
     let samtools_report = work_dir.join(&names.samtools_stats);
     let bcftools_report = work_dir.join(&names.bcftools_stats);
     let qc_json = work_dir.join("qc.json");
-    let all = [&flagstat, &samtools_report, &bcftools_report, &qc_json];
+    let mut outputs = PendingOutputs::default();
+    let flagstat_partial = outputs.partial_for(&flagstat);
+    let samtools_partial = outputs.partial_for(&samtools_report);
+    let bcftools_partial = outputs.partial_for(&bcftools_report);
+    let qc_json_partial = outputs.partial_for(&qc_json);
     let threads = context.resources.threads.max(1);
     let samtools = &context.toolset.samtools;
     let bcftools = &context.toolset.bcftools;
     let fasta = &request.reference.fasta;
     info!(bam = %request.bam, vcf = %request.vcf, "QC");
 
-    let result = (|| {
+    (|| {
         let (native, tools) = std::thread::scope(|scope| {
             let native = scope.spawn(|| {
                 let bam = read_bam_stats(request.bam, threads.saturating_sub(1).max(1))?;
@@ -308,21 +312,21 @@ pub fn qc(request: &QcRequest<'_>, context: &StepContext) -> Result<QcOutput, Er
                     context.supervisor.run(samtools_flagstat(
                         samtools,
                         request.bam,
-                        &partial(&flagstat),
+                        &flagstat_partial,
                         0,
                     ))?,
                     context.supervisor.run(samtools_stats(
                         samtools,
                         request.bam,
                         fasta,
-                        &partial(&samtools_report),
+                        &samtools_partial,
                         0,
                     ))?,
                     context.supervisor.run(bcftools_stats(
                         bcftools,
                         request.vcf,
                         fasta,
-                        &partial(&bcftools_report),
+                        &bcftools_partial,
                     ))?,
                 ];
                 Ok::<_, Error>(commands)
@@ -348,19 +352,26 @@ pub fn qc(request: &QcRequest<'_>, context: &StepContext) -> Result<QcOutput, Er
             }
         })?;
         for (report, marker) in [
-            (&flagstat, "in total (QC-passed reads + QC-failed reads)"),
-            (&samtools_report, "This file was produced by samtools stats"),
-            (&bcftools_report, "This file was produced by bcftools stats"),
+            (
+                &flagstat_partial,
+                "in total (QC-passed reads + QC-failed reads)",
+            ),
+            (
+                &samtools_partial,
+                "This file was produced by samtools stats",
+            ),
+            (
+                &bcftools_partial,
+                "This file was produced by bcftools stats",
+            ),
         ] {
-            verify_report(&partial(report), marker)?;
+            verify_report(report, marker)?;
         }
         let summary = QcSummary::new(request.sample, &bam, &vcf, names.clone());
         let json = serde_json::to_vec_pretty(&summary)
             .map_err(|e| Error::io("serialising", &qc_json)(std::io::Error::other(e)))?;
-        std::fs::write(partial(&qc_json), json).map_err(Error::io("writing", partial(&qc_json)))?;
-        for path in all {
-            publish_local(&partial(path), path)?;
-        }
+        std::fs::write(&qc_json_partial, json).map_err(Error::io("writing", &qc_json_partial))?;
+        outputs.publish()?;
         info!(
             records = summary.reads.records,
             mapped_percent = summary.reads.mapped_percent,
@@ -375,13 +386,7 @@ pub fn qc(request: &QcRequest<'_>, context: &StepContext) -> Result<QcOutput, Er
             summary,
             commands,
         })
-    })();
-    if result.is_err() {
-        for path in all {
-            let _ = std::fs::remove_file(partial(path));
-        }
-    }
-    result
+    })()
 }
 
 /// A format error's reason without its path (the verification error carries the path).

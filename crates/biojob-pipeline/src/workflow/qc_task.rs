@@ -6,7 +6,7 @@ use biojob_storage::{ObjectUri, Stores};
 use camino::Utf8Path;
 
 use super::Task;
-use crate::steps::{partial, publish_local};
+use crate::steps::PendingOutputs;
 use crate::{
     Error, PreparedReference, QcRequest, RunManifest, RunObserver, StepContext, TaskLabel,
     TaskRecord, WorkflowInput, publish_file, qc, render_report,
@@ -59,9 +59,10 @@ pub(super) fn run_qc_task(
             &output.commands,
         ));
         let html = render_report(&snapshot, &output.summary);
-        let report_partial = partial(&report);
+        let mut pending = PendingOutputs::default();
+        let report_partial = pending.partial_for(&report);
         std::fs::write(&report_partial, html).map_err(Error::io("writing", &report_partial))?;
-        publish_local(&report_partial, &report)?;
+        pending.publish()?;
         let mut outputs = Vec::new();
         for file in output.files().into_iter().chain([report.as_path()]) {
             outputs.push(publish_file(stores, file, output_dir)?);
@@ -76,7 +77,6 @@ pub(super) fn run_qc_task(
             Ok(())
         }
         Err(error) => {
-            let _ = std::fs::remove_file(partial(&report));
             let error = error.in_task(StepId::Qc.as_str());
             manifest
                 .tasks
