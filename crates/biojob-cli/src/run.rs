@@ -20,7 +20,11 @@ use crate::progress::ProgressObserver;
 
 /// Resolves the tools (honouring `BIOJOB_BWA`, `BIOJOB_SAMTOOLS`, `BIOJOB_BCFTOOLS`), probes
 /// their versions and builds the engine.
-pub fn engine(runtime: &RuntimeArgs, cancel: &CancelToken) -> Result<Engine, Failure> {
+pub fn engine(
+    runtime: &RuntimeArgs,
+    cancel: &CancelToken,
+    stores: &Stores,
+) -> Result<Engine, Failure> {
     let from_env = |name: &str| {
         std::env::var(name)
             .ok()
@@ -45,7 +49,7 @@ pub fn engine(runtime: &RuntimeArgs, cancel: &CancelToken) -> Result<Engine, Fai
         "resource budget"
     );
     Ok(Engine {
-        stores: Stores::local_only(),
+        stores: stores.clone(),
         toolset,
         versions,
         resources,
@@ -82,6 +86,7 @@ pub fn run(
     args: RunArgs,
     cancel: &CancelToken,
     progress: Option<&MultiProgress>,
+    stores: &Stores,
 ) -> Result<(), Failure> {
     let text = std::fs::read_to_string(&args.input)
         .with_context(|| format!("reading the workflow input {}", args.input))
@@ -92,7 +97,7 @@ pub fn run(
             )
         })?;
     let input = WorkflowInput::from_json(&text)?;
-    let engine = engine(&args.runtime, cancel)?;
+    let engine = engine(&args.runtime, cancel, stores)?;
     let options = RunOptions {
         run_id: args.run_id.unwrap_or_else(new_run_id),
         scratch_root: scratch_root(&args.runtime),
