@@ -63,6 +63,40 @@ impl Algorithm {
     }
 }
 
+/// A digest computed as data arrives.
+pub(crate) enum Running {
+    None,
+    Crc(Box<crc_fast::Digest>),
+    Sha256(Sha256),
+}
+
+impl Running {
+    pub(crate) fn new(algorithm: Option<Algorithm>) -> Running {
+        match algorithm.map(|a| (a, a.crc())) {
+            None => Running::None,
+            Some((_, Some(crc))) => Running::Crc(Box::new(crc_fast::Digest::new(crc))),
+            Some((_, None)) => Running::Sha256(Sha256::new()),
+        }
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        match self {
+            Running::None => {}
+            Running::Crc(digest) => digest.update(data),
+            Running::Sha256(digest) => digest.update(data),
+        }
+    }
+
+    /// The binary digest, as [`Algorithm::digest`] gives it; empty without an algorithm.
+    pub(crate) fn finish(self) -> Vec<u8> {
+        match self {
+            Running::None => Vec::new(),
+            Running::Crc(digest) => crc32_bytes(digest.finalize()),
+            Running::Sha256(digest) => digest.finalize().to_vec(),
+        }
+    }
+}
+
 fn crc32_bytes(value: u64) -> Vec<u8> {
     // The CRC-32 variants fit in the low 32 bits.
     (value as u32).to_be_bytes().to_vec()
@@ -127,6 +161,19 @@ mod tests {
             to_base64(&Algorithm::Sha256.digest(b"hello")),
             "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
         );
+    }
+
+    #[test]
+    fn running_digests_match_one_shot_digests() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        for algorithm in [Algorithm::Crc32c, Algorithm::Crc32, Algorithm::Sha256] {
+            let mut running = Running::new(Some(algorithm));
+            for chunk in data.chunks(7_777) {
+                running.update(chunk);
+            }
+            assert_eq!(running.finish(), algorithm.digest(&data));
+        }
+        assert_eq!(Running::new(None).finish(), Vec::<u8>::new());
     }
 
     #[test]

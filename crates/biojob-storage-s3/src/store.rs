@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::checksum::{Algorithm, Stored, to_base64};
+use crate::checksum::{Algorithm, Running, Stored, to_base64};
 use crate::{ChecksumAlgorithm, MAX_OBJECT_SIZE, S3Options, Sse, part_size_for};
 
 /// Request counts since the store was built.
@@ -762,67 +762,70 @@ impl Inner {
         file: Arc<File>,
     ) -> Result<Vec<u8>, StorageError> {
         let what = format!("part {} (bytes {offset}+{length})", index + 1);
-        let data = self
-            .retrying("downloading", uri, Direction::Get, || async {
-                let range = format!("bytes={offset}-{}", offset + length - 1);
-                let result = self
-                    .client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .range(range)
-                    .set_if_match(etag.clone())
-                    .set_request_payer(self.payer())
-                    .send()
-                    .await;
-                let output = match result {
-                    Ok(output) => output,
-                    Err(error) if status_of(&error) == Some(412) => {
-                        return Err(Fault::Fatal(StorageError::Remote {
-                            op: "downloading",
-                            uri: uri.to_owned(),
-                            direction: Direction::Get,
-                            message: "the object changed during the download (ETag mismatch)"
-                                .into(),
-                        }));
-                    }
-                    Err(error) => {
-                        return Err(fault(error, "downloading", uri, Direction::Get, &what));
-                    }
-                };
-                let body = output
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|error| {
-                        Fault::Retry(format!(
-                            "{what}: reading the body: {}",
-                            DisplayErrorContext(&error)
-                        ))
-                    })?
-                    .into_bytes();
-                if body.len() as u64 != length {
+        self.retrying("downloading", uri, Direction::Get, || async {
+            let range = format!("bytes={offset}-{}", offset + length - 1);
+            let result = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .range(range)
+                .set_if_match(etag.clone())
+                .set_request_payer(self.payer())
+                .send()
+                .await;
+            let output = match result {
+                Ok(output) => output,
+                Err(error) if status_of(&error) == Some(412) => {
+                    return Err(Fault::Fatal(StorageError::Remote {
+                        op: "downloading",
+                        uri: uri.to_owned(),
+                        direction: Direction::Get,
+                        message: "the object changed during the download (ETag mismatch)".into(),
+                    }));
+                }
+                Err(error) => {
+                    return Err(fault(error, "downloading", uri, Direction::Get, &what));
+                }
+            };
+            // The body is written where it belongs as it arrives (a part is never held whole
+            // in memory); a retry rewrites the part from its start.
+            let mut body = output.body;
+            let mut digest = Running::new(algorithm);
+            let mut position = offset;
+            let end = offset + length;
+            while let Some(chunk) = body.try_next().await.map_err(|error| {
+                Fault::Retry(format!(
+                    "{what}: reading the body: {}",
+                    DisplayErrorContext(&error)
+                ))
+            })? {
+                let chunk_end = position + chunk.len() as u64;
+                if chunk_end > end {
                     return Err(Fault::Retry(format!(
-                        "{what}: received {} bytes",
-                        body.len()
+                        "{what}: received more than {length} bytes"
                     )));
                 }
-                Ok(body)
-            })
-            .await?;
-        let path = uri.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let digest = algorithm.map(|a| a.digest(&data)).unwrap_or_default();
-            file.write_all_at(&data, offset).map(|()| digest)
+                file.write_all_at(&chunk, position).map_err(|source| {
+                    Fault::Fatal(StorageError::Io {
+                        op: "writing a part of",
+                        path: Utf8PathBuf::from(uri),
+                        direction: Direction::Get,
+                        source,
+                    })
+                })?;
+                digest.update(&chunk);
+                position = chunk_end;
+            }
+            if position != end {
+                return Err(Fault::Retry(format!(
+                    "{what}: received {} bytes",
+                    position - offset
+                )));
+            }
+            Ok(digest.finish())
         })
         .await
-        .map_err(|error| join_error(error, uri, Direction::Get))?
-        .map_err(|source| StorageError::Io {
-            op: "writing a part of",
-            path: Utf8PathBuf::from(path),
-            direction: Direction::Get,
-            source,
-        })
     }
 
     async fn put_object(
