@@ -249,7 +249,16 @@ fn fault<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let message = format!("{what}: {}", DisplayErrorContext(&error));
+    let message = match &error {
+        // The service's own words (code, message, status), not the whole response.
+        SdkError::ServiceError(context) => format!(
+            "{what}: {} (HTTP {}): {}",
+            error.code().unwrap_or("error"),
+            context.raw().status().as_u16(),
+            error.message().unwrap_or("no message")
+        ),
+        _ => format!("{what}: {}", DisplayErrorContext(&error)),
+    };
     let retry = match &error {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
         SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
