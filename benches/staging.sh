@@ -66,7 +66,7 @@ head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$file"
 # Check that both clients work against this server before timing anything.
 echo hello >"$work/probe"
 aws --endpoint-url "$endpoint" s3 cp --quiet "$work/probe" "s3://$bucket/probe"
-AWS_ENDPOINT_URL="$endpoint" "$biojob" stage get "s3://$bucket/probe" "$work/probe.back" >/dev/null
+AWS_ENDPOINT_URL="$endpoint" "$biojob" -q stage get "s3://$bucket/probe" "$work/probe.back" >/dev/null
 cmp -s "$work/probe" "$work/probe.back" || { echo "staging bench: probe round trip failed" >&2; exit 1; }
 
 seconds() { # runs "$@", prints its wall time in seconds
