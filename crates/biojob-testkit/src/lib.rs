@@ -1,5 +1,7 @@
-//! Test support shared by the test binaries that need S3: never a normal dependency.
+//! Test support shared by the test binaries: never a normal dependency.
 //!
+//! - [`testdata`], [`fake_tool`]: the real NA12878 test data and the fake tools.
+//! - [`Tmpfs`]: a scratch filesystem of an exact size (tests that mount need root).
 //! - [`s3_server`]: one real S3-compatible server (SeaweedFS `weed mini`, installed by
 //!   `scripts/test.sh`) per test binary, on free loopback ports, killed when the test binary
 //!   exits (a watchdog ends it when the binary's end of a pipe closes). It fails loudly when
@@ -13,8 +15,10 @@
 //! proxy.add(biojob_testkit::Rule::new("GET", "", biojob_testkit::Fault::SlowDown));
 //! ```
 
+mod data;
 mod proxy;
 mod server;
 
+pub use data::{Tmpfs, fake_tool, testdata, workspace_root};
 pub use proxy::{Fault, FaultProxy, Rule};
 pub use server::{S3Server, TEST_BUCKET, s3_server};

@@ -2,29 +2,15 @@
 //! `biojob run` with `s3://` prefixes, and the AWS Batch entrypoints driven by the environment
 //! only, on the real NA12878 test data (`BIOJOB_TESTDATA`).
 
-// clippy.toml allows unwrap in `#[test]` functions only; the helpers here are test code too.
-#![allow(clippy::unwrap_used)]
-
 use std::io::Read;
 use std::process::{Command, Output};
 
+use biojob_testkit::testdata;
 use biojob_testkit::{FaultProxy, S3Server, TEST_BUCKET, s3_server};
 use camino::{Utf8Path, Utf8PathBuf};
 
 const SAMPLE: &str = "NA12878";
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
-
-fn testdata() -> Utf8PathBuf {
-    let dir = std::env::var("BIOJOB_TESTDATA").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").to_owned()
-    });
-    let dir = Utf8PathBuf::from(dir);
-    assert!(
-        dir.join("NA12878_R1.fastq.gz").is_file(),
-        "test data not found in {dir}; set BIOJOB_TESTDATA"
-    );
-    dir
-}
 
 struct Dir {
     _dir: tempfile::TempDir,
