@@ -16,6 +16,8 @@ use crate::env;
 pub struct Cli {
     #[command(flatten)]
     pub logging: LoggingArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,6 +34,66 @@ pub struct LoggingArgs {
     /// Only warnings and errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+/// S3 settings. Credentials come from the standard AWS chain (environment, profile, web
+/// identity, the ECS task role, IMDS); they are never printed.
+#[derive(Debug, Clone, Args)]
+pub struct S3Args {
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:8333 (path-style addressing).
+    #[arg(long, global = true, env = env::AWS_ENDPOINT_URL)]
+    pub endpoint_url: Option<String>,
+    /// AWS region [default: the standard chain; us-east-1 with --endpoint-url].
+    #[arg(long, global = true, env = env::AWS_REGION)]
+    pub region: Option<String>,
+    /// Path-style addressing [default: on with --endpoint-url].
+    #[arg(long, global = true, env = env::BIOJOB_S3_PATH_STYLE)]
+    pub s3_path_style: Option<bool>,
+    /// Part size for multipart uploads and ranged downloads, e.g. 16M (at least 5M; grown so
+    /// an object fits in 10,000 parts).
+    #[arg(long, global = true, env = env::BIOJOB_S3_PART_SIZE, value_parser = parse_memory, default_value = "16M")]
+    pub s3_part_size: u64,
+    /// Parts in flight at once per transfer.
+    #[arg(long, global = true, env = env::BIOJOB_S3_CONCURRENCY, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub s3_concurrency: u16,
+    /// Checksum stored with uploads.
+    #[arg(long, global = true, env = env::BIOJOB_S3_CHECKSUM, value_enum, default_value = "crc32c")]
+    pub s3_checksum: ChecksumArg,
+    /// Attempts per request (per part) before a transfer fails.
+    #[arg(long, global = true, env = env::BIOJOB_S3_MAX_ATTEMPTS, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub s3_max_attempts: u32,
+    /// First retry backoff bound (doubled per attempt, full jitter, at most 20s).
+    #[arg(long, global = true, env = env::BIOJOB_S3_RETRY_BASE_DELAY, value_parser = parse_duration, default_value = "200ms")]
+    pub s3_retry_base_delay: std::time::Duration,
+    /// Server-side encryption for uploads.
+    #[arg(long, global = true, env = env::BIOJOB_S3_SSE, value_enum)]
+    pub sse: Option<SseArg>,
+    /// KMS key id, alias or ARN (with --sse aws:kms).
+    #[arg(long, global = true, env = env::BIOJOB_S3_SSE_KMS_KEY_ID)]
+    pub sse_kms_key_id: Option<String>,
+    /// Requester pays: send x-amz-request-payer: requester.
+    #[arg(long, global = true, env = env::BIOJOB_S3_REQUESTER_PAYS)]
+    pub requester_pays: bool,
+}
+
+/// The checksum stored with uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChecksumArg {
+    /// CRC32C (hardware-accelerated).
+    Crc32c,
+    /// SHA-256.
+    Sha256,
+}
+
+/// Server-side encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SseArg {
+    /// SSE-S3.
+    #[value(name = "AES256", alias = "aes256")]
+    Aes256,
+    /// SSE-KMS (with --sse-kms-key-id, or the default key).
+    #[value(name = "aws:kms", alias = "kms")]
+    Kms,
 }
 
 /// Log output format.
@@ -58,6 +120,29 @@ pub enum Command {
     Call(CallArgs),
     /// Concatenate per-contig VCFs in reference order into <sample>.vcf.gz, then index.
     Gather(GatherArgs),
+    /// Copy one object between S3 (or a path) and a local file, verified.
+    #[command(subcommand)]
+    Stage(StageCommand),
+}
+
+/// `biojob stage get|put`.
+#[derive(Debug, Subcommand)]
+pub enum StageCommand {
+    /// Download SRC (s3://bucket/key, file:// or a path) to the local file DST (a directory:
+    /// DST/<name>), through DST.partial, verified.
+    Get {
+        /// The object.
+        source: String,
+        /// The local file or directory.
+        destination: Utf8PathBuf,
+    },
+    /// Upload the local file SRC to DST (s3://bucket/key; ending in /: DST<name>), verified.
+    Put {
+        /// The local file.
+        source: Utf8PathBuf,
+        /// The object or prefix.
+        destination: String,
+    },
 }
 
 /// Resource, scratch and tool settings shared by every step.
@@ -137,41 +222,56 @@ pub struct PrepareReferenceArgs {
     pub runtime: RuntimeArgs,
 }
 
-/// Options every step that publishes outputs takes.
+/// Options every step takes; a Batch job sets them through the environment (flags win).
 #[derive(Debug, Clone, Args)]
 pub struct StepArgs {
     /// The sample id.
     #[arg(long, env = env::SAMPLE_ID)]
     pub sample: String,
-    /// The reference FASTA (.fa, .fasta or .fa.gz).
-    #[arg(long)]
-    pub reference: Utf8PathBuf,
-    /// Where outputs are written (a directory path or file:// URI).
+    /// The reference FASTA's URI (.fa, .fasta or .fa.gz) [default: the REFERENCE_NAME lookup].
+    #[arg(long, env = env::REFERENCE)]
+    pub reference: Option<String>,
+    /// Reference file stem: <reference prefix>/<name> + .fa, .fasta or .fa.gz.
+    #[arg(long, env = env::REFERENCE_NAME)]
+    pub reference_name: Option<String>,
+    /// Where the reference is [default: --source-data-prefix].
+    #[arg(long, env = env::REFERENCE_PREFIX)]
+    pub reference_prefix: Option<String>,
+    /// Where the FASTQs (and by default the reference) are.
+    #[arg(long, env = env::SOURCE_DATA_PREFIX)]
+    pub source_data_prefix: Option<String>,
+    /// Results root (a path, file:// or s3:// URI).
     #[arg(long, env = env::JOB_OUTPUT_PREFIX)]
     pub output_prefix: String,
+    /// The workflow's name: outputs go to <output prefix>/<workflow name>/<execution id>/.
+    #[arg(long, env = env::JOB_WORKFLOW_NAME, requires = "execution_id")]
+    pub workflow_name: Option<String>,
+    /// The workflow execution's id (with --workflow-name).
+    #[arg(long, env = env::JOB_WORKFLOW_EXECUTION_ID, requires = "workflow_name")]
+    pub execution_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct AlignArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// Read 1 FASTQ (plain or gzip).
-    #[arg(long)]
-    pub fastq_1: String,
-    /// Read 2 FASTQ (plain or gzip), same read order as read 1.
-    #[arg(long)]
-    pub fastq_2: String,
+    /// Read 1 FASTQ (plain or gzip) [default: <source data prefix>/<sample>_R1.fastq.gz].
+    #[arg(long, env = env::FASTQ_1)]
+    pub fastq_1: Option<String>,
+    /// Read 2 FASTQ, same read order as read 1 [default: <source data prefix>/<sample>_R2.fastq.gz].
+    #[arg(long, env = env::FASTQ_2)]
+    pub fastq_2: Option<String>,
     /// @RG ID [default: the sample id].
-    #[arg(long)]
+    #[arg(long, env = env::READ_GROUP_ID)]
     pub read_group_id: Option<String>,
     /// @RG LB.
-    #[arg(long)]
+    #[arg(long, env = env::READ_GROUP_LIBRARY)]
     pub read_group_library: Option<String>,
-    /// @RG PL.
-    #[arg(long, default_value = "ILLUMINA")]
-    pub read_group_platform: String,
+    /// @RG PL [default: ILLUMINA].
+    #[arg(long, env = env::READ_GROUP_PLATFORM)]
+    pub read_group_platform: Option<String>,
     /// @RG PU.
-    #[arg(long)]
+    #[arg(long, env = env::READ_GROUP_PLATFORM_UNIT)]
     pub read_group_platform_unit: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -181,9 +281,9 @@ pub struct AlignArgs {
 pub struct CallArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// The coordinate-sorted BAM, with its .bai beside it.
+    /// The coordinate-sorted BAM, with its .bai beside it [default: <run prefix>/<sample>.align.bam].
     #[arg(long)]
-    pub bam: String,
+    pub bam: Option<String>,
     /// The contig to call.
     #[arg(long, env = env::CHROMOSOME)]
     pub contig: String,
@@ -195,9 +295,13 @@ pub struct CallArgs {
 pub struct GatherArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// A per-contig VCF (bgzipped, .tbi beside it); repeat, in any order.
-    #[arg(long = "vcf", required = true)]
+    /// A per-contig VCF (bgzipped, .tbi beside it); repeat, in any order [default: the call
+    /// step's outputs under the run prefix for --contigs].
+    #[arg(long = "vcf")]
     pub vcfs: Vec<String>,
+    /// The contigs called: a JSON array (["chr20","chrM"]) or comma-separated.
+    #[arg(long, env = env::CHROMOSOMES, required_unless_present = "vcfs")]
+    pub contigs: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

@@ -45,10 +45,57 @@ pub const BIOJOB_BCFTOOLS: &str = "BIOJOB_BCFTOOLS";
 /// Benchmark switch: `0` hands the FASTQ files to bwa without biojob's streaming check
 /// (default: checked). For `benches/align-validation.sh` only.
 pub const BIOJOB_FASTQ_VALIDATION: &str = "BIOJOB_FASTQ_VALIDATION";
+/// S3 part size for multipart uploads and ranged downloads, e.g. `16M` (default 16 MiB; grown
+/// so an object fits in 10,000 parts).
+pub const BIOJOB_S3_PART_SIZE: &str = "BIOJOB_S3_PART_SIZE";
+/// S3 parts in flight at once per transfer (default 16).
+pub const BIOJOB_S3_CONCURRENCY: &str = "BIOJOB_S3_CONCURRENCY";
+/// Checksum stored with uploads: `crc32c` (default) or `sha256`.
+pub const BIOJOB_S3_CHECKSUM: &str = "BIOJOB_S3_CHECKSUM";
+/// Attempts per S3 request (per part) before a transfer fails (default 10).
+pub const BIOJOB_S3_MAX_ATTEMPTS: &str = "BIOJOB_S3_MAX_ATTEMPTS";
+/// First retry backoff bound, doubled per attempt with full jitter, e.g. `200ms` (default).
+pub const BIOJOB_S3_RETRY_BASE_DELAY: &str = "BIOJOB_S3_RETRY_BASE_DELAY";
+/// Server-side encryption for uploads: `AES256` or `aws:kms` (default: the bucket's).
+pub const BIOJOB_S3_SSE: &str = "BIOJOB_S3_SSE";
+/// KMS key id, alias or ARN for `aws:kms`.
+pub const BIOJOB_S3_SSE_KMS_KEY_ID: &str = "BIOJOB_S3_SSE_KMS_KEY_ID";
+/// `true`: send `x-amz-request-payer: requester` (requester-pays buckets).
+pub const BIOJOB_S3_REQUESTER_PAYS: &str = "BIOJOB_S3_REQUESTER_PAYS";
+/// `true`/`false`: path-style addressing (default: on when an endpoint URL is given).
+pub const BIOJOB_S3_PATH_STYLE: &str = "BIOJOB_S3_PATH_STYLE";
+/// An S3-compatible endpoint (AWS's standard variable; also read by the AWS SDK).
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+/// The AWS region (AWS's standard variable). Credentials come from the AWS SDK's standard
+/// chain, which reads its own variables (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, the ECS task role's
+/// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, …); biojob never reads or logs them.
+pub const AWS_REGION: &str = "AWS_REGION";
 /// The sample id (reference design).
 pub const SAMPLE_ID: &str = "SAMPLE_ID";
+/// The reference file stem under the reference prefix (reference design).
+pub const REFERENCE_NAME: &str = "REFERENCE_NAME";
+/// Where the reference is, when not under `SOURCE_DATA_PREFIX`.
+pub const REFERENCE_PREFIX: &str = "REFERENCE_PREFIX";
+/// The reference FASTA's URI, overriding the name-based lookup.
+pub const REFERENCE: &str = "REFERENCE";
+/// Where the FASTQs (and by default the reference) are (reference design).
+pub const SOURCE_DATA_PREFIX: &str = "SOURCE_DATA_PREFIX";
+/// Read 1's URI, overriding `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R1.fastq.gz`.
+pub const FASTQ_1: &str = "FASTQ_1";
+/// Read 2's URI, overriding `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R2.fastq.gz`.
+pub const FASTQ_2: &str = "FASTQ_2";
+/// `@RG ID` (default: the sample id).
+pub const READ_GROUP_ID: &str = "READ_GROUP_ID";
+/// `@RG LB`.
+pub const READ_GROUP_LIBRARY: &str = "READ_GROUP_LIBRARY";
+/// `@RG PL` (default `ILLUMINA`).
+pub const READ_GROUP_PLATFORM: &str = "READ_GROUP_PLATFORM";
+/// `@RG PU`.
+pub const READ_GROUP_PLATFORM_UNIT: &str = "READ_GROUP_PLATFORM_UNIT";
 /// The contig to call (reference design's name for it).
 pub const CHROMOSOME: &str = "CHROMOSOME";
+/// The contigs called, for gather: a JSON array string or comma-separated.
+pub const CHROMOSOMES: &str = "CHROMOSOMES";
 /// Where outputs go (reference design).
 pub const JOB_OUTPUT_PREFIX: &str = "JOB_OUTPUT_PREFIX";
 /// Set by AWS Batch in every job; switches logs to JSON and names the scratch directory.
@@ -59,24 +106,9 @@ pub const AWS_BATCH_JOB_ATTEMPT: &str = "AWS_BATCH_JOB_ATTEMPT";
 /// The state machine's name (`$$.StateMachine.Name`): with [`JOB_WORKFLOW_EXECUTION_ID`], a
 /// run's outputs go to `${JOB_OUTPUT_PREFIX}/${JOB_WORKFLOW_NAME}/${JOB_WORKFLOW_EXECUTION_ID}/`
 /// (docs/batch-contract.md).
-#[allow(
-    dead_code,
-    reason = "read by the Batch entrypoints (docs/batch-contract.md)"
-)]
 pub const JOB_WORKFLOW_NAME: &str = "JOB_WORKFLOW_NAME";
 /// The execution's name (`$$.Execution.Name`); see [`JOB_WORKFLOW_NAME`].
-#[allow(
-    dead_code,
-    reason = "read by the Batch entrypoints (docs/batch-contract.md)"
-)]
 pub const JOB_WORKFLOW_EXECUTION_ID: &str = "JOB_WORKFLOW_EXECUTION_ID";
-/// The contigs the gather step concatenates: a JSON array string (what
-/// `States.JsonToString($.params.chromosomes)` gives) or a comma-separated list.
-#[allow(
-    dead_code,
-    reason = "read by the Batch entrypoints (docs/batch-contract.md)"
-)]
-pub const CHROMOSOMES: &str = "CHROMOSOMES";
 /// The CloudWatch namespace of the step metrics written as embedded metric format log lines
 /// (default `biojob`); the stack sets `biojob/<project>` so its dashboard finds them.
 pub const BIOJOB_METRICS_NAMESPACE: &str = "BIOJOB_METRICS_NAMESPACE";

@@ -10,6 +10,7 @@ mod metrics;
 mod plan;
 mod progress;
 mod run;
+mod s3;
 mod signals;
 mod steps;
 
@@ -45,12 +46,29 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitClass::Usage.code());
         }
     };
+    // The binary owns the async runtime; the S3 store runs its transfers on it, called from
+    // the pipeline's plain threads.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+        .thread_name("biojob-io")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the I/O runtime: {error}");
+            return ExitCode::from(ExitClass::Usage.code());
+        }
+    };
+    let stores = s3::stores(runtime.handle().clone(), &cli.s3);
+    log_job();
     let result = match cli.command {
-        cli::Command::Run(args) => run::run(args, &cancel, progress.as_ref()),
-        cli::Command::PrepareReference(args) => steps::prepare_reference(args, &cancel),
-        cli::Command::Align(args) => steps::align(args, &cancel),
-        cli::Command::Call(args) => steps::call(args, &cancel),
-        cli::Command::Gather(args) => steps::gather(args, &cancel),
+        cli::Command::Run(args) => run::run(args, &cancel, progress.as_ref(), &stores),
+        cli::Command::PrepareReference(args) => steps::prepare_reference(args, &cancel, &stores),
+        cli::Command::Align(args) => steps::align(args, &cancel, &stores),
+        cli::Command::Call(args) => steps::call(args, &cancel, &stores),
+        cli::Command::Gather(args) => steps::gather(args, &cancel, &stores),
+        cli::Command::Stage(command) => s3::stage(command, &stores),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,6 +76,15 @@ fn main() -> ExitCode {
             report(&failure);
             ExitCode::from(failure.exit_class().code())
         }
+    }
+}
+
+/// Logs the AWS Batch job id and attempt, when set (never the rest of the environment).
+fn log_job() {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(job_id) = var(env::AWS_BATCH_JOB_ID) {
+        let attempt = var(env::AWS_BATCH_JOB_ATTEMPT).unwrap_or_else(|| "1".to_owned());
+        tracing::info!(job_id, attempt, "AWS Batch job");
     }
 }
 

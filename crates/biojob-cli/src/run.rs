@@ -21,7 +21,11 @@ use crate::progress::ProgressObserver;
 
 /// Resolves the tools (honouring `BIOJOB_BWA`, `BIOJOB_SAMTOOLS`, `BIOJOB_BCFTOOLS`), probes
 /// their versions and builds the engine.
-pub fn engine(runtime: &RuntimeArgs, cancel: &CancelToken) -> Result<Engine, Failure> {
+pub fn engine(
+    runtime: &RuntimeArgs,
+    cancel: &CancelToken,
+    stores: &Stores,
+) -> Result<Engine, Failure> {
     let from_env = |name: &str| {
         std::env::var(name)
             .ok()
@@ -58,7 +62,7 @@ pub fn engine(runtime: &RuntimeArgs, cancel: &CancelToken) -> Result<Engine, Fai
         "resource budget"
     );
     Ok(Engine {
-        stores: Stores::local_only(),
+        stores: stores.clone(),
         toolset,
         versions,
         resources,
@@ -126,6 +130,7 @@ pub fn run(
     args: RunArgs,
     cancel: &CancelToken,
     progress: Option<&MultiProgress>,
+    stores: &Stores,
 ) -> Result<(), Failure> {
     let text = std::fs::read_to_string(&args.input)
         .with_context(|| format!("reading the workflow input {}", args.input))
@@ -139,7 +144,7 @@ pub fn run(
     if args.dry_run {
         return crate::plan::print_plan(&input, &args);
     }
-    let engine = engine(&args.runtime, cancel)?;
+    let engine = engine(&args.runtime, cancel, stores)?;
     let run_id = args.run_id.unwrap_or_else(new_run_id);
     let (job_id, attempt) = job_identity(&run_id)?;
     let options = RunOptions {

@@ -6,16 +6,17 @@
 
 use std::time::{Instant, SystemTime};
 
-use biojob_core::{ReadGroup, SampleId, StepId};
+use biojob_core::{SampleId, StepId, scratch_file_name};
 use biojob_pipeline::{
-    AlignRequest, CallRequest, Engine, Error, GatherRequest, OutputRecord, PreparedReference,
-    ReferenceOptions, StepContext, TaskRecord, align_space_need, call_space_need, contig_plan,
-    error_chain, gather_space_need, new_run_id, publish_file, publish_logs, stage_input,
+    AlignRequest, CallRequest, Engine, Error, GatherRequest, JobEnvironment, OutputRecord,
+    PreparedReference, ReferenceOptions, StepContext, TaskRecord, align_space_need,
+    call_space_need, contig_plan, error_chain, gather_space_need, keys, new_run_id, publish_file,
+    publish_logs, resolve_reference, stage_input,
 };
 use biojob_process::{CancelToken, StageReport};
 use biojob_scratch::{JobScratch, SpaceNeed, SpaceWatch};
-use biojob_storage::ObjectUri;
-use camino::{Utf8Path, Utf8PathBuf};
+use biojob_storage::{ObjectUri, Stores};
+use camino::Utf8PathBuf;
 
 use crate::Failure;
 use crate::cli::{AlignArgs, CallArgs, GatherArgs, PrepareReferenceArgs, RuntimeArgs, StepArgs};
@@ -25,12 +26,89 @@ fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
     Failure::Usage(anyhow::anyhow!("{error}"), Some(remedy.to_owned()))
 }
 
-fn sample(step: &StepArgs) -> Result<SampleId, Failure> {
-    SampleId::new(step.sample.clone()).map_err(|e| usage(e, "fix --sample (or SAMPLE_ID)"))
-}
-
 fn uri(text: &str, flag: &str) -> Result<ObjectUri, Failure> {
     ObjectUri::parse(text).map_err(|e| usage(e, &format!("fix {flag}")))
+}
+
+/// The bwa index files' extensions, after the FASTA's name.
+const BWA_INDEX_EXTENSIONS: [&str; 5] = [".amb", ".ann", ".bwt", ".pac", ".sa"];
+
+/// What a step job was told: its environment (flags laid over the process environment), its
+/// sample and its run prefix.
+struct Job {
+    environment: JobEnvironment,
+    sample: SampleId,
+    run_prefix: ObjectUri,
+}
+
+impl Job {
+    /// Resolves the job from the step's flags (each backed by its environment variable) and
+    /// `extra` `(key, value)` pairs.
+    fn new(step: &StepArgs, extra: &[(&str, Option<&String>)]) -> Result<Job, Failure> {
+        let mut pairs: Vec<(&str, Option<&String>)> = vec![
+            (keys::SAMPLE_ID, Some(&step.sample)),
+            (keys::REFERENCE, step.reference.as_ref()),
+            (keys::REFERENCE_NAME, step.reference_name.as_ref()),
+            (keys::REFERENCE_PREFIX, step.reference_prefix.as_ref()),
+            (keys::SOURCE_DATA_PREFIX, step.source_data_prefix.as_ref()),
+            (keys::JOB_OUTPUT_PREFIX, Some(&step.output_prefix)),
+        ];
+        pairs.extend_from_slice(extra);
+        let environment = JobEnvironment::from_pairs(
+            pairs
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|v| (key, v.clone()))),
+        );
+        let sample = environment.sample()?;
+        let output_prefix = environment.output_prefix()?;
+        let run_prefix = match (&step.workflow_name, &step.execution_id) {
+            (Some(name), Some(execution)) if !name.is_empty() && !execution.is_empty() => {
+                output_prefix.join(name).join(execution)
+            }
+            _ => output_prefix,
+        };
+        Ok(Job {
+            environment,
+            sample,
+            run_prefix,
+        })
+    }
+}
+
+/// `<uri><extension>`: a sidecar beside an object (`ref.fa` → `ref.fa.fai`).
+fn sibling(uri: &ObjectUri, extension: &str) -> ObjectUri {
+    match uri {
+        ObjectUri::S3 { bucket, key } => ObjectUri::S3 {
+            bucket: bucket.clone(),
+            key: format!("{key}{extension}"),
+        },
+        ObjectUri::Local(path) => ObjectUri::Local(Utf8PathBuf::from(format!("{path}{extension}"))),
+    }
+}
+
+/// The contigs of `CHROMOSOMES`: a JSON array string (what
+/// `States.JsonToString($.params.chromosomes)` gives) or a comma-separated list.
+fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
+    let remedy = "give CHROMOSOMES as a JSON array ([\"chr20\",\"chrM\"]) or comma-separated";
+    let trimmed = text.trim();
+    let contigs: Vec<String> = if trimmed.starts_with('[') {
+        serde_json::from_str(trimmed).map_err(|error| {
+            usage(
+                format!("CHROMOSOMES is not a JSON array of strings: {error}"),
+                remedy,
+            )
+        })?
+    } else {
+        trimmed
+            .split(',')
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    if contigs.is_empty() {
+        return Err(usage("CHROMOSOMES lists no contig", remedy));
+    }
+    Ok(contigs)
 }
 
 /// A step's scratch directory, its space watch and its context.
@@ -46,8 +124,13 @@ impl StepRun {
     /// Resolves the tools and creates the attempt's scratch directory
     /// (`<root>/<job id>/<attempt>/`; the job id is `AWS_BATCH_JOB_ID`, or a fresh id
     /// starting with the step's name outside AWS Batch). The step's time limit starts now.
-    fn new(runtime: &RuntimeArgs, cancel: &CancelToken, step: StepId) -> Result<StepRun, Failure> {
-        let engine = engine(runtime, cancel)?;
+    fn new(
+        runtime: &RuntimeArgs,
+        cancel: &CancelToken,
+        stores: &Stores,
+        step: StepId,
+    ) -> Result<StepRun, Failure> {
+        let engine = engine(runtime, cancel, stores)?;
         let (job_id, attempt) = job_identity(&format!("{step}-{}", new_run_id()))?;
         let (scratch, space) = engine
             .scratch
@@ -70,20 +153,40 @@ impl StepRun {
         self.context.clone()
     }
 
+    fn staging(&self) -> Utf8PathBuf {
+        self.work_dir.join("inputs")
+    }
+
+    /// Stages `uri` into scratch (a local file is used in place).
+    fn stage(&self, uri: &ObjectUri, what: &str, remedy: &str) -> Result<Utf8PathBuf, Error> {
+        stage_input(&self.engine.stores, uri, &self.staging(), what, remedy)
+    }
+
+    /// Resolves the reference (`REFERENCE`, else `REFERENCE_NAME` under the prefix), stages
+    /// the FASTA and, from S3, those of `sidecars` that exist beside it (after it, so they are
+    /// not older), then builds what is still missing (the `.fai`; the bwa index when
+    /// `bwa_index`).
     fn reference(
         &self,
-        fasta: &Utf8Path,
+        job: &Job,
+        sidecars: &[&str],
         runtime: &RuntimeArgs,
         bwa_index: bool,
         context: &StepContext,
     ) -> Result<(PreparedReference, Vec<StageReport>), Error> {
-        let local = stage_input(
-            &self.engine.stores,
-            &ObjectUri::Local(fasta.to_owned()),
-            &self.work_dir.join("inputs"),
-            "reference",
-            "check --reference",
-        )?;
+        let stores = &self.engine.stores;
+        let uri = resolve_reference(stores, &job.environment.reference_candidates()?)?;
+        let remedy =
+            "check REFERENCE_NAME and REFERENCE_PREFIX (or SOURCE_DATA_PREFIX), or give REFERENCE";
+        let local = self.stage(&uri, "reference", remedy)?;
+        if uri.local_path().is_none() && !uri.to_string().ends_with(".gz") {
+            for extension in sidecars {
+                let sidecar = sibling(&uri, extension);
+                if stores.for_uri(&sidecar)?.head(&sidecar)?.is_some() {
+                    self.stage(&sidecar, "reference index", remedy)?;
+                }
+            }
+        }
         biojob_pipeline::prepare_reference(
             &local,
             &ReferenceOptions {
@@ -92,6 +195,21 @@ impl StepRun {
             },
             context,
         )
+    }
+
+    /// The size of the object at `uri` in bytes, 0 when it does not exist (staging then
+    /// reports it missing). A key that could not be staged into scratch (`..`, an empty
+    /// segment) is refused first, before any request.
+    fn size_of(&self, uri: &ObjectUri) -> Result<u64, Error> {
+        if uri.local_path().is_none() {
+            uri.scratch_path(&self.staging())?;
+        }
+        Ok(self
+            .engine
+            .stores
+            .for_uri(uri)?
+            .head(uri)?
+            .map_or(0, |meta| meta.size))
     }
 
     /// Checks the scratch space for the inputs to be copied in (those that are not local
@@ -103,13 +221,7 @@ impl StepRun {
     ) -> Result<(), Error> {
         let mut staged = 0u64;
         for uri in uris.iter().filter(|uri| uri.local_path().is_none()) {
-            let size = self
-                .engine
-                .stores
-                .for_uri(uri)?
-                .head(uri)?
-                .map_or(0, |m| m.size);
-            staged = staged.saturating_add(size);
+            staged = staged.saturating_add(self.size_of(uri)?);
         }
         self.context.preflight(&need(staged))
     }
@@ -225,12 +337,22 @@ impl StepRun {
     }
 }
 
-pub fn prepare_reference(args: PrepareReferenceArgs, cancel: &CancelToken) -> Result<(), Failure> {
-    let run = StepRun::new(&args.runtime, cancel, StepId::PrepareReference)?;
+pub fn prepare_reference(
+    args: PrepareReferenceArgs,
+    cancel: &CancelToken,
+    stores: &Stores,
+) -> Result<(), Failure> {
+    let run = StepRun::new(&args.runtime, cancel, stores, StepId::PrepareReference)?;
     let context = run.context();
-    let (reference, _) = run
-        .reference(&args.reference, &args.runtime, !args.fai_only, &context)
-        .map_err(|error| error.in_task(StepId::PrepareReference.as_str()))?;
+    let (reference, _) = biojob_pipeline::prepare_reference(
+        &args.reference,
+        &ReferenceOptions {
+            cache_dir: cache_dir(&args.runtime),
+            bwa_index: !args.fai_only,
+        },
+        &context,
+    )
+    .map_err(|error| error.in_task(StepId::PrepareReference.as_str()))?;
     #[allow(clippy::print_stdout, reason = "the step's result")]
     {
         println!("fasta: {}", reference.fasta);
@@ -252,51 +374,48 @@ pub fn prepare_reference(args: PrepareReferenceArgs, cancel: &CancelToken) -> Re
     Ok(())
 }
 
-pub fn align(args: AlignArgs, cancel: &CancelToken) -> Result<(), Failure> {
-    let sample = sample(&args.step)?;
-    let prefix = uri(&args.step.output_prefix, "--output-prefix")?;
-    let invalid = |e: biojob_core::ReadGroupError| usage(e, "fix the --read-group-* values");
-    let mut read_group = ReadGroup::for_sample(&sample)
-        .with_platform(args.read_group_platform.clone())
-        .map_err(invalid)?;
-    if let Some(id) = &args.read_group_id {
-        read_group = read_group.with_id(id.clone()).map_err(invalid)?;
-    }
-    if let Some(library) = &args.read_group_library {
-        read_group = read_group.with_library(library.clone()).map_err(invalid)?;
-    }
-    if let Some(unit) = &args.read_group_platform_unit {
-        read_group = read_group
-            .with_platform_unit(unit.clone())
-            .map_err(invalid)?;
-    }
-    let fastq_1 = uri(&args.fastq_1, "--fastq-1")?;
-    let fastq_2 = uri(&args.fastq_2, "--fastq-2")?;
-    let run = StepRun::new(&args.runtime, cancel, StepId::Align)?;
+/// The align job: stages the FASTQ pair and the reference with the `.fai` and bwa index that
+/// exist beside it, builds what is missing, aligns, and stages out the BAM and its index.
+pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
+    let job = Job::new(
+        &args.step,
+        &[
+            (keys::FASTQ_1, args.fastq_1.as_ref()),
+            (keys::FASTQ_2, args.fastq_2.as_ref()),
+            (keys::READ_GROUP_ID, args.read_group_id.as_ref()),
+            (keys::READ_GROUP_LIBRARY, args.read_group_library.as_ref()),
+            (keys::READ_GROUP_PLATFORM, args.read_group_platform.as_ref()),
+            (
+                keys::READ_GROUP_PLATFORM_UNIT,
+                args.read_group_platform_unit.as_ref(),
+            ),
+        ],
+    )?;
+    let read_group = job.environment.read_group(&job.sample)?;
+    let (fastq_1, fastq_2) = job.environment.fastqs(&job.sample)?;
+    let run = StepRun::new(&args.runtime, cancel, stores, StepId::Align)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
     let result = (|| {
+        let remedy = format!(
+            "check SOURCE_DATA_PREFIX and SAMPLE_ID (files are named {0}_R1.fastq.gz and {0}_R2.fastq.gz), or give FASTQ_1 and FASTQ_2",
+            job.sample
+        );
         let fastq_bytes = [&fastq_1, &fastq_2].iter().try_fold(0u64, |sum, uri| {
-            let size = run
-                .engine
-                .stores
-                .for_uri(uri)?
-                .head(uri)?
-                .map_or(0, |m| m.size);
-            Ok::<u64, Error>(sum.saturating_add(size))
+            Ok::<u64, Error>(sum.saturating_add(run.size_of(uri)?))
         })?;
         run.preflight(&[&fastq_1, &fastq_2], |staged| {
             align_space_need(staged, fastq_bytes, &fastq_1.to_string())
         })?;
-        let staging = run.work_dir.join("inputs");
-        let remedy = "check --fastq-1 and --fastq-2";
-        let r1 = stage_input(&run.engine.stores, &fastq_1, &staging, "FASTQ_1", remedy)?;
-        let r2 = stage_input(&run.engine.stores, &fastq_2, &staging, "FASTQ_2", remedy)?;
+        let r1 = run.stage(&fastq_1, "FASTQ_1", &remedy)?;
+        let r2 = run.stage(&fastq_2, "FASTQ_2", &remedy)?;
+        let mut sidecars = vec![".fai"];
+        sidecars.extend(BWA_INDEX_EXTENSIONS);
         let (reference, mut commands) =
-            run.reference(&args.step.reference, &args.runtime, true, &context)?;
+            run.reference(&job, &sidecars, &args.runtime, true, &context)?;
         let output = biojob_pipeline::align(
             &AlignRequest {
-                sample: &sample,
+                sample: &job.sample,
                 read_group: &read_group,
                 reference: &reference,
                 fastq_1: &r1,
@@ -311,25 +430,32 @@ pub fn align(args: AlignArgs, cancel: &CancelToken) -> Result<(), Failure> {
     run.finish(
         StepId::Align,
         None,
-        &sample,
-        &prefix,
+        &job.sample,
+        &job.run_prefix,
         started,
         clock,
         result,
     )
 }
 
-pub fn call(args: CallArgs, cancel: &CancelToken) -> Result<(), Failure> {
-    let sample = sample(&args.step)?;
-    let prefix = uri(&args.step.output_prefix, "--output-prefix")?;
-    let bam = uri(&args.bam, "--bam")?;
-    let run = StepRun::new(&args.runtime, cancel, StepId::Call)?;
+/// The call job for one contig (`CHROMOSOME`): stages the reference FASTA and `.fai` (never
+/// the bwa index) and `<run prefix>/<sample>.align.bam` with its `.bai`, calls, and stages out
+/// `<sample>.call.<shard>.vcf.gz` and its `.tbi` (`<shard>`: the contig's line in the `.fai`).
+pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
+    let job = Job::new(&args.step, &[])?;
+    let bam = match &args.bam {
+        Some(text) => uri(text, "--bam")?,
+        None => job
+            .run_prefix
+            .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam")),
+    };
+    let run = StepRun::new(&args.runtime, cancel, stores, StepId::Call)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
     let mut shard_key = None;
     let result = (|| {
         let (reference, mut commands) =
-            run.reference(&args.step.reference, &args.runtime, false, &context)?;
+            run.reference(&job, &[".fai"], &args.runtime, false, &context)?;
         let plan = contig_plan(
             &reference.contigs,
             Some(std::slice::from_ref(&args.contig)),
@@ -337,28 +463,20 @@ pub fn call(args: CallArgs, cancel: &CancelToken) -> Result<(), Failure> {
         )?;
         let shard = plan.shards()[0].clone();
         shard_key = Some(shard.index);
-        let bam_bytes = run
-            .engine
-            .stores
-            .for_uri(&bam)?
-            .head(&bam)?
-            .map_or(0, |m| m.size);
-        let bai = ObjectUri::parse(&format!("{bam}.bai"))?;
+        let bai = sibling(&bam, ".bai");
+        let bam_bytes = run.size_of(&bam)?;
         run.preflight(&[&bam, &bai], |staged| {
             call_space_need(&format!("call {}", args.contig), staged, bam_bytes)
         })?;
-        let staging = run.work_dir.join("inputs");
-        let bam_path = stage_input(&run.engine.stores, &bam, &staging, "BAM", "check --bam")?;
-        stage_input(
-            &run.engine.stores,
+        let bam_path = run.stage(&bam, "BAM", "run the align step first, or give --bam")?;
+        run.stage(
             &bai,
-            &staging,
             "BAM index",
             "index the BAM with samtools index (the .bai must sit beside it)",
         )?;
         let output = biojob_pipeline::call(
             &CallRequest {
-                sample: &sample,
+                sample: &job.sample,
                 shard: &shard,
                 fasta: &reference.fasta,
                 bam: &bam_path,
@@ -373,68 +491,73 @@ pub fn call(args: CallArgs, cancel: &CancelToken) -> Result<(), Failure> {
     run.finish(
         StepId::Call,
         shard,
-        &sample,
-        &prefix,
+        &job.sample,
+        &job.run_prefix,
         started,
         clock,
         result,
     )
 }
 
-pub fn gather(args: GatherArgs, cancel: &CancelToken) -> Result<(), Failure> {
-    let sample = sample(&args.step)?;
-    let prefix = uri(&args.step.output_prefix, "--output-prefix")?;
-    let vcfs = args
+/// The gather job: stages the reference `.fai` (the FASTA only when there is no `.fai`, to
+/// build one) and, for each contig of `CHROMOSOMES`, `<run prefix>/<sample>.call.<shard>.vcf.gz`
+/// and its `.tbi`; concatenates them in reference order and stages out `<sample>.vcf.gz` and
+/// its `.tbi`.
+pub fn gather(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
+    let job = Job::new(&args.step, &[])?;
+    let explicit = args
         .vcfs
         .iter()
         .map(|text| uri(text, "--vcf"))
         .collect::<Result<Vec<_>, _>>()?;
-    let run = StepRun::new(&args.runtime, cancel, StepId::Gather)?;
+    let requested = match (&args.contigs, explicit.is_empty()) {
+        (Some(text), true) => Some(parse_contigs(text)?),
+        _ => None,
+    };
+    let run = StepRun::new(&args.runtime, cancel, stores, StepId::Gather)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
     let result = (|| {
-        let (reference, mut commands) =
-            run.reference(&args.step.reference, &args.runtime, false, &context)?;
+        let (contigs, fai, mut commands) = gather_reference(&run, &job, &args.runtime, &context)?;
+        let vcfs = match &requested {
+            Some(names) => contig_plan(&contigs, Some(names), &fai)?
+                .shards()
+                .iter()
+                .map(|shard| {
+                    job.run_prefix.join(&scratch_file_name(
+                        &job.sample,
+                        StepId::Call,
+                        Some(shard.index),
+                        "vcf.gz",
+                    ))
+                })
+                .collect(),
+            None => explicit.clone(),
+        };
         let mut inputs = Vec::new();
         for vcf in &vcfs {
             inputs.push(vcf.clone());
-            inputs.push(ObjectUri::parse(&format!("{vcf}.tbi"))?);
+            inputs.push(sibling(vcf, ".tbi"));
         }
         let vcf_bytes = vcfs.iter().try_fold(0u64, |sum, uri| {
-            let size = run
-                .engine
-                .stores
-                .for_uri(uri)?
-                .head(uri)?
-                .map_or(0, |m| m.size);
-            Ok::<u64, Error>(sum.saturating_add(size))
+            Ok::<u64, Error>(sum.saturating_add(run.size_of(uri)?))
         })?;
         run.preflight(&inputs.iter().collect::<Vec<_>>(), |staged| {
             gather_space_need(staged, vcf_bytes)
         })?;
-        let staging = run.work_dir.join("inputs");
         let mut local = Vec::new();
         for vcf in &vcfs {
-            local.push(stage_input(
-                &run.engine.stores,
-                vcf,
-                &staging,
-                "VCF",
-                "check --vcf",
-            )?);
-            let tbi = ObjectUri::parse(&format!("{vcf}.tbi"))?;
-            stage_input(
-                &run.engine.stores,
-                &tbi,
-                &staging,
+            local.push(run.stage(vcf, "VCF", "run the call step for every contig first")?);
+            run.stage(
+                &sibling(vcf, ".tbi"),
                 "VCF index",
                 "index each VCF with bcftools index -t (the .tbi must sit beside it)",
             )?;
         }
         let output = biojob_pipeline::gather(
             &GatherRequest {
-                sample: &sample,
-                contigs: &reference.contigs,
+                sample: &job.sample,
+                contigs: &contigs,
                 vcfs: &local,
                 work_dir: &run.work_dir,
             },
@@ -446,10 +569,32 @@ pub fn gather(args: GatherArgs, cancel: &CancelToken) -> Result<(), Failure> {
     run.finish(
         StepId::Gather,
         None,
-        &sample,
-        &prefix,
+        &job.sample,
+        &job.run_prefix,
         started,
         clock,
         result,
     )
+}
+
+/// The reference's contigs for gather: from its `.fai` when one exists beside it, else from a
+/// `.fai` built from the staged FASTA.
+fn gather_reference(
+    run: &StepRun,
+    job: &Job,
+    runtime: &RuntimeArgs,
+    context: &StepContext,
+) -> Result<(Vec<biojob_core::Contig>, Utf8PathBuf, Vec<StageReport>), Error> {
+    let stores = &run.engine.stores;
+    let uri = resolve_reference(stores, &job.environment.reference_candidates()?)?;
+    if !uri.to_string().ends_with(".gz") {
+        let fai = sibling(&uri, ".fai");
+        if stores.for_uri(&fai)?.head(&fai)?.is_some() {
+            let path = run.stage(&fai, "reference index", "check the reference's .fai")?;
+            let contigs = biojob_formats::read_fai(&path)?;
+            return Ok((contigs, path, Vec::new()));
+        }
+    }
+    let (reference, commands) = run.reference(job, &[], runtime, false, context)?;
+    Ok((reference.contigs, reference.fai, commands))
 }

@@ -16,6 +16,7 @@ use biojob_formats::{
     quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, stream_fastq_pair,
     tabix_contigs, validate_fastq_pair,
 };
+use biojob_testkit::testdata;
 use camino::{Utf8Path, Utf8PathBuf};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -24,18 +25,6 @@ use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-fn testdata() -> Utf8PathBuf {
-    let dir = std::env::var("BIOJOB_TESTDATA").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").to_owned()
-    });
-    let dir = Utf8PathBuf::from(dir);
-    assert!(
-        dir.join("NA12878_R1.fastq.gz").is_file(),
-        "test data not found in {dir}; set BIOJOB_TESTDATA"
-    );
-    dir
-}
 
 fn real_pair() -> (Utf8PathBuf, Utf8PathBuf) {
     let dir = testdata();

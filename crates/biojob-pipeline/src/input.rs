@@ -113,6 +113,230 @@ fn usage(message: impl Into<String>, remedy: impl Into<String>) -> Error {
     }
 }
 
+/// Where a [`JobEnvironment`]'s values came from: it decides how errors name a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Json,
+    Process,
+}
+
+/// The reference design's job environment (`SAMPLE_ID`, `REFERENCE_NAME`,
+/// `SOURCE_DATA_PREFIX`, …): the `params.environment` of the workflow input, or a Batch job's
+/// process environment. Names resolve the same way for both: see [`WorkflowInput::from_json`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEnvironment {
+    values: BTreeMap<String, String>,
+    origin: Origin,
+}
+
+impl JobEnvironment {
+    /// A job's environment from `(key, value)` pairs (the process environment, flags laid over
+    /// it); empty values count as unset. Errors name keys as environment variables.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> JobEnvironment {
+        JobEnvironment {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+            origin: Origin::Process,
+        }
+    }
+
+    /// The value of `key`, when set and not empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn name(&self, key: &str) -> String {
+        match self.origin {
+            Origin::Json => format!("params.environment.{key}"),
+            Origin::Process => key.to_owned(),
+        }
+    }
+
+    fn where_to_fix(&self) -> &'static str {
+        match self.origin {
+            Origin::Json => "in the input JSON",
+            Origin::Process => "in the job's environment (or with the matching flag)",
+        }
+    }
+
+    fn require(&self, key: &str) -> Result<String, Error> {
+        self.get(key)
+            .map(str::to_owned)
+            .ok_or_else(|| match self.origin {
+                Origin::Json => usage(
+                    format!("params.environment.{key} is missing"),
+                    format!("add \"{key}\" to params.environment in the input JSON"),
+                ),
+                Origin::Process => usage(
+                    format!("{key} is not set"),
+                    format!("set {key} in the job's environment (or with the matching flag)"),
+                ),
+            })
+    }
+
+    fn uri(&self, key: &str, text: &str) -> Result<ObjectUri, Error> {
+        ObjectUri::parse(text).map_err(|error| {
+            usage(
+                format!("{}: {error}", self.name(key)),
+                "use s3://bucket/key, file:///path or a path",
+            )
+        })
+    }
+
+    /// `SAMPLE_ID`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when it is missing or not a valid sample id.
+    pub fn sample(&self) -> Result<SampleId, Error> {
+        SampleId::new(self.require(keys::SAMPLE_ID)?).map_err(|error| {
+            usage(
+                error.to_string(),
+                format!("fix SAMPLE_ID {}", self.where_to_fix()),
+            )
+        })
+    }
+
+    /// The read group: `READ_GROUP_ID` (default: the sample), `READ_GROUP_LIBRARY`,
+    /// `READ_GROUP_PLATFORM` (default `ILLUMINA`), `READ_GROUP_PLATFORM_UNIT`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a value that cannot go into an `@RG` line.
+    pub fn read_group(&self, sample: &SampleId) -> Result<ReadGroup, Error> {
+        let invalid = |error: biojob_core::ReadGroupError| {
+            usage(
+                error.to_string(),
+                format!("fix the READ_GROUP_* values {}", self.where_to_fix()),
+            )
+        };
+        let mut read_group = ReadGroup::for_sample(sample);
+        if let Some(id) = self.get(keys::READ_GROUP_ID) {
+            read_group = read_group.with_id(id.to_owned()).map_err(invalid)?;
+        }
+        if let Some(library) = self.get(keys::READ_GROUP_LIBRARY) {
+            read_group = read_group
+                .with_library(library.to_owned())
+                .map_err(invalid)?;
+        }
+        if let Some(platform) = self.get(keys::READ_GROUP_PLATFORM) {
+            read_group = read_group
+                .with_platform(platform.to_owned())
+                .map_err(invalid)?;
+        }
+        if let Some(unit) = self.get(keys::READ_GROUP_PLATFORM_UNIT) {
+            read_group = read_group
+                .with_platform_unit(unit.to_owned())
+                .map_err(invalid)?;
+        }
+        Ok(read_group)
+    }
+
+    fn source_prefix(&self) -> Result<Option<ObjectUri>, Error> {
+        self.get(keys::SOURCE_DATA_PREFIX)
+            .map(|text| self.uri(keys::SOURCE_DATA_PREFIX, text))
+            .transpose()
+    }
+
+    /// The FASTQ pair: `FASTQ_1`/`FASTQ_2`, else `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R1.fastq.gz`
+    /// and `_R2.fastq.gz`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when neither the explicit URI nor `SOURCE_DATA_PREFIX` is given.
+    pub fn fastqs(&self, sample: &SampleId) -> Result<(ObjectUri, ObjectUri), Error> {
+        let source_prefix = self.source_prefix()?;
+        let from_source = |key: &str, name: String| -> Result<ObjectUri, Error> {
+            match (self.get(key), &source_prefix) {
+                (Some(text), _) => self.uri(key, text),
+                (None, Some(prefix)) => Ok(prefix.join(&name)),
+                (None, None) => Err(usage(
+                    format!(
+                        "{} is missing (needed for {key})",
+                        self.name(keys::SOURCE_DATA_PREFIX)
+                    ),
+                    format!("add SOURCE_DATA_PREFIX, or give {key} explicitly"),
+                )),
+            }
+        };
+        Ok((
+            from_source(keys::FASTQ_1, format!("{sample}_R1.fastq.gz"))?,
+            from_source(keys::FASTQ_2, format!("{sample}_R2.fastq.gz"))?,
+        ))
+    }
+
+    /// Candidate reference URIs in the order tried: `REFERENCE`, else
+    /// `${REFERENCE_PREFIX}/${REFERENCE_NAME}` + each of [`REFERENCE_EXTENSIONS`]
+    /// (`REFERENCE_PREFIX` defaults to `SOURCE_DATA_PREFIX`; a name that already ends with an
+    /// extension is tried as is first).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when neither `REFERENCE` nor `REFERENCE_NAME` and a prefix are given.
+    pub fn reference_candidates(&self) -> Result<Vec<ObjectUri>, Error> {
+        if let Some(text) = self.get(keys::REFERENCE) {
+            return Ok(vec![self.uri(keys::REFERENCE, text)?]);
+        }
+        let name = self.require(keys::REFERENCE_NAME)?;
+        let prefix = match self.get(keys::REFERENCE_PREFIX) {
+            Some(text) => self.uri(keys::REFERENCE_PREFIX, text)?,
+            None => self.source_prefix()?.ok_or_else(|| {
+                usage(
+                    format!(
+                        "{} is missing (needed for the reference)",
+                        self.name(keys::SOURCE_DATA_PREFIX)
+                    ),
+                    "add SOURCE_DATA_PREFIX or REFERENCE_PREFIX, or give REFERENCE explicitly",
+                )
+            })?,
+        };
+        let mut names = Vec::new();
+        if REFERENCE_EXTENSIONS.iter().any(|ext| name.ends_with(ext)) {
+            names.push(name.clone());
+        }
+        names.extend(
+            REFERENCE_EXTENSIONS
+                .iter()
+                .map(|ext| format!("{name}{ext}")),
+        );
+        Ok(names.into_iter().map(|n| prefix.join(&n)).collect())
+    }
+
+    /// `JOB_OUTPUT_PREFIX`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when it is missing or not a URI.
+    pub fn output_prefix(&self) -> Result<ObjectUri, Error> {
+        let text = self.require(keys::JOB_OUTPUT_PREFIX)?;
+        self.uri(keys::JOB_OUTPUT_PREFIX, &text)
+    }
+}
+
+/// The first of `candidates` that exists.
+///
+/// # Errors
+/// [`Error::Input`] listing every URI tried when none exists; a storage error when a store
+/// cannot be asked.
+pub fn resolve_reference(stores: &Stores, candidates: &[ObjectUri]) -> Result<ObjectUri, Error> {
+    for candidate in candidates {
+        if stores.for_uri(candidate)?.head(candidate)?.is_some() {
+            return Ok(candidate.clone());
+        }
+    }
+    let tried: Vec<String> = candidates.iter().map(ToString::to_string).collect();
+    Err(Error::Input {
+        message: format!("reference not found; tried {}", tried.join(", ")),
+        remedy: Some(
+            "check REFERENCE_NAME and REFERENCE_PREFIX (or SOURCE_DATA_PREFIX), or give REFERENCE explicitly"
+                .into(),
+        ),
+    })
+}
+
 impl WorkflowInput {
     /// Parses the execution input JSON.
     ///
@@ -147,95 +371,18 @@ impl WorkflowInput {
             };
             values.insert(key.as_str(), text.clone());
         }
-        let get = |key: &str| values.get(key).filter(|v| !v.is_empty()).cloned();
-        let require = |key: &str| {
-            get(key).ok_or_else(|| {
-                usage(
-                    format!("params.environment.{key} is missing"),
-                    format!("add \"{key}\" to params.environment in the input JSON"),
-                )
-            })
+        let environment = JobEnvironment {
+            values: values
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect(),
+            origin: Origin::Json,
         };
-        let sample_text = require(keys::SAMPLE_ID)?;
-        let sample = SampleId::new(sample_text)
-            .map_err(|error| usage(error.to_string(), "fix SAMPLE_ID in the input JSON"))?;
-        let read_group_error = |error: biojob_core::ReadGroupError| {
-            usage(
-                error.to_string(),
-                "fix the READ_GROUP_* values in the input JSON",
-            )
-        };
-        let mut read_group = ReadGroup::for_sample(&sample);
-        if let Some(id) = get(keys::READ_GROUP_ID) {
-            read_group = read_group.with_id(id).map_err(read_group_error)?;
-        }
-        if let Some(library) = get(keys::READ_GROUP_LIBRARY) {
-            read_group = read_group.with_library(library).map_err(read_group_error)?;
-        }
-        if let Some(platform) = get(keys::READ_GROUP_PLATFORM) {
-            read_group = read_group
-                .with_platform(platform)
-                .map_err(read_group_error)?;
-        }
-        if let Some(unit) = get(keys::READ_GROUP_PLATFORM_UNIT) {
-            read_group = read_group
-                .with_platform_unit(unit)
-                .map_err(read_group_error)?;
-        }
-
-        let parse = |key: &str, text: &str| {
-            ObjectUri::parse(text).map_err(|error| {
-                usage(
-                    format!("params.environment.{key}: {error}"),
-                    "use s3://bucket/key, file:///path or a path",
-                )
-            })
-        };
-        let source_prefix = get(keys::SOURCE_DATA_PREFIX)
-            .map(|text| parse(keys::SOURCE_DATA_PREFIX, &text))
-            .transpose()?;
-        let from_source = |key: &str, name: String| -> Result<ObjectUri, Error> {
-            match (&get(key), &source_prefix) {
-                (Some(text), _) => parse(key, text),
-                (None, Some(prefix)) => Ok(prefix.join(&name)),
-                (None, None) => Err(usage(
-                    format!(
-                        "params.environment.{} is missing (needed for {key})",
-                        keys::SOURCE_DATA_PREFIX
-                    ),
-                    format!("add SOURCE_DATA_PREFIX, or give {key} explicitly"),
-                )),
-            }
-        };
-        let fastq_1 = from_source(keys::FASTQ_1, format!("{sample}_R1.fastq.gz"))?;
-        let fastq_2 = from_source(keys::FASTQ_2, format!("{sample}_R2.fastq.gz"))?;
-
-        let reference_candidates = match get(keys::REFERENCE) {
-            Some(text) => vec![parse(keys::REFERENCE, &text)?],
-            None => {
-                let name = require(keys::REFERENCE_NAME)?;
-                let prefix = match get(keys::REFERENCE_PREFIX) {
-                    Some(text) => parse(keys::REFERENCE_PREFIX, &text)?,
-                    None => source_prefix.clone().ok_or_else(|| {
-                        usage(
-                            "params.environment.SOURCE_DATA_PREFIX is missing (needed for the reference)",
-                            "add SOURCE_DATA_PREFIX or REFERENCE_PREFIX, or give REFERENCE explicitly",
-                        )
-                    })?,
-                };
-                let mut names = Vec::new();
-                if REFERENCE_EXTENSIONS.iter().any(|ext| name.ends_with(ext)) {
-                    names.push(name.clone());
-                }
-                names.extend(
-                    REFERENCE_EXTENSIONS
-                        .iter()
-                        .map(|ext| format!("{name}{ext}")),
-                );
-                names.into_iter().map(|n| prefix.join(&n)).collect()
-            }
-        };
-        let output_prefix = parse(keys::JOB_OUTPUT_PREFIX, &require(keys::JOB_OUTPUT_PREFIX)?)?;
+        let sample = environment.sample()?;
+        let read_group = environment.read_group(&sample)?;
+        let (fastq_1, fastq_2) = environment.fastqs(&sample)?;
+        let reference_candidates = environment.reference_candidates()?;
+        let output_prefix = environment.output_prefix()?;
 
         let contigs = match input.params.chromosomes {
             None => None,
@@ -273,23 +420,7 @@ impl WorkflowInput {
     /// # Errors
     /// [`Error::Input`] listing every URI tried when none exists.
     pub fn resolve_reference(&self, stores: &Stores) -> Result<ObjectUri, Error> {
-        for candidate in &self.reference_candidates {
-            if stores.for_uri(candidate)?.head(candidate)?.is_some() {
-                return Ok(candidate.clone());
-            }
-        }
-        let tried: Vec<String> = self
-            .reference_candidates
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        Err(Error::Input {
-            message: format!("reference not found; tried {}", tried.join(", ")),
-            remedy: Some(
-                "check REFERENCE_NAME and REFERENCE_PREFIX (or SOURCE_DATA_PREFIX), or give REFERENCE explicitly"
-                    .into(),
-            ),
-        })
+        resolve_reference(stores, &self.reference_candidates)
     }
 }
 
@@ -367,5 +498,53 @@ mod tests {
             "params.chromosomes lists \"1\" twice"
         );
         assert!(error("{").starts_with("the workflow input is not valid: "));
+    }
+
+    #[test]
+    fn a_job_environment_resolves_like_the_input_and_names_variables() {
+        let environment = JobEnvironment::from_pairs([
+            ("SAMPLE_ID", "NA12878"),
+            ("REFERENCE_NAME", "Homo_sapiens_assembly38"),
+            ("SOURCE_DATA_PREFIX", "s3://in/samples"),
+            ("REFERENCE_PREFIX", ""),
+            ("JOB_OUTPUT_PREFIX", "s3://out"),
+        ]);
+        let sample = environment.sample().unwrap();
+        let (r1, r2) = environment.fastqs(&sample).unwrap();
+        assert_eq!(r1.to_string(), "s3://in/samples/NA12878_R1.fastq.gz");
+        assert_eq!(r2.to_string(), "s3://in/samples/NA12878_R2.fastq.gz");
+        let candidates: Vec<String> = environment
+            .reference_candidates()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            candidates,
+            [
+                "s3://in/samples/Homo_sapiens_assembly38.fa",
+                "s3://in/samples/Homo_sapiens_assembly38.fasta",
+                "s3://in/samples/Homo_sapiens_assembly38.fa.gz"
+            ]
+        );
+        assert_eq!(
+            environment.output_prefix().unwrap().to_string(),
+            "s3://out/"
+        );
+
+        let empty = JobEnvironment::from_pairs([("SAMPLE_ID", "S")]);
+        assert_eq!(
+            empty.output_prefix().unwrap_err().to_string(),
+            "JOB_OUTPUT_PREFIX is not set"
+        );
+        assert_eq!(
+            empty.reference_candidates().unwrap_err().to_string(),
+            "REFERENCE_NAME is not set"
+        );
+        let sample = empty.sample().unwrap();
+        assert_eq!(
+            empty.fastqs(&sample).unwrap_err().to_string(),
+            "SOURCE_DATA_PREFIX is missing (needed for FASTQ_1)"
+        );
     }
 }

@@ -38,7 +38,7 @@ mod workflow;
 
 pub use context::StepContext;
 pub use error::Error;
-pub use input::{REFERENCE_EXTENSIONS, WorkflowInput, keys};
+pub use input::{JobEnvironment, REFERENCE_EXTENSIONS, WorkflowInput, keys, resolve_reference};
 pub use manifest::{
     CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RunManifest, TaskRecord,
     TaskStatus, ToolRecord, error_chain, seconds, timestamp,

@@ -4,7 +4,6 @@
 //! of `testdata/bin`.
 
 use std::io::Write;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,71 +15,12 @@ use biojob_pipeline::{
 use biojob_process::{CancelToken, CommandSpec, ProcessError};
 use biojob_scratch::{Attempt, AutoscaleMode, JobId, JobScratch, SpaceWatch, fs_space};
 use biojob_storage::Stores;
+use biojob_testkit::{Tmpfs, fake_tool as fake, testdata};
 use biojob_tools::Toolset;
 use camino::{Utf8Path, Utf8PathBuf};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/// A tmpfs mounted on a fresh temporary directory, unmounted when dropped.
-struct Tmpfs {
-    dir: Utf8PathBuf,
-    _temp: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (`mount -o size=`, e.g. `8M`). Panics with a clear message
-    /// when not root.
-    fn mount(size: &str) -> Tmpfs {
-        let uid = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|line| line.strip_prefix("Uid:"))
-                    .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_owned))
-            });
-        assert_eq!(
-            uid.as_deref(),
-            Some("0"),
-            "this test mounts a tmpfs and must run as root (CI runs .ci/run as root)"
-        );
-        let temp = tempfile::tempdir().expect("temp dir");
-        let dir = Utf8PathBuf::from_path_buf(temp.path().join("tmpfs")).expect("UTF-8");
-        std::fs::create_dir(&dir).expect("mkdir");
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "tmpfs",
-                dir.as_str(),
-            ])
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount -t tmpfs -o size={size} failed");
-        Tmpfs { dir, _temp: temp }
-    }
-
-    /// Grows the mounted tmpfs to `size`.
-    fn resize(&self, size: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}"), self.dir.as_str()])
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "remount to {size} failed");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.as_str())
-            .status();
-    }
-}
 
 /// Grows a tmpfs when dropped, so that a failed assertion never leaves a paused tool behind.
 struct GrowOnDrop<'a>(&'a Tmpfs, &'static str);
@@ -89,22 +29,6 @@ impl Drop for GrowOnDrop<'_> {
     fn drop(&mut self) {
         self.0.resize(self.1);
     }
-}
-
-fn testdata() -> Utf8PathBuf {
-    let dir = std::env::var("BIOJOB_TESTDATA").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").to_owned()
-    });
-    let dir = Utf8PathBuf::from(dir);
-    assert!(
-        dir.join("NA12878_R1.fastq.gz").is_file(),
-        "test data not found in {dir}; set BIOJOB_TESTDATA"
-    );
-    dir
-}
-
-fn fake(name: &str) -> Utf8PathBuf {
-    Utf8PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/bin")).join(name)
 }
 
 fn temp_dir() -> (tempfile::TempDir, Utf8PathBuf) {

@@ -1,7 +1,6 @@
 //! Scratch directories and space against real filesystems: small tmpfs mounts (these tests
 //! need root, as CI runs them) grown for real with `mount -o remount,size=…`.
 
-use std::process::Command;
 use std::time::Duration;
 
 use biojob_core::{Classify, ExitClass};
@@ -9,58 +8,8 @@ use biojob_scratch::{
     Attempt, JobId, JobScratch, ScratchError, SpaceNeed, SpaceVerdict, SpaceWatch, WatchSettings,
     fs_space,
 };
+use biojob_testkit::Tmpfs;
 use camino::{Utf8Path, Utf8PathBuf};
-
-/// A tmpfs mounted on a fresh temporary directory, unmounted when dropped.
-struct Tmpfs {
-    dir: Utf8PathBuf,
-    _temp: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (`mount -o size=`, e.g. `1M`). Panics with a clear message
-    /// when not root.
-    fn mount(size: &str) -> Tmpfs {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test mounts a tmpfs and must run as root (CI runs .ci/run as root)"
-        );
-        let temp = tempfile::tempdir().expect("temp dir");
-        let dir = Utf8PathBuf::from_path_buf(temp.path().join("tmpfs")).expect("UTF-8");
-        std::fs::create_dir(&dir).expect("mkdir");
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "tmpfs",
-                dir.as_str(),
-            ])
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount -t tmpfs -o size={size} failed");
-        Tmpfs { dir, _temp: temp }
-    }
-
-    /// Grows (or shrinks) the mounted tmpfs to `size`.
-    fn resize(&self, size: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}"), self.dir.as_str()])
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "remount to {size} failed");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.as_str())
-            .status();
-    }
-}
 
 fn job(id: &str) -> JobId {
     JobId::new(id).expect("job id")

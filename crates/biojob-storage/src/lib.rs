@@ -22,6 +22,6 @@ mod store;
 mod uri;
 
 pub use error::{Direction, StorageError};
-pub use local::LocalStore;
+pub use local::{LocalStore, hex};
 pub use store::{ObjectMeta, ObjectStore, Stores, TransferReport};
 pub use uri::ObjectUri;

@@ -102,6 +102,7 @@ fn copy_atomically(
         Ok(TransferReport {
             bytes,
             sha256: hex(&hasher.finalize()),
+            checksum: None,
         })
     })();
     if result.is_err() {
@@ -111,7 +112,8 @@ fn copy_atomically(
     result
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes
         .iter()

@@ -21,6 +21,11 @@ pub struct TransferReport {
     pub bytes: u64,
     /// SHA-256 of the content, lowercase hex.
     pub sha256: String,
+    /// The checksum the remote store holds for the object and that was verified against the
+    /// bytes transferred (`crc32c:BASE64`, `sha256:BASE64-N` for a composite checksum of N
+    /// parts); `None` when the store keeps none (local files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// Operations on objects, as the workflow's steps need them. Implementations must be safe to

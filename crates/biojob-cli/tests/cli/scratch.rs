@@ -11,78 +11,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use biojob_testkit::{Tmpfs, fake_tool as fake, testdata};
 use camino::{Utf8Path, Utf8PathBuf};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-fn testdata() -> Utf8PathBuf {
-    let dir = std::env::var("BIOJOB_TESTDATA").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata").to_owned()
-    });
-    let dir = Utf8PathBuf::from(dir);
-    assert!(
-        dir.join("NA12878_R1.fastq.gz").is_file(),
-        "test data not found in {dir}; set BIOJOB_TESTDATA"
-    );
-    dir
-}
-
-fn fake(name: &str) -> Utf8PathBuf {
-    Utf8PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/bin")).join(name)
-}
-
-/// A tmpfs mounted on a fresh temporary directory, unmounted when dropped.
-struct Tmpfs {
-    dir: Utf8PathBuf,
-    _temp: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (e.g. `1M`). Panics with a clear message when not root.
-    fn mount(size: &str) -> Tmpfs {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "this test mounts a tmpfs and must run as root (CI runs .ci/run as root)"
-        );
-        let temp = tempfile::tempdir().expect("temp dir");
-        let dir = Utf8PathBuf::from_path_buf(temp.path().join("tmpfs")).expect("UTF-8");
-        std::fs::create_dir(&dir).expect("mkdir");
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "tmpfs",
-                dir.as_str(),
-            ])
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount -t tmpfs -o size={size} failed");
-        Tmpfs { dir, _temp: temp }
-    }
-
-    /// Grows the mounted tmpfs to `size`.
-    fn resize(&self, size: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}"), self.dir.as_str()])
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "remount to {size} failed");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.as_str())
-            .status();
-    }
-}
 
 /// A test's directories and the environment of the processes it starts.
 struct Job {

@@ -1,0 +1,468 @@
+//! The binary against a real S3-compatible server (SeaweedFS) on loopback: `stage get|put`,
+//! `biojob run` with `s3://` prefixes, and the AWS Batch entrypoints driven by the environment
+//! only, on the real NA12878 test data (`BIOJOB_TESTDATA`).
+
+use std::io::Read;
+use std::process::{Command, Output};
+
+use biojob_testkit::testdata;
+use biojob_testkit::{FaultProxy, S3Server, TEST_BUCKET, s3_server};
+use camino::{Utf8Path, Utf8PathBuf};
+
+const SAMPLE: &str = "NA12878";
+const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
+
+struct Dir {
+    _dir: tempfile::TempDir,
+    root: Utf8PathBuf,
+}
+
+fn tempdir() -> Dir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap().to_owned();
+    Dir { _dir: dir, root }
+}
+
+/// The binary with a clean environment: the server's credentials and endpoint, scratch and
+/// cache under `work`, and nothing else from AWS.
+fn biojob(server: &S3Server, endpoint: &str, work: &Utf8Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_biojob"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") || (key.starts_with("BIOJOB_") && key != "BIOJOB_TESTDATA") {
+            command.env_remove(key);
+        }
+    }
+    for name in [
+        "SAMPLE_ID",
+        "REFERENCE_NAME",
+        "REFERENCE_PREFIX",
+        "REFERENCE",
+        "SOURCE_DATA_PREFIX",
+        "JOB_OUTPUT_PREFIX",
+        "CHROMOSOME",
+        "CHROMOSOMES",
+        "JOB_WORKFLOW_NAME",
+        "JOB_WORKFLOW_EXECUTION_ID",
+        "FASTQ_1",
+        "FASTQ_2",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .envs(server.env())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("BIOJOB_SCRATCH_DIR", work.join("scratch"))
+        .env("BIOJOB_CACHE_DIR", work.join("cache"))
+        .env("BIOJOB_THREADS", "2")
+        .env("BIOJOB_LOG", "info")
+        .env("BIOJOB_S3_PART_SIZE", "5M")
+        .env("BIOJOB_S3_RETRY_BASE_DELAY", "10ms");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_ok(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+fn put(server: &S3Server, work: &Utf8Path, source: &Utf8Path, uri: &str) {
+    let output = run(biojob(server, &server.endpoint, work)
+        .args(["stage", "put"])
+        .arg(source)
+        .arg(uri));
+    assert_ok(&output, &format!("stage put {uri}"));
+}
+
+fn get(server: &S3Server, work: &Utf8Path, uri: &str, destination: &Utf8Path) {
+    let output = run(biojob(server, &server.endpoint, work)
+        .args(["stage", "get", uri])
+        .arg(destination));
+    assert_ok(&output, &format!("stage get {uri}"));
+}
+
+/// The records (non-header lines) of a gzipped VCF.
+fn records(path: &Utf8Path) -> Vec<String> {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn input_json(source: &str, output: &str) -> String {
+    serde_json::json!({"params": {
+        "queue": "local",
+        "environment": {"REFERENCE_NAME": "ref", "SAMPLE_ID": SAMPLE,
+                        "SOURCE_DATA_PREFIX": source, "JOB_OUTPUT_PREFIX": output,
+                        "JOB_AWS_CLI_PATH": "/opt/miniconda/bin"},
+        "chromosomes": CONTIGS}})
+    .to_string()
+}
+
+/// The final VCF's records from a local run of the same input.
+fn local_records(work: &Utf8Path) -> Vec<String> {
+    let server = s3_server();
+    let input = work.join("local.json");
+    let testdata = testdata();
+    std::fs::write(
+        &input,
+        input_json(testdata.as_str(), work.join("local-results").as_str()),
+    )
+    .unwrap();
+    let output = run(biojob(server, &server.endpoint, work)
+        .args(["run", "--run-id", "local", "--input"])
+        .arg(&input));
+    assert_ok(&output, "local run");
+    records(&work.join(format!("local-results/{SAMPLE}/local/{SAMPLE}.vcf.gz")))
+}
+
+/// Uploads the test data (FASTQs, FASTA, `.fai`, and a bwa index built here) under `prefix`.
+fn upload_inputs(server: &S3Server, work: &Utf8Path, prefix: &str, bwa_index: bool) {
+    let testdata = testdata();
+    for name in [
+        "ref.fa",
+        "ref.fa.fai",
+        "NA12878_R1.fastq.gz",
+        "NA12878_R2.fastq.gz",
+    ] {
+        put(
+            server,
+            work,
+            &testdata.join(name),
+            &format!("{prefix}/{name}"),
+        );
+    }
+    if bwa_index {
+        let index = work.join("bwa-index");
+        std::fs::create_dir_all(&index).unwrap();
+        std::fs::copy(testdata.join("ref.fa"), index.join("ref.fa")).unwrap();
+        let status = Command::new("bwa")
+            .arg("index")
+            .arg(index.join("ref.fa"))
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", text(&status.stderr));
+        for extension in ["amb", "ann", "bwt", "pac", "sa"] {
+            put(
+                server,
+                work,
+                &index.join(format!("ref.fa.{extension}")),
+                &format!("{prefix}/ref.fa.{extension}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn stage_put_and_get_round_trip_keys_byte_exactly() {
+    let server = s3_server();
+    let dir = tempdir();
+    let source = dir.root.join("in file (1).bin");
+    let bytes: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&source, &bytes).unwrap();
+    let uri = format!("s3://{TEST_BUCKET}/stage/ü dir/a+b=(c)&d#e?f.bin");
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "put"])
+        .arg(&source)
+        .arg(&uri));
+    assert_ok(&output, "stage put");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.starts_with(&format!("{source} -> {uri}: 6000000 bytes in ")),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("-2"), "{stdout}");
+
+    let back = dir.root.join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "get", &uri])
+        .arg(&back));
+    assert_ok(&output, "stage get");
+    assert_eq!(
+        std::fs::read(back.join("a+b=(c)&d#e?f.bin")).unwrap(),
+        bytes
+    );
+    assert_eq!(
+        std::fs::read_dir(&back).unwrap().count(),
+        1,
+        "no .partial left"
+    );
+}
+
+#[test]
+fn stage_get_of_a_missing_object_exits_with_the_input_class() {
+    let server = s3_server();
+    let dir = tempdir();
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "get", &format!("s3://{TEST_BUCKET}/nowhere/x.bam")])
+        .arg(dir.root.join("x.bam")));
+    assert_eq!(output.status.code(), Some(11), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("error: s3://biojob-test/nowhere/x.bam does not exist"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(!dir.root.join("x.bam").exists());
+    assert!(!dir.root.join("x.bam.partial").exists());
+}
+
+#[test]
+fn a_staging_fault_past_the_retry_budget_exits_with_the_staging_class() {
+    let server = s3_server();
+    let dir = tempdir();
+    let source = dir.root.join("small.bin");
+    std::fs::write(&source, b"0123456789").unwrap();
+    let uri = format!("s3://{TEST_BUCKET}/budget/small.bin");
+    put(server, &dir.root, &source, &uri);
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(
+        biojob_testkit::Rule::new("GET", "budget/small.bin", biojob_testkit::Fault::SlowDown)
+            .times(100),
+    );
+    let destination = dir.root.join("out.bin");
+    let output = run(biojob(server, &proxy.endpoint, &dir.root)
+        .args(["--s3-max-attempts", "3", "stage", "get", &uri])
+        .arg(&destination));
+    assert_eq!(output.status.code(), Some(10), "{}", text(&output.stderr));
+    assert_eq!(proxy.injected().len(), 3);
+    assert!(!destination.exists());
+    assert!(!dir.root.join("out.bin.partial").exists());
+
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(
+        biojob_testkit::Rule::new("PUT", "budget/up.bin", biojob_testkit::Fault::SlowDown)
+            .times(100),
+    );
+    let output = run(biojob(server, &proxy.endpoint, &dir.root)
+        .args(["--s3-max-attempts", "2", "stage", "put"])
+        .arg(&source)
+        .arg(format!("s3://{TEST_BUCKET}/budget/up.bin")));
+    assert_eq!(output.status.code(), Some(30), "{}", text(&output.stderr));
+    assert_eq!(proxy.injected().len(), 2);
+}
+
+#[test]
+fn the_pipeline_crate_does_not_depend_on_the_aws_sdk() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["tree", "--offline", "-p", "biojob-pipeline", "-e", "normal"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_ok(&output, "cargo tree");
+    let tree = text(&output.stdout);
+    assert!(tree.starts_with("biojob-pipeline v"), "{tree}");
+    assert!(!tree.contains("aws-sdk"), "{tree}");
+    assert!(!tree.contains("aws-config"), "{tree}");
+}
+
+#[test]
+fn the_whole_workflow_reads_and_writes_s3_and_matches_a_local_run() {
+    let server = s3_server();
+    let dir = tempdir();
+    let prefix = format!("s3://{TEST_BUCKET}/run e2e (1)/samples");
+    upload_inputs(server, &dir.root, &prefix, false);
+    let results = format!("s3://{TEST_BUCKET}/run e2e (1)/results");
+    let input = dir.root.join("input.json");
+    std::fs::write(&input, input_json(&prefix, &results)).unwrap();
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["run", "--run-id", "s3run", "--input"])
+        .arg(&input));
+    assert_ok(&output, "biojob run on S3");
+    let vcf_uri = format!("{results}/{SAMPLE}/s3run/{SAMPLE}.vcf.gz");
+    assert!(
+        text(&output.stdout).contains(&format!("VCF: {vcf_uri}")),
+        "{}",
+        text(&output.stdout)
+    );
+    let vcf = dir.root.join("s3.vcf.gz");
+    get(server, &dir.root, &vcf_uri, &vcf);
+    for name in [
+        format!("{SAMPLE}.vcf.gz.tbi"),
+        format!("{SAMPLE}.align.bam"),
+        format!("{SAMPLE}.align.bam.bai"),
+        format!("{SAMPLE}.call.0000.vcf.gz"),
+        "manifest.json".to_owned(),
+    ] {
+        get(
+            server,
+            &dir.root,
+            &format!("{results}/{SAMPLE}/s3run/{name}"),
+            &dir.root.join("check"),
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.root.join("check")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "succeeded");
+    assert_eq!(manifest["inputs"]["reference"], format!("{prefix}/ref.fa"));
+    let s3_records = records(&vcf);
+    assert!(!s3_records.is_empty());
+    assert_eq!(s3_records, local_records(&dir.root));
+}
+
+#[test]
+fn batch_entrypoints_driven_by_the_environment_align_call_gather_on_s3() {
+    let server = s3_server();
+    let dir = tempdir();
+    let prefix = format!("s3://{TEST_BUCKET}/batch/samples");
+    upload_inputs(server, &dir.root, &prefix, true);
+    let output_prefix = format!("s3://{TEST_BUCKET}/batch/results");
+    let run_prefix = format!("{output_prefix}/germline/exec-1");
+    let job = |step: &str, endpoint: &str, extra: &[(&str, &str)]| {
+        let mut command = biojob(server, endpoint, &dir.root);
+        command
+            .arg(step)
+            .env("SAMPLE_ID", SAMPLE)
+            .env("REFERENCE_NAME", "ref")
+            .env("SOURCE_DATA_PREFIX", &prefix)
+            .env("JOB_OUTPUT_PREFIX", &output_prefix)
+            .env("JOB_WORKFLOW_NAME", "germline")
+            .env("JOB_WORKFLOW_EXECUTION_ID", "exec-1")
+            .env("JOB_AWS_CLI_PATH", "/opt/miniconda/bin")
+            .env("AWS_BATCH_JOB_ID", format!("job-{step}"))
+            .env("AWS_BATCH_JOB_ATTEMPT", "1");
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let output = run(&mut command);
+        let stderr = text(&output.stderr);
+        assert!(
+            !stderr.contains(&server.secret_key),
+            "{step}: the secret key was printed"
+        );
+        output
+    };
+    let json_logs = |output: &Output, step: &str| {
+        let stderr = text(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert!(!lines.is_empty(), "{step}: no logs");
+        for line in lines {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{step}: not a JSON log line ({e}): {line}"));
+            // A tracing event, or the step's CloudWatch embedded-metric-format line.
+            assert!(
+                value.get("level").is_some() || value.get("_aws").is_some(),
+                "{line}"
+            );
+        }
+    };
+
+    let align = job("align", &server.endpoint, &[]);
+    assert_ok(&align, "align");
+    json_logs(&align, "align");
+
+    // Call jobs go through a (fault-free) proxy that records what they request.
+    let proxy = FaultProxy::start(&server.endpoint);
+    for contig in CONTIGS {
+        let call = job("call", &proxy.endpoint, &[("CHROMOSOME", contig)]);
+        assert_ok(&call, &format!("call {contig}"));
+        json_logs(&call, "call");
+    }
+    let requested: Vec<String> = proxy
+        .requests()
+        .iter()
+        .map(|head| head.lines().next().unwrap_or("").to_owned())
+        .collect();
+    for extension in ["amb", "ann", "bwt", "pac", "sa"] {
+        assert!(
+            requested
+                .iter()
+                .all(|line| !line.contains(&format!("ref.fa.{extension}"))),
+            "a call job touched the bwa index: {requested:#?}"
+        );
+    }
+    assert!(
+        requested
+            .iter()
+            .any(|line| line.starts_with("GET ") && line.contains("/ref.fa.fai")),
+        "{requested:#?}"
+    );
+
+    let gather = job(
+        "gather",
+        &server.endpoint,
+        &[("CHROMOSOMES", "[\"chr20\",\"chr22\",\"chrM\"]")],
+    );
+    assert_ok(&gather, "gather");
+    json_logs(&gather, "gather");
+
+    let vcf = dir.root.join("batch.vcf.gz");
+    get(
+        server,
+        &dir.root,
+        &format!("{run_prefix}/{SAMPLE}.vcf.gz"),
+        &vcf,
+    );
+    let manifest = dir.root.join("align.manifest.json");
+    get(
+        server,
+        &dir.root,
+        &format!("{run_prefix}/{SAMPLE}.align.manifest.json"),
+        &manifest,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let labels: Vec<String> = manifest["task"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        labels
+            .iter()
+            .all(|l| !l.contains("bwa-index") && !l.contains("faidx")),
+        "the staged indexes were rebuilt: {labels:?}"
+    );
+    for (index, _) in CONTIGS.iter().enumerate() {
+        get(
+            server,
+            &dir.root,
+            &format!("{run_prefix}/{SAMPLE}.call.{index:04}.manifest.json"),
+            &dir.root.join("call.manifest.json"),
+        );
+    }
+    let s3_records = records(&vcf);
+    assert!(!s3_records.is_empty());
+    assert_eq!(s3_records, local_records(&dir.root));
+
+    // A failing job still stages out its logs and manifest, and exits with its class.
+    let failed = job("call", &server.endpoint, &[("CHROMOSOME", "chr99")]);
+    assert_eq!(failed.status.code(), Some(11), "{}", text(&failed.stderr));
+    let manifest = dir.root.join("failed.manifest.json");
+    get(
+        server,
+        &dir.root,
+        &format!("{run_prefix}/{SAMPLE}.call.manifest.json"),
+        &manifest,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(manifest["task"]["status"], "failed");
+    assert_eq!(manifest["task"]["exit_class"], "input_invalid");
+
+    // A key that would escape scratch is refused with the input class, before any download.
+    let refused = job(
+        "align",
+        &server.endpoint,
+        &[("FASTQ_1", "s3://biojob-test/batch/../../etc/passwd")],
+    );
+    assert_eq!(refused.status.code(), Some(11), "{}", text(&refused.stderr));
+}

@@ -1,0 +1,44 @@
+//! [`S3Store`]: the [`biojob_storage::ObjectStore`] for `s3://` URIs, built on aws-sdk-s3.
+//!
+//! - Credentials and region: the standard AWS chains (environment, shared profile, web
+//!   identity, the ECS task role under AWS Batch, IMDS).
+//! - S3-compatible servers: [`S3Options::endpoint_url`] (the binary takes it from
+//!   `--endpoint-url` or `AWS_ENDPOINT_URL`), with path-style addressing.
+//! - Transfers: parallel ranged GETs and multipart PUTs ([`S3Options::part_size`],
+//!   [`S3Options::concurrency`]; the part size grows so 5 TiB fits in 10,000 parts, see
+//!   [`part_size_for`]); uploads carry CRC32C (or SHA-256) checksums; downloads are verified
+//!   against the size and checksum S3 holds before `<destination>.partial` is renamed.
+//! - Retries per request (per part) with exponential backoff and full jitter
+//!   ([`RetryPolicy`]) on throttling, 5xx, timeouts, connection resets and short bodies.
+//! - SSE-S3 / SSE-KMS ([`Sse`]) and requester pays.
+//!
+//! The binary owns the tokio runtime and hands its handle over; this crate never builds one.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use biojob_storage::{ObjectStore, ObjectUri, Stores};
+//! use biojob_storage_s3::{S3Options, S3Store};
+//!
+//! let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+//! let options = S3Options {
+//!     endpoint_url: Some("http://127.0.0.1:8333".into()),
+//!     ..S3Options::default()
+//! };
+//! let stores = Stores::with_s3(Arc::new(S3Store::new(runtime.handle().clone(), options)?));
+//! let uri = ObjectUri::parse("s3://bucket/samples/NA12878_R1.fastq.gz")?;
+//! let report = stores.for_uri(&uri)?.get(&uri, camino::Utf8Path::new("NA12878_R1.fastq.gz"))?;
+//! println!("{} bytes, sha256 {}", report.bytes, report.sha256);
+//! # Ok(())
+//! # }
+//! ```
+
+mod checksum;
+mod options;
+mod store;
+
+pub use options::{
+    ChecksumAlgorithm, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, MAX_PART_SIZE,
+    MAX_PARTS, MIB, MIN_PART_SIZE, RetryPolicy, S3Options, Sse, StaticCredentials, part_size_for,
+};
+pub use store::{S3Store, TransferStats};

@@ -1,0 +1,553 @@
+//! The S3 store against a real S3-compatible server (SeaweedFS) on loopback, directly and
+//! through a fault-injecting proxy.
+
+// clippy.toml allows unwrap in `#[test]` functions only; the helpers here are test code too.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use biojob_core::{Classify, ExitClass};
+use biojob_storage::{ObjectStore, ObjectUri, StorageError};
+use biojob_storage_s3::{
+    ChecksumAlgorithm, MIB, RetryPolicy, S3Options, S3Store, Sse, StaticCredentials,
+};
+use biojob_testkit::{Fault, FaultProxy, Rule, TEST_BUCKET, s3_server};
+use camino::{Utf8Path, Utf8PathBuf};
+use sha2::{Digest, Sha256};
+
+const PART: u64 = 5 * MIB;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fn options(endpoint: &str) -> S3Options {
+    let server = s3_server();
+    S3Options {
+        endpoint_url: Some(endpoint.to_owned()),
+        part_size: PART,
+        concurrency: 4,
+        retry: RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+        },
+        credentials: Some(StaticCredentials {
+            access_key_id: server.access_key.clone(),
+            secret_access_key: server.secret_key.clone(),
+        }),
+        ..S3Options::default()
+    }
+}
+
+fn store(options: S3Options) -> S3Store {
+    S3Store::new(runtime().handle().clone(), options).unwrap()
+}
+
+fn direct() -> S3Store {
+    store(options(&s3_server().endpoint))
+}
+
+/// A store talking through a new fault proxy.
+fn proxied() -> (S3Store, FaultProxy) {
+    let proxy = FaultProxy::start(&s3_server().endpoint);
+    (store(options(&proxy.endpoint)), proxy)
+}
+
+fn uri(key: &str) -> ObjectUri {
+    ObjectUri::S3 {
+        bucket: TEST_BUCKET.to_owned(),
+        key: key.to_owned(),
+    }
+}
+
+fn data(length: u64, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..length)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    aws_smithy_types::base64::encode(bytes)
+}
+
+fn crc32c(bytes: &[u8]) -> Vec<u8> {
+    (crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32)
+        .to_be_bytes()
+        .to_vec()
+}
+
+/// The checksum S3 stores for `bytes` uploaded in `PART`-sized parts with CRC32C.
+fn expected_crc32c(bytes: &[u8]) -> String {
+    if bytes.len() as u64 <= PART {
+        return format!("crc32c:{}", b64(&crc32c(bytes)));
+    }
+    let parts: Vec<Vec<u8>> = bytes.chunks(PART as usize).map(crc32c).collect();
+    format!("crc32c:{}-{}", b64(&crc32c(&parts.concat())), parts.len())
+}
+
+struct Scratch {
+    _dir: tempfile::TempDir,
+    root: Utf8PathBuf,
+}
+
+fn scratch() -> Scratch {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap().to_owned();
+    Scratch { _dir: dir, root }
+}
+
+fn write(path: &Utf8Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Files in a directory, sorted (to show that no `.partial` stays behind).
+fn listing(dir: &Utf8Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn requests_matching(proxy: &FaultProxy, method: &str, needle: &str) -> usize {
+    proxy
+        .requests()
+        .iter()
+        .filter(|head| head.starts_with(&format!("{method} ")))
+        .filter(|head| head.lines().next().unwrap_or("").contains(needle))
+        .count()
+}
+
+#[test]
+fn sizes_around_the_part_boundary_round_trip_with_verified_checksums() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let cases: [(u64, usize); 7] = [
+        (0, 0),
+        (1, 0),
+        (PART - 1, 0),
+        (PART, 0),
+        (PART + 1, 2),
+        (2 * PART, 2),
+        (2 * PART + 3, 3),
+    ];
+    for (index, (length, expected_uploads)) in cases.into_iter().enumerate() {
+        proxy.reset();
+        let bytes = data(length, index as u64);
+        let source = dir.root.join(format!("source-{index}"));
+        write(&source, &bytes);
+        let key = format!("sizes/{length}.bin");
+        let report = store.put(&source, &uri(&key)).unwrap();
+        assert_eq!(report.bytes, length, "{key}");
+        assert_eq!(report.sha256, sha256(&bytes), "{key}");
+        let expected = expected_crc32c(&bytes);
+        assert_eq!(report.checksum.as_deref(), Some(expected.as_str()), "{key}");
+        let uploads = requests_matching(&proxy, "PUT", "partNumber=");
+        assert_eq!(uploads, expected_uploads, "{key}: UploadPart requests");
+        assert_eq!(
+            requests_matching(&proxy, "PUT", "") - uploads,
+            usize::from(expected_uploads == 0),
+            "{key}: PutObject requests"
+        );
+
+        assert_eq!(
+            store.head(&uri(&key)).unwrap().map(|m| m.size),
+            Some(length)
+        );
+        let back = dir.root.join(format!("back-{index}"));
+        proxy.reset();
+        let report = store.get(&uri(&key), &back).unwrap();
+        assert_eq!(report.bytes, length);
+        assert_eq!(report.sha256, sha256(&bytes));
+        assert_eq!(report.checksum.as_deref(), Some(expected.as_str()), "{key}");
+        assert_eq!(std::fs::read(&back).unwrap(), bytes, "{key}");
+        let ranged = requests_matching(&proxy, "GET", "");
+        assert_eq!(ranged as u64, length.div_ceil(PART), "{key}: ranged GETs");
+    }
+    assert!(
+        listing(&dir.root).iter().all(|n| !n.ends_with(".partial")),
+        "{:?}",
+        listing(&dir.root)
+    );
+    // Path-style addressing against the endpoint.
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .all(|head| head.contains(&format!(" /{TEST_BUCKET}/")))
+    );
+    assert_eq!(store.stats().retries, 0);
+}
+
+#[test]
+fn sha256_uploads_store_a_composite_sha256() {
+    let mut settings = options(&s3_server().endpoint);
+    settings.checksum = ChecksumAlgorithm::Sha256;
+    let store = store(settings);
+    let dir = scratch();
+    let bytes = data(2 * PART + 10, 99);
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    let report = store.put(&source, &uri("sha256/object")).unwrap();
+    let parts: Vec<Vec<u8>> = bytes
+        .chunks(PART as usize)
+        .map(|c| Sha256::digest(c).to_vec())
+        .collect();
+    let expected = format!("sha256:{}-3", b64(&Sha256::digest(parts.concat())));
+    assert_eq!(report.checksum.as_deref(), Some(expected.as_str()));
+    // Read back by a CRC32C-configured store: verification follows what S3 holds.
+    let back = dir.root.join("back");
+    let report = direct().get(&uri("sha256/object"), &back).unwrap();
+    assert_eq!(report.checksum.as_deref(), Some(expected.as_str()));
+    assert_eq!(std::fs::read(&back).unwrap(), bytes);
+
+    let small = dir.root.join("small");
+    write(&small, b"hello");
+    let report = store.put(&small, &uri("sha256/small")).unwrap();
+    assert_eq!(
+        report.checksum.as_deref(),
+        Some("sha256:LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=")
+    );
+    let report = direct().get(&uri("sha256/small"), &back).unwrap();
+    assert_eq!(
+        report.checksum.as_deref(),
+        Some("sha256:LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=")
+    );
+}
+
+#[test]
+fn keys_with_spaces_unicode_and_reserved_characters_round_trip_byte_exactly() {
+    let store = direct();
+    let dir = scratch();
+    let keys = [
+        "keys/NA12878 (1)+run#2=a&b?c.fastq.gz",
+        "keys/ünïcødé/日本語 ファイル.vcf.gz",
+        "keys/100% sure;,:@$!'~*[]{}^`|.bam",
+        "keys/plus+and%2Bencoded",
+    ];
+    for (index, key) in keys.iter().enumerate() {
+        let bytes = data(100 + index as u64, index as u64);
+        let source = dir.root.join("source");
+        write(&source, &bytes);
+        store.put(&source, &uri(key)).unwrap();
+        let back = dir.root.join(format!("back-{index}"));
+        store.get(&uri(key), &back).unwrap();
+        assert_eq!(std::fs::read(&back).unwrap(), bytes, "{key}");
+        assert_eq!(
+            store.head(&uri(key)).unwrap().map(|m| m.size),
+            Some(bytes.len() as u64)
+        );
+    }
+    // The server holds exactly these keys, byte for byte.
+    let server = s3_server();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(&server.endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            &server.access_key,
+            &server.secret_key,
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    let listed = runtime()
+        .block_on(
+            client
+                .list_objects_v2()
+                .bucket(TEST_BUCKET)
+                .prefix("keys/")
+                .send(),
+        )
+        .unwrap();
+    let mut found: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    found.sort();
+    let mut expected: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+
+    // The server itself refuses a wrong checksum.
+    let refused = runtime()
+        .block_on(
+            client
+                .put_object()
+                .bucket(TEST_BUCKET)
+                .key("keys-refused/wrong-checksum")
+                .checksum_crc32_c("AAAAAA==")
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"hello"))
+                .send(),
+        )
+        .unwrap_err();
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    assert_eq!(refused.code(), Some("BadDigest"));
+}
+
+#[test]
+fn keys_that_would_escape_scratch_are_refused_with_the_input_class() {
+    let root = Utf8Path::new("/scratch/inputs");
+    for text in [
+        "s3://biojob-test/../../etc/passwd",
+        "s3://biojob-test/a/../../x",
+        "s3://biojob-test//etc/passwd",
+        "s3://biojob-test/a/./b",
+    ] {
+        let error = ObjectUri::parse(text)
+            .unwrap()
+            .scratch_path(root)
+            .unwrap_err();
+        assert!(matches!(error, StorageError::UnsafeKey { .. }), "{text}");
+        assert_eq!(error.exit_class(), ExitClass::InputInvalid, "{text}");
+        assert_eq!(error.exit_class().code(), 11);
+    }
+}
+
+#[test]
+fn a_missing_object_is_not_found_and_leaves_nothing() {
+    let dir = scratch();
+    let destination = dir.root.join("missing.fq.gz");
+    let error = direct()
+        .get(&uri("nowhere/missing.fq.gz"), &destination)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "s3://biojob-test/nowhere/missing.fq.gz does not exist"
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+    assert_eq!(direct().head(&uri("nowhere/missing.fq.gz")).unwrap(), None);
+    assert!(listing(&dir.root).is_empty());
+}
+
+#[test]
+fn a_reset_mid_body_is_retried_per_part_and_the_result_verified() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let bytes = data(3 * PART - 7, 7);
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    store.put(&source, &uri("faults/reset-get")).unwrap();
+    assert_eq!(store.stats().retries, 0);
+
+    // The second ranged GET is cut after 1 MiB of body, the third after 10 bytes.
+    proxy.add(Rule::new(
+        "GET",
+        "faults/reset-get",
+        Fault::ResetResponseAfter(1 << 20),
+    ));
+    proxy.add(Rule::new(
+        "GET",
+        "faults/reset-get",
+        Fault::ResetResponseAfter(10),
+    ));
+    let destination = dir.root.join("reset.bin");
+    let report = store.get(&uri("faults/reset-get"), &destination).unwrap();
+    assert_eq!(proxy.injected().len(), 2);
+    assert_eq!(store.stats().retries, 2);
+    assert_eq!(report.sha256, sha256(&bytes));
+    assert_eq!(
+        report.checksum.as_deref(),
+        Some(expected_crc32c(&bytes).as_str())
+    );
+    assert_eq!(std::fs::read(&destination).unwrap(), bytes);
+    assert_eq!(listing(&dir.root), ["reset.bin", "source"]);
+}
+
+#[test]
+fn slow_down_and_upload_resets_are_retried() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let bytes = data(2 * PART + 1, 8);
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    proxy.add(Rule::new("PUT", "partNumber=2&", Fault::SlowDown).times(2));
+    proxy.add(Rule::new(
+        "PUT",
+        "partNumber=1&",
+        Fault::ResetRequestAfter(100_000),
+    ));
+    proxy.add(Rule::new("HEAD", "faults/slow", Fault::SlowDown));
+    let report = store.put(&source, &uri("faults/slow")).unwrap();
+    assert_eq!(proxy.injected().len(), 4, "{:?}", proxy.injected());
+    assert_eq!(store.stats().retries, 4);
+    assert_eq!(
+        report.checksum.as_deref(),
+        Some(expected_crc32c(&bytes).as_str())
+    );
+    let back = dir.root.join("back");
+    direct().get(&uri("faults/slow"), &back).unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), bytes);
+}
+
+#[test]
+fn a_body_corrupted_on_the_way_up_is_refused_by_the_server_and_sent_again() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let source = dir.root.join("source");
+    let bytes = data(1000, 9);
+    write(&source, &bytes);
+    proxy.add(Rule::new(
+        "PUT",
+        "faults/corrupt-up",
+        Fault::CorruptRequestByte(500),
+    ));
+    store.put(&source, &uri("faults/corrupt-up")).unwrap();
+    assert_eq!(proxy.injected().len(), 1);
+    assert_eq!(store.stats().retries, 1);
+    let back = dir.root.join("back");
+    direct().get(&uri("faults/corrupt-up"), &back).unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), bytes);
+}
+
+#[test]
+fn a_body_corrupted_on_the_way_down_fails_verification_and_leaves_no_file() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let source = dir.root.join("source");
+    let bytes = data(1000, 10);
+    write(&source, &bytes);
+    store.put(&source, &uri("faults/corrupt-down")).unwrap();
+    proxy.add(Rule::new(
+        "GET",
+        "faults/corrupt-down",
+        Fault::CorruptResponseByte(3),
+    ));
+    let destination = dir.root.join("down.bin");
+    let error = store
+        .get(&uri("faults/corrupt-down"), &destination)
+        .unwrap_err();
+    let mut corrupted = bytes.clone();
+    corrupted[3] ^= 0xff;
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "s3://biojob-test/faults/corrupt-down: checksum mismatch: S3 holds crc32c:{}, the bytes received give crc32c:{}",
+            b64(&crc32c(&bytes)),
+            b64(&crc32c(&corrupted))
+        )
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputStaging);
+    assert_eq!(listing(&dir.root), ["source"]);
+}
+
+#[test]
+fn after_the_retry_budget_a_download_fails_with_the_staging_class_and_no_partial() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &data(2 * PART, 11));
+    store.put(&source, &uri("faults/budget-get")).unwrap();
+    proxy.add(Rule::new("GET", "faults/budget-get", Fault::ResetResponseAfter(1000)).times(100));
+    let destination = dir.root.join("never.bin");
+    let error = store
+        .get(&uri("faults/budget-get"), &destination)
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with("downloading s3://biojob-test/faults/budget-get: part "),
+        "{text}"
+    );
+    assert!(text.ends_with("(gave up after 4 attempts)"), "{text}");
+    assert_eq!(error.exit_class(), ExitClass::InputStaging);
+    assert_eq!(error.exit_class().code(), 10);
+    // The first failing part spends its budget (3 retries); the other part may be cut short.
+    assert!(store.stats().retries >= 3, "{:?}", store.stats());
+    assert_eq!(listing(&dir.root), ["source"]);
+}
+
+#[test]
+fn after_the_retry_budget_an_upload_fails_with_the_staging_class_and_is_aborted() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &data(2 * PART, 12));
+    proxy.add(Rule::new("PUT", "partNumber=2&", Fault::SlowDown).times(100));
+    let error = store.put(&source, &uri("faults/budget-put")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "uploading s3://biojob-test/faults/budget-put: part 2 (bytes 5242880+5242880): \
+         SlowDown (HTTP 503): Please reduce your request rate. (gave up after 4 attempts)"
+    );
+    assert_eq!(error.exit_class(), ExitClass::OutputStaging);
+    assert_eq!(error.exit_class().code(), 30);
+    assert_eq!(
+        proxy
+            .injected()
+            .iter()
+            .filter(|(line, _)| line.contains("partNumber=2&"))
+            .count(),
+        4
+    );
+    assert_eq!(requests_matching(&proxy, "DELETE", "uploadId="), 1);
+    assert_eq!(direct().head(&uri("faults/budget-put")).unwrap(), None);
+}
+
+#[test]
+fn sse_and_requester_pays_are_sent_with_every_request_that_takes_them() {
+    let mut settings = options("");
+    let proxy = FaultProxy::start(&s3_server().endpoint);
+    settings.endpoint_url = Some(proxy.endpoint.clone());
+    settings.sse = Some(Sse::Aes256);
+    settings.requester_pays = true;
+    let store = store(settings);
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &data(PART + 1, 13));
+    store.put(&source, &uri("sse/aes256")).unwrap();
+    store
+        .get(&uri("sse/aes256"), &dir.root.join("back"))
+        .unwrap();
+    let requests = proxy.requests();
+    assert!(!requests.is_empty());
+    for head in &requests {
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains("x-amz-request-payer: requester"), "{head}");
+        let line = head.lines().next().unwrap_or("");
+        let creates = line.starts_with("POST ") && line.contains("uploads");
+        if creates {
+            assert!(
+                lower.contains("x-amz-server-side-encryption: aes256"),
+                "{head}"
+            );
+        }
+    }
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|h| h
+                .to_ascii_lowercase()
+                .contains("x-amz-server-side-encryption: aes256"))
+            .count(),
+        1
+    );
+}
