@@ -12,6 +12,8 @@
 #              design's entrypoint does: the SAM and the mpileup files round-trip, each contig
 #              job downloads the reference with its bwa index again.
 #   biojob     `biojob run --threads N` on the same input, local prefixes.
+#   biojob-s3  the same with S3 prefixes on the same local S3 server: biojob stages the FASTQs
+#              and the reference with its bwa index in, and every output out, itself.
 #   floor      the tools alone, no staging: bwa mem (same arguments as biojob's) to /dev/null,
 #              samtools index of a sorted BAM, and the calling (biojob's mpileup | call argv per
 #              contig, longest first, N at once); floor = the sum of the three wall times.
@@ -26,7 +28,7 @@
 # --quick). --reps (default 3, 1 with --quick) repetitions of every mode; the order of the modes
 # is reversed on every other repetition. --threads (default: the CPUs available) is biojob's
 # --threads and every tool's -t/-@/--threads. --modes picks a subset (default
-# reference,biojob,floor). The input files are never modified: they are linked into a private
+# reference,biojob,biojob-s3,floor). The input files are never modified: they are linked into a private
 # directory, where the bwa index is built once (untimed) for every mode.
 #
 # Measured per biojob run: wall (from /usr/bin/time); the tools' CPU (user + system of every
@@ -42,7 +44,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 quick=0
 reps=""
 threads="${BIOJOB_THREADS:-$(nproc)}"
-modes="reference,biojob,floor"
+modes="reference,biojob,biojob-s3,floor"
 data=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -64,8 +66,8 @@ fi
 IFS=, read -r -a mode_list <<<"$modes"
 for mode in "${mode_list[@]}"; do
   case "$mode" in
-    reference | biojob | floor) ;;
-    *) echo "e2e: unknown mode $mode (reference, biojob, floor)" >&2; exit 2 ;;
+    reference | biojob | biojob-s3 | floor) ;;
+    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-s3, floor)" >&2; exit 2 ;;
   esac
 done
 testdata="$(realpath "${BIOJOB_TESTDATA:-$root/../shared/testdata}")"
@@ -123,7 +125,8 @@ echo "bwa index (once, untimed): $(since "$start") s" >&2
 mapfile -t contigs < <(cut -f1 "$src/ref.fa.fai")
 mapfile -t contigs_longest_first < <(sort -t"$(printf '\t')" -k2,2nr -s "$src/ref.fa.fai" | cut -f1)
 
-# The local S3 server (loopback only, free ports, no telemetry), for the reference chain.
+# The local S3 server (loopback only, free ports, no telemetry), for the reference chain and
+# biojob-s3.
 export AWS_ACCESS_KEY_ID=biojob-e2e AWS_SECRET_ACCESS_KEY=biojob-e2e-secret \
   AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
   AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
@@ -237,12 +240,19 @@ reference_chain() { # repetition
   s3 rm --quiet --recursive "$run/"
 }
 
-# biojob run, local prefixes; the process's own VmHWM polled while it runs.
-biojob_run() { # repetition
-  local rep="$1" out="$work/out-biojob" tf="$work/time-biojob" pidfile="$work/biojob.pid" hwm=0 \
-    pid key value rest
+# biojob run, local prefixes (mode biojob) or S3 prefixes (mode biojob-s3); the process's own
+# VmHWM polled while it runs.
+biojob_run() { # repetition mode
+  local rep="$1" mode="$2" out="$work/out-biojob" source="$src" tf="$work/time-biojob" \
+    pidfile="$work/biojob.pid" hwm=0 pid key value rest
+  local -a s3_env=()
   rm -rf "$out" "$pidfile"
-  python3 - "$src" "$out" "${contigs[@]}" >"$work/input.json" <<'PY'
+  if [ "$mode" = biojob-s3 ]; then
+    source="s3://$bucket/src"
+    out="s3://$bucket/runs/biojob-s3-$rep"
+    s3_env=("AWS_ENDPOINT_URL=$endpoint")
+  fi
+  python3 - "$source" "$out" "${contigs[@]}" >"$work/input.json" <<'PY'
 import json, sys
 source, output, contigs = sys.argv[1], sys.argv[2], sys.argv[3:]
 print(json.dumps({"params": {"queue": "local", "environment": {
@@ -251,8 +261,8 @@ print(json.dumps({"params": {"queue": "local", "environment": {
 PY
   # The sh writes its own PID, then becomes biojob (exec), so the PID is biojob's.
   # shellcheck disable=SC2016
-  BIOJOB_SCRATCH_DIR="$work/scratch" BIOJOB_CACHE_DIR="$work/cache" BIOJOB_LOG_FORMAT=text \
-    /usr/bin/time -f '%e %U %S %M' -o "$tf" \
+  env "${s3_env[@]}" BIOJOB_SCRATCH_DIR="$work/scratch" BIOJOB_CACHE_DIR="$work/cache" \
+    BIOJOB_LOG_FORMAT=text /usr/bin/time -f '%e %U %S %M' -o "$tf" \
     sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" \
     "$biojob" -q run --input "$work/input.json" --threads "$threads" --run-id "e2e-$rep" >"$work/biojob.log" 2>&1 &
   local time_pid=$!
@@ -266,15 +276,20 @@ PY
   done
   wait "$time_pid" || { cat "$work/biojob.log" >&2; echo "e2e: biojob run failed" >&2; exit 1; }
   read -r wall user sys rss <"$tf"
-  record "$rep" biojob wall "$wall"
-  record "$rep" biojob tree_cpu "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')"
-  record "$rep" biojob tree_rss_kb "$rss"
-  record "$rep" biojob self_hwm_kb "$hwm"
-  cp "$out/SIM/e2e-$rep/manifest.json" "$work/manifest-$rep.json"
-  record "$rep" biojob manifest "$work/manifest-$rep.json"
-  # The floor's samtools index and calling read this BAM.
-  mv "$out/SIM/e2e-$rep/SIM.align.bam" "$work/floor.bam"
-  rm -rf "$out"
+  record "$rep" "$mode" wall "$wall"
+  record "$rep" "$mode" tree_cpu "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')"
+  record "$rep" "$mode" tree_rss_kb "$rss"
+  record "$rep" "$mode" self_hwm_kb "$hwm"
+  if [ "$mode" = biojob-s3 ]; then
+    s3 cp --quiet "$out/SIM/e2e-$rep/manifest.json" "$work/manifest-$mode-$rep.json"
+    s3 rm --quiet --recursive "$out/"
+  else
+    cp "$out/SIM/e2e-$rep/manifest.json" "$work/manifest-$mode-$rep.json"
+    # The floor's samtools index and calling read this BAM.
+    mv "$out/SIM/e2e-$rep/SIM.align.bam" "$work/floor.bam"
+    rm -rf "$out"
+  fi
+  record "$rep" "$mode" manifest "$work/manifest-$mode-$rep.json"
 }
 
 running() { # pid... → how many are still running
@@ -316,7 +331,7 @@ floor() { # repetition
 
 echo "data: $data ($(zcat "$data/sim_R1.fastq.gz" | awk 'END { print NR / 4 }') pairs, ${#contigs[@]} contigs); threads $threads; $reps repetition(s); modes ${mode_list[*]}" >&2
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" >&2
-if printf '%s\n' "${mode_list[@]}" | grep -qx reference; then start_server; fi
+if printf '%s\n' "${mode_list[@]}" | grep -Eqx 'reference|biojob-s3'; then start_server; fi
 for rep in $(seq 1 "$reps"); do
   order=("${mode_list[@]}")
   if [ $((rep % 2)) -eq 0 ]; then
@@ -329,14 +344,15 @@ for rep in $(seq 1 "$reps"); do
     if ! printf '%s\n' "${mode_list[@]}" | grep -qx biojob; then
       echo "e2e: the floor needs the biojob mode (it indexes and calls biojob's BAM)" >&2; exit 2
     fi
-    order=(biojob "${order[@]/biojob/}")
-    read -r -a order <<<"${order[*]}"
+    rest=()
+    for mode in "${order[@]}"; do [ "$mode" = biojob ] || rest+=("$mode"); done
+    order=(biojob "${rest[@]}")
   fi
   for mode in "${order[@]}"; do
     record "$rep" "$mode" load_before "$(loadavg)"
     case "$mode" in
       reference) reference_chain "$rep" ;;
-      biojob) biojob_run "$rep" ;;
+      biojob | biojob-s3) biojob_run "$rep" "$mode" ;;
       floor) floor "$rep" ;;
     esac
     record "$rep" "$mode" load_after "$(loadavg)"
@@ -362,18 +378,22 @@ def num(rep, mode, key):
 def series(mode, fn):
     return [fn(rep) for rep in reps if (rep, mode) in rows]
 
-def manifest(rep):
-    return json.load(open(rows[(rep, "biojob")]["manifest"]))
+BIOJOB_MODES = [m for m in ("biojob", "biojob-s3") if m in modes]
 
-def tools_cpu(rep):
+def manifest(rep, mode):
+    return json.load(open(rows[(rep, mode)]["manifest"]))
+
+def tools_cpu(rep, mode="biojob"):
     return sum(c["user_cpu_seconds"] + c["system_cpu_seconds"]
-               for t in manifest(rep)["tasks"] for c in t["commands"])
+               for t in manifest(rep, mode)["tasks"] for c in t["commands"])
 
-def own_cpu(rep):
-    return num(rep, "biojob", "tree_cpu") - tools_cpu(rep)
+def own_cpu(rep, mode="biojob"):
+    return num(rep, mode, "tree_cpu") - tools_cpu(rep, mode)
 
-def phase_wall(rep, step):
-    tasks = [t for t in manifest(rep)["tasks"] if t["step"] == step]
+def phase_wall(rep, step, mode="biojob"):
+    tasks = [t for t in manifest(rep, mode)["tasks"] if t["step"] == step]
+    if not tasks:
+        return 0.0
     start = min(t["started_unix_seconds"] for t in tasks)
     return max(t["started_unix_seconds"] + t["wall_seconds"] for t in tasks) - start
 
@@ -402,14 +422,15 @@ if "reference" in modes:
         show(f"  {job} job: {tool}", series("reference", ref(f"{job}.tool.wall")))
         show(f"  {job} job: stage out", series("reference", ref(f"{job}.stage_out")))
     show("  Map: mpileup -Oz and call jobs, all contigs", series("reference", ref("map.wall")))
-if "biojob" in modes:
-    print("biojob run (local prefixes):")
-    wall["biojob"] = show("wall", series("biojob", lambda r: num(r, "biojob", "wall")))
+for mode in BIOJOB_MODES:
+    where = "local prefixes" if mode == "biojob" else "S3 prefixes, the same local S3 server"
+    print(f"{mode}: biojob run ({where}):")
+    wall[mode] = show("wall", series(mode, lambda r, m=mode: num(r, m, "wall")))
     for step in ("align", "call", "gather", "qc"):
-        show(f"  {step}{' (all contigs)' if step == 'call' else ''}", series("biojob", lambda r, s=step: phase_wall(r, s)))
-    show("tools' CPU (manifest: wait4 of every command)", series("biojob", tools_cpu))
-    show("biojob's own CPU (/usr/bin/time tree - tools)", series("biojob", own_cpu), digits=2)
-    show("biojob's own peak RSS (VmHWM of its PID)", series("biojob", lambda r: num(r, "biojob", "self_hwm_kb") / 1024), unit="MiB")
+        show(f"  {step}{' (all contigs)' if step == 'call' else ''}", series(mode, lambda r, s=step, m=mode: phase_wall(r, s, m)))
+    show("tools' CPU (manifest: wait4 of every command)", series(mode, lambda r, m=mode: tools_cpu(r, m)))
+    show("biojob's own CPU (/usr/bin/time tree - tools)", series(mode, lambda r, m=mode: own_cpu(r, m)), digits=2)
+    show("biojob's own peak RSS (VmHWM of its PID)", series(mode, lambda r, m=mode: num(r, m, "self_hwm_kb") / 1024), unit="MiB")
 if "floor" in modes:
     print("floor (the tools alone, no staging):")
     wall["floor"] = show("wall = bwa + index + calling", series("floor", floor_wall))
@@ -423,24 +444,25 @@ for rep in reps:
     print(f"  repetition {rep}: {loads}")
 
 print("\n== ratios: of the medians [per repetition, same repetition's runs]")
-def paired(mode, fn):
-    return [num(r, "biojob", "wall") / fn(r) for r in reps if (r, "biojob") in rows and (r, mode) in rows]
+def paired(mode, other, fn):
+    return [num(r, mode, "wall") / fn(r) for r in reps if (r, mode) in rows and (r, other) in rows]
 def line(label, value, per_rep, target, unit=""):
     runs = ", ".join(f"{v:.3f}{unit}" for v in per_rep)
-    print(f"  {label:<30} {value:.3f}{unit}  [{runs}]  target {target}")
-if wall.get("biojob") and wall.get("reference"):
-    line("biojob / reference chain", wall["biojob"] / wall["reference"], paired("reference", ref("wall")), "<= 0.5")
-if wall.get("biojob") and wall.get("floor"):
-    line("biojob / floor", wall["biojob"] / wall["floor"], paired("floor", floor_wall), "<= 1.10")
-if "biojob" in modes:
-    shares = [100 * own_cpu(r) / tools_cpu(r) for r in reps if (r, "biojob") in rows]
-    line("biojob own CPU / tools' CPU", statistics.median(shares), shares, "<= 1 %", " %")
+    print(f"  {label:<34} {value:.3f}{unit}  [{runs}]  target {target}")
+for mode in BIOJOB_MODES:
+    if wall.get(mode) and wall.get("reference"):
+        line(f"{mode} / reference chain", wall[mode] / wall["reference"], paired(mode, "reference", ref("wall")), "<= 0.5")
+    if wall.get(mode) and wall.get("floor"):
+        line(f"{mode} / floor", wall[mode] / wall["floor"], paired(mode, "floor", floor_wall), "<= 1.10")
+for mode in BIOJOB_MODES:
+    shares = [100 * own_cpu(r, mode) / tools_cpu(r, mode) for r in reps if (r, mode) in rows]
+    line(f"{mode} own CPU / tools' CPU", statistics.median(shares), shares, "<= 1 %", " %")
     if "floor" in modes:
         # The FASTQ inflation biojob does for bwa (bwa reads plain records from its pipes);
         # gzip -dc's CPU stands for what bwa spends when it reads the gzip files itself.
-        net = [100 * (own_cpu(r) - num(r, "floor", "gunzip.cpu")) / tools_cpu(r)
-               for r in reps if (r, "biojob") in rows and (r, "floor") in rows]
+        net = [100 * (own_cpu(r, mode) - num(r, "floor", "gunzip.cpu")) / tools_cpu(r, mode)
+               for r in reps if (r, mode) in rows and (r, "floor") in rows]
         line("  same, less the FASTQ inflation", statistics.median(net), net, "(explains the above)", " %")
-    hwm = series("biojob", lambda r: num(r, "biojob", "self_hwm_kb") / 1000)
-    print(f"  {'biojob own peak RSS':<30} {max(hwm):.1f} MB (largest run)  target <= 50 MB")
+    hwm = series(mode, lambda r, m=mode: num(r, m, "self_hwm_kb") / 1000)
+    print(f"  {mode + ' own peak RSS':<34} {max(hwm):.1f} MB (largest run)  target <= 50 MB")
 PY
