@@ -5,23 +5,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-/// The real test data directory.
+/// The real test data directory (`BIOJOB_TESTDATA`; see `biojob_testkit::testdata`),
+/// canonical.
 pub fn testdata() -> PathBuf {
-    let dir = std::env::var_os("BIOJOB_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata"));
-    assert!(
-        dir.join("ref.fa").is_file(),
-        "test data not found in {}: set BIOJOB_TESTDATA",
-        dir.display()
-    );
-    dir.canonicalize().unwrap()
+    biojob_testkit::testdata()
+        .into_std_path_buf()
+        .canonicalize()
+        .unwrap()
 }
 
+/// A fake tool from `testdata/bin/`, canonical.
 pub fn fake_tool(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata/bin")
-        .join(name)
+    biojob_testkit::fake_tool(name)
+        .into_std_path_buf()
         .canonicalize()
         .unwrap()
 }
