@@ -192,6 +192,29 @@ pub struct RuntimeArgs {
     /// e.g. 3h; its tools are then stopped and it fails with code 21 [default: no limit].
     #[arg(long, env = env::BIOJOB_STEP_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Reuse each step (align, each call shard, gather) that a manifest under the run's output
+    /// location records as finished with the same cache key (inputs' content, tool versions,
+    /// arguments), once its outputs are checked against their recorded sizes and SHA-256; run
+    /// the rest. `biojob run` needs the earlier run's --run-id.
+    #[arg(
+        long,
+        env = env::BIOJOB_RESUME,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        overrides_with = "no_resume"
+    )]
+    pub resume: bool,
+    /// Run every step, whatever an earlier manifest records (overrides --resume and
+    /// BIOJOB_RESUME).
+    #[arg(long, overrides_with = "resume")]
+    pub no_resume: bool,
+}
+
+impl RuntimeArgs {
+    /// Whether finished steps are reused: --resume or BIOJOB_RESUME, unless --no-resume.
+    pub fn resumes(&self) -> bool {
+        self.resume && !self.no_resume
+    }
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,9 @@ pub const BIOJOB_GRACE_SECONDS: &str = "BIOJOB_GRACE_SECONDS";
 pub const BIOJOB_TOOL_TIMEOUT: &str = "BIOJOB_TOOL_TIMEOUT";
 /// Longest time one step may take, e.g. `3h` (default: no limit).
 pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
+/// Resume (`1`/`true`): reuse every step that an earlier manifest under the run's output
+/// location records as finished with the same cache key and whose outputs are unchanged.
+pub const BIOJOB_RESUME: &str = biojob_pipeline::RESUME_ENV;
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.
