@@ -200,13 +200,12 @@ pub struct RuntimeArgs {
         long,
         env = env::BIOJOB_RESUME,
         action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new(),
-        overrides_with = "no_resume"
+        value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub resume: bool,
     /// Run every step, whatever an earlier manifest records (overrides --resume and
     /// BIOJOB_RESUME).
-    #[arg(long, overrides_with = "resume")]
+    #[arg(long)]
     pub no_resume: bool,
 }
 

@@ -1,0 +1,483 @@
+//! `biojob run --resume` on the real data: which steps an earlier run's manifest lets a run
+//! reuse, and that the reused outputs are the earlier ones.
+//!
+//! One baseline run (once per test process) is copied into each test's workspace under the
+//! same run id; each test then changes one thing and resumes.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use crate::support::{Workspace, records, stderr, testdata};
+
+const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
+const RUN_ID: &str = "base";
+
+/// The baseline run, made once: its workspace and run directory.
+struct Baseline {
+    workspace: Workspace,
+}
+
+impl Baseline {
+    fn run_dir(&self) -> PathBuf {
+        self.workspace.out().join("NA12878").join(RUN_ID)
+    }
+}
+
+fn baseline() -> &'static Baseline {
+    static BASELINE: OnceLock<Baseline> = OnceLock::new();
+    BASELINE.get_or_init(|| {
+        let workspace = Workspace {
+            dir: tempfile::Builder::new()
+                .prefix("resume-baseline-")
+                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .unwrap(),
+        };
+        let input = workspace.demo_input(&CONTIGS);
+        let output = workspace.run(&input, RUN_ID, &[], &[]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        Baseline { workspace }
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// A workspace holding a copy of the baseline run under the same run id.
+fn workspace_with_baseline() -> Workspace {
+    let ws = Workspace::new();
+    copy_dir(
+        &baseline().run_dir(),
+        &ws.out().join("NA12878").join(RUN_ID),
+    );
+    ws
+}
+
+/// The execution input with the FASTQs in `fastq_dir` and the reference from the test data.
+fn input_with_fastqs(ws: &Workspace, fastq_dir: &Path) -> PathBuf {
+    ws.input(
+        &[
+            ("REFERENCE_NAME", "ref".into()),
+            ("REFERENCE_PREFIX", testdata().display().to_string()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", fastq_dir.display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+        ],
+        Some(&CONTIGS),
+    )
+}
+
+/// The lines `reused: …` and `ran: …` that a resumed run prints.
+fn summary(output: &std::process::Output) -> String {
+    stderr(output)
+        .lines()
+        .filter(|line| line.starts_with("reused: ") || line.starts_with("ran: "))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+fn manifest(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// `step contig status` of each task.
+fn tasks(manifest: &serde_json::Value) -> Vec<String> {
+    manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} {}",
+                t["step"].as_str().unwrap(),
+                t["contig"].as_str().unwrap_or("-"),
+                t["status"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// The cache key of each task that has one, as `step contig key`.
+fn keys(manifest: &serde_json::Value) -> Vec<(String, String)> {
+    manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| {
+            Some((
+                format!(
+                    "{} {}",
+                    t["step"].as_str().unwrap(),
+                    t["contig"].as_str().unwrap_or("-")
+                ),
+                t["cache_key"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The contents of the step outputs of a run directory (not the manifest, the logs or the QC
+/// files, which describe the run itself), by name.
+fn step_outputs(run_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    Workspace::files(run_dir)
+        .into_iter()
+        .filter(|name| name.ends_with(".bam") || name.contains(".vcf.gz") || name.ends_with(".bai"))
+        .map(|name| {
+            let bytes = std::fs::read(run_dir.join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut text)
+        .unwrap();
+    text
+}
+
+fn gzip(text: &[u8], path: &Path) {
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    );
+    encoder.write_all(text).unwrap();
+    encoder.finish().unwrap();
+}
+
+/// Copies the FASTQ pair into `dir`, unchanged.
+fn copy_fastqs(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for read in ["R1", "R2"] {
+        let name = format!("NA12878_{read}.fastq.gz");
+        std::fs::copy(testdata().join(&name), dir.join(&name)).unwrap();
+    }
+}
+
+#[test]
+fn a_second_resumed_run_reuses_every_step_and_keeps_its_outputs() {
+    let ws = workspace_with_baseline();
+    // The same content at another path: the keys follow content, not location.
+    let fastqs = ws.path().join("fastq");
+    copy_fastqs(&fastqs);
+    let input = input_with_fastqs(&ws, &fastqs);
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
+    let stderr_text = stderr(&output);
+    assert!(
+        stderr_text.contains("reused from the earlier run task=call chr22"),
+        "{stderr_text}"
+    );
+    // No alignment or calling command ran.
+    for label in ["bwa-mem", "bcftools-call", "bcftools-concat"] {
+        assert!(
+            !stderr_text.contains(&format!("started tool={label}")),
+            "{label} ran: {stderr_text}"
+        );
+    }
+    let resumed = manifest(&run_dir);
+    assert_eq!(
+        tasks(&resumed),
+        [
+            "prepare-reference - succeeded",
+            "align - cached",
+            "call chr20 cached",
+            "call chr22 cached",
+            "call chrM cached",
+            "gather - cached",
+            "qc - succeeded",
+        ]
+    );
+    let earlier = manifest(&baseline().run_dir());
+    assert_eq!(keys(&resumed), keys(&earlier));
+    assert_eq!(keys(&resumed).len(), 5);
+    assert_eq!(resumed["read_pairs"], 13860);
+    assert_eq!(resumed["status"], "succeeded");
+    // Cached tasks list the outputs they reused, at their place in this run directory.
+    let align = &resumed["tasks"][1];
+    assert_eq!(align["commands"], serde_json::json!([]));
+    assert_eq!(
+        align["outputs"][0]["uri"],
+        run_dir.join("NA12878.align.bam").display().to_string()
+    );
+    assert_eq!(
+        align["outputs"][0]["sha256"],
+        earlier["tasks"][1]["outputs"][0]["sha256"]
+    );
+    // Every step output is byte for byte the earlier one.
+    let outputs = step_outputs(&run_dir);
+    assert_eq!(outputs.len(), 10);
+    assert_eq!(outputs, step_outputs(&baseline().run_dir()));
+    // And a third run resumes from the second's manifest just the same.
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
+}
+
+#[test]
+fn one_changed_byte_of_read_2_reruns_align_and_everything_after_it() {
+    let ws = workspace_with_baseline();
+    let fastqs = ws.path().join("fastq");
+    copy_fastqs(&fastqs);
+    // One base of the first read of R2 changed: the 2nd line's first character.
+    let r2 = fastqs.join("NA12878_R2.fastq.gz");
+    let mut text = gunzip(&r2);
+    let first_base = text.iter().position(|b| *b == b'\n').unwrap() + 1;
+    text[first_base] = if text[first_base] == b'A' { b'C' } else { b'A' };
+    gzip(&text, &r2);
+    let input = input_with_fastqs(&ws, &fastqs);
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: none\nran: prepare-reference, align, call chr20, call chr22, call chrM, gather, qc\n"
+    );
+    let resumed = manifest(&ws.out().join("NA12878").join(RUN_ID));
+    let earlier = manifest(&baseline().run_dir());
+    let (new_keys, old_keys) = (keys(&resumed), keys(&earlier));
+    assert_eq!(new_keys.len(), 5);
+    for (new, old) in new_keys.iter().zip(&old_keys) {
+        assert_eq!(new.0, old.0);
+        assert_ne!(new.1, old.1, "{} kept its key", new.0);
+    }
+}
+
+/// A bcftools that reports another version and otherwise is `bcftools`.
+fn relabelled_bcftools(dir: &Path) -> PathBuf {
+    let real = which("bcftools");
+    let path = dir.join("bcftools");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then\n  \"{real}\" --version | sed '1s/$/+rebuilt/'\n  exit 0\nfi\nexec \"{real}\" \"$@\"\n",
+            real = real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn which(program: &str) -> PathBuf {
+    let output = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{program} is not on PATH");
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+#[test]
+fn another_calling_tool_version_reruns_call_and_gather_but_not_align() {
+    let ws = workspace_with_baseline();
+    let bcftools = relabelled_bcftools(ws.path());
+    let input = ws.demo_input(&CONTIGS);
+    let output = ws.run(
+        &input,
+        RUN_ID,
+        &["--resume"],
+        &[("BIOJOB_BCFTOOLS", &bcftools)],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align\nran: prepare-reference, call chr20, call chr22, call chrM, gather, qc\n"
+    );
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let resumed = manifest(&run_dir);
+    let bcftools_version = resumed["tools"][2]["version"].as_str().unwrap();
+    assert!(bcftools_version.ends_with("+rebuilt"), "{bcftools_version}");
+    // The BAM is the earlier one; the calls are the same records.
+    assert_eq!(
+        std::fs::read(run_dir.join("NA12878.align.bam")).unwrap(),
+        std::fs::read(baseline().run_dir().join("NA12878.align.bam")).unwrap()
+    );
+    assert_eq!(
+        records(&run_dir.join("NA12878.vcf.gz")),
+        records(&baseline().run_dir().join("NA12878.vcf.gz"))
+    );
+}
+
+#[test]
+fn a_deleted_contig_vcf_reruns_that_shard_and_the_gather() {
+    let ws = workspace_with_baseline();
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    std::fs::remove_file(run_dir.join("NA12878.call.0001.vcf.gz")).unwrap();
+    let input = ws.demo_input(&CONTIGS);
+    // Through the environment this time.
+    let mut command = ws.biojob();
+    let output = command
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--run-id", RUN_ID])
+        .env("BIOJOB_RESUME", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chrM\nran: prepare-reference, call chr22, gather, qc\n"
+    );
+    assert_eq!(
+        tasks(&manifest(&run_dir)),
+        [
+            "prepare-reference - succeeded",
+            "align - cached",
+            "call chr20 cached",
+            "call chr22 succeeded",
+            "call chrM cached",
+            "gather - succeeded",
+            "qc - succeeded",
+        ]
+    );
+    assert_eq!(
+        records(&run_dir.join("NA12878.call.0001.vcf.gz")),
+        records(&baseline().run_dir().join("NA12878.call.0001.vcf.gz"))
+    );
+    assert_eq!(records(&run_dir.join("NA12878.vcf.gz")).len(), 438);
+}
+
+#[test]
+fn no_resume_overrides_the_environment_and_resume_needs_a_run_id() {
+    let ws = workspace_with_baseline();
+    let input = ws.demo_input(&CONTIGS);
+    let mut command = ws.biojob();
+    let output = command
+        .args(["run", "--input"])
+        .arg(&input)
+        .env("BIOJOB_RESUME", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "--resume (or BIOJOB_RESUME) needs the run to resume: each run writes to <output prefix>/<sample>/<run id>/"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let mut command = ws.biojob();
+    let output = command
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--run-id", RUN_ID, "--no-resume"])
+        .env("BIOJOB_RESUME", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary(&output), "");
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    assert_eq!(
+        tasks(&manifest(&run_dir)),
+        [
+            "prepare-reference - succeeded",
+            "align - succeeded",
+            "call chr20 succeeded",
+            "call chr22 succeeded",
+            "call chrM succeeded",
+            "gather - succeeded",
+            "qc - succeeded",
+        ]
+    );
+}
+
+/// A bcftools that, while `<dir>/stall` exists, stalls on the chr22 pileup (after creating
+/// `<dir>/stalled`) until it is stopped; otherwise it is `bcftools`.
+fn stalling_bcftools(dir: &Path) -> PathBuf {
+    let real = which("bcftools");
+    let path = dir.join("bcftools");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" -r chr22 \"*)\n  if [ -e \"{dir}/stall\" ]; then\n    touch \"{dir}/stalled\"\n    exec sleep 3600\n  fi;;\nesac\nexec \"{real}\" \"$@\"\n",
+            dir = dir.display(),
+            real = real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn a_step_stopped_midway_leaves_nothing_a_resume_reuses() {
+    let ws = Workspace::new();
+    let tools = ws.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let bcftools = stalling_bcftools(&tools);
+    std::fs::write(tools.join("stall"), "").unwrap();
+    let input = ws.demo_input(&CONTIGS);
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    // One thread, longest contig first: chr20, chrM, then chr22, which stalls.
+    let mut child = ws
+        .biojob()
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--run-id", RUN_ID, "--threads", "1", "--resume"])
+        .env("BIOJOB_BCFTOOLS", &bcftools)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !tools.join("stalled").exists() {
+        assert_eq!(
+            child.try_wait().unwrap(),
+            None,
+            "the run ended before chr22"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert_eq!(
+        tasks(&manifest(&run_dir)),
+        [
+            "prepare-reference - succeeded",
+            "align - succeeded",
+            "call chr20 succeeded",
+            "call chr22 failed",
+            "call chrM succeeded",
+        ]
+    );
+    assert!(!run_dir.join("NA12878.call.0001.vcf.gz").exists());
+
+    std::fs::remove_file(tools.join("stall")).unwrap();
+    let output = ws.run(
+        &input,
+        RUN_ID,
+        &["--threads", "1", "--resume"],
+        &[("BIOJOB_BCFTOOLS", &bcftools)],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chrM\nran: prepare-reference, call chr22, gather, qc\n"
+    );
+    assert_eq!(records(&run_dir.join("NA12878.vcf.gz")).len(), 438);
+}
