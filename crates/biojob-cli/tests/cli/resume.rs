@@ -481,3 +481,115 @@ fn a_step_stopped_midway_leaves_nothing_a_resume_reuses() {
     );
     assert_eq!(records(&run_dir.join("NA12878.vcf.gz")).len(), 438);
 }
+
+/// `copies` copies of the gzipped FASTQ `name` of the test data, one after another (a
+/// multi-member gzip file: the reads `copies` times over, still a valid pair with its mate).
+fn repeated_fastq(name: &str, copies: usize, destination: &camino::Utf8Path) {
+    let bytes = std::fs::read(testdata().join(name)).unwrap();
+    std::fs::write(destination, bytes.repeat(copies)).unwrap();
+}
+
+#[test]
+fn on_s3_an_input_uploaded_in_one_part_or_several_is_the_same_input() {
+    use crate::s3_jobs::{assert_ok, biojob, get, put, text};
+    let server = biojob_testkit::s3_server();
+    let dir = tempfile::tempdir().unwrap();
+    let work = camino::Utf8Path::from_path(dir.path()).unwrap();
+    // Seven copies of each FASTQ: 6.0 and 7.2 MB, more than one 5 MiB part each.
+    for read in ["R1", "R2"] {
+        repeated_fastq(
+            &format!("NA12878_{read}.fastq.gz"),
+            7,
+            &work.join(format!("NA12878_{read}.fastq.gz")),
+        );
+    }
+    let bucket = biojob_testkit::TEST_BUCKET;
+    let upload = |prefix: &str, part_size: &str| -> Vec<String> {
+        ["R1", "R2"]
+            .iter()
+            .map(|read| {
+                let name = format!("NA12878_{read}.fastq.gz");
+                let output = biojob(server, &server.endpoint, work)
+                    .env("BIOJOB_S3_PART_SIZE", part_size)
+                    .args(["stage", "put"])
+                    .arg(work.join(&name))
+                    .arg(format!("{prefix}/{name}"))
+                    .output()
+                    .unwrap();
+                assert_ok(&output, "stage put");
+                text(&output.stdout)
+            })
+            .collect()
+    };
+    let one_part = format!("s3://{bucket}/resume/one-part");
+    let parts = format!("s3://{bucket}/resume/parts");
+    // The stored checksums differ: a full-object one, and a composite one of two parts.
+    for line in upload(&one_part, "16M") {
+        assert!(!line.trim_end().ends_with("-2"), "{line}");
+    }
+    for line in upload(&parts, "5M") {
+        assert!(line.trim_end().ends_with("-2"), "{line}");
+    }
+    let results = format!("s3://{bucket}/resume/results");
+    let input = |source: &str| {
+        let path = work.join("input.json");
+        std::fs::write(
+            &path,
+            serde_json::json!({"params": {"queue": "local", "environment": {
+                "REFERENCE_NAME": "ref", "REFERENCE_PREFIX": testdata().display().to_string(),
+                "SAMPLE_ID": "NA12878", "SOURCE_DATA_PREFIX": source,
+                "JOB_OUTPUT_PREFIX": results}, "chromosomes": CONTIGS}})
+            .to_string(),
+        )
+        .unwrap();
+        path
+    };
+    let resumed_run = |source: &str| {
+        let output = biojob(server, &server.endpoint, work)
+            .args(["run", "--run-id", "r", "--resume", "--input"])
+            .arg(input(source))
+            .output()
+            .unwrap();
+        assert_ok(&output, "biojob run --resume");
+        summary(&output)
+    };
+    assert_eq!(
+        resumed_run(&one_part),
+        "reused: none\nran: prepare-reference, align, call chr20, call chr22, call chrM, gather, qc\n"
+    );
+    assert_eq!(
+        resumed_run(&parts),
+        "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
+    let manifest_path = work.join("manifest.json");
+    get(
+        server,
+        work,
+        &format!("{results}/NA12878/r/manifest.json"),
+        &manifest_path,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    assert_eq!(
+        manifest["inputs"]["fastq_2"],
+        format!("{parts}/NA12878_R2.fastq.gz")
+    );
+    assert_eq!(manifest["read_pairs"], 7 * 13860);
+    assert_eq!(
+        manifest["tasks"][1]["outputs"][0]["uri"],
+        format!("{results}/NA12878/r/NA12878.align.bam")
+    );
+    // An output changed on S3 (same size, other bytes) is not reused: its step runs again.
+    let chrm = format!("{results}/NA12878/r/NA12878.call.0002.vcf.gz");
+    let local = work.join("chrM.vcf.gz");
+    get(server, work, &chrm, &local);
+    let mut bytes = std::fs::read(&local).unwrap();
+    let last = bytes.len() - 40;
+    bytes[last] ^= 0xff;
+    std::fs::write(&local, &bytes).unwrap();
+    put(server, work, &local, &chrm);
+    assert_eq!(
+        resumed_run(&parts),
+        "reused: align, call chr20, call chr22\nran: prepare-reference, call chrM, gather, qc\n"
+    );
+}
