@@ -152,7 +152,8 @@ pub fn align_key(
         .command(&toolset.samtools, &index)
 }
 
-/// SHA-256 (lowercase hex) of the align step's inputs.
+/// SHA-256 (lowercase hex) of the align step's inputs (the reference: the FASTA that the step
+/// reads, after any decompression).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlignInputDigests {
     /// Read 1.
@@ -206,14 +207,14 @@ pub fn call_key(
 }
 
 /// The gather step's key material: `bcftools concat` and `bcftools index -t` over the shards'
-/// VCFs (`(shard index, SHA-256)`, in reference order) and the reference (whose `.fai` orders
-/// them).
+/// VCFs (`(shard index, SHA-256)`, in reference order) and the reference's `.fai`
+/// (`fai_sha256`: it orders them and is all of the reference that gather reads).
 pub fn gather_key(
     toolset: &Toolset,
     versions: &ToolVersions,
     sample: &SampleId,
     vcfs: &[(usize, String)],
-    reference_sha256: &str,
+    fai_sha256: &str,
 ) -> CacheKeyMaterial {
     let scratch = Utf8Path::new(SCRATCH);
     let vcf = scratch.join(format!("{sample}.vcf.gz"));
@@ -236,7 +237,7 @@ pub fn gather_key(
     .command(&toolset.bcftools);
     let index = bcftools_index_tbi(&toolset.bcftools, &vcf_partial, &tbi_partial);
     let mut material = CacheKeyMaterial::new(StepId::Gather.as_str(), None)
-        .input("reference", reference_sha256)
+        .input("reference_fai", fai_sha256)
         .tool(&toolset.bcftools, &versions.bcftools)
         .command(&toolset.bcftools, &concat)
         .command(&toolset.bcftools, &index);

@@ -450,13 +450,9 @@ fn execute(
         "reference",
         "check REFERENCE_NAME and the reference prefix",
     )?;
-    // The inputs' content checksums, for the cache keys (computed whether or not this run
+    // The FASTQs' content checksums, for the cache keys (computed whether or not this run
     // resumes: the manifest records the keys for a later resume).
-    let digests = AlignInputDigests {
-        fastq_1: file_sha256(&fastq_1)?,
-        fastq_2: file_sha256(&fastq_2)?,
-        reference: file_sha256(&reference_path)?,
-    };
+    let fastq_digests = (file_sha256(&fastq_1)?, file_sha256(&fastq_2)?);
     let earlier = if options.resume {
         earlier_tasks(stores, output_dir)
     } else {
@@ -524,6 +520,11 @@ fn execute(
     observer.planned(&planned);
 
     // Align.
+    let digests = AlignInputDigests {
+        fastq_1: fastq_digests.0,
+        fastq_2: fastq_digests.1,
+        reference: file_sha256(&reference.fasta)?,
+    };
     let align_key = align_key(
         &engine.toolset,
         &engine.versions,
@@ -628,7 +629,7 @@ fn execute(
         &engine.versions,
         &input.sample,
         &vcf_digests,
-        &digests.reference,
+        &file_sha256(&reference.fai)?,
     )
     .key();
     if let Some((vcf, outputs)) = reuse(&gather_key).and_then(|outputs| {

@@ -593,3 +593,71 @@ fn on_s3_an_input_uploaded_in_one_part_or_several_is_the_same_input() {
         "reused: align, call chr20, call chr22\nran: prepare-reference, call chrM, gather, qc\n"
     );
 }
+
+#[test]
+fn batch_step_jobs_with_biojob_resume_skip_what_finished_and_rerun_what_changed() {
+    use crate::s3_jobs::{assert_ok, biojob, get, text};
+    let server = biojob_testkit::s3_server();
+    let dir = tempfile::tempdir().unwrap();
+    let work = camino::Utf8Path::from_path(dir.path()).unwrap();
+    let bucket = biojob_testkit::TEST_BUCKET;
+    let output_prefix = format!("s3://{bucket}/resume-batch/results");
+    let run_prefix = format!("{output_prefix}/germline/exec-1");
+    let job = |step: &str, extra: &[(&str, &str)]| {
+        let mut command = biojob(server, &server.endpoint, work);
+        command
+            .arg(step)
+            .env("SAMPLE_ID", "NA12878")
+            .env("REFERENCE_NAME", "ref")
+            .env("SOURCE_DATA_PREFIX", testdata())
+            .env("JOB_OUTPUT_PREFIX", &output_prefix)
+            .env("JOB_WORKFLOW_NAME", "germline")
+            .env("JOB_WORKFLOW_EXECUTION_ID", "exec-1")
+            .env("AWS_BATCH_JOB_ID", format!("job-{step}"))
+            .env("AWS_BATCH_JOB_ATTEMPT", "1")
+            .env("BIOJOB_RESUME", "1");
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        assert_ok(&output, step);
+        text(&output.stderr).contains("reused: an earlier job finished this step")
+    };
+    let status = |name: &str| {
+        let path = work.join(name);
+        get(server, work, &format!("{run_prefix}/{name}"), &path);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        manifest["task"]["status"].as_str().unwrap().to_owned()
+    };
+    let chromosomes = [("CHROMOSOMES", "[\"chr20\",\"chr22\",\"chrM\"]")];
+    let all_jobs = || {
+        let mut reused = vec![job("align", &[])];
+        for contig in CONTIGS {
+            reused.push(job("call", &[("CHROMOSOME", contig)]));
+        }
+        reused.push(job("gather", &chromosomes));
+        reused
+    };
+    // First execution: nothing to reuse.
+    assert_eq!(all_jobs(), [false, false, false, false, false]);
+    assert_eq!(status("NA12878.align.manifest.json"), "succeeded");
+    // Re-executed: every job skips itself.
+    assert_eq!(all_jobs(), [true, true, true, true, true]);
+    assert_eq!(status("NA12878.align.manifest.json"), "cached");
+    assert_eq!(status("NA12878.call.0001.manifest.json"), "cached");
+    assert_eq!(status("NA12878.gather.manifest.json"), "cached");
+    // One shard's VCF changed since (same size, one byte): that call job runs again, and so
+    // does gather, whose input it is.
+    let chr22 = format!("{run_prefix}/NA12878.call.0001.vcf.gz");
+    let local = work.join("chr22.vcf.gz");
+    get(server, work, &chr22, &local);
+    let mut bytes = std::fs::read(&local).unwrap();
+    let position = bytes.len() - 40;
+    bytes[position] ^= 0xff;
+    std::fs::write(&local, &bytes).unwrap();
+    crate::s3_jobs::put(server, work, &local, &chr22);
+    assert_eq!(all_jobs(), [true, true, false, true, false]);
+    assert_eq!(status("NA12878.call.0001.manifest.json"), "succeeded");
+    assert_eq!(status("NA12878.gather.manifest.json"), "succeeded");
+}
