@@ -200,7 +200,7 @@ pub struct RuntimeArgs {
         long,
         env = env::BIOJOB_RESUME,
         action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new()
+        value_parser = parse_switch
     )]
     pub resume: bool,
     /// Run every step, whatever an earlier manifest records (overrides --resume and
@@ -332,6 +332,17 @@ fn parse_memory(text: &str) -> Result<u64, String> {
     biojob_pipeline::parse_memory_size(text)
 }
 
+/// A switch's value from the environment: `1`, `true`, `yes`, `on` (any case) are on; `0`,
+/// `false`, `no`, `off` and the empty string (what the state machine passes when the execution
+/// input leaves the setting out) are off.
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("{text:?} is not 1/true/yes/on or 0/false/no/off")),
+    }
+}
+
 fn parse_autoscale(text: &str) -> Result<AutoscaleMode, String> {
     text.parse()
 }
@@ -354,5 +365,19 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_switch_is_off_when_empty_and_refuses_other_words() {
+        for on in ["1", "true", "YES", "on"] {
+            assert_eq!(parse_switch(on), Ok(true), "{on}");
+        }
+        for off in ["", "0", "false", "No", "off"] {
+            assert_eq!(parse_switch(off), Ok(false), "{off}");
+        }
+        assert_eq!(
+            parse_switch("maybe"),
+            Err("\"maybe\" is not 1/true/yes/on or 0/false/no/off".to_owned())
+        );
     }
 }

@@ -38,7 +38,7 @@ pub const BIOJOB_TOOL_TIMEOUT: &str = "BIOJOB_TOOL_TIMEOUT";
 pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
 /// Resume (`1`/`true`): reuse every step that an earlier manifest under the run's output
 /// location records as finished with the same cache key and whose outputs are unchanged.
-pub const BIOJOB_RESUME: &str = biojob_pipeline::RESUME_ENV;
+pub const BIOJOB_RESUME: &str = "BIOJOB_RESUME";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.

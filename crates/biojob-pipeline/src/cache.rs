@@ -41,9 +41,6 @@ use crate::{BWA_BATCH_BASES, Error, OutputRecord, error_chain};
 /// reused across the change.
 pub const STEP_FORMAT_VERSION: u32 = 1;
 
-/// The environment variable that turns resume on for `biojob run` and the step jobs.
-pub const RESUME_ENV: &str = "BIOJOB_RESUME";
-
 /// What a step's cache key is the digest of (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CacheKeyMaterial {

@@ -38,7 +38,7 @@ mod steps;
 mod workflow;
 
 pub use cache::{
-    AlignInputDigests, CacheKeyMaterial, EarlierTasks, RESUME_ENV, RecordedTask, ReusedOutput,
+    AlignInputDigests, CacheKeyMaterial, EarlierTasks, RecordedTask, ReusedOutput,
     STEP_FORMAT_VERSION, align_key, call_key, file_sha256, gather_key, reuse_outputs, try_reuse,
 };
 pub use context::StepContext;
