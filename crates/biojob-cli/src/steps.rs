@@ -16,8 +16,8 @@ use biojob_pipeline::{
     AlignInputDigests, AlignRequest, CallRequest, EarlierTasks, Engine, Error, GatherRequest,
     JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
     align_key, align_space_need, call_key, call_space_need, contig_plan, error_chain, file_sha256,
-    gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs, resolve_reference,
-    stage_input, try_reuse,
+    files_sha256, gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs,
+    resolve_reference, stage_input, try_reuse,
 };
 use biojob_process::{CancelToken, StageReport};
 use biojob_scratch::{JobScratch, SpaceNeed, SpaceWatch};
@@ -486,14 +486,15 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
         let (reference, mut commands) =
             run.reference(&job, &sidecars, &args.runtime, true, &context)?;
         let engine = &run.engine;
+        let mut fastq_digests = files_sha256(&[&r1, &r2])?.into_iter();
         let cache_key = align_key(
             &engine.toolset,
             &engine.versions,
             &job.sample,
             &read_group,
             &AlignInputDigests {
-                fastq_1: file_sha256(&r1)?,
-                fastq_2: file_sha256(&r2)?,
+                fastq_1: fastq_digests.next().unwrap_or_default(),
+                fastq_2: fastq_digests.next().unwrap_or_default(),
                 reference: file_sha256(&reference.fasta)?,
             },
         )

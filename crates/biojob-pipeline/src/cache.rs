@@ -264,6 +264,31 @@ pub fn file_sha256(path: &Utf8Path) -> Result<String, Error> {
     Ok(hex(&hasher.finalize()))
 }
 
+/// SHA-256 of each file of `paths`, lowercase hex, in order; the files are read in parallel,
+/// one thread each (for the FASTQ pair, which are read whole).
+///
+/// # Errors
+/// As [`file_sha256`], for the first file that fails.
+pub fn files_sha256(paths: &[&Utf8Path]) -> Result<Vec<String>, Error> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .iter()
+            .map(|path| scope.spawn(move || file_sha256(path)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(paths)
+            .map(|(handle, path)| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Error::input_io("hashing", *path)(std::io::Error::other(
+                        "the hashing thread panicked",
+                    )))
+                })
+            })
+            .collect()
+    })
+}
+
 /// A task as an earlier manifest recorded it (the fields reuse needs).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RecordedTask {
@@ -631,6 +656,26 @@ mod tests {
         assert_eq!(
             reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn files_are_hashed_in_order_and_a_missing_one_is_an_input_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::write(dir.join("a"), b"abc").unwrap();
+        std::fs::write(dir.join("b"), b"").unwrap();
+        assert_eq!(
+            files_sha256(&[&dir.join("a"), &dir.join("b")]).unwrap(),
+            [
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            ]
+        );
+        let error = files_sha256(&[&dir.join("a"), &dir.join("missing")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("opening {}", dir.join("missing"))
         );
     }
 

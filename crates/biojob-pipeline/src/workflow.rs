@@ -19,8 +19,8 @@ use crate::{
     AlignRequest, CallRequest, Error, GatherRequest, ManifestInputs, OutputRecord,
     PreparedReference, ReferenceOptions, Resources, RunManifest, RunObserver, ScratchSettings,
     SpaceWatchdog, StepContext, TaskLabel, TaskRecord, TaskStatus, ToolRecord, WorkflowInput,
-    align, align_key, align_space_need, call, call_key, file_sha256, gather, gather_key,
-    prepare_reference, publish_file, publish_logs, stage_input,
+    align, align_key, align_space_need, call, call_key, file_sha256, files_sha256, gather,
+    gather_key, prepare_reference, publish_file, publish_logs, stage_input,
 };
 
 /// Everything a run needs besides its input: stores, tools, budget, cancellation.
@@ -452,7 +452,7 @@ fn execute(
     )?;
     // The FASTQs' content checksums, for the cache keys (computed whether or not this run
     // resumes: the manifest records the keys for a later resume).
-    let fastq_digests = (file_sha256(&fastq_1)?, file_sha256(&fastq_2)?);
+    let mut fastq_digests = files_sha256(&[&fastq_1, &fastq_2])?.into_iter();
     let earlier = if options.resume {
         earlier_tasks(stores, output_dir)
     } else {
@@ -521,8 +521,8 @@ fn execute(
 
     // Align.
     let digests = AlignInputDigests {
-        fastq_1: fastq_digests.0,
-        fastq_2: fastq_digests.1,
+        fastq_1: fastq_digests.next().unwrap_or_default(),
+        fastq_2: fastq_digests.next().unwrap_or_default(),
         reference: file_sha256(&reference.fasta)?,
     };
     let align_key = align_key(
