@@ -123,7 +123,7 @@ enum StepDone {
     Ran {
         commands: Vec<StageReport>,
         files: Vec<Utf8PathBuf>,
-        cache_key: Option<String>,
+        cache_key: String,
     },
     Reused {
         cache_key: String,
@@ -136,7 +136,7 @@ impl StepDone {
         StepDone::Ran {
             commands,
             files,
-            cache_key: Some(cache_key),
+            cache_key,
         }
     }
 }
@@ -315,7 +315,7 @@ impl StepRun {
                     .collect::<Result<Vec<OutputRecord>, Error>>()?;
                 Ok(TaskRecord {
                     outputs,
-                    cache_key,
+                    cache_key: Some(cache_key),
                     ..TaskRecord::new(step, shard, started, clock.elapsed(), &commands)
                 })
             }
