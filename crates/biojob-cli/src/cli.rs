@@ -309,6 +309,10 @@ pub struct CallArgs {
     /// The contig to call.
     #[arg(long, env = env::CHROMOSOME)]
     pub contig: String,
+    /// Minimum mapping quality of the alignments used (bcftools mpileup -q), 0 to 255
+    /// [default: bcftools' own, 0].
+    #[arg(long, env = env::MIN_MAPPING_QUALITY)]
+    pub min_mapping_quality: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

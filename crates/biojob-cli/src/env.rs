@@ -97,6 +97,8 @@ pub const READ_GROUP_PLATFORM: &str = "READ_GROUP_PLATFORM";
 pub const READ_GROUP_PLATFORM_UNIT: &str = "READ_GROUP_PLATFORM_UNIT";
 /// The contig to call (reference design's name for it).
 pub const CHROMOSOME: &str = "CHROMOSOME";
+/// The calling step's minimum mapping quality (`bcftools mpileup -q`), 0 to 255.
+pub const MIN_MAPPING_QUALITY: &str = "MIN_MAPPING_QUALITY";
 /// The contigs called, for gather: a JSON array string or comma-separated.
 pub const CHROMOSOMES: &str = "CHROMOSOMES";
 /// Where outputs go (reference design).

@@ -536,7 +536,11 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
 /// the bwa index) and `<run prefix>/<sample>.align.bam` with its `.bai`, calls, and stages out
 /// `<sample>.call.<shard>.vcf.gz` and its `.tbi` (`<shard>`: the contig's line in the `.fai`).
 pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
-    let job = Job::new(&args.step, &[])?;
+    let job = Job::new(
+        &args.step,
+        &[(keys::MIN_MAPPING_QUALITY, args.min_mapping_quality.as_ref())],
+    )?;
+    let min_mapping_quality = job.environment.min_mapping_quality()?;
     let bam = match &args.bam {
         Some(text) => uri(text, "--bam")?,
         None => job
@@ -575,6 +579,7 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             &engine.versions,
             &job.sample,
             &shard,
+            min_mapping_quality,
             &file_sha256(&bam_path)?,
             &file_sha256(&reference.fasta)?,
         )
@@ -590,6 +595,7 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 fasta: &reference.fasta,
                 bam: &bam_path,
                 work_dir: &run.work_dir,
+                min_mapping_quality,
             },
             &context,
         )?;

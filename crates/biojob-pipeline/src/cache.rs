@@ -161,14 +161,15 @@ pub struct AlignInputDigests {
     pub reference: String,
 }
 
-/// The call step's key material for `shard`: `bcftools mpileup | bcftools call`,
-/// `bcftools index -t`, over the BAM (`bam_sha256`; its index is derived from it) and the
-/// reference FASTA (`reference_sha256`).
+/// The call step's key material for `shard`: `bcftools mpileup | bcftools call` (with
+/// `min_mapping_quality`), `bcftools index -t`, over the BAM (`bam_sha256`; its index is derived
+/// from it) and the reference FASTA (`reference_sha256`).
 pub fn call_key(
     toolset: &Toolset,
     versions: &ToolVersions,
     sample: &SampleId,
     shard: &Shard,
+    min_mapping_quality: Option<u32>,
     bam_sha256: &str,
     reference_sha256: &str,
 ) -> CacheKeyMaterial {
@@ -186,6 +187,7 @@ pub fn call_key(
         fasta: "<reference>".into(),
         region: region.clone(),
         bam: "<bam>".into(),
+        min_mapping_quality,
     }
     .command(&toolset.bcftools);
     let caller = BcftoolsCall {
@@ -527,13 +529,13 @@ mod tests {
     fn the_call_key_changes_with_each_part_of_its_material_and_not_with_tool_paths() {
         let sample = SampleId::new("NA12878").unwrap();
         let chr20 = shard(0, "chr20");
-        let base = call_key(&toolset(), &versions(), &sample, &chr20, "aa", "bb").key();
+        let base = call_key(&toolset(), &versions(), &sample, &chr20, None, "aa", "bb").key();
         assert_eq!(base.len(), "sha256:".len() + 64);
         assert!(base.starts_with("sha256:"));
         // Same material, same key.
         assert_eq!(
             base,
-            call_key(&toolset(), &versions(), &sample, &chr20, "aa", "bb").key()
+            call_key(&toolset(), &versions(), &sample, &chr20, None, "aa", "bb").key()
         );
         // The tools' paths are not in the key; their versions are.
         let moved = Toolset {
@@ -542,21 +544,32 @@ mod tests {
         };
         assert_eq!(
             base,
-            call_key(&moved, &versions(), &sample, &chr20, "aa", "bb").key()
+            call_key(&moved, &versions(), &sample, &chr20, None, "aa", "bb").key()
         );
         let newer = ToolVersions {
             bcftools: "1.22".into(),
             ..versions()
         };
         let others = [
-            call_key(&toolset(), &newer, &sample, &chr20, "aa", "bb").key(),
-            call_key(&toolset(), &versions(), &sample, &chr20, "ab", "bb").key(),
-            call_key(&toolset(), &versions(), &sample, &chr20, "aa", "bc").key(),
+            call_key(&toolset(), &newer, &sample, &chr20, None, "aa", "bb").key(),
+            call_key(&toolset(), &versions(), &sample, &chr20, None, "ab", "bb").key(),
+            call_key(&toolset(), &versions(), &sample, &chr20, None, "aa", "bc").key(),
             call_key(
                 &toolset(),
                 &versions(),
                 &sample,
                 &shard(0, "chr22"),
+                None,
+                "aa",
+                "bb",
+            )
+            .key(),
+            call_key(
+                &toolset(),
+                &versions(),
+                &sample,
+                &chr20,
+                Some(20),
                 "aa",
                 "bb",
             )

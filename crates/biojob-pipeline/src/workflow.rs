@@ -793,6 +793,7 @@ fn call_shards(
                         &engine.versions,
                         &input.sample,
                         shard,
+                        input.min_mapping_quality,
                         cache.bam_sha256,
                         cache.reference_sha256,
                     )
@@ -819,6 +820,7 @@ fn call_shards(
                             fasta: &reference.fasta,
                             bam,
                             work_dir,
+                            min_mapping_quality: input.min_mapping_quality,
                         },
                         &shard_context,
                     )

@@ -660,4 +660,77 @@ fn batch_step_jobs_with_biojob_resume_skip_what_finished_and_rerun_what_changed(
     assert_eq!(all_jobs(), [true, true, false, true, false]);
     assert_eq!(status("NA12878.call.0001.manifest.json"), "succeeded");
     assert_eq!(status("NA12878.gather.manifest.json"), "succeeded");
+    // A calling parameter given to one call job: that job runs again, then gather.
+    assert!(!job(
+        "call",
+        &[("CHROMOSOME", "chr20"), ("MIN_MAPPING_QUALITY", "50")]
+    ));
+    assert!(job("call", &[("CHROMOSOME", "chrM")]));
+    assert!(!job("gather", &chromosomes));
+}
+
+#[test]
+fn changing_only_a_calling_parameter_reruns_call_and_gather_but_not_align() {
+    let ws = workspace_with_baseline();
+    let data = testdata();
+    let input = ws.input(
+        &[
+            ("REFERENCE_NAME", "ref".into()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", data.display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+            ("MIN_MAPPING_QUALITY", "50".into()),
+        ],
+        Some(&CONTIGS),
+    );
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align\nran: prepare-reference, call chr20, call chr22, call chrM, gather, qc\n"
+    );
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let resumed = manifest(&run_dir);
+    let mpileup = &resumed["tasks"][2]["commands"][0]["argv"];
+    assert_eq!(mpileup[8], "-q");
+    assert_eq!(mpileup[9], "50");
+    // The chr20 calls are those of the same command run by hand on the reused BAM.
+    let bam = run_dir.join("NA12878.align.bam");
+    let hand = ws.path().join("hand-q50.chr20.vcf.gz");
+    crate::support::pipe(
+        (
+            "bcftools",
+            &[
+                "mpileup",
+                "-f",
+                data.join("ref.fa").to_str().unwrap(),
+                "-r",
+                "chr20",
+                "-a",
+                "FORMAT/AD,FORMAT/DP",
+                "-q",
+                "50",
+                bam.to_str().unwrap(),
+            ],
+        ),
+        (
+            "bcftools",
+            &["call", "-m", "-v", "-Oz", "-o", hand.to_str().unwrap()],
+        ),
+        ws.path(),
+    );
+    let calls = records(&run_dir.join("NA12878.call.0000.vcf.gz"));
+    assert_eq!(calls, records(&hand));
+    assert_ne!(
+        calls,
+        records(&baseline().run_dir().join("NA12878.call.0000.vcf.gz")),
+        "-q 50 changed no chr20 call"
+    );
+    // Resumed again with the same parameter, everything is reused.
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
 }
