@@ -192,6 +192,28 @@ pub struct RuntimeArgs {
     /// e.g. 3h; its tools are then stopped and it fails with code 21 [default: no limit].
     #[arg(long, env = env::BIOJOB_STEP_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Reuse each step (align, each call shard, gather) that a manifest under the run's output
+    /// location records as finished with the same cache key (inputs' content, tool versions,
+    /// arguments), once its outputs are checked against their recorded sizes and SHA-256; run
+    /// the rest. `biojob run` needs the earlier run's --run-id.
+    #[arg(
+        long,
+        env = env::BIOJOB_RESUME,
+        action = clap::ArgAction::SetTrue,
+        value_parser = parse_switch
+    )]
+    pub resume: bool,
+    /// Run every step, whatever an earlier manifest records (overrides --resume and
+    /// BIOJOB_RESUME).
+    #[arg(long)]
+    pub no_resume: bool,
+}
+
+impl RuntimeArgs {
+    /// Whether finished steps are reused: --resume or BIOJOB_RESUME, unless --no-resume.
+    pub fn resumes(&self) -> bool {
+        self.resume && !self.no_resume
+    }
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +309,10 @@ pub struct CallArgs {
     /// The contig to call.
     #[arg(long, env = env::CHROMOSOME)]
     pub contig: String,
+    /// Minimum mapping quality of the alignments used (bcftools mpileup -q), 0 to 255
+    /// [default: bcftools' own, 0].
+    #[arg(long, env = env::MIN_MAPPING_QUALITY)]
+    pub min_mapping_quality: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -308,6 +334,17 @@ pub struct GatherArgs {
 
 fn parse_memory(text: &str) -> Result<u64, String> {
     biojob_pipeline::parse_memory_size(text)
+}
+
+/// A switch's value from the environment: `1`, `true`, `yes`, `on` (any case) are on; `0`,
+/// `false`, `no`, `off` and the empty string (what the state machine passes when the execution
+/// input leaves the setting out) are off.
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("{text:?} is not 1/true/yes/on or 0/false/no/off")),
+    }
 }
 
 fn parse_autoscale(text: &str) -> Result<AutoscaleMode, String> {
@@ -332,5 +369,19 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_switch_is_off_when_empty_and_refuses_other_words() {
+        for on in ["1", "true", "YES", "on"] {
+            assert_eq!(parse_switch(on), Ok(true), "{on}");
+        }
+        for off in ["", "0", "false", "No", "off"] {
+            assert_eq!(parse_switch(off), Ok(false), "{off}");
+        }
+        assert_eq!(
+            parse_switch("maybe"),
+            Err("\"maybe\" is not 1/true/yes/on or 0/false/no/off".to_owned())
+        );
     }
 }

@@ -36,6 +36,9 @@ pub const BIOJOB_GRACE_SECONDS: &str = "BIOJOB_GRACE_SECONDS";
 pub const BIOJOB_TOOL_TIMEOUT: &str = "BIOJOB_TOOL_TIMEOUT";
 /// Longest time one step may take, e.g. `3h` (default: no limit).
 pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
+/// Resume (`1`/`true`): reuse every step that an earlier manifest under the run's output
+/// location records as finished with the same cache key and whose outputs are unchanged.
+pub const BIOJOB_RESUME: &str = "BIOJOB_RESUME";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.
@@ -94,6 +97,8 @@ pub const READ_GROUP_PLATFORM: &str = "READ_GROUP_PLATFORM";
 pub const READ_GROUP_PLATFORM_UNIT: &str = "READ_GROUP_PLATFORM_UNIT";
 /// The contig to call (reference design's name for it).
 pub const CHROMOSOME: &str = "CHROMOSOME";
+/// The calling step's minimum mapping quality (`bcftools mpileup -q`), 0 to 255.
+pub const MIN_MAPPING_QUALITY: &str = "MIN_MAPPING_QUALITY";
 /// The contigs called, for gather: a JSON array string or comma-separated.
 pub const CHROMOSOMES: &str = "CHROMOSOMES";
 /// Where outputs go (reference design).

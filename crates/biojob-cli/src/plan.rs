@@ -149,6 +149,7 @@ pub fn render_plan(input: &WorkflowInput, resources: &Resources, run_id: &str) -
             fasta: fasta.clone(),
             region: (*contig).to_owned(),
             bam: bam.clone(),
+            min_mapping_quality: input.min_mapping_quality,
         }
         .command(&bcftools);
         let call = BcftoolsCall {

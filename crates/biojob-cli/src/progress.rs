@@ -59,4 +59,9 @@ impl RunObserver for ProgressObserver {
         let outcome = if succeeded { "done" } else { "FAILED" };
         bar.finish_with_message(format!("{outcome} in {:.1} s", wall.as_secs_f64()));
     }
+
+    fn reused(&self, task: &TaskLabel) {
+        self.bar(task)
+            .finish_with_message("reused from the earlier run");
+    }
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use biojob_pipeline::{
-    Engine, LogObserver, Resources, RunObserver, RunOptions, ScratchSettings, WorkflowInput,
-    new_run_id, probe_tools, run_workflow,
+    Engine, LogObserver, Resources, RunManifest, RunObserver, RunOptions, ScratchSettings,
+    TaskStatus, WorkflowInput, new_run_id, probe_tools, run_workflow,
 };
 use biojob_process::CancelToken;
 use biojob_scratch::{Attempt, JobId};
@@ -126,6 +126,29 @@ pub fn scratch_root(runtime: &RuntimeArgs) -> Utf8PathBuf {
     biojob_scratch::default_root(runtime.scratch_dir.as_deref())
 }
 
+/// What a resumed run reused and what it ran, two lines: `reused: align, call chr20` and
+/// `ran: prepare-reference, qc` (`none` when empty), tasks in manifest order.
+pub fn resume_summary(manifest: &RunManifest) -> String {
+    let names = |cached: bool| {
+        let names: Vec<String> = manifest
+            .tasks
+            .iter()
+            .filter(|task| (task.status == TaskStatus::Cached) == cached)
+            .filter(|task| task.status != TaskStatus::Skipped)
+            .map(|task| match &task.contig {
+                Some(contig) => format!("{} {contig}", task.step),
+                None => task.step.to_string(),
+            })
+            .collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    format!("reused: {}\nran: {}\n", names(true), names(false))
+}
+
 pub fn run(
     args: RunArgs,
     cancel: &CancelToken,
@@ -144,6 +167,15 @@ pub fn run(
     if args.dry_run {
         return crate::plan::print_plan(&input, &args);
     }
+    let resume = args.runtime.resumes();
+    if resume && args.run_id.is_none() {
+        return Err(Failure::Usage(
+            anyhow::anyhow!(
+                "--resume (or BIOJOB_RESUME) needs the run to resume: each run writes to <output prefix>/<sample>/<run id>/"
+            ),
+            Some("give the earlier run's id with --run-id, or --no-resume".into()),
+        ));
+    }
     let engine = engine(&args.runtime, cancel, stores)?;
     let run_id = args.run_id.unwrap_or_else(new_run_id);
     let (job_id, attempt) = job_identity(&run_id)?;
@@ -152,12 +184,16 @@ pub fn run(
         job_id,
         attempt,
         cache_dir: cache_dir(&args.runtime),
+        resume,
     };
     let observer: Box<dyn RunObserver> = match progress {
         Some(multi) => Box::new(ProgressObserver::new(multi.clone())),
         None => Box::new(LogObserver),
     };
     let outcome = run_workflow(&input, &options, &engine, observer.as_ref());
+    if resume {
+        eprint!("{}", resume_summary(&outcome.manifest));
+    }
     if let Some(kept) = &outcome.kept_scratch {
         eprintln!("scratch kept: {kept}");
     }

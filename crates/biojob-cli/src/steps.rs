@@ -3,15 +3,21 @@
 //! A step works in a private scratch directory, publishes its outputs to `--output-prefix`
 //! only when it has succeeded, and always publishes its logs (under `logs/`) and a step
 //! manifest (`{sample}.{step}[.{shard}].manifest.json`).
+//!
+//! With `--resume` (`BIOJOB_RESUME=1`), align, call and gather first compute their cache key
+//! from the staged inputs; when the step manifest already under the prefix records the step
+//! finished with the same key and its outputs are unchanged, the step runs nothing, rewrites
+//! its manifest with the task `cached`, and exits 0.
 
 use std::time::{Instant, SystemTime};
 
 use biojob_core::{SampleId, StepId, scratch_file_name};
 use biojob_pipeline::{
-    AlignRequest, CallRequest, Engine, Error, GatherRequest, JobEnvironment, OutputRecord,
-    PreparedReference, ReferenceOptions, StepContext, TaskRecord, align_space_need,
-    call_space_need, contig_plan, error_chain, gather_space_need, keys, new_run_id, publish_file,
-    publish_logs, resolve_reference, stage_input,
+    AlignInputDigests, AlignRequest, CallRequest, EarlierTasks, Engine, Error, GatherRequest,
+    JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
+    align_key, align_space_need, call_key, call_space_need, contig_plan, error_chain, file_sha256,
+    files_sha256, gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs,
+    resolve_reference, stage_input, try_reuse,
 };
 use biojob_process::{CancelToken, StageReport};
 use biojob_scratch::{JobScratch, SpaceNeed, SpaceWatch};
@@ -111,6 +117,38 @@ fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
     Ok(contigs)
 }
 
+/// How a step job's work ended well: it ran its commands and wrote `files`, or it reused the
+/// outputs of an earlier finished job with the same cache key.
+enum StepDone {
+    Ran {
+        commands: Vec<StageReport>,
+        files: Vec<Utf8PathBuf>,
+        cache_key: String,
+    },
+    Reused {
+        cache_key: String,
+        outputs: Vec<OutputRecord>,
+    },
+}
+
+impl StepDone {
+    fn ran(commands: Vec<StageReport>, files: Vec<Utf8PathBuf>, cache_key: String) -> Self {
+        StepDone::Ran {
+            commands,
+            files,
+            cache_key,
+        }
+    }
+}
+
+/// The step manifest's name: `{sample}.{step}[.{shard:04}].manifest.json`.
+fn step_manifest_name(sample: &SampleId, step: StepId, shard: Option<usize>) -> String {
+    match shard {
+        Some(index) => format!("{sample}.{step}.{index:04}.manifest.json"),
+        None => format!("{sample}.{step}.manifest.json"),
+    }
+}
+
 /// A step's scratch directory, its space watch and its context.
 struct StepRun {
     engine: Engine,
@@ -151,6 +189,30 @@ impl StepRun {
 
     fn context(&self) -> StepContext {
         self.context.clone()
+    }
+
+    /// With `resume`, the outputs of the earlier job of this step whose manifest
+    /// (`<prefix>/<manifest name>`) records it finished with `key`, checked unchanged; `None`
+    /// (the step runs) otherwise.
+    fn reuse(
+        &self,
+        resume: bool,
+        prefix: &ObjectUri,
+        manifest_name: &str,
+        key: &str,
+    ) -> Option<Vec<OutputRecord>> {
+        if !resume {
+            return None;
+        }
+        let stores = &self.engine.stores;
+        let uri = prefix.join(manifest_name);
+        let earlier = EarlierTasks::from_step_manifest(stores, &uri).unwrap_or_else(|error| {
+            tracing::warn!(%uri, error = %error_chain(&error), "could not read the earlier step manifest; the step runs");
+            EarlierTasks::default()
+        });
+        let reused = try_reuse(stores, &earlier, key, prefix, &self.work_dir.join("reused"))?;
+        tracing::info!(manifest = %uri, cache_key = key, "reused: an earlier job finished this step with the same cache key and its outputs are unchanged; nothing runs");
+        Some(reused.into_iter().map(|output| output.record).collect())
     }
 
     fn staging(&self) -> Utf8PathBuf {
@@ -237,26 +299,38 @@ impl StepRun {
         prefix: &ObjectUri,
         started: SystemTime,
         clock: Instant,
-        result: Result<(Vec<StageReport>, Vec<Utf8PathBuf>), Error>,
+        result: Result<StepDone, Error>,
     ) -> Result<(), Failure> {
         let stores = &self.engine.stores;
-        let published = result.and_then(|(commands, files)| {
-            self.context.check_stopped("publishing the outputs")?;
-            let outputs = files
-                .iter()
-                .map(|file| publish_file(stores, file, prefix))
-                .collect::<Result<Vec<OutputRecord>, Error>>()?;
-            Ok((commands, outputs))
+        let published = result.and_then(|done| match done {
+            StepDone::Ran {
+                commands,
+                files,
+                cache_key,
+            } => {
+                self.context.check_stopped("publishing the outputs")?;
+                let outputs = files
+                    .iter()
+                    .map(|file| publish_file(stores, file, prefix))
+                    .collect::<Result<Vec<OutputRecord>, Error>>()?;
+                Ok(TaskRecord {
+                    outputs,
+                    cache_key: Some(cache_key),
+                    ..TaskRecord::new(step, shard, started, clock.elapsed(), &commands)
+                })
+            }
+            StepDone::Reused { cache_key, outputs } => Ok(TaskRecord::cached(
+                step,
+                shard,
+                started,
+                clock.elapsed(),
+                cache_key,
+                outputs,
+            )),
         });
         let task = step.as_str().to_owned();
         let (record, result) = match published {
-            Ok((commands, outputs)) => (
-                TaskRecord {
-                    outputs,
-                    ..TaskRecord::new(step, shard, started, clock.elapsed(), &commands)
-                },
-                Ok(()),
-            ),
+            Ok(record) => (record, Ok(())),
             Err(error) => {
                 let error = error.in_task(task);
                 let commands = match error.root() {
@@ -286,10 +360,7 @@ impl StepRun {
                 tracing::warn!(error = %error_chain(&error), "could not remove the scratch directory")
             }
         }
-        let name = match shard {
-            Some((index, _)) => format!("{sample}.{step}.{index:04}.manifest.json"),
-            None => format!("{sample}.{step}.manifest.json"),
-        };
+        let name = step_manifest_name(sample, step, shard.map(|(index, _)| index));
         let manifest = serde_json::json!({
             "format_version": biojob_pipeline::MANIFEST_FORMAT_VERSION,
             "biojob_version": env!("CARGO_PKG_VERSION"),
@@ -393,6 +464,7 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
     )?;
     let read_group = job.environment.read_group(&job.sample)?;
     let (fastq_1, fastq_2) = job.environment.fastqs(&job.sample)?;
+    let resume = args.runtime.resumes();
     let run = StepRun::new(&args.runtime, cancel, stores, StepId::Align)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
@@ -413,6 +485,24 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
         sidecars.extend(BWA_INDEX_EXTENSIONS);
         let (reference, mut commands) =
             run.reference(&job, &sidecars, &args.runtime, true, &context)?;
+        let engine = &run.engine;
+        let mut fastq_digests = files_sha256(&[&r1, &r2])?.into_iter();
+        let cache_key = align_key(
+            &engine.toolset,
+            &engine.versions,
+            &job.sample,
+            &read_group,
+            &AlignInputDigests {
+                fastq_1: fastq_digests.next().unwrap_or_default(),
+                fastq_2: fastq_digests.next().unwrap_or_default(),
+                reference: file_sha256(&reference.fasta)?,
+            },
+        )
+        .key();
+        let manifest = step_manifest_name(&job.sample, StepId::Align, None);
+        if let Some(outputs) = run.reuse(resume, &job.run_prefix, &manifest, &cache_key) {
+            return Ok(StepDone::Reused { cache_key, outputs });
+        }
         let output = biojob_pipeline::align(
             &AlignRequest {
                 sample: &job.sample,
@@ -425,7 +515,11 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
             &context,
         )?;
         commands.extend(output.commands);
-        Ok((commands, vec![output.bam, output.bai]))
+        Ok(StepDone::ran(
+            commands,
+            vec![output.bam, output.bai],
+            cache_key,
+        ))
     })();
     run.finish(
         StepId::Align,
@@ -442,13 +536,18 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
 /// the bwa index) and `<run prefix>/<sample>.align.bam` with its `.bai`, calls, and stages out
 /// `<sample>.call.<shard>.vcf.gz` and its `.tbi` (`<shard>`: the contig's line in the `.fai`).
 pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
-    let job = Job::new(&args.step, &[])?;
+    let job = Job::new(
+        &args.step,
+        &[(keys::MIN_MAPPING_QUALITY, args.min_mapping_quality.as_ref())],
+    )?;
+    let min_mapping_quality = job.environment.min_mapping_quality()?;
     let bam = match &args.bam {
         Some(text) => uri(text, "--bam")?,
         None => job
             .run_prefix
             .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam")),
     };
+    let resume = args.runtime.resumes();
     let run = StepRun::new(&args.runtime, cancel, stores, StepId::Call)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
@@ -474,6 +573,21 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             "BAM index",
             "index the BAM with samtools index (the .bai must sit beside it)",
         )?;
+        let engine = &run.engine;
+        let cache_key = call_key(
+            &engine.toolset,
+            &engine.versions,
+            &job.sample,
+            &shard,
+            min_mapping_quality,
+            &file_sha256(&bam_path)?,
+            &file_sha256(&reference.fasta)?,
+        )
+        .key();
+        let manifest = step_manifest_name(&job.sample, StepId::Call, Some(shard.index));
+        if let Some(outputs) = run.reuse(resume, &job.run_prefix, &manifest, &cache_key) {
+            return Ok(StepDone::Reused { cache_key, outputs });
+        }
         let output = biojob_pipeline::call(
             &CallRequest {
                 sample: &job.sample,
@@ -481,11 +595,16 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 fasta: &reference.fasta,
                 bam: &bam_path,
                 work_dir: &run.work_dir,
+                min_mapping_quality,
             },
             &context,
         )?;
         commands.extend(output.commands);
-        Ok((commands, vec![output.vcf, output.tbi]))
+        Ok(StepDone::ran(
+            commands,
+            vec![output.vcf, output.tbi],
+            cache_key,
+        ))
     })();
     let shard = shard_key.map(|index| (index, args.contig.as_str()));
     run.finish(
@@ -514,25 +633,27 @@ pub fn gather(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result
         (Some(text), true) => Some(parse_contigs(text)?),
         _ => None,
     };
+    let resume = args.runtime.resumes();
     let run = StepRun::new(&args.runtime, cancel, stores, StepId::Gather)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
     let result = (|| {
         let (contigs, fai, mut commands) = gather_reference(&run, &job, &args.runtime, &context)?;
-        let vcfs = match &requested {
+        let (vcfs, shard_indexes): (Vec<ObjectUri>, Vec<usize>) = match &requested {
             Some(names) => contig_plan(&contigs, Some(names), &fai)?
                 .shards()
                 .iter()
                 .map(|shard| {
-                    job.run_prefix.join(&scratch_file_name(
+                    let vcf = job.run_prefix.join(&scratch_file_name(
                         &job.sample,
                         StepId::Call,
                         Some(shard.index),
                         "vcf.gz",
-                    ))
+                    ));
+                    (vcf, shard.index)
                 })
-                .collect(),
-            None => explicit.clone(),
+                .unzip(),
+            None => (explicit.clone(), Vec::new()),
         };
         let mut inputs = Vec::new();
         for vcf in &vcfs {
@@ -554,6 +675,24 @@ pub fn gather(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result
                 "index each VCF with bcftools index -t (the .tbi must sit beside it)",
             )?;
         }
+        let mut vcf_digests = Vec::new();
+        for (position, path) in local.iter().enumerate() {
+            let index = shard_indexes.get(position).copied().unwrap_or(position);
+            vcf_digests.push((index, file_sha256(path)?));
+        }
+        let engine = &run.engine;
+        let cache_key = gather_key(
+            &engine.toolset,
+            &engine.versions,
+            &job.sample,
+            &vcf_digests,
+            &file_sha256(&fai)?,
+        )
+        .key();
+        let manifest = step_manifest_name(&job.sample, StepId::Gather, None);
+        if let Some(outputs) = run.reuse(resume, &job.run_prefix, &manifest, &cache_key) {
+            return Ok(StepDone::Reused { cache_key, outputs });
+        }
         let output = biojob_pipeline::gather(
             &GatherRequest {
                 sample: &job.sample,
@@ -564,7 +703,11 @@ pub fn gather(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result
             &context,
         )?;
         commands.extend(output.commands);
-        Ok((commands, vec![output.vcf, output.tbi]))
+        Ok(StepDone::ran(
+            commands,
+            vec![output.vcf, output.tbi],
+            cache_key,
+        ))
     })();
     run.finish(
         StepId::Gather,

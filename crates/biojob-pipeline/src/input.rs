@@ -47,9 +47,11 @@ pub mod keys {
     pub const READ_GROUP_PLATFORM_UNIT: &str = "READ_GROUP_PLATFORM_UNIT";
     /// Accepted and ignored.
     pub const JOB_AWS_CLI_PATH: &str = "JOB_AWS_CLI_PATH";
+    /// The calling step's minimum mapping quality (`bcftools mpileup -q`); default: none.
+    pub const MIN_MAPPING_QUALITY: &str = "MIN_MAPPING_QUALITY";
 
     /// Every key biojob knows.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         SAMPLE_ID,
         REFERENCE_NAME,
         SOURCE_DATA_PREFIX,
@@ -63,6 +65,7 @@ pub mod keys {
         READ_GROUP_PLATFORM,
         READ_GROUP_PLATFORM_UNIT,
         JOB_AWS_CLI_PATH,
+        MIN_MAPPING_QUALITY,
     ];
 }
 
@@ -104,6 +107,8 @@ pub struct WorkflowInput {
     pub contigs: Option<Vec<String>>,
     /// The output prefix (`JOB_OUTPUT_PREFIX`).
     pub output_prefix: ObjectUri,
+    /// The calling step's minimum mapping quality (`MIN_MAPPING_QUALITY`), when set.
+    pub min_mapping_quality: Option<u32>,
 }
 
 fn usage(message: impl Into<String>, remedy: impl Into<String>) -> Error {
@@ -202,6 +207,27 @@ impl JobEnvironment {
                 format!("fix SAMPLE_ID {}", self.where_to_fix()),
             )
         })
+    }
+
+    /// `MIN_MAPPING_QUALITY`: the calling step's minimum mapping quality, when set.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when it is not a whole number from 0 to 255 (SAM's MAPQ range, where
+    /// 255 means unavailable).
+    pub fn min_mapping_quality(&self) -> Result<Option<u32>, Error> {
+        let Some(text) = self.get(keys::MIN_MAPPING_QUALITY) else {
+            return Ok(None);
+        };
+        match text.trim().parse::<u32>() {
+            Ok(quality) if quality <= 255 => Ok(Some(quality)),
+            _ => Err(usage(
+                format!(
+                    "{} must be a whole number from 0 to 255, found {text:?}",
+                    self.name(keys::MIN_MAPPING_QUALITY)
+                ),
+                format!("fix {} {}", keys::MIN_MAPPING_QUALITY, self.where_to_fix()),
+            )),
+        }
     }
 
     /// The read group: `READ_GROUP_ID` (default: the sample), `READ_GROUP_LIBRARY`,
@@ -383,6 +409,7 @@ impl WorkflowInput {
         let (fastq_1, fastq_2) = environment.fastqs(&sample)?;
         let reference_candidates = environment.reference_candidates()?;
         let output_prefix = environment.output_prefix()?;
+        let min_mapping_quality = environment.min_mapping_quality()?;
 
         let contigs = match input.params.chromosomes {
             None => None,
@@ -412,6 +439,7 @@ impl WorkflowInput {
             reference_candidates,
             contigs,
             output_prefix,
+            min_mapping_quality,
         })
     }
 
@@ -473,6 +501,42 @@ mod tests {
         assert_eq!(input.reference_candidates.len(), 1);
         assert_eq!(input.contigs, None);
         assert_eq!(input.read_group.library.as_deref(), Some("lib \"1\""));
+    }
+
+    #[test]
+    fn the_minimum_mapping_quality_is_a_mapq_or_unset() {
+        let quality = |value: &str| {
+            JobEnvironment::from_pairs([(keys::MIN_MAPPING_QUALITY, value)]).min_mapping_quality()
+        };
+        assert_eq!(quality("").unwrap(), None);
+        assert_eq!(quality("0").unwrap(), Some(0));
+        assert_eq!(quality("20").unwrap(), Some(20));
+        assert_eq!(quality("255").unwrap(), Some(255));
+        for bad in ["256", "-1", "twenty", "2.5"] {
+            assert_eq!(
+                quality(bad).unwrap_err().to_string(),
+                format!("MIN_MAPPING_QUALITY must be a whole number from 0 to 255, found {bad:?}")
+            );
+        }
+        let input = WorkflowInput::from_json(&INPUT.replace(
+            r#""JOB_AWS_CLI_PATH""#,
+            r#""MIN_MAPPING_QUALITY": "30", "JOB_AWS_CLI_PATH""#,
+        ))
+        .unwrap();
+        assert_eq!(input.min_mapping_quality, Some(30));
+        assert_eq!(
+            WorkflowInput::from_json(INPUT).unwrap().min_mapping_quality,
+            None
+        );
+        let error = WorkflowInput::from_json(&INPUT.replace(
+            r#""JOB_AWS_CLI_PATH""#,
+            r#""MIN_MAPPING_QUALITY": "high", "JOB_AWS_CLI_PATH""#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "params.environment.MIN_MAPPING_QUALITY must be a whole number from 0 to 255, found \"high\""
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod cache;
 mod context;
 mod error;
 mod input;
@@ -36,6 +37,11 @@ mod space;
 mod steps;
 mod workflow;
 
+pub use cache::{
+    AlignInputDigests, CacheKeyMaterial, EarlierTasks, RecordedTask, ReusedOutput,
+    STEP_FORMAT_VERSION, align_key, call_key, file_sha256, files_sha256, gather_key, reuse_outputs,
+    try_reuse,
+};
 pub use context::StepContext;
 pub use error::Error;
 pub use input::{JobEnvironment, REFERENCE_EXTENSIONS, WorkflowInput, keys, resolve_reference};

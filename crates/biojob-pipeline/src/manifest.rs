@@ -8,7 +8,7 @@ use biojob_core::{Classify, ExitClass, StepId};
 use biojob_process::StageReport;
 use biojob_scratch::ScratchUsage;
 use biojob_storage::TransferReport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Resources};
 
@@ -55,7 +55,7 @@ impl From<&StageReport> for CommandRecord {
 }
 
 /// One published output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputRecord {
     /// The file name.
     pub name: String,
@@ -89,6 +89,9 @@ pub enum TaskStatus {
     Failed,
     /// Not run because another task failed first or the run was stopped.
     Skipped,
+    /// Not run: an earlier run's finished task with the same cache key is reused, its outputs
+    /// checked (see the `cache` module).
+    Cached,
 }
 
 /// One step, or one shard of a scattered step.
@@ -120,8 +123,12 @@ pub struct TaskRecord {
     pub peak_rss_bytes: u64,
     /// The commands, in the order they started.
     pub commands: Vec<CommandRecord>,
-    /// The outputs it published.
+    /// The outputs it published (or, when cached, reused).
     pub outputs: Vec<OutputRecord>,
+    /// The cache key (`sha256:` and 64 hex digits) of a step that can be reused; see
+    /// [`crate::CacheKeyMaterial`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
     /// The error chain, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -155,7 +162,25 @@ impl TaskRecord {
             peak_rss_bytes: commands.iter().map(|c| c.max_rss_bytes).max().unwrap_or(0),
             commands,
             outputs: Vec::new(),
+            cache_key: None,
             error: None,
+        }
+    }
+
+    /// A task reused from an earlier run: status `cached`, no commands, `outputs` as checked.
+    pub fn cached(
+        step: StepId,
+        shard: Option<(usize, &str)>,
+        started: SystemTime,
+        wall: Duration,
+        cache_key: String,
+        outputs: Vec<OutputRecord>,
+    ) -> Self {
+        TaskRecord {
+            status: TaskStatus::Cached,
+            outputs,
+            cache_key: Some(cache_key),
+            ..TaskRecord::new(step, shard, started, wall, &[])
         }
     }
 

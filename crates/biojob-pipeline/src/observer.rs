@@ -46,6 +46,8 @@ pub trait RunObserver: Send + Sync {
     fn started(&self, _task: &TaskLabel) {}
     /// A task ended, successfully or not, after `wall`.
     fn finished(&self, _task: &TaskLabel, _succeeded: bool, _wall: Duration) {}
+    /// A task was not run: an earlier run's finished task with the same cache key is reused.
+    fn reused(&self, _task: &TaskLabel) {}
 }
 
 /// An observer that only logs (for non-terminal output and tests).
@@ -63,5 +65,9 @@ impl RunObserver for LogObserver {
         } else {
             tracing::warn!(task = %task, wall_seconds = wall.as_secs_f64(), "failed");
         }
+    }
+
+    fn reused(&self, task: &TaskLabel) {
+        tracing::info!(task = %task, "reused from the earlier run");
     }
 }

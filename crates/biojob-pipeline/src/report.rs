@@ -282,6 +282,7 @@ fn status_text(status: TaskStatus) -> &'static str {
         TaskStatus::Succeeded => "succeeded",
         TaskStatus::Failed => "failed",
         TaskStatus::Skipped => "skipped",
+        TaskStatus::Cached => "cached",
     }
 }
 
@@ -324,7 +325,7 @@ fn timeline(tasks: &[TaskRecord], out: &mut String) {
         let x = label_width + plot * (task.started_unix_seconds - start) / span;
         let w = (plot * task.wall_seconds / span).max(1.0);
         let color = match task.status {
-            TaskStatus::Succeeded => TEAL,
+            TaskStatus::Succeeded | TaskStatus::Cached => TEAL,
             TaskStatus::Failed => ORANGE,
             TaskStatus::Skipped => GREY,
         };
@@ -371,7 +372,7 @@ pub fn render_report(manifest: &RunManifest, qc: &QcSummary) -> String {
     let succeeded = manifest
         .tasks
         .iter()
-        .filter(|t| t.status == TaskStatus::Succeeded)
+        .filter(|t| matches!(t.status, TaskStatus::Succeeded | TaskStatus::Cached))
         .count();
     let all_ok = succeeded == manifest.tasks.len();
     let _ = write!(
@@ -578,7 +579,7 @@ pub fn render_report(manifest: &RunManifest, qc: &QcSummary) -> String {
             "<tr><td>{}</td><td class=\"{}\">{}</td><td class=\"num\">{:.2} s</td>\
              <td class=\"num\">{:.2} s</td><td class=\"num\">{}</td><td>{}</td></tr>",
             html_escape(&task_label(task)),
-            if task.status == TaskStatus::Succeeded {
+            if matches!(task.status, TaskStatus::Succeeded | TaskStatus::Cached) {
                 "ok"
             } else {
                 "bad"

@@ -13,13 +13,14 @@ use biojob_tools::{ToolError, ToolVersions, Toolset};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::{info, info_span, warn};
 
+use crate::cache::{AlignInputDigests, EarlierTasks, ReusedOutput, try_reuse};
 use crate::manifest::{MANIFEST_FORMAT_VERSION, error_chain, seconds, timestamp};
 use crate::{
     AlignRequest, CallRequest, Error, GatherRequest, ManifestInputs, OutputRecord,
     PreparedReference, ReferenceOptions, Resources, RunManifest, RunObserver, ScratchSettings,
     SpaceWatchdog, StepContext, TaskLabel, TaskRecord, TaskStatus, ToolRecord, WorkflowInput,
-    align, align_space_need, call, gather, prepare_reference, publish_file, publish_logs,
-    stage_input,
+    align, align_key, align_space_need, call, call_key, file_sha256, files_sha256, gather,
+    gather_key, prepare_reference, publish_file, publish_logs, stage_input,
 };
 
 /// Everything a run needs besides its input: stores, tools, budget, cancellation.
@@ -121,6 +122,9 @@ pub struct RunOptions {
     pub attempt: Attempt,
     /// Where reference indexes go when the reference's directory is read-only.
     pub cache_dir: Utf8PathBuf,
+    /// Reuse the finished steps that the output directory's `manifest.json` records with the
+    /// same cache key (see the `cache` module); the others run.
+    pub resume: bool,
 }
 
 /// A run id from the current time: `YYYYMMDDTHHMMSSZ-` and four hex digits from the process
@@ -446,6 +450,21 @@ fn execute(
         "reference",
         "check REFERENCE_NAME and the reference prefix",
     )?;
+    // The FASTQs' content checksums, for the cache keys (computed whether or not this run
+    // resumes: the manifest records the keys for a later resume).
+    let mut fastq_digests = files_sha256(&[&fastq_1, &fastq_2])?.into_iter();
+    let earlier = if options.resume {
+        earlier_tasks(stores, output_dir)
+    } else {
+        EarlierTasks::default()
+    };
+    let reused_dir = work_dir.join("reused");
+    let reuse = |key: &str| {
+        options
+            .resume
+            .then(|| try_reuse(stores, &earlier, key, output_dir, &reused_dir))
+            .flatten()
+    };
 
     // The .fai first (usually present), to check the contigs before the slow bwa index.
     let task = Task::start(TaskLabel::step(StepId::PrepareReference), observer);
@@ -501,62 +520,136 @@ fn execute(
     observer.planned(&planned);
 
     // Align.
-    let task = Task::start(TaskLabel::step(StepId::Align), observer);
-    let align_context = context.for_step(StepId::Align.as_str());
-    let aligned = align(
-        &AlignRequest {
-            sample: &input.sample,
-            read_group: &input.read_group,
-            reference: &reference,
-            fastq_1: &fastq_1,
-            fastq_2: &fastq_2,
-            work_dir,
-        },
-        &align_context,
+    let digests = AlignInputDigests {
+        fastq_1: fastq_digests.next().unwrap_or_default(),
+        fastq_2: fastq_digests.next().unwrap_or_default(),
+        reference: file_sha256(&reference.fasta)?,
+    };
+    let align_key = align_key(
+        &engine.toolset,
+        &engine.versions,
+        &input.sample,
+        &input.read_group,
+        &digests,
     )
-    .and_then(|output| {
-        align_context.check_stopped("publishing the BAM")?;
-        let outputs = vec![
-            publish_file(stores, &output.bam, output_dir)?,
-            publish_file(stores, &output.bai, output_dir)?,
-        ];
-        Ok((output, outputs))
+    .key();
+    let reused_bam = reuse(&align_key).and_then(|outputs| {
+        let bam = output_with_suffix(&outputs, ".bam")?;
+        Some((bam.path.clone(), bam.record.sha256.clone(), outputs))
     });
-    let aligned = match aligned {
-        Ok((output, outputs)) => {
-            manifest.read_pairs = Some(output.fastq.pairs);
-            manifest
-                .tasks
-                .push(task.record(None, &output.commands, Ok(outputs)));
-            output
-        }
-        Err(error) => {
-            let error = error.in_task(StepId::Align.as_str());
-            manifest
-                .tasks
-                .push(task.record(None, &reports_of(&error), Err(&error)));
-            return Err(error);
+    let (bam, bam_sha256) = if let Some((bam, sha256, outputs)) = reused_bam {
+        let label = TaskLabel::step(StepId::Align);
+        observer.reused(&label);
+        manifest.read_pairs = earlier.read_pairs;
+        manifest
+            .tasks
+            .push(cached_record(StepId::Align, None, align_key, outputs));
+        (bam, sha256)
+    } else {
+        let task = Task::start(TaskLabel::step(StepId::Align), observer);
+        let align_context = context.for_step(StepId::Align.as_str());
+        let aligned = align(
+            &AlignRequest {
+                sample: &input.sample,
+                read_group: &input.read_group,
+                reference: &reference,
+                fastq_1: &fastq_1,
+                fastq_2: &fastq_2,
+                work_dir,
+            },
+            &align_context,
+        )
+        .and_then(|output| {
+            align_context.check_stopped("publishing the BAM")?;
+            let outputs = vec![
+                publish_file(stores, &output.bam, output_dir)?,
+                publish_file(stores, &output.bai, output_dir)?,
+            ];
+            Ok((output, outputs))
+        });
+        match aligned {
+            Ok((output, outputs)) => {
+                manifest.read_pairs = Some(output.fastq.pairs);
+                let sha256 = outputs
+                    .first()
+                    .map(|o| o.sha256.clone())
+                    .unwrap_or_default();
+                manifest.tasks.push(TaskRecord {
+                    cache_key: Some(align_key),
+                    ..task.record(None, &output.commands, Ok(outputs))
+                });
+                (output.bam, sha256)
+            }
+            Err(error) => {
+                let error = error.in_task(StepId::Align.as_str());
+                manifest
+                    .tasks
+                    .push(task.record(None, &reports_of(&error), Err(&error)));
+                return Err(error);
+            }
         }
     };
 
     // Call, per contig, in parallel.
+    let shard_cache = ShardCache {
+        bam_sha256: &bam_sha256,
+        reference_sha256: &digests.reference,
+        reuse: &reuse,
+    };
     let (vcfs, records, first_error) = call_shards(
         &plan,
         &reference,
-        &aligned.bam,
+        &bam,
         input,
         engine,
         context,
         work_dir,
         output_dir,
         observer,
+        &shard_cache,
     );
+    let vcf_digests: Vec<(usize, String)> = records
+        .iter()
+        .filter_map(|record| {
+            let vcf = record
+                .outputs
+                .iter()
+                .find(|o| o.name.ends_with(".vcf.gz"))?;
+            Some((record.shard?, vcf.sha256.clone()))
+        })
+        .collect();
     manifest.tasks.extend(records);
     if let Some(error) = first_error {
         return Err(error);
     }
 
     // Gather.
+    let gather_key = gather_key(
+        &engine.toolset,
+        &engine.versions,
+        &input.sample,
+        &vcf_digests,
+        &file_sha256(&reference.fai)?,
+    )
+    .key();
+    if let Some((vcf, outputs)) = reuse(&gather_key).and_then(|outputs| {
+        let vcf = output_with_suffix(&outputs, ".vcf.gz")?;
+        Some((vcf.path.clone(), outputs))
+    }) {
+        observer.reused(&TaskLabel::step(StepId::Gather));
+        manifest
+            .tasks
+            .push(cached_record(StepId::Gather, None, gather_key, outputs));
+        let qc_inputs = qc_task::QcInputs {
+            reference: &reference,
+            bam: &bam,
+            vcf: &vcf,
+        };
+        qc_task::run_qc_task(
+            input, &qc_inputs, context, work_dir, output_dir, stores, manifest, observer,
+        )?;
+        return Ok(output_dir.join(vcf.file_name().unwrap_or_default()));
+    }
     let task = Task::start(TaskLabel::step(StepId::Gather), observer);
     let gather_context = context.for_step(StepId::Gather.as_str());
     let gathered = gather(
@@ -578,12 +671,13 @@ fn execute(
     });
     match gathered {
         Ok((output, outputs)) => {
-            manifest
-                .tasks
-                .push(task.record(None, &output.commands, Ok(outputs)));
+            manifest.tasks.push(TaskRecord {
+                cache_key: Some(gather_key),
+                ..task.record(None, &output.commands, Ok(outputs))
+            });
             let qc_inputs = qc_task::QcInputs {
                 reference: &reference,
-                bam: &aligned.bam,
+                bam: &bam,
                 vcf: &output.vcf,
             };
             qc_task::run_qc_task(
@@ -605,6 +699,46 @@ fn execute(
 /// One shard's record, its VCF when it succeeded, its error when it failed first.
 type ShardResult = (TaskRecord, Option<Utf8PathBuf>, Option<Error>);
 
+/// What the call shards need for their cache keys and reuse.
+struct ShardCache<'a> {
+    bam_sha256: &'a str,
+    reference_sha256: &'a str,
+    /// The checked outputs of an earlier finished task with this key, when resuming.
+    reuse: &'a (dyn Fn(&str) -> Option<Vec<ReusedOutput>> + Sync),
+}
+
+/// The tasks that the run manifest at `<output_dir>/manifest.json` records; none (with a
+/// warning) when it cannot be read: resuming never fails a run.
+fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
+    let uri = output_dir.join("manifest.json");
+    EarlierTasks::from_run_manifest(stores, &uri).unwrap_or_else(|error| {
+        warn!(%uri, error = %error_chain(&error), "could not read the earlier manifest; every step runs");
+        EarlierTasks::default()
+    })
+}
+
+/// The reused output whose name ends with `suffix`.
+fn output_with_suffix<'a>(outputs: &'a [ReusedOutput], suffix: &str) -> Option<&'a ReusedOutput> {
+    outputs.iter().find(|o| o.record.name.ends_with(suffix))
+}
+
+/// The record of a task reused from an earlier run.
+fn cached_record(
+    step: StepId,
+    shard: Option<(usize, &str)>,
+    key: String,
+    outputs: Vec<ReusedOutput>,
+) -> TaskRecord {
+    TaskRecord::cached(
+        step,
+        shard,
+        SystemTime::now(),
+        Duration::ZERO,
+        key,
+        outputs.into_iter().map(|o| o.record).collect(),
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 fn call_shards(
     plan: &ScatterPlan,
@@ -616,6 +750,7 @@ fn call_shards(
     work_dir: &Utf8Path,
     output_dir: &ObjectUri,
     observer: &dyn RunObserver,
+    cache: &ShardCache<'_>,
 ) -> (Vec<Utf8PathBuf>, Vec<TaskRecord>, Option<Error>) {
     let shards = plan.shards();
     let queue = Mutex::new(plan.longest_first().into_iter());
@@ -653,6 +788,28 @@ fn call_shards(
                         continue;
                     }
                     let _span = info_span!("call", contig = %shard.contig.name).entered();
+                    let cache_key = call_key(
+                        &engine.toolset,
+                        &engine.versions,
+                        &input.sample,
+                        shard,
+                        input.min_mapping_quality,
+                        cache.bam_sha256,
+                        cache.reference_sha256,
+                    )
+                    .key();
+                    let reused = (cache.reuse)(&cache_key).and_then(|outputs| {
+                        let vcf = output_with_suffix(&outputs, ".vcf.gz")?;
+                        Some((vcf.path.clone(), outputs))
+                    });
+                    if let Some((vcf, outputs)) = reused {
+                        observer.reused(&label);
+                        let record = cached_record(StepId::Call, key, cache_key, outputs);
+                        if let Ok(mut slots) = results.lock() {
+                            slots[position] = Some((record, Some(vcf), None));
+                        }
+                        continue;
+                    }
                     let task = Task::start(label, observer);
                     let shard_context =
                         shard_context.for_step(&format!("call {}", shard.contig.name));
@@ -663,6 +820,7 @@ fn call_shards(
                             fasta: &reference.fasta,
                             bam,
                             work_dir,
+                            min_mapping_quality: input.min_mapping_quality,
                         },
                         &shard_context,
                     )
@@ -676,7 +834,10 @@ fn call_shards(
                     });
                     let slot = match outcome {
                         Ok((output, outputs)) => (
-                            task.record(key, &output.commands, Ok(outputs)),
+                            TaskRecord {
+                                cache_key: Some(cache_key),
+                                ..task.record(key, &output.commands, Ok(outputs))
+                            },
                             Some(output.vcf),
                             None,
                         ),

@@ -20,6 +20,9 @@ pub struct BcftoolsMpileup {
     pub region: String,
     /// The coordinate-sorted, indexed BAM.
     pub bam: Utf8PathBuf,
+    /// `-q`: alignments with a lower mapping quality are skipped; `None` leaves the option out
+    /// (bcftools' default, 0), so the command stays the hand-run one.
+    pub min_mapping_quality: Option<u32>,
 }
 
 impl BcftoolsMpileup {
@@ -36,6 +39,12 @@ impl BcftoolsMpileup {
         .arg(self.region.as_str())
         .arg("-a")
         .arg("FORMAT/AD,FORMAT/DP")
+        .args(
+            self.min_mapping_quality
+                .map(|quality| ["-q".to_owned(), quality.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .arg(self.bam.as_str())
     }
 }
@@ -143,11 +152,19 @@ mod tests {
             fasta: "ref.fa".into(),
             region: "chr20".into(),
             bam: "s.bam".into(),
-        }
-        .command(&bcftools);
+            min_mapping_quality: None,
+        };
         assert_eq!(
-            mpileup.argv().join(" "),
+            mpileup.command(&bcftools).argv().join(" "),
             "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP s.bam"
+        );
+        let filtered = BcftoolsMpileup {
+            min_mapping_quality: Some(20),
+            ..mpileup
+        };
+        assert_eq!(
+            filtered.command(&bcftools).argv().join(" "),
+            "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 s.bam"
         );
         let call = BcftoolsCall {
             region: "chr20".into(),

@@ -13,6 +13,7 @@
 mod buildspecs;
 mod failures;
 mod qc;
+mod resume;
 mod s3_jobs;
 mod scratch;
 mod steps;

@@ -25,7 +25,7 @@ fn tempdir() -> Dir {
 
 /// The binary with a clean environment: the server's credentials and endpoint, scratch and
 /// cache under `work`, and nothing else from AWS.
-fn biojob(server: &S3Server, endpoint: &str, work: &Utf8Path) -> Command {
+pub(crate) fn biojob(server: &S3Server, endpoint: &str, work: &Utf8Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_biojob"));
     for (key, _) in std::env::vars() {
         if key.starts_with("AWS_") || (key.starts_with("BIOJOB_") && key != "BIOJOB_TESTDATA") {
@@ -64,11 +64,11 @@ fn run(command: &mut Command) -> Output {
     command.output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn assert_ok(output: &Output, what: &str) {
+pub(crate) fn assert_ok(output: &Output, what: &str) {
     assert!(
         output.status.success(),
         "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
@@ -78,7 +78,7 @@ fn assert_ok(output: &Output, what: &str) {
     );
 }
 
-fn put(server: &S3Server, work: &Utf8Path, source: &Utf8Path, uri: &str) {
+pub(crate) fn put(server: &S3Server, work: &Utf8Path, source: &Utf8Path, uri: &str) {
     let output = run(biojob(server, &server.endpoint, work)
         .args(["stage", "put"])
         .arg(source)
@@ -86,7 +86,7 @@ fn put(server: &S3Server, work: &Utf8Path, source: &Utf8Path, uri: &str) {
     assert_ok(&output, &format!("stage put {uri}"));
 }
 
-fn get(server: &S3Server, work: &Utf8Path, uri: &str, destination: &Utf8Path) {
+pub(crate) fn get(server: &S3Server, work: &Utf8Path, uri: &str, destination: &Utf8Path) {
     let output = run(biojob(server, &server.endpoint, work)
         .args(["stage", "get", uri])
         .arg(destination));

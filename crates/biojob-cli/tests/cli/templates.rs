@@ -387,3 +387,99 @@ fn readme_deploy_section_matches_the_stack() {
         "README outputs vs the template"
     );
 }
+
+/// `(state name, value of BIOJOB_RESUME's override)` for every state that submits a job.
+fn resume_overrides(states: &Json, found: &mut Vec<(String, String)>) {
+    for (name, state) in states.as_object().unwrap() {
+        if let Some(environment) =
+            state["Parameters"]["ContainerOverrides"]["Environment"].as_array()
+        {
+            let value = environment
+                .iter()
+                .find(|variable| variable["Name"] == "BIOJOB_RESUME")
+                .map_or("(not set)".to_owned(), |variable| {
+                    variable["Value.$"]
+                        .as_str()
+                        .unwrap_or("(not a path)")
+                        .to_owned()
+                });
+            found.push((name.clone(), value));
+        }
+        if let Some(inner) = state.get("ItemProcessor") {
+            resume_overrides(&inner["States"], found);
+        }
+    }
+}
+
+#[test]
+fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job() {
+    let (definition, _) = state_machine();
+    let states = &definition["States"];
+    let mut found = Vec::new();
+    resume_overrides(states, &mut found);
+    found.sort();
+    let from_input = "$.environment.BIOJOB_RESUME".to_owned();
+    assert_eq!(
+        found,
+        [
+            ("Align".to_owned(), from_input.clone()),
+            ("Call".to_owned(), from_input.clone()),
+            ("Gather".to_owned(), from_input),
+        ]
+    );
+    // Unset in the input, it is empty, which biojob reads as unset.
+    let defaults = &states["Defaults"]["Result"]["environment"];
+    assert_eq!(defaults["BIOJOB_RESUME"], "");
+    assert_eq!(defaults["JOB_WORKFLOW_EXECUTION_ID"], "");
+    // The run prefix is this execution's, unless the input names an earlier one.
+    assert_eq!(states["Prepare"]["Next"], "EarlierExecution?");
+    let choice = &states["EarlierExecution?"];
+    assert_eq!(choice["Type"], "Choice");
+    assert_eq!(
+        choice["Choices"],
+        serde_json::json!([{
+            "Variable": "$.environment.JOB_WORKFLOW_EXECUTION_ID",
+            "StringEquals": "",
+            "Next": "ValidateInput"
+        }])
+    );
+    let earlier = &states[choice["Default"].as_str().unwrap()];
+    assert_eq!(earlier["Type"], "Pass");
+    assert_eq!(
+        earlier["InputPath"],
+        "$.environment.JOB_WORKFLOW_EXECUTION_ID"
+    );
+    assert_eq!(earlier["ResultPath"], "$.execution");
+    assert_eq!(earlier["Next"], "ValidateInput");
+}
+
+#[test]
+fn an_empty_biojob_resume_is_unset_and_a_true_one_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = root().join("templates/examples/execution-input.json");
+    let run = |value: &str, dry_run: bool| {
+        let mut command = biojob();
+        command
+            .env("BIOJOB_RESUME", value)
+            .args(["run", "--input"])
+            .arg(&input)
+            .env("BIOJOB_SCRATCH_DIR", dir.path());
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        command.output().unwrap()
+    };
+    // Empty (what the state machine passes by default): resume is off, so no run id is needed
+    // (the dry run succeeds).
+    assert!(run("", true).status.success());
+    // "1" asks for a resume, which `biojob run` refuses without the run to resume (exit 2)
+    // before touching anything.
+    let output = run("1", false);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("--resume (or BIOJOB_RESUME) needs the run to resume"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -22,6 +22,8 @@ pub struct CallRequest<'a> {
     pub bam: &'a Utf8Path,
     /// Where the outputs are written.
     pub work_dir: &'a Utf8Path,
+    /// `bcftools mpileup -q`, when set.
+    pub min_mapping_quality: Option<u32>,
 }
 
 /// The call step's results.
@@ -82,6 +84,7 @@ pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutp
             fasta: request.fasta.to_owned(),
             region: region.clone(),
             bam: request.bam.to_owned(),
+            min_mapping_quality: request.min_mapping_quality,
         }
         .command(bcftools);
         let caller = BcftoolsCall {

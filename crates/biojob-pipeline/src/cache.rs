@@ -1,0 +1,745 @@
+//! The step cache: a content key per step and shard, and the reuse of a finished step's
+//! outputs when an earlier manifest records the same key.
+//!
+//! A step's **cache key** is `sha256:` and the lowercase hex SHA-256 of the canonical JSON of a
+//! [`CacheKeyMaterial`]:
+//! - [`STEP_FORMAT_VERSION`], biojob's own version of what its steps do;
+//! - the step name and the shard id (`None` for unscattered steps; the region for a shard);
+//! - the SHA-256 of each input's content, computed by biojob over the bytes (never an S3 ETag
+//!   or a multipart composite checksum, which differ for the same content uploaded in a
+//!   different number of parts);
+//! - each tool's name and version (as probed);
+//! - each command's argv as the step's builders make it, with the program replaced by the
+//!   tool's name, paths replaced by placeholders (`<scratch>`, `<reference>`, `<fastq_1>`, …)
+//!   and the resource arguments (thread counts, sort memory) set to fixed values: they change
+//!   neither the BAM (bwa's batch size `-K` is fixed) nor the VCFs.
+//!
+//! A finished step is reusable when a manifest beside its outputs records the step
+//! `succeeded` (or `cached`) with the same key, and every output it lists exists under the same
+//! name with the recorded size and SHA-256 ([`reuse_outputs`]). A failed, skipped or killed step
+//! records no reusable entry; a step whose manifest was never written is not found at all.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use biojob_core::{ReadGroup, SampleId, Shard, StepId, scratch_file_name};
+use biojob_process::CommandSpec;
+use biojob_storage::{ObjectUri, Stores, hex};
+use biojob_tools::{
+    BcftoolsCall, BcftoolsConcat, BcftoolsMpileup, BwaMem, SamtoolsSort, ToolPath, ToolVersions,
+    Toolset, bcftools_index_tbi, samtools_index,
+};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use crate::{BWA_BATCH_BASES, Error, OutputRecord, error_chain};
+
+/// Version of what biojob's steps do, part of every cache key: bumped when a step's commands,
+/// checks or outputs change in a way its argv does not show, so that no earlier output is
+/// reused across the change.
+pub const STEP_FORMAT_VERSION: u32 = 1;
+
+/// What a step's cache key is the digest of (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheKeyMaterial {
+    step_format_version: u32,
+    step: String,
+    shard: Option<String>,
+    /// Input role (`fastq_1`, `reference`, `vcf.0001`) → SHA-256 of its content, lowercase hex.
+    inputs: BTreeMap<String, String>,
+    /// Tool name → version.
+    tools: BTreeMap<String, String>,
+    /// Each command's argv, with paths and resource values replaced.
+    commands: Vec<Vec<String>>,
+}
+
+impl CacheKeyMaterial {
+    /// The material of `step` (a step name, `align`) for `shard` (a shard id, e.g. a region;
+    /// `None` for an unscattered step), with no inputs, tools or commands yet.
+    pub fn new(step: &str, shard: Option<&str>) -> Self {
+        CacheKeyMaterial {
+            step_format_version: STEP_FORMAT_VERSION,
+            step: step.to_owned(),
+            shard: shard.map(str::to_owned),
+            inputs: BTreeMap::new(),
+            tools: BTreeMap::new(),
+            commands: Vec::new(),
+        }
+    }
+
+    /// Adds an input by `role` with the SHA-256 of its content (lowercase hex).
+    pub fn input(mut self, role: impl Into<String>, sha256: impl Into<String>) -> Self {
+        self.inputs.insert(role.into(), sha256.into());
+        self
+    }
+
+    /// Adds a tool and its version.
+    pub fn tool(mut self, tool: &ToolPath, version: &str) -> Self {
+        self.tools
+            .insert(tool.tool.name().to_owned(), version.to_owned());
+        self
+    }
+
+    /// Adds a command: its argv with the program replaced by `tool`'s name (the program's path
+    /// names an installation, not what it does; the version is in the key).
+    pub fn command(mut self, tool: &ToolPath, command: &CommandSpec) -> Self {
+        let mut argv = command.argv();
+        if let Some(program) = argv.first_mut() {
+            tool.tool.name().clone_into(program);
+        }
+        self.commands.push(argv);
+        self
+    }
+
+    /// The key: `sha256:` and the lowercase hex SHA-256 of the material's JSON.
+    pub fn key(&self) -> String {
+        // Serialising plain strings, numbers and maps cannot fail; an empty digest input would
+        // still give a key no other material gives.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        format!("sha256:{}", hex(&Sha256::digest(&json)))
+    }
+}
+
+/// The placeholder for the private scratch directory in a key's argv.
+const SCRATCH: &str = "<scratch>";
+/// Fixed resource values in a key's argv.
+const KEY_THREADS: usize = 1;
+const KEY_SORT_MEMORY: u64 = 768 << 20;
+
+/// The align step's key material: `bwa mem | samtools sort`, `samtools index`, over the FASTQ
+/// pair and the reference (whose content decides its `.fai` and bwa index).
+pub fn align_key(
+    toolset: &Toolset,
+    versions: &ToolVersions,
+    sample: &SampleId,
+    read_group: &ReadGroup,
+    inputs: &AlignInputDigests,
+) -> CacheKeyMaterial {
+    let scratch = Utf8Path::new(SCRATCH);
+    let bam = scratch.join(scratch_file_name(sample, StepId::Align, None, "bam"));
+    let bam_partial = Utf8PathBuf::from(format!("{bam}.partial"));
+    let bai_partial = Utf8PathBuf::from(format!("{bam}.bai.partial"));
+    let bwa = BwaMem {
+        threads: KEY_THREADS,
+        batch_bases: BWA_BATCH_BASES,
+        read_group: read_group.clone(),
+        index_prefix: "<reference>".into(),
+        fastq_1: "<fastq_1>".into(),
+        fastq_2: "<fastq_2>".into(),
+    }
+    .command(&toolset.bwa);
+    let sort = SamtoolsSort {
+        threads: KEY_THREADS,
+        memory_per_thread: KEY_SORT_MEMORY,
+        temp_prefix: scratch.join(scratch_file_name(sample, StepId::Align, None, "sort-tmp")),
+        output: bam_partial.clone(),
+    }
+    .command(&toolset.samtools);
+    let index = samtools_index(&toolset.samtools, &bam_partial, &bai_partial, KEY_THREADS);
+    CacheKeyMaterial::new(StepId::Align.as_str(), None)
+        .input("fastq_1", &inputs.fastq_1)
+        .input("fastq_2", &inputs.fastq_2)
+        .input("reference", &inputs.reference)
+        .tool(&toolset.bwa, &versions.bwa)
+        .tool(&toolset.samtools, &versions.samtools)
+        .command(&toolset.bwa, &bwa)
+        .command(&toolset.samtools, &sort)
+        .command(&toolset.samtools, &index)
+}
+
+/// SHA-256 (lowercase hex) of the align step's inputs (the reference: the FASTA that the step
+/// reads, after any decompression).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlignInputDigests {
+    /// Read 1.
+    pub fastq_1: String,
+    /// Read 2.
+    pub fastq_2: String,
+    /// The reference FASTA.
+    pub reference: String,
+}
+
+/// The call step's key material for `shard`: `bcftools mpileup | bcftools call` (with
+/// `min_mapping_quality`), `bcftools index -t`, over the BAM (`bam_sha256`; its index is derived
+/// from it) and the reference FASTA (`reference_sha256`).
+pub fn call_key(
+    toolset: &Toolset,
+    versions: &ToolVersions,
+    sample: &SampleId,
+    shard: &Shard,
+    min_mapping_quality: Option<u32>,
+    bam_sha256: &str,
+    reference_sha256: &str,
+) -> CacheKeyMaterial {
+    let scratch = Utf8Path::new(SCRATCH);
+    let vcf = scratch.join(scratch_file_name(
+        sample,
+        StepId::Call,
+        Some(shard.index),
+        "vcf.gz",
+    ));
+    let vcf_partial = Utf8PathBuf::from(format!("{vcf}.partial"));
+    let tbi_partial = Utf8PathBuf::from(format!("{vcf}.tbi.partial"));
+    let region = shard.region().to_owned();
+    let mpileup = BcftoolsMpileup {
+        fasta: "<reference>".into(),
+        region: region.clone(),
+        bam: "<bam>".into(),
+        min_mapping_quality,
+    }
+    .command(&toolset.bcftools);
+    let caller = BcftoolsCall {
+        region,
+        output: vcf_partial.clone(),
+    }
+    .command(&toolset.bcftools);
+    let index = bcftools_index_tbi(&toolset.bcftools, &vcf_partial, &tbi_partial);
+    CacheKeyMaterial::new(StepId::Call.as_str(), Some(shard.region()))
+        .input("bam", bam_sha256)
+        .input("reference", reference_sha256)
+        .tool(&toolset.bcftools, &versions.bcftools)
+        .command(&toolset.bcftools, &mpileup)
+        .command(&toolset.bcftools, &caller)
+        .command(&toolset.bcftools, &index)
+}
+
+/// The gather step's key material: `bcftools concat` and `bcftools index -t` over the shards'
+/// VCFs (`(shard index, SHA-256)`, in reference order) and the reference's `.fai`
+/// (`fai_sha256`: it orders them and is all of the reference that gather reads).
+pub fn gather_key(
+    toolset: &Toolset,
+    versions: &ToolVersions,
+    sample: &SampleId,
+    vcfs: &[(usize, String)],
+    fai_sha256: &str,
+) -> CacheKeyMaterial {
+    let scratch = Utf8Path::new(SCRATCH);
+    let vcf = scratch.join(format!("{sample}.vcf.gz"));
+    let vcf_partial = Utf8PathBuf::from(format!("{vcf}.partial"));
+    let tbi_partial = Utf8PathBuf::from(format!("{vcf}.tbi.partial"));
+    let concat = BcftoolsConcat {
+        inputs: vcfs
+            .iter()
+            .map(|(index, _)| {
+                scratch.join(scratch_file_name(
+                    sample,
+                    StepId::Call,
+                    Some(*index),
+                    "vcf.gz",
+                ))
+            })
+            .collect(),
+        output: vcf_partial.clone(),
+    }
+    .command(&toolset.bcftools);
+    let index = bcftools_index_tbi(&toolset.bcftools, &vcf_partial, &tbi_partial);
+    let mut material = CacheKeyMaterial::new(StepId::Gather.as_str(), None)
+        .input("reference_fai", fai_sha256)
+        .tool(&toolset.bcftools, &versions.bcftools)
+        .command(&toolset.bcftools, &concat)
+        .command(&toolset.bcftools, &index);
+    for (index, sha256) in vcfs {
+        material = material.input(format!("vcf.{index:04}"), sha256);
+    }
+    material
+}
+
+/// SHA-256 of the file at `path`, lowercase hex.
+///
+/// # Errors
+/// [`Error::Io`] (input side) when the file cannot be read.
+pub fn file_sha256(path: &Utf8Path) -> Result<String, Error> {
+    let mut file = std::fs::File::open(path).map_err(Error::input_io("opening", path))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(Error::input_io("reading", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// SHA-256 of each file of `paths`, lowercase hex, in order; the files are read in parallel,
+/// one thread each (for the FASTQ pair, which are read whole).
+///
+/// # Errors
+/// As [`file_sha256`], for the first file that fails.
+pub fn files_sha256(paths: &[&Utf8Path]) -> Result<Vec<String>, Error> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .iter()
+            .map(|path| scope.spawn(move || file_sha256(path)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(paths)
+            .map(|(handle, path)| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Error::input_io("hashing", *path)(std::io::Error::other(
+                        "the hashing thread panicked",
+                    )))
+                })
+            })
+            .collect()
+    })
+}
+
+/// A task as an earlier manifest recorded it (the fields reuse needs).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RecordedTask {
+    /// The step name.
+    pub step: String,
+    /// The contig, for a shard.
+    #[serde(default)]
+    pub contig: Option<String>,
+    /// `succeeded`, `cached`, `failed`, `skipped`.
+    pub status: String,
+    /// The cache key, when the manifest has one.
+    #[serde(default)]
+    pub cache_key: Option<String>,
+    /// The outputs.
+    #[serde(default)]
+    pub outputs: Vec<OutputRecord>,
+}
+
+impl RecordedTask {
+    /// Whether the task finished with key `key`: status `succeeded` or `cached`, same key.
+    pub fn finished_with(&self, key: &str) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "cached")
+            && self.cache_key.as_deref() == Some(key)
+    }
+}
+
+/// The finished tasks an earlier run or step job recorded under an output prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EarlierTasks {
+    tasks: Vec<RecordedTask>,
+    /// The run manifest's `read_pairs`, when it has one.
+    pub read_pairs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RunManifestTasks {
+    #[serde(default)]
+    tasks: Vec<RecordedTask>,
+    #[serde(default)]
+    read_pairs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct StepManifestTask {
+    task: RecordedTask,
+}
+
+impl EarlierTasks {
+    /// The tasks of the run manifest (`manifest.json`) at `uri`; none when it does not exist
+    /// or cannot be parsed (then nothing is reused, and a warning says why).
+    ///
+    /// # Errors
+    /// A storage error when the store cannot be asked or the manifest cannot be fetched.
+    pub fn from_run_manifest(stores: &Stores, uri: &ObjectUri) -> Result<EarlierTasks, Error> {
+        Ok(match read_json::<RunManifestTasks>(stores, uri)? {
+            Some(manifest) => EarlierTasks {
+                tasks: manifest.tasks,
+                read_pairs: manifest.read_pairs,
+            },
+            None => EarlierTasks::default(),
+        })
+    }
+
+    /// The task of the step manifest (`<sample>.<step>[.<shard>].manifest.json`) at `uri`;
+    /// none when it does not exist or cannot be parsed.
+    ///
+    /// # Errors
+    /// A storage error when the store cannot be asked or the manifest cannot be fetched.
+    pub fn from_step_manifest(stores: &Stores, uri: &ObjectUri) -> Result<EarlierTasks, Error> {
+        Ok(EarlierTasks {
+            tasks: read_json::<StepManifestTask>(stores, uri)?
+                .map(|manifest| vec![manifest.task])
+                .unwrap_or_default(),
+            read_pairs: None,
+        })
+    }
+
+    /// The task that finished with `key`, if any.
+    pub fn finished(&self, key: &str) -> Option<&RecordedTask> {
+        self.tasks.iter().find(|task| task.finished_with(key))
+    }
+}
+
+/// The manifest at `uri` parsed as `T`; `None` when absent or unparsable.
+fn read_json<T: serde::de::DeserializeOwned>(
+    stores: &Stores,
+    uri: &ObjectUri,
+) -> Result<Option<T>, Error> {
+    let store = stores.for_uri(uri)?;
+    if store.head(uri)?.is_none() {
+        return Ok(None);
+    }
+    let bytes = match uri.local_path() {
+        Some(path) => std::fs::read(path).map_err(Error::input_io("reading", path))?,
+        None => {
+            let dir =
+                tempfile::tempdir().map_err(Error::io("creating", "a temporary directory"))?;
+            let path =
+                Utf8PathBuf::from_path_buf(dir.path().join("manifest.json")).map_err(|p| {
+                    Error::io("writing", p.to_string_lossy().into_owned())(std::io::Error::other(
+                        "non-UTF-8 path",
+                    ))
+                })?;
+            store.get(uri, &path)?;
+            std::fs::read(&path).map_err(Error::input_io("reading", &path))?
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(error) => {
+            tracing::warn!(%uri, %error, "the earlier manifest cannot be read; nothing in it is reused");
+            Ok(None)
+        }
+    }
+}
+
+/// An output of an earlier finished step, checked and available as a local file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReusedOutput {
+    /// The record for the new manifest: the name, its URI under the prefix, size, SHA-256.
+    pub record: OutputRecord,
+    /// The local file: the output itself when the prefix is local, else a verified copy in
+    /// the fetch directory.
+    pub path: Utf8PathBuf,
+}
+
+/// Checks that every output `task` recorded exists as `prefix/<name>` with the recorded size
+/// and SHA-256, fetching S3 objects into `fetch_dir` (the checksum is computed over the bytes
+/// fetched). `None`, with the reason logged, when any is missing or differs: the step must run.
+///
+/// # Errors
+/// A storage error when a store cannot be asked or a fetch fails; [`Error::Io`] when a local
+/// output cannot be read.
+pub fn reuse_outputs(
+    stores: &Stores,
+    task: &RecordedTask,
+    prefix: &ObjectUri,
+    fetch_dir: &Utf8Path,
+) -> Result<Option<Vec<ReusedOutput>>, Error> {
+    if task.outputs.is_empty() {
+        return Ok(None);
+    }
+    let mut reused = Vec::new();
+    for recorded in &task.outputs {
+        let uri = prefix.join(&recorded.name);
+        let store = stores.for_uri(&uri)?;
+        let size = store.head(&uri)?.map(|meta| meta.size);
+        if size != Some(recorded.bytes) {
+            info!(%uri, recorded_bytes = recorded.bytes, found_bytes = ?size, "an earlier output is missing or changed size; the step runs");
+            return Ok(None);
+        }
+        let (path, sha256) = match uri.local_path() {
+            Some(path) => (path.to_owned(), file_sha256(path)?),
+            None => {
+                std::fs::create_dir_all(fetch_dir).map_err(Error::io("creating", fetch_dir))?;
+                let path = fetch_dir.join(&recorded.name);
+                let report = store.get(&uri, &path)?;
+                (path, report.sha256)
+            }
+        };
+        if sha256 != recorded.sha256 {
+            info!(%uri, recorded_sha256 = %recorded.sha256, found_sha256 = %sha256, "an earlier output changed; the step runs");
+            return Ok(None);
+        }
+        reused.push(ReusedOutput {
+            record: OutputRecord {
+                name: recorded.name.clone(),
+                uri: uri.to_string(),
+                bytes: recorded.bytes,
+                sha256,
+            },
+            path,
+        });
+    }
+    Ok(Some(reused))
+}
+
+/// Looks for a finished task with `key` in `earlier` and checks its outputs under `prefix`
+/// ([`reuse_outputs`]). A storage failure while checking is logged and treated as "run the
+/// step": resuming never makes a run fail that would otherwise run.
+pub fn try_reuse(
+    stores: &Stores,
+    earlier: &EarlierTasks,
+    key: &str,
+    prefix: &ObjectUri,
+    fetch_dir: &Utf8Path,
+) -> Option<Vec<ReusedOutput>> {
+    let task = earlier.finished(key)?;
+    match reuse_outputs(stores, task, prefix, fetch_dir) {
+        Ok(reused) => reused,
+        Err(error) => {
+            tracing::warn!(error = %error_chain(&error), "could not check an earlier step's outputs; the step runs");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use biojob_core::Contig;
+    use biojob_tools::Tool;
+
+    fn toolset() -> Toolset {
+        Toolset {
+            bwa: ToolPath::new(Tool::Bwa, "/opt/a/bwa"),
+            samtools: ToolPath::new(Tool::Samtools, "/opt/a/samtools"),
+            bcftools: ToolPath::new(Tool::Bcftools, "/opt/a/bcftools"),
+        }
+    }
+
+    fn versions() -> ToolVersions {
+        ToolVersions {
+            bwa: "0.7.18-r1243-dirty".into(),
+            samtools: "1.21".into(),
+            bcftools: "1.21".into(),
+        }
+    }
+
+    fn shard(index: usize, name: &str) -> Shard {
+        biojob_core::ScatterPlan::by_contig((0..=index).map(|i| {
+            Contig::new(
+                if i == index {
+                    name.to_owned()
+                } else {
+                    format!("c{i}")
+                },
+                100,
+            )
+        }))
+        .shards()[index]
+            .clone()
+    }
+
+    #[test]
+    fn the_call_key_changes_with_each_part_of_its_material_and_not_with_tool_paths() {
+        let sample = SampleId::new("NA12878").unwrap();
+        let chr20 = shard(0, "chr20");
+        let base = call_key(&toolset(), &versions(), &sample, &chr20, None, "aa", "bb").key();
+        assert_eq!(base.len(), "sha256:".len() + 64);
+        assert!(base.starts_with("sha256:"));
+        // Same material, same key.
+        assert_eq!(
+            base,
+            call_key(&toolset(), &versions(), &sample, &chr20, None, "aa", "bb").key()
+        );
+        // The tools' paths are not in the key; their versions are.
+        let moved = Toolset {
+            bcftools: ToolPath::new(Tool::Bcftools, "/usr/bin/bcftools"),
+            ..toolset()
+        };
+        assert_eq!(
+            base,
+            call_key(&moved, &versions(), &sample, &chr20, None, "aa", "bb").key()
+        );
+        let newer = ToolVersions {
+            bcftools: "1.22".into(),
+            ..versions()
+        };
+        let others = [
+            call_key(&toolset(), &newer, &sample, &chr20, None, "aa", "bb").key(),
+            call_key(&toolset(), &versions(), &sample, &chr20, None, "ab", "bb").key(),
+            call_key(&toolset(), &versions(), &sample, &chr20, None, "aa", "bc").key(),
+            call_key(
+                &toolset(),
+                &versions(),
+                &sample,
+                &shard(0, "chr22"),
+                None,
+                "aa",
+                "bb",
+            )
+            .key(),
+            call_key(
+                &toolset(),
+                &versions(),
+                &sample,
+                &chr20,
+                Some(20),
+                "aa",
+                "bb",
+            )
+            .key(),
+        ];
+        for other in &others {
+            assert_ne!(&base, other);
+        }
+    }
+
+    #[test]
+    fn the_align_key_ignores_resources_and_follows_the_read_group() {
+        let sample = SampleId::new("NA12878").unwrap();
+        let digests = AlignInputDigests {
+            fastq_1: "11".into(),
+            fastq_2: "22".into(),
+            reference: "33".into(),
+        };
+        let read_group = ReadGroup::for_sample(&sample);
+        let material = align_key(&toolset(), &versions(), &sample, &read_group, &digests);
+        let json = serde_json::to_value(&material).unwrap();
+        assert_eq!(
+            json["commands"][0],
+            serde_json::json!([
+                "bwa",
+                "mem",
+                "-t",
+                "1",
+                "-K",
+                BWA_BATCH_BASES.to_string(),
+                "-R",
+                "@RG\\tID:NA12878\\tSM:NA12878\\tPL:ILLUMINA",
+                "<reference>",
+                "<fastq_1>",
+                "<fastq_2>"
+            ])
+        );
+        assert_eq!(
+            json["inputs"],
+            serde_json::json!({"fastq_1": "11", "fastq_2": "22", "reference": "33"})
+        );
+        assert_eq!(json["step_format_version"], STEP_FORMAT_VERSION);
+        let other_group = read_group.clone().with_library("lib2").unwrap();
+        assert_ne!(
+            material.key(),
+            align_key(&toolset(), &versions(), &sample, &other_group, &digests).key()
+        );
+    }
+
+    fn output(dir: &Utf8Path, name: &str, content: &[u8]) -> OutputRecord {
+        std::fs::write(dir.join(name), content).unwrap();
+        OutputRecord {
+            name: name.to_owned(),
+            uri: dir.join(name).to_string(),
+            bytes: content.len() as u64,
+            sha256: hex(&Sha256::digest(content)),
+        }
+    }
+
+    #[test]
+    fn outputs_are_reused_only_with_their_recorded_size_and_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        let task = RecordedTask {
+            step: "call".into(),
+            contig: Some("chr20".into()),
+            status: "succeeded".into(),
+            cache_key: Some("sha256:k".into()),
+            outputs: vec![
+                output(dir, "a.vcf.gz", b"abcd"),
+                output(dir, "a.vcf.gz.tbi", b"xy"),
+            ],
+        };
+        let stores = Stores::local_only();
+        let prefix = ObjectUri::Local(dir.to_owned());
+        let reused = reuse_outputs(&stores, &task, &prefix, &dir.join("fetch"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            reused.iter().map(|r| r.path.clone()).collect::<Vec<_>>(),
+            [dir.join("a.vcf.gz"), dir.join("a.vcf.gz.tbi")]
+        );
+        // One byte changed, same size: not reused.
+        std::fs::write(dir.join("a.vcf.gz"), b"abce").unwrap();
+        assert_eq!(
+            reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap(),
+            None
+        );
+        // Truncated: not reused.
+        std::fs::write(dir.join("a.vcf.gz"), b"abc").unwrap();
+        assert_eq!(
+            reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap(),
+            None
+        );
+        // Missing: not reused.
+        std::fs::remove_file(dir.join("a.vcf.gz")).unwrap();
+        assert_eq!(
+            reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn files_are_hashed_in_order_and_a_missing_one_is_an_input_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::write(dir.join("a"), b"abc").unwrap();
+        std::fs::write(dir.join("b"), b"").unwrap();
+        assert_eq!(
+            files_sha256(&[&dir.join("a"), &dir.join("b")]).unwrap(),
+            [
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            ]
+        );
+        let error = files_sha256(&[&dir.join("a"), &dir.join("missing")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("opening {}", dir.join("missing"))
+        );
+    }
+
+    #[test]
+    fn only_finished_tasks_with_the_same_key_are_found() {
+        let task = |status: &str, key: Option<&str>| RecordedTask {
+            step: "align".into(),
+            contig: None,
+            status: status.into(),
+            cache_key: key.map(str::to_owned),
+            outputs: Vec::new(),
+        };
+        assert!(task("succeeded", Some("k")).finished_with("k"));
+        assert!(task("cached", Some("k")).finished_with("k"));
+        assert!(!task("failed", Some("k")).finished_with("k"));
+        assert!(!task("skipped", Some("k")).finished_with("k"));
+        assert!(!task("succeeded", Some("j")).finished_with("k"));
+        assert!(!task("succeeded", None).finished_with("k"));
+    }
+
+    #[test]
+    fn a_run_manifest_that_does_not_parse_gives_nothing_to_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        let stores = Stores::local_only();
+        let uri = ObjectUri::Local(dir.join("manifest.json"));
+        assert_eq!(
+            EarlierTasks::from_run_manifest(&stores, &uri).unwrap(),
+            EarlierTasks::default()
+        );
+        // Cut off mid-way, as by a crash while it was written elsewhere and copied.
+        std::fs::write(
+            dir.join("manifest.json"),
+            br#"{"tasks": [{"step": "align", "#,
+        )
+        .unwrap();
+        assert_eq!(
+            EarlierTasks::from_run_manifest(&stores, &uri).unwrap(),
+            EarlierTasks::default()
+        );
+        std::fs::write(
+            dir.join("manifest.json"),
+            br#"{"read_pairs": 5, "tasks": [{"step": "align", "status": "succeeded", "cache_key": "sha256:k", "outputs": []}]}"#,
+        )
+        .unwrap();
+        let earlier = EarlierTasks::from_run_manifest(&stores, &uri).unwrap();
+        assert_eq!(earlier.read_pairs, Some(5));
+        assert_eq!(
+            earlier.finished("sha256:k").map(|t| t.step.as_str()),
+            Some("align")
+        );
+        assert_eq!(earlier.finished("sha256:j"), None);
+    }
+}
