@@ -10,7 +10,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm as SdkChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload,
     CompletedPart, RequestPayer, ServerSideEncryption,
@@ -421,6 +421,27 @@ fn hash_file(file: &File) -> std::io::Result<[u8; 32]> {
         hasher.update(&buffer[..n]);
         position += n as u64;
     }
+}
+
+/// The `algorithm` digest of `length` bytes of `file` from `offset`, read through a 1 MiB
+/// buffer.
+fn digest_range(
+    file: &File,
+    offset: u64,
+    length: u64,
+    algorithm: Algorithm,
+) -> std::io::Result<Vec<u8>> {
+    let mut running = Running::new(Some(algorithm));
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut position = offset;
+    while position < offset + length {
+        let n = usize::try_from((offset + length - position).min(buffer.len() as u64))
+            .unwrap_or(buffer.len());
+        file.read_exact_at(&mut buffer[..n], position)?;
+        running.update(&buffer[..n]);
+        position += n as u64;
+    }
+    Ok(running.finish())
 }
 
 fn read_range(file: &File, offset: u64, length: u64) -> std::io::Result<Bytes> {
@@ -876,7 +897,7 @@ impl Inner {
         let uploaded = if size <= part_size {
             self.put_single(&bucket, &key, &uri, &file, size).await
         } else {
-            self.put_multipart(&bucket, &key, &uri, &file, size, part_size)
+            self.put_multipart(&bucket, &key, &uri, &source, &file, size, part_size)
                 .await
         };
         let sha256 = hasher
@@ -970,11 +991,13 @@ impl Inner {
     }
 
     /// A multipart upload, `concurrency` parts in flight; aborted when any part fails.
+    #[allow(clippy::too_many_arguments)]
     async fn put_multipart(
         self: &Arc<Self>,
         bucket: &str,
         key: &str,
         uri: &str,
+        source: &Utf8Path,
         file: &Arc<File>,
         size: u64,
         part_size: u64,
@@ -1015,7 +1038,7 @@ impl Inner {
             .await?;
         debug!(uri, upload_id, part_size, "multipart upload started");
         let parts = self
-            .upload_parts(bucket, key, uri, &upload_id, file, size, part_size)
+            .upload_parts(bucket, key, uri, &upload_id, source, file, size, part_size)
             .await;
         let completed = match parts {
             Ok(parts) => {
@@ -1048,6 +1071,7 @@ impl Inner {
         key: &str,
         uri: &str,
         upload_id: &str,
+        source: &Utf8Path,
         file: &Arc<File>,
         size: u64,
         part_size: u64,
@@ -1073,17 +1097,20 @@ impl Inner {
                 record(&mut parts, joined)?;
             }
             let inner = Arc::clone(self);
-            let (bucket, key, uri, upload_id, file) = (
+            let (bucket, key, uri, upload_id, source, file) = (
                 bucket.to_owned(),
                 key.to_owned(),
                 uri.to_owned(),
                 upload_id.to_owned(),
+                source.to_owned(),
                 Arc::clone(file),
             );
             tasks.spawn(async move {
                 let _permit = permit;
                 let part = inner
-                    .upload_part(&bucket, &key, &uri, &upload_id, index, offset, length, file)
+                    .upload_part(
+                        &bucket, &key, &uri, &upload_id, index, &source, offset, length, file,
+                    )
                     .await?;
                 Ok::<_, StorageError>((index, part))
             });
@@ -1094,6 +1121,11 @@ impl Inner {
         Ok(parts.into_iter().flatten().collect())
     }
 
+    /// Uploads one part. The part's checksum is computed first, reading the range through a
+    /// small buffer; each attempt then streams the range from the file (`source`, opened anew,
+    /// so parts in flight never share a file position), so no part is ever held in memory:
+    /// biojob's memory stays flat whatever the part size and the parts in flight. Were the
+    /// file to change in between, S3 would refuse the part (its checksum would not match).
     #[allow(clippy::too_many_arguments)]
     async fn upload_part(
         &self,
@@ -1102,29 +1134,41 @@ impl Inner {
         uri: &str,
         upload_id: &str,
         index: usize,
+        source: &Utf8Path,
         offset: u64,
         length: u64,
         file: Arc<File>,
     ) -> Result<(CompletedPart, Vec<u8>), StorageError> {
         let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
         let (algorithm, sdk_algorithm) = self.upload_algorithm();
-        let (data, digest) = tokio::task::spawn_blocking(move || {
-            let data = read_range(&file, offset, length)?;
-            let digest = algorithm.digest(&data);
-            Ok::<_, std::io::Error>((data, digest))
-        })
-        .await
-        .map_err(|error| join_error(error, uri, Direction::Put))?
-        .map_err(|source| StorageError::Io {
-            op: "reading a part for",
-            path: Utf8PathBuf::from(uri),
-            direction: Direction::Put,
-            source,
-        })?;
+        let digest =
+            tokio::task::spawn_blocking(move || digest_range(&file, offset, length, algorithm))
+                .await
+                .map_err(|error| join_error(error, uri, Direction::Put))?
+                .map_err(|error| StorageError::Io {
+                    op: "reading a part of",
+                    path: source.to_owned(),
+                    direction: Direction::Put,
+                    source: error,
+                })?;
         let value = to_base64(&digest);
         let what = format!("part {number} (bytes {offset}+{length})");
         let etag = self
             .retrying("uploading", uri, Direction::Put, || async {
+                let body = ByteStream::read_from()
+                    .path(source.as_std_path())
+                    .offset(offset)
+                    .length(Length::Exact(length))
+                    .build()
+                    .await
+                    .map_err(|error| {
+                        Fault::Fatal(StorageError::Io {
+                            op: "reading a part of",
+                            path: source.to_owned(),
+                            direction: Direction::Put,
+                            source: std::io::Error::other(error),
+                        })
+                    })?;
                 let request = self
                     .client
                     .upload_part()
@@ -1132,7 +1176,7 @@ impl Inner {
                     .key(key)
                     .upload_id(upload_id)
                     .part_number(number)
-                    .body(ByteStream::from(data.clone()))
+                    .body(body)
                     .content_length(i64::try_from(length).unwrap_or(i64::MAX))
                     .checksum_algorithm(sdk_algorithm.clone())
                     .set_request_payer(self.payer());
