@@ -207,7 +207,27 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
+    pub scale: ScaleArgs,
+    #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// How far a run scatters beyond one alignment and one calling shard per contig.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// Largest calling shard, in bases: contigs are cut into regions of at most this many
+    /// bases and small contigs grouped (0: one shard per contig).
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
+    pub shard_bases: u64,
+}
+
+impl ScaleArgs {
+    /// The pipeline's settings.
+    pub fn options(&self) -> biojob_pipeline::ScaleOptions {
+        biojob_pipeline::ScaleOptions {
+            shard_bases: std::num::NonZeroU64::new(self.shard_bases),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,11 @@ pub const BIOJOB_GRACE_SECONDS: &str = "BIOJOB_GRACE_SECONDS";
 pub const BIOJOB_TOOL_TIMEOUT: &str = "BIOJOB_TOOL_TIMEOUT";
 /// Longest time one step may take, e.g. `3h` (default: no limit).
 pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
+/// Largest calling shard in bases; contigs are cut and grouped into shards of at most this
+/// many bases (default 0: one shard per contig).
+pub const BIOJOB_CALL_SHARD_BASES: &str = "BIOJOB_CALL_SHARD_BASES";
+/// Read pairs per alignment chunk (default 0: the FASTQ pair is aligned whole).
+pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.

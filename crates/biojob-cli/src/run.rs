@@ -152,6 +152,7 @@ pub fn run(
         job_id,
         attempt,
         cache_dir: cache_dir(&args.runtime),
+        scale: args.scale.options(),
     };
     let observer: Box<dyn RunObserver> = match progress {
         Some(multi) => Box::new(ProgressObserver::new(multi.clone())),

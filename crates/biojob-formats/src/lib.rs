@@ -63,6 +63,6 @@ pub use fai::read_fai;
 pub use fastq::{FastqPairStats, stream_fastq_pair, validate_fastq_pair};
 pub use tabix::tabix_contigs;
 pub use vcf::{
-    ContigVariants, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, VcfScan, quickcheck_vcf,
-    scan_vcf,
+    ContigVariants, RecordSpan, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, VcfScan,
+    quickcheck_vcf, scan_vcf,
 };

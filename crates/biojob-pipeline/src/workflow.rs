@@ -121,6 +121,8 @@ pub struct RunOptions {
     pub attempt: Attempt,
     /// Where reference indexes go when the reference's directory is read-only.
     pub cache_dir: Utf8PathBuf,
+    /// Shards cut by size, chunks of reads (default: neither).
+    pub scale: crate::ScaleOptions,
 }
 
 /// A run id from the current time: `YYYYMMDDTHHMMSSZ-` and four hex digits from the process
@@ -459,6 +461,7 @@ fn execute(
         let (reference, mut ran) = prepare_reference(&reference_path, &fai_only, context)?;
         reports.append(&mut ran);
         let plan = contig_plan(&reference.contigs, input.contigs.as_deref(), &reference.fai)?;
+        let plan = crate::shard_plan(plan, options.scale.shard_bases);
         let with_bwa = ReferenceOptions {
             bwa_index: true,
             ..fai_only
@@ -482,11 +485,7 @@ fn execute(
             return Err(error);
         }
     };
-    manifest.inputs.contigs = plan
-        .shards()
-        .iter()
-        .map(|s| s.contig.name.clone())
-        .collect();
+    manifest.inputs.contigs = plan.contigs().into_iter().map(|c| c.name).collect();
     let mut planned = vec![
         TaskLabel::step(StepId::PrepareReference),
         TaskLabel::step(StepId::Align),
@@ -494,7 +493,7 @@ fn execute(
     planned.extend(
         plan.shards()
             .iter()
-            .map(|s| TaskLabel::shard(StepId::Call, &s.contig.name)),
+            .map(|s| TaskLabel::shard(StepId::Call, &s.region())),
     );
     planned.push(TaskLabel::step(StepId::Gather));
     planned.push(TaskLabel::step(StepId::Qc));
@@ -634,8 +633,9 @@ fn call_shards(
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some(position) = next else { break };
                     let shard = &shards[position];
-                    let label = TaskLabel::shard(StepId::Call, &shard.contig.name);
-                    let key = Some((shard.index, shard.contig.name.as_str()));
+                    let region = shard.region();
+                    let label = TaskLabel::shard(StepId::Call, &region);
+                    let key = Some((shard.index, region.as_str()));
                     if cancel.is_cancelled() {
                         let record = TaskRecord {
                             status: TaskStatus::Skipped,
@@ -652,10 +652,9 @@ fn call_shards(
                         }
                         continue;
                     }
-                    let _span = info_span!("call", contig = %shard.contig.name).entered();
+                    let _span = info_span!("call", region = %region).entered();
                     let task = Task::start(label, observer);
-                    let shard_context =
-                        shard_context.for_step(&format!("call {}", shard.contig.name));
+                    let shard_context = shard_context.for_step(&format!("call {region}"));
                     let outcome = call(
                         &CallRequest {
                             sample: &input.sample,
@@ -681,7 +680,7 @@ fn call_shards(
                             None,
                         ),
                         Err(error) => {
-                            let error = error.in_task(format!("call {}", shard.contig.name));
+                            let error = error.in_task(format!("call {region}"));
                             let cancelled_by_sibling = matches!(
                                 error.root(),
                                 Error::Process(ProcessError::Cancelled {

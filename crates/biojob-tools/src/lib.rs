@@ -31,7 +31,8 @@ mod samtools;
 mod toolset;
 
 pub use bcftools::{
-    BcftoolsCall, BcftoolsConcat, BcftoolsMpileup, bcftools_index_tbi, bcftools_stats, label_part,
+    BcftoolsCall, BcftoolsCallPiped, BcftoolsConcat, BcftoolsMpileup, BcftoolsViewTargets,
+    bcftools_index_tbi, bcftools_stats, label_part,
 };
 pub use bwa::{BwaMem, bwa_index, bwa_index_files};
 pub use samtools::{

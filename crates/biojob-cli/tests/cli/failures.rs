@@ -429,27 +429,35 @@ fn gather_refuses_vcfs_that_break_the_rules_before_any_tool_runs() {
 }
 
 #[test]
-fn gather_refuses_a_vcf_with_two_contigs() {
+fn gather_refuses_vcfs_whose_records_overlap() {
     let ws = Workspace::new();
-    let two = vcf(
+    // Two contigs in one VCF are fine (a shard of grouped small contigs); a record position
+    // inside another VCF's span is not (two shards would both hold it).
+    let wide = vcf(
         &ws,
-        "two",
+        "wide",
         &format!(
             "{VCF_HEADER}chr20\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
-             chr22\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"
+             chr22\t300\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"
         ),
     );
-    let output = gather_with(&ws, &[&two]);
+    let inside = vcf(
+        &ws,
+        "inside",
+        &format!("{VCF_HEADER}chr22\t200\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"),
+    );
+    let output = gather_with(&ws, &[&inside, &wide]);
     assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
     assert_eq!(
         error_lines(&output),
         [
             format!(
-                "error: gather failed: {} holds records of 2 contigs (chr20, chr22); gather \
-                 expects one contig per VCF",
-                two.display()
+                "error: gather failed: {} (records chr20:100 to chr22:300) and {} (records \
+                 chr22:200 to chr22:200) overlap",
+                wide.display(),
+                inside.display()
             ),
-            "hint: give the per-contig VCFs of the call step".to_owned(),
+            "hint: give each shard's VCF once, from one scatter plan".to_owned(),
             "exit class: input_invalid (11)".to_owned(),
         ]
     );

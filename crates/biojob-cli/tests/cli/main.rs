@@ -14,6 +14,7 @@ mod buildspecs;
 mod failures;
 mod qc;
 mod s3_jobs;
+mod scale;
 mod scratch;
 mod steps;
 mod support;
