@@ -219,6 +219,14 @@ pub struct ScaleArgs {
     /// bases and small contigs grouped (0: one shard per contig).
     #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
     pub shard_bases: u64,
+    /// Read pairs per alignment chunk: the FASTQ pair is split into chunks, each aligned on its
+    /// own and the BAMs merged (0: aligned whole).
+    #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, default_value_t = 0)]
+    pub chunk_pairs: u64,
+    /// Chunks aligned at once, each with an equal share of the threads and memory [default:
+    /// 1]. Calling shards always run on as many workers as there are threads.
+    #[arg(long, env = env::BIOJOB_WORKERS, default_value_t = 1)]
+    pub workers: usize,
 }
 
 impl ScaleArgs {
@@ -226,6 +234,8 @@ impl ScaleArgs {
     pub fn options(&self) -> biojob_pipeline::ScaleOptions {
         biojob_pipeline::ScaleOptions {
             shard_bases: std::num::NonZeroU64::new(self.shard_bases),
+            chunk_pairs: std::num::NonZeroU64::new(self.chunk_pairs),
+            workers: self.workers,
         }
     }
 }

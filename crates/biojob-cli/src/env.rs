@@ -41,6 +41,8 @@ pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
 pub const BIOJOB_CALL_SHARD_BASES: &str = "BIOJOB_CALL_SHARD_BASES";
 /// Read pairs per alignment chunk (default 0: the FASTQ pair is aligned whole).
 pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";
+/// Alignment chunks run at once (default 1).
+pub const BIOJOB_WORKERS: &str = "BIOJOB_WORKERS";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.

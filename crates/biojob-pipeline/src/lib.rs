@@ -50,15 +50,15 @@ pub use publish::{publish_file, publish_logs, stage_input};
 pub use reference::{PreparedReference, ReferenceOptions, prepare_reference};
 pub use report::{REPORT_FIGURES, REPORT_MAX_CONTIGS, html_escape, render_report};
 pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
-pub use scale::{ScaleOptions, shard_plan};
+pub use scale::{ScaleOptions, align_in_chunks, chunk_prefix, shard_plan};
 pub use space::{
     ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
     file_bytes, gather_space_need,
 };
 pub use steps::{
     AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, ContigQc, GatherOutput,
-    GatherRequest, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary, ReadsQc, VariantsQc,
-    align, call, gather, order_for_gather, qc, qc_file_names,
+    GatherRequest, MergeOutput, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary,
+    ReadsQc, VariantsQc, align, call, gather, merge, order_for_gather, qc, qc_file_names,
 };
 pub use workflow::{
     Engine, RunOptions, RunOutcome, contig_plan, new_run_id, probe_tools, run_workflow,

@@ -502,17 +502,25 @@ fn execute(
     // Align.
     let task = Task::start(TaskLabel::step(StepId::Align), observer);
     let align_context = context.for_step(StepId::Align.as_str());
-    let aligned = align(
-        &AlignRequest {
-            sample: &input.sample,
-            read_group: &input.read_group,
-            reference: &reference,
-            fastq_1: &fastq_1,
-            fastq_2: &fastq_2,
-            work_dir,
-        },
-        &align_context,
-    )
+    let align_request = AlignRequest {
+        sample: &input.sample,
+        read_group: &input.read_group,
+        reference: &reference,
+        fastq_1: &fastq_1,
+        fastq_2: &fastq_2,
+        work_dir,
+    };
+    let aligned = match options.scale.chunk_pairs {
+        None => align(&align_request, &align_context),
+        Some(chunk_pairs) => crate::align_in_chunks(
+            &align_request,
+            chunk_pairs,
+            options.scale.workers,
+            &align_context,
+            observer,
+            &mut manifest.tasks,
+        ),
+    }
     .and_then(|output| {
         align_context.check_stopped("publishing the BAM")?;
         let outputs = vec![

@@ -36,7 +36,7 @@ pub use bcftools::{
 };
 pub use bwa::{BwaMem, bwa_index, bwa_index_files};
 pub use samtools::{
-    SamtoolsSort, samtools_faidx, samtools_flagstat, samtools_index, samtools_quickcheck,
-    samtools_stats, sort_memory_per_thread,
+    SamtoolsMerge, SamtoolsSort, samtools_faidx, samtools_flagstat, samtools_index,
+    samtools_quickcheck, samtools_stats, sort_memory_per_thread,
 };
 pub use toolset::{Tool, ToolError, ToolPath, ToolVersions, Toolset};

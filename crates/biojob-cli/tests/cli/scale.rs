@@ -1,9 +1,10 @@
 //! Scaling out on the real data: calling shards cut by size give the records of calling each
-//! contig whole.
+//! contig whole; alignment in chunks merges to the records of one alignment.
 
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 
-use crate::support::{Workspace, assert_same_records, hand_run, records, stderr};
+use crate::support::{Workspace, assert_same_records, hand_run, records, stderr, testdata, tool};
 
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
 
@@ -98,5 +99,214 @@ fn shards_cut_by_size_give_the_records_of_by_contig_calling() {
         second
             .first()
             .is_some_and(|l| l.split('\t').nth(1).unwrap().parse::<u64>().unwrap() > 25_000)
+    );
+}
+
+/// bwa's `-K` in biojob.
+const BWA_BATCH_BASES: u64 = 10_000_000;
+
+/// The test data's FASTQ pair written `copies` times over, plain, into the workspace; returns
+/// the two paths and each pair's bases (both mates), in order.
+fn repeated_pair(ws: &Workspace, copies: usize) -> (PathBuf, PathBuf, Vec<u64>) {
+    let mut bases = Vec::new();
+    let mut paths = Vec::new();
+    for (mate, name) in [(1, "NA12878_R1.fastq.gz"), (2, "NA12878_R2.fastq.gz")] {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(testdata().join(name)).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let path = ws.path().join(format!("x{copies}_R{mate}.fastq"));
+        std::fs::write(&path, text.repeat(copies)).unwrap();
+        let lengths: Vec<u64> = BufReader::new(std::fs::File::open(&path).unwrap())
+            .lines()
+            .skip(1)
+            .step_by(4)
+            .map(|line| line.unwrap().len() as u64)
+            .collect();
+        if bases.is_empty() {
+            bases = lengths;
+        } else {
+            bases.iter_mut().zip(lengths).for_each(|(b, l)| *b += l);
+        }
+        paths.push(path);
+    }
+    (paths[0].clone(), paths[1].clone(), bases)
+}
+
+/// The BAM's records as text, sorted (records at one position may come in either order).
+fn sorted_records(bam: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = tool("samtools", &["view", bam.to_str().unwrap()], Path::new("/"))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// SAM records with their optional fields (from the 12th) sorted and, with `alternatives`, the
+/// entries of the `XA` tag (alternative hits, `;`-separated) sorted too; the records sorted.
+fn normalise(records: &[String], alternatives: bool) -> Vec<String> {
+    let mut out: Vec<String> = records
+        .iter()
+        .map(|record| {
+            let mut fields: Vec<String> = record
+                .split('\t')
+                .map(|field| match field.strip_prefix("XA:Z:") {
+                    Some(hits) if alternatives => {
+                        let mut hits: Vec<&str> =
+                            hits.split(';').filter(|h| !h.is_empty()).collect();
+                        hits.sort_unstable();
+                        format!("XA:Z:{};", hits.join(";"))
+                    }
+                    _ => field.to_owned(),
+                })
+                .collect();
+            fields[11..].sort();
+            fields.join("\t")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The tasks of a run's manifest: (step, shard, status).
+fn tasks(run_dir: &Path) -> Vec<(String, Option<u64>, String)> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("manifest.json")).unwrap()).unwrap();
+    manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| {
+            (
+                task["step"].as_str().unwrap().to_owned(),
+                task["shard"].as_u64(),
+                task["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn chunks_on_bwa_batch_boundaries_merge_to_the_records_of_one_alignment() {
+    let ws = Workspace::new();
+    // Four copies of the test data: 55,440 pairs, more than one bwa batch.
+    let (fastq_1, fastq_2, bases) = repeated_pair(&ws, 4);
+    assert_eq!(bases.len(), 55_440);
+    // bwa reads pairs into a batch until it holds at least -K bases of both mates together: the
+    // first batch ends after the pair at which the running sum reaches -K.
+    let mut sum = 0;
+    let batch_pairs = bases
+        .iter()
+        .position(|b| {
+            sum += b;
+            sum >= BWA_BATCH_BASES
+        })
+        .unwrap()
+        + 1;
+    // 3 copies (3 × 2,962,934 bases), then 5,501 pairs of 2×101 from the fourth.
+    assert_eq!(batch_pairs, 47_081);
+    let rest: u64 = bases[batch_pairs..].iter().sum();
+    assert!(
+        rest < BWA_BATCH_BASES,
+        "the second batch is the rest of the input"
+    );
+
+    let input = ws.input(
+        &[
+            ("REFERENCE", testdata().join("ref.fa").display().to_string()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("FASTQ_1", fastq_1.display().to_string()),
+            ("FASTQ_2", fastq_2.display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+        ],
+        Some(&CONTIGS),
+    );
+    let run = |run_id: &str, env: &[(&str, String)]| {
+        let mut command = ws.biojob();
+        command
+            .args(["run", "--input"])
+            .arg(&input)
+            .args(["--run-id", run_id]);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{run_id}: {}", stderr(&output));
+        ws.out().join("NA12878").join(run_id)
+    };
+    let whole = run("whole", &[]);
+    let chunked = run(
+        "chunked",
+        &[
+            ("BIOJOB_ALIGN_CHUNK_PAIRS", batch_pairs.to_string()),
+            ("BIOJOB_WORKERS", "2".to_owned()),
+        ],
+    );
+    let step = |name: &str, shard: Option<u64>| (name.to_owned(), shard, "succeeded".to_owned());
+    assert_eq!(
+        tasks(&chunked)[..5],
+        [
+            step("prepare-reference", None),
+            step("split", None),
+            step("align", Some(0)),
+            step("align", Some(1)),
+            step("merge", None),
+        ]
+    );
+    let whole_records = sorted_records(&whole.join("NA12878.align.bam"));
+    let primary = whole_records
+        .iter()
+        .filter(|line| line.split('\t').nth(1).unwrap().parse::<u16>().unwrap() & 0x900 == 0)
+        .count();
+    assert_eq!(primary, 2 * 55_440, "one primary record per read");
+    let chunked_records = sorted_records(&chunked.join("NA12878.align.bam"));
+    // Two differences that are not in the alignments: samtools merge rewrites each record's RG
+    // tag, which moves it to the end of the optional fields (their order has no meaning, SAM
+    // spec section 1.5); and bwa orders a read's alternative hits (XA) with a hash of the
+    // read's position in the input, which restarts in each chunk. With both normalised the
+    // records are equal; with the optional fields sorted only, 10 records list the same hits in
+    // another order.
+    let tags_sorted: Vec<String> = normalise(&whole_records, false);
+    let chunked_tags_sorted: Vec<String> = normalise(&chunked_records, false);
+    let mut unmatched: std::collections::HashMap<&String, i64> = std::collections::HashMap::new();
+    for record in &tags_sorted {
+        *unmatched.entry(record).or_default() += 1;
+    }
+    for record in &chunked_tags_sorted {
+        *unmatched.entry(record).or_default() -= 1;
+    }
+    let reordered: i64 = unmatched.values().filter(|n| **n > 0).sum();
+    assert_eq!(reordered, 10);
+    assert!(
+        normalise(&whole_records, true) == normalise(&chunked_records, true),
+        "the merged BAM's records differ from the unsplit alignment's"
+    );
+    assert_same_records(
+        &chunked.join("NA12878.vcf.gz"),
+        &whole.join("NA12878.vcf.gz"),
+    );
+    assert_eq!(
+        tool(
+            "samtools",
+            &[
+                "view",
+                "-c",
+                chunked.join("NA12878.align.bam").to_str().unwrap(),
+                "chr22"
+            ],
+            Path::new("/")
+        ),
+        tool(
+            "samtools",
+            &[
+                "view",
+                "-c",
+                whole.join("NA12878.align.bam").to_str().unwrap(),
+                "chr22"
+            ],
+            Path::new("/")
+        ),
+        "the merged BAM is indexed"
     );
 }

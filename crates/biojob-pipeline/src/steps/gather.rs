@@ -71,8 +71,15 @@ pub fn order_for_gather(
                 remedy: Some("gather VCFs called against the same reference".into()),
             })
     };
-    let mut keyed: Vec<((usize, u64), (usize, u64), usize, &Utf8PathBuf, &RecordSpan)> =
-        Vec::with_capacity(inputs.len());
+    // (first record's (contig rank, POS), last record's, position given, VCF, span)
+    type Keyed<'a> = (
+        (usize, u64),
+        (usize, u64),
+        usize,
+        &'a Utf8PathBuf,
+        &'a RecordSpan,
+    );
+    let mut keyed: Vec<Keyed<'_>> = Vec::with_capacity(inputs.len());
     let mut empty: Vec<Utf8PathBuf> = Vec::new();
     for (position, (vcf, span)) in inputs.iter().enumerate() {
         match span {
