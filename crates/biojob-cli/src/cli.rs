@@ -315,8 +315,18 @@ pub struct CallArgs {
     #[arg(long)]
     pub bam: Option<String>,
     /// The contig to call.
-    #[arg(long, env = env::CHROMOSOME)]
-    pub contig: String,
+    #[arg(long, env = env::CHROMOSOME, required_unless_present = "shard", conflicts_with = "shard")]
+    pub contig: Option<String>,
+    /// The shard to call instead: its index in the plan of --contigs cut into shards of at most
+    /// --shard-bases bases.
+    #[arg(long, env = env::SHARD, requires_all = ["contigs", "shard_bases"])]
+    pub shard: Option<usize>,
+    /// The contigs of the run, for --shard: a JSON array (["chr20","chrM"]) or comma-separated.
+    #[arg(long, env = env::CHROMOSOMES)]
+    pub contigs: Option<String>,
+    /// Largest shard in bases, for --shard.
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_bases: Option<u64>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -332,6 +342,10 @@ pub struct GatherArgs {
     /// The contigs called: a JSON array (["chr20","chrM"]) or comma-separated.
     #[arg(long, env = env::CHROMOSOMES, required_unless_present = "vcfs")]
     pub contigs: Option<String>,
+    /// The shards were cut by size, at most this many bases each (the call jobs' --shard-bases):
+    /// gather every shard of that plan of --contigs (0: one shard per contig).
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
+    pub shard_bases: u64,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

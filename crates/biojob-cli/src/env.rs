@@ -103,6 +103,9 @@ pub const READ_GROUP_PLATFORM_UNIT: &str = "READ_GROUP_PLATFORM_UNIT";
 pub const CHROMOSOME: &str = "CHROMOSOME";
 /// The contigs called, for gather: a JSON array string or comma-separated.
 pub const CHROMOSOMES: &str = "CHROMOSOMES";
+/// The call job's shard: its index in the plan of `CHROMOSOMES` cut by
+/// `BIOJOB_CALL_SHARD_BASES` (instead of `CHROMOSOME`).
+pub const SHARD: &str = "SHARD";
 /// Where outputs go (reference design).
 pub const JOB_OUTPUT_PREFIX: &str = "JOB_OUTPUT_PREFIX";
 /// Set by AWS Batch in every job; switches logs to JSON and names the scratch directory.

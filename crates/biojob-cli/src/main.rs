@@ -11,6 +11,7 @@ mod plan;
 mod progress;
 mod run;
 mod s3;
+mod scale_steps;
 mod signals;
 mod steps;
 

@@ -443,6 +443,7 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
 /// `<sample>.call.<shard>.vcf.gz` and its `.tbi` (`<shard>`: the contig's line in the `.fai`).
 pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let job = Job::new(&args.step, &[])?;
+    let requested = args.contigs.as_deref().map(parse_contigs).transpose()?;
     let bam = match &args.bam {
         Some(text) => uri(text, "--bam")?,
         None => job
@@ -456,17 +457,12 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
     let result = (|| {
         let (reference, mut commands) =
             run.reference(&job, &[".fai"], &args.runtime, false, &context)?;
-        let plan = contig_plan(
-            &reference.contigs,
-            Some(std::slice::from_ref(&args.contig)),
-            &reference.fai,
-        )?;
-        let shard = plan.shards()[0].clone();
-        shard_key = Some(shard.index);
+        let shard = crate::scale_steps::call_shard(&args, requested.as_deref(), &reference)?;
+        shard_key = Some((shard.index, shard.region()));
         let bai = sibling(&bam, ".bai");
         let bam_bytes = run.size_of(&bam)?;
         run.preflight(&[&bam, &bai], |staged| {
-            call_space_need(&format!("call {}", args.contig), staged, bam_bytes)
+            call_space_need(&format!("call {}", shard.region()), staged, bam_bytes)
         })?;
         let bam_path = run.stage(&bam, "BAM", "run the align step first, or give --bam")?;
         run.stage(
@@ -487,7 +483,9 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         commands.extend(output.commands);
         Ok((commands, vec![output.vcf, output.tbi]))
     })();
-    let shard = shard_key.map(|index| (index, args.contig.as_str()));
+    let shard = shard_key
+        .as_ref()
+        .map(|(index, region)| (*index, region.as_str()));
     run.finish(
         StepId::Call,
         shard,
@@ -520,18 +518,21 @@ pub fn gather(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result
     let result = (|| {
         let (contigs, fai, mut commands) = gather_reference(&run, &job, &args.runtime, &context)?;
         let vcfs = match &requested {
-            Some(names) => contig_plan(&contigs, Some(names), &fai)?
-                .shards()
-                .iter()
-                .map(|shard| {
-                    job.run_prefix.join(&scratch_file_name(
-                        &job.sample,
-                        StepId::Call,
-                        Some(shard.index),
-                        "vcf.gz",
-                    ))
-                })
-                .collect(),
+            Some(names) => biojob_pipeline::shard_plan(
+                contig_plan(&contigs, Some(names), &fai)?,
+                std::num::NonZeroU64::new(args.shard_bases),
+            )
+            .shards()
+            .iter()
+            .map(|shard| {
+                job.run_prefix.join(&scratch_file_name(
+                    &job.sample,
+                    StepId::Call,
+                    Some(shard.index),
+                    "vcf.gz",
+                ))
+            })
+            .collect(),
             None => explicit.clone(),
         };
         let mut inputs = Vec::new();

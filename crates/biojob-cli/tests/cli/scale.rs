@@ -310,3 +310,62 @@ fn chunks_on_bwa_batch_boundaries_merge_to_the_records_of_one_alignment() {
         "the merged BAM is indexed"
     );
 }
+
+#[test]
+fn call_jobs_by_shard_then_gather_give_the_records_of_by_contig_calling() {
+    let ws = Workspace::new();
+    let data = testdata();
+    let reference = data.join("ref.fa");
+    let out = ws.out();
+    let hand = hand_run();
+    // The Batch jobs' environment: the run's contigs and shard size, one shard per job.
+    let job = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = ws.biojob();
+        command
+            .args(args)
+            .arg("--reference")
+            .arg(&reference)
+            .arg("--output-prefix")
+            .arg(&out)
+            .env("SAMPLE_ID", "NA12878")
+            .env("CHROMOSOMES", r#"["chr20","chr22","chrM"]"#)
+            .env("BIOJOB_CALL_SHARD_BASES", "40000");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+    let bam = hand.dir.join("hand.bam");
+    assert!(bam.exists(), "the hand run's BAM");
+    // 8 regions of chr20 and the group chr22,chrM: shards 0 to 8, run in reverse.
+    for shard in (0..9).rev() {
+        let output = job(
+            &["call", "--bam", bam.to_str().unwrap()],
+            &[("SHARD", &shard.to_string())],
+        );
+        assert!(
+            output.status.success(),
+            "shard {shard}: {}",
+            stderr(&output)
+        );
+    }
+    let output = job(&["gather"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_same_records(&out.join("NA12878.vcf.gz"), &hand.vcf);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("NA12878.call.0008.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["task"]["contig"], "chr22,chrM");
+
+    let output = job(&["call", "--bam", bam.to_str().unwrap()], &[("SHARD", "9")]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "shard 9 is not in the plan: 9 shards of at most 40000 bases\n\
+             hint: give a shard from 0 to 8"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}
