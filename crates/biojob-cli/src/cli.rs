@@ -120,6 +120,9 @@ pub enum Command {
     Call(CallArgs),
     /// Concatenate per-contig VCFs in reference order into <sample>.vcf.gz, then index.
     Gather(GatherArgs),
+    /// Print the calling shards of contigs cut by size, as JSON for the execution input's
+    /// params.shards and params.shardBases.
+    PlanShards(PlanShardsArgs),
     /// Copy one object between S3 (or a path) and a local file, verified.
     #[command(subcommand)]
     Stage(StageCommand),
@@ -329,6 +332,20 @@ pub struct CallArgs {
     pub shard_bases: Option<u64>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanShardsArgs {
+    /// The reference FASTA; its .fai must sit beside it.
+    #[arg(long)]
+    pub reference: Utf8PathBuf,
+    /// The contigs of the run: a JSON array (["chr20","chrM"]) or comma-separated [default:
+    /// every contig of the .fai].
+    #[arg(long, env = env::CHROMOSOMES)]
+    pub contigs: Option<String>,
+    /// Largest shard, in bases.
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_bases: u64,
 }
 
 #[derive(Debug, Args)]

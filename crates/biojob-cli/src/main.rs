@@ -69,6 +69,7 @@ fn main() -> ExitCode {
         cli::Command::Align(args) => steps::align(args, &cancel, &stores),
         cli::Command::Call(args) => steps::call(args, &cancel, &stores),
         cli::Command::Gather(args) => steps::gather(args, &cancel, &stores),
+        cli::Command::PlanShards(args) => scale_steps::plan_shards(&args),
         cli::Command::Stage(command) => s3::stage(command, &stores),
     };
     match result {

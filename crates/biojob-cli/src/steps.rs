@@ -88,7 +88,7 @@ fn sibling(uri: &ObjectUri, extension: &str) -> ObjectUri {
 
 /// The contigs of `CHROMOSOMES`: a JSON array string (what
 /// `States.JsonToString($.params.chromosomes)` gives) or a comma-separated list.
-fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
+pub(crate) fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
     let remedy = "give CHROMOSOMES as a JSON array ([\"chr20\",\"chrM\"]) or comma-separated";
     let trimmed = text.trim();
     let contigs: Vec<String> = if trimmed.starts_with('[') {

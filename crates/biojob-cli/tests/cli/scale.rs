@@ -337,6 +337,28 @@ fn call_jobs_by_shard_then_gather_give_the_records_of_by_contig_calling() {
     };
     let bam = hand.dir.join("hand.bam");
     assert!(bam.exists(), "the hand run's BAM");
+    // The plan the execution input takes (params.shards, params.shardBases).
+    let output = ws
+        .biojob()
+        .args(["plan-shards", "--reference"])
+        .arg(&reference)
+        .args(["--contigs", "chr20,chr22,chrM", "--shard-bases", "40000"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        plan,
+        serde_json::json!({
+            "shardBases": 40000,
+            "shards": [0, 1, 2, 3, 4, 5, 6, 7, 8],
+            "regions": [
+                "chr20:1-37500", "chr20:37501-75000", "chr20:75001-112500",
+                "chr20:112501-150000", "chr20:150001-187500", "chr20:187501-225000",
+                "chr20:225001-262500", "chr20:262501-300000", "chr22,chrM"
+            ]
+        })
+    );
     // 8 regions of chr20 and the group chr22,chrM: shards 0 to 8, run in reverse.
     for shard in (0..9).rev() {
         let output = job(

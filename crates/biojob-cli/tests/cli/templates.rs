@@ -212,6 +212,8 @@ fn state_machine_sets_only_variables_biojob_reads() {
         "JOB_WORKFLOW_EXECUTION_ID",
         "CHROMOSOME",
         "CHROMOSOMES",
+        "SHARD",
+        "BIOJOB_CALL_SHARD_BASES",
     ] {
         assert!(
             names.contains(required),
@@ -221,6 +223,28 @@ fn state_machine_sets_only_variables_biojob_reads() {
     let map = &definition["States"]["CallContigs"];
     assert_eq!(map["Type"], "Map");
     assert_eq!(map["ItemsPath"], "$.params.chromosomes");
+    // Shards cut by size when the input lists them; both maps bounded by the same parameter.
+    let shards = &definition["States"]["CallShards"];
+    assert_eq!(shards["Type"], "Map");
+    assert_eq!(shards["ItemsPath"], "$.params.shards");
+    for map in [map, shards] {
+        assert_eq!(map["MaxConcurrencyPath"], "$.maxConcurrency");
+        assert_eq!(map["Next"], "Gather");
+    }
+    let choice = &definition["States"]["CallByShard?"];
+    assert_eq!(choice["Choices"][0]["Variable"], "$.params.shards[0]");
+    assert_eq!(choice["Choices"][0]["Next"], "CallShards");
+    assert_eq!(choice["Default"], "CallContigs");
+    assert_eq!(definition["States"]["Align"]["Next"], "CallByShard?");
+    // Without shards in the input the defaults call by contig, and gather is told shard size 0.
+    assert_eq!(
+        definition["States"]["Defaults"]["Result"]["params"]["shards"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        definition["States"]["Defaults"]["Result"]["params"]["shardBases"],
+        0
+    );
 }
 
 /// The codes a retry can fix, from biojob's exit classes.
@@ -295,9 +319,11 @@ fn state_machine_resubmits_only_retryable_classes() {
         resubmitted_codes(&definition["States"][step], &mut codes);
         assert_eq!(codes, retryable_codes(), "{step}");
     }
-    let mut codes = BTreeSet::new();
-    resubmitted_codes(&definition["States"]["CallContigs"], &mut codes);
-    assert_eq!(codes, retryable_codes(), "CallResubmit?");
+    for map in ["CallContigs", "CallShards"] {
+        let mut codes = BTreeSet::new();
+        resubmitted_codes(&definition["States"][map], &mut codes);
+        assert_eq!(codes, retryable_codes(), "{map}: CallResubmit?");
+    }
 }
 
 #[test]
