@@ -120,6 +120,11 @@ pub enum Command {
     Call(CallArgs),
     /// Concatenate per-contig VCFs in reference order into <sample>.vcf.gz, then index.
     Gather(GatherArgs),
+    /// Split a FASTQ pair into CHUNKS chunks, blocks of BIOJOB_ALIGN_CHUNK_PAIRS read pairs dealt
+    /// in turn, for align --chunk.
+    Split(SplitArgs),
+    /// Merge the chunks' BAMs (align --chunk) into <sample>.align.bam, then index.
+    Merge(MergeArgs),
     /// Print the calling shards of contigs cut by size, as JSON for the execution input's
     /// params.shards and params.shardBases.
     PlanShards(PlanShardsArgs),
@@ -295,6 +300,53 @@ pub struct AlignArgs {
     #[arg(long, env = env::FASTQ_2)]
     pub fastq_2: Option<String>,
     /// @RG ID [default: the sample id].
+    #[arg(long, env = env::READ_GROUP_ID)]
+    pub read_group_id: Option<String>,
+    /// @RG LB.
+    #[arg(long, env = env::READ_GROUP_LIBRARY)]
+    pub read_group_library: Option<String>,
+    /// @RG PL [default: ILLUMINA].
+    #[arg(long, env = env::READ_GROUP_PLATFORM)]
+    pub read_group_platform: Option<String>,
+    /// @RG PU.
+    #[arg(long, env = env::READ_GROUP_PLATFORM_UNIT)]
+    pub read_group_platform_unit: Option<String>,
+    /// Align one chunk written by the split step instead: its index; the FASTQs are
+    /// <run prefix>/<sample>.split.<chunk>_R1/_R2.fastq.gz, the BAM <sample>.align.<chunk>.bam.
+    #[arg(long, env = env::CHUNK)]
+    pub chunk: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// Read 1 FASTQ (plain or gzip) [default: <source data prefix>/<sample>_R1.fastq.gz].
+    #[arg(long, env = env::FASTQ_1)]
+    pub fastq_1: Option<String>,
+    /// Read 2 FASTQ [default: <source data prefix>/<sample>_R2.fastq.gz].
+    #[arg(long, env = env::FASTQ_2)]
+    pub fastq_2: Option<String>,
+    /// Read pairs per block; block k goes to chunk k mod --chunks.
+    #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_pairs: u64,
+    /// How many chunks.
+    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
+    pub chunks: u64,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// How many chunks were aligned.
+    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
+    pub chunks: u64,
+    /// @RG ID the chunks were aligned with [default: the sample id].
     #[arg(long, env = env::READ_GROUP_ID)]
     pub read_group_id: Option<String>,
     /// @RG LB.

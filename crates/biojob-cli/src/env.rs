@@ -106,6 +106,10 @@ pub const CHROMOSOMES: &str = "CHROMOSOMES";
 /// The call job's shard: its index in the plan of `CHROMOSOMES` cut by
 /// `BIOJOB_CALL_SHARD_BASES` (instead of `CHROMOSOME`).
 pub const SHARD: &str = "SHARD";
+/// The number of alignment chunks of a run on AWS Batch (split, merge).
+pub const CHUNKS: &str = "CHUNKS";
+/// The align job's chunk: its 0-based index among `CHUNKS`.
+pub const CHUNK: &str = "CHUNK";
 /// Where outputs go (reference design).
 pub const JOB_OUTPUT_PREFIX: &str = "JOB_OUTPUT_PREFIX";
 /// Set by AWS Batch in every job; switches logs to JSON and names the scratch directory.

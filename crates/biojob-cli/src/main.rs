@@ -70,6 +70,8 @@ fn main() -> ExitCode {
         cli::Command::Call(args) => steps::call(args, &cancel, &stores),
         cli::Command::Gather(args) => steps::gather(args, &cancel, &stores),
         cli::Command::PlanShards(args) => scale_steps::plan_shards(&args),
+        cli::Command::Split(args) => scale_steps::split(args, &cancel, &stores),
+        cli::Command::Merge(args) => scale_steps::merge(args, &cancel, &stores),
         cli::Command::Stage(command) => s3::stage(command, &stores),
     };
     match result {

@@ -1,14 +1,26 @@
 //! The shard a call job works on: a contig (`CHROMOSOME`), or a shard of a plan cut by size
 //! (`SHARD` with `CHROMOSOMES` and `BIOJOB_CALL_SHARD_BASES`); `biojob plan-shards`, which
-//! prints that plan for the execution input.
+//! prints that plan for the execution input; the split and merge jobs around align jobs of
+//! one chunk each.
 
 use std::num::NonZeroU64;
 
 use biojob_core::Shard;
 use biojob_pipeline::{Error, PreparedReference, contig_plan, shard_plan};
 
+use std::num::NonZeroUsize;
+use std::time::{Instant, SystemTime};
+
+use biojob_core::{StepId, scratch_file_name};
+use biojob_formats::{fastq_chunk_names, split_fastq_pair_in_turn};
+use biojob_pipeline::{AlignRequest, chunk_prefix, keys};
+use biojob_process::CancelToken;
+use biojob_storage::{ObjectUri, Stores};
+use camino::{Utf8Path, Utf8PathBuf};
+
 use crate::Failure;
-use crate::cli::{CallArgs, PlanShardsArgs};
+use crate::cli::{CallArgs, MergeArgs, PlanShardsArgs, SplitArgs};
+use crate::steps::{Job, StepRun};
 
 /// The shard `args` name: `--contig`'s by-contig shard (its index the contig's line in the
 /// `.fai`), or shard `--shard` of the plan of `requested` contigs cut into shards of at most
@@ -91,4 +103,174 @@ pub fn plan_shards(args: &PlanShardsArgs) -> Result<(), Failure> {
         println!("{json}");
     }
     Ok(())
+}
+
+/// The FASTQ pair of chunk `chunk` under the run prefix, as the split job wrote it.
+pub fn chunk_fastqs(job: &Job, chunk: usize) -> (ObjectUri, ObjectUri) {
+    let (name_1, name_2) = fastq_chunk_names(&chunk_prefix(&job.sample), chunk);
+    (job.run_prefix.join(&name_1), job.run_prefix.join(&name_2))
+}
+
+/// Renames an align job's outputs to chunk `chunk`'s names, `<sample>.align.<chunk>.bam` and
+/// its `.bai`, for the merge job; returns them.
+///
+/// # Errors
+/// [`biojob_pipeline::Error::Io`] when a rename fails.
+pub fn chunk_bam(
+    job: &Job,
+    chunk: usize,
+    aligned_bam: &Utf8Path,
+    aligned_bai: &Utf8Path,
+) -> Result<Vec<Utf8PathBuf>, Error> {
+    let dir = aligned_bam
+        .parent()
+        .map(ToOwned::to_owned)
+        .unwrap_or_default();
+    let bam = dir.join(scratch_file_name(
+        &job.sample,
+        StepId::Align,
+        Some(chunk),
+        "bam",
+    ));
+    let bai = Utf8PathBuf::from(format!("{bam}.bai"));
+    std::fs::rename(aligned_bam, &bam).map_err(Error::io("renaming to", &bam))?;
+    std::fs::rename(aligned_bai, &bai).map_err(Error::io("renaming to", &bai))?;
+    Ok(vec![bam, bai])
+}
+
+fn chunk_count(chunks: u64) -> Result<NonZeroUsize, Failure> {
+    usize::try_from(chunks)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| {
+            crate::steps::usage(
+                format!("CHUNKS {chunks} is not a chunk count"),
+                "give CHUNKS from 1",
+            )
+        })
+}
+
+/// The split job: stages the FASTQ pair, deals blocks of `BIOJOB_ALIGN_CHUNK_PAIRS` read pairs
+/// in turn into `CHUNKS` chunks ([`biojob_formats::split_fastq_pair_in_turn`]), and stages out
+/// `<sample>.split.<chunk>_R1.fastq.gz` and `_R2` for each chunk.
+pub fn split(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
+    let job = Job::new(
+        &args.step,
+        &[
+            (keys::FASTQ_1, args.fastq_1.as_ref()),
+            (keys::FASTQ_2, args.fastq_2.as_ref()),
+        ],
+    )?;
+    let chunks = chunk_count(args.chunks)?;
+    let block_pairs = NonZeroU64::new(args.chunk_pairs)
+        .ok_or_else(|| crate::steps::usage("BIOJOB_ALIGN_CHUNK_PAIRS is 0", "give it from 1"))?;
+    let (fastq_1, fastq_2) = job.environment.fastqs(&job.sample)?;
+    let run = StepRun::new(&args.runtime, cancel, stores, StepId::Split)?;
+    let (started, clock) = (SystemTime::now(), Instant::now());
+    let context = run.context();
+    let result = (|| {
+        let remedy = "check SOURCE_DATA_PREFIX and SAMPLE_ID, or give FASTQ_1 and FASTQ_2";
+        let fastq_bytes = run
+            .size_of(&fastq_1)?
+            .saturating_add(run.size_of(&fastq_2)?);
+        run.preflight(&[&fastq_1, &fastq_2], |staged| {
+            biojob_pipeline::align_space_need(staged, fastq_bytes, &fastq_1.to_string())
+        })?;
+        let r1 = run.stage(&fastq_1, "FASTQ_1", remedy)?;
+        let r2 = run.stage(&fastq_2, "FASTQ_2", remedy)?;
+        context.check_stopped("splitting the FASTQ pair")?;
+        let written = split_fastq_pair_in_turn(
+            &r1,
+            &r2,
+            block_pairs,
+            chunks,
+            &run.work_dir,
+            &chunk_prefix(&job.sample),
+        )?;
+        let files = written
+            .into_iter()
+            .flat_map(|chunk| [chunk.fastq_1, chunk.fastq_2])
+            .collect();
+        Ok((Vec::new(), files))
+    })();
+    run.finish(
+        StepId::Split,
+        None,
+        &job.sample,
+        &job.run_prefix,
+        started,
+        clock,
+        result,
+    )
+}
+
+/// The merge job: stages the reference `.fai` and `<sample>.align.<chunk>.bam` for each of the
+/// `CHUNKS` chunks, merges them ([`biojob_pipeline::merge`]), and stages out
+/// `<sample>.align.bam` and its `.bai`, the names the call job reads.
+pub fn merge(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
+    let job = Job::new(
+        &args.step,
+        &[
+            (keys::READ_GROUP_ID, args.read_group_id.as_ref()),
+            (keys::READ_GROUP_LIBRARY, args.read_group_library.as_ref()),
+            (keys::READ_GROUP_PLATFORM, args.read_group_platform.as_ref()),
+            (
+                keys::READ_GROUP_PLATFORM_UNIT,
+                args.read_group_platform_unit.as_ref(),
+            ),
+        ],
+    )?;
+    let chunks = chunk_count(args.chunks)?;
+    let read_group = job.environment.read_group(&job.sample)?;
+    let run = StepRun::new(&args.runtime, cancel, stores, StepId::Merge)?;
+    let (started, clock) = (SystemTime::now(), Instant::now());
+    let context = run.context();
+    let result = (|| {
+        let bams: Vec<ObjectUri> = (0..chunks.get())
+            .map(|chunk| {
+                job.run_prefix.join(&scratch_file_name(
+                    &job.sample,
+                    StepId::Align,
+                    Some(chunk),
+                    "bam",
+                ))
+            })
+            .collect();
+        let bam_bytes = bams.iter().try_fold(0u64, |sum, uri| {
+            Ok::<u64, Error>(sum.saturating_add(run.size_of(uri)?))
+        })?;
+        run.preflight(&bams.iter().collect::<Vec<_>>(), |staged| {
+            biojob_pipeline::gather_space_need(staged, bam_bytes.saturating_mul(2))
+        })?;
+        let mut local = Vec::with_capacity(bams.len());
+        for bam in &bams {
+            local.push(run.stage(bam, "chunk BAM", "run the align job for every chunk first")?);
+        }
+        let (reference, mut commands) =
+            run.reference(&job, &[".fai"], &args.runtime, false, &context)?;
+        // The request's FASTQ fields are not read by merge.
+        let output = biojob_pipeline::merge(
+            &AlignRequest {
+                sample: &job.sample,
+                read_group: &read_group,
+                reference: &reference,
+                fastq_1: &local[0],
+                fastq_2: &local[0],
+                work_dir: &run.work_dir,
+            },
+            &local,
+            &context,
+        )?;
+        commands.extend(output.commands);
+        Ok((commands, vec![output.bam, output.bai]))
+    })();
+    run.finish(
+        StepId::Merge,
+        None,
+        &job.sample,
+        &job.run_prefix,
+        started,
+        clock,
+        result,
+    )
 }

@@ -22,7 +22,7 @@ use crate::Failure;
 use crate::cli::{AlignArgs, CallArgs, GatherArgs, PrepareReferenceArgs, RuntimeArgs, StepArgs};
 use crate::run::{cache_dir, engine, job_identity};
 
-fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
+pub(crate) fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
     Failure::Usage(anyhow::anyhow!("{error}"), Some(remedy.to_owned()))
 }
 
@@ -35,16 +35,16 @@ const BWA_INDEX_EXTENSIONS: [&str; 5] = [".amb", ".ann", ".bwt", ".pac", ".sa"];
 
 /// What a step job was told: its environment (flags laid over the process environment), its
 /// sample and its run prefix.
-struct Job {
-    environment: JobEnvironment,
-    sample: SampleId,
-    run_prefix: ObjectUri,
+pub(crate) struct Job {
+    pub(crate) environment: JobEnvironment,
+    pub(crate) sample: SampleId,
+    pub(crate) run_prefix: ObjectUri,
 }
 
 impl Job {
     /// Resolves the job from the step's flags (each backed by its environment variable) and
     /// `extra` `(key, value)` pairs.
-    fn new(step: &StepArgs, extra: &[(&str, Option<&String>)]) -> Result<Job, Failure> {
+    pub(crate) fn new(step: &StepArgs, extra: &[(&str, Option<&String>)]) -> Result<Job, Failure> {
         let mut pairs: Vec<(&str, Option<&String>)> = vec![
             (keys::SAMPLE_ID, Some(&step.sample)),
             (keys::REFERENCE, step.reference.as_ref()),
@@ -112,11 +112,11 @@ pub(crate) fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
 }
 
 /// A step's scratch directory, its space watch and its context.
-struct StepRun {
+pub(crate) struct StepRun {
     engine: Engine,
     scratch: JobScratch,
     space: SpaceWatch,
-    work_dir: Utf8PathBuf,
+    pub(crate) work_dir: Utf8PathBuf,
     context: StepContext,
 }
 
@@ -124,7 +124,7 @@ impl StepRun {
     /// Resolves the tools and creates the attempt's scratch directory
     /// (`<root>/<job id>/<attempt>/`; the job id is `AWS_BATCH_JOB_ID`, or a fresh id
     /// starting with the step's name outside AWS Batch). The step's time limit starts now.
-    fn new(
+    pub(crate) fn new(
         runtime: &RuntimeArgs,
         cancel: &CancelToken,
         stores: &Stores,
@@ -149,7 +149,7 @@ impl StepRun {
         })
     }
 
-    fn context(&self) -> StepContext {
+    pub(crate) fn context(&self) -> StepContext {
         self.context.clone()
     }
 
@@ -158,7 +158,12 @@ impl StepRun {
     }
 
     /// Stages `uri` into scratch (a local file is used in place).
-    fn stage(&self, uri: &ObjectUri, what: &str, remedy: &str) -> Result<Utf8PathBuf, Error> {
+    pub(crate) fn stage(
+        &self,
+        uri: &ObjectUri,
+        what: &str,
+        remedy: &str,
+    ) -> Result<Utf8PathBuf, Error> {
         stage_input(&self.engine.stores, uri, &self.staging(), what, remedy)
     }
 
@@ -166,7 +171,7 @@ impl StepRun {
     /// the FASTA and, from S3, those of `sidecars` that exist beside it (after it, so they are
     /// not older), then builds what is still missing (the `.fai`; the bwa index when
     /// `bwa_index`).
-    fn reference(
+    pub(crate) fn reference(
         &self,
         job: &Job,
         sidecars: &[&str],
@@ -200,7 +205,7 @@ impl StepRun {
     /// The size of the object at `uri` in bytes, 0 when it does not exist (staging then
     /// reports it missing). A key that could not be staged into scratch (`..`, an empty
     /// segment) is refused first, before any request.
-    fn size_of(&self, uri: &ObjectUri) -> Result<u64, Error> {
+    pub(crate) fn size_of(&self, uri: &ObjectUri) -> Result<u64, Error> {
         if uri.local_path().is_none() {
             uri.scratch_path(&self.staging())?;
         }
@@ -214,7 +219,7 @@ impl StepRun {
 
     /// Checks the scratch space for the inputs to be copied in (those that are not local
     /// files) plus what the step writes, before staging anything.
-    fn preflight(
+    pub(crate) fn preflight(
         &self,
         uris: &[&ObjectUri],
         need: impl FnOnce(u64) -> SpaceNeed,
@@ -229,7 +234,7 @@ impl StepRun {
     /// Publishes outputs (on success) and logs (always), removes the scratch directory (unless
     /// kept), then publishes the step manifest (always); returns the step's own result.
     #[allow(clippy::too_many_arguments)]
-    fn finish(
+    pub(crate) fn finish(
         self,
         step: StepId,
         shard: Option<(usize, &str)>,
@@ -392,7 +397,10 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
         ],
     )?;
     let read_group = job.environment.read_group(&job.sample)?;
-    let (fastq_1, fastq_2) = job.environment.fastqs(&job.sample)?;
+    let (fastq_1, fastq_2) = match args.chunk {
+        Some(chunk) => crate::scale_steps::chunk_fastqs(&job, chunk),
+        None => job.environment.fastqs(&job.sample)?,
+    };
     let run = StepRun::new(&args.runtime, cancel, stores, StepId::Align)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
@@ -425,11 +433,16 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
             &context,
         )?;
         commands.extend(output.commands);
-        Ok((commands, vec![output.bam, output.bai]))
+        let outputs = match args.chunk {
+            Some(chunk) => crate::scale_steps::chunk_bam(&job, chunk, &output.bam, &output.bai)?,
+            None => vec![output.bam, output.bai],
+        };
+        Ok((commands, outputs))
     })();
+    let chunk_label = args.chunk.map(|chunk| format!("chunk {chunk:04}"));
     run.finish(
         StepId::Align,
-        None,
+        args.chunk.zip(chunk_label.as_deref()),
         &job.sample,
         &job.run_prefix,
         started,

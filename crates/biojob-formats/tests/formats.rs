@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::num::NonZeroU64;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -15,7 +15,8 @@ use biojob_formats::{
     BamHeaderSummary, FastqError, FastqPairStats, FlagCounts, FormatError, VariantCounts,
     VcfContig, VcfHeaderSummary, VcfRules, check_bam_header, check_bgzf_eof, fastq_chunk_names,
     quickcheck_bam, quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf,
-    split_fastq_pair, stream_fastq_pair, tabix_contigs, validate_fastq_pair,
+    split_fastq_pair, split_fastq_pair_in_turn, stream_fastq_pair, tabix_contigs,
+    validate_fastq_pair,
 };
 use biojob_testkit::testdata;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -1575,4 +1576,40 @@ fn split_refuses_pairs_out_of_step() {
     std::fs::write(&r2, "").unwrap();
     let error = split_fastq_pair(&r1, &r2, chunk, root, "S.split").unwrap_err();
     assert_eq!(error.to_string(), format!("{r1}: no records (empty file)"));
+}
+
+#[test]
+fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let names = ["a", "b", "c", "d", "e", "f", "g"];
+    let r1 = root.join("in_R1.fastq");
+    let r2 = root.join("in_R2.fastq");
+    std::fs::write(&r1, fastq_text(&names, 1)).unwrap();
+    std::fs::write(&r2, fastq_text(&names, 2)).unwrap();
+    let block = NonZeroU64::new(2).unwrap();
+    // Blocks ab, cd, ef, g dealt to 3 chunks: ab+g, cd, ef.
+    let chunks =
+        split_fastq_pair_in_turn(&r1, &r2, block, NonZeroUsize::new(3).unwrap(), root, "S")
+            .unwrap();
+    let pairs: Vec<u64> = chunks.iter().map(|c| c.pairs).collect();
+    assert_eq!(pairs, [3, 2, 2]);
+    assert_eq!(
+        gunzip_text(&chunks[0].fastq_1),
+        fastq_text(&["a", "b", "g"], 1)
+    );
+    assert_eq!(
+        gunzip_text(&chunks[0].fastq_2),
+        fastq_text(&["a", "b", "g"], 2)
+    );
+    assert_eq!(gunzip_text(&chunks[2].fastq_2), fastq_text(&["e", "f"], 2));
+    assert_eq!(chunks[1].fastq_1.file_name(), Some("S.0001_R1.fastq.gz"));
+    // 7 pairs are 4 blocks of 2: a fifth chunk would be empty.
+    let error = split_fastq_pair_in_turn(&r1, &r2, block, NonZeroUsize::new(5).unwrap(), root, "T")
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{r1} has 7 read pairs: fewer than 5 blocks of 2 pairs, so a chunk would be empty")
+    );
+    assert!(matches!(error, FastqError::TooFewBlocks { .. }));
 }

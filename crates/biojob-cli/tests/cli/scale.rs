@@ -391,3 +391,69 @@ fn call_jobs_by_shard_then_gather_give_the_records_of_by_contig_calling() {
         stderr(&output)
     );
 }
+
+#[test]
+fn split_align_chunk_and_merge_jobs_give_the_alignments_of_one_align_job() {
+    let ws = Workspace::new();
+    let (fastq_1, fastq_2, _) = repeated_pair(&ws, 4);
+    let reference = testdata().join("ref.fa");
+    let out = ws.out();
+    let job = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = ws.biojob();
+        command
+            .args(args)
+            .arg("--reference")
+            .arg(&reference)
+            .arg("--output-prefix")
+            .arg(&out)
+            .env("SAMPLE_ID", "NA12878")
+            .env("FASTQ_1", &fastq_1)
+            .env("FASTQ_2", &fastq_2)
+            .env("JOB_WORKFLOW_NAME", "biojob")
+            .env("JOB_WORKFLOW_EXECUTION_ID", "chunked");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    };
+    // Blocks of 47,081 pairs (the first bwa batch) dealt into 2 chunks: the batches stay whole.
+    let chunking = [("CHUNKS", "2"), ("BIOJOB_ALIGN_CHUNK_PAIRS", "47081")];
+    job(&["split"], &chunking);
+    let run_prefix = out.join("biojob/chunked");
+    for chunk in ["1", "0"] {
+        job(&["align"], &[("CHUNK", chunk)]);
+    }
+    for name in [
+        "NA12878.split.0000_R1.fastq.gz",
+        "NA12878.split.0001_R2.fastq.gz",
+        "NA12878.align.0000.bam",
+        "NA12878.align.0001.bam.bai",
+        "NA12878.align.0001.manifest.json",
+    ] {
+        assert!(run_prefix.join(name).exists(), "{name}");
+    }
+    job(&["merge"], &chunking);
+    // One align job of the whole pair, elsewhere.
+    let whole_prefix = ws.path().join("whole");
+    let output = ws
+        .biojob()
+        .args(["align", "--reference"])
+        .arg(&reference)
+        .arg("--output-prefix")
+        .arg(&whole_prefix)
+        .env("SAMPLE_ID", "NA12878")
+        .env("FASTQ_1", &fastq_1)
+        .env("FASTQ_2", &fastq_2)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let merged = sorted_records(&run_prefix.join("NA12878.align.bam"));
+    let whole = sorted_records(&whole_prefix.join("NA12878.align.bam"));
+    assert_eq!(merged.len(), whole.len());
+    assert!(
+        normalise(&merged, true) == normalise(&whole, true),
+        "the merged BAM's records differ from one align job's"
+    );
+    assert!(run_prefix.join("NA12878.align.bam.bai").exists());
+}

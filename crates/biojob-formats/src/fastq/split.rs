@@ -1,14 +1,14 @@
 //! Splitting a FASTQ pair into chunks of read pairs, mates kept together.
 
 use std::io::{BufWriter, Write};
-use std::num::NonZeroU64;
+use std::num::{NonZeroU64, NonZeroUsize};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::input::{FastqInput, IO_BUFFER_BYTES};
-use super::record::RecordReader;
+use super::record::{RecordReader, RecordView};
 use crate::FastqError;
 
 /// One chunk of a FASTQ pair, as [`split_fastq_pair`] wrote it.
@@ -108,6 +108,113 @@ fn write_record(out: &mut impl Write, raw: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The next record of each file, checked as mates; `None` when both files end together.
+/// `record` is the number of pairs read so far.
+fn next_pair<'a>(
+    reader_1: &'a mut RecordReader,
+    reader_2: &'a mut RecordReader,
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+    record: u64,
+) -> Result<Option<(RecordView<'a>, RecordView<'a>)>, FastqError> {
+    let (first, second) = match (reader_1.next_record()?, reader_2.next_record()?) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(FastqError::CountMismatch {
+                shorter: fastq_2.to_owned(),
+                longer: fastq_1.to_owned(),
+                records: record,
+            });
+        }
+        (None, Some(_)) => {
+            return Err(FastqError::CountMismatch {
+                shorter: fastq_1.to_owned(),
+                longer: fastq_2.to_owned(),
+                records: record,
+            });
+        }
+        (Some(first), Some(second)) => (first, second),
+    };
+    if first.name != second.name {
+        return Err(FastqError::MateMismatch {
+            path_1: fastq_1.to_owned(),
+            path_2: fastq_2.to_owned(),
+            record: record + 1,
+            name_1: String::from_utf8_lossy(first.name).into_owned(),
+            name_2: String::from_utf8_lossy(second.name).into_owned(),
+        });
+    }
+    Ok(Some((first, second)))
+}
+
+impl ChunkWriter {
+    /// Appends one pair.
+    fn push(
+        &mut self,
+        first: &RecordView<'_>,
+        second: &RecordView<'_>,
+        record: u64,
+    ) -> Result<(), FastqError> {
+        write_record(&mut self.out_1, first.raw).map_err(write_error(&self.partial_1, record))?;
+        write_record(&mut self.out_2, second.raw).map_err(write_error(&self.partial_2, record))?;
+        self.chunk.pairs += 1;
+        self.chunk.bases += first.bases + second.bases;
+        Ok(())
+    }
+}
+
+/// Splits a FASTQ pair into exactly `chunks` chunks by blocks of `block_pairs` read pairs
+/// dealt in turn: block `k` (pairs `k × block_pairs` to `(k + 1) × block_pairs - 1`, 0-based)
+/// goes to chunk `k mod chunks`, so the number of chunks is known before the input is read (a
+/// state machine maps over it) while each chunk is still made of whole blocks. Names, checks,
+/// partial files and errors are those of [`split_fastq_pair`].
+///
+/// # Errors
+/// As [`split_fastq_pair`]; also [`FastqError::TooFewBlocks`] when the input has fewer blocks
+/// than `chunks` (a chunk would be empty).
+pub fn split_fastq_pair_in_turn(
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+    block_pairs: NonZeroU64,
+    chunks: NonZeroUsize,
+    dir: &Utf8Path,
+    prefix: &str,
+) -> Result<Vec<FastqChunk>, FastqError> {
+    let mut reader_1 = RecordReader::new(fastq_1, FastqInput::open(fastq_1)?);
+    let mut reader_2 = RecordReader::new(fastq_2, FastqInput::open(fastq_2)?);
+    let mut writers = (0..chunks.get())
+        .map(|index| ChunkWriter::create(dir, prefix, index))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut record: u64 = 0;
+    while let Some((first, second)) =
+        next_pair(&mut reader_1, &mut reader_2, fastq_1, fastq_2, record)?
+    {
+        let block = record / block_pairs.get();
+        record += 1;
+        let slot = usize::try_from(block % chunks.get() as u64).unwrap_or_default();
+        writers[slot].push(&first, &second, record)?;
+    }
+    if record == 0 {
+        return Err(FastqError::Empty {
+            path: fastq_1.to_owned(),
+        });
+    }
+    if writers.iter().any(|writer| writer.chunk.pairs == 0) {
+        return Err(FastqError::TooFewBlocks {
+            path: fastq_1.to_owned(),
+            pairs: record,
+            chunks: chunks.get(),
+            block_pairs: block_pairs.get(),
+        });
+    }
+    let chunks = writers
+        .into_iter()
+        .map(ChunkWriter::finish)
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::info!(%fastq_1, %fastq_2, pairs = record, chunks = chunks.len(), "FASTQ pair split in turn");
+    Ok(chunks)
+}
+
 /// Splits a FASTQ pair into chunks of `chunk_pairs` read pairs (the last chunk holds the rest),
 /// written in one streaming pass into `dir` as gzip files named by [`fastq_chunk_names`]: the
 /// names depend only on `prefix` and the chunk's position, so the same input always gives the
@@ -137,47 +244,15 @@ pub fn split_fastq_pair(
     let mut chunks = Vec::new();
     let mut current: Option<ChunkWriter> = None;
     let mut record: u64 = 0;
-    loop {
-        let next_1 = reader_1.next_record()?;
-        let next_2 = reader_2.next_record()?;
-        let (first, second) = match (next_1, next_2) {
-            (None, None) => break,
-            (Some(_), None) => {
-                return Err(FastqError::CountMismatch {
-                    shorter: fastq_2.to_owned(),
-                    longer: fastq_1.to_owned(),
-                    records: record,
-                });
-            }
-            (None, Some(_)) => {
-                return Err(FastqError::CountMismatch {
-                    shorter: fastq_1.to_owned(),
-                    longer: fastq_2.to_owned(),
-                    records: record,
-                });
-            }
-            (Some(first), Some(second)) => (first, second),
-        };
+    while let Some((first, second)) =
+        next_pair(&mut reader_1, &mut reader_2, fastq_1, fastq_2, record)?
+    {
         record += 1;
-        if first.name != second.name {
-            return Err(FastqError::MateMismatch {
-                path_1: fastq_1.to_owned(),
-                path_2: fastq_2.to_owned(),
-                record,
-                name_1: String::from_utf8_lossy(first.name).into_owned(),
-                name_2: String::from_utf8_lossy(second.name).into_owned(),
-            });
-        }
         let writer = match current.as_mut() {
             Some(writer) => writer,
             None => current.insert(ChunkWriter::create(dir, prefix, chunks.len())?),
         };
-        write_record(&mut writer.out_1, first.raw)
-            .map_err(write_error(&writer.partial_1, record))?;
-        write_record(&mut writer.out_2, second.raw)
-            .map_err(write_error(&writer.partial_2, record))?;
-        writer.chunk.pairs += 1;
-        writer.chunk.bases += first.bases + second.bases;
+        writer.push(&first, &second, record)?;
         if writer.chunk.pairs == chunk_pairs.get()
             && let Some(full) = current.take()
         {
