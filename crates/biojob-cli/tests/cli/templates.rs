@@ -292,7 +292,11 @@ fn state_machine_sets_only_variables_biojob_reads() {
     let chunks = &states["AlignChunks"];
     assert_eq!(chunks["Type"], "Map");
     assert_eq!(chunks["ItemsPath"], "$.params.chunks");
-    assert_eq!(chunks["MaxConcurrencyPath"], "$.maxConcurrency");
+    assert_eq!(chunks["MaxConcurrencyPath"], "$.alignMaxConcurrency");
+    assert_eq!(
+        states["Prepare"]["Parameters"]["alignMaxConcurrency.$"],
+        "States.StringToJson($.defaults.alignMaxConcurrency)"
+    );
     assert_eq!(chunks["Next"], "Merge");
     assert_eq!(states["Merge"]["Next"], "CallByShard?");
     assert_eq!(
