@@ -521,3 +521,49 @@ fn gather_refuses_a_vcf_whose_index_is_stale() {
         ]
     );
 }
+
+#[test]
+fn a_failed_chunk_fails_the_alignment_and_later_chunks_do_not_start() {
+    let ws = Workspace::new();
+    let input = ws.demo_input(&["chr20"]);
+    let bwa = fake_tool("fake-bwa-fails");
+    // 13,860 pairs in chunks of 5,000: 3 chunks, aligned one at a time.
+    let output = ws.run(
+        &input,
+        "chunks",
+        &["--chunk-pairs", "5000", "--workers", "1"],
+        &[("BIOJOB_BWA", &bwa)],
+    );
+    assert_eq!(output.status.code(), Some(20), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            "error: align failed: align chunk 0000 failed: bwa-mem exited with status 1: \
+             [E::bwa_idx_load_from_disk] fail to locate the index files",
+            "hint: see logs/bwa-mem.stderr for the whole stderr",
+            "exit class: tool_failed (20)",
+        ]
+    );
+    let manifest = assert_nothing_published(&ws, "chunks", 20);
+    let tasks: Vec<(String, Option<u64>, String)> = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| {
+            (
+                task["step"].as_str().unwrap().to_owned(),
+                task["shard"].as_u64(),
+                task["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            ("prepare-reference".to_owned(), None, "succeeded".to_owned()),
+            ("split".to_owned(), None, "succeeded".to_owned()),
+            ("align".to_owned(), Some(0), "failed".to_owned()),
+            ("align".to_owned(), None, "failed".to_owned()),
+        ]
+    );
+}
