@@ -92,7 +92,7 @@ pub fn plan_shards(args: &PlanShardsArgs) -> Result<(), Failure> {
         Some(bases),
     );
     let shards: Vec<usize> = plan.shards().iter().map(|shard| shard.index).collect();
-    let regions: Vec<String> = plan.shards().iter().map(Shard::region).collect();
+    let regions: Vec<&str> = plan.shards().iter().map(Shard::region).collect();
     let json = serde_json::json!({
         "shardBases": bases.get(),
         "shards": shards,

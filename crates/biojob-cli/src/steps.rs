@@ -471,7 +471,7 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         let (reference, mut commands) =
             run.reference(&job, &[".fai"], &args.runtime, false, &context)?;
         let shard = crate::scale_steps::call_shard(&args, requested.as_deref(), &reference)?;
-        shard_key = Some((shard.index, shard.region()));
+        shard_key = Some((shard.index, shard.region().to_owned()));
         let bai = sibling(&bam, ".bai");
         let bam_bytes = run.size_of(&bam)?;
         run.preflight(&[&bam, &bai], |staged| {

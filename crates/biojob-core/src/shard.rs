@@ -76,15 +76,26 @@ pub struct Shard {
     pub index: usize,
     /// The regions the shard covers, in reference order; never empty.
     pub regions: Vec<Region>,
+    /// [`Shard::region`], made once.
+    region: String,
 }
 
 impl Shard {
+    /// Shard `index` of `regions` (in reference order, not overlapping, not empty).
+    pub fn new(index: usize, regions: Vec<Region>) -> Self {
+        let parts: Vec<String> = regions.iter().map(ToString::to_string).collect();
+        Shard {
+            index,
+            regions,
+            region: parts.join(","),
+        }
+    }
+
     /// The region string for tools (`-r`, `-t`): the regions joined by `,` (bcftools takes a
     /// comma-separated list), each a contig name when whole, else `contig:start-end`. A
     /// by-contig shard's region is therefore its contig's name.
-    pub fn region(&self) -> String {
-        let parts: Vec<String> = self.regions.iter().map(ToString::to_string).collect();
-        parts.join(",")
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     /// The bases the shard covers: the sum of its regions' lengths.
@@ -122,10 +133,7 @@ impl ScatterPlan {
         let shards = contigs
             .into_iter()
             .enumerate()
-            .map(|(index, contig)| Shard {
-                index,
-                regions: vec![Region::whole(contig)],
-            })
+            .map(|(index, contig)| Shard::new(index, vec![Region::whole(contig)]))
             .collect();
         ScatterPlan { shards }
     }
@@ -150,7 +158,7 @@ impl ScatterPlan {
         let mut group_bases = 0u64;
         let push = |shards: &mut Vec<Shard>, regions: Vec<Region>| {
             let index = shards.len();
-            shards.push(Shard { index, regions });
+            shards.push(Shard::new(index, regions));
         };
         for contig in contigs {
             let length = contig.length;
@@ -203,8 +211,7 @@ impl ScatterPlan {
     /// # Errors
     /// The names that match no shard, in the order given.
     pub fn restricted_to(&self, names: &[String]) -> Result<ScatterPlan, Vec<String>> {
-        let regions: Vec<String> = self.shards.iter().map(Shard::region).collect();
-        let available: HashSet<&str> = regions.iter().map(String::as_str).collect();
+        let available: HashSet<&str> = self.shards.iter().map(Shard::region).collect();
         let missing: Vec<String> = names
             .iter()
             .filter(|name| !available.contains(name.as_str()))
@@ -217,9 +224,8 @@ impl ScatterPlan {
         let shards = self
             .shards
             .iter()
-            .zip(&regions)
-            .filter(|(_, region)| wanted.contains(region.as_str()))
-            .map(|(shard, _)| shard.clone())
+            .filter(|shard| wanted.contains(shard.region()))
+            .cloned()
             .collect();
         Ok(ScatterPlan { shards })
     }
@@ -263,18 +269,18 @@ mod tests {
             Contig::new("chr22", 12_356),
             Contig::new("chrM", 16_571),
         ]);
-        let names: Vec<String> = plan.shards().iter().map(Shard::region).collect();
+        let names: Vec<&str> = plan.shards().iter().map(Shard::region).collect();
         assert_eq!(names, ["chr20", "chr22", "chrM"]);
         assert_eq!(plan.longest_first(), [0, 2, 1]);
         let some = plan
             .restricted_to(&["chrM".to_owned(), "chr20".to_owned()])
             .unwrap();
-        let picked: Vec<(usize, String)> = some
+        let picked: Vec<(usize, &str)> = some
             .shards()
             .iter()
             .map(|s| (s.index, s.region()))
             .collect();
-        assert_eq!(picked, [(0, "chr20".to_owned()), (2, "chrM".to_owned())]);
+        assert_eq!(picked, [(0, "chr20"), (2, "chrM")]);
         assert_eq!(some.longest_first(), [0, 1]);
         assert_eq!(
             plan.restricted_to(&["20".to_owned(), "chr22".to_owned(), "X".to_owned()]),
@@ -309,7 +315,7 @@ mod tests {
             ],
             100_000,
         );
-        let regions: Vec<(usize, String, u64)> = plan
+        let regions: Vec<(usize, &str, u64)> = plan
             .shards()
             .iter()
             .map(|s| (s.index, s.region(), s.bases()))
@@ -317,16 +323,16 @@ mod tests {
         assert_eq!(
             regions,
             [
-                (0, "chr20:1-100000".to_owned(), 100_000),
-                (1, "chr20:100001-200000".to_owned(), 100_000),
-                (2, "chr20:200001-300000".to_owned(), 100_000),
-                (3, "chr22,chrM".to_owned(), 28_927),
-                (4, "chrUn".to_owned(), 100_000),
+                (0, "chr20:1-100000", 100_000),
+                (1, "chr20:100001-200000", 100_000),
+                (2, "chr20:200001-300000", 100_000),
+                (3, "chr22,chrM", 28_927),
+                (4, "chrUn", 100_000),
             ]
         );
         // 250,001 bases in pieces of at most 100,000: three pieces, the first one base longer.
         let odd = size_plan(&[("c", 250_001)], 100_000);
-        let odd: Vec<String> = odd.shards().iter().map(Shard::region).collect();
+        let odd: Vec<&str> = odd.shards().iter().map(Shard::region).collect();
         assert_eq!(odd, ["c:1-83334", "c:83335-166668", "c:166669-250001"]);
         assert_eq!(plan.longest_first(), [0, 1, 2, 4, 3]);
         assert_eq!(plan.shards()[3].single_contig(), None);

@@ -493,7 +493,7 @@ fn execute(
     planned.extend(
         plan.shards()
             .iter()
-            .map(|s| TaskLabel::shard(StepId::Call, &s.region())),
+            .map(|s| TaskLabel::shard(StepId::Call, s.region())),
     );
     planned.push(TaskLabel::step(StepId::Gather));
     planned.push(TaskLabel::step(StepId::Qc));
@@ -641,7 +641,7 @@ fn call_shards(
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some(position) = next else { break };
                     let shard = &shards[position];
-                    let region = shard.region();
+                    let region = shard.region().to_owned();
                     let label = TaskLabel::shard(StepId::Call, &region);
                     let key = Some((shard.index, region.as_str()));
                     if cancel.is_cancelled() {

@@ -99,7 +99,7 @@ pub fn call(request: &CallRequest<'_>, context: &StepContext) -> Result<CallOutp
     let mut outputs = PendingOutputs::default();
     let vcf_partial = outputs.partial_for(&vcf);
     let tbi_partial = outputs.partial_for(&tbi);
-    let region = request.shard.region();
+    let region = request.shard.region().to_owned();
     let whole = request.shard.is_whole_contigs();
     let bcftools = &context.toolset.bcftools;
     let fai = Utf8PathBuf::from(format!("{}.fai", request.fasta));
