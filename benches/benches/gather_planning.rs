@@ -1,11 +1,12 @@
-//! Throughput of gather planning: ordering the per-contig VCFs by what their tabix indexes hold
-//! ([`order_for_gather`], `Throughput::Elements`: VCFs ordered), and the native check that the
+//! Throughput of gather planning: ordering the per-shard VCFs by the positions of their first
+//! and last records, as the input scan found them ([`order_for_gather`],
+//! `Throughput::Elements`: VCFs ordered), and the native check that the
 //! gather step runs on every input before `bcftools concat` ([`scan_vcf`],
 //! `Throughput::Bytes`: bytes of the bgzipped VCF).
 //!
 //! Why: shards finish in any order (the reference design's Map returns completion order and
 //! never gathers), and biojob orders them by content, never by name or arrival, which costs
-//! one `.tbi` read per shard plus a lookup of each contig's rank in the reference. With the
+//! a lookup of each shard's first and last contig's rank in the reference and a sort. With the
 //! reference design's own reference (3,366 contigs with alts, decoys and HLA) a run without a
 //! `chromosomes` list gathers 3,366 VCFs, so the ordering must stay linear in the shards and
 //! the contigs. The input scan reads every record of every shard once, on biojob's own CPU,
@@ -24,7 +25,7 @@ use std::io::Write as _;
 
 use biojob_benches::{PRIMARY, grch38_like};
 use biojob_core::Contig;
-use biojob_formats::{VcfRules, scan_vcf};
+use biojob_formats::{RecordSpan, VcfRules, scan_vcf};
 use biojob_pipeline::order_for_gather;
 use camino::{Utf8Path, Utf8PathBuf};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -97,18 +98,25 @@ fn write_indexed_vcf(path: &Utf8Path, text: &str) {
 }
 
 /// One VCF per contig (every third non-primary contig header-only), in a shuffled order.
-fn shard_vcfs(root: &Utf8Path, contigs: &[Contig]) -> Vec<Utf8PathBuf> {
+fn shard_vcfs(root: &Utf8Path, contigs: &[Contig]) -> Vec<(Utf8PathBuf, Option<RecordSpan>)> {
     // One header for all: writing all 3,366 `##contig` lines into each of 3,366 files would
     // only slow the set-up; the ordering reads the `.tbi` alone.
     let mut vcfs = Vec::with_capacity(contigs.len());
     for (index, contig) in contigs.iter().enumerate() {
         let path = root.join(format!("{SAMPLE}.call.{index:04}.vcf.gz"));
         let mut text = header(std::slice::from_ref(contig));
+        let mut span = None;
         if index < PRIMARY.len() || index % 3 != 0 {
             text.push_str(&records(contig, 20));
+            // As `records` places them.
+            let step = (contig.length / 21).max(1);
+            span = Some(RecordSpan {
+                first: (contig.name.clone(), 1 + step),
+                last: (contig.name.clone(), 1 + 20 * step),
+            });
         }
         write_indexed_vcf(&path, &text);
-        vcfs.push(path);
+        vcfs.push((path, span));
     }
     // A fixed shuffle (completion order is arbitrary).
     let mut state: u64 = 0x853c_49e6_748f_ea9b;

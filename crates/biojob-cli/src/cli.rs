@@ -120,6 +120,14 @@ pub enum Command {
     Call(CallArgs),
     /// Concatenate per-contig VCFs in reference order into <sample>.vcf.gz, then index.
     Gather(GatherArgs),
+    /// Split a FASTQ pair into CHUNKS chunks, blocks of BIOJOB_ALIGN_CHUNK_PAIRS read pairs dealt
+    /// in turn, for align --chunk.
+    Split(SplitArgs),
+    /// Merge the chunks' BAMs (align --chunk) into <sample>.align.bam, then index.
+    Merge(MergeArgs),
+    /// Print the calling shards of contigs cut by size, as JSON for the execution input's
+    /// params.shards and params.shardBases.
+    PlanShards(PlanShardsArgs),
     /// Copy one object between S3 (or a path) and a local file, verified.
     #[command(subcommand)]
     Stage(StageCommand),
@@ -229,7 +237,37 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
+    pub scale: ScaleArgs,
+    #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// How far a run scatters beyond one alignment and one calling shard per contig.
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    /// Largest calling shard, in bases: contigs are cut into regions of at most this many
+    /// bases and small contigs grouped (0: one shard per contig).
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
+    pub shard_bases: u64,
+    /// Read pairs per alignment chunk: the FASTQ pair is split into chunks, each aligned on its
+    /// own and the BAMs merged (0: aligned whole).
+    #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, default_value_t = 0)]
+    pub chunk_pairs: u64,
+    /// Chunks aligned at once, each with an equal share of the threads and memory [default:
+    /// 1]. Calling shards always run on as many workers as there are threads.
+    #[arg(long, env = env::BIOJOB_WORKERS, default_value_t = 1)]
+    pub workers: usize,
+}
+
+impl ScaleArgs {
+    /// The pipeline's settings.
+    pub fn options(&self) -> biojob_pipeline::ScaleOptions {
+        biojob_pipeline::ScaleOptions {
+            shard_bases: std::num::NonZeroU64::new(self.shard_bases),
+            chunk_pairs: std::num::NonZeroU64::new(self.chunk_pairs),
+            workers: self.workers,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +333,53 @@ pub struct AlignArgs {
     /// @RG PU.
     #[arg(long, env = env::READ_GROUP_PLATFORM_UNIT)]
     pub read_group_platform_unit: Option<String>,
+    /// Align one chunk written by the split step instead: its index; the FASTQs are
+    /// <run prefix>/<sample>.split.<chunk>_R1/_R2.fastq.gz, the BAM <sample>.align.<chunk>.bam.
+    #[arg(long, env = env::CHUNK)]
+    pub chunk: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// Read 1 FASTQ (plain or gzip) [default: <source data prefix>/<sample>_R1.fastq.gz].
+    #[arg(long, env = env::FASTQ_1)]
+    pub fastq_1: Option<String>,
+    /// Read 2 FASTQ [default: <source data prefix>/<sample>_R2.fastq.gz].
+    #[arg(long, env = env::FASTQ_2)]
+    pub fastq_2: Option<String>,
+    /// Read pairs per block; block k goes to chunk k mod --chunks.
+    #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_pairs: u64,
+    /// How many chunks.
+    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
+    pub chunks: u64,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// How many chunks were aligned.
+    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
+    pub chunks: u64,
+    /// @RG ID the chunks were aligned with [default: the sample id].
+    #[arg(long, env = env::READ_GROUP_ID)]
+    pub read_group_id: Option<String>,
+    /// @RG LB.
+    #[arg(long, env = env::READ_GROUP_LIBRARY)]
+    pub read_group_library: Option<String>,
+    /// @RG PL [default: ILLUMINA].
+    #[arg(long, env = env::READ_GROUP_PLATFORM)]
+    pub read_group_platform: Option<String>,
+    /// @RG PU.
+    #[arg(long, env = env::READ_GROUP_PLATFORM_UNIT)]
+    pub read_group_platform_unit: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -307,14 +392,38 @@ pub struct CallArgs {
     #[arg(long)]
     pub bam: Option<String>,
     /// The contig to call.
-    #[arg(long, env = env::CHROMOSOME)]
-    pub contig: String,
+    #[arg(long, env = env::CHROMOSOME, required_unless_present = "shard", conflicts_with = "shard")]
+    pub contig: Option<String>,
+    /// The shard to call instead: its index in the plan of --contigs cut into shards of at most
+    /// --shard-bases bases.
+    #[arg(long, env = env::SHARD, requires_all = ["contigs", "shard_bases"])]
+    pub shard: Option<usize>,
+    /// The contigs of the run, for --shard: a JSON array (["chr20","chrM"]) or comma-separated.
+    #[arg(long, env = env::CHROMOSOMES)]
+    pub contigs: Option<String>,
+    /// Largest shard in bases, for --shard.
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_bases: Option<u64>,
     /// Minimum mapping quality of the alignments used (bcftools mpileup -q), 0 to 255
     /// [default: bcftools' own, 0].
     #[arg(long, env = env::MIN_MAPPING_QUALITY)]
     pub min_mapping_quality: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanShardsArgs {
+    /// The reference FASTA; its .fai must sit beside it.
+    #[arg(long)]
+    pub reference: Utf8PathBuf,
+    /// The contigs of the run: a JSON array (["chr20","chrM"]) or comma-separated [default:
+    /// every contig of the .fai].
+    #[arg(long, env = env::CHROMOSOMES)]
+    pub contigs: Option<String>,
+    /// Largest shard, in bases.
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_bases: u64,
 }
 
 #[derive(Debug, Args)]
@@ -328,6 +437,10 @@ pub struct GatherArgs {
     /// The contigs called: a JSON array (["chr20","chrM"]) or comma-separated.
     #[arg(long, env = env::CHROMOSOMES, required_unless_present = "vcfs")]
     pub contigs: Option<String>,
+    /// The shards were cut by size, at most this many bases each (the call jobs' --shard-bases):
+    /// gather every shard of that plan of --contigs (0: one shard per contig).
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
+    pub shard_bases: u64,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

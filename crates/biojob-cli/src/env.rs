@@ -39,6 +39,13 @@ pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
 /// Resume (`1`/`true`): reuse every step that an earlier manifest under the run's output
 /// location records as finished with the same cache key and whose outputs are unchanged.
 pub const BIOJOB_RESUME: &str = "BIOJOB_RESUME";
+/// Largest calling shard in bases; contigs are cut and grouped into shards of at most this
+/// many bases (default 0: one shard per contig).
+pub const BIOJOB_CALL_SHARD_BASES: &str = "BIOJOB_CALL_SHARD_BASES";
+/// Read pairs per alignment chunk (default 0: the FASTQ pair is aligned whole).
+pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";
+/// Alignment chunks run at once (default 1).
+pub const BIOJOB_WORKERS: &str = "BIOJOB_WORKERS";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.
@@ -101,6 +108,13 @@ pub const CHROMOSOME: &str = "CHROMOSOME";
 pub const MIN_MAPPING_QUALITY: &str = "MIN_MAPPING_QUALITY";
 /// The contigs called, for gather: a JSON array string or comma-separated.
 pub const CHROMOSOMES: &str = "CHROMOSOMES";
+/// The call job's shard: its index in the plan of `CHROMOSOMES` cut by
+/// `BIOJOB_CALL_SHARD_BASES` (instead of `CHROMOSOME`).
+pub const SHARD: &str = "SHARD";
+/// The number of alignment chunks of a run on AWS Batch (split, merge).
+pub const CHUNKS: &str = "CHUNKS";
+/// The align job's chunk: its 0-based index among `CHUNKS`.
+pub const CHUNK: &str = "CHUNK";
 /// Where outputs go (reference design).
 pub const JOB_OUTPUT_PREFIX: &str = "JOB_OUTPUT_PREFIX";
 /// Set by AWS Batch in every job; switches logs to JSON and names the scratch directory.

@@ -11,6 +11,7 @@ mod plan;
 mod progress;
 mod run;
 mod s3;
+mod scale_steps;
 mod signals;
 mod steps;
 
@@ -68,6 +69,9 @@ fn main() -> ExitCode {
         cli::Command::Align(args) => steps::align(args, &cancel, &stores),
         cli::Command::Call(args) => steps::call(args, &cancel, &stores),
         cli::Command::Gather(args) => steps::gather(args, &cancel, &stores),
+        cli::Command::PlanShards(args) => scale_steps::plan_shards(&args),
+        cli::Command::Split(args) => scale_steps::split(args, &cancel, &stores),
+        cli::Command::Merge(args) => scale_steps::merge(args, &cancel, &stores),
         cli::Command::Stage(command) => s3::stage(command, &stores),
     };
     match result {

@@ -30,8 +30,32 @@ pub fn print_plan(input: &WorkflowInput, args: &RunArgs) -> Result<(), Failure> 
     #[allow(clippy::print_stdout, reason = "the plan is the command's output")]
     {
         print!("{}", render_plan(input, &resources, run_id));
+        print!("{}", render_scale(&args.scale));
     }
     Ok(())
+}
+
+/// What the scale settings change in the plan: nothing (an empty string) by default.
+pub fn render_scale(scale: &crate::cli::ScaleArgs) -> String {
+    let mut out = String::new();
+    if scale.chunk_pairs > 0 {
+        out.push_str(&format!(
+            "align in chunks: split into chunks of {} read pairs, {} chunk{} aligned at once as \
+             above (each with its share of the threads), then samtools merge -c -p and index\n",
+            scale.chunk_pairs,
+            scale.workers.max(1),
+            if scale.workers > 1 { "s" } else { "" }
+        ));
+    }
+    if scale.shard_bases > 0 {
+        out.push_str(&format!(
+            "call by size: shards of at most {} bases cut from the .fai at run time (biojob \
+             plan-shards lists them); a part of a contig is piled up from 1000 bases before it \
+             and bcftools view -t keeps the records whose POS lies in it\n",
+            scale.shard_bases
+        ));
+    }
+    out
 }
 
 /// The plan as text.
@@ -280,6 +304,27 @@ mod tests {
                 "the first that exists of /data/ref.fa, /data/ref.fasta, /data/ref.fa.gz"
             ),
             "{plan}"
+        );
+    }
+
+    #[test]
+    fn scale_lines_only_when_scaled() {
+        let mut scale = crate::cli::ScaleArgs {
+            shard_bases: 0,
+            chunk_pairs: 0,
+            workers: 1,
+        };
+        assert_eq!(render_scale(&scale), "");
+        scale.chunk_pairs = 49_505;
+        scale.workers = 2;
+        scale.shard_bases = 20_000_000;
+        assert_eq!(
+            render_scale(&scale),
+            "align in chunks: split into chunks of 49505 read pairs, 2 chunks aligned at once as \
+             above (each with its share of the threads), then samtools merge -c -p and index\n\
+             call by size: shards of at most 20000000 bases cut from the .fai at run time (biojob \
+             plan-shards lists them); a part of a contig is piled up from 1000 bases before it \
+             and bcftools view -t keeps the records whose POS lies in it\n"
         );
     }
 }

@@ -185,6 +185,7 @@ pub fn run(
         attempt,
         cache_dir: cache_dir(&args.runtime),
         resume,
+        scale: args.scale.options(),
     };
     let observer: Box<dyn RunObserver> = match progress {
         Some(multi) => Box::new(ProgressObserver::new(multi.clone())),

@@ -28,7 +28,7 @@ use crate::Failure;
 use crate::cli::{AlignArgs, CallArgs, GatherArgs, PrepareReferenceArgs, RuntimeArgs, StepArgs};
 use crate::run::{cache_dir, engine, job_identity};
 
-fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
+pub(crate) fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
     Failure::Usage(anyhow::anyhow!("{error}"), Some(remedy.to_owned()))
 }
 
@@ -41,16 +41,16 @@ const BWA_INDEX_EXTENSIONS: [&str; 5] = [".amb", ".ann", ".bwt", ".pac", ".sa"];
 
 /// What a step job was told: its environment (flags laid over the process environment), its
 /// sample and its run prefix.
-struct Job {
-    environment: JobEnvironment,
-    sample: SampleId,
-    run_prefix: ObjectUri,
+pub(crate) struct Job {
+    pub(crate) environment: JobEnvironment,
+    pub(crate) sample: SampleId,
+    pub(crate) run_prefix: ObjectUri,
 }
 
 impl Job {
     /// Resolves the job from the step's flags (each backed by its environment variable) and
     /// `extra` `(key, value)` pairs.
-    fn new(step: &StepArgs, extra: &[(&str, Option<&String>)]) -> Result<Job, Failure> {
+    pub(crate) fn new(step: &StepArgs, extra: &[(&str, Option<&String>)]) -> Result<Job, Failure> {
         let mut pairs: Vec<(&str, Option<&String>)> = vec![
             (keys::SAMPLE_ID, Some(&step.sample)),
             (keys::REFERENCE, step.reference.as_ref()),
@@ -94,7 +94,7 @@ fn sibling(uri: &ObjectUri, extension: &str) -> ObjectUri {
 
 /// The contigs of `CHROMOSOMES`: a JSON array string (what
 /// `States.JsonToString($.params.chromosomes)` gives) or a comma-separated list.
-fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
+pub(crate) fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
     let remedy = "give CHROMOSOMES as a JSON array ([\"chr20\",\"chrM\"]) or comma-separated";
     let trimmed = text.trim();
     let contigs: Vec<String> = if trimmed.starts_with('[') {
@@ -119,11 +119,12 @@ fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
 
 /// How a step job's work ended well: it ran its commands and wrote `files`, or it reused the
 /// outputs of an earlier finished job with the same cache key.
-enum StepDone {
+pub(crate) enum StepDone {
+    /// The step ran; `cache_key` is `None` for the steps that are never reused (split, merge).
     Ran {
         commands: Vec<StageReport>,
         files: Vec<Utf8PathBuf>,
-        cache_key: String,
+        cache_key: Option<String>,
     },
     Reused {
         cache_key: String,
@@ -136,7 +137,16 @@ impl StepDone {
         StepDone::Ran {
             commands,
             files,
-            cache_key,
+            cache_key: Some(cache_key),
+        }
+    }
+
+    /// A step that ran and is never reused.
+    pub(crate) fn ran_uncached(commands: Vec<StageReport>, files: Vec<Utf8PathBuf>) -> Self {
+        StepDone::Ran {
+            commands,
+            files,
+            cache_key: None,
         }
     }
 }
@@ -150,11 +160,11 @@ fn step_manifest_name(sample: &SampleId, step: StepId, shard: Option<usize>) -> 
 }
 
 /// A step's scratch directory, its space watch and its context.
-struct StepRun {
+pub(crate) struct StepRun {
     engine: Engine,
     scratch: JobScratch,
     space: SpaceWatch,
-    work_dir: Utf8PathBuf,
+    pub(crate) work_dir: Utf8PathBuf,
     context: StepContext,
 }
 
@@ -162,7 +172,7 @@ impl StepRun {
     /// Resolves the tools and creates the attempt's scratch directory
     /// (`<root>/<job id>/<attempt>/`; the job id is `AWS_BATCH_JOB_ID`, or a fresh id
     /// starting with the step's name outside AWS Batch). The step's time limit starts now.
-    fn new(
+    pub(crate) fn new(
         runtime: &RuntimeArgs,
         cancel: &CancelToken,
         stores: &Stores,
@@ -187,7 +197,7 @@ impl StepRun {
         })
     }
 
-    fn context(&self) -> StepContext {
+    pub(crate) fn context(&self) -> StepContext {
         self.context.clone()
     }
 
@@ -220,7 +230,12 @@ impl StepRun {
     }
 
     /// Stages `uri` into scratch (a local file is used in place).
-    fn stage(&self, uri: &ObjectUri, what: &str, remedy: &str) -> Result<Utf8PathBuf, Error> {
+    pub(crate) fn stage(
+        &self,
+        uri: &ObjectUri,
+        what: &str,
+        remedy: &str,
+    ) -> Result<Utf8PathBuf, Error> {
         stage_input(&self.engine.stores, uri, &self.staging(), what, remedy)
     }
 
@@ -228,7 +243,7 @@ impl StepRun {
     /// the FASTA and, from S3, those of `sidecars` that exist beside it (after it, so they are
     /// not older), then builds what is still missing (the `.fai`; the bwa index when
     /// `bwa_index`).
-    fn reference(
+    pub(crate) fn reference(
         &self,
         job: &Job,
         sidecars: &[&str],
@@ -262,7 +277,7 @@ impl StepRun {
     /// The size of the object at `uri` in bytes, 0 when it does not exist (staging then
     /// reports it missing). A key that could not be staged into scratch (`..`, an empty
     /// segment) is refused first, before any request.
-    fn size_of(&self, uri: &ObjectUri) -> Result<u64, Error> {
+    pub(crate) fn size_of(&self, uri: &ObjectUri) -> Result<u64, Error> {
         if uri.local_path().is_none() {
             uri.scratch_path(&self.staging())?;
         }
@@ -276,7 +291,7 @@ impl StepRun {
 
     /// Checks the scratch space for the inputs to be copied in (those that are not local
     /// files) plus what the step writes, before staging anything.
-    fn preflight(
+    pub(crate) fn preflight(
         &self,
         uris: &[&ObjectUri],
         need: impl FnOnce(u64) -> SpaceNeed,
@@ -291,7 +306,7 @@ impl StepRun {
     /// Publishes outputs (on success) and logs (always), removes the scratch directory (unless
     /// kept), then publishes the step manifest (always); returns the step's own result.
     #[allow(clippy::too_many_arguments)]
-    fn finish(
+    pub(crate) fn finish(
         self,
         step: StepId,
         shard: Option<(usize, &str)>,
@@ -315,7 +330,7 @@ impl StepRun {
                     .collect::<Result<Vec<OutputRecord>, Error>>()?;
                 Ok(TaskRecord {
                     outputs,
-                    cache_key: Some(cache_key),
+                    cache_key,
                     ..TaskRecord::new(step, shard, started, clock.elapsed(), &commands)
                 })
             }
@@ -463,7 +478,10 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
         ],
     )?;
     let read_group = job.environment.read_group(&job.sample)?;
-    let (fastq_1, fastq_2) = job.environment.fastqs(&job.sample)?;
+    let (fastq_1, fastq_2) = match args.chunk {
+        Some(chunk) => crate::scale_steps::chunk_fastqs(&job, chunk),
+        None => job.environment.fastqs(&job.sample)?,
+    };
     let resume = args.runtime.resumes();
     let run = StepRun::new(&args.runtime, cancel, stores, StepId::Align)?;
     let (started, clock) = (SystemTime::now(), Instant::now());
@@ -499,7 +517,7 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
             },
         )
         .key();
-        let manifest = step_manifest_name(&job.sample, StepId::Align, None);
+        let manifest = step_manifest_name(&job.sample, StepId::Align, args.chunk);
         if let Some(outputs) = run.reuse(resume, &job.run_prefix, &manifest, &cache_key) {
             return Ok(StepDone::Reused { cache_key, outputs });
         }
@@ -515,15 +533,16 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
             &context,
         )?;
         commands.extend(output.commands);
-        Ok(StepDone::ran(
-            commands,
-            vec![output.bam, output.bai],
-            cache_key,
-        ))
+        let outputs = match args.chunk {
+            Some(chunk) => crate::scale_steps::chunk_bam(&job, chunk, &output.bam, &output.bai)?,
+            None => vec![output.bam, output.bai],
+        };
+        Ok(StepDone::ran(commands, outputs, cache_key))
     })();
+    let chunk_label = args.chunk.map(|chunk| format!("chunk {chunk:04}"));
     run.finish(
         StepId::Align,
-        None,
+        args.chunk.zip(chunk_label.as_deref()),
         &job.sample,
         &job.run_prefix,
         started,
@@ -541,6 +560,7 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         &[(keys::MIN_MAPPING_QUALITY, args.min_mapping_quality.as_ref())],
     )?;
     let min_mapping_quality = job.environment.min_mapping_quality()?;
+    let requested = args.contigs.as_deref().map(parse_contigs).transpose()?;
     let bam = match &args.bam {
         Some(text) => uri(text, "--bam")?,
         None => job
@@ -555,17 +575,12 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
     let result = (|| {
         let (reference, mut commands) =
             run.reference(&job, &[".fai"], &args.runtime, false, &context)?;
-        let plan = contig_plan(
-            &reference.contigs,
-            Some(std::slice::from_ref(&args.contig)),
-            &reference.fai,
-        )?;
-        let shard = plan.shards()[0].clone();
-        shard_key = Some(shard.index);
+        let shard = crate::scale_steps::call_shard(&args, requested.as_deref(), &reference)?;
+        shard_key = Some((shard.index, shard.region().to_owned()));
         let bai = sibling(&bam, ".bai");
         let bam_bytes = run.size_of(&bam)?;
         run.preflight(&[&bam, &bai], |staged| {
-            call_space_need(&format!("call {}", args.contig), staged, bam_bytes)
+            call_space_need(&format!("call {}", shard.region()), staged, bam_bytes)
         })?;
         let bam_path = run.stage(&bam, "BAM", "run the align step first, or give --bam")?;
         run.stage(
@@ -606,7 +621,9 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             cache_key,
         ))
     })();
-    let shard = shard_key.map(|index| (index, args.contig.as_str()));
+    let shard = shard_key
+        .as_ref()
+        .map(|(index, region)| (*index, region.as_str()));
     run.finish(
         StepId::Call,
         shard,
@@ -640,19 +657,22 @@ pub fn gather(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result
     let result = (|| {
         let (contigs, fai, mut commands) = gather_reference(&run, &job, &args.runtime, &context)?;
         let (vcfs, shard_indexes): (Vec<ObjectUri>, Vec<usize>) = match &requested {
-            Some(names) => contig_plan(&contigs, Some(names), &fai)?
-                .shards()
-                .iter()
-                .map(|shard| {
-                    let vcf = job.run_prefix.join(&scratch_file_name(
-                        &job.sample,
-                        StepId::Call,
-                        Some(shard.index),
-                        "vcf.gz",
-                    ));
-                    (vcf, shard.index)
-                })
-                .unzip(),
+            Some(names) => biojob_pipeline::shard_plan(
+                contig_plan(&contigs, Some(names), &fai)?,
+                std::num::NonZeroU64::new(args.shard_bases),
+            )
+            .shards()
+            .iter()
+            .map(|shard| {
+                let vcf = job.run_prefix.join(&scratch_file_name(
+                    &job.sample,
+                    StepId::Call,
+                    Some(shard.index),
+                    "vcf.gz",
+                ));
+                (vcf, shard.index)
+            })
+            .unzip(),
             None => (explicit.clone(), Vec::new()),
         };
         let mut inputs = Vec::new();

@@ -3,7 +3,7 @@
 //! - [`SampleId`]: the sample name used in file names and the SAM `SM` tag.
 //! - [`ReadGroup`]: the SAM `@RG` header line, built from structured fields.
 //! - [`Contig`]: a reference sequence name and length (from `.fai` or `@SQ`).
-//! - [`Shard`] and [`ScatterPlan`]: how calling is split over the reference.
+//! - [`Region`], [`Shard`] and [`ScatterPlan`]: how calling is split over the reference.
 //! - [`StepId`] and [`scratch_file_name`]: the fixed names of the workflow's steps and files.
 //! - [`ExitClass`] and [`Classify`]: the process exit codes that AWS Batch and Step Functions
 //!   retry rules match on.
@@ -30,5 +30,5 @@ pub use contig::{Contig, contig_name_error, suggest_contig_mapping};
 pub use exit_class::{Classify, ExitClass};
 pub use read_group::{ReadGroup, ReadGroupError};
 pub use sample::{SampleId, SampleIdError};
-pub use shard::{ScatterPlan, Shard};
+pub use shard::{Region, ScatterPlan, Shard};
 pub use step::{StepId, scratch_file_name};

@@ -12,8 +12,13 @@ use crate::SampleId;
 pub enum StepId {
     /// Build the missing `.fai` and bwa index of the reference.
     PrepareReference,
-    /// `bwa mem | samtools sort`, then `samtools index`.
+    /// Split the FASTQ pair into chunks of read pairs (when the run aligns in chunks).
+    Split,
+    /// `bwa mem | samtools sort`, then `samtools index`: of the whole FASTQ pair, or of one
+    /// chunk.
     Align,
+    /// `samtools merge` of the chunks' BAMs into the sample's BAM, then `samtools index`.
+    Merge,
     /// `bcftools mpileup | bcftools call` for one shard, then `bcftools index`.
     Call,
     /// `bcftools concat` of the shards' VCFs in reference order, then `bcftools index`.
@@ -28,7 +33,9 @@ impl StepId {
     pub fn as_str(self) -> &'static str {
         match self {
             StepId::PrepareReference => "prepare-reference",
+            StepId::Split => "split",
             StepId::Align => "align",
+            StepId::Merge => "merge",
             StepId::Call => "call",
             StepId::Gather => "gather",
             StepId::Qc => "qc",

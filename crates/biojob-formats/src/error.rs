@@ -80,6 +80,21 @@ pub enum FastqError {
         path: Utf8PathBuf,
     },
 
+    /// The pair has fewer blocks of read pairs than the chunks it is to be dealt into.
+    #[error(
+        "{path} has {pairs} read pairs: fewer than {chunks} blocks of {block_pairs} pairs, so a chunk would be empty"
+    )]
+    TooFewBlocks {
+        /// The R1 file.
+        path: Utf8PathBuf,
+        /// Read pairs in the input.
+        pairs: u64,
+        /// Chunks asked for.
+        chunks: usize,
+        /// Read pairs per block.
+        block_pairs: u64,
+    },
+
     /// Record `record` of the two files belongs to different fragments.
     #[error("mate names differ at record {record}: {name_1:?} in {path_1}, {name_2:?} in {path_2}")]
     MateMismatch {
@@ -145,7 +160,9 @@ impl FastqError {
     /// problems found concurrently. `Empty` sorts first.
     pub(crate) fn record_order(&self) -> u64 {
         match self {
-            FastqError::Open { .. } | FastqError::Empty { .. } => 0,
+            FastqError::Open { .. }
+            | FastqError::Empty { .. }
+            | FastqError::TooFewBlocks { .. } => 0,
             FastqError::UnsupportedCompression { .. } => 1,
             FastqError::InvalidRecord { record, .. } | FastqError::MateMismatch { record, .. } => {
                 *record
@@ -181,6 +198,7 @@ impl Classify for FastqError {
             | FastqError::UnsupportedCompression { .. }
             | FastqError::InvalidRecord { .. }
             | FastqError::Empty { .. }
+            | FastqError::TooFewBlocks { .. }
             | FastqError::MateMismatch { .. }
             | FastqError::CountMismatch { .. } => ExitClass::InputInvalid,
         }

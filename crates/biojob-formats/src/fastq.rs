@@ -3,6 +3,7 @@
 mod input;
 mod mates;
 mod record;
+mod split;
 
 use std::io::{self, BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use camino::Utf8Path;
 use self::input::{FastqInput, IO_BUFFER_BYTES};
 use self::mates::{MateOutcome, MateSender, compare_mates, mate_channel};
 use self::record::RecordReader;
+pub use self::split::{FastqChunk, fastq_chunk_names, split_fastq_pair, split_fastq_pair_in_turn};
 use crate::FastqError;
 
 /// What one pass over a FASTQ pair counted.

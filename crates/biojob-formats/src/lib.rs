@@ -60,9 +60,12 @@ pub use bgzf::{BGZF_EOF_BLOCK, check_bgzf_eof};
 pub use contigs::describe_contig_difference;
 pub use error::{FastqError, FormatError, input_io_class};
 pub use fai::read_fai;
-pub use fastq::{FastqPairStats, stream_fastq_pair, validate_fastq_pair};
+pub use fastq::{
+    FastqChunk, FastqPairStats, fastq_chunk_names, split_fastq_pair, split_fastq_pair_in_turn,
+    stream_fastq_pair, validate_fastq_pair,
+};
 pub use tabix::tabix_contigs;
 pub use vcf::{
-    ContigVariants, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, VcfScan, quickcheck_vcf,
-    scan_vcf,
+    ContigVariants, RecordSpan, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, VcfScan,
+    quickcheck_vcf, scan_vcf,
 };

@@ -106,6 +106,18 @@ pub struct VcfScan {
     pub counts: VariantCounts,
     /// Counts per contig, for every `##contig`, in header order (zero when it has no records).
     pub contigs: Vec<ContigVariants>,
+    /// `CHROM` and `POS` (1-based) of the first and the last record; `None` without records.
+    pub span: Option<RecordSpan>,
+}
+
+/// Where a sorted VCF's records start and end: `CHROM` and `POS` (1-based) of its first and its
+/// last record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecordSpan {
+    /// The first record's contig and position.
+    pub first: (String, u64),
+    /// The last record's contig and position.
+    pub last: (String, u64),
 }
 
 fn parse_error(path: &Utf8Path, source: io::Error) -> FormatError {
@@ -240,6 +252,7 @@ pub fn scan_vcf(path: &Utf8Path, rules: &VcfRules<'_>) -> Result<VcfScan, Format
     let mut number: u64 = 0;
     // (contig index in the header, position)
     let mut previous: Option<(usize, usize)> = None;
+    let mut first: Option<(usize, usize)> = None;
     loop {
         let read = reader
             .read_record(&mut record)
@@ -286,15 +299,25 @@ pub fn scan_vcf(path: &Utf8Path, rules: &VcfRules<'_>) -> Result<VcfScan, Format
             }
         }
         previous = Some((index, position));
+        first = first.or(previous);
         let counts = classify(&record, &header).map_err(|source| parse_error(path, source))?;
         contigs[index].counts.add(&counts);
         total.add(&counts);
     }
     tracing::debug!(%path, records = total.records, "VCF scanned");
+    let at = |(index, position): (usize, usize)| {
+        let name: &ContigVariants = &contigs[index];
+        (name.name.clone(), position as u64)
+    };
+    let span = first.zip(previous).map(|(first, last)| RecordSpan {
+        first: at(first),
+        last: at(last),
+    });
     Ok(VcfScan {
         header: summary,
         counts: total,
         contigs,
+        span,
     })
 }
 

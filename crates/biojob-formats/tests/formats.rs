@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -12,9 +13,10 @@ use std::time::Duration;
 use biojob_core::{Classify, Contig, ExitClass};
 use biojob_formats::{
     BamHeaderSummary, FastqError, FastqPairStats, FlagCounts, FormatError, VariantCounts,
-    VcfContig, VcfHeaderSummary, VcfRules, check_bam_header, check_bgzf_eof, quickcheck_bam,
-    quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, stream_fastq_pair,
-    tabix_contigs, validate_fastq_pair,
+    VcfContig, VcfHeaderSummary, VcfRules, check_bam_header, check_bgzf_eof, fastq_chunk_names,
+    quickcheck_bam, quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf,
+    split_fastq_pair, split_fastq_pair_in_turn, stream_fastq_pair, tabix_contigs,
+    validate_fastq_pair,
 };
 use biojob_testkit::testdata;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -1460,4 +1462,154 @@ fn real_truth_vcf_scans() {
     // The README: 221 chr20 truth records; bcftools view -H counts the chr22 ones.
     assert_eq!(per_contig[0], ("chr20", 221));
     assert_eq!(per_contig[2], ("chrM", 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// splitting a FASTQ pair into chunks
+
+fn gunzip_text(path: &Utf8Path) -> String {
+    let mut text = String::new();
+    MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+fn fastq_text(names: &[&str], mate: u8) -> String {
+    names
+        .iter()
+        .map(|name| format!("@{name}/{mate}\nACGT\n+\nIIII\n"))
+        .collect()
+}
+
+#[test]
+fn split_keeps_mates_together_in_chunks_with_fixed_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let names = ["a", "b", "c", "d", "e"];
+    let r1 = root.join("in_R1.fastq");
+    let r2 = root.join("in_R2.fastq");
+    std::fs::write(&r1, fastq_text(&names, 1)).unwrap();
+    // No final newline on the last R2 record: the chunk gets one.
+    std::fs::write(&r2, fastq_text(&names, 2).trim_end()).unwrap();
+    let out = root.join("chunks");
+    std::fs::create_dir(&out).unwrap();
+    let chunks = split_fastq_pair(&r1, &r2, NonZeroU64::new(2).unwrap(), &out, "S.split").unwrap();
+    let summary: Vec<(usize, String, String, u64, u64)> = chunks
+        .iter()
+        .map(|c| {
+            (
+                c.index,
+                c.fastq_1.file_name().unwrap().to_owned(),
+                c.fastq_2.file_name().unwrap().to_owned(),
+                c.pairs,
+                c.bases,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                0,
+                "S.split.0000_R1.fastq.gz".into(),
+                "S.split.0000_R2.fastq.gz".into(),
+                2,
+                16
+            ),
+            (
+                1,
+                "S.split.0001_R1.fastq.gz".into(),
+                "S.split.0001_R2.fastq.gz".into(),
+                2,
+                16
+            ),
+            (
+                2,
+                "S.split.0002_R1.fastq.gz".into(),
+                "S.split.0002_R2.fastq.gz".into(),
+                1,
+                8
+            ),
+        ]
+    );
+    assert_eq!(
+        fastq_chunk_names("S.split", 2),
+        (
+            "S.split.0002_R1.fastq.gz".to_owned(),
+            "S.split.0002_R2.fastq.gz".to_owned()
+        )
+    );
+    assert_eq!(gunzip_text(&chunks[1].fastq_1), fastq_text(&["c", "d"], 1));
+    assert_eq!(gunzip_text(&chunks[2].fastq_2), fastq_text(&["e"], 2));
+    // Only the chunks, no partial files left.
+    let mut files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 6);
+    assert!(files.iter().all(|f| f.ends_with(".fastq.gz")));
+}
+
+#[test]
+fn split_refuses_pairs_out_of_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let r1 = root.join("in_R1.fastq");
+    let r2 = root.join("in_R2.fastq");
+    let chunk = NonZeroU64::new(2).unwrap();
+    std::fs::write(&r1, fastq_text(&["a", "b", "c"], 1)).unwrap();
+    std::fs::write(&r2, fastq_text(&["a", "b", "x"], 2)).unwrap();
+    let error = split_fastq_pair(&r1, &r2, chunk, root, "S.split").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("mate names differ at record 3: \"c\" in {r1}, \"x\" in {r2}")
+    );
+    std::fs::write(&r2, fastq_text(&["a", "b"], 2)).unwrap();
+    let error = split_fastq_pair(&r1, &r2, chunk, root, "S.split").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{r2} ended after 2 records; {r1} has more")
+    );
+    std::fs::write(&r1, "").unwrap();
+    std::fs::write(&r2, "").unwrap();
+    let error = split_fastq_pair(&r1, &r2, chunk, root, "S.split").unwrap_err();
+    assert_eq!(error.to_string(), format!("{r1}: no records (empty file)"));
+}
+
+#[test]
+fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let names = ["a", "b", "c", "d", "e", "f", "g"];
+    let r1 = root.join("in_R1.fastq");
+    let r2 = root.join("in_R2.fastq");
+    std::fs::write(&r1, fastq_text(&names, 1)).unwrap();
+    std::fs::write(&r2, fastq_text(&names, 2)).unwrap();
+    let block = NonZeroU64::new(2).unwrap();
+    // Blocks ab, cd, ef, g dealt to 3 chunks: ab+g, cd, ef.
+    let chunks =
+        split_fastq_pair_in_turn(&r1, &r2, block, NonZeroUsize::new(3).unwrap(), root, "S")
+            .unwrap();
+    let pairs: Vec<u64> = chunks.iter().map(|c| c.pairs).collect();
+    assert_eq!(pairs, [3, 2, 2]);
+    assert_eq!(
+        gunzip_text(&chunks[0].fastq_1),
+        fastq_text(&["a", "b", "g"], 1)
+    );
+    assert_eq!(
+        gunzip_text(&chunks[0].fastq_2),
+        fastq_text(&["a", "b", "g"], 2)
+    );
+    assert_eq!(gunzip_text(&chunks[2].fastq_2), fastq_text(&["e", "f"], 2));
+    assert_eq!(chunks[1].fastq_1.file_name(), Some("S.0001_R1.fastq.gz"));
+    // 7 pairs are 4 blocks of 2: a fifth chunk would be empty.
+    let error = split_fastq_pair_in_turn(&r1, &r2, block, NonZeroUsize::new(5).unwrap(), root, "T")
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{r1} has 7 read pairs: fewer than 5 blocks of 2 pairs, so a chunk would be empty")
+    );
+    assert!(matches!(error, FastqError::TooFewBlocks { .. }));
 }

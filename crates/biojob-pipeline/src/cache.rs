@@ -53,6 +53,10 @@ pub struct CacheKeyMaterial {
     tools: BTreeMap<String, String>,
     /// Each command's argv, with paths and resource values replaced.
     commands: Vec<Vec<String>>,
+    /// Settings that change the outputs but appear in no argv above (e.g. read pairs per
+    /// alignment chunk), name → value.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    parameters: BTreeMap<String, String>,
 }
 
 impl CacheKeyMaterial {
@@ -66,7 +70,14 @@ impl CacheKeyMaterial {
             inputs: BTreeMap::new(),
             tools: BTreeMap::new(),
             commands: Vec::new(),
+            parameters: BTreeMap::new(),
         }
+    }
+
+    /// Adds a setting that changes the outputs but appears in no command's argv.
+    pub fn parameter(mut self, name: impl Into<String>, value: impl ToString) -> Self {
+        self.parameters.insert(name.into(), value.to_string());
+        self
     }
 
     /// Adds an input by `role` with the SHA-256 of its content (lowercase hex).
@@ -197,6 +208,7 @@ pub fn call_key(
     .command(&toolset.bcftools);
     let index = bcftools_index_tbi(&toolset.bcftools, &vcf_partial, &tbi_partial);
     CacheKeyMaterial::new(StepId::Call.as_str(), Some(shard.region()))
+        .parameter("pileup_pad_bases", crate::steps::REGION_PILEUP_PAD_BASES)
         .input("bam", bam_sha256)
         .input("reference", reference_sha256)
         .tool(&toolset.bcftools, &versions.bcftools)

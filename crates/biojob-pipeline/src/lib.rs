@@ -3,7 +3,8 @@
 //! Steps (each also a `biojob` subcommand and an AWS Batch job):
 //! 1. [`prepare_reference`]: the FASTA index and the bwa index, built once, atomically.
 //! 2. [`align`]: `bwa mem | samtools sort`, `samtools index`, with the FASTQs checked on the way in.
-//! 3. [`call`]: `bcftools mpileup | bcftools call` for one shard (a contig).
+//! 3. [`call`]: `bcftools mpileup | bcftools call` for one shard (a contig, or regions cut by
+//!    size: [`ScaleOptions`]).
 //! 4. [`gather`]: `bcftools concat` of the shards' VCFs in reference order.
 //! 5. [`qc`]: `samtools flagstat`/`stats` and `bcftools stats` for MultiQC, native depth and
 //!    variant statistics (`qc.json`); [`run_workflow`] adds `report.html` ([`render_report`]).
@@ -33,6 +34,7 @@ mod publish;
 mod reference;
 mod report;
 mod resources;
+mod scale;
 mod space;
 mod steps;
 mod workflow;
@@ -54,14 +56,15 @@ pub use publish::{publish_file, publish_logs, stage_input};
 pub use reference::{PreparedReference, ReferenceOptions, prepare_reference};
 pub use report::{REPORT_FIGURES, REPORT_MAX_CONTIGS, html_escape, render_report};
 pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
+pub use scale::{ScaleOptions, align_in_chunks, chunk_prefix, shard_plan};
 pub use space::{
     ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
     file_bytes, gather_space_need,
 };
 pub use steps::{
     AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, ContigQc, GatherOutput,
-    GatherRequest, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary, ReadsQc, VariantsQc,
-    align, call, gather, order_for_gather, qc, qc_file_names,
+    GatherRequest, MergeOutput, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary,
+    ReadsQc, VariantsQc, align, call, gather, merge, order_for_gather, qc, qc_file_names,
 };
 pub use workflow::{
     Engine, RunOptions, RunOutcome, contig_plan, new_run_id, probe_tools, run_workflow,

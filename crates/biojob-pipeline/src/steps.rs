@@ -4,11 +4,13 @@
 mod align;
 mod call;
 mod gather;
+mod merge;
 mod qc;
 
 pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, align};
-pub use call::{CallOutput, CallRequest, call};
+pub use call::{CallOutput, CallRequest, REGION_PILEUP_PAD_BASES, call};
 pub use gather::{GatherOutput, GatherRequest, gather, order_for_gather};
+pub use merge::{MergeOutput, merge};
 pub use qc::{
     ContigQc, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary, ReadsQc, VariantsQc, qc,
     qc_file_names,

@@ -125,6 +125,8 @@ pub struct RunOptions {
     /// Reuse the finished steps that the output directory's `manifest.json` records with the
     /// same cache key (see the `cache` module); the others run.
     pub resume: bool,
+    /// Shards cut by size, chunks of reads (default: neither).
+    pub scale: crate::ScaleOptions,
 }
 
 /// A run id from the current time: `YYYYMMDDTHHMMSSZ-` and four hex digits from the process
@@ -478,6 +480,7 @@ fn execute(
         let (reference, mut ran) = prepare_reference(&reference_path, &fai_only, context)?;
         reports.append(&mut ran);
         let plan = contig_plan(&reference.contigs, input.contigs.as_deref(), &reference.fai)?;
+        let plan = crate::shard_plan(plan, options.scale.shard_bases);
         let with_bwa = ReferenceOptions {
             bwa_index: true,
             ..fai_only
@@ -501,11 +504,7 @@ fn execute(
             return Err(error);
         }
     };
-    manifest.inputs.contigs = plan
-        .shards()
-        .iter()
-        .map(|s| s.contig.name.clone())
-        .collect();
+    manifest.inputs.contigs = plan.contigs().into_iter().map(|c| c.name).collect();
     let mut planned = vec![
         TaskLabel::step(StepId::PrepareReference),
         TaskLabel::step(StepId::Align),
@@ -513,7 +512,7 @@ fn execute(
     planned.extend(
         plan.shards()
             .iter()
-            .map(|s| TaskLabel::shard(StepId::Call, &s.contig.name)),
+            .map(|s| TaskLabel::shard(StepId::Call, s.region())),
     );
     planned.push(TaskLabel::step(StepId::Gather));
     planned.push(TaskLabel::step(StepId::Qc));
@@ -525,14 +524,18 @@ fn execute(
         fastq_2: fastq_digests.next().unwrap_or_default(),
         reference: file_sha256(&reference.fasta)?,
     };
-    let align_key = align_key(
+    let mut align_material = align_key(
         &engine.toolset,
         &engine.versions,
         &input.sample,
         &input.read_group,
         &digests,
-    )
-    .key();
+    );
+    if let Some(chunk_pairs) = options.scale.chunk_pairs {
+        // Chunked alignment differs from a whole one in tie-breaks (README "Scaling out").
+        align_material = align_material.parameter("chunk_pairs", chunk_pairs);
+    }
+    let align_key = align_material.key();
     let reused_bam = reuse(&align_key).and_then(|outputs| {
         let bam = output_with_suffix(&outputs, ".bam")?;
         Some((bam.path.clone(), bam.record.sha256.clone(), outputs))
@@ -548,17 +551,25 @@ fn execute(
     } else {
         let task = Task::start(TaskLabel::step(StepId::Align), observer);
         let align_context = context.for_step(StepId::Align.as_str());
-        let aligned = align(
-            &AlignRequest {
-                sample: &input.sample,
-                read_group: &input.read_group,
-                reference: &reference,
-                fastq_1: &fastq_1,
-                fastq_2: &fastq_2,
-                work_dir,
-            },
-            &align_context,
-        )
+        let align_request = AlignRequest {
+            sample: &input.sample,
+            read_group: &input.read_group,
+            reference: &reference,
+            fastq_1: &fastq_1,
+            fastq_2: &fastq_2,
+            work_dir,
+        };
+        let aligned = match options.scale.chunk_pairs {
+            None => align(&align_request, &align_context),
+            Some(chunk_pairs) => crate::align_in_chunks(
+                &align_request,
+                chunk_pairs,
+                options.scale.workers,
+                &align_context,
+                observer,
+                &mut manifest.tasks,
+            ),
+        }
         .and_then(|output| {
             align_context.check_stopped("publishing the BAM")?;
             let outputs = vec![
@@ -769,8 +780,9 @@ fn call_shards(
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some(position) = next else { break };
                     let shard = &shards[position];
-                    let label = TaskLabel::shard(StepId::Call, &shard.contig.name);
-                    let key = Some((shard.index, shard.contig.name.as_str()));
+                    let region = shard.region().to_owned();
+                    let label = TaskLabel::shard(StepId::Call, &region);
+                    let key = Some((shard.index, region.as_str()));
                     if cancel.is_cancelled() {
                         let record = TaskRecord {
                             status: TaskStatus::Skipped,
@@ -787,7 +799,7 @@ fn call_shards(
                         }
                         continue;
                     }
-                    let _span = info_span!("call", contig = %shard.contig.name).entered();
+                    let _span = info_span!("call", region = %region).entered();
                     let cache_key = call_key(
                         &engine.toolset,
                         &engine.versions,
@@ -811,8 +823,7 @@ fn call_shards(
                         continue;
                     }
                     let task = Task::start(label, observer);
-                    let shard_context =
-                        shard_context.for_step(&format!("call {}", shard.contig.name));
+                    let shard_context = shard_context.for_step(&format!("call {region}"));
                     let outcome = call(
                         &CallRequest {
                             sample: &input.sample,
@@ -842,7 +853,7 @@ fn call_shards(
                             None,
                         ),
                         Err(error) => {
-                            let error = error.in_task(format!("call {}", shard.contig.name));
+                            let error = error.in_task(format!("call {region}"));
                             let cancelled_by_sibling = matches!(
                                 error.root(),
                                 Error::Process(ProcessError::Cancelled {

@@ -75,6 +75,61 @@ impl BcftoolsCall {
     }
 }
 
+/// `bcftools call -m -v -Ou -`: as [`BcftoolsCall`], but writes uncompressed BCF to stdout, for
+/// a [`BcftoolsViewTargets`] after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcftoolsCallPiped {
+    /// The region, for the label only.
+    pub region: String,
+}
+
+impl BcftoolsCallPiped {
+    /// The command; it reads mpileup's VCF on stdin. Labelled `bcftools-call.<region>`.
+    pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
+        CommandSpec::new(
+            format!("bcftools-call.{}", label_part(&self.region)),
+            bcftools.program(),
+        )
+        .arg("call")
+        .arg("-m")
+        .arg("-v")
+        .arg("-Ou")
+        .arg("-")
+    }
+}
+
+/// `bcftools view -t TARGETS -Oz -o OUT -`: keeps the records read on stdin whose `POS` lies in
+/// `TARGETS`, bgzipped.
+///
+/// Targets, unlike regions (`-r`), are streamed, and a record matches a target by its `POS`
+/// alone (bcftools manual, `--targets-overlap`, default `pos`; the behaviour of every bcftools
+/// release since targets exist): a deletion that starts before the target and reaches into it
+/// is dropped, which is what gives each record to exactly one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcftoolsViewTargets {
+    /// Comma-separated regions, `contig` or `contig:start-end` (1-based, closed).
+    pub targets: String,
+    /// The bgzipped VCF to write.
+    pub output: Utf8PathBuf,
+}
+
+impl BcftoolsViewTargets {
+    /// The command. Labelled `bcftools-view.<targets>`.
+    pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
+        CommandSpec::new(
+            format!("bcftools-view.{}", label_part(&self.targets)),
+            bcftools.program(),
+        )
+        .arg("view")
+        .arg("-t")
+        .arg(self.targets.as_str())
+        .arg("-Oz")
+        .arg("-o")
+        .arg(self.output.as_str())
+        .arg("-")
+    }
+}
+
 /// `bcftools concat -Oz -o OUT IN…`: concatenates VCFs of the same samples in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BcftoolsConcat {
@@ -176,6 +231,21 @@ mod tests {
             "bcftools call -m -v -Oz -o o.vcf.gz.partial -"
         );
         assert_eq!(call.label(), "bcftools-call.chr20");
+        let piped = BcftoolsCallPiped {
+            region: "chr20:1-100".into(),
+        }
+        .command(&bcftools);
+        assert_eq!(piped.argv().join(" "), "bcftools call -m -v -Ou -");
+        assert_eq!(piped.label(), "bcftools-call.chr20:1-100");
+        let view = BcftoolsViewTargets {
+            targets: "chr20:101-200".into(),
+            output: "o.vcf.gz.partial".into(),
+        }
+        .command(&bcftools);
+        assert_eq!(
+            view.argv().join(" "),
+            "bcftools view -t chr20:101-200 -Oz -o o.vcf.gz.partial -"
+        );
         assert_eq!(label_part("HLA-A*01:01/x"), "HLA-A_01:01_x");
         let concat = BcftoolsConcat {
             inputs: vec!["a.vcf.gz".into(), "b.vcf.gz".into()],

@@ -31,11 +31,12 @@ mod samtools;
 mod toolset;
 
 pub use bcftools::{
-    BcftoolsCall, BcftoolsConcat, BcftoolsMpileup, bcftools_index_tbi, bcftools_stats, label_part,
+    BcftoolsCall, BcftoolsCallPiped, BcftoolsConcat, BcftoolsMpileup, BcftoolsViewTargets,
+    bcftools_index_tbi, bcftools_stats, label_part,
 };
 pub use bwa::{BwaMem, bwa_index, bwa_index_files};
 pub use samtools::{
-    SamtoolsSort, samtools_faidx, samtools_flagstat, samtools_index, samtools_quickcheck,
-    samtools_stats, sort_memory_per_thread,
+    SamtoolsMerge, SamtoolsSort, samtools_faidx, samtools_flagstat, samtools_index,
+    samtools_quickcheck, samtools_stats, sort_memory_per_thread,
 };
 pub use toolset::{Tool, ToolError, ToolPath, ToolVersions, Toolset};

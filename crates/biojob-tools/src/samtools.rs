@@ -1,7 +1,7 @@
 //! samtools (Danecek et al., 2021, GigaScience 10(2); manual `samtools-sort.1`, `samtools-index.1`).
 
 use biojob_process::CommandSpec;
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::ToolPath;
 
@@ -30,6 +30,36 @@ pub fn samtools_index(
         .arg(threads.to_string())
         .arg(bam.as_str())
         .arg(bai.as_str())
+}
+
+/// `samtools merge -@ THREADS -c -p -f -o OUT IN…`: merges coordinate-sorted BAMs into one
+/// coordinate-sorted BAM (samtools manual, `samtools-merge.1`). `-c` and `-p` keep `@RG` and
+/// `@PG` lines whose IDs collide once, with their IDs unchanged (without them samtools makes
+/// each input's IDs distinct, and every read's `RG` tag would change with its chunk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamtoolsMerge {
+    /// Extra compression threads (`-@`).
+    pub threads: usize,
+    /// The BAMs to merge, each coordinate-sorted with the same `@SQ` lines.
+    pub inputs: Vec<Utf8PathBuf>,
+    /// The BAM to write.
+    pub output: Utf8PathBuf,
+}
+
+impl SamtoolsMerge {
+    /// The command; labelled `samtools-merge`.
+    pub fn command(&self, samtools: &ToolPath) -> CommandSpec {
+        CommandSpec::new("samtools-merge", samtools.program())
+            .arg("merge")
+            .arg("-@")
+            .arg(self.threads.to_string())
+            .arg("-c")
+            .arg("-p")
+            .arg("-f")
+            .arg("-o")
+            .arg(self.output.as_str())
+            .args(self.inputs.iter().map(|input| input.as_str().to_owned()))
+    }
 }
 
 /// `samtools quickcheck -v FILE`: exits non-zero when `file` is not a complete SAM/BAM/CRAM

@@ -429,27 +429,35 @@ fn gather_refuses_vcfs_that_break_the_rules_before_any_tool_runs() {
 }
 
 #[test]
-fn gather_refuses_a_vcf_with_two_contigs() {
+fn gather_refuses_vcfs_whose_records_overlap() {
     let ws = Workspace::new();
-    let two = vcf(
+    // Two contigs in one VCF are fine (a shard of grouped small contigs); a record position
+    // inside another VCF's span is not (two shards would both hold it).
+    let wide = vcf(
         &ws,
-        "two",
+        "wide",
         &format!(
             "{VCF_HEADER}chr20\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
-             chr22\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"
+             chr22\t300\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"
         ),
     );
-    let output = gather_with(&ws, &[&two]);
+    let inside = vcf(
+        &ws,
+        "inside",
+        &format!("{VCF_HEADER}chr22\t200\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n"),
+    );
+    let output = gather_with(&ws, &[&inside, &wide]);
     assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
     assert_eq!(
         error_lines(&output),
         [
             format!(
-                "error: gather failed: {} holds records of 2 contigs (chr20, chr22); gather \
-                 expects one contig per VCF",
-                two.display()
+                "error: gather failed: {} (records chr20:100 to chr22:300) and {} (records \
+                 chr22:200 to chr22:200) overlap",
+                wide.display(),
+                inside.display()
             ),
-            "hint: give the per-contig VCFs of the call step".to_owned(),
+            "hint: give each shard's VCF once, from one scatter plan".to_owned(),
             "exit class: input_invalid (11)".to_owned(),
         ]
     );
@@ -510,6 +518,52 @@ fn gather_refuses_a_vcf_whose_index_is_stale() {
             ),
             format!("hint: rebuild it: bcftools index -f -t {}", chr20.display()),
             "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn a_failed_chunk_fails_the_alignment_and_later_chunks_do_not_start() {
+    let ws = Workspace::new();
+    let input = ws.demo_input(&["chr20"]);
+    let bwa = fake_tool("fake-bwa-fails");
+    // 13,860 pairs in chunks of 5,000: 3 chunks, aligned one at a time.
+    let output = ws.run(
+        &input,
+        "chunks",
+        &["--chunk-pairs", "5000", "--workers", "1"],
+        &[("BIOJOB_BWA", &bwa)],
+    );
+    assert_eq!(output.status.code(), Some(20), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            "error: align failed: align chunk 0000 failed: bwa-mem exited with status 1: \
+             [E::bwa_idx_load_from_disk] fail to locate the index files",
+            "hint: see logs/bwa-mem.stderr for the whole stderr",
+            "exit class: tool_failed (20)",
+        ]
+    );
+    let manifest = assert_nothing_published(&ws, "chunks", 20);
+    let tasks: Vec<(String, Option<u64>, String)> = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| {
+            (
+                task["step"].as_str().unwrap().to_owned(),
+                task["shard"].as_u64(),
+                task["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            ("prepare-reference".to_owned(), None, "succeeded".to_owned()),
+            ("split".to_owned(), None, "succeeded".to_owned()),
+            ("align".to_owned(), Some(0), "failed".to_owned()),
+            ("align".to_owned(), None, "failed".to_owned()),
         ]
     );
 }

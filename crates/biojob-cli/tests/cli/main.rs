@@ -15,6 +15,7 @@ mod failures;
 mod qc;
 mod resume;
 mod s3_jobs;
+mod scale;
 mod scratch;
 mod steps;
 mod support;

@@ -119,6 +119,48 @@ fn every_job_command_is_a_biojob_step() {
     assert_eq!(steps, expected, "one job definition per step");
 }
 
+/// Every `ContainerOverrides.Command` in the state machine.
+fn override_commands(value: &Json, commands: &mut Vec<Vec<String>>) {
+    match value {
+        Json::Object(map) => {
+            if let Some(Json::Array(command)) =
+                map.get("ContainerOverrides").and_then(|o| o.get("Command"))
+            {
+                commands.push(
+                    command
+                        .iter()
+                        .map(|w| w.as_str().unwrap().to_owned())
+                        .collect(),
+                );
+            }
+            map.values().for_each(|v| override_commands(v, commands));
+        }
+        Json::Array(items) => items.iter().for_each(|v| override_commands(v, commands)),
+        _ => {}
+    }
+}
+
+#[test]
+fn state_machine_command_overrides_are_biojob_steps() {
+    let (definition, asl) = state_machine();
+    let mut commands = Vec::new();
+    override_commands(&definition, &mut commands);
+    commands.sort();
+    assert_eq!(
+        commands,
+        [vec!["merge".to_owned()], vec!["split".to_owned()]],
+        "{}",
+        asl.display()
+    );
+    for command in &commands {
+        let output = biojob().args(command).arg("--help").output().unwrap();
+        assert!(
+            output.status.success(),
+            "`biojob {command:?} --help` failed"
+        );
+    }
+}
+
 #[test]
 fn every_job_environment_variable_is_one_biojob_reads() {
     let known = names_biojob_reads();
@@ -212,6 +254,11 @@ fn state_machine_sets_only_variables_biojob_reads() {
         "JOB_WORKFLOW_EXECUTION_ID",
         "CHROMOSOME",
         "CHROMOSOMES",
+        "SHARD",
+        "BIOJOB_CALL_SHARD_BASES",
+        "CHUNK",
+        "CHUNKS",
+        "BIOJOB_ALIGN_CHUNK_PAIRS",
     ] {
         assert!(
             names.contains(required),
@@ -221,6 +268,50 @@ fn state_machine_sets_only_variables_biojob_reads() {
     let map = &definition["States"]["CallContigs"];
     assert_eq!(map["Type"], "Map");
     assert_eq!(map["ItemsPath"], "$.params.chromosomes");
+    // Shards cut by size when the input lists them; both maps bounded by the same parameter.
+    let shards = &definition["States"]["CallShards"];
+    assert_eq!(shards["Type"], "Map");
+    assert_eq!(shards["ItemsPath"], "$.params.shards");
+    for map in [map, shards] {
+        assert_eq!(map["MaxConcurrencyPath"], "$.maxConcurrency");
+        assert_eq!(map["Next"], "Gather");
+    }
+    let choice = &definition["States"]["CallByShard?"];
+    assert_eq!(choice["Choices"][0]["Variable"], "$.params.shards[0]");
+    assert_eq!(choice["Choices"][0]["Next"], "CallShards");
+    assert_eq!(choice["Default"], "CallContigs");
+    assert_eq!(definition["States"]["Align"]["Next"], "CallByShard?");
+    // Alignment in chunks when the input lists them: split, one align job per chunk, merge.
+    let states = &definition["States"];
+    assert_eq!(states["ValidateInput"]["Default"], "AlignInChunks?");
+    let choice = &states["AlignInChunks?"];
+    assert_eq!(choice["Choices"][0]["Variable"], "$.params.chunks[0]");
+    assert_eq!(choice["Choices"][0]["Next"], "Split");
+    assert_eq!(choice["Default"], "Align");
+    assert_eq!(states["Split"]["Next"], "AlignChunks");
+    let chunks = &states["AlignChunks"];
+    assert_eq!(chunks["Type"], "Map");
+    assert_eq!(chunks["ItemsPath"], "$.params.chunks");
+    assert_eq!(chunks["MaxConcurrencyPath"], "$.alignMaxConcurrency");
+    assert_eq!(
+        states["Prepare"]["Parameters"]["alignMaxConcurrency.$"],
+        "States.StringToJson($.defaults.alignMaxConcurrency)"
+    );
+    assert_eq!(chunks["Next"], "Merge");
+    assert_eq!(states["Merge"]["Next"], "CallByShard?");
+    assert_eq!(
+        states["Defaults"]["Result"]["params"]["chunks"],
+        serde_json::json!([])
+    );
+    // Without shards in the input the defaults call by contig, and gather is told shard size 0.
+    assert_eq!(
+        definition["States"]["Defaults"]["Result"]["params"]["shards"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        definition["States"]["Defaults"]["Result"]["params"]["shardBases"],
+        0
+    );
 }
 
 /// The codes a retry can fix, from biojob's exit classes.
@@ -295,9 +386,11 @@ fn state_machine_resubmits_only_retryable_classes() {
         resubmitted_codes(&definition["States"][step], &mut codes);
         assert_eq!(codes, retryable_codes(), "{step}");
     }
-    let mut codes = BTreeSet::new();
-    resubmitted_codes(&definition["States"]["CallContigs"], &mut codes);
-    assert_eq!(codes, retryable_codes(), "CallResubmit?");
+    for map in ["CallContigs", "CallShards"] {
+        let mut codes = BTreeSet::new();
+        resubmitted_codes(&definition["States"][map], &mut codes);
+        assert_eq!(codes, retryable_codes(), "{map}: CallResubmit?");
+    }
 }
 
 #[test]

@@ -233,7 +233,7 @@ fn remove_sort_temporaries(prefix: &Utf8Path) {
     }
 }
 
-fn verify_bam(bam: &Utf8Path, request: &AlignRequest<'_>) -> Result<(), Error> {
+pub(crate) fn verify_bam(bam: &Utf8Path, request: &AlignRequest<'_>) -> Result<(), Error> {
     verify_bgzf_output(bam)?;
     let header = read_bam_header_summary(bam).map_err(|error| Error::Verification {
         path: bam.to_owned(),

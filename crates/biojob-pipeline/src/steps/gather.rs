@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use biojob_core::{Contig, SampleId};
-use biojob_formats::{VcfRules, scan_vcf, tabix_contigs};
+use biojob_formats::{RecordSpan, VcfRules, scan_vcf, tabix_contigs};
 use biojob_process::StageReport;
 use biojob_tools::{BcftoolsConcat, bcftools_index_tbi};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -37,17 +37,22 @@ pub struct GatherOutput {
     pub commands: Vec<StageReport>,
 }
 
-/// Orders per-shard VCFs for concatenation by what they contain, not by name or arrival: the
-/// contigs recorded in each VCF's tabix index, ranked by their position in `contigs` (the
-/// `.fai` order). VCFs without records (header-only) contribute nothing and go last, in the
-/// order given.
+/// Orders per-shard VCFs for concatenation by what they contain, not by name or arrival: by
+/// the contig (ranked by its position in `contigs`, the `.fai` order) and `POS` of each VCF's
+/// first record. VCFs without records (header-only) contribute nothing and go last, in the
+/// order given. `inputs` pairs each VCF with its [`RecordSpan`] (from
+/// [`biojob_formats::scan_vcf`]).
+///
+/// A shard may hold several contigs (small contigs grouped) or part of one (a long contig cut
+/// into regions), so the rule is on positions: once ordered, each VCF's last record must come
+/// strictly before the next VCF's first record. Two shards that both hold a record at one
+/// position would duplicate it.
 ///
 /// # Errors
-/// [`Error::Input`] when a VCF holds a contig that is not in the reference, holds more than
-/// one contig, or two VCFs hold the same contig (they would overlap); [`Error::Format`] when an
-/// index cannot be read.
+/// [`Error::Input`] when a VCF holds a contig that is not in the reference, or two VCFs' records
+/// overlap (naming both and their first and last records).
 pub fn order_for_gather(
-    vcfs: &[Utf8PathBuf],
+    inputs: &[(Utf8PathBuf, Option<RecordSpan>)],
     contigs: &[Contig],
 ) -> Result<Vec<Utf8PathBuf>, Error> {
     // Each contig's rank, looked up once per VCF: linear in the VCFs plus the contigs, as a
@@ -57,52 +62,68 @@ pub fn order_for_gather(
         .enumerate()
         .map(|(rank, contig)| (contig.name.as_str(), rank))
         .collect();
-    let mut keyed: Vec<(usize, usize, Utf8PathBuf)> = Vec::with_capacity(vcfs.len());
-    let mut owner: Vec<Option<&Utf8PathBuf>> = vec![None; contigs.len()];
-    for (position, vcf) in vcfs.iter().enumerate() {
-        let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
-        let names = tabix_contigs(&tbi)?;
-        let rank = match names.as_slice() {
-            [] => usize::MAX,
-            [name] => {
-                let rank = ranks
-                    .get(name.as_str())
-                    .copied()
-                    .ok_or_else(|| Error::Input {
-                        message: format!(
-                            "{vcf} holds contig {name:?}, which is not in the reference"
-                        ),
-                        remedy: Some("gather VCFs called against the same reference".into()),
-                    })?;
-                if let Some(other) = owner[rank] {
-                    return Err(Error::Input {
-                        message: format!("{vcf} and {other} both hold records of {name}"),
-                        remedy: Some("give each contig's VCF once".into()),
-                    });
-                }
-                owner[rank] = Some(vcf);
-                rank
-            }
-            several => {
-                return Err(Error::Input {
-                    message: format!(
-                        "{vcf} holds records of {} contigs ({}); gather expects one contig per VCF",
-                        several.len(),
-                        several.join(", ")
-                    ),
-                    remedy: None,
-                });
-            }
-        };
-        keyed.push((rank, position, vcf.clone()));
+    let key = |vcf: &Utf8Path, (name, position): &(String, u64)| {
+        ranks
+            .get(name.as_str())
+            .map(|&rank| (rank, *position))
+            .ok_or_else(|| Error::Input {
+                message: format!("{vcf} holds contig {name:?}, which is not in the reference"),
+                remedy: Some("gather VCFs called against the same reference".into()),
+            })
+    };
+    // (first record's (contig rank, POS), last record's, position given, VCF, span)
+    type Keyed<'a> = (
+        (usize, u64),
+        (usize, u64),
+        usize,
+        &'a Utf8PathBuf,
+        &'a RecordSpan,
+    );
+    let mut keyed: Vec<Keyed<'_>> = Vec::with_capacity(inputs.len());
+    let mut empty: Vec<Utf8PathBuf> = Vec::new();
+    for (position, (vcf, span)) in inputs.iter().enumerate() {
+        match span {
+            None => empty.push(vcf.clone()),
+            Some(span) => keyed.push((
+                key(vcf, &span.first)?,
+                key(vcf, &span.last)?,
+                position,
+                vcf,
+                span,
+            )),
+        }
     }
-    keyed.sort();
-    Ok(keyed.into_iter().map(|(_, _, vcf)| vcf).collect())
+    keyed.sort_by_key(|(first, _, position, _, _)| (*first, *position));
+    for pair in keyed.windows(2) {
+        let (_, earlier_last, _, earlier, earlier_span) = &pair[0];
+        let (later_first, _, _, later, later_span) = &pair[1];
+        if earlier_last >= later_first {
+            let show = |span: &RecordSpan| {
+                format!(
+                    "{}:{} to {}:{}",
+                    span.first.0, span.first.1, span.last.0, span.last.1
+                )
+            };
+            return Err(Error::Input {
+                message: format!(
+                    "{earlier} (records {}) and {later} (records {}) overlap",
+                    show(earlier_span),
+                    show(later_span)
+                ),
+                remedy: Some("give each shard's VCF once, from one scatter plan".into()),
+            });
+        }
+    }
+    Ok(keyed
+        .into_iter()
+        .map(|(_, _, _, vcf, _)| vcf.clone())
+        .chain(empty)
+        .collect())
 }
 
-/// The native checks of one gather input: [`scan_vcf`] with `rules`, then one contig at most
-/// with records, and the same contig in its `.tbi`.
-fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<(), Error> {
+/// The native checks of one gather input: [`scan_vcf`] with `rules`, then the contigs with
+/// records equal to those its `.tbi` lists. Returns where its records start and end.
+fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<Option<RecordSpan>, Error> {
     let scan = scan_vcf(vcf, rules)?;
     let held: Vec<&str> = scan
         .contigs
@@ -110,16 +131,6 @@ fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<(), Error>
         .filter(|c| c.counts.records > 0)
         .map(|c| c.name.as_str())
         .collect();
-    if held.len() > 1 {
-        return Err(Error::Input {
-            message: format!(
-                "{vcf} holds records of {} contigs ({}); gather expects one contig per VCF",
-                held.len(),
-                held.join(", ")
-            ),
-            remedy: Some("give the per-contig VCFs of the call step".into()),
-        });
-    }
     let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
     let indexed = tabix_contigs(&tbi)?;
     if indexed != held {
@@ -132,7 +143,7 @@ fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<(), Error>
             remedy: Some(format!("rebuild it: bcftools index -f -t {vcf}")),
         });
     }
-    Ok(())
+    Ok(scan.span)
 }
 
 /// Concatenates the shards' VCFs in reference order (see [`order_for_gather`]) with
@@ -142,8 +153,9 @@ fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<(), Error>
 /// Each input VCF (staged in: they may come from elsewhere) is read once, natively, before any
 /// tool runs ([`biojob_formats::scan_vcf`]): BGZF EOF block, header parses, `##contig` lines
 /// equal to the reference's, one sample column named after the sample, records sorted, and
-/// records of one contig only, the one its `.tbi` lists (an index that disagrees with its VCF
-/// is stale). The output gets the same checks (without the one-contig rule).
+/// records on the contigs its `.tbi` lists (an index that disagrees with its VCF is stale).
+/// Inputs whose records overlap are refused ([`order_for_gather`]). The output gets the same
+/// checks.
 ///
 /// Before anything runs, the free scratch space is checked against [`gather_space_need`].
 ///
@@ -171,10 +183,11 @@ pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<Gath
         sample: request.sample.as_str(),
         only_contig: None,
     };
+    let mut inputs = Vec::with_capacity(request.vcfs.len());
     for vcf in request.vcfs {
-        check_gather_input(vcf, &rules)?;
+        inputs.push((vcf.clone(), check_gather_input(vcf, &rules)?));
     }
-    let order = order_for_gather(request.vcfs, request.contigs)?;
+    let order = order_for_gather(&inputs, request.contigs)?;
     let vcf = work_dir.join(format!("{}.vcf.gz", request.sample));
     let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
     let mut outputs = PendingOutputs::default();
