@@ -14,6 +14,11 @@
 #   biojob     `biojob run --threads N` on the same input, local prefixes.
 #   biojob-s3  the same with S3 prefixes on the same local S3 server: biojob stages the FASTQs
 #              and the reference with its bwa index in, and every output out, itself.
+#   scaled-W   (W = 1, 2, ...; not in the default list) `biojob run` scattered as on AWS Batch:
+#              the FASTQ pair split into chunks of BIOJOB_ALIGN_CHUNK_PAIRS (default 233,338
+#              pairs = 7 of bwa's -K batches of 2 x 150 bp reads), W chunks aligned at once
+#              (BIOJOB_WORKERS=W, the threads shared), merged, and calling cut into shards of
+#              BIOJOB_CALL_SHARD_BASES (default 1,000,000) bases.
 #   floor      the tools alone, no staging: bwa mem (same arguments as biojob's) to /dev/null,
 #              samtools index of a sorted BAM, and the calling (biojob's mpileup | call argv per
 #              contig, longest first, N at once); floor = the sum of the three wall times.
@@ -66,8 +71,8 @@ fi
 IFS=, read -r -a mode_list <<<"$modes"
 for mode in "${mode_list[@]}"; do
   case "$mode" in
-    reference | biojob | biojob-s3 | floor) ;;
-    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-s3, floor)" >&2; exit 2 ;;
+    reference | biojob | biojob-s3 | floor | scaled-[1-9]) ;;
+    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-s3, floor, scaled-W)" >&2; exit 2 ;;
   esac
 done
 testdata="$(realpath "${BIOJOB_TESTDATA:-$root/../shared/testdata}")"
@@ -252,6 +257,12 @@ biojob_run() { # repetition mode
     out="s3://$bucket/runs/biojob-s3-$rep"
     s3_env=("AWS_ENDPOINT_URL=$endpoint")
   fi
+  case "$mode" in
+    scaled-*)
+      s3_env=("BIOJOB_ALIGN_CHUNK_PAIRS=${BIOJOB_ALIGN_CHUNK_PAIRS:-233338}"
+        "BIOJOB_CALL_SHARD_BASES=${BIOJOB_CALL_SHARD_BASES:-1000000}" "BIOJOB_WORKERS=${mode#scaled-}")
+      ;;
+  esac
   python3 - "$source" "$out" "${contigs[@]}" >"$work/input.json" <<'PY'
 import json, sys
 source, output, contigs = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -286,7 +297,7 @@ PY
   else
     cp "$out/SIM/e2e-$rep/manifest.json" "$work/manifest-$mode-$rep.json"
     # The floor's samtools index and calling read this BAM.
-    mv "$out/SIM/e2e-$rep/SIM.align.bam" "$work/floor.bam"
+    if [ "$mode" = biojob ]; then mv "$out/SIM/e2e-$rep/SIM.align.bam" "$work/floor.bam"; fi
     rm -rf "$out"
   fi
   record "$rep" "$mode" manifest "$work/manifest-$mode-$rep.json"
@@ -352,7 +363,7 @@ for rep in $(seq 1 "$reps"); do
     record "$rep" "$mode" load_before "$(loadavg)"
     case "$mode" in
       reference) reference_chain "$rep" ;;
-      biojob | biojob-s3) biojob_run "$rep" "$mode" ;;
+      biojob | biojob-s3 | scaled-*) biojob_run "$rep" "$mode" ;;
       floor) floor "$rep" ;;
     esac
     record "$rep" "$mode" load_after "$(loadavg)"
@@ -378,7 +389,7 @@ def num(rep, mode, key):
 def series(mode, fn):
     return [fn(rep) for rep in reps if (rep, mode) in rows]
 
-BIOJOB_MODES = [m for m in ("biojob", "biojob-s3") if m in modes]
+BIOJOB_MODES = [m for m in ("biojob", "biojob-s3") if m in modes] + sorted(m for m in modes if m.startswith("scaled-"))
 
 def manifest(rep, mode):
     return json.load(open(rows[(rep, mode)]["manifest"]))
@@ -393,7 +404,7 @@ def own_cpu(rep, mode="biojob"):
 def phase_wall(rep, step, mode="biojob"):
     tasks = [t for t in manifest(rep, mode)["tasks"] if t["step"] == step]
     if not tasks:
-        return 0.0
+        return None
     start = min(t["started_unix_seconds"] for t in tasks)
     return max(t["started_unix_seconds"] + t["wall_seconds"] for t in tasks) - start
 
@@ -404,6 +415,7 @@ def floor_wall(rep):
     return sum(num(rep, "floor", k) for k in ("bwa.wall", "index.wall", "calling.wall"))
 
 def show(label, values, unit="s", digits=1):
+    values = [v for v in values if v is not None]
     if not values:
         return None
     med = statistics.median(values)
@@ -423,10 +435,11 @@ if "reference" in modes:
         show(f"  {job} job: stage out", series("reference", ref(f"{job}.stage_out")))
     show("  Map: mpileup -Oz and call jobs, all contigs", series("reference", ref("map.wall")))
 for mode in BIOJOB_MODES:
-    where = "local prefixes" if mode == "biojob" else "S3 prefixes, the same local S3 server"
+    where = {"biojob": "local prefixes", "biojob-s3": "S3 prefixes, the same local S3 server"}.get(
+        mode, f"local prefixes, chunks and size shards, {mode[7:]} chunk(s) aligned at once")
     print(f"{mode}: biojob run ({where}):")
     wall[mode] = show("wall", series(mode, lambda r, m=mode: num(r, m, "wall")))
-    for step in ("align", "call", "gather", "qc"):
+    for step in ("split", "align", "merge", "call", "gather", "qc"):
         show(f"  {step}{' (all contigs)' if step == 'call' else ''}", series(mode, lambda r, s=step, m=mode: phase_wall(r, s, m)))
     show("tools' CPU (manifest: wait4 of every command)", series(mode, lambda r, m=mode: tools_cpu(r, m)))
     show("biojob's own CPU (/usr/bin/time tree - tools)", series(mode, lambda r, m=mode: own_cpu(r, m)), digits=2)
