@@ -15,9 +15,9 @@ use biojob_core::{SampleId, StepId, scratch_file_name};
 use biojob_pipeline::{
     AlignInputDigests, AlignRequest, CallRequest, EarlierTasks, Engine, Error, GatherRequest,
     JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
-    align_key, align_space_need, call_key, call_space_need, contig_plan, error_chain, file_sha256,
-    files_sha256, gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs,
-    resolve_reference, stage_input, try_reuse,
+    align_key, align_space_need, bwa_index_sha256, call_key, call_space_need, contig_plan,
+    error_chain, file_sha256, files_sha256, gather_key, gather_space_need, keys, new_run_id,
+    publish_file, publish_logs, resolve_reference, stage_input, try_reuse,
 };
 use biojob_process::{CancelToken, StageReport};
 use biojob_scratch::{JobScratch, SpaceNeed, SpaceWatch};
@@ -496,6 +496,7 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
                 fastq_1: fastq_digests.next().unwrap_or_default(),
                 fastq_2: fastq_digests.next().unwrap_or_default(),
                 reference: file_sha256(&reference.fasta)?,
+                bwa_index: bwa_index_sha256(&reference)?,
             },
         )
         .key();

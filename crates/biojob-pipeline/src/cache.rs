@@ -7,7 +7,10 @@
 //! - the step name and the shard id (`None` for unscattered steps; the region for a shard);
 //! - the SHA-256 of each input's content, computed by biojob over the bytes (never an S3 ETag
 //!   or a multipart composite checksum, which differ for the same content uploaded in a
-//!   different number of parts);
+//!   different number of parts); for align this includes each bwa index file that bwa reads
+//!   (`.amb`, `.ann`, `.bwt`, `.pac`, `.sa`): an index left over from another FASTA (kept
+//!   fresh by `cp -p`, or on S3 beside a replaced FASTA) gives another alignment, so it is
+//!   another key;
 //! - each tool's name and version (as probed);
 //! - each command's argv as the step's builders make it, with the program replaced by the
 //!   tool's name, paths replaced by placeholders (`<scratch>`, `<reference>`, `<fastq_1>`, …)
@@ -27,14 +30,14 @@ use biojob_process::CommandSpec;
 use biojob_storage::{ObjectUri, Stores, hex};
 use biojob_tools::{
     BcftoolsCall, BcftoolsConcat, BcftoolsMpileup, BwaMem, SamtoolsSort, ToolPath, ToolVersions,
-    Toolset, bcftools_index_tbi, samtools_index,
+    Toolset, bcftools_index_tbi, bwa_index_files, samtools_index,
 };
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use crate::{BWA_BATCH_BASES, Error, OutputRecord, error_chain};
+use crate::{BWA_BATCH_BASES, Error, OutputRecord, PreparedReference, error_chain};
 
 /// Version of what biojob's steps do, part of every cache key: bumped when a step's commands,
 /// checks or outputs change in a way its argv does not show, so that no earlier output is
@@ -109,7 +112,7 @@ const KEY_THREADS: usize = 1;
 const KEY_SORT_MEMORY: u64 = 768 << 20;
 
 /// The align step's key material: `bwa mem | samtools sort`, `samtools index`, over the FASTQ
-/// pair and the reference (whose content decides its `.fai` and bwa index).
+/// pair, the reference FASTA and the content of each bwa index file (`bwa_index.amb`, …).
 pub fn align_key(
     toolset: &Toolset,
     versions: &ToolVersions,
@@ -138,10 +141,17 @@ pub fn align_key(
     }
     .command(&toolset.samtools);
     let index = samtools_index(&toolset.samtools, &bam_partial, &bai_partial, KEY_THREADS);
-    CacheKeyMaterial::new(StepId::Align.as_str(), None)
+    let material = CacheKeyMaterial::new(StepId::Align.as_str(), None)
         .input("fastq_1", &inputs.fastq_1)
         .input("fastq_2", &inputs.fastq_2)
-        .input("reference", &inputs.reference)
+        .input("reference", &inputs.reference);
+    let material = inputs
+        .bwa_index
+        .iter()
+        .fold(material, |material, (extension, sha256)| {
+            material.input(format!("bwa_index{extension}"), sha256)
+        });
+    material
         .tool(&toolset.bwa, &versions.bwa)
         .tool(&toolset.samtools, &versions.samtools)
         .command(&toolset.bwa, &bwa)
@@ -159,6 +169,33 @@ pub struct AlignInputDigests {
     pub fastq_2: String,
     /// The reference FASTA.
     pub reference: String,
+    /// Each bwa index file by its extension (`.amb`, `.ann`, `.bwt`, `.pac`, `.sa`); see
+    /// [`bwa_index_sha256`].
+    pub bwa_index: BTreeMap<String, String>,
+}
+
+/// SHA-256 (lowercase hex) of each bwa index file of `reference` by its extension (`.amb`,
+/// `.ann`, `.bwt`, `.pac`, `.sa`), the files read in parallel, one thread each; empty when the
+/// bwa index was not prepared. These are the files `bwa mem` reads, so a stale index (built from
+/// an earlier FASTA) gives another align key than the FASTA's own index.
+///
+/// # Errors
+/// [`Error::Io`] (input side) when an index file cannot be read.
+pub fn bwa_index_sha256(reference: &PreparedReference) -> Result<BTreeMap<String, String>, Error> {
+    let Some(prefix) = &reference.bwa_prefix else {
+        return Ok(BTreeMap::new());
+    };
+    let files = bwa_index_files(prefix);
+    let paths: Vec<&Utf8Path> = files.iter().map(Utf8PathBuf::as_path).collect();
+    let digests = files_sha256(&paths)?;
+    Ok(files
+        .iter()
+        .zip(digests)
+        .map(|(file, sha256)| {
+            let extension = file.extension().map_or(String::new(), |e| format!(".{e}"));
+            (extension, sha256)
+        })
+        .collect())
 }
 
 /// The call step's key material for `shard`: `bcftools mpileup | bcftools call` (with
@@ -587,6 +624,10 @@ mod tests {
             fastq_1: "11".into(),
             fastq_2: "22".into(),
             reference: "33".into(),
+            bwa_index: [".amb", ".ann", ".bwt", ".pac", ".sa"]
+                .iter()
+                .map(|e| ((*e).to_owned(), "44".to_owned()))
+                .collect(),
         };
         let read_group = ReadGroup::for_sample(&sample);
         let material = align_key(&toolset(), &versions(), &sample, &read_group, &digests);
@@ -609,7 +650,18 @@ mod tests {
         );
         assert_eq!(
             json["inputs"],
-            serde_json::json!({"fastq_1": "11", "fastq_2": "22", "reference": "33"})
+            serde_json::json!({
+                "fastq_1": "11", "fastq_2": "22", "reference": "33",
+                "bwa_index.amb": "44", "bwa_index.ann": "44", "bwa_index.bwt": "44",
+                "bwa_index.pac": "44", "bwa_index.sa": "44"
+            })
+        );
+        // Another bwa index for the same FASTA (built from an edited copy): another key.
+        let mut stale = digests.clone();
+        stale.bwa_index.insert(".bwt".into(), "45".into());
+        assert_ne!(
+            material.key(),
+            align_key(&toolset(), &versions(), &sample, &read_group, &stale).key()
         );
         assert_eq!(json["step_format_version"], STEP_FORMAT_VERSION);
         let other_group = read_group.clone().with_library("lib2").unwrap();

@@ -13,7 +13,7 @@ use biojob_tools::{ToolError, ToolVersions, Toolset};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::{info, info_span, warn};
 
-use crate::cache::{AlignInputDigests, EarlierTasks, ReusedOutput, try_reuse};
+use crate::cache::{AlignInputDigests, EarlierTasks, ReusedOutput, bwa_index_sha256, try_reuse};
 use crate::manifest::{MANIFEST_FORMAT_VERSION, error_chain, seconds, timestamp};
 use crate::{
     AlignRequest, CallRequest, Error, GatherRequest, ManifestInputs, OutputRecord,
@@ -524,6 +524,7 @@ fn execute(
         fastq_1: fastq_digests.next().unwrap_or_default(),
         fastq_2: fastq_digests.next().unwrap_or_default(),
         reference: file_sha256(&reference.fasta)?,
+        bwa_index: bwa_index_sha256(&reference)?,
     };
     let align_key = align_key(
         &engine.toolset,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
-use crate::support::{Workspace, records, stderr, testdata};
+use crate::support::{Workspace, records, stderr, testdata, tool};
 
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
 const RUN_ID: &str = "base";
@@ -733,4 +733,69 @@ fn changing_only_a_calling_parameter_reruns_call_and_gather_but_not_align() {
         summary(&output),
         "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
     );
+}
+
+/// A copy of the test reference in `dir` whose bwa index was built from a copy with one base
+/// changed (same length, same contigs) and which keeps the original's modification time, as
+/// `cp -p` of a FASTA over an edited one leaves it: the index is fresh by its time, yet stale.
+fn reference_with_stale_bwa_index(dir: &Path) {
+    let edited_dir = dir.join("edited");
+    std::fs::create_dir_all(&edited_dir).unwrap();
+    let original = testdata().join("ref.fa");
+    let mut text = std::fs::read(&original).unwrap();
+    let middle = text.len() / 2;
+    let base = middle
+        + text[middle..]
+            .iter()
+            .position(|b| b"ACGT".contains(b))
+            .unwrap();
+    text[base] = if text[base] == b'A' { b'C' } else { b'A' };
+    std::fs::write(edited_dir.join("ref.fa"), &text).unwrap();
+    let prefix = dir.join("ref.fa");
+    tool(
+        "bwa",
+        &["index", "-p", prefix.to_str().unwrap(), "edited/ref.fa"],
+        dir,
+    );
+    std::fs::copy(&original, &prefix).unwrap();
+    std::fs::copy(testdata().join("ref.fa.fai"), dir.join("ref.fa.fai")).unwrap();
+    let original_time = std::fs::metadata(&original).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&prefix)
+        .unwrap()
+        .set_modified(original_time)
+        .unwrap();
+}
+
+#[test]
+fn a_stale_bwa_index_is_another_align_key_and_the_bam_is_not_reused() {
+    let ws = workspace_with_baseline();
+    let reference_dir = ws.path().join("reference");
+    std::fs::create_dir_all(&reference_dir).unwrap();
+    reference_with_stale_bwa_index(&reference_dir);
+    let input = ws.input(
+        &[
+            ("REFERENCE_NAME", "ref".into()),
+            ("REFERENCE_PREFIX", reference_dir.display().to_string()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+        ],
+        Some(&CONTIGS),
+    );
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The FASTA is the baseline's, byte for byte; only the index differs.
+    assert_eq!(
+        std::fs::read(reference_dir.join("ref.fa")).unwrap(),
+        std::fs::read(testdata().join("ref.fa")).unwrap()
+    );
+    let resumed = manifest(&ws.out().join("NA12878").join(RUN_ID));
+    let earlier = manifest(&baseline().run_dir());
+    assert_eq!(tasks(&resumed)[1], "align - succeeded");
+    let (new_keys, old_keys) = (keys(&resumed), keys(&earlier));
+    assert_eq!(new_keys[0].0, "align -");
+    assert_eq!(old_keys[0].0, "align -");
+    assert_ne!(new_keys[0].1, old_keys[0].1);
 }
