@@ -15,9 +15,10 @@ use biojob_core::{SampleId, StepId, scratch_file_name};
 use biojob_pipeline::{
     AlignInputDigests, AlignRequest, CallRequest, EarlierTasks, Engine, Error, GatherRequest,
     JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
-    align_key, align_space_need, bwa_index_sha256, call_key, call_space_need, contig_plan,
-    error_chain, file_sha256, files_sha256, gather_key, gather_space_need, keys, new_run_id,
-    publish_file, publish_logs, resolve_reference, stage_input, try_reuse,
+    TaskStatus, align_key, align_space_need, bwa_index_sha256, call_key, call_space_need,
+    contig_plan, earlier_step_task, error_chain, file_sha256, files_sha256, gather_key,
+    gather_space_need, keys, new_run_id, publish_file, publish_logs, resolve_reference,
+    stage_input, try_reuse,
 };
 use biojob_process::{CancelToken, StageReport};
 use biojob_scratch::{JobScratch, SpaceNeed, SpaceWatch};
@@ -361,7 +362,11 @@ impl StepRun {
             }
         }
         let name = step_manifest_name(sample, step, shard.map(|(index, _)| index));
-        let manifest = serde_json::json!({
+        // A task that did not finish keeps the earlier finished one for a later resume.
+        let earlier_task = (!matches!(record.status, TaskStatus::Succeeded | TaskStatus::Cached))
+            .then(|| earlier_step_task(stores, &prefix.join(&name)))
+            .flatten();
+        let mut manifest = serde_json::json!({
             "format_version": biojob_pipeline::MANIFEST_FORMAT_VERSION,
             "biojob_version": env!("CARGO_PKG_VERSION"),
             "sample": sample.as_str(),
@@ -374,6 +379,9 @@ impl StepRun {
             "scratch": scratch_usage,
             "task": record,
         });
+        if let Some(earlier_task) = earlier_task {
+            manifest["earlier_task"] = earlier_task;
+        }
         let written = tempfile::tempdir()
             .map_err(Error::io("creating", "a temporary directory"))
             .and_then(|dir| {

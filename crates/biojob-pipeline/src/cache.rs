@@ -21,6 +21,12 @@
 //! `succeeded` (or `cached`) with the same key, and every output it lists exists under the same
 //! name with the recorded size and SHA-256 ([`reuse_outputs`]). A failed, skipped or killed step
 //! records no reusable entry; a step whose manifest was never written is not found at all.
+//!
+//! A new manifest never loses an earlier finished task: a run manifest keeps, under
+//! `earlier_tasks`, the finished tasks of the manifest it replaces for the steps and shards the
+//! new run did not finish ([`carry_forward`]); a step manifest whose task did not finish keeps
+//! the earlier finished task under `earlier_task` ([`earlier_step_task`]). Both are looked at
+//! on resume, with the same output checks.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -37,7 +43,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use crate::{BWA_BATCH_BASES, Error, OutputRecord, PreparedReference, error_chain};
+use crate::{
+    BWA_BATCH_BASES, Error, OutputRecord, PreparedReference, RunManifest, TaskStatus, error_chain,
+};
 
 /// Version of what biojob's steps do, part of every cache key: bumped when a step's commands,
 /// checks or outputs change in a way its argv does not show, so that no earlier output is
@@ -367,12 +375,16 @@ struct RunManifestTasks {
     #[serde(default)]
     tasks: Vec<RecordedTask>,
     #[serde(default)]
+    earlier_tasks: Vec<RecordedTask>,
+    #[serde(default)]
     read_pairs: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct StepManifestTask {
     task: RecordedTask,
+    #[serde(default)]
+    earlier_task: Option<RecordedTask>,
 }
 
 impl EarlierTasks {
@@ -384,7 +396,11 @@ impl EarlierTasks {
     pub fn from_run_manifest(stores: &Stores, uri: &ObjectUri) -> Result<EarlierTasks, Error> {
         Ok(match read_json::<RunManifestTasks>(stores, uri)? {
             Some(manifest) => EarlierTasks {
-                tasks: manifest.tasks,
+                tasks: manifest
+                    .tasks
+                    .into_iter()
+                    .chain(manifest.earlier_tasks)
+                    .collect(),
                 read_pairs: manifest.read_pairs,
             },
             None => EarlierTasks::default(),
@@ -399,7 +415,11 @@ impl EarlierTasks {
     pub fn from_step_manifest(stores: &Stores, uri: &ObjectUri) -> Result<EarlierTasks, Error> {
         Ok(EarlierTasks {
             tasks: read_json::<StepManifestTask>(stores, uri)?
-                .map(|manifest| vec![manifest.task])
+                .map(|manifest| {
+                    std::iter::once(manifest.task)
+                        .chain(manifest.earlier_task)
+                        .collect()
+                })
                 .unwrap_or_default(),
             read_pairs: None,
         })
@@ -409,6 +429,80 @@ impl EarlierTasks {
     pub fn finished(&self, key: &str) -> Option<&RecordedTask> {
         self.tasks.iter().find(|task| task.finished_with(key))
     }
+}
+
+/// Whether a recorded task (JSON) finished: status `succeeded` or `cached`, with a cache key.
+fn finished_task(task: &serde_json::Value) -> Option<RecordedTask> {
+    let recorded: RecordedTask = serde_json::from_value(task.clone()).ok()?;
+    (matches!(recorded.status.as_str(), "succeeded" | "cached") && recorded.cache_key.is_some())
+        .then_some(recorded)
+}
+
+/// Before `manifest` replaces the run manifest at `uri`: sets its `earlier_tasks` to the
+/// finished tasks (`succeeded` or `cached`, with a cache key) that the manifest at `uri`
+/// records in `tasks` or `earlier_tasks`, as recorded, for each step and shard that `manifest`
+/// has not finished; and, when the earlier align task is among them and `manifest` has no
+/// `read_pairs`, takes the earlier `read_pairs` (the pairs that align read). An absent or
+/// unreadable earlier manifest carries nothing (logged): writing a manifest never fails on it.
+pub fn carry_forward(stores: &Stores, uri: &ObjectUri, manifest: &mut RunManifest) {
+    let earlier = match read_json::<serde_json::Value>(stores, uri) {
+        Ok(Some(earlier)) => earlier,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%uri, error = %error_chain(&error), "could not read the earlier manifest; its finished tasks are not carried forward");
+            return;
+        }
+    };
+    let mut seen: std::collections::BTreeSet<(String, Option<String>)> = manifest
+        .tasks
+        .iter()
+        .filter(|task| matches!(task.status, TaskStatus::Succeeded | TaskStatus::Cached))
+        .map(|task| (task.step.as_str().to_owned(), task.contig.clone()))
+        .collect();
+    let recorded = ["tasks", "earlier_tasks"]
+        .iter()
+        .filter_map(|field| earlier.get(field).and_then(serde_json::Value::as_array))
+        .flatten();
+    let mut carried = Vec::new();
+    let mut align_carried = false;
+    for task in recorded {
+        let Some(finished) = finished_task(task) else {
+            continue;
+        };
+        if !seen.insert((finished.step.clone(), finished.contig.clone())) {
+            continue;
+        }
+        align_carried |= finished.step == StepId::Align.as_str();
+        carried.push(task.clone());
+    }
+    if align_carried && manifest.read_pairs.is_none() {
+        manifest.read_pairs = earlier
+            .get("read_pairs")
+            .and_then(serde_json::Value::as_u64);
+    }
+    if !carried.is_empty() {
+        info!(%uri, tasks = carried.len(), "keeping the earlier run's finished tasks in the manifest");
+    }
+    manifest.earlier_tasks = carried;
+}
+
+/// The finished task (`succeeded` or `cached`, with a cache key) that the step manifest at
+/// `uri` records as `task` or, failing that, as `earlier_task`, as recorded; `None` when there
+/// is none or the manifest cannot be read (logged). A step job whose own task did not finish
+/// keeps it in its new manifest as `earlier_task`.
+pub fn earlier_step_task(stores: &Stores, uri: &ObjectUri) -> Option<serde_json::Value> {
+    let earlier = match read_json::<serde_json::Value>(stores, uri) {
+        Ok(earlier) => earlier?,
+        Err(error) => {
+            tracing::warn!(%uri, error = %error_chain(&error), "could not read the earlier step manifest; its finished task is not carried forward");
+            return None;
+        }
+    };
+    ["task", "earlier_task"]
+        .iter()
+        .filter_map(|field| earlier.get(field))
+        .find(|task| finished_task(task).is_some())
+        .cloned()
 }
 
 /// The manifest at `uri` parsed as `T`; `None` when absent or unparsable.

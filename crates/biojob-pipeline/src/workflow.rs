@@ -262,6 +262,7 @@ pub fn run_workflow(
         error: None,
         read_pairs: None,
         tasks: Vec::new(),
+        earlier_tasks: Vec::new(),
         vcf: None,
         scratch: None,
     };
@@ -330,6 +331,7 @@ fn finish(
         }
     }
     let manifest_uri = output_dir.join("manifest.json");
+    crate::cache::carry_forward(&engine.stores, &manifest_uri, &mut manifest);
     let written = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::io("serialising", "manifest.json")(std::io::Error::other(e)))
         .and_then(|json| {

@@ -799,3 +799,112 @@ fn a_stale_bwa_index_is_another_align_key_and_the_bam_is_not_reused() {
     assert_eq!(old_keys[0].0, "align -");
     assert_ne!(new_keys[0].1, old_keys[0].1);
 }
+
+#[test]
+fn a_failed_resume_keeps_the_earlier_finished_tasks_for_the_next_resume() {
+    let ws = workspace_with_baseline();
+    let fastqs = ws.path().join("fastq");
+    copy_fastqs(&fastqs);
+    let input = input_with_fastqs(&ws, &fastqs);
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let r2 = fastqs.join("NA12878_R2.fastq.gz");
+    let kept = ws.path().join("R2.kept");
+    std::fs::rename(&r2, &kept).unwrap();
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    let failed = manifest(&run_dir);
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(tasks(&failed), Vec::<String>::new());
+    // The earlier finished tasks, as the earlier manifest recorded them.
+    let earlier = manifest(&baseline().run_dir());
+    let carried: Vec<serde_json::Value> = earlier["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["cache_key"].is_string())
+        .cloned()
+        .collect();
+    assert_eq!(carried.len(), 5);
+    assert_eq!(failed["earlier_tasks"], serde_json::Value::Array(carried));
+    assert_eq!(failed["read_pairs"], 13860);
+
+    std::fs::rename(&kept, &r2).unwrap();
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
+    let resumed = manifest(&run_dir);
+    assert_eq!(resumed["read_pairs"], 13860);
+    assert_eq!(resumed.get("earlier_tasks"), None);
+}
+
+/// A bcftools whose `mpileup` fails while `<dir>/fail` exists, for `chr20` only when
+/// `<dir>/chr20` exists (else every contig); otherwise it is `bcftools`.
+fn failing_bcftools(dir: &Path) -> PathBuf {
+    let real = which("bcftools");
+    let path = dir.join("bcftools");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = mpileup ] && [ -e \"{dir}/fail\" ]; then\n  case \" $* \" in *\" -r chr20 \"*) echo 'injected mpileup failure' >&2; exit 1;; esac\nfi\nexec \"{real}\" \"$@\"\n",
+            dir = dir.display(),
+            real = real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn a_failed_step_job_keeps_the_earlier_finished_task_for_the_next_resume() {
+    let ws = workspace_with_baseline();
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let tools = ws.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let bcftools = failing_bcftools(&tools);
+    let call = |resume: &str| {
+        ws.biojob()
+            .arg("call")
+            .env("SAMPLE_ID", "NA12878")
+            .env("REFERENCE", testdata().join("ref.fa"))
+            .env("JOB_OUTPUT_PREFIX", &run_dir)
+            .env("CHROMOSOME", "chr20")
+            .env("BIOJOB_RESUME", resume)
+            .env("BIOJOB_BCFTOOLS", &bcftools)
+            .output()
+            .unwrap()
+    };
+    let step_manifest = || -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(run_dir.join("NA12878.call.0000.manifest.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let first = call("1");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let finished = step_manifest()["task"].clone();
+    assert_eq!(finished["status"], "succeeded");
+    // The next job fails (without resuming, so it runs).
+    std::fs::write(tools.join("fail"), "").unwrap();
+    let failed = call("0");
+    assert_eq!(failed.status.code(), Some(20), "{}", stderr(&failed));
+    let manifest = step_manifest();
+    assert_eq!(manifest["task"]["status"], "failed");
+    assert_eq!(manifest["earlier_task"], finished);
+    // A resume finds the earlier finished task and reuses its outputs.
+    std::fs::remove_file(tools.join("fail")).unwrap();
+    let resumed = call("1");
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("reused: an earlier job finished this step"),
+        "{}",
+        stderr(&resumed)
+    );
+    let manifest = step_manifest();
+    assert_eq!(manifest["task"]["status"], "cached");
+    assert_eq!(manifest["task"]["cache_key"], finished["cache_key"]);
+    assert_eq!(manifest.get("earlier_task"), None);
+}
