@@ -774,22 +774,6 @@ fn call_shards(
                     let shard = &shards[position];
                     let label = TaskLabel::shard(StepId::Call, &shard.contig.name);
                     let key = Some((shard.index, shard.contig.name.as_str()));
-                    if cancel.is_cancelled() {
-                        let record = TaskRecord {
-                            status: TaskStatus::Skipped,
-                            ..TaskRecord::new(
-                                StepId::Call,
-                                key,
-                                SystemTime::now(),
-                                Duration::ZERO,
-                                &[],
-                            )
-                        };
-                        if let Ok(mut slots) = results.lock() {
-                            slots[position] = Some((record, None, None));
-                        }
-                        continue;
-                    }
                     let _span = info_span!("call", contig = %shard.contig.name).entered();
                     let cache_key = call_key(
                         &engine.toolset,
@@ -810,6 +794,24 @@ fn call_shards(
                         let record = cached_record(StepId::Call, key, cache_key, outputs);
                         if let Ok(mut slots) = results.lock() {
                             slots[position] = Some((record, Some(vcf), None));
+                        }
+                        continue;
+                    }
+                    // After the reuse lookup: a reusable shard is recorded `cached` even
+                    // once another shard has failed.
+                    if cancel.is_cancelled() {
+                        let record = TaskRecord {
+                            status: TaskStatus::Skipped,
+                            ..TaskRecord::new(
+                                StepId::Call,
+                                key,
+                                SystemTime::now(),
+                                Duration::ZERO,
+                                &[],
+                            )
+                        };
+                        if let Ok(mut slots) = results.lock() {
+                            slots[position] = Some((record, None, None));
                         }
                         continue;
                     }

@@ -908,3 +908,52 @@ fn a_failed_step_job_keeps_the_earlier_finished_task_for_the_next_resume() {
     assert_eq!(manifest["task"]["cache_key"], finished["cache_key"]);
     assert_eq!(manifest.get("earlier_task"), None);
 }
+
+#[test]
+fn a_reusable_shard_is_cached_even_after_another_shard_failed() {
+    let ws = workspace_with_baseline();
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let tools = ws.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let bcftools = failing_bcftools(&tools);
+    std::fs::write(tools.join("fail"), "").unwrap();
+    // chr20's VCF deleted, so that chr20 runs (and fails); chrM's deleted; chr22's intact.
+    std::fs::remove_file(run_dir.join("NA12878.call.0000.vcf.gz")).unwrap();
+    std::fs::remove_file(run_dir.join("NA12878.call.0002.vcf.gz")).unwrap();
+    let input = ws.demo_input(&CONTIGS);
+    // One thread, longest contig first: chr20 (fails), then chrM, then chr22.
+    let output = ws.run(
+        &input,
+        RUN_ID,
+        &["--threads", "1", "--resume"],
+        &[("BIOJOB_BCFTOOLS", &bcftools)],
+    );
+    assert_eq!(output.status.code(), Some(20), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr22\nran: prepare-reference, call chr20\n"
+    );
+    assert_eq!(
+        tasks(&manifest(&run_dir)),
+        [
+            "prepare-reference - succeeded",
+            "align - cached",
+            "call chr20 failed",
+            "call chr22 cached",
+            "call chrM skipped",
+        ]
+    );
+    std::fs::remove_file(tools.join("fail")).unwrap();
+    let output = ws.run(
+        &input,
+        RUN_ID,
+        &["--threads", "1", "--resume"],
+        &[("BIOJOB_BCFTOOLS", &bcftools)],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr22\nran: prepare-reference, call chr20, call chrM, gather, qc\n"
+    );
+    assert_eq!(records(&run_dir.join("NA12878.vcf.gz")).len(), 438);
+}
