@@ -149,6 +149,24 @@ pub fn resume_summary(manifest: &RunManifest) -> String {
     format!("reused: {}\nran: {}\n", names(true), names(false))
 }
 
+/// The line `--resume` prints (stderr, and a warning in the log) when the run's output location
+/// has no earlier manifest: `no earlier run found at <output prefix>/<sample>/<run id>: running
+/// every step`. Nothing is printed when the manifest exists or the store cannot be asked (the
+/// run then warns when it reads the manifest).
+fn warn_without_earlier_run(stores: &Stores, input: &WorkflowInput, run_id: &str) {
+    let output_dir = input.output_prefix.join(input.sample.as_str()).join(run_id);
+    let uri = output_dir.join("manifest.json");
+    let found = stores
+        .for_uri(&uri)
+        .and_then(|store| store.head(&uri))
+        .map(|meta| meta.is_some());
+    if let Ok(false) = found {
+        let message = format!("no earlier run found at {output_dir}: running every step");
+        tracing::warn!(%output_dir, "{message}");
+        eprintln!("{message}");
+    }
+}
+
 pub fn run(
     args: RunArgs,
     cancel: &CancelToken,
@@ -186,6 +204,9 @@ pub fn run(
         cache_dir: cache_dir(&args.runtime),
         resume,
     };
+    if resume {
+        warn_without_earlier_run(stores, &input, &options.run_id);
+    }
     let observer: Box<dyn RunObserver> = match progress {
         Some(multi) => Box::new(ProgressObserver::new(multi.clone())),
         None => Box::new(LogObserver),

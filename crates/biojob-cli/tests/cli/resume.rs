@@ -957,3 +957,34 @@ fn a_reusable_shard_is_cached_even_after_another_shard_failed() {
     );
     assert_eq!(records(&run_dir.join("NA12878.vcf.gz")).len(), 438);
 }
+
+#[test]
+fn resuming_a_run_id_without_an_earlier_manifest_says_so_and_runs_every_step() {
+    let ws = Workspace::new();
+    let input = ws.demo_input(&CONTIGS);
+    let output = ws.run(&input, "fresh", &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected = format!(
+        "no earlier run found at {}: running every step",
+        ws.out().join("NA12878").join("fresh").display()
+    );
+    let text = stderr(&output);
+    assert_eq!(
+        text.lines().filter(|line| *line == expected).count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line.contains(" WARN ") && line.contains(&expected)),
+        "{text}"
+    );
+    assert_eq!(
+        summary(&output),
+        "reused: none\nran: prepare-reference, align, call chr20, call chr22, call chrM, gather, qc\n"
+    );
+    // With the earlier manifest there, nothing is said.
+    let output = ws.run(&input, "fresh", &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("no earlier run found"));
+}
