@@ -149,6 +149,20 @@ pub fn resume_summary(manifest: &RunManifest) -> String {
     format!("reused: {}\nran: {}\n", names(true), names(false))
 }
 
+/// Whether `biojob run` resumes: `--no-resume` overrides everything; then `--resume`; then
+/// the `BIOJOB_RESUME` environment variable when set and not empty; then `BIOJOB_RESUME` in
+/// the input's `params.environment`; else not.
+fn resumes(runtime: &RuntimeArgs, input: &WorkflowInput) -> bool {
+    if runtime.no_resume {
+        return false;
+    }
+    let from_environment = std::env::var(env::BIOJOB_RESUME).is_ok_and(|v| !v.is_empty());
+    if runtime.resume || from_environment {
+        return runtime.resume;
+    }
+    input.resume.unwrap_or(false)
+}
+
 /// The line `--resume` prints (stderr, and a warning in the log) when the run's output location
 /// has no earlier manifest: `no earlier run found at <output prefix>/<sample>/<run id>: running
 /// every step`. Nothing is printed when the manifest exists or the store cannot be asked (the
@@ -185,7 +199,7 @@ pub fn run(
     if args.dry_run {
         return crate::plan::print_plan(&input, &args);
     }
-    let resume = args.runtime.resumes();
+    let resume = resumes(&args.runtime, &input);
     if resume && args.run_id.is_none() {
         return Err(Failure::Usage(
             anyhow::anyhow!(

@@ -49,9 +49,13 @@ pub mod keys {
     pub const JOB_AWS_CLI_PATH: &str = "JOB_AWS_CLI_PATH";
     /// The calling step's minimum mapping quality (`bcftools mpileup -q`); default: none.
     pub const MIN_MAPPING_QUALITY: &str = "MIN_MAPPING_QUALITY";
+    /// Resume the run (`1`, `true`, `yes`, `on`; `0`, `false`, `no`, `off` or empty: not);
+    /// `biojob run`'s `--resume`, `--no-resume` and the `BIOJOB_RESUME` environment variable
+    /// win over it.
+    pub const BIOJOB_RESUME: &str = "BIOJOB_RESUME";
 
     /// Every key biojob knows.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         SAMPLE_ID,
         REFERENCE_NAME,
         SOURCE_DATA_PREFIX,
@@ -66,6 +70,7 @@ pub mod keys {
         READ_GROUP_PLATFORM_UNIT,
         JOB_AWS_CLI_PATH,
         MIN_MAPPING_QUALITY,
+        BIOJOB_RESUME,
     ];
 }
 
@@ -109,6 +114,8 @@ pub struct WorkflowInput {
     pub output_prefix: ObjectUri,
     /// The calling step's minimum mapping quality (`MIN_MAPPING_QUALITY`), when set.
     pub min_mapping_quality: Option<u32>,
+    /// `BIOJOB_RESUME` of `params.environment`, when set and not empty.
+    pub resume: Option<bool>,
 }
 
 fn usage(message: impl Into<String>, remedy: impl Into<String>) -> Error {
@@ -270,6 +277,27 @@ impl JobEnvironment {
             .transpose()
     }
 
+    /// `BIOJOB_RESUME` as a switch: `None` when unset or empty.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the value is not `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
+    pub fn resume(&self) -> Result<Option<bool>, Error> {
+        let Some(text) = self.get(keys::BIOJOB_RESUME) else {
+            return Ok(None);
+        };
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Some(true)),
+            "0" | "false" | "no" | "off" => Ok(Some(false)),
+            _ => Err(usage(
+                format!(
+                    "{} must be 1/true/yes/on or 0/false/no/off, found {text:?}",
+                    self.name(keys::BIOJOB_RESUME)
+                ),
+                "give \"1\" to resume, or leave it out",
+            )),
+        }
+    }
+
     /// The FASTQ pair: `FASTQ_1`/`FASTQ_2`, else `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R1.fastq.gz`
     /// and `_R2.fastq.gz`.
     ///
@@ -410,6 +438,7 @@ impl WorkflowInput {
         let reference_candidates = environment.reference_candidates()?;
         let output_prefix = environment.output_prefix()?;
         let min_mapping_quality = environment.min_mapping_quality()?;
+        let resume = environment.resume()?;
 
         let contigs = match input.params.chromosomes {
             None => None,
@@ -440,6 +469,7 @@ impl WorkflowInput {
             contigs,
             output_prefix,
             min_mapping_quality,
+            resume,
         })
     }
 
@@ -536,6 +566,23 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "params.environment.MIN_MAPPING_QUALITY must be a whole number from 0 to 255, found \"high\""
+        );
+    }
+
+    #[test]
+    fn biojob_resume_in_the_environment_is_a_switch() {
+        let parse = |value: &str| {
+            WorkflowInput::from_json(&format!(
+                r#"{{"params": {{"environment": {{"SAMPLE_ID": "S", "SOURCE_DATA_PREFIX": "/d",
+                    "REFERENCE_NAME": "r", "JOB_OUTPUT_PREFIX": "/o", "BIOJOB_RESUME": "{value}"}}}}}}"#
+            ))
+        };
+        assert_eq!(parse("1").unwrap().resume, Some(true));
+        assert_eq!(parse("off").unwrap().resume, Some(false));
+        assert_eq!(parse("").unwrap().resume, None);
+        assert_eq!(
+            parse("maybe").unwrap_err().to_string(),
+            "params.environment.BIOJOB_RESUME must be 1/true/yes/on or 0/false/no/off, found \"maybe\""
         );
     }
 

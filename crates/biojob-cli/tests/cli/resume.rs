@@ -988,3 +988,48 @@ fn resuming_a_run_id_without_an_earlier_manifest_says_so_and_runs_every_step() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!stderr(&output).contains("no earlier run found"));
 }
+
+#[test]
+fn biojob_resume_in_the_input_json_resumes_unless_the_environment_or_a_flag_says_otherwise() {
+    let ws = workspace_with_baseline();
+    let input = ws.input(
+        &[
+            ("REFERENCE_NAME", "ref".into()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+            ("BIOJOB_RESUME", "1".into()),
+        ],
+        Some(&CONTIGS),
+    );
+    let output = ws.run(&input, RUN_ID, &[], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
+    assert!(
+        !stderr(&output).contains("ignoring an environment key"),
+        "{}",
+        stderr(&output)
+    );
+    // The environment variable wins over the input.
+    let mut command = ws.biojob();
+    let output = command
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--run-id", RUN_ID])
+        .env("BIOJOB_RESUME", "0")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary(&output), "");
+    assert_eq!(
+        tasks(&manifest(&ws.out().join("NA12878").join(RUN_ID)))[1],
+        "align - succeeded"
+    );
+    // --no-resume wins over the input.
+    let output = ws.run(&input, RUN_ID, &["--no-resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary(&output), "");
+}
