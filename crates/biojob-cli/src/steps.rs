@@ -16,7 +16,7 @@ use biojob_pipeline::{
     AlignInputDigests, AlignRequest, CallRequest, EarlierTasks, Engine, Error, GatherRequest,
     JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
     TaskStatus, align_key, align_space_need, bwa_index_sha256, call_key, call_space_need,
-    contig_plan, earlier_step_task, error_chain, file_sha256, files_sha256, gather_key,
+    contig_plan, earlier_step_task, error_chain, fastq_pair_sha256, file_sha256, gather_key,
     gather_space_need, keys, new_run_id, publish_file, publish_logs, resolve_reference,
     stage_input, try_reuse,
 };
@@ -494,7 +494,7 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
         let (reference, mut commands) =
             run.reference(&job, &sidecars, &args.runtime, true, &context)?;
         let engine = &run.engine;
-        let mut fastq_digests = files_sha256(&[&r1, &r2])?.into_iter();
+        let mut fastq_digests = fastq_pair_sha256(&r1, &r2, &fastq_1, &fastq_2)?.into_iter();
         let cache_key = align_key(
             &engine.toolset,
             &engine.versions,

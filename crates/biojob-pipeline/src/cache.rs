@@ -336,6 +336,32 @@ pub fn files_sha256(paths: &[&Utf8Path]) -> Result<Vec<String>, Error> {
     })
 }
 
+/// SHA-256 of the FASTQ pair (`fastq_1`, `fastq_2`: the local files; `uri_1`, `uri_2`: where
+/// they came from, for the message), read in parallel, as `[read 1, read 2]`.
+///
+/// # Errors
+/// As [`files_sha256`]; [`Error::Input`] when the two are not empty and have the same content
+/// (one file given twice under two names: a pair needs read 1 and read 2).
+pub fn fastq_pair_sha256(
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+    uri_1: &ObjectUri,
+    uri_2: &ObjectUri,
+) -> Result<Vec<String>, Error> {
+    let digests = files_sha256(&[fastq_1, fastq_2])?;
+    let empty = std::fs::metadata(fastq_1).is_ok_and(|meta| meta.len() == 0);
+    if !empty && digests.first() == digests.get(1) {
+        return Err(Error::Input {
+            message: format!(
+                "FASTQ_1 and FASTQ_2 have the same content: {uri_1} and {uri_2} (SHA-256 {})",
+                digests.first().map_or("", String::as_str)
+            ),
+            remedy: Some("give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2".into()),
+        });
+    }
+    Ok(digests)
+}
+
 /// A task as an earlier manifest recorded it (the fields reuse needs).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RecordedTask {

@@ -74,6 +74,21 @@ pub mod keys {
     ];
 }
 
+/// Whether `a` and `b` name the same file: local paths compared once resolved (symbolic links,
+/// `..`) when they exist, else after removing `.` and repeated `/`; S3 URIs compared as given.
+fn same_object(a: &ObjectUri, b: &ObjectUri) -> bool {
+    match (a, b) {
+        (ObjectUri::Local(a), ObjectUri::Local(b)) => {
+            let normalised = |path: &camino::Utf8Path| {
+                path.canonicalize_utf8()
+                    .unwrap_or_else(|_| path.components().collect())
+            };
+            normalised(a) == normalised(b)
+        }
+        _ => a == b,
+    }
+}
+
 /// Reference file extensions tried, in order, after `${REFERENCE_NAME}`.
 pub const REFERENCE_EXTENSIONS: [&str; 3] = [".fa", ".fasta", ".fa.gz"];
 
@@ -302,7 +317,9 @@ impl JobEnvironment {
     /// and `_R2.fastq.gz`.
     ///
     /// # Errors
-    /// [`Error::Usage`] when neither the explicit URI nor `SOURCE_DATA_PREFIX` is given.
+    /// [`Error::Usage`] when neither the explicit URI nor `SOURCE_DATA_PREFIX` is given;
+    /// [`Error::Input`] when both name the same file (the same S3 object, or local paths that
+    /// resolve to the same file, or are the same after removing `.` and repeated `/`).
     pub fn fastqs(&self, sample: &SampleId) -> Result<(ObjectUri, ObjectUri), Error> {
         let source_prefix = self.source_prefix()?;
         let from_source = |key: &str, name: String| -> Result<ObjectUri, Error> {
@@ -318,10 +335,15 @@ impl JobEnvironment {
                 )),
             }
         };
-        Ok((
-            from_source(keys::FASTQ_1, format!("{sample}_R1.fastq.gz"))?,
-            from_source(keys::FASTQ_2, format!("{sample}_R2.fastq.gz"))?,
-        ))
+        let fastq_1 = from_source(keys::FASTQ_1, format!("{sample}_R1.fastq.gz"))?;
+        let fastq_2 = from_source(keys::FASTQ_2, format!("{sample}_R2.fastq.gz"))?;
+        if same_object(&fastq_1, &fastq_2) {
+            return Err(Error::Input {
+                message: format!("FASTQ_1 and FASTQ_2 name the same file: {fastq_1} and {fastq_2}"),
+                remedy: Some("give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2".into()),
+            });
+        }
+        Ok((fastq_1, fastq_2))
     }
 
     /// Candidate reference URIs in the order tried: `REFERENCE`, else

@@ -19,7 +19,7 @@ use crate::{
     AlignRequest, CallRequest, Error, GatherRequest, ManifestInputs, OutputRecord,
     PreparedReference, ReferenceOptions, Resources, RunManifest, RunObserver, ScratchSettings,
     SpaceWatchdog, StepContext, TaskLabel, TaskRecord, TaskStatus, ToolRecord, WorkflowInput,
-    align, align_key, align_space_need, call, call_key, file_sha256, files_sha256, gather,
+    align, align_key, align_space_need, call, call_key, fastq_pair_sha256, file_sha256, gather,
     gather_key, prepare_reference, publish_file, publish_logs, stage_input,
 };
 
@@ -454,7 +454,8 @@ fn execute(
     )?;
     // The FASTQs' content checksums, for the cache keys (computed whether or not this run
     // resumes: the manifest records the keys for a later resume).
-    let mut fastq_digests = files_sha256(&[&fastq_1, &fastq_2])?.into_iter();
+    let mut fastq_digests =
+        fastq_pair_sha256(&fastq_1, &fastq_2, &input.fastq_1, &input.fastq_2)?.into_iter();
     let earlier = if options.resume {
         earlier_tasks(stores, output_dir)
     } else {
