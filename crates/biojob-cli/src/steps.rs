@@ -27,6 +27,7 @@ use camino::Utf8PathBuf;
 
 use crate::Failure;
 use crate::cli::{AlignArgs, CallArgs, GatherArgs, PrepareReferenceArgs, RuntimeArgs, StepArgs};
+use crate::env;
 use crate::run::{cache_dir, engine, job_identity};
 
 fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
@@ -50,7 +51,11 @@ struct Job {
 
 impl Job {
     /// Resolves the job from the step's flags (each backed by its environment variable) and
-    /// `extra` `(key, value)` pairs.
+    /// `extra` `(key, value)` pairs. An empty value counts as unset.
+    ///
+    /// # Errors
+    /// A usage failure (exit 2) when one of `JOB_WORKFLOW_NAME` and `JOB_WORKFLOW_EXECUTION_ID`
+    /// is given without the other, or the environment is invalid.
     fn new(step: &StepArgs, extra: &[(&str, Option<&String>)]) -> Result<Job, Failure> {
         let mut pairs: Vec<(&str, Option<&String>)> = vec![
             (keys::SAMPLE_ID, Some(&step.sample)),
@@ -68,11 +73,23 @@ impl Job {
         );
         let sample = environment.sample()?;
         let output_prefix = environment.output_prefix()?;
-        let run_prefix = match (&step.workflow_name, &step.execution_id) {
-            (Some(name), Some(execution)) if !name.is_empty() && !execution.is_empty() => {
-                output_prefix.join(name).join(execution)
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let run_prefix = match (given(&step.workflow_name), given(&step.execution_id)) {
+            (Some(name), Some(execution)) => output_prefix.join(&name).join(&execution),
+            (None, None) => output_prefix,
+            (name, _) => {
+                let (set, unset) = if name.is_some() {
+                    (env::JOB_WORKFLOW_NAME, env::JOB_WORKFLOW_EXECUTION_ID)
+                } else {
+                    (env::JOB_WORKFLOW_EXECUTION_ID, env::JOB_WORKFLOW_NAME)
+                };
+                return Err(usage(
+                    format!(
+                        "{set} is set but {unset} is not: the run prefix is <output prefix>/<workflow name>/<execution id>/"
+                    ),
+                    "set both JOB_WORKFLOW_NAME and JOB_WORKFLOW_EXECUTION_ID (or --workflow-name and --execution-id), or neither",
+                ));
             }
-            _ => output_prefix,
         };
         Ok(Job {
             environment,

@@ -240,3 +240,43 @@ fn steps_alone_give_the_same_records_as_the_hand_run() {
     assert_eq!(manifest["task"]["contig"], "chrM");
     assert_eq!(manifest["task"]["status"], "succeeded");
 }
+
+#[test]
+fn a_workflow_name_without_an_execution_id_or_the_reverse_is_a_usage_error() {
+    let ws = Workspace::new();
+    let gather = |name: &str, execution: &str| {
+        ws.biojob()
+            .arg("gather")
+            .env("SAMPLE_ID", "NA12878")
+            .env("REFERENCE", testdata().join("ref.fa"))
+            .env("JOB_OUTPUT_PREFIX", ws.out())
+            .env("CHROMOSOMES", "chr20")
+            .env("JOB_WORKFLOW_NAME", name)
+            .env("JOB_WORKFLOW_EXECUTION_ID", execution)
+            .output()
+            .unwrap()
+    };
+    for (name, execution, set, unset) in [
+        ("wf", "", "JOB_WORKFLOW_NAME", "JOB_WORKFLOW_EXECUTION_ID"),
+        ("", "e1", "JOB_WORKFLOW_EXECUTION_ID", "JOB_WORKFLOW_NAME"),
+    ] {
+        let output = gather(name, execution);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        let lines: Vec<String> = stderr(&output)
+            .lines()
+            .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "error: {set} is set but {unset} is not: the run prefix is <output prefix>/<workflow name>/<execution id>/"
+                ),
+                "hint: set both JOB_WORKFLOW_NAME and JOB_WORKFLOW_EXECUTION_ID (or --workflow-name and --execution-id), or neither"
+                    .to_owned(),
+            ]
+        );
+    }
+    assert!(!ws.out().exists());
+}
