@@ -206,7 +206,17 @@ fn is_fresh(path: &Utf8Path, fasta_time: SystemTime) -> bool {
     std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0 && modified(&meta) >= fasta_time)
 }
 
+/// `dir`, or `.` when it is empty (the parent of a bare file name such as `ref.fa`).
+fn or_current(dir: &Utf8Path) -> &Utf8Path {
+    if dir.as_str().is_empty() {
+        Utf8Path::new(".")
+    } else {
+        dir
+    }
+}
+
 fn is_writable_dir(dir: &Utf8Path) -> bool {
+    let dir = or_current(dir);
     let Ok(meta) = std::fs::metadata(dir) else {
         return false;
     };
@@ -255,6 +265,7 @@ fn link_if_missing(target: &Utf8Path, link: &Utf8Path) -> Result<(), Error> {
 
 /// A private temporary directory inside `dir`, removed when dropped.
 fn staging_dir(dir: &Utf8Path) -> Result<tempfile::TempDir, Error> {
+    let dir = or_current(dir);
     tempfile::Builder::new()
         .prefix(".biojob-partial-")
         .tempdir_in(dir)

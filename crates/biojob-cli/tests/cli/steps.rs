@@ -280,3 +280,37 @@ fn a_workflow_name_without_an_execution_id_or_the_reverse_is_a_usage_error() {
     }
     assert!(!ws.out().exists());
 }
+
+#[test]
+fn prepare_reference_of_a_bare_file_name_builds_beside_it_in_the_current_directory() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("ref");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(testdata().join("ref.fa"), dir.join("ref.fa")).unwrap();
+    let output = ws
+        .biojob()
+        .args(["prepare-reference", "--reference", "ref.fa"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    ok(&output);
+    assert_eq!(
+        stdout(&output),
+        "fasta: ref.fa\nfai: ref.fa.fai\nbwa index: ref.fa\n\
+         built: ref.fa.fai\nbuilt: ref.fa.amb\nbuilt: ref.fa.ann\n\
+         built: ref.fa.bwt\nbuilt: ref.fa.pac\nbuilt: ref.fa.sa\n"
+    );
+    assert_eq!(
+        Workspace::files(&dir),
+        [
+            "ref.fa",
+            "ref.fa.amb",
+            "ref.fa.ann",
+            "ref.fa.bwt",
+            "ref.fa.fai",
+            "ref.fa.pac",
+            "ref.fa.sa"
+        ]
+    );
+    assert!(!ws.path().join("cache").join("references").exists());
+}
