@@ -15,7 +15,10 @@
 //! - each command's argv as the step's builders make it, with the program replaced by the
 //!   tool's name, paths replaced by placeholders (`<scratch>`, `<reference>`, `<fastq_1>`, …)
 //!   and the resource arguments (thread counts, sort memory) set to fixed values: they change
-//!   neither the BAM (bwa's batch size `-K` is fixed) nor the VCFs.
+//!   neither the BAM's records (bwa's batch size `-K` is fixed) nor the VCFs' records. (The
+//!   BAM's `@PG` header lines hold the command lines as run, threads, sort memory and scratch
+//!   path included, so a BAM aligned again under other resources has other bytes, and the call
+//!   keys, which hold the BAM's SHA-256, change with it.)
 //!
 //! A finished step is reusable when a manifest beside its outputs records the step
 //! `succeeded` (or `cached`) with the same key, and every output it lists exists under the same

@@ -1033,3 +1033,41 @@ fn biojob_resume_in_the_input_json_resumes_unless_the_environment_or_a_flag_says
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(summary(&output), "");
 }
+
+#[test]
+fn the_bam_header_holds_the_thread_count_and_scratch_path_that_the_cache_key_leaves_out() {
+    let run_dir = baseline().run_dir();
+    let earlier = manifest(&run_dir);
+    let threads = earlier["resources"]["threads"].as_u64().unwrap();
+    let header = tool(
+        "samtools",
+        &["view", "--no-PG", "-H", "NA12878.align.bam"],
+        &run_dir,
+    );
+    let programs: Vec<&str> = header.lines().filter(|l| l.starts_with("@PG")).collect();
+    assert_eq!(programs.len(), 2, "{header}");
+    assert!(
+        programs[0].contains(&format!(
+            "CL:{} mem -t {threads} -K 10000000 ",
+            which("bwa").display()
+        )),
+        "{header}"
+    );
+    let scratch = baseline()
+        .workspace
+        .path()
+        .join("scratch")
+        .join(RUN_ID)
+        .join("1");
+    assert!(
+        programs[1].contains(&format!(" sort -@ {threads} -m ")),
+        "{header}"
+    );
+    assert!(
+        programs[1].contains(&format!(
+            " -T {}/NA12878.align.sort-tmp ",
+            scratch.display()
+        )),
+        "{header}"
+    );
+}
