@@ -577,3 +577,27 @@ fn two_files_with_the_same_content_as_both_reads_are_refused_with_the_input_clas
     );
     assert_nothing_published(&ws, "copy", 11);
 }
+
+#[test]
+fn zero_threads_is_a_usage_error_not_one_thread() {
+    let ws = Workspace::new();
+    let input = ws.demo_input(&["chr20"]);
+    let by_flag = ws.run(&input, "zero", &["--threads", "0"], &[]);
+    let by_environment = ws
+        .biojob()
+        .args(["run", "--input"])
+        .arg(&input)
+        .env("BIOJOB_THREADS", "0")
+        .output()
+        .unwrap();
+    for output in [by_flag, by_environment] {
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_eq!(
+            stderr(&output).lines().next(),
+            Some(
+                "error: invalid value '0' for '--threads <THREADS>': 0 threads cannot run anything: give at least 1"
+            )
+        );
+    }
+    assert!(!ws.out().exists());
+}
