@@ -15,9 +15,9 @@ use biojob_core::{SampleId, StepId, scratch_file_name};
 use biojob_pipeline::{
     AlignInputDigests, AlignRequest, CallRequest, EarlierTasks, Engine, Error, GatherRequest,
     JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
-    TaskStatus, align_key, align_space_need, bwa_index_sha256, call_key, call_space_need,
-    contig_plan, earlier_step_task, error_chain, fastq_pair_sha256, file_sha256, gather_key,
-    gather_space_need, keys, new_run_id, publish_file, publish_logs, resolve_reference,
+    TaskStatus, align_key, align_space_need, bwa_index_mismatch, bwa_index_sha256, call_key,
+    call_space_need, contig_plan, earlier_step_task, error_chain, fastq_pair_sha256, file_sha256,
+    gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs, resolve_reference,
     stage_input, try_reuse,
 };
 use biojob_process::{CancelToken, StageReport};
@@ -259,22 +259,48 @@ impl StepRun {
         let remedy =
             "check REFERENCE_NAME and REFERENCE_PREFIX (or SOURCE_DATA_PREFIX), or give REFERENCE";
         let local = self.stage(&uri, "reference", remedy)?;
+        let mut staged_ann = None;
         if uri.local_path().is_none() && !uri.to_string().ends_with(".gz") {
             for extension in sidecars {
                 let sidecar = sibling(&uri, extension);
                 if stores.for_uri(&sidecar)?.head(&sidecar)?.is_some() {
                     self.stage(&sidecar, "reference index", remedy)?;
+                    if *extension == ".ann" {
+                        staged_ann = Some(sidecar);
+                    }
                 }
             }
         }
-        biojob_pipeline::prepare_reference(
-            &local,
-            &ReferenceOptions {
-                cache_dir: cache_dir(runtime),
-                bwa_index,
-            },
-            context,
-        )
+        let options = ReferenceOptions {
+            cache_dir: cache_dir(runtime),
+            bwa_index,
+        };
+        let mut reports = Vec::new();
+        if let Some(ann) = staged_ann.filter(|_| bwa_index) {
+            // A bwa index from S3 that does not belong to the FASTA beside it is refused, not
+            // rebuilt in scratch: the stale objects would stay in the bucket for the next job.
+            let fai_only = ReferenceOptions {
+                bwa_index: false,
+                ..options.clone()
+            };
+            let (reference, mut ran) =
+                biojob_pipeline::prepare_reference(&local, &fai_only, context)?;
+            reports.append(&mut ran);
+            if let Some(mismatch) = bwa_index_mismatch(&local, &reference.contigs)? {
+                return Err(Error::Input {
+                    message: format!(
+                        "the bwa index {ann} does not belong to the FASTA {uri}: {mismatch}"
+                    ),
+                    remedy: Some(
+                        "upload the bwa index built from this FASTA (bwa index), or remove the stale index objects"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        let (reference, mut ran) = biojob_pipeline::prepare_reference(&local, &options, context)?;
+        reports.append(&mut ran);
+        Ok((reference, reports))
     }
 
     /// The size of the object at `uri` in bytes, 0 when it does not exist (staging then

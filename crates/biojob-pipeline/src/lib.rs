@@ -51,7 +51,7 @@ pub use manifest::{
 };
 pub use observer::{LogObserver, RunObserver, TaskLabel};
 pub use publish::{publish_file, publish_logs, stage_input};
-pub use reference::{PreparedReference, ReferenceOptions, prepare_reference};
+pub use reference::{PreparedReference, ReferenceOptions, bwa_index_mismatch, prepare_reference};
 pub use report::{REPORT_FIGURES, REPORT_MAX_CONTIGS, html_escape, render_report};
 pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
 pub use space::{
