@@ -17,8 +17,8 @@ use biojob_pipeline::{
     JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
     TaskStatus, align_key, align_space_need, bwa_index_mismatch, bwa_index_sha256, call_key,
     call_space_need, contig_plan, earlier_step_task, error_chain, fastq_pair_sha256, file_sha256,
-    gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs, resolve_reference,
-    stage_input, try_reuse,
+    gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs, reference_sha256,
+    resolve_reference, stage_input, try_reuse,
 };
 use biojob_process::{CancelToken, StageReport};
 use biojob_scratch::{JobScratch, SpaceNeed, SpaceWatch};
@@ -546,7 +546,7 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
             &AlignInputDigests {
                 fastq_1: fastq_digests.next().unwrap_or_default(),
                 fastq_2: fastq_digests.next().unwrap_or_default(),
-                reference: file_sha256(&reference.fasta)?,
+                reference: reference_sha256(&reference)?,
                 bwa_index: bwa_index_sha256(&reference)?,
             },
         )
@@ -633,7 +633,7 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             &shard,
             min_mapping_quality,
             &file_sha256(&bam_path)?,
-            &file_sha256(&reference.fasta)?,
+            &reference_sha256(&reference)?,
         )
         .key();
         let manifest = step_manifest_name(&job.sample, StepId::Call, Some(shard.index));

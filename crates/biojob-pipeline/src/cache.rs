@@ -178,11 +178,27 @@ pub struct AlignInputDigests {
     pub fastq_1: String,
     /// Read 2.
     pub fastq_2: String,
-    /// The reference FASTA.
+    /// The reference FASTA and its `.fai` ([`reference_sha256`]).
     pub reference: String,
     /// Each bwa index file by its extension (`.amb`, `.ann`, `.bwt`, `.pac`, `.sa`); see
     /// [`bwa_index_sha256`].
     pub bwa_index: BTreeMap<String, String>,
+}
+
+/// The reference's digest in the align and call keys: the SHA-256 (lowercase hex) of
+/// `fasta:<FASTA's SHA-256>\nfai:<.fai's SHA-256>\n`, the two files read in parallel. The `.fai`
+/// is in it because samtools and bcftools read the FASTA through its offsets: a stale `.fai`
+/// (fresh by its time after `cp -p` of an edited FASTA) reads other bases.
+///
+/// # Errors
+/// [`Error::Io`] (input side) when either file cannot be read.
+pub fn reference_sha256(reference: &PreparedReference) -> Result<String, Error> {
+    let digests = files_sha256(&[&reference.fasta, &reference.fai])?;
+    let (fasta, fai) = (
+        digests.first().map_or("", String::as_str),
+        digests.get(1).map_or("", String::as_str),
+    );
+    Ok(hex(&Sha256::digest(format!("fasta:{fasta}\nfai:{fai}\n"))))
 }
 
 /// SHA-256 (lowercase hex) of each bwa index file of `reference` by its extension (`.amb`,
@@ -211,7 +227,8 @@ pub fn bwa_index_sha256(reference: &PreparedReference) -> Result<BTreeMap<String
 
 /// The call step's key material for `shard`: `bcftools mpileup | bcftools call` (with
 /// `min_mapping_quality`), `bcftools index -t`, over the BAM (`bam_sha256`; its index is derived
-/// from it) and the reference FASTA (`reference_sha256`).
+/// from it) and the reference FASTA with its `.fai` (`reference_sha256`, see
+/// [`reference_sha256`]).
 pub fn call_key(
     toolset: &Toolset,
     versions: &ToolVersions,
@@ -865,6 +882,27 @@ mod tests {
             error.to_string(),
             format!("opening {}", dir.join("missing"))
         );
+    }
+
+    #[test]
+    fn the_reference_digest_covers_the_fasta_and_its_fai() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::write(dir.join("ref.fa"), b">c\nACGT\n").unwrap();
+        std::fs::write(dir.join("ref.fa.fai"), b"c\t4\t3\t4\t5\n").unwrap();
+        let reference = PreparedReference {
+            fasta: dir.join("ref.fa"),
+            fai: dir.join("ref.fa.fai"),
+            bwa_prefix: None,
+            contigs: Vec::new(),
+            built: Vec::new(),
+        };
+        let [fasta, fai] = [&reference.fasta, &reference.fai].map(|p| file_sha256(p).unwrap());
+        let expected = hex(&Sha256::digest(format!("fasta:{fasta}\nfai:{fai}\n")));
+        assert_eq!(reference_sha256(&reference).unwrap(), expected);
+        // A stale .fai (other offsets), same FASTA: another digest.
+        std::fs::write(dir.join("ref.fa.fai"), b"c\t4\t2\t4\t5\n").unwrap();
+        assert_ne!(reference_sha256(&reference).unwrap(), expected);
     }
 
     #[test]

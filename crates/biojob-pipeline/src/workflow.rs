@@ -20,7 +20,7 @@ use crate::{
     PreparedReference, ReferenceOptions, Resources, RunManifest, RunObserver, ScratchSettings,
     SpaceWatchdog, StepContext, TaskLabel, TaskRecord, TaskStatus, ToolRecord, WorkflowInput,
     align, align_key, align_space_need, call, call_key, fastq_pair_sha256, file_sha256, gather,
-    gather_key, prepare_reference, publish_file, publish_logs, stage_input,
+    gather_key, prepare_reference, publish_file, publish_logs, reference_sha256, stage_input,
 };
 
 /// Everything a run needs besides its input: stores, tools, budget, cancellation.
@@ -526,7 +526,7 @@ fn execute(
     let digests = AlignInputDigests {
         fastq_1: fastq_digests.next().unwrap_or_default(),
         fastq_2: fastq_digests.next().unwrap_or_default(),
-        reference: file_sha256(&reference.fasta)?,
+        reference: reference_sha256(&reference)?,
         bwa_index: bwa_index_sha256(&reference)?,
     };
     let align_key = align_key(
