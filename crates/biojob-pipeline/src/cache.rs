@@ -187,8 +187,9 @@ pub struct AlignInputDigests {
 
 /// The reference's digest in the align and call keys: the SHA-256 (lowercase hex) of
 /// `fasta:<FASTA's SHA-256>\nfai:<.fai's SHA-256>\n`, the two files read in parallel. The `.fai`
-/// is in it because samtools and bcftools read the FASTA through its offsets: a stale `.fai`
-/// (fresh by its time after `cp -p` of an edited FASTA) reads other bases.
+/// is in it because bcftools mpileup reads the FASTA through its offsets: a stale `.fai`
+/// (fresh by its time after `cp -p` of an edited FASTA) reads other bases. (Align does not read
+/// the `.fai` but shares this digest.)
 ///
 /// # Errors
 /// [`Error::Io`] (input side) when either file cannot be read.
