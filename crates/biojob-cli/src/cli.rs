@@ -156,8 +156,8 @@ pub enum StageCommand {
 /// Resource, scratch and tool settings shared by every step.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
-    /// Threads to use [default: the CPUs available to this process].
-    #[arg(long, env = env::BIOJOB_THREADS)]
+    /// Threads to use, at least 1 [default: the CPUs available to this process].
+    #[arg(long, env = env::BIOJOB_THREADS, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Memory to use, e.g. 16G [default: the cgroup limit, else the machine's memory].
     #[arg(long, env = env::BIOJOB_MEMORY, value_parser = parse_memory)]
@@ -452,6 +452,17 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 /// A switch's value from the environment: `1`, `true`, `yes`, `on` (any case) are on; `0`,
 /// `false`, `no`, `off` and the empty string (what the state machine passes when the execution
 /// input leaves the setting out) are off.
+/// A thread count: a whole number, at least 1 (0 is refused rather than taken as 1).
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("0 threads cannot run anything: give at least 1".to_owned()),
+        Ok(threads) => Ok(threads),
+        Err(error) => Err(format!(
+            "{text:?} is not a whole number of threads: {error}"
+        )),
+    }
+}
+
 fn parse_switch(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),

@@ -149,6 +149,38 @@ pub fn resume_summary(manifest: &RunManifest) -> String {
     format!("reused: {}\nran: {}\n", names(true), names(false))
 }
 
+/// Whether `biojob run` resumes: `--no-resume` overrides everything; then `--resume`; then
+/// the `BIOJOB_RESUME` environment variable when set and not empty; then `BIOJOB_RESUME` in
+/// the input's `params.environment`; else not.
+fn resumes(runtime: &RuntimeArgs, input: &WorkflowInput) -> bool {
+    if runtime.no_resume {
+        return false;
+    }
+    let from_environment = std::env::var(env::BIOJOB_RESUME).is_ok_and(|v| !v.is_empty());
+    if runtime.resume || from_environment {
+        return runtime.resume;
+    }
+    input.resume.unwrap_or(false)
+}
+
+/// The line `--resume` prints (stderr, and a warning in the log) when the run's output location
+/// has no earlier manifest: `no earlier run found at <output prefix>/<sample>/<run id>: running
+/// every step`. Nothing is printed when the manifest exists or the store cannot be asked (the
+/// run then warns when it reads the manifest).
+fn warn_without_earlier_run(stores: &Stores, input: &WorkflowInput, run_id: &str) {
+    let output_dir = input.output_prefix.join(input.sample.as_str()).join(run_id);
+    let uri = output_dir.join("manifest.json");
+    let found = stores
+        .for_uri(&uri)
+        .and_then(|store| store.head(&uri))
+        .map(|meta| meta.is_some());
+    if let Ok(false) = found {
+        let message = format!("no earlier run found at {output_dir}: running every step");
+        tracing::warn!(%output_dir, "{message}");
+        eprintln!("{message}");
+    }
+}
+
 pub fn run(
     args: RunArgs,
     cancel: &CancelToken,
@@ -167,7 +199,7 @@ pub fn run(
     if args.dry_run {
         return crate::plan::print_plan(&input, &args);
     }
-    let resume = args.runtime.resumes();
+    let resume = resumes(&args.runtime, &input);
     if resume && args.run_id.is_none() {
         return Err(Failure::Usage(
             anyhow::anyhow!(
@@ -187,6 +219,9 @@ pub fn run(
         resume,
         scale: args.scale.options(),
     };
+    if resume {
+        warn_without_earlier_run(stores, &input, &options.run_id);
+    }
     let observer: Box<dyn RunObserver> = match progress {
         Some(multi) => Box::new(ProgressObserver::new(multi.clone())),
         None => Box::new(LogObserver),

@@ -15,8 +15,9 @@ use biojob_core::{SampleId, StepId, scratch_file_name};
 use biojob_pipeline::{
     AlignInputDigests, AlignRequest, CallRequest, EarlierTasks, Engine, Error, GatherRequest,
     JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
-    align_key, align_space_need, call_key, call_space_need, contig_plan, error_chain, file_sha256,
-    files_sha256, gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs,
+    TaskStatus, align_key, align_space_need, bwa_index_mismatch, bwa_index_sha256, call_key,
+    call_space_need, contig_plan, earlier_step_task, error_chain, fastq_pair_sha256, file_sha256,
+    gather_key, gather_space_need, keys, new_run_id, publish_file, publish_logs, reference_sha256,
     resolve_reference, stage_input, try_reuse,
 };
 use biojob_process::{CancelToken, StageReport};
@@ -26,6 +27,7 @@ use camino::Utf8PathBuf;
 
 use crate::Failure;
 use crate::cli::{AlignArgs, CallArgs, GatherArgs, PrepareReferenceArgs, RuntimeArgs, StepArgs};
+use crate::env;
 use crate::run::{cache_dir, engine, job_identity};
 
 pub(crate) fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
@@ -49,7 +51,11 @@ pub(crate) struct Job {
 
 impl Job {
     /// Resolves the job from the step's flags (each backed by its environment variable) and
-    /// `extra` `(key, value)` pairs.
+    /// `extra` `(key, value)` pairs. An empty value counts as unset.
+    ///
+    /// # Errors
+    /// A usage failure (exit 2) when one of `JOB_WORKFLOW_NAME` and `JOB_WORKFLOW_EXECUTION_ID`
+    /// is given without the other, or the environment is invalid.
     pub(crate) fn new(step: &StepArgs, extra: &[(&str, Option<&String>)]) -> Result<Job, Failure> {
         let mut pairs: Vec<(&str, Option<&String>)> = vec![
             (keys::SAMPLE_ID, Some(&step.sample)),
@@ -67,11 +73,23 @@ impl Job {
         );
         let sample = environment.sample()?;
         let output_prefix = environment.output_prefix()?;
-        let run_prefix = match (&step.workflow_name, &step.execution_id) {
-            (Some(name), Some(execution)) if !name.is_empty() && !execution.is_empty() => {
-                output_prefix.join(name).join(execution)
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let run_prefix = match (given(&step.workflow_name), given(&step.execution_id)) {
+            (Some(name), Some(execution)) => output_prefix.join(&name).join(&execution),
+            (None, None) => output_prefix,
+            (name, _) => {
+                let (set, unset) = if name.is_some() {
+                    (env::JOB_WORKFLOW_NAME, env::JOB_WORKFLOW_EXECUTION_ID)
+                } else {
+                    (env::JOB_WORKFLOW_EXECUTION_ID, env::JOB_WORKFLOW_NAME)
+                };
+                return Err(usage(
+                    format!(
+                        "{set} is set but {unset} is not: the run prefix is <output prefix>/<workflow name>/<execution id>/"
+                    ),
+                    "set both JOB_WORKFLOW_NAME and JOB_WORKFLOW_EXECUTION_ID (or --workflow-name and --execution-id), or neither",
+                ));
             }
-            _ => output_prefix,
         };
         Ok(Job {
             environment,
@@ -256,22 +274,48 @@ impl StepRun {
         let remedy =
             "check REFERENCE_NAME and REFERENCE_PREFIX (or SOURCE_DATA_PREFIX), or give REFERENCE";
         let local = self.stage(&uri, "reference", remedy)?;
+        let mut staged_ann = None;
         if uri.local_path().is_none() && !uri.to_string().ends_with(".gz") {
             for extension in sidecars {
                 let sidecar = sibling(&uri, extension);
                 if stores.for_uri(&sidecar)?.head(&sidecar)?.is_some() {
                     self.stage(&sidecar, "reference index", remedy)?;
+                    if *extension == ".ann" {
+                        staged_ann = Some(sidecar);
+                    }
                 }
             }
         }
-        biojob_pipeline::prepare_reference(
-            &local,
-            &ReferenceOptions {
-                cache_dir: cache_dir(runtime),
-                bwa_index,
-            },
-            context,
-        )
+        let options = ReferenceOptions {
+            cache_dir: cache_dir(runtime),
+            bwa_index,
+        };
+        let mut reports = Vec::new();
+        if let Some(ann) = staged_ann.filter(|_| bwa_index) {
+            // A bwa index from S3 that does not belong to the FASTA beside it is refused, not
+            // rebuilt in scratch: the stale objects would stay in the bucket for the next job.
+            let fai_only = ReferenceOptions {
+                bwa_index: false,
+                ..options.clone()
+            };
+            let (reference, mut ran) =
+                biojob_pipeline::prepare_reference(&local, &fai_only, context)?;
+            reports.append(&mut ran);
+            if let Some(mismatch) = bwa_index_mismatch(&local, &reference.contigs)? {
+                return Err(Error::Input {
+                    message: format!(
+                        "the bwa index {ann} does not belong to the FASTA {uri}: {mismatch}"
+                    ),
+                    remedy: Some(
+                        "upload the bwa index built from this FASTA (bwa index), or remove the stale index objects"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        let (reference, mut ran) = biojob_pipeline::prepare_reference(&local, &options, context)?;
+        reports.append(&mut ran);
+        Ok((reference, reports))
     }
 
     /// The size of the object at `uri` in bytes, 0 when it does not exist (staging then
@@ -376,7 +420,11 @@ impl StepRun {
             }
         }
         let name = step_manifest_name(sample, step, shard.map(|(index, _)| index));
-        let manifest = serde_json::json!({
+        // A task that did not finish keeps the earlier finished one for a later resume.
+        let earlier_task = (!matches!(record.status, TaskStatus::Succeeded | TaskStatus::Cached))
+            .then(|| earlier_step_task(stores, &prefix.join(&name)))
+            .flatten();
+        let mut manifest = serde_json::json!({
             "format_version": biojob_pipeline::MANIFEST_FORMAT_VERSION,
             "biojob_version": env!("CARGO_PKG_VERSION"),
             "sample": sample.as_str(),
@@ -389,6 +437,9 @@ impl StepRun {
             "scratch": scratch_usage,
             "task": record,
         });
+        if let Some(earlier_task) = earlier_task {
+            manifest["earlier_task"] = earlier_task;
+        }
         let written = tempfile::tempdir()
             .map_err(Error::io("creating", "a temporary directory"))
             .and_then(|dir| {
@@ -504,7 +555,7 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
         let (reference, mut commands) =
             run.reference(&job, &sidecars, &args.runtime, true, &context)?;
         let engine = &run.engine;
-        let mut fastq_digests = files_sha256(&[&r1, &r2])?.into_iter();
+        let mut fastq_digests = fastq_pair_sha256(&r1, &r2, &fastq_1, &fastq_2)?.into_iter();
         let cache_key = align_key(
             &engine.toolset,
             &engine.versions,
@@ -513,7 +564,8 @@ pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
             &AlignInputDigests {
                 fastq_1: fastq_digests.next().unwrap_or_default(),
                 fastq_2: fastq_digests.next().unwrap_or_default(),
-                reference: file_sha256(&reference.fasta)?,
+                reference: reference_sha256(&reference)?,
+                bwa_index: bwa_index_sha256(&reference)?,
             },
         )
         .key();
@@ -596,7 +648,7 @@ pub fn call(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             &shard,
             min_mapping_quality,
             &file_sha256(&bam_path)?,
-            &file_sha256(&reference.fasta)?,
+            &reference_sha256(&reference)?,
         )
         .key();
         let manifest = step_manifest_name(&job.sample, StepId::Call, Some(shard.index));

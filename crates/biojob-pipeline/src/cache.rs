@@ -7,17 +7,29 @@
 //! - the step name and the shard id (`None` for unscattered steps; the region for a shard);
 //! - the SHA-256 of each input's content, computed by biojob over the bytes (never an S3 ETag
 //!   or a multipart composite checksum, which differ for the same content uploaded in a
-//!   different number of parts);
+//!   different number of parts); for align this includes each bwa index file that bwa reads
+//!   (`.amb`, `.ann`, `.bwt`, `.pac`, `.sa`): an index left over from another FASTA (kept
+//!   fresh by `cp -p`, or on S3 beside a replaced FASTA) gives another alignment, so it is
+//!   another key;
 //! - each tool's name and version (as probed);
 //! - each command's argv as the step's builders make it, with the program replaced by the
 //!   tool's name, paths replaced by placeholders (`<scratch>`, `<reference>`, `<fastq_1>`, …)
 //!   and the resource arguments (thread counts, sort memory) set to fixed values: they change
-//!   neither the BAM (bwa's batch size `-K` is fixed) nor the VCFs.
+//!   neither the BAM's records (bwa's batch size `-K` is fixed) nor the VCFs' records. (The
+//!   BAM's `@PG` header lines hold the command lines as run, threads, sort memory and scratch
+//!   path included, so a BAM aligned again under other resources has other bytes, and the call
+//!   keys, which hold the BAM's SHA-256, change with it.)
 //!
 //! A finished step is reusable when a manifest beside its outputs records the step
 //! `succeeded` (or `cached`) with the same key, and every output it lists exists under the same
 //! name with the recorded size and SHA-256 ([`reuse_outputs`]). A failed, skipped or killed step
 //! records no reusable entry; a step whose manifest was never written is not found at all.
+//!
+//! A new manifest never loses an earlier finished task: a run manifest keeps, under
+//! `earlier_tasks`, the finished tasks of the manifest it replaces for the steps and shards the
+//! new run did not finish ([`carry_forward`]); a step manifest whose task did not finish keeps
+//! the earlier finished task under `earlier_task` ([`earlier_step_task`]). Both are looked at
+//! on resume, with the same output checks.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -27,14 +39,16 @@ use biojob_process::CommandSpec;
 use biojob_storage::{ObjectUri, Stores, hex};
 use biojob_tools::{
     BcftoolsCall, BcftoolsConcat, BcftoolsMpileup, BwaMem, SamtoolsSort, ToolPath, ToolVersions,
-    Toolset, bcftools_index_tbi, samtools_index,
+    Toolset, bcftools_index_tbi, bwa_index_files, samtools_index,
 };
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use crate::{BWA_BATCH_BASES, Error, OutputRecord, error_chain};
+use crate::{
+    BWA_BATCH_BASES, Error, OutputRecord, PreparedReference, RunManifest, TaskStatus, error_chain,
+};
 
 /// Version of what biojob's steps do, part of every cache key: bumped when a step's commands,
 /// checks or outputs change in a way its argv does not show, so that no earlier output is
@@ -120,7 +134,7 @@ const KEY_THREADS: usize = 1;
 const KEY_SORT_MEMORY: u64 = 768 << 20;
 
 /// The align step's key material: `bwa mem | samtools sort`, `samtools index`, over the FASTQ
-/// pair and the reference (whose content decides its `.fai` and bwa index).
+/// pair, the reference FASTA and the content of each bwa index file (`bwa_index.amb`, …).
 pub fn align_key(
     toolset: &Toolset,
     versions: &ToolVersions,
@@ -149,10 +163,17 @@ pub fn align_key(
     }
     .command(&toolset.samtools);
     let index = samtools_index(&toolset.samtools, &bam_partial, &bai_partial, KEY_THREADS);
-    CacheKeyMaterial::new(StepId::Align.as_str(), None)
+    let material = CacheKeyMaterial::new(StepId::Align.as_str(), None)
         .input("fastq_1", &inputs.fastq_1)
         .input("fastq_2", &inputs.fastq_2)
-        .input("reference", &inputs.reference)
+        .input("reference", &inputs.reference);
+    let material = inputs
+        .bwa_index
+        .iter()
+        .fold(material, |material, (extension, sha256)| {
+            material.input(format!("bwa_index{extension}"), sha256)
+        });
+    material
         .tool(&toolset.bwa, &versions.bwa)
         .tool(&toolset.samtools, &versions.samtools)
         .command(&toolset.bwa, &bwa)
@@ -168,13 +189,58 @@ pub struct AlignInputDigests {
     pub fastq_1: String,
     /// Read 2.
     pub fastq_2: String,
-    /// The reference FASTA.
+    /// The reference FASTA and its `.fai` ([`reference_sha256`]).
     pub reference: String,
+    /// Each bwa index file by its extension (`.amb`, `.ann`, `.bwt`, `.pac`, `.sa`); see
+    /// [`bwa_index_sha256`].
+    pub bwa_index: BTreeMap<String, String>,
+}
+
+/// The reference's digest in the align and call keys: the SHA-256 (lowercase hex) of
+/// `fasta:<FASTA's SHA-256>\nfai:<.fai's SHA-256>\n`, the two files read in parallel. The `.fai`
+/// is in it because bcftools mpileup reads the FASTA through its offsets: a stale `.fai`
+/// (fresh by its time after `cp -p` of an edited FASTA) reads other bases. (Align does not read
+/// the `.fai` but shares this digest.)
+///
+/// # Errors
+/// [`Error::Io`] (input side) when either file cannot be read.
+pub fn reference_sha256(reference: &PreparedReference) -> Result<String, Error> {
+    let digests = files_sha256(&[&reference.fasta, &reference.fai])?;
+    let (fasta, fai) = (
+        digests.first().map_or("", String::as_str),
+        digests.get(1).map_or("", String::as_str),
+    );
+    Ok(hex(&Sha256::digest(format!("fasta:{fasta}\nfai:{fai}\n"))))
+}
+
+/// SHA-256 (lowercase hex) of each bwa index file of `reference` by its extension (`.amb`,
+/// `.ann`, `.bwt`, `.pac`, `.sa`), the files read in parallel, one thread each; empty when the
+/// bwa index was not prepared. These are the files `bwa mem` reads, so a stale index (built from
+/// an earlier FASTA) gives another align key than the FASTA's own index.
+///
+/// # Errors
+/// [`Error::Io`] (input side) when an index file cannot be read.
+pub fn bwa_index_sha256(reference: &PreparedReference) -> Result<BTreeMap<String, String>, Error> {
+    let Some(prefix) = &reference.bwa_prefix else {
+        return Ok(BTreeMap::new());
+    };
+    let files = bwa_index_files(prefix);
+    let paths: Vec<&Utf8Path> = files.iter().map(Utf8PathBuf::as_path).collect();
+    let digests = files_sha256(&paths)?;
+    Ok(files
+        .iter()
+        .zip(digests)
+        .map(|(file, sha256)| {
+            let extension = file.extension().map_or(String::new(), |e| format!(".{e}"));
+            (extension, sha256)
+        })
+        .collect())
 }
 
 /// The call step's key material for `shard`: `bcftools mpileup | bcftools call` (with
 /// `min_mapping_quality`), `bcftools index -t`, over the BAM (`bam_sha256`; its index is derived
-/// from it) and the reference FASTA (`reference_sha256`).
+/// from it) and the reference FASTA with its `.fai` (`reference_sha256`, see
+/// [`reference_sha256`]).
 pub fn call_key(
     toolset: &Toolset,
     versions: &ToolVersions,
@@ -303,6 +369,32 @@ pub fn files_sha256(paths: &[&Utf8Path]) -> Result<Vec<String>, Error> {
     })
 }
 
+/// SHA-256 of the FASTQ pair (`fastq_1`, `fastq_2`: the local files; `uri_1`, `uri_2`: where
+/// they came from, for the message), read in parallel, as `[read 1, read 2]`.
+///
+/// # Errors
+/// As [`files_sha256`]; [`Error::Input`] when the two are not empty and have the same content
+/// (one file given twice under two names: a pair needs read 1 and read 2).
+pub fn fastq_pair_sha256(
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+    uri_1: &ObjectUri,
+    uri_2: &ObjectUri,
+) -> Result<Vec<String>, Error> {
+    let digests = files_sha256(&[fastq_1, fastq_2])?;
+    let empty = std::fs::metadata(fastq_1).is_ok_and(|meta| meta.len() == 0);
+    if !empty && digests.first() == digests.get(1) {
+        return Err(Error::Input {
+            message: format!(
+                "FASTQ_1 and FASTQ_2 have the same content: {uri_1} and {uri_2} (SHA-256 {})",
+                digests.first().map_or("", String::as_str)
+            ),
+            remedy: Some("give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2".into()),
+        });
+    }
+    Ok(digests)
+}
+
 /// A task as an earlier manifest recorded it (the fields reuse needs).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RecordedTask {
@@ -342,12 +434,16 @@ struct RunManifestTasks {
     #[serde(default)]
     tasks: Vec<RecordedTask>,
     #[serde(default)]
+    earlier_tasks: Vec<RecordedTask>,
+    #[serde(default)]
     read_pairs: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct StepManifestTask {
     task: RecordedTask,
+    #[serde(default)]
+    earlier_task: Option<RecordedTask>,
 }
 
 impl EarlierTasks {
@@ -359,7 +455,11 @@ impl EarlierTasks {
     pub fn from_run_manifest(stores: &Stores, uri: &ObjectUri) -> Result<EarlierTasks, Error> {
         Ok(match read_json::<RunManifestTasks>(stores, uri)? {
             Some(manifest) => EarlierTasks {
-                tasks: manifest.tasks,
+                tasks: manifest
+                    .tasks
+                    .into_iter()
+                    .chain(manifest.earlier_tasks)
+                    .collect(),
                 read_pairs: manifest.read_pairs,
             },
             None => EarlierTasks::default(),
@@ -374,7 +474,11 @@ impl EarlierTasks {
     pub fn from_step_manifest(stores: &Stores, uri: &ObjectUri) -> Result<EarlierTasks, Error> {
         Ok(EarlierTasks {
             tasks: read_json::<StepManifestTask>(stores, uri)?
-                .map(|manifest| vec![manifest.task])
+                .map(|manifest| {
+                    std::iter::once(manifest.task)
+                        .chain(manifest.earlier_task)
+                        .collect()
+                })
                 .unwrap_or_default(),
             read_pairs: None,
         })
@@ -384,6 +488,80 @@ impl EarlierTasks {
     pub fn finished(&self, key: &str) -> Option<&RecordedTask> {
         self.tasks.iter().find(|task| task.finished_with(key))
     }
+}
+
+/// Whether a recorded task (JSON) finished: status `succeeded` or `cached`, with a cache key.
+fn finished_task(task: &serde_json::Value) -> Option<RecordedTask> {
+    let recorded: RecordedTask = serde_json::from_value(task.clone()).ok()?;
+    (matches!(recorded.status.as_str(), "succeeded" | "cached") && recorded.cache_key.is_some())
+        .then_some(recorded)
+}
+
+/// Before `manifest` replaces the run manifest at `uri`: sets its `earlier_tasks` to the
+/// finished tasks (`succeeded` or `cached`, with a cache key) that the manifest at `uri`
+/// records in `tasks` or `earlier_tasks`, as recorded, for each step and shard that `manifest`
+/// has not finished; and, when the earlier align task is among them and `manifest` has no
+/// `read_pairs`, takes the earlier `read_pairs` (the pairs that align read). An absent or
+/// unreadable earlier manifest carries nothing (logged): writing a manifest never fails on it.
+pub fn carry_forward(stores: &Stores, uri: &ObjectUri, manifest: &mut RunManifest) {
+    let earlier = match read_json::<serde_json::Value>(stores, uri) {
+        Ok(Some(earlier)) => earlier,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%uri, error = %error_chain(&error), "could not read the earlier manifest; its finished tasks are not carried forward");
+            return;
+        }
+    };
+    let mut seen: std::collections::BTreeSet<(String, Option<String>)> = manifest
+        .tasks
+        .iter()
+        .filter(|task| matches!(task.status, TaskStatus::Succeeded | TaskStatus::Cached))
+        .map(|task| (task.step.as_str().to_owned(), task.contig.clone()))
+        .collect();
+    let recorded = ["tasks", "earlier_tasks"]
+        .iter()
+        .filter_map(|field| earlier.get(field).and_then(serde_json::Value::as_array))
+        .flatten();
+    let mut carried = Vec::new();
+    let mut align_carried = false;
+    for task in recorded {
+        let Some(finished) = finished_task(task) else {
+            continue;
+        };
+        if !seen.insert((finished.step.clone(), finished.contig.clone())) {
+            continue;
+        }
+        align_carried |= finished.step == StepId::Align.as_str();
+        carried.push(task.clone());
+    }
+    if align_carried && manifest.read_pairs.is_none() {
+        manifest.read_pairs = earlier
+            .get("read_pairs")
+            .and_then(serde_json::Value::as_u64);
+    }
+    if !carried.is_empty() {
+        info!(%uri, tasks = carried.len(), "keeping the earlier run's finished tasks in the manifest");
+    }
+    manifest.earlier_tasks = carried;
+}
+
+/// The finished task (`succeeded` or `cached`, with a cache key) that the step manifest at
+/// `uri` records as `task` or, failing that, as `earlier_task`, as recorded; `None` when there
+/// is none or the manifest cannot be read (logged). A step job whose own task did not finish
+/// keeps it in its new manifest as `earlier_task`.
+pub fn earlier_step_task(stores: &Stores, uri: &ObjectUri) -> Option<serde_json::Value> {
+    let earlier = match read_json::<serde_json::Value>(stores, uri) {
+        Ok(earlier) => earlier?,
+        Err(error) => {
+            tracing::warn!(%uri, error = %error_chain(&error), "could not read the earlier step manifest; its finished task is not carried forward");
+            return None;
+        }
+    };
+    ["task", "earlier_task"]
+        .iter()
+        .filter_map(|field| earlier.get(field))
+        .find(|task| finished_task(task).is_some())
+        .cloned()
 }
 
 /// The manifest at `uri` parsed as `T`; `None` when absent or unparsable.
@@ -599,6 +777,10 @@ mod tests {
             fastq_1: "11".into(),
             fastq_2: "22".into(),
             reference: "33".into(),
+            bwa_index: [".amb", ".ann", ".bwt", ".pac", ".sa"]
+                .iter()
+                .map(|e| ((*e).to_owned(), "44".to_owned()))
+                .collect(),
         };
         let read_group = ReadGroup::for_sample(&sample);
         let material = align_key(&toolset(), &versions(), &sample, &read_group, &digests);
@@ -621,7 +803,18 @@ mod tests {
         );
         assert_eq!(
             json["inputs"],
-            serde_json::json!({"fastq_1": "11", "fastq_2": "22", "reference": "33"})
+            serde_json::json!({
+                "fastq_1": "11", "fastq_2": "22", "reference": "33",
+                "bwa_index.amb": "44", "bwa_index.ann": "44", "bwa_index.bwt": "44",
+                "bwa_index.pac": "44", "bwa_index.sa": "44"
+            })
+        );
+        // Another bwa index for the same FASTA (built from an edited copy): another key.
+        let mut stale = digests.clone();
+        stale.bwa_index.insert(".bwt".into(), "45".into());
+        assert_ne!(
+            material.key(),
+            align_key(&toolset(), &versions(), &sample, &read_group, &stale).key()
         );
         assert_eq!(json["step_format_version"], STEP_FORMAT_VERSION);
         let other_group = read_group.clone().with_library("lib2").unwrap();
@@ -702,6 +895,27 @@ mod tests {
             error.to_string(),
             format!("opening {}", dir.join("missing"))
         );
+    }
+
+    #[test]
+    fn the_reference_digest_covers_the_fasta_and_its_fai() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::write(dir.join("ref.fa"), b">c\nACGT\n").unwrap();
+        std::fs::write(dir.join("ref.fa.fai"), b"c\t4\t3\t4\t5\n").unwrap();
+        let reference = PreparedReference {
+            fasta: dir.join("ref.fa"),
+            fai: dir.join("ref.fa.fai"),
+            bwa_prefix: None,
+            contigs: Vec::new(),
+            built: Vec::new(),
+        };
+        let [fasta, fai] = [&reference.fasta, &reference.fai].map(|p| file_sha256(p).unwrap());
+        let expected = hex(&Sha256::digest(format!("fasta:{fasta}\nfai:{fai}\n")));
+        assert_eq!(reference_sha256(&reference).unwrap(), expected);
+        // A stale .fai (other offsets), same FASTA: another digest.
+        std::fs::write(dir.join("ref.fa.fai"), b"c\t4\t2\t4\t5\n").unwrap();
+        assert_ne!(reference_sha256(&reference).unwrap(), expected);
     }
 
     #[test]

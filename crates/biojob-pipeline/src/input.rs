@@ -49,9 +49,13 @@ pub mod keys {
     pub const JOB_AWS_CLI_PATH: &str = "JOB_AWS_CLI_PATH";
     /// The calling step's minimum mapping quality (`bcftools mpileup -q`); default: none.
     pub const MIN_MAPPING_QUALITY: &str = "MIN_MAPPING_QUALITY";
+    /// Resume the run (`1`, `true`, `yes`, `on`; `0`, `false`, `no`, `off` or empty: not);
+    /// `biojob run`'s `--resume`, `--no-resume` and the `BIOJOB_RESUME` environment variable
+    /// win over it.
+    pub const BIOJOB_RESUME: &str = "BIOJOB_RESUME";
 
     /// Every key biojob knows.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         SAMPLE_ID,
         REFERENCE_NAME,
         SOURCE_DATA_PREFIX,
@@ -66,7 +70,23 @@ pub mod keys {
         READ_GROUP_PLATFORM_UNIT,
         JOB_AWS_CLI_PATH,
         MIN_MAPPING_QUALITY,
+        BIOJOB_RESUME,
     ];
+}
+
+/// Whether `a` and `b` name the same file: local paths compared once resolved (symbolic links,
+/// `..`) when they exist, else after removing `.` and repeated `/`; S3 URIs compared as given.
+fn same_object(a: &ObjectUri, b: &ObjectUri) -> bool {
+    match (a, b) {
+        (ObjectUri::Local(a), ObjectUri::Local(b)) => {
+            let normalised = |path: &camino::Utf8Path| {
+                path.canonicalize_utf8()
+                    .unwrap_or_else(|_| path.components().collect())
+            };
+            normalised(a) == normalised(b)
+        }
+        _ => a == b,
+    }
 }
 
 /// Reference file extensions tried, in order, after `${REFERENCE_NAME}`.
@@ -109,6 +129,8 @@ pub struct WorkflowInput {
     pub output_prefix: ObjectUri,
     /// The calling step's minimum mapping quality (`MIN_MAPPING_QUALITY`), when set.
     pub min_mapping_quality: Option<u32>,
+    /// `BIOJOB_RESUME` of `params.environment`, when set and not empty.
+    pub resume: Option<bool>,
 }
 
 fn usage(message: impl Into<String>, remedy: impl Into<String>) -> Error {
@@ -270,11 +292,34 @@ impl JobEnvironment {
             .transpose()
     }
 
+    /// `BIOJOB_RESUME` as a switch: `None` when unset or empty.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the value is not `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
+    pub fn resume(&self) -> Result<Option<bool>, Error> {
+        let Some(text) = self.get(keys::BIOJOB_RESUME) else {
+            return Ok(None);
+        };
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Some(true)),
+            "0" | "false" | "no" | "off" => Ok(Some(false)),
+            _ => Err(usage(
+                format!(
+                    "{} must be 1/true/yes/on or 0/false/no/off, found {text:?}",
+                    self.name(keys::BIOJOB_RESUME)
+                ),
+                "give \"1\" to resume, or leave it out",
+            )),
+        }
+    }
+
     /// The FASTQ pair: `FASTQ_1`/`FASTQ_2`, else `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R1.fastq.gz`
     /// and `_R2.fastq.gz`.
     ///
     /// # Errors
-    /// [`Error::Usage`] when neither the explicit URI nor `SOURCE_DATA_PREFIX` is given.
+    /// [`Error::Usage`] when neither the explicit URI nor `SOURCE_DATA_PREFIX` is given;
+    /// [`Error::Input`] when both name the same file (the same S3 object, or local paths that
+    /// resolve to the same file, or are the same after removing `.` and repeated `/`).
     pub fn fastqs(&self, sample: &SampleId) -> Result<(ObjectUri, ObjectUri), Error> {
         let source_prefix = self.source_prefix()?;
         let from_source = |key: &str, name: String| -> Result<ObjectUri, Error> {
@@ -290,10 +335,15 @@ impl JobEnvironment {
                 )),
             }
         };
-        Ok((
-            from_source(keys::FASTQ_1, format!("{sample}_R1.fastq.gz"))?,
-            from_source(keys::FASTQ_2, format!("{sample}_R2.fastq.gz"))?,
-        ))
+        let fastq_1 = from_source(keys::FASTQ_1, format!("{sample}_R1.fastq.gz"))?;
+        let fastq_2 = from_source(keys::FASTQ_2, format!("{sample}_R2.fastq.gz"))?;
+        if same_object(&fastq_1, &fastq_2) {
+            return Err(Error::Input {
+                message: format!("FASTQ_1 and FASTQ_2 name the same file: {fastq_1} and {fastq_2}"),
+                remedy: Some("give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2".into()),
+            });
+        }
+        Ok((fastq_1, fastq_2))
     }
 
     /// Candidate reference URIs in the order tried: `REFERENCE`, else
@@ -410,6 +460,7 @@ impl WorkflowInput {
         let reference_candidates = environment.reference_candidates()?;
         let output_prefix = environment.output_prefix()?;
         let min_mapping_quality = environment.min_mapping_quality()?;
+        let resume = environment.resume()?;
 
         let contigs = match input.params.chromosomes {
             None => None,
@@ -440,6 +491,7 @@ impl WorkflowInput {
             contigs,
             output_prefix,
             min_mapping_quality,
+            resume,
         })
     }
 
@@ -536,6 +588,23 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "params.environment.MIN_MAPPING_QUALITY must be a whole number from 0 to 255, found \"high\""
+        );
+    }
+
+    #[test]
+    fn biojob_resume_in_the_environment_is_a_switch() {
+        let parse = |value: &str| {
+            WorkflowInput::from_json(&format!(
+                r#"{{"params": {{"environment": {{"SAMPLE_ID": "S", "SOURCE_DATA_PREFIX": "/d",
+                    "REFERENCE_NAME": "r", "JOB_OUTPUT_PREFIX": "/o", "BIOJOB_RESUME": "{value}"}}}}}}"#
+            ))
+        };
+        assert_eq!(parse("1").unwrap().resume, Some(true));
+        assert_eq!(parse("off").unwrap().resume, Some(false));
+        assert_eq!(parse("").unwrap().resume, None);
+        assert_eq!(
+            parse("maybe").unwrap_err().to_string(),
+            "params.environment.BIOJOB_RESUME must be 1/true/yes/on or 0/false/no/off, found \"maybe\""
         );
     }
 

@@ -41,7 +41,8 @@ mod workflow;
 
 pub use cache::{
     AlignInputDigests, CacheKeyMaterial, EarlierTasks, RecordedTask, ReusedOutput,
-    STEP_FORMAT_VERSION, align_key, call_key, file_sha256, files_sha256, gather_key, reuse_outputs,
+    STEP_FORMAT_VERSION, align_key, bwa_index_sha256, call_key, carry_forward, earlier_step_task,
+    fastq_pair_sha256, file_sha256, files_sha256, gather_key, reference_sha256, reuse_outputs,
     try_reuse,
 };
 pub use context::StepContext;
@@ -53,7 +54,7 @@ pub use manifest::{
 };
 pub use observer::{LogObserver, RunObserver, TaskLabel};
 pub use publish::{publish_file, publish_logs, stage_input};
-pub use reference::{PreparedReference, ReferenceOptions, prepare_reference};
+pub use reference::{PreparedReference, ReferenceOptions, bwa_index_mismatch, prepare_reference};
 pub use report::{REPORT_FIGURES, REPORT_MAX_CONTIGS, html_escape, render_report};
 pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
 pub use scale::{ScaleOptions, align_in_chunks, chunk_prefix, shard_plan};

@@ -245,6 +245,12 @@ pub struct RunManifest {
     pub read_pairs: Option<u64>,
     /// Every task, in workflow then reference order.
     pub tasks: Vec<TaskRecord>,
+    /// Finished tasks (`succeeded` or `cached`) of earlier runs written to the same place, as
+    /// their manifests recorded them, for each step and shard that this run did not finish (it
+    /// failed, was skipped or did not get that far): a failed run thus keeps them for a later
+    /// resume, which checks their outputs before reusing any. Absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_tasks: Vec<serde_json::Value>,
     /// The final VCF, when the run succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vcf: Option<String>,

@@ -10,7 +10,7 @@ use biojob_process::StageReport;
 use biojob_tools::{bwa_index, bwa_index_files, samtools_faidx};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{Error, StepContext};
 
@@ -60,8 +60,12 @@ pub struct ReferenceOptions {
 ///
 /// Returns the prepared reference and the reports of the tools it ran.
 ///
+/// A bwa index that is fresh by its time but whose `.ann` lists other contigs than the `.fai`
+/// ([`bwa_index_mismatch`]) is rebuilt when its directory is writable (with a warning).
+///
 /// # Errors
-/// [`Error::Input`] when the FASTA is missing or a contig name is invalid in SAM/VCF;
+/// [`Error::Input`] when the FASTA is missing, a contig name is invalid in SAM/VCF, or a bwa
+/// index of other contigs lies in a read-only directory;
 /// [`Error::Process`] when a tool fails; [`Error::Io`] on cache I/O failures.
 pub fn prepare_reference(
     source: &Utf8Path,
@@ -165,7 +169,22 @@ pub fn prepare_reference(
 
     let bwa_prefix = if options.bwa_index {
         let files = bwa_index_files(&prefix);
-        if !files.iter().all(|f| is_fresh(f, fasta_time)) {
+        let mut fresh = files.iter().all(|f| is_fresh(f, fasta_time));
+        if fresh && let Some(mismatch) = bwa_index_mismatch(&prefix, &contigs)? {
+            if !is_writable_dir(&dir) {
+                return Err(Error::Input {
+                    message: format!(
+                        "the bwa index {prefix}.ann does not belong to the FASTA: {mismatch} (the FASTA's index is {fai})"
+                    ),
+                    remedy: Some(
+                        "rebuild the bwa index from this FASTA (bwa index), or remove the stale index files".into(),
+                    ),
+                });
+            }
+            warn!(prefix = %prefix, mismatch = %mismatch, "the bwa index does not belong to the FASTA; rebuilding it");
+            fresh = false;
+        }
+        if !fresh {
             let staging = staging_dir(&dir)?;
             let staging_prefix = staging_path(&staging, &name);
             let report = context.supervisor.run(bwa_index(
@@ -197,6 +216,65 @@ pub fn prepare_reference(
     ))
 }
 
+/// How the contigs that the bwa index at `prefix` lists in its `.ann` (each contig's name and
+/// length, in order) differ from `contigs` (the `.fai`'s); `None` when they are the same.
+///
+/// A cheap check that an index belongs to its FASTA: an index built from another FASTA with
+/// other contigs or other lengths is caught, but one built from a FASTA with the same contigs
+/// and lengths and other bases (a single-base edit) is not — which is why the align cache key
+/// covers the index files' content.
+///
+/// # Errors
+/// [`Error::Io`] (input side) when the `.ann` cannot be read; [`Error::Input`] when it is not
+/// a bwa `.ann` file.
+pub fn bwa_index_mismatch(prefix: &Utf8Path, contigs: &[Contig]) -> Result<Option<String>, Error> {
+    let ann = Utf8PathBuf::from(format!("{prefix}.ann"));
+    let text = std::fs::read_to_string(&ann).map_err(Error::input_io("reading", &ann))?;
+    let malformed = || Error::Input {
+        message: format!("{ann} is not a bwa .ann file"),
+        remedy: Some("rebuild the bwa index from the FASTA (bwa index)".into()),
+    };
+    let mut lines = text.lines();
+    let count: usize = lines
+        .next()
+        .and_then(|header| header.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(malformed)?;
+    let mut listed = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .ok_or_else(malformed)?;
+        let length: u64 = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(malformed)?;
+        listed.push((name, length));
+    }
+    if listed.len() != contigs.len() {
+        return Ok(Some(format!(
+            "it lists {} contigs, the FASTA has {}",
+            listed.len(),
+            contigs.len()
+        )));
+    }
+    Ok(listed
+        .iter()
+        .zip(contigs)
+        .enumerate()
+        .find(|(_, ((name, length), contig))| *name != contig.name || *length != contig.length)
+        .map(|(index, ((name, length), contig))| {
+            format!(
+                "contig {} is {name} of {length} bases in the index, {} of {} bases in the FASTA",
+                index + 1,
+                contig.name,
+                contig.length
+            )
+        }))
+}
+
 fn modified(meta: &std::fs::Metadata) -> SystemTime {
     meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)
 }
@@ -206,7 +284,17 @@ fn is_fresh(path: &Utf8Path, fasta_time: SystemTime) -> bool {
     std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0 && modified(&meta) >= fasta_time)
 }
 
+/// `dir`, or `.` when it is empty (the parent of a bare file name such as `ref.fa`).
+fn or_current(dir: &Utf8Path) -> &Utf8Path {
+    if dir.as_str().is_empty() {
+        Utf8Path::new(".")
+    } else {
+        dir
+    }
+}
+
 fn is_writable_dir(dir: &Utf8Path) -> bool {
+    let dir = or_current(dir);
     let Ok(meta) = std::fs::metadata(dir) else {
         return false;
     };
@@ -255,6 +343,7 @@ fn link_if_missing(target: &Utf8Path, link: &Utf8Path) -> Result<(), Error> {
 
 /// A private temporary directory inside `dir`, removed when dropped.
 fn staging_dir(dir: &Utf8Path) -> Result<tempfile::TempDir, Error> {
+    let dir = or_current(dir);
     tempfile::Builder::new()
         .prefix(".biojob-partial-")
         .tempdir_in(dir)

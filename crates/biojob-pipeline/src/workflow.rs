@@ -13,14 +13,14 @@ use biojob_tools::{ToolError, ToolVersions, Toolset};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::{info, info_span, warn};
 
-use crate::cache::{AlignInputDigests, EarlierTasks, ReusedOutput, try_reuse};
+use crate::cache::{AlignInputDigests, EarlierTasks, ReusedOutput, bwa_index_sha256, try_reuse};
 use crate::manifest::{MANIFEST_FORMAT_VERSION, error_chain, seconds, timestamp};
 use crate::{
     AlignRequest, CallRequest, Error, GatherRequest, ManifestInputs, OutputRecord,
     PreparedReference, ReferenceOptions, Resources, RunManifest, RunObserver, ScratchSettings,
     SpaceWatchdog, StepContext, TaskLabel, TaskRecord, TaskStatus, ToolRecord, WorkflowInput,
-    align, align_key, align_space_need, call, call_key, file_sha256, files_sha256, gather,
-    gather_key, prepare_reference, publish_file, publish_logs, stage_input,
+    align, align_key, align_space_need, call, call_key, fastq_pair_sha256, file_sha256, gather,
+    gather_key, prepare_reference, publish_file, publish_logs, reference_sha256, stage_input,
 };
 
 /// Everything a run needs besides its input: stores, tools, budget, cancellation.
@@ -264,6 +264,7 @@ pub fn run_workflow(
         error: None,
         read_pairs: None,
         tasks: Vec::new(),
+        earlier_tasks: Vec::new(),
         vcf: None,
         scratch: None,
     };
@@ -332,6 +333,7 @@ fn finish(
         }
     }
     let manifest_uri = output_dir.join("manifest.json");
+    crate::cache::carry_forward(&engine.stores, &manifest_uri, &mut manifest);
     let written = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| Error::io("serialising", "manifest.json")(std::io::Error::other(e)))
         .and_then(|json| {
@@ -454,7 +456,8 @@ fn execute(
     )?;
     // The FASTQs' content checksums, for the cache keys (computed whether or not this run
     // resumes: the manifest records the keys for a later resume).
-    let mut fastq_digests = files_sha256(&[&fastq_1, &fastq_2])?.into_iter();
+    let mut fastq_digests =
+        fastq_pair_sha256(&fastq_1, &fastq_2, &input.fastq_1, &input.fastq_2)?.into_iter();
     let earlier = if options.resume {
         earlier_tasks(stores, output_dir)
     } else {
@@ -522,7 +525,8 @@ fn execute(
     let digests = AlignInputDigests {
         fastq_1: fastq_digests.next().unwrap_or_default(),
         fastq_2: fastq_digests.next().unwrap_or_default(),
-        reference: file_sha256(&reference.fasta)?,
+        reference: reference_sha256(&reference)?,
+        bwa_index: bwa_index_sha256(&reference)?,
     };
     let mut align_material = align_key(
         &engine.toolset,
@@ -783,22 +787,6 @@ fn call_shards(
                     let region = shard.region().to_owned();
                     let label = TaskLabel::shard(StepId::Call, &region);
                     let key = Some((shard.index, region.as_str()));
-                    if cancel.is_cancelled() {
-                        let record = TaskRecord {
-                            status: TaskStatus::Skipped,
-                            ..TaskRecord::new(
-                                StepId::Call,
-                                key,
-                                SystemTime::now(),
-                                Duration::ZERO,
-                                &[],
-                            )
-                        };
-                        if let Ok(mut slots) = results.lock() {
-                            slots[position] = Some((record, None, None));
-                        }
-                        continue;
-                    }
                     let _span = info_span!("call", region = %region).entered();
                     let cache_key = call_key(
                         &engine.toolset,
@@ -819,6 +807,24 @@ fn call_shards(
                         let record = cached_record(StepId::Call, key, cache_key, outputs);
                         if let Ok(mut slots) = results.lock() {
                             slots[position] = Some((record, Some(vcf), None));
+                        }
+                        continue;
+                    }
+                    // After the reuse lookup: a reusable shard is recorded `cached` even
+                    // once another shard has failed.
+                    if cancel.is_cancelled() {
+                        let record = TaskRecord {
+                            status: TaskStatus::Skipped,
+                            ..TaskRecord::new(
+                                StepId::Call,
+                                key,
+                                SystemTime::now(),
+                                Duration::ZERO,
+                                &[],
+                            )
+                        };
+                        if let Ok(mut slots) = results.lock() {
+                            slots[position] = Some((record, None, None));
                         }
                         continue;
                     }

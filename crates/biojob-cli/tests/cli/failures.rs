@@ -567,3 +567,90 @@ fn a_failed_chunk_fails_the_alignment_and_later_chunks_do_not_start() {
         ]
     );
 }
+/// The input for the test data with the FASTQs given as `fastq_1` and `fastq_2`.
+fn input_with_pair(ws: &Workspace, fastq_1: &str, fastq_2: &str) -> std::path::PathBuf {
+    ws.input(
+        &[
+            ("REFERENCE_NAME", "ref".into()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+            ("FASTQ_1", fastq_1.into()),
+            ("FASTQ_2", fastq_2.into()),
+        ],
+        Some(&["chr20"]),
+    )
+}
+
+#[test]
+fn the_same_file_as_both_reads_is_refused_with_the_input_class() {
+    let ws = Workspace::new();
+    let r1 = testdata().join("NA12878_R1.fastq.gz");
+    let r1 = r1.display();
+    let same = format!(
+        "file://{}",
+        r1.to_string().replace("/NA12878_R1", "/./NA12878_R1")
+    );
+    let input = input_with_pair(&ws, &r1.to_string(), &same);
+    let output = ws.run(&input, "same", &[], &[]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    let same_path = r1.to_string().replace("/NA12878_R1", "/./NA12878_R1");
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!("error: FASTQ_1 and FASTQ_2 name the same file: {r1} and {same_path}"),
+            "hint: give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2".to_owned(),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn two_files_with_the_same_content_as_both_reads_are_refused_with_the_input_class() {
+    let ws = Workspace::new();
+    let r1 = testdata().join("NA12878_R1.fastq.gz");
+    let copy = ws.path().join("copy_R2.fastq.gz");
+    std::fs::copy(&r1, &copy).unwrap();
+    let input = input_with_pair(&ws, &r1.display().to_string(), &copy.display().to_string());
+    let output = ws.run(&input, "copy", &[], &[]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    let sha256 = crate::support::tool("sha256sum", &[r1.to_str().unwrap()], ws.path());
+    let sha256 = sha256.split_whitespace().next().unwrap();
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: FASTQ_1 and FASTQ_2 have the same content: {} and {} (SHA-256 {sha256})",
+                r1.display(),
+                copy.display()
+            ),
+            "hint: give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2".to_owned(),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+    assert_nothing_published(&ws, "copy", 11);
+}
+
+#[test]
+fn zero_threads_is_a_usage_error_not_one_thread() {
+    let ws = Workspace::new();
+    let input = ws.demo_input(&["chr20"]);
+    let by_flag = ws.run(&input, "zero", &["--threads", "0"], &[]);
+    let by_environment = ws
+        .biojob()
+        .args(["run", "--input"])
+        .arg(&input)
+        .env("BIOJOB_THREADS", "0")
+        .output()
+        .unwrap();
+    for output in [by_flag, by_environment] {
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_eq!(
+            stderr(&output).lines().next(),
+            Some(
+                "error: invalid value '0' for '--threads <THREADS>': 0 threads cannot run anything: give at least 1"
+            )
+        );
+    }
+    assert!(!ws.out().exists());
+}

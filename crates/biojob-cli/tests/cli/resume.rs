@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
-use crate::support::{Workspace, records, stderr, testdata};
+use crate::support::{Workspace, records, stderr, testdata, tool};
 
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
 const RUN_ID: &str = "base";
@@ -732,5 +732,342 @@ fn changing_only_a_calling_parameter_reruns_call_and_gather_but_not_align() {
     assert_eq!(
         summary(&output),
         "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
+}
+
+/// A copy of the test reference in `dir` whose bwa index was built from a copy with one base
+/// changed (same length, same contigs) and which keeps the original's modification time, as
+/// `cp -p` of a FASTA over an edited one leaves it: the index is fresh by its time, yet stale.
+fn reference_with_stale_bwa_index(dir: &Path) {
+    let edited_dir = dir.join("edited");
+    std::fs::create_dir_all(&edited_dir).unwrap();
+    let original = testdata().join("ref.fa");
+    let mut text = std::fs::read(&original).unwrap();
+    let middle = text.len() / 2;
+    let base = middle
+        + text[middle..]
+            .iter()
+            .position(|b| b"ACGT".contains(b))
+            .unwrap();
+    text[base] = if text[base] == b'A' { b'C' } else { b'A' };
+    std::fs::write(edited_dir.join("ref.fa"), &text).unwrap();
+    let prefix = dir.join("ref.fa");
+    tool(
+        "bwa",
+        &["index", "-p", prefix.to_str().unwrap(), "edited/ref.fa"],
+        dir,
+    );
+    std::fs::copy(&original, &prefix).unwrap();
+    std::fs::copy(testdata().join("ref.fa.fai"), dir.join("ref.fa.fai")).unwrap();
+    let original_time = std::fs::metadata(&original).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&prefix)
+        .unwrap()
+        .set_modified(original_time)
+        .unwrap();
+}
+
+#[test]
+fn a_stale_bwa_index_is_another_align_key_and_the_bam_is_not_reused() {
+    let ws = workspace_with_baseline();
+    let reference_dir = ws.path().join("reference");
+    std::fs::create_dir_all(&reference_dir).unwrap();
+    reference_with_stale_bwa_index(&reference_dir);
+    let input = ws.input(
+        &[
+            ("REFERENCE_NAME", "ref".into()),
+            ("REFERENCE_PREFIX", reference_dir.display().to_string()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+        ],
+        Some(&CONTIGS),
+    );
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The FASTA is the baseline's, byte for byte; only the index differs.
+    assert_eq!(
+        std::fs::read(reference_dir.join("ref.fa")).unwrap(),
+        std::fs::read(testdata().join("ref.fa")).unwrap()
+    );
+    let resumed = manifest(&ws.out().join("NA12878").join(RUN_ID));
+    let earlier = manifest(&baseline().run_dir());
+    assert_eq!(tasks(&resumed)[1], "align - succeeded");
+    let (new_keys, old_keys) = (keys(&resumed), keys(&earlier));
+    assert_eq!(new_keys[0].0, "align -");
+    assert_eq!(old_keys[0].0, "align -");
+    assert_ne!(new_keys[0].1, old_keys[0].1);
+}
+
+#[test]
+fn a_failed_resume_keeps_the_earlier_finished_tasks_for_the_next_resume() {
+    let ws = workspace_with_baseline();
+    let fastqs = ws.path().join("fastq");
+    copy_fastqs(&fastqs);
+    let input = input_with_fastqs(&ws, &fastqs);
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let r2 = fastqs.join("NA12878_R2.fastq.gz");
+    let kept = ws.path().join("R2.kept");
+    std::fs::rename(&r2, &kept).unwrap();
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    let failed = manifest(&run_dir);
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(tasks(&failed), Vec::<String>::new());
+    // The earlier finished tasks, as the earlier manifest recorded them.
+    let earlier = manifest(&baseline().run_dir());
+    let carried: Vec<serde_json::Value> = earlier["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["cache_key"].is_string())
+        .cloned()
+        .collect();
+    assert_eq!(carried.len(), 5);
+    assert_eq!(failed["earlier_tasks"], serde_json::Value::Array(carried));
+    assert_eq!(failed["read_pairs"], 13860);
+
+    std::fs::rename(&kept, &r2).unwrap();
+    let output = ws.run(&input, RUN_ID, &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
+    let resumed = manifest(&run_dir);
+    assert_eq!(resumed["read_pairs"], 13860);
+    assert_eq!(resumed.get("earlier_tasks"), None);
+}
+
+/// A bcftools whose `mpileup` fails while `<dir>/fail` exists, for `chr20` only when
+/// `<dir>/chr20` exists (else every contig); otherwise it is `bcftools`.
+fn failing_bcftools(dir: &Path) -> PathBuf {
+    let real = which("bcftools");
+    let path = dir.join("bcftools");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = mpileup ] && [ -e \"{dir}/fail\" ]; then\n  case \" $* \" in *\" -r chr20 \"*) echo 'injected mpileup failure' >&2; exit 1;; esac\nfi\nexec \"{real}\" \"$@\"\n",
+            dir = dir.display(),
+            real = real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn a_failed_step_job_keeps_the_earlier_finished_task_for_the_next_resume() {
+    let ws = workspace_with_baseline();
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let tools = ws.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let bcftools = failing_bcftools(&tools);
+    let call = |resume: &str| {
+        ws.biojob()
+            .arg("call")
+            .env("SAMPLE_ID", "NA12878")
+            .env("REFERENCE", testdata().join("ref.fa"))
+            .env("JOB_OUTPUT_PREFIX", &run_dir)
+            .env("CHROMOSOME", "chr20")
+            .env("BIOJOB_RESUME", resume)
+            .env("BIOJOB_BCFTOOLS", &bcftools)
+            .output()
+            .unwrap()
+    };
+    let step_manifest = || -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(run_dir.join("NA12878.call.0000.manifest.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let first = call("1");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let finished = step_manifest()["task"].clone();
+    assert_eq!(finished["status"], "succeeded");
+    // The next job fails (without resuming, so it runs).
+    std::fs::write(tools.join("fail"), "").unwrap();
+    let failed = call("0");
+    assert_eq!(failed.status.code(), Some(20), "{}", stderr(&failed));
+    let manifest = step_manifest();
+    assert_eq!(manifest["task"]["status"], "failed");
+    assert_eq!(manifest["earlier_task"], finished);
+    // A resume finds the earlier finished task and reuses its outputs.
+    std::fs::remove_file(tools.join("fail")).unwrap();
+    let resumed = call("1");
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("reused: an earlier job finished this step"),
+        "{}",
+        stderr(&resumed)
+    );
+    let manifest = step_manifest();
+    assert_eq!(manifest["task"]["status"], "cached");
+    assert_eq!(manifest["task"]["cache_key"], finished["cache_key"]);
+    assert_eq!(manifest.get("earlier_task"), None);
+}
+
+#[test]
+fn a_reusable_shard_is_cached_even_after_another_shard_failed() {
+    let ws = workspace_with_baseline();
+    let run_dir = ws.out().join("NA12878").join(RUN_ID);
+    let tools = ws.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let bcftools = failing_bcftools(&tools);
+    std::fs::write(tools.join("fail"), "").unwrap();
+    // chr20's VCF deleted, so that chr20 runs (and fails); chrM's deleted; chr22's intact.
+    std::fs::remove_file(run_dir.join("NA12878.call.0000.vcf.gz")).unwrap();
+    std::fs::remove_file(run_dir.join("NA12878.call.0002.vcf.gz")).unwrap();
+    let input = ws.demo_input(&CONTIGS);
+    // One thread, longest contig first: chr20 (fails), then chrM, then chr22.
+    let output = ws.run(
+        &input,
+        RUN_ID,
+        &["--threads", "1", "--resume"],
+        &[("BIOJOB_BCFTOOLS", &bcftools)],
+    );
+    assert_eq!(output.status.code(), Some(20), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr22\nran: prepare-reference, call chr20\n"
+    );
+    assert_eq!(
+        tasks(&manifest(&run_dir)),
+        [
+            "prepare-reference - succeeded",
+            "align - cached",
+            "call chr20 failed",
+            "call chr22 cached",
+            "call chrM skipped",
+        ]
+    );
+    std::fs::remove_file(tools.join("fail")).unwrap();
+    let output = ws.run(
+        &input,
+        RUN_ID,
+        &["--threads", "1", "--resume"],
+        &[("BIOJOB_BCFTOOLS", &bcftools)],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr22\nran: prepare-reference, call chr20, call chrM, gather, qc\n"
+    );
+    assert_eq!(records(&run_dir.join("NA12878.vcf.gz")).len(), 438);
+}
+
+#[test]
+fn resuming_a_run_id_without_an_earlier_manifest_says_so_and_runs_every_step() {
+    let ws = Workspace::new();
+    let input = ws.demo_input(&CONTIGS);
+    let output = ws.run(&input, "fresh", &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected = format!(
+        "no earlier run found at {}: running every step",
+        ws.out().join("NA12878").join("fresh").display()
+    );
+    let text = stderr(&output);
+    assert_eq!(
+        text.lines().filter(|line| *line == expected).count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line.contains(" WARN ") && line.contains(&expected)),
+        "{text}"
+    );
+    assert_eq!(
+        summary(&output),
+        "reused: none\nran: prepare-reference, align, call chr20, call chr22, call chrM, gather, qc\n"
+    );
+    // With the earlier manifest there, nothing is said.
+    let output = ws.run(&input, "fresh", &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("no earlier run found"));
+}
+
+#[test]
+fn biojob_resume_in_the_input_json_resumes_unless_the_environment_or_a_flag_says_otherwise() {
+    let ws = workspace_with_baseline();
+    let input = ws.input(
+        &[
+            ("REFERENCE_NAME", "ref".into()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+            ("BIOJOB_RESUME", "1".into()),
+        ],
+        Some(&CONTIGS),
+    );
+    let output = ws.run(&input, RUN_ID, &[], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        summary(&output),
+        "reused: align, call chr20, call chr22, call chrM, gather\nran: prepare-reference, qc\n"
+    );
+    assert!(
+        !stderr(&output).contains("ignoring an environment key"),
+        "{}",
+        stderr(&output)
+    );
+    // The environment variable wins over the input.
+    let mut command = ws.biojob();
+    let output = command
+        .args(["run", "--input"])
+        .arg(&input)
+        .args(["--run-id", RUN_ID])
+        .env("BIOJOB_RESUME", "0")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary(&output), "");
+    assert_eq!(
+        tasks(&manifest(&ws.out().join("NA12878").join(RUN_ID)))[1],
+        "align - succeeded"
+    );
+    // --no-resume wins over the input.
+    let output = ws.run(&input, RUN_ID, &["--no-resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary(&output), "");
+}
+
+#[test]
+fn the_bam_header_holds_the_thread_count_and_scratch_path_that_the_cache_key_leaves_out() {
+    let run_dir = baseline().run_dir();
+    let earlier = manifest(&run_dir);
+    let threads = earlier["resources"]["threads"].as_u64().unwrap();
+    let header = tool(
+        "samtools",
+        &["view", "--no-PG", "-H", "NA12878.align.bam"],
+        &run_dir,
+    );
+    let programs: Vec<&str> = header.lines().filter(|l| l.starts_with("@PG")).collect();
+    assert_eq!(programs.len(), 2, "{header}");
+    assert!(
+        programs[0].contains(&format!(
+            "CL:{} mem -t {threads} -K 10000000 ",
+            which("bwa").display()
+        )),
+        "{header}"
+    );
+    let scratch = baseline()
+        .workspace
+        .path()
+        .join("scratch")
+        .join(RUN_ID)
+        .join("1");
+    assert!(
+        programs[1].contains(&format!(" sort -@ {threads} -m ")),
+        "{header}"
+    );
+    assert!(
+        programs[1].contains(&format!(
+            " -T {}/NA12878.align.sort-tmp ",
+            scratch.display()
+        )),
+        "{header}"
     );
 }

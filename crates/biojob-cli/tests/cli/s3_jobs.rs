@@ -466,3 +466,45 @@ fn batch_entrypoints_driven_by_the_environment_align_call_gather_on_s3() {
     );
     assert_eq!(refused.status.code(), Some(11), "{}", text(&refused.stderr));
 }
+
+#[test]
+fn an_align_job_refuses_a_bwa_index_on_s3_that_lists_other_contigs_than_the_fasta() {
+    let server = s3_server();
+    let dir = tempdir();
+    let prefix = format!("s3://{TEST_BUCKET}/stale-index/samples");
+    upload_inputs(server, &dir.root, &prefix, false);
+    // The index of a copy whose last contig is named chrMT, uploaded beside the FASTA.
+    let index = dir.root.join("other-index");
+    std::fs::create_dir_all(&index).unwrap();
+    let fasta = std::fs::read_to_string(testdata().join("ref.fa")).unwrap();
+    std::fs::write(index.join("ref.fa"), fasta.replace(">chrM ", ">chrMT ")).unwrap();
+    let status = Command::new("bwa")
+        .arg("index")
+        .arg(index.join("ref.fa"))
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    for extension in ["amb", "ann", "bwt", "pac", "sa"] {
+        put(
+            server,
+            &dir.root,
+            &index.join(format!("ref.fa.{extension}")),
+            &format!("{prefix}/ref.fa.{extension}"),
+        );
+    }
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .arg("align")
+        .env("SAMPLE_ID", SAMPLE)
+        .env("REFERENCE_NAME", "ref")
+        .env("SOURCE_DATA_PREFIX", &prefix)
+        .env(
+            "JOB_OUTPUT_PREFIX",
+            format!("s3://{TEST_BUCKET}/stale-index/results"),
+        ));
+    assert_eq!(output.status.code(), Some(11), "{}", text(&output.stderr));
+    let expected = format!(
+        "error: align failed: the bwa index {prefix}/ref.fa.ann does not belong to the FASTA {prefix}/ref.fa: contig 3 is chrMT of 16571 bases in the index, chrM of 16571 bases in the FASTA"
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.lines().any(|line| line == expected), "{stderr}");
+}

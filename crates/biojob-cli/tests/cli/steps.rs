@@ -240,3 +240,153 @@ fn steps_alone_give_the_same_records_as_the_hand_run() {
     assert_eq!(manifest["task"]["contig"], "chrM");
     assert_eq!(manifest["task"]["status"], "succeeded");
 }
+
+#[test]
+fn a_workflow_name_without_an_execution_id_or_the_reverse_is_a_usage_error() {
+    let ws = Workspace::new();
+    let gather = |name: &str, execution: &str| {
+        ws.biojob()
+            .arg("gather")
+            .env("SAMPLE_ID", "NA12878")
+            .env("REFERENCE", testdata().join("ref.fa"))
+            .env("JOB_OUTPUT_PREFIX", ws.out())
+            .env("CHROMOSOMES", "chr20")
+            .env("JOB_WORKFLOW_NAME", name)
+            .env("JOB_WORKFLOW_EXECUTION_ID", execution)
+            .output()
+            .unwrap()
+    };
+    for (name, execution, set, unset) in [
+        ("wf", "", "JOB_WORKFLOW_NAME", "JOB_WORKFLOW_EXECUTION_ID"),
+        ("", "e1", "JOB_WORKFLOW_EXECUTION_ID", "JOB_WORKFLOW_NAME"),
+    ] {
+        let output = gather(name, execution);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        let lines: Vec<String> = stderr(&output)
+            .lines()
+            .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "error: {set} is set but {unset} is not: the run prefix is <output prefix>/<workflow name>/<execution id>/"
+                ),
+                "hint: set both JOB_WORKFLOW_NAME and JOB_WORKFLOW_EXECUTION_ID (or --workflow-name and --execution-id), or neither"
+                    .to_owned(),
+            ]
+        );
+    }
+    assert!(!ws.out().exists());
+}
+
+#[test]
+fn prepare_reference_of_a_bare_file_name_builds_beside_it_in_the_current_directory() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("ref");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(testdata().join("ref.fa"), dir.join("ref.fa")).unwrap();
+    let output = ws
+        .biojob()
+        .args(["prepare-reference", "--reference", "ref.fa"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    ok(&output);
+    assert_eq!(
+        stdout(&output),
+        "fasta: ref.fa\nfai: ref.fa.fai\nbwa index: ref.fa\n\
+         built: ref.fa.fai\nbuilt: ref.fa.amb\nbuilt: ref.fa.ann\n\
+         built: ref.fa.bwt\nbuilt: ref.fa.pac\nbuilt: ref.fa.sa\n"
+    );
+    assert_eq!(
+        Workspace::files(&dir),
+        [
+            "ref.fa",
+            "ref.fa.amb",
+            "ref.fa.ann",
+            "ref.fa.bwt",
+            "ref.fa.fai",
+            "ref.fa.pac",
+            "ref.fa.sa"
+        ]
+    );
+    assert!(!ws.path().join("cache").join("references").exists());
+}
+
+/// `dir/ref.fa` (the test reference) with, beside it and newer, the bwa index of a copy whose
+/// last contig is named `chrMT`: fresh by its time, but not the FASTA's.
+fn reference_with_another_fastas_bwa_index(dir: &Path) {
+    std::fs::create_dir_all(dir.join("other")).unwrap();
+    let text = std::fs::read_to_string(testdata().join("ref.fa")).unwrap();
+    std::fs::write(dir.join("other/ref.fa"), text.replace(">chrM ", ">chrMT ")).unwrap();
+    std::fs::copy(testdata().join("ref.fa"), dir.join("ref.fa")).unwrap();
+    std::fs::copy(testdata().join("ref.fa.fai"), dir.join("ref.fa.fai")).unwrap();
+    tool("bwa", &["index", "-p", "ref.fa", "other/ref.fa"], dir);
+    std::fs::remove_dir_all(dir.join("other")).unwrap();
+}
+
+#[test]
+fn prepare_reference_rebuilds_a_bwa_index_of_other_contigs_beside_a_writable_fasta() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("ref");
+    reference_with_another_fastas_bwa_index(&dir);
+    let output = ws
+        .biojob()
+        .args(["prepare-reference", "--reference"])
+        .arg(dir.join("ref.fa"))
+        .output()
+        .unwrap();
+    ok(&output);
+    let d = dir.display();
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "fasta: {d}/ref.fa\nfai: {d}/ref.fa.fai\nbwa index: {d}/ref.fa\n\
+             built: {d}/ref.fa.amb\nbuilt: {d}/ref.fa.ann\nbuilt: {d}/ref.fa.bwt\n\
+             built: {d}/ref.fa.pac\nbuilt: {d}/ref.fa.sa\n"
+        )
+    );
+    assert!(
+        stderr(&output).contains(&format!(
+            "the bwa index does not belong to the FASTA; rebuilding it prefix={d}/ref.fa mismatch=contig 3 is chrMT of 16571 bases in the index, chrM of 16571 bases in the FASTA"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    let ann = std::fs::read_to_string(dir.join("ref.fa.ann")).unwrap();
+    assert!(ann.contains("\n0 chrM hg19"), "{ann}");
+}
+
+#[test]
+fn prepare_reference_refuses_a_bwa_index_of_other_contigs_beside_a_read_only_fasta() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("readonly");
+    reference_with_another_fastas_bwa_index(&dir);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let output = ws
+        .biojob()
+        .args(["prepare-reference", "--reference"])
+        .arg(dir.join("ref.fa"))
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    let d = dir.display();
+    let lines: Vec<String> = stderr(&output)
+        .lines()
+        .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "error: prepare-reference failed: the bwa index {d}/ref.fa.ann does not belong to the FASTA: contig 3 is chrMT of 16571 bases in the index, chrM of 16571 bases in the FASTA (the FASTA's index is {d}/ref.fa.fai)"
+            ),
+            "hint: rebuild the bwa index from this FASTA (bwa index), or remove the stale index files"
+                .to_owned(),
+        ]
+    );
+}
