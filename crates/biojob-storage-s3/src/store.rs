@@ -444,6 +444,52 @@ fn digest_range(
     Ok(running.finish())
 }
 
+/// Runs `part(index, offset, length)` for every range of `ranges` as a task, at most
+/// `concurrency` at once; returns the results in range order, or the first error (the
+/// remaining tasks are dropped, which aborts them).
+async fn run_parts<T, F, Fut>(
+    concurrency: usize,
+    ranges: &[(u64, u64)],
+    uri: &str,
+    direction: Direction,
+    mut part: F,
+) -> Result<Vec<T>, StorageError>
+where
+    T: Send + 'static,
+    F: FnMut(usize, u64, u64) -> Fut,
+    Fut: Future<Output = Result<T, StorageError>> + Send + 'static,
+{
+    let semaphore = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = JoinSet::new();
+    let mut results: Vec<Option<T>> = (0..ranges.len()).map(|_| None).collect();
+    let record = |results: &mut Vec<Option<T>>, joined| match joined {
+        Ok(Ok((index, value))) => {
+            results[index] = Some(value);
+            Ok(())
+        }
+        Ok(Err(error)) => Err(error),
+        Err(error) => Err(join_error(error, uri, direction)),
+    };
+    for (index, &(offset, length)) in ranges.iter().enumerate() {
+        let permit = Arc::clone(&semaphore)
+            .acquire_owned()
+            .await
+            .map_err(|e| join_error_text(e.to_string(), uri, direction))?;
+        while let Some(joined) = tasks.try_join_next() {
+            record(&mut results, joined)?;
+        }
+        let future = part(index, offset, length);
+        tasks.spawn(async move {
+            let _permit = permit;
+            Ok::<_, StorageError>((index, future.await?))
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        record(&mut results, joined)?;
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
 fn read_range(file: &File, offset: u64, length: u64) -> std::io::Result<Bytes> {
     let mut data = vec![0u8; usize::try_from(length).map_err(std::io::Error::other)?];
     file.read_exact_at(&mut data, offset)?;
@@ -734,48 +780,30 @@ impl Inner {
         file: &Arc<File>,
         landed: &Arc<Landed>,
     ) -> Result<Vec<Vec<u8>>, StorageError> {
-        let semaphore = Arc::new(Semaphore::new(self.options.concurrency));
-        let mut tasks = JoinSet::new();
-        let mut digests = vec![Vec::new(); ranges.len()];
-        let record = |digests: &mut Vec<Vec<u8>>, joined| match joined {
-            Ok(Ok((index, digest))) => {
-                digests[index] = digest;
-                Ok(())
-            }
-            Ok(Err(error)) => Err(error),
-            Err(error) => Err(join_error(error, uri, Direction::Get)),
-        };
-        for (index, &(offset, length)) in ranges.iter().enumerate() {
-            let permit = Arc::clone(&semaphore)
-                .acquire_owned()
-                .await
-                .map_err(|e| join_error_text(e.to_string(), uri, Direction::Get))?;
-            while let Some(joined) = tasks.try_join_next() {
-                record(&mut digests, joined)?;
-            }
-            let inner = Arc::clone(self);
-            let (bucket, key, uri, etag) = (
-                bucket.to_owned(),
-                key.to_owned(),
-                uri.to_owned(),
-                etag.clone(),
-            );
-            let (file, landed) = (Arc::clone(file), Arc::clone(landed));
-            tasks.spawn(async move {
-                let _permit = permit;
-                let digest = inner
-                    .get_range(
-                        &bucket, &key, &uri, etag, index, offset, length, algorithm, file,
-                    )
-                    .await?;
-                landed.mark(index);
-                Ok::<_, StorageError>((index, digest))
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            record(&mut digests, joined)?;
-        }
-        Ok(digests)
+        let (file, landed) = (Arc::clone(file), Arc::clone(landed));
+        let (bucket, key, owned_uri) = (bucket.to_owned(), key.to_owned(), uri.to_owned());
+        run_parts(
+            self.options.concurrency,
+            ranges,
+            uri,
+            Direction::Get,
+            |index, offset, length| {
+                let inner = Arc::clone(self);
+                let (bucket, key, uri, etag) =
+                    (bucket.clone(), key.clone(), owned_uri.clone(), etag.clone());
+                let (file, landed) = (Arc::clone(&file), Arc::clone(&landed));
+                async move {
+                    let digest = inner
+                        .get_range(
+                            &bucket, &key, &uri, etag, index, offset, length, algorithm, file,
+                        )
+                        .await?;
+                    landed.mark(index);
+                    Ok(digest)
+                }
+            },
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1077,48 +1105,33 @@ impl Inner {
         part_size: u64,
     ) -> Result<Vec<(CompletedPart, Vec<u8>)>, StorageError> {
         let ranges = fixed_ranges(size, part_size);
-        let semaphore = Arc::new(Semaphore::new(self.options.concurrency));
-        let mut tasks = JoinSet::new();
-        let mut parts: Vec<Option<(CompletedPart, Vec<u8>)>> = vec![None; ranges.len()];
-        let record = |parts: &mut Vec<Option<(CompletedPart, Vec<u8>)>>, joined| match joined {
-            Ok(Ok((index, part))) => {
-                parts[index] = Some(part);
-                Ok(())
-            }
-            Ok(Err(error)) => Err(error),
-            Err(error) => Err(join_error(error, uri, Direction::Put)),
-        };
-        for (index, &(offset, length)) in ranges.iter().enumerate() {
-            let permit = Arc::clone(&semaphore)
-                .acquire_owned()
-                .await
-                .map_err(|e| join_error_text(e.to_string(), uri, Direction::Put))?;
-            while let Some(joined) = tasks.try_join_next() {
-                record(&mut parts, joined)?;
-            }
-            let inner = Arc::clone(self);
-            let (bucket, key, uri, upload_id, source, file) = (
-                bucket.to_owned(),
-                key.to_owned(),
-                uri.to_owned(),
-                upload_id.to_owned(),
-                source.to_owned(),
-                Arc::clone(file),
-            );
-            tasks.spawn(async move {
-                let _permit = permit;
-                let part = inner
-                    .upload_part(
-                        &bucket, &key, &uri, &upload_id, index, &source, offset, length, file,
-                    )
-                    .await?;
-                Ok::<_, StorageError>((index, part))
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            record(&mut parts, joined)?;
-        }
-        Ok(parts.into_iter().flatten().collect())
+        let (bucket, key, owned_uri) = (bucket.to_owned(), key.to_owned(), uri.to_owned());
+        let (upload_id, source) = (upload_id.to_owned(), source.to_owned());
+        run_parts(
+            self.options.concurrency,
+            &ranges,
+            uri,
+            Direction::Put,
+            |index, offset, length| {
+                let inner = Arc::clone(self);
+                let (bucket, key, uri, upload_id, source, file) = (
+                    bucket.clone(),
+                    key.clone(),
+                    owned_uri.clone(),
+                    upload_id.clone(),
+                    source.clone(),
+                    Arc::clone(file),
+                );
+                async move {
+                    inner
+                        .upload_part(
+                            &bucket, &key, &uri, &upload_id, index, &source, offset, length, file,
+                        )
+                        .await
+                }
+            },
+        )
+        .await
     }
 
     /// Uploads one part. The part's checksum is computed first, reading the range through a
