@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use biojob_pipeline::Error;
 use biojob_storage::{
-    Direction, ObjectMeta, ObjectStore, ObjectUri, StorageError, Stores, TransferReport,
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, Stores,
+    TransferReport,
 };
 use biojob_storage_s3::{ChecksumAlgorithm, RetryPolicy, S3Options, S3Store, Sse};
 use camino::Utf8Path;
@@ -88,6 +89,10 @@ impl ObjectStore for LazyS3 {
 
     fn put(&self, source: &Utf8Path, uri: &ObjectUri) -> Result<TransferReport, StorageError> {
         self.store(uri, Direction::Put)?.put(source, uri)
+    }
+
+    fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
+        self.store(uri, Direction::Get)?.open(uri)
     }
 }
 

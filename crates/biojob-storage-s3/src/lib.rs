@@ -8,6 +8,8 @@
 //!   [`S3Options::concurrency`]; the part size grows so 5 TiB fits in 10,000 parts, see
 //!   [`part_size_for`]); uploads carry CRC32C (or SHA-256) checksums; downloads are verified
 //!   against the size and checksum S3 holds before `<destination>.partial` is renamed.
+//! - Streamed reads ([`biojob_storage::ObjectStore::open`]): ranged GETs of [`STREAM_WINDOW`]
+//!   fetched ahead in order, the size and stored checksum verified at the last byte.
 //! - Retries per request (per part) with exponential backoff and full jitter
 //!   ([`RetryPolicy`]) on throttling, 5xx, timeouts, connection resets and short bodies.
 //! - SSE-S3 / SSE-KMS ([`Sse`]) and requester pays.
@@ -36,9 +38,11 @@
 mod checksum;
 mod options;
 mod store;
+mod stream;
 
 pub use options::{
     ChecksumAlgorithm, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, MAX_PART_SIZE,
     MAX_PARTS, MIB, MIN_PART_SIZE, RetryPolicy, S3Options, Sse, StaticCredentials, part_size_for,
 };
 pub use store::{S3Store, TransferStats};
+pub use stream::{STREAM_READ_AHEAD, STREAM_WINDOW};

@@ -16,7 +16,7 @@ use aws_sdk_s3::types::{
     CompletedPart, RequestPayer, ServerSideEncryption,
 };
 use biojob_storage::{
-    Direction, ObjectMeta, ObjectStore, ObjectUri, StorageError, TransferReport, hex,
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, TransferReport, hex,
 };
 use bytes::Bytes;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -68,10 +68,10 @@ pub struct S3Store {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    client: Client,
-    handle: Handle,
-    options: S3Options,
+pub(crate) struct Inner {
+    pub(crate) client: Client,
+    pub(crate) handle: Handle,
+    pub(crate) options: S3Options,
     counters: Counters,
 }
 
@@ -85,7 +85,7 @@ impl std::fmt::Debug for S3Store {
 }
 
 /// One attempt's failure: retry it, or give up with this error.
-enum Fault {
+pub(crate) enum Fault {
     Retry(String),
     Fatal(StorageError),
 }
@@ -158,7 +158,7 @@ impl S3Store {
     }
 }
 
-fn block<F: Future>(
+pub(crate) fn block<F: Future>(
     handle: &Handle,
     direction: Direction,
     future: F,
@@ -174,7 +174,10 @@ fn block<F: Future>(
     Ok(handle.block_on(future))
 }
 
-fn s3_parts(uri: &ObjectUri, direction: Direction) -> Result<(String, String), StorageError> {
+pub(crate) fn s3_parts(
+    uri: &ObjectUri,
+    direction: Direction,
+) -> Result<(String, String), StorageError> {
     match uri {
         ObjectUri::S3 { bucket, key } if !key.is_empty() => Ok((bucket.clone(), key.clone())),
         ObjectUri::S3 { .. } => Err(StorageError::InvalidUri {
@@ -232,9 +235,19 @@ impl ObjectStore for S3Store {
             inner.put_object(source.to_owned(), bucket, key, uri.to_string()),
         )?
     }
+
+    fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
+        let (bucket, key) = s3_parts(uri, Direction::Get)?;
+        let inner = Arc::clone(&self.inner);
+        block(
+            &self.inner.handle,
+            Direction::Get,
+            crate::stream::open(inner, bucket, key, uri.to_string()),
+        )?
+    }
 }
 
-fn length(value: Option<i64>) -> u64 {
+pub(crate) fn length(value: Option<i64>) -> u64 {
     value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
 }
 
@@ -301,7 +314,11 @@ fn status_of<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
     }
 }
 
-fn join_error(error: tokio::task::JoinError, uri: &str, direction: Direction) -> StorageError {
+pub(crate) fn join_error(
+    error: tokio::task::JoinError,
+    uri: &str,
+    direction: Direction,
+) -> StorageError {
     StorageError::Remote {
         op: "transferring",
         uri: uri.to_owned(),
@@ -311,7 +328,7 @@ fn join_error(error: tokio::task::JoinError, uri: &str, direction: Direction) ->
 }
 
 /// Which checksum S3 reports for an object, preferring CRC32C, then SHA-256, then CRC32.
-fn stored_checksum(head: &HeadObjectOutput) -> Option<Stored> {
+pub(crate) fn stored_checksum(head: &HeadObjectOutput) -> Option<Stored> {
     [
         (Algorithm::Crc32c, head.checksum_crc32_c()),
         (Algorithm::Sha256, head.checksum_sha256()),
@@ -322,7 +339,7 @@ fn stored_checksum(head: &HeadObjectOutput) -> Option<Stored> {
 }
 
 /// Consecutive `(offset, length)` ranges of at most `part` bytes covering `size` bytes.
-fn fixed_ranges(size: u64, part: u64) -> Vec<(u64, u64)> {
+pub(crate) fn fixed_ranges(size: u64, part: u64) -> Vec<(u64, u64)> {
     let part = part.max(1);
     (0..size.div_ceil(part))
         .map(|i| {
@@ -496,6 +513,42 @@ fn read_range(file: &File, offset: u64, length: u64) -> std::io::Result<Bytes> {
     Ok(Bytes::from(data))
 }
 
+/// Reads a ranged `GET`'s body of `length` bytes from `offset`, giving each piece to `sink`
+/// with its offset in the object as it arrives; a body cut short or too long is a retryable
+/// fault.
+pub(crate) async fn read_body(
+    mut body: ByteStream,
+    what: &str,
+    offset: u64,
+    length: u64,
+    mut sink: impl FnMut(&[u8], u64) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    let end = offset + length;
+    let mut position = offset;
+    while let Some(chunk) = body.try_next().await.map_err(|error| {
+        Fault::Retry(format!(
+            "{what}: reading the body: {}",
+            DisplayErrorContext(&error)
+        ))
+    })? {
+        let chunk_end = position + chunk.len() as u64;
+        if chunk_end > end {
+            return Err(Fault::Retry(format!(
+                "{what}: received more than {length} bytes"
+            )));
+        }
+        sink(&chunk, position)?;
+        position = chunk_end;
+    }
+    if position != end {
+        return Err(Fault::Retry(format!(
+            "{what}: received {} bytes",
+            position - offset
+        )));
+    }
+    Ok(())
+}
+
 impl Inner {
     fn payer(&self) -> Option<RequestPayer> {
         self.options
@@ -519,7 +572,7 @@ impl Inner {
     }
 
     /// Runs `attempt` until it succeeds, fails fatally, or the retry budget is spent.
-    async fn retrying<T, F, Fut>(
+    pub(crate) async fn retrying<T, F, Fut>(
         &self,
         op: &'static str,
         uri: &str,
@@ -563,7 +616,7 @@ impl Inner {
     }
 
     /// `HEAD` with checksums; `None` when the object does not exist.
-    async fn head_object(
+    pub(crate) async fn head_object(
         &self,
         bucket: &str,
         key: &str,
@@ -594,7 +647,7 @@ impl Inner {
     /// The ranges of a multipart object's parts: uniform parts (every part but the last the
     /// size of part 1, as every S3 client uploads them) when the count matches, else each
     /// part's range as S3 reports it.
-    async fn part_ranges(
+    pub(crate) async fn part_ranges(
         &self,
         bucket: &str,
         key: &str,
@@ -821,50 +874,14 @@ impl Inner {
     ) -> Result<Vec<u8>, StorageError> {
         let what = format!("part {} (bytes {offset}+{length})", index + 1);
         self.retrying("downloading", uri, Direction::Get, || async {
-            let range = format!("bytes={offset}-{}", offset + length - 1);
-            let result = self
-                .client
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .range(range)
-                .set_if_match(etag.clone())
-                .set_request_payer(self.payer())
-                .send()
-                .await;
-            let output = match result {
-                Ok(output) => output,
-                Err(error) if status_of(&error) == Some(412) => {
-                    return Err(Fault::Fatal(StorageError::Remote {
-                        op: "downloading",
-                        uri: uri.to_owned(),
-                        direction: Direction::Get,
-                        message: "the object changed during the download (ETag mismatch)".into(),
-                    }));
-                }
-                Err(error) => {
-                    return Err(fault(error, "downloading", uri, Direction::Get, &what));
-                }
-            };
+            let body = self
+                .ranged_get(bucket, key, uri, etag.as_deref(), offset, length, &what)
+                .await?;
             // The body is written where it belongs as it arrives (a part is never held whole
             // in memory); a retry rewrites the part from its start.
-            let mut body = output.body;
             let mut digest = Running::new(algorithm);
-            let mut position = offset;
-            let end = offset + length;
-            while let Some(chunk) = body.try_next().await.map_err(|error| {
-                Fault::Retry(format!(
-                    "{what}: reading the body: {}",
-                    DisplayErrorContext(&error)
-                ))
-            })? {
-                let chunk_end = position + chunk.len() as u64;
-                if chunk_end > end {
-                    return Err(Fault::Retry(format!(
-                        "{what}: received more than {length} bytes"
-                    )));
-                }
-                file.write_all_at(&chunk, position).map_err(|source| {
+            read_body(body, &what, offset, length, |chunk, position| {
+                file.write_all_at(chunk, position).map_err(|source| {
                     Fault::Fatal(StorageError::Io {
                         op: "writing a part of",
                         path: Utf8PathBuf::from(uri),
@@ -872,18 +889,51 @@ impl Inner {
                         source,
                     })
                 })?;
-                digest.update(&chunk);
-                position = chunk_end;
-            }
-            if position != end {
-                return Err(Fault::Retry(format!(
-                    "{what}: received {} bytes",
-                    position - offset
-                )));
-            }
+                digest.update(chunk);
+                Ok(())
+            })
+            .await?;
             Ok(digest.finish())
         })
         .await
+    }
+
+    /// One attempt at `GET` of `length` bytes from `offset`, pinned to `etag` (`If-Match`):
+    /// the response body, or the attempt's fault (a changed object is fatal).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn ranged_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        uri: &str,
+        etag: Option<&str>,
+        offset: u64,
+        length: u64,
+        what: &str,
+    ) -> Result<ByteStream, Fault> {
+        let range = format!("bytes={offset}-{}", offset + length - 1);
+        let result = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(range)
+            .set_if_match(etag.map(str::to_owned))
+            .set_request_payer(self.payer())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.body),
+            Err(error) if status_of(&error) == Some(412) => {
+                Err(Fault::Fatal(StorageError::Remote {
+                    op: "downloading",
+                    uri: uri.to_owned(),
+                    direction: Direction::Get,
+                    message: "the object changed during the download (ETag mismatch)".into(),
+                }))
+            }
+            Err(error) => Err(fault(error, "downloading", uri, Direction::Get, what)),
+        }
     }
 
     async fn put_object(

@@ -551,3 +551,109 @@ fn sse_and_requester_pays_are_sent_with_every_request_that_takes_them() {
         1
     );
 }
+
+fn read_all(
+    store: &S3Store,
+    key: &str,
+) -> (std::io::Result<Vec<u8>>, biojob_storage::StreamFailure) {
+    use std::io::Read;
+    let mut reader = store.open(&uri(key)).unwrap();
+    let failure = reader.failure();
+    let mut bytes = Vec::new();
+    let result = reader.read_to_end(&mut bytes).map(|_| bytes);
+    (result, failure)
+}
+
+#[test]
+fn streamed_reads_give_the_object_byte_for_byte_across_windows_and_parts() {
+    use biojob_storage_s3::STREAM_WINDOW;
+    let store = direct();
+    let dir = scratch();
+    // Empty, one byte, inside one part (full-object CRC32C), and multipart objects whose
+    // 5 MiB parts (composite CRC32C) straddle the 8 MiB windows.
+    let sizes = [
+        0,
+        1,
+        PART - 1,
+        STREAM_WINDOW + 1,
+        3 * STREAM_WINDOW + PART + 3,
+    ];
+    for (seed, size) in sizes.into_iter().enumerate() {
+        let bytes = data(size, 100 + seed as u64);
+        let source = dir.root.join(format!("source-{size}"));
+        write(&source, &bytes);
+        let key = format!("stream/{size}");
+        store.put(&source, &uri(&key)).unwrap();
+        let reader = store.open(&uri(&key)).unwrap();
+        assert_eq!(reader.size(), size);
+        drop(reader);
+        let (read, failure) = read_all(&store, &key);
+        assert_eq!(read.unwrap(), bytes, "{size} bytes");
+        assert!(failure.take().is_none());
+    }
+    // A reader dropped after its first bytes stops its transfer and does not hang.
+    use std::io::Read;
+    let mut reader = store
+        .open(&uri(&format!("stream/{}", 3 * STREAM_WINDOW + PART + 3)))
+        .unwrap();
+    let mut first = [0u8; 10];
+    reader.read_exact(&mut first).unwrap();
+    drop(reader);
+    // Nothing was written to scratch.
+    assert_eq!(listing(&dir.root).len(), sizes.len());
+}
+
+#[test]
+fn a_streamed_read_retries_a_cut_window_and_refuses_a_corrupted_one() {
+    let (store, proxy) = proxied();
+    // Two parts (a composite checksum) in one window: one GET, so the rules below hit it.
+    let bytes = data(PART + 11, 12);
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    direct().put(&source, &uri("faults/stream")).unwrap();
+
+    proxy.add(Rule::new(
+        "GET",
+        "faults/stream",
+        Fault::ResetResponseAfter(1 << 20),
+    ));
+    let (read, failure) = read_all(&store, "faults/stream");
+    assert_eq!(read.unwrap(), bytes);
+    assert!(failure.take().is_none());
+    assert_eq!(proxy.injected().len(), 1);
+    assert_eq!(store.stats().retries, 1);
+
+    proxy.add(Rule::new(
+        "GET",
+        "faults/stream",
+        Fault::CorruptResponseByte(3),
+    ));
+    let (read, failure) = read_all(&store, "faults/stream");
+    let mut corrupted = bytes.clone();
+    corrupted[3] ^= 0xff;
+    let part = |b: &[u8]| crc32c(b);
+    let composite = |b: &[u8]| {
+        let parts: Vec<Vec<u8>> = b.chunks(PART as usize).map(part).collect();
+        b64(&crc32c(&parts.concat()))
+    };
+    let expected = format!(
+        "s3://biojob-test/faults/stream: checksum mismatch: S3 holds crc32c:{}-2, the bytes received give crc32c:{}-2",
+        composite(&bytes),
+        composite(&corrupted)
+    );
+    assert_eq!(read.unwrap_err().to_string(), expected);
+    let error = failure.take().unwrap();
+    assert_eq!(error.to_string(), expected);
+    assert_eq!(error.exit_class(), ExitClass::InputStaging);
+}
+
+#[test]
+fn a_streamed_read_of_a_missing_object_is_not_found() {
+    let error = direct().open(&uri("nowhere/stream.fq.gz")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "s3://biojob-test/nowhere/stream.fq.gz does not exist"
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+}

@@ -1,7 +1,7 @@
 //! Where workflow data lives, and how it moves between there and scratch.
 //!
 //! - [`ObjectUri`]: `s3://bucket/key`, `file:///path` or a plain path.
-//! - [`ObjectStore`]: the operations a step needs (head, get, put), implemented here for the
+//! - [`ObjectStore`]: the operations a step needs (head, get, put, open to stream), implemented here for the
 //!   local filesystem by [`LocalStore`] and for S3 by the `biojob-storage-s3` crate.
 //! - [`Stores`]: picks the store for a URI's scheme.
 //!
@@ -23,5 +23,5 @@ mod uri;
 
 pub use error::{Direction, StorageError};
 pub use local::{LocalStore, hex};
-pub use store::{ObjectMeta, ObjectStore, Stores, TransferReport};
+pub use store::{ObjectMeta, ObjectReader, ObjectStore, Stores, StreamFailure, TransferReport};
 pub use uri::ObjectUri;

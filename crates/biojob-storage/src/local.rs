@@ -5,7 +5,10 @@ use std::io::{Read, Write};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
-use crate::{Direction, ObjectMeta, ObjectStore, ObjectUri, StorageError, TransferReport};
+use crate::{
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, StreamFailure,
+    TransferReport,
+};
 
 /// Objects that are local files (`file://` URIs and plain paths).
 ///
@@ -44,6 +47,29 @@ impl ObjectStore for LocalStore {
     fn put(&self, source: &Utf8Path, uri: &ObjectUri) -> Result<TransferReport, StorageError> {
         let destination = local(uri, Direction::Put)?;
         copy_atomically(source, destination, Direction::Put)
+    }
+
+    fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
+        let path = local(uri, Direction::Get)?;
+        let size = match self.head(uri)? {
+            Some(meta) => meta.size,
+            None => {
+                return Err(StorageError::NotFound {
+                    uri: uri.to_string(),
+                });
+            }
+        };
+        let file = std::fs::File::open(path).map_err(|source| StorageError::Io {
+            op: "opening",
+            path: path.to_owned(),
+            direction: Direction::Get,
+            source,
+        })?;
+        Ok(ObjectReader::new(
+            Box::new(file),
+            size,
+            StreamFailure::default(),
+        ))
     }
 }
 

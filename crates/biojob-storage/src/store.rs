@@ -1,6 +1,7 @@
 //! The storage trait and the scheme router.
 
-use std::sync::Arc;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
 
 use camino::Utf8Path;
 use serde::Serialize;
@@ -50,6 +51,86 @@ pub trait ObjectStore: Send + Sync {
     /// # Errors
     /// A transfer/verification failure (output staging class).
     fn put(&self, source: &Utf8Path, uri: &ObjectUri) -> Result<TransferReport, StorageError>;
+
+    /// Opens the object at `uri` to be read once, from its first byte to its last, without a
+    /// copy in scratch. The reader fails (an `io::Error`, the [`StorageError`] behind it kept
+    /// in [`ObjectReader::failure`]) when the transfer fails or when the bytes read do not
+    /// match the object's size or stored checksum; that check happens when the last byte has
+    /// been read, so a caller must read to the end (a `read` returning 0) before trusting what
+    /// it read, and must publish nothing before then.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`], or a failure to ask the store (input staging class).
+    fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError>;
+}
+
+/// Where a streamed read keeps the [`StorageError`] that ended it: an `io::Error` can carry
+/// only text through the readers stacked on top (a gzip decoder, a FASTQ parser), so the
+/// caller takes the typed error from here to report it with its exit class.
+#[derive(Debug, Clone, Default)]
+pub struct StreamFailure(Arc<Mutex<Option<StorageError>>>);
+
+impl StreamFailure {
+    /// Keeps `error` (the first one kept wins) and returns the `io::Error` for the reader to
+    /// return: its text is the error's.
+    pub fn record(&self, error: StorageError) -> std::io::Error {
+        let io = std::io::Error::other(error.to_string());
+        if let Ok(mut slot) = self.0.lock()
+            && slot.is_none()
+        {
+            *slot = Some(error);
+        }
+        io
+    }
+
+    /// The error that ended the read, if one did; taken once.
+    pub fn take(&self) -> Option<StorageError> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// An object opened with [`ObjectStore::open`]: a `Read` from its first byte.
+pub struct ObjectReader {
+    reader: Box<dyn Read + Send>,
+    failure: StreamFailure,
+    size: u64,
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectReader {
+    /// Wraps a store's reader of an object of `size` bytes; `failure` is where the reader
+    /// records the error that ends it.
+    pub fn new(reader: Box<dyn Read + Send>, size: u64, failure: StreamFailure) -> ObjectReader {
+        ObjectReader {
+            reader,
+            failure,
+            size,
+        }
+    }
+
+    /// The object's size in bytes, as the store reported it when opened.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// A handle on the error that ends the read (shared: it stays valid after the reader has
+    /// been moved into a decoder).
+    pub fn failure(&self) -> StreamFailure {
+        self.failure.clone()
+    }
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
 }
 
 /// Picks the store for a URI: the local store for paths and `file://`, the S3 store (when one
