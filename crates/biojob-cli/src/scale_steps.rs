@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 use std::time::{Instant, SystemTime};
 
 use biojob_core::{StepId, scratch_file_name};
-use biojob_formats::{fastq_chunk_names, split_fastq_pair_in_turn};
+use biojob_formats::{ChunkLayout, SplitRequest, fastq_chunk_names, split_fastq_pair};
 use biojob_pipeline::{AlignRequest, chunk_prefix, keys};
 use biojob_process::CancelToken;
 use biojob_storage::{ObjectUri, Stores};
@@ -150,9 +150,12 @@ fn chunk_count(chunks: u64) -> Result<NonZeroUsize, Failure> {
         })
 }
 
-/// The split job: stages the FASTQ pair, deals blocks of `BIOJOB_ALIGN_CHUNK_PAIRS` read pairs
-/// in turn into `CHUNKS` chunks ([`biojob_formats::split_fastq_pair_in_turn`]), and stages out
-/// `<sample>.split.<chunk>_R1.fastq.gz` and `_R2` for each chunk.
+/// The split job: streams the FASTQ pair from where it is (an S3 object is read as it
+/// downloads, never copied to scratch whole), deals blocks of `BIOJOB_ALIGN_CHUNK_PAIRS` read
+/// pairs in turn into `CHUNKS` chunks ([`biojob_formats::split_fastq_pair`] with
+/// [`ChunkLayout::InTurn`], the job's threads compressing), and stages out
+/// `<sample>.split.<chunk>_R1.fastq.gz` and `_R2` for each chunk. A transfer that fails or
+/// does not verify fails the job with the staging class, and nothing is published.
 pub fn split(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let job = Job::new(
         &args.step,
@@ -169,24 +172,35 @@ pub fn split(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
     let (started, clock) = (SystemTime::now(), Instant::now());
     let context = run.context();
     let result = (|| {
-        let remedy = "check SOURCE_DATA_PREFIX and SAMPLE_ID, or give FASTQ_1 and FASTQ_2";
         let fastq_bytes = run
             .size_of(&fastq_1)?
             .saturating_add(run.size_of(&fastq_2)?);
-        run.preflight(&[&fastq_1, &fastq_2], |staged| {
-            biojob_pipeline::align_space_need(staged, fastq_bytes, &fastq_1.to_string())
-        })?;
-        let r1 = run.stage(&fastq_1, "FASTQ_1", remedy)?;
-        let r2 = run.stage(&fastq_2, "FASTQ_2", remedy)?;
+        context.preflight(&biojob_pipeline::split_space_need(fastq_bytes))?;
         context.check_stopped("splitting the FASTQ pair")?;
-        let written = split_fastq_pair_in_turn(
-            &r1,
-            &r2,
-            block_pairs,
-            chunks,
-            &run.work_dir,
-            &chunk_prefix(&job.sample),
-        )?;
+        let (source_1, failure_1) = run.fastq_source(&fastq_1)?;
+        let (source_2, failure_2) = run.fastq_source(&fastq_2)?;
+        let written = split_fastq_pair(
+            source_1,
+            source_2,
+            &SplitRequest {
+                layout: ChunkLayout::InTurn {
+                    block_pairs,
+                    chunks,
+                },
+                dir: &run.work_dir,
+                prefix: &chunk_prefix(&job.sample),
+                threads: NonZeroUsize::new(context.resources.threads).unwrap_or(NonZeroUsize::MIN),
+            },
+        )
+        .map_err(|error| {
+            // A stream that failed shows through the FASTQ reader as a read error; the
+            // transfer's own error carries the right class (staging, retryable).
+            [failure_1, failure_2]
+                .into_iter()
+                .flatten()
+                .find_map(|failure| failure.take())
+                .map_or_else(|| Error::from(error), Error::from)
+        })?;
         let files = written
             .into_iter()
             .flat_map(|chunk| [chunk.fastq_1, chunk.fastq_2])

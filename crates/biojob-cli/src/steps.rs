@@ -12,6 +12,7 @@
 use std::time::{Instant, SystemTime};
 
 use biojob_core::{SampleId, StepId, scratch_file_name};
+use biojob_formats::FastqSource;
 use biojob_pipeline::{
     AlignInputDigests, AlignRequest, CallRequest, EarlierTasks, Engine, Error, GatherRequest,
     JobEnvironment, OutputRecord, PreparedReference, ReferenceOptions, StepContext, TaskRecord,
@@ -22,7 +23,7 @@ use biojob_pipeline::{
 };
 use biojob_process::{CancelToken, StageReport};
 use biojob_scratch::{JobScratch, SpaceNeed, SpaceWatch};
-use biojob_storage::{ObjectUri, Stores};
+use biojob_storage::{ObjectUri, Stores, StreamFailure};
 use camino::Utf8PathBuf;
 
 use crate::Failure;
@@ -321,6 +322,20 @@ impl StepRun {
     /// The size of the object at `uri` in bytes, 0 when it does not exist (staging then
     /// reports it missing). A key that could not be staged into scratch (`..`, an empty
     /// segment) is refused first, before any request.
+    /// `uri` as a FASTQ source read once: a local path as it is, an object streamed from its
+    /// store ([`biojob_storage::ObjectStore::open`]) with the handle on its transfer error.
+    pub(crate) fn fastq_source(
+        &self,
+        uri: &ObjectUri,
+    ) -> Result<(FastqSource, Option<StreamFailure>), Error> {
+        if let Some(path) = uri.local_path() {
+            return Ok((FastqSource::file(path), None));
+        }
+        let reader = self.engine.stores.for_uri(uri)?.open(uri)?;
+        let failure = reader.failure();
+        Ok((FastqSource::reader(&uri.to_string(), reader), Some(failure)))
+    }
+
     pub(crate) fn size_of(&self, uri: &ObjectUri) -> Result<u64, Error> {
         if uri.local_path().is_none() {
             uri.scratch_path(&self.staging())?;

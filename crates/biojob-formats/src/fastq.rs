@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use camino::Utf8Path;
 
-use self::input::{FastqInput, IO_BUFFER_BYTES};
+pub use self::input::FastqSource;
+use self::input::IO_BUFFER_BYTES;
 use self::mates::{MateOutcome, MateSender, compare_mates, mate_channel};
-use self::record::RecordReader;
-pub use self::split::{FastqChunk, fastq_chunk_names, split_fastq_pair, split_fastq_pair_in_turn};
+use self::record::{RecordReader, RecordView};
+pub use self::split::{ChunkLayout, FastqChunk, SplitRequest, fastq_chunk_names, split_fastq_pair};
 use crate::FastqError;
 
 /// What one pass over a FASTQ pair counted.
@@ -75,8 +76,8 @@ pub fn stream_fastq_pair(
     sink_2: impl Write + Send,
 ) -> Result<FastqPairStats, FastqError> {
     read_pair(
-        fastq_1,
-        fastq_2,
+        FastqSource::file(fastq_1),
+        FastqSource::file(fastq_2),
         BufWriter::with_capacity(IO_BUFFER_BYTES, sink_1),
         BufWriter::with_capacity(IO_BUFFER_BYTES, sink_2),
         false,
@@ -92,12 +93,18 @@ pub fn validate_fastq_pair(
     fastq_1: &Utf8Path,
     fastq_2: &Utf8Path,
 ) -> Result<FastqPairStats, FastqError> {
-    read_pair(fastq_1, fastq_2, Discard, Discard, true)
+    read_pair(
+        FastqSource::file(fastq_1),
+        FastqSource::file(fastq_2),
+        Discard,
+        Discard,
+        true,
+    )
 }
 
 /// Where a reader thread puts its records.
 trait RecordSink: Send {
-    fn write_record(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn write_record(&mut self, record: &RecordView<'_>) -> io::Result<()>;
     /// Flushes and closes the sink after the last record.
     fn finish(self) -> io::Result<()>;
     /// Closes the sink after a failure, dropping unwritten data: flushing could block on a pipe
@@ -106,8 +113,8 @@ trait RecordSink: Send {
 }
 
 impl<W: Write + Send> RecordSink for BufWriter<W> {
-    fn write_record(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write_all(bytes)
+    fn write_record(&mut self, record: &RecordView<'_>) -> io::Result<()> {
+        self.write_all(record.raw)
     }
 
     fn finish(mut self) -> io::Result<()> {
@@ -123,7 +130,7 @@ impl<W: Write + Send> RecordSink for BufWriter<W> {
 struct Discard;
 
 impl RecordSink for Discard {
-    fn write_record(&mut self, _bytes: &[u8]) -> io::Result<()> {
+    fn write_record(&mut self, _record: &RecordView<'_>) -> io::Result<()> {
         Ok(())
     }
 
@@ -145,12 +152,14 @@ struct FileOutcome {
 }
 
 fn read_pair(
-    fastq_1: &Utf8Path,
-    fastq_2: &Utf8Path,
+    source_1: FastqSource,
+    source_2: FastqSource,
     sink_1: impl RecordSink,
     sink_2: impl RecordSink,
     bounded_mates: bool,
 ) -> Result<FastqPairStats, FastqError> {
+    let (path_1, path_2) = (source_1.path().to_owned(), source_2.path().to_owned());
+    let (fastq_1, fastq_2) = (path_1.as_path(), path_2.as_path());
     let started = Instant::now();
     let cancel = AtomicBool::new(false);
     let (mates_tx_1, mates_rx_1) = mate_channel(bounded_mates);
@@ -158,8 +167,8 @@ fn read_pair(
 
     let (result_1, result_2, mates) = std::thread::scope(|scope| {
         let cancel = &cancel;
-        let reader_1 = scope.spawn(move || read_file(fastq_1, sink_1, mates_tx_1, cancel));
-        let reader_2 = scope.spawn(move || read_file(fastq_2, sink_2, mates_tx_2, cancel));
+        let reader_1 = scope.spawn(move || read_file(source_1, sink_1, mates_tx_1, cancel));
+        let reader_2 = scope.spawn(move || read_file(source_2, sink_2, mates_tx_2, cancel));
         let mates = compare_mates(mates_rx_1, mates_rx_2, cancel);
         let result_1 = reader_1
             .join()
@@ -187,14 +196,15 @@ fn read_pair(
 /// One reader thread: reads, checks and writes `path`'s records; on any error tells the other
 /// side to stop.
 fn read_file(
-    path: &Utf8Path,
+    source: FastqSource,
     mut sink: impl RecordSink,
     mut mates: MateSender,
     cancel: &AtomicBool,
 ) -> Result<FileOutcome, FastqError> {
+    let path = &source.path().to_owned();
     let _span = tracing::debug_span!("fastq", %path).entered();
     let started = Instant::now();
-    let mut result = scan_file(path, &mut sink, &mut mates, cancel);
+    let mut result = scan_file(source, &mut sink, &mut mates, cancel);
     mates.finish();
     result = match result {
         Ok(outcome) if outcome.completed && outcome.records == 0 => {
@@ -230,34 +240,43 @@ fn read_file(
 }
 
 fn scan_file(
-    path: &Utf8Path,
+    source: FastqSource,
     sink: &mut impl RecordSink,
     mates: &mut MateSender,
     cancel: &AtomicBool,
 ) -> Result<FileOutcome, FastqError> {
-    let mut reader = RecordReader::new(path, FastqInput::open(path)?);
-    tracing::debug!(gzip = reader.is_gzip(), "FASTQ file opened");
+    let path = &source.path().to_owned();
+    let streamed = source.is_streamed();
+    let mut reader = RecordReader::new(path, source.open()?);
+    tracing::debug!(gzip = reader.is_gzip(), streamed, "FASTQ file opened");
     let mut bases: u64 = 0;
-    let completed = loop {
-        if cancel.load(Ordering::Relaxed) {
-            break false;
+    let completed = (|| {
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let records = reader.records();
+            let Some(record) = reader.next_record()? else {
+                return Ok(true);
+            };
+            bases += record.bases;
+            sink.write_record(&record)
+                .map_err(|source| write_error(path, records + 1, source))?;
+            if !mates.push(record.name) {
+                return Ok(false);
+            }
         }
-        let records = reader.records();
-        let Some(record) = reader.next_record()? else {
-            break true;
-        };
-        bases += record.bases;
-        sink.write_record(record.raw)
-            .map_err(|source| write_error(path, records + 1, source))?;
-        if !mates.push(record.name) {
-            break false;
-        }
-    };
+    })();
+    if streamed && !matches!(completed, Ok(true)) {
+        // A stream checks its transfer at its last byte: read on, so that bytes damaged on the
+        // way are reported as such (by the stream's owner) rather than as a broken record.
+        reader.drain_input();
+    }
     Ok(FileOutcome {
         records: reader.records(),
         bases,
         bytes_read: reader.bytes_read(),
-        completed,
+        completed: completed?,
     })
 }
 

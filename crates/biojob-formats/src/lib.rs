@@ -61,8 +61,8 @@ pub use contigs::describe_contig_difference;
 pub use error::{FastqError, FormatError, input_io_class};
 pub use fai::read_fai;
 pub use fastq::{
-    FastqChunk, FastqPairStats, fastq_chunk_names, split_fastq_pair, split_fastq_pair_in_turn,
-    stream_fastq_pair, validate_fastq_pair,
+    ChunkLayout, FastqChunk, FastqPairStats, FastqSource, SplitRequest, fastq_chunk_names,
+    split_fastq_pair, stream_fastq_pair, validate_fastq_pair,
 };
 pub use tabix::tabix_contigs;
 pub use vcf::{

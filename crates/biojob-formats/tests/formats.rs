@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use biojob_core::{Classify, Contig, ExitClass};
 use biojob_formats::{
-    BamHeaderSummary, FastqError, FastqPairStats, FlagCounts, FormatError, VariantCounts,
-    VcfContig, VcfHeaderSummary, VcfRules, check_bam_header, check_bgzf_eof, fastq_chunk_names,
-    quickcheck_bam, quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf,
-    split_fastq_pair, split_fastq_pair_in_turn, stream_fastq_pair, tabix_contigs,
-    validate_fastq_pair,
+    BamHeaderSummary, ChunkLayout, FastqError, FastqPairStats, FastqSource, FlagCounts,
+    FormatError, SplitRequest, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules,
+    check_bam_header, check_bgzf_eof, fastq_chunk_names, quickcheck_bam, quickcheck_vcf,
+    read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, split_fastq_pair,
+    stream_fastq_pair, tabix_contigs, validate_fastq_pair,
 };
 use biojob_testkit::testdata;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -1475,6 +1475,60 @@ fn gunzip_text(path: &Utf8Path) -> String {
     text
 }
 
+/// Splits two files into consecutive chunks of `chunk_pairs` pairs with 2 threads.
+fn split_consecutive(
+    r1: &Utf8Path,
+    r2: &Utf8Path,
+    chunk_pairs: NonZeroU64,
+    dir: &Utf8Path,
+    prefix: &str,
+) -> Result<Vec<biojob_formats::FastqChunk>, FastqError> {
+    split_fastq_pair(
+        FastqSource::file(r1),
+        FastqSource::file(r2),
+        &SplitRequest {
+            layout: ChunkLayout::Consecutive { chunk_pairs },
+            dir,
+            prefix,
+            threads: NonZeroUsize::new(2).unwrap(),
+        },
+    )
+}
+
+/// Splits two files into `chunks` chunks of blocks of `block_pairs` pairs dealt in turn.
+fn split_in_turn(
+    r1: &Utf8Path,
+    r2: &Utf8Path,
+    block_pairs: NonZeroU64,
+    chunks: NonZeroUsize,
+    dir: &Utf8Path,
+    prefix: &str,
+) -> Result<Vec<biojob_formats::FastqChunk>, FastqError> {
+    split_fastq_pair(
+        FastqSource::file(r1),
+        FastqSource::file(r2),
+        &SplitRequest {
+            layout: ChunkLayout::InTurn {
+                block_pairs,
+                chunks,
+            },
+            dir,
+            prefix,
+            threads: NonZeroUsize::new(1).unwrap(),
+        },
+    )
+}
+
+/// Names of the files in `dir`, sorted.
+fn dir_listing(dir: &Utf8Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    files
+}
+
 fn fastq_text(names: &[&str], mate: u8) -> String {
     names
         .iter()
@@ -1494,7 +1548,7 @@ fn split_keeps_mates_together_in_chunks_with_fixed_names() {
     std::fs::write(&r2, fastq_text(&names, 2).trim_end()).unwrap();
     let out = root.join("chunks");
     std::fs::create_dir(&out).unwrap();
-    let chunks = split_fastq_pair(&r1, &r2, NonZeroU64::new(2).unwrap(), &out, "S.split").unwrap();
+    let chunks = split_consecutive(&r1, &r2, NonZeroU64::new(2).unwrap(), &out, "S.split").unwrap();
     let summary: Vec<(usize, String, String, u64, u64)> = chunks
         .iter()
         .map(|c| {
@@ -1561,20 +1615,20 @@ fn split_refuses_pairs_out_of_step() {
     let chunk = NonZeroU64::new(2).unwrap();
     std::fs::write(&r1, fastq_text(&["a", "b", "c"], 1)).unwrap();
     std::fs::write(&r2, fastq_text(&["a", "b", "x"], 2)).unwrap();
-    let error = split_fastq_pair(&r1, &r2, chunk, root, "S.split").unwrap_err();
+    let error = split_consecutive(&r1, &r2, chunk, root, "S.split").unwrap_err();
     assert_eq!(
         error.to_string(),
         format!("mate names differ at record 3: \"c\" in {r1}, \"x\" in {r2}")
     );
     std::fs::write(&r2, fastq_text(&["a", "b"], 2)).unwrap();
-    let error = split_fastq_pair(&r1, &r2, chunk, root, "S.split").unwrap_err();
+    let error = split_consecutive(&r1, &r2, chunk, root, "S.split").unwrap_err();
     assert_eq!(
         error.to_string(),
         format!("{r2} ended after 2 records; {r1} has more")
     );
     std::fs::write(&r1, "").unwrap();
     std::fs::write(&r2, "").unwrap();
-    let error = split_fastq_pair(&r1, &r2, chunk, root, "S.split").unwrap_err();
+    let error = split_consecutive(&r1, &r2, chunk, root, "S.split").unwrap_err();
     assert_eq!(error.to_string(), format!("{r1}: no records (empty file)"));
 }
 
@@ -1589,9 +1643,7 @@ fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
     std::fs::write(&r2, fastq_text(&names, 2)).unwrap();
     let block = NonZeroU64::new(2).unwrap();
     // Blocks ab, cd, ef, g dealt to 3 chunks: ab+g, cd, ef.
-    let chunks =
-        split_fastq_pair_in_turn(&r1, &r2, block, NonZeroUsize::new(3).unwrap(), root, "S")
-            .unwrap();
+    let chunks = split_in_turn(&r1, &r2, block, NonZeroUsize::new(3).unwrap(), root, "S").unwrap();
     let pairs: Vec<u64> = chunks.iter().map(|c| c.pairs).collect();
     assert_eq!(pairs, [3, 2, 2]);
     assert_eq!(
@@ -1605,11 +1657,142 @@ fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
     assert_eq!(gunzip_text(&chunks[2].fastq_2), fastq_text(&["e", "f"], 2));
     assert_eq!(chunks[1].fastq_1.file_name(), Some("S.0001_R1.fastq.gz"));
     // 7 pairs are 4 blocks of 2: a fifth chunk would be empty.
-    let error = split_fastq_pair_in_turn(&r1, &r2, block, NonZeroUsize::new(5).unwrap(), root, "T")
-        .unwrap_err();
+    let error =
+        split_in_turn(&r1, &r2, block, NonZeroUsize::new(5).unwrap(), root, "T").unwrap_err();
     assert_eq!(
         error.to_string(),
         format!("{r1} has 7 read pairs: fewer than 5 blocks of 2 pairs, so a chunk would be empty")
     );
     assert!(matches!(error, FastqError::TooFewBlocks { .. }));
+    // The "T" chunks that were written are removed: only the inputs and the "S" chunks stay.
+    assert!(dir_listing(root).iter().all(|f| !f.starts_with("T.")));
+    assert_eq!(dir_listing(root).len(), 2 + 6);
+}
+
+/// `pairs` read pairs of 150-base mates named `r{i}`, as the text of R1 or R2.
+fn long_fastq_text(pairs: usize, mate: u8) -> String {
+    let bases = ["ACGT".repeat(37) + "AC", "TTGCA".repeat(30)];
+    let qualities = "F".repeat(150);
+    (0..pairs)
+        .map(|i| {
+            format!(
+                "@r{i}/{mate} extra\n{}\n+\n{qualities}\n",
+                bases[(i + usize::from(mate)) % 2]
+            )
+        })
+        .collect()
+}
+
+fn gzip_bytes(text: &str) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn split_streams_from_readers_into_multi_member_chunks_on_several_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let (text_1, text_2) = (long_fastq_text(8000, 1), long_fastq_text(8000, 2));
+    let chunks = split_fastq_pair(
+        FastqSource::reader(
+            "s3://bucket/in_R1.fastq.gz",
+            io::Cursor::new(gzip_bytes(&text_1)),
+        ),
+        FastqSource::reader(
+            "s3://bucket/in_R2.fastq.gz",
+            io::Cursor::new(gzip_bytes(&text_2)),
+        ),
+        &SplitRequest {
+            layout: ChunkLayout::Consecutive {
+                chunk_pairs: NonZeroU64::new(5000).unwrap(),
+            },
+            dir: root,
+            prefix: "S.split",
+            threads: NonZeroUsize::new(3).unwrap(),
+        },
+    )
+    .unwrap();
+    let pairs: Vec<(u64, u64)> = chunks.iter().map(|c| (c.pairs, c.bases)).collect();
+    assert_eq!(pairs, [(5000, 1_500_000), (3000, 900_000)]);
+    let lines_of = |text: &str, from: usize, to: usize| {
+        text.lines()
+            .skip(4 * from)
+            .take(4 * (to - from))
+            .map(|line| format!("{line}\n"))
+            .collect::<String>()
+    };
+    assert_eq!(gunzip_text(&chunks[0].fastq_1), lines_of(&text_1, 0, 5000));
+    assert_eq!(gunzip_text(&chunks[0].fastq_2), lines_of(&text_2, 0, 5000));
+    assert_eq!(
+        gunzip_text(&chunks[1].fastq_1),
+        lines_of(&text_1, 5000, 8000)
+    );
+    assert_eq!(
+        gunzip_text(&chunks[1].fastq_2),
+        lines_of(&text_2, 5000, 8000)
+    );
+    // 1.7 MB of records make two gzip members: a single-member reader stops after the first.
+    let mut first_member = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&chunks[0].fastq_1).unwrap())
+        .read_to_string(&mut first_member)
+        .unwrap();
+    // A member ends at the first record that brings it to 1 MiB.
+    let records = (1..5000)
+        .find(|&k| lines_of(&text_1, 0, k).len() >= 1 << 20)
+        .unwrap();
+    assert_eq!(first_member, lines_of(&text_1, 0, records));
+    assert_eq!(
+        dir_listing(root),
+        [
+            "S.split.0000_R1.fastq.gz",
+            "S.split.0000_R2.fastq.gz",
+            "S.split.0001_R1.fastq.gz",
+            "S.split.0001_R2.fastq.gz"
+        ]
+    );
+}
+
+#[test]
+fn a_failed_split_leaves_no_chunk_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let out = root.join("chunks");
+    std::fs::create_dir(&out).unwrap();
+    let r1 = root.join("in_R1.fastq");
+    let r2 = root.join("in_R2.fastq");
+    // Mates out of step at the last record, after two whole chunks were cut.
+    std::fs::write(&r1, fastq_text(&["a", "b", "c", "d", "e"], 1)).unwrap();
+    std::fs::write(&r2, fastq_text(&["a", "b", "c", "d", "x"], 2)).unwrap();
+    let chunk = NonZeroU64::new(2).unwrap();
+    let error = split_consecutive(&r1, &r2, chunk, &out, "S.split").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("mate names differ at record 5: \"e\" in {r1}, \"x\" in {r2}")
+    );
+    assert!(dir_listing(&out).is_empty());
+
+    // A chunk directory that does not exist: the write error names the input and the chunk.
+    std::fs::write(&r2, fastq_text(&["a", "b", "c", "d", "e"], 2)).unwrap();
+    let missing = root.join("missing");
+    let error = split_consecutive(&r1, &r2, chunk, &missing, "S.split").unwrap_err();
+    assert!(matches!(error, FastqError::Write { .. }), "{error:?}");
+    assert_eq!(error.exit_class(), ExitClass::OutputStaging);
+    // Both files' writers fail; the first to fail is reported, with its own chunk.
+    let FastqError::Write { path, records, .. } = &error else {
+        unreachable!()
+    };
+    let mate = if *path == r1 { 1 } else { 2 };
+    assert!(*path == r1 || *path == r2, "{path}");
+    assert_eq!(
+        error.to_string(),
+        format!("writing the records of {path} failed after record {records}")
+    );
+    assert_eq!(
+        std::error::Error::source(&error).unwrap().to_string(),
+        format!(
+            "failed to create file `{missing}/S.split.0000_R{mate}.fastq.gz.partial`: No such file or directory (os error 2)"
+        )
+    );
+    assert!(!missing.exists());
 }

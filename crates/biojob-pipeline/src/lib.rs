@@ -60,7 +60,7 @@ pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
 pub use scale::{ScaleOptions, align_in_chunks, chunk_prefix, shard_plan};
 pub use space::{
     ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
-    file_bytes, gather_space_need,
+    file_bytes, gather_space_need, split_space_need,
 };
 pub use steps::{
     AlignOutput, AlignRequest, BWA_BATCH_BASES, CallOutput, CallRequest, ContigQc, GatherOutput,

@@ -1,12 +1,12 @@
 //! Scaling a run out: calling shards cut by size (and, with chunking, alignment over FASTQ
 //! chunks), with the settings that choose them.
 
-use std::num::NonZeroU64;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use biojob_core::{ScatterPlan, StepId};
-use biojob_formats::{FastqPairStats, split_fastq_pair};
+use biojob_formats::{ChunkLayout, FastqPairStats, FastqSource, SplitRequest, split_fastq_pair};
 use biojob_process::{CancelReason, ProcessError, StageReport};
 
 use crate::{
@@ -81,8 +81,9 @@ fn on_workers<T: Sync, R: Send>(
     results.into_inner().unwrap_or_default()
 }
 
-/// Aligns a FASTQ pair in chunks: split it into chunks of `chunk_pairs` read pairs
-/// ([`biojob_formats::split_fastq_pair`], into `<work_dir>/chunks`), align each chunk
+/// Aligns a FASTQ pair in chunks: split it into consecutive chunks of `chunk_pairs` read pairs
+/// ([`biojob_formats::split_fastq_pair`] with the run's threads compressing, into
+/// `<work_dir>/chunks`), align each chunk
 /// ([`align`], in `<work_dir>/chunks/<chunk:04>`) on `workers` threads at once, each with an
 /// equal part of the CPU and memory budget, then [`merge`] the chunks' BAMs into
 /// `{sample}.align.bam` in `work_dir`. One [`TaskRecord`] per task goes to `tasks`: `split`,
@@ -143,11 +144,15 @@ pub fn align_in_chunks(
         .and_then(|()| {
             context.check_stopped("splitting the FASTQ pair")?;
             Ok(split_fastq_pair(
-                request.fastq_1,
-                request.fastq_2,
-                chunk_pairs,
-                &chunk_dir,
-                &chunk_prefix(request.sample),
+                FastqSource::file(request.fastq_1),
+                FastqSource::file(request.fastq_2),
+                &SplitRequest {
+                    layout: ChunkLayout::Consecutive { chunk_pairs },
+                    dir: &chunk_dir,
+                    prefix: &chunk_prefix(request.sample),
+                    threads: NonZeroUsize::new(context.resources.threads)
+                        .unwrap_or(NonZeroUsize::MIN),
+                },
             )?)
         })
         .map_err(|error| error.in_task(StepId::Split.as_str()));

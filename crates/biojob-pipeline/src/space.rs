@@ -134,6 +134,13 @@ pub fn align_space_need(staged: u64, fastq_bytes: u64, fastq_name: &str) -> Spac
         .with("BAM index", (bam / 100).max(64 << 10))
 }
 
+/// The split step's estimate, in bytes: the chunk files, gzip at level 1, taken as 1.5 × the
+/// FASTQ pair's `fastq_bytes` (inputs are usually gzip at level 6, which level 1 exceeds by a
+/// fifth to a third). The inputs are streamed, not staged.
+pub fn split_space_need(fastq_bytes: u64) -> SpaceNeed {
+    SpaceNeed::new("split").with("FASTQ chunks", fastq_bytes.saturating_mul(3) / 2)
+}
+
 /// The call step's estimate for one shard, in bytes: staged inputs, and the VCF and its index
 /// (5 % of the BAM, at least 1 MiB: a variant-sites VCF is far smaller than its BAM).
 pub fn call_space_need(step: &str, staged: u64, bam_bytes: u64) -> SpaceNeed {

@@ -508,3 +508,131 @@ fn an_align_job_refuses_a_bwa_index_on_s3_that_lists_other_contigs_than_the_fast
     let stderr = text(&output.stderr);
     assert!(stderr.lines().any(|line| line == expected), "{stderr}");
 }
+
+/// The records of a gzipped FASTQ as 4-line strings.
+fn fastq_records(path: &Utf8Path) -> Vec<String> {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    lines.chunks(4).map(|record| record.join("\n")).collect()
+}
+
+/// Files under `dir`, recursively, by name.
+fn file_names(dir: &Utf8Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = Utf8PathBuf::try_from(entry.path()).unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(path);
+            } else {
+                names.push(path.file_name().unwrap().to_owned());
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_nothing() {
+    let server = s3_server();
+    let dir = tempdir();
+    let testdata = testdata();
+    let data = format!("s3://{TEST_BUCKET}/split-stream/data");
+    for name in ["NA12878_R1.fastq.gz", "NA12878_R2.fastq.gz"] {
+        put(
+            server,
+            &dir.root,
+            &testdata.join(name),
+            &format!("{data}/{name}"),
+        );
+    }
+    let results = format!("s3://{TEST_BUCKET}/split-stream/results");
+    let split = |endpoint: &str, execution: &str| {
+        run(biojob(server, endpoint, &dir.root)
+            .args(["split", "--keep-scratch"])
+            .env("SAMPLE_ID", SAMPLE)
+            .env("SOURCE_DATA_PREFIX", &data)
+            .env("JOB_OUTPUT_PREFIX", &results)
+            .env("JOB_WORKFLOW_NAME", "wf")
+            .env("JOB_WORKFLOW_EXECUTION_ID", execution)
+            .env("CHUNKS", "3")
+            .env("BIOJOB_ALIGN_CHUNK_PAIRS", "1000"))
+    };
+    let output = split(&server.endpoint, "streamed");
+    assert_ok(&output, "split");
+    // The FASTQs were streamed: the kept scratch holds the chunks and logs, no input copy.
+    let scratch = file_names(&dir.root.join("scratch"));
+    assert!(
+        scratch.iter().all(|name| !name.starts_with("NA12878_R")),
+        "{scratch:?}"
+    );
+    assert!(
+        scratch
+            .iter()
+            .any(|name| name == "NA12878.split.0002_R2.fastq.gz")
+    );
+    // Blocks of 1,000 pairs dealt in turn to 3 chunks give back the input, in order.
+    for (mate, name) in [("R1", "NA12878_R1.fastq.gz"), ("R2", "NA12878_R2.fastq.gz")] {
+        let chunks: Vec<Vec<String>> = (0..3)
+            .map(|chunk| {
+                let local = dir.root.join(format!("chunk{chunk}_{mate}.fastq.gz"));
+                get(
+                    server,
+                    &dir.root,
+                    &format!("{results}/wf/streamed/NA12878.split.{chunk:04}_{mate}.fastq.gz"),
+                    &local,
+                );
+                fastq_records(&local)
+            })
+            .collect();
+        let mut dealt = Vec::new();
+        let mut blocks: Vec<_> = chunks.iter().map(|records| records.chunks(1000)).collect();
+        'deal: loop {
+            for chunk in &mut blocks {
+                match chunk.next() {
+                    Some(block) => dealt.extend_from_slice(block),
+                    None => break 'deal,
+                }
+            }
+        }
+        let input = fastq_records(&testdata.join(name));
+        assert!(input.len() > 6000, "{} records", input.len());
+        assert_eq!(dealt.len(), input.len());
+        assert!(
+            dealt == input,
+            "{mate}: the chunks do not deal back to the input"
+        );
+    }
+
+    // A byte of R2 flipped on the way (inside the gzip stream, where the decoder trips before
+    // the end): the transfer check still runs, and the job fails with the staging class
+    // (retryable), publishing no chunk.
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(biojob_testkit::Rule::new(
+        "GET",
+        "split-stream/data/NA12878_R2",
+        biojob_testkit::Fault::CorruptResponseByte(4000),
+    ));
+    let output = split(&proxy.endpoint, "damaged");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(10), "{stderr}");
+    assert_eq!(proxy.injected().len(), 1);
+    assert!(
+        stderr.contains(&format!(
+            "{data}/NA12878_R2.fastq.gz: checksum mismatch: S3 holds crc32c:"
+        )),
+        "{stderr}"
+    );
+    let listing = run(biojob(server, &server.endpoint, &dir.root).args([
+        "stage",
+        "get",
+        &format!("{results}/wf/damaged/NA12878.split.0000_R1.fastq.gz"),
+        dir.root.join("nothing").as_str(),
+    ]));
+    assert_eq!(listing.status.code(), Some(11), "{}", text(&listing.stderr));
+}

@@ -2,7 +2,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 use flate2::bufread::MultiGzDecoder;
 
 use crate::FastqError;
@@ -25,16 +25,83 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-type Raw = BufReader<CountingReader<fs_err::File>>;
+type Raw = BufReader<CountingReader<Box<dyn Read + Send>>>;
+
+/// Where a FASTQ file's bytes come from: a file, or any reader (an object streamed from a
+/// store), named by `path` in errors.
+pub struct FastqSource {
+    path: Utf8PathBuf,
+    reader: Option<Box<dyn Read + Send>>,
+}
+
+impl std::fmt::Debug for FastqSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastqSource")
+            .field("path", &self.path)
+            .field("streamed", &self.reader.is_some())
+            .finish()
+    }
+}
+
+impl FastqSource {
+    /// The local file at `path`, opened when the pass starts.
+    pub fn file(path: &Utf8Path) -> FastqSource {
+        FastqSource {
+            path: path.to_owned(),
+            reader: None,
+        }
+    }
+
+    /// The bytes `reader` gives (plain or gzip, detected as for a file); `name` (a path or a
+    /// URI) names it in errors. When a pass over it stops early (a broken record, a mate
+    /// mismatch), the rest of the reader's bytes are read and dropped, so that a stream that
+    /// verifies its transfer at its last byte ([`biojob_storage`]'s `ObjectStore::open`) gets
+    /// to report bytes damaged on the way.
+    pub fn reader(name: &str, reader: impl Read + Send + 'static) -> FastqSource {
+        FastqSource {
+            path: Utf8PathBuf::from(name),
+            reader: Some(Box::new(reader)),
+        }
+    }
+
+    /// The name errors give.
+    pub fn path(&self) -> &Utf8Path {
+        &self.path
+    }
+
+    /// Whether the bytes come from a reader rather than a local file.
+    pub(crate) fn is_streamed(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    /// Opens the source and detects its compression.
+    ///
+    /// # Errors
+    /// As [`FastqInput::open`].
+    pub(crate) fn open(self) -> Result<FastqInput, FastqError> {
+        match self.reader {
+            Some(reader) => FastqInput::from_reader(&self.path, reader),
+            None => FastqInput::open(&self.path),
+        }
+    }
+}
 
 /// The decompressed text of a FASTQ file.
-#[derive(Debug)]
 pub(crate) enum FastqInput {
     /// Uncompressed FASTQ.
     Plain(Raw),
     /// gzip, including multi-member gzip and BGZF (which is multi-member gzip). Every member's
     /// CRC32 and ISIZE are checked by the decoder (RFC 1952, section 2.3.1).
     Gzip(Box<BufReader<MultiGzDecoder<Raw>>>),
+}
+
+impl std::fmt::Debug for FastqInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastqInput")
+            .field("gzip", &self.is_gzip())
+            .field("bytes_read", &self.bytes_read())
+            .finish()
+    }
 }
 
 impl FastqInput {
@@ -44,15 +111,30 @@ impl FastqInput {
     /// [`FastqError::Open`] when the file cannot be opened or its first bytes cannot be read;
     /// [`FastqError::UnsupportedCompression`] for zstd, bzip2 or xz files.
     pub(crate) fn open(path: &Utf8Path) -> Result<FastqInput, FastqError> {
+        let file = fs_err::File::open(path).map_err(|source| FastqError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        FastqInput::from_reader(path, Box::new(file))
+    }
+
+    /// Reads `reader`, named `path` in errors, and detects its compression from the first
+    /// bytes.
+    ///
+    /// # Errors
+    /// As [`FastqInput::open`].
+    pub(crate) fn from_reader(
+        path: &Utf8Path,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<FastqInput, FastqError> {
         let open_error = |source| FastqError::Open {
             path: path.to_owned(),
             source,
         };
-        let file = fs_err::File::open(path).map_err(open_error)?;
         let mut raw = BufReader::with_capacity(
             IO_BUFFER_BYTES,
             CountingReader {
-                inner: file,
+                inner: reader,
                 count: 0,
             },
         );
@@ -79,6 +161,17 @@ impl FastqInput {
     /// Whether the file is gzip-compressed.
     pub(crate) fn is_gzip(&self) -> bool {
         matches!(self, FastqInput::Gzip(_))
+    }
+
+    /// Reads what is left of the underlying bytes (below any decompression) and drops it,
+    /// ignoring errors: a streamed source verifies its transfer when its last byte is read,
+    /// and that verification must run before a parse error is blamed on the content.
+    pub(crate) fn drain(&mut self) {
+        let raw = match self {
+            FastqInput::Plain(raw) => raw,
+            FastqInput::Gzip(reader) => reader.get_mut().get_mut(),
+        };
+        let _ = io::copy(raw, &mut io::sink());
     }
 
     /// Bytes read from the file on disk so far (compressed bytes for gzip).

@@ -56,6 +56,11 @@ impl RecordReader {
         self.records
     }
 
+    /// Reads the rest of the input's underlying bytes ([`FastqInput::drain`]).
+    pub(crate) fn drain_input(&mut self) {
+        self.input.drain();
+    }
+
     /// Bytes read from disk so far (compressed bytes for gzip).
     pub(crate) fn bytes_read(&self) -> u64 {
         self.input.bytes_read()
