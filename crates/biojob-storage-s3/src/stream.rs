@@ -17,12 +17,12 @@ use crate::MIB;
 use crate::checksum::{Running, Stored};
 use crate::store::{Fault, Inner, fixed_ranges, join_error, length, stored_checksum};
 
-/// Bytes per ranged `GET` of a streamed read: 8 MiB.
-pub const STREAM_WINDOW: u64 = 8 * MIB;
+/// Bytes per ranged `GET` of a streamed read: 4 MiB.
+pub const STREAM_WINDOW: u64 = 4 * MIB;
 
 /// Windows fetched ahead of the reader, at most: with [`STREAM_WINDOW`], a streamed read holds
-/// at most `(STREAM_READ_AHEAD + 2) × 8 MiB` (the windows in flight, one waiting, one being
-/// read) = 48 MiB.
+/// at most `(STREAM_READ_AHEAD + 2) × 4 MiB` (the windows in flight, one waiting, one being
+/// read) = 24 MiB.
 pub const STREAM_READ_AHEAD: usize = 4;
 
 /// Opens `uri` for a streamed read: `HEAD` for the size, ETag and stored checksum (and the
