@@ -176,7 +176,9 @@ pub fn split(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
             .size_of(&fastq_1)?
             .saturating_add(run.size_of(&fastq_2)?);
         context.preflight(&biojob_pipeline::split_space_need(fastq_bytes))?;
-        context.check_stopped("splitting the FASTQ pair")?;
+        let what = "splitting the FASTQ pair";
+        context.check_stopped(what)?;
+        let stop = || context.check_stopped(what).is_err();
         let (source_1, failure_1) = run.fastq_source(&fastq_1)?;
         let (source_2, failure_2) = run.fastq_source(&fastq_2)?;
         let written = split_fastq_pair(
@@ -190,16 +192,22 @@ pub fn split(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
                 dir: &run.work_dir,
                 prefix: &chunk_prefix(&job.sample),
                 threads: NonZeroUsize::new(context.resources.threads).unwrap_or(NonZeroUsize::MIN),
+                stop: &stop,
             },
         )
         .map_err(|error| {
-            // A stream that failed shows through the FASTQ reader as a read error; the
-            // transfer's own error carries the right class (staging, retryable).
-            [failure_1, failure_2]
+            // Stopped: the stop is what to report. A stream that failed shows through the
+            // FASTQ reader as a read error; the transfer's own error carries the right class
+            // (staging, retryable).
+            let streamed = [failure_1, failure_2]
                 .into_iter()
                 .flatten()
-                .find_map(|failure| failure.take())
-                .map_or_else(|| Error::from(error), Error::from)
+                .find_map(|failure| failure.take());
+            context
+                .check_stopped(what)
+                .err()
+                .or(streamed.map(Error::from))
+                .unwrap_or(Error::from(error))
         })?;
         let files = written
             .into_iter()

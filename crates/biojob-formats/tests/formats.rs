@@ -1491,6 +1491,7 @@ fn split_consecutive(
             dir,
             prefix,
             threads: NonZeroUsize::new(2).unwrap(),
+            stop: &|| false,
         },
     )
 }
@@ -1515,6 +1516,7 @@ fn split_in_turn(
             dir,
             prefix,
             threads: NonZeroUsize::new(1).unwrap(),
+            stop: &|| false,
         },
     )
 }
@@ -1710,6 +1712,7 @@ fn split_streams_from_readers_into_multi_member_chunks_on_several_threads() {
             dir: root,
             prefix: "S.split",
             threads: NonZeroUsize::new(3).unwrap(),
+            stop: &|| false,
         },
     )
     .unwrap();
@@ -1795,4 +1798,38 @@ fn a_failed_split_leaves_no_chunk_files() {
         )
     );
     assert!(!missing.exists());
+}
+
+#[test]
+fn a_stopped_split_fails_as_interrupted_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let out = root.join("chunks");
+    std::fs::create_dir(&out).unwrap();
+    let (r1, r2) = (root.join("in_R1.fastq"), root.join("in_R2.fastq"));
+    std::fs::write(&r1, long_fastq_text(8000, 1)).unwrap();
+    std::fs::write(&r2, long_fastq_text(8000, 2)).unwrap();
+    // Stop after two members (of 1 MiB, of the 2.7 MB each file holds) were handed over.
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let stop = || asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2;
+    let error = split_fastq_pair(
+        FastqSource::file(&r1),
+        FastqSource::file(&r2),
+        &SplitRequest {
+            layout: ChunkLayout::Consecutive {
+                chunk_pairs: NonZeroU64::new(3000).unwrap(),
+            },
+            dir: &out,
+            prefix: "S.split",
+            threads: NonZeroUsize::new(2).unwrap(),
+            stop: &stop,
+        },
+    )
+    .unwrap_err();
+    let FastqError::Write { source, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(source.kind(), io::ErrorKind::Interrupted);
+    assert_eq!(source.to_string(), "the split was stopped");
+    assert!(dir_listing(&out).is_empty());
 }

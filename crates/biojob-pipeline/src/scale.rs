@@ -142,8 +142,10 @@ pub fn align_in_chunks(
     let split = std::fs::create_dir_all(&chunk_dir)
         .map_err(Error::io("creating", &chunk_dir))
         .and_then(|()| {
-            context.check_stopped("splitting the FASTQ pair")?;
-            Ok(split_fastq_pair(
+            let what = "splitting the FASTQ pair";
+            context.check_stopped(what)?;
+            let stop = || context.check_stopped(what).is_err();
+            split_fastq_pair(
                 FastqSource::file(request.fastq_1),
                 FastqSource::file(request.fastq_2),
                 &SplitRequest {
@@ -152,8 +154,16 @@ pub fn align_in_chunks(
                     prefix: &chunk_prefix(request.sample),
                     threads: NonZeroUsize::new(context.resources.threads)
                         .unwrap_or(NonZeroUsize::MIN),
+                    stop: &stop,
                 },
-            )?)
+            )
+            .map_err(|error| {
+                // Stopped: the stop (exit 143 or the time limit) is what to report.
+                context
+                    .check_stopped(what)
+                    .err()
+                    .unwrap_or(Error::from(error))
+            })
         })
         .map_err(|error| error.in_task(StepId::Split.as_str()));
     let chunks = match split {

@@ -81,7 +81,7 @@ impl ChunkLayout {
 }
 
 /// Where and how [`split_fastq_pair`] writes the chunks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct SplitRequest<'a> {
     /// Which chunk each pair goes to.
     pub layout: ChunkLayout,
@@ -92,6 +92,20 @@ pub struct SplitRequest<'a> {
     /// Compression threads, shared by both files (besides one reading and one writing thread
     /// per file).
     pub threads: NonZeroUsize,
+    /// Asked before each member (about every 1 MiB of records): `true` stops the split with
+    /// [`FastqError::Write`] of kind `Interrupted` (a SIGTERM, a time limit).
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl std::fmt::Debug for SplitRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitRequest")
+            .field("layout", &self.layout)
+            .field("dir", &self.dir)
+            .field("prefix", &self.prefix)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The gzip level of chunk files: 2, zlib-rs's fastest level that builds Huffman codes for the
@@ -265,12 +279,13 @@ struct ChunkSink<'a> {
     jobs: Sender<Job>,
     writer: Option<WriterThread>,
     written: &'a mut Option<Vec<WrittenChunk>>,
+    stop: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl<'a> ChunkSink<'a> {
     fn new(
         mate: u8,
-        request: &SplitRequest<'_>,
+        request: &SplitRequest<'a>,
         jobs: Sender<Job>,
         written: &'a mut Option<Vec<WrittenChunk>>,
     ) -> ChunkSink<'a> {
@@ -292,6 +307,7 @@ impl<'a> ChunkSink<'a> {
             jobs,
             writer: Some((members, writer)),
             written,
+            stop: request.stop,
         }
     }
 
@@ -299,6 +315,12 @@ impl<'a> ChunkSink<'a> {
     fn flush_member(&mut self) -> io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
+        }
+        if (self.stop)() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the split was stopped",
+            ));
         }
         let data = std::mem::replace(&mut self.buffer, Vec::with_capacity(MEMBER_BYTES + 4096));
         let (reply, member) = mpsc::sync_channel(1);
