@@ -311,16 +311,9 @@ pub struct StepArgs {
     pub execution_id: Option<String>,
 }
 
+/// The read group of an align job, and of the merge job that must write the same one.
 #[derive(Debug, Args)]
-pub struct AlignArgs {
-    #[command(flatten)]
-    pub step: StepArgs,
-    /// Read 1 FASTQ (plain or gzip) [default: <source data prefix>/<sample>_R1.fastq.gz].
-    #[arg(long, env = env::FASTQ_1)]
-    pub fastq_1: Option<String>,
-    /// Read 2 FASTQ, same read order as read 1 [default: <source data prefix>/<sample>_R2.fastq.gz].
-    #[arg(long, env = env::FASTQ_2)]
-    pub fastq_2: Option<String>,
+pub struct ReadGroupArgs {
     /// @RG ID [default: the sample id].
     #[arg(long, env = env::READ_GROUP_ID)]
     pub read_group_id: Option<String>,
@@ -333,6 +326,36 @@ pub struct AlignArgs {
     /// @RG PU.
     #[arg(long, env = env::READ_GROUP_PLATFORM_UNIT)]
     pub read_group_platform_unit: Option<String>,
+}
+
+impl ReadGroupArgs {
+    /// The flags given, as overrides of the job environment's keys.
+    pub fn overrides(&self) -> [(&'static str, Option<&String>); 4] {
+        use biojob_pipeline::keys;
+        [
+            (keys::READ_GROUP_ID, self.read_group_id.as_ref()),
+            (keys::READ_GROUP_LIBRARY, self.read_group_library.as_ref()),
+            (keys::READ_GROUP_PLATFORM, self.read_group_platform.as_ref()),
+            (
+                keys::READ_GROUP_PLATFORM_UNIT,
+                self.read_group_platform_unit.as_ref(),
+            ),
+        ]
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AlignArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// Read 1 FASTQ (plain or gzip) [default: <source data prefix>/<sample>_R1.fastq.gz].
+    #[arg(long, env = env::FASTQ_1)]
+    pub fastq_1: Option<String>,
+    /// Read 2 FASTQ, same read order as read 1 [default: <source data prefix>/<sample>_R2.fastq.gz].
+    #[arg(long, env = env::FASTQ_2)]
+    pub fastq_2: Option<String>,
+    #[command(flatten)]
+    pub read_group: ReadGroupArgs,
     /// Align one chunk written by the split step instead: its index; the FASTQs are
     /// <run prefix>/<sample>.split.<chunk>_R1/_R2.fastq.gz, the BAM <sample>.align.<chunk>.bam.
     #[arg(long, env = env::CHUNK)]
@@ -368,18 +391,8 @@ pub struct MergeArgs {
     /// How many chunks were aligned.
     #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
     pub chunks: u64,
-    /// @RG ID the chunks were aligned with [default: the sample id].
-    #[arg(long, env = env::READ_GROUP_ID)]
-    pub read_group_id: Option<String>,
-    /// @RG LB.
-    #[arg(long, env = env::READ_GROUP_LIBRARY)]
-    pub read_group_library: Option<String>,
-    /// @RG PL [default: ILLUMINA].
-    #[arg(long, env = env::READ_GROUP_PLATFORM)]
-    pub read_group_platform: Option<String>,
-    /// @RG PU.
-    #[arg(long, env = env::READ_GROUP_PLATFORM_UNIT)]
-    pub read_group_platform_unit: Option<String>,
+    #[command(flatten)]
+    pub read_group: ReadGroupArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

@@ -230,18 +230,7 @@ pub fn split(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(
 /// `CHUNKS` chunks, merges them ([`biojob_pipeline::merge`]), and stages out
 /// `<sample>.align.bam` and its `.bai`, the names the call job reads.
 pub fn merge(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
-    let job = Job::new(
-        &args.step,
-        &[
-            (keys::READ_GROUP_ID, args.read_group_id.as_ref()),
-            (keys::READ_GROUP_LIBRARY, args.read_group_library.as_ref()),
-            (keys::READ_GROUP_PLATFORM, args.read_group_platform.as_ref()),
-            (
-                keys::READ_GROUP_PLATFORM_UNIT,
-                args.read_group_platform_unit.as_ref(),
-            ),
-        ],
-    )?;
+    let job = Job::new(&args.step, &args.read_group.overrides())?;
     let chunks = chunk_count(args.chunks)?;
     let read_group = job.environment.read_group(&job.sample)?;
     let run = StepRun::new(&args.runtime, cancel, stores, StepId::Merge)?;

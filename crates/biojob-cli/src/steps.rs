@@ -529,20 +529,12 @@ pub fn prepare_reference(
 /// The align job: stages the FASTQ pair and the reference with the `.fai` and bwa index that
 /// exist beside it, builds what is missing, aligns, and stages out the BAM and its index.
 pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
-    let job = Job::new(
-        &args.step,
-        &[
-            (keys::FASTQ_1, args.fastq_1.as_ref()),
-            (keys::FASTQ_2, args.fastq_2.as_ref()),
-            (keys::READ_GROUP_ID, args.read_group_id.as_ref()),
-            (keys::READ_GROUP_LIBRARY, args.read_group_library.as_ref()),
-            (keys::READ_GROUP_PLATFORM, args.read_group_platform.as_ref()),
-            (
-                keys::READ_GROUP_PLATFORM_UNIT,
-                args.read_group_platform_unit.as_ref(),
-            ),
-        ],
-    )?;
+    let mut overrides = vec![
+        (keys::FASTQ_1, args.fastq_1.as_ref()),
+        (keys::FASTQ_2, args.fastq_2.as_ref()),
+    ];
+    overrides.extend(args.read_group.overrides());
+    let job = Job::new(&args.step, &overrides)?;
     let read_group = job.environment.read_group(&job.sample)?;
     let (fastq_1, fastq_2) = match args.chunk {
         Some(chunk) => crate::scale_steps::chunk_fastqs(&job, chunk),
