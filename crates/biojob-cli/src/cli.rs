@@ -377,7 +377,7 @@ pub struct SplitArgs {
     /// Read pairs per block; block k goes to chunk k mod --chunks.
     #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_pairs: u64,
-    /// How many chunks.
+    /// How many chunks, 1 to 9999 (chunk names have four digits).
     #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
     pub chunks: u64,
     #[command(flatten)]
@@ -388,7 +388,7 @@ pub struct SplitArgs {
 pub struct MergeArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// How many chunks were aligned.
+    /// How many chunks were aligned, 1 to 9999.
     #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
     pub chunks: u64,
     #[command(flatten)]

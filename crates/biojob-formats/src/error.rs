@@ -206,9 +206,18 @@ impl Classify for FastqError {
 
     fn remedy(&self) -> Option<String> {
         match self {
+            FastqError::Gzip { path, .. } if path.as_str().contains("://") => Some(format!(
+                "the object is damaged; upload it again (`biojob stage get {path} .` then \
+                 `gzip -t` checks a copy)"
+            )),
             FastqError::Gzip { path, .. } => Some(format!(
                 "the file is damaged; upload it again (`gzip -t {path}` checks a copy)"
             )),
+            FastqError::TooFewBlocks { .. } => Some(
+                "ask for fewer chunks (CHUNKS, the length of params.chunks) or smaller blocks \
+                 (BIOJOB_ALIGN_CHUNK_PAIRS, params.chunkPairs)"
+                    .to_owned(),
+            ),
             FastqError::UnsupportedCompression { .. } => {
                 Some("recompress the FASTQ files with gzip or bgzip".to_owned())
             }

@@ -250,28 +250,33 @@ fn scan_file(
     let mut reader = RecordReader::new(path, source.open()?);
     tracing::debug!(gzip = reader.is_gzip(), streamed, "FASTQ file opened");
     let mut bases: u64 = 0;
-    let completed = (|| {
-        loop {
-            if cancel.load(Ordering::Relaxed) {
-                return Ok(false);
-            }
-            let records = reader.records();
-            let Some(record) = reader.next_record()? else {
-                return Ok(true);
-            };
-            bases += record.bases;
-            sink.write_record(&record)
-                .map_err(|source| write_error(path, records + 1, source))?;
-            if !mates.push(record.name) {
-                return Ok(false);
-            }
+    let completed = loop {
+        if cancel.load(Ordering::Relaxed) {
+            break Ok(false);
         }
-    })();
-    if streamed && !matches!(completed, Ok(true)) {
-        // A stream checks its transfer at its last byte: read on, so that bytes damaged on the
-        // way are reported as such (by the stream's owner) rather than as a broken record.
-        reader.drain_input();
-    }
+        let records = reader.records();
+        let record = match reader.next_record() {
+            Ok(Some(record)) => record,
+            Ok(None) => break Ok(true),
+            Err(error) => {
+                if streamed {
+                    // A stream checks its transfer at its last byte: read on, so that bytes
+                    // damaged on the way are reported as such (by the stream's owner) rather
+                    // than as a broken record. Only for this stream's own read errors: a
+                    // stop, a write error or the other file's problem need no transfer check.
+                    reader.drain_input();
+                }
+                break Err(error);
+            }
+        };
+        bases += record.bases;
+        if let Err(source) = sink.write_record(&record) {
+            break Err(write_error(path, records + 1, source));
+        }
+        if !mates.push(record.name) {
+            break Ok(false);
+        }
+    };
     Ok(FileOutcome {
         records: reader.records(),
         bases,

@@ -1666,6 +1666,13 @@ fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
         format!("{r1} has 7 read pairs: fewer than 5 blocks of 2 pairs, so a chunk would be empty")
     );
     assert!(matches!(error, FastqError::TooFewBlocks { .. }));
+    assert_eq!(
+        error.remedy().as_deref(),
+        Some(
+            "ask for fewer chunks (CHUNKS, the length of params.chunks) or smaller blocks \
+             (BIOJOB_ALIGN_CHUNK_PAIRS, params.chunkPairs)"
+        )
+    );
     // The "T" chunks that were written are removed: only the inputs and the "S" chunks stay.
     assert!(dir_listing(root).iter().all(|f| !f.starts_with("T.")));
     assert_eq!(dir_listing(root).len(), 2 + 6);
@@ -1832,4 +1839,89 @@ fn a_stopped_split_fails_as_interrupted_and_leaves_nothing() {
     assert_eq!(source.kind(), io::ErrorKind::Interrupted);
     assert_eq!(source.to_string(), "the split was stopped");
     assert!(dir_listing(&out).is_empty());
+}
+
+/// A reader that counts the bytes it gives.
+struct Counted {
+    inner: io::Cursor<Vec<u8>>,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+fn counted(text: String) -> (Counted, std::sync::Arc<std::sync::atomic::AtomicU64>, u64) {
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let length = text.len() as u64;
+    let reader = Counted {
+        inner: io::Cursor::new(text.into_bytes()),
+        read: std::sync::Arc::clone(&read),
+    };
+    (reader, read, length)
+}
+
+#[test]
+fn a_streamed_source_is_read_to_its_end_only_after_its_own_read_error() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let split = |first: Counted, second: Counted| {
+        split_fastq_pair(
+            FastqSource::reader("s3://b/x_R1.fastq", first),
+            FastqSource::reader("s3://b/x_R2.fastq", second),
+            &SplitRequest {
+                layout: ChunkLayout::Consecutive {
+                    chunk_pairs: NonZeroU64::new(1000).unwrap(),
+                },
+                dir: root,
+                prefix: "S",
+                threads: NonZeroUsize::new(1).unwrap(),
+                stop: &|| false,
+            },
+        )
+        .unwrap_err()
+    };
+    // 100,000 pairs: 34 MB per file, far more than the readers' buffers and lead.
+    // Mates differ at record 1: neither stream is read on.
+    let (first, read_1, length_1) = counted(long_fastq_text(100_000, 1));
+    let (second, read_2, length_2) =
+        counted(long_fastq_text(100_000, 2).replacen("@r0/2", "@x/2", 1));
+    let error = split(first, second);
+    assert!(
+        matches!(error, FastqError::MateMismatch { record: 1, .. }),
+        "{error:?}"
+    );
+    assert!(
+        read_1.load(SeqCst) < length_1 / 2,
+        "{}",
+        read_1.load(SeqCst)
+    );
+    assert!(
+        read_2.load(SeqCst) < length_2 / 2,
+        "{}",
+        read_2.load(SeqCst)
+    );
+    // A broken record in R1: R1 is read to its end (its transfer check runs), R2 is not.
+    let mut broken = long_fastq_text(100_000, 1);
+    broken.replace_range(5..6, "\n");
+    let (first, read_1, length_1) = counted(broken);
+    let (second, read_2, length_2) = counted(long_fastq_text(100_000, 2));
+    let error = split(first, second);
+    assert!(
+        matches!(error, FastqError::InvalidRecord { .. }),
+        "{error:?}"
+    );
+    assert_eq!(read_1.load(SeqCst), length_1);
+    assert!(
+        read_2.load(SeqCst) < length_2 / 2,
+        "{}",
+        read_2.load(SeqCst)
+    );
+    assert!(dir_listing(root).is_empty());
 }

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::support::{Workspace, assert_same_records, hand_run, records, stderr, testdata, tool};
 
@@ -456,4 +457,47 @@ fn split_align_chunk_and_merge_jobs_give_the_alignments_of_one_align_job() {
         "the merged BAM's records differ from one align job's"
     );
     assert!(run_prefix.join("NA12878.align.bam.bai").exists());
+}
+
+#[test]
+fn a_split_into_more_chunks_than_open_files_allowed_keeps_one_file_open_per_mate() {
+    let ws = Workspace::new();
+    let out = ws.out();
+    // 300 chunks are 600 files; under a limit of 64 open files the split keeps only the chunk
+    // it appends to open.
+    let output = Command::new("prlimit")
+        .arg("--nofile=64")
+        .arg(env!("CARGO_BIN_EXE_biojob"))
+        .arg("split")
+        .arg("--output-prefix")
+        .arg(&out)
+        .env("BIOJOB_SCRATCH_DIR", ws.path().join("scratch"))
+        .env("BIOJOB_CACHE_DIR", ws.path().join("cache"))
+        .env_remove("AWS_BATCH_JOB_ID")
+        .env("SAMPLE_ID", "NA12878")
+        .env("SOURCE_DATA_PREFIX", testdata())
+        .env("JOB_WORKFLOW_NAME", "biojob")
+        .env("JOB_WORKFLOW_EXECUTION_ID", "many")
+        .env("CHUNKS", "300")
+        .env("BIOJOB_ALIGN_CHUNK_PAIRS", "10")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run_prefix = out.join("biojob/many");
+    let chunks = std::fs::read_dir(&run_prefix)
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".fastq.gz")
+        })
+        .count();
+    assert_eq!(chunks, 600);
+    // Chunk 299 holds blocks 299, 599, 899 and 1199 of 10 pairs (1,386 blocks in all).
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(run_prefix.join("NA12878.split.0299_R1.fastq.gz")).unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    assert_eq!(text.lines().count(), 4 * 40);
 }

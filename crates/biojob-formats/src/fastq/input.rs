@@ -53,10 +53,11 @@ impl FastqSource {
     }
 
     /// The bytes `reader` gives (plain or gzip, detected as for a file); `name` (a path or a
-    /// URI) names it in errors. When a pass over it stops early (a broken record, a mate
-    /// mismatch), the rest of the reader's bytes are read and dropped, so that a stream that
-    /// verifies its transfer at its last byte ([`biojob_storage`]'s `ObjectStore::open`) gets
-    /// to report bytes damaged on the way.
+    /// URI) names it in errors. When reading or checking it fails (a broken record, a damaged
+    /// gzip stream), the rest of the reader's bytes are read and dropped, so that a stream that
+    /// verifies its transfer at its last byte (`ObjectStore::open` of `biojob-storage`) gets
+    /// to report bytes damaged on the way; a pass stopped for another reason (a mate mismatch,
+    /// a write error, a stop) does not read on.
     pub fn reader(name: &str, reader: impl Read + Send + 'static) -> FastqSource {
         FastqSource {
             path: Utf8PathBuf::from(name),

@@ -153,6 +153,9 @@ pub fn split_fastq_pair(
             std::thread::spawn(move || compress_members(&queue))
         })
         .collect();
+    // Only the workers hold the queue: if they all stopped, queued members are dropped and
+    // their writers see it, instead of waiting for ever.
+    drop(job_queue);
     let mut written_1 = None;
     let mut written_2 = None;
     let result = read_pair(
@@ -227,10 +230,11 @@ struct Job {
 /// A compression thread: gzips members until the queue closes.
 fn compress_members(queue: &Mutex<Receiver<Job>>) {
     loop {
-        let job = match queue.lock() {
-            Ok(queue) => queue.recv(),
-            Err(_) => return,
-        };
+        // A worker that panicked holding the lock poisons it; the queue itself is intact.
+        let job = queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .recv();
         let Ok(job) = job else {
             return;
         };
@@ -295,7 +299,8 @@ impl<'a> ChunkSink<'a> {
             dir: request.dir.to_owned(),
             prefix: request.prefix.to_owned(),
             mate,
-            open: Vec::new(),
+            partials: Vec::new(),
+            current: None,
         };
         let writer = std::thread::spawn(move || files.write(&queue));
         ChunkSink {
@@ -407,13 +412,17 @@ impl RecordSink for ChunkSink<'_> {
     }
 }
 
-/// One file's chunk files, opened as their first member arrives.
+/// One file's chunk files. Only the chunk being appended to is open (a chunk's file is
+/// reopened to append when the blocks come back to it), so the number of chunks is not bound
+/// by the limit on open files.
 struct ChunkFiles {
     dir: Utf8PathBuf,
     prefix: String,
     mate: u8,
-    /// `(partial path, file)` per chunk.
-    open: Vec<(Utf8PathBuf, Option<fs_err::File>)>,
+    /// The partial path of each chunk written to, by chunk index.
+    partials: Vec<Option<Utf8PathBuf>>,
+    /// The chunk whose file is open, and the file.
+    current: Option<(usize, fs_err::File)>,
 }
 
 impl ChunkFiles {
@@ -428,8 +437,8 @@ impl ChunkFiles {
     fn write(mut self, queue: &Receiver<Member>) -> io::Result<Vec<Utf8PathBuf>> {
         let result = self.append_all(queue);
         if result.is_err() {
-            for (partial, file) in self.open.drain(..) {
-                drop(file);
+            self.current = None;
+            for partial in self.partials.drain(..).flatten() {
                 let _ = std::fs::remove_file(partial);
             }
         }
@@ -451,36 +460,63 @@ impl ChunkFiles {
         }
     }
 
+    /// The open file of `chunk`: created on its first member, reopened to append after.
     fn file(&mut self, chunk: usize) -> io::Result<&mut fs_err::File> {
-        while self.open.len() <= chunk {
-            let partial =
-                Utf8PathBuf::from(format!("{}.partial", self.final_path(self.open.len())));
-            self.open.push((partial, None));
+        if self.current.as_ref().is_none_or(|(open, _)| *open != chunk) {
+            self.current = None;
+            if self.partials.len() <= chunk {
+                self.partials.resize(chunk + 1, None);
+            }
+            let file = match &self.partials[chunk] {
+                Some(partial) => fs_err::OpenOptions::new()
+                    .append(true)
+                    .open(partial.as_std_path())?,
+                None => {
+                    let partial = Utf8PathBuf::from(format!("{}.partial", self.final_path(chunk)));
+                    let file = fs_err::File::create(partial.as_std_path())?;
+                    self.partials[chunk] = Some(partial);
+                    file
+                }
+            };
+            self.current = Some((chunk, file));
         }
-        let (partial, file) = &mut self.open[chunk];
-        if file.is_none() {
-            *file = Some(fs_err::File::create(partial.as_std_path())?);
-        }
-        file.as_mut()
+        self.current
+            .as_mut()
+            .map(|(_, file)| file)
             .ok_or_else(|| io::Error::other("a chunk file was not opened"))
     }
 
     /// Syncs and renames every chunk file; a chunk with no member (possible only for the
-    /// in-turn layout with too few blocks) is left out, which the caller reports.
+    /// in-turn layout with too few blocks) is left out, which the caller reports. When a sync
+    /// or rename fails, the chunks renamed so far are removed again (the partial files are
+    /// removed by [`ChunkFiles::write`]).
     fn complete(&mut self) -> io::Result<Vec<Utf8PathBuf>> {
-        let mut paths = Vec::with_capacity(self.open.len());
-        for chunk in 0..self.open.len() {
-            let final_path = self.final_path(chunk);
-            let (partial, file) = &mut self.open[chunk];
-            let Some(file) = file.take() else {
+        self.current = None;
+        let mut paths = Vec::with_capacity(self.partials.len());
+        let mut result = Ok(());
+        for chunk in 0..self.partials.len() {
+            let Some(partial) = self.partials[chunk].clone() else {
                 continue;
             };
-            file.sync_all()?;
-            drop(file);
-            fs_err::rename(partial.as_std_path(), final_path.as_std_path())?;
+            let final_path = self.final_path(chunk);
+            result = fs_err::OpenOptions::new()
+                .append(true)
+                .open(partial.as_std_path())
+                .and_then(|file| file.sync_all())
+                .and_then(|()| fs_err::rename(partial.as_std_path(), final_path.as_std_path()));
+            if result.is_err() {
+                break;
+            }
+            self.partials[chunk] = None;
             paths.push(final_path);
         }
-        self.open.clear();
+        if let Err(error) = result {
+            for path in paths {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(error);
+        }
+        self.partials.clear();
         Ok(paths)
     }
 }
