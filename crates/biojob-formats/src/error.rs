@@ -341,3 +341,31 @@ pub fn input_io_class(error: &io::Error) -> ExitClass {
         _ => ExitClass::InputStaging,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_gzip_hint_fits_a_file_and_an_object() {
+        let damaged = |path: &str| FastqError::Gzip {
+            path: Utf8PathBuf::from(path),
+            records: 3,
+            reason: "gzip stream ends early (truncated file?)",
+            source: io::Error::from(io::ErrorKind::UnexpectedEof),
+        };
+        assert_eq!(
+            damaged("/data/x_R1.fastq.gz").remedy().as_deref(),
+            Some(
+                "the file is damaged; upload it again (`gzip -t /data/x_R1.fastq.gz` checks a copy)"
+            )
+        );
+        assert_eq!(
+            damaged("s3://b/x_R1.fastq.gz").remedy().as_deref(),
+            Some(
+                "the object is damaged; upload it again (`biojob stage get s3://b/x_R1.fastq.gz .` \
+                 then `gzip -t` checks a copy)"
+            )
+        );
+    }
+}
