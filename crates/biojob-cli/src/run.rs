@@ -246,8 +246,10 @@ pub fn run(
             Ok(())
         }
         (Some(error), _) => {
-            eprintln!("manifest: {}", outcome.output_dir.join("manifest.json"));
-            eprintln!("logs: {}", outcome.output_dir.join("logs"));
+            if outcome.manifest_published {
+                eprintln!("manifest: {}", outcome.output_dir.join("manifest.json"));
+                eprintln!("logs: {}", outcome.output_dir.join("logs"));
+            }
             Err(error.into())
         }
         (None, None) => Err(Failure::Usage(

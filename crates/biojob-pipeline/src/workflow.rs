@@ -157,6 +157,8 @@ pub struct RunOutcome {
     pub error: Option<Error>,
     /// The scratch directory, when kept.
     pub kept_scratch: Option<Utf8PathBuf>,
+    /// Whether `manifest.json` (and with it the logs) was published under `output_dir`.
+    pub manifest_published: bool,
 }
 
 /// The shards for the requested contigs, in reference order.
@@ -269,6 +271,9 @@ pub fn run_workflow(
         scratch: None,
     };
 
+    if let Err(error) = check_output_dir(&output_dir) {
+        return finish(manifest, output_dir, None, Err(error), engine, clock);
+    }
     let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
         Ok(opened) => opened,
         Err(error) => return finish(manifest, output_dir, None, Err(error), engine, clock),
@@ -288,6 +293,34 @@ pub fn run_workflow(
     );
     manifest.scratch = Some(space.usage());
     finish(manifest, output_dir, Some(scratch), result, engine, clock)
+}
+
+/// Checks, before any work, that a local output directory can be created and written to (a
+/// probe file is created and removed), so that a run does not align for an hour and then fail
+/// to publish. `s3://` prefixes are not probed: that would need a write, and the job role may
+/// lack the right to delete.
+///
+/// # Errors
+/// [`Error::Usage`] (not retryable: permissions and paths do not fix themselves) naming the
+/// directory and the operating system's reason.
+fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
+    let Some(dir) = output_dir.local_path() else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            tempfile::Builder::new()
+                .prefix(".biojob-write-probe")
+                .tempfile_in(dir)
+                .map(drop)
+        })
+        .map_err(|error| Error::Usage {
+            message: format!("the output directory {dir} cannot be written: {error}"),
+            remedy: Some(
+                "give a JOB_OUTPUT_PREFIX (or --output-prefix) in a directory you can write to"
+                    .to_owned(),
+            ),
+        })
 }
 
 /// Publishes the logs, removes the scratch directory (unless kept: it may be the disk that
@@ -348,15 +381,20 @@ fn finish(
             std::fs::write(&path, json).map_err(Error::io("writing", &path))?;
             publish_file(&engine.stores, &path, &output_dir)
         });
-    if let Err(publish_error) = written {
-        warn!(uri = %manifest_uri, error = %error_chain(&publish_error), "could not publish the manifest");
-    }
+    let manifest_published = match written {
+        Ok(_) => true,
+        Err(publish_error) => {
+            warn!(uri = %manifest_uri, error = %error_chain(&publish_error), "could not publish the manifest");
+            false
+        }
+    };
     RunOutcome {
         manifest,
         output_dir,
         vcf,
         error,
         kept_scratch,
+        manifest_published,
     }
 }
 

@@ -156,6 +156,44 @@ fn missing_fastq_is_refused_before_any_tool_runs() {
 }
 
 #[test]
+fn an_output_prefix_that_cannot_be_written_is_refused_before_any_work() {
+    let ws = Workspace::new();
+    // A path under a regular file: not writable even for root.
+    let blocker = ws.path().join("blocker");
+    std::fs::write(&blocker, "a file, not a directory").unwrap();
+    let prefix = blocker.join("results");
+    let input = ws.input(
+        &[
+            ("REFERENCE", testdata().join("ref.fa").display().to_string()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+            ("JOB_OUTPUT_PREFIX", prefix.display().to_string()),
+        ],
+        Some(&["chr20"]),
+    );
+    let output = ws.run(&input, "blocked", &[], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: the output directory {}/NA12878/blocked cannot be written: Not a directory (os error 20)",
+                prefix.display()
+            ),
+            "hint: give a JOB_OUTPUT_PREFIX (or --output-prefix) in a directory you can write to"
+                .to_owned(),
+            "exit class: usage (2)".to_owned(),
+        ]
+    );
+    // No step ran, and no manifest or log path that was never written is announced.
+    let text = stderr(&output);
+    assert!(!text.contains("manifest: "), "{text}");
+    assert!(!text.contains("logs: "), "{text}");
+    assert!(!text.contains("prepare-reference"), "{text}");
+    assert!(!ws.path().join("scratch").exists());
+}
+
+#[test]
 fn truncated_fastq_gzip_fails_align_with_the_input_class() {
     let ws = Workspace::new();
     let whole = std::fs::read(testdata().join("NA12878_R1.fastq.gz")).unwrap();
