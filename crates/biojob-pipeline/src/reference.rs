@@ -47,6 +47,37 @@ pub struct ReferenceOptions {
     pub bwa_index: bool,
 }
 
+/// Checks that `fasta` starts like a FASTA file: its first byte is the `>` of a header line
+/// (FASTA as samtools `faidx` reads it). `samtools faidx` would index a FASTQ file too, and
+/// fails on an empty file with a message that does not name the cause.
+///
+/// # Errors
+/// [`Error::Input`] for an empty file, a FASTQ file (`@` first) or any other first byte;
+/// [`Error::Io`]-class input errors when it cannot be read.
+fn check_fasta_start(fasta: &Utf8Path) -> Result<(), Error> {
+    let mut first = [0u8; 1];
+    let read = std::fs::File::open(fasta)
+        .and_then(|mut file| std::io::Read::read(&mut file, &mut first))
+        .map_err(Error::input_io("reading", fasta))?;
+    let problem = match (read, first[0]) {
+        (0, _) => "is empty".to_owned(),
+        (_, b'>') => return Ok(()),
+        (_, b'@') => "is FASTQ (it starts with '@'), not FASTA".to_owned(),
+        (_, byte) => format!(
+            "is not FASTA: it starts with {:?}, not a '>' header line",
+            char::from(byte)
+        ),
+    };
+    Err(Error::Input {
+        message: format!("reference {fasta} {problem}"),
+        remedy: Some(
+            "REFERENCE (or REFERENCE_NAME) must name a FASTA file (.fa, .fasta or .fa.gz) whose \
+             first line is a '>name' header"
+                .into(),
+        ),
+    })
+}
+
 /// Makes `source` (a `.fa`, `.fasta` or gzip-compressed `.fa.gz`) ready for the tools.
 ///
 /// Index files count as present when they exist, are not empty and are not older than the
@@ -64,8 +95,9 @@ pub struct ReferenceOptions {
 /// ([`bwa_index_mismatch`]) is rebuilt when its directory is writable (with a warning).
 ///
 /// # Errors
-/// [`Error::Input`] when the FASTA is missing, a contig name is invalid in SAM/VCF, or a bwa
-/// index of other contigs lies in a read-only directory;
+/// [`Error::Input`] when the FASTA is missing, empty or not FASTA ([`check_fasta_start`]), a
+/// contig name is invalid in SAM/VCF, or a bwa index of other contigs lies in a read-only
+/// directory;
 /// [`Error::Process`] when a tool fails; [`Error::Io`] on cache I/O failures.
 pub fn prepare_reference(
     source: &Utf8Path,
@@ -96,6 +128,7 @@ pub fn prepare_reference(
     }
 
     let fasta_meta = std::fs::metadata(&fasta).map_err(Error::input_io("reading", &fasta))?;
+    check_fasta_start(&fasta)?;
     let fasta_time = modified(&fasta_meta);
     let name = fasta
         .file_name()

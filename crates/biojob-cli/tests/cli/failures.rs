@@ -194,6 +194,64 @@ fn an_output_prefix_that_cannot_be_written_is_refused_before_any_work() {
 }
 
 #[test]
+fn an_empty_or_fastq_reference_is_refused_with_the_input_class() {
+    let ws = Workspace::new();
+    let fastq = {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(
+                std::fs::File::open(testdata().join("NA12878_R1.fastq.gz")).unwrap(),
+            ),
+            &mut text,
+        )
+        .unwrap();
+        text
+    };
+    for (name, content, problem) in [
+        ("empty.fa", String::new(), "is empty".to_owned()),
+        (
+            "reads.fa",
+            fastq,
+            "is FASTQ (it starts with '@'), not FASTA".to_owned(),
+        ),
+        (
+            "notes.fa",
+            "chr20 ACGT\n".to_owned(),
+            "is not FASTA: it starts with 'c', not a '>' header line".to_owned(),
+        ),
+    ] {
+        let reference = ws.path().join(name);
+        std::fs::write(&reference, content).unwrap();
+        let input = ws.input(
+            &[
+                ("REFERENCE", reference.display().to_string()),
+                ("SAMPLE_ID", "NA12878".into()),
+                ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+                ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+            ],
+            Some(&["chr20"]),
+        );
+        let run_id = name.replace('.', "-");
+        let output = ws.run(&input, &run_id, &[], &[]);
+        assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+        assert_eq!(
+            error_lines(&output),
+            [
+                format!(
+                    "error: prepare-reference failed: reference {} {problem}",
+                    reference.display()
+                ),
+                "hint: REFERENCE (or REFERENCE_NAME) must name a FASTA file (.fa, .fasta or \
+                 .fa.gz) whose first line is a '>name' header"
+                    .to_owned(),
+                "exit class: input_invalid (11)".to_owned(),
+            ]
+        );
+        assert_nothing_published(&ws, &run_id, 11);
+    }
+}
+
+#[test]
 fn truncated_fastq_gzip_fails_align_with_the_input_class() {
     let ws = Workspace::new();
     let whole = std::fs::read(testdata().join("NA12878_R1.fastq.gz")).unwrap();
