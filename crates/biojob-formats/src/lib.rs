@@ -59,7 +59,7 @@ pub use bam_stats::{
 pub use bgzf::{BGZF_EOF_BLOCK, check_bgzf_eof};
 pub use contigs::describe_contig_difference;
 pub use error::{FastqError, FormatError, input_io_class};
-pub use fai::read_fai;
+pub use fai::{check_fai_covers_fasta, read_fai};
 pub use fastq::{
     ChunkLayout, FastqChunk, FastqPairStats, FastqSource, SplitRequest, fastq_chunk_names,
     split_fastq_pair, stream_fastq_pair, validate_fastq_pair,

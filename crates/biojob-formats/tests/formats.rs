@@ -14,8 +14,8 @@ use biojob_core::{Classify, Contig, ExitClass};
 use biojob_formats::{
     BamHeaderSummary, ChunkLayout, FastqError, FastqPairStats, FastqSource, FlagCounts,
     FormatError, SplitRequest, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules,
-    check_bam_header, check_bgzf_eof, fastq_chunk_names, quickcheck_bam, quickcheck_vcf,
-    read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, split_fastq_pair,
+    check_bam_header, check_bgzf_eof, check_fai_covers_fasta, fastq_chunk_names, quickcheck_bam,
+    quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, split_fastq_pair,
     stream_fastq_pair, tabix_contigs, validate_fastq_pair,
 };
 use biojob_testkit::testdata;
@@ -1924,4 +1924,61 @@ fn a_streamed_source_is_read_to_its_end_only_after_its_own_read_error() {
         read_2.load(SeqCst)
     );
     assert!(dir_listing(root).is_empty());
+}
+
+#[test]
+fn the_fai_must_list_every_record_of_the_fasta() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let check = |name: &str, text: &str| {
+        let fasta = root.join(name);
+        std::fs::write(&fasta, text).unwrap();
+        let status = Command::new("samtools")
+            .arg("faidx")
+            .arg(&fasta)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        check_fai_covers_fasta(&fasta, &root.join(format!("{name}.fai")))
+            .map_err(|error| error.to_string())
+    };
+    // Wrapped lines, descriptions, blank lines between records, CRLF, no final newline.
+    assert_eq!(
+        check("ok.fa", ">a desc\nACGTACGT\nACG\n\n>b\nA\n>c x y\nACGT"),
+        Ok(())
+    );
+    assert_eq!(check("crlf.fa", ">a\r\nACGT\r\nAC\r\n>b\r\nGG\r\n"), Ok(()));
+    let real = testdata().join("ref.fa");
+    let real_fai = root.join("real.fa.fai");
+    let status = Command::new("samtools")
+        .args(["faidx", "--fai-idx"])
+        .arg(&real_fai)
+        .arg(&real)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    check_fai_covers_fasta(&real, &real_fai).unwrap();
+    // A name used twice: samtools indexes the first record only.
+    let last = root.join("last.fa");
+    assert_eq!(
+        check("last.fa", ">a\nACGT\n>b\nAC\n>a\nGG\n"),
+        Err(format!(
+            "{last}: the line at byte 14 (\">a\") is not where its index {last}.fai puts the next \
+             record; a contig name used twice? (samtools faidx indexes only the first record of a \
+             name)"
+        ))
+    );
+    let middle = root.join("middle.fa");
+    assert_eq!(
+        check("middle.fa", ">a\nACGT\n>a second\nAC\n>b\nGG\n"),
+        Err(format!(
+            "{middle}: the line at byte 8 (\">a second\") is not where its index {middle}.fai \
+             puts the next record (\"b\"); a contig name used twice? (samtools faidx indexes \
+             only the first record of a name)"
+        ))
+    );
 }

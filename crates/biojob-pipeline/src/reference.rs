@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use biojob_core::{Contig, contig_name_error};
-use biojob_formats::read_fai;
+use biojob_formats::{check_fai_covers_fasta, read_fai};
 use biojob_process::StageReport;
 use biojob_tools::{bwa_index, bwa_index_files, samtools_faidx};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -97,7 +97,8 @@ fn check_fasta_start(fasta: &Utf8Path) -> Result<(), Error> {
 /// # Errors
 /// [`Error::Input`] when the FASTA is missing, empty or not FASTA ([`check_fasta_start`]), a
 /// contig name is invalid in SAM/VCF, or a bwa index of other contigs lies in a read-only
-/// directory;
+/// directory; [`Error::Format`] when the `.fai` does not list every record of the FASTA (a
+/// contig name used twice: [`biojob_formats::check_fai_covers_fasta`]);
 /// [`Error::Process`] when a tool fails; [`Error::Io`] on cache I/O failures.
 pub fn prepare_reference(
     source: &Utf8Path,
@@ -188,6 +189,7 @@ pub fn prepare_reference(
         info!(fai = %fai, "built the FASTA index");
     }
     let contigs = read_fai(&fai)?;
+    check_fai_covers_fasta(&fasta_for_tools, &fai)?;
     for contig in &contigs {
         if let Some(reason) = contig_name_error(&contig.name) {
             return Err(Error::Input {

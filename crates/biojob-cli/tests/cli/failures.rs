@@ -252,6 +252,50 @@ fn an_empty_or_fastq_reference_is_refused_with_the_input_class() {
 }
 
 #[test]
+fn a_reference_with_a_contig_name_used_twice_is_refused_before_alignment() {
+    let ws = Workspace::new();
+    let reference = ws.path().join("twice.fa");
+    // ref.fa with its first record repeated at the end.
+    let fasta = std::fs::read_to_string(testdata().join("ref.fa")).unwrap();
+    let second = fasta[1..].find("\n>").map_or(fasta.len(), |at| at + 2);
+    std::fs::write(&reference, format!("{fasta}{}", &fasta[..second])).unwrap();
+    let input = ws.input(
+        &[
+            ("REFERENCE", reference.display().to_string()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+        ],
+        Some(&["chr20"]),
+    );
+    let output = ws.run(&input, "twice", &[], &[]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    let lines = error_lines(&output);
+    assert_eq!(
+        lines[0],
+        format!(
+            "error: prepare-reference failed: {}: the line at byte {} (\"{}\") is not where its \
+             index {}.fai puts the next record; a contig name used twice? (samtools faidx indexes \
+             only the first record of a name)",
+            reference.display(),
+            fasta.len(),
+            // The header line, cut at 80 bytes.
+            &fasta.lines().next().unwrap()[..80],
+            reference.display()
+        )
+    );
+    assert_eq!(lines.last().unwrap(), "exit class: input_invalid (11)");
+    let manifest = assert_nothing_published(&ws, "twice", 11);
+    let steps: Vec<&str> = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["prepare-reference"]);
+}
+
+#[test]
 fn truncated_fastq_gzip_fails_align_with_the_input_class() {
     let ws = Workspace::new();
     let whole = std::fs::read(testdata().join("NA12878_R1.fastq.gz")).unwrap();
