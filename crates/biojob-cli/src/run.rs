@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use biojob_pipeline::{
-    Engine, LogObserver, Resources, RunManifest, RunObserver, RunOptions, ScratchSettings,
+    Engine, LogObserver, Resources, RunObserver, RunOptions, ScratchSettings, TaskRecord,
     TaskStatus, WorkflowInput, new_run_id, probe_tools, run_workflow,
 };
 use biojob_process::CancelToken;
@@ -126,15 +126,14 @@ pub fn scratch_root(runtime: &RuntimeArgs) -> Utf8PathBuf {
     biojob_scratch::default_root(runtime.scratch_dir.as_deref())
 }
 
-/// What a resumed run reused and what it ran, two lines: `reused: align, call chr20` and
-/// `ran: prepare-reference, qc` (`none` when empty), tasks in manifest order.
-pub fn resume_summary(manifest: &RunManifest) -> String {
-    let names = |cached: bool| {
-        let names: Vec<String> = manifest
-            .tasks
+/// What a resumed run reused, what it ran and what failed: `reused: align, call chr20`,
+/// `ran: prepare-reference, qc` (`none` when empty), then `failed: gather` when a task
+/// failed; tasks in manifest order, skipped ones left out.
+pub fn resume_summary(tasks: &[TaskRecord]) -> String {
+    let names = |status: TaskStatus| {
+        let names: Vec<String> = tasks
             .iter()
-            .filter(|task| (task.status == TaskStatus::Cached) == cached)
-            .filter(|task| task.status != TaskStatus::Skipped)
+            .filter(|task| task.status == status)
             .map(|task| match &task.contig {
                 Some(contig) => format!("{} {contig}", task.step),
                 None => task.step.to_string(),
@@ -146,7 +145,15 @@ pub fn resume_summary(manifest: &RunManifest) -> String {
             names.join(", ")
         }
     };
-    format!("reused: {}\nran: {}\n", names(true), names(false))
+    let mut summary = format!(
+        "reused: {}\nran: {}\n",
+        names(TaskStatus::Cached),
+        names(TaskStatus::Succeeded)
+    );
+    if tasks.iter().any(|task| task.status == TaskStatus::Failed) {
+        summary.push_str(&format!("failed: {}\n", names(TaskStatus::Failed)));
+    }
+    summary
 }
 
 /// Whether `biojob run` resumes: `--no-resume` overrides everything; then `--resume`; then
@@ -228,7 +235,7 @@ pub fn run(
     };
     let outcome = run_workflow(&input, &options, &engine, observer.as_ref());
     if resume {
-        eprint!("{}", resume_summary(&outcome.manifest));
+        eprint!("{}", resume_summary(&outcome.manifest.tasks));
     }
     if let Some(kept) = &outcome.kept_scratch {
         eprintln!("scratch kept: {kept}");
@@ -256,5 +263,45 @@ pub fn run(
             anyhow::anyhow!("the run ended without a VCF or an error"),
             None,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use biojob_core::StepId;
+    use biojob_pipeline::{TaskRecord, TaskStatus};
+
+    use super::resume_summary;
+
+    #[test]
+    fn the_resume_summary_names_failed_tasks_apart_from_those_that_ran() {
+        let task = |step: StepId, contig: Option<&str>, status: TaskStatus| TaskRecord {
+            status,
+            ..TaskRecord::new(
+                step,
+                contig.map(|name| (0, name)),
+                SystemTime::UNIX_EPOCH,
+                Duration::ZERO,
+                &[],
+            )
+        };
+        let tasks = [
+            task(StepId::PrepareReference, None, TaskStatus::Succeeded),
+            task(StepId::Align, None, TaskStatus::Cached),
+            task(StepId::Call, Some("chr20"), TaskStatus::Succeeded),
+            task(StepId::Call, Some("chr22"), TaskStatus::Cached),
+            task(StepId::Gather, None, TaskStatus::Failed),
+            task(StepId::Qc, None, TaskStatus::Skipped),
+        ];
+        assert_eq!(
+            resume_summary(&tasks),
+            "reused: align, call chr22\nran: prepare-reference, call chr20\nfailed: gather\n"
+        );
+        assert_eq!(
+            resume_summary(&tasks[..2]),
+            "reused: align\nran: prepare-reference\n"
+        );
     }
 }

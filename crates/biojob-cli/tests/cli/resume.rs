@@ -79,11 +79,15 @@ fn input_with_fastqs(ws: &Workspace, fastq_dir: &Path) -> PathBuf {
     )
 }
 
-/// The lines `reused: …` and `ran: …` that a resumed run prints.
+/// The lines `reused: …`, `ran: …` and `failed: …` that a resumed run prints.
 fn summary(output: &std::process::Output) -> String {
     stderr(output)
         .lines()
-        .filter(|line| line.starts_with("reused: ") || line.starts_with("ran: "))
+        .filter(|line| {
+            line.starts_with("reused: ")
+                || line.starts_with("ran: ")
+                || line.starts_with("failed: ")
+        })
         .map(|line| format!("{line}\n"))
         .collect()
 }
@@ -931,7 +935,7 @@ fn a_reusable_shard_is_cached_even_after_another_shard_failed() {
     assert_eq!(output.status.code(), Some(20), "{}", stderr(&output));
     assert_eq!(
         summary(&output),
-        "reused: align, call chr22\nran: prepare-reference, call chr20\n"
+        "reused: align, call chr22\nran: prepare-reference\nfailed: call chr20\n"
     );
     assert_eq!(
         tasks(&manifest(&run_dir)),
