@@ -185,6 +185,8 @@ pub(crate) struct StepRun {
     space: SpaceWatch,
     pub(crate) work_dir: Utf8PathBuf,
     context: StepContext,
+    /// Why a resumed job runs its step, for its task record.
+    rerun_reason: std::sync::Mutex<Option<String>>,
 }
 
 impl StepRun {
@@ -213,6 +215,7 @@ impl StepRun {
             space,
             work_dir,
             context,
+            rerun_reason: std::sync::Mutex::new(None),
         })
     }
 
@@ -239,7 +242,16 @@ impl StepRun {
             tracing::warn!(%uri, error = %error_chain(&error), "could not read the earlier step manifest; the step runs");
             EarlierTasks::default()
         });
-        let reused = try_reuse(stores, &earlier, key, prefix, &self.work_dir.join("reused"))?;
+        let reused = match try_reuse(stores, &earlier, key, prefix, &self.work_dir.join("reused")) {
+            Ok(reused) => reused,
+            Err(reason) => {
+                tracing::info!(manifest = %uri, cache_key = key, %reason, "not reused: the step runs");
+                if let Ok(mut slot) = self.rerun_reason.lock() {
+                    *slot = Some(reason.to_string());
+                }
+                return None;
+            }
+        };
         tracing::info!(manifest = %uri, cache_key = key, "reused: an earlier job finished this step with the same cache key and its outputs are unchanged; nothing runs");
         Some(reused.into_iter().map(|output| output.record).collect())
     }
@@ -390,6 +402,11 @@ impl StepRun {
                 Ok(TaskRecord {
                     outputs,
                     cache_key,
+                    rerun_reason: self
+                        .rerun_reason
+                        .lock()
+                        .ok()
+                        .and_then(|mut slot| slot.take()),
                     ..TaskRecord::new(step, shard, started, clock.elapsed(), &commands)
                 })
             }

@@ -607,43 +607,101 @@ pub struct ReusedOutput {
     pub path: Utf8PathBuf,
 }
 
+/// Why a step runs although the run resumes: what [`try_reuse`] found. Recorded as the task's
+/// `rerun_reason` in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RerunReason {
+    /// No earlier task finished with this cache key (none ran, it failed, or an input, tool,
+    /// argument or setting changed).
+    NoEarlierTask,
+    /// The earlier task recorded no outputs.
+    NoOutputs,
+    /// An earlier output is missing or has another size than recorded.
+    OutputMissing {
+        /// The output's URI.
+        uri: String,
+    },
+    /// An earlier output has its recorded size but another SHA-256.
+    OutputChanged {
+        /// The output's URI.
+        uri: String,
+    },
+    /// The earlier outputs could not be checked (a store could not be asked, a fetch failed).
+    CheckFailed {
+        /// The error, with its causes.
+        error: String,
+    },
+}
+
+impl std::fmt::Display for RerunReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RerunReason::NoEarlierTask => f.write_str(
+                "no earlier task finished with this cache key (none finished, or an input, \
+                     a tool version, an argument or a setting changed)",
+            ),
+            RerunReason::NoOutputs => f.write_str("the earlier task recorded no outputs"),
+            RerunReason::OutputMissing { uri } => {
+                write!(f, "the earlier output {uri} is missing or changed size")
+            }
+            RerunReason::OutputChanged { uri } => {
+                write!(f, "the earlier output {uri} changed (SHA-256)")
+            }
+            RerunReason::CheckFailed { error } => {
+                write!(f, "the earlier outputs could not be checked: {error}")
+            }
+        }
+    }
+}
+
 /// Checks that every output `task` recorded exists as `prefix/<name>` with the recorded size
 /// and SHA-256, fetching S3 objects into `fetch_dir` (the checksum is computed over the bytes
-/// fetched). `None`, with the reason logged, when any is missing or differs: the step must run.
+/// fetched). The reason, also logged, when any is missing or differs: the step must run.
 ///
 /// # Errors
-/// A storage error when a store cannot be asked or a fetch fails; [`Error::Io`] when a local
-/// output cannot be read.
+/// [`RerunReason`]: a missing or changed output, or [`RerunReason::CheckFailed`] when a store
+/// cannot be asked, a fetch fails or a local output cannot be read.
 pub fn reuse_outputs(
     stores: &Stores,
     task: &RecordedTask,
     prefix: &ObjectUri,
     fetch_dir: &Utf8Path,
-) -> Result<Option<Vec<ReusedOutput>>, Error> {
+) -> Result<Vec<ReusedOutput>, RerunReason> {
     if task.outputs.is_empty() {
-        return Ok(None);
+        return Err(RerunReason::NoOutputs);
     }
+    let check_failed = |error: Error| RerunReason::CheckFailed {
+        error: error_chain(&error),
+    };
     let mut reused = Vec::new();
     for recorded in &task.outputs {
         let uri = prefix.join(&recorded.name);
-        let store = stores.for_uri(&uri)?;
-        let size = store.head(&uri)?.map(|meta| meta.size);
+        let store = stores.for_uri(&uri).map_err(|e| check_failed(e.into()))?;
+        let size = store
+            .head(&uri)
+            .map_err(|e| check_failed(e.into()))?
+            .map(|meta| meta.size);
         if size != Some(recorded.bytes) {
             info!(%uri, recorded_bytes = recorded.bytes, found_bytes = ?size, "an earlier output is missing or changed size; the step runs");
-            return Ok(None);
+            return Err(RerunReason::OutputMissing {
+                uri: uri.to_string(),
+            });
         }
         let (path, sha256) = match uri.local_path() {
-            Some(path) => (path.to_owned(), file_sha256(path)?),
+            Some(path) => (path.to_owned(), file_sha256(path).map_err(check_failed)?),
             None => {
-                std::fs::create_dir_all(fetch_dir).map_err(Error::io("creating", fetch_dir))?;
+                std::fs::create_dir_all(fetch_dir)
+                    .map_err(|e| check_failed(Error::io("creating", fetch_dir)(e)))?;
                 let path = fetch_dir.join(&recorded.name);
-                let report = store.get(&uri, &path)?;
+                let report = store.get(&uri, &path).map_err(|e| check_failed(e.into()))?;
                 (path, report.sha256)
             }
         };
         if sha256 != recorded.sha256 {
             info!(%uri, recorded_sha256 = %recorded.sha256, found_sha256 = %sha256, "an earlier output changed; the step runs");
-            return Ok(None);
+            return Err(RerunReason::OutputChanged {
+                uri: uri.to_string(),
+            });
         }
         reused.push(ReusedOutput {
             record: OutputRecord {
@@ -655,27 +713,28 @@ pub fn reuse_outputs(
             path,
         });
     }
-    Ok(Some(reused))
+    Ok(reused)
 }
 
 /// Looks for a finished task with `key` in `earlier` and checks its outputs under `prefix`
 /// ([`reuse_outputs`]). A storage failure while checking is logged and treated as "run the
 /// step": resuming never makes a run fail that would otherwise run.
+///
+/// # Errors
+/// The [`RerunReason`] when the step must run.
 pub fn try_reuse(
     stores: &Stores,
     earlier: &EarlierTasks,
     key: &str,
     prefix: &ObjectUri,
     fetch_dir: &Utf8Path,
-) -> Option<Vec<ReusedOutput>> {
-    let task = earlier.finished(key)?;
-    match reuse_outputs(stores, task, prefix, fetch_dir) {
-        Ok(reused) => reused,
-        Err(error) => {
-            tracing::warn!(error = %error_chain(&error), "could not check an earlier step's outputs; the step runs");
-            None
+) -> Result<Vec<ReusedOutput>, RerunReason> {
+    let task = earlier.finished(key).ok_or(RerunReason::NoEarlierTask)?;
+    reuse_outputs(stores, task, prefix, fetch_dir).inspect_err(|reason| {
+        if let RerunReason::CheckFailed { error } = reason {
+            tracing::warn!(%error, "could not check an earlier step's outputs; the step runs");
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -850,30 +909,32 @@ mod tests {
         };
         let stores = Stores::local_only();
         let prefix = ObjectUri::Local(dir.to_owned());
-        let reused = reuse_outputs(&stores, &task, &prefix, &dir.join("fetch"))
-            .unwrap()
-            .unwrap();
+        let reused = reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap();
         assert_eq!(
             reused.iter().map(|r| r.path.clone()).collect::<Vec<_>>(),
             [dir.join("a.vcf.gz"), dir.join("a.vcf.gz.tbi")]
         );
+        let uri = dir.join("a.vcf.gz").to_string();
         // One byte changed, same size: not reused.
         std::fs::write(dir.join("a.vcf.gz"), b"abce").unwrap();
+        let reason = reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap_err();
+        assert_eq!(reason, RerunReason::OutputChanged { uri: uri.clone() });
         assert_eq!(
-            reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap(),
-            None
+            reason.to_string(),
+            format!("the earlier output {uri} changed (SHA-256)")
         );
         // Truncated: not reused.
         std::fs::write(dir.join("a.vcf.gz"), b"abc").unwrap();
+        let reason = reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap_err();
         assert_eq!(
-            reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap(),
-            None
+            reason.to_string(),
+            format!("the earlier output {uri} is missing or changed size")
         );
         // Missing: not reused.
         std::fs::remove_file(dir.join("a.vcf.gz")).unwrap();
         assert_eq!(
-            reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap(),
-            None
+            reuse_outputs(&stores, &task, &prefix, &dir.join("fetch")).unwrap_err(),
+            RerunReason::OutputMissing { uri }
         );
     }
 

@@ -40,7 +40,7 @@ mod steps;
 mod workflow;
 
 pub use cache::{
-    AlignInputDigests, CacheKeyMaterial, EarlierTasks, RecordedTask, ReusedOutput,
+    AlignInputDigests, CacheKeyMaterial, EarlierTasks, RecordedTask, RerunReason, ReusedOutput,
     STEP_FORMAT_VERSION, align_key, bwa_index_sha256, call_key, carry_forward, earlier_step_task,
     fastq_pair_sha256, file_sha256, files_sha256, gather_key, reference_sha256, reuse_outputs,
     try_reuse,

@@ -129,6 +129,10 @@ pub struct TaskRecord {
     /// [`crate::CacheKeyMaterial`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_key: Option<String>,
+    /// Why a resumed run ran this step instead of reusing it ([`crate::RerunReason`]); absent
+    /// when the run did not resume or the step was reused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun_reason: Option<String>,
     /// The error chain, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -163,6 +167,7 @@ impl TaskRecord {
             commands,
             outputs: Vec::new(),
             cache_key: None,
+            rerun_reason: None,
             error: None,
         }
     }

@@ -2,6 +2,7 @@
 
 mod qc_task;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -281,6 +282,7 @@ pub fn run_workflow(
     let work_dir = scratch.dir().to_owned();
     let log_dir = work_dir.join("logs");
     let context = engine.context(&log_dir, &space);
+    let rerun_reasons = Mutex::new(BTreeMap::new());
     let result = execute(
         input,
         options,
@@ -290,7 +292,16 @@ pub fn run_workflow(
         &output_dir,
         &mut manifest,
         observer,
+        &rerun_reasons,
     );
+    let rerun_reasons = rerun_reasons.into_inner().unwrap_or_default();
+    for task in &mut manifest.tasks {
+        if task.status != TaskStatus::Cached
+            && let Some(key) = &task.cache_key
+        {
+            task.rerun_reason = rerun_reasons.get(key).cloned();
+        }
+    }
     manifest.scratch = Some(space.usage());
     finish(manifest, output_dir, Some(scratch), result, engine, clock)
 }
@@ -454,6 +465,7 @@ fn execute(
     output_dir: &ObjectUri,
     manifest: &mut RunManifest,
     observer: &dyn RunObserver,
+    rerun_reasons: &Mutex<BTreeMap<String, String>>,
 ) -> Result<ObjectUri, Error> {
     let stores = &engine.stores;
     // Preflight: inputs exist, before any tool runs.
@@ -503,10 +515,16 @@ fn execute(
     };
     let reused_dir = work_dir.join("reused");
     let reuse = |key: &str| {
-        options
-            .resume
-            .then(|| try_reuse(stores, &earlier, key, output_dir, &reused_dir))
-            .flatten()
+        if !options.resume {
+            return None;
+        }
+        try_reuse(stores, &earlier, key, output_dir, &reused_dir)
+            .inspect_err(|reason| {
+                if let Ok(mut reasons) = rerun_reasons.lock() {
+                    reasons.insert(key.to_owned(), reason.to_string());
+                }
+            })
+            .ok()
     };
 
     // The .fai first (usually present), to check the contigs before the slow bwa index.

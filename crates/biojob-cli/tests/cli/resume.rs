@@ -356,6 +356,33 @@ fn a_deleted_contig_vcf_reruns_that_shard_and_the_gather() {
             "qc - succeeded",
         ]
     );
+    // Each task that ran says why it was not reused; reused ones and those without a cache
+    // key say nothing.
+    let reasons: Vec<String> = manifest(&run_dir)["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["rerun_reason"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "-".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
+            format!(
+                "the earlier output {} is missing or changed size",
+                run_dir.join("NA12878.call.0001.vcf.gz").display()
+            ),
+            "-".to_owned(),
+            // The new chr22 VCF has another header (bcftools records the command and date),
+            // so the gather's inputs, and its key, changed.
+            "no earlier task finished with this cache key (none finished, or an input, a tool \
+             version, an argument or a setting changed)"
+                .to_owned(),
+            "-".to_owned(),
+        ]
+    );
     assert_eq!(
         records(&run_dir.join("NA12878.call.0001.vcf.gz")),
         records(&baseline().run_dir().join("NA12878.call.0001.vcf.gz"))
@@ -664,6 +691,14 @@ fn batch_step_jobs_with_biojob_resume_skip_what_finished_and_rerun_what_changed(
     assert_eq!(all_jobs(), [true, true, false, true, false]);
     assert_eq!(status("NA12878.call.0001.manifest.json"), "succeeded");
     assert_eq!(status("NA12878.gather.manifest.json"), "succeeded");
+    // The re-run call job's task says why.
+    let path = work.join("NA12878.call.0001.manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        manifest["task"]["rerun_reason"].as_str(),
+        Some(format!("the earlier output {chr22} changed (SHA-256)").as_str())
+    );
     // A calling parameter given to one call job: that job runs again, then gather.
     assert!(!job(
         "call",
