@@ -311,6 +311,28 @@ pub struct StepArgs {
     pub execution_id: Option<String>,
 }
 
+/// The FASTQ pair of an align or split job.
+#[derive(Debug, Args)]
+pub struct FastqPairArgs {
+    /// Read 1 FASTQ (plain or gzip) [default: <source data prefix>/<sample>_R1.fastq.gz].
+    #[arg(long, env = env::FASTQ_1)]
+    pub fastq_1: Option<String>,
+    /// Read 2 FASTQ, same read order as read 1 [default: <source data prefix>/<sample>_R2.fastq.gz].
+    #[arg(long, env = env::FASTQ_2)]
+    pub fastq_2: Option<String>,
+}
+
+impl FastqPairArgs {
+    /// The flags given, as overrides of the job environment's keys.
+    pub fn overrides(&self) -> [(&'static str, Option<&String>); 2] {
+        use biojob_pipeline::keys;
+        [
+            (keys::FASTQ_1, self.fastq_1.as_ref()),
+            (keys::FASTQ_2, self.fastq_2.as_ref()),
+        ]
+    }
+}
+
 /// The read group of an align job, and of the merge job that must write the same one.
 #[derive(Debug, Args)]
 pub struct ReadGroupArgs {
@@ -348,12 +370,8 @@ impl ReadGroupArgs {
 pub struct AlignArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// Read 1 FASTQ (plain or gzip) [default: <source data prefix>/<sample>_R1.fastq.gz].
-    #[arg(long, env = env::FASTQ_1)]
-    pub fastq_1: Option<String>,
-    /// Read 2 FASTQ, same read order as read 1 [default: <source data prefix>/<sample>_R2.fastq.gz].
-    #[arg(long, env = env::FASTQ_2)]
-    pub fastq_2: Option<String>,
+    #[command(flatten)]
+    pub fastqs: FastqPairArgs,
     #[command(flatten)]
     pub read_group: ReadGroupArgs,
     /// Align one chunk written by the split step instead: its index; the FASTQs are
@@ -368,12 +386,8 @@ pub struct AlignArgs {
 pub struct SplitArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// Read 1 FASTQ (plain or gzip) [default: <source data prefix>/<sample>_R1.fastq.gz].
-    #[arg(long, env = env::FASTQ_1)]
-    pub fastq_1: Option<String>,
-    /// Read 2 FASTQ [default: <source data prefix>/<sample>_R2.fastq.gz].
-    #[arg(long, env = env::FASTQ_2)]
-    pub fastq_2: Option<String>,
+    #[command(flatten)]
+    pub fastqs: FastqPairArgs,
     /// Read pairs per block; block k goes to chunk k mod --chunks.
     #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_pairs: u64,

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use biojob_core::{StepId, scratch_file_name};
 use biojob_formats::{ChunkLayout, SplitRequest, fastq_chunk_names, split_fastq_pair};
-use biojob_pipeline::{AlignRequest, chunk_prefix, keys};
+use biojob_pipeline::{AlignRequest, chunk_prefix};
 use biojob_process::CancelToken;
 use biojob_storage::{ObjectUri, Stores};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -157,13 +157,7 @@ fn chunk_count(chunks: u64) -> Result<NonZeroUsize, Failure> {
 /// `<sample>.split.<chunk>_R1.fastq.gz` and `_R2` for each chunk. A transfer that fails or
 /// does not verify fails the job with the staging class, and nothing is published.
 pub fn split(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
-    let job = Job::new(
-        &args.step,
-        &[
-            (keys::FASTQ_1, args.fastq_1.as_ref()),
-            (keys::FASTQ_2, args.fastq_2.as_ref()),
-        ],
-    )?;
+    let job = Job::new(&args.step, &args.fastqs.overrides())?;
     let chunks = chunk_count(args.chunks)?;
     let block_pairs = NonZeroU64::new(args.chunk_pairs)
         .ok_or_else(|| crate::steps::usage("BIOJOB_ALIGN_CHUNK_PAIRS is 0", "give it from 1"))?;

@@ -546,10 +546,7 @@ pub fn prepare_reference(
 /// The align job: stages the FASTQ pair and the reference with the `.fai` and bwa index that
 /// exist beside it, builds what is missing, aligns, and stages out the BAM and its index.
 pub fn align(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
-    let mut overrides = vec![
-        (keys::FASTQ_1, args.fastq_1.as_ref()),
-        (keys::FASTQ_2, args.fastq_2.as_ref()),
-    ];
+    let mut overrides = args.fastqs.overrides().to_vec();
     overrides.extend(args.read_group.overrides());
     let job = Job::new(&args.step, &overrides)?;
     let read_group = job.environment.read_group(&job.sample)?;

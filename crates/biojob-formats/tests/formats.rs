@@ -1475,7 +1475,28 @@ fn gunzip_text(path: &Utf8Path) -> String {
     text
 }
 
-/// Splits two files into consecutive chunks of `chunk_pairs` pairs with 2 threads.
+/// Splits two files laid out by `layout` with `threads` compression threads.
+fn split_files(
+    (r1, r2): (&Utf8Path, &Utf8Path),
+    layout: ChunkLayout,
+    threads: usize,
+    dir: &Utf8Path,
+    prefix: &str,
+) -> Result<Vec<biojob_formats::FastqChunk>, FastqError> {
+    split_fastq_pair(
+        FastqSource::file(r1),
+        FastqSource::file(r2),
+        &SplitRequest {
+            layout,
+            dir,
+            prefix,
+            threads: NonZeroUsize::new(threads).unwrap(),
+            stop: &|| false,
+        },
+    )
+}
+
+/// Consecutive chunks of `chunk_pairs` pairs, with 2 threads.
 fn split_consecutive(
     r1: &Utf8Path,
     r2: &Utf8Path,
@@ -1483,41 +1504,12 @@ fn split_consecutive(
     dir: &Utf8Path,
     prefix: &str,
 ) -> Result<Vec<biojob_formats::FastqChunk>, FastqError> {
-    split_fastq_pair(
-        FastqSource::file(r1),
-        FastqSource::file(r2),
-        &SplitRequest {
-            layout: ChunkLayout::Consecutive { chunk_pairs },
-            dir,
-            prefix,
-            threads: NonZeroUsize::new(2).unwrap(),
-            stop: &|| false,
-        },
-    )
-}
-
-/// Splits two files into `chunks` chunks of blocks of `block_pairs` pairs dealt in turn.
-fn split_in_turn(
-    r1: &Utf8Path,
-    r2: &Utf8Path,
-    block_pairs: NonZeroU64,
-    chunks: NonZeroUsize,
-    dir: &Utf8Path,
-    prefix: &str,
-) -> Result<Vec<biojob_formats::FastqChunk>, FastqError> {
-    split_fastq_pair(
-        FastqSource::file(r1),
-        FastqSource::file(r2),
-        &SplitRequest {
-            layout: ChunkLayout::InTurn {
-                block_pairs,
-                chunks,
-            },
-            dir,
-            prefix,
-            threads: NonZeroUsize::new(1).unwrap(),
-            stop: &|| false,
-        },
+    split_files(
+        (r1, r2),
+        ChunkLayout::Consecutive { chunk_pairs },
+        2,
+        dir,
+        prefix,
     )
 }
 
@@ -1645,7 +1637,17 @@ fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
     std::fs::write(&r2, fastq_text(&names, 2)).unwrap();
     let block = NonZeroU64::new(2).unwrap();
     // Blocks ab, cd, ef, g dealt to 3 chunks: ab+g, cd, ef.
-    let chunks = split_in_turn(&r1, &r2, block, NonZeroUsize::new(3).unwrap(), root, "S").unwrap();
+    let chunks = split_files(
+        (&r1, &r2),
+        ChunkLayout::InTurn {
+            block_pairs: block,
+            chunks: NonZeroUsize::new(3).unwrap(),
+        },
+        1,
+        root,
+        "S",
+    )
+    .unwrap();
     let pairs: Vec<u64> = chunks.iter().map(|c| c.pairs).collect();
     assert_eq!(pairs, [3, 2, 2]);
     assert_eq!(
@@ -1659,8 +1661,17 @@ fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
     assert_eq!(gunzip_text(&chunks[2].fastq_2), fastq_text(&["e", "f"], 2));
     assert_eq!(chunks[1].fastq_1.file_name(), Some("S.0001_R1.fastq.gz"));
     // 7 pairs are 4 blocks of 2: a fifth chunk would be empty.
-    let error =
-        split_in_turn(&r1, &r2, block, NonZeroUsize::new(5).unwrap(), root, "T").unwrap_err();
+    let error = split_files(
+        (&r1, &r2),
+        ChunkLayout::InTurn {
+            block_pairs: block,
+            chunks: NonZeroUsize::new(5).unwrap(),
+        },
+        1,
+        root,
+        "T",
+    )
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         format!("{r1} has 7 read pairs: fewer than 5 blocks of 2 pairs, so a chunk would be empty")

@@ -1,7 +1,7 @@
 //! Failures: each with its exit class, its exact message, and nothing published but the
 //! manifest and the logs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::support::{Workspace, fake_tool, stderr, testdata};
@@ -15,6 +15,20 @@ fn error_lines(output: &Output) -> Vec<String> {
         })
         .map(str::to_owned)
         .collect()
+}
+
+/// The execution input of NA12878 on chr20 with `reference`, FASTQs under `source`, results
+/// under `output`.
+fn chr20_input(ws: &Workspace, reference: &Path, source: &Path, output: &Path) -> PathBuf {
+    ws.input(
+        &[
+            ("REFERENCE", reference.display().to_string()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", source.display().to_string()),
+            ("JOB_OUTPUT_PREFIX", output.display().to_string()),
+        ],
+        Some(&["chr20"]),
+    )
 }
 
 /// What a failed run left under its output directory: the manifest and logs only, no partial
@@ -124,15 +138,7 @@ fn contig_named_without_chr_is_refused_before_any_tool_runs() {
 fn missing_fastq_is_refused_before_any_tool_runs() {
     let ws = Workspace::new();
     let reference = testdata().join("ref.fa");
-    let input = ws.input(
-        &[
-            ("REFERENCE", reference.display().to_string()),
-            ("SAMPLE_ID", "NA12878".into()),
-            ("SOURCE_DATA_PREFIX", ws.path().display().to_string()),
-            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
-        ],
-        Some(&["chr20"]),
-    );
+    let input = chr20_input(&ws, &reference, ws.path(), &ws.out());
     let output = ws.run(&input, "missing", &[], &[]);
     assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
     assert_eq!(
@@ -162,15 +168,7 @@ fn an_output_prefix_that_cannot_be_written_is_refused_before_any_work() {
     let blocker = ws.path().join("blocker");
     std::fs::write(&blocker, "a file, not a directory").unwrap();
     let prefix = blocker.join("results");
-    let input = ws.input(
-        &[
-            ("REFERENCE", testdata().join("ref.fa").display().to_string()),
-            ("SAMPLE_ID", "NA12878".into()),
-            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
-            ("JOB_OUTPUT_PREFIX", prefix.display().to_string()),
-        ],
-        Some(&["chr20"]),
-    );
+    let input = chr20_input(&ws, &testdata().join("ref.fa"), &testdata(), &prefix);
     let output = ws.run(&input, "blocked", &[], &[]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert_eq!(
@@ -222,15 +220,7 @@ fn an_empty_or_fastq_reference_is_refused_with_the_input_class() {
     ] {
         let reference = ws.path().join(name);
         std::fs::write(&reference, content).unwrap();
-        let input = ws.input(
-            &[
-                ("REFERENCE", reference.display().to_string()),
-                ("SAMPLE_ID", "NA12878".into()),
-                ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
-                ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
-            ],
-            Some(&["chr20"]),
-        );
+        let input = chr20_input(&ws, &reference, &testdata(), &ws.out());
         let run_id = name.replace('.', "-");
         let output = ws.run(&input, &run_id, &[], &[]);
         assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
@@ -259,15 +249,7 @@ fn a_reference_with_a_contig_name_used_twice_is_refused_before_alignment() {
     let fasta = std::fs::read_to_string(testdata().join("ref.fa")).unwrap();
     let second = fasta[1..].find("\n>").map_or(fasta.len(), |at| at + 2);
     std::fs::write(&reference, format!("{fasta}{}", &fasta[..second])).unwrap();
-    let input = ws.input(
-        &[
-            ("REFERENCE", reference.display().to_string()),
-            ("SAMPLE_ID", "NA12878".into()),
-            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
-            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
-        ],
-        Some(&["chr20"]),
-    );
+    let input = chr20_input(&ws, &reference, &testdata(), &ws.out());
     let output = ws.run(&input, "twice", &[], &[]);
     assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
     let lines = error_lines(&output);
