@@ -45,6 +45,8 @@
 # /usr/bin/time. Builds biojob with the release profile.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/s3-server.sh
+. "$root/benches/s3-server.sh"
 
 quick=0
 reps=""
@@ -100,10 +102,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/biojob-e2e.XXXXXX")"
 server_pid=""
 cleanup() {
   local status=$?
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_s3_server
   if [ "$status" -eq 0 ]; then
     rm -rf "$work"
   else
@@ -137,37 +136,10 @@ export AWS_ACCESS_KEY_ID=biojob-e2e AWS_SECRET_ACCESS_KEY=biojob-e2e-secret \
   AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 bucket="biojob-e2e"
 start_server() {
-  local ports
-  read -r -a ports < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(11)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')
-  rm -rf "$work/weed"
-  mkdir -p "$work/weed"
-  weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
-    -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
-    -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" \
-    -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
-    -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
-    -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -webdav.port="${ports[8]}" \
-    -admin.port="${ports[9]}" -admin.port.grpc="${ports[10]}" \
-    >"$work/weed.log" 2>&1 </dev/null &
-  server_pid=$!
-  endpoint="http://127.0.0.1:${ports[6]}"
-  for _ in $(seq 1 300); do
-    if aws --endpoint-url "$endpoint" s3 ls >/dev/null 2>&1; then break; fi
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/weed.log" >&2; echo "e2e: weed exited" >&2; exit 1; }
-    sleep 0.2
-  done
-  aws --endpoint-url "$endpoint" s3 mb "s3://$bucket" >/dev/null
+  start_s3_server "$work/weed" "$bucket" || { echo "e2e: weed exited" >&2; exit 1; }
   aws --endpoint-url "$endpoint" s3 cp --quiet --recursive "$src/" "s3://$bucket/src/"
 }
-stop_server() {
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-}
+stop_server() { stop_s3_server; }
 s3() { aws --endpoint-url "$endpoint" s3 "$@"; }
 
 # Runs a tool under /usr/bin/time; records its wall, CPU and max RSS under KEY.

