@@ -166,32 +166,16 @@ pub fn align_in_chunks(
             })
         })
         .map_err(|error| error.in_task(StepId::Split.as_str()));
-    let chunks = match split {
-        Ok(chunks) => {
-            tasks.push(record(
-                StepId::Split,
-                None,
-                &label,
-                started,
-                clock,
-                &[],
-                Ok(()),
-            ));
-            chunks
-        }
-        Err(error) => {
-            tasks.push(record(
-                StepId::Split,
-                None,
-                &label,
-                started,
-                clock,
-                &[],
-                Err(&error),
-            ));
-            return Err(error);
-        }
-    };
+    tasks.push(record(
+        StepId::Split,
+        None,
+        &label,
+        started,
+        clock,
+        &[],
+        split.as_ref().map(|_| ()),
+    ));
+    let chunks = split?;
 
     // Align each chunk.
     let workers = workers.clamp(1, chunks.len());
@@ -293,35 +277,23 @@ pub fn align_in_chunks(
     let (started, clock) = (SystemTime::now(), Instant::now());
     let merged = merge(request, &bams, &context.for_step(StepId::Merge.as_str()))
         .map_err(|error| error.in_task(StepId::Merge.as_str()));
-    match merged {
-        Ok(output) => {
-            tasks.push(record(
-                StepId::Merge,
-                None,
-                &label,
-                started,
-                clock,
-                &output.commands,
-                Ok(()),
-            ));
-            Ok(AlignOutput {
-                bam: output.bam,
-                bai: output.bai,
-                fastq,
-                commands: Vec::new(),
-            })
-        }
-        Err(error) => {
-            tasks.push(record(
-                StepId::Merge,
-                None,
-                &label,
-                started,
-                clock,
-                &[],
-                Err(&error),
-            ));
-            Err(error)
-        }
-    }
+    let commands = merged
+        .as_ref()
+        .map_or(&[][..], |output| output.commands.as_slice());
+    tasks.push(record(
+        StepId::Merge,
+        None,
+        &label,
+        started,
+        clock,
+        commands,
+        merged.as_ref().map(|_| ()),
+    ));
+    let output = merged?;
+    Ok(AlignOutput {
+        bam: output.bam,
+        bai: output.bai,
+        fastq,
+        commands: Vec::new(),
+    })
 }
