@@ -61,18 +61,25 @@ pub struct BcftoolsCall {
 impl BcftoolsCall {
     /// The command; it reads mpileup's BCF on stdin. Labelled `bcftools-call.<region>`.
     pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
-        CommandSpec::new(
-            format!("bcftools-call.{}", label_part(&self.region)),
-            bcftools.program(),
-        )
-        .arg("call")
-        .arg("-m")
-        .arg("-v")
-        .arg("-Oz")
-        .arg("-o")
-        .arg(self.output.as_str())
-        .arg("-")
+        call_command(bcftools, &self.region, ["-Oz", "-o", self.output.as_str()])
     }
+}
+
+/// `bcftools call -m -v OUTPUT… -`, labelled `bcftools-call.<region>`.
+fn call_command<'a>(
+    bcftools: &ToolPath,
+    region: &str,
+    output: impl IntoIterator<Item = &'a str>,
+) -> CommandSpec {
+    CommandSpec::new(
+        format!("bcftools-call.{}", label_part(region)),
+        bcftools.program(),
+    )
+    .arg("call")
+    .arg("-m")
+    .arg("-v")
+    .args(output)
+    .arg("-")
 }
 
 /// `bcftools call -m -v -Ou -`: as [`BcftoolsCall`], but writes uncompressed BCF to stdout, for
@@ -86,15 +93,7 @@ pub struct BcftoolsCallPiped {
 impl BcftoolsCallPiped {
     /// The command; it reads mpileup's VCF on stdin. Labelled `bcftools-call.<region>`.
     pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
-        CommandSpec::new(
-            format!("bcftools-call.{}", label_part(&self.region)),
-            bcftools.program(),
-        )
-        .arg("call")
-        .arg("-m")
-        .arg("-v")
-        .arg("-Ou")
-        .arg("-")
+        call_command(bcftools, &self.region, ["-Ou"])
     }
 }
 

@@ -9,6 +9,20 @@ use crate::support::{Workspace, assert_same_records, hand_run, records, stderr, 
 
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
 
+/// A Batch step job (`args`, e.g. `["call"]`) of sample NA12878 on `reference`, results under
+/// `out`; the caller adds the job's environment.
+fn step_job(ws: &Workspace, reference: &Path, out: &Path, args: &[&str]) -> Command {
+    let mut command = ws.biojob();
+    command
+        .args(args)
+        .arg("--reference")
+        .arg(reference)
+        .arg("--output-prefix")
+        .arg(out)
+        .env("SAMPLE_ID", "NA12878");
+    command
+}
+
 /// The call tasks of a run's manifest: (shard index, region, status).
 fn call_tasks(run_dir: &Path) -> Vec<(u64, String, String)> {
     let manifest: serde_json::Value =
@@ -321,14 +335,8 @@ fn call_jobs_by_shard_then_gather_give_the_records_of_by_contig_calling() {
     let hand = hand_run();
     // The Batch jobs' environment: the run's contigs and shard size, one shard per job.
     let job = |args: &[&str], env: &[(&str, &str)]| {
-        let mut command = ws.biojob();
+        let mut command = step_job(&ws, &reference, &out, args);
         command
-            .args(args)
-            .arg("--reference")
-            .arg(&reference)
-            .arg("--output-prefix")
-            .arg(&out)
-            .env("SAMPLE_ID", "NA12878")
             .env("CHROMOSOMES", r#"["chr20","chr22","chrM"]"#)
             .env("BIOJOB_CALL_SHARD_BASES", "40000");
         for (key, value) in env {
@@ -400,14 +408,8 @@ fn split_align_chunk_and_merge_jobs_give_the_alignments_of_one_align_job() {
     let reference = testdata().join("ref.fa");
     let out = ws.out();
     let job = |args: &[&str], env: &[(&str, &str)]| {
-        let mut command = ws.biojob();
+        let mut command = step_job(&ws, &reference, &out, args);
         command
-            .args(args)
-            .arg("--reference")
-            .arg(&reference)
-            .arg("--output-prefix")
-            .arg(&out)
-            .env("SAMPLE_ID", "NA12878")
             .env("FASTQ_1", &fastq_1)
             .env("FASTQ_2", &fastq_2)
             .env("JOB_WORKFLOW_NAME", "biojob")

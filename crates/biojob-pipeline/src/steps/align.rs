@@ -46,6 +46,17 @@ pub struct AlignOutput {
     pub commands: Vec<StageReport>,
 }
 
+/// The sample's BAM in `work_dir` and its index: `<sample>.align.bam` and `.bam.bai`, the names
+/// align and merge write and the call step reads.
+pub(crate) fn sample_bam_paths(
+    work_dir: &Utf8Path,
+    sample: &SampleId,
+) -> (Utf8PathBuf, Utf8PathBuf) {
+    let bam = work_dir.join(scratch_file_name(sample, StepId::Align, None, "bam"));
+    let bai = Utf8PathBuf::from(format!("{bam}.bai"));
+    (bam, bai)
+}
+
 /// Aligns a read pair and writes the sorted, indexed BAM.
 ///
 /// biojob reads both FASTQs itself, checks them record by record (structure, quality length
@@ -79,13 +90,7 @@ pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignO
         file_bytes(request.fastq_1).saturating_add(file_bytes(request.fastq_2)),
         request.fastq_1.as_str(),
     ))?;
-    let bam = work_dir.join(scratch_file_name(
-        request.sample,
-        StepId::Align,
-        None,
-        "bam",
-    ));
-    let bai = Utf8PathBuf::from(format!("{bam}.bai"));
+    let (bam, bai) = sample_bam_paths(work_dir, request.sample);
     let mut outputs = PendingOutputs::default();
     let bam_partial = outputs.partial_for(&bam);
     let bai_partial = outputs.partial_for(&bai);

@@ -1,13 +1,12 @@
 //! The `merge` step: `samtools merge` of the chunks' BAMs into the sample's BAM, then
 //! `samtools index`.
 
-use biojob_core::{StepId, scratch_file_name};
 use biojob_process::StageReport;
 use biojob_tools::{SamtoolsMerge, samtools_index};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::steps::PendingOutputs;
-use crate::steps::align::verify_bam;
+use crate::steps::align::{sample_bam_paths, verify_bam};
 use crate::{AlignRequest, Error, StepContext, file_bytes};
 
 /// The merge step's results.
@@ -50,13 +49,7 @@ pub fn merge(
         .iter()
         .fold(0u64, |sum, bam| sum.saturating_add(file_bytes(bam)));
     tracing::info!(bams = bams.len(), bytes, "merging the chunks' BAMs");
-    let bam = work_dir.join(scratch_file_name(
-        request.sample,
-        StepId::Align,
-        None,
-        "bam",
-    ));
-    let bai = Utf8PathBuf::from(format!("{bam}.bai"));
+    let (bam, bai) = sample_bam_paths(work_dir, request.sample);
     let mut outputs = PendingOutputs::default();
     let bam_partial = outputs.partial_for(&bam);
     let bai_partial = outputs.partial_for(&bai);
