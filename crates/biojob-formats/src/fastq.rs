@@ -251,7 +251,9 @@ fn scan_file(
     tracing::debug!(gzip = reader.is_gzip(), streamed, "FASTQ file opened");
     let mut bases: u64 = 0;
     let completed = loop {
-        if cancel.load(Ordering::Relaxed) {
+        // The first record is always read, so that two empty files both report it, whichever
+        // thread finds it first (R1's error is then the one given).
+        if reader.records() > 0 && cancel.load(Ordering::Relaxed) {
             break Ok(false);
         }
         let records = reader.records();
