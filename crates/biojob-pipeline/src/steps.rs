@@ -1,20 +1,23 @@
-//! The workflow's steps. Each writes its outputs under temporary names in a work directory,
-//! verifies them, and renames them to their final names only when the step has succeeded.
+//! The workflow's steps, each a [`crate::StepDefinition`]: its plan and how it runs it. Each
+//! writes its outputs under temporary names in its work directory, verifies them, and renames
+//! them to their final names only when the step has succeeded.
 
-mod align;
+pub(crate) mod align;
 mod call;
 mod gather;
 mod merge;
 mod qc;
+mod split;
 
-pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, align};
-pub use call::{CallOutput, CallRequest, REGION_PILEUP_PAD_BASES, call};
-pub use gather::{GatherOutput, GatherRequest, gather, order_for_gather};
-pub use merge::{MergeOutput, merge};
+pub use align::{AlignStep, BWA_BATCH_BASES, FASTQ_1, FASTQ_2};
+pub use call::{BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest};
+pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
+pub use merge::{MergeStep, chunk_bam_role};
 pub use qc::{
-    ContigQc, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary, ReadsQc, VariantsQc, qc,
+    ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF, VariantsQc,
     qc_file_names,
 };
+pub use split::{SplitStep, chunk_fastq_names, chunk_prefix};
 
 use camino::{Utf8Path, Utf8PathBuf};
 

@@ -56,11 +56,13 @@ fn resources<'a>(template: &'a Yaml, kind: &str) -> Vec<(String, &'a Yaml)> {
         .collect()
 }
 
-/// Every environment variable name biojob reads: the constants of `src/env.rs` and the
-/// execution input's `environment` keys.
+/// Every environment variable name biojob reads: the constants of the pipeline's `env`
+/// module, which also lists the execution input's `environment` keys.
 fn names_biojob_reads() -> BTreeSet<String> {
-    let source =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/env.rs")).unwrap();
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../biojob-pipeline/src/env.rs"),
+    )
+    .unwrap();
     let mut names: BTreeSet<String> = source
         .lines()
         .filter_map(|line| line.trim().strip_prefix("pub const "))
@@ -72,7 +74,11 @@ fn names_biojob_reads() -> BTreeSet<String> {
         names.contains("AWS_BATCH_JOB_ID"),
         "env.rs not parsed: {names:?}"
     );
-    names.extend(biojob_pipeline::keys::ALL.iter().map(|k| (*k).to_owned()));
+    names.extend(
+        biojob_pipeline::env::INPUT_ENVIRONMENT_KEYS
+            .iter()
+            .map(|k| (*k).to_owned()),
+    );
     names
 }
 
