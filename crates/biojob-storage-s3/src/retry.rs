@@ -18,7 +18,8 @@ pub(crate) enum Fault {
 }
 
 /// Classifies an SDK error from the request `what` of operation `op`: throttling, 5xx,
-/// timeouts and connection errors are retried, anything else is fatal.
+/// timeouts and connection errors are retried; HTTP 403 (credentials, permissions) is
+/// [`StorageError::Denied`]; anything else is fatal.
 pub(crate) fn fault<E>(
     error: SdkError<E, HttpResponse>,
     op: &'static str,
@@ -30,13 +31,19 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let message = match &error {
-        // The service's own words (code, message, status), not the whole response.
-        SdkError::ServiceError(context) => format!(
-            "{what}: {} (HTTP {}): {}",
-            error.code().unwrap_or("error"),
-            context.raw().status().as_u16(),
-            error.message().unwrap_or("no message")
-        ),
+        // The service's own words (code, status, message), not the whole response; a `HEAD`
+        // response has no body, so only its status.
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status().as_u16();
+            let mut text = match error.code() {
+                Some(code) => format!("{what}: {code} (HTTP {status})"),
+                None => format!("{what}: HTTP {status}"),
+            };
+            if let Some(message) = error.message() {
+                text.push_str(&format!(": {message}"));
+            }
+            text
+        }
         _ => format!("{what}: {}", DisplayErrorContext(&error)),
     };
     let retry = match &error {
@@ -64,6 +71,13 @@ where
     };
     if retry {
         Fault::Retry(message)
+    } else if status_of(&error) == Some(403) {
+        Fault::Fatal(StorageError::Denied {
+            op,
+            uri: uri.to_owned(),
+            direction,
+            message,
+        })
     } else {
         Fault::Fatal(StorageError::Remote {
             op,
