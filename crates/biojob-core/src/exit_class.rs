@@ -28,9 +28,10 @@ use serde::{Deserialize, Serialize};
 pub enum ExitClass {
     /// Success.
     Ok,
-    /// Wrong flags, a malformed input JSON, an unknown setting.
+    /// Wrong flags, a malformed input JSON, an unknown setting, credentials or permissions
+    /// that do not allow a transfer (S3's HTTP 403).
     Usage,
-    /// Inputs could not be fetched (network, throttling, permissions on the source).
+    /// Inputs could not be fetched (network, throttling, a server error).
     InputStaging,
     /// Inputs were fetched but are wrong: bad FASTQ, missing contig, corrupt file.
     InputInvalid,
