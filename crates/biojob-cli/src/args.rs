@@ -2,10 +2,14 @@
 //! location ([`StepArgs`]), the FASTQ pair, the read group, how a run scatters. Each flag is
 //! backed by its environment variable ([`biojob_pipeline::env`]).
 
+use std::num::NonZeroUsize;
+
 use biojob_pipeline::env;
 use biojob_scratch::AutoscaleMode;
 use camino::Utf8PathBuf;
 use clap::Args;
+
+use crate::failure::{Failure, usage};
 
 /// Resource, scratch and tool settings shared by every step.
 #[derive(Debug, Clone, Args)]
@@ -226,6 +230,19 @@ pub fn parse_run_id(text: &str) -> Result<String, String> {
     biojob_core::SampleId::new(text)
         .map(|id| id.as_str().to_owned())
         .map_err(|error| error.to_string().replace("sample id", "run id"))
+}
+
+/// A chunk count from its flag.
+pub fn chunk_count(chunks: u64) -> Result<NonZeroUsize, Failure> {
+    usize::try_from(chunks)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| {
+            usage(
+                format!("CHUNKS {chunks} is not a chunk count"),
+                "give CHUNKS from 1",
+            )
+        })
 }
 
 #[cfg(test)]

@@ -352,7 +352,10 @@ impl StepJob<'_> {
                 target.observer.reused(&label);
                 let records: Vec<OutputRecord> = outputs.iter().map(|o| o.0.clone()).collect();
                 JobOutcome {
-                    record: TaskRecord::cached(step, shard, started, Duration::ZERO, key, records),
+                    record: TaskRecord {
+                        inputs: facts.inputs,
+                        ..TaskRecord::cached(step, shard, started, Duration::ZERO, key, records)
+                    },
                     outputs: outputs.into_iter().map(|o| o.1).collect(),
                     reference: facts.reference,
                     read_pairs: None,
@@ -371,6 +374,7 @@ impl StepJob<'_> {
                     outputs: records,
                     cache_key: key,
                     rerun_reason,
+                    inputs: facts.inputs,
                     ..TaskRecord::new(step, shard, started, wall, &executed.commands)
                 };
                 JobOutcome {
@@ -389,6 +393,7 @@ impl StepJob<'_> {
                 commands.extend(reports_of(&error));
                 let record = TaskRecord {
                     rerun_reason,
+                    inputs: facts.inputs,
                     ..TaskRecord::new(step, shard, started, wall, &commands)
                 }
                 .failed(&error);
@@ -593,6 +598,11 @@ impl StepJob<'_> {
             staged.paths.insert(input.role.clone(), path);
         }
         staged.inputs = inputs;
+        facts.inputs = staged
+            .paths
+            .iter()
+            .map(|(role, path)| (role.clone(), path.to_string()))
+            .collect();
         Ok(staged)
     }
 
@@ -693,6 +703,7 @@ struct Facts {
     reference_reports: Vec<StageReport>,
     rerun_reason: Option<RerunReason>,
     bytes_staged_in: u64,
+    inputs: BTreeMap<String, String>,
 }
 
 enum Done {

@@ -3,6 +3,7 @@
 //! local run's `manifest.json`: the run's facts and its tasks). Written and read by the same
 //! types, whether the task succeeded or failed.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use biojob_core::{Classify, ExitClass, StepId};
@@ -169,6 +170,10 @@ pub struct TaskRecord {
     /// The largest peak RSS of its commands, in bytes.
     #[serde(default)]
     pub peak_rss_bytes: u64,
+    /// Each input's local path as the task's tools read it, by role (`fastq_1`, `reference`,
+    /// `bam`, `vcf.0000`): what the placeholders of `--dry-run` and of the cache key stand for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
     /// The commands, in the order they started.
     #[serde(default)]
     pub commands: Vec<CommandRecord>,
@@ -214,6 +219,7 @@ impl TaskRecord {
                 sum + c.user_cpu_seconds + c.system_cpu_seconds
             }),
             peak_rss_bytes: commands.iter().map(|c| c.max_rss_bytes).max().unwrap_or(0),
+            inputs: BTreeMap::new(),
             commands,
             outputs: Vec::new(),
             cache_key: None,

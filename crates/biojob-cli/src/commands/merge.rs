@@ -6,8 +6,7 @@ use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
 
-use crate::args::{ReadGroupArgs, RuntimeArgs, StepArgs};
-use crate::commands::split::chunk_count;
+use crate::args::{ReadGroupArgs, RuntimeArgs, StepArgs, chunk_count};
 use crate::failure::Failure;
 use crate::job::Job;
 

@@ -12,8 +12,8 @@ use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
 
-use crate::args::{RuntimeArgs, StepArgs};
-use crate::failure::Failure;
+use crate::args::{RuntimeArgs, StepArgs, chunk_count};
+use crate::failure::{Failure, usage};
 use crate::job::{Job, parse_contigs};
 
 #[derive(Debug, Args)]
@@ -27,9 +27,10 @@ pub struct QcArgs {
     /// The calling shards' largest size in bases (0: one shard per contig).
     #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
     pub shard_bases: u64,
-    /// The alignment chunks, when the execution aligned in chunks.
-    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
-    pub chunks: Option<u64>,
+    /// The alignment chunks, when the execution aligned in chunks (empty: not in chunks, what
+    /// the state machine passes then).
+    #[arg(long, env = env::CHUNKS)]
+    pub chunks: Option<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -38,10 +39,15 @@ pub struct QcArgs {
 /// reads the execution's step manifests, and stages out the QC files and `report.html`.
 pub fn run(args: QcArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let job = Job::new(&args.step, &[])?;
-    let chunks = args
-        .chunks
-        .map(crate::commands::split::chunk_count)
-        .transpose()?;
+    let chunks = match args.chunks.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(chunk_count(text.parse().map_err(|error| {
+            usage(
+                format!("CHUNKS {text:?}: {error}"),
+                "give CHUNKS from 1 to 9999, or leave it empty",
+            )
+        })?)?),
+    };
     let bam = job
         .run_prefix
         .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam"));

@@ -1,7 +1,7 @@
 //! `biojob split`: the split job, the FASTQ pair into `CHUNKS` chunks for align jobs of one
 //! chunk each.
 
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::NonZeroU64;
 
 use biojob_formats::ChunkLayout;
 use biojob_pipeline::{
@@ -11,7 +11,7 @@ use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
 
-use crate::args::{FastqPairArgs, RuntimeArgs, StepArgs};
+use crate::args::{FastqPairArgs, RuntimeArgs, StepArgs, chunk_count};
 use crate::failure::{Failure, usage};
 use crate::job::Job;
 
@@ -29,19 +29,6 @@ pub struct SplitArgs {
     pub chunks: u64,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
-}
-
-/// A chunk count from its flag.
-pub fn chunk_count(chunks: u64) -> Result<NonZeroUsize, Failure> {
-    usize::try_from(chunks)
-        .ok()
-        .and_then(NonZeroUsize::new)
-        .ok_or_else(|| {
-            usage(
-                format!("CHUNKS {chunks} is not a chunk count"),
-                "give CHUNKS from 1",
-            )
-        })
 }
 
 /// Streams the FASTQ pair from where it is (an S3 object is read as it downloads, never

@@ -9,7 +9,7 @@ use biojob_formats::{
     FastqError, FastqPairStats, describe_contig_difference, read_bam_header_summary,
     stream_fastq_pair,
 };
-use biojob_process::{CancelReason, CommandSpec};
+use biojob_process::CancelReason;
 use biojob_scratch::SpaceNeed;
 use biojob_tools::{BwaMem, SamtoolsSort, Tool, samtools_index, sort_memory_per_thread};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -17,7 +17,7 @@ use tracing::info;
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::{PendingOutputs, verify_bgzf_output};
+use crate::steps::{RunningPlan, plan_shape, verify_bgzf_output};
 use crate::{
     Error, Executed, PlanContext, PlannedCommand, PreparedReference, StagedInputs, StepContext,
     StepDefinition, StepPlan, TaskShard, align_space_need,
@@ -190,19 +190,9 @@ impl StepDefinition for AlignStep {
             &inputs.paths,
         );
         let sort_temp = self.sort_temp(&local);
-        let planned = plan.outputs.clone();
-        let (bam, bai) = match planned.as_slice() {
-            [bam, bai] => (bam.path.clone(), bai.path.clone()),
-            _ => return Err(plan_shape("align", "two outputs")),
-        };
-        let mut outputs = PendingOutputs::default();
-        let bam_partial = outputs.partial_for(&bam);
-        outputs.partial_for(&bai);
-        let mut pipelines = plan.pipelines.into_iter();
-        let (Some(align), Some(index)) = (pipelines.next(), pipelines.next()) else {
-            return Err(plan_shape("align", "two pipelines"));
-        };
-        let mut stages: Vec<CommandSpec> = align.into_iter().map(|c| c.command).collect();
+        let mut running = RunningPlan::new(plan, 2)?;
+        let bam_partial = running.partial(0).to_owned();
+        let mut stages = running.take()?;
         info!(
             threads = context.resources().threads,
             fastq_validation = self.validate_fastq,
@@ -264,17 +254,10 @@ impl StepDefinition for AlignStep {
                 }
                 (Ok(stats), Ok(report)) => (stats, report),
             };
-            let mut commands = pipeline.stages;
+            running.commands.extend(pipeline.stages);
             verify_bam(&bam_partial, &self.read_group, reference)?;
-            for command in index {
-                commands.push(context.supervisor.run(command.command)?);
-            }
-            outputs.publish()?;
-            Ok(Executed {
-                commands,
-                outputs: planned.clone(),
-                read_pairs: self.validate_fastq.then_some(fastq.pairs),
-            })
+            running.run_next(context)?;
+            running.finish(self.validate_fastq.then_some(fastq.pairs))
         })();
         context.space.sample();
         // While the partial outputs are still there: they hold the space that may have run out.
@@ -283,14 +266,6 @@ impl StepDefinition for AlignStep {
             remove_sort_temporaries(&sort_temp);
         }
         result
-    }
-}
-
-/// The error of a plan that does not have the shape its step runs (a step defined wrongly).
-pub(crate) fn plan_shape(step: &str, expected: &str) -> Error {
-    Error::Usage {
-        message: format!("the {step} plan does not have {expected}"),
-        remedy: None,
     }
 }
 

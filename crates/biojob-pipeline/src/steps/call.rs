@@ -14,8 +14,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::align::plan_shape;
-use crate::steps::{PendingOutputs, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{RunningPlan, plan_shape, verify_bgzf_output, verify_vcf_output};
 use crate::{
     Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, StagedInputs,
     StepContext, StepDefinition, StepPlan, TaskShard, call_space_need, contig_plan, shard_plan,
@@ -261,23 +260,10 @@ impl StepDefinition for CallStep {
             .ok_or_else(|| plan_shape("call", "a shard"))?;
         let bam = inputs.path(BAM)?;
         check_bam_header(bam, &reference.contigs, self.sample.as_str())?;
-        let planned = plan.outputs.clone();
-        let (vcf, tbi) = match planned.as_slice() {
-            [vcf, tbi] => (vcf.path.clone(), tbi.path.clone()),
-            _ => return Err(plan_shape("call", "two outputs")),
-        };
-        let mut outputs = PendingOutputs::default();
-        let vcf_partial = outputs.partial_for(&vcf);
-        outputs.partial_for(&tbi);
-        let mut pipelines = plan.pipelines.into_iter();
-        let (Some(call), Some(index)) = (pipelines.next(), pipelines.next()) else {
-            return Err(plan_shape("call", "two pipelines"));
-        };
+        let mut running = RunningPlan::new(plan, 2)?;
         let result = (|| {
-            let mut commands = context
-                .supervisor
-                .run_pipeline(call.into_iter().map(|c| c.command).collect())?
-                .stages;
+            running.run_next(context)?;
+            let vcf_partial = running.partial(0).to_owned();
             verify_bgzf_output(&vcf_partial)?;
             verify_vcf_output(
                 &vcf_partial,
@@ -287,15 +273,8 @@ impl StepDefinition for CallStep {
                     only_contig: shard.single_contig().map(|c| c.name.as_str()),
                 },
             )?;
-            for command in index {
-                commands.push(context.supervisor.run(command.command)?);
-            }
-            outputs.publish()?;
-            Ok(Executed {
-                commands,
-                outputs: planned.clone(),
-                read_pairs: None,
-            })
+            running.run_next(context)?;
+            running.finish(None)
         })();
         // While the partial outputs are still there: they hold the space that may have run out.
         result.map_err(|error| context.explain_failure(error))

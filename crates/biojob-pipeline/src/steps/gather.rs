@@ -12,8 +12,7 @@ use biojob_tools::{BcftoolsConcat, Tool, bcftools_index_tbi};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::plan::partial;
-use crate::steps::align::plan_shape;
-use crate::steps::{PendingOutputs, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{RunningPlan, verify_bgzf_output, verify_vcf_output};
 use crate::{
     Error, Executed, JobInput, PlanContext, PreparedReference, StagedInputs, StepContext,
     StepDefinition, StepPlan, contig_plan, gather_space_need, shard_plan,
@@ -216,34 +215,14 @@ impl StepDefinition for GatherStep {
                 &paths,
             ))
         };
-        let planned = plan.outputs.clone();
-        let (vcf, tbi) = match planned.as_slice() {
-            [vcf, tbi] => (vcf.path.clone(), tbi.path.clone()),
-            _ => return Err(plan_shape("gather", "two outputs")),
-        };
-        let mut outputs = PendingOutputs::default();
-        let vcf_partial = outputs.partial_for(&vcf);
-        outputs.partial_for(&tbi);
-        let mut pipelines = plan.pipelines.into_iter();
-        let (Some(concat), Some(index)) = (pipelines.next(), pipelines.next()) else {
-            return Err(plan_shape("gather", "two pipelines"));
-        };
+        let mut running = RunningPlan::new(plan, 2)?;
         let result = (|| {
-            let mut commands = Vec::new();
-            for command in concat {
-                commands.push(context.supervisor.run(command.command)?);
-            }
+            running.run_next(context)?;
+            let vcf_partial = running.partial(0).to_owned();
             verify_bgzf_output(&vcf_partial)?;
             verify_vcf_output(&vcf_partial, &rules)?;
-            for command in index {
-                commands.push(context.supervisor.run(command.command)?);
-            }
-            outputs.publish()?;
-            Ok(Executed {
-                commands,
-                outputs: planned.clone(),
-                read_pairs: None,
-            })
+            running.run_next(context)?;
+            running.finish(None)
         })();
         // While the partial outputs are still there: they hold the space that may have run out.
         result.map_err(|error| context.explain_failure(error))

@@ -7,8 +7,8 @@ use biojob_tools::{SamtoolsMerge, Tool, samtools_index};
 use camino::Utf8PathBuf;
 
 use crate::plan::partial;
-use crate::steps::PendingOutputs;
-use crate::steps::align::{plan_shape, verify_bam};
+use crate::steps::RunningPlan;
+use crate::steps::align::verify_bam;
 use crate::{
     Error, Executed, PlanContext, StagedInputs, StepContext, StepDefinition, StepPlan,
     gather_space_need,
@@ -91,33 +91,12 @@ impl StepDefinition for MergeStep {
         }
         let reference = inputs.reference()?;
         tracing::info!(chunks = self.chunks, "merging the chunks' BAMs");
-        let planned = plan.outputs.clone();
-        let (bam, bai) = match planned.as_slice() {
-            [bam, bai] => (bam.path.clone(), bai.path.clone()),
-            _ => return Err(plan_shape("merge", "two outputs")),
-        };
-        let mut outputs = PendingOutputs::default();
-        let bam_partial = outputs.partial_for(&bam);
-        outputs.partial_for(&bai);
-        let mut pipelines = plan.pipelines.into_iter();
-        let (Some(merge), Some(index)) = (pipelines.next(), pipelines.next()) else {
-            return Err(plan_shape("merge", "two pipelines"));
-        };
+        let mut running = RunningPlan::new(plan, 2)?;
         let result = (|| {
-            let mut commands = Vec::new();
-            for command in merge {
-                commands.push(context.supervisor.run(command.command)?);
-            }
-            verify_bam(&bam_partial, &self.read_group, reference)?;
-            for command in index {
-                commands.push(context.supervisor.run(command.command)?);
-            }
-            outputs.publish()?;
-            Ok(Executed {
-                commands,
-                outputs: planned.clone(),
-                read_pairs: None,
-            })
+            running.run_next(context)?;
+            verify_bam(running.partial(0), &self.read_group, reference)?;
+            running.run_next(context)?;
+            running.finish(None)
         })();
         result.map_err(|error| context.explain_failure(error))
     }

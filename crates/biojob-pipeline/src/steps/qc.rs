@@ -15,8 +15,7 @@ use tracing::info;
 use crate::cache::read_json;
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::PendingOutputs;
-use crate::steps::align::plan_shape;
+use crate::steps::RunningPlan;
 use crate::{
     Error, Executed, JobInput, PlanContext, PreparedReference, RunManifest, StagedInputs,
     StepContext, StepDefinition, StepPlan, TaskRecord, contig_plan, render_report, shard_plan,
@@ -417,22 +416,12 @@ impl StepDefinition for QcStep {
         let reference = inputs.reference()?;
         let bam = inputs.path(BAM)?;
         let vcf = inputs.path(VCF)?;
-        let planned = plan.outputs.clone();
-        let [flagstat, samtools_report, bcftools_report, qc_json, report] = match planned
-            .iter()
-            .map(|output| output.path.clone())
-            .collect::<Vec<_>>()
-            .try_into()
-        {
-            Ok(paths) => paths,
-            Err(_) => return Err(plan_shape("qc", "five outputs")),
-        };
-        let mut outputs = PendingOutputs::default();
-        let flagstat_partial = outputs.partial_for(&flagstat);
-        let samtools_partial = outputs.partial_for(&samtools_report);
-        let bcftools_partial = outputs.partial_for(&bcftools_report);
-        let qc_json_partial = outputs.partial_for(&qc_json);
-        let report_partial = outputs.partial_for(&report);
+        let mut running = RunningPlan::new(plan, 5)?;
+        let flagstat_partial = running.partial(0).to_owned();
+        let samtools_partial = running.partial(1).to_owned();
+        let bcftools_partial = running.partial(2).to_owned();
+        let qc_json_partial = running.partial(3).to_owned();
+        let report_partial = running.partial(4).to_owned();
         let threads = context.resources().threads.max(1);
         info!(%bam, %vcf, "QC");
         let (native, tools) = std::thread::scope(|scope| {
@@ -449,18 +438,17 @@ impl StepDefinition for QcStep {
                 Ok::<_, biojob_formats::FormatError>((bam, vcf))
             });
             let tools = (|| {
-                let mut commands = Vec::new();
-                for command in plan.pipelines.into_iter().flatten() {
-                    commands.push(context.supervisor.run(command.command)?);
+                for _ in 0..3 {
+                    running.run_next(context)?;
                 }
-                Ok::<_, Error>(commands)
+                Ok::<_, Error>(())
             })();
             let native = native
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (native, tools)
         });
-        let commands = tools?;
+        tools?;
         let (bam_stats, vcf_scan) = native.map_err(|error| {
             let path = match &error {
                 biojob_formats::FormatError::Io { path, .. }
@@ -498,7 +486,7 @@ impl StepDefinition for QcStep {
             qc_file_names(&self.sample),
         );
         let json = serde_json::to_vec_pretty(&summary)
-            .map_err(|e| Error::io("serialising", &qc_json)(std::io::Error::other(e)))?;
+            .map_err(|e| Error::io("serialising", running.output(3))(std::io::Error::other(e)))?;
         std::fs::write(&qc_json_partial, json).map_err(Error::io("writing", &qc_json_partial))?;
         let mut snapshot = self.read.get().cloned().unwrap_or_default();
         snapshot.tasks.push(TaskRecord::new(
@@ -506,22 +494,17 @@ impl StepDefinition for QcStep {
             None,
             started,
             clock.elapsed(),
-            &commands,
+            &running.commands,
         ));
         std::fs::write(&report_partial, render_report(&snapshot, &summary))
             .map_err(Error::io("writing", &report_partial))?;
-        outputs.publish()?;
         info!(
             records = summary.reads.records,
             mapped_percent = summary.reads.mapped_percent,
             variants = summary.variants.records,
             "QC done"
         );
-        Ok(Executed {
-            commands,
-            outputs: planned,
-            read_pairs: None,
-        })
+        running.finish(None)
     }
 }
 
