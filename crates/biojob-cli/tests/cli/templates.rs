@@ -283,7 +283,6 @@ fn state_machine_sets_only_variables_biojob_reads() {
     assert_eq!(definition["States"]["Align"]["Next"], "CallByShard?");
     // Alignment in chunks when the input lists them: split, one align job per chunk, merge.
     let states = &definition["States"];
-    assert_eq!(states["ValidateInput"]["Default"], "AlignInChunks?");
     let choice = &states["AlignInChunks?"];
     assert_eq!(choice["Choices"][0]["Variable"], "$.params.chunks[0]");
     assert_eq!(choice["Choices"][0]["Next"], "Split");
@@ -539,7 +538,7 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
         serde_json::json!([{
             "Variable": "$.environment.JOB_WORKFLOW_EXECUTION_ID",
             "StringEquals": "",
-            "Next": "ValidateInput"
+            "Next": "AlignInChunks?"
         }])
     );
     let earlier = &states[choice["Default"].as_str().unwrap()];
@@ -549,7 +548,85 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
         "$.environment.JOB_WORKFLOW_EXECUTION_ID"
     );
     assert_eq!(earlier["ResultPath"], "$.execution");
-    assert_eq!(earlier["Next"], "ValidateInput");
+    assert_eq!(earlier["Next"], "AlignInChunks?");
+}
+
+#[test]
+fn the_input_is_validated_before_anything_reads_it() {
+    let (definition, _) = state_machine();
+    assert_eq!(definition["StartAt"], "ValidateInput");
+    let states = &definition["States"];
+    let choice = &states["ValidateInput"];
+    assert_eq!(choice["Type"], "Choice");
+    assert_eq!(choice["Default"], "Defaults");
+    let checks: Vec<(&str, &str)> = choice["Choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["IsPresent"], false, "{c}");
+            (c["Variable"].as_str().unwrap(), c["Next"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("$.params.environment", "MissingEnvironment"),
+            ("$.params.chromosomes[0]", "MissingChromosomes"),
+        ]
+    );
+    for fail in ["MissingEnvironment", "MissingChromosomes"] {
+        assert_eq!(states[fail]["Type"], "Fail");
+        assert_eq!(states[fail]["Error"], "InvalidInput");
+    }
+}
+
+/// `(state, Next)` of every Catch on `States.TaskFailed`, in every state list (Map iterations'
+/// included), with the state list that holds it.
+fn task_failed_catches<'a>(states: &'a Json, found: &mut Vec<(String, String, &'a Json)>) {
+    for (name, state) in states.as_object().unwrap() {
+        for catch in state["Catch"].as_array().into_iter().flatten() {
+            if catch["ErrorEquals"] == serde_json::json!(["States.TaskFailed"]) {
+                found.push((
+                    name.clone(),
+                    catch["Next"].as_str().unwrap().to_owned(),
+                    states,
+                ));
+            }
+        }
+        if let Some(inner) = state.get("ItemProcessor") {
+            task_failed_catches(&inner["States"], found);
+        }
+    }
+}
+
+/// `States.TaskFailed` matches every error but `States.Timeout`, so a Batch API error past the
+/// Task's Retry (`Batch.ServerException`, throttling) reaches the same Catch as a failed job;
+/// only a failed job's cause is its description (JSON). Each such Catch must lead to a Choice
+/// that sends only `States.TaskFailed` on to the state parsing the cause.
+#[test]
+fn only_a_failed_job_s_cause_is_parsed_as_its_description() {
+    let (definition, _) = state_machine();
+    let mut found = Vec::new();
+    task_failed_catches(&definition["States"], &mut found);
+    let mut names: Vec<&str> = found.iter().map(|(name, _, _)| name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Align", "Call", "Gather", "ShardCall"]);
+    for (name, next, states) in found {
+        let guard = &states[next.as_str()];
+        assert_eq!(guard["Type"], "Choice", "{name}: Catch -> {next}");
+        let choices = guard["Choices"].as_array().unwrap();
+        assert_eq!(choices.len(), 1, "{next}");
+        assert_eq!(choices[0]["Variable"], "$.error.Error", "{next}");
+        assert_eq!(choices[0]["StringEquals"], "States.TaskFailed", "{next}");
+        let classify = &states[choices[0]["Next"].as_str().unwrap()];
+        assert_eq!(
+            classify["Parameters"]["job.$"], "States.StringToJson($.error.Cause)",
+            "{next}"
+        );
+        let default = &states[guard["Default"].as_str().unwrap()];
+        assert_eq!(default["Type"], "Fail", "{next}: anything else fails as it is");
+    }
 }
 
 #[test]
