@@ -4,6 +4,7 @@ session, the test data uploaded to it, and execution inputs in the reference des
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import subprocess
@@ -21,6 +22,17 @@ SAMPLE = "NA12878"
 CONTIGS = ["chr20", "chr22", "chrM"]  # the test reference's, in its order
 INPUT_BUCKET = "biojob-inputs"
 RESULTS = "s3://biojob-results/runs"
+
+
+def qc_outputs(sample: str) -> set[str]:
+    """The QC job's outputs in the run prefix, its manifest aside (docs/batch-contract.md)."""
+    return {
+        f"{sample}.flagstat.txt",
+        f"{sample}.samtools_stats.txt",
+        f"{sample}.bcftools_stats.txt",
+        "qc.json",
+        "report.html",
+    }
 
 
 def sample_input(**environment: str) -> dict[str, Any]:
@@ -77,3 +89,35 @@ def run_biojob(
     return subprocess.run(
         [str(harness.binary), *args], env=environment, capture_output=True, text=True, check=False
     )
+
+
+def manifests(harness: Harness, prefix: str) -> dict[str, Any]:
+    """`{name: parsed}` of the step manifests under `prefix`."""
+    return {
+        name: json.loads(harness.storage.read(prefix + name))
+        for name in harness.storage.objects(prefix)
+        if name.endswith(".manifest.json")
+    }
+
+
+@pytest.fixture(scope="session")
+def per_contig(harness: Harness) -> dict[str, Any]:
+    """One execution calling per contig, and its run prefix's objects right after it."""
+    execution_input = sample_input()
+    before = harness.storage.objects(RESULTS + "/")
+    execution = harness.execute(execution_input, name="per-contig")
+    prefix = harness.run_prefix(execution_input, execution.name)
+    return {
+        "input": execution_input,
+        "execution": execution,
+        "prefix": prefix,
+        "objects": harness.storage.objects(prefix),
+        "manifests": manifests(harness, prefix),
+        "new_results": set(harness.storage.objects(RESULTS + "/")) - set(before),
+        # The QC job's outputs as it wrote them (a resume of this execution runs QC again).
+        "qc_files": {
+            name: harness.storage.read(prefix + name)
+            for name in harness.storage.objects(prefix)
+            if name in qc_outputs(SAMPLE)
+        },
+    }

@@ -7,14 +7,22 @@ import gzip
 import json
 from typing import Any
 
-import pytest
-
 from biojob_sm.batch import JobRun
 from biojob_sm.harness import ROOT, Execution, Harness
-from conftest import CONTIGS, RESULTS, SAMPLE, TESTDATA, run_biojob, sample_input, with_params
+from conftest import (
+    CONTIGS,
+    RESULTS,
+    SAMPLE,
+    TESTDATA,
+    manifests,
+    qc_outputs,
+    run_biojob,
+    sample_input,
+    with_params,
+)
 
 # The states that submit a job.
-TASKS = {"Split", "AlignChunk", "Merge", "Align", "Call", "ShardCall", "Gather"}
+TASKS = {"Split", "AlignChunk", "Merge", "Align", "Call", "ShardCall", "Gather", "Qc"}
 
 
 def task_states(execution: Execution) -> list[str]:
@@ -42,15 +50,6 @@ def assert_runs_as_defined(harness: Harness, job: JobRun) -> None:
         assert attempt.environment["BIOJOB_SCRATCH_DIR"] == str(attempt.scratch)
 
 
-def manifests(harness: Harness, prefix: str) -> dict[str, Any]:
-    """`{name: parsed}` of the step manifests under `prefix`."""
-    return {
-        name: json.loads(harness.storage.read(prefix + name))
-        for name in harness.storage.objects(prefix)
-        if name.endswith(".manifest.json")
-    }
-
-
 def emf_steps(job: JobRun) -> list[tuple[str, str]]:
     """`(namespace, Step)` of each CloudWatch embedded-metric-format line in the job's log."""
     found = []
@@ -65,6 +64,11 @@ def emf_steps(job: JobRun) -> list[tuple[str, str]]:
     return found
 
 
+def qc_objects(sample: str) -> set[str]:
+    """The QC job's outputs and step manifest."""
+    return qc_outputs(sample) | {f"{sample}.qc.manifest.json"}
+
+
 def documented_objects(sample: str, shards: list[str], chunks: list[str] = ()) -> set[str]:
     """What docs/batch-contract.md ("Outputs each step stages out") says a run prefix holds,
     logs/ aside: each step's outputs and its step manifest."""
@@ -75,6 +79,7 @@ def documented_objects(sample: str, shards: list[str], chunks: list[str] = ()) -
         f"{sample}.vcf.gz",
         f"{sample}.vcf.gz.tbi",
         f"{sample}.gather.manifest.json",
+        *qc_objects(sample),
     }
     for shard in shards:
         names |= {
@@ -104,32 +109,16 @@ def published(harness: Harness, prefix: str) -> set[str]:
     return names - logs
 
 
-@pytest.fixture(scope="module")
-def per_contig(harness: Harness) -> dict[str, Any]:
-    """One execution calling per contig, and its run prefix's objects right after it."""
-    execution_input = sample_input()
-    before = harness.storage.objects(RESULTS + "/")
-    execution = harness.execute(execution_input, name="per-contig")
-    prefix = harness.run_prefix(execution_input, execution.name)
-    return {
-        "input": execution_input,
-        "execution": execution,
-        "prefix": prefix,
-        "objects": harness.storage.objects(prefix),
-        "manifests": manifests(harness, prefix),
-        "new_results": set(harness.storage.objects(RESULTS + "/")) - set(before),
-    }
-
-
 def test_per_contig_calling_runs_each_job_as_the_stack_defines_it(
     harness: Harness, per_contig: dict[str, Any]
 ) -> None:
     execution = per_contig["execution"]
     assert_succeeded(execution)
-    assert task_states(execution) == ["Align", "Call", "Call", "Call", "Gather"]
+    assert task_states(execution) == ["Align", "Call", "Call", "Call", "Gather", "Qc"]
     assert [job.job_name for job in execution.jobs if job.job_name != "biojob-call"] == [
         "biojob-align",
         "biojob-gather",
+        "biojob-qc",
     ]
     calls = execution.jobs_named("biojob-call")
     assert sorted(job.environment["CHROMOSOME"] for job in calls) == CONTIGS
@@ -207,15 +196,22 @@ def test_resume_by_execution_id_reuses_every_step(
         assert job.environment["BIOJOB_RESUME"] == "1"
         assert [a.exit_code for a in job.attempts] == [0]
     # The earlier execution's prefix: the same objects, every step manifest now `cached` with
-    # the earlier cache key, the outputs untouched; the new execution's own prefix is empty.
+    # the earlier cache key, the outputs untouched -- but QC's, which always runs again (its
+    # report describes the execution at hand); the new execution's own prefix is empty.
     prefix = per_contig["prefix"]
     after = harness.storage.objects(prefix)
-    outputs = {n: s for n, s in per_contig["objects"].items() if not n.endswith(".manifest.json")}
-    assert {n: after.get(n) for n in outputs if not n.startswith("logs/")} == {
-        n: s for n, s in outputs.items() if not n.startswith("logs/")
+    kept = {
+        name: size
+        for name, size in per_contig["objects"].items()
+        if not name.endswith(".manifest.json")
+        and not name.startswith("logs/")
+        and name not in qc_objects(SAMPLE)
     }
+    assert {name: after.get(name) for name in kept} == kept
     resumed = manifests(harness, prefix)
     assert set(resumed) == set(per_contig["manifests"])
+    qc_manifest = f"{SAMPLE}.qc.manifest.json"
+    assert resumed.pop(qc_manifest)["task"]["status"] == "succeeded"
     for name, manifest in resumed.items():
         assert manifest["task"]["status"] == "cached", name
         assert manifest["task"]["cache_key"] == per_contig["manifests"][name]["task"]["cache_key"]
@@ -267,6 +263,7 @@ def test_chunks_and_size_shards(harness: Harness) -> None:
         "ShardCall",
         "ShardCall",
         "Gather",
+        "Qc",
     ]
     for job in execution.jobs:
         assert_runs_as_defined(harness, job)
@@ -279,6 +276,9 @@ def test_chunks_and_size_shards(harness: Harness) -> None:
         "1",
     ]
     assert execution.jobs_named("biojob-merge")[0].command == ["merge"]
+    (qc,) = execution.jobs_named("biojob-qc")
+    assert qc.environment["CHUNKS"] == "2"
+    assert qc.environment["BIOJOB_CALL_SHARD_BASES"] == str(shard_bases)
     shard_jobs = execution.jobs_named("biojob-call-shard")
     assert sorted(j.environment["SHARD"] for j in shard_jobs) == ["0", "1", "2", "3"]
     for job in shard_jobs:
