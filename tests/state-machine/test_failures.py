@@ -154,20 +154,18 @@ def test_exit_a_retry_cannot_fix_fails_at_once_with_the_exit_code_in_the_cause(
     ],
 )
 def test_batch_api_error_past_retries_ends_in_failed_with_the_error(
-    harness: Harness, job_name: str, job_failed: str
+    harness: Harness, per_contig: dict[str, Any], job_name: str, job_failed: str
 ) -> None:
     """Every submission of `job_name` fails with Batch.ServerException. The steps before it
-    (if any) resume an earlier execution's, so they only check their outputs."""
-    earlier = (
-        harness.execute(sample_input(), name=f"before-api-errors-{job_name}")
-        if job_name != "biojob-align"
-        else None
-    )
-    if earlier is not None:
-        assert earlier.status == "SUCCEEDED", f"{earlier.error}: {earlier.cause}"
-        execution_input = sample_input(JOB_WORKFLOW_EXECUTION_ID=earlier.name, BIOJOB_RESUME="1")
-    else:
+    resume the per-contig execution's (which align, call and gather finished), so they only
+    check their outputs."""
+    if job_name == "biojob-align":
         execution_input = sample_input()
+    else:
+        earlier = per_contig["execution"]
+        steps = ("biojob-align", "biojob-call", "biojob-gather")
+        assert {job.status for job in earlier.jobs if job.job_name in steps} == {"SUCCEEDED"}
+        execution_input = sample_input(JOB_WORKFLOW_EXECUTION_ID=earlier.name, BIOJOB_RESUME="1")
     with harness.batch_api_errors("ServerException", job_name=job_name) as raised:
         execution = harness.execute(execution_input, name=f"api-errors-{job_name}")
     assert_failed(execution, "Batch.ServerException")

@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from biojob_sm.batch import REASON_EXITED, REASON_HOST_TERMINATED, Attempt, _action, _mapped
+from biojob_sm.batch import (
+    REASON_EXITED,
+    REASON_HOST_TERMINATED,
+    REASON_TIMEOUT,
+    Attempt,
+    _action,
+    _mapped,
+)
 from biojob_sm.harness import TEMPLATE, Harness
 from biojob_sm.template import Template, TemplateError
+from conftest import FAKE_TOOLS
 
 STACK_STRATEGY = {
     "attempts": 3,
@@ -101,3 +109,29 @@ def test_the_stack_s_parameters_reach_the_job_definitions(harness: Harness) -> N
     assert {v["name"]: v["value"] for v in container["environment"]}[
         "BIOJOB_THREADS"
     ] == parameters["AlignVcpus"]
+
+
+def test_an_attempt_past_its_timeout_is_stopped_and_retried_as_batch_does(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stalled container (the fake tool as its entrypoint) with a 1 s attempt timeout: each
+    attempt is stopped with Batch's reason, exits 143 (SIGTERM), which matches no EXIT rule,
+    so Batch tries again until the attempts are spent; nothing of it is left running."""
+    monkeypatch.setattr(harness.runner, "binary", FAKE_TOOLS / "sleep-forever")
+    batch = harness.client("batch")
+    submitted = batch.submit_job(
+        jobName="timeout-check",
+        jobQueue="biojob-high-priority",
+        jobDefinition="biojob-gather",
+        timeout={"attemptDurationSeconds": 1},
+    )
+    (job,) = batch.describe_jobs(jobs=[submitted["jobId"]])["jobs"]
+    assert (job["status"], job["statusReason"]) == ("FAILED", REASON_TIMEOUT)
+    assert job["container"]["exitCode"] == 143
+    attempts = int(harness.template.parameters["JobAttempts"])
+    assert [a["container"]["exitCode"] for a in job["attempts"]] == [143] * attempts
+    (run,) = [r for r in harness.runner.runs if r.job_id == submitted["jobId"]]
+    for attempt in run.attempts:
+        assert attempt.stopped - attempt.started < 10
+    names = [variable["name"] for variable in job["container"]["environment"]]
+    assert len(names) == len(set(names))

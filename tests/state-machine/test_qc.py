@@ -7,9 +7,8 @@ import json
 import subprocess
 from typing import Any
 
-from conftest import CONTIGS, SAMPLE, qc_outputs
-
 from biojob_sm.harness import Harness
+from conftest import CONTIGS, SAMPLE, qc_outputs
 
 
 def test_qc_job_runs_after_gather_with_the_contract_s_environment(

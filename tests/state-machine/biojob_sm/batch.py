@@ -16,6 +16,8 @@ and the attempt ends with Batch's status reason for a terminated host.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import threading
@@ -211,17 +213,24 @@ class JobRunner:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                # The container: its own process group, everything in it ends with it.
+                start_new_session=True,
             )
-            if any(f.reclaim for f in faults):
-                _wait_for_output(log, process)
-                attempt.status_reason = REASON_HOST_TERMINATED
-                _stop(process)
-            else:
-                try:
-                    process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    attempt.status_reason = REASON_TIMEOUT
+            try:
+                if any(f.reclaim for f in faults):
+                    _wait_for_output(log, process)
+                    attempt.status_reason = REASON_HOST_TERMINATED
                     _stop(process)
+                else:
+                    try:
+                        process.wait(timeout=timeout)
+                    except subprocess.TimeoutExpired:
+                        attempt.status_reason = REASON_TIMEOUT
+                        _stop(process)
+            finally:
+                _stop(process)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
         attempt.stopped = time.time()
         if attempt.status_reason == REASON_HOST_TERMINATED:
             attempt.exit_code = None  # the host went away with the container

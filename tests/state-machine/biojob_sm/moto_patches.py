@@ -85,12 +85,17 @@ def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
 
 
 # 5. `Job.describe` drops `container.exitCode` (the container details replace the short
-#    description's), so a failed job's cause had no exit code to classify: put it back.
+#    description's), so a failed job's cause had no exit code to classify: put it back. (It
+#    also appends AWS_BATCH_JOB_ID to the environment once per call: listed once here.)
 def _describe_with_exit_code(original: Callable[[Job], dict]) -> Callable[[Job], dict]:
     def describe(self: Job) -> dict:
         description = original(self)
-        if self.exit_code is not None and "container" in description:
-            description["container"]["exitCode"] = self.exit_code
+        container = description.get("container")
+        if container is not None:
+            if self.exit_code is not None:
+                container["exitCode"] = self.exit_code
+            variables = {v["name"]: v for v in container.get("environment", [])}
+            container["environment"] = list(variables.values())
         return description
 
     return describe
