@@ -14,7 +14,7 @@ import pytest
 
 from biojob_sm.batch import REASON_EXITED, REASON_HOST_TERMINATED, Fault
 from biojob_sm.harness import Execution, Harness
-from conftest import CONTIGS, FAKE_TOOLS, INPUT_BUCKET, sample_input
+from conftest import FAKE_TOOLS, INPUT_BUCKET, sample_input
 
 FAKE_BWA_KILLED = {"BIOJOB_BWA": str(FAKE_TOOLS / "fake-bwa-killed")}
 FAKE_BWA_FAILS = {"BIOJOB_BWA": str(FAKE_TOOLS / "fake-bwa-fails")}
@@ -178,9 +178,10 @@ def test_batch_api_error_past_retries_ends_in_failed_with_the_error(
     assert set(raised) == {job_name}
     tries = RETRY_ATTEMPTS + 1
     if job_name == "biojob-call":
-        # The first iteration to fail stops the Map, and with it the other contigs' retries.
+        # The first iteration to fail stops the Map; the other contigs' iterations may have
+        # retries in flight when it does, so only the failed one's count is exact.
         assert "CallFailed" in states, states
-        assert tries <= len(raised) <= len(CONTIGS) * tries, raised
+        assert len(raised) >= tries, raised
     else:
         assert len(raised) == tries
         assert_full_jitter(execution.retry_intervals, RETRY_ATTEMPTS)
