@@ -147,10 +147,12 @@ def test_per_contig_run_prefix_holds_exactly_the_documented_objects(
     }
 
 
-def test_per_contig_vcf_has_the_records_of_biojob_run(
+def test_per_contig_vcf_and_qc_are_biojob_run_s(
     harness: Harness, per_contig: dict[str, Any], tmp_path
 ) -> None:
-    """`biojob run` on the same input gives the same records (headers name commands and dates)."""
+    """`biojob run` on the same input gives the same records (headers name commands and dates)
+    and the same QC: qc.json and the flagstat whole, the tools' reports' summary numbers (their
+    headers name the files' paths)."""
     execution_input = sample_input()
     input_file = tmp_path / "input.json"
     input_file.write_text(json.dumps(execution_input))
@@ -169,6 +171,19 @@ def test_per_contig_vcf_has_the_records_of_biojob_run(
     assert len(workflow) > 200
     assert {record.split("\t")[0] for record in workflow} == {"chr20", "chr22"}
     assert workflow == local
+    run_dir = f"{RESULTS}/{SAMPLE}/local-run/"
+    local_qc = {name: harness.storage.read(run_dir + name) for name in qc_outputs(SAMPLE)}
+    workflow_qc = per_contig["qc_files"]
+    assert set(workflow_qc) == set(local_qc)
+    assert json.loads(workflow_qc["qc.json"]) == json.loads(local_qc["qc.json"])
+    flagstat = f"{SAMPLE}.flagstat.txt"
+    assert workflow_qc[flagstat] == local_qc[flagstat]
+    for report in (f"{SAMPLE}.samtools_stats.txt", f"{SAMPLE}.bcftools_stats.txt"):
+        summary = [
+            [line for line in files[report].decode().splitlines() if line.startswith("SN\t")]
+            for files in (workflow_qc, local_qc)
+        ]
+        assert summary[0] and summary[0] == summary[1], report
 
 
 def test_every_job_reports_its_step_metrics_and_leaves_its_scratch_clean(
