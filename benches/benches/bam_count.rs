@@ -10,9 +10,11 @@
 //! Two groups over the same bytes, written in 64 KiB pieces (a pipe's buffer) into a reused
 //! buffer: `Throughput::Bytes` (BAM bytes) and `Throughput::Elements` (read pairs, primary
 //! records ÷ 2); the second gives the cost per million read pairs as 10^6 ÷ pairs per second.
-//! Both are measured in the CPU time of the benchmarking thread, not wall time: the work is all
-//! on that thread, and on the project's shared 2-vCPU machine wall time mostly measures the
-//! other builds.
+//! Counting runs on the writing thread (`count`) and with two inflating worker threads
+//! (`count_2_threads`, which spreads the same work over cores and adds the cost of handing
+//! batches over). Everything is measured in the CPU time of the whole process, all threads
+//! together, not wall time: on the project's shared 2-vCPU machine wall time mostly measures
+//! the other builds.
 //!
 //! Data: the BAM named by `BIOJOB_BENCH_BAM` (e.g. `<data dir>/SIM.align.bam` left by
 //! `benches/align-validation.sh`); without it, the real test pair (13,860 pairs) aligned here
@@ -67,25 +69,24 @@ fn aligned_test_pair(dir: &std::path::Path) -> Utf8PathBuf {
     bam
 }
 
-/// The CPU time of the calling thread (criterion runs each iteration on the thread that calls
-/// it), shown as durations.
-struct ThreadCpuTime(WallTime);
+/// The CPU time of the process, all threads together, shown as durations.
+struct ProcessCpuTime(WallTime);
 
-fn thread_cpu_time() -> Duration {
-    let now = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("thread CPU clock");
+fn process_cpu_time() -> Duration {
+    let now = clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).expect("process CPU clock");
     Duration::new(now.tv_sec() as u64, now.tv_nsec() as u32)
 }
 
-impl Measurement for ThreadCpuTime {
+impl Measurement for ProcessCpuTime {
     type Intermediate = Duration;
     type Value = Duration;
 
     fn start(&self) -> Duration {
-        thread_cpu_time()
+        process_cpu_time()
     }
 
     fn end(&self, started: Duration) -> Duration {
-        thread_cpu_time() - started
+        process_cpu_time() - started
     }
 
     fn add(&self, a: &Duration, b: &Duration) -> Duration {
@@ -105,25 +106,26 @@ impl Measurement for ThreadCpuTime {
     }
 }
 
-fn bam_count(c: &mut Criterion<ThreadCpuTime>) {
+fn bam_count(c: &mut Criterion<ProcessCpuTime>) {
     let dir = tempfile::tempdir().unwrap();
     let bam = match std::env::var("BIOJOB_BENCH_BAM") {
         Ok(path) => Utf8PathBuf::from(path),
         Err(_) => aligned_test_pair(dir.path()),
     };
     let bytes = std::fs::read(&bam).unwrap();
-    let expected = count_bam_records(&bam).unwrap();
+    let expected = count_bam_records(&bam, 1).unwrap();
     let mut out = Vec::with_capacity(bytes.len());
-    let count = |out: &mut Vec<u8>| {
+    let count = |out: &mut Vec<u8>, threads: usize| {
         out.clear();
-        let mut counter = BamRecordCounter::new(out, "bench.bam");
+        let mut counter = BamRecordCounter::with_threads(out, "bench.bam", threads);
         for piece in bytes.chunks(PIECE) {
             counter.write_all(piece).unwrap();
         }
         counter.finish().unwrap().1
     };
-    assert_eq!(count(&mut out), expected);
+    assert_eq!(count(&mut out, 1), expected);
     assert!(out == bytes);
+    assert_eq!(count(&mut out, 2), expected);
     let copy = |out: &mut Vec<u8>| {
         out.clear();
         for piece in bytes.chunks(PIECE) {
@@ -139,14 +141,17 @@ fn bam_count(c: &mut Criterion<ThreadCpuTime>) {
         group.throughput(throughput);
         group.sample_size(20);
         group.bench_function("copy", |b| b.iter(|| copy(black_box(&mut out))));
-        group.bench_function("count", |b| b.iter(|| black_box(count(&mut out))));
+        group.bench_function("count", |b| b.iter(|| black_box(count(&mut out, 1))));
+        group.bench_function("count_2_threads", |b| {
+            b.iter(|| black_box(count(&mut out, 2)))
+        });
         group.finish();
     }
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().with_measurement(ThreadCpuTime(WallTime));
+    config = Criterion::default().with_measurement(ProcessCpuTime(WallTime));
     targets = bam_count
 }
 criterion_main!(benches);

@@ -2082,27 +2082,40 @@ impl Write for Trickle {
 }
 
 /// `bytes` written through a counter in writes of `size` bytes into a [`Trickle`] taking at
-/// most `limit` a call: what passed through, and what `finish` said.
+/// most `limit` a call: what passed through, and what `finish` said. Counted both on the
+/// writing thread and on three worker threads, which must agree.
 fn count_stream(
     bytes: &[u8],
     size: usize,
     limit: usize,
 ) -> (Vec<u8>, Result<BamRecordCounts, FormatError>) {
-    let mut counter = BamRecordCounter::new(
-        Trickle {
-            bytes: Vec::new(),
-            limit,
-        },
-        "out.bam",
+    let run = |threads: usize| {
+        let mut counter = BamRecordCounter::with_threads(
+            Trickle {
+                bytes: Vec::new(),
+                limit,
+            },
+            "out.bam",
+            threads,
+        );
+        for piece in bytes.chunks(size) {
+            counter.write_all(piece).unwrap();
+        }
+        assert_eq!(counter.bytes(), bytes.len() as u64);
+        match counter.finish() {
+            Ok((inner, counts)) => (inner.bytes, Ok(counts)),
+            Err(error) => (Vec::new(), Err(error)),
+        }
+    };
+    let here = run(1);
+    let pooled = run(3);
+    assert!(here.0 == pooled.0, "the bytes passed differ");
+    assert_eq!(
+        here.1.as_ref().map_err(ToString::to_string),
+        pooled.1.as_ref().map_err(ToString::to_string),
+        "on worker threads"
     );
-    for piece in bytes.chunks(size) {
-        counter.write_all(piece).unwrap();
-    }
-    assert_eq!(counter.bytes(), bytes.len() as u64);
-    match counter.finish() {
-        Ok((inner, counts)) => (inner.bytes, Ok(counts)),
-        Err(error) => (Vec::new(), Err(error)),
-    }
+    here
 }
 
 /// Where each BGZF block of `bytes` starts (BSIZE at bytes 16..18 of each block: samtools and
@@ -2146,7 +2159,8 @@ fn the_counter_gives_samtools_counts_of_an_aligned_pair_in_any_write_size() {
             "writes of {size}: the bytes changed on the way"
         );
     }
-    assert_eq!(count_bam_records(bam).unwrap(), expected);
+    assert_eq!(count_bam_records(bam, 1).unwrap(), expected);
+    assert_eq!(count_bam_records(bam, 2).unwrap(), expected);
     // noodles cuts blocks at 64 KiB of data, records or not: records span block boundaries.
     let recompressed = bgzf_bytes(&inflate(&bytes));
     assert_ne!(
@@ -2200,15 +2214,15 @@ fn merge_inputs_add_up_to_the_merged_bam() {
         ],
     );
     let inputs = [
-        count_bam_records(&first).unwrap(),
-        count_bam_records(&second).unwrap(),
+        count_bam_records(&first, 1).unwrap(),
+        count_bam_records(&second, 2).unwrap(),
     ];
     assert_eq!(inputs[0], samtools_counts(&first));
     assert_eq!(inputs[1], samtools_counts(&second));
     assert_eq!(inputs[0].primary, 13_860);
     assert_eq!(inputs[1].primary, 13_860);
     let sum: BamRecordCounts = inputs.into_iter().sum();
-    assert_eq!(count_bam_records(&merged).unwrap(), sum);
+    assert_eq!(count_bam_records(&merged, 2).unwrap(), sum);
     assert_eq!(sum, *whole);
 }
 
@@ -2217,7 +2231,10 @@ fn a_bam_without_records_counts_zero() {
     let dir = Dir::new();
     let bam = dir.path("empty.bam");
     write_bam(&bam, SAM_HEADER);
-    assert_eq!(count_bam_records(&bam).unwrap(), BamRecordCounts::default());
+    assert_eq!(
+        count_bam_records(&bam, 1).unwrap(),
+        BamRecordCounts::default()
+    );
     let bytes = std::fs::read(&bam).unwrap();
     assert_eq!(
         count_stream(&bytes, 3, 3).1.unwrap(),
@@ -2260,7 +2277,7 @@ fn a_stream_cut_inside_a_block_is_an_error_not_a_short_count() {
     let dir = Dir::new();
     let file = dir.write("cut.bam", &bytes[..cut]);
     assert_eq!(
-        count_bam_records(&file).unwrap_err().to_string(),
+        count_bam_records(&file, 2).unwrap_err().to_string(),
         format!(
             "{file}: truncated: the stream ends 100 bytes into BGZF block {} of {length} (at \
              byte {cut})",
@@ -2379,20 +2396,23 @@ fn damaged_and_foreign_streams_are_refused_but_passed_through() {
     let (bam, _) = aligned_real_pair();
     let bytes = std::fs::read(bam).unwrap();
     let starts = block_starts(&bytes);
-    // Block 2's stored CRC32, one byte flipped.
+    // The stored CRC32 of the last block of records, one byte flipped.
+    let last = starts.len() - 2;
     let mut damaged = bytes.clone();
-    let crc_at = starts[2] - 8;
+    let crc_at = starts[last + 1] - 8;
     let stored = u32::from_le_bytes(bytes[crc_at..crc_at + 4].try_into().unwrap());
     damaged[crc_at] ^= 0xff;
     let flipped = u32::from_le_bytes(damaged[crc_at..crc_at + 4].try_into().unwrap());
-    let mut counter = BamRecordCounter::new(Vec::new(), "out.bam");
-    counter.write_all(&damaged).unwrap();
-    let error = counter.finish().unwrap_err();
+    // Bytes that are not BGZF after it: the damaged block is the first problem, whether it
+    // is inflated on the writing thread or by a worker while the writer reads on.
+    damaged.extend_from_slice(&gzip(b"not BGZF"));
+    let error = count_stream(&damaged, 1 << 16, 1 << 16).1.unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
-            "out.bam: BGZF block 2: CRC32 {stored:08x} of the data differs from {flipped:08x} \
-             in the block"
+            "out.bam: BGZF block {}: CRC32 {stored:08x} of the data differs from {flipped:08x} \
+             in the block",
+            last + 1
         )
     );
     assert_eq!(error.exit_class_for_output(), ExitClass::OutputInvalid);
