@@ -1,7 +1,8 @@
 //! bwa and bwa-mem2, run for real: each builds the index files [`Aligner::index_files`] names
-//! with the command [`bwa_index`] builds, and [`BwaMem`] with `-K 10000000` gives identical
-//! SAM records from both (the header's `@PG` line aside), on the real NA12878 test data and on
-//! 20,000 pairs simulated from its reference with wgsim and a fixed seed.
+//! with the command [`bwa_index`] builds (the `.amb`, `.ann` and `.pac` of both the same
+//! bytes), and [`BwaMem`] with `-K 10000000` gives identical SAM records from both (the
+//! header's `@PG` line aside), on the real NA12878 test data and on 20,000 pairs simulated from
+//! its reference with wgsim and a fixed seed.
 //!
 //! The tools are found as biojob finds them (`BIOJOB_BWA`, `BIOJOB_BWA_MEM2`, else `PATH`;
 //! `scripts/install-tools.sh` installs them); a missing tool fails these tests.
@@ -190,6 +191,15 @@ fn both_aligners_agree(work: &Work, fasta: &Utf8Path, pair: &[Utf8PathBuf; 2]) -
     let bwa_mem2 = aligner(Aligner::BwaMem2);
     let bwa_prefix = build_index(work, Aligner::Bwa, &bwa, fasta);
     let bwa_mem2_prefix = build_index(work, Aligner::BwaMem2, &bwa_mem2, fasta);
+    // The files both indexes have are the same bytes: the contigs (.ann, read by
+    // bwa_index_mismatch), the ambiguous bases (.amb) and the packed reference (.pac).
+    for suffix in [".amb", ".ann", ".pac"] {
+        let read = |prefix: &Utf8Path| std::fs::read(format!("{prefix}{suffix}")).unwrap();
+        assert!(
+            read(&bwa_prefix) == read(&bwa_mem2_prefix),
+            "{suffix} differs between the bwa and bwa-mem2 indexes"
+        );
+    }
     let by_bwa = align(work, &bwa, &bwa_prefix, pair);
     let by_bwa_mem2 = align(work, &bwa_mem2, &bwa_mem2_prefix, pair);
     assert_eq!(by_bwa.program_version(), probed_version(work, &bwa));
