@@ -10,12 +10,12 @@
 //! |---|---|---|
 //! | `StepDuration` | Seconds | always |
 //! | `StepFailed` | Count | always (0 or 1) |
-//! | `BytesStagedIn` | Bytes | when known (not yet: inputs are staged by the S3 work) |
+//! | `BytesStagedIn` | Bytes | when known: the bytes the step copied in from stores |
 //! | `BytesStagedOut` | Bytes | the step's published outputs (0 for a failed step) |
-//! | `ScratchPeakBytes` | Bytes | when known (not yet measured) |
+//! | `ScratchPeakBytes` | Bytes | when known: the scratch directory's peak size |
 //!
 //! The namespace is `BIOJOB_METRICS_NAMESPACE` (default `biojob`; the stack sets
-//! `biojob/<project>`), with one dimension, `Step` (`align`, `call`, `gather`). The sample,
+//! `biojob/<project>`), with one dimension, `Step` (the step: `align`, `call`, …). The sample,
 //! contig, exit code, Batch job id and attempt ride along as properties, searchable with
 //! CloudWatch Logs Insights but not dimensions (they would multiply the metric count).
 //! `templates/cfn/biojob.yaml`'s dashboard reads these names.
