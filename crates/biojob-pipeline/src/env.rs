@@ -48,12 +48,18 @@ pub const BIOJOB_CALL_SHARD_BASES: &str = "BIOJOB_CALL_SHARD_BASES";
 pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";
 /// Alignment chunks run at once (default 1).
 pub const BIOJOB_WORKERS: &str = "BIOJOB_WORKERS";
+/// The aligner: `bwa` (default) or `bwa-mem2` (docs/aligners.md).
+pub const BIOJOB_ALIGNER: &str = "BIOJOB_ALIGNER";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
+/// The bwa-mem2 program (path or name on `PATH`).
+pub const BIOJOB_BWA_MEM2: &str = "BIOJOB_BWA_MEM2";
 /// The samtools program.
 pub const BIOJOB_SAMTOOLS: &str = "BIOJOB_SAMTOOLS";
 /// The bcftools program.
 pub const BIOJOB_BCFTOOLS: &str = "BIOJOB_BCFTOOLS";
+/// How often a running task's progress is logged, e.g. `30s` (default 1 minute).
+pub const BIOJOB_PROGRESS_INTERVAL: &str = "BIOJOB_PROGRESS_INTERVAL";
 /// Benchmark switch: `0` hands the FASTQ files to bwa without biojob's streaming check
 /// (default: checked). For `benches/align-validation.sh` only.
 pub const BIOJOB_FASTQ_VALIDATION: &str = "BIOJOB_FASTQ_VALIDATION";
@@ -142,7 +148,7 @@ pub const HOME: &str = "HOME";
 
 /// The keys of the execution input's `params.environment` that biojob reads (others get a
 /// warning); `JOB_AWS_CLI_PATH` is accepted and ignored.
-pub const INPUT_ENVIRONMENT_KEYS: [&str; 15] = [
+pub const INPUT_ENVIRONMENT_KEYS: [&str; 16] = [
     SAMPLE_ID,
     REFERENCE_NAME,
     SOURCE_DATA_PREFIX,
@@ -158,4 +164,5 @@ pub const INPUT_ENVIRONMENT_KEYS: [&str; 15] = [
     JOB_AWS_CLI_PATH,
     MIN_MAPPING_QUALITY,
     BIOJOB_RESUME,
+    BIOJOB_ALIGNER,
 ];

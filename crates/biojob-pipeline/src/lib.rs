@@ -31,6 +31,7 @@ mod job;
 mod manifest;
 mod observer;
 mod plan;
+mod progress;
 mod publish;
 mod reference;
 mod report;
@@ -65,6 +66,7 @@ pub use plan::{
     KEY_RESOURCES, PlanContext, PlanPaths, PlannedCommand, PlannedOutput, SCRATCH_PLACEHOLDER,
     StepPlan, partial, shell_words,
 };
+pub use progress::{ProgressProbe, ProgressSnapshot, ProgressUnit, TaskProgress};
 pub use publish::{check_input, publish_file, publish_logs, stage_input};
 pub use reference::{
     PreparedReference, ReferenceOptions, bwa_index_mismatch, prepare_reference,
@@ -81,8 +83,8 @@ pub use space::{
     file_bytes, gather_space_need, split_space_need,
 };
 pub use steps::{
-    AlignStep, BAI, BAM, BWA_BATCH_BASES, CallStep, ContigQc, FASTQ_1, FASTQ_2, GatherInputs,
-    GatherStep, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary,
+    AlignStep, BAI, BAM, BWA_BATCH_BASES, BamQc, CallStep, ContigQc, FASTQ_1, FASTQ_2,
+    GatherInputs, GatherStep, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary,
     REGION_PILEUP_PAD_BASES, ReadsQc, ShardRequest, SplitStep, VCF, VariantsQc, chunk_bam_role,
     chunk_fastq_names, chunk_prefix, final_vcf_name, order_for_gather, qc_file_names, tbi_role,
     vcf_role,

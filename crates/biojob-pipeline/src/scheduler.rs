@@ -401,32 +401,43 @@ impl Run<'_> {
             None => self.align(&reference, manifest)?,
             Some(chunk_pairs) => self.align_in_chunks(&reference, chunk_pairs, manifest)?,
         };
-        let vcfs = self.call_shards(&plan, &reference, &aligned, manifest)?;
-        let gather = GatherStep::new(input.sample.clone(), GatherInputs::Given(vcfs.len()));
-        let mut inputs = Vec::new();
-        for (position, (vcf, tbi)) in vcfs.iter().enumerate() {
-            inputs.push(local_input(&vcf_role(position), vcf, "VCF").known(vcf.sha256.clone()));
-            inputs.push(local_input(&tbi_role(position), tbi, "VCF index").unkeyed());
-        }
-        let gathered = self.task(
-            &StepJob {
-                definition: &gather,
-                inputs,
-                reference: Some((
-                    ReferenceInput::Prepared(reference.clone()),
-                    ReferenceUse::Fai,
-                )),
-                key: KeyPolicy::Own,
-            },
-            manifest,
-        )?;
+        // QC's BAM part (flagstat, samtools stats, the native pass) does not need the VCF: it
+        // runs beside calling and gather, on the threads they leave idle (the tail of the
+        // calling shards, gather's single thread), and the QC task then does the VCF's part.
+        let qc_cancel = self.context.supervisor.cancel_token().child();
+        let qc_context = self
+            .context
+            .for_step(StepId::Qc.as_str())
+            .with_cancel(qc_cancel.clone());
+        let early_qc = QcStep::new(input.sample.clone(), QcRun::Given(Box::default()));
+        let (gathered, bam_part) = std::thread::scope(|scope| {
+            let bam_part = scope.spawn(|| {
+                early_qc.bam_part(&aligned.bam.path, &reference, self.work_dir, &qc_context)
+            });
+            let gathered = self.call_and_gather(&plan, &reference, &aligned, manifest);
+            if gathered.is_err() {
+                qc_cancel.cancel(biojob_process::CancelReason::Sibling);
+            }
+            let bam_part = bam_part
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (gathered, bam_part)
+        });
+        let gathered = gathered?;
         let (Some(vcf), Some(tbi)) = (gathered.output(".vcf.gz"), gathered.output(".tbi")) else {
             return Err(missing_output("gather", "VCF"));
         };
-        let qc = QcStep::new(
+        let mut qc = QcStep::new(
             input.sample.clone(),
             QcRun::Given(Box::new(manifest.clone())),
         );
+        match bam_part {
+            Ok(part) => qc = qc.with_bam_part(part),
+            // The QC task does the whole, and fails the same way when the BAM is at fault.
+            Err(error) => {
+                warn!(error = %error_chain(&error), "QC's BAM part failed beside calling; the QC task reads the BAM again");
+            }
+        }
         self.task(
             &StepJob {
                 definition: &qc,
@@ -442,6 +453,35 @@ impl Run<'_> {
             manifest,
         )?;
         Ok(self.output_dir.join(&vcf.name))
+    }
+
+    /// Calls every shard, then gathers their VCFs; returns gather's outcome.
+    fn call_and_gather(
+        &self,
+        plan: &ScatterPlan,
+        reference: &crate::PreparedReference,
+        aligned: &Aligned,
+        manifest: &mut RunManifest,
+    ) -> Result<JobOutcome, Error> {
+        let vcfs = self.call_shards(plan, reference, aligned, manifest)?;
+        let gather = GatherStep::new(self.input.sample.clone(), GatherInputs::Given(vcfs.len()));
+        let mut inputs = Vec::new();
+        for (position, (vcf, tbi)) in vcfs.iter().enumerate() {
+            inputs.push(local_input(&vcf_role(position), vcf, "VCF").known(vcf.sha256.clone()));
+            inputs.push(local_input(&tbi_role(position), tbi, "VCF index").unkeyed());
+        }
+        self.task(
+            &StepJob {
+                definition: &gather,
+                inputs,
+                reference: Some((
+                    ReferenceInput::Prepared(reference.clone()),
+                    ReferenceUse::Fai,
+                )),
+                key: KeyPolicy::Own,
+            },
+            manifest,
+        )
     }
 
     /// Before any tool runs: the FASTQs exist, and scratch holds the largest step, align,

@@ -14,8 +14,8 @@ pub use call::{BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest};
 pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
 pub use merge::{MergeStep, chunk_bam_role};
 pub use qc::{
-    ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF, VariantsQc,
-    qc_file_names,
+    BamQc, ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF,
+    VariantsQc, qc_file_names,
 };
 pub use split::{SplitStep, chunk_fastq_names, chunk_prefix};
 

@@ -12,7 +12,7 @@ use clap::Args;
 use indicatif::MultiProgress;
 
 use crate::args::{RuntimeArgs, ScaleArgs, parse_run_id};
-use crate::engine::{cache_dir, engine, resources, toolset_by_name, validate_fastq};
+use crate::engine::{cache_dir, engine_for, resources, toolset_by_name, validate_fastq};
 use crate::environment;
 use crate::failure::Failure;
 use crate::progress::ProgressObserver;
@@ -93,8 +93,8 @@ fn warn_without_earlier_run(stores: &Stores, input: &WorkflowInput, run_id: &str
     }
 }
 
-/// Runs the workflow (or prints its plan with `--dry-run`); prints the VCF's and the
-/// manifest's locations.
+/// Runs the workflow (or prints its plan with `--dry-run`); prints the VCF's, the QC report's
+/// and the manifest's locations.
 pub fn run(
     args: RunArgs,
     cancel: &CancelToken,
@@ -110,10 +110,11 @@ pub fn run(
             )
         })?;
     let input = WorkflowInput::from_json(&text)?;
+    let aligner = args.runtime.aligner().or(input.aligner).unwrap_or_default();
     if args.dry_run {
         let plan = render_run_plan(
             &input,
-            &toolset_by_name(),
+            &toolset_by_name(aligner),
             resources(&args.runtime),
             args.run_id.as_deref().unwrap_or("<run id>"),
             &args.scale.options(),
@@ -134,7 +135,7 @@ pub fn run(
             Some("give the earlier run's id with --run-id, or --no-resume".into()),
         ));
     }
-    let engine = engine(&args.runtime, cancel, stores)?;
+    let engine = engine_for(&args.runtime, aligner, cancel, stores)?;
     let run_id = args.run_id.unwrap_or_else(new_run_id);
     let (job_id, attempt) = environment::job_identity(&run_id)?;
     let options = RunOptions {
@@ -167,6 +168,7 @@ pub fn run(
             )]
             {
                 println!("VCF: {vcf}");
+                println!("report: {}", outcome.output_dir.join("report.html"));
                 println!("manifest: {}", outcome.output_dir.join("manifest.json"));
             }
             Ok(())

@@ -10,6 +10,7 @@
     missing_docs
 )]
 
+mod aligners;
 mod buildspecs;
 mod docs;
 mod failures;
