@@ -13,6 +13,8 @@
 #              job downloads the reference with its bwa index again.
 #   biojob     `biojob run --threads N` on the same input, local prefixes.
 #   biojob-mem2  the same with `--aligner bwa-mem2` (its index built once, untimed, like bwa's).
+#   biojob-sized the same with calling shards cut by size so that they balance the threads:
+#              `--shard-bases` = the reference's bases / (2 × threads), rounded up.
 #   biojob-s3  the same with S3 prefixes on the same local S3 server: biojob stages the FASTQs
 #              and the reference with its bwa index in, and every output out, itself.
 #   scaled-W   (W = 1, 2, ...; not in the default list) `biojob run` scattered as on AWS Batch:
@@ -78,8 +80,8 @@ fi
 IFS=, read -r -a mode_list <<<"$modes"
 for mode in "${mode_list[@]}"; do
   case "$mode" in
-    reference | biojob | biojob-mem2 | biojob-s3 | floor | scaled-[1-9]) ;;
-    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-mem2, biojob-s3, floor, scaled-W)" >&2; exit 2 ;;
+    reference | biojob | biojob-mem2 | biojob-sized | biojob-s3 | floor | scaled-[1-9]) ;;
+    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-mem2, biojob-sized, biojob-s3, floor, scaled-W)" >&2; exit 2 ;;
   esac
 done
 testdata="$(realpath "${BIOJOB_TESTDATA:-$root/../shared/testdata}")"
@@ -232,9 +234,12 @@ reference_chain() { # repetition
 biojob_run() { # repetition mode
   local rep="$1" mode="$2" out="$work/out-biojob" source="$src" tf="$work/time-biojob" \
     pidfile="$work/biojob.pid" hwm=0 pid key value rest
-  local -a s3_env=() aligner=()
+  local -a s3_env=() extra=()
   rm -rf "$out" "$pidfile"
-  if [ "$mode" = biojob-mem2 ]; then aligner=(--aligner bwa-mem2); fi
+  if [ "$mode" = biojob-mem2 ]; then extra=(--aligner bwa-mem2); fi
+  if [ "$mode" = biojob-sized ]; then
+    extra=(--shard-bases "$(awk -v t="$threads" '{ n += $2 } END { printf "%d", (n + 2 * t - 1) / (2 * t) }' "$src/ref.fa.fai")")
+  fi
   if [ "$mode" = biojob-s3 ]; then
     source="s3://$bucket/src"
     out="s3://$bucket/runs/biojob-s3-$rep"
@@ -258,7 +263,7 @@ PY
   env "${s3_env[@]}" BIOJOB_SCRATCH_DIR="$work/scratch" BIOJOB_CACHE_DIR="$work/cache" \
     BIOJOB_LOG_FORMAT=text /usr/bin/time -f '%e %U %S %M' -o "$tf" \
     sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" \
-    "$biojob" -q run --input "$work/input.json" --threads "$threads" --run-id "e2e-$rep" "${aligner[@]}" >"$work/biojob.log" 2>&1 &
+    "$biojob" -q run --input "$work/input.json" --threads "$threads" --run-id "e2e-$rep" "${extra[@]}" >"$work/biojob.log" 2>&1 &
   local time_pid=$!
   for _ in $(seq 1 200); do [ -s "$pidfile" ] && break; sleep 0.01; done
   pid="$(cat "$pidfile")"
@@ -346,7 +351,7 @@ for rep in $(seq 1 "$reps"); do
     record "$rep" "$mode" load_before "$(loadavg)"
     case "$mode" in
       reference) reference_chain "$rep" ;;
-      biojob | biojob-mem2 | biojob-s3 | scaled-*) biojob_run "$rep" "$mode" ;;
+      biojob | biojob-mem2 | biojob-sized | biojob-s3 | scaled-*) biojob_run "$rep" "$mode" ;;
       floor) floor "$rep" ;;
     esac
     record "$rep" "$mode" load_after "$(loadavg)"
@@ -372,7 +377,7 @@ def num(rep, mode, key):
 def series(mode, fn):
     return [fn(rep) for rep in reps if (rep, mode) in rows]
 
-BIOJOB_MODES = [m for m in ("biojob", "biojob-mem2", "biojob-s3") if m in modes] + sorted(m for m in modes if m.startswith("scaled-"))
+BIOJOB_MODES = [m for m in ("biojob", "biojob-mem2", "biojob-sized", "biojob-s3") if m in modes] + sorted(m for m in modes if m.startswith("scaled-"))
 
 def manifest(rep, mode):
     return json.load(open(rows[(rep, mode)]["manifest"]))
@@ -423,6 +428,7 @@ if "reference" in modes:
     show("  Map: mpileup -Oz and call jobs, all contigs", series("reference", ref("map.wall")))
 for mode in BIOJOB_MODES:
     where = {"biojob": "local prefixes", "biojob-mem2": "local prefixes, --aligner bwa-mem2",
+             "biojob-sized": "local prefixes, shards of bases / (2 threads)",
              "biojob-s3": "S3 prefixes, the same local S3 server"}.get(
         mode, f"local prefixes, chunks and size shards, {mode[7:]} chunk(s) aligned at once")
     print(f"{mode}: biojob run ({where}):")

@@ -228,3 +228,43 @@ fn bwa_mem2_index_that_does_not_fit_the_memory_is_refused_before_the_build() {
         .collect();
     assert_eq!(built, Vec::<String>::new());
 }
+
+#[test]
+fn the_flag_wins_over_the_input_s_aligner_and_the_plan_runs_it() {
+    let ws = Workspace::new();
+    let input = ws.input(
+        &[
+            ("SAMPLE_ID", "S".into()),
+            ("REFERENCE_NAME", "ref".into()),
+            ("SOURCE_DATA_PREFIX", "/data".into()),
+            ("JOB_OUTPUT_PREFIX", "/out".into()),
+            ("BIOJOB_ALIGNER", "bwa-mem2".into()),
+        ],
+        None,
+    );
+    let plan = |extra: &[&str]| {
+        let output = ws.run(&input, "plan", &[&["--dry-run"], extra].concat(), &[]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        crate::support::stdout(&output)
+    };
+    let from_input = plan(&[]);
+    assert!(
+        from_input.contains("\n   bwa-mem2 index -p <reference> <reference>\n"),
+        "{from_input}"
+    );
+    assert!(from_input.contains("\n   bwa-mem2 mem -t "), "{from_input}");
+    let from_flag = plan(&["--aligner", "bwa"]);
+    assert!(
+        from_flag.contains("\n   bwa index -p <reference> <reference>\n"),
+        "{from_flag}"
+    );
+    assert!(from_flag.contains("\n   bwa mem -t "), "{from_flag}");
+    assert!(!from_flag.contains("bwa-mem2"), "{from_flag}");
+    let output = ws.run(&input, "plan", &["--dry-run", "--aligner", "bowtie2"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("unknown aligner \"bowtie2\": choose bwa or bwa-mem2"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -14,6 +14,7 @@ mod aligners;
 mod buildspecs;
 mod docs;
 mod failures;
+mod progress;
 mod qc;
 mod resume;
 mod s3_jobs;
