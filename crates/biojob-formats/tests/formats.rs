@@ -14,7 +14,8 @@ use biojob_core::{Classify, Contig, ExitClass};
 use biojob_formats::{
     BamHeaderSummary, ChunkLayout, FastqError, FastqPairStats, FastqSource, FlagCounts,
     FormatError, SplitRequest, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules,
-    check_bam_header, check_bgzf_eof, check_fai_covers_fasta, fastq_chunk_names, quickcheck_bam,
+    check_bam_header, check_bgzf_eof, check_fai_covers_fasta, fastq_chunk_names, first_read_name,
+    quickcheck_bam,
     quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, split_fastq_pair,
     stream_fastq_pair, tabix_contigs, validate_fastq_pair,
 };
@@ -1183,7 +1184,7 @@ fn vcf_gz(dir: &Dir, name: &str, records: &str) -> Utf8PathBuf {
 fn rules<'a>(contigs: &'a [Contig], only: Option<&'a str>) -> VcfRules<'a> {
     VcfRules {
         contigs,
-        sample: "NA12878",
+        samples: &["NA12878"],
         only_contig: only,
     }
 }
@@ -1991,5 +1992,29 @@ fn the_fai_must_list_every_record_of_the_fasta() {
              puts the next record (\"b\"); a contig name used twice? (samtools faidx indexes \
              only the first record of a name)"
         ))
+    );
+}
+
+#[test]
+fn the_first_read_name_of_gzip_plain_and_broken_files() {
+    let (r1, _) = real_pair();
+    assert_eq!(
+        first_read_name(FastqSource::file(&r1)).unwrap(),
+        "20FUKAAXX100202:1:1:1229:90686"
+    );
+    let dir = Dir::new();
+    let plain = dir.write("a.fq", "@r1/1 extra\nACGT\n+\nIIII\n");
+    assert_eq!(first_read_name(FastqSource::file(&plain)).unwrap(), "r1/1");
+    let streamed = FastqSource::reader("s3://b/a.fq.gz", std::io::Cursor::new(gzip(b"@x:1\tc\nA\n+\nI\n")));
+    assert_eq!(first_read_name(streamed).unwrap(), "x:1");
+    std::fs::write(&plain, "").unwrap();
+    assert_eq!(
+        first_read_name(FastqSource::file(&plain)).unwrap_err().to_string(),
+        format!("{plain}: no records (empty file)")
+    );
+    std::fs::write(&plain, ">r1\nACGT\n").unwrap();
+    assert_eq!(
+        first_read_name(FastqSource::file(&plain)).unwrap_err().to_string(),
+        format!("{plain}: record 1, line 1: the header line does not start with '@'")
     );
 }

@@ -11,6 +11,7 @@
 )]
 
 mod buildspecs;
+mod cohort;
 mod failures;
 mod qc;
 mod resume;
