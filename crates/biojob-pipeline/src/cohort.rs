@@ -19,7 +19,7 @@ use tracing::info_span;
 
 use crate::cache::EarlierTasks;
 use crate::job::cancelled_by_sibling;
-use crate::manifest::{seconds, timestamp};
+use crate::manifest::timestamp;
 use crate::scheduler::{
     Run, check_output_dir, earlier_tasks, finish, local_input, missing_output, skipped,
 };
@@ -27,7 +27,7 @@ use crate::{
     AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
     GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
     QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
-    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepJob, TaskLabel, TaskRecord,
+    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepJob, TaskLabel,
     TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role, cohort_bai_role,
     cohort_bam_role, fastq_first_read_name, lane_read_group, sample_qc_role, tbi_role, vcf_role,
 };
@@ -132,7 +132,6 @@ pub fn run_cohort(
         .execute(&mut manifest)
     })();
     manifest.scratch = Some(space.usage());
-    manifest.wall_seconds = seconds(clock.elapsed());
     finish(manifest, output_dir, Some(scratch), result, engine, clock)
 }
 
@@ -274,9 +273,11 @@ impl Cohort<'_> {
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let mut outcome = outcome.unwrap_or_else(|| {
-                let mut skipped = skipped(job);
-                skipped.record = skipped.record.of(job.definition.cohort_member().as_ref());
-                skipped
+                let mut never_run = skipped(job);
+                never_run.record = never_run
+                    .record
+                    .of(job.definition.cohort_member().as_ref());
+                never_run
             });
             if let Some(error) = outcome.error.take() {
                 if cancelled_by_sibling(&error) {

@@ -288,7 +288,7 @@ impl SheetSample {
                 self.sample,
                 self.lanes.len()
             ),
-            remedy: Some("give a lane index from 0 (biojob plan-cohort lists them)".into()),
+            remedy: Some("give a lane index from 0, in the order of the sample's rows in the sheet".into()),
         })
     }
 }
