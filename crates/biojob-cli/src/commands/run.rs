@@ -28,7 +28,7 @@ pub struct RunArgs {
     pub samplesheet: Option<String>,
     /// A cohort's duplicate marking (samtools fixmate -m and markdup, duplicates flagged,
     /// never removed): 1/true/yes/on (empty: on) or 0/false/no/off.
-    #[arg(long, env = env::BIOJOB_MARK_DUPLICATES, default_value = "on", value_parser = parse_switch_on_unless_off)]
+    #[arg(long, env = env::BIOJOB_MARK_DUPLICATES, default_value = "on", value_parser = parse_switch_on_unless_off, action = clap::ArgAction::Set)]
     pub mark_duplicates: bool,
     /// Run id, the last part of the output location [default: a timestamp].
     #[arg(long, value_parser = parse_run_id)]

@@ -243,7 +243,10 @@ fn a_two_sample_cohort_in_22_lanes_matches_the_tools_run_by_hand() {
     let duplicates: u64 = duplicates.trim().parse().unwrap();
     assert!(duplicates > 0, "the test data has duplicates");
     let markdup = std::fs::read_to_string(run_dir.join("samples/NA12878/NA12878.markdup.txt")).unwrap();
-    assert!(markdup.starts_with("COMMAND: samtools markdup"), "{markdup}");
+    assert!(
+        markdup.starts_with("COMMAND:") && markdup.lines().next().unwrap().contains("samtools markdup"),
+        "{markdup}"
+    );
     let qc: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run_dir.join("samples/NA12878/qc.json")).unwrap(),
     )

@@ -17,7 +17,8 @@ use crate::{
 };
 
 /// The `samtools markdup -f` statistics of `sample`'s BAM, beside it: `<sample>.markdup.txt`
-/// (MultiQC's samtools module finds it by its first line, `COMMAND: samtools markdup`).
+/// (MultiQC's samtools module finds it by its first lines: `COMMAND:` and `samtools markdup`,
+/// the first line being `COMMAND: <samtools path> markdup …`).
 pub fn markdup_stats_name(sample: &SampleId) -> String {
     format!("{sample}.markdup.txt")
 }
@@ -149,7 +150,7 @@ impl StepDefinition for MergeStep {
             running.run_next(context)?;
             verify_bam(running.partial(0), &self.read_groups, reference)?;
             if self.mark_duplicates {
-                crate::steps::qc::verify_report(running.partial(2), "COMMAND: samtools markdup")?;
+                crate::steps::qc::verify_report(running.partial(2), "samtools markdup")?;
             }
             running.run_next(context)?;
             running.finish(None)
