@@ -216,7 +216,11 @@ mod tests {
             ("a:b:FC:1:2:3", None),
             (":1:2:3:4", None),
         ] {
-            assert_eq!(platform_unit_from_read_name(name).as_deref(), unit, "{name}");
+            assert_eq!(
+                platform_unit_from_read_name(name).as_deref(),
+                unit,
+                "{name}"
+            );
         }
     }
 

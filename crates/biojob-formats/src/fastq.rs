@@ -441,7 +441,9 @@ pub fn first_read_name(source: FastqSource) -> Result<String, FastqError> {
         line: 1,
         reason: reason.to_owned(),
     };
-    let header = line.strip_prefix(b"@").ok_or_else(|| invalid("the header line does not start with '@'"))?;
+    let header = line
+        .strip_prefix(b"@")
+        .ok_or_else(|| invalid("the header line does not start with '@'"))?;
     let name: Vec<u8> = header
         .iter()
         .copied()

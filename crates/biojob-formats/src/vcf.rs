@@ -188,7 +188,12 @@ impl VcfHeaderSummary {
         if let Some(difference) = describe_contig_difference("##contig", &declared, rules.contigs) {
             return Some(difference);
         }
-        if self.samples.iter().map(String::as_str).eq(rules.samples.iter().copied()) {
+        if self
+            .samples
+            .iter()
+            .map(String::as_str)
+            .eq(rules.samples.iter().copied())
+        {
             return None;
         }
         let expected = rules.samples.join(", ");

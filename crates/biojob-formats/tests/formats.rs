@@ -2450,16 +2450,23 @@ fn the_first_read_name_of_gzip_plain_and_broken_files() {
     let dir = Dir::new();
     let plain = dir.write("a.fq", "@r1/1 extra\nACGT\n+\nIIII\n");
     assert_eq!(first_read_name(FastqSource::file(&plain)).unwrap(), "r1/1");
-    let streamed = FastqSource::reader("s3://b/a.fq.gz", std::io::Cursor::new(gzip(b"@x:1\tc\nA\n+\nI\n")));
+    let streamed = FastqSource::reader(
+        "s3://b/a.fq.gz",
+        std::io::Cursor::new(gzip(b"@x:1\tc\nA\n+\nI\n")),
+    );
     assert_eq!(first_read_name(streamed).unwrap(), "x:1");
     std::fs::write(&plain, "").unwrap();
     assert_eq!(
-        first_read_name(FastqSource::file(&plain)).unwrap_err().to_string(),
+        first_read_name(FastqSource::file(&plain))
+            .unwrap_err()
+            .to_string(),
         format!("{plain}: no records (empty file)")
     );
     std::fs::write(&plain, ">r1\nACGT\n").unwrap();
     assert_eq!(
-        first_read_name(FastqSource::file(&plain)).unwrap_err().to_string(),
+        first_read_name(FastqSource::file(&plain))
+            .unwrap_err()
+            .to_string(),
         format!("{plain}: record 1, line 1: the header line does not start with '@'")
     );
 }

@@ -27,9 +27,9 @@ use crate::{
     AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
     GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
     QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
-    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepJob, TaskLabel,
-    TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role, cohort_bai_role,
-    cohort_bam_role, fastq_first_read_name, lane_read_group, sample_qc_role, tbi_role, vcf_role,
+    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepJob, TaskLabel, TaskShard,
+    TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role, cohort_bai_role, cohort_bam_role,
+    fastq_first_read_name, lane_read_group, sample_qc_role, tbi_role, vcf_role,
 };
 
 /// The file stem of a cohort's joint outputs: `cohort.call.<shard>.vcf.gz`, `cohort.vcf.gz`.
@@ -202,13 +202,14 @@ impl Cohort<'_> {
                 );
             }
             planned.push(
-                TaskLabel::new(StepId::Merge, None)
-                    .of(Some(CohortMember::sample(&member.sample))),
+                TaskLabel::new(StepId::Merge, None).of(Some(CohortMember::sample(&member.sample))),
             );
         }
-        planned.extend(plan.shards().iter().map(|s| {
-            TaskLabel::new(StepId::Call, Some(TaskShard::region(s.index, s.region())))
-        }));
+        planned.extend(
+            plan.shards().iter().map(|s| {
+                TaskLabel::new(StepId::Call, Some(TaskShard::region(s.index, s.region())))
+            }),
+        );
         planned.push(TaskLabel::new(StepId::Gather, None));
         for sample in &samples {
             for step in [StepId::SampleVcf, StepId::Qc] {
@@ -274,9 +275,7 @@ impl Cohort<'_> {
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let mut outcome = outcome.unwrap_or_else(|| {
                 let mut never_run = skipped(job);
-                never_run.record = never_run
-                    .record
-                    .of(job.definition.cohort_member().as_ref());
+                never_run.record = never_run.record.of(job.definition.cohort_member().as_ref());
                 never_run
             });
             if let Some(error) = outcome.error.take() {
@@ -449,9 +448,14 @@ impl Cohort<'_> {
                 .collect::<Vec<_>>()
                 .join("\n");
             sample_manifest.tasks.retain(|task| {
-                task.sample.as_deref().is_none_or(|s| s == member.sample.as_str())
+                task.sample
+                    .as_deref()
+                    .is_none_or(|s| s == member.sample.as_str())
             });
-            let mut qc = QcStep::new(member.sample.clone(), QcRun::Given(Box::new(sample_manifest)));
+            let mut qc = QcStep::new(
+                member.sample.clone(),
+                QcRun::Given(Box::new(sample_manifest)),
+            );
             qc.in_cohort = true;
             let checked = sample_run.task(
                 &StepJob {

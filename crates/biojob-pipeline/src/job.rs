@@ -14,9 +14,9 @@ use tracing::info;
 
 use crate::cache::{EarlierTasks, RerunReason, try_reuse};
 use crate::{
-    CacheKeyMaterial, CohortMember, Error, OutputRecord, PlanContext, PlannedOutput, PreparedReference,
-    ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord, TaskShard,
-    bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
+    CacheKeyMaterial, CohortMember, Error, OutputRecord, PlanContext, PlannedOutput,
+    PreparedReference, ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord,
+    TaskShard, bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
     reference_sha256, stage_input,
 };
 
@@ -415,9 +415,7 @@ impl StepJob<'_> {
             }
         };
         let mut outcome = outcome;
-        outcome.record = outcome
-            .record
-            .of(self.definition.cohort_member().as_ref());
+        outcome.record = outcome.record.of(self.definition.cohort_member().as_ref());
         info!(status = ?outcome.record.status, wall_seconds = wall.as_secs_f64(), "task ended");
         outcome
     }

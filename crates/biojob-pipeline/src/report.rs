@@ -656,7 +656,11 @@ pub fn render_cohort_report(manifest: &RunManifest, samples: &[QcSummary]) -> St
         started = html_escape(&manifest.started_at),
         version = html_escape(&manifest.biojob_version),
         count = samples.len(),
-        class = if succeeded == manifest.tasks.len() { "ok" } else { "bad" },
+        class = if succeeded == manifest.tasks.len() {
+            "ok"
+        } else {
+            "bad"
+        },
         tasks = manifest.tasks.len(),
         sheet = html_escape(manifest.inputs.samplesheet.as_deref().unwrap_or_default()),
         reference = html_escape(&manifest.inputs.reference),

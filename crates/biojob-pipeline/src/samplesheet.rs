@@ -67,7 +67,10 @@ impl SampleSheet {
         if store.head(uri)?.is_none() {
             return Err(Error::Input {
                 message: format!("the sample sheet {uri} does not exist"),
-                remedy: Some("give the sheet's path or s3:// URI (params.samplesheet or --samplesheet)".into()),
+                remedy: Some(
+                    "give the sheet's path or s3:// URI (params.samplesheet or --samplesheet)"
+                        .into(),
+                ),
             });
         }
         let mut text = String::new();
@@ -91,7 +94,8 @@ impl SampleSheet {
     /// # Errors
     /// [`Error::Input`] (exit 11) naming the sheet, the line and the column.
     pub fn parse(text: &str, uri: &ObjectUri) -> Result<SampleSheet, Error> {
-        let invalid = |line: u64, column: Option<&str>, message: String| Error::Input {
+        let invalid = |line: u64, column: Option<&str>, message: String| {
+            Error::Input {
             message: match column {
                 Some(column) => format!("{uri} line {line}, column {column}: {message}"),
                 None => format!("{uri} line {line}: {message}"),
@@ -100,6 +104,7 @@ impl SampleSheet {
                 "fix the sample sheet: columns sample,lane,fastq_1,fastq_2[,library,platform_unit] (docs/cohorts.md)"
                     .into(),
             ),
+        }
         };
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
@@ -166,8 +171,8 @@ impl SampleSheet {
                 if text.is_empty() {
                     return Err(invalid(line, Some(name), "no FASTQ given".into()));
                 }
-                let fastq = relative_to(uri, text)
-                    .map_err(|message| invalid(line, Some(name), message))?;
+                let fastq =
+                    relative_to(uri, text).map_err(|message| invalid(line, Some(name), message))?;
                 if let Some((_, first, first_column)) = fastqs_seen
                     .iter()
                     .find(|(seen, _, _)| crate::input::same_object(seen, &fastq))
@@ -288,7 +293,9 @@ impl SheetSample {
                 self.sample,
                 self.lanes.len()
             ),
-            remedy: Some("give a lane index from 0, in the order of the sample's rows in the sheet".into()),
+            remedy: Some(
+                "give a lane index from 0, in the order of the sample's rows in the sheet".into(),
+            ),
         })
     }
 }
@@ -299,7 +306,9 @@ fn check_lane(lane: &str) -> Result<(), String> {
         return Err("the lane is empty".into());
     }
     if lane.len() > MAX_LANE_BYTES {
-        return Err(format!("lane {lane:?} is longer than {MAX_LANE_BYTES} bytes"));
+        return Err(format!(
+            "lane {lane:?} is longer than {MAX_LANE_BYTES} bytes"
+        ));
     }
     match lane
         .chars()
@@ -423,7 +432,10 @@ mod tests {
         );
         let a = &sheet.samples[0];
         assert_eq!(
-            a.lanes.iter().map(|l| (l.lane.as_str(), l.line)).collect::<Vec<_>>(),
+            a.lanes
+                .iter()
+                .map(|l| (l.lane.as_str(), l.line))
+                .collect::<Vec<_>>(),
             [("1", 2), ("2", 4)]
         );
         assert_eq!(a.lanes[0].fastq_1.to_string(), "/data/runs/a1_R1.fq.gz");
@@ -452,7 +464,10 @@ mod tests {
             error("sample,fastq_1,fastq_2\nA,a,b\n"),
             "/data/runs/sheet.csv line 1: the header has no column \"lane\" (found: sample,fastq_1,fastq_2)"
         );
-        assert_eq!(at(""), "/data/runs/sheet.csv line 1: the sheet lists no sample");
+        assert_eq!(
+            at(""),
+            "/data/runs/sheet.csv line 1: the sheet lists no sample"
+        );
         assert_eq!(
             at("A,1,a1,a2\n,1,b1,b2\n"),
             "/data/runs/sheet.csv line 3, column sample: the sample is empty"
@@ -522,10 +537,17 @@ mod tests {
             given.to_header_line(),
             "@RG\tID:S.2\tSM:S\tLB:lib2\tPL:ILLUMINA\tPU:FCX.7"
         );
-        let none =
-            lane_read_group(&sample.sample, &sample.lanes[0], "ILLUMINA", Some("chr22.bin8.cram:1:2"))
-                .unwrap();
-        assert_eq!(none.to_header_line(), "@RG\tID:S.1\tSM:S\tLB:S\tPL:ILLUMINA");
+        let none = lane_read_group(
+            &sample.sample,
+            &sample.lanes[0],
+            "ILLUMINA",
+            Some("chr22.bin8.cram:1:2"),
+        )
+        .unwrap();
+        assert_eq!(
+            none.to_header_line(),
+            "@RG\tID:S.1\tSM:S\tLB:S\tPL:ILLUMINA"
+        );
         assert_eq!(
             sample.lane(2).unwrap_err().to_string(),
             "sample S has 2 lanes in the sample sheet: lane index 2 is not one"

@@ -367,7 +367,11 @@ impl Run<'_> {
     }
 
     /// Runs `job` as a task: its own time limit, its record in `manifest`.
-    pub(crate) fn task(&self, job: &StepJob<'_>, manifest: &mut RunManifest) -> Result<JobOutcome, Error> {
+    pub(crate) fn task(
+        &self,
+        job: &StepJob<'_>,
+        manifest: &mut RunManifest,
+    ) -> Result<JobOutcome, Error> {
         let context = self.context.for_step(&job.label().to_string());
         let outcome = job.run(&self.target(&context));
         manifest.tasks.push(outcome.record.clone());

@@ -41,13 +41,12 @@ pub use aligner::{
 };
 pub use bcftools::{
     BcftoolsCall, BcftoolsCallPiped, BcftoolsConcat, BcftoolsMpileup, BcftoolsViewSample,
-    BcftoolsViewTargets,
-    bcftools_index_tbi, bcftools_stats, label_part,
+    BcftoolsViewTargets, bcftools_index_tbi, bcftools_stats, label_part,
 };
 pub use bwa::{BwaMem, bwa_index, bwa_index_files};
 pub use samtools::{
     SamtoolsMarkdup, SamtoolsMerge, SamtoolsMergePiped, SamtoolsSort, samtools_faidx,
-    samtools_fixmate, samtools_flagstat, samtools_index,
-    samtools_quickcheck, samtools_stats, sort_memory_per_thread,
+    samtools_fixmate, samtools_flagstat, samtools_index, samtools_quickcheck, samtools_stats,
+    sort_memory_per_thread,
 };
 pub use toolset::{Tool, ToolError, ToolOverrides, ToolPath, ToolVersions, Toolset};

@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use biojob_pipeline::{
-    LogObserver, RunInput, RunObserver, RunOptions, TaskRecord, TaskStatus, env,
-    new_run_id, render_run_plan, run_cohort, run_workflow,
+    LogObserver, RunInput, RunObserver, RunOptions, TaskRecord, TaskStatus, env, new_run_id,
+    render_run_plan, run_cohort, run_workflow,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -116,7 +116,8 @@ pub fn run(
                 Some("give the path of the execution input JSON".into()),
             )
         })?;
-    let input = match RunInput::from_json(&text, args.samplesheet.as_deref(), args.mark_duplicates)? {
+    let input = match RunInput::from_json(&text, args.samplesheet.as_deref(), args.mark_duplicates)?
+    {
         RunInput::Sample(input) => input,
         RunInput::Cohort(cohort) => {
             if args.dry_run {
@@ -128,7 +129,17 @@ pub fn run(
             let resume = resumes(&args.runtime, cohort.resume);
             let run_id = prepare_run_id(args.run_id, resume)?;
             let output_dir = cohort.output_prefix.join(&run_id);
-            let outcome = run_outcome(&args.runtime, &args.scale, run_id, resume, &output_dir, cancel, progress, stores, |options, engine, observer| run_cohort(&cohort, options, engine, observer))?;
+            let outcome = run_outcome(
+                &args.runtime,
+                &args.scale,
+                run_id,
+                resume,
+                &output_dir,
+                cancel,
+                progress,
+                stores,
+                |options, engine, observer| run_cohort(&cohort, options, engine, observer),
+            )?;
             return report_outcome(outcome, resume);
         }
     };
@@ -149,7 +160,10 @@ pub fn run(
     }
     let resume = resumes(&args.runtime, input.resume);
     let run_id = prepare_run_id(args.run_id, resume)?;
-    let output_dir = input.output_prefix.join(input.sample.as_str()).join(&run_id);
+    let output_dir = input
+        .output_prefix
+        .join(input.sample.as_str())
+        .join(&run_id);
     let outcome = run_outcome(
         &args.runtime,
         &args.scale,
@@ -179,7 +193,10 @@ fn prepare_run_id(run_id: Option<String>, resume: bool) -> Result<String, Failur
 
 /// Builds the engine and the run's options and runs `execute` (one sample's workflow or a
 /// cohort's) with the progress observer.
-#[allow(clippy::too_many_arguments, reason = "the run's parts, each from its own flag")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the run's parts, each from its own flag"
+)]
 fn run_outcome(
     runtime: &RuntimeArgs,
     scale: &ScaleArgs,
@@ -189,7 +206,11 @@ fn run_outcome(
     cancel: &CancelToken,
     progress: Option<&MultiProgress>,
     stores: &Stores,
-    execute: impl FnOnce(&RunOptions, &biojob_pipeline::Engine, &dyn RunObserver) -> biojob_pipeline::RunOutcome,
+    execute: impl FnOnce(
+        &RunOptions,
+        &biojob_pipeline::Engine,
+        &dyn RunObserver,
+    ) -> biojob_pipeline::RunOutcome,
 ) -> Result<biojob_pipeline::RunOutcome, Failure> {
     let engine = engine(runtime, cancel, stores)?;
     let (job_id, attempt) = environment::job_identity(&run_id)?;

@@ -3,9 +3,7 @@
 
 use biojob_core::{ReadGroup, SampleId, StepId};
 use biojob_scratch::SpaceNeed;
-use biojob_tools::{
-    SamtoolsMarkdup, SamtoolsMerge, SamtoolsMergePiped, Tool, samtools_index,
-};
+use biojob_tools::{SamtoolsMarkdup, SamtoolsMerge, SamtoolsMergePiped, Tool, samtools_index};
 use camino::Utf8PathBuf;
 
 use crate::plan::partial;
