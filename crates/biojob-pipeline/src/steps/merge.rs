@@ -15,8 +15,8 @@ use crate::{
 };
 
 /// The `samtools markdup -f` statistics of `sample`'s BAM, beside it: `<sample>.markdup.txt`
-/// (MultiQC's samtools module finds it by its first lines: `COMMAND:` and `samtools markdup`,
-/// the first line being `COMMAND: <samtools path> markdup …`).
+/// (its first line is `COMMAND: <samtools path> markdup …`; docs/cohorts.md says what MultiQC
+/// makes of it).
 pub fn markdup_stats_name(sample: &SampleId) -> String {
     format!("{sample}.markdup.txt")
 }
