@@ -606,27 +606,6 @@ pub fn render_report(manifest: &RunManifest, qc: &QcSummary) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escaping_and_numbers() {
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-        assert_eq!(thousands(27_726), "27,726");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
-        assert_eq!(nice_max(38.1), 50.0);
-        assert_eq!(nice_max(8.0), 10.0);
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(422.0), 500.0);
-    }
-}
-
 /// The cohort's `report.html`: the run's summary, one row per sample (reads, mapped %,
 /// duplicate %, mean depth over the called contigs, variant records, Ti/Tv, het/hom-alt), each
 /// sample's name linking to its own page (`samples/<sample>/report.html`), and the timeline of
@@ -698,4 +677,25 @@ pub fn render_cohort_report(manifest: &RunManifest, samples: &[QcSummary]) -> St
     timeline(&manifest.tasks, &mut out);
     out.push_str("</main></body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_numbers() {
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(thousands(27_726), "27,726");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(nice_max(38.1), 50.0);
+        assert_eq!(nice_max(8.0), 10.0);
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(422.0), 500.0);
+    }
 }
