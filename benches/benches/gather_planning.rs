@@ -162,7 +162,7 @@ fn gather_planning(c: &mut Criterion) {
     let bytes = std::fs::metadata(&vcf).unwrap().len();
     let rules = VcfRules {
         contigs: &reference,
-        sample: SAMPLE,
+        samples: &[SAMPLE],
         only_contig: Some(&chr20.name),
     };
     let mut group = c.benchmark_group("gather_input_scan");

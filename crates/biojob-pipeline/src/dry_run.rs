@@ -83,6 +83,8 @@ pub fn render_run_plan(
         chunk,
         chunk_pairs,
         validate_fastq,
+        lane: None,
+        mark_duplicates: false,
     };
     match scale.chunk_pairs {
         None => {
@@ -109,8 +111,10 @@ pub fn render_run_plan(
             header(&mut out, "merge");
             let merge = MergeStep {
                 sample: sample.clone(),
-                read_group: input.read_group.clone(),
+                read_groups: vec![input.read_group.clone()],
                 chunks: 2,
+                mark_duplicates: false,
+                in_cohort: false,
             };
             out.push_str(&merge.plan(&context).render());
         }

@@ -182,6 +182,7 @@ pub fn run_workflow(
             fastq_2: input.fastq_2.to_string(),
             reference: String::new(),
             contigs: Vec::new(),
+            samplesheet: None,
         },
         output_prefix: output_dir.to_string(),
         resources: engine.resources,
@@ -226,7 +227,7 @@ pub fn run_workflow(
 /// # Errors
 /// [`Error::Usage`] (not retryable: permissions and paths do not fix themselves) naming the
 /// directory and the operating system's reason.
-fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
+pub(crate) fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
     let Some(dir) = output_dir.local_path() else {
         return Ok(());
     };
@@ -249,7 +250,7 @@ fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
 /// Publishes the logs, removes the scratch directory (unless kept: it may be the disk that
 /// ran out, and the manifest is written outside it), then publishes the manifest. A manifest
 /// that cannot be published fails a run that otherwise succeeded (output staging, exit 30).
-fn finish(
+pub(crate) fn finish(
     mut manifest: RunManifest,
     output_dir: ObjectUri,
     scratch: Option<JobScratch>,
@@ -325,7 +326,7 @@ fn finish(
 
 /// The tasks that the run manifest at `<output_dir>/manifest.json` records; none (with a
 /// warning) when it cannot be read: resuming never fails a run.
-fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
+pub(crate) fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
     let uri = output_dir.join("manifest.json");
     EarlierTasks::from_run_manifest(stores, &uri).unwrap_or_else(|error| {
         warn!(%uri, error = %error_chain(&error), "could not read the earlier manifest; every step runs");
@@ -334,21 +335,21 @@ fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
 }
 
 /// One run in progress.
-struct Run<'a> {
-    input: &'a WorkflowInput,
-    options: &'a RunOptions,
-    engine: &'a Engine,
-    context: &'a StepContext,
-    work_dir: &'a Utf8Path,
-    output_dir: &'a ObjectUri,
-    earlier: Option<&'a EarlierTasks>,
-    observer: &'a dyn RunObserver,
+pub(crate) struct Run<'a> {
+    pub(crate) input: &'a WorkflowInput,
+    pub(crate) options: &'a RunOptions,
+    pub(crate) engine: &'a Engine,
+    pub(crate) context: &'a StepContext,
+    pub(crate) work_dir: &'a Utf8Path,
+    pub(crate) output_dir: &'a ObjectUri,
+    pub(crate) earlier: Option<&'a EarlierTasks>,
+    pub(crate) observer: &'a dyn RunObserver,
 }
 
 /// The BAM of the run and its index.
-struct Aligned {
-    bam: JobOutput,
-    bai: JobOutput,
+pub(crate) struct Aligned {
+    pub(crate) bam: JobOutput,
+    pub(crate) bai: JobOutput,
 }
 
 impl Run<'_> {
@@ -366,7 +367,11 @@ impl Run<'_> {
     }
 
     /// Runs `job` as a task: its own time limit, its record in `manifest`.
-    fn task(&self, job: &StepJob<'_>, manifest: &mut RunManifest) -> Result<JobOutcome, Error> {
+    pub(crate) fn task(
+        &self,
+        job: &StepJob<'_>,
+        manifest: &mut RunManifest,
+    ) -> Result<JobOutcome, Error> {
         let context = self.context.for_step(&job.label().to_string());
         let outcome = job.run(&self.target(&context));
         manifest.tasks.push(outcome.record.clone());
@@ -514,7 +519,7 @@ impl Run<'_> {
     /// The prepare-reference task: stages the reference when it is not local, builds its
     /// `.fai` first (usually present) to check the requested contigs before the slow bwa
     /// index, then the bwa index.
-    fn prepare_reference(
+    pub(crate) fn prepare_reference(
         &self,
         reference_uri: &ObjectUri,
         manifest: &mut RunManifest,
@@ -588,6 +593,8 @@ impl Run<'_> {
             chunk,
             chunk_pairs,
             validate_fastq: self.engine.validate_fastq,
+            lane: None,
+            mark_duplicates: false,
         }
     }
 
@@ -767,8 +774,10 @@ impl Run<'_> {
         // Merge, carrying the key of the whole.
         let merge = MergeStep {
             sample: self.input.sample.clone(),
-            read_group: self.input.read_group.clone(),
+            read_groups: vec![self.input.read_group.clone()],
             chunks: bams.len(),
+            mark_duplicates: false,
+            in_cohort: false,
         };
         let job = StepJob {
             definition: &merge,
@@ -870,7 +879,7 @@ impl Run<'_> {
     /// with `context`'s child cancellation token: the first failure stops the others (their
     /// tools are stopped; not yet started ones give `None`, unless reusable). Outcomes by
     /// position.
-    fn in_parallel(
+    pub(crate) fn in_parallel(
         &self,
         jobs: &[StepJob<'_>],
         order: Vec<usize>,
@@ -926,7 +935,7 @@ pub(crate) fn chunk_share(resources: crate::Resources, workers: usize) -> crate:
 }
 
 /// A task that was never started: skipped.
-fn skipped(job: &StepJob<'_>) -> JobOutcome {
+pub(crate) fn skipped(job: &StepJob<'_>) -> JobOutcome {
     JobOutcome {
         record: TaskRecord::skipped(job.definition.step(), job.definition.shard()),
         outputs: Vec::new(),
@@ -938,7 +947,7 @@ fn skipped(job: &StepJob<'_>) -> JobOutcome {
 }
 
 /// An earlier task's output, read in place, as an input of another task.
-fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
+pub(crate) fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
     JobInput::new(
         role,
         ObjectUri::Local(output.path.clone()),
@@ -947,14 +956,14 @@ fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
     )
 }
 
-fn missing_output(step: &str, what: &str) -> Error {
+pub(crate) fn missing_output(step: &str, what: &str) -> Error {
     Error::Usage {
         message: format!("the {step} task ended without its {what}"),
         remedy: None,
     }
 }
 
-fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
+pub(crate) fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
     aligned_from(&outcome.outputs)
 }
 
@@ -969,6 +978,10 @@ fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
 impl TaskLabel {
     /// A task of `step`, for `shard` when it is scattered.
     pub fn new(step: StepId, shard: Option<TaskShard>) -> Self {
-        TaskLabel { step, shard }
+        TaskLabel {
+            step,
+            shard,
+            member: None,
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 mod aligners;
 mod buildspecs;
+mod cohort;
 mod docs;
 mod failures;
 mod progress;
