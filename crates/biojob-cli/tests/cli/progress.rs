@@ -1,5 +1,6 @@
 //! Progress in JSON logs: the align task's pairs, share of the input read, rate and time left,
-//! and each calling shard's share of bases, at `BIOJOB_PROGRESS_INTERVAL`.
+//! and each calling shard's share of bases, at `BIOJOB_PROGRESS_INTERVAL`; QC's BAM part done
+//! beside calling.
 
 use serde_json::Value;
 
@@ -68,6 +69,31 @@ fn json_logs_carry_the_align_and_call_progress_at_the_interval() {
             );
         }
     }
+
+    // QC's BAM part ran beside calling: the qc task found it done and ran only the VCF's part,
+    // and its record lists every command.
+    let qc_line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "QC")
+        .expect("the qc task's QC line");
+    assert_eq!(qc_line["fields"]["bam_part_done"], true, "{qc_line}");
+    let qc = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["step"] == "qc")
+        .unwrap();
+    let labels: Vec<&str> = qc["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|command| command["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["samtools-flagstat", "samtools-stats", "bcftools-stats"]
+    );
 
     // Calling shards, whose VCF is one 64 KiB block here, report their bases as the total.
     for (task, bases) in [("call chr20", 300_000), ("call chr22", 12_356)] {
