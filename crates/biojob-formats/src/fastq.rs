@@ -344,7 +344,7 @@ fn scan_file(
             break Ok(false);
         }
         if let Some(progress) = progress
-            && (records + 1) % FastqProgress::RECORDS_PER_UPDATE == 0
+            && (records + 1).is_multiple_of(FastqProgress::RECORDS_PER_UPDATE)
         {
             progress.update(mate, records + 1, reader.bytes_read());
         }
