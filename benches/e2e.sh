@@ -13,8 +13,8 @@
 #              job downloads the reference with its bwa index again.
 #   biojob     `biojob run --threads N` on the same input, local prefixes.
 #   biojob-mem2  the same with `--aligner bwa-mem2` (its index built once, untimed, like bwa's).
-#   biojob-sized the same with calling shards cut by size so that they balance the threads:
-#              `--shard-bases` = the reference's bases / (2 × threads), rounded up.
+#   biojob-contig the same with one calling shard per contig (`--shard-bases 0`), where
+#              `biojob` cuts shards by size when contigs would leave a thread idle.
 #   biojob-s3  the same with S3 prefixes on the same local S3 server: biojob stages the FASTQs
 #              and the reference with its bwa index in, and every output out, itself.
 #   scaled-W   (W = 1, 2, ...; not in the default list) `biojob run` scattered as on AWS Batch:
@@ -37,7 +37,7 @@
 # --quick). --reps (default 3, 1 with --quick) repetitions of every mode; the order of the modes
 # is reversed on every other repetition. --threads (default: the CPUs available) is biojob's
 # --threads and every tool's -t/-@/--threads. --modes picks a subset (default
-# reference,biojob,biojob-s3,floor; biojob-mem2 is asked for by name). The input files are never modified: they are linked into a private
+# reference,biojob,biojob-s3,floor; biojob-mem2 and biojob-contig are asked for by name). The input files are never modified: they are linked into a private
 # directory, where the bwa index is built once (untimed) for every mode.
 #
 # Measured per biojob run: wall (from /usr/bin/time); the tools' CPU (user + system of every
@@ -80,8 +80,8 @@ fi
 IFS=, read -r -a mode_list <<<"$modes"
 for mode in "${mode_list[@]}"; do
   case "$mode" in
-    reference | biojob | biojob-mem2 | biojob-sized | biojob-s3 | floor | scaled-[1-9]) ;;
-    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-mem2, biojob-sized, biojob-s3, floor, scaled-W)" >&2; exit 2 ;;
+    reference | biojob | biojob-mem2 | biojob-contig | biojob-s3 | floor | scaled-[1-9]) ;;
+    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-mem2, biojob-contig, biojob-s3, floor, scaled-W)" >&2; exit 2 ;;
   esac
 done
 testdata="$(realpath "${BIOJOB_TESTDATA:-$root/../shared/testdata}")"
@@ -237,9 +237,7 @@ biojob_run() { # repetition mode
   local -a s3_env=() extra=()
   rm -rf "$out" "$pidfile"
   if [ "$mode" = biojob-mem2 ]; then extra=(--aligner bwa-mem2); fi
-  if [ "$mode" = biojob-sized ]; then
-    extra=(--shard-bases "$(awk -v t="$threads" '{ n += $2 } END { printf "%d", (n + 2 * t - 1) / (2 * t) }' "$src/ref.fa.fai")")
-  fi
+  if [ "$mode" = biojob-contig ]; then extra=(--shard-bases 0); fi
   if [ "$mode" = biojob-s3 ]; then
     source="s3://$bucket/src"
     out="s3://$bucket/runs/biojob-s3-$rep"
@@ -351,7 +349,7 @@ for rep in $(seq 1 "$reps"); do
     record "$rep" "$mode" load_before "$(loadavg)"
     case "$mode" in
       reference) reference_chain "$rep" ;;
-      biojob | biojob-mem2 | biojob-sized | biojob-s3 | scaled-*) biojob_run "$rep" "$mode" ;;
+      biojob | biojob-mem2 | biojob-contig | biojob-s3 | scaled-*) biojob_run "$rep" "$mode" ;;
       floor) floor "$rep" ;;
     esac
     record "$rep" "$mode" load_after "$(loadavg)"
@@ -377,7 +375,7 @@ def num(rep, mode, key):
 def series(mode, fn):
     return [fn(rep) for rep in reps if (rep, mode) in rows]
 
-BIOJOB_MODES = [m for m in ("biojob", "biojob-mem2", "biojob-sized", "biojob-s3") if m in modes] + sorted(m for m in modes if m.startswith("scaled-"))
+BIOJOB_MODES = [m for m in ("biojob", "biojob-mem2", "biojob-contig", "biojob-s3") if m in modes] + sorted(m for m in modes if m.startswith("scaled-"))
 
 def manifest(rep, mode):
     return json.load(open(rows[(rep, mode)]["manifest"]))
@@ -428,7 +426,7 @@ if "reference" in modes:
     show("  Map: mpileup -Oz and call jobs, all contigs", series("reference", ref("map.wall")))
 for mode in BIOJOB_MODES:
     where = {"biojob": "local prefixes", "biojob-mem2": "local prefixes, --aligner bwa-mem2",
-             "biojob-sized": "local prefixes, shards of bases / (2 threads)",
+             "biojob-contig": "local prefixes, one calling shard per contig",
              "biojob-s3": "S3 prefixes, the same local S3 server"}.get(
         mode, f"local prefixes, chunks and size shards, {mode[7:]} chunk(s) aligned at once")
     print(f"{mode}: biojob run ({where}):")

@@ -107,9 +107,11 @@ impl RuntimeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ScaleArgs {
     /// Largest calling shard, in bases: contigs are cut into regions of at most this many
-    /// bases and small contigs grouped (0: one shard per contig).
-    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
-    pub shard_bases: u64,
+    /// bases and small contigs grouped (0: one shard per contig) [default: one shard per
+    /// contig, or, when that would leave threads idle at the end of calling, shards of the
+    /// size that keeps them busy (at least 500 kb)].
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES)]
+    pub shard_bases: Option<u64>,
     /// Read pairs per alignment chunk: the FASTQ pair is split into chunks, each aligned on its
     /// own and the BAMs merged (0: aligned whole).
     #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, default_value_t = 0)]
@@ -124,7 +126,8 @@ impl ScaleArgs {
     /// The pipeline's settings.
     pub fn options(&self) -> biojob_pipeline::ScaleOptions {
         biojob_pipeline::ScaleOptions {
-            shard_bases: std::num::NonZeroU64::new(self.shard_bases),
+            shard_bases: self.shard_bases.and_then(std::num::NonZeroU64::new),
+            balance_shards: self.shard_bases.is_none(),
             chunk_pairs: std::num::NonZeroU64::new(self.chunk_pairs),
             workers: self.workers,
         }

@@ -162,6 +162,14 @@ pub fn render_run_plan(
                 .collect()
         }
     };
+    if scale.shard_bases.is_none() && scale.balance_shards {
+        let _ = writeln!(
+            out,
+            "   (or, when one shard per contig would leave threads idle at the end, shards of at \
+             least {} bases cut by size from the .fai at run time)",
+            crate::BALANCED_SHARD_MIN_BASES
+        );
+    }
     for (name, shard) in shards {
         let call = CallStep::new(
             sample.clone(),
@@ -271,6 +279,7 @@ mod tests {
             shard_bases: NonZeroU64::new(20_000),
             chunk_pairs: NonZeroU64::new(49_505),
             workers: 2,
+            balance_shards: false,
         };
         let plan = render_run_plan(&input, &toolset(), resources, "r", &scale, true);
         for expected in [

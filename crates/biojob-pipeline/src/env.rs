@@ -42,7 +42,8 @@ pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
 /// location records as finished with the same cache key and whose outputs are unchanged.
 pub const BIOJOB_RESUME: &str = "BIOJOB_RESUME";
 /// Largest calling shard in bases; contigs are cut and grouped into shards of at most this
-/// many bases (default 0: one shard per contig).
+/// many bases (0: one shard per contig; default 0, or for `biojob run` the balanced size of
+/// `balanced_shard_bases`).
 pub const BIOJOB_CALL_SHARD_BASES: &str = "BIOJOB_CALL_SHARD_BASES";
 /// Read pairs per alignment chunk (default 0: the FASTQ pair is aligned whole).
 pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";

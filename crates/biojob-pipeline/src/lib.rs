@@ -86,8 +86,8 @@ pub use samplesheet::{
     fastq_first_read_name, lane_read_group,
 };
 pub use scheduler::{
-    RunOptions, RunOutcome, ScaleOptions, contig_plan, fastq_remedy, new_run_id, run_workflow,
-    shard_plan,
+    BALANCED_SHARD_MIN_BASES, RunOptions, RunOutcome, ScaleOptions, balanced_shard_bases,
+    contig_plan, fastq_remedy, new_run_id, run_workflow, shard_plan,
 };
 pub use space::{
     ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
