@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use biojob_core::{ReadGroup, SampleId, StepId};
+use biojob_core::{ReadGroup, SampleId, StepId, scratch_file_name};
 use biojob_storage::ObjectUri;
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info_span;
@@ -29,7 +29,7 @@ use crate::{
     QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
     RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepJob, TaskLabel, TaskShard,
     TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role, cohort_bai_role, cohort_bam_role,
-    fastq_first_read_name, lane_read_group, sample_qc_role, tbi_role, vcf_role,
+    sample_qc_role, sample_read_groups, tbi_role, vcf_role,
 };
 
 /// The file stem of a cohort's joint outputs: `cohort.call.<shard>.vcf.gz`, `cohort.vcf.gz`.
@@ -38,6 +38,12 @@ pub const COHORT_STEM: &str = "cohort";
 /// Where a cohort run puts `sample`'s files: `<run dir>/samples/<sample>/`.
 pub fn sample_dir(run_dir: &ObjectUri, sample: &SampleId) -> ObjectUri {
     run_dir.join("samples").join(sample.as_str())
+}
+
+/// A cohort sample's BAM: `<run dir>/samples/<sample>/<sample>.align.bam` (its `.bai` beside
+/// it), what its merge writes and the joint calls read.
+pub fn sample_bam(run_dir: &ObjectUri, sample: &SampleId) -> ObjectUri {
+    sample_dir(run_dir, sample).join(&scratch_file_name(sample, StepId::Align, None, "bam"))
 }
 
 /// The cohort's file stem as a [`SampleId`].
@@ -169,22 +175,9 @@ impl Cohort<'_> {
         sheet.check_files(stores)?;
         let mut members = Vec::with_capacity(sheet.samples.len());
         for sample in &sheet.samples {
-            let mut read_groups = Vec::with_capacity(sample.lanes.len());
-            for lane in &sample.lanes {
-                let first = match lane.platform_unit {
-                    Some(_) => None,
-                    None => Some(fastq_first_read_name(stores, &lane.fastq_1)?),
-                };
-                read_groups.push(lane_read_group(
-                    &sample.sample,
-                    lane,
-                    &self.input.platform,
-                    first.as_deref(),
-                )?);
-            }
             members.push(Member {
                 sample: sample.sample.clone(),
-                read_groups,
+                read_groups: sample_read_groups(stores, sample, &self.input.platform)?,
             });
         }
         let reference_uri = self.run.input.resolve_reference(stores)?;
@@ -480,10 +473,7 @@ impl Cohort<'_> {
         }
 
         // The cohort's report.
-        let report = ReportStep {
-            samples: samples.clone(),
-            run: manifest.clone(),
-        };
+        let report = ReportStep::new(samples.clone(), QcRun::Given(Box::new(manifest.clone())));
         run.task(
             &StepJob {
                 definition: &report,

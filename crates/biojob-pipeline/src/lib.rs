@@ -48,7 +48,7 @@ pub use cache::{
     bwa_index_sha256, carry_forward, earlier_step_task, file_sha256, files_sha256,
     reference_sha256, reuse_outputs, try_reuse,
 };
-pub use cohort::{COHORT_STEM, cohort_stem, run_cohort, sample_dir};
+pub use cohort::{COHORT_STEM, cohort_stem, run_cohort, sample_bam, sample_dir};
 pub use context::{Engine, StepContext, probe_tools};
 pub use dry_run::render_run_plan;
 pub use error::Error;
@@ -81,7 +81,7 @@ pub use report::{
 pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
 pub use samplesheet::{
     SAMPLESHEET_COLUMNS, SAMPLESHEET_OPTIONAL_COLUMNS, SampleSheet, SheetLane, SheetSample,
-    fastq_first_read_name, lane_read_group,
+    fastq_first_read_name, lane_read_group, read_group_of_lane, sample_read_groups,
 };
 pub use scheduler::{
     RunOptions, RunOutcome, ScaleOptions, contig_plan, fastq_remedy, new_run_id, run_workflow,

@@ -11,7 +11,7 @@ use camino::Utf8PathBuf;
 use clap::Args;
 use indicatif::MultiProgress;
 
-use crate::args::{RuntimeArgs, ScaleArgs, parse_run_id, parse_switch_on_unless_off};
+use crate::args::{MarkDuplicatesArgs, RuntimeArgs, ScaleArgs, parse_run_id};
 use crate::engine::{cache_dir, engine, resources, toolset_by_name, validate_fastq};
 use crate::environment;
 use crate::failure::Failure;
@@ -26,10 +26,8 @@ pub struct RunArgs {
     /// path, file:// or s3:// URI), instead of params.samplesheet (docs/cohorts.md).
     #[arg(long, env = env::SAMPLESHEET)]
     pub samplesheet: Option<String>,
-    /// A cohort's duplicate marking (samtools fixmate -m and markdup, duplicates flagged,
-    /// never removed): 1/true/yes/on (empty: on) or 0/false/no/off.
-    #[arg(long, env = env::BIOJOB_MARK_DUPLICATES, default_value = "on", value_parser = parse_switch_on_unless_off, action = clap::ArgAction::Set)]
-    pub mark_duplicates: bool,
+    #[command(flatten)]
+    pub duplicates: MarkDuplicatesArgs,
     /// Run id, the last part of the output location [default: a timestamp].
     #[arg(long, value_parser = parse_run_id)]
     pub run_id: Option<String>,
@@ -116,8 +114,11 @@ pub fn run(
                 Some("give the path of the execution input JSON".into()),
             )
         })?;
-    let input = match RunInput::from_json(&text, args.samplesheet.as_deref(), args.mark_duplicates)?
-    {
+    let input = match RunInput::from_json(
+        &text,
+        args.samplesheet.as_deref(),
+        args.duplicates.mark_duplicates,
+    )? {
         RunInput::Sample(input) => input,
         RunInput::Cohort(cohort) => {
             if args.dry_run {
