@@ -257,10 +257,7 @@ impl Cohort<'_> {
             .collect();
         let workers = run.options.scale.workers.clamp(1, jobs.len().max(1));
         let mut share = run.context.clone();
-        share.engine.resources = crate::Resources {
-            threads: (engine.resources.threads / workers).max(1),
-            memory_bytes: engine.resources.memory_bytes / workers as u64,
-        };
+        share.engine.resources = crate::scheduler::chunk_share(engine.resources, workers);
         let outcomes = run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share);
         let mut lane_bams: Vec<Option<JobOutput>> = Vec::with_capacity(jobs.len());
         let mut read_pairs = 0u64;

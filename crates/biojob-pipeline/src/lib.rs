@@ -50,7 +50,7 @@ pub use cache::{
 };
 pub use cohort::{COHORT_STEM, cohort_stem, run_cohort, sample_bam, sample_dir};
 pub use context::{Engine, StepContext, probe_tools};
-pub use dry_run::render_run_plan;
+pub use dry_run::{render_cohort_plan, render_run_plan};
 pub use error::Error;
 pub use input::{
     CohortInput, JobEnvironment, REFERENCE_EXTENSIONS, RunInput, WorkflowInput, resolve_reference,
@@ -96,6 +96,6 @@ pub use steps::{
     GatherStep, MarkdupStats, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary,
     REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep, ShardRequest, SplitStep, VCF,
     VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix, cohort_bai_role, cohort_bam_role,
-    final_vcf_name, markdup_json_name, markdup_stats_name, order_for_gather, qc_file_names, sample_qc_role, tbi_role,
-    vcf_role,
+    final_vcf_name, markdup_json_name, markdup_stats_name, order_for_gather, qc_file_names,
+    sample_qc_role, tbi_role, vcf_role,
 };

@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use biojob_pipeline::{
-    LogObserver, RunInput, RunObserver, RunOptions, TaskRecord, TaskStatus, env, new_run_id,
-    render_run_plan, run_cohort, run_workflow,
+    LogObserver, RunInput, RunObserver, RunOptions, SampleSheet, TaskRecord, TaskStatus, env,
+    new_run_id, render_cohort_plan, render_run_plan, run_cohort, run_workflow, sample_read_groups,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -32,7 +32,8 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_run_id)]
     pub run_id: Option<String>,
     /// Print the plan (steps, shards, command lines) and exit without running anything: only
-    /// the input JSON is read; no tool, reference or S3 location is touched.
+    /// the input JSON is read (with a sample sheet, the sheet too, and the first read of each
+    /// lane it gives no platform_unit); no tool or reference is touched.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
@@ -122,10 +123,29 @@ pub fn run(
         RunInput::Sample(input) => input,
         RunInput::Cohort(cohort) => {
             if args.dry_run {
-                return Err(Failure::Usage(
-                    anyhow::anyhow!("--dry-run does not print a cohort's plan yet"),
-                    Some("run without --dry-run, or leave the sample sheet out".into()),
-                ));
+                // The sheet and each lane's read group, as the run settles them before any
+                // tool runs.
+                let sheet = SampleSheet::read(stores, &cohort.samplesheet)?;
+                let read_groups = sheet
+                    .samples
+                    .iter()
+                    .map(|sample| sample_read_groups(stores, sample, &cohort.platform))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let plan = render_cohort_plan(
+                    &cohort,
+                    &sheet,
+                    &read_groups,
+                    &toolset_by_name(),
+                    resources(&args.runtime),
+                    args.run_id.as_deref().unwrap_or("<run id>"),
+                    &args.scale.options(),
+                    validate_fastq(),
+                )?;
+                #[allow(clippy::print_stdout, reason = "the plan is the command's output")]
+                {
+                    print!("{plan}");
+                }
+                return Ok(());
             }
             let resume = resumes(&args.runtime, cohort.resume);
             let run_id = prepare_run_id(args.run_id, resume)?;

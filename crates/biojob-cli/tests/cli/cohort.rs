@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::support::{
-    Workspace, accuracy, assert_same_records, hand_run, pipe, records, stderr, testdata, tool,
+    Workspace, accuracy, assert_same_records, hand_run, pipe, records, stderr, stdout, testdata,
+    tool,
 };
 
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
@@ -529,4 +530,75 @@ fn a_bad_sheet_is_refused_before_any_tool_runs_with_its_line_and_column() {
         .unwrap();
         assert_eq!(manifest["tasks"], serde_json::json!([]), "no task ran");
     }
+}
+
+#[test]
+fn the_dry_run_of_a_sheet_prints_every_lane_and_sample_and_runs_nothing() {
+    let ws = Workspace::new();
+    let sheet = cohort_data().join("samplesheet.csv");
+    let input = cohort_input(&ws, &sheet);
+    let output = ws
+        .biojob()
+        .args([
+            "run",
+            "--dry-run",
+            "--threads",
+            "4",
+            "--memory",
+            "8G",
+            "--workers",
+            "2",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan = stdout(&output);
+    let data = cohort_data().display().to_string();
+    for expected in [
+        "cohort: 2 samples, 22 lanes, from the sample sheet ".to_owned()
+            + &sheet.display().to_string(),
+        // The platform unit of a lane without one in the sheet, from its first read's name.
+        format!(
+            "  lane C0D8DACXX.2: {data}/C0D8DACXX_L2_R1.fastq.gz {data}/C0D8DACXX_L2_R2.fastq.gz  \
+             @RG\\tID:NA12878.C0D8DACXX.2\\tSM:NA12878\\tLB:NA12878\\tPL:ILLUMINA\\tPU:C0D8DACXX.2"
+        ),
+        "  lane chr22: ".to_owned() + &data,
+        "duplicates: marked".to_owned(),
+        "2. align each lane, 2 at once (each with its share of the threads and memory)".to_owned(),
+        "   [SIM lane 1]\n   (biojob checks both FASTQs and feeds them to bwa on fd 3 and 4)\n   \
+         bwa mem -t 2 -K 10000000 -R '@RG\\tID:SIM.1\\tSM:SIM\\tLB:SIMLIB\\tPL:ILLUMINA\\tPU:SIMFC.1' \
+         <reference> /dev/fd/3 /dev/fd/4 | samtools fixmate -m -u - - | samtools sort -@ 2 -m \
+         524288K -T <scratch>/SIM.align.<shard>.sort-tmp -O bam -o \
+         <scratch>/SIM.align.<shard>.bam.partial -"
+            .to_owned(),
+        "3. merge each sample's lanes, marking duplicates (into samples/<sample>/)".to_owned(),
+        "4. call jointly: 3 shards (chr20, chr22, chrM), in reference order".to_owned(),
+        "   bcftools mpileup -f <reference> -r chr22 -a FORMAT/AD,FORMAT/DP <bam.0000> <bam.0001> \
+         | bcftools call -m -v -Oz -o <scratch>/cohort.call.<shard>.vcf.gz.partial -"
+            .to_owned(),
+        "   bcftools concat -Oz -o <scratch>/cohort.vcf.gz.partial <vcf.0000> <vcf.0001>".to_owned(),
+        "   [SIM]\n   bcftools view -s SIM -c 1 -Oz -o <scratch>/SIM.vcf.gz.partial <vcf>".to_owned(),
+        "7. report".to_owned(),
+    ] {
+        assert!(plan.contains(&expected), "{expected}\n{plan}");
+    }
+    // One block per lane: the 21 of NA12878 and SIM's.
+    assert_eq!(plan.matches("| samtools fixmate -m -u - - |").count(), 22);
+    assert_eq!(plan.matches("| samtools markdup ").count(), 2);
+    assert!(!ws.out().exists(), "a dry run writes nothing");
+    // Off, neither fixmate nor markdup runs.
+    let output = ws
+        .biojob()
+        .args(["run", "--dry-run", "--mark-duplicates", "off", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let plan = stdout(&output);
+    assert!(plan.contains("duplicates: not marked"), "{plan}");
+    assert!(
+        !plan.contains("fixmate") && !plan.contains("markdup"),
+        "{plan}"
+    );
 }

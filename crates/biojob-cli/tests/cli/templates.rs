@@ -611,15 +611,24 @@ fn the_input_is_validated_before_anything_reads_it() {
         checks,
         [
             (vec![("$.params.environment", false)], "MissingEnvironment"),
-            (vec![("$.params.chromosomes[0]", false)], "MissingChromosomes"),
+            (
+                vec![("$.params.chromosomes[0]", false)],
+                "MissingChromosomes"
+            ),
             // A cohort's input: the sheet with its samples and lanes (biojob plan-cohort
             // prints both), and no SAMPLE_ID (the sheet names the samples).
             (
-                vec![("$.params.samplesheet", true), ("$.params.samples[0]", false)],
+                vec![
+                    ("$.params.samplesheet", true),
+                    ("$.params.samples[0]", false)
+                ],
                 "MissingSamples"
             ),
             (
-                vec![("$.params.samples[0]", true), ("$.params.samplesheet", false)],
+                vec![
+                    ("$.params.samples[0]", true),
+                    ("$.params.samplesheet", false)
+                ],
                 "MissingSampleSheet"
             ),
             (
@@ -837,7 +846,10 @@ fn a_cohort_maps_over_samples_and_lanes_then_calls_jointly_then_each_sample_and_
         samples["ItemSelector"]["sample.$"],
         "$$.Map.Item.Value.sample"
     );
-    assert_eq!(samples["ItemSelector"]["lanes.$"], "$$.Map.Item.Value.lanes");
+    assert_eq!(
+        samples["ItemSelector"]["lanes.$"],
+        "$$.Map.Item.Value.lanes"
+    );
     assert_eq!(samples["Next"], "CallByShard?");
     let per_sample = &samples["ItemProcessor"]["States"];
     assert_eq!(samples["ItemProcessor"]["StartAt"], "AlignLanes");

@@ -100,13 +100,14 @@ impl MarkdupStats {
             let (key, value) = line
                 .split_once(": ")
                 .ok_or_else(|| format!("line {line:?} is not KEY: value"))?;
-            let value = if key == "COMMAND" {
-                serde_json::Value::from(value)
-            } else {
-                serde_json::Value::from(value.trim().parse::<u64>().map_err(|error| {
-                    format!("{key} {value:?} is not a whole number: {error}")
-                })?)
-            };
+            let value =
+                if key == "COMMAND" {
+                    serde_json::Value::from(value)
+                } else {
+                    serde_json::Value::from(value.trim().parse::<u64>().map_err(|error| {
+                        format!("{key} {value:?} is not a whole number: {error}")
+                    })?)
+                };
             if values.insert(key.to_owned(), value).is_some() {
                 return Err(format!("{key} is given twice"));
             }
@@ -334,8 +335,7 @@ ESTIMATED_LIBRARY_SIZE: 271547
             "READ is given twice"
         );
         assert_eq!(
-            MarkdupStats::parse(&REPORT.replace("samtools markdup", "samtools merge"))
-                .unwrap_err(),
+            MarkdupStats::parse(&REPORT.replace("samtools markdup", "samtools merge")).unwrap_err(),
             "the command \"/usr/bin/samtools merge -@ 1 -T t -f s.markdup.txt - s.bam\" is not samtools markdup's"
         );
     }
