@@ -210,6 +210,7 @@ fn a_two_sample_cohort_in_22_lanes_matches_the_tools_run_by_hand() {
             "align.bam.bai",
             "bcftools_stats.txt",
             "flagstat.txt",
+            "markdup.json",
             "markdup.txt",
             "samtools_stats.txt",
             "vcf.gz",
@@ -303,6 +304,21 @@ fn a_two_sample_cohort_in_22_lanes_matches_the_tools_run_by_hand() {
             && markdup.lines().next().unwrap().contains("samtools markdup"),
         "{markdup}"
     );
+    // The same statistics as JSON, samtools --json's layout, which MultiQC reads.
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("samples/NA12878/NA12878.markdup.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        json["COMMAND"],
+        markdup
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("COMMAND: ")
+    );
+    assert_eq!(json["DUPLICATE TOTAL"], duplicates);
+    assert_eq!(json.as_object().unwrap().len(), markdup.lines().count());
     let qc: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run_dir.join("samples/NA12878/qc.json")).unwrap(),
     )
@@ -601,4 +617,135 @@ fn the_dry_run_of_a_sheet_prints_every_lane_and_sample_and_runs_nothing() {
         !plan.contains("fixmate") && !plan.contains("markdup"),
         "{plan}"
     );
+}
+
+#[test]
+fn a_resumed_cohort_reuses_each_sample_s_whole_alignment_and_aligns_a_changed_sample_again() {
+    let ws = Workspace::new();
+    let data = cohort_data();
+    let sheet = ws.path().join("resume.csv");
+    let write_sheet = |sim: &str| {
+        std::fs::write(
+            &sheet,
+            format!(
+                "sample,lane,fastq_1,fastq_2\n\
+                 NA12878,1,{data}/C0D8DACXX_L1_R1.fastq.gz,{data}/C0D8DACXX_L1_R2.fastq.gz\n\
+                 NA12878,2,{data}/C0D8DACXX_L2_R1.fastq.gz,{data}/C0D8DACXX_L2_R2.fastq.gz\n\
+                 SIM,1,{data}/{sim}_R1.fastq.gz,{data}/{sim}_R2.fastq.gz\n",
+                data = data.display()
+            ),
+        )
+        .unwrap();
+    };
+    // Read pairs of a FASTQ: its lines / 4.
+    let pairs = |fastq: &str| {
+        tool(
+            "bash",
+            &["-c", &format!("zcat {}/{fastq} | wc -l", data.display())],
+            Path::new("/"),
+        )
+        .trim()
+        .parse::<u64>()
+        .unwrap()
+            / 4
+    };
+    let na12878_pairs = pairs("C0D8DACXX_L1_R1.fastq.gz") + pairs("C0D8DACXX_L2_R1.fastq.gz");
+    let sim_pairs = pairs("SIM_R1.fastq.gz");
+    let l3_pairs = pairs("C0D8DACXX_L3_R1.fastq.gz");
+    assert_ne!(sim_pairs, l3_pairs);
+    let manifest = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(ws.out().join("r1/manifest.json")).unwrap())
+            .unwrap()
+    };
+    let merge_pairs = |manifest: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        manifest["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|task| task["step"] == "merge")
+            .map(|task| {
+                (
+                    task["sample"].as_str().unwrap().to_owned(),
+                    task["read_pairs"].clone(),
+                )
+            })
+            .collect()
+    };
+
+    write_sheet("SIM");
+    let input = cohort_input(&ws, &sheet);
+    let first = ws.run(&input, "r1", &[], &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let bam = ws.out().join("r1/samples/NA12878/NA12878.align.bam");
+    let modified = std::fs::metadata(&bam).unwrap().modified().unwrap();
+    let manifest_of_first = manifest();
+    assert_eq!(
+        merge_pairs(&manifest_of_first),
+        [
+            ("NA12878".to_owned(), na12878_pairs.into()),
+            ("SIM".to_owned(), sim_pairs.into())
+        ]
+    );
+    assert_eq!(manifest_of_first["read_pairs"], na12878_pairs + sim_pairs);
+
+    // Nothing changed: no lane is aligned, each sample's merge is reused whole.
+    let resumed = ws.run(&input, "r1", &["--resume"], &[]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains(
+            "reused: merge NA12878, merge SIM, call chr20, call chr22, call chrM, gather, \
+             sample-vcf NA12878, sample-vcf SIM\n\
+             ran: prepare-reference, qc NA12878, qc SIM, report\n"
+        ),
+        "{}",
+        stderr(&resumed)
+    );
+    assert_eq!(
+        std::fs::metadata(&bam).unwrap().modified().unwrap(),
+        modified
+    );
+    // The reused merges keep their read pairs.
+    let resumed_manifest = manifest();
+    assert_eq!(
+        merge_pairs(&resumed_manifest),
+        merge_pairs(&manifest_of_first)
+    );
+    assert_eq!(resumed_manifest["read_pairs"], na12878_pairs + sim_pairs);
+
+    // SIM's FASTQs changed (another lane's reads): its lane is aligned and merged again, and
+    // what reads its BAM runs again; NA12878's alignment is still reused.
+    write_sheet("C0D8DACXX_L3");
+    let changed = ws.run(&input, "r1", &["--resume"], &[]);
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    assert!(
+        stderr(&changed).contains(
+            "reused: merge NA12878\n\
+             ran: prepare-reference, align SIM lane 1, merge SIM, call chr20, call chr22, \
+             call chrM, gather, sample-vcf NA12878, qc NA12878, sample-vcf SIM, qc SIM, report\n"
+        ),
+        "{}",
+        stderr(&changed)
+    );
+    let manifest = manifest();
+    let merge_sim = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["step"] == "merge" && task["sample"] == "SIM")
+        .unwrap();
+    assert_eq!(merge_sim["status"], "succeeded");
+    assert_eq!(
+        merge_sim["rerun_reason"],
+        "no earlier task finished with this cache key (none finished, or an input, a tool \
+         version, an argument or a setting changed)"
+    );
+    // NA12878's read pairs from its reused merge, SIM's from its new lane.
+    assert_eq!(
+        merge_pairs(&manifest),
+        [
+            ("NA12878".to_owned(), na12878_pairs.into()),
+            ("SIM".to_owned(), l3_pairs.into())
+        ]
+    );
+    assert_eq!(manifest["read_pairs"], na12878_pairs + l3_pairs);
 }
