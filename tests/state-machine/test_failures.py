@@ -232,6 +232,16 @@ def without(execution_input: dict[str, Any], key: str) -> dict[str, Any]:
             ),
             "SampleIdWithSampleSheet",
         ),
+        (
+            "chunks-with-sheet",
+            cohort_input(
+                samplesheet="s3://biojob-inputs/sheet.csv",
+                samples=[{"sample": "A", "lanes": [0]}],
+                chunks=[0, 1],
+                chunkPairs=1000,
+            ),
+            "ChunksWithSampleSheet",
+        ),
     ],
 )
 def test_invalid_input_ends_in_the_validation_fail_state(
@@ -246,6 +256,7 @@ def test_invalid_input_ends_in_the_validation_fail_state(
         "MissingSamples": "params.samplesheet is given without params.samples",
         "MissingSampleSheet": "params.samples is given without params.samplesheet",
         "SampleIdWithSampleSheet": "params.environment.SAMPLE_ID is given with params.samplesheet",
+        "ChunksWithSampleSheet": "params.chunks is given with params.samplesheet",
     }
     assert execution.cause.startswith(expected[fail_state])
     assert execution.jobs == []

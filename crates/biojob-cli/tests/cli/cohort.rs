@@ -464,8 +464,46 @@ fn a_one_sample_one_lane_sheet_without_duplicate_marking_gives_the_single_sample
     )
     .unwrap();
     let input = cohort_input(&ws, &sheet);
-    let output = ws.run(&input, "one", &["--mark-duplicates", "0"], &[]);
+    // --chunk-pairs does not split a lane: said on stderr, and the lane is aligned whole.
+    let output = ws.run(
+        &input,
+        "one",
+        &["--mark-duplicates", "0", "--chunk-pairs", "5000"],
+        &[],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "warning: --chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) does not split a cohort's lanes: \
+             each lane is aligned whole, as its own task\n"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.out().join("one/manifest.json")).unwrap())
+            .unwrap();
+    let steps: Vec<&str> = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "prepare-reference",
+            "align",
+            "merge",
+            "call",
+            "call",
+            "call",
+            "gather",
+            "sample-vcf",
+            "qc",
+            "report"
+        ]
+    );
     let hand = hand_run();
     assert_same_records(&ws.out().join("one/cohort.vcf.gz"), &hand.vcf);
     assert_same_records(

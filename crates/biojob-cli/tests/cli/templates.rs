@@ -638,6 +638,11 @@ fn the_input_is_validated_before_anything_reads_it() {
                 ],
                 "SampleIdWithSampleSheet"
             ),
+            // A cohort's lanes are aligned whole: chunks would be silently ignored.
+            (
+                vec![("$.params.samplesheet", true), ("$.params.chunks[0]", true)],
+                "ChunksWithSampleSheet"
+            ),
         ]
     );
     for fail in [
@@ -646,6 +651,7 @@ fn the_input_is_validated_before_anything_reads_it() {
         "MissingSamples",
         "MissingSampleSheet",
         "SampleIdWithSampleSheet",
+        "ChunksWithSampleSheet",
     ] {
         assert_eq!(states[fail]["Type"], "Fail");
         assert_eq!(states[fail]["Error"], "InvalidInput");
