@@ -5,6 +5,7 @@ sheet."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 from pathlib import Path
@@ -13,7 +14,15 @@ from typing import Any
 import pytest
 
 from biojob_sm.harness import ROOT, Execution, Harness
-from conftest import CONTIGS, INPUT_BUCKET, RESULTS, TESTDATA, run_biojob, sample_input
+from conftest import (
+    CONTIGS,
+    INPUT_BUCKET,
+    RESULTS,
+    TESTDATA,
+    manifests,
+    run_biojob,
+    sample_input,
+)
 from test_workflow import assert_runs_as_defined, assert_succeeded, published
 
 SHEET_PREFIX = f"s3://{INPUT_BUCKET}/cohort"
@@ -261,3 +270,55 @@ def test_the_cohort_s_vcfs_and_qc_are_biojob_run_s(
     report = storage.read(workflow + "report.html").decode()
     for sample in SAMPLES:
         assert f"samples/{sample}/report.html" in report
+
+
+def test_resuming_the_cohort_by_execution_id_reuses_every_lane_merge_and_joint_step(
+    harness: Harness, cohort: dict[str, Any]
+) -> None:
+    """A second execution on the cohort's run prefix with BIOJOB_RESUME=1: every job told to
+    resume finds its step manifest with the same cache key and its outputs unchanged, so it
+    runs no tool; only each sample's QC and the report (not told to resume) run again. Runs
+    after the other tests of this module, which read the first execution's prefix."""
+    earlier = cohort["execution"]
+    assert_succeeded(earlier)
+    prefix = cohort["prefix"]
+    before_objects = harness.storage.objects(prefix)
+    before = manifests(harness, prefix)
+    execution_input = copy.deepcopy(cohort["input"])
+    execution_input["params"]["environment"].update(
+        JOB_WORKFLOW_EXECUTION_ID=earlier.name, BIOJOB_RESUME="1"
+    )
+    execution = harness.execute(execution_input, name="cohort-resume", timeout=1800.0)
+    assert_succeeded(execution)
+    assert task_counts(execution)["AlignLane"] == LANES + 1
+    always_run = {"biojob-qc", "biojob-report"}
+    for job in execution.jobs:
+        assert job.environment["JOB_WORKFLOW_EXECUTION_ID"] == earlier.name
+        told = job.environment.get("BIOJOB_RESUME", "")
+        assert told == ("" if job.job_name in always_run else "1"), job.job_name
+        assert [a.exit_code for a in job.attempts] == [0], (job.job_name, job.log_text()[-2000:])
+    resumed = manifests(harness, prefix)
+    assert set(resumed) == set(before)
+    ran_again = {f"samples/{sample}/{sample}.qc.manifest.json" for sample in SAMPLES}
+    ran_again.add("cohort.report.manifest.json")
+    for name, manifest in resumed.items():
+        expected = "succeeded" if name in ran_again else "cached"
+        assert manifest["task"]["status"] == expected, name
+        if expected == "cached":
+            assert manifest["task"]["cache_key"] == before[name]["task"]["cache_key"], name
+    # The outputs of every reused step are untouched; the new execution's own prefix is empty.
+    qc_files = {"qc.json", "report.html"}
+    after_objects = harness.storage.objects(prefix)
+    kept = {
+        name: size
+        for name, size in before_objects.items()
+        if not name.endswith(".manifest.json")
+        and "logs/" not in name
+        and name.rsplit("/", 1)[-1] not in qc_files
+        and not name.endswith(("flagstat.txt", "samtools_stats.txt", "bcftools_stats.txt"))
+    }
+    # Each lane's BAM and index; each sample's BAM, index, markdup statistics (text, JSON),
+    # VCF and index; each shard's VCF and index; cohort.vcf.gz and its index.
+    assert len(kept) == 2 * (LANES + 1) + 6 * len(SAMPLES) + 2 * len(CONTIGS) + 2
+    assert {name: after_objects.get(name) for name in kept} == kept
+    assert harness.storage.objects(harness.run_prefix(execution_input, execution.name)) == {}
