@@ -676,7 +676,44 @@ impl StepJob<'_> {
                 digests.insert(input.role.clone(), sha256.clone());
             }
         }
-        if let (Some((_, use_)), Some(reference)) = (&self.reference, &staged.reference) {
+        self.key_of(digests, staged.reference.as_ref(), staged, context)
+    }
+
+    /// The cache key the job's definition has with `digests` (role → SHA-256) for its inputs,
+    /// before they exist: a local run keys a sample's whole alignment by its lanes' keys, which
+    /// determine the lanes' BAMs, under its merge's plan. The reference must be prepared.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the job's reference is not prepared yet; an I/O error hashing the
+    /// reference's files.
+    pub fn key_from_digests(
+        &self,
+        digests: BTreeMap<String, String>,
+        context: &StepContext,
+    ) -> Result<String, Error> {
+        let reference = match &self.reference {
+            Some((ReferenceInput::Prepared(reference), _)) => Some(reference),
+            Some((ReferenceInput::Stage { .. }, _)) => {
+                return Err(Error::Usage {
+                    message: "a key from digests needs the prepared reference".into(),
+                    remedy: None,
+                });
+            }
+            None => None,
+        };
+        self.key_of(digests, reference, &StagedInputs::default(), context)
+    }
+
+    /// The key material of the key plan with `digests` and those of the reference files the
+    /// step reads.
+    fn key_of(
+        &self,
+        mut digests: BTreeMap<String, String>,
+        reference: Option<&PreparedReference>,
+        staged: &StagedInputs,
+        context: &StepContext,
+    ) -> Result<String, Error> {
+        if let (Some((_, use_)), Some(reference)) = (&self.reference, reference) {
             match use_ {
                 ReferenceUse::Fai => {
                     digests.insert("reference_fai".to_owned(), file_sha256(&reference.fai)?);

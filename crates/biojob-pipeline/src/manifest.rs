@@ -194,6 +194,10 @@ pub struct TaskRecord {
     /// when the run did not resume or the step was reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_reason: Option<String>,
+    /// Read pairs a cohort sample's lanes fed to the aligner, on the sample's merge task (kept
+    /// when it is reused): the cohort's `read_pairs` is their sum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_pairs: Option<u64>,
     /// The error chain, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -232,6 +236,7 @@ impl TaskRecord {
             outputs: Vec::new(),
             cache_key: None,
             rerun_reason: None,
+            read_pairs: None,
             error: None,
         }
     }

@@ -355,7 +355,7 @@ pub(crate) struct Aligned {
 impl Run<'_> {
     /// Where `context` runs a task: the run's scratch directory, outputs to the output
     /// directory, intermediates kept in scratch.
-    fn target<'b>(&'b self, context: &'b StepContext) -> JobTarget<'b> {
+    pub(crate) fn target<'b>(&'b self, context: &'b StepContext) -> JobTarget<'b> {
         JobTarget {
             context,
             work_dir: self.work_dir,
@@ -927,7 +927,7 @@ pub(crate) fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
     aligned_from(&outcome.outputs)
 }
 
-fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
+pub(crate) fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
     let find = |suffix: &str| outputs.iter().find(|o| o.name.ends_with(suffix)).cloned();
     match (find(".bam"), find(".bai")) {
         (Some(bam), Some(bai)) => Ok(Aligned { bam, bai }),

@@ -16,7 +16,7 @@ pub use call::{
     BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest, cohort_bai_role, cohort_bam_role,
 };
 pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
-pub use merge::{MergeStep, chunk_bam_role, markdup_stats_name};
+pub use merge::{MarkdupStats, MergeStep, chunk_bam_role, markdup_json_name, markdup_stats_name};
 pub use qc::{
     ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF, VariantsQc,
     qc_file_names,

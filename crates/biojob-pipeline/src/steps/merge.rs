@@ -4,7 +4,7 @@
 use biojob_core::{ReadGroup, SampleId, StepId};
 use biojob_scratch::SpaceNeed;
 use biojob_tools::{SamtoolsMarkdup, SamtoolsMerge, SamtoolsMergePiped, Tool, samtools_index};
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::plan::partial;
 use crate::steps::RunningPlan;
@@ -19,6 +19,109 @@ use crate::{
 /// makes of it).
 pub fn markdup_stats_name(sample: &SampleId) -> String {
     format!("{sample}.markdup.txt")
+}
+
+/// The same statistics as JSON, beside them: `<sample>.markdup.json`, in the layout of
+/// `samtools markdup --json` (samtools 1.17 and later), which MultiQC reads ([`MarkdupStats`]).
+pub fn markdup_json_name(sample: &SampleId) -> String {
+    format!("{sample}.markdup.json")
+}
+
+/// `samtools markdup -f`'s statistics: one `KEY: value` line each (samtools manual,
+/// `samtools-markdup.1`, STATISTICS), serialised with the keys and order of `samtools markdup
+/// --json`.
+///
+/// Why biojob writes the JSON: MultiQC 1.35 finds the text report by its
+/// `samtools/markdup_txt` search pattern, `contents: ["^COMMAND:", "samtools markdup"]`, whose
+/// `contents` strings are matched literally (not as regular expressions), so no report, whose
+/// first line is `COMMAND: …`, ever matches it; its `samtools/markdup_json` pattern
+/// (`'"COMMAND":'` and `samtools markdup` in the first 10 lines) finds this file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MarkdupStats {
+    /// The command line.
+    #[serde(rename = "COMMAND")]
+    pub command: String,
+    /// Records read.
+    #[serde(rename = "READ")]
+    pub read: u64,
+    /// Records written.
+    #[serde(rename = "WRITTEN")]
+    pub written: u64,
+    /// Records excluded (unmapped, secondary, QC-failed…).
+    #[serde(rename = "EXCLUDED")]
+    pub excluded: u64,
+    /// Records examined.
+    #[serde(rename = "EXAMINED")]
+    pub examined: u64,
+    /// Paired records examined.
+    #[serde(rename = "PAIRED")]
+    pub paired: u64,
+    /// Single records examined.
+    #[serde(rename = "SINGLE")]
+    pub single: u64,
+    /// Duplicate records of pairs.
+    #[serde(rename = "DUPLICATE PAIR")]
+    pub duplicate_pair: u64,
+    /// Duplicate single records.
+    #[serde(rename = "DUPLICATE SINGLE")]
+    pub duplicate_single: u64,
+    /// Of the duplicate pair records, optical ones.
+    #[serde(rename = "DUPLICATE PAIR OPTICAL")]
+    pub duplicate_pair_optical: u64,
+    /// Of the duplicate single records, optical ones.
+    #[serde(rename = "DUPLICATE SINGLE OPTICAL")]
+    pub duplicate_single_optical: u64,
+    /// Duplicate non-primary records.
+    #[serde(rename = "DUPLICATE NON PRIMARY")]
+    pub duplicate_non_primary: u64,
+    /// Of those, optical ones.
+    #[serde(rename = "DUPLICATE NON PRIMARY OPTICAL")]
+    pub duplicate_non_primary_optical: u64,
+    /// Duplicate primary records.
+    #[serde(rename = "DUPLICATE PRIMARY TOTAL")]
+    pub duplicate_primary_total: u64,
+    /// Every duplicate record.
+    #[serde(rename = "DUPLICATE TOTAL")]
+    pub duplicate_total: u64,
+    /// The library's estimated size (molecules).
+    #[serde(rename = "ESTIMATED_LIBRARY_SIZE")]
+    pub estimated_library_size: u64,
+}
+
+impl MarkdupStats {
+    /// Parses `samtools markdup -f`'s report: every key above, once, `KEY: value`.
+    ///
+    /// # Errors
+    /// The problem, when a key is missing or given twice, a count is not a whole number, or
+    /// the command is not `samtools markdup`'s.
+    pub fn parse(text: &str) -> Result<MarkdupStats, String> {
+        let mut values = serde_json::Map::new();
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            let (key, value) = line
+                .split_once(": ")
+                .ok_or_else(|| format!("line {line:?} is not KEY: value"))?;
+            let value =
+                if key == "COMMAND" {
+                    serde_json::Value::from(value)
+                } else {
+                    serde_json::Value::from(value.trim().parse::<u64>().map_err(|error| {
+                        format!("{key} {value:?} is not a whole number: {error}")
+                    })?)
+                };
+            if values.insert(key.to_owned(), value).is_some() {
+                return Err(format!("{key} is given twice"));
+            }
+        }
+        let stats: MarkdupStats = serde_json::from_value(serde_json::Value::Object(values))
+            .map_err(|error| error.to_string())?;
+        if !stats.command.contains("samtools markdup") {
+            return Err(format!(
+                "the command {:?} is not samtools markdup's",
+                stats.command
+            ));
+        }
+        Ok(stats)
+    }
 }
 
 /// The role of chunk `chunk`'s BAM in a merge job's inputs: `bam.0003`.
@@ -68,7 +171,8 @@ impl StepDefinition for MergeStep {
     /// `samtools merge -@ T-1 -c -p -f -o BAM.partial CHUNK…`, then `samtools index`; when
     /// marking duplicates, `samtools merge -@ T-1 -c -p -u -o - CHUNK… | samtools markdup -@ T-1
     /// -T TMP -f STATS.partial - BAM.partial`, then `samtools index`: merged first, so that
-    /// duplicates across the lanes of one library are found.
+    /// duplicates across the lanes of one library are found; biojob writes the statistics as
+    /// JSON too ([`MarkdupStats`]).
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let samtools = &context.toolset.samtools;
         let threads = context.threads();
@@ -99,6 +203,7 @@ impl StepDefinition for MergeStep {
                 .output(bai);
         }
         let stats = context.work_file(&markdup_stats_name(&self.sample));
+        let stats_json = context.work_file(&markdup_json_name(&self.sample));
         let merge = SamtoolsMergePiped {
             threads: threads.saturating_sub(1),
             inputs,
@@ -116,14 +221,17 @@ impl StepDefinition for MergeStep {
             PlannedCommand::new(Tool::Samtools, markdup),
         ])
         .command(Tool::Samtools, index)
+        .note("biojob writes samtools markdup's statistics as JSON too, for MultiQC")
         .output(bam)
         .output(bai)
         .output(stats)
+        .output(stats_json)
     }
 
     /// Runs the plan; the merged BAM gets the checks of an unsplit align's (BGZF EOF block,
     /// `@HD SO:coordinate`, the `@RG` lines of the read groups, `@SQ` equal to the `.fai`)
-    /// before it is indexed and renamed; markdup's statistics must name the command.
+    /// before it is indexed and renamed; markdup's statistics must parse ([`MarkdupStats`]) and
+    /// name the command.
     ///
     /// # Errors
     /// [`Error::Usage`] without chunks; [`Error::Process`] when a tool fails
@@ -143,16 +251,92 @@ impl StepDefinition for MergeStep {
         }
         let reference = inputs.reference()?;
         tracing::info!(chunks = self.chunks, "merging the chunks' BAMs");
-        let mut running = RunningPlan::new(plan, if self.mark_duplicates { 3 } else { 2 })?;
+        let mut running = RunningPlan::new(plan, if self.mark_duplicates { 4 } else { 2 })?;
         let result = (|| {
             running.run_next(context)?;
             verify_bam(running.partial(0), &self.read_groups, reference)?;
             if self.mark_duplicates {
-                crate::steps::qc::verify_report(running.partial(2), "samtools markdup")?;
+                write_markdup_json(running.partial(2), running.partial(3))?;
             }
             running.run_next(context)?;
             running.finish(None)
         })();
         result.map_err(|error| context.explain_failure(error))
+    }
+}
+
+/// Reads `samtools markdup -f`'s report at `stats` and writes it as JSON to `json`.
+fn write_markdup_json(stats: &Utf8Path, json: &Utf8Path) -> Result<(), Error> {
+    let text = std::fs::read_to_string(stats).map_err(Error::io("reading", stats))?;
+    let parsed = MarkdupStats::parse(&text).map_err(|detail| Error::Verification {
+        path: stats.to_owned(),
+        detail: format!("samtools markdup's statistics: {detail}"),
+    })?;
+    let mut bytes = serde_json::to_vec_pretty(&parsed)
+        .map_err(|error| Error::io("serialising", json)(std::io::Error::other(error)))?;
+    bytes.push(b'\n');
+    std::fs::write(json, bytes).map_err(Error::io("writing", json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// samtools 1.16's `markdup -f` report of NA12878's test reads.
+    const REPORT: &str = "COMMAND: /usr/bin/samtools markdup -@ 1 -T t -f s.markdup.txt - s.bam
+READ: 27726
+WRITTEN: 27726
+EXCLUDED: 276
+EXAMINED: 27450
+PAIRED: 27202
+SINGLE: 248
+DUPLICATE PAIR: 670
+DUPLICATE SINGLE: 20
+DUPLICATE PAIR OPTICAL: 0
+DUPLICATE SINGLE OPTICAL: 0
+DUPLICATE NON PRIMARY: 0
+DUPLICATE NON PRIMARY OPTICAL: 0
+DUPLICATE PRIMARY TOTAL: 690
+DUPLICATE TOTAL: 690
+ESTIMATED_LIBRARY_SIZE: 271547
+";
+
+    #[test]
+    fn markdup_statistics_become_samtools_json_layout() {
+        let stats = MarkdupStats::parse(REPORT).unwrap();
+        assert_eq!(stats.duplicate_total, 690);
+        let json = serde_json::to_string_pretty(&stats).unwrap();
+        let lines: Vec<&str> = json.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "{",
+                "  \"COMMAND\": \"/usr/bin/samtools markdup -@ 1 -T t -f s.markdup.txt - s.bam\",",
+                "  \"READ\": 27726,",
+            ]
+        );
+        assert_eq!(lines[16], "  \"ESTIMATED_LIBRARY_SIZE\": 271547");
+        assert_eq!(lines.len(), 18);
+    }
+
+    #[test]
+    fn a_broken_markdup_report_is_refused() {
+        let without = REPORT.replace("DUPLICATE TOTAL: 690\n", "");
+        assert_eq!(
+            MarkdupStats::parse(&without).unwrap_err(),
+            "missing field `DUPLICATE TOTAL`"
+        );
+        assert_eq!(
+            MarkdupStats::parse(&REPORT.replace("READ: 27726", "READ: many")).unwrap_err(),
+            "READ \"many\" is not a whole number: invalid digit found in string"
+        );
+        assert_eq!(
+            MarkdupStats::parse(&format!("{REPORT}READ: 1\n")).unwrap_err(),
+            "READ is given twice"
+        );
+        assert_eq!(
+            MarkdupStats::parse(&REPORT.replace("samtools markdup", "samtools merge")).unwrap_err(),
+            "the command \"/usr/bin/samtools merge -@ 1 -T t -f s.markdup.txt - s.bam\" is not samtools markdup's"
+        );
     }
 }
