@@ -15,7 +15,7 @@ use tracing::info;
 use crate::cache::{EarlierTasks, RerunReason, try_reuse};
 use crate::{
     CacheKeyMaterial, Error, OutputRecord, PlanContext, PlannedOutput, PreparedReference,
-    ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord, TaskShard,
+    RecordCounts, ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord, TaskShard,
     bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
     reference_sha256, stage_input,
 };
@@ -236,8 +236,9 @@ pub struct Executed {
     pub commands: Vec<StageReport>,
     /// The outputs written, final names (usually the plan's).
     pub outputs: Vec<PlannedOutput>,
-    /// Read pairs fed to the aligner (align).
-    pub read_pairs: Option<u64>,
+    /// The records the step counted and checked (read pairs fed to the aligner, the BAM's
+    /// records, the VCF's).
+    pub records: RecordCounts,
 }
 
 /// Whether and how a job has a cache key.
@@ -348,12 +349,17 @@ impl StepJob<'_> {
         let named = self.label();
         let rerun_reason = facts.rerun_reason.map(|reason| reason.to_string());
         let outcome = match result {
-            Ok(Done::Reused { key, outputs }) => {
+            Ok(Done::Reused {
+                key,
+                outputs,
+                counted,
+            }) => {
                 target.observer.reused(&label);
                 let records: Vec<OutputRecord> = outputs.iter().map(|o| o.0.clone()).collect();
                 JobOutcome {
                     record: TaskRecord {
                         inputs: facts.inputs,
+                        records: counted,
                         ..TaskRecord::cached(step, shard, started, Duration::ZERO, key, records)
                     },
                     outputs: outputs.into_iter().map(|o| o.1).collect(),
@@ -372,6 +378,7 @@ impl StepJob<'_> {
                 target.observer.finished(&label, true, wall);
                 let record = TaskRecord {
                     outputs: records,
+                    records: executed.records,
                     cache_key: key,
                     rerun_reason,
                     inputs: facts.inputs,
@@ -381,7 +388,7 @@ impl StepJob<'_> {
                     record,
                     outputs,
                     reference: facts.reference,
-                    read_pairs: executed.read_pairs,
+                    read_pairs: executed.records.read_pairs,
                     bytes_staged_in: facts.bytes_staged_in,
                     error: None,
                 }
@@ -464,6 +471,10 @@ impl StepJob<'_> {
                     info!(cache_key = %key, "reused: an earlier job finished this step with the same cache key and its outputs are unchanged; nothing runs");
                     return Ok(Done::Reused {
                         key: key.clone(),
+                        counted: earlier
+                            .finished(key)
+                            .map(|task| task.records)
+                            .unwrap_or_default(),
                         outputs: reused
                             .into_iter()
                             .map(|output| {
@@ -716,6 +727,8 @@ enum Done {
     Reused {
         key: String,
         outputs: Vec<(OutputRecord, JobOutput)>,
+        /// The records the earlier task counted.
+        counted: RecordCounts,
     },
 }
 

@@ -56,7 +56,7 @@ pub use job::{
     sibling,
 };
 pub use manifest::{
-    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RunManifest,
+    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RecordCounts, RunManifest,
     StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain, publish_json,
     seconds, timestamp,
 };

@@ -10,8 +10,10 @@
     missing_docs
 )]
 
+mod accounting;
 mod buildspecs;
 mod failures;
+mod kills;
 mod qc;
 mod resume;
 mod s3_jobs;

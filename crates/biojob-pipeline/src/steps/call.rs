@@ -16,7 +16,8 @@ use crate::job::REFERENCE;
 use crate::plan::partial;
 use crate::steps::{RunningPlan, plan_shape, verify_bgzf_output, verify_vcf_output};
 use crate::{
-    Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, StagedInputs,
+    Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, RecordCounts,
+    StagedInputs,
     StepContext, StepDefinition, StepPlan, TaskShard, call_space_need, contig_plan, shard_plan,
 };
 
@@ -242,7 +243,8 @@ impl StepDefinition for CallStep {
     /// every `@RG` with `SM` = the sample, `@SQ` equal to the `.fai`. The VCF is checked before
     /// it is indexed and renamed ([`biojob_formats::scan_vcf`]): BGZF EOF block, header parses,
     /// `##contig` lines equal to the `.fai`, one sample column named after the sample, records
-    /// sorted, every record on the shard's contig.
+    /// sorted, every record's `POS` in the shard's regions (the shard's output covers exactly
+    /// its regions); its records are counted for the gather's accounting.
     ///
     /// # Errors
     /// [`Error::Format`] (input class) when the BAM fails its checks; [`Error::Process`] when a
@@ -265,16 +267,19 @@ impl StepDefinition for CallStep {
             running.run_next(context)?;
             let vcf_partial = running.partial(0).to_owned();
             verify_bgzf_output(&vcf_partial)?;
-            verify_vcf_output(
+            let scan = verify_vcf_output(
                 &vcf_partial,
                 &VcfRules {
                     contigs: &reference.contigs,
                     sample: self.sample.as_str(),
-                    only_contig: shard.single_contig().map(|c| c.name.as_str()),
+                    only_regions: Some(&shard.regions),
                 },
             )?;
             running.run_next(context)?;
-            running.finish(None)
+            running.finish(RecordCounts {
+                vcf_records: Some(scan.counts.records),
+                ..RecordCounts::default()
+            })
         })();
         // While the partial outputs are still there: they hold the space that may have run out.
         result.map_err(|error| context.explain_failure(error))
