@@ -224,7 +224,7 @@ mod tests {
             "3. call: 2 shards (chr20, chr19), in reference order",
             "   [chr20]",
             "   [chr19]",
-            "   bwa mem -t 4 -K 10000000 -R '@RG\\tID:NIST7035\\tSM:NIST7035\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 4 -m 1048576K -T <scratch>/NIST7035.align.sort-tmp -O bam -o <scratch>/NIST7035.align.bam.partial -",
+            "   (biojob writes sort's output to <scratch>/NIST7035.align.bam.partial, counting its records)\n   bwa mem -t 4 -K 10000000 -R '@RG\\tID:NIST7035\\tSM:NIST7035\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 4 -m 1048576K -T <scratch>/NIST7035.align.sort-tmp -O bam -o - -",
             "   bcftools mpileup -f <reference> -r chr19 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Oz -o <scratch>/NIST7035.call.<shard>.vcf.gz.partial -",
             "4. gather",
             "   bcftools concat -Oz -o <scratch>/NIST7035.vcf.gz.partial <vcf.0000> <vcf.0001>",
@@ -271,7 +271,7 @@ mod tests {
             "2. split\n   (biojob checks the FASTQ pair and cuts it into chunks of 49505 read pairs, gzip level 2)",
             "3. align each chunk, 2 at once (each with its share of the threads and memory)",
             "<scratch>/S.align.<shard>.bam.partial",
-            "4. merge\n   samtools merge -@ 1 -c -p -f -o <scratch>/S.align.bam.partial <bam.0000> <bam.0001>",
+            "4. merge\n   (biojob counts the chunks' records, then writes merge's output to <scratch>/S.align.bam.partial, counting its records)\n   samtools merge -@ 1 -c -p -f -o - <bam.0000> <bam.0001>",
             "5. call by size: shards of at most 20000 bases",
             "bcftools mpileup -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
         ] {

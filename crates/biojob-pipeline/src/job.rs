@@ -15,8 +15,8 @@ use tracing::info;
 use crate::cache::{EarlierTasks, RerunReason, try_reuse};
 use crate::{
     CacheKeyMaterial, Error, OutputRecord, PlanContext, PlannedOutput, PreparedReference,
-    RecordCounts, ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord, TaskShard,
-    bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
+    RecordCounts, ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord,
+    TaskShard, bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
     reference_sha256, stage_input,
 };
 

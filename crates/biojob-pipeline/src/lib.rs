@@ -56,9 +56,9 @@ pub use job::{
     sibling,
 };
 pub use manifest::{
-    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RecordCounts, RunManifest,
-    StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain, publish_json,
-    seconds, timestamp,
+    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RecordCounts,
+    RunManifest, StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain,
+    publish_json, seconds, timestamp,
 };
 pub use observer::{LogObserver, RunObserver, TaskLabel};
 pub use plan::{

@@ -23,9 +23,7 @@ use biojob_formats::{BamRecordCounter, BamRecordCounts};
 use biojob_process::{CommandSpec, StageReport};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::{
-    Error, Executed, PlannedCommand, PlannedOutput, RecordCounts, StepContext, StepPlan,
-};
+use crate::{Error, Executed, PlannedCommand, PlannedOutput, RecordCounts, StepContext, StepPlan};
 
 /// A plan being run by its step: its pipelines, taken in order, and its outputs, each written
 /// under its partial name and renamed together by [`RunningPlan::finish`] (dropped unfinished,

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::checksum::{Algorithm, Running, Stored, to_base64};
-use crate::head::stored_checksum;
 use crate::client::{Inner, Object, io_error, length};
+use crate::head::stored_checksum;
 use crate::parts::{Part, fixed_ranges, run_parts};
 use crate::retry::{Fault, fault, join_error};
 use crate::{MAX_OBJECT_SIZE, part_size_for};

@@ -112,9 +112,7 @@ fn a_sort_that_drops_records_fails_align_with_the_output_class_and_both_counts()
     let samtools = fake_tool("samtools-drops-records");
     let output = ws.run(&input, "sorted", &[], &[("BIOJOB_SAMTOOLS", &samtools)]);
     assert_eq!(output.status.code(), Some(31), "{}", stderr(&output));
-    let bam = ws
-        .path()
-        .join("scratch/sorted/1/NA12878.align.bam.partial");
+    let bam = ws.path().join("scratch/sorted/1/NA12878.align.bam.partial");
     assert_eq!(
         error_lines(&output),
         [
@@ -184,9 +182,7 @@ fn a_merge_that_drops_records_fails_with_the_output_class_and_both_counts() {
         .iter()
         .map(|task| task["records"]["bam"]["records"].as_u64().unwrap())
         .sum();
-    let bam = ws
-        .path()
-        .join("scratch/merged/1/NA12878.align.bam.partial");
+    let bam = ws.path().join("scratch/merged/1/NA12878.align.bam.partial");
     assert_eq!(
         error_lines(&output),
         [
@@ -214,9 +210,7 @@ fn a_concat_that_drops_a_record_fails_gather_with_the_output_class_and_both_coun
         .iter()
         .map(|task| task["records"]["vcf_records"].as_u64().unwrap())
         .sum();
-    let vcf = ws
-        .path()
-        .join("scratch/gathered/1/NA12878.vcf.gz.partial");
+    let vcf = ws.path().join("scratch/gathered/1/NA12878.vcf.gz.partial");
     assert_eq!(
         error_lines(&output),
         [
@@ -233,8 +227,5 @@ fn a_concat_that_drops_a_record_fails_gather_with_the_output_class_and_both_coun
     // The shards' VCFs stand, each recorded: a resume reuses them and gathers again.
     let resumed = ws.run(&input, "gathered", &["--resume"], &[]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
-    assert_eq!(
-        records(&run_dir.join("NA12878.vcf.gz")).len() as u64,
-        held
-    );
+    assert_eq!(records(&run_dir.join("NA12878.vcf.gz")).len() as u64, held);
 }

@@ -191,7 +191,11 @@ fn biojob_killed_mid_call_resumes_with_the_finished_alignment() {
     );
     assert_only_published(
         &run_dir,
-        &["NA12878.align.bam", "NA12878.align.bam.bai", "manifest.json"],
+        &[
+            "NA12878.align.bam",
+            "NA12878.align.bam.bai",
+            "manifest.json",
+        ],
     );
 
     let input = ws.demo_input(&CONTIGS);

@@ -259,7 +259,9 @@ impl StepDefinition for AlignStep {
                 // The BAM could not be written (a full scratch disk): the cause of sort's
                 // broken pipe.
                 (_, Err(_)) if matches!(written, Err(Error::Io { .. })) => {
-                    return Err(written.err().unwrap_or_else(|| plan_shape("align", "a BAM")));
+                    return Err(written
+                        .err()
+                        .unwrap_or_else(|| plan_shape("align", "a BAM")));
                 }
                 (_, Err(error)) => return Err(Error::Process(error)),
                 (Err(_), Ok(_)) => {

@@ -17,8 +17,8 @@ use crate::plan::partial;
 use crate::steps::{RunningPlan, plan_shape, verify_bgzf_output, verify_vcf_output};
 use crate::{
     Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, RecordCounts,
-    StagedInputs,
-    StepContext, StepDefinition, StepPlan, TaskShard, call_space_need, contig_plan, shard_plan,
+    StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, call_space_need, contig_plan,
+    shard_plan,
 };
 
 /// Bases before a region's start that the pileup of a part of a contig begins at (see [`call`]).

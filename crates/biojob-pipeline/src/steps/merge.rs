@@ -2,14 +2,14 @@
 //! `samtools index`.
 
 use biojob_core::{ReadGroup, SampleId, StepId};
+use biojob_formats::count_bam_records;
 use biojob_scratch::SpaceNeed;
 use biojob_tools::{SamtoolsMerge, Tool, samtools_index};
-use biojob_formats::count_bam_records;
 use camino::Utf8PathBuf;
 
 use crate::plan::partial;
-use crate::steps::{CountedBam, RunningPlan, check_records, plan_shape};
 use crate::steps::align::verify_bam;
+use crate::steps::{CountedBam, RunningPlan, check_records, plan_shape};
 use crate::{
     Error, Executed, PlanContext, RecordCounts, StagedInputs, StepContext, StepDefinition,
     StepPlan, gather_space_need,
