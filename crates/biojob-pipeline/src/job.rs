@@ -110,6 +110,18 @@ pub struct JobInput {
     pub digest: InputDigest,
     /// Read from where it is by the step itself (the split job streams S3 FASTQs), not staged.
     pub streamed: bool,
+    /// The SHA-256 that the step which published it recorded (its step manifest), when known:
+    /// the staged copy must have it (an object changed after it was published is refused).
+    pub published: Option<Published>,
+}
+
+/// What an earlier step job recorded of an output it published: see [`published_output`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The step manifest that records it.
+    pub manifest: ObjectUri,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
 }
 
 impl JobInput {
@@ -122,7 +134,14 @@ impl JobInput {
             remedy: remedy.to_owned(),
             digest: InputDigest::Hash,
             streamed: false,
+            published: None,
         }
+    }
+
+    /// Checked against what the step that published it recorded, when it did.
+    pub fn published(mut self, published: Option<Published>) -> Self {
+        self.published = published;
+        self
     }
 
     /// With its SHA-256 already known.
@@ -677,6 +696,19 @@ impl StepJob<'_> {
             if let InputDigest::Known(sha256) = &input.digest {
                 digests.insert(input.role.clone(), sha256.clone());
             }
+            if let (Some(published), Some(found)) = (&input.published, digests.get(&input.role))
+                && *found != published.sha256
+            {
+                return Err(Error::Input {
+                    message: format!(
+                        "{} {} changed after it was published: its SHA-256 is {found}, {} records {}",
+                        input.what, input.uri, published.manifest, published.sha256
+                    ),
+                    remedy: Some(
+                        "run the step that publishes it again (and the steps after it)".into(),
+                    ),
+                });
+            }
         }
         if let (Some((_, use_)), Some(reference)) = (&self.reference, &staged.reference) {
             match use_ {
@@ -743,6 +775,18 @@ pub fn object_size(stores: &Stores, uri: &ObjectUri, staging: &Utf8Path) -> Resu
         uri.scratch_path(staging)?;
     }
     Ok(stores.for_uri(uri)?.head(uri)?.map_or(0, |meta| meta.size))
+}
+
+/// What the step manifest `manifest` (a step job's, under a run prefix) records of the output
+/// named `name` of its finished task; `None` when the manifest, a finished task or the output
+/// is not there (a step run elsewhere, or by hand), or cannot be read (logged).
+pub fn published_output(stores: &Stores, manifest: &ObjectUri, name: &str) -> Option<Published> {
+    let task = crate::cache::earlier_step_task(stores, manifest)?;
+    let output = task.outputs.iter().find(|output| output.name == name)?;
+    Some(Published {
+        manifest: manifest.clone(),
+        sha256: output.sha256.clone(),
+    })
 }
 
 /// `<uri><extension>`: a sidecar beside an object (`ref.fa` → `ref.fa.fai`).

@@ -52,8 +52,8 @@ pub use error::Error;
 pub use input::{JobEnvironment, REFERENCE_EXTENSIONS, WorkflowInput, resolve_reference};
 pub use job::{
     Earlier, Executed, InputDigest, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,
-    REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob, object_size,
-    sibling,
+    Published, REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob,
+    object_size, published_output, sibling,
 };
 pub use manifest::{
     CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RecordCounts,

@@ -5,7 +5,8 @@ use std::num::NonZeroU64;
 
 use biojob_core::{StepId, scratch_file_name};
 use biojob_pipeline::{
-    BAI, BAM, CallStep, JobInput, KeyPolicy, ReferenceUse, ShardRequest, StepJob, env, sibling,
+    BAI, BAM, CallStep, JobInput, KeyPolicy, ReferenceUse, ShardRequest, StepJob, env,
+    published_output, sibling, step_manifest_name,
 };
 use biojob_process::CancelToken;
 use biojob_storage::{ObjectUri, Stores};
@@ -69,11 +70,22 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
             ));
         }
     };
-    let bam = match &args.bam {
-        Some(text) => ObjectUri::parse(text).map_err(|e| usage(e, "fix --bam"))?,
-        None => job
-            .run_prefix
-            .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam")),
+    // The run's own BAM is checked against what the align job recorded when it published it.
+    let (bam, published) = match &args.bam {
+        Some(text) => (
+            ObjectUri::parse(text).map_err(|e| usage(e, "fix --bam"))?,
+            None,
+        ),
+        None => {
+            let name = scratch_file_name(&job.sample, StepId::Align, None, "bam");
+            let manifest = job
+                .run_prefix
+                .join(&step_manifest_name(&job.sample, StepId::Align, None));
+            (
+                job.run_prefix.join(&name),
+                published_output(stores, &manifest, &name),
+            )
+        }
     };
     let step = CallStep::new(job.sample.clone(), request, min_mapping_quality);
     let step_job = StepJob {
@@ -84,7 +96,8 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
                 bam.clone(),
                 "BAM",
                 "run the align step first, or give --bam",
-            ),
+            )
+            .published(published),
             JobInput::new(
                 BAI,
                 sibling(&bam, ".bai"),

@@ -13,7 +13,7 @@ use crate::support::{Workspace, assert_same_records, hand_run, stderr};
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
 
 /// `program` on `PATH`.
-fn which(program: &str) -> PathBuf {
+pub fn which(program: &str) -> PathBuf {
     let output = std::process::Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
         .output()
@@ -41,7 +41,7 @@ fn stalling(dir: &Path, tool: &str, subcommand: &str) -> PathBuf {
 
 /// The processes, other than this test's, whose environment names `workspace`: biojob's
 /// tools inherit `BIOJOB_SCRATCH_DIR` under it.
-fn processes_of(workspace: &Path) -> Vec<String> {
+pub fn processes_of(workspace: &Path) -> Vec<String> {
     let needle = workspace.display().to_string();
     let own = std::process::id().to_string();
     let mut found = Vec::new();
@@ -66,7 +66,7 @@ fn processes_of(workspace: &Path) -> Vec<String> {
 
 /// Waits until no process names `workspace` (the kernel delivers the death signal at once;
 /// the processes take a moment to go), at most 10 s.
-fn assert_no_process_left(workspace: &Path) {
+pub fn assert_no_process_left(workspace: &Path) {
     let start = Instant::now();
     loop {
         let left = processes_of(workspace);

@@ -13,6 +13,7 @@
 mod accounting;
 mod buildspecs;
 mod failures;
+mod faults;
 mod kills;
 mod qc;
 mod resume;

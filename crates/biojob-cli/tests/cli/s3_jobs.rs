@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Command, Output};
 
 use biojob_testkit::testdata;
-use biojob_testkit::{FaultProxy, S3Server, TEST_BUCKET, s3_server};
+use biojob_testkit::{Fault, FaultProxy, Rule, S3Server, TEST_BUCKET, s3_server};
 use camino::{Utf8Path, Utf8PathBuf};
 
 const SAMPLE: &str = "NA12878";
@@ -635,4 +635,145 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
         dir.root.join("nothing").as_str(),
     ]));
     assert_eq!(listing.status.code(), Some(11), "{}", text(&listing.stderr));
+}
+
+/// `copies` copies of the test data's gzipped FASTQ `name` one after another: the reads
+/// `copies` times over, still a valid pair with its mate's copies.
+fn repeated_fastq(name: &str, copies: usize, destination: &Utf8Path) {
+    let bytes = std::fs::read(testdata().join(name)).unwrap();
+    std::fs::write(destination, bytes.repeat(copies)).unwrap();
+}
+
+fn sha256sum(path: &Utf8Path) -> String {
+    let output = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(output.status.success());
+    text(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publication() {
+    let server = s3_server();
+    let dir = tempdir();
+    let prefix = format!("s3://{TEST_BUCKET}/bursts/samples");
+    upload_inputs(server, &dir.root, &prefix, true);
+    // Three times the reads: a BAM above the 5 MiB part size, uploaded in parts and
+    // downloaded in ranges.
+    for read in ["R1", "R2"] {
+        let name = format!("{SAMPLE}_{read}.fastq.gz");
+        let local = dir.root.join(&name);
+        repeated_fastq(&name, 3, &local);
+        put(server, &dir.root, &local, &format!("{prefix}/{name}"));
+    }
+    let output_prefix = format!("s3://{TEST_BUCKET}/bursts/results");
+    let run_prefix = format!("{output_prefix}/germline/exec-1");
+    let job = |step: &str, endpoint: &str, extra: &[(&str, &str)]| {
+        let mut command = biojob(server, endpoint, &dir.root);
+        command
+            .arg(step)
+            .env("SAMPLE_ID", SAMPLE)
+            .env("REFERENCE_NAME", "ref")
+            .env("SOURCE_DATA_PREFIX", &prefix)
+            .env("JOB_OUTPUT_PREFIX", &output_prefix)
+            .env("JOB_WORKFLOW_NAME", "germline")
+            .env("JOB_WORKFLOW_EXECUTION_ID", "exec-1")
+            .env("AWS_BATCH_JOB_ID", format!("job-{step}"))
+            .env("AWS_BATCH_JOB_ATTEMPT", "1");
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        run(&mut command)
+    };
+    let manifest = |name: &str| -> serde_json::Value {
+        let local = dir.root.join(name);
+        get(server, &dir.root, &format!("{run_prefix}/{name}"), &local);
+        serde_json::from_slice(&std::fs::read(&local).unwrap()).unwrap()
+    };
+    let bam_uri = format!("{run_prefix}/{SAMPLE}.align.bam");
+
+    // Align: bursts of 500, 503 and resets on the BAM's upload parts.
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(Rule::new("PUT", "align.bam?partNumber=1&", Fault::InternalError).times(2));
+    proxy.add(Rule::new("PUT", "align.bam?partNumber=2&", Fault::SlowDown).times(2));
+    proxy.add(Rule::new("PUT", "align.bam?partNumber=2&", Fault::ResetRequestAfter(4096)));
+    let align = job("align", &proxy.endpoint, &[]);
+    assert_ok(&align, "align");
+    assert_eq!(proxy.injected().len(), 5, "{:?}", proxy.requests());
+    let aligned = manifest(&format!("{SAMPLE}.align.manifest.json"));
+    let task = &aligned["task"];
+    assert_eq!(task["records"]["read_pairs"], 3 * 13_860);
+    assert_eq!(task["records"]["bam"]["primary"], 2 * 3 * 13_860);
+    let bam_record = task["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|output| output["name"] == format!("{SAMPLE}.align.bam"))
+        .unwrap();
+    assert!(bam_record["bytes"].as_u64().unwrap() > 5 << 20);
+    assert!(
+        bam_record["verified"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("read back: {} bytes", bam_record["bytes"])),
+        "{bam_record}"
+    );
+    let local_bam = dir.root.join("published.bam");
+    get(server, &dir.root, &bam_uri, &local_bam);
+    assert_eq!(sha256sum(&local_bam), bam_record["sha256"].as_str().unwrap());
+
+    // Call chr20 without faults, then again with bursts on the BAM's ranged downloads: the
+    // same records.
+    let call = job("call", &server.endpoint, &[("CHROMOSOME", "chr20")]);
+    assert_ok(&call, "call");
+    let vcf_uri = format!("{run_prefix}/{SAMPLE}.call.0000.vcf.gz");
+    let clean = dir.root.join("clean.vcf.gz");
+    get(server, &dir.root, &vcf_uri, &clean);
+    proxy.reset();
+    proxy.add(
+        Rule::new("GET", "align.bam", Fault::InternalError)
+            .with_header("range", "")
+            .times(2),
+    );
+    proxy.add(
+        Rule::new("GET", "align.bam", Fault::SlowDown)
+            .with_header("range", "bytes=0-")
+            .times(1),
+    );
+    proxy.add(
+        Rule::new("GET", "align.bam", Fault::ResetResponseAfter(1000))
+            .with_header("range", "")
+            .times(1),
+    );
+    let call = job("call", &proxy.endpoint, &[("CHROMOSOME", "chr20")]);
+    assert_ok(&call, "call under bursts");
+    assert_eq!(proxy.injected().len(), 4, "{:?}", proxy.requests());
+    let bursts = dir.root.join("bursts.vcf.gz");
+    get(server, &dir.root, &vcf_uri, &bursts);
+    assert_eq!(records(&bursts), records(&clean));
+
+    // The BAM object replaced after the align job published it: the call job refuses it.
+    let replacement = testdata().join("ref.fa");
+    put(server, &dir.root, &replacement, &bam_uri);
+    let call = job("call", &server.endpoint, &[("CHROMOSOME", "chr22")]);
+    assert_eq!(call.status.code(), Some(11), "{}", text(&call.stderr));
+    let error = text(&call.stderr)
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        error,
+        format!(
+            "error: call chr22 failed: BAM {bam_uri} changed after it was published: its SHA-256 \
+             is {}, {run_prefix}/{SAMPLE}.align.manifest.json records {}",
+            sha256sum(&replacement),
+            bam_record["sha256"].as_str().unwrap()
+        )
+    );
+    let failed = manifest(&format!("{SAMPLE}.call.0001.manifest.json"));
+    assert_eq!(failed["task"]["exit_class"], "input_invalid");
+    assert!(failed["task"]["outputs"].as_array().unwrap().is_empty());
 }

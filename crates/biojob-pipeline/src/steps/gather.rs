@@ -91,7 +91,7 @@ impl StepDefinition for GatherStep {
     fn with_reference(
         &self,
         reference: &PreparedReference,
-        _context: &StepContext,
+        context: &StepContext,
     ) -> Result<Vec<JobInput>, Error> {
         let GatherInputs::Plan {
             prefix,
@@ -107,18 +107,27 @@ impl StepDefinition for GatherStep {
         );
         let mut inputs = Vec::new();
         for (position, shard) in plan.shards().iter().enumerate() {
-            let vcf = prefix.join(&scratch_file_name(
+            let name = scratch_file_name(&self.sample, StepId::Call, Some(shard.index), "vcf.gz");
+            let vcf = prefix.join(&name);
+            // Checked against what its call job recorded when it published it.
+            let manifest = prefix.join(&crate::step_manifest_name(
                 &self.sample,
                 StepId::Call,
                 Some(shard.index),
-                "vcf.gz",
             ));
-            inputs.push(JobInput::new(
-                &vcf_role(position),
-                vcf.clone(),
-                "VCF",
-                "run the call step for every shard first",
-            ));
+            inputs.push(
+                JobInput::new(
+                    &vcf_role(position),
+                    vcf.clone(),
+                    "VCF",
+                    "run the call step for every shard first",
+                )
+                .published(crate::published_output(
+                    &context.engine.stores,
+                    &manifest,
+                    &name,
+                )),
+            );
             inputs.push(
                 JobInput::new(
                     &tbi_role(position),
