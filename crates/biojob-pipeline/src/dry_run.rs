@@ -225,7 +225,7 @@ mod tests {
             "   [chr20]",
             "   [chr19]",
             "   (biojob writes sort's output to <scratch>/NIST7035.align.bam.partial, counting its records)\n   bwa mem -t 4 -K 10000000 -R '@RG\\tID:NIST7035\\tSM:NIST7035\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 4 -m 1048576K -T <scratch>/NIST7035.align.sort-tmp -O bam -o - -",
-            "   bcftools mpileup -f <reference> -r chr19 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Oz -o <scratch>/NIST7035.call.<shard>.vcf.gz.partial -",
+            "   bcftools mpileup -Oz0 -f <reference> -r chr19 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Oz -o <scratch>/NIST7035.call.<shard>.vcf.gz.partial -",
             "4. gather",
             "   bcftools concat -Oz -o <scratch>/NIST7035.vcf.gz.partial <vcf.0000> <vcf.0001>",
             "5. qc",
@@ -273,7 +273,7 @@ mod tests {
             "<scratch>/S.align.<shard>.bam.partial",
             "4. merge\n   (biojob counts the chunks' records, then writes merge's output to <scratch>/S.align.bam.partial, counting its records)\n   samtools merge -@ 1 -c -p -f -o - <bam.0000> <bam.0001>",
             "5. call by size: shards of at most 20000 bases",
-            "bcftools mpileup -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
+            "bcftools mpileup -Oz0 -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
         ] {
             assert!(plan.contains(expected), "{expected}\n{plan}");
         }

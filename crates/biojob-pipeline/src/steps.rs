@@ -257,6 +257,39 @@ fn copy_counting(
     Ok(counts)
 }
 
+/// Copies a tool's BGZF output (`from`, e.g. `bcftools mpileup -Oz0`) into the next tool's
+/// input (`to`) as it comes, and tells whether it ended with the BGZF EOF block (SAM spec v1,
+/// section 4.1.2): a stream cut short, even between records, does not. Returns the bytes
+/// copied and that answer; `to` is closed when `from` ends.
+///
+/// # Errors
+/// The I/O error of a read or a write (`EPIPE` when the next tool stopped reading).
+pub(crate) fn relay_bgzf(
+    mut from: std::io::PipeReader,
+    mut to: std::io::PipeWriter,
+) -> std::io::Result<(u64, bool)> {
+    use std::io::{Read, Write};
+    const EOF_BLOCK: usize = biojob_formats::BGZF_EOF_BLOCK.len();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * EOF_BLOCK);
+    let mut bytes = 0u64;
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        to.write_all(&buffer[..n])?;
+        bytes += n as u64;
+        let last = &buffer[n.saturating_sub(EOF_BLOCK)..n];
+        tail.extend_from_slice(last);
+        let excess = tail.len().saturating_sub(EOF_BLOCK);
+        tail.drain(..excess);
+    }
+    Ok((bytes, tail == biojob_formats::BGZF_EOF_BLOCK))
+}
+
 /// Record accounting (docs/reliability.md): `path` holds `found` records (`what`: `records`,
 /// `primary alignment records`) where its inputs hold `expected`, as `inputs` says in full
 /// (`its 4 chunks hold 1200`).

@@ -78,9 +78,9 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
         ),
         None => {
             let name = scratch_file_name(&job.sample, StepId::Align, None, "bam");
-            let manifest = job
-                .run_prefix
-                .join(&step_manifest_name(&job.sample, StepId::Align, None));
+            let manifest =
+                job.run_prefix
+                    .join(&step_manifest_name(&job.sample, StepId::Align, None));
             (
                 job.run_prefix.join(&name),
                 published_output(stores, &manifest, &name),
