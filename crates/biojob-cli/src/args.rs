@@ -218,6 +218,15 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
     }
 }
 
+/// A switch that is on unless turned off: as [`parse_switch`], but the empty string (what the
+/// state machine passes when the execution input leaves the setting out) is on.
+pub fn parse_switch_on_unless_off(text: &str) -> Result<bool, String> {
+    if text.trim().is_empty() {
+        return Ok(true);
+    }
+    parse_switch(text)
+}
+
 pub fn parse_autoscale(text: &str) -> Result<AutoscaleMode, String> {
     text.parse()
 }

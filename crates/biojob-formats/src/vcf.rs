@@ -36,8 +36,8 @@ pub struct VcfRules<'a> {
     /// The reference's contigs (`.fai` order): the `##contig` lines must declare exactly these,
     /// with their lengths, in this order.
     pub contigs: &'a [Contig],
-    /// The one sample column the VCF must have.
-    pub sample: &'a str,
+    /// The sample columns the VCF must have, in order: one sample's, or a cohort's.
+    pub samples: &'a [&'a str],
     /// When set, every record's `POS` must lie in one of these regions (a call shard's VCF:
     /// a record belongs to the shard that holds its `POS`, as `bcftools view -t` keeps them).
     pub only_regions: Option<&'a [Region]>,
@@ -177,7 +177,7 @@ impl VcfHeaderSummary {
     /// The first way this header breaks `rules`, or `None`: the `##contig` lines must be the
     /// reference's contigs, every one with a `length` equal to the `.fai`'s, in `.fai` order
     /// (VCF 4.3, section 1.4.7; tabix and bcftools index contigs by header position); and the
-    /// sample columns must be exactly `[rules.sample]` (section 1.5).
+    /// sample columns must be exactly `rules.samples`, in order (section 1.5).
     pub fn rule_violation(&self, rules: &VcfRules<'_>) -> Option<String> {
         let mut declared = Vec::with_capacity(self.contigs.len());
         for contig in &self.contigs {
@@ -189,23 +189,28 @@ impl VcfHeaderSummary {
         if let Some(difference) = describe_contig_difference("##contig", &declared, rules.contigs) {
             return Some(difference);
         }
-        match self.samples.as_slice() {
-            [one] if one == rules.sample => None,
-            [one] => Some(format!(
-                "the sample column is {one}, expected {}",
-                rules.sample
-            )),
-            [] => Some(format!(
-                "the VCF has no sample column, expected {}",
-                rules.sample
-            )),
-            several => Some(format!(
-                "the VCF has {} sample columns ({}), expected one: {}",
-                several.len(),
-                several.join(", "),
-                rules.sample
-            )),
+        if self
+            .samples
+            .iter()
+            .map(String::as_str)
+            .eq(rules.samples.iter().copied())
+        {
+            return None;
         }
+        let expected = rules.samples.join(", ");
+        Some(match (self.samples.as_slice(), rules.samples) {
+            ([one], [_]) => format!("the sample column is {one}, expected {expected}"),
+            ([], [_]) => format!("the VCF has no sample column, expected {expected}"),
+            (several, [_]) => format!(
+                "the VCF has {} sample columns ({}), expected one: {expected}",
+                several.len(),
+                several.join(", ")
+            ),
+            (found, _) => format!(
+                "the VCF's sample columns are [{}], expected [{expected}]",
+                found.join(", ")
+            ),
+        })
     }
 }
 

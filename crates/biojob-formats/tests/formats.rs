@@ -15,9 +15,9 @@ use biojob_formats::{
     BGZF_EOF_BLOCK, BamHeaderSummary, BamRecordCounter, BamRecordCounts, ChunkLayout, FastqError,
     FastqPairStats, FastqSource, FlagCounts, FormatError, SplitRequest, VariantCounts, VcfContig,
     VcfHeaderSummary, VcfRules, check_bam_header, check_bgzf_eof, check_fai_covers_fasta,
-    count_bam_records, fastq_chunk_names, quickcheck_bam, quickcheck_vcf, read_bam_header_summary,
-    read_bam_stats, read_fai, scan_vcf, split_fastq_pair, stream_fastq_pair, tabix_contigs,
-    validate_fastq_pair,
+    count_bam_records, fastq_chunk_names, first_read_name, quickcheck_bam, quickcheck_vcf,
+    read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, split_fastq_pair,
+    stream_fastq_pair, tabix_contigs, validate_fastq_pair,
 };
 use biojob_testkit::testdata;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -1184,7 +1184,7 @@ fn vcf_gz(dir: &Dir, name: &str, records: &str) -> Utf8PathBuf {
 fn rules<'a>(contigs: &'a [Contig], only: Option<&'a [Region]>) -> VcfRules<'a> {
     VcfRules {
         contigs,
-        sample: "NA12878",
+        samples: &["NA12878"],
         only_regions: only,
     }
 }
@@ -2454,4 +2454,35 @@ fn damaged_and_foreign_streams_are_refused_but_passed_through() {
             message
         );
     }
+}
+
+#[test]
+fn the_first_read_name_of_gzip_plain_and_broken_files() {
+    let (r1, _) = real_pair();
+    assert_eq!(
+        first_read_name(FastqSource::file(&r1)).unwrap(),
+        "20FUKAAXX100202:1:1:1229:90686"
+    );
+    let dir = Dir::new();
+    let plain = dir.write("a.fq", "@r1/1 extra\nACGT\n+\nIIII\n");
+    assert_eq!(first_read_name(FastqSource::file(&plain)).unwrap(), "r1/1");
+    let streamed = FastqSource::reader(
+        "s3://b/a.fq.gz",
+        std::io::Cursor::new(gzip(b"@x:1\tc\nA\n+\nI\n")),
+    );
+    assert_eq!(first_read_name(streamed).unwrap(), "x:1");
+    std::fs::write(&plain, "").unwrap();
+    assert_eq!(
+        first_read_name(FastqSource::file(&plain))
+            .unwrap_err()
+            .to_string(),
+        format!("{plain}: no records (empty file)")
+    );
+    std::fs::write(&plain, ">r1\nACGT\n").unwrap();
+    assert_eq!(
+        first_read_name(FastqSource::file(&plain))
+            .unwrap_err()
+            .to_string(),
+        format!("{plain}: record 1, line 1: the header line does not start with '@'")
+    );
 }

@@ -249,17 +249,32 @@ pub fn earlier_run_manifest(stores: &Stores, uri: &ObjectUri) -> Option<RunManif
 /// As [`carry_forward`], from the `earlier` manifest already read.
 pub fn carry_forward_from(earlier: &RunManifest, manifest: &mut RunManifest) {
     let earlier = earlier.clone();
-    let mut seen: std::collections::BTreeSet<(crate::StepId, Option<usize>, Option<String>)> =
-        manifest
-            .tasks
-            .iter()
-            .filter(|task| task.status.finished())
-            .map(|task| (task.step, task.shard, task.contig.clone()))
-            .collect();
+    type Identity = (
+        crate::StepId,
+        Option<usize>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let identity = |task: &TaskRecord| -> Identity {
+        (
+            task.step,
+            task.shard,
+            task.contig.clone(),
+            task.sample.clone(),
+            task.lane.clone(),
+        )
+    };
+    let mut seen: std::collections::BTreeSet<Identity> = manifest
+        .tasks
+        .iter()
+        .filter(|task| task.status.finished())
+        .map(identity)
+        .collect();
     let mut carried = Vec::new();
     let mut align_carried = false;
     for task in earlier.tasks.into_iter().chain(earlier.earlier_tasks) {
-        if !task.reusable() || !seen.insert((task.step, task.shard, task.contig.clone())) {
+        if !task.reusable() || !seen.insert(identity(&task)) {
             continue;
         }
         align_carried |= task.step == crate::StepId::Align && task.shard.is_none();

@@ -14,10 +14,10 @@ use tracing::info;
 
 use crate::cache::{EarlierTasks, RerunReason, try_reuse};
 use crate::{
-    CacheKeyMaterial, Error, OutputRecord, PlanContext, PlannedOutput, PreparedReference,
-    RecordCounts, ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord,
-    TaskShard, bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
-    reference_sha256, stage_input,
+    CacheKeyMaterial, CohortMember, Error, OutputRecord, PlanContext, PlannedOutput,
+    PreparedReference, RecordCounts, ReferenceOptions, RunObserver, StepContext, StepPlan,
+    TaskLabel, TaskRecord, TaskShard, bwa_index_mismatch, file_sha256, files_sha256,
+    prepare_reference, publish_file, reference_sha256, stage_input,
 };
 
 /// A step of the workflow, defined once: its plan (the commands it runs, see
@@ -29,6 +29,12 @@ pub trait StepDefinition: Sync {
     /// The shard of a scattered step (a calling shard, an alignment chunk); `None` for an
     /// unscattered step.
     fn shard(&self) -> Option<TaskShard> {
+        None
+    }
+
+    /// The sample (and lane) a task of a cohort run works for, which its label and record
+    /// name; `None` for a single-sample run's tasks and a cohort's joint steps.
+    fn cohort_member(&self) -> Option<CohortMember> {
         None
     }
 
@@ -349,6 +355,7 @@ impl StepJob<'_> {
     /// The task's label (`align`, `call chr20`, `align chunk 0003`).
     pub fn label(&self) -> TaskLabel {
         TaskLabel::new(self.definition.step(), self.definition.shard())
+            .of(self.definition.cohort_member())
     }
 
     /// Runs the lifecycle. Never fails: the outcome carries the error and the record says how
@@ -433,6 +440,8 @@ impl StepJob<'_> {
                 }
             }
         };
+        let mut outcome = outcome;
+        outcome.record = outcome.record.of(self.definition.cohort_member().as_ref());
         info!(status = ?outcome.record.status, wall_seconds = wall.as_secs_f64(), "task ended");
         outcome
     }

@@ -196,6 +196,12 @@ pub struct TaskRecord {
     /// The contigs or region, for calling shards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contig: Option<String>,
+    /// The sample a task of a cohort run works for (none for the cohort's joint steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
+    /// The lane, for a cohort's task of one lane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
     /// How it ended.
     pub status: TaskStatus,
     /// The exit class (`ok` when it succeeded).
@@ -255,6 +261,8 @@ impl TaskRecord {
             step,
             shard: shard.as_ref().map(|shard| shard.index),
             contig: shard.and_then(|shard| shard.contig),
+            sample: None,
+            lane: None,
             status: TaskStatus::Succeeded,
             exit_class: ExitClass::Ok,
             started_at: timestamp(started),
@@ -320,13 +328,32 @@ impl TaskRecord {
         self.status.finished() && self.cache_key.is_some()
     }
 
-    /// `align`, `call chr20`, `align chunk 0003`: the task as the summary and logs name it.
+    /// `align`, `call chr20`, `align chunk 0003`: the task as the summary and logs name it
+    /// (as [`crate::TaskLabel`] does: `merge NA12878`, `align NA12878 lane 3` in a cohort).
     pub fn label(&self) -> String {
-        match (&self.contig, self.shard) {
-            (Some(contig), _) => format!("{} {contig}", self.step),
-            (None, Some(index)) => format!("{} chunk {index:04}", self.step),
-            (None, None) => self.step.to_string(),
-        }
+        let shard = match (&self.contig, self.shard) {
+            (Some(contig), _) => Some(TaskShard::region(self.shard.unwrap_or(0), contig)),
+            (None, Some(index)) => Some(TaskShard::chunk(index)),
+            (None, None) => None,
+        };
+        crate::TaskLabel::new(self.step, shard)
+            .of(self.member())
+            .to_string()
+    }
+
+    /// The sample (and lane) of a cohort run's task.
+    pub fn member(&self) -> Option<crate::CohortMember> {
+        self.sample.as_ref().map(|sample| crate::CohortMember {
+            sample: sample.clone(),
+            lane: self.lane.clone(),
+        })
+    }
+
+    /// Records the task as `member`'s.
+    pub fn of(mut self, member: Option<&crate::CohortMember>) -> Self {
+        self.sample = member.map(|m| m.sample.clone());
+        self.lane = member.and_then(|m| m.lane.clone());
+        self
     }
 }
 
@@ -478,6 +505,9 @@ pub struct ManifestInputs {
     pub reference: String,
     /// The contigs called, in reference order.
     pub contigs: Vec<String>,
+    /// A cohort run's sample sheet (its FASTQs are there; `fastq_1` and `fastq_2` are empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samplesheet: Option<String>,
 }
 
 /// Writes `manifest` as pretty JSON to `prefix/name` (through a local temporary file).

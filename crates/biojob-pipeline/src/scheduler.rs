@@ -184,6 +184,7 @@ pub fn run_workflow(
             fastq_2: input.fastq_2.to_string(),
             reference: String::new(),
             contigs: Vec::new(),
+            samplesheet: None,
         },
         output_prefix: output_dir.to_string(),
         resources: engine.resources,
@@ -219,6 +220,7 @@ pub fn run_workflow(
         output_dir: &output_dir,
         earlier: options.resume.then_some(&earlier),
         carried: carried.as_ref(),
+        checkpoints: true,
         observer,
     };
     let result = run.execute(&mut manifest);
@@ -241,7 +243,7 @@ pub fn run_workflow(
 /// # Errors
 /// [`Error::Usage`] (not retryable: permissions and paths do not fix themselves) naming the
 /// directory and the operating system's reason.
-fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
+pub(crate) fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
     let Some(dir) = output_dir.local_path() else {
         return Ok(());
     };
@@ -266,7 +268,7 @@ fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
 /// finished tasks of the manifest it replaces (`carried`, read when the run started; read now
 /// when `None`). A manifest that cannot be published fails a run that otherwise succeeded
 /// (output staging, exit 30).
-fn finish(
+pub(crate) fn finish(
     mut manifest: RunManifest,
     output_dir: ObjectUri,
     scratch: Option<JobScratch>,
@@ -346,7 +348,7 @@ fn finish(
 
 /// The tasks that the run manifest at `<output_dir>/manifest.json` records; none (with a
 /// warning) when it cannot be read: resuming never fails a run.
-fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
+pub(crate) fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
     let uri = output_dir.join("manifest.json");
     EarlierTasks::from_run_manifest(stores, &uri).unwrap_or_else(|error| {
         warn!(%uri, error = %error_chain(&error), "could not read the earlier manifest; every step runs");
@@ -355,23 +357,27 @@ fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
 }
 
 /// One run in progress.
-struct Run<'a> {
-    input: &'a WorkflowInput,
-    options: &'a RunOptions,
-    engine: &'a Engine,
-    context: &'a StepContext,
-    work_dir: &'a Utf8Path,
-    output_dir: &'a ObjectUri,
-    earlier: Option<&'a EarlierTasks>,
+pub(crate) struct Run<'a> {
+    pub(crate) input: &'a WorkflowInput,
+    pub(crate) options: &'a RunOptions,
+    pub(crate) engine: &'a Engine,
+    pub(crate) context: &'a StepContext,
+    pub(crate) work_dir: &'a Utf8Path,
+    pub(crate) output_dir: &'a ObjectUri,
+    pub(crate) earlier: Option<&'a EarlierTasks>,
     /// The manifest this run's replaces, as it was when the run started.
-    carried: Option<&'a RunManifest>,
-    observer: &'a dyn RunObserver,
+    pub(crate) carried: Option<&'a RunManifest>,
+    /// Whether the manifest of the run so far is written over `output_dir/manifest.json` as
+    /// tasks finish ([`Run::checkpoint`]): not for a cohort's per-sample runs, whose
+    /// directories hold no run manifest.
+    pub(crate) checkpoints: bool,
+    pub(crate) observer: &'a dyn RunObserver,
 }
 
 /// The BAM of the run and its index.
-struct Aligned {
-    bam: JobOutput,
-    bai: JobOutput,
+pub(crate) struct Aligned {
+    pub(crate) bam: JobOutput,
+    pub(crate) bai: JobOutput,
 }
 
 impl Run<'_> {
@@ -394,7 +400,10 @@ impl Run<'_> {
     /// directory, by one `PUT` on S3: a reader (a resume after biojob itself was killed) finds
     /// the last manifest written whole. A failed write is logged, not fatal: the final
     /// manifest is the one that must be written.
-    fn checkpoint(&self, manifest: &RunManifest) {
+    pub(crate) fn checkpoint(&self, manifest: &RunManifest) {
+        if !self.checkpoints {
+            return;
+        }
         let mut snapshot = manifest.clone();
         if let Some(earlier) = self.carried {
             carry_forward_from(earlier, &mut snapshot);
@@ -411,7 +420,11 @@ impl Run<'_> {
     }
 
     /// Runs `job` as a task: its own time limit, its record in `manifest`, written out.
-    fn task(&self, job: &StepJob<'_>, manifest: &mut RunManifest) -> Result<JobOutcome, Error> {
+    pub(crate) fn task(
+        &self,
+        job: &StepJob<'_>,
+        manifest: &mut RunManifest,
+    ) -> Result<JobOutcome, Error> {
         let context = self.context.for_step(&job.label().to_string());
         let outcome = job.run(&self.target(&context));
         manifest.tasks.push(outcome.record.clone());
@@ -521,7 +534,7 @@ impl Run<'_> {
     /// The prepare-reference task: stages the reference when it is not local, builds its
     /// `.fai` first (usually present) to check the requested contigs before the slow bwa
     /// index, then the bwa index.
-    fn prepare_reference(
+    pub(crate) fn prepare_reference(
         &self,
         reference_uri: &ObjectUri,
         manifest: &mut RunManifest,
@@ -595,6 +608,8 @@ impl Run<'_> {
             chunk,
             chunk_pairs,
             validate_fastq: self.engine.validate_fastq,
+            lane: None,
+            mark_duplicates: false,
         }
     }
 
@@ -722,10 +737,7 @@ impl Run<'_> {
         // Align each chunk.
         let workers = self.options.scale.workers.clamp(1, chunks.len().max(1));
         let mut share = self.context.clone();
-        share.engine.resources = crate::Resources {
-            threads: (self.engine.resources.threads / workers).max(1),
-            memory_bytes: self.engine.resources.memory_bytes / workers as u64,
-        };
+        share.engine.resources = chunk_share(self.engine.resources, workers);
         let steps: Vec<AlignStep> = chunks
             .iter()
             .map(|(chunk, _, _)| self.align_step(Some(*chunk), None))
@@ -789,8 +801,10 @@ impl Run<'_> {
         // Merge, carrying the key of the whole.
         let merge = MergeStep {
             sample: self.input.sample.clone(),
-            read_group: self.input.read_group.clone(),
+            read_groups: vec![self.input.read_group.clone()],
             chunks: bams.len(),
+            mark_duplicates: false,
+            in_cohort: false,
         };
         let job = StepJob {
             definition: &merge,
@@ -907,7 +921,7 @@ impl Run<'_> {
     /// with `context`'s child cancellation token: the first failure stops the others (their
     /// tools are stopped; not yet started ones give `None`, unless reusable). `finished` is
     /// given each record as its job ends. Outcomes by position.
-    fn in_parallel(
+    pub(crate) fn in_parallel(
         &self,
         jobs: &[StepJob<'_>],
         order: Vec<usize>,
@@ -954,8 +968,18 @@ impl Run<'_> {
     }
 }
 
+/// What each of `workers` chunks aligned at once gets of `resources`: an equal share of the
+/// threads (at least one) and of the memory.
+pub(crate) fn chunk_share(resources: crate::Resources, workers: usize) -> crate::Resources {
+    let workers = workers.max(1);
+    crate::Resources {
+        threads: (resources.threads / workers).max(1),
+        memory_bytes: resources.memory_bytes / workers as u64,
+    }
+}
+
 /// A task that was never started: skipped.
-fn skipped(job: &StepJob<'_>) -> JobOutcome {
+pub(crate) fn skipped(job: &StepJob<'_>) -> JobOutcome {
     JobOutcome {
         record: TaskRecord::skipped(job.definition.step(), job.definition.shard()),
         outputs: Vec::new(),
@@ -967,7 +991,7 @@ fn skipped(job: &StepJob<'_>) -> JobOutcome {
 }
 
 /// An earlier task's output, read in place, as an input of another task.
-fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
+pub(crate) fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
     JobInput::new(
         role,
         ObjectUri::Local(output.path.clone()),
@@ -976,14 +1000,14 @@ fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
     )
 }
 
-fn missing_output(step: &str, what: &str) -> Error {
+pub(crate) fn missing_output(step: &str, what: &str) -> Error {
     Error::Usage {
         message: format!("the {step} task ended without its {what}"),
         remedy: None,
     }
 }
 
-fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
+pub(crate) fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
     aligned_from(&outcome.outputs)
 }
 
@@ -998,6 +1022,10 @@ fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
 impl TaskLabel {
     /// A task of `step`, for `shard` when it is scattered.
     pub fn new(step: StepId, shard: Option<TaskShard>) -> Self {
-        TaskLabel { step, shard }
+        TaskLabel {
+            step,
+            shard,
+            member: None,
+        }
     }
 }

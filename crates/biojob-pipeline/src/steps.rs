@@ -6,17 +6,23 @@ pub(crate) mod align;
 mod call;
 mod gather;
 mod merge;
-mod qc;
+pub(crate) mod qc;
+mod report;
+mod sample_vcf;
 mod split;
 
 pub use align::{AlignStep, BWA_BATCH_BASES, FASTQ_1, FASTQ_2};
-pub use call::{BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest};
+pub use call::{
+    BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest, cohort_bai_role, cohort_bam_role,
+};
 pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
-pub use merge::{MergeStep, chunk_bam_role};
+pub use merge::{MergeStep, chunk_bam_role, markdup_stats_name};
 pub use qc::{
     ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF, VariantsQc,
     qc_file_names,
 };
+pub use report::{ReportStep, sample_qc_role};
+pub use sample_vcf::SampleVcfStep;
 pub use split::{SplitStep, chunk_fastq_names, chunk_prefix};
 
 use biojob_formats::{BamRecordCounter, BamRecordCounts};

@@ -91,6 +91,8 @@ fn align_job(
         chunk: None,
         chunk_pairs: None,
         validate_fastq: true,
+        lane: None,
+        mark_duplicates: false,
     };
     let (_out, out_dir) = temp_dir();
     let fastq = |role: &str, name: &str| {

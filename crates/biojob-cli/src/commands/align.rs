@@ -50,6 +50,8 @@ pub fn run(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         chunk: args.chunk,
         chunk_pairs: None,
         validate_fastq: validate_fastq(),
+        lane: None,
+        mark_duplicates: false,
     };
     let step_job = StepJob {
         definition: &step,

@@ -30,8 +30,10 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
     let chunks = chunk_count(args.chunks)?.get();
     let step = MergeStep {
         sample: job.sample.clone(),
-        read_group: job.environment.read_group(&job.sample)?,
+        read_groups: vec![job.environment.read_group(&job.sample)?],
         chunks,
+        mark_duplicates: false,
+        in_cohort: false,
     };
     let inputs = (0..chunks)
         .map(|chunk| {

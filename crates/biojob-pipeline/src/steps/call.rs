@@ -118,8 +118,19 @@ fn padded(region: &Region) -> Region {
     }
 }
 
-/// The role of the BAM in a call job's inputs.
+/// The role of the BAM in a call job's inputs (of a cohort's BAMs: [`cohort_bam_role`]).
 pub const BAM: &str = "bam";
+
+/// The role of the BAM of the cohort's `position`-th sample in a joint call job's inputs:
+/// `bam.0003` (its index: `bai.0003`).
+pub fn cohort_bam_role(position: usize) -> String {
+    format!("{BAM}.{position:04}")
+}
+
+/// The role of that BAM's index.
+pub fn cohort_bai_role(position: usize) -> String {
+    format!("{BAI}.{position:04}")
+}
 /// The role of the BAM's index.
 pub const BAI: &str = "bai";
 
@@ -142,11 +153,15 @@ pub enum ShardRequest {
     },
 }
 
-/// The call step of one shard of one sample.
+/// The call step of one shard of one sample, or of a cohort jointly: one `bcftools mpileup`
+/// over every sample's BAM and one `bcftools call`, one column per sample.
 #[derive(Debug, Clone)]
 pub struct CallStep {
-    /// The sample.
+    /// The sample, or the cohort's file stem (`cohort`): the VCF's name starts with it.
     pub sample: SampleId,
+    /// A joint call's samples, in the order of their BAMs (inputs [`cohort_bam_role`]) and of
+    /// the VCF's columns; empty for one sample's call (input [`BAM`]).
+    pub cohort: Vec<SampleId>,
     /// The shard requested.
     pub request: ShardRequest,
     /// `bcftools mpileup -q`, when set.
@@ -165,9 +180,30 @@ impl CallStep {
         }
         CallStep {
             sample,
+            cohort: Vec::new(),
             request,
             min_mapping_quality,
             shard,
+        }
+    }
+
+    /// The joint call of `samples` (one BAM each, in this order), its files named after
+    /// `self.sample`.
+    pub fn jointly(mut self, samples: Vec<SampleId>) -> Self {
+        self.cohort = samples;
+        self
+    }
+
+    /// The BAMs' roles and the samples they hold, in column order.
+    pub fn bams(&self) -> Vec<(String, &SampleId)> {
+        if self.cohort.is_empty() {
+            vec![(BAM.to_owned(), &self.sample)]
+        } else {
+            self.cohort
+                .iter()
+                .enumerate()
+                .map(|(position, sample)| (cohort_bam_role(position), sample))
+                .collect()
         }
     }
 
@@ -229,7 +265,11 @@ impl StepDefinition for CallStep {
     }
 
     fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
-        let bam_bytes = inputs.first().map_or(0, |(_, size)| *size);
+        let bam_bytes = inputs
+            .iter()
+            .filter(|(uri, _)| !uri.ends_with(".bai"))
+            .map(|(_, size)| size)
+            .sum();
         let step = match self.resolved() {
             Some(shard) => format!("call {}", shard.region()),
             None => "call".to_owned(),
@@ -284,7 +324,11 @@ impl StepDefinition for CallStep {
         let mpileup = BcftoolsMpileup {
             fasta: context.input(REFERENCE),
             region: pileup_region,
-            bam: context.input(BAM),
+            bams: self
+                .bams()
+                .iter()
+                .map(|(role, _)| context.input(role))
+                .collect(),
             min_mapping_quality: self.min_mapping_quality,
         }
         .command(bcftools);
@@ -342,8 +386,11 @@ impl StepDefinition for CallStep {
         let shard = self
             .resolved()
             .ok_or_else(|| plan_shape("call", "a shard"))?;
-        let bam = inputs.path(BAM)?;
-        check_bam_header(bam, &reference.contigs, self.sample.as_str())?;
+        let bams = self.bams();
+        for (role, sample) in &bams {
+            check_bam_header(inputs.path(role)?, &reference.contigs, sample.as_str())?;
+        }
+        let samples: Vec<&str> = bams.iter().map(|(_, sample)| sample.as_str()).collect();
         let mut running = RunningPlan::new(plan, 2)?;
         let result = (|| {
             let vcf_partial = running.partial(0).to_owned();
@@ -353,7 +400,7 @@ impl StepDefinition for CallStep {
                 &vcf_partial,
                 &VcfRules {
                     contigs: &reference.contigs,
-                    sample: self.sample.as_str(),
+                    samples: &samples,
                     only_regions: Some(&shard.regions),
                 },
             )?;

@@ -51,12 +51,14 @@ pub enum GatherInputs {
     },
 }
 
-/// The gather step of one sample: its shards' VCFs, in reference order, into
-/// `<sample>.vcf.gz`.
+/// The gather step of one sample (or of a cohort): its shards' VCFs, in reference order, into
+/// `<sample>.vcf.gz` (`cohort.vcf.gz`).
 #[derive(Debug, Clone)]
 pub struct GatherStep {
-    /// The sample.
+    /// The sample, or the cohort's file stem.
     pub sample: SampleId,
+    /// A cohort's samples, the VCFs' columns in order; empty for one sample's.
+    pub cohort: Vec<SampleId>,
     /// The VCFs.
     pub inputs: GatherInputs,
     /// How many VCFs, once known.
@@ -73,9 +75,16 @@ impl GatherStep {
         }
         GatherStep {
             sample,
+            cohort: Vec::new(),
             inputs,
             count,
         }
+    }
+
+    /// The gather of a cohort's joint calls, columns `samples`.
+    pub fn jointly(mut self, samples: Vec<SampleId>) -> Self {
+        self.cohort = samples;
+        self
     }
 
     fn vcfs(&self) -> usize {
@@ -196,9 +205,14 @@ impl StepDefinition for GatherStep {
             });
         }
         let contigs = &inputs.reference()?.contigs;
+        let samples: Vec<&str> = if self.cohort.is_empty() {
+            vec![self.sample.as_str()]
+        } else {
+            self.cohort.iter().map(SampleId::as_str).collect()
+        };
         let rules = VcfRules {
             contigs,
-            sample: self.sample.as_str(),
+            samples: &samples,
             only_regions: None,
         };
         let mut scanned = Vec::with_capacity(vcfs);

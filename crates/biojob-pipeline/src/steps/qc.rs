@@ -9,7 +9,7 @@ use biojob_scratch::SpaceNeed;
 use biojob_storage::ObjectUri;
 use biojob_tools::{Tool, bcftools_stats, samtools_flagstat, samtools_stats};
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::cache::read_json;
@@ -26,7 +26,7 @@ use crate::{
 pub const QC_FORMAT_VERSION: u32 = 1;
 
 /// Read counts from the BAM, as `samtools flagstat` makes them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadsQc {
     /// Every record (primary, secondary, supplementary).
     pub records: u64,
@@ -38,6 +38,8 @@ pub struct ReadsQc {
     pub supplementary: u64,
     /// Duplicate-flagged records.
     pub duplicates: u64,
+    /// `duplicates / records`, percent (0 when duplicates were not marked).
+    pub duplicates_percent: f64,
     /// Mapped records.
     pub mapped: u64,
     /// `mapped / records`, percent.
@@ -53,7 +55,7 @@ pub struct ReadsQc {
 }
 
 /// Depth, breadth and variants of one contig.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContigQc {
     /// The contig.
     pub name: String,
@@ -81,7 +83,7 @@ pub struct ContigQc {
 }
 
 /// Variant counts of the final VCF, as `bcftools stats` makes them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantsQc {
     /// Records.
     pub records: u64,
@@ -112,7 +114,7 @@ pub struct VariantsQc {
 }
 
 /// The file names of the step's outputs, relative to the run's output directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QcFiles {
     /// `samtools flagstat` output.
     pub flagstat: String,
@@ -123,7 +125,7 @@ pub struct QcFiles {
 }
 
 /// `qc.json`: the native statistics of one sample's run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QcSummary {
     /// [`QC_FORMAT_VERSION`].
     pub format_version: u32,
@@ -182,6 +184,11 @@ impl QcSummary {
                 secondary: flags.secondary,
                 supplementary: flags.supplementary,
                 duplicates: flags.duplicates,
+                duplicates_percent: if flags.records == 0 {
+                    0.0
+                } else {
+                    flags.duplicates as f64 * 100.0 / flags.records as f64
+                },
                 mapped: flags.mapped,
                 mapped_percent: flags.mapped_percent(),
                 paired: flags.paired,
@@ -258,6 +265,8 @@ pub struct QcStep {
     pub sample: SampleId,
     /// The run before QC.
     pub run: QcRun,
+    /// Whether the sample is a cohort's (its task is named after it).
+    pub in_cohort: bool,
     /// [`QcRun::StepManifests`] read, once the reference is staged.
     read: OnceLock<RunManifest>,
 }
@@ -269,7 +278,12 @@ impl QcStep {
         if let QcRun::Given(manifest) = &run {
             let _ = read.set((**manifest).clone());
         }
-        QcStep { sample, run, read }
+        QcStep {
+            sample,
+            run,
+            in_cohort: false,
+            read,
+        }
     }
 
     fn files(&self, context: &PlanContext<'_>) -> [Utf8PathBuf; 5] {
@@ -287,6 +301,11 @@ impl QcStep {
 impl StepDefinition for QcStep {
     fn step(&self) -> StepId {
         StepId::Qc
+    }
+
+    fn cohort_member(&self) -> Option<crate::CohortMember> {
+        self.in_cohort
+            .then(|| crate::CohortMember::sample(&self.sample))
     }
 
     fn space_need(&self, staged: u64, _inputs: &[(String, u64)]) -> SpaceNeed {
@@ -431,7 +450,7 @@ impl StepDefinition for QcStep {
                     vcf,
                     &VcfRules {
                         contigs: &reference.contigs,
-                        sample: self.sample.as_str(),
+                        samples: &[self.sample.as_str()],
                         only_regions: None,
                     },
                 )?;
@@ -520,7 +539,7 @@ fn reason_of(error: &biojob_formats::FormatError) -> String {
 }
 
 /// Checks that a tool's report holds the line MultiQC finds it by.
-fn verify_report(path: &Utf8Path, marker: &str) -> Result<(), Error> {
+pub(crate) fn verify_report(path: &Utf8Path, marker: &str) -> Result<(), Error> {
     let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
     if text.contains(marker) {
         Ok(())
