@@ -786,16 +786,27 @@ pub fn object_size(stores: &Stores, uri: &ObjectUri, staging: &Utf8Path) -> Resu
     Ok(stores.for_uri(uri)?.head(uri)?.map_or(0, |meta| meta.size))
 }
 
-/// What the step manifest `manifest` (a step job's, under a run prefix) records of the output
-/// named `name` of its finished task; `None` when the manifest, a finished task or the output
-/// is not there (a step run elsewhere, or by hand), or cannot be read (logged).
-pub fn published_output(stores: &Stores, manifest: &ObjectUri, name: &str) -> Option<Published> {
-    let task = crate::cache::earlier_step_task(stores, manifest)?;
-    let output = task.outputs.iter().find(|output| output.name == name)?;
-    Some(Published {
-        manifest: manifest.clone(),
-        sha256: output.sha256.clone(),
-    })
+/// What the step manifests `manifests` (step jobs', under a run prefix) record of the output
+/// named `name`, from the finished task that started last among those that published it (the
+/// call job's BAM comes from an align job or, aligned in chunks, a merge job); `None` when no
+/// manifest, finished task or output is there (a step run elsewhere, or by hand), or none can
+/// be read (logged).
+pub fn published_output(stores: &Stores, manifests: &[ObjectUri], name: &str) -> Option<Published> {
+    manifests
+        .iter()
+        .filter_map(|manifest| {
+            let task = crate::cache::earlier_step_task(stores, manifest)?;
+            let output = task.outputs.iter().find(|output| output.name == name)?;
+            Some((
+                task.started_unix_seconds,
+                Published {
+                    manifest: manifest.clone(),
+                    sha256: output.sha256.clone(),
+                },
+            ))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, published)| published)
 }
 
 /// `<uri><extension>`: a sidecar beside an object (`ref.fa` → `ref.fa.fai`).

@@ -70,7 +70,8 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
             ));
         }
     };
-    // The run's own BAM is checked against what the align job recorded when it published it.
+    // The run's own BAM is checked against what the align (or merge) job recorded when it
+    // published it.
     let (bam, published) = match &args.bam {
         Some(text) => (
             ObjectUri::parse(text).map_err(|e| usage(e, "fix --bam"))?,
@@ -78,12 +79,13 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
         ),
         None => {
             let name = scratch_file_name(&job.sample, StepId::Align, None, "bam");
-            let manifest =
+            let manifests = [StepId::Align, StepId::Merge].map(|step| {
                 job.run_prefix
-                    .join(&step_manifest_name(&job.sample, StepId::Align, None));
+                    .join(&step_manifest_name(&job.sample, step, None))
+            });
             (
                 job.run_prefix.join(&name),
-                published_output(stores, &manifest, &name),
+                published_output(stores, &manifests, &name),
             )
         }
     };

@@ -1,7 +1,10 @@
 //! `biojob merge`: the merge job, the chunks' BAMs into `<sample>.align.bam`.
 
 use biojob_core::{StepId, scratch_file_name};
-use biojob_pipeline::{JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, chunk_bam_role, env};
+use biojob_pipeline::{
+    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, chunk_bam_role, env, published_output,
+    step_manifest_name,
+};
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
@@ -35,20 +38,20 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         mark_duplicates: false,
         in_cohort: false,
     };
+    // Each chunk's BAM is checked against what its align job recorded when it published it.
     let inputs = (0..chunks)
         .map(|chunk| {
-            let bam = job.run_prefix.join(&scratch_file_name(
-                &job.sample,
-                StepId::Align,
-                Some(chunk),
-                "bam",
-            ));
+            let name = scratch_file_name(&job.sample, StepId::Align, Some(chunk), "bam");
+            let manifest =
+                job.run_prefix
+                    .join(&step_manifest_name(&job.sample, StepId::Align, Some(chunk)));
             JobInput::new(
                 &chunk_bam_role(chunk),
-                bam,
+                job.run_prefix.join(&name),
                 "chunk BAM",
                 "run the align job for every chunk first",
             )
+            .published(published_output(stores, &[manifest], &name))
         })
         .collect();
     let step_job = StepJob {

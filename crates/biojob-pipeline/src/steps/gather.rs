@@ -133,7 +133,7 @@ impl StepDefinition for GatherStep {
                 )
                 .published(crate::published_output(
                     &context.engine.stores,
-                    &manifest,
+                    &[manifest],
                     &name,
                 )),
             );
