@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# What record accounting costs inside a real align step: runs the align job (release build) on
-# the benchmark data set under `perf record` and prints the CPU seconds of each thread name
-# (comm), among them biojob's `bam-counter` (the thread that writes sort's output to the BAM,
-# counting its records) and `bam-count-N` (its inflating workers), per million read pairs.
+# What record accounting costs inside real steps: runs the align job, then the call job of the
+# first contig (release build), on the benchmark data set under `perf record`, and prints the
+# CPU seconds of each thread name (comm), per million read pairs: in align, biojob's
+# `bam-counter` (the thread that writes sort's output to the BAM, counting its records) and
+# `bam-count-N` (its inflating workers); in call, `pileup-relay` (the thread that relays
+# mpileup's output into bcftools call, checking its end).
 #
 #   benches/accounting.sh [DATA_DIR] [PAIRS]
 #
@@ -22,7 +24,6 @@ if [ ! -s "$data/sim_R1.fastq.gz" ]; then
   "$testdata/make-bench-data.sh" "$data" "$pairs"
 fi
 data="$(realpath "$data")"
-pairs=$(( $(gzip -dc "$data/sim_R1.fastq.gz" | wc -l) / 4 ))
 (cd "$root" && cargo build --release --quiet -p biojob-cli)
 biojob="$root/target/release/biojob"
 work="$(mktemp -d "${TMPDIR:-/tmp}/biojob-accounting-bench.XXXXXX")"
@@ -31,19 +32,26 @@ export BIOJOB_CACHE_DIR="$work/cache" BIOJOB_SCRATCH_DIR="$work/scratch" BIOJOB_
 export BIOJOB_THREADS="$threads"
 "$biojob" -q prepare-reference --reference "$data/ref.fa" >/dev/null
 
+contig=$(cut -f1 "$data/ref.fa.fai" | head -1)
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-env SAMPLE_ID=sim REFERENCE="$data/ref.fa" SOURCE_DATA_PREFIX="$data" \
-  JOB_OUTPUT_PREFIX="$work/out" AWS_BATCH_JOB_ID=accounting-bench \
-  perf record -q -F 999 -e task-clock -o "$work/perf.data" -- "$biojob" -q align >/dev/null
+for step in align call; do
+  env SAMPLE_ID=sim REFERENCE="$data/ref.fa" SOURCE_DATA_PREFIX="$data" CHROMOSOME="$contig" \
+    JOB_OUTPUT_PREFIX="$work/out" AWS_BATCH_JOB_ID="accounting-bench-$step" \
+    perf record -q -F 999 -e task-clock -o "$work/$step.perf" -- "$biojob" -q "$step" >/dev/null
+done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+pairs=$(grep -o '"read_pairs": [0-9]*' "$work/out/sim.align.manifest.json" | head -1 | grep -o '[0-9]*$')
 primary=$(grep -o '"primary": [0-9]*' "$work/out/sim.align.manifest.json" | head -1 | grep -o '[0-9]*$')
-echo "read pairs: $pairs; primary records counted: $primary"
-perf report -q -i "$work/perf.data" --stdio --sort comm -F sample,comm 2>/dev/null |
-  awk -v pairs="$pairs" '
-    NF >= 2 { samples[$2] += $1; total += $1 }
-    END {
-      printf "%-16s %10s %18s\n", "thread", "CPU s", "CPU s / M pairs"
-      for (comm in samples)
-        printf "%-16s %10.2f %18.3f\n", comm, samples[comm] / 999, samples[comm] / 999 / (pairs / 1e6)
-      printf "%-16s %10.2f %18.3f\n", "all", total / 999, total / 999 / (pairs / 1e6)
-    }' | sort -k2 -n -r
+echo "read pairs: $pairs; primary records counted: $primary; call: $contig"
+for step in align call; do
+  echo "$step:"
+  printf "  %-16s %10s %18s\n" "thread" "CPU s" "CPU s / M pairs"
+  perf report -q -i "$work/$step.perf" --stdio --sort comm -F sample,comm 2>/dev/null |
+    awk -v pairs="$pairs" '
+      NF >= 2 { samples[$2] += $1; total += $1 }
+      END {
+        for (comm in samples)
+          printf "  %-16s %10.2f %18.3f\n", comm, samples[comm] / 999, samples[comm] / 999 / (pairs / 1e6)
+        printf "  %-16s %10.2f %18.3f\n", "all", total / 999, total / 999 / (pairs / 1e6)
+      }' | sort -k2 -n -r
+done

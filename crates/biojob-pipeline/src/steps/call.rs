@@ -55,9 +55,15 @@ fn run_pileup(
     let supervisor = &context.supervisor;
     let (pileup, relayed, called) = std::thread::scope(|scope| {
         let pileup = scope.spawn(|| supervisor.run_pipeline(vec![mpileup]));
-        let relay = scope.spawn(move || relay_bgzf(from_pileup, to_caller));
+        let relay = std::thread::Builder::new()
+            .name("pileup-relay".into())
+            .spawn_scoped(scope, move || relay_bgzf(from_pileup, to_caller));
         let called = supervisor.run_pipeline(callers);
-        (pileup.join(), relay.join(), called)
+        let relayed = match relay {
+            Ok(relay) => relay.join(),
+            Err(error) => Ok(Err(error)),
+        };
+        (pileup.join(), relayed, called)
     });
     let panicked = || Error::Usage {
         message: "a thread of the call step panicked".into(),
