@@ -294,7 +294,7 @@ mod tests {
         };
         assert_eq!(
             joint.command(&bcftools).argv().join(" "),
-            "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 a.bam b.bam"
+            "bcftools mpileup -Oz0 -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 a.bam b.bam"
         );
         let sample = BcftoolsViewSample {
             sample: "S1".into(),
