@@ -18,7 +18,7 @@ use biojob_storage::ObjectUri;
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info_span;
 
-use crate::cache::{EarlierTasks, try_reuse};
+use crate::cache::{EarlierTasks, earlier_run_manifest, try_reuse};
 use crate::job::cancelled_by_sibling;
 use crate::manifest::timestamp;
 use crate::scheduler::{
@@ -92,11 +92,13 @@ pub fn run_cohort(
         ..RunManifest::default()
     };
     if let Err(error) = check_output_dir(&output_dir) {
-        return finish(manifest, output_dir, None, Err(error), engine, clock);
+        return finish(manifest, output_dir, None, Err(error), None, engine, clock);
     }
     let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
         Ok(opened) => opened,
-        Err(error) => return finish(manifest, output_dir, None, Err(error), engine, clock),
+        Err(error) => {
+            return finish(manifest, output_dir, None, Err(error), None, engine, clock);
+        }
     };
     let work_dir = scratch.dir().to_owned();
     let context = engine.context(&work_dir.join("logs"), &space);
@@ -105,6 +107,8 @@ pub fn run_cohort(
     } else {
         EarlierTasks::default()
     };
+    // Read before this run writes its own manifest there, task by task.
+    let carried = earlier_run_manifest(&engine.stores, &output_dir.join("manifest.json"));
     let result = (|| {
         let stem = cohort_stem()?;
         // `Run` holds what every task needs; its input carries the reference, contigs and
@@ -129,6 +133,8 @@ pub fn run_cohort(
             work_dir: &work_dir,
             output_dir: &output_dir,
             earlier: options.resume.then_some(&earlier),
+            carried: carried.as_ref(),
+            checkpoints: true,
             observer,
         };
         Cohort {
@@ -139,7 +145,15 @@ pub fn run_cohort(
         .execute(&mut manifest)
     })();
     manifest.scratch = Some(space.usage());
-    finish(manifest, output_dir, Some(scratch), result, engine, clock)
+    finish(
+        manifest,
+        output_dir,
+        Some(scratch),
+        result,
+        carried.as_ref(),
+        engine,
+        clock,
+    )
 }
 
 /// One sample's alignment, keyed as a whole: its lanes' align steps with their (staged)
@@ -171,6 +185,8 @@ impl Cohort<'_> {
             work_dir,
             output_dir: dir,
             earlier: self.run.earlier,
+            carried: None,
+            checkpoints: false,
             observer: self.run.observer,
         }
     }
@@ -339,7 +355,16 @@ impl Cohort<'_> {
         let workers = run.options.scale.workers.clamp(1, jobs.len().max(1));
         let mut share = run.context.clone();
         share.engine.resources = crate::scheduler::chunk_share(engine.resources, workers);
-        let outcomes = run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share);
+        // Each lane's record is written out as it finishes, in the order they finish.
+        let so_far = std::sync::Mutex::new(manifest.clone());
+        let finished = |record: &TaskRecord| {
+            if let Ok(mut so_far) = so_far.lock() {
+                so_far.tasks.push(record.clone());
+                run.checkpoint(&so_far);
+            }
+        };
+        let outcomes =
+            run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &finished);
         let mut lane_bams: Vec<(Option<JobOutput>, Option<u64>)> = Vec::with_capacity(jobs.len());
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
@@ -477,6 +502,7 @@ impl Cohort<'_> {
             plan.longest_first(),
             engine.resources.threads,
             run.context,
+            &|_| {},
         );
         let mut vcfs = Vec::with_capacity(jobs.len());
         let mut first_error = None;

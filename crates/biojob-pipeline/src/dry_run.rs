@@ -412,8 +412,8 @@ mod tests {
             "3. call: 2 shards (chr20, chr19), in reference order",
             "   [chr20]",
             "   [chr19]",
-            "   bwa mem -t 4 -K 10000000 -R '@RG\\tID:NIST7035\\tSM:NIST7035\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 4 -m 1048576K -T <scratch>/NIST7035.align.sort-tmp -O bam -o <scratch>/NIST7035.align.bam.partial -",
-            "   bcftools mpileup -f <reference> -r chr19 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Oz -o <scratch>/NIST7035.call.<shard>.vcf.gz.partial -",
+            "   (biojob writes sort's output to <scratch>/NIST7035.align.bam.partial, counting its records)\n   bwa mem -t 4 -K 10000000 -R '@RG\\tID:NIST7035\\tSM:NIST7035\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 4 -m 1048576K -T <scratch>/NIST7035.align.sort-tmp -O bam -o - -",
+            "   bcftools mpileup -Oz0 -f <reference> -r chr19 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Oz -o <scratch>/NIST7035.call.<shard>.vcf.gz.partial -",
             "4. gather",
             "   bcftools concat -Oz -o <scratch>/NIST7035.vcf.gz.partial <vcf.0000> <vcf.0001>",
             "5. qc",
@@ -458,10 +458,11 @@ mod tests {
         for expected in [
             "2. split\n   (biojob checks the FASTQ pair and cuts it into chunks of 49505 read pairs, gzip level 2)",
             "3. align each chunk, 2 at once (each with its share of the threads and memory)",
-            "   bwa mem -t 1 -K 10000000 -R '@RG\\tID:S\\tSM:S\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 1 -m 131072K -T <scratch>/S.align.<shard>.sort-tmp -O bam -o <scratch>/S.align.<shard>.bam.partial -",
-            "4. merge\n   samtools merge -@ 1 -c -p -f -o <scratch>/S.align.bam.partial <bam.0000> <bam.0001>",
+            "(biojob writes sort's output to <scratch>/S.align.<shard>.bam.partial, counting its records)",
+            "   bwa mem -t 1 -K 10000000 -R '@RG\\tID:S\\tSM:S\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 1 -m 131072K -T <scratch>/S.align.<shard>.sort-tmp -O bam -o - -",
+            "4. merge\n   (biojob counts the chunks' records, then writes merge's output to <scratch>/S.align.bam.partial, counting its records)\n   samtools merge -@ 1 -c -p -f -o - <bam.0000> <bam.0001>",
             "5. call by size: shards of at most 20000 bases",
-            "bcftools mpileup -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
+            "bcftools mpileup -Oz0 -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
         ] {
             assert!(plan.contains(expected), "{expected}\n{plan}");
         }

@@ -57,13 +57,13 @@ pub use input::{
 };
 pub use job::{
     Earlier, Executed, InputDigest, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,
-    REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob, object_size,
-    sibling,
+    Published, REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob,
+    object_size, published_output, sibling,
 };
 pub use manifest::{
-    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RunManifest,
-    StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain, publish_json,
-    seconds, timestamp,
+    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RecordCounts,
+    RunManifest, StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain,
+    publish_json, seconds, timestamp,
 };
 pub use observer::{CohortMember, LogObserver, RunObserver, TaskLabel};
 pub use plan::{

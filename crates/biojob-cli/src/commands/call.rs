@@ -6,7 +6,7 @@ use std::num::NonZeroU64;
 use biojob_core::{StepId, scratch_file_name};
 use biojob_pipeline::{
     BAI, BAM, CallStep, JobInput, KeyPolicy, ReferenceUse, ShardRequest, StepJob, cohort_bai_role,
-    cohort_bam_role, env, sample_bam, sibling,
+    cohort_bam_role, env, published_output, sample_bam, sibling, step_manifest_name,
 };
 use biojob_process::CancelToken;
 use biojob_storage::{ObjectUri, Stores};
@@ -105,11 +105,24 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
         };
         return job.run(step_job, &args.runtime, cancel, stores);
     }
-    let bam = match &args.bam {
-        Some(text) => ObjectUri::parse(text).map_err(|e| usage(e, "fix --bam"))?,
-        None => job
-            .run_prefix
-            .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam")),
+    // The run's own BAM is checked against what the align (or merge) job recorded when it
+    // published it.
+    let (bam, published) = match &args.bam {
+        Some(text) => (
+            ObjectUri::parse(text).map_err(|e| usage(e, "fix --bam"))?,
+            None,
+        ),
+        None => {
+            let name = scratch_file_name(&job.sample, StepId::Align, None, "bam");
+            let manifests = [StepId::Align, StepId::Merge].map(|step| {
+                job.run_prefix
+                    .join(&step_manifest_name(&job.sample, step, None))
+            });
+            (
+                job.run_prefix.join(&name),
+                published_output(stores, &manifests, &name),
+            )
+        }
     };
     let step = CallStep::new(job.sample.clone(), request, min_mapping_quality);
     let step_job = StepJob {
@@ -120,7 +133,8 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
                 bam.clone(),
                 "BAM",
                 "run the align step first, or give --bam",
-            ),
+            )
+            .published(published),
             JobInput::new(
                 BAI,
                 sibling(&bam, ".bai"),

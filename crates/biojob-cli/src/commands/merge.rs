@@ -3,7 +3,8 @@
 
 use biojob_core::{StepId, scratch_file_name};
 use biojob_pipeline::{
-    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, chunk_bam_role, env, sample_read_groups,
+    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, chunk_bam_role, env, published_output,
+    sample_read_groups, step_manifest_name,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -70,20 +71,21 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             in_cohort: false,
         },
     };
+    // Each chunk's (or lane's) BAM is checked against what its align job recorded when it
+    // published it.
     let inputs = (0..step.chunks)
         .map(|chunk| {
-            let bam = job.run_prefix.join(&scratch_file_name(
-                &job.sample,
-                StepId::Align,
-                Some(chunk),
-                "bam",
-            ));
+            let name = scratch_file_name(&job.sample, StepId::Align, Some(chunk), "bam");
+            let manifest =
+                job.run_prefix
+                    .join(&step_manifest_name(&job.sample, StepId::Align, Some(chunk)));
             JobInput::new(
                 &chunk_bam_role(chunk),
-                bam,
+                job.run_prefix.join(&name),
                 "chunk BAM",
                 "run the align job for every chunk first",
             )
+            .published(published_output(stores, &[manifest], &name))
         })
         .collect();
     let step_job = StepJob {

@@ -622,14 +622,15 @@ fn the_dry_run_of_a_sheet_prints_every_lane_and_sample_and_runs_nothing() {
         "duplicates: marked".to_owned(),
         "2. align each lane, 2 at once (each with its share of the threads and memory)".to_owned(),
         "   [SIM lane 1]\n   (biojob checks both FASTQs and feeds them to bwa on fd 3 and 4)\n   \
+         (biojob writes sort's output to <scratch>/SIM.align.<shard>.bam.partial, counting its \
+         records)\n   \
          bwa mem -t 2 -K 10000000 -R '@RG\\tID:SIM.1\\tSM:SIM\\tLB:SIMLIB\\tPL:ILLUMINA\\tPU:SIMFC.1' \
          <reference> /dev/fd/3 /dev/fd/4 | samtools fixmate -m -u - - | samtools sort -@ 2 -m \
-         524288K -T <scratch>/SIM.align.<shard>.sort-tmp -O bam -o \
-         <scratch>/SIM.align.<shard>.bam.partial -"
+         524288K -T <scratch>/SIM.align.<shard>.sort-tmp -O bam -o - -"
             .to_owned(),
         "3. merge each sample's lanes, marking duplicates (into samples/<sample>/)".to_owned(),
         "4. call jointly: 3 shards (chr20, chr22, chrM), in reference order".to_owned(),
-        "   bcftools mpileup -f <reference> -r chr22 -a FORMAT/AD,FORMAT/DP <bam.0000> <bam.0001> \
+        "   bcftools mpileup -Oz0 -f <reference> -r chr22 -a FORMAT/AD,FORMAT/DP <bam.0000> <bam.0001> \
          | bcftools call -m -v -Oz -o <scratch>/cohort.call.<shard>.vcf.gz.partial -"
             .to_owned(),
         "   bcftools concat -Oz -o <scratch>/cohort.vcf.gz.partial <vcf.0000> <vcf.0001>".to_owned(),

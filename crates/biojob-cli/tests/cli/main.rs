@@ -10,10 +10,13 @@
     missing_docs
 )]
 
+mod accounting;
 mod buildspecs;
 mod cohort;
 mod docs;
 mod failures;
+mod faults;
+mod kills;
 mod qc;
 mod resume;
 mod s3_jobs;

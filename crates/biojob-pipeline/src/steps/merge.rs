@@ -2,16 +2,17 @@
 //! the sample's BAM, with `samtools markdup` when duplicates are marked, then `samtools index`.
 
 use biojob_core::{ReadGroup, SampleId, StepId};
+use biojob_formats::count_bam_records;
 use biojob_scratch::SpaceNeed;
 use biojob_tools::{SamtoolsMarkdup, SamtoolsMerge, SamtoolsMergePiped, Tool, samtools_index};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::plan::partial;
-use crate::steps::RunningPlan;
 use crate::steps::align::verify_bam;
+use crate::steps::{CountedBam, RunningPlan, check_records, plan_shape};
 use crate::{
-    CohortMember, Error, Executed, PlanContext, PlannedCommand, StagedInputs, StepContext,
-    StepDefinition, StepPlan, gather_space_need,
+    CohortMember, Error, Executed, PlanContext, PlannedCommand, RecordCounts, StagedInputs,
+    StepContext, StepDefinition, StepPlan, gather_space_need,
 };
 
 /// The `samtools markdup -f` statistics of `sample`'s BAM, beside it: `<sample>.markdup.txt`
@@ -168,11 +169,12 @@ impl StepDefinition for MergeStep {
         gather_space_need(staged, bam_bytes.saturating_mul(2))
     }
 
-    /// `samtools merge -@ T-1 -c -p -f -o BAM.partial CHUNK…`, then `samtools index`; when
-    /// marking duplicates, `samtools merge -@ T-1 -c -p -u -o - CHUNK… | samtools markdup -@ T-1
-    /// -T TMP -f STATS.partial - BAM.partial`, then `samtools index`: merged first, so that
-    /// duplicates across the lanes of one library are found; biojob writes the statistics as
-    /// JSON too ([`MarkdupStats`]).
+    /// `samtools merge -@ T-1 -c -p -f -o - CHUNK…`, biojob writing its output to
+    /// `BAM.partial` and counting its records on the way, then `samtools index`; when marking
+    /// duplicates, `samtools merge -@ T-1 -c -p -u -o - CHUNK… | samtools markdup -@ T-1 -T TMP
+    /// -f STATS.partial - -`, counted on its way to `BAM.partial` alike, then `samtools
+    /// index`: merged first, so that duplicates across the lanes of one library are found; biojob
+    /// writes the statistics as JSON too ([`MarkdupStats`]).
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let samtools = &context.toolset.samtools;
         let threads = context.threads();
@@ -188,12 +190,16 @@ impl StepDefinition for MergeStep {
             &partial(&bai),
             threads.saturating_sub(1),
         );
-        let plan = StepPlan::new(StepId::Merge, context.resources);
+        let plan = StepPlan::new(StepId::Merge, context.resources).note(format!(
+            "biojob counts the chunks' records, then writes {}'s output to {}, counting its records",
+            if self.mark_duplicates { "markdup" } else { "merge" },
+            partial(&bam)
+        ));
         if !self.mark_duplicates {
             let merge = SamtoolsMerge {
                 threads: threads.saturating_sub(1),
                 inputs,
-                output: partial(&bam),
+                output: "-".into(),
             }
             .command(samtools);
             return plan
@@ -213,7 +219,7 @@ impl StepDefinition for MergeStep {
             threads: threads.saturating_sub(1),
             temp_prefix: self.markdup_temp(context),
             stats: partial(&stats),
-            output: partial(&bam),
+            output: "-".into(),
         }
         .command(samtools);
         plan.pipeline(vec![
@@ -230,13 +236,17 @@ impl StepDefinition for MergeStep {
 
     /// Runs the plan; the merged BAM gets the checks of an unsplit align's (BGZF EOF block,
     /// `@HD SO:coordinate`, the `@RG` lines of the read groups, `@SQ` equal to the `.fai`)
-    /// before it is indexed and renamed; markdup's statistics must parse ([`MarkdupStats`]) and
-    /// name the command.
+    /// before it is indexed and renamed; markdup's statistics must parse
+    /// ([`MarkdupStats`]) and name the command. Record
+    /// accounting: the BAM's records, counted as biojob writes them, are the sum of the
+    /// chunks' records, counted first ([`biojob_formats::count_bam_records`]); with duplicates
+    /// marked too, since `samtools markdup` flags duplicates (0x400) and removes none.
     ///
     /// # Errors
-    /// [`Error::Usage`] without chunks; [`Error::Process`] when a tool fails
-    /// ([`Error::ScratchFull`] around it when scratch is full); [`Error::Verification`] when
-    /// the merged BAM fails its checks.
+    /// [`Error::Usage`] without chunks; [`Error::Format`] when a chunk is not a complete BAM;
+    /// [`Error::Process`] when a tool fails ([`Error::ScratchFull`] around it when scratch is
+    /// full); [`Error::Verification`] when the merged BAM fails its checks or its records are
+    /// not the chunks'.
     fn execute(
         &self,
         plan: StepPlan,
@@ -250,16 +260,54 @@ impl StepDefinition for MergeStep {
             });
         }
         let reference = inputs.reference()?;
-        tracing::info!(chunks = self.chunks, "merging the chunks' BAMs");
+        let threads = context.resources().threads;
+        let mut chunk_records = 0u64;
+        for chunk in 0..self.chunks {
+            let bam = inputs.path(&chunk_bam_role(chunk))?;
+            chunk_records += count_bam_records(bam, threads)?.records;
+        }
+        tracing::info!(
+            chunks = self.chunks,
+            records = chunk_records,
+            "merging the chunks' BAMs"
+        );
         let mut running = RunningPlan::new(plan, if self.mark_duplicates { 4 } else { 2 })?;
+        let bam_partial = running.partial(0).to_owned();
+        let mut stages = running.take()?;
+        let Some(last) = stages.pop() else {
+            return Err(plan_shape("merge", "samtools merge"));
+        };
         let result = (|| {
-            running.run_next(context)?;
-            verify_bam(running.partial(0), &self.read_groups, reference)?;
+            let (merged, counted) = CountedBam::start(&bam_partial, threads)?;
+            stages.push(last.stdout_pipe(merged));
+            let piped = context.supervisor.run_pipeline(stages);
+            let written = counted.finish();
+            let counts = match (piped, written) {
+                (Err(_), Err(error @ Error::Io { .. })) | (Ok(_), Err(error)) => {
+                    return Err(error);
+                }
+                (Err(error), _) => return Err(Error::Process(error)),
+                (Ok(report), Ok(counts)) => {
+                    running.commands.extend(report.stages);
+                    counts
+                }
+            };
+            check_records(
+                &bam_partial,
+                counts.records,
+                "records",
+                chunk_records,
+                &format!("its {} chunks hold {chunk_records}", self.chunks),
+            )?;
+            verify_bam(&bam_partial, &self.read_groups, reference)?;
             if self.mark_duplicates {
                 write_markdup_json(running.partial(2), running.partial(3))?;
             }
             running.run_next(context)?;
-            running.finish(None)
+            running.finish(RecordCounts {
+                bam: Some(counts),
+                ..RecordCounts::default()
+            })
         })();
         result.map_err(|error| context.explain_failure(error))
     }

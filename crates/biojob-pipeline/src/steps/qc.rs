@@ -565,7 +565,7 @@ impl StepDefinition for QcStep {
                     &VcfRules {
                         contigs: &reference.contigs,
                         samples: &[self.sample.as_str()],
-                        only_contig: None,
+                        only_regions: None,
                     },
                 )?;
                 Ok::<_, biojob_formats::FormatError>((bam, vcf))
@@ -637,7 +637,7 @@ impl StepDefinition for QcStep {
             variants = summary.variants.records,
             "QC done"
         );
-        running.finish(None)
+        running.finish(crate::RecordCounts::default())
     }
 }
 

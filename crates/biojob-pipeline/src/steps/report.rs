@@ -120,6 +120,6 @@ impl StepDefinition for ReportStep {
         let partial = running.partial(0).to_owned();
         std::fs::write(&partial, render_cohort_report(&run, &summaries))
             .map_err(Error::io("writing", &partial))?;
-        running.finish(None)
+        running.finish(crate::RecordCounts::default())
     }
 }
