@@ -304,6 +304,7 @@ impl Cohort<'_> {
                 chunks: member.read_groups.len(),
                 mark_duplicates,
                 in_cohort: true,
+                chunk_records: None,
             };
             let key = StepJob {
                 definition: &merge,
@@ -365,7 +366,8 @@ impl Cohort<'_> {
         };
         let outcomes =
             run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &finished);
-        let mut lane_bams: Vec<(Option<JobOutput>, Option<u64>)> = Vec::with_capacity(jobs.len());
+        let mut lane_bams: Vec<(Option<JobOutput>, Option<u64>, Option<u64>)> =
+            Vec::with_capacity(jobs.len());
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let mut outcome = outcome.unwrap_or_else(|| {
@@ -380,7 +382,11 @@ impl Cohort<'_> {
                     first_error.get_or_insert(error);
                 }
             }
-            lane_bams.push((outcome.output(".bam").cloned(), outcome.read_pairs));
+            lane_bams.push((
+                outcome.output(".bam").cloned(),
+                outcome.read_pairs,
+                outcome.record.records.bam.map(|counts| counts.records),
+            ));
             manifest.tasks.push(outcome.record);
         }
         if let Some(error) = first_error {
@@ -431,16 +437,20 @@ impl Cohort<'_> {
             let work_dir = self.sample_work_dir(&member.sample);
             let mut inputs = Vec::new();
             let mut read_pairs = Some(0u64);
-            for chunk in 0..alignment.merge.chunks {
-                let (bam, pairs) = lane_bams
+            let mut merge = alignment.merge;
+            let mut lane_records = Some(0u64);
+            for chunk in 0..merge.chunks {
+                let (bam, pairs, records) = lane_bams
                     .next()
                     .ok_or_else(|| missing_output("align", "lane BAM"))?;
                 let bam = bam.ok_or_else(|| missing_output("align", "lane BAM"))?;
                 read_pairs = read_pairs.zip(pairs).map(|(sum, pairs)| sum + pairs);
+                lane_records = lane_records.zip(records).map(|(sum, n)| sum + n);
                 inputs.push(local_input(&chunk_bam_role(chunk), &bam, "lane BAM"));
             }
+            merge.chunk_records = lane_records;
             let job = StepJob {
-                definition: &alignment.merge,
+                definition: &merge,
                 inputs,
                 reference: Some((prepared(), ReferenceUse::Fai)),
                 key: KeyPolicy::Given(alignment.key),

@@ -104,6 +104,7 @@ pub fn render_run_plan(
                 chunks: 2,
                 mark_duplicates: false,
                 in_cohort: false,
+                chunk_records: None,
             };
             out.push_str(&merge.plan(&context).render());
         }
@@ -319,6 +320,7 @@ pub fn render_cohort_plan(
             chunks: sample.lanes.len(),
             mark_duplicates: input.mark_duplicates,
             in_cohort: true,
+            chunk_records: None,
         };
         let _ = writeln!(out, "   [{}]", sample.sample);
         out.push_str(&merge.plan(&context).render());

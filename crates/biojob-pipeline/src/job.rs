@@ -128,6 +128,8 @@ pub struct Published {
     pub manifest: ObjectUri,
     /// Its SHA-256, lowercase hex.
     pub sha256: String,
+    /// The records of the BAM, as the task counted them while writing it (align, merge).
+    pub bam_records: Option<u64>,
 }
 
 impl JobInput {
@@ -839,6 +841,7 @@ pub fn published_output(stores: &Stores, manifests: &[ObjectUri], name: &str) ->
                 Published {
                     manifest: manifest.clone(),
                     sha256: output.sha256.clone(),
+                    bam_records: task.records.bam.map(|counts| counts.records),
                 },
             ))
         })

@@ -758,10 +758,14 @@ impl Run<'_> {
         let outcomes = self.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &|_| {});
         let mut bams = Vec::with_capacity(jobs.len());
         let mut read_pairs = 0u64;
+        let mut chunk_records = Some(0u64);
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let outcome = outcome.unwrap_or_else(|| skipped(job));
             manifest.tasks.push(outcome.record.clone());
+            chunk_records = chunk_records
+                .zip(outcome.record.records.bam.map(|counts| counts.records))
+                .map(|(sum, records)| sum + records);
             let bam = outcome.output(".bam").cloned();
             match (outcome.error, bam) {
                 (Some(error), _) => {
@@ -805,6 +809,7 @@ impl Run<'_> {
             chunks: bams.len(),
             mark_duplicates: false,
             in_cohort: false,
+            chunk_records,
         };
         let job = StepJob {
             definition: &merge,

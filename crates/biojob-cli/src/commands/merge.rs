@@ -39,7 +39,7 @@ pub struct MergeArgs {
 /// `<sample>.align.bam` and its `.bai`, the names the call job reads.
 pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let mut job = Job::new(&args.step, &args.read_group.overrides())?;
-    let step = match args.sheet.given() {
+    let mut step = match args.sheet.given() {
         Some(text) => {
             let sheet = read_sheet(text, stores)?;
             let sample = job.in_cohort(&sheet)?;
@@ -61,6 +61,7 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 chunks: lanes,
                 mark_duplicates: args.duplicates.mark_duplicates,
                 in_cohort: true,
+                chunk_records: None,
             }
         }
         None => MergeStep {
@@ -69,25 +70,32 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             chunks: chunk_count(args.chunks.unwrap_or(0))?.get(),
             mark_duplicates: false,
             in_cohort: false,
+            chunk_records: None,
         },
     };
     // Each chunk's (or lane's) BAM is checked against what its align job recorded when it
-    // published it.
-    let inputs = (0..step.chunks)
+    // published it; the records it counted then are not counted again.
+    let mut chunk_records = Some(0u64);
+    let inputs: Vec<JobInput> = (0..step.chunks)
         .map(|chunk| {
             let name = scratch_file_name(&job.sample, StepId::Align, Some(chunk), "bam");
             let manifest =
                 job.run_prefix
                     .join(&step_manifest_name(&job.sample, StepId::Align, Some(chunk)));
+            let published = published_output(stores, &[manifest], &name);
+            chunk_records = chunk_records
+                .zip(published.as_ref().and_then(|p| p.bam_records))
+                .map(|(sum, records)| sum + records);
             JobInput::new(
                 &chunk_bam_role(chunk),
                 job.run_prefix.join(&name),
                 "chunk BAM",
                 "run the align job for every chunk first",
             )
-            .published(published_output(stores, &[manifest], &name))
+            .published(published)
         })
         .collect();
+    step.chunk_records = chunk_records;
     let step_job = StepJob {
         definition: &step,
         inputs,

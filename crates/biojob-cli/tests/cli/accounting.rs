@@ -187,7 +187,8 @@ fn a_merge_that_drops_records_fails_with_the_output_class_and_both_counts() {
         error_lines(&output),
         [
             format!(
-                "error: merge failed: {}: {} records, but its 3 chunks hold {held}: 3 lost",
+                "error: merge failed: {}: {} records, but its 3 chunks hold {held} (as their align \
+                 tasks counted them): 3 lost",
                 bam.display(),
                 held - 3
             ),

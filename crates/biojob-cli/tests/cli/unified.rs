@@ -374,6 +374,7 @@ fn chunks_and_size_shards_run_their_plans_and_record_their_keys() {
         chunks: 3,
         mark_duplicates: false,
         in_cohort: false,
+        chunk_records: None,
     };
     assert_eq!(
         normalised_commands(merge, scratch),

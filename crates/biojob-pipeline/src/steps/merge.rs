@@ -147,6 +147,10 @@ pub struct MergeStep {
     pub mark_duplicates: bool,
     /// Whether the sample is a cohort's (its task is named after it).
     pub in_cohort: bool,
+    /// The chunks' records, summed, as their align tasks counted them while writing them (from
+    /// their task records), when every chunk's count is known; `None`: merge counts them
+    /// ([`count_bam_records`], one more pass over the chunks).
+    pub chunk_records: Option<u64>,
 }
 
 impl MergeStep {
@@ -261,11 +265,17 @@ impl StepDefinition for MergeStep {
         }
         let reference = inputs.reference()?;
         let threads = context.resources().threads;
-        let mut chunk_records = 0u64;
-        for chunk in 0..self.chunks {
-            let bam = inputs.path(&chunk_bam_role(chunk))?;
-            chunk_records += count_bam_records(bam, threads)?.records;
-        }
+        let chunk_records = match self.chunk_records {
+            Some(records) => records,
+            None => {
+                let mut records = 0u64;
+                for chunk in 0..self.chunks {
+                    let bam = inputs.path(&chunk_bam_role(chunk))?;
+                    records += count_bam_records(bam, threads)?.records;
+                }
+                records
+            }
+        };
         tracing::info!(
             chunks = self.chunks,
             records = chunk_records,
@@ -297,7 +307,15 @@ impl StepDefinition for MergeStep {
                 counts.records,
                 "records",
                 chunk_records,
-                &format!("its {} chunks hold {chunk_records}", self.chunks),
+                &format!(
+                    "its {} chunks hold {chunk_records}{}",
+                    self.chunks,
+                    if self.chunk_records.is_some() {
+                        " (as their align tasks counted them)"
+                    } else {
+                        ""
+                    }
+                ),
             )?;
             verify_bam(&bam_partial, &self.read_groups, reference)?;
             if self.mark_duplicates {
