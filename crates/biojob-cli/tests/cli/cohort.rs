@@ -8,8 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::support::{
-    Workspace, accuracy, assert_same_records, hand_run, pipe, records, stderr, stdout, testdata,
-    tool,
+    Workspace, accuracy, assert_same_records, fake_tool, hand_run, pipe, records, stderr, stdout,
+    testdata, tool,
 };
 
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
@@ -511,6 +511,70 @@ fn a_one_sample_one_lane_sheet_without_duplicate_marking_gives_the_single_sample
         &hand.vcf,
     );
     assert_eq!(records(&hand.vcf).len(), 438);
+}
+
+#[test]
+fn a_markdup_that_drops_records_fails_the_merge_with_the_output_class_and_both_counts() {
+    let ws = Workspace::new();
+    let data = testdata();
+    let sheet = ws.path().join("two-lanes.csv");
+    // Lane 2 is a copy of lane 1 (a sheet may not list one file twice).
+    let mut rows = String::from("sample,lane,fastq_1,fastq_2\n");
+    for lane in 1..=2 {
+        let mut pair = Vec::new();
+        for mate in ["R1", "R2"] {
+            let fastq = ws.path().join(format!("L{lane}_{mate}.fastq.gz"));
+            std::fs::copy(data.join(format!("NA12878_{mate}.fastq.gz")), &fastq).unwrap();
+            pair.push(fastq.display().to_string());
+        }
+        rows.push_str(&format!("NA12878,{lane},{},{}\n", pair[0], pair[1]));
+    }
+    std::fs::write(&sheet, rows).unwrap();
+    let input = cohort_input(&ws, &sheet);
+    // samtools markdup loses 3 primary records on their way out and exits 0.
+    let samtools = fake_tool("samtools-drops-records");
+    let output = ws.run(
+        &input,
+        "dropped",
+        &[],
+        &[
+            ("BIOJOB_SAMTOOLS", &samtools),
+            ("DROP_IN", Path::new("markdup")),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(31), "{}", stderr(&output));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.out().join("dropped/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let lanes: Vec<u64> = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|task| task["step"] == "align")
+        .map(|task| task["records"]["bam"]["records"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lanes.len(), 2);
+    let held: u64 = lanes.iter().sum();
+    let error = stderr(&output)
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.starts_with("error: merge NA12878 failed: ")
+            && error.ends_with(&format!(
+                "NA12878.align.bam.partial: {} records, but its 2 chunks hold {held} (as their \
+                 align tasks counted them): 3 lost",
+                held - 3
+            )),
+        "{error}"
+    );
+    assert!(
+        !ws.out()
+            .join("dropped/samples/NA12878/NA12878.align.bam")
+            .exists()
+    );
 }
 
 #[test]
