@@ -3,7 +3,7 @@
 
 use std::io;
 
-use biojob_core::Contig;
+use biojob_core::{Contig, Region};
 use camino::Utf8Path;
 use noodles::bgzf;
 use noodles::vcf;
@@ -38,8 +38,9 @@ pub struct VcfRules<'a> {
     pub contigs: &'a [Contig],
     /// The sample columns the VCF must have, in order: one sample's, or a cohort's.
     pub samples: &'a [&'a str],
-    /// When set, every record must be on this contig (a per-contig VCF of the call step).
-    pub only_contig: Option<&'a str>,
+    /// When set, every record's `POS` must lie in one of these regions (a call shard's VCF:
+    /// a record belongs to the shard that holds its `POS`, as `bcftools view -t` keeps them).
+    pub only_regions: Option<&'a [Region]>,
 }
 
 /// Variant counts of one VCF, as `bcftools stats` makes them (bcftools 1.16 `vcfstats.c`):
@@ -219,7 +220,7 @@ impl VcfHeaderSummary {
 /// 1. [`quickcheck_vcf`]: BGZF, complete, header parses;
 /// 2. the header follows the rules ([`VcfHeaderSummary::rule_violation`]);
 /// 3. every record is on a declared contig (VCF 4.3, section 1.6.1 `CHROM`), on
-///    `rules.only_contig` when set, with a position (`POS`);
+///    with a position (`POS`) in one of `rules.only_regions` when set;
 /// 4. records are sorted: by position within a contig, and contigs in `##contig` order, each
 ///    in one block (what `bcftools sort` produces and tabix needs, section 1.6.1 and tabix's
 ///    manual).
@@ -275,19 +276,24 @@ pub fn scan_vcf(path: &Utf8Path, rules: &VcfRules<'_>) -> Result<VcfScan, Format
                 "record {number} is on {name}, which has no ##contig line"
             )));
         };
-        if let Some(only) = rules.only_contig
-            && name != only
-        {
-            return Err(invalid(format!(
-                "record {number} is on {name}, but this VCF must hold only {only}"
-            )));
-        }
         let position = record
             .variant_start()
             .transpose()
             .map_err(|source| parse_error(path, source))?
             .ok_or_else(|| invalid(format!("record {number} has no position")))?
             .get();
+        if let Some(regions) = rules.only_regions
+            && !regions.iter().any(|region| {
+                region.contig.name == name
+                    && (region.start..=region.end).contains(&(position as u64))
+            })
+        {
+            let held: Vec<String> = regions.iter().map(ToString::to_string).collect();
+            return Err(invalid(format!(
+                "record {number} ({name}:{position}) is outside the regions this VCF must hold: {}",
+                held.join(",")
+            )));
+        }
         if let Some((previous_index, previous_position)) = previous {
             let previous_name = &contigs[previous_index].name;
             if index == previous_index && position < previous_position {

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use biojob_core::{Classify, Contig, ExitClass};
+use biojob_core::{Classify, Contig, ExitClass, Region};
 use biojob_formats::{
     BGZF_EOF_BLOCK, BamHeaderSummary, BamRecordCounter, BamRecordCounts, ChunkLayout, FastqError,
     FastqPairStats, FastqSource, FlagCounts, FormatError, SplitRequest, VariantCounts, VcfContig,
@@ -1181,11 +1181,11 @@ fn vcf_gz(dir: &Dir, name: &str, records: &str) -> Utf8PathBuf {
     )
 }
 
-fn rules<'a>(contigs: &'a [Contig], only: Option<&'a str>) -> VcfRules<'a> {
+fn rules<'a>(contigs: &'a [Contig], only: Option<&'a [Region]>) -> VcfRules<'a> {
     VcfRules {
         contigs,
         samples: &["NA12878"],
-        only_contig: only,
+        only_regions: only,
     }
 }
 
@@ -1412,11 +1412,27 @@ fn vcf_records_must_be_sorted_and_on_the_shard_contig() {
         "chr20\t5\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
          chr22\t400\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n",
     );
+    let chr20 = [Region::whole(contigs[0].clone())];
     assert_eq!(
-        invalid_reason(scan_vcf(&other, &rules(&contigs, Some("chr20"))).unwrap_err()),
-        "record 2 is on chr22, but this VCF must hold only chr20"
+        invalid_reason(scan_vcf(&other, &rules(&contigs, Some(&chr20))).unwrap_err()),
+        "record 2 (chr22:400) is outside the regions this VCF must hold: chr20"
     );
     scan_vcf(&other, &rules(&contigs, None)).unwrap();
+    // A shard of parts of contigs: each record's POS must lie in one of its regions, ends
+    // included.
+    let parts = [
+        Region::new(contigs[0].clone(), 5, 399).unwrap(),
+        Region::new(contigs[1].clone(), 400, 400).unwrap(),
+    ];
+    scan_vcf(&other, &rules(&contigs, Some(&parts))).unwrap();
+    let narrower = [
+        Region::new(contigs[0].clone(), 6, 399).unwrap(),
+        Region::new(contigs[1].clone(), 400, 400).unwrap(),
+    ];
+    assert_eq!(
+        invalid_reason(scan_vcf(&other, &rules(&contigs, Some(&narrower))).unwrap_err()),
+        "record 1 (chr20:5) is outside the regions this VCF must hold: chr20:6-399,chr22:400-400"
+    );
     let undeclared = vcf_gz(
         &dir,
         "undeclared.vcf.gz",

@@ -10,14 +10,15 @@
 //! `cohort.call.<shard>.vcf.gz`), `report.html` and `manifest.json`; `samples/<sample>/` holds
 //! each sample's BAM, markdup statistics, VCF and QC files.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use biojob_core::{ReadGroup, SampleId, StepId};
+use biojob_core::{ReadGroup, SampleId, StepId, scratch_file_name};
 use biojob_storage::ObjectUri;
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info_span;
 
-use crate::cache::EarlierTasks;
+use crate::cache::{EarlierTasks, earlier_run_manifest, try_reuse};
 use crate::job::cancelled_by_sibling;
 use crate::manifest::timestamp;
 use crate::scheduler::{
@@ -27,9 +28,9 @@ use crate::{
     AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
     GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
     QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
-    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepJob, TaskLabel, TaskShard,
-    TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role, cohort_bai_role, cohort_bam_role,
-    fastq_first_read_name, lane_read_group, sample_qc_role, tbi_role, vcf_role,
+    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepDefinition, StepJob, TaskLabel,
+    TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role,
+    cohort_bai_role, cohort_bam_role, sample_qc_role, sample_read_groups, tbi_role, vcf_role,
 };
 
 /// The file stem of a cohort's joint outputs: `cohort.call.<shard>.vcf.gz`, `cohort.vcf.gz`.
@@ -38,6 +39,12 @@ pub const COHORT_STEM: &str = "cohort";
 /// Where a cohort run puts `sample`'s files: `<run dir>/samples/<sample>/`.
 pub fn sample_dir(run_dir: &ObjectUri, sample: &SampleId) -> ObjectUri {
     run_dir.join("samples").join(sample.as_str())
+}
+
+/// A cohort sample's BAM: `<run dir>/samples/<sample>/<sample>.align.bam` (its `.bai` beside
+/// it), what its merge writes and the joint calls read.
+pub fn sample_bam(run_dir: &ObjectUri, sample: &SampleId) -> ObjectUri {
+    sample_dir(run_dir, sample).join(&scratch_file_name(sample, StepId::Align, None, "bam"))
 }
 
 /// The cohort's file stem as a [`SampleId`].
@@ -85,11 +92,13 @@ pub fn run_cohort(
         ..RunManifest::default()
     };
     if let Err(error) = check_output_dir(&output_dir) {
-        return finish(manifest, output_dir, None, Err(error), engine, clock);
+        return finish(manifest, output_dir, None, Err(error), None, engine, clock);
     }
     let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
         Ok(opened) => opened,
-        Err(error) => return finish(manifest, output_dir, None, Err(error), engine, clock),
+        Err(error) => {
+            return finish(manifest, output_dir, None, Err(error), None, engine, clock);
+        }
     };
     let work_dir = scratch.dir().to_owned();
     let context = engine.context(&work_dir.join("logs"), &space);
@@ -98,6 +107,8 @@ pub fn run_cohort(
     } else {
         EarlierTasks::default()
     };
+    // Read before this run writes its own manifest there, task by task.
+    let carried = earlier_run_manifest(&engine.stores, &output_dir.join("manifest.json"));
     let result = (|| {
         let stem = cohort_stem()?;
         // `Run` holds what every task needs; its input carries the reference, contigs and
@@ -123,6 +134,8 @@ pub fn run_cohort(
             work_dir: &work_dir,
             output_dir: &output_dir,
             earlier: options.resume.then_some(&earlier),
+            carried: carried.as_ref(),
+            checkpoints: true,
             observer,
         };
         Cohort {
@@ -133,7 +146,26 @@ pub fn run_cohort(
         .execute(&mut manifest)
     })();
     manifest.scratch = Some(space.usage());
-    finish(manifest, output_dir, Some(scratch), result, engine, clock)
+    finish(
+        manifest,
+        output_dir,
+        Some(scratch),
+        result,
+        carried.as_ref(),
+        engine,
+        clock,
+    )
+}
+
+/// One sample's alignment, keyed as a whole: its lanes' align steps with their (staged)
+/// inputs, its merge, the key the merge carries, and what a resume reused of it (the earlier
+/// merge's outputs and read pairs) or why it runs.
+struct SampleAlignment {
+    lanes: Vec<(AlignStep, Vec<JobInput>)>,
+    merge: MergeStep,
+    key: String,
+    reused: Option<(Vec<crate::ReusedOutput>, Option<u64>)>,
+    rerun_reason: Option<String>,
 }
 
 struct Cohort<'a> {
@@ -154,6 +186,8 @@ impl Cohort<'_> {
             work_dir,
             output_dir: dir,
             earlier: self.run.earlier,
+            carried: None,
+            checkpoints: false,
             observer: self.run.observer,
         }
     }
@@ -170,22 +204,9 @@ impl Cohort<'_> {
         sheet.check_files(stores)?;
         let mut members = Vec::with_capacity(sheet.samples.len());
         for sample in &sheet.samples {
-            let mut read_groups = Vec::with_capacity(sample.lanes.len());
-            for lane in &sample.lanes {
-                let first = match lane.platform_unit {
-                    Some(_) => None,
-                    None => Some(fastq_first_read_name(stores, &lane.fastq_1)?),
-                };
-                read_groups.push(lane_read_group(
-                    &sample.sample,
-                    lane,
-                    &self.input.platform,
-                    first.as_deref(),
-                )?);
-            }
             members.push(Member {
                 sample: sample.sample.clone(),
-                read_groups,
+                read_groups: sample_read_groups(stores, sample, &self.input.platform)?,
             });
         }
         let reference_uri = self.run.input.resolve_reference(stores)?;
@@ -223,55 +244,131 @@ impl Cohort<'_> {
         let prepared = || ReferenceInput::Prepared(reference.clone());
         let mark_duplicates = self.input.mark_duplicates;
 
-        // Align every lane: `workers` at once, each with its share of the threads and memory.
-        let steps: Vec<AlignStep> = sheet
-            .samples
-            .iter()
-            .zip(&members)
-            .flat_map(|(sample, member)| {
-                sample
-                    .lanes
-                    .iter()
-                    .zip(&member.read_groups)
-                    .enumerate()
-                    .map(|(index, (lane, read_group))| AlignStep {
-                        sample: member.sample.clone(),
-                        read_group: read_group.clone(),
-                        chunk: Some(index),
-                        chunk_pairs: None,
-                        validate_fastq: engine.validate_fastq,
-                        lane: Some(lane.lane.clone()),
-                        mark_duplicates,
-                    })
-            })
-            .collect();
-        let lanes: Vec<&crate::SheetLane> =
-            sheet.samples.iter().flat_map(|s| s.lanes.iter()).collect();
-        let jobs: Vec<StepJob<'_>> = steps
-            .iter()
-            .zip(&lanes)
-            .map(|(step, lane)| {
-                let remedy = "fix the sample sheet's path";
-                StepJob {
-                    definition: step,
+        // Key each sample's alignment as a whole before any lane runs: its lanes' keys (their
+        // FASTQs, read groups, the reference and the align plan), which determine the lanes'
+        // BAMs, under its merge's plan; the merge carries that key. A resume reuses a sample
+        // whose merge finished with it without aligning its lanes again (lane BAMs are kept in
+        // scratch only), as a chunked alignment is reused (docs/resume.md).
+        let remedy = "fix the sample sheet's path";
+        let lane_context = run.context.for_step(StepId::Align.as_str());
+        let mut alignments = Vec::with_capacity(members.len());
+        for (sample, member) in sheet.samples.iter().zip(&members) {
+            let mut lanes = Vec::with_capacity(sample.lanes.len());
+            let mut lane_keys = BTreeMap::new();
+            for (index, (lane, read_group)) in
+                sample.lanes.iter().zip(&member.read_groups).enumerate()
+            {
+                let step = AlignStep {
+                    sample: member.sample.clone(),
+                    read_group: read_group.clone(),
+                    chunk: Some(index),
+                    chunk_pairs: None,
+                    validate_fastq: engine.validate_fastq,
+                    lane: Some(lane.lane.clone()),
+                    mark_duplicates,
+                };
+                let keyed = StepJob {
+                    definition: &step,
                     inputs: vec![
                         JobInput::new(FASTQ_1, lane.fastq_1.clone(), "FASTQ_1", remedy),
                         JobInput::new(FASTQ_2, lane.fastq_2.clone(), "FASTQ_2", remedy),
                     ],
                     reference: Some((prepared(), ReferenceUse::FastaAndBwaIndex)),
+                    key: KeyPolicy::Own,
+                };
+                let (staged, key) = keyed
+                    .stage_and_key(&run.target(&lane_context))
+                    .map_err(|error| error.in_task(keyed.label().to_string()))?;
+                // An align step always has a key; without it the sample's key would not
+                // cover this lane's FASTQs.
+                let key = key.ok_or_else(|| missing_output("align", "cache key"))?;
+                lane_keys.insert(chunk_bam_role(index), key);
+                // The lane's job reads what was staged for its key.
+                let staged_input = |role: &str, what: &str| {
+                    staged
+                        .paths
+                        .get(role)
+                        .map(|path| {
+                            JobInput::new(role, ObjectUri::Local(path.clone()), what, remedy)
+                        })
+                        .ok_or_else(|| missing_output("align", role))
+                };
+                let inputs = vec![
+                    staged_input(FASTQ_1, "FASTQ_1")?,
+                    staged_input(FASTQ_2, "FASTQ_2")?,
+                ];
+                lanes.push((step, inputs));
+            }
+            let merge = MergeStep {
+                sample: member.sample.clone(),
+                read_groups: member.read_groups.clone(),
+                chunks: member.read_groups.len(),
+                mark_duplicates,
+                in_cohort: true,
+                chunk_records: None,
+            };
+            let key = StepJob {
+                definition: &merge,
+                inputs: Vec::new(),
+                reference: Some((prepared(), ReferenceUse::Fai)),
+                key: KeyPolicy::Own,
+            }
+            .key_from_digests(lane_keys, run.context)?;
+            let dir = sample_dir(run.output_dir, &member.sample);
+            let (reused, rerun_reason) = match run.earlier {
+                Some(earlier) => match try_reuse(
+                    stores,
+                    earlier,
+                    &key,
+                    &dir,
+                    &self.sample_work_dir(&member.sample).join("reused"),
+                ) {
+                    Ok(outputs) => {
+                        let read_pairs = earlier.finished(&key).and_then(|task| task.read_pairs);
+                        (Some((outputs, read_pairs)), None)
+                    }
+                    Err(reason) => (None, Some(reason.to_string())),
+                },
+                None => (None, None),
+            };
+            alignments.push(SampleAlignment {
+                lanes,
+                merge,
+                key,
+                reused,
+                rerun_reason,
+            });
+        }
+
+        // Align the lanes of every sample not reused: `workers` at once, each with its share
+        // of the threads and memory.
+        let jobs: Vec<StepJob<'_>> = alignments
+            .iter()
+            .filter(|alignment| alignment.reused.is_none())
+            .flat_map(|alignment| {
+                alignment.lanes.iter().map(|(step, inputs)| StepJob {
+                    definition: step,
+                    inputs: inputs.clone(),
+                    reference: Some((prepared(), ReferenceUse::FastaAndBwaIndex)),
                     key: KeyPolicy::None,
-                }
+                })
             })
             .collect();
         let workers = run.options.scale.workers.clamp(1, jobs.len().max(1));
         let mut share = run.context.clone();
-        share.engine.resources = crate::Resources {
-            threads: (engine.resources.threads / workers).max(1),
-            memory_bytes: engine.resources.memory_bytes / workers as u64,
+        share.engine.resources = crate::scheduler::chunk_share(engine.resources, workers);
+        // Each lane's record is written out as it finishes, in the order they finish.
+        let so_far = std::sync::Mutex::new(manifest.clone());
+        let finished = |record: &TaskRecord| {
+            if let Ok(mut so_far) = so_far.lock() {
+                so_far.tasks.push(record.clone());
+                run.checkpoint(&so_far);
+            }
         };
-        let outcomes = run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share);
-        let mut lane_bams: Vec<Option<JobOutput>> = Vec::with_capacity(jobs.len());
-        let mut read_pairs = 0u64;
+        let outcomes =
+            run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &finished);
+        let mut lane_bams: Vec<(Option<JobOutput>, Option<u64>, Option<u64>)> =
+            Vec::with_capacity(jobs.len());
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let mut outcome = outcome.unwrap_or_else(|| {
@@ -286,47 +383,97 @@ impl Cohort<'_> {
                     first_error.get_or_insert(error);
                 }
             }
-            read_pairs += outcome.read_pairs.unwrap_or(0);
-            lane_bams.push(outcome.output(".bam").cloned());
+            lane_bams.push((
+                outcome.output(".bam").cloned(),
+                outcome.read_pairs,
+                outcome.record.records.bam.map(|counts| counts.records),
+            ));
             manifest.tasks.push(outcome.record);
         }
         if let Some(error) = first_error {
             return Err(error);
         }
-        manifest.read_pairs = Some(read_pairs);
 
-        // Merge each sample's lanes, marking duplicates.
+        // Merge each sample's lanes, marking duplicates, under the key of its whole alignment.
         let mut bams = Vec::with_capacity(members.len());
+        let mut sample_pairs: Vec<Option<u64>> = Vec::with_capacity(members.len());
         let mut lane_bams = lane_bams.into_iter();
-        for member in &members {
+        for (member, alignment) in members.iter().zip(alignments) {
+            let member_of = CohortMember::sample(&member.sample);
+            if let Some((reused, read_pairs)) = alignment.reused {
+                for (step, _) in &alignment.lanes {
+                    run.observer.reused(
+                        &TaskLabel::new(StepId::Align, step.shard()).of(step.cohort_member()),
+                    );
+                }
+                run.observer
+                    .reused(&TaskLabel::new(StepId::Merge, None).of(Some(member_of.clone())));
+                let outputs: Vec<JobOutput> = reused
+                    .iter()
+                    .map(|output| JobOutput {
+                        name: output.record.name.clone(),
+                        path: output.path.clone(),
+                        sha256: Some(output.record.sha256.clone()),
+                    })
+                    .collect();
+                manifest.tasks.push(
+                    TaskRecord {
+                        read_pairs,
+                        ..TaskRecord::cached(
+                            StepId::Merge,
+                            None,
+                            std::time::SystemTime::now(),
+                            std::time::Duration::ZERO,
+                            alignment.key,
+                            reused.into_iter().map(|output| output.record).collect(),
+                        )
+                    }
+                    .of(Some(&member_of)),
+                );
+                sample_pairs.push(read_pairs);
+                bams.push(crate::scheduler::aligned_from(&outputs)?);
+                continue;
+            }
             let dir = sample_dir(run.output_dir, &member.sample);
             let work_dir = self.sample_work_dir(&member.sample);
-            let merge = MergeStep {
-                sample: member.sample.clone(),
-                read_groups: member.read_groups.clone(),
-                chunks: member.read_groups.len(),
-                mark_duplicates,
-                in_cohort: true,
-            };
             let mut inputs = Vec::new();
-            for chunk in 0..member.read_groups.len() {
-                let bam = lane_bams
+            let mut read_pairs = Some(0u64);
+            let mut merge = alignment.merge;
+            let mut lane_records = Some(0u64);
+            for chunk in 0..merge.chunks {
+                let (bam, pairs, records) = lane_bams
                     .next()
-                    .flatten()
                     .ok_or_else(|| missing_output("align", "lane BAM"))?;
+                let bam = bam.ok_or_else(|| missing_output("align", "lane BAM"))?;
+                read_pairs = read_pairs.zip(pairs).map(|(sum, pairs)| sum + pairs);
+                lane_records = lane_records.zip(records).map(|(sum, n)| sum + n);
                 inputs.push(local_input(&chunk_bam_role(chunk), &bam, "lane BAM"));
             }
-            let outcome = self.for_sample(&dir, &work_dir).task(
-                &StepJob {
-                    definition: &merge,
-                    inputs,
-                    reference: Some((prepared(), ReferenceUse::Fai)),
-                    key: KeyPolicy::Own,
-                },
-                manifest,
-            )?;
+            merge.chunk_records = lane_records;
+            let job = StepJob {
+                definition: &merge,
+                inputs,
+                reference: Some((prepared(), ReferenceUse::Fai)),
+                key: KeyPolicy::Given(alignment.key),
+            };
+            // Reuse was decided above, for the whole alignment.
+            let sample_run = self.for_sample(&dir, &work_dir);
+            let context = run.context.for_step(&job.label().to_string());
+            let mut target = sample_run.target(&context);
+            target.earlier = None;
+            let mut outcome = job.run(&target);
+            outcome.record.rerun_reason = alignment.rerun_reason;
+            outcome.record.read_pairs = read_pairs;
+            manifest.tasks.push(outcome.record.clone());
+            if let Some(error) = outcome.error.take() {
+                return Err(error);
+            }
+            sample_pairs.push(read_pairs);
             bams.push(crate::scheduler::aligned(&outcome)?);
         }
+        // The cohort's read pairs: its samples', each recorded on its merge (an earlier run's
+        // when reused); unknown when one is (a merge reused from a run that did not record it).
+        manifest.read_pairs = sample_pairs.into_iter().sum();
 
         // Call every shard jointly.
         let steps: Vec<CallStep> = plan
@@ -366,6 +513,7 @@ impl Cohort<'_> {
             plan.longest_first(),
             engine.resources.threads,
             run.context,
+            &|_| {},
         );
         let mut vcfs = Vec::with_capacity(jobs.len());
         let mut first_error = None;
@@ -481,10 +629,7 @@ impl Cohort<'_> {
         }
 
         // The cohort's report.
-        let report = ReportStep {
-            samples: samples.clone(),
-            run: manifest.clone(),
-        };
+        let report = ReportStep::new(samples.clone(), QcRun::Given(Box::new(manifest.clone())));
         run.task(
             &StepJob {
                 definition: &report,

@@ -238,6 +238,39 @@ impl JobEnvironment {
         Ok(read_group)
     }
 
+    /// With a sample sheet, which gives each lane's FASTQ pair and read group: refuses
+    /// `FASTQ_1`, `FASTQ_2`, `READ_GROUP_ID`, `READ_GROUP_LIBRARY` and
+    /// `READ_GROUP_PLATFORM_UNIT`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the first of them that is set.
+    pub fn refuse_lane_keys(&self) -> Result<(), Error> {
+        for key in [
+            env::FASTQ_1,
+            env::FASTQ_2,
+            env::READ_GROUP_ID,
+            env::READ_GROUP_LIBRARY,
+            env::READ_GROUP_PLATFORM_UNIT,
+        ] {
+            if self.get(key).is_some() {
+                return Err(sheet_key(self, key));
+            }
+        }
+        Ok(())
+    }
+
+    /// `@RG PL` of a cohort's lanes: `READ_GROUP_PLATFORM`, default `ILLUMINA`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a value that cannot go into an `@RG` line.
+    pub fn platform(&self) -> Result<String, Error> {
+        let sample = SampleId::new(crate::COHORT_STEM).map_err(|e| usage(e.to_string(), ""))?;
+        Ok(self
+            .read_group(&sample)?
+            .platform
+            .unwrap_or_else(|| "ILLUMINA".to_owned()))
+    }
+
     fn source_prefix(&self) -> Result<Option<ObjectUri>, Error> {
         self.get(env::SOURCE_DATA_PREFIX)
             .map(|text| self.uri(env::SOURCE_DATA_PREFIX, text))
@@ -484,24 +517,10 @@ impl RunInput {
             return WorkflowInput::from_parsed(parsed).map(RunInput::Sample);
         };
         let environment = &parsed.environment;
-        for key in [
-            env::SAMPLE_ID,
-            env::FASTQ_1,
-            env::FASTQ_2,
-            env::READ_GROUP_ID,
-            env::READ_GROUP_LIBRARY,
-            env::READ_GROUP_PLATFORM_UNIT,
-        ] {
-            if environment.get(key).is_some() {
-                return Err(usage(
-                    format!(
-                        "{} is given with a sample sheet, which names the samples, their FASTQs and read groups",
-                        environment.name(key)
-                    ),
-                    format!("remove {key}, or run one sample without the sheet"),
-                ));
-            }
+        if environment.get(env::SAMPLE_ID).is_some() {
+            return Err(sheet_key(environment, env::SAMPLE_ID));
         }
+        environment.refuse_lane_keys()?;
         let samplesheet = ObjectUri::parse(&sheet).map_err(|error| {
             usage(
                 format!("the sample sheet {sheet:?}: {error}"),
@@ -515,14 +534,22 @@ impl RunInput {
             output_prefix: environment.output_prefix()?,
             min_mapping_quality: environment.min_mapping_quality()?,
             resume: environment.resume()?,
-            platform: environment
-                .read_group(&SampleId::new("cohort").map_err(|e| usage(e.to_string(), ""))?)?
-                .platform
-                .unwrap_or_else(|| "ILLUMINA".to_owned()),
+            platform: environment.platform()?,
             mark_duplicates,
             aligner: environment.aligner()?,
         }))
     }
+}
+
+/// The refusal of one sample's key `key` beside a sample sheet.
+fn sheet_key(environment: &JobEnvironment, key: &str) -> Error {
+    usage(
+        format!(
+            "{} is given with a sample sheet, which names the samples, their FASTQs and read groups",
+            environment.name(key)
+        ),
+        format!("remove {key}, or run one sample without the sheet"),
+    )
 }
 
 /// The first of `candidates` that exists.

@@ -49,22 +49,22 @@ pub use cache::{
     bwa_index_sha256, carry_forward, earlier_step_task, file_sha256, files_sha256,
     reference_sha256, reuse_outputs, try_reuse,
 };
-pub use cohort::{COHORT_STEM, cohort_stem, run_cohort, sample_dir};
+pub use cohort::{COHORT_STEM, cohort_stem, run_cohort, sample_bam, sample_dir};
 pub use context::{Engine, StepContext, probe_tools};
-pub use dry_run::render_run_plan;
+pub use dry_run::{render_cohort_plan, render_run_plan};
 pub use error::Error;
 pub use input::{
     CohortInput, JobEnvironment, REFERENCE_EXTENSIONS, RunInput, WorkflowInput, resolve_reference,
 };
 pub use job::{
     Earlier, Executed, InputDigest, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,
-    REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob, object_size,
-    sibling,
+    Published, REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob,
+    object_size, published_output, sibling,
 };
 pub use manifest::{
-    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RunManifest,
-    StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain, publish_json,
-    seconds, timestamp,
+    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RecordCounts,
+    RunManifest, StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain,
+    publish_json, seconds, timestamp,
 };
 pub use observer::{CohortMember, LogObserver, RunObserver, TaskLabel};
 pub use plan::{
@@ -83,7 +83,7 @@ pub use report::{
 pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
 pub use samplesheet::{
     SAMPLESHEET_COLUMNS, SAMPLESHEET_OPTIONAL_COLUMNS, SampleSheet, SheetLane, SheetSample,
-    fastq_first_read_name, lane_read_group,
+    fastq_first_read_name, lane_read_group, read_group_of_lane, sample_read_groups,
 };
 pub use scheduler::{
     BALANCED_SHARD_MIN_BASES, RunOptions, RunOutcome, ScaleOptions, balanced_shard_bases,
@@ -95,9 +95,9 @@ pub use space::{
 };
 pub use steps::{
     AlignStep, BAI, BAM, BWA_BATCH_BASES, BamQc, CallStep, ContigQc, FASTQ_1, FASTQ_2,
-    GatherInputs, GatherStep, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary,
-    REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep, ShardRequest, SplitStep, VCF,
-    VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix, cohort_bai_role, cohort_bam_role,
-    final_vcf_name, markdup_stats_name, order_for_gather, qc_file_names, sample_qc_role, tbi_role,
-    vcf_role,
+    GatherInputs, GatherStep, MarkdupStats, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep,
+    QcSummary, REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep, ShardRequest,
+    SplitStep, VCF, VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix, cohort_bai_role,
+    cohort_bam_role, final_vcf_name, markdup_json_name, markdup_stats_name, order_for_gather,
+    qc_file_names, sample_qc_role, tbi_role, vcf_role,
 };

@@ -284,6 +284,7 @@ fn status_text(status: TaskStatus) -> &'static str {
         TaskStatus::Failed => "failed",
         TaskStatus::Skipped => "skipped",
         TaskStatus::Cached => "cached",
+        TaskStatus::Running => "running",
     }
 }
 
@@ -328,7 +329,7 @@ fn timeline(tasks: &[TaskRecord], out: &mut String) {
         let color = match task.status {
             TaskStatus::Succeeded | TaskStatus::Cached => TEAL,
             TaskStatus::Failed => ORANGE,
-            TaskStatus::Skipped => GREY,
+            TaskStatus::Skipped | TaskStatus::Running => GREY,
         };
         let label = task_label(task);
         let _ = write!(

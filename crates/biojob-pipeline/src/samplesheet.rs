@@ -381,6 +381,41 @@ pub fn lane_read_group(
     Ok(read_group)
 }
 
+/// The read group of `lane` of `sample` as a cohort's jobs write it: [`lane_read_group`], with
+/// the lane's first read name ([`fastq_first_read_name`]) when the sheet gives no platform
+/// unit.
+///
+/// # Errors
+/// As [`lane_read_group`] and [`fastq_first_read_name`].
+pub fn read_group_of_lane(
+    stores: &Stores,
+    sample: &SampleId,
+    lane: &SheetLane,
+    platform: &str,
+) -> Result<ReadGroup, Error> {
+    let first = match lane.platform_unit {
+        Some(_) => None,
+        None => Some(fastq_first_read_name(stores, &lane.fastq_1)?),
+    };
+    lane_read_group(sample, lane, platform, first.as_deref())
+}
+
+/// The read groups of every lane of `sample`, in sheet order ([`read_group_of_lane`]).
+///
+/// # Errors
+/// As [`read_group_of_lane`].
+pub fn sample_read_groups(
+    stores: &Stores,
+    sample: &SheetSample,
+    platform: &str,
+) -> Result<Vec<ReadGroup>, Error> {
+    sample
+        .lanes
+        .iter()
+        .map(|lane| read_group_of_lane(stores, &sample.sample, lane, platform))
+        .collect()
+}
+
 /// The name of the first read of the FASTQ at `uri`, read from its first line only (an
 /// object is streamed and the stream dropped after that line).
 ///

@@ -16,7 +16,9 @@ use biojob_storage::{ObjectUri, Stores};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::{info_span, warn};
 
-use crate::cache::{EarlierTasks, carry_forward, try_reuse};
+use crate::cache::{
+    EarlierTasks, carry_forward, carry_forward_from, earlier_run_manifest, try_reuse,
+};
 use crate::job::{cancelled_by_sibling, reports_of};
 use crate::manifest::{error_chain, publish_json, seconds, timestamp};
 use crate::{
@@ -256,11 +258,13 @@ pub fn run_workflow(
     };
 
     if let Err(error) = check_output_dir(&output_dir) {
-        return finish(manifest, output_dir, None, Err(error), engine, clock);
+        return finish(manifest, output_dir, None, Err(error), None, engine, clock);
     }
     let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
         Ok(opened) => opened,
-        Err(error) => return finish(manifest, output_dir, None, Err(error), engine, clock),
+        Err(error) => {
+            return finish(manifest, output_dir, None, Err(error), None, engine, clock);
+        }
     };
     let work_dir = scratch.dir().to_owned();
     let context = engine.context(&work_dir.join("logs"), &space);
@@ -269,6 +273,8 @@ pub fn run_workflow(
     } else {
         EarlierTasks::default()
     };
+    // Read before this run writes its own manifest there, task by task.
+    let carried = earlier_run_manifest(&engine.stores, &output_dir.join("manifest.json"));
     let run = Run {
         input,
         options,
@@ -277,11 +283,21 @@ pub fn run_workflow(
         work_dir: &work_dir,
         output_dir: &output_dir,
         earlier: options.resume.then_some(&earlier),
+        carried: carried.as_ref(),
+        checkpoints: true,
         observer,
     };
     let result = run.execute(&mut manifest);
     manifest.scratch = Some(space.usage());
-    finish(manifest, output_dir, Some(scratch), result, engine, clock)
+    finish(
+        manifest,
+        output_dir,
+        Some(scratch),
+        result,
+        carried.as_ref(),
+        engine,
+        clock,
+    )
 }
 
 /// Checks, before any work, that a local output directory can be created and written to (a
@@ -312,13 +328,16 @@ pub(crate) fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
 }
 
 /// Publishes the logs, removes the scratch directory (unless kept: it may be the disk that
-/// ran out, and the manifest is written outside it), then publishes the manifest. A manifest
-/// that cannot be published fails a run that otherwise succeeded (output staging, exit 30).
+/// ran out, and the manifest is written outside it), then publishes the manifest, with the
+/// finished tasks of the manifest it replaces (`carried`, read when the run started; read now
+/// when `None`). A manifest that cannot be published fails a run that otherwise succeeded
+/// (output staging, exit 30).
 pub(crate) fn finish(
     mut manifest: RunManifest,
     output_dir: ObjectUri,
     scratch: Option<JobScratch>,
     result: Result<ObjectUri, Error>,
+    carried: Option<&RunManifest>,
     engine: &Engine,
     clock: Instant,
 ) -> RunOutcome {
@@ -340,7 +359,10 @@ pub(crate) fn finish(
         }
     }
     let manifest_uri = output_dir.join("manifest.json");
-    carry_forward(&engine.stores, &manifest_uri, &mut manifest);
+    match carried {
+        Some(earlier) => carry_forward_from(earlier, &mut manifest),
+        None => carry_forward(&engine.stores, &manifest_uri, &mut manifest),
+    }
     let settle = |manifest: &mut RunManifest, error: &Option<Error>| {
         manifest.finished_at = timestamp(SystemTime::now());
         manifest.wall_seconds = seconds(clock.elapsed());
@@ -407,6 +429,12 @@ pub(crate) struct Run<'a> {
     pub(crate) work_dir: &'a Utf8Path,
     pub(crate) output_dir: &'a ObjectUri,
     pub(crate) earlier: Option<&'a EarlierTasks>,
+    /// The manifest this run's replaces, as it was when the run started.
+    pub(crate) carried: Option<&'a RunManifest>,
+    /// Whether the manifest of the run so far is written over `output_dir/manifest.json` as
+    /// tasks finish ([`Run::checkpoint`]): not for a cohort's per-sample runs, whose
+    /// directories hold no run manifest.
+    pub(crate) checkpoints: bool,
     pub(crate) observer: &'a dyn RunObserver,
 }
 
@@ -419,7 +447,7 @@ pub(crate) struct Aligned {
 impl Run<'_> {
     /// Where `context` runs a task: the run's scratch directory, outputs to the output
     /// directory, intermediates kept in scratch.
-    fn target<'b>(&'b self, context: &'b StepContext) -> JobTarget<'b> {
+    pub(crate) fn target<'b>(&'b self, context: &'b StepContext) -> JobTarget<'b> {
         JobTarget {
             context,
             work_dir: self.work_dir,
@@ -430,7 +458,32 @@ impl Run<'_> {
         }
     }
 
-    /// Runs `job` as a task: its own time limit, its record in `manifest`.
+    /// Writes the manifest of the run so far over the run's `manifest.json`: status
+    /// `running`, the tasks recorded so far, the finished tasks of the manifest it replaces
+    /// carried forward. Written whole through a temporary name and a rename in a local
+    /// directory, by one `PUT` on S3: a reader (a resume after biojob itself was killed) finds
+    /// the last manifest written whole. A failed write is logged, not fatal: the final
+    /// manifest is the one that must be written.
+    pub(crate) fn checkpoint(&self, manifest: &RunManifest) {
+        if !self.checkpoints {
+            return;
+        }
+        let mut snapshot = manifest.clone();
+        if let Some(earlier) = self.carried {
+            carry_forward_from(earlier, &mut snapshot);
+        }
+        snapshot.status = TaskStatus::Running;
+        if let Err(error) = publish_json(
+            &self.engine.stores,
+            &snapshot,
+            self.output_dir,
+            "manifest.json",
+        ) {
+            warn!(error = %error_chain(&error), "could not write the manifest of the run so far");
+        }
+    }
+
+    /// Runs `job` as a task: its own time limit, its record in `manifest`, written out.
     pub(crate) fn task(
         &self,
         job: &StepJob<'_>,
@@ -439,6 +492,7 @@ impl Run<'_> {
         let context = self.context.for_step(&job.label().to_string());
         let outcome = job.run(&self.target(&context));
         manifest.tasks.push(outcome.record.clone());
+        self.checkpoint(manifest);
         match outcome.error {
             Some(error) => Err(error),
             None => Ok(outcome),
@@ -452,6 +506,7 @@ impl Run<'_> {
         manifest.inputs.reference = reference_uri.to_string();
         self.preflight(&reference_uri)?;
         let (reference, plan) = self.prepare_reference(&reference_uri, manifest)?;
+        self.checkpoint(manifest);
         manifest.inputs.contigs = plan.contigs().into_iter().map(|c| c.name).collect();
         let mut planned = vec![
             TaskLabel::new(StepId::PrepareReference, None),
@@ -820,13 +875,17 @@ impl Run<'_> {
                 key: KeyPolicy::None,
             })
             .collect();
-        let outcomes = self.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share);
+        let outcomes = self.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &|_| {});
         let mut bams = Vec::with_capacity(jobs.len());
         let mut read_pairs = 0u64;
+        let mut chunk_records = Some(0u64);
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let outcome = outcome.unwrap_or_else(|| skipped(job));
             manifest.tasks.push(outcome.record.clone());
+            chunk_records = chunk_records
+                .zip(outcome.record.records.bam.map(|counts| counts.records))
+                .map(|(sum, records)| sum + records);
             let bam = outcome.output(".bam").cloned();
             match (outcome.error, bam) {
                 (Some(error), _) => {
@@ -849,6 +908,18 @@ impl Run<'_> {
         if bams.len() != jobs.len() {
             return Err(missing_output("align", "chunk BAM"));
         }
+        // Record accounting between split and the chunks' alignments: a chunk file cut at a
+        // gzip member boundary would still read as a shorter, valid FASTQ.
+        if let (true, Some(written)) = (self.engine.validate_fastq, split.read_pairs) {
+            crate::steps::check_records(
+                self.work_dir,
+                read_pairs,
+                "read pairs aligned in chunks",
+                written,
+                &format!("the split wrote {written} into {} chunks", jobs.len()),
+            )
+            .map_err(|error| error.in_task(StepId::Align.as_str()))?;
+        }
         manifest.read_pairs = Some(read_pairs);
 
         // Merge, carrying the key of the whole.
@@ -858,6 +929,7 @@ impl Run<'_> {
             chunks: bams.len(),
             mark_duplicates: false,
             in_cohort: false,
+            chunk_records,
         };
         let job = StepJob {
             definition: &merge,
@@ -878,6 +950,7 @@ impl Run<'_> {
         let mut outcome = job.run(&target);
         outcome.record.rerun_reason = rerun_reason;
         manifest.tasks.push(outcome.record.clone());
+        self.checkpoint(manifest);
         if let Some(error) = outcome.error.take() {
             return Err(error);
         }
@@ -921,7 +994,21 @@ impl Run<'_> {
             })
             .collect();
         let workers = self.engine.resources.threads;
-        let outcomes = self.in_parallel(&jobs, plan.longest_first(), workers, self.context);
+        // Each shard's record is written out as it finishes, in the order they finish.
+        let so_far = Mutex::new(manifest.clone());
+        let finished = |record: &TaskRecord| {
+            if let Ok(mut so_far) = so_far.lock() {
+                so_far.tasks.push(record.clone());
+                self.checkpoint(&so_far);
+            }
+        };
+        let outcomes = self.in_parallel(
+            &jobs,
+            plan.longest_first(),
+            workers,
+            self.context,
+            &finished,
+        );
         let mut vcfs = Vec::with_capacity(jobs.len());
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
@@ -957,14 +1044,15 @@ impl Run<'_> {
 
     /// Runs `jobs` on at most `workers` threads, taken in `order` (positions in `jobs`), each
     /// with `context`'s child cancellation token: the first failure stops the others (their
-    /// tools are stopped; not yet started ones give `None`, unless reusable). Outcomes by
-    /// position.
+    /// tools are stopped; not yet started ones give `None`, unless reusable). `finished` is
+    /// given each record as its job ends. Outcomes by position.
     pub(crate) fn in_parallel(
         &self,
         jobs: &[StepJob<'_>],
         order: Vec<usize>,
         workers: usize,
         context: &StepContext,
+        finished: &(dyn Fn(&TaskRecord) + Sync),
     ) -> Vec<Option<JobOutcome>> {
         let queue = Mutex::new(order.into_iter());
         let results: Mutex<Vec<Option<JobOutcome>>> =
@@ -988,6 +1076,7 @@ impl Run<'_> {
                             target.observer = &crate::LogObserver;
                         }
                         let outcome = job.run(&target);
+                        finished(&outcome.record);
                         if let Some(error) = &outcome.error
                             && !cancelled_by_sibling(error)
                         {
@@ -1047,7 +1136,7 @@ pub(crate) fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
     aligned_from(&outcome.outputs)
 }
 
-fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
+pub(crate) fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
     let find = |suffix: &str| outputs.iter().find(|o| o.name.ends_with(suffix)).cloned();
     match (find(".bam"), find(".bai")) {
         (Some(bam), Some(bai)) => Ok(Aligned { bam, bai }),

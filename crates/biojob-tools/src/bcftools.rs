@@ -5,14 +5,18 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::ToolPath;
 
-/// `bcftools mpileup -f FASTA -r REGION -a FORMAT/AD,FORMAT/DP BAM…`: genotype likelihoods for
-/// one region, as text VCF on stdout (mpileup's default output type). With several BAMs (a
-/// cohort), one column per sample (`@RG SM`) in the order the BAMs are given.
+/// `bcftools mpileup -Oz0 -f FASTA -r REGION -a FORMAT/AD,FORMAT/DP BAM…`: genotype
+/// likelihoods for one region, as text VCF on stdout in BGZF blocks stored without compression
+/// (`z0`). With several BAMs (a cohort), one column per sample (`@RG SM`) in the order the BAMs
+/// are given.
 ///
-/// Uncompressed BCF (`-Ou`) would hand the likelihoods to `bcftools call` faster and without the
-/// text round-trip, but then a few QUAL values differ in the sixth significant digit from the
-/// same command run by hand (measured on the test data: 2 of 438 records), and biojob's calls
-/// are meant to equal the hand-run command's exactly.
+/// The text is that of mpileup's default output type, so `bcftools call` computes what it
+/// computes from the hand-run command's pipe; the BGZF framing ends with the EOF block (SAM
+/// spec v1, section 4.1.2), so a pileup cut short, even at a line boundary, is told from a
+/// complete one. Uncompressed BCF (`-Ou`) would hand the likelihoods to `bcftools call`
+/// without the text round-trip, but then a few QUAL values differ in the sixth significant
+/// digit from the same command run by hand (measured on the test data: 2 of 438 records), and
+/// biojob's calls are meant to equal the hand-run command's exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BcftoolsMpileup {
     /// The reference FASTA; its `.fai` must sit beside it.
@@ -34,6 +38,7 @@ impl BcftoolsMpileup {
             bcftools.program(),
         )
         .arg("mpileup")
+        .arg("-Oz0")
         .arg("-f")
         .arg(self.fasta.as_str())
         .arg("-r")
@@ -247,7 +252,7 @@ mod tests {
         };
         assert_eq!(
             mpileup.command(&bcftools).argv().join(" "),
-            "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP s.bam"
+            "bcftools mpileup -Oz0 -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP s.bam"
         );
         let filtered = BcftoolsMpileup {
             min_mapping_quality: Some(20),
@@ -255,7 +260,7 @@ mod tests {
         };
         assert_eq!(
             filtered.command(&bcftools).argv().join(" "),
-            "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 s.bam"
+            "bcftools mpileup -Oz0 -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 s.bam"
         );
         let call = BcftoolsCall {
             region: "chr20".into(),
@@ -289,7 +294,7 @@ mod tests {
         };
         assert_eq!(
             joint.command(&bcftools).argv().join(" "),
-            "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 a.bam b.bam"
+            "bcftools mpileup -Oz0 -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 a.bam b.bam"
         );
         let sample = BcftoolsViewSample {
             sample: "S1".into(),

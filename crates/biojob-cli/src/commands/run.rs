@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use biojob_pipeline::{
-    LogObserver, RunInput, RunObserver, RunOptions, TaskRecord, TaskStatus, env, new_run_id,
-    render_run_plan, run_cohort, run_workflow,
+    LogObserver, RunInput, RunObserver, RunOptions, SampleSheet, TaskRecord, TaskStatus, env,
+    new_run_id, render_cohort_plan, render_run_plan, run_cohort, run_workflow, sample_read_groups,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -12,7 +12,7 @@ use camino::Utf8PathBuf;
 use clap::Args;
 use indicatif::MultiProgress;
 
-use crate::args::{RuntimeArgs, ScaleArgs, parse_run_id, parse_switch_on_unless_off};
+use crate::args::{MarkDuplicatesArgs, RuntimeArgs, ScaleArgs, parse_run_id};
 use crate::engine::{cache_dir, engine_for, resources, toolset_by_name, validate_fastq};
 use crate::environment;
 use crate::failure::Failure;
@@ -27,15 +27,14 @@ pub struct RunArgs {
     /// path, file:// or s3:// URI), instead of params.samplesheet (docs/cohorts.md).
     #[arg(long, env = env::SAMPLESHEET)]
     pub samplesheet: Option<String>,
-    /// A cohort's duplicate marking (samtools fixmate -m and markdup, duplicates flagged,
-    /// never removed): 1/true/yes/on (empty: on) or 0/false/no/off.
-    #[arg(long, env = env::BIOJOB_MARK_DUPLICATES, default_value = "on", value_parser = parse_switch_on_unless_off, action = clap::ArgAction::Set)]
-    pub mark_duplicates: bool,
+    #[command(flatten)]
+    pub duplicates: MarkDuplicatesArgs,
     /// Run id, the last part of the output location [default: a timestamp].
     #[arg(long, value_parser = parse_run_id)]
     pub run_id: Option<String>,
     /// Print the plan (steps, shards, command lines) and exit without running anything: only
-    /// the input JSON is read; no tool, reference or S3 location is touched.
+    /// the input JSON is read (with a sample sheet, the sheet too, and the first read of each
+    /// lane it gives no platform_unit); no tool or reference is touched.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
@@ -117,24 +116,54 @@ pub fn run(
                 Some("give the path of the execution input JSON".into()),
             )
         })?;
-    let input = match RunInput::from_json(&text, args.samplesheet.as_deref(), args.mark_duplicates)?
-    {
+    let input = match RunInput::from_json(
+        &text,
+        args.samplesheet.as_deref(),
+        args.duplicates.mark_duplicates,
+    )? {
         RunInput::Sample(input) => input,
         RunInput::Cohort(cohort) => {
-            if args.dry_run {
-                return Err(Failure::Usage(
-                    anyhow::anyhow!("--dry-run does not print a cohort's plan yet"),
-                    Some("run without --dry-run, or leave the sample sheet out".into()),
-                ));
-            }
-            let resume = resumes(&args.runtime, cohort.resume);
-            let run_id = prepare_run_id(args.run_id, resume)?;
-            let output_dir = cohort.output_prefix.join(&run_id);
+            // The aligner: --aligner (BIOJOB_ALIGNER), else the input's, else bwa.
             let aligner = args
                 .runtime
                 .aligner()
                 .or(cohort.aligner)
                 .unwrap_or_default();
+            if args.dry_run {
+                // The sheet and each lane's read group, as the run settles them before any
+                // tool runs.
+                let sheet = SampleSheet::read(stores, &cohort.samplesheet)?;
+                let read_groups = sheet
+                    .samples
+                    .iter()
+                    .map(|sample| sample_read_groups(stores, sample, &cohort.platform))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let plan = render_cohort_plan(
+                    &cohort,
+                    &sheet,
+                    &read_groups,
+                    &toolset_by_name(aligner),
+                    resources(&args.runtime),
+                    args.run_id.as_deref().unwrap_or("<run id>"),
+                    &args.scale.options(),
+                    validate_fastq(),
+                )?;
+                #[allow(clippy::print_stdout, reason = "the plan is the command's output")]
+                {
+                    print!("{plan}");
+                }
+                return Ok(());
+            }
+            if args.scale.chunk_pairs > 0 {
+                // Said, not refused: the setting may come from the environment, and the run
+                // is the same without it.
+                let message = "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) does not split a cohort's lanes: each lane is aligned whole, as its own task";
+                tracing::warn!("{message}");
+                eprintln!("warning: {message}");
+            }
+            let resume = resumes(&args.runtime, cohort.resume);
+            let run_id = prepare_run_id(args.run_id, resume)?;
+            let output_dir = cohort.output_prefix.join(&run_id);
             let outcome = run_outcome(
                 &args.runtime,
                 aligner,

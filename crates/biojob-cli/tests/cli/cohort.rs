@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::support::{
-    Workspace, accuracy, assert_same_records, hand_run, pipe, records, stderr, testdata, tool,
+    Workspace, accuracy, assert_same_records, fake_tool, hand_run, pipe, records, stderr, stdout,
+    testdata, tool,
 };
 
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
@@ -210,6 +211,7 @@ fn a_two_sample_cohort_in_22_lanes_matches_the_tools_run_by_hand() {
             "align.bam.bai",
             "bcftools_stats.txt",
             "flagstat.txt",
+            "markdup.json",
             "markdup.txt",
             "samtools_stats.txt",
             "vcf.gz",
@@ -303,6 +305,21 @@ fn a_two_sample_cohort_in_22_lanes_matches_the_tools_run_by_hand() {
             && markdup.lines().next().unwrap().contains("samtools markdup"),
         "{markdup}"
     );
+    // The same statistics as JSON, samtools --json's layout, which MultiQC reads.
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("samples/NA12878/NA12878.markdup.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        json["COMMAND"],
+        markdup
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("COMMAND: ")
+    );
+    assert_eq!(json["DUPLICATE TOTAL"], duplicates);
+    assert_eq!(json.as_object().unwrap().len(), markdup.lines().count());
     let qc: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run_dir.join("samples/NA12878/qc.json")).unwrap(),
     )
@@ -448,8 +465,46 @@ fn a_one_sample_one_lane_sheet_without_duplicate_marking_gives_the_single_sample
     )
     .unwrap();
     let input = cohort_input(&ws, &sheet);
-    let output = ws.run(&input, "one", &["--mark-duplicates", "0"], &[]);
+    // --chunk-pairs does not split a lane: said on stderr, and the lane is aligned whole.
+    let output = ws.run(
+        &input,
+        "one",
+        &["--mark-duplicates", "0", "--chunk-pairs", "5000"],
+        &[],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "warning: --chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) does not split a cohort's lanes: \
+             each lane is aligned whole, as its own task\n"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.out().join("one/manifest.json")).unwrap())
+            .unwrap();
+    let steps: Vec<&str> = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "prepare-reference",
+            "align",
+            "merge",
+            "call",
+            "call",
+            "call",
+            "gather",
+            "sample-vcf",
+            "qc",
+            "report"
+        ]
+    );
     let hand = hand_run();
     assert_same_records(&ws.out().join("one/cohort.vcf.gz"), &hand.vcf);
     assert_same_records(
@@ -457,6 +512,70 @@ fn a_one_sample_one_lane_sheet_without_duplicate_marking_gives_the_single_sample
         &hand.vcf,
     );
     assert_eq!(records(&hand.vcf).len(), 438);
+}
+
+#[test]
+fn a_markdup_that_drops_records_fails_the_merge_with_the_output_class_and_both_counts() {
+    let ws = Workspace::new();
+    let data = testdata();
+    let sheet = ws.path().join("two-lanes.csv");
+    // Lane 2 is a copy of lane 1 (a sheet may not list one file twice).
+    let mut rows = String::from("sample,lane,fastq_1,fastq_2\n");
+    for lane in 1..=2 {
+        let mut pair = Vec::new();
+        for mate in ["R1", "R2"] {
+            let fastq = ws.path().join(format!("L{lane}_{mate}.fastq.gz"));
+            std::fs::copy(data.join(format!("NA12878_{mate}.fastq.gz")), &fastq).unwrap();
+            pair.push(fastq.display().to_string());
+        }
+        rows.push_str(&format!("NA12878,{lane},{},{}\n", pair[0], pair[1]));
+    }
+    std::fs::write(&sheet, rows).unwrap();
+    let input = cohort_input(&ws, &sheet);
+    // samtools markdup loses 3 primary records on their way out and exits 0.
+    let samtools = fake_tool("samtools-drops-records");
+    let output = ws.run(
+        &input,
+        "dropped",
+        &[],
+        &[
+            ("BIOJOB_SAMTOOLS", &samtools),
+            ("DROP_IN", Path::new("markdup")),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(31), "{}", stderr(&output));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.out().join("dropped/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let lanes: Vec<u64> = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|task| task["step"] == "align")
+        .map(|task| task["records"]["bam"]["records"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lanes.len(), 2);
+    let held: u64 = lanes.iter().sum();
+    let error = stderr(&output)
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.starts_with("error: merge NA12878 failed: ")
+            && error.ends_with(&format!(
+                "NA12878.align.bam.partial: {} records, but its 2 chunks hold {held} (as their \
+                 align tasks counted them): 3 lost",
+                held - 3
+            )),
+        "{error}"
+    );
+    assert!(
+        !ws.out()
+            .join("dropped/samples/NA12878/NA12878.align.bam")
+            .exists()
+    );
 }
 
 #[test]
@@ -530,4 +649,207 @@ fn a_bad_sheet_is_refused_before_any_tool_runs_with_its_line_and_column() {
         .unwrap();
         assert_eq!(manifest["tasks"], serde_json::json!([]), "no task ran");
     }
+}
+
+#[test]
+fn the_dry_run_of_a_sheet_prints_every_lane_and_sample_and_runs_nothing() {
+    let ws = Workspace::new();
+    let sheet = cohort_data().join("samplesheet.csv");
+    let input = cohort_input(&ws, &sheet);
+    let output = ws
+        .biojob()
+        .args([
+            "run",
+            "--dry-run",
+            "--threads",
+            "4",
+            "--memory",
+            "8G",
+            "--workers",
+            "2",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan = stdout(&output);
+    let data = cohort_data().display().to_string();
+    for expected in [
+        "cohort: 2 samples, 22 lanes, from the sample sheet ".to_owned()
+            + &sheet.display().to_string(),
+        // The platform unit of a lane without one in the sheet, from its first read's name.
+        format!(
+            "  lane C0D8DACXX.2: {data}/C0D8DACXX_L2_R1.fastq.gz {data}/C0D8DACXX_L2_R2.fastq.gz  \
+             @RG\\tID:NA12878.C0D8DACXX.2\\tSM:NA12878\\tLB:NA12878\\tPL:ILLUMINA\\tPU:C0D8DACXX.2"
+        ),
+        "  lane chr22: ".to_owned() + &data,
+        "duplicates: marked".to_owned(),
+        "2. align each lane, 2 at once (each with its share of the threads and memory)".to_owned(),
+        "   [SIM lane 1]\n   (biojob checks both FASTQs and feeds them to bwa on fd 3 and 4)\n   \
+         (biojob writes sort's output to <scratch>/SIM.align.<shard>.bam.partial, counting its \
+         records)\n   \
+         bwa mem -t 2 -K 10000000 -R '@RG\\tID:SIM.1\\tSM:SIM\\tLB:SIMLIB\\tPL:ILLUMINA\\tPU:SIMFC.1' \
+         <reference> /dev/fd/3 /dev/fd/4 | samtools fixmate -m -u - - | samtools sort -@ 2 -m \
+         524288K -T <scratch>/SIM.align.<shard>.sort-tmp -O bam -o - -"
+            .to_owned(),
+        "3. merge each sample's lanes, marking duplicates (into samples/<sample>/)".to_owned(),
+        "4. call jointly: 3 shards (chr20, chr22, chrM), in reference order".to_owned(),
+        "   bcftools mpileup -Oz0 -f <reference> -r chr22 -a FORMAT/AD,FORMAT/DP <bam.0000> <bam.0001> \
+         | bcftools call -m -v -Oz -o <scratch>/cohort.call.<shard>.vcf.gz.partial -"
+            .to_owned(),
+        "   bcftools concat -Oz -o <scratch>/cohort.vcf.gz.partial <vcf.0000> <vcf.0001>".to_owned(),
+        "   [SIM]\n   bcftools view -s SIM -c 1 -Oz -o <scratch>/SIM.vcf.gz.partial <vcf>".to_owned(),
+        "7. report".to_owned(),
+    ] {
+        assert!(plan.contains(&expected), "{expected}\n{plan}");
+    }
+    // One block per lane: the 21 of NA12878 and SIM's.
+    assert_eq!(plan.matches("| samtools fixmate -m -u - - |").count(), 22);
+    assert_eq!(plan.matches("| samtools markdup ").count(), 2);
+    assert!(!ws.out().exists(), "a dry run writes nothing");
+    // Off, neither fixmate nor markdup runs.
+    let output = ws
+        .biojob()
+        .args(["run", "--dry-run", "--mark-duplicates", "off", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let plan = stdout(&output);
+    assert!(plan.contains("duplicates: not marked"), "{plan}");
+    assert!(
+        !plan.contains("fixmate") && !plan.contains("markdup"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_resumed_cohort_reuses_each_sample_s_whole_alignment_and_aligns_a_changed_sample_again() {
+    let ws = Workspace::new();
+    let data = cohort_data();
+    let sheet = ws.path().join("resume.csv");
+    let write_sheet = |sim: &str| {
+        std::fs::write(
+            &sheet,
+            format!(
+                "sample,lane,fastq_1,fastq_2\n\
+                 NA12878,1,{data}/C0D8DACXX_L1_R1.fastq.gz,{data}/C0D8DACXX_L1_R2.fastq.gz\n\
+                 NA12878,2,{data}/C0D8DACXX_L2_R1.fastq.gz,{data}/C0D8DACXX_L2_R2.fastq.gz\n\
+                 SIM,1,{data}/{sim}_R1.fastq.gz,{data}/{sim}_R2.fastq.gz\n",
+                data = data.display()
+            ),
+        )
+        .unwrap();
+    };
+    // Read pairs of a FASTQ: its lines / 4.
+    let pairs = |fastq: &str| {
+        tool(
+            "bash",
+            &["-c", &format!("zcat {}/{fastq} | wc -l", data.display())],
+            Path::new("/"),
+        )
+        .trim()
+        .parse::<u64>()
+        .unwrap()
+            / 4
+    };
+    let na12878_pairs = pairs("C0D8DACXX_L1_R1.fastq.gz") + pairs("C0D8DACXX_L2_R1.fastq.gz");
+    let sim_pairs = pairs("SIM_R1.fastq.gz");
+    let l3_pairs = pairs("C0D8DACXX_L3_R1.fastq.gz");
+    assert_ne!(sim_pairs, l3_pairs);
+    let manifest = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(ws.out().join("r1/manifest.json")).unwrap())
+            .unwrap()
+    };
+    let merge_pairs = |manifest: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        manifest["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|task| task["step"] == "merge")
+            .map(|task| {
+                (
+                    task["sample"].as_str().unwrap().to_owned(),
+                    task["read_pairs"].clone(),
+                )
+            })
+            .collect()
+    };
+
+    write_sheet("SIM");
+    let input = cohort_input(&ws, &sheet);
+    let first = ws.run(&input, "r1", &[], &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let bam = ws.out().join("r1/samples/NA12878/NA12878.align.bam");
+    let modified = std::fs::metadata(&bam).unwrap().modified().unwrap();
+    let manifest_of_first = manifest();
+    assert_eq!(
+        merge_pairs(&manifest_of_first),
+        [
+            ("NA12878".to_owned(), na12878_pairs.into()),
+            ("SIM".to_owned(), sim_pairs.into())
+        ]
+    );
+    assert_eq!(manifest_of_first["read_pairs"], na12878_pairs + sim_pairs);
+
+    // Nothing changed: no lane is aligned, each sample's merge is reused whole.
+    let resumed = ws.run(&input, "r1", &["--resume"], &[]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains(
+            "reused: merge NA12878, merge SIM, call chr20, call chr22, call chrM, gather, \
+             sample-vcf NA12878, sample-vcf SIM\n\
+             ran: prepare-reference, qc NA12878, qc SIM, report\n"
+        ),
+        "{}",
+        stderr(&resumed)
+    );
+    assert_eq!(
+        std::fs::metadata(&bam).unwrap().modified().unwrap(),
+        modified
+    );
+    // The reused merges keep their read pairs.
+    let resumed_manifest = manifest();
+    assert_eq!(
+        merge_pairs(&resumed_manifest),
+        merge_pairs(&manifest_of_first)
+    );
+    assert_eq!(resumed_manifest["read_pairs"], na12878_pairs + sim_pairs);
+
+    // SIM's FASTQs changed (another lane's reads): its lane is aligned and merged again, and
+    // what reads its BAM runs again; NA12878's alignment is still reused.
+    write_sheet("C0D8DACXX_L3");
+    let changed = ws.run(&input, "r1", &["--resume"], &[]);
+    assert!(changed.status.success(), "{}", stderr(&changed));
+    assert!(
+        stderr(&changed).contains(
+            "reused: merge NA12878\n\
+             ran: prepare-reference, align SIM lane 1, merge SIM, call chr20, call chr22, \
+             call chrM, gather, sample-vcf NA12878, qc NA12878, sample-vcf SIM, qc SIM, report\n"
+        ),
+        "{}",
+        stderr(&changed)
+    );
+    let manifest = manifest();
+    let merge_sim = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["step"] == "merge" && task["sample"] == "SIM")
+        .unwrap();
+    assert_eq!(merge_sim["status"], "succeeded");
+    assert_eq!(
+        merge_sim["rerun_reason"],
+        "no earlier task finished with this cache key (none finished, or an input, a tool \
+         version, an argument or a setting changed)"
+    );
+    // NA12878's read pairs from its reused merge, SIM's from its new lane.
+    assert_eq!(
+        merge_pairs(&manifest),
+        [
+            ("NA12878".to_owned(), na12878_pairs.into()),
+            ("SIM".to_owned(), l3_pairs.into())
+        ]
+    );
+    assert_eq!(manifest["read_pairs"], na12878_pairs + l3_pairs);
 }

@@ -10,11 +10,14 @@
     missing_docs
 )]
 
+mod accounting;
 mod aligners;
 mod buildspecs;
 mod cohort;
 mod docs;
 mod failures;
+mod faults;
+mod kills;
 mod progress;
 mod qc;
 mod resume;

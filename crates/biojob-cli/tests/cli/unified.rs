@@ -374,6 +374,7 @@ fn chunks_and_size_shards_run_their_plans_and_record_their_keys() {
         chunks: 3,
         mark_duplicates: false,
         in_cohort: false,
+        chunk_records: None,
     };
     assert_eq!(
         normalised_commands(merge, scratch),
@@ -543,6 +544,7 @@ fn a_run_and_its_step_jobs_one_by_one_record_the_same_tasks() {
                         let output = output.as_object_mut().unwrap();
                         output.remove("sha256");
                         output.remove("bytes");
+                        output.remove("verified");
                     }
                 }
                 if step == "gather" {

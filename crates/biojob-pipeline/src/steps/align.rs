@@ -19,10 +19,11 @@ use tracing::info;
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::{RunningPlan, plan_shape, verify_bgzf_output};
+use crate::steps::{CountedBam, RunningPlan, check_records, plan_shape, verify_bgzf_output};
 use crate::{
     CohortMember, Error, Executed, PlanContext, PlannedCommand, PreparedReference, ProgressUnit,
-    StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, align_space_need, file_bytes,
+    RecordCounts, StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, align_space_need,
+    file_bytes,
 };
 
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
@@ -96,8 +97,10 @@ impl StepDefinition for AlignStep {
     }
 
     /// `bwa mem -t T -K 10000000 -R @RG… REFERENCE R1 R2 [| samtools fixmate -m -u - -] |
-    /// samtools sort -@ T -m M -T TMP -o BAM.partial -`, then `samtools index -@ T-1`. With the FASTQ check on, bwa reads the
-    /// pair from biojob on descriptors 3 and 4 (`/dev/fd/3`, `/dev/fd/4`).
+    /// samtools sort -@ T -m M -T TMP -o - -`, biojob writing sort's output to `BAM.partial`
+    /// and counting its records on the way; then `samtools index -@ T-1`. With the FASTQ
+    /// check on, bwa reads the pair from biojob on descriptors 3 and 4 (`/dev/fd/3`,
+    /// `/dev/fd/4`).
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let toolset = context.toolset;
         let threads = context.threads();
@@ -121,7 +124,7 @@ impl StepDefinition for AlignStep {
             threads,
             memory_per_thread: sort_memory_per_thread(context.resources.memory_bytes, threads),
             temp_prefix: self.sort_temp(context),
-            output: partial(&bam),
+            output: "-".into(),
         }
         .command(&toolset.samtools);
         let index = samtools_index(
@@ -134,6 +137,10 @@ impl StepDefinition for AlignStep {
         if self.validate_fastq {
             plan = plan.note("biojob checks both FASTQs and feeds them to bwa on fd 3 and 4");
         }
+        plan = plan.note(format!(
+            "biojob writes sort's output to {}, counting its records",
+            partial(&bam)
+        ));
         let mut stages = vec![PlannedCommand::new(toolset.bwa.tool, bwa)];
         if self.mark_duplicates {
             stages.push(PlannedCommand::new(
@@ -210,6 +217,11 @@ impl StepDefinition for AlignStep {
         let mut running = RunningPlan::new(plan, 2)?;
         let bam_partial = running.partial(0).to_owned();
         let mut stages = running.take()?;
+        let Some(sort) = stages.pop() else {
+            return Err(plan_shape("align", "samtools sort last"));
+        };
+        let (sorted, counted) = CountedBam::start(&bam_partial, context.resources().threads)?;
+        stages.push(sort.stdout_pipe(sorted));
         info!(
             threads = context.resources().threads,
             fastq_validation = self.validate_fastq,
@@ -269,11 +281,20 @@ impl StepDefinition for AlignStep {
             (Ok(FastqPairStats::default()), piped)
         };
 
+        // Ends once sort has exited (or never started) and closed its output.
+        let written = counted.finish();
         let result = (|| {
             let (fastq, pipeline) = match (fed, piped) {
                 // A bad input is the cause, whatever the tools did after being stopped.
                 (Err(error), _) if !matches!(error, FastqError::ConsumerClosed { .. }) => {
                     return Err(Error::Fastq(error));
+                }
+                // The BAM could not be written (a full scratch disk): the cause of sort's
+                // broken pipe.
+                (_, Err(_)) if matches!(written, Err(Error::Io { .. })) => {
+                    return Err(written
+                        .err()
+                        .unwrap_or_else(|| plan_shape("align", "a BAM")));
                 }
                 (_, Err(error)) => return Err(Error::Process(error)),
                 (Err(_), Ok(_)) => {
@@ -286,13 +307,22 @@ impl StepDefinition for AlignStep {
                 (Ok(stats), Ok(report)) => (stats, report),
             };
             running.commands.extend(pipeline.stages);
+            let bam = written?;
+            let read_pairs = self.validate_fastq.then_some(fastq.pairs);
+            if let Some(pairs) = read_pairs {
+                check_primary_records(&bam_partial, bam.primary, pairs)?;
+            }
             verify_bam(
                 &bam_partial,
                 std::slice::from_ref(&self.read_group),
                 reference,
             )?;
             running.run_next(context)?;
-            running.finish(self.validate_fastq.then_some(fastq.pairs))
+            running.finish(RecordCounts {
+                read_pairs,
+                bam: Some(bam),
+                vcf_records: None,
+            })
         })();
         context.space.sample();
         // While the partial outputs are still there: they hold the space that may have run out.
@@ -302,6 +332,23 @@ impl StepDefinition for AlignStep {
         }
         result
     }
+}
+
+/// Record accounting at align: a paired-end aligner writes exactly one primary record
+/// (neither secondary nor supplementary) per read, mapped or not (SAM spec v1, section 1.4),
+/// so the BAM of `pairs` read pairs holds `2 × pairs` primary records.
+///
+/// # Errors
+/// [`Error::Verification`] (output invalid class) naming both counts.
+pub(crate) fn check_primary_records(bam: &Utf8Path, primary: u64, pairs: u64) -> Result<(), Error> {
+    let reads = pairs.saturating_mul(2);
+    check_records(
+        bam,
+        primary,
+        "primary alignment records",
+        reads,
+        &format!("biojob fed the aligner {pairs} read pairs ({reads} reads)"),
+    )
 }
 
 /// Removes what `samtools sort -T PREFIX` may have left: `PREFIX.NNNN.bam` files.

@@ -1,12 +1,14 @@
 //! The `report` step: the cohort's `report.html` from its samples' `qc.json`.
 
+use std::sync::OnceLock;
+
 use biojob_core::{SampleId, StepId};
 use biojob_scratch::SpaceNeed;
 
 use crate::steps::RunningPlan;
 use crate::{
-    Error, Executed, PlanContext, QcSummary, RunManifest, StagedInputs, StepContext,
-    StepDefinition, StepPlan, TaskRecord, render_cohort_report,
+    Error, Executed, JobInput, PlanContext, PreparedReference, QcRun, QcSummary, RunManifest,
+    StagedInputs, StepContext, StepDefinition, StepPlan, TaskRecord, render_cohort_report,
 };
 
 /// The role of the `position`-th sample's `qc.json` in a report job's inputs: `qc.0003`.
@@ -20,8 +22,23 @@ pub fn sample_qc_role(position: usize) -> String {
 pub struct ReportStep {
     /// The samples, in sheet order.
     pub samples: Vec<SampleId>,
-    /// The run so far (its tasks go on the timeline).
-    pub run: RunManifest,
+    /// The run so far (its tasks go on the timeline): a local run's manifest, or a Batch
+    /// execution's step manifests ([`QcRun::Cohort`], read once the reference's `.fai` is
+    /// staged).
+    pub run: QcRun,
+    /// The run read, or given.
+    read: OnceLock<RunManifest>,
+}
+
+impl ReportStep {
+    /// The report of `samples` for `run`.
+    pub fn new(samples: Vec<SampleId>, run: QcRun) -> Self {
+        let read = OnceLock::new();
+        if let QcRun::Given(manifest) = &run {
+            let _ = read.set((**manifest).clone());
+        }
+        ReportStep { samples, run, read }
+    }
 }
 
 impl StepDefinition for ReportStep {
@@ -47,6 +64,17 @@ impl StepDefinition for ReportStep {
 
     fn cacheable(&self) -> bool {
         false
+    }
+
+    fn with_reference(
+        &self,
+        reference: &PreparedReference,
+        context: &StepContext,
+    ) -> Result<Vec<JobInput>, Error> {
+        if let Some(run) = self.run.read(None, reference, context)? {
+            let _ = self.read.set(run);
+        }
+        Ok(Vec::new())
     }
 
     /// Reads each sample's `qc.json` (checking it is that sample's) and writes the report
@@ -81,7 +109,7 @@ impl StepDefinition for ReportStep {
             }
             summaries.push(summary);
         }
-        let mut run = self.run.clone();
+        let mut run = self.read.get().cloned().unwrap_or_default();
         run.tasks.push(TaskRecord::new(
             StepId::Report,
             None,
@@ -92,6 +120,6 @@ impl StepDefinition for ReportStep {
         let partial = running.partial(0).to_owned();
         std::fs::write(&partial, render_cohort_report(&run, &summaries))
             .map_err(Error::io("writing", &partial))?;
-        running.finish(None)
+        running.finish(crate::RecordCounts::default())
     }
 }

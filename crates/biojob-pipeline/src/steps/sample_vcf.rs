@@ -76,16 +76,19 @@ impl StepDefinition for SampleVcfStep {
             running.run_next(context)?;
             let vcf_partial = running.partial(0).to_owned();
             verify_bgzf_output(&vcf_partial)?;
-            verify_vcf_output(
+            let scan = verify_vcf_output(
                 &vcf_partial,
                 &VcfRules {
                     contigs: &reference.contigs,
                     samples: &[self.sample.as_str()],
-                    only_contig: None,
+                    only_regions: None,
                 },
             )?;
             running.run_next(context)?;
-            running.finish(None)
+            running.finish(crate::RecordCounts {
+                vcf_records: Some(scan.counts.records),
+                ..crate::RecordCounts::default()
+            })
         })();
         result.map_err(|error| context.explain_failure(error))
     }
