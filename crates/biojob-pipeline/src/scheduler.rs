@@ -1198,6 +1198,37 @@ mod tests {
             balanced_shard_bases(&plan(&[300_000, 12_356, 16_571]), 2),
             None
         );
+        // GRCh38's primary contigs (chr1-22, X, Y, M): on 8 threads they spread evenly; on 16,
+        // chr1 alone is more than an even share.
+        let grch38 = plan(&[
+            248_956_422,
+            242_193_529,
+            198_295_559,
+            190_214_555,
+            181_538_259,
+            170_805_979,
+            159_345_973,
+            145_138_636,
+            138_394_717,
+            133_797_422,
+            135_086_622,
+            133_275_309,
+            114_364_328,
+            107_043_718,
+            101_991_189,
+            90_338_345,
+            83_257_441,
+            80_373_285,
+            58_617_616,
+            64_444_167,
+            46_709_983,
+            50_818_468,
+            156_040_895,
+            57_227_415,
+            16_569,
+        ]);
+        assert_eq!(balanced_shard_bases(&grch38, 8), None);
+        assert!(balanced_shard_bases(&grch38, 16).is_some());
         // One long contig on 4 threads: a quarter each.
         assert_eq!(
             balanced_shard_bases(&plan(&[8_000_000, 100_000]), 4),
