@@ -12,6 +12,9 @@
 #              design's entrypoint does: the SAM and the mpileup files round-trip, each contig
 #              job downloads the reference with its bwa index again.
 #   biojob     `biojob run --threads N` on the same input, local prefixes.
+#   biojob-mem2  the same with `--aligner bwa-mem2` (its index built once, untimed, like bwa's).
+#   biojob-contig the same with one calling shard per contig (`--shard-bases 0`), where
+#              `biojob` cuts shards by size when contigs would leave a thread idle.
 #   biojob-s3  the same with S3 prefixes on the same local S3 server: biojob stages the FASTQs
 #              and the reference with its bwa index in, and every output out, itself.
 #   scaled-W   (W = 1, 2, ...; not in the default list) `biojob run` scattered as on AWS Batch:
@@ -22,6 +25,7 @@
 #   floor      the tools alone, no staging: bwa mem (same arguments as biojob's) to /dev/null,
 #              samtools index of a sorted BAM, and the calling (biojob's mpileup | call argv per
 #              contig, longest first, N at once); floor = the sum of the three wall times.
+#              Its tools' CPU ÷ N is the floor's CPU floor.
 #
 # Deliberate deviation: the reference design aligns R1 only (its glob plus -p makes bwa ignore
 # R2); here it aligns both mates (bwa mem ref R1 R2) so both sides do the same
@@ -33,11 +37,14 @@
 # --quick). --reps (default 3, 1 with --quick) repetitions of every mode; the order of the modes
 # is reversed on every other repetition. --threads (default: the CPUs available) is biojob's
 # --threads and every tool's -t/-@/--threads. --modes picks a subset (default
-# reference,biojob,biojob-s3,floor). The input files are never modified: they are linked into a private
+# reference,biojob,biojob-s3,floor; biojob-mem2 and biojob-contig are asked for by name). The input files are never modified: they are linked into a private
 # directory, where the bwa index is built once (untimed) for every mode.
 #
 # Measured per biojob run: wall (from /usr/bin/time); the tools' CPU (user + system of every
-# command in manifest.json, from wait4); biojob's own CPU = the process tree's CPU
+# command in manifest.json, from wait4), and its CPU floor = the tools' CPU ÷ N, the wall time
+# of a run that kept all N cores busy with its tools and nothing else (wall ÷ CPU floor: how
+# far from it the run is; on a machine that others load too, the run gets fewer than N cores,
+# and the ratio says so); biojob's own CPU = the process tree's CPU
 # (/usr/bin/time: biojob plus the children it waited for) minus the tools' CPU; biojob's own
 # peak RSS = VmHWM of the biojob process (not its children), polled from /proc/PID/status.
 # Needs bwa, samtools, bcftools (scripts/install-tools.sh installs them), the AWS CLI, SeaweedFS
@@ -73,8 +80,8 @@ fi
 IFS=, read -r -a mode_list <<<"$modes"
 for mode in "${mode_list[@]}"; do
   case "$mode" in
-    reference | biojob | biojob-s3 | floor | scaled-[1-9]) ;;
-    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-s3, floor, scaled-W)" >&2; exit 2 ;;
+    reference | biojob | biojob-mem2 | biojob-contig | biojob-s3 | floor | scaled-[1-9]) ;;
+    *) echo "e2e: unknown mode $mode (reference, biojob, biojob-mem2, biojob-contig, biojob-s3, floor, scaled-W)" >&2; exit 2 ;;
   esac
 done
 testdata="$(realpath "${BIOJOB_TESTDATA:-$root/../shared/testdata}")"
@@ -126,6 +133,11 @@ samtools faidx "$src/ref.fa"
 start=$EPOCHREALTIME
 bwa index "$src/ref.fa" 2>"$work/bwa-index.log"
 echo "bwa index (once, untimed): $(since "$start") s" >&2
+if printf '%s\n' "${mode_list[@]}" | grep -qx biojob-mem2; then
+  start=$EPOCHREALTIME
+  bwa-mem2 index "$src/ref.fa" >"$work/bwa-mem2-index.log" 2>&1
+  echo "bwa-mem2 index (once, untimed): $(since "$start") s" >&2
+fi
 mapfile -t contigs < <(cut -f1 "$src/ref.fa.fai")
 mapfile -t contigs_longest_first < <(sort -t"$(printf '\t')" -k2,2nr -s "$src/ref.fa.fai" | cut -f1)
 
@@ -217,13 +229,15 @@ reference_chain() { # repetition
   s3 rm --quiet --recursive "$run/"
 }
 
-# biojob run, local prefixes (mode biojob) or S3 prefixes (mode biojob-s3); the process's own
-# VmHWM polled while it runs.
+# biojob run, local prefixes (modes biojob, biojob-mem2) or S3 prefixes (mode biojob-s3); the
+# process's own VmHWM polled while it runs.
 biojob_run() { # repetition mode
   local rep="$1" mode="$2" out="$work/out-biojob" source="$src" tf="$work/time-biojob" \
     pidfile="$work/biojob.pid" hwm=0 pid key value rest
-  local -a s3_env=()
+  local -a s3_env=() extra=()
   rm -rf "$out" "$pidfile"
+  if [ "$mode" = biojob-mem2 ]; then extra=(--aligner bwa-mem2); fi
+  if [ "$mode" = biojob-contig ]; then extra=(--shard-bases 0); fi
   if [ "$mode" = biojob-s3 ]; then
     source="s3://$bucket/src"
     out="s3://$bucket/runs/biojob-s3-$rep"
@@ -247,7 +261,7 @@ PY
   env "${s3_env[@]}" BIOJOB_SCRATCH_DIR="$work/scratch" BIOJOB_CACHE_DIR="$work/cache" \
     BIOJOB_LOG_FORMAT=text /usr/bin/time -f '%e %U %S %M' -o "$tf" \
     sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" \
-    "$biojob" -q run --input "$work/input.json" --threads "$threads" --run-id "e2e-$rep" >"$work/biojob.log" 2>&1 &
+    "$biojob" -q run --input "$work/input.json" --threads "$threads" --run-id "e2e-$rep" "${extra[@]}" >"$work/biojob.log" 2>&1 &
   local time_pid=$!
   for _ in $(seq 1 200); do [ -s "$pidfile" ] && break; sleep 0.01; done
   pid="$(cat "$pidfile")"
@@ -335,7 +349,7 @@ for rep in $(seq 1 "$reps"); do
     record "$rep" "$mode" load_before "$(loadavg)"
     case "$mode" in
       reference) reference_chain "$rep" ;;
-      biojob | biojob-s3 | scaled-*) biojob_run "$rep" "$mode" ;;
+      biojob | biojob-mem2 | biojob-contig | biojob-s3 | scaled-*) biojob_run "$rep" "$mode" ;;
       floor) floor "$rep" ;;
     esac
     record "$rep" "$mode" load_after "$(loadavg)"
@@ -361,7 +375,7 @@ def num(rep, mode, key):
 def series(mode, fn):
     return [fn(rep) for rep in reps if (rep, mode) in rows]
 
-BIOJOB_MODES = [m for m in ("biojob", "biojob-s3") if m in modes] + sorted(m for m in modes if m.startswith("scaled-"))
+BIOJOB_MODES = [m for m in ("biojob", "biojob-mem2", "biojob-contig", "biojob-s3") if m in modes] + sorted(m for m in modes if m.startswith("scaled-"))
 
 def manifest(rep, mode):
     return json.load(open(rows[(rep, mode)]["manifest"]))
@@ -386,6 +400,10 @@ def ref(key):
 def floor_wall(rep):
     return sum(num(rep, "floor", k) for k in ("bwa.wall", "index.wall", "calling.wall"))
 
+def cpu_floor(rep, mode):
+    """The wall time of a run whose tools kept every core busy: the tools' CPU ÷ threads."""
+    return tools_cpu(rep, mode) / float(threads)
+
 def show(label, values, unit="s", digits=1):
     values = [v for v in values if v is not None]
     if not values:
@@ -407,13 +425,16 @@ if "reference" in modes:
         show(f"  {job} job: stage out", series("reference", ref(f"{job}.stage_out")))
     show("  Map: mpileup -Oz and call jobs, all contigs", series("reference", ref("map.wall")))
 for mode in BIOJOB_MODES:
-    where = {"biojob": "local prefixes", "biojob-s3": "S3 prefixes, the same local S3 server"}.get(
+    where = {"biojob": "local prefixes", "biojob-mem2": "local prefixes, --aligner bwa-mem2",
+             "biojob-contig": "local prefixes, one calling shard per contig",
+             "biojob-s3": "S3 prefixes, the same local S3 server"}.get(
         mode, f"local prefixes, chunks and size shards, {mode[7:]} chunk(s) aligned at once")
     print(f"{mode}: biojob run ({where}):")
     wall[mode] = show("wall", series(mode, lambda r, m=mode: num(r, m, "wall")))
     for step in ("split", "align", "merge", "call", "gather", "qc"):
         show(f"  {step}{' (all contigs)' if step == 'call' else ''}", series(mode, lambda r, s=step, m=mode: phase_wall(r, s, m)))
     show("tools' CPU (manifest: wait4 of every command)", series(mode, lambda r, m=mode: tools_cpu(r, m)))
+    show("CPU floor = tools' CPU / threads", series(mode, lambda r, m=mode: cpu_floor(r, m)))
     show("biojob's own CPU (/usr/bin/time tree - tools)", series(mode, lambda r, m=mode: own_cpu(r, m)), digits=2)
     show("biojob's own peak RSS (VmHWM of its PID)", series(mode, lambda r, m=mode: num(r, m, "self_hwm_kb") / 1024), unit="MiB")
 if "floor" in modes:
@@ -421,11 +442,13 @@ if "floor" in modes:
     wall["floor"] = show("wall = bwa + index + calling", series("floor", floor_wall))
     show("  bwa mem > /dev/null", series("floor", lambda r: num(r, "floor", "bwa.wall")))
     show("  samtools index", series("floor", lambda r: num(r, "floor", "index.wall")), digits=2)
+    show("  bwa mem's CPU", series("floor", lambda r: num(r, "floor", "bwa.cpu")))
     show("  calling: mpileup | call, longest first", series("floor", lambda r: num(r, "floor", "calling.wall")))
     show("(not in the floor) CPU of gzip -dc of both FASTQs", series("floor", lambda r: num(r, "floor", "gunzip.cpu")), digits=2)
-print("load average (1, 5, 15 min) when each run started:")
+print("load average (1, 5, 15 min) when each run started and ended:")
 for rep in reps:
-    loads = "; ".join(f"{mode} {rows[(rep, mode)]['load_before']}" for (r, mode) in sorted(rows) if r == rep)
+    loads = "; ".join(f"{mode} {rows[(rep, mode)]['load_before']} .. {rows[(rep, mode)]['load_after']}"
+                      for (r, mode) in sorted(rows) if r == rep)
     print(f"  repetition {rep}: {loads}")
 
 print("\n== ratios: of the medians [per repetition, same repetition's runs]")
@@ -438,7 +461,11 @@ for mode in BIOJOB_MODES:
     if wall.get(mode) and wall.get("reference"):
         line(f"{mode} / reference chain", wall[mode] / wall["reference"], paired(mode, "reference", ref("wall")), "<= 0.5")
     if wall.get(mode) and wall.get("floor"):
-        line(f"{mode} / floor", wall[mode] / wall["floor"], paired(mode, "floor", floor_wall), "<= 1.10")
+        target = "<= 0.85 (bwa-mem2 against bwa's floor)" if mode == "biojob-mem2" else "<= 1.10"
+        line(f"{mode} / floor", wall[mode] / wall["floor"], paired(mode, "floor", floor_wall), target)
+    if wall.get(mode):
+        per_rep = [num(r, mode, "wall") / cpu_floor(r, mode) for r in reps if (r, mode) in rows]
+        line(f"{mode} / its CPU floor", statistics.median(per_rep), per_rep, "<= 1.03")
 for mode in BIOJOB_MODES:
     shares = [100 * own_cpu(r, mode) / tools_cpu(r, mode) for r in reps if (r, mode) in rows]
     line(f"{mode} own CPU / tools' CPU", statistics.median(shares), shares, "<= 1 %", " %")

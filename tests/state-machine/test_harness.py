@@ -106,9 +106,9 @@ def test_the_stack_s_parameters_reach_the_job_definitions(harness: Harness) -> N
     }
     assert align["retryStrategy"]["attempts"] == int(parameters["JobAttempts"])
     assert align["timeout"]["attemptDurationSeconds"] == int(parameters["AlignTimeoutSeconds"])
-    assert {v["name"]: v["value"] for v in container["environment"]}[
-        "BIOJOB_THREADS"
-    ] == parameters["AlignVcpus"]
+    environment = {v["name"]: v["value"] for v in container["environment"]}
+    assert environment["BIOJOB_THREADS"] == parameters["AlignVcpus"]
+    assert environment["BIOJOB_ALIGNER"] == parameters["Aligner"]
 
 
 def test_an_attempt_past_its_timeout_is_stopped_and_retried_as_batch_does(

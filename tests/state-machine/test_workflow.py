@@ -348,3 +348,34 @@ def test_the_example_input(harness: Harness) -> None:
     header = gzip.decompress(storage.read(prefix + f"{sample}.vcf.gz")).decode()
     columns = next(line for line in header.splitlines() if line.startswith("#CHROM"))
     assert columns.split("\t")[9:] == [sample]
+
+
+def test_the_input_s_aligner_reaches_the_align_job_which_builds_and_runs_it(
+    harness: Harness, per_contig: dict[str, Any]
+) -> None:
+    """params.environment.BIOJOB_ALIGNER wins over the stack's Aligner (the align job's own
+    environment): the align job builds bwa-mem2's index from the FASTA (only bwa's index files
+    could be beside it), aligns with it, and the VCF has the records of the per-contig run, which
+    aligned with bwa (the default)."""
+    assert harness.template.parameters["Aligner"] == "bwa"
+    (default_align,) = per_contig["execution"].jobs_named("biojob-align")
+    assert default_align.environment["BIOJOB_ALIGNER"] == "bwa"
+    execution_input = with_params(sample_input(BIOJOB_ALIGNER="bwa-mem2"), chromosomes=["chr22"])
+    execution = harness.execute(execution_input, name="bwa-mem2")
+    assert_succeeded(execution)
+    (align,) = execution.jobs_named("biojob-align")
+    assert align.environment["BIOJOB_ALIGNER"] == "bwa-mem2"
+    prefix = harness.run_prefix(execution_input, execution.name)
+    step = manifests(harness, prefix)[f"{SAMPLE}.align.manifest.json"]
+    assert [tool["tool"] for tool in step["tools"]] == ["bwa-mem2", "samtools", "bcftools"]
+    labels = [command["label"] for command in step["task"]["commands"]]
+    assert "bwa-mem2-index" in labels and "bwa-mem2-mem" in labels, labels
+    ours = harness.storage.vcf_records(prefix + f"{SAMPLE}.vcf.gz")
+    per_contig_prefix = per_contig["prefix"]
+    theirs = [
+        record
+        for record in harness.storage.vcf_records(per_contig_prefix + f"{SAMPLE}.vcf.gz")
+        if record.split("\t")[0] == "chr22"
+    ]
+    assert ours == theirs
+    assert len(ours) == 16

@@ -6,6 +6,7 @@ use std::num::NonZeroUsize;
 
 use biojob_pipeline::env;
 use biojob_scratch::AutoscaleMode;
+use biojob_tools::Aligner;
 use camino::Utf8PathBuf;
 use clap::Args;
 
@@ -51,6 +52,11 @@ pub struct RuntimeArgs {
     /// timeout, which also has to cover cleanup and publishing the logs).
     #[arg(long, env = env::BIOJOB_GRACE_SECONDS, default_value_t = 10)]
     pub grace_seconds: u64,
+    /// How often a running task's progress (the align task's pairs, share of the input read,
+    /// rate and time left; each calling shard's share of bases) is logged, e.g. 30s; a
+    /// terminal shows it as it changes.
+    #[arg(long, env = env::BIOJOB_PROGRESS_INTERVAL, default_value = "1m", value_parser = parse_duration)]
+    pub progress_interval: std::time::Duration,
     /// Longest time one tool may run, e.g. 90m or 2h [default: no limit].
     #[arg(long, env = env::BIOJOB_TOOL_TIMEOUT, value_parser = parse_duration)]
     pub tool_timeout: Option<std::time::Duration>,
@@ -73,12 +79,27 @@ pub struct RuntimeArgs {
     /// BIOJOB_RESUME).
     #[arg(long)]
     pub no_resume: bool,
+    /// The aligner, bwa or bwa-mem2 (the same alignments; bwa-mem2 spends about a third less
+    /// CPU and needs its own index, whose build takes 28 bytes of memory per reference base)
+    /// [default: bwa; `run`: then params.environment.BIOJOB_ALIGNER].
+    #[arg(long, env = env::BIOJOB_ALIGNER, value_parser = parse_aligner)]
+    pub aligner: Option<AlignerChoice>,
 }
+
+/// The value of `--aligner` (`BIOJOB_ALIGNER`): an aligner, or none for an empty value (which
+/// counts as unset, as for every setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlignerChoice(pub Option<Aligner>);
 
 impl RuntimeArgs {
     /// Whether finished steps are reused: --resume or BIOJOB_RESUME, unless --no-resume.
     pub fn resumes(&self) -> bool {
         self.resume && !self.no_resume
+    }
+
+    /// The aligner of `--aligner` or `BIOJOB_ALIGNER`, when given and not empty.
+    pub fn aligner(&self) -> Option<Aligner> {
+        self.aligner.and_then(|choice| choice.0)
     }
 }
 
@@ -86,9 +107,11 @@ impl RuntimeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ScaleArgs {
     /// Largest calling shard, in bases: contigs are cut into regions of at most this many
-    /// bases and small contigs grouped (0: one shard per contig).
-    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
-    pub shard_bases: u64,
+    /// bases and small contigs grouped (0: one shard per contig) [default: one shard per
+    /// contig, or, when that would leave threads idle at the end of calling, shards of the
+    /// size that keeps them busy (at least 500 kb)].
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES)]
+    pub shard_bases: Option<u64>,
     /// Read pairs per alignment chunk: the FASTQ pair is split into chunks, each aligned on its
     /// own and the BAMs merged (0: aligned whole).
     #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, default_value_t = 0)]
@@ -103,7 +126,8 @@ impl ScaleArgs {
     /// The pipeline's settings.
     pub fn options(&self) -> biojob_pipeline::ScaleOptions {
         biojob_pipeline::ScaleOptions {
-            shard_bases: std::num::NonZeroU64::new(self.shard_bases),
+            shard_bases: self.shard_bases.and_then(std::num::NonZeroU64::new),
+            balance_shards: self.shard_bases.is_none(),
             chunk_pairs: std::num::NonZeroU64::new(self.chunk_pairs),
             workers: self.workers,
         }
@@ -245,6 +269,15 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
         "" | "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(format!("{text:?} is not 1/true/yes/on or 0/false/no/off")),
     }
+}
+
+pub fn parse_aligner(text: &str) -> Result<AlignerChoice, String> {
+    if text.is_empty() {
+        return Ok(AlignerChoice(None));
+    }
+    text.parse()
+        .map(|aligner| AlignerChoice(Some(aligner)))
+        .map_err(|error: biojob_tools::UnknownAligner| error.to_string())
 }
 
 /// A switch that is on unless turned off: as [`parse_switch`], but the empty string (what the

@@ -7,29 +7,40 @@ use anyhow::Context as _;
 use biojob_pipeline::{Engine, Resources, ScratchSettings, env, probe_tools};
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
-use biojob_tools::{Tool, ToolPath, Toolset, sort_memory_per_thread};
+use biojob_tools::{Aligner, Tool, ToolOverrides, ToolPath, Toolset, sort_memory_per_thread};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::args::RuntimeArgs;
 use crate::environment;
 use crate::failure::Failure;
 
-/// The program overrides `BIOJOB_BWA`, `BIOJOB_SAMTOOLS`, `BIOJOB_BCFTOOLS`, when set.
-fn tool_overrides() -> [Option<Utf8PathBuf>; 3] {
-    [env::BIOJOB_BWA, env::BIOJOB_SAMTOOLS, env::BIOJOB_BCFTOOLS].map(environment::path)
+/// The program overrides `BIOJOB_BWA`, `BIOJOB_BWA_MEM2`, `BIOJOB_SAMTOOLS`,
+/// `BIOJOB_BCFTOOLS`, when set.
+fn tool_overrides() -> ToolOverrides {
+    ToolOverrides {
+        bwa: environment::path(env::BIOJOB_BWA),
+        bwa_mem2: environment::path(env::BIOJOB_BWA_MEM2),
+        samtools: environment::path(env::BIOJOB_SAMTOOLS),
+        bcftools: environment::path(env::BIOJOB_BCFTOOLS),
+    }
 }
 
-/// The tools as they would be looked up, not resolved (for `--dry-run`): each override, else
-/// the tool's name.
-pub fn toolset_by_name() -> Toolset {
-    let [bwa, samtools, bcftools] = tool_overrides();
-    let named = |tool: Tool, path: Option<Utf8PathBuf>| {
-        ToolPath::new(tool, path.unwrap_or_else(|| tool.name().into()))
+/// The tools as they would be looked up, not resolved (for `--dry-run`), with `aligner`:
+/// each override, else the tool's name.
+pub fn toolset_by_name(aligner: Aligner) -> Toolset {
+    let overrides = tool_overrides();
+    let named = |tool: Tool| {
+        ToolPath::new(
+            tool,
+            overrides
+                .get(tool)
+                .map_or_else(|| tool.name().into(), Utf8Path::to_path_buf),
+        )
     };
     Toolset {
-        bwa: named(Tool::Bwa, bwa),
-        samtools: named(Tool::Samtools, samtools),
-        bcftools: named(Tool::Bcftools, bcftools),
+        bwa: named(aligner.tool()),
+        samtools: named(Tool::Samtools),
+        bcftools: named(Tool::Bcftools),
     }
 }
 
@@ -38,17 +49,35 @@ pub fn resources(runtime: &RuntimeArgs) -> Resources {
     Resources::detect().with_overrides(runtime.threads, runtime.memory)
 }
 
-/// Resolves the tools (honouring the overrides), probes their versions and builds the engine.
+/// [`engine_for`] with the aligner of `--aligner` (`BIOJOB_ALIGNER`), else bwa.
 ///
 /// # Errors
-/// A tool that cannot be found or probed (usage class).
+/// As [`engine_for`].
 pub fn engine(
     runtime: &RuntimeArgs,
     cancel: &CancelToken,
     stores: &Stores,
 ) -> Result<Engine, Failure> {
-    let [bwa, samtools, bcftools] = tool_overrides();
-    let toolset = Toolset::resolve(bwa.as_deref(), samtools.as_deref(), bcftools.as_deref())
+    engine_for(
+        runtime,
+        runtime.aligner().unwrap_or_default(),
+        cancel,
+        stores,
+    )
+}
+
+/// Resolves the tools with `aligner` (honouring the overrides), probes their versions and
+/// builds the engine.
+///
+/// # Errors
+/// A tool that cannot be found or probed (usage class).
+pub fn engine_for(
+    runtime: &RuntimeArgs,
+    aligner: Aligner,
+    cancel: &CancelToken,
+    stores: &Stores,
+) -> Result<Engine, Failure> {
+    let toolset = Toolset::resolve_for(aligner, &tool_overrides())
         .map_err(|error| Failure::Pipeline(error.into()))?;
     let probe_dir = tempfile::tempdir()
         .context("creating a temporary directory")
@@ -57,6 +86,7 @@ pub fn engine(
     let versions = probe_tools(&toolset, cancel, probe_logs)?;
     let resources = resources(runtime);
     tracing::info!(
+        %aligner,
         threads = resources.threads,
         memory_bytes = resources.memory_bytes,
         sort_memory_per_thread_bytes =
@@ -82,6 +112,7 @@ pub fn engine(
         grace: Duration::from_secs(runtime.grace_seconds),
         timeout: runtime.tool_timeout,
         step_timeout: runtime.timeout,
+        progress_interval: runtime.progress_interval,
         scratch: scratch_settings(runtime),
         validate_fastq: validate_fastq(),
     })

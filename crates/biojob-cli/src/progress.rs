@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use biojob_pipeline::{RunObserver, TaskLabel};
+use biojob_pipeline::{ProgressSnapshot, RunObserver, TaskLabel};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// One spinner per task, created when the run plans its tasks (or when a task starts first).
@@ -58,6 +58,16 @@ impl RunObserver for ProgressObserver {
         let bar = self.bar(task);
         let outcome = if succeeded { "done" } else { "FAILED" };
         bar.finish_with_message(format!("{outcome} in {:.1} s", wall.as_secs_f64()));
+    }
+
+    /// Every second: the figures of [`ProgressSnapshot::describe`] after `running`.
+    fn progress_interval(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
+
+    fn progress(&self, task: &TaskLabel, progress: &ProgressSnapshot) {
+        self.bar(task)
+            .set_message(format!("running: {}", progress.describe()));
     }
 
     fn reused(&self, task: &TaskLabel) {

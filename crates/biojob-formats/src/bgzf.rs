@@ -15,6 +15,74 @@ pub const BGZF_EOF_BLOCK: [u8; 28] = [
 /// gzip header flag: an extra field follows the fixed header (RFC 1952, section 2.3.1).
 const FLAG_EXTRA: u8 = 0x04;
 
+/// Follows a BGZF file while a tool writes it: each [`BgzfTail::poll`] inflates the blocks
+/// completed since the last call (a block is complete once its `BSIZE` bytes are on disk: SAM
+/// spec v1, section 4.1) and returns the complete lines of text they end. For progress, not
+/// for checks: a damaged block ends the text read so far (the file is checked when done).
+#[derive(Debug)]
+pub struct BgzfTail {
+    path: camino::Utf8PathBuf,
+    offset: u64,
+    partial_line: Vec<u8>,
+}
+
+impl BgzfTail {
+    /// A tail of `path` (which may not exist yet) from its start.
+    pub fn new(path: &Utf8Path) -> BgzfTail {
+        BgzfTail {
+            path: path.to_owned(),
+            offset: 0,
+            partial_line: Vec::new(),
+        }
+    }
+
+    /// The complete lines written since the last call, without their newlines (none when the
+    /// file does not exist yet or no block was completed).
+    pub fn poll(&mut self) -> Vec<String> {
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return Vec::new();
+        }
+        let mut text = std::mem::take(&mut self.partial_line);
+        loop {
+            // The fixed header (12 bytes) and the BC subfield (6 bytes) of a BGZF block.
+            let mut header = [0u8; 18];
+            if read_prefix(&mut file, &mut header).ok() != Some(header.len())
+                || header[..2] != [0x1f, 0x8b]
+                || header[12..14] != *b"BC"
+            {
+                break;
+            }
+            let block = usize::from(u16::from_le_bytes([header[16], header[17]])) + 1;
+            let mut rest = vec![0u8; block.saturating_sub(header.len())];
+            if rest.len() < 8 || read_prefix(&mut file, &mut rest).ok() != Some(rest.len()) {
+                break;
+            }
+            let deflated = &rest[..rest.len() - 8];
+            let before = text.len();
+            if flate2::read::DeflateDecoder::new(deflated)
+                .read_to_end(&mut text)
+                .is_err()
+            {
+                text.truncate(before);
+                break;
+            }
+            self.offset += block as u64;
+        }
+        let complete = text
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map_or(0, |end| end + 1);
+        self.partial_line = text.split_off(complete);
+        String::from_utf8_lossy(&text)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 /// Checks that `path` is a BGZF file (BAM, `.vcf.gz`, tabix-indexed files) that was completely
 /// written.
 ///
@@ -122,6 +190,7 @@ pub(crate) fn bc_block_size(mut extra: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use camino::Utf8PathBuf;
 
     #[test]
     fn bc_subfield_found_among_others() {
@@ -134,6 +203,40 @@ mod tests {
         assert_eq!(bc_block_size(&[b'B', b'C', 2, 0, 0x1b]), None);
         assert_eq!(bc_block_size(&[b'X', b'Y', 9, 0, 1]), None);
         assert_eq!(bc_block_size(&[]), None);
+    }
+
+    #[test]
+    fn a_tail_returns_the_complete_lines_of_the_blocks_written_so_far() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (1..=30_000).map(|pos| format!("chr1\t{pos}\n")).collect();
+        let plain = dir.path().join("x.txt");
+        std::fs::write(&plain, &text).unwrap();
+        // bgzip (htslib, Debian package tabix) writes 64 KiB blocks.
+        let status = std::process::Command::new("bgzip")
+            .arg("-f")
+            .arg(&plain)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let whole = std::fs::read(dir.path().join("x.txt.gz")).unwrap();
+        let first = usize::from(u16::from_le_bytes([whole[16], whole[17]])) + 1;
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("growing.gz")).unwrap();
+        let mut tail = BgzfTail::new(&path);
+        assert_eq!(tail.poll(), Vec::<String>::new(), "no file yet");
+        // The first block and half of the second.
+        std::fs::write(&path, &whole[..first + 100]).unwrap();
+        let seen = tail.poll();
+        let in_first_block = text[..65_280].matches('\n').count();
+        assert_eq!(seen.len(), in_first_block);
+        assert_eq!(seen[0], "chr1\t1");
+        assert_eq!(tail.poll(), Vec::<String>::new(), "nothing new");
+        // The rest, with the EOF block.
+        std::fs::write(&path, &whole).unwrap();
+        let rest = tail.poll();
+        assert_eq!(rest.last().map(String::as_str), Some("chr1\t30000"));
+        let all: Vec<String> = seen.into_iter().chain(rest).collect();
+        let expected: Vec<String> = text.lines().map(str::to_owned).collect();
+        assert_eq!(all, expected);
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod record;
 mod split;
 
 use std::io::{self, BufWriter, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use camino::Utf8Path;
@@ -31,6 +31,64 @@ pub struct FastqPairStats {
     pub bytes_read_1: u64,
     /// Bytes read from the R2 file on disk (compressed bytes when gzip).
     pub bytes_read_2: u64,
+}
+
+/// How far a pass over a FASTQ pair is, updated by its reader threads as they go (every
+/// [`FastqProgress::RECORDS_PER_UPDATE`] records and at the end of each file) and read by
+/// anyone holding a reference: records read from each file and bytes read from each file on
+/// disk (compressed bytes for gzip, to compare with the files' sizes).
+#[derive(Debug, Default)]
+pub struct FastqProgress {
+    records: [AtomicU64; 2],
+    bytes_read: [AtomicU64; 2],
+}
+
+impl FastqProgress {
+    /// Records between two updates of the counters.
+    pub const RECORDS_PER_UPDATE: u64 = 4096;
+
+    /// Pairs read so far: the records of the file that is behind.
+    pub fn pairs(&self) -> u64 {
+        self.records[0]
+            .load(Ordering::Relaxed)
+            .min(self.records[1].load(Ordering::Relaxed))
+    }
+
+    /// Bytes read from both files on disk so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+            .iter()
+            .map(|bytes| bytes.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn update(&self, mate: usize, records: u64, bytes_read: u64) {
+        if let (Some(count), Some(bytes)) = (self.records.get(mate), self.bytes_read.get(mate)) {
+            count.store(records, Ordering::Relaxed);
+            bytes.store(bytes_read, Ordering::Relaxed);
+        }
+    }
+}
+
+/// [`stream_fastq_pair`], counting how far it is in `progress` as it goes.
+///
+/// # Errors
+/// As [`stream_fastq_pair`].
+pub fn stream_fastq_pair_with_progress(
+    fastq_1: &Utf8Path,
+    fastq_2: &Utf8Path,
+    sink_1: impl Write + Send,
+    sink_2: impl Write + Send,
+    progress: &FastqProgress,
+) -> Result<FastqPairStats, FastqError> {
+    read_pair(
+        FastqSource::file(fastq_1),
+        FastqSource::file(fastq_2),
+        BufWriter::with_capacity(IO_BUFFER_BYTES, sink_1),
+        BufWriter::with_capacity(IO_BUFFER_BYTES, sink_2),
+        false,
+        Some(progress),
+    )
 }
 
 /// Reads `fastq_1` and `fastq_2`, checks them as a pair, and writes each file's decompressed
@@ -81,6 +139,7 @@ pub fn stream_fastq_pair(
         BufWriter::with_capacity(IO_BUFFER_BYTES, sink_1),
         BufWriter::with_capacity(IO_BUFFER_BYTES, sink_2),
         false,
+        None,
     )
 }
 
@@ -99,6 +158,7 @@ pub fn validate_fastq_pair(
         Discard,
         Discard,
         true,
+        None,
     )
 }
 
@@ -157,6 +217,7 @@ fn read_pair(
     sink_1: impl RecordSink,
     sink_2: impl RecordSink,
     bounded_mates: bool,
+    progress: Option<&FastqProgress>,
 ) -> Result<FastqPairStats, FastqError> {
     let (path_1, path_2) = (source_1.path().to_owned(), source_2.path().to_owned());
     let (fastq_1, fastq_2) = (path_1.as_path(), path_2.as_path());
@@ -167,8 +228,10 @@ fn read_pair(
 
     let (result_1, result_2, mates) = std::thread::scope(|scope| {
         let cancel = &cancel;
-        let reader_1 = scope.spawn(move || read_file(source_1, sink_1, mates_tx_1, cancel));
-        let reader_2 = scope.spawn(move || read_file(source_2, sink_2, mates_tx_2, cancel));
+        let reader_1 =
+            scope.spawn(move || read_file(source_1, sink_1, mates_tx_1, cancel, (progress, 0)));
+        let reader_2 =
+            scope.spawn(move || read_file(source_2, sink_2, mates_tx_2, cancel, (progress, 1)));
         let mates = compare_mates(mates_rx_1, mates_rx_2, cancel);
         let result_1 = reader_1
             .join()
@@ -200,11 +263,12 @@ fn read_file(
     mut sink: impl RecordSink,
     mut mates: MateSender,
     cancel: &AtomicBool,
+    progress: (Option<&FastqProgress>, usize),
 ) -> Result<FileOutcome, FastqError> {
     let path = &source.path().to_owned();
     let _span = tracing::debug_span!("fastq", %path).entered();
     let started = Instant::now();
-    let mut result = scan_file(source, &mut sink, &mut mates, cancel);
+    let mut result = scan_file(source, &mut sink, &mut mates, cancel, progress);
     mates.finish();
     result = match result {
         Ok(outcome) if outcome.completed && outcome.records == 0 => {
@@ -244,6 +308,7 @@ fn scan_file(
     sink: &mut impl RecordSink,
     mates: &mut MateSender,
     cancel: &AtomicBool,
+    (progress, mate): (Option<&FastqProgress>, usize),
 ) -> Result<FileOutcome, FastqError> {
     let path = &source.path().to_owned();
     let streamed = source.is_streamed();
@@ -278,7 +343,15 @@ fn scan_file(
         if !mates.push(record.name) {
             break Ok(false);
         }
+        if let Some(progress) = progress
+            && (records + 1).is_multiple_of(FastqProgress::RECORDS_PER_UPDATE)
+        {
+            progress.update(mate, records + 1, reader.bytes_read());
+        }
     };
+    if let Some(progress) = progress {
+        progress.update(mate, reader.records(), reader.bytes_read());
+    }
     Ok(FileOutcome {
         records: reader.records(),
         bases,

@@ -61,13 +61,14 @@ pub use bam_count::{BamRecordCounter, BamRecordCounts, count_bam_records};
 pub use bam_stats::{
     BamStats, ContigCoverage, DEPTH_BINS_TARGET, FlagCounts, MIN_DEPTH_BIN_BASES, read_bam_stats,
 };
-pub use bgzf::{BGZF_EOF_BLOCK, check_bgzf_eof};
+pub use bgzf::{BGZF_EOF_BLOCK, BgzfTail, check_bgzf_eof};
 pub use contigs::describe_contig_difference;
 pub use error::{FastqError, FormatError, input_io_class};
 pub use fai::{check_fai_covers_fasta, read_fai};
 pub use fastq::{
-    ChunkLayout, FastqChunk, FastqPairStats, FastqSource, SplitRequest, fastq_chunk_names,
-    first_read_name, split_fastq_pair, stream_fastq_pair, validate_fastq_pair,
+    ChunkLayout, FastqChunk, FastqPairStats, FastqProgress, FastqSource, SplitRequest,
+    fastq_chunk_names, first_read_name, split_fastq_pair, stream_fastq_pair,
+    stream_fastq_pair_with_progress, validate_fastq_pair,
 };
 pub use tabix::tabix_contigs;
 pub use vcf::{

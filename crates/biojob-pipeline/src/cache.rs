@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use biojob_storage::{ObjectUri, Stores, hex};
-use biojob_tools::{ToolVersions, bwa_index_files};
+use biojob_tools::{Aligner, ToolVersions};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -96,26 +96,28 @@ pub fn reference_sha256(reference: &PreparedReference) -> Result<String, Error> 
     Ok(hex(&Sha256::digest(format!("fasta:{fasta}\nfai:{fai}\n"))))
 }
 
-/// SHA-256 (lowercase hex) of each bwa index file of `reference` by its extension (`.amb`,
-/// `.ann`, `.bwt`, `.pac`, `.sa`), read in parallel; empty when the bwa index was not
-/// prepared. These are the files `bwa mem` reads.
+/// SHA-256 (lowercase hex) of each index file of `aligner` for `reference` by its suffix
+/// ([`Aligner::index_suffixes`]: `.amb .ann .bwt .pac .sa` for bwa, `.0123 .amb .ann
+/// .bwt.2bit.64 .pac` for bwa-mem2), read in parallel; empty when the index was not prepared.
+/// These are the files the aligner's `mem` reads.
 ///
 /// # Errors
 /// [`Error::Io`] (input side) when an index file cannot be read.
-pub fn bwa_index_sha256(reference: &PreparedReference) -> Result<BTreeMap<String, String>, Error> {
+pub fn bwa_index_sha256(
+    reference: &PreparedReference,
+    aligner: Aligner,
+) -> Result<BTreeMap<String, String>, Error> {
     let Some(prefix) = &reference.bwa_prefix else {
         return Ok(BTreeMap::new());
     };
-    let files = bwa_index_files(prefix);
+    let files = aligner.index_files(prefix);
     let paths: Vec<&Utf8Path> = files.iter().map(Utf8PathBuf::as_path).collect();
     let digests = files_sha256(&paths)?;
-    Ok(files
-        .iter()
+    Ok(aligner
+        .index_suffixes()
+        .into_iter()
+        .map(str::to_owned)
         .zip(digests)
-        .map(|(file, sha256)| {
-            let extension = file.extension().map_or(String::new(), |e| format!(".{e}"));
-            (extension, sha256)
-        })
         .collect())
 }
 

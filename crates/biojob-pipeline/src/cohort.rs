@@ -124,6 +124,7 @@ pub fn run_cohort(
             output_prefix: input.output_prefix.clone(),
             min_mapping_quality: input.min_mapping_quality,
             resume: input.resume,
+            aligner: input.aligner,
         };
         let run = Run {
             input: &carrier,

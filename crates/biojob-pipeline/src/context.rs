@@ -1,6 +1,7 @@
 //! What every step runs with: the [`Engine`] (stores, tools, budget, settings) and, per job,
 //! the supervisor of its tools and the watch on its scratch space ([`StepContext`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use biojob_core::{Classify, ExitClass};
@@ -10,7 +11,7 @@ use biojob_storage::Stores;
 use biojob_tools::{ToolError, ToolVersions, Toolset};
 use camino::Utf8Path;
 
-use crate::{Error, Resources, ScratchSettings, SpaceWatchdog};
+use crate::{Error, Resources, ScratchSettings, SpaceWatchdog, TaskProgress};
 
 /// Everything a run or a job needs besides its request: stores, tools, budget, cancellation.
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub struct Engine {
     pub step_timeout: Option<Duration>,
     /// Where scratch directories go and how their space is watched.
     pub scratch: ScratchSettings,
+    /// How often a running task's progress is logged (JSON logs under AWS Batch; a terminal
+    /// shows it as it changes).
+    pub progress_interval: Duration,
     /// Whether the align step checks the FASTQs as it feeds them to bwa (the default). Off is
     /// a benchmark switch only (`benches/align-validation.sh`): bwa then reads the files
     /// itself and aligns a truncated or out-of-sync pair as far as it gets.
@@ -51,6 +55,7 @@ impl Engine {
                 .with_watchdog(Some(SpaceWatchdog::shared(space))),
             space: space.clone(),
             engine: self.clone(),
+            progress: Arc::default(),
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct StepContext {
     pub supervisor: Supervisor,
     /// The free space of the job's scratch directory: each step's preflight, peak use.
     pub space: SpaceWatch,
+    /// The running task's progress, which its step sets ([`TaskProgress::start`]).
+    pub progress: Arc<TaskProgress>,
 }
 
 impl StepContext {
@@ -82,6 +89,14 @@ impl StepContext {
     pub fn with_cancel(&self, cancel: CancelToken) -> StepContext {
         StepContext {
             supervisor: self.supervisor.with_cancel(cancel),
+            ..self.clone()
+        }
+    }
+
+    /// This context with `progress` as its task's progress.
+    pub fn with_progress(&self, progress: Arc<TaskProgress>) -> StepContext {
+        StepContext {
+            progress,
             ..self.clone()
         }
     }

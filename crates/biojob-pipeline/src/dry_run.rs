@@ -112,6 +112,7 @@ pub fn render_run_plan(
 
     let (title, shards) = planned_shards(scale, input.contigs.as_deref(), "call");
     header(&mut out, &title);
+    balanced_shards_note(&mut out, scale);
     for (name, shard) in shards {
         let call = CallStep::new(
             sample.clone(),
@@ -156,6 +157,19 @@ fn resources_line(resources: Resources) -> String {
 /// that calls them: the contigs requested, each whole, in reference order; every contig of
 /// the reference (one placeholder); or shards cut by size (an example shard: the plan is cut
 /// from the `.fai` at run time).
+/// The note of a run that would cut calling shards by size on its own
+/// ([`crate::balanced_shard_bases`]), under the calling step's header.
+fn balanced_shards_note(out: &mut String, scale: &ScaleOptions) {
+    if scale.shard_bases.is_none() && scale.balance_shards {
+        let _ = writeln!(
+            out,
+            "   (or, when one shard per contig would leave threads idle at the end, shards of at \
+             least {} bases cut by size from the .fai at run time)",
+            crate::BALANCED_SHARD_MIN_BASES
+        );
+    }
+}
+
 fn planned_shards(
     scale: &ScaleOptions,
     contigs: Option<&[String]>,
@@ -330,6 +344,7 @@ pub fn render_cohort_plan(
     let stem = crate::cohort_stem()?;
     let (title, shards) = planned_shards(scale, input.contigs.as_deref(), "call jointly");
     header(&mut out, &title);
+    balanced_shards_note(&mut out, scale);
     for (name, shard) in shards {
         let call = CallStep::new(
             stem.clone(),
@@ -455,6 +470,7 @@ mod tests {
             shard_bases: NonZeroU64::new(20_000),
             chunk_pairs: NonZeroU64::new(49_505),
             workers: 2,
+            balance_shards: false,
         };
         let plan = render_run_plan(&input, &toolset(), resources, "r", &scale, true);
         for expected in [

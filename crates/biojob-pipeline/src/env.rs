@@ -42,12 +42,15 @@ pub const BIOJOB_STEP_TIMEOUT: &str = "BIOJOB_STEP_TIMEOUT";
 /// location records as finished with the same cache key and whose outputs are unchanged.
 pub const BIOJOB_RESUME: &str = "BIOJOB_RESUME";
 /// Largest calling shard in bases; contigs are cut and grouped into shards of at most this
-/// many bases (default 0: one shard per contig).
+/// many bases (0: one shard per contig; default 0, or for `biojob run` the balanced size of
+/// `balanced_shard_bases`).
 pub const BIOJOB_CALL_SHARD_BASES: &str = "BIOJOB_CALL_SHARD_BASES";
 /// Read pairs per alignment chunk (default 0: the FASTQ pair is aligned whole).
 pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";
 /// Alignment chunks run at once (default 1).
 pub const BIOJOB_WORKERS: &str = "BIOJOB_WORKERS";
+/// The aligner: `bwa` (default) or `bwa-mem2` (docs/aligners.md).
+pub const BIOJOB_ALIGNER: &str = "BIOJOB_ALIGNER";
 /// A cohort's duplicate marking: on (default; `samtools fixmate -m` after bwa, `samtools
 /// markdup` after the merge of a sample's lanes) or `0`/`false`/`no`/`off`.
 pub const BIOJOB_MARK_DUPLICATES: &str = "BIOJOB_MARK_DUPLICATES";
@@ -59,10 +62,14 @@ pub const SAMPLESHEET: &str = "SAMPLESHEET";
 pub const LANE: &str = "LANE";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
+/// The bwa-mem2 program (path or name on `PATH`).
+pub const BIOJOB_BWA_MEM2: &str = "BIOJOB_BWA_MEM2";
 /// The samtools program.
 pub const BIOJOB_SAMTOOLS: &str = "BIOJOB_SAMTOOLS";
 /// The bcftools program.
 pub const BIOJOB_BCFTOOLS: &str = "BIOJOB_BCFTOOLS";
+/// How often a running task's progress is logged, e.g. `30s` (default 1 minute).
+pub const BIOJOB_PROGRESS_INTERVAL: &str = "BIOJOB_PROGRESS_INTERVAL";
 /// Benchmark switch: `0` hands the FASTQ files to bwa without biojob's streaming check
 /// (default: checked). For `benches/align-validation.sh` only.
 pub const BIOJOB_FASTQ_VALIDATION: &str = "BIOJOB_FASTQ_VALIDATION";
@@ -151,7 +158,7 @@ pub const HOME: &str = "HOME";
 
 /// The keys of the execution input's `params.environment` that biojob reads (others get a
 /// warning); `JOB_AWS_CLI_PATH` is accepted and ignored.
-pub const INPUT_ENVIRONMENT_KEYS: [&str; 15] = [
+pub const INPUT_ENVIRONMENT_KEYS: [&str; 16] = [
     SAMPLE_ID,
     REFERENCE_NAME,
     SOURCE_DATA_PREFIX,
@@ -167,4 +174,5 @@ pub const INPUT_ENVIRONMENT_KEYS: [&str; 15] = [
     JOB_AWS_CLI_PATH,
     MIN_MAPPING_QUALITY,
     BIOJOB_RESUME,
+    BIOJOB_ALIGNER,
 ];

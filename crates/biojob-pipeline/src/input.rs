@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use biojob_core::{ReadGroup, SampleId};
 use biojob_storage::{ObjectUri, Stores};
+use biojob_tools::Aligner;
 use serde::Deserialize;
 use tracing::warn;
 
@@ -80,6 +81,8 @@ pub struct WorkflowInput {
     pub min_mapping_quality: Option<u32>,
     /// `BIOJOB_RESUME` of `params.environment`, when set and not empty.
     pub resume: Option<bool>,
+    /// `BIOJOB_ALIGNER` of `params.environment`, when set and not empty.
+    pub aligner: Option<Aligner>,
 }
 
 fn usage(message: impl Into<String>, remedy: impl Into<String>) -> Error {
@@ -295,6 +298,23 @@ impl JobEnvironment {
         }
     }
 
+    /// `BIOJOB_ALIGNER`: `None` when unset or empty.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when it is neither `bwa` nor `bwa-mem2`.
+    pub fn aligner(&self) -> Result<Option<Aligner>, Error> {
+        self.get(env::BIOJOB_ALIGNER)
+            .map(|text| {
+                text.parse::<Aligner>().map_err(|error| {
+                    usage(
+                        format!("{}: {error}", self.name(env::BIOJOB_ALIGNER)),
+                        "give bwa or bwa-mem2, or leave it out for bwa",
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// The FASTQ pair: `FASTQ_1`/`FASTQ_2`, else `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R1.fastq.gz`
     /// and `_R2.fastq.gz`.
     ///
@@ -460,6 +480,8 @@ pub struct CohortInput {
     pub platform: String,
     /// Flag duplicates (`BIOJOB_MARK_DUPLICATES`, on unless turned off).
     pub mark_duplicates: bool,
+    /// `BIOJOB_ALIGNER` of `params.environment`, when set and not empty.
+    pub aligner: Option<Aligner>,
 }
 
 /// What `biojob run` runs: one sample from the job environment, or a cohort from a sample
@@ -514,6 +536,7 @@ impl RunInput {
             resume: environment.resume()?,
             platform: environment.platform()?,
             mark_duplicates,
+            aligner: environment.aligner()?,
         }))
     }
 }
@@ -580,6 +603,7 @@ impl WorkflowInput {
         let output_prefix = environment.output_prefix()?;
         let min_mapping_quality = environment.min_mapping_quality()?;
         let resume = environment.resume()?;
+        let aligner = environment.aligner()?;
 
         Ok(WorkflowInput {
             sample,
@@ -591,6 +615,7 @@ impl WorkflowInput {
             output_prefix,
             min_mapping_quality,
             resume,
+            aligner,
         })
     }
 
@@ -704,6 +729,28 @@ mod tests {
         assert_eq!(
             parse("maybe").unwrap_err().to_string(),
             "params.environment.BIOJOB_RESUME must be 1/true/yes/on or 0/false/no/off, found \"maybe\""
+        );
+    }
+
+    #[test]
+    fn biojob_aligner_in_the_environment_names_an_aligner() {
+        let parse = |value: &str| {
+            WorkflowInput::from_json(&format!(
+                r#"{{"params": {{"environment": {{"SAMPLE_ID": "S", "SOURCE_DATA_PREFIX": "/d",
+                    "REFERENCE_NAME": "r", "JOB_OUTPUT_PREFIX": "/o", "BIOJOB_ALIGNER": "{value}"}}}}}}"#
+            ))
+        };
+        assert_eq!(parse("bwa-mem2").unwrap().aligner, Some(Aligner::BwaMem2));
+        assert_eq!(parse("bwa").unwrap().aligner, Some(Aligner::Bwa));
+        assert_eq!(parse("").unwrap().aligner, None);
+        let error = parse("bowtie2").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "params.environment.BIOJOB_ALIGNER: unknown aligner \"bowtie2\": choose bwa or bwa-mem2"
+        );
+        assert_eq!(
+            biojob_core::Classify::exit_class(&error),
+            biojob_core::ExitClass::Usage
         );
     }
 

@@ -3,6 +3,8 @@
 //! publish → task record. docs/steps.md says why and how to add a step.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime};
 
 use biojob_core::{SampleId, StepId};
@@ -16,7 +18,7 @@ use crate::cache::{EarlierTasks, RerunReason, try_reuse};
 use crate::{
     CacheKeyMaterial, CohortMember, Error, OutputRecord, PlanContext, PlannedOutput,
     PreparedReference, RecordCounts, ReferenceOptions, RunObserver, StepContext, StepPlan,
-    TaskLabel, TaskRecord, TaskShard, bwa_index_mismatch, file_sha256, files_sha256,
+    TaskLabel, TaskProgress, TaskRecord, TaskShard, bwa_index_mismatch, file_sha256, files_sha256,
     prepare_reference, publish_file, reference_sha256, stage_input,
 };
 
@@ -534,7 +536,7 @@ impl StepJob<'_> {
             work_dir,
             &staged.paths,
         ));
-        let mut executed = self.definition.execute(plan, &staged, context)?;
+        let mut executed = self.execute_watched(plan, &staged, target)?;
         if !facts.reference_reports.is_empty() {
             let mut commands = std::mem::take(&mut facts.reference_reports);
             commands.append(&mut executed.commands);
@@ -566,6 +568,39 @@ impl StepJob<'_> {
             executed,
             records,
             outputs,
+        })
+    }
+
+    /// Runs the step's `execute` with a fresh [`TaskProgress`] in its context, and tells the
+    /// observer how far it is at every interval ([`RunObserver::progress_interval`], else the
+    /// engine's) until it returns.
+    fn execute_watched(
+        &self,
+        plan: StepPlan,
+        staged: &StagedInputs,
+        target: &JobTarget<'_>,
+    ) -> Result<Executed, Error> {
+        let progress = Arc::new(TaskProgress::default());
+        let context = target.context.with_progress(Arc::clone(&progress));
+        let interval = target
+            .observer
+            .progress_interval()
+            .unwrap_or(context.engine.progress_interval)
+            .max(Duration::from_millis(100));
+        let label = self.label();
+        let started = Instant::now();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    if let Some(snapshot) = progress.snapshot(started.elapsed()) {
+                        target.observer.progress(&label, &snapshot);
+                    }
+                }
+            });
+            let executed = self.definition.execute(plan, staged, &context);
+            drop(stop);
+            executed
         })
     }
 
@@ -768,7 +803,8 @@ impl StepJob<'_> {
                 }
             }
             if *use_ == ReferenceUse::FastaAndBwaIndex {
-                for (extension, sha256) in crate::bwa_index_sha256(reference)? {
+                let aligner = context.engine.toolset.aligner();
+                for (extension, sha256) in crate::bwa_index_sha256(reference, aligner)? {
                     digests.insert(format!("bwa_index{extension}"), sha256);
                 }
             }
@@ -903,18 +939,20 @@ fn stage_reference(
         }
     }
     let local = stage(uri, "reference", remedy)?;
-    let sidecars: &[&str] = match use_ {
-        ReferenceUse::Fai => &[],
-        ReferenceUse::Fasta => &[".fai"],
-        ReferenceUse::FastaAndBwaIndex => &[".fai", ".amb", ".ann", ".bwt", ".pac", ".sa"],
-    };
+    let mut sidecars = Vec::new();
+    if use_ != ReferenceUse::Fai {
+        sidecars.push(".fai");
+    }
+    if use_ == ReferenceUse::FastaAndBwaIndex {
+        sidecars.extend(context.toolset().aligner().index_suffixes());
+    }
     let mut staged_ann = None;
     if uri.local_path().is_none() && !compressed {
         for extension in sidecars {
             let sidecar = sibling(uri, extension);
             if stores.for_uri(&sidecar)?.head(&sidecar)?.is_some() {
                 stage(&sidecar, "reference index", remedy)?;
-                if *extension == ".ann" {
+                if extension == ".ann" {
                     staged_ann = Some(sidecar);
                 }
             }

@@ -32,6 +32,7 @@ mod job;
 mod manifest;
 mod observer;
 mod plan;
+mod progress;
 mod publish;
 mod reference;
 mod report;
@@ -70,6 +71,7 @@ pub use plan::{
     KEY_RESOURCES, PlanContext, PlanPaths, PlannedCommand, PlannedOutput, SCRATCH_PLACEHOLDER,
     StepPlan, partial, shell_words,
 };
+pub use progress::{ProgressProbe, ProgressSnapshot, ProgressUnit, TaskProgress};
 pub use publish::{check_input, publish_file, publish_logs, stage_input};
 pub use reference::{
     PreparedReference, ReferenceOptions, bwa_index_mismatch, prepare_reference,
@@ -84,18 +86,18 @@ pub use samplesheet::{
     fastq_first_read_name, lane_read_group, read_group_of_lane, sample_read_groups,
 };
 pub use scheduler::{
-    RunOptions, RunOutcome, ScaleOptions, contig_plan, fastq_remedy, new_run_id, run_workflow,
-    shard_plan,
+    BALANCED_SHARD_MIN_BASES, RunOptions, RunOutcome, ScaleOptions, balanced_shard_bases,
+    contig_plan, fastq_remedy, new_run_id, run_workflow, shard_plan,
 };
 pub use space::{
     ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
     file_bytes, gather_space_need, split_space_need,
 };
 pub use steps::{
-    AlignStep, BAI, BAM, BWA_BATCH_BASES, CallStep, ContigQc, FASTQ_1, FASTQ_2, GatherInputs,
-    GatherStep, MarkdupStats, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary,
-    REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep, ShardRequest, SplitStep, VCF,
-    VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix, cohort_bai_role, cohort_bam_role,
-    final_vcf_name, markdup_json_name, markdup_stats_name, order_for_gather, qc_file_names,
-    sample_qc_role, tbi_role, vcf_role,
+    AlignStep, BAI, BAM, BWA_BATCH_BASES, BamQc, CallStep, ContigQc, FASTQ_1, FASTQ_2,
+    GatherInputs, GatherStep, MarkdupStats, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep,
+    QcSummary, REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep, ShardRequest,
+    SplitStep, VCF, VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix, cohort_bai_role,
+    cohort_bam_role, final_vcf_name, markdup_json_name, markdup_stats_name, order_for_gather,
+    qc_file_names, sample_qc_role, tbi_role, vcf_role,
 };

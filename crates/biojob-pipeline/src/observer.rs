@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use biojob_core::{SampleId, StepId};
 
-use crate::TaskShard;
+use crate::{ProgressSnapshot, TaskShard};
 
 /// The sample (and lane) of a cohort run that a task works for; a cohort's joint steps (call,
 /// gather) and a single-sample run's tasks have none.
@@ -89,6 +89,13 @@ pub trait RunObserver: Send + Sync {
     fn finished(&self, _task: &TaskLabel, _succeeded: bool, _wall: Duration) {}
     /// A task was not run: an earlier run's finished task with the same cache key is reused.
     fn reused(&self, _task: &TaskLabel) {}
+    /// How often this observer wants a running task's progress; `None`: the engine's
+    /// [`crate::Engine::progress_interval`].
+    fn progress_interval(&self) -> Option<Duration> {
+        None
+    }
+    /// How far a running task is (at each interval, once it has said what it counts).
+    fn progress(&self, _task: &TaskLabel, _progress: &ProgressSnapshot) {}
 }
 
 /// An observer that only logs (for non-terminal output and tests).
@@ -110,5 +117,23 @@ impl RunObserver for LogObserver {
 
     fn reused(&self, task: &TaskLabel) {
         tracing::info!(task = %task, "reused from the earlier run");
+    }
+
+    /// One line per interval: the figures as fields (`done`, `total`, `unit`, `pairs`,
+    /// `fraction`, `pairs_per_second`, `eta_seconds`, `elapsed_seconds`), and as words.
+    fn progress(&self, task: &TaskLabel, progress: &ProgressSnapshot) {
+        tracing::info!(
+            task = %task,
+            unit = ?progress.unit,
+            done = progress.done,
+            total = progress.total,
+            pairs = progress.pairs,
+            fraction = progress.fraction(),
+            pairs_per_second = progress.pairs_per_second(),
+            eta_seconds = progress.eta().map(|eta| eta.as_secs_f64()),
+            elapsed_seconds = progress.elapsed.as_secs_f64(),
+            "progress: {}",
+            progress.describe()
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use biojob_core::{Contig, StepId, contig_name_error};
 use biojob_formats::{check_fai_covers_fasta, read_fai};
 use biojob_process::StageReport;
-use biojob_tools::{Tool, bwa_index, bwa_index_files, samtools_faidx};
+use biojob_tools::{Aligner, Tool, bwa_index, check_bwa_mem2_index_memory, samtools_faidx};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -16,14 +16,15 @@ use crate::job::REFERENCE;
 use crate::{Error, PlanContext, StepContext, StepPlan};
 
 /// A reference ready for the tools: the FASTA path they are given, with its `.fai` (and, when
-/// asked for, its bwa index) beside it under the names the tools expect.
+/// asked for, the aligner's index) beside it under the names the tools expect.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PreparedReference {
     /// The FASTA the tools read (the original, or a link to it in the cache directory).
     pub fasta: Utf8PathBuf,
     /// `<fasta>.fai`.
     pub fai: Utf8PathBuf,
-    /// The bwa index prefix (`<fasta>`), when the bwa index was prepared.
+    /// The aligner's index prefix (`<fasta>`), when its index was prepared: the files
+    /// [`Aligner::index_files`] names for the toolset's aligner (bwa's or bwa-mem2's).
     pub bwa_prefix: Option<Utf8PathBuf>,
     /// The contigs of the `.fai`, in file order.
     pub contigs: Vec<Contig>,
@@ -44,7 +45,8 @@ pub struct ReferenceOptions {
     /// Where indexes go when the FASTA's directory is read-only, and where a `.fa.gz` is
     /// decompressed.
     pub cache_dir: Utf8PathBuf,
-    /// Whether the bwa index is needed (align needs it; call and gather do not).
+    /// Whether the aligner's index is needed (align needs it; call and gather do not). The
+    /// aligner is the toolset's ([`biojob_tools::Toolset::aligner`]).
     pub bwa_index: bool,
 }
 
@@ -82,7 +84,10 @@ fn check_fasta_start(fasta: &Utf8Path) -> Result<(), Error> {
 /// Makes `source` (a `.fa`, `.fasta` or gzip-compressed `.fa.gz`) ready for the tools.
 ///
 /// Index files count as present when they exist, are not empty and are not older than the
-/// FASTA. Missing ones are built with `samtools faidx` and `bwa index` into a temporary
+/// FASTA. The aligner's index is the toolset's aligner's ([`Aligner::index_files`]: bwa's and
+/// bwa-mem2's can sit side by side). Missing ones are built with `samtools faidx` and `bwa
+/// index` (or `bwa-mem2 index`, after checking the job's memory holds its build:
+/// [`check_bwa_mem2_index_memory`]) into a temporary
 /// directory beside their final place and renamed into place, so parallel jobs preparing the
 /// same reference never see a half-written index. A directory counts as read-only when its
 /// permission bits allow no writes (even for root) or a probe file cannot be created in it;
@@ -100,7 +105,8 @@ fn check_fasta_start(fasta: &Utf8Path) -> Result<(), Error> {
 /// contig name is invalid in SAM/VCF, or a bwa index of other contigs lies in a read-only
 /// directory; [`Error::Format`] when the `.fai` does not list every record of the FASTA (a
 /// contig name used twice: [`biojob_formats::check_fai_covers_fasta`]);
-/// [`Error::Process`] when a tool fails; [`Error::Io`] on cache I/O failures.
+/// [`Error::Usage`] when bwa-mem2's index must be built and the job's memory is below what the
+/// build needs; [`Error::Process`] when a tool fails; [`Error::Io`] on cache I/O failures.
 pub fn prepare_reference(
     source: &Utf8Path,
     options: &ReferenceOptions,
@@ -114,6 +120,7 @@ pub fn prepare_reference(
     })?;
     let mut reports = Vec::new();
     let mut built = Vec::new();
+    let aligner = context.toolset().aligner();
 
     let mut fasta = source.to_owned();
     if source.extension() == Some("gz") {
@@ -143,7 +150,7 @@ pub fn prepare_reference(
         let prefix = dir.join(&name);
         let mut files = vec![Utf8PathBuf::from(format!("{prefix}.fai"))];
         if options.bwa_index {
-            files.extend(bwa_index_files(&prefix));
+            files.extend(aligner.index_files(&prefix));
         }
         files
     };
@@ -204,7 +211,7 @@ pub fn prepare_reference(
     }
 
     let bwa_prefix = if options.bwa_index {
-        let files = bwa_index_files(&prefix);
+        let files = aligner.index_files(&prefix);
         let mut fresh = files.iter().all(|f| is_fresh(f, fasta_time));
         if fresh && let Some(mismatch) = bwa_index_mismatch(&prefix, &contigs)? {
             if !is_writable_dir(&dir) {
@@ -221,6 +228,20 @@ pub fn prepare_reference(
             fresh = false;
         }
         if !fresh {
+            if aligner == Aligner::BwaMem2 {
+                let bases = contigs.iter().map(|contig| contig.length).sum();
+                check_bwa_mem2_index_memory(bases, context.resources().memory_bytes).map_err(
+                    |error| Error::Usage {
+                        message: format!("{error} (reference {fasta_for_tools})"),
+                        remedy: Some(format!(
+                            "or build the index once where the memory is (biojob \
+                             prepare-reference --aligner bwa-mem2) and keep its files ({}) \
+                             beside the FASTA",
+                            aligner.index_suffixes().join(" ")
+                        )),
+                    },
+                )?;
+            }
             let staging = staging_dir(&dir)?;
             let staging_prefix = staging_path(&staging, &name);
             let report = context.supervisor.run(bwa_index(
@@ -229,11 +250,11 @@ pub fn prepare_reference(
                 &staging_prefix,
             ))?;
             reports.push(report);
-            for (from, to) in bwa_index_files(&staging_prefix).iter().zip(&files) {
+            for (from, to) in aligner.index_files(&staging_prefix).iter().zip(&files) {
                 rename(from, to)?;
                 built.push(to.clone());
             }
-            info!(prefix = %prefix, "built the bwa index");
+            info!(prefix = %prefix, %aligner, "built the aligner's index");
         }
         Some(prefix.clone())
     } else {
@@ -254,7 +275,7 @@ pub fn prepare_reference(
 
 /// The commands [`prepare_reference`] runs for a FASTA without indexes (it runs only those
 /// whose index is missing, into a temporary directory beside their final place): `samtools
-/// faidx`, and `bwa index` when `bwa_index`. What `--dry-run` prints.
+/// faidx`, and the aligner's `index` when `bwa_index`. What `--dry-run` prints.
 pub fn reference_index_plan(context: &PlanContext<'_>, bwa_index_too: bool) -> StepPlan {
     let fasta = context.input(REFERENCE);
     let fai = Utf8PathBuf::from(format!("{fasta}.fai"));
@@ -265,7 +286,10 @@ pub fn reference_index_plan(context: &PlanContext<'_>, bwa_index_too: bool) -> S
             samtools_faidx(&context.toolset.samtools, &fasta, &fai),
         );
     if bwa_index_too {
-        plan.command(Tool::Bwa, bwa_index(&context.toolset.bwa, &fasta, &fasta))
+        plan.command(
+            context.toolset.bwa.tool,
+            bwa_index(&context.toolset.bwa, &fasta, &fasta),
+        )
     } else {
         plan
     }

@@ -35,8 +35,12 @@ use crate::{
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScaleOptions {
     /// Calling shards of at most this many bases ([`ScatterPlan::by_size`]); `None`: one shard
-    /// per contig ([`ScatterPlan::by_contig`]).
+    /// per contig ([`ScatterPlan::by_contig`]), unless `balance_shards`.
     pub shard_bases: Option<NonZeroU64>,
+    /// Without `shard_bases`: cut the calling into shards of the size
+    /// [`balanced_shard_bases`] picks for the run's threads, when one shard per contig would
+    /// leave threads idle at the end of calling.
+    pub balance_shards: bool,
     /// Read pairs per alignment chunk (split, align each chunk, merge); `None`: the FASTQ pair
     /// is aligned whole.
     pub chunk_pairs: Option<NonZeroU64>,
@@ -52,6 +56,66 @@ pub fn shard_plan(by_contig: ScatterPlan, shard_bases: Option<NonZeroU64>) -> Sc
         None => by_contig,
         Some(max) => ScatterPlan::by_size(by_contig.contigs(), max),
     }
+}
+
+/// The fewest bases of a calling shard that [`balanced_shard_bases`] cuts: below this, a
+/// shard costs about as much in starting `bcftools mpileup` and `call`, and in the pileup
+/// before its region ([`crate::REGION_PILEUP_PAD_BASES`]), as it saves in idle time.
+pub const BALANCED_SHARD_MIN_BASES: u64 = 500_000;
+
+/// How far over an even share of the bases the busiest worker may finish for a calling plan
+/// to count as balanced, in percent.
+const BALANCE_TOLERANCE_PERCENT: u64 = 5;
+
+/// Bases the busiest of `workers` calls when `shards` (their bases) run as a local run runs
+/// them: most bases first, each on the first worker free.
+fn busiest_worker_bases(shards: impl IntoIterator<Item = u64>, workers: usize) -> u64 {
+    let mut shards: Vec<u64> = shards.into_iter().collect();
+    shards.sort_unstable_by(|a, b| b.cmp(a));
+    let mut loads = vec![0u64; workers.max(1)];
+    for bases in shards {
+        if let Some(least) = loads.iter_mut().min() {
+            *least += bases;
+        }
+    }
+    loads.into_iter().max().unwrap_or(0)
+}
+
+/// The calling shard size for `plan` (one shard per contig) on `workers` workers, when it
+/// is given none: `None` (keep one shard per contig) when the contigs, most bases first,
+/// already end within 5 % of an even share of the bases on every worker; else the largest
+/// `bases ÷ (k × workers)` (k = 1 to 8) whose shards ([`ScatterPlan::by_size`]) do, or, when
+/// none does, the one that ends soonest if it ends sooner than the contigs. Sizes below
+/// [`BALANCED_SHARD_MIN_BASES`] are not tried. The plan's records are those of one shard per
+/// contig (docs/scaling.md).
+pub fn balanced_shard_bases(plan: &ScatterPlan, workers: usize) -> Option<NonZeroU64> {
+    let workers = workers.max(1);
+    let total: u64 = plan.shards().iter().map(Shard::bases).sum();
+    let even = total.div_ceil(workers as u64);
+    let balanced = |busiest: u64| busiest * 100 <= even * (100 + BALANCE_TOLERANCE_PERCENT);
+    let by_contig = busiest_worker_bases(plan.shards().iter().map(Shard::bases), workers);
+    if workers == 1 || balanced(by_contig) {
+        return None;
+    }
+    let contigs = plan.contigs();
+    let mut best: Option<(u64, NonZeroU64)> = None;
+    for k in 1..=8u64 {
+        let size = total.div_ceil(k * workers as u64);
+        let Some(size) = NonZeroU64::new(size).filter(|s| s.get() >= BALANCED_SHARD_MIN_BASES)
+        else {
+            break;
+        };
+        let sized = ScatterPlan::by_size(contigs.iter().cloned(), size);
+        let busiest = busiest_worker_bases(sized.shards().iter().map(Shard::bases), workers);
+        if balanced(busiest) {
+            return Some(size);
+        }
+        if best.is_none_or(|(fewest, _)| busiest < fewest) {
+            best = Some((busiest, size));
+        }
+    }
+    best.filter(|(busiest, _)| *busiest < by_contig)
+        .map(|(_, size)| size)
 }
 
 /// Options of one run.
@@ -461,32 +525,43 @@ impl Run<'_> {
             None => self.align(&reference, manifest)?,
             Some(chunk_pairs) => self.align_in_chunks(&reference, chunk_pairs, manifest)?,
         };
-        let vcfs = self.call_shards(&plan, &reference, &aligned, manifest)?;
-        let gather = GatherStep::new(input.sample.clone(), GatherInputs::Given(vcfs.len()));
-        let mut inputs = Vec::new();
-        for (position, (vcf, tbi)) in vcfs.iter().enumerate() {
-            inputs.push(local_input(&vcf_role(position), vcf, "VCF").known(vcf.sha256.clone()));
-            inputs.push(local_input(&tbi_role(position), tbi, "VCF index").unkeyed());
-        }
-        let gathered = self.task(
-            &StepJob {
-                definition: &gather,
-                inputs,
-                reference: Some((
-                    ReferenceInput::Prepared(reference.clone()),
-                    ReferenceUse::Fai,
-                )),
-                key: KeyPolicy::Own,
-            },
-            manifest,
-        )?;
+        // QC's BAM part (flagstat, samtools stats, the native pass) does not need the VCF: it
+        // runs beside calling and gather, on the threads they leave idle (the tail of the
+        // calling shards, gather's single thread), and the QC task then does the VCF's part.
+        let qc_cancel = self.context.supervisor.cancel_token().child();
+        let qc_context = self
+            .context
+            .for_step(StepId::Qc.as_str())
+            .with_cancel(qc_cancel.clone());
+        let early_qc = QcStep::new(input.sample.clone(), QcRun::Given(Box::default()));
+        let (gathered, bam_part) = std::thread::scope(|scope| {
+            let bam_part = scope.spawn(|| {
+                early_qc.bam_part(&aligned.bam.path, &reference, self.work_dir, &qc_context)
+            });
+            let gathered = self.call_and_gather(&plan, &reference, &aligned, manifest);
+            if gathered.is_err() {
+                qc_cancel.cancel(biojob_process::CancelReason::Sibling);
+            }
+            let bam_part = bam_part
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (gathered, bam_part)
+        });
+        let gathered = gathered?;
         let (Some(vcf), Some(tbi)) = (gathered.output(".vcf.gz"), gathered.output(".tbi")) else {
             return Err(missing_output("gather", "VCF"));
         };
-        let qc = QcStep::new(
+        let mut qc = QcStep::new(
             input.sample.clone(),
             QcRun::Given(Box::new(manifest.clone())),
         );
+        match bam_part {
+            Ok(part) => qc = qc.with_bam_part(part),
+            // The QC task does the whole, and fails the same way when the BAM is at fault.
+            Err(error) => {
+                warn!(error = %error_chain(&error), "QC's BAM part failed beside calling; the QC task reads the BAM again");
+            }
+        }
         self.task(
             &StepJob {
                 definition: &qc,
@@ -502,6 +577,35 @@ impl Run<'_> {
             manifest,
         )?;
         Ok(self.output_dir.join(&vcf.name))
+    }
+
+    /// Calls every shard, then gathers their VCFs; returns gather's outcome.
+    fn call_and_gather(
+        &self,
+        plan: &ScatterPlan,
+        reference: &crate::PreparedReference,
+        aligned: &Aligned,
+        manifest: &mut RunManifest,
+    ) -> Result<JobOutcome, Error> {
+        let vcfs = self.call_shards(plan, reference, aligned, manifest)?;
+        let gather = GatherStep::new(self.input.sample.clone(), GatherInputs::Given(vcfs.len()));
+        let mut inputs = Vec::new();
+        for (position, (vcf, tbi)) in vcfs.iter().enumerate() {
+            inputs.push(local_input(&vcf_role(position), vcf, "VCF").known(vcf.sha256.clone()));
+            inputs.push(local_input(&tbi_role(position), tbi, "VCF index").unkeyed());
+        }
+        self.task(
+            &StepJob {
+                definition: &gather,
+                inputs,
+                reference: Some((
+                    ReferenceInput::Prepared(reference.clone()),
+                    ReferenceUse::Fai,
+                )),
+                key: KeyPolicy::Own,
+            },
+            manifest,
+        )
     }
 
     /// Before any tool runs: the FASTQs exist, and scratch holds the largest step, align,
@@ -563,7 +667,23 @@ impl Run<'_> {
                 self.input.contigs.as_deref(),
                 &reference.fai,
             )?;
-            let plan = shard_plan(plan, self.options.scale.shard_bases);
+            let scale = &self.options.scale;
+            let shard_bases = scale.shard_bases.or_else(|| {
+                let workers = self.engine.resources.threads;
+                let balanced = scale
+                    .balance_shards
+                    .then(|| balanced_shard_bases(&plan, workers))
+                    .flatten();
+                if let Some(bases) = balanced {
+                    tracing::info!(
+                        shard_bases = bases.get(),
+                        workers,
+                        "calling in shards of at most {bases} bases: one shard per contig would leave threads idle"
+                    );
+                }
+                balanced
+            });
+            let plan = shard_plan(plan, shard_bases);
             let with_bwa = ReferenceOptions {
                 bwa_index: true,
                 ..fai_only
@@ -1032,5 +1152,87 @@ impl TaskLabel {
             shard,
             member: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(lengths: &[u64]) -> ScatterPlan {
+        ScatterPlan::by_contig(
+            lengths
+                .iter()
+                .enumerate()
+                .map(|(i, length)| Contig::new(format!("c{i}"), *length)),
+        )
+    }
+
+    #[test]
+    fn the_busiest_worker_takes_the_longest_first_schedule_s_bases() {
+        // 2, 1, 1, 0.5 Mb on two workers: {2, 0.5} and {1, 1}.
+        assert_eq!(
+            busiest_worker_bases([1_000_000, 2_000_000, 500_000, 1_000_000], 2),
+            2_500_000
+        );
+        assert_eq!(busiest_worker_bases([3, 3, 2, 2, 2], 2), 7);
+        assert_eq!(busiest_worker_bases([5], 0), 5);
+        assert_eq!(busiest_worker_bases([], 4), 0);
+    }
+
+    #[test]
+    fn balanced_shards_are_cut_only_when_contigs_leave_a_worker_idle() {
+        // The bench reference (make-bench-data.sh): 2, 1, 1 and 0.5 Mb on 2 threads end at
+        // 2.5 Mb against an even 2.25 Mb; shards of 2.25 and 1.125 Mb end there too, shards of
+        // 750 kb at 2.33 Mb (3.7 % over).
+        let bench = plan(&[2_000_000, 1_000_000, 1_000_000, 500_000]);
+        assert_eq!(balanced_shard_bases(&bench, 2), NonZeroU64::new(750_000));
+        // One worker, or contigs that already spread evenly: one shard per contig.
+        assert_eq!(balanced_shard_bases(&bench, 1), None);
+        assert_eq!(
+            balanced_shard_bases(&plan(&[1_000_000, 1_000_000, 500_000, 520_000]), 2),
+            None
+        );
+        // The test data (329 kb): no shard of 500 kb or more evens it out.
+        assert_eq!(
+            balanced_shard_bases(&plan(&[300_000, 12_356, 16_571]), 2),
+            None
+        );
+        // GRCh38's primary contigs (chr1-22, X, Y, M): on 8 threads they spread evenly; on 16,
+        // chr1 alone is more than an even share.
+        let grch38 = plan(&[
+            248_956_422,
+            242_193_529,
+            198_295_559,
+            190_214_555,
+            181_538_259,
+            170_805_979,
+            159_345_973,
+            145_138_636,
+            138_394_717,
+            133_797_422,
+            135_086_622,
+            133_275_309,
+            114_364_328,
+            107_043_718,
+            101_991_189,
+            90_338_345,
+            83_257_441,
+            80_373_285,
+            58_617_616,
+            64_444_167,
+            46_709_983,
+            50_818_468,
+            156_040_895,
+            57_227_415,
+            16_569,
+        ]);
+        assert_eq!(balanced_shard_bases(&grch38, 8), None);
+        assert!(balanced_shard_bases(&grch38, 16).is_some());
+        // One long contig on 4 threads: a quarter each.
+        assert_eq!(
+            balanced_shard_bases(&plan(&[8_000_000, 100_000]), 4),
+            NonZeroU64::new(2_025_000)
+        );
     }
 }

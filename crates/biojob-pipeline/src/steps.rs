@@ -18,8 +18,8 @@ pub use call::{
 pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
 pub use merge::{MarkdupStats, MergeStep, chunk_bam_role, markdup_json_name, markdup_stats_name};
 pub use qc::{
-    ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF, VariantsQc,
-    qc_file_names,
+    BamQc, ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF,
+    VariantsQc, qc_file_names,
 };
 pub use report::{ReportStep, sample_qc_role};
 pub use sample_vcf::SampleVcfStep;

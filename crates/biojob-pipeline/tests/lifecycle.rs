@@ -120,6 +120,7 @@ impl Bench {
             grace: Duration::from_secs(2),
             timeout: None,
             step_timeout: None,
+            progress_interval: std::time::Duration::from_secs(60),
             scratch: ScratchSettings::new(root.join("scratch")),
             validate_fastq: true,
         };

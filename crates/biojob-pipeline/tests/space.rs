@@ -62,6 +62,7 @@ fn engine(root: &Utf8Path, autoscale: AutoscaleMode) -> Engine {
         grace: Duration::from_secs(10),
         timeout: None,
         step_timeout: None,
+        progress_interval: std::time::Duration::from_secs(60),
         scratch,
         validate_fastq: true,
     }

@@ -154,10 +154,10 @@ pub fn check_bwa_mem2_index_memory(
 /// A job has too little memory to build the bwa-mem2 index of its reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "bwa-mem2 index needs about {needed} GiB for this reference's {reference_bases} bases; \
-     this job has {available} GiB: give the job more memory, or use --aligner bwa",
-    needed = gib(*needed_bytes),
-    available = gib(*memory_bytes)
+    "bwa-mem2 index needs about {needed} for this reference's {reference_bases} bases; \
+     this job has {available}: give the job more memory, or use --aligner bwa",
+    needed = size(*needed_bytes),
+    available = size(*memory_bytes)
 )]
 pub struct IndexMemoryError {
     /// The reference's length in bases.
@@ -175,10 +175,14 @@ impl Classify for IndexMemoryError {
     }
 }
 
-/// Bytes in GiB with one decimal (`1.8`).
-fn gib(bytes: u64) -> String {
-    let gib = bytes as f64 / f64::from(1u32 << 30);
-    format!("{gib:.1}")
+/// Bytes with one decimal in GiB (`80.9 GiB`), or in MiB below 1 GiB (`73.9 MiB`).
+fn size(bytes: u64) -> String {
+    let bytes = bytes as f64;
+    if bytes >= f64::from(1u32 << 30) {
+        format!("{:.1} GiB", bytes / f64::from(1u32 << 30))
+    } else {
+        format!("{:.1} MiB", bytes / f64::from(1u32 << 20))
+    }
 }
 
 #[cfg(test)]
@@ -263,5 +267,13 @@ mod tests {
              this job has 16.0 GiB: give the job more memory, or use --aligner bwa"
         );
         assert_eq!(error.exit_class(), ExitClass::Usage);
+        // The test reference (328,927 bases) in 64 MiB.
+        assert_eq!(
+            check_bwa_mem2_index_memory(328_927, 64 << 20)
+                .unwrap_err()
+                .to_string(),
+            "bwa-mem2 index needs about 72.8 MiB for this reference's 328927 bases; \
+             this job has 64.0 MiB: give the job more memory, or use --aligner bwa"
+        );
     }
 }

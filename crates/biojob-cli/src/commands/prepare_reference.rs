@@ -1,4 +1,5 @@
-//! `biojob prepare-reference`: the reference's missing `.fai` and bwa index.
+//! `biojob prepare-reference`: the reference's missing `.fai` and aligner index (bwa's, or
+//! bwa-mem2's with `--aligner bwa-mem2`).
 
 use biojob_pipeline::{ReferenceOptions, StepId, new_run_id, prepare_reference};
 use biojob_process::CancelToken;
@@ -16,7 +17,7 @@ pub struct PrepareReferenceArgs {
     /// The reference FASTA (.fa, .fasta or .fa.gz).
     #[arg(long)]
     pub reference: Utf8PathBuf,
-    /// Build only the .fai, not the bwa index.
+    /// Build only the .fai, not the aligner's index.
     #[arg(long)]
     pub fai_only: bool,
     #[command(flatten)]
@@ -54,7 +55,7 @@ pub fn run(
         println!("fasta: {}", reference.fasta);
         println!("fai: {}", reference.fai);
         if let Some(prefix) = &reference.bwa_prefix {
-            println!("bwa index: {prefix}");
+            println!("{} index: {prefix}", engine.toolset.aligner());
         }
         for built in &reference.built {
             println!("built: {built}");

@@ -7,12 +7,13 @@ use biojob_pipeline::{
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
+use biojob_tools::Aligner;
 use camino::Utf8PathBuf;
 use clap::Args;
 use indicatif::MultiProgress;
 
 use crate::args::{MarkDuplicatesArgs, RuntimeArgs, ScaleArgs, parse_run_id};
-use crate::engine::{cache_dir, engine, resources, toolset_by_name, validate_fastq};
+use crate::engine::{cache_dir, engine_for, resources, toolset_by_name, validate_fastq};
 use crate::environment;
 use crate::failure::Failure;
 use crate::progress::ProgressObserver;
@@ -99,8 +100,8 @@ fn warn_without_earlier_run(stores: &Stores, output_dir: &biojob_storage::Object
     }
 }
 
-/// Runs the workflow (or prints its plan with `--dry-run`); prints the VCF's and the
-/// manifest's locations.
+/// Runs the workflow (or prints its plan with `--dry-run`); prints the VCF's, the QC report's
+/// and the manifest's locations.
 pub fn run(
     args: RunArgs,
     cancel: &CancelToken,
@@ -122,6 +123,12 @@ pub fn run(
     )? {
         RunInput::Sample(input) => input,
         RunInput::Cohort(cohort) => {
+            // The aligner: --aligner (BIOJOB_ALIGNER), else the input's, else bwa.
+            let aligner = args
+                .runtime
+                .aligner()
+                .or(cohort.aligner)
+                .unwrap_or_default();
             if args.dry_run {
                 // The sheet and each lane's read group, as the run settles them before any
                 // tool runs.
@@ -135,7 +142,7 @@ pub fn run(
                     &cohort,
                     &sheet,
                     &read_groups,
-                    &toolset_by_name(),
+                    &toolset_by_name(aligner),
                     resources(&args.runtime),
                     args.run_id.as_deref().unwrap_or("<run id>"),
                     &args.scale.options(),
@@ -159,6 +166,7 @@ pub fn run(
             let output_dir = cohort.output_prefix.join(&run_id);
             let outcome = run_outcome(
                 &args.runtime,
+                aligner,
                 &args.scale,
                 run_id,
                 resume,
@@ -171,10 +179,12 @@ pub fn run(
             return report_outcome(outcome, resume);
         }
     };
+    // The aligner: --aligner (BIOJOB_ALIGNER), else the input's, else bwa.
+    let aligner = args.runtime.aligner().or(input.aligner).unwrap_or_default();
     if args.dry_run {
         let plan = render_run_plan(
             &input,
-            &toolset_by_name(),
+            &toolset_by_name(aligner),
             resources(&args.runtime),
             args.run_id.as_deref().unwrap_or("<run id>"),
             &args.scale.options(),
@@ -194,6 +204,7 @@ pub fn run(
         .join(&run_id);
     let outcome = run_outcome(
         &args.runtime,
+        aligner,
         &args.scale,
         run_id,
         resume,
@@ -227,6 +238,7 @@ fn prepare_run_id(run_id: Option<String>, resume: bool) -> Result<String, Failur
 )]
 fn run_outcome(
     runtime: &RuntimeArgs,
+    aligner: Aligner,
     scale: &ScaleArgs,
     run_id: String,
     resume: bool,
@@ -240,7 +252,7 @@ fn run_outcome(
         &dyn RunObserver,
     ) -> biojob_pipeline::RunOutcome,
 ) -> Result<biojob_pipeline::RunOutcome, Failure> {
-    let engine = engine(runtime, cancel, stores)?;
+    let engine = engine_for(runtime, aligner, cancel, stores)?;
     let (job_id, attempt) = environment::job_identity(&run_id)?;
     let options = RunOptions {
         run_id,
@@ -260,7 +272,7 @@ fn run_outcome(
     Ok(execute(&options, &engine, observer.as_ref()))
 }
 
-/// Prints the VCF's and the manifest's locations (or where the logs are) and turns the
+/// Prints the VCF's, the QC report's and the manifest's locations (or where the logs are) and turns the
 /// outcome into the exit.
 fn report_outcome(outcome: biojob_pipeline::RunOutcome, resume: bool) -> Result<(), Failure> {
     if resume {
@@ -277,6 +289,7 @@ fn report_outcome(outcome: biojob_pipeline::RunOutcome, resume: bool) -> Result<
             )]
             {
                 println!("VCF: {vcf}");
+                println!("report: {}", outcome.output_dir.join("report.html"));
                 println!("manifest: {}", outcome.output_dir.join("manifest.json"));
             }
             Ok(())

@@ -183,8 +183,9 @@ fn a_two_sample_cohort_in_22_lanes_matches_the_tools_run_by_hand() {
     assert_eq!(
         crate::support::stdout(&output),
         format!(
-            "VCF: {}\nmanifest: {}\n",
+            "VCF: {}\nreport: {}\nmanifest: {}\n",
             vcf.display(),
+            run_dir.join("report.html").display(),
             run_dir.join("manifest.json").display()
         )
     );

@@ -136,7 +136,9 @@ fn sigterm_in_every_step_exits_143_and_the_resumes_complete_a_clean_run() {
             ],
         ),
         (
-            "samtools flagstat",
+            // QC's BAM part (samtools flagstat and stats) runs beside calling; the qc task's
+            // own tool is bcftools stats.
+            "bcftools stats",
             "qc",
             &[
                 "prepare-reference -",

@@ -11,12 +11,14 @@
 )]
 
 mod accounting;
+mod aligners;
 mod buildspecs;
 mod cohort;
 mod docs;
 mod failures;
 mod faults;
 mod kills;
+mod progress;
 mod qc;
 mod resume;
 mod s3_jobs;

@@ -509,6 +509,102 @@ fn an_align_job_refuses_a_bwa_index_on_s3_that_lists_other_contigs_than_the_fast
     assert!(stderr.lines().any(|line| line == expected), "{stderr}");
 }
 
+/// The reference's file names (after `samples/`) that the requests through a proxy asked for
+/// with `method`, sorted, without repeats.
+fn reference_files_requested(proxy: &FaultProxy, method: &str) -> Vec<String> {
+    let mut names: Vec<String> = proxy
+        .requests()
+        .iter()
+        .filter_map(|head| {
+            let mut words = head.lines().next()?.split_whitespace();
+            (words.next()? == method).then_some(())?;
+            let target = words.next()?.split('?').next()?;
+            let name = target.rsplit_once("/samples/")?.1;
+            name.starts_with("ref.fa").then(|| name.to_owned())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn an_align_job_with_bwa_mem2_stages_its_index_from_s3_and_builds_none() {
+    let server = s3_server();
+    let dir = tempdir();
+    let prefix = format!("s3://{TEST_BUCKET}/mem2-index/samples");
+    // bwa's index and bwa-mem2's side by side, as `prepare-reference` leaves them.
+    upload_inputs(server, &dir.root, &prefix, true);
+    let index = dir.root.join("bwa-mem2-index");
+    std::fs::create_dir_all(&index).unwrap();
+    std::fs::copy(testdata().join("ref.fa"), index.join("ref.fa")).unwrap();
+    let built = Command::new("bwa-mem2")
+        .arg("index")
+        .arg(index.join("ref.fa"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    for suffix in [".0123", ".bwt.2bit.64"] {
+        put(
+            server,
+            &dir.root,
+            &index.join(format!("ref.fa{suffix}")),
+            &format!("{prefix}/ref.fa{suffix}"),
+        );
+    }
+    let output_prefix = format!("s3://{TEST_BUCKET}/mem2-index/results");
+    let proxy = FaultProxy::start(&server.endpoint);
+    let output = run(biojob(server, &proxy.endpoint, &dir.root)
+        .arg("align")
+        .env("SAMPLE_ID", SAMPLE)
+        .env("REFERENCE_NAME", "ref")
+        .env("SOURCE_DATA_PREFIX", &prefix)
+        .env("JOB_OUTPUT_PREFIX", &output_prefix)
+        .env("JOB_WORKFLOW_NAME", "germline")
+        .env("JOB_WORKFLOW_EXECUTION_ID", "exec-1")
+        .env("AWS_BATCH_JOB_ID", "job-align")
+        .env("AWS_BATCH_JOB_ATTEMPT", "1")
+        .env("BIOJOB_ALIGNER", "bwa-mem2"));
+    assert_ok(&output, "align with bwa-mem2");
+    // The FASTA, its .fai and bwa-mem2's five index files are downloaded; bwa's own (.bwt,
+    // .sa) are not.
+    assert_eq!(
+        reference_files_requested(&proxy, "GET"),
+        [
+            "ref.fa",
+            "ref.fa.0123",
+            "ref.fa.amb",
+            "ref.fa.ann",
+            "ref.fa.bwt.2bit.64",
+            "ref.fa.fai",
+            "ref.fa.pac"
+        ]
+    );
+    let manifest = dir.root.join("align.manifest.json");
+    get(
+        server,
+        &dir.root,
+        &format!("{output_prefix}/germline/exec-1/{SAMPLE}.align.manifest.json"),
+        &manifest,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let labels: Vec<&str> = manifest["task"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["bwa-mem2-mem", "samtools-sort", "samtools-index"]);
+    let tools: Vec<&str> = manifest["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tool"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["bwa-mem2", "samtools", "bcftools"]);
+}
+
 /// The records of a gzipped FASTQ as 4-line strings.
 fn fastq_records(path: &Utf8Path) -> Vec<String> {
     let mut text = String::new();

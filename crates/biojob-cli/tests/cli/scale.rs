@@ -590,3 +590,81 @@ fn a_split_into_more_chunks_than_open_files_allowed_keeps_one_file_open_per_mate
     .unwrap();
     assert_eq!(text.lines().count(), 4 * 40);
 }
+
+/// Writes a FASTA of `contigs` (name, length) of pseudo-random bases (a fixed linear
+/// congruential sequence, so every run writes the same file), 60 bases a line.
+fn random_reference(path: &Path, contigs: &[(&str, usize)]) {
+    let mut state: u64 = 11;
+    let mut text = String::new();
+    for (name, length) in contigs {
+        text.push_str(&format!(">{name}\n"));
+        let bases: Vec<u8> = (0..*length)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                b"ACGT"[(state >> 62) as usize]
+            })
+            .collect();
+        for line in bases.chunks(60) {
+            text.push_str(std::str::from_utf8(line).unwrap());
+            text.push('\n');
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_run_given_no_shard_size_cuts_a_contig_that_would_leave_a_thread_idle() {
+    let ws = Workspace::new();
+    // On 2 threads, a contig of 1.2 Mb and one of 0.1 Mb leave one thread idle for most of
+    // calling; shards of 650,000 bases (the bases ÷ 2) end within 8 % of an even share.
+    let reference = ws.path().join("ref.fa");
+    random_reference(&reference, &[("a", 1_200_000), ("b", 100_000)]);
+    let fastq = |mate: u8| ws.path().join(format!("R{mate}.fastq"));
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    tool(
+        "wgsim",
+        &[
+            "-S",
+            "11",
+            "-N",
+            "30000",
+            "-1",
+            "100",
+            "-2",
+            "100",
+            &path(&reference),
+            &path(&fastq(1)),
+            &path(&fastq(2)),
+        ],
+        ws.path(),
+    );
+    let input = ws.input(
+        &[
+            ("SAMPLE_ID", "R".into()),
+            ("REFERENCE", path(&reference)),
+            ("FASTQ_1", path(&fastq(1))),
+            ("FASTQ_2", path(&fastq(2))),
+            ("JOB_OUTPUT_PREFIX", path(&ws.out())),
+        ],
+        None,
+    );
+    let run = |run_id: &str, extra: &[&str]| {
+        let output = ws.run(&input, run_id, &[&["--threads", "2"], extra].concat(), &[]);
+        assert!(output.status.success(), "{run_id}: {}", stderr(&output));
+        ws.out().join("R").join(run_id)
+    };
+    let balanced = run("balanced", &[]);
+    let by_contig = run("by-contig", &["--shard-bases", "0"]);
+    let regions = |run_dir: &Path| -> Vec<String> {
+        call_tasks(run_dir)
+            .into_iter()
+            .map(|(_, region, _)| region)
+            .collect()
+    };
+    assert_eq!(regions(&balanced), ["a:1-600000", "a:600001-1200000", "b"]);
+    assert_eq!(regions(&by_contig), ["a", "b"]);
+    assert!(records(&by_contig.join("R.vcf.gz")).len() > 100);
+    assert_same_records(&balanced.join("R.vcf.gz"), &by_contig.join("R.vcf.gz"));
+}

@@ -71,6 +71,69 @@ fn prepare_reference_builds_beside_a_writable_fasta_and_skips_fresh_indexes() {
 }
 
 #[test]
+fn prepare_reference_with_bwa_mem2_builds_its_index_beside_bwa_s() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("ref");
+    std::fs::create_dir(&dir).unwrap();
+    let fasta = dir.join("ref.fa");
+    std::fs::copy(testdata().join("ref.fa"), &fasta).unwrap();
+    let run = |extra: &[&str]| {
+        let output = ws
+            .biojob()
+            .args(["prepare-reference", "--reference"])
+            .arg(&fasta)
+            .args(extra)
+            .output()
+            .unwrap();
+        ok(&output);
+        stdout(&output)
+    };
+    let d = dir.display();
+    assert_eq!(run(&[]).matches("built: ").count(), 6);
+    let bwa_files = Workspace::files(&dir);
+    let bwa_bytes = |suffix: &str| std::fs::read(dir.join(format!("ref.fa{suffix}"))).unwrap();
+    let (amb, ann, pac) = (bwa_bytes(".amb"), bwa_bytes(".ann"), bwa_bytes(".pac"));
+    // bwa-mem2's five files are built together (its .amb, .ann and .pac replace bwa's with
+    // the same bytes); bwa's own .bwt and .sa stay.
+    assert_eq!(
+        run(&["--aligner", "bwa-mem2"]),
+        format!(
+            "fasta: {d}/ref.fa\nfai: {d}/ref.fa.fai\nbwa-mem2 index: {d}/ref.fa\n\
+             built: {d}/ref.fa.0123\nbuilt: {d}/ref.fa.amb\nbuilt: {d}/ref.fa.ann\n\
+             built: {d}/ref.fa.bwt.2bit.64\nbuilt: {d}/ref.fa.pac\n"
+        )
+    );
+    assert_eq!(
+        (bwa_bytes(".amb"), bwa_bytes(".ann"), bwa_bytes(".pac")),
+        (amb, ann, pac)
+    );
+    assert_eq!(
+        Workspace::files(&dir),
+        [
+            "ref.fa",
+            "ref.fa.0123",
+            "ref.fa.amb",
+            "ref.fa.ann",
+            "ref.fa.bwt",
+            "ref.fa.bwt.2bit.64",
+            "ref.fa.fai",
+            "ref.fa.pac",
+            "ref.fa.sa"
+        ]
+    );
+    assert_eq!(bwa_files.len(), 7);
+    // Both are fresh now: neither is rebuilt.
+    assert_eq!(
+        run(&["--aligner", "bwa-mem2"]),
+        format!("fasta: {d}/ref.fa\nfai: {d}/ref.fa.fai\nbwa-mem2 index: {d}/ref.fa\n")
+    );
+    assert_eq!(
+        run(&[]),
+        format!("fasta: {d}/ref.fa\nfai: {d}/ref.fa.fai\nbwa index: {d}/ref.fa\n")
+    );
+}
+
+#[test]
 fn prepare_reference_never_writes_beside_a_read_only_fasta() {
     let ws = Workspace::new();
     let dir = ws.path().join("readonly");

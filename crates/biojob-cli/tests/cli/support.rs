@@ -83,6 +83,7 @@ impl Workspace {
             .env("BIOJOB_LOG_FORMAT", "text")
             .env_remove("AWS_BATCH_JOB_ID")
             .env_remove("BIOJOB_BWA")
+            .env_remove("BIOJOB_ALIGNER")
             .env_remove("BIOJOB_THREADS")
             .current_dir(self.path());
         command

@@ -501,13 +501,18 @@ fn the_aws_doc_lists_the_stack_parameters_and_outputs() {
 
 /// `(state name, value of BIOJOB_RESUME's override)` for every state that submits a job.
 fn resume_overrides(states: &Json, found: &mut Vec<(String, String)>) {
+    variable_overrides(states, "BIOJOB_RESUME", found);
+}
+
+/// `(state name, value of the override of `variable`)` for every state that submits a job.
+fn variable_overrides(states: &Json, variable_name: &str, found: &mut Vec<(String, String)>) {
     for (name, state) in states.as_object().unwrap() {
         if let Some(environment) =
             state["Parameters"]["ContainerOverrides"]["Environment"].as_array()
         {
             let value = environment
                 .iter()
-                .find(|variable| variable["Name"] == "BIOJOB_RESUME")
+                .find(|variable| variable["Name"] == variable_name)
                 .map_or("(not set)".to_owned(), |variable| {
                     variable["Value.$"]
                         .as_str()
@@ -517,9 +522,36 @@ fn resume_overrides(states: &Json, found: &mut Vec<(String, String)>) {
             found.push((name.clone(), value));
         }
         if let Some(inner) = state.get("ItemProcessor") {
-            resume_overrides(&inner["States"], found);
+            variable_overrides(&inner["States"], variable_name, found);
         }
     }
+}
+
+#[test]
+fn state_machine_passes_biojob_aligner_to_every_job_that_aligns() {
+    let (definition, _) = state_machine();
+    let states = &definition["States"];
+    let mut found = Vec::new();
+    variable_overrides(states, "BIOJOB_ALIGNER", &mut found);
+    let aligning: Vec<&str> = found
+        .iter()
+        .filter(|(_, value)| value == "$.environment.BIOJOB_ALIGNER")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut aligning = aligning;
+    aligning.sort_unstable();
+    assert_eq!(aligning, ["Align", "AlignChunk", "AlignLane"]);
+    assert!(
+        found
+            .iter()
+            .all(|(name, value)| aligning.contains(&name.as_str()) || value == "(not set)"),
+        "{found:?}"
+    );
+    // Unset in the input, it is the stack's Aligner.
+    assert_eq!(
+        states["Defaults"]["Result"]["environment"]["BIOJOB_ALIGNER"],
+        "${Aligner}"
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use biojob_pipeline::{
     PreparedReference, Resources, ShardRequest, StepDefinition, StepPlan, bwa_index_sha256,
     file_sha256, reference_sha256, shell_words,
 };
-use biojob_tools::{Tool, ToolPath, ToolVersions, Toolset};
+use biojob_tools::{Aligner, Tool, ToolPath, ToolVersions, Toolset};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
 
@@ -201,7 +201,7 @@ fn align_digests(task: &Value, reference: &PreparedReference) -> BTreeMap<String
         ("fastq_2".to_owned(), sha256(&task["inputs"]["fastq_2"])),
         ("reference".to_owned(), reference_sha256(reference).unwrap()),
     ]);
-    for (extension, digest) in bwa_index_sha256(reference).unwrap() {
+    for (extension, digest) in bwa_index_sha256(reference, Aligner::Bwa).unwrap() {
         digests.insert(format!("bwa_index{extension}"), digest);
     }
     digests

@@ -23,8 +23,9 @@ fn end_to_end_matches_the_tools_run_by_hand() {
     assert_eq!(
         stdout(&output),
         format!(
-            "VCF: {}\nmanifest: {}\n",
+            "VCF: {}\nreport: {}\nmanifest: {}\n",
             vcf.display(),
+            run_dir.join("report.html").display(),
             run_dir.join("manifest.json").display()
         )
     );

@@ -164,6 +164,7 @@ pub fn split_fastq_pair(
         ChunkSink::new(1, request, jobs.clone(), &mut written_1),
         ChunkSink::new(2, request, jobs, &mut written_2),
         true,
+        None,
     );
     for worker in workers {
         // A worker only stops when the queue closes; a panic surfaced as a failed member.

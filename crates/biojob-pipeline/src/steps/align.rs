@@ -6,8 +6,8 @@ use std::num::NonZeroU64;
 
 use biojob_core::{ReadGroup, SampleId, StepId};
 use biojob_formats::{
-    FastqError, FastqPairStats, describe_contig_difference, read_bam_header_summary,
-    stream_fastq_pair,
+    FastqError, FastqPairStats, FastqProgress, describe_contig_difference, read_bam_header_summary,
+    stream_fastq_pair_with_progress,
 };
 use biojob_process::CancelReason;
 use biojob_scratch::SpaceNeed;
@@ -21,8 +21,9 @@ use crate::job::REFERENCE;
 use crate::plan::partial;
 use crate::steps::{CountedBam, RunningPlan, check_records, plan_shape, verify_bgzf_output};
 use crate::{
-    CohortMember, Error, Executed, PlanContext, PlannedCommand, PreparedReference, RecordCounts,
-    StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, align_space_need,
+    CohortMember, Error, Executed, PlanContext, PlannedCommand, PreparedReference, ProgressUnit,
+    RecordCounts, StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, align_space_need,
+    file_bytes,
 };
 
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
@@ -140,7 +141,7 @@ impl StepDefinition for AlignStep {
             "biojob writes sort's output to {}, counting its records",
             partial(&bam)
         ));
-        let mut stages = vec![PlannedCommand::new(Tool::Bwa, bwa)];
+        let mut stages = vec![PlannedCommand::new(toolset.bwa.tool, bwa)];
         if self.mark_duplicates {
             stages.push(PlannedCommand::new(
                 Tool::Samtools,
@@ -241,9 +242,23 @@ impl StepDefinition for AlignStep {
             stages.insert(0, bwa);
             let cancel = context.supervisor.cancel_token().child();
             let supervisor = context.supervisor.with_cancel(cancel.clone());
+            // Progress: the FASTQs' bytes read (compressed, of their size) and the pairs fed.
+            let fed_so_far = std::sync::Arc::new(FastqProgress::default());
+            let probe = std::sync::Arc::clone(&fed_so_far);
+            context.progress.start(
+                ProgressUnit::InputBytes,
+                file_bytes(fastq_1).saturating_add(file_bytes(fastq_2)),
+                Box::new(move || (probe.bytes_read(), Some(probe.pairs()))),
+            );
             let (fed, piped) = std::thread::scope(|scope| {
                 let feeder = scope.spawn(|| {
-                    let result = stream_fastq_pair(fastq_1, fastq_2, write_1, write_2);
+                    let result = stream_fastq_pair_with_progress(
+                        fastq_1,
+                        fastq_2,
+                        write_1,
+                        write_2,
+                        &fed_so_far,
+                    );
                     if matches!(&result, Err(error) if !matches!(error, FastqError::ConsumerClosed { .. }))
                     {
                         cancel.cancel(CancelReason::Sibling);

@@ -1,10 +1,10 @@
 //! The `call` step: `bcftools mpileup | bcftools call` for one shard, then `bcftools index`.
 
 use std::num::NonZeroU64;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use biojob_core::{Contig, Region, SampleId, Shard, StepId};
-use biojob_formats::{VcfRules, check_bam_header};
+use biojob_formats::{BgzfTail, VcfRules, check_bam_header};
 use biojob_process::StdinSource;
 use biojob_scratch::SpaceNeed;
 use biojob_tools::{
@@ -17,9 +17,9 @@ use crate::job::REFERENCE;
 use crate::plan::partial;
 use crate::steps::{RunningPlan, plan_shape, relay_bgzf, verify_bgzf_output, verify_vcf_output};
 use crate::{
-    Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, RecordCounts,
-    StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, call_space_need, contig_plan,
-    shard_plan,
+    Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, ProgressUnit,
+    RecordCounts, StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, call_space_need,
+    contig_plan, shard_plan,
 };
 
 /// Runs the plan's first pipeline, `bcftools mpileup -Oz0 | bcftools call …`, with biojob
@@ -260,6 +260,25 @@ impl CallStep {
     }
 }
 
+/// The bases of `regions` (in their order) up to `position` of `contig`: every region before
+/// the one that holds it (else the last on `contig`), and that region up to `position`; 0 when
+/// no region is on `contig`.
+fn bases_before(regions: &[Region], contig: &str, position: u64) -> u64 {
+    let on_contig = |region: &&Region| region.contig.name == contig;
+    let Some(current) = regions
+        .iter()
+        .position(|region| on_contig(&region) && position <= region.end)
+        .or_else(|| regions.iter().rposition(|region| on_contig(&region)))
+    else {
+        return 0;
+    };
+    let before: u64 = regions.iter().take(current).map(Region::bases).sum();
+    let within = regions.get(current).map_or(0, |region| {
+        position.clamp(region.start - 1, region.end) - (region.start - 1)
+    });
+    before + within
+}
+
 impl StepDefinition for CallStep {
     fn step(&self) -> StepId {
         StepId::Call
@@ -398,6 +417,33 @@ impl StepDefinition for CallStep {
         }
         let samples: Vec<&str> = bams.iter().map(|(_, sample)| sample.as_str()).collect();
         let mut running = RunningPlan::new(plan, 2)?;
+        // Progress: the shard's bases up to the last record in the VCF written so far.
+        let tail = Mutex::new((BgzfTail::new(running.partial(0)), 0u64));
+        let regions = shard.regions.clone();
+        context.progress.start(
+            ProgressUnit::Bases,
+            shard.bases(),
+            Box::new(move || {
+                let Ok(mut tail) = tail.lock() else {
+                    return (0, None);
+                };
+                let (reader, done) = &mut *tail;
+                if let Some(last) = reader
+                    .poll()
+                    .iter()
+                    .rev()
+                    .find(|line| !line.starts_with('#'))
+                {
+                    let mut fields = last.split('\t');
+                    if let (Some(contig), Some(Ok(position))) =
+                        (fields.next(), fields.next().map(str::parse::<u64>))
+                    {
+                        *done = bases_before(&regions, contig, position);
+                    }
+                }
+                (*done, None)
+            }),
+        );
         let result = (|| {
             let vcf_partial = running.partial(0).to_owned();
             run_pileup(&mut running, context, &vcf_partial)?;
@@ -418,5 +464,31 @@ impl StepDefinition for CallStep {
         })();
         // While the partial outputs are still there: they hold the space that may have run out.
         result.map_err(|error| context.explain_failure(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_s_position_counts_the_shard_s_bases_before_it() {
+        let contig = |name: &str, length| Contig {
+            name: name.into(),
+            length,
+        };
+        let regions = [
+            Region::new(contig("chr20", 300_000), 150_001, 300_000).unwrap(),
+            Region::whole(contig("chr22", 12_356)),
+            Region::whole(contig("chrM", 16_571)),
+        ];
+        assert_eq!(bases_before(&regions, "chr20", 150_001), 1);
+        assert_eq!(bases_before(&regions, "chr20", 200_000), 50_000);
+        // Before its region (a record of the padding) and after its end.
+        assert_eq!(bases_before(&regions, "chr20", 100), 0);
+        assert_eq!(bases_before(&regions, "chr22", 12_356), 162_356);
+        assert_eq!(bases_before(&regions, "chrM", 1), 162_357);
+        assert_eq!(bases_before(&regions, "chrM", 99_999), 178_927);
+        assert_eq!(bases_before(&regions, "chr1", 5), 0);
     }
 }

@@ -1,10 +1,12 @@
 //! The `qc` step: the tools' QC reports that MultiQC reads, and native statistics in `qc.json`.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use biojob_core::{SampleId, StepId};
 use biojob_formats::{BamStats, VcfRules, VcfScan, read_bam_stats, scan_vcf};
+use biojob_process::StageReport;
 use biojob_scratch::SpaceNeed;
 use biojob_storage::ObjectUri;
 use biojob_tools::{Tool, bcftools_stats, samtools_flagstat, samtools_stats};
@@ -15,7 +17,7 @@ use tracing::info;
 use crate::cache::read_json;
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::RunningPlan;
+use crate::steps::{RunningPlan, plan_shape};
 use crate::{
     Error, Executed, JobInput, PlanContext, PreparedReference, RunManifest, StagedInputs,
     StepContext, StepDefinition, StepPlan, TaskRecord, contig_plan, render_report, shard_plan,
@@ -424,6 +426,22 @@ fn cohort_step_manifests(
     Ok(uris)
 }
 
+/// The part of QC that reads the BAM alone — `samtools flagstat`, `samtools stats` and the
+/// native BAM pass — done before the VCF exists: a local run does it beside calling
+/// ([`QcStep::bam_part`]), and the QC task then does only the VCF's part.
+#[derive(Debug)]
+pub struct BamQc {
+    /// The BAM it read.
+    bam: Utf8PathBuf,
+    /// `samtools flagstat`'s report and `samtools stats`'s, as written (under `.partial`
+    /// names in the work directory).
+    reports: [Utf8PathBuf; 2],
+    /// The native pass.
+    stats: BamStats,
+    /// The two tools' reports.
+    commands: Vec<StageReport>,
+}
+
 /// The QC step of one sample, with what its report shows of the run so far.
 #[derive(Debug, Clone)]
 pub struct QcStep {
@@ -435,6 +453,8 @@ pub struct QcStep {
     pub in_cohort: bool,
     /// [`QcRun::StepManifests`] read, once the reference is staged.
     read: OnceLock<RunManifest>,
+    /// The BAM's part, when done beforehand ([`QcStep::with_bam_part`]); taken by `execute`.
+    bam_part: Arc<Mutex<Option<BamQc>>>,
 }
 
 impl QcStep {
@@ -449,7 +469,92 @@ impl QcStep {
             run,
             in_cohort: false,
             read,
+            bam_part: Arc::default(),
         }
+    }
+
+    /// This step with the BAM's part done beforehand: `execute` then runs only the VCF's part
+    /// (when `part` read the BAM the step is given; else it does the whole).
+    pub fn with_bam_part(self, part: BamQc) -> Self {
+        if let Ok(mut slot) = self.bam_part.lock() {
+            *slot = Some(part);
+        }
+        self
+    }
+
+    /// Does the BAM's part of QC of `bam` (`samtools flagstat`, `samtools stats -r`, the
+    /// native pass, at once) in `work_dir`, as the plan made with `bam` and `reference` says,
+    /// before the VCF exists. The result goes to [`QcStep::with_bam_part`].
+    ///
+    /// # Errors
+    /// [`Error::Process`] when a tool fails; [`Error::Verification`] when the BAM breaks a
+    /// rule.
+    pub fn bam_part(
+        &self,
+        bam: &Utf8Path,
+        reference: &PreparedReference,
+        work_dir: &Utf8Path,
+        context: &StepContext,
+    ) -> Result<BamQc, Error> {
+        let inputs = BTreeMap::from([
+            (BAM.to_owned(), bam.to_owned()),
+            (REFERENCE.to_owned(), reference.fasta.clone()),
+        ]);
+        let plan = self.plan(&PlanContext::local(
+            context.toolset(),
+            context.resources(),
+            work_dir,
+            &inputs,
+        ));
+        let report = |index: usize| {
+            plan.outputs
+                .get(index)
+                .map(|output| partial(&output.path))
+                .ok_or_else(|| plan_shape("qc", "five outputs"))
+        };
+        let reports = [report(0)?, report(1)?];
+        let threads = context.resources().threads.max(1);
+        let mut pipelines = plan.pipelines.into_iter();
+        let (native, tools) = std::thread::scope(|scope| {
+            let native = scope.spawn(|| read_bam_stats(bam, threads.saturating_sub(1).max(1)));
+            let tools = (|| {
+                let mut commands = Vec::new();
+                for _ in 0..2 {
+                    let stages = pipelines
+                        .next()
+                        .ok_or_else(|| plan_shape("qc", "the BAM's two commands"))?;
+                    let report = context
+                        .supervisor
+                        .run_pipeline(stages.into_iter().map(|c| c.command).collect())?;
+                    commands.extend(report.stages);
+                }
+                Ok::<_, Error>(commands)
+            })();
+            let native = native
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (native, tools)
+        });
+        let result = tools.and_then(|commands| {
+            let stats = native.map_err(|error| format_failure(&error, bam))?;
+            Ok(BamQc {
+                bam: bam.to_owned(),
+                reports: reports.clone(),
+                stats,
+                commands,
+            })
+        });
+        if result.is_err() {
+            for report in &reports {
+                let _ = std::fs::remove_file(report);
+            }
+        }
+        result
+    }
+
+    fn take_bam_part(&self, bam: &Utf8Path) -> Option<BamQc> {
+        let part = self.bam_part.lock().ok()?.take()?;
+        (part.bam == bam).then_some(part)
     }
 
     fn files(&self, context: &PlanContext<'_>) -> [Utf8PathBuf; 5] {
@@ -556,10 +661,18 @@ impl StepDefinition for QcStep {
         let qc_json_partial = running.partial(3).to_owned();
         let report_partial = running.partial(4).to_owned();
         let threads = context.resources().threads.max(1);
-        info!(%bam, %vcf, "QC");
+        let early = self.take_bam_part(bam);
+        info!(%bam, %vcf, bam_part_done = early.is_some(), "QC");
+        let (early_stats, early_run) = match early {
+            Some(part) => (Some(part.stats), Some((part.reports, part.commands))),
+            None => (None, None),
+        };
         let (native, tools) = std::thread::scope(|scope| {
             let native = scope.spawn(|| {
-                let bam = read_bam_stats(bam, threads.saturating_sub(1).max(1))?;
+                let bam = match early_stats {
+                    Some(stats) => stats,
+                    None => read_bam_stats(bam, threads.saturating_sub(1).max(1))?,
+                };
                 let vcf = scan_vcf(
                     vcf,
                     &VcfRules {
@@ -571,10 +684,26 @@ impl StepDefinition for QcStep {
                 Ok::<_, biojob_formats::FormatError>((bam, vcf))
             });
             let tools = (|| {
-                for _ in 0..3 {
-                    running.run_next(context)?;
+                match early_run {
+                    Some((reports, commands)) => {
+                        // The BAM's two commands ran beforehand: their reports take the plan's
+                        // names.
+                        for (index, report) in reports.iter().enumerate() {
+                            running.take()?;
+                            let planned = running.partial(index).to_owned();
+                            if *report != planned {
+                                std::fs::rename(report, &planned)
+                                    .map_err(Error::io("renaming to", &planned))?;
+                            }
+                        }
+                        running.commands.extend(commands);
+                    }
+                    None => {
+                        running.run_next(context)?;
+                        running.run_next(context)?;
+                    }
                 }
-                Ok::<_, Error>(())
+                running.run_next(context)
             })();
             let native = native
                 .join()
@@ -582,20 +711,7 @@ impl StepDefinition for QcStep {
             (native, tools)
         });
         tools?;
-        let (bam_stats, vcf_scan) = native.map_err(|error| {
-            let path = match &error {
-                biojob_formats::FormatError::Io { path, .. }
-                | biojob_formats::FormatError::Parse { path, .. }
-                | biojob_formats::FormatError::Invalid { path, .. }
-                | biojob_formats::FormatError::NotBgzf { path, .. }
-                | biojob_formats::FormatError::MissingBgzfEof { path } => path.clone(),
-                _ => bam.to_owned(),
-            };
-            Error::Verification {
-                path,
-                detail: reason_of(&error),
-            }
-        })?;
+        let (bam_stats, vcf_scan) = native.map_err(|error| format_failure(&error, bam))?;
         for (report, marker) in [
             (
                 &flagstat_partial,
@@ -638,6 +754,22 @@ impl StepDefinition for QcStep {
             "QC done"
         );
         running.finish(crate::RecordCounts::default())
+    }
+}
+
+/// A native pass's failure as a verification error of the file it names (else `bam`).
+fn format_failure(error: &biojob_formats::FormatError, bam: &Utf8Path) -> Error {
+    let path = match error {
+        biojob_formats::FormatError::Io { path, .. }
+        | biojob_formats::FormatError::Parse { path, .. }
+        | biojob_formats::FormatError::Invalid { path, .. }
+        | biojob_formats::FormatError::NotBgzf { path, .. }
+        | biojob_formats::FormatError::MissingBgzfEof { path } => path.clone(),
+        _ => bam.to_owned(),
+    };
+    Error::Verification {
+        path,
+        detail: reason_of(error),
     }
 }
 
