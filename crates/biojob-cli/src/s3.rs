@@ -94,6 +94,16 @@ impl ObjectStore for LazyS3 {
     fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
         self.store(uri, Direction::Get)?.open(uri)
     }
+
+    fn open_ranges(
+        &self,
+        uri: &ObjectUri,
+        meta: &ObjectMeta,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<ObjectReader, StorageError> {
+        self.store(uri, Direction::Get)?
+            .open_ranges(uri, meta, ranges)
+    }
 }
 
 /// Local paths, and `s3://` through the lazily built S3 store.

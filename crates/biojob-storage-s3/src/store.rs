@@ -205,6 +205,10 @@ impl ObjectStore for S3Store {
         )??;
         Ok(head.map(|head| ObjectMeta {
             size: length(head.content_length()),
+            last_modified: head
+                .last_modified()
+                .and_then(|time| std::time::SystemTime::try_from(*time).ok()),
+            version: head.e_tag().map(str::to_owned),
         }))
     }
 
@@ -243,6 +247,21 @@ impl ObjectStore for S3Store {
             &self.inner.handle,
             Direction::Get,
             crate::stream::open(inner, bucket, key, uri.to_string()),
+        )?
+    }
+
+    fn open_ranges(
+        &self,
+        uri: &ObjectUri,
+        meta: &ObjectMeta,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<ObjectReader, StorageError> {
+        let (bucket, key) = s3_parts(uri, Direction::Get)?;
+        let inner = Arc::clone(&self.inner);
+        block(
+            &self.inner.handle,
+            Direction::Get,
+            crate::stream::open_ranges(inner, bucket, key, uri, meta, ranges),
         )?
     }
 }

@@ -1,18 +1,26 @@
 //! The storage trait and the scheme router.
 
 use std::io::Read;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use camino::Utf8Path;
 use serde::Serialize;
 
-use crate::{LocalStore, ObjectUri, StorageError};
+use crate::{Direction, LocalStore, ObjectUri, StorageError};
 
 /// What a store knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
     /// Size in bytes.
     pub size: u64,
+    /// When the object was last written (S3 `Last-Modified`, whole seconds; a file's
+    /// modification time), when the store says.
+    pub last_modified: Option<SystemTime>,
+    /// An opaque tag that changes whenever the object is rewritten (S3's ETag); `None` for
+    /// local files.
+    pub version: Option<String>,
 }
 
 /// The outcome of a completed, verified transfer.
@@ -62,6 +70,64 @@ pub trait ObjectStore: Send + Sync {
     /// # Errors
     /// [`StorageError::NotFound`], or a failure to ask the store (input staging class).
     fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError>;
+
+    /// Opens the byte `ranges` of the object at `uri`, as `meta` (from [`ObjectStore::head`])
+    /// describes it, to be read once as one stream: the bytes of each range in turn, without a
+    /// copy in scratch. The ranges must be non-empty, in increasing order, not overlapping, and
+    /// end within `meta.size`. The reader fails (as [`ObjectStore::open`]'s does, the error
+    /// kept in [`ObjectReader::failure`]) when a range's bytes do not all arrive, or when the
+    /// object is no longer the one `meta` describes (S3: every `GET` carries `If-Match` with
+    /// `meta.version`). No stored checksum covers part of an object: the caller checks what it
+    /// reads (e.g. each BGZF block's CRC32).
+    ///
+    /// # Errors
+    /// [`StorageError::Verification`] when the ranges break the rules above or the object's
+    /// size is no longer `meta.size`; [`StorageError::NotFound`]; a failure to ask the store
+    /// (input staging class).
+    fn open_ranges(
+        &self,
+        uri: &ObjectUri,
+        meta: &ObjectMeta,
+        ranges: &[Range<u64>],
+    ) -> Result<ObjectReader, StorageError>;
+}
+
+/// Checks `ranges` against [`ObjectStore::open_ranges`]' rules for an object of `size` bytes;
+/// returns the bytes they cover.
+///
+/// # Errors
+/// [`StorageError::Verification`] naming the first range that breaks them.
+pub fn check_ranges(
+    uri: &ObjectUri,
+    size: u64,
+    ranges: &[Range<u64>],
+) -> Result<u64, StorageError> {
+    let mut previous_end = 0;
+    let mut total = 0;
+    for range in ranges {
+        let problem = if range.start >= range.end {
+            Some("is empty")
+        } else if range.start < previous_end {
+            Some("overlaps or precedes the range before it")
+        } else if range.end > size {
+            Some("ends beyond the object")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(StorageError::Verification {
+                uri: uri.to_string(),
+                direction: Direction::Get,
+                detail: format!(
+                    "the byte range {}..{} {problem} ({size} bytes)",
+                    range.start, range.end
+                ),
+            });
+        }
+        previous_end = range.end;
+        total += range.end - range.start;
+    }
+    Ok(total)
 }
 
 /// Where a streamed read keeps the [`StorageError`] that ended it: an `io::Error` can carry
