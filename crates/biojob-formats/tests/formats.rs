@@ -25,6 +25,9 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+#[path = "formats/bam_slice.rs"]
+mod bam_slice;
+
 // ---------------------------------------------------------------------------------------------
 // helpers
 
