@@ -138,11 +138,20 @@ pub enum Command {
 pub enum StageCommand {
     /// Download SRC (s3://bucket/key, file:// or a path) to the local file DST (a directory:
     /// DST/<name>), through DST.partial, verified.
+    ///
+    /// With --regions, SRC is a coordinate-sorted BAM: only the blocks its index (SRC.bai)
+    /// says hold the records overlapping the regions are fetched, each checked, and written
+    /// as a BAM with the header and those records (DST), indexed (DST.bai). Without a usable
+    /// index (missing, or older than the BAM) the whole BAM is fetched, with a warning.
     Get {
         /// The object.
         source: String,
         /// The local file or directory.
         destination: Utf8PathBuf,
+        /// A region of the BAM to stage: CONTIG, CONTIG:START-END or CONTIG:START- (1-based,
+        /// closed); repeat for more. (`--region` is the AWS region.)
+        #[arg(short = 'r', long = "regions", value_name = "REGION")]
+        regions: Vec<String>,
     },
     /// Upload the local file SRC to DST (s3://bucket/key; ending in /: DST<name>), verified.
     Put {

@@ -1,8 +1,10 @@
-//! The S3 store as the binary builds it, and `biojob stage get|put`.
+//! The S3 store as the binary builds it, and `biojob stage get|put` (`get --regions`: the
+//! records of a BAM's regions only).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use biojob_formats::{BamStaging, StoredBam};
 use biojob_pipeline::Error;
 use biojob_storage::{
     Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, Stores,
@@ -123,6 +125,7 @@ pub fn stage(command: StageCommand, stores: &Stores) -> Result<(), Failure> {
         StageCommand::Get {
             source,
             destination,
+            regions,
         } => {
             let uri = ObjectUri::parse(&source)
                 .map_err(|e| usage(e.to_string(), "give s3://bucket/key, file:// or a path"))?;
@@ -135,6 +138,9 @@ pub fn stage(command: StageCommand, stores: &Stores) -> Result<(), Failure> {
                 destination
             };
             let store = stores.for_uri(&uri).map_err(Error::from)?;
+            if !regions.is_empty() {
+                return stage_regions(store, &uri, &regions, &destination, started);
+            }
             let report = store.get(&uri, &destination).map_err(Error::from)?;
             (format!("{uri} -> {destination}"), report)
         }
@@ -174,6 +180,52 @@ pub fn stage(command: StageCommand, stores: &Stores) -> Result<(), Failure> {
             if seconds > 0.0 { mib / seconds } else { 0.0 },
             report.sha256,
             report.checksum.as_deref().unwrap_or("none")
+        );
+    }
+    Ok(())
+}
+
+/// `biojob stage get --regions R... SRC DST`: the records of the BAM `uri` overlapping the
+/// regions, into `destination` and its index; prints what was fetched.
+fn stage_regions(
+    store: &dyn ObjectStore,
+    uri: &ObjectUri,
+    texts: &[String],
+    destination: &Utf8Path,
+    started: Instant,
+) -> Result<(), Failure> {
+    let bam = StoredBam::open(store, uri).map_err(Error::from)?;
+    let regions = texts
+        .iter()
+        .map(|text| {
+            bam.resolve_region(text).map_err(|error| {
+                usage(
+                    error.to_string(),
+                    "give CONTIG, CONTIG:START-END or CONTIG:START- with a contig of the BAM",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let staged = bam
+        .stage_regions(&regions, destination)
+        .map_err(Error::from)?;
+    let how = match &staged.staging {
+        BamStaging::Regions => format!("{} byte ranges", staged.ranges.len()),
+        BamStaging::Whole { reason } => format!("the whole object: {reason}"),
+    };
+    #[allow(
+        clippy::print_stdout,
+        reason = "the command's result, for people and scripts"
+    )]
+    {
+        println!(
+            "{uri} {} -> {} and {}: fetched {} of {} bytes ({how}) in {:.3} s",
+            texts.join(","),
+            staged.bam,
+            staged.index,
+            staged.bytes_fetched,
+            staged.object_bytes,
+            started.elapsed().as_secs_f64()
         );
     }
     Ok(())

@@ -223,6 +223,111 @@ fn stage_get_of_a_missing_object_exits_with_the_input_class() {
     assert!(!dir.root.join("x.bam.partial").exists());
 }
 
+/// `samtools view BAM REGION`: the records, as SAM lines.
+fn view(bam: &Utf8Path, region: &str) -> Vec<String> {
+    let output = Command::new("samtools")
+        .args(["view", bam.as_str(), region])
+        .output()
+        .unwrap();
+    assert_ok(&output, &format!("samtools view {bam} {region}"));
+    text(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+/// The numbers N and M of "fetched N of M bytes" in `stage get --regions`' line.
+fn fetched_of(stdout: &str) -> (u64, u64) {
+    let rest = stdout.split("fetched ").nth(1).unwrap();
+    let mut words = rest.split_whitespace();
+    let fetched = words.next().unwrap().parse().unwrap();
+    assert_eq!(words.next(), Some("of"));
+    (fetched, words.next().unwrap().parse().unwrap())
+}
+
+#[test]
+fn stage_get_with_regions_stages_their_records_only() {
+    let server = s3_server();
+    let dir = tempdir();
+    let hand = crate::support::hand_run();
+    let bam = Utf8PathBuf::from_path_buf(hand.dir.join("hand.bam")).unwrap();
+    let size = std::fs::metadata(&bam).unwrap().len();
+    let uri = format!("s3://{TEST_BUCKET}/stage-regions/NA12878 (1).bam");
+    put(server, &dir.root, &bam, &uri);
+    put(
+        server,
+        &dir.root,
+        &Utf8PathBuf::from(format!("{bam}.bai")),
+        &format!("{uri}.bai"),
+    );
+    let out = dir.root.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "get", "--regions", "chr20:140,001-141,000"])
+        .args(["-r", "chrM", &uri])
+        .arg(&out));
+    assert_ok(&output, "stage get --regions");
+    let slice = out.join("NA12878 (1).bam");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "{uri} chr20:140,001-141,000,chrM -> {slice} and {slice}.bai: fetched "
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" byte ranges) in "), "{stdout}");
+    let (fetched, of) = fetched_of(&stdout);
+    assert_eq!(of, size);
+    assert!(fetched * 5 < size, "{stdout}");
+    for region in ["chr20:140001-141000", "chrM", "chrM:150-160"] {
+        let records = view(&slice, region);
+        assert!(!records.is_empty(), "{region}");
+        assert_eq!(records, view(&bam, region), "{region}");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["NA12878 (1).bam", "NA12878 (1).bam.bai"]);
+
+    // A contig the BAM does not have: a usage error naming the contigs it has.
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "get", "--regions", "20:1-1000", &uri])
+        .arg(dir.root.join("x.bam")));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "error: {uri}: region \"20:1-1000\": no contig \"20\" in the header (contigs: \
+             chr20, chr22, chrM)"
+        )),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(!dir.root.join("x.bam").exists());
+
+    // Without an index beside it: the whole BAM, with a warning saying why.
+    let alone = format!("s3://{TEST_BUCKET}/stage-regions/alone.bam");
+    put(server, &dir.root, &bam, &alone);
+    let whole = dir.root.join("whole.bam");
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "get", "--regions", "chrM", &alone])
+        .arg(&whole));
+    assert_ok(&output, "stage get --regions without an index");
+    let reason = format!("{alone}.bai does not exist");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("the BAM's index cannot be used; staging the whole BAM")
+            && stderr.contains(&reason),
+        "{stderr}"
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("(the whole object: {reason})")),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&bam).unwrap());
+    assert_eq!(view(&whole, "chrM"), view(&bam, "chrM"));
+    assert!(Utf8PathBuf::from(format!("{whole}.bai")).is_file());
+}
+
 #[test]
 fn a_staging_fault_past_the_retry_budget_exits_with_the_staging_class() {
     let server = s3_server();
