@@ -23,14 +23,16 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        // Kept for the life of the test binary.
-        let dir = Box::leak(Box::new(Dir::new()));
-        let fasta = dir.path("ref.fa");
+        // Under the target directory, rebuilt by each run of the test binary.
+        let dir = Utf8Path::new(env!("CARGO_TARGET_TMPDIR")).join("bam-slice");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fasta = dir.join("ref.fa");
         std::fs::copy(testdata().join("ref.fa"), &fasta).unwrap();
-        std::fs::copy(testdata().join("ref.fa.fai"), dir.path("ref.fa.fai")).unwrap();
+        std::fs::copy(testdata().join("ref.fa.fai"), dir.join("ref.fa.fai")).unwrap();
         tool("bwa", &["index", fasta.as_str()]);
         let (r1, r2) = super::real_pair();
-        let sam = dir.path("x.sam");
+        let sam = dir.join("x.sam");
         let aligned = std::process::Command::new("bwa")
             .args(["mem", "-t", "2", "-R", "@RG\\tID:x\\tSM:NA12878"])
             .args([fasta.as_str(), r1.as_str(), r2.as_str()])
@@ -39,7 +41,7 @@ fn fixture() -> &'static Fixture {
             .unwrap();
         assert!(aligned.status.success(), "bwa mem failed");
         std::fs::write(&sam, aligned.stdout).unwrap();
-        let bam = dir.path("x.bam");
+        let bam = dir.join("x.bam");
         tool("samtools", &["sort", "-o", bam.as_str(), sam.as_str()]);
         tool("samtools", &["index", bam.as_str()]);
         Fixture { fasta, bam }
