@@ -798,3 +798,117 @@ fn a_cut_range_is_retried() {
     assert_eq!(proxy.injected().len(), 1);
     assert_eq!(store.stats().retries, 1);
 }
+
+/// A store that signs with `access_key` and `secret_key` through a new fault proxy.
+fn signing_with(access_key: &str, secret_key: &str) -> (S3Store, FaultProxy) {
+    let proxy = FaultProxy::start(&s3_server().endpoint);
+    let mut settings = options(&proxy.endpoint);
+    settings.credentials = Some(StaticCredentials {
+        access_key_id: access_key.to_owned(),
+        secret_access_key: secret_key.to_owned(),
+    });
+    (store(settings), proxy)
+}
+
+/// The hint of a refused download.
+const DENIED_GET: &str = "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+    AWS_PROFILE, or the job role under AWS Batch) and that the bucket policy and the job role \
+    allow s3:GetObject (and s3:ListBucket: without it a missing key is answered with 403)";
+
+/// The hint of a refused upload.
+const DENIED_PUT: &str = "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+    AWS_PROFILE, or the job role under AWS Batch) and that the bucket policy and the job role \
+    allow s3:PutObject (and kms:GenerateDataKey with SSE-KMS)";
+
+#[test]
+fn a_download_refused_with_403_is_a_configuration_error_and_not_retried() {
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &data(100, 14));
+    direct().put(&source, &uri("denied/get")).unwrap();
+    let server = s3_server();
+    let (store, proxy) = signing_with(&server.access_key, &format!("{}x", server.secret_key));
+    let destination = dir.root.join("denied.bin");
+    let error = store.get(&uri("denied/get"), &destination).unwrap_err();
+    // SeaweedFS answers a HEAD signed with a wrong secret key with 403 and no body.
+    assert_eq!(
+        error.to_string(),
+        "reading metadata of s3://biojob-test/denied/get: access denied: HEAD: HTTP 403"
+    );
+    assert!(matches!(error, StorageError::Denied { .. }), "{error:?}");
+    assert_eq!(error.exit_class(), ExitClass::Usage);
+    assert_eq!(error.exit_class().code(), 2);
+    assert!(!error.exit_class().retryable());
+    assert_eq!(error.remedy().as_deref(), Some(DENIED_GET));
+    assert_eq!(requests_matching(&proxy, "HEAD", "denied/get"), 1);
+    assert_eq!(proxy.requests().len(), 1);
+    assert_eq!(store.stats().retries, 0);
+    assert_eq!(listing(&dir.root), ["source"]);
+
+    // The same for a metadata lookup and a streamed read.
+    for error in [
+        store.head(&uri("denied/get")).unwrap_err(),
+        store.open(&uri("denied/get")).unwrap_err(),
+    ] {
+        assert_eq!(
+            error.to_string(),
+            "reading metadata of s3://biojob-test/denied/get: access denied: HEAD: HTTP 403"
+        );
+        assert_eq!(error.exit_class(), ExitClass::Usage);
+    }
+    assert_eq!(store.stats().requests, 3);
+    assert_eq!(store.stats().retries, 0);
+}
+
+#[test]
+fn an_upload_refused_with_403_is_a_configuration_error_and_not_retried() {
+    let dir = scratch();
+    let server = s3_server();
+    let signature = "SignatureDoesNotMatch (HTTP 403): The request signature we calculated does \
+        not match the signature you provided. Check your key and signing method.";
+    let cases = [
+        (
+            "small",
+            100,
+            server.access_key.clone(),
+            format!(
+                "uploading s3://biojob-test/denied/small: access denied: PutObject: {signature}"
+            ),
+        ),
+        (
+            "multipart",
+            2 * PART + 1,
+            server.access_key.clone(),
+            format!(
+                "starting the upload of s3://biojob-test/denied/multipart: access denied: \
+                 CreateMultipartUpload: {signature}"
+            ),
+        ),
+        (
+            "unknown-key",
+            100,
+            "AKIDUNKNOWN".to_owned(),
+            "uploading s3://biojob-test/denied/unknown-key: access denied: PutObject: \
+             InvalidAccessKeyId (HTTP 403): The access key ID you provided does not exist in our \
+             records."
+                .to_owned(),
+        ),
+    ];
+    for (name, length, access_key, expected) in cases {
+        let (store, proxy) = signing_with(&access_key, &format!("{}x", server.secret_key));
+        let source = dir.root.join(name);
+        write(&source, &data(length, 15));
+        let key = format!("denied/{name}");
+        let error = store.put(&source, &uri(&key)).unwrap_err();
+        assert_eq!(error.to_string(), expected, "{name}");
+        assert!(matches!(error, StorageError::Denied { .. }), "{error:?}");
+        assert_eq!(error.exit_class(), ExitClass::Usage, "{name}");
+        assert_eq!(error.exit_class().code(), 2);
+        assert!(!error.exit_class().retryable());
+        assert_eq!(error.remedy().as_deref(), Some(DENIED_PUT), "{name}");
+        // One request, refused; no part was sent.
+        assert_eq!(proxy.requests().len(), 1, "{name}: {:?}", proxy.requests());
+        assert_eq!(store.stats().retries, 0, "{name}");
+        assert_eq!(direct().head(&uri(&key)).unwrap(), None, "{name}");
+    }
+}
