@@ -12,7 +12,7 @@ use noodles::bam::{self, bai};
 use noodles::bgzf::VirtualPosition;
 use noodles::csi::binning_index::index::reference_sequence::bin::Chunk;
 use noodles::sam;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::bgzf::{BlockCheck, MAX_BGZF_BLOCK_SIZE, bgzf_blocks, check_block};
@@ -29,7 +29,7 @@ const BIN_COUNT: usize = 37449;
 const HEADER_GUESS: u64 = 64 * 1024;
 
 /// How a BAM was staged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "method")]
 pub enum BamStaging {
     /// Only the blocks holding the regions' records (and the header's) were fetched.

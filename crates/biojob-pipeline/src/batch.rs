@@ -88,8 +88,6 @@ pub struct BatchOutcome {
     pub error: Option<Error>,
     /// The scratch directory, when kept.
     pub kept_scratch: Option<Utf8PathBuf>,
-    /// Bytes the job copied in from stores.
-    pub bytes_staged_in: u64,
 }
 
 /// Runs `batch`: opens the attempt's scratch directory, runs the job's lifecycle
@@ -162,6 +160,5 @@ pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutco
         manifest,
         error,
         kept_scratch,
-        bytes_staged_in: outcome.bytes_staged_in,
     })
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use biojob_core::{SampleId, StepId};
+use biojob_core::{Region, SampleId, StepId};
 use biojob_process::StageReport;
 use biojob_scratch::SpaceNeed;
 use biojob_storage::{ObjectUri, Stores};
@@ -14,9 +14,9 @@ use tracing::info;
 
 use crate::cache::{EarlierTasks, RerunReason, try_reuse};
 use crate::{
-    CacheKeyMaterial, Error, OutputRecord, PlanContext, PlannedOutput, PreparedReference,
-    ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord, TaskShard,
-    bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
+    BamSliceRecord, CacheKeyMaterial, Error, OutputRecord, PlanContext, PlannedOutput,
+    PreparedReference, ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord,
+    TaskShard, bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
     reference_sha256, stage_input,
 };
 
@@ -59,6 +59,13 @@ pub trait StepDefinition: Sync {
         Ok(Vec::new())
     }
 
+    /// The regions the step reads of its inputs staged with [`Staging::BamRegions`], once
+    /// known (after [`StepDefinition::with_reference`]): a BAM from an object store is then
+    /// staged for these regions only. `None`: such inputs are staged whole.
+    fn bam_regions(&self) -> Option<Vec<Region>> {
+        None
+    }
+
     /// Checks the inputs' digests (role → SHA-256) before the key is made (align: the two
     /// FASTQs are not one file given twice).
     ///
@@ -95,6 +102,22 @@ pub enum InputDigest {
     None,
 }
 
+/// How an input is brought to the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staging {
+    /// Copied into scratch whole; a local file is read in place.
+    Copy,
+    /// Read from where it is by the step itself (the split job streams S3 FASTQs), not
+    /// staged.
+    Streamed,
+    /// A coordinate-sorted BAM: from an object store, only the blocks holding the records of
+    /// the step's [regions](StepDefinition::bam_regions) are staged, found through the BAM's
+    /// `.bai` and indexed anew ([`biojob_formats::StoredBam::stage_regions`]; the whole object
+    /// when its index cannot be used); a local file is read in place, its `.bai` beside it.
+    /// The key hashes what was staged.
+    BamRegions,
+}
+
 /// One input of a job.
 #[derive(Debug, Clone)]
 pub struct JobInput {
@@ -108,8 +131,8 @@ pub struct JobInput {
     pub remedy: String,
     /// How it enters the key.
     pub digest: InputDigest,
-    /// Read from where it is by the step itself (the split job streams S3 FASTQs), not staged.
-    pub streamed: bool,
+    /// How it is brought to the job.
+    pub staging: Staging,
 }
 
 impl JobInput {
@@ -121,7 +144,7 @@ impl JobInput {
             what: what.to_owned(),
             remedy: remedy.to_owned(),
             digest: InputDigest::Hash,
-            streamed: false,
+            staging: Staging::Copy,
         }
     }
 
@@ -139,9 +162,15 @@ impl JobInput {
         self
     }
 
-    /// Streamed by the step rather than staged.
+    /// Streamed by the step rather than staged ([`Staging::Streamed`]).
     pub fn streamed(mut self) -> Self {
-        self.streamed = true;
+        self.staging = Staging::Streamed;
+        self
+    }
+
+    /// A BAM staged for the step's regions only ([`Staging::BamRegions`]).
+    pub fn bam_regions(mut self) -> Self {
+        self.staging = Staging::BamRegions;
         self
     }
 }
@@ -312,8 +341,6 @@ pub struct JobOutcome {
     pub reference: Option<PreparedReference>,
     /// Read pairs aligned (align; `None` when reused or another step).
     pub read_pairs: Option<u64>,
-    /// Bytes copied in from stores (inputs that were not local files).
-    pub bytes_staged_in: u64,
     /// Why it failed, wrapped with its task (`call chr20 failed: …`).
     pub error: Option<Error>,
 }
@@ -347,7 +374,7 @@ impl StepJob<'_> {
         let label = started_as;
         let named = self.label();
         let rerun_reason = facts.rerun_reason.map(|reason| reason.to_string());
-        let outcome = match result {
+        let mut outcome = match result {
             Ok(Done::Reused { key, outputs }) => {
                 target.observer.reused(&label);
                 let records: Vec<OutputRecord> = outputs.iter().map(|o| o.0.clone()).collect();
@@ -359,7 +386,6 @@ impl StepJob<'_> {
                     outputs: outputs.into_iter().map(|o| o.1).collect(),
                     reference: facts.reference,
                     read_pairs: None,
-                    bytes_staged_in: facts.bytes_staged_in,
                     error: None,
                 }
             }
@@ -382,7 +408,6 @@ impl StepJob<'_> {
                     outputs,
                     reference: facts.reference,
                     read_pairs: executed.read_pairs,
-                    bytes_staged_in: facts.bytes_staged_in,
                     error: None,
                 }
             }
@@ -402,11 +427,12 @@ impl StepJob<'_> {
                     outputs: Vec::new(),
                     reference: facts.reference,
                     read_pairs: None,
-                    bytes_staged_in: facts.bytes_staged_in,
                     error: Some(error),
                 }
             }
         };
+        outcome.record.bytes_staged_in = facts.bytes_staged_in;
+        outcome.record.bam_slice = facts.bam_slice;
         info!(status = ?outcome.record.status, wall_seconds = wall.as_secs_f64(), "task ended");
         outcome
     }
@@ -582,7 +608,7 @@ impl StepJob<'_> {
 
         for (input, (_, size)) in inputs.iter().zip(&sizes) {
             staged.uris.insert(input.role.clone(), input.uri.clone());
-            if input.streamed {
+            if input.staging == Staging::Streamed {
                 if let Some(path) = input.uri.local_path() {
                     staged.paths.insert(input.role.clone(), path.to_owned());
                 }
@@ -591,10 +617,27 @@ impl StepJob<'_> {
             if input.uri.local_path().is_none() {
                 context.check_stopped("staging the inputs")?;
             }
-            let path = stage_input(stores, &input.uri, &staging, &input.what, &input.remedy)?;
-            if input.uri.local_path().is_none() {
-                facts.bytes_staged_in = facts.bytes_staged_in.saturating_add(*size);
-            }
+            let regions = (input.staging == Staging::BamRegions
+                && input.uri.local_path().is_none())
+            .then(|| self.definition.bam_regions())
+            .flatten();
+            let path = match regions {
+                Some(regions) => {
+                    let (path, slice) = stage_bam_slice(stores, input, &regions, &staging)?;
+                    facts.bytes_staged_in =
+                        facts.bytes_staged_in.saturating_add(slice.bytes_fetched);
+                    facts.bam_slice = Some(slice);
+                    path
+                }
+                None => {
+                    let path =
+                        stage_input(stores, &input.uri, &staging, &input.what, &input.remedy)?;
+                    if input.uri.local_path().is_none() {
+                        facts.bytes_staged_in = facts.bytes_staged_in.saturating_add(*size);
+                    }
+                    path
+                }
+            };
             staged.paths.insert(input.role.clone(), path);
         }
         staged.inputs = inputs;
@@ -621,7 +664,7 @@ impl StepJob<'_> {
         for input in inputs {
             let size = object_size(stores, &input.uri, staging)?;
             sizes.push((input.uri.to_string(), size));
-            if input.uri.local_path().is_none() && !input.streamed {
+            if input.uri.local_path().is_none() && input.staging != Staging::Streamed {
                 staged_bytes = staged_bytes.saturating_add(size);
             }
         }
@@ -703,7 +746,34 @@ struct Facts {
     reference_reports: Vec<StageReport>,
     rerun_reason: Option<RerunReason>,
     bytes_staged_in: u64,
+    bam_slice: Option<BamSliceRecord>,
     inputs: BTreeMap<String, String>,
+}
+
+/// Stages the BAM `input` (an object) for `regions` only, into its place under `staging`
+/// ([`biojob_formats::stage_bam_regions`]): the BAM and its index beside it.
+///
+/// # Errors
+/// [`Error::Input`] when the object does not exist (with the input's remedy); the slice's
+/// errors ([`Error::Format`]: a damaged block is input invalid, a failed transfer input
+/// staging).
+fn stage_bam_slice(
+    stores: &Stores,
+    input: &JobInput,
+    regions: &[Region],
+    staging: &Utf8Path,
+) -> Result<(Utf8PathBuf, BamSliceRecord), Error> {
+    crate::check_input(stores, &input.uri, &input.what, &input.remedy)?;
+    let destination = input.uri.scratch_path(staging)?;
+    if let Some(parent) = destination.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+    }
+    let store = stores.for_uri(&input.uri)?;
+    let staged = biojob_formats::stage_bam_regions(store, &input.uri, regions, &destination)?;
+    Ok((
+        destination,
+        BamSliceRecord::new(&input.uri, regions, &staged),
+    ))
 }
 
 enum Done {

@@ -52,13 +52,13 @@ pub use error::Error;
 pub use input::{JobEnvironment, REFERENCE_EXTENSIONS, WorkflowInput, resolve_reference};
 pub use job::{
     Earlier, Executed, InputDigest, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,
-    REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob, object_size,
-    sibling,
+    REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, Staging, StepDefinition, StepJob,
+    object_size, sibling,
 };
 pub use manifest::{
-    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RunManifest,
-    StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain, publish_json,
-    seconds, timestamp,
+    BamSliceRecord, CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord,
+    RunManifest, StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain,
+    publish_json, seconds, timestamp,
 };
 pub use observer::{LogObserver, RunObserver, TaskLabel};
 pub use plan::{
@@ -84,6 +84,6 @@ pub use steps::{
     AlignStep, BAI, BAM, BWA_BATCH_BASES, CallStep, ContigQc, FASTQ_1, FASTQ_2, GatherInputs,
     GatherStep, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary,
     REGION_PILEUP_PAD_BASES, ReadsQc, ShardRequest, SplitStep, VCF, VariantsQc, chunk_bam_role,
-    chunk_fastq_names, chunk_prefix, final_vcf_name, order_for_gather, qc_file_names, tbi_role,
-    vcf_role,
+    chunk_fastq_names, chunk_prefix, final_vcf_name, order_for_gather, pileup_regions,
+    qc_file_names, tbi_role, vcf_role,
 };

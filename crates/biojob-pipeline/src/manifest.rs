@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use biojob_core::{Classify, ExitClass, StepId};
+use biojob_core::{Classify, ExitClass, Region, StepId};
+use biojob_formats::{BamStaging, StagedBam};
 use biojob_process::StageReport;
 use biojob_scratch::ScratchUsage;
 use biojob_storage::{ObjectUri, Stores, TransferReport};
@@ -77,6 +78,43 @@ impl OutputRecord {
             uri: uri.into(),
             bytes: transfer.bytes,
             sha256: transfer.sha256.clone(),
+        }
+    }
+}
+
+/// How a task staged a BAM held by an object store for its regions only
+/// ([`biojob_formats::StoredBam::stage_regions`]; docs/staging.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BamSliceRecord {
+    /// The stored BAM.
+    pub uri: String,
+    /// The regions asked for (a calling shard's pileup regions).
+    pub regions: Vec<String>,
+    /// `method`: `regions` (the blocks holding their records), or `whole` with the `reason`
+    /// the stored index could not be used.
+    #[serde(flatten)]
+    pub staging: BamStaging,
+    /// The stored BAM's size in bytes.
+    pub object_bytes: u64,
+    /// Bytes fetched in all: the BAM's byte ranges and its index.
+    pub bytes_fetched: u64,
+    /// Of those, the stored index's.
+    pub index_bytes: u64,
+    /// Byte ranges of the BAM fetched.
+    pub ranges: usize,
+}
+
+impl BamSliceRecord {
+    /// The record of `staged`, staged from `uri` for `regions`.
+    pub fn new(uri: &ObjectUri, regions: &[Region], staged: &StagedBam) -> Self {
+        BamSliceRecord {
+            uri: uri.to_string(),
+            regions: regions.iter().map(ToString::to_string).collect(),
+            staging: staged.staging.clone(),
+            object_bytes: staged.object_bytes,
+            bytes_fetched: staged.bytes_fetched,
+            index_bytes: staged.index_bytes,
+            ranges: staged.ranges.len(),
         }
     }
 }
@@ -174,6 +212,13 @@ pub struct TaskRecord {
     /// `bam`, `vcf.0000`): what the placeholders of `--dry-run` and of the cache key stand for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, String>,
+    /// Bytes the task copied in from object stores: its reference and inputs (local files,
+    /// read in place, count nothing; a BAM staged for its regions counts what was fetched).
+    #[serde(default)]
+    pub bytes_staged_in: u64,
+    /// How the task's BAM was staged for its regions, when it came from an object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bam_slice: Option<BamSliceRecord>,
     /// The commands, in the order they started.
     #[serde(default)]
     pub commands: Vec<CommandRecord>,
@@ -220,6 +265,8 @@ impl TaskRecord {
             }),
             peak_rss_bytes: commands.iter().map(|c| c.max_rss_bytes).max().unwrap_or(0),
             inputs: BTreeMap::new(),
+            bytes_staged_in: 0,
+            bam_slice: None,
             commands,
             outputs: Vec::new(),
             cache_key: None,

@@ -885,7 +885,6 @@ fn skipped(job: &StepJob<'_>) -> JobOutcome {
         outputs: Vec::new(),
         reference: None,
         read_pairs: None,
-        bytes_staged_in: 0,
         error: None,
     }
 }

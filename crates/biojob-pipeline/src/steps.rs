@@ -10,7 +10,7 @@ mod qc;
 mod split;
 
 pub use align::{AlignStep, BWA_BATCH_BASES, FASTQ_1, FASTQ_2};
-pub use call::{BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest};
+pub use call::{BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest, pileup_regions};
 pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
 pub use merge::{MergeStep, chunk_bam_role};
 pub use qc::{

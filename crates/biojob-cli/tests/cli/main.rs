@@ -17,6 +17,7 @@ mod resume;
 mod s3_jobs;
 mod scale;
 mod scratch;
+mod sliced_calls;
 mod steps;
 mod support;
 mod templates;
