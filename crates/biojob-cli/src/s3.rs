@@ -3,8 +3,8 @@
 use std::sync::{Arc, OnceLock};
 
 use biojob_storage::{
-    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, Stores,
-    TransferReport,
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, ObjectWriter, StorageError,
+    Stores, TransferReport,
 };
 use biojob_storage_s3::{ChecksumAlgorithm, RetryPolicy, S3Options, S3Store, Sse};
 use camino::Utf8Path;
@@ -100,6 +100,14 @@ impl ObjectStore for LazyS3 {
     ) -> Result<ObjectReader, StorageError> {
         self.store(uri, Direction::Get)?
             .open_ranges(uri, meta, ranges)
+    }
+
+    fn create(
+        &self,
+        uri: &ObjectUri,
+        spool: &Utf8Path,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        self.store(uri, Direction::Put)?.create(uri, spool)
     }
 }
 

@@ -12,6 +12,9 @@
 //!   fetched ahead in order, the size and stored checksum verified at the last byte; byte
 //!   ranges of an object ([`biojob_storage::ObjectStore::open_ranges`]) likewise, each GET
 //!   pinned to the ETag the caller's `HEAD` saw, their length verified.
+//! - Objects written as they are produced ([`biojob_storage::ObjectStore::create`]): a
+//!   multipart upload of parts spooled to scratch, [`WRITE_AHEAD_PARTS`] in flight, completed
+//!   and verified only when the writer says so, aborted otherwise.
 //! - Retries per request (per part) with exponential backoff and full jitter
 //!   ([`RetryPolicy`]) on throttling, 5xx, timeouts, connection resets and short bodies.
 //! - SSE-S3 / SSE-KMS ([`Sse`]) and requester pays.
@@ -49,6 +52,7 @@ mod retry;
 mod store;
 mod stream;
 mod upload;
+mod writer;
 
 pub use client::TransferStats;
 pub use options::{
@@ -57,3 +61,4 @@ pub use options::{
 };
 pub use store::S3Store;
 pub use stream::{STREAM_READ_AHEAD, STREAM_WINDOW};
+pub use writer::WRITE_AHEAD_PARTS;

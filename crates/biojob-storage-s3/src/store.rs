@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use biojob_storage::{
-    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, TransferReport,
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, ObjectWriter, StorageError,
+    TransferReport,
 };
 use camino::{Utf8Path, Utf8PathBuf};
 use tokio::runtime::Handle;
@@ -122,5 +123,22 @@ impl ObjectStore for S3Store {
             Direction::Get,
             crate::stream::open_ranges(Arc::clone(&self.inner), object, uri, meta, ranges),
         )?
+    }
+
+    /// A multipart upload written as the bytes come ([`crate::writer`]): parts of the store's
+    /// part size spooled under `spool`, [`WRITE_AHEAD_PARTS`](crate::WRITE_AHEAD_PARTS) in
+    /// flight while the next is written, each with its checksum; completed, and checked
+    /// against the composite checksum and the size, only by `complete`.
+    fn create(
+        &self,
+        uri: &ObjectUri,
+        spool: &Utf8Path,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let object = Object::from_uri(uri, Direction::Put)?;
+        Ok(Box::new(crate::writer::S3Writer::new(
+            Arc::clone(&self.inner),
+            object,
+            spool,
+        )))
     }
 }

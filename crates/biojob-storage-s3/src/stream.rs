@@ -59,7 +59,7 @@ pub(crate) async fn open(inner: Arc<Inner>, object: Object) -> Result<ObjectRead
             },
             Some(parts) => Check::Composite {
                 boundaries: inner
-                    .part_ranges(&object, size, parts)
+                    .part_ranges(&object, &head, size, parts)
                     .await?
                     .into_iter()
                     .map(|(offset, length)| offset + length)

@@ -16,6 +16,9 @@ use biojob_testkit::{Fault, FaultProxy, Rule, TEST_BUCKET, s3_server};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
+#[path = "s3/writer.rs"]
+mod writer;
+
 const PART: u64 = 5 * MIB;
 
 fn runtime() -> &'static tokio::runtime::Runtime {

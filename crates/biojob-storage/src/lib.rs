@@ -2,7 +2,7 @@
 //!
 //! - [`ObjectUri`]: `s3://bucket/key`, `file:///path` or a plain path.
 //! - [`ObjectStore`]: the operations a step needs (head, get, put, open to stream, open byte
-//!   ranges to stream), implemented here for the local filesystem by [`LocalStore`] and for
+//!   ranges to stream, create to write as the bytes are produced), implemented here for the local filesystem by [`LocalStore`] and for
 //!   S3 by the `biojob-storage-s3` crate.
 //! - [`Stores`]: picks the store for a URI's scheme.
 //!
@@ -25,6 +25,7 @@ mod uri;
 pub use error::{Direction, StorageError};
 pub use local::{LocalStore, hex};
 pub use store::{
-    ObjectMeta, ObjectReader, ObjectStore, Stores, StreamFailure, TransferReport, check_ranges,
+    ObjectMeta, ObjectReader, ObjectStore, ObjectWriter, Stores, StreamFailure, TransferReport,
+    check_ranges,
 };
 pub use uri::ObjectUri;

@@ -7,8 +7,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, StreamFailure,
-    TransferReport, check_ranges,
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, ObjectWriter, StorageError,
+    StreamFailure, TransferReport, check_ranges,
 };
 
 /// Objects that are local files (`file://` URIs and plain paths).
@@ -121,6 +121,116 @@ impl ObjectStore for LocalStore {
             failure: failure.clone(),
         };
         Ok(ObjectReader::new(Box::new(reader), total, failure))
+    }
+
+    /// Writes straight to `<path>.partial` (no spool: the file is its own buffer), renamed
+    /// into place by [`ObjectWriter::complete`].
+    fn create(
+        &self,
+        uri: &ObjectUri,
+        _spool: &Utf8Path,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let destination = local(uri, Direction::Put)?.to_owned();
+        let io = |op: &'static str, path: &Utf8Path| {
+            let path = path.to_owned();
+            move |source| StorageError::Io {
+                op,
+                path,
+                direction: Direction::Put,
+                source,
+            }
+        };
+        if let Some(parent) = destination.parent().filter(|p| !p.as_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io("creating directory", parent))?;
+        }
+        let partial = partial_path(&destination);
+        let file = std::fs::File::create(&partial).map_err(io("creating", &partial))?;
+        Ok(Box::new(FileWriter {
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            partial,
+            destination,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }))
+    }
+}
+
+/// A local object being written ([`LocalStore::create`]).
+struct FileWriter {
+    /// `None` once completed.
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    partial: Utf8PathBuf,
+    destination: Utf8PathBuf,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl FileWriter {
+    fn io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> StorageError + use<> {
+        let path = self.partial.clone();
+        move |source| StorageError::Io {
+            op,
+            path,
+            direction: Direction::Put,
+            source,
+        }
+    }
+
+    fn file(&mut self) -> Result<&mut std::io::BufWriter<std::fs::File>, StorageError> {
+        let closed = self.io("writing");
+        self.file
+            .as_mut()
+            .ok_or_else(|| closed(std::io::Error::other("the object was completed")))
+    }
+}
+
+impl ObjectWriter for FileWriter {
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let failed = self.io("writing");
+        self.file()?.write_all(data).map_err(failed)?;
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+
+    fn pause(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        let failed = self.io("syncing");
+        let file = self.file()?;
+        file.flush()
+            .and_then(|()| file.get_ref().sync_all())
+            .map_err(failed)
+    }
+
+    fn complete(mut self: Box<Self>) -> Result<TransferReport, StorageError> {
+        self.flush()?;
+        self.file = None;
+        if let Err(source) = std::fs::rename(&self.partial, &self.destination) {
+            let _ = std::fs::remove_file(&self.partial);
+            return Err(StorageError::Io {
+                op: "renaming to",
+                path: self.destination.clone(),
+                direction: Direction::Put,
+                source,
+            });
+        }
+        Ok(TransferReport {
+            bytes: self.bytes,
+            sha256: hex(&std::mem::take(&mut self.hasher).finalize()),
+            checksum: None,
+        })
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Not completed: nothing half-written stays behind.
+            let _ = std::fs::remove_file(&self.partial);
+        }
     }
 }
 
@@ -249,6 +359,38 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use biojob_core::{Classify, ExitClass};
+
+    #[test]
+    fn a_local_object_written_in_pieces_appears_only_when_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        let uri = ObjectUri::Local(root.join("out/a b.txt"));
+        let mut writer = LocalStore.create(&uri, root).unwrap();
+        writer.write(b"ab").unwrap();
+        writer.pause().unwrap();
+        writer.write(b"c").unwrap();
+        writer.flush().unwrap();
+        assert_eq!(LocalStore.head(&uri).unwrap(), None);
+        let report = writer.complete().unwrap();
+        assert_eq!(report.bytes, 3);
+        assert_eq!(
+            report.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(std::fs::read(root.join("out/a b.txt")).unwrap(), b"abc");
+
+        // Dropped before it is completed: nothing stays, not even the partial file.
+        let dropped = ObjectUri::Local(root.join("out/dropped.txt"));
+        let mut writer = LocalStore.create(&dropped, root).unwrap();
+        writer.write(b"abc").unwrap();
+        drop(writer);
+        let mut names: Vec<String> = std::fs::read_dir(root.join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a b.txt"]);
+    }
 
     #[test]
     fn put_get_round_trip_with_sha256() {

@@ -90,6 +90,59 @@ pub trait ObjectStore: Send + Sync {
         meta: &ObjectMeta,
         ranges: &[Range<u64>],
     ) -> Result<ObjectReader, StorageError>;
+
+    /// Starts writing the object at `uri` as its bytes are produced, without a whole copy in
+    /// scratch: see [`ObjectWriter`]. Parts waiting to be sent are kept under `spool` (a
+    /// directory of the job's scratch; it must exist), each removed once sent. Nothing
+    /// appears under `uri` until [`ObjectWriter::complete`].
+    ///
+    /// # Errors
+    /// A failure to start the object (output staging class).
+    fn create(
+        &self,
+        uri: &ObjectUri,
+        spool: &Utf8Path,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError>;
+}
+
+/// An object being written by [`ObjectStore::create`]: bytes are appended with
+/// [`ObjectWriter::write`], sent in parts as they accumulate (S3: a multipart upload, each
+/// part with its checksum, a few in flight while more are written), and the object appears
+/// under its URI only with [`ObjectWriter::complete`], verified. Dropped without `complete`,
+/// it is aborted: nothing appears and its parts are discarded.
+///
+/// Scratch holds at most the part being filled and the parts in flight; a writer set aside
+/// with [`ObjectWriter::pause`] holds less than the smallest part the store accepts.
+pub trait ObjectWriter: Send {
+    /// Appends `data`; a full part is sent (waiting while too many parts are in flight).
+    ///
+    /// # Errors
+    /// The spool file cannot be written; an earlier part failed for good (output staging
+    /// class, or usage when refused).
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
+
+    /// The caller will not write for a while (another object's turn): what is buffered is
+    /// sent as a part when the store accepts a part that small (S3: at least 5 MiB; no
+    /// limit for a local file), so that it no longer holds the space.
+    ///
+    /// # Errors
+    /// As [`ObjectWriter::write`].
+    fn pause(&mut self) -> Result<(), StorageError>;
+
+    /// Sends what is buffered and waits until every part is stored: all that is left is to
+    /// [`complete`](ObjectWriter::complete) the object, a single request. After it, only
+    /// `complete` (or dropping the writer) is allowed.
+    ///
+    /// # Errors
+    /// As [`ObjectWriter::write`].
+    fn flush(&mut self) -> Result<(), StorageError>;
+
+    /// Makes the object appear under its URI (flushing first if needed) and checks it: its
+    /// size, and the checksum the store computed against the one sent.
+    ///
+    /// # Errors
+    /// [`StorageError::Verification`] when the store holds other bytes; a failed request.
+    fn complete(self: Box<Self>) -> Result<TransferReport, StorageError>;
 }
 
 /// Checks `ranges` against [`ObjectStore::open_ranges`]' rules for an object of `size` bytes;
