@@ -68,8 +68,9 @@ pub use contigs::describe_contig_difference;
 pub use error::{FastqError, FormatError, input_io_class};
 pub use fai::{check_fai_covers_fasta, read_fai};
 pub use fastq::{
-    ChunkLayout, FastqChunk, FastqPairStats, FastqSource, SplitRequest, fastq_chunk_names,
-    split_fastq_pair, stream_fastq_pair, validate_fastq_pair,
+    ChunkLayout, FastqChunk, FastqPairStats, FastqSource, SplitRequest, StoreSplitRequest,
+    StoredChunk, fastq_chunk_names, split_fastq_pair, split_fastq_pair_to_store, stream_fastq_pair,
+    validate_fastq_pair,
 };
 pub use tabix::tabix_contigs;
 pub use vcf::{

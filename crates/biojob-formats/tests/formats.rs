@@ -27,6 +27,8 @@ use sha2::{Digest, Sha256};
 
 #[path = "formats/bam_slice.rs"]
 mod bam_slice;
+#[path = "formats/split_store.rs"]
+mod split_store;
 
 // ---------------------------------------------------------------------------------------------
 // helpers

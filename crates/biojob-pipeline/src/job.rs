@@ -265,6 +265,9 @@ pub struct Executed {
     pub commands: Vec<StageReport>,
     /// The outputs written, final names (usually the plan's).
     pub outputs: Vec<PlannedOutput>,
+    /// Outputs the step published itself as it wrote them (the split job's chunks, uploaded
+    /// as they are compressed), in publication order, before `outputs`: no local copy.
+    pub published: Vec<OutputRecord>,
     /// Read pairs fed to the aligner (align).
     pub read_pairs: Option<u64>,
 }
@@ -528,7 +531,7 @@ impl StepJob<'_> {
 
         // Publish.
         context.check_stopped("publishing the outputs")?;
-        let mut records = Vec::new();
+        let mut records = std::mem::take(&mut executed.published);
         let mut outputs = Vec::new();
         for output in &executed.outputs {
             let name = output.path.file_name().unwrap_or_default().to_owned();

@@ -77,8 +77,8 @@ pub use scheduler::{
     shard_plan,
 };
 pub use space::{
-    ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
-    file_bytes, gather_space_need, split_space_need,
+    SPOOL_PART_BYTES, ScratchSettings, SpaceWatchdog, align_space_need, call_space_need,
+    estimated_bam_bytes, file_bytes, gather_space_need, split_space_need, split_upload_space_need,
 };
 pub use steps::{
     AlignStep, BAI, BAM, BWA_BATCH_BASES, CallStep, ContigQc, FASTQ_1, FASTQ_2, GatherInputs,

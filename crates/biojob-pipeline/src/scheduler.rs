@@ -641,6 +641,7 @@ impl Run<'_> {
         let split = SplitStep {
             sample: self.input.sample.clone(),
             layout: ChunkLayout::Consecutive { chunk_pairs },
+            upload_to: None,
         };
         let local = |role: &str| {
             staged

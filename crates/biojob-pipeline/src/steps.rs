@@ -110,6 +110,7 @@ impl RunningPlan {
             commands: std::mem::take(&mut self.commands),
             outputs: std::mem::take(&mut self.planned),
             read_pairs,
+            published: Vec::new(),
         })
     }
 }

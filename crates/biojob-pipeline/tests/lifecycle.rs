@@ -76,7 +76,7 @@ impl StepDefinition for WriteStep {
                     path: out.clone(),
                     intermediate: false,
                 }],
-                read_pairs: None,
+                ..Executed::default()
             })
         })();
         if result.is_err() {

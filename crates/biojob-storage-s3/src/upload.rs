@@ -273,15 +273,15 @@ impl Inner {
             .map_err(upload.io("reading a part of"))?
         };
         let completed = self
-            .send_part(object, upload_id, part, &upload.source, &digest)
+            .send_part(object, upload_id, part, (&upload.source, offset), &digest)
             .await?;
         Ok((completed, digest))
     }
 
-    /// Sends `part` of the multipart upload `upload_id` of `object`: its bytes read from
-    /// `source` at the part's offset, anew for each attempt (no part is held in memory; S3
-    /// refuses bytes that do not give `digest`, the part's checksum with the store's
-    /// algorithm).
+    /// Sends `part` of the multipart upload `upload_id` of `object`: its bytes read from the
+    /// file `source.0` from offset `source.1`, anew for each attempt (no part is held in
+    /// memory; S3 refuses bytes that do not give `digest`, the part's checksum with the
+    /// store's algorithm).
     ///
     /// # Errors
     /// `source` cannot be read; the request failed past its retries or was refused.
@@ -290,12 +290,12 @@ impl Inner {
         object: &Object,
         upload_id: &str,
         part: Part,
-        source: &Utf8Path,
+        (source, offset): (&Utf8Path, u64),
         digest: &[u8],
     ) -> Result<CompletedPart, StorageError> {
         let uri = object.uri.as_str();
         let number = part.number();
-        let (offset, length) = (part.offset, part.length);
+        let length = part.length;
         let (algorithm, sdk_algorithm) = self.upload_algorithm();
         let value = to_base64(digest);
         let what = part.describe();

@@ -3,6 +3,7 @@
 //! written, and completed only when the caller says so.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +12,7 @@ use aws_sdk_s3::types::CompletedPart;
 use biojob_storage::{Direction, ObjectWriter, StorageError, TransferReport, hex};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
@@ -28,11 +29,35 @@ pub const WRITE_AHEAD_PARTS: usize = 2;
 /// A part sent (its record for the completion, and its checksum for the composite one).
 type SentPart = (CompletedPart, Vec<u8>);
 
-/// The part being filled: a spool file and its running checksum.
+/// The part being filled: a spool file (open only while written to: a paused writer holds no
+/// file descriptor, so thousands of chunks need no more than two open files) and its running
+/// checksum.
 struct Filling {
-    file: BufWriter<NamedTempFile>,
+    path: TempPath,
+    file: Option<BufWriter<File>>,
     running: Running,
     length: u64,
+}
+
+impl Filling {
+    /// The spool file, opened again to append when it was closed.
+    fn file(&mut self) -> std::io::Result<&mut BufWriter<File>> {
+        if self.file.is_none() {
+            let file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+            self.file = Some(BufWriter::with_capacity(1 << 20, file));
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the spool file is not open"))
+    }
+
+    /// Writes out and closes the spool file.
+    fn close(&mut self) -> std::io::Result<()> {
+        match self.file.take() {
+            Some(mut file) => file.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An S3 object being written; see [`ObjectWriter`].
@@ -48,6 +73,8 @@ pub(crate) struct S3Writer {
     in_flight: VecDeque<JoinHandle<Result<SentPart, StorageError>>>,
     sent: Vec<SentPart>,
     parts: usize,
+    /// Bytes of the parts sent so far: where the next part starts in the object.
+    sent_bytes: u64,
     sha256: Sha256,
     bytes: u64,
     /// No more writes: flushed, completed or failed.
@@ -73,6 +100,7 @@ impl S3Writer {
             in_flight: VecDeque::new(),
             sent: Vec::new(),
             parts: 0,
+            sent_bytes: 0,
             sha256: Sha256::new(),
             bytes: 0,
             closed: false,
@@ -138,13 +166,8 @@ impl S3Writer {
                 ),
             });
         }
-        let file = filling
-            .file
-            .into_inner()
-            .map_err(|error| self.io("writing a part to")(error.into_error()))?;
-        file.as_file()
-            .sync_data()
-            .map_err(self.io("syncing a part in"))?;
+        let mut filling = filling;
+        filling.close().map_err(self.io("writing a part to"))?;
         if self.upload_id.is_none() {
             let inner = Arc::clone(&self.inner);
             let object = self.object.clone();
@@ -163,23 +186,25 @@ impl S3Writer {
         }
         let part = Part {
             index: self.parts,
-            offset: 0,
+            offset: self.sent_bytes,
             length: filling.length,
         };
+        self.sent_bytes += filling.length;
         self.parts += 1;
         let digest = filling.running.finish();
+        let spooled = filling.path;
         let (inner, object) = (Arc::clone(&self.inner), self.object.clone());
         let upload_id = self.upload_id.clone().unwrap_or_default();
         self.in_flight
             .push_back(self.inner.handle.spawn(async move {
-                let path = Utf8Path::from_path(file.path())
+                let path = Utf8Path::from_path(&spooled)
                     .map(Utf8Path::to_owned)
                     .unwrap_or_default();
                 let completed = inner
-                    .send_part(&object, &upload_id, part, &path, &digest)
+                    .send_part(&object, &upload_id, part, (&path, 0), &digest)
                     .await?;
-                // The spool file goes when `file` drops, here.
-                drop(file);
+                // The spool file goes when `spooled` drops, here.
+                drop(spooled);
                 Ok((completed, digest))
             }));
         Ok(())
@@ -188,13 +213,15 @@ impl S3Writer {
     /// The part being filled, started when there is none.
     fn filling(&mut self) -> Result<&mut Filling, StorageError> {
         if self.current.is_none() {
-            let file = tempfile::Builder::new()
+            let (file, path) = tempfile::Builder::new()
                 .prefix("part.")
                 .suffix(".spool")
                 .tempfile_in(&self.spool)
-                .map_err(self.io("creating a part in"))?;
+                .map_err(self.io("creating a part in"))?
+                .into_parts();
             self.current = Some(Filling {
-                file: BufWriter::with_capacity(1 << 20, file),
+                path,
+                file: Some(BufWriter::with_capacity(1 << 20, file)),
                 running: Running::new(Some(self.algorithm)),
                 length: 0,
             });
@@ -230,7 +257,10 @@ impl ObjectWriter for S3Writer {
                 let filling = writer.filling()?;
                 let room = usize::try_from(part_size - filling.length).unwrap_or(usize::MAX);
                 let (now, later) = rest.split_at(room.min(rest.len()));
-                filling.file.write_all(now).map_err(failed)?;
+                filling
+                    .file()
+                    .and_then(|file| file.write_all(now))
+                    .map_err(failed)?;
                 filling.running.update(now);
                 filling.length += now.len() as u64;
                 let full = filling.length >= part_size;
@@ -247,14 +277,12 @@ impl ObjectWriter for S3Writer {
 
     fn pause(&mut self) -> Result<(), StorageError> {
         self.guarded(|writer| {
-            if writer
-                .current
-                .as_ref()
-                .is_some_and(|filling| filling.length >= MIN_PART_SIZE)
-            {
-                writer.send_current()?;
+            let failed = writer.io("writing a part to");
+            match writer.current.as_mut() {
+                Some(filling) if filling.length >= MIN_PART_SIZE => writer.send_current(),
+                Some(filling) => filling.close().map_err(failed),
+                None => Ok(()),
             }
-            Ok(())
         })
     }
 

@@ -670,17 +670,11 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
     };
     let output = split(&server.endpoint, "streamed");
     assert_ok(&output, "split");
-    // The FASTQs were streamed: the kept scratch holds the chunks and logs, no input copy.
+    // The FASTQs were streamed in and the chunks uploaded as they were compressed: the kept
+    // scratch holds neither an input copy nor a chunk nor a part (split runs no tool, so it
+    // has no log either).
     let scratch = file_names(&dir.root.join("scratch"));
-    assert!(
-        scratch.iter().all(|name| !name.starts_with("NA12878_R")),
-        "{scratch:?}"
-    );
-    assert!(
-        scratch
-            .iter()
-            .any(|name| name == "NA12878.split.0002_R2.fastq.gz")
-    );
+    assert_eq!(scratch, [".lock"]);
     // Blocks of 1,000 pairs dealt in turn to 3 chunks give back the input, in order.
     for (mate, name) in [("R1", "NA12878_R1.fastq.gz"), ("R2", "NA12878_R2.fastq.gz")] {
         let chunks: Vec<Vec<String>> = (0..3)
@@ -740,4 +734,135 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
         dir.root.join("nothing").as_str(),
     ]));
     assert_eq!(listing.status.code(), Some(11), "{}", text(&listing.stderr));
+    assert_eq!(
+        requests_matching(&proxy, "POST", "?uploads"),
+        requests_matching(&proxy, "DELETE", "AbortMultipartUpload"),
+        "every upload started was aborted"
+    );
+
+    // An upload that fails past its retries: the job fails with the output staging class
+    // (retryable) and, the chunks being completed only once every part is stored, no chunk
+    // object appears; the step manifest says what failed.
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(
+        biojob_testkit::Rule::new(
+            "PUT",
+            "NA12878.split.0001_R1.fastq.gz?x-id=UploadPart&partNumber=1&",
+            biojob_testkit::Fault::SlowDown,
+        )
+        .times(1_000),
+    );
+    let output = split(&proxy.endpoint, "refused");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(30), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "uploading {results}/wf/refused/NA12878.split.0001_R1.fastq.gz: part 1 (bytes 0+"
+        )) && stderr.contains("SlowDown (HTTP 503)"),
+        "{stderr}"
+    );
+    // Read 1's chunks 0 and 1 at least were started (each file's chunks are flushed in
+    // turn, read 2's alongside); every one started was aborted.
+    let started = requests_matching(&proxy, "POST", "?uploads");
+    assert!(started >= 2, "{:#?}", proxy.requests());
+    assert_eq!(
+        requests_matching(&proxy, "DELETE", "AbortMultipartUpload"),
+        started
+    );
+    assert_eq!(
+        requests_matching(&proxy, "POST", "uploadId="),
+        0,
+        "nothing completed"
+    );
+    for chunk in 0..3 {
+        for mate in ["R1", "R2"] {
+            let missing = run(biojob(server, &server.endpoint, &dir.root).args([
+                "stage",
+                "get",
+                &format!("{results}/wf/refused/NA12878.split.{chunk:04}_{mate}.fastq.gz"),
+                dir.root.join("nothing").as_str(),
+            ]));
+            assert_eq!(missing.status.code(), Some(11), "{}", text(&missing.stderr));
+        }
+    }
+    let manifest = dir.root.join("refused.manifest.json");
+    get(
+        server,
+        &dir.root,
+        &format!("{results}/wf/refused/NA12878.split.manifest.json"),
+        &manifest,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(manifest["task"]["status"], "failed");
+    assert_eq!(manifest["task"]["exit_class"], "output_staging");
+    assert_eq!(manifest["task"]["outputs"], serde_json::json!([]));
+}
+
+#[test]
+fn a_split_uploading_more_chunks_than_open_files_allowed_holds_no_file_per_chunk() {
+    let server = s3_server();
+    let dir = tempdir();
+    let testdata = testdata();
+    let data = format!("s3://{TEST_BUCKET}/split-many/data");
+    for name in ["NA12878_R1.fastq.gz", "NA12878_R2.fastq.gz"] {
+        put(
+            server,
+            &dir.root,
+            &testdata.join(name),
+            &format!("{data}/{name}"),
+        );
+    }
+    let results = format!("s3://{TEST_BUCKET}/split-many/results");
+    // 300 chunks are 600 objects, each waiting for its next block with its part set aside in
+    // scratch; under a limit of 128 open files a set-aside part holds no file open.
+    let command = biojob(server, &server.endpoint, &dir.root);
+    let program = command.get_program().to_owned();
+    let mut limited = std::process::Command::new("prlimit");
+    limited.arg("--nofile=128").arg(program);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => limited.env(key, value),
+            None => limited.env_remove(key),
+        };
+    }
+    let output = run(limited
+        .arg("split")
+        .env("SAMPLE_ID", SAMPLE)
+        .env("SOURCE_DATA_PREFIX", &data)
+        .env("JOB_OUTPUT_PREFIX", &results)
+        .env("JOB_WORKFLOW_NAME", "wf")
+        .env("JOB_WORKFLOW_EXECUTION_ID", "many")
+        .env("CHUNKS", "300")
+        .env("BIOJOB_ALIGN_CHUNK_PAIRS", "10"));
+    assert_ok(&output, "split into 300 chunks");
+    // Chunk 299 holds blocks 299, 599, 899 and 1199 of 10 pairs (1,386 blocks in all).
+    let chunk = dir.root.join("chunk299.fastq.gz");
+    get(
+        server,
+        &dir.root,
+        &format!("{results}/wf/many/NA12878.split.0299_R1.fastq.gz"),
+        &chunk,
+    );
+    assert_eq!(fastq_records(&chunk).len(), 40);
+    let manifest = dir.root.join("many.manifest.json");
+    get(
+        server,
+        &dir.root,
+        &format!("{results}/wf/many/NA12878.split.manifest.json"),
+        &manifest,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(manifest["task"]["outputs"].as_array().unwrap().len(), 600);
+}
+
+/// Requests with `method` whose request line contains `needle`.
+fn requests_matching(proxy: &FaultProxy, method: &str, needle: &str) -> usize {
+    proxy
+        .requests()
+        .iter()
+        .filter(|head| head.starts_with(&format!("{method} ")))
+        .filter(|head| head.lines().next().unwrap_or("").contains(needle))
+        .count()
 }

@@ -594,7 +594,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn s3_store(endpoint: &str) -> S3Store {
+pub(super) fn s3_store(endpoint: &str) -> S3Store {
     let server = s3_server();
     let options = S3Options {
         endpoint_url: Some(endpoint.to_owned()),
@@ -612,7 +612,7 @@ fn s3_store(endpoint: &str) -> S3Store {
     S3Store::new(runtime().handle().clone(), options).unwrap()
 }
 
-fn s3_uri(key: &str) -> ObjectUri {
+pub(super) fn s3_uri(key: &str) -> ObjectUri {
     ObjectUri::S3 {
         bucket: TEST_BUCKET.to_owned(),
         key: key.to_owned(),

@@ -146,7 +146,7 @@ fn a_part_failing_past_the_retry_budget_fails_the_writer_and_aborts_the_upload()
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "uploading s3://biojob-test/writer/failing: part 2 (bytes 0+5242880): SlowDown (HTTP \
+        "uploading s3://biojob-test/writer/failing: part 2 (bytes 5242880+5242880): SlowDown (HTTP \
          503): Please reduce your request rate. (gave up after 4 attempts)"
     );
     assert_eq!(error.exit_class(), ExitClass::OutputStaging);
