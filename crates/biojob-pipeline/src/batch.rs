@@ -10,8 +10,8 @@ use tracing::warn;
 use crate::cache::earlier_step_task;
 use crate::manifest::publish_json;
 use crate::{
-    Earlier, Engine, Error, JobTarget, LogObserver, MANIFEST_FORMAT_VERSION, StepJob, StepManifest,
-    ToolRecord, error_chain, publish_logs,
+    CostSummary, Earlier, Engine, Error, JobTarget, LogObserver, MANIFEST_FORMAT_VERSION, StepJob,
+    StepManifest, ToolRecord, error_chain, publish_logs,
 };
 
 /// The step manifest's name: `{sample}.{step}[.{shard:04}].manifest.json`.
@@ -143,6 +143,11 @@ pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutco
         resources: engine.resources,
         tools: ToolRecord::list(&engine.toolset, &engine.versions),
         scratch: Some(scratch_usage),
+        cost: Some(CostSummary::for_job(
+            &outcome.record,
+            engine.resources,
+            engine.prices,
+        )),
         task: outcome.record,
         earlier_task,
     };

@@ -48,6 +48,13 @@ pub const BIOJOB_CALL_SHARD_BASES: &str = "BIOJOB_CALL_SHARD_BASES";
 pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";
 /// Alignment chunks run at once (default 1).
 pub const BIOJOB_WORKERS: &str = "BIOJOB_WORKERS";
+/// Price of one vCPU for one hour, in US dollars (default
+/// [`crate::DEFAULT_PRICE_VCPU_HOUR`], Spot C/M/R instances): the cost in the manifests and
+/// `report.html`.
+pub const BIOJOB_PRICE_VCPU_HOUR: &str = "BIOJOB_PRICE_VCPU_HOUR";
+/// Price of one GiB of memory for one hour, in US dollars (default
+/// [`crate::DEFAULT_PRICE_GIB_HOUR`]).
+pub const BIOJOB_PRICE_GIB_HOUR: &str = "BIOJOB_PRICE_GIB_HOUR";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.

@@ -218,6 +218,8 @@ pub struct StagedInputs {
     pub reference: Option<PreparedReference>,
     /// The job's inputs (those the step added once the reference was staged included).
     pub inputs: Vec<JobInput>,
+    /// Bytes copied in from object stores so far (reference and inputs).
+    pub bytes_staged_in: u64,
 }
 
 impl StagedInputs {
@@ -644,6 +646,7 @@ impl StepJob<'_> {
             staged.paths.insert(input.role.clone(), path);
         }
         staged.inputs = inputs;
+        staged.bytes_staged_in = facts.bytes_staged_in;
         facts.inputs = staged
             .paths
             .iter()

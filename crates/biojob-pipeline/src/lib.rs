@@ -23,6 +23,7 @@
 mod batch;
 mod cache;
 mod context;
+mod cost;
 mod dry_run;
 pub mod env;
 mod error;
@@ -47,6 +48,9 @@ pub use cache::{
     reference_sha256, reuse_outputs, try_reuse,
 };
 pub use context::{Engine, StepContext, probe_tools};
+pub use cost::{
+    CostSummary, DEFAULT_PRICE_GIB_HOUR, DEFAULT_PRICE_VCPU_HOUR, Prices, StepUsage, Usage,
+};
 pub use dry_run::render_run_plan;
 pub use error::Error;
 pub use input::{JobEnvironment, REFERENCE_EXTENSIONS, WorkflowInput, resolve_reference};

@@ -15,7 +15,7 @@ use biojob_tools::{ToolVersions, Toolset};
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Resources};
+use crate::{CostSummary, Error, Resources};
 
 /// Version of the manifest's layout; bumped when a field changes meaning.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
@@ -377,6 +377,10 @@ pub struct StepManifest {
     /// kept for a later resume, which checks its outputs before reusing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earlier_task: Option<TaskRecord>,
+    /// What the job held (its `resources` for the task's wall time) and staged, and its cost
+    /// (docs/cost.md); the QC job's report sums those of an execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostSummary>,
 }
 
 /// The whole run.
@@ -431,6 +435,10 @@ pub struct RunManifest {
     /// Scratch use: peak bytes of the scratch directory, free space, waits for growth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch: Option<ScratchUsage>,
+    /// What each step held and staged, and its cost (docs/cost.md): a local run holds
+    /// `resources` while a step's tasks run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostSummary>,
 }
 
 impl Default for RunManifest {
@@ -461,6 +469,7 @@ impl Default for RunManifest {
             earlier_tasks: Vec::new(),
             vcf: None,
             scratch: None,
+            cost: None,
         }
     }
 }

@@ -20,12 +20,12 @@ use crate::cache::{EarlierTasks, carry_forward, try_reuse};
 use crate::job::{cancelled_by_sibling, reports_of};
 use crate::manifest::{error_chain, publish_json, seconds, timestamp};
 use crate::{
-    AlignStep, BAI, BAM, CallStep, Earlier, Engine, Error, FASTQ_1, FASTQ_2, GatherInputs,
-    GatherStep, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy, ManifestInputs, MergeStep,
-    QcRun, QcStep, ReferenceInput, ReferenceOptions, ReferenceUse, RunManifest, RunObserver,
-    ShardRequest, SplitStep, StepContext, StepDefinition, StepJob, TaskLabel, TaskRecord,
-    TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, check_input, chunk_bam_role,
-    object_size, prepare_reference, publish_logs, stage_input, tbi_role, vcf_role,
+    AlignStep, BAI, BAM, CallStep, CostSummary, Earlier, Engine, Error, FASTQ_1, FASTQ_2,
+    GatherInputs, GatherStep, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,
+    ManifestInputs, MergeStep, QcRun, QcStep, ReferenceInput, ReferenceOptions, ReferenceUse,
+    RunManifest, RunObserver, ShardRequest, SplitStep, StepContext, StepDefinition, StepJob,
+    TaskLabel, TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, check_input,
+    chunk_bam_role, object_size, prepare_reference, publish_logs, stage_input, tbi_role, vcf_role,
 };
 
 /// How a run is scattered beyond one shard per contig. The default scatters nothing more:
@@ -295,6 +295,11 @@ fn finish(
     };
     settle(&mut manifest, &error);
     manifest.vcf = vcf.as_ref().map(ToString::to_string);
+    manifest.cost = Some(CostSummary::for_run(
+        &manifest.tasks,
+        manifest.resources,
+        engine.prices,
+    ));
     let manifest_published = match publish_json(
         &engine.stores,
         &manifest,

@@ -12,8 +12,8 @@ use std::time::Duration;
 use biojob_core::{Classify, ExitClass, StepId};
 use biojob_pipeline::{
     Earlier, EarlierTasks, Engine, Error, Executed, JobInput, JobOutcome, JobTarget, KeyPolicy,
-    LogObserver, PlanContext, PlannedOutput, Resources, ScratchSettings, StagedInputs, StepContext,
-    StepDefinition, StepJob, StepManifest, StepPlan, TaskStatus, partial,
+    LogObserver, PlanContext, PlannedOutput, Prices, Resources, ScratchSettings, StagedInputs,
+    StepContext, StepDefinition, StepJob, StepManifest, StepPlan, TaskStatus, partial,
 };
 use biojob_process::{CancelToken, CommandSpec};
 use biojob_scratch::{Attempt, JobId, JobScratch, SpaceNeed};
@@ -121,6 +121,7 @@ impl Bench {
             step_timeout: None,
             scratch: ScratchSettings::new(root.join("scratch")),
             validate_fastq: true,
+            prices: Prices::default(),
         };
         Bench {
             _temp: temp,
@@ -186,6 +187,7 @@ impl Bench {
             scratch: None,
             task: outcome.record.clone(),
             earlier_task: None,
+            cost: None,
         };
         let path = self.root.join("step.manifest.json");
         std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();

@@ -64,6 +64,7 @@ fn engine(root: &Utf8Path, autoscale: AutoscaleMode) -> Engine {
         step_timeout: None,
         scratch,
         validate_fastq: true,
+        prices: biojob_pipeline::Prices::default(),
     }
 }
 

@@ -11,6 +11,7 @@
 )]
 
 mod buildspecs;
+mod cost;
 mod failures;
 mod qc;
 mod resume;
