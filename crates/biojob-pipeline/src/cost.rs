@@ -246,18 +246,19 @@ mod tests {
 
     #[test]
     fn a_local_run_holds_the_machine_while_a_step_runs_shards_in_parallel_counted_once() {
-        // 2 vCPUs and 4 GiB. Align 0–1,800 s; three call shards 1,800–2,700, 1,800–2,520 and
-        // 2,700–3,600 (one hour of calling: 1,800–3,600); gather 3,600–3,636.
+        // 2 vCPUs and 4 GiB. Align 0–1,800 s; three call shards 1,800–4,500, 1,800–3,000 and
+        // 4,500–5,400 (4,800 s of tasks in one hour of calling: 1,800–5,400); gather
+        // 5,400–5,436.
         let resources = Resources {
             threads: 2,
             memory_bytes: 4 << 30,
         };
         let tasks = [
             task(StepId::Align, None, 0.0, 1_800.0, 100),
-            task(StepId::Call, Some(0), 1_800.0, 900.0, 10),
-            task(StepId::Call, Some(1), 1_800.0, 720.0, 20),
-            task(StepId::Call, Some(2), 2_700.0, 900.0, 30),
-            task(StepId::Gather, None, 3_600.0, 36.0, 0),
+            task(StepId::Call, Some(0), 1_800.0, 2_700.0, 10),
+            task(StepId::Call, Some(1), 1_800.0, 1_200.0, 20),
+            task(StepId::Call, Some(2), 4_500.0, 900.0, 30),
+            task(StepId::Gather, None, 5_400.0, 36.0, 0),
         ];
         let summary = CostSummary::for_run(&tasks, resources, PRICES);
         let row = |step: StepId| summary.steps.iter().find(|r| r.step == step).unwrap();
