@@ -104,7 +104,13 @@ impl StepDefinition for SplitStep {
     ) -> Result<Executed, Error> {
         let what = "splitting the FASTQ pair";
         context.check_stopped(what)?;
-        let stop = || context.check_stopped(what).is_err();
+        // Asked before every member (about 1 MiB of records): the scratch directory's size is
+        // sampled there too, so the manifest's peak sees the chunks or parts it holds (no
+        // tool runs for the supervisor to sample beside).
+        let stop = || {
+            context.space.sample();
+            context.check_stopped(what).is_err()
+        };
         let (source_1, failure_1) = fastq_source(inputs, FASTQ_1, context)?;
         let (source_2, failure_2) = fastq_source(inputs, FASTQ_2, context)?;
         let prefix = chunk_prefix(&self.sample);
