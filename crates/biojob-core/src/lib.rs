@@ -28,7 +28,7 @@ mod step;
 
 pub use contig::{Contig, contig_name_error, suggest_contig_mapping};
 pub use exit_class::{Classify, ExitClass};
-pub use read_group::{ReadGroup, ReadGroupError};
+pub use read_group::{ReadGroup, ReadGroupError, platform_unit_from_read_name};
 pub use sample::{SampleId, SampleIdError};
 pub use shard::{Region, ScatterPlan, Shard};
 pub use step::{StepId, scratch_file_name};

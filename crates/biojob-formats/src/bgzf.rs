@@ -19,11 +19,12 @@ const FLAG_EXTRA: u8 = 0x04;
 /// the block's size minus 1 (SAM spec v1, section 4.1).
 pub const MAX_BGZF_BLOCK_SIZE: u64 = 1 << 16;
 
-/// The bytes of a gzip member before its extra field: ID1 ID2 CM FLG MTIME(4) XFL OS XLEN(2).
-const FIXED_HEADER: usize = 12;
+/// Bytes of a BGZF block's gzip header before the extra field: ID1 ID2 CM FLG MTIME(4) XFL OS
+/// XLEN(2) (RFC 1952, section 2.3).
+pub(crate) const GZIP_HEADER: usize = 12;
 
-/// The bytes after the compressed data: CRC32 and ISIZE, 4 bytes each, little-endian.
-const TRAILER: usize = 8;
+/// CRC32 and ISIZE, after the compressed data, 4 bytes each, little-endian.
+pub(crate) const GZIP_TRAILER: usize = 8;
 
 /// What [`check_block`] makes of the bytes at a block's start.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub(crate) enum BlockCheck {
 /// What is wrong with the block, as a phrase (e.g. "the CRC32 of the inflated data is
 /// 0x1a2b3c4d, the trailer says 0x1a2b3c4c").
 pub(crate) fn check_block(bytes: &[u8]) -> Result<BlockCheck, String> {
-    if bytes.len() < FIXED_HEADER {
+    if bytes.len() < GZIP_HEADER {
         if bytes.len() >= 3 && bytes[..3] != [0x1f, 0x8b, 0x08] {
             return Err("not a BGZF block: no gzip magic 1f 8b 08".to_owned());
         }
@@ -57,24 +58,24 @@ pub(crate) fn check_block(bytes: &[u8]) -> Result<BlockCheck, String> {
         return Err("not a BGZF block: the gzip header has no extra field".to_owned());
     }
     let extra_length = usize::from(u16::from_le_bytes([bytes[10], bytes[11]]));
-    let Some(extra) = bytes.get(FIXED_HEADER..FIXED_HEADER + extra_length) else {
+    let Some(extra) = bytes.get(GZIP_HEADER..GZIP_HEADER + extra_length) else {
         return Ok(BlockCheck::Incomplete { size: 0 });
     };
-    let Some(bsize) = bc_subfield(extra) else {
+    let Some(bsize) = bc_block_size(extra) else {
         return Err("not a BGZF block: the extra field has no BC subfield".to_owned());
     };
     let size = usize::from(bsize) + 1;
-    let data_start = FIXED_HEADER + extra_length;
-    if size < data_start + TRAILER {
+    let data_start = GZIP_HEADER + extra_length;
+    if size < data_start + GZIP_TRAILER {
         return Err(format!(
             "BSIZE gives {size} bytes, fewer than its header and trailer ({})",
-            data_start + TRAILER
+            data_start + GZIP_TRAILER
         ));
     }
     let Some(block) = bytes.get(..size) else {
         return Ok(BlockCheck::Incomplete { size });
     };
-    let trailer = &block[size - TRAILER..];
+    let trailer = &block[size - GZIP_TRAILER..];
     let crc32 = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
     if u64::from(isize) > MAX_BGZF_BLOCK_SIZE {
@@ -82,7 +83,7 @@ pub(crate) fn check_block(bytes: &[u8]) -> Result<BlockCheck, String> {
             "ISIZE says {isize} bytes, more than a BGZF block holds ({MAX_BGZF_BLOCK_SIZE})"
         ));
     }
-    let compressed = &block[data_start..size - TRAILER];
+    let compressed = &block[data_start..size - GZIP_TRAILER];
     // One byte more than a block may hold, to see data that inflates to more than ISIZE.
     let mut data = vec![0u8; usize::try_from(isize).unwrap_or(usize::MAX) + 1];
     let mut inflater = flate2::Decompress::new(false);
@@ -179,7 +180,7 @@ pub fn check_bgzf_eof(path: &Utf8Path) -> Result<(), FormatError> {
             path: path.to_owned(),
         });
     }
-    if !has_bc_subfield(&extra) {
+    if bc_block_size(&extra).is_none() {
         return Err(not_bgzf(
             "plain gzip: the first block's extra field has no BC subfield",
         ));
@@ -218,14 +219,10 @@ fn read_prefix(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Whether a gzip extra field (a list of SI1 SI2 SLEN(2, little-endian) DATA subfields) holds
-/// `B` `C` with SLEN 2.
-fn has_bc_subfield(extra: &[u8]) -> bool {
-    bc_subfield(extra).is_some()
-}
-
-/// The value of the `B` `C` subfield (SLEN 2: BSIZE, little-endian) of a gzip extra field.
-fn bc_subfield(mut extra: &[u8]) -> Option<u16> {
+/// BSIZE (the block's length minus 1, SAM spec v1, section 4.1) from a gzip extra field (a list
+/// of SI1 SI2 SLEN(2, little-endian) DATA subfields): the data of its `B` `C` subfield of SLEN
+/// 2, if it has one.
+pub(crate) fn bc_block_size(mut extra: &[u8]) -> Option<u16> {
     while let [si1, si2, len_lo, len_hi, rest @ ..] = extra {
         let length = usize::from(u16::from_le_bytes([*len_lo, *len_hi]));
         if (*si1, *si2, length) == (b'B', b'C', 2) {
@@ -248,19 +245,23 @@ mod tests {
 
     #[test]
     fn bc_subfield_found_among_others() {
-        assert!(has_bc_subfield(&[b'B', b'C', 2, 0, 0x1b, 0x00]));
-        assert!(has_bc_subfield(&[
-            b'X', b'Y', 1, 0, 9, b'B', b'C', 2, 0, 0x1b, 0x00
-        ]));
-        assert!(!has_bc_subfield(&[b'X', b'Y', 1, 0, 9]));
-        assert!(!has_bc_subfield(&[b'B', b'C', 2, 0, 0x1b]));
-        assert!(!has_bc_subfield(&[b'X', b'Y', 9, 0, 1]));
-        assert!(!has_bc_subfield(&[]));
+        assert_eq!(bc_block_size(&[b'B', b'C', 2, 0, 0x1b, 0x00]), Some(27));
+        assert_eq!(
+            bc_block_size(&[b'X', b'Y', 1, 0, 9, b'B', b'C', 2, 0, 0x34, 0x12]),
+            Some(0x1234)
+        );
+        assert_eq!(bc_block_size(&[b'X', b'Y', 1, 0, 9]), None);
+        assert_eq!(bc_block_size(&[b'B', b'C', 2, 0, 0x1b]), None);
+        assert_eq!(bc_block_size(&[b'X', b'Y', 9, 0, 1]), None);
+        assert_eq!(bc_block_size(&[]), None);
     }
 
     #[test]
-    fn eof_block_is_a_bgzf_block() {
-        assert!(has_bc_subfield(&BGZF_EOF_BLOCK[12..18]));
+    fn eof_block_is_a_bgzf_block_of_28_bytes() {
+        assert_eq!(
+            bc_block_size(&BGZF_EOF_BLOCK[12..18]),
+            Some(BGZF_EOF_BLOCK.len() as u16 - 1)
+        );
         assert_eq!(
             check_block(&BGZF_EOF_BLOCK),
             Ok(BlockCheck::Sound {

@@ -9,6 +9,9 @@
 //! - [`read_bam_header_summary`]: sort order, read groups and contigs of a BAM header.
 //! - [`quickcheck_bam`] / [`check_bam_header`]: `samtools quickcheck` natively, then the
 //!   workflow's header rules (coordinate order, `@RG SM`, `@SQ` equal to the `.fai`).
+//! - [`BamRecordCounter`]: counts the records of a BAM as its bytes pass on to a file
+//!   (primary, secondary, supplementary); [`count_bam_records`] counts those of a finished
+//!   file.
 //! - [`read_bam_stats`]: one pass over a BAM for flagstat counts, depth and breadth per contig,
 //!   checking coordinate order on the way.
 //! - [`quickcheck_vcf`] / [`scan_vcf`]: the same for a bgzipped VCF, plus sorted records, one
@@ -48,6 +51,7 @@
 //! ```
 
 mod bam;
+mod bam_count;
 mod bam_slice;
 mod bam_stats;
 mod bgzf;
@@ -59,6 +63,7 @@ mod tabix;
 mod vcf;
 
 pub use bam::{BamHeaderSummary, check_bam_header, quickcheck_bam, read_bam_header_summary};
+pub use bam_count::{BamRecordCounter, BamRecordCounts, count_bam_records};
 pub use bam_slice::{BamStaging, StagedBam, StoredBam, stage_bam_regions};
 pub use bam_stats::{
     BamStats, ContigCoverage, DEPTH_BINS_TARGET, FlagCounts, MIN_DEPTH_BIN_BASES, read_bam_stats,
@@ -69,8 +74,8 @@ pub use error::{FastqError, FormatError, input_io_class};
 pub use fai::{check_fai_covers_fasta, read_fai};
 pub use fastq::{
     ChunkLayout, FastqChunk, FastqPairStats, FastqSource, SplitRequest, StoreSplitRequest,
-    StoredChunk, fastq_chunk_names, split_fastq_pair, split_fastq_pair_to_store, stream_fastq_pair,
-    validate_fastq_pair,
+    StoredChunk, fastq_chunk_names, first_read_name, split_fastq_pair, split_fastq_pair_to_store,
+    stream_fastq_pair, validate_fastq_pair,
 };
 pub use tabix::tabix_contigs;
 pub use vcf::{

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::checksum::{Algorithm, Running, Stored, to_base64};
 use crate::client::{Inner, Object, io_error, length};
-use crate::head::{PART_SIZES_METADATA, VARIED};
+use crate::head::{PART_SIZES_METADATA, VARIED, stored_checksum};
 use crate::parts::{Part, fixed_ranges, run_parts};
 use crate::retry::{Fault, fault, join_error};
 use crate::{MAX_OBJECT_SIZE, part_size_for};
@@ -37,8 +37,9 @@ impl Upload {
 }
 
 impl Inner {
-    /// Uploads `source` to `object`, then checks with `HEAD` that S3 holds its size; the
-    /// file's SHA-256 is computed on a thread meanwhile.
+    /// Uploads `source` to `object`, then reads back with `HEAD` that S3 holds its size and
+    /// (when S3 keeps one) the checksum sent; the file's SHA-256 is computed on a thread
+    /// meanwhile. The report's `checksum` is the one read back, `None` when S3 keeps none.
     ///
     /// # Errors
     /// [`StorageError::Io`] on `source`, [`StorageError::Remote`] above 5 TiB or when a request
@@ -85,7 +86,7 @@ impl Inner {
             .map_err(io("reading"))?;
         let checksum = uploaded?;
         let object = &upload.object;
-        self.verify_stored_size(object, size).await?;
+        let read_back = self.verify_stored(object, size, &checksum).await?;
         info!(
             uri = object.uri,
             bytes = size,
@@ -95,7 +96,7 @@ impl Inner {
         Ok(TransferReport {
             bytes: size,
             sha256: hex(&sha256),
-            checksum: Some(checksum.describe()),
+            checksum: read_back.map(|held| held.describe()),
         })
     }
 
@@ -342,15 +343,17 @@ impl Inner {
             .build())
     }
 
-    /// Checks with `HEAD` that S3 holds `size` bytes under `object` after an upload.
+    /// Checks what S3 holds after an upload: `size` bytes and, when it keeps a checksum, the one
+    /// sent (`checksum`); returns that checksum.
     ///
     /// # Errors
-    /// [`StorageError::Verification`] when it holds another size or nothing.
-    pub(crate) async fn verify_stored_size(
+    /// [`StorageError::Verification`] naming the object when either differs.
+    pub(crate) async fn verify_stored(
         &self,
         object: &Object,
         size: u64,
-    ) -> Result<(), StorageError> {
+        checksum: &Stored,
+    ) -> Result<Option<Stored>, StorageError> {
         let head = self.head_object(object, None, Direction::Put).await?;
         let stored = head.as_ref().map(|head| length(head.content_length()));
         if stored != Some(size) {
@@ -360,7 +363,22 @@ impl Inner {
                 detail: format!("S3 reports {stored:?} bytes after the upload, expected {size}"),
             });
         }
-        Ok(())
+        // Read back: the checksum S3 holds now, when it keeps one, is the one sent.
+        let read_back = head.as_ref().and_then(stored_checksum);
+        if let Some(held) = &read_back
+            && held.describe() != checksum.describe()
+        {
+            return Err(StorageError::Verification {
+                uri: object.uri.clone(),
+                direction: Direction::Put,
+                detail: format!(
+                    "S3 holds the checksum {} after the upload, expected {}",
+                    held.describe(),
+                    checksum.describe()
+                ),
+            });
+        }
+        Ok(read_back)
     }
 
     /// Completes the upload with `parts` and checks the composite checksum S3 returns.

@@ -320,7 +320,7 @@ impl ObjectWriter for S3Writer {
         let size = self.bytes;
         let stored = self.block(async move {
             let stored = inner.complete(&object, &upload_id, sent, algorithm).await?;
-            inner.verify_stored_size(&object, size).await?;
+            inner.verify_stored(&object, size, &stored).await?;
             Ok(stored)
         });
         // Completed (even if the check failed: the object is there) or past hope: either way

@@ -1,7 +1,7 @@
 //! Integration tests of the `biojob` binary, one test binary for the crate: the workflow and
 //! its steps with the real tools on the real NA12878 data (`BIOJOB_TESTDATA`, default
 //! `../shared/testdata` beside the repository), failures, scratch space and signals, and the
-//! contracts with the templates, buildspecs and pinned tool versions.
+//! contracts with the templates, buildspecs, pinned tool versions and the documentation.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,9 +10,14 @@
     missing_docs
 )]
 
+mod accounting;
 mod buildspecs;
+mod cohort;
 mod cost;
+mod docs;
 mod failures;
+mod faults;
+mod kills;
 mod qc;
 mod resume;
 mod s3_jobs;

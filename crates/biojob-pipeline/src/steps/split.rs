@@ -133,8 +133,13 @@ impl StepDefinition for SplitStep {
                 .or(transfer.map(Error::from))
                 .unwrap_or(Error::from(error))
         };
+        let records = |read_pairs: u64| crate::RecordCounts {
+            read_pairs: Some(read_pairs),
+            ..crate::RecordCounts::default()
+        };
         let Some(upload_to) = &self.upload_to else {
             let written = split_fastq_pair(source_1, source_2, &request).map_err(explain)?;
+            let read_pairs = written.iter().map(|chunk| chunk.pairs).sum();
             let outputs = written
                 .into_iter()
                 .flat_map(|chunk| [chunk.fastq_1, chunk.fastq_2])
@@ -145,6 +150,7 @@ impl StepDefinition for SplitStep {
                 .collect();
             return Ok(Executed {
                 outputs,
+                records: records(read_pairs),
                 ..Executed::default()
             });
         };
@@ -160,6 +166,7 @@ impl StepDefinition for SplitStep {
             },
         )
         .map_err(explain)?;
+        let read_pairs = stored.iter().map(|chunk| chunk.pairs).sum();
         let published = stored
             .into_iter()
             .flat_map(|chunk| chunk.uris.into_iter().zip(chunk.transfers))
@@ -173,6 +180,7 @@ impl StepDefinition for SplitStep {
             .collect();
         Ok(Executed {
             published,
+            records: records(read_pairs),
             ..Executed::default()
         })
     }
