@@ -152,6 +152,9 @@ pub struct Published {
     pub manifest: ObjectUri,
     /// Its SHA-256, lowercase hex.
     pub sha256: String,
+    /// Its size in bytes: what a slice of it (whose SHA-256 is not the object's) is checked
+    /// against.
+    pub bytes: u64,
     /// The records of the BAM, as the task counted them while writing it (align, merge).
     pub bam_records: Option<u64>,
 }
@@ -672,6 +675,23 @@ impl StepJob<'_> {
             .flatten();
             let path = match regions {
                 Some(regions) => {
+                    // A slice's digest is not the object's: the size is what can be compared
+                    // with the publication before any byte is fetched.
+                    if let Some(published) = &input.published
+                        && published.bytes != *size
+                    {
+                        return Err(Error::Input {
+                            message: format!(
+                                "{} {} changed after it was published: it holds {size} bytes, {} \
+                                 records {}",
+                                input.what, input.uri, published.manifest, published.bytes
+                            ),
+                            remedy: Some(
+                                "run the step that publishes it again (and the steps after it)"
+                                    .into(),
+                            ),
+                        });
+                    }
                     let (path, slice) = stage_bam_slice(stores, input, &regions, &staging)?;
                     facts.bytes_staged_in =
                         facts.bytes_staged_in.saturating_add(slice.bytes_fetched);
@@ -925,6 +945,7 @@ pub fn published_output(stores: &Stores, manifests: &[ObjectUri], name: &str) ->
                 Published {
                     manifest: manifest.clone(),
                     sha256: output.sha256.clone(),
+                    bytes: output.bytes,
                     bam_records: task.records.bam.map(|counts| counts.records),
                 },
             ))
