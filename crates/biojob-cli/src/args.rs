@@ -84,6 +84,14 @@ pub struct RuntimeArgs {
     /// [default: bwa; `run`: then params.environment.BIOJOB_ALIGNER].
     #[arg(long, env = env::BIOJOB_ALIGNER, value_parser = parse_aligner)]
     pub aligner: Option<AlignerChoice>,
+    /// Price of one vCPU for one hour, in US dollars, for the cost in the manifests and the
+    /// report (the default: Spot C/M/R instances, docs/cost.md).
+    #[arg(long, env = env::BIOJOB_PRICE_VCPU_HOUR, default_value_t = biojob_pipeline::DEFAULT_PRICE_VCPU_HOUR, value_parser = parse_price)]
+    pub price_vcpu_hour: f64,
+    /// Price of one GiB of memory for one hour, in US dollars (the default: Spot C/M/R
+    /// instances, docs/cost.md).
+    #[arg(long, env = env::BIOJOB_PRICE_GIB_HOUR, default_value_t = biojob_pipeline::DEFAULT_PRICE_GIB_HOUR, value_parser = parse_price)]
+    pub price_gib_hour: f64,
 }
 
 /// The value of `--aligner` (`BIOJOB_ALIGNER`): an aligner, or none for an empty value (which
@@ -314,6 +322,15 @@ pub fn chunk_count(chunks: u64) -> Result<NonZeroUsize, Failure> {
                 "give CHUNKS from 1",
             )
         })
+}
+
+/// A price: a finite number of dollars, 0 or more.
+fn parse_price(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(price) if price.is_finite() && price >= 0.0 => Ok(price),
+        Ok(_) => Err(format!("{text:?} is not a price: give 0 or more dollars")),
+        Err(error) => Err(format!("{text:?} is not a price in dollars: {error}")),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use biojob_pipeline::{Engine, Resources, ScratchSettings, env, probe_tools};
+use biojob_pipeline::{Engine, Prices, Resources, ScratchSettings, env, probe_tools};
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use biojob_tools::{Aligner, Tool, ToolOverrides, ToolPath, Toolset, sort_memory_per_thread};
@@ -115,6 +115,10 @@ pub fn engine_for(
         progress_interval: runtime.progress_interval,
         scratch: scratch_settings(runtime),
         validate_fastq: validate_fastq(),
+        prices: Prices {
+            vcpu_hour: runtime.price_vcpu_hour,
+            gib_hour: runtime.price_gib_hour,
+        },
     })
 }
 

@@ -154,7 +154,7 @@ impl Job {
                 .error
                 .as_ref()
                 .map_or(0, |error| biojob_core::Classify::exit_class(error).code()),
-            bytes_staged_in: Some(outcome.bytes_staged_in),
+            bytes_staged_in: Some(task.bytes_staged_in),
             bytes_staged_out: Some(task.outputs.iter().map(|output| output.bytes).sum()),
             scratch_peak_bytes: outcome.manifest.scratch.as_ref().map(|s| s.peak_bytes),
         });

@@ -3,8 +3,8 @@
 use std::sync::{Arc, OnceLock};
 
 use biojob_storage::{
-    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, Stores,
-    TransferReport,
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, ObjectWriter, StorageError,
+    Stores, TransferReport,
 };
 use biojob_storage_s3::{ChecksumAlgorithm, RetryPolicy, S3Options, S3Store, Sse};
 use camino::Utf8Path;
@@ -90,6 +90,24 @@ impl ObjectStore for LazyS3 {
 
     fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
         self.store(uri, Direction::Get)?.open(uri)
+    }
+
+    fn open_ranges(
+        &self,
+        uri: &ObjectUri,
+        meta: &ObjectMeta,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<ObjectReader, StorageError> {
+        self.store(uri, Direction::Get)?
+            .open_ranges(uri, meta, ranges)
+    }
+
+    fn create(
+        &self,
+        uri: &ObjectUri,
+        spool: &Utf8Path,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        self.store(uri, Direction::Put)?.create(uri, spool)
     }
 }
 

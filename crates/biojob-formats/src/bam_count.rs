@@ -14,7 +14,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::FormatError;
 use crate::bam_stats::{SECONDARY, SUPPLEMENTARY};
-use crate::bgzf::{BGZF_EOF_BLOCK, bc_block_size};
+use crate::bgzf::{BGZF_EOF_BLOCK, GZIP_HEADER, GZIP_TRAILER, bc_block_size};
 
 /// Records of a BAM stream by kind (SAM spec v1, section 1.4, FLAG), as `samtools view -c`
 /// counts them: `records` is every record, `primary` is `-F 0x900`.
@@ -204,11 +204,6 @@ pub fn count_bam_records(path: &Utf8Path, threads: usize) -> Result<BamRecordCou
     Ok(counts)
 }
 
-/// Bytes of a BGZF block's gzip header before the extra field: ID1 ID2 CM FLG MTIME(4) XFL OS
-/// XLEN(2) (RFC 1952, section 2.3).
-const GZIP_HEADER: usize = 12;
-/// CRC32 and ISIZE, after the compressed data.
-const GZIP_TRAILER: usize = 8;
 /// The most data a BGZF block holds (SAM spec v1, section 4.1: ISIZE ≤ 65536).
 const MAX_BLOCK_DATA: usize = 1 << 16;
 /// Compressed bytes of whole blocks sent to a worker at a time.

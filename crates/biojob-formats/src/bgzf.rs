@@ -83,6 +83,126 @@ impl BgzfTail {
     }
 }
 
+/// The largest BGZF block in bytes, header and trailer included: `BSIZE` (a 16-bit field) is
+/// the block's size minus 1 (SAM spec v1, section 4.1).
+pub const MAX_BGZF_BLOCK_SIZE: u64 = 1 << 16;
+
+/// Bytes of a BGZF block's gzip header before the extra field: ID1 ID2 CM FLG MTIME(4) XFL OS
+/// XLEN(2) (RFC 1952, section 2.3).
+pub(crate) const GZIP_HEADER: usize = 12;
+
+/// CRC32 and ISIZE, after the compressed data, 4 bytes each, little-endian.
+pub(crate) const GZIP_TRAILER: usize = 8;
+
+/// What [`check_block`] makes of the bytes at a block's start.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BlockCheck {
+    /// The block is whole and sound: its size in bytes and its inflated data.
+    Sound { size: usize, data: Vec<u8> },
+    /// The bytes end before the block does; it is `size` bytes long (0: not known yet, the
+    /// header itself is cut).
+    Incomplete { size: usize },
+}
+
+/// Checks the BGZF block at the start of `bytes` (SAM spec v1, section 4.1; RFC 1952): a gzip
+/// member (`1f 8b 08`, FLG.FEXTRA) whose extra field holds the `BC` subfield, `BSIZE` large
+/// enough for the header and trailer, deflate data that inflates to exactly `ISIZE` (at most
+/// 64 KiB) bytes whose CRC32 is the trailer's.
+///
+/// # Errors
+/// What is wrong with the block, as a phrase (e.g. "the CRC32 of the inflated data is
+/// 0x1a2b3c4d, the trailer says 0x1a2b3c4c").
+pub(crate) fn check_block(bytes: &[u8]) -> Result<BlockCheck, String> {
+    if bytes.len() < GZIP_HEADER {
+        if bytes.len() >= 3 && bytes[..3] != [0x1f, 0x8b, 0x08] {
+            return Err("not a BGZF block: no gzip magic 1f 8b 08".to_owned());
+        }
+        return Ok(BlockCheck::Incomplete { size: 0 });
+    }
+    if bytes[..3] != [0x1f, 0x8b, 0x08] {
+        return Err("not a BGZF block: no gzip magic 1f 8b 08".to_owned());
+    }
+    if bytes[3] & FLAG_EXTRA == 0 {
+        return Err("not a BGZF block: the gzip header has no extra field".to_owned());
+    }
+    let extra_length = usize::from(u16::from_le_bytes([bytes[10], bytes[11]]));
+    let Some(extra) = bytes.get(GZIP_HEADER..GZIP_HEADER + extra_length) else {
+        return Ok(BlockCheck::Incomplete { size: 0 });
+    };
+    let Some(bsize) = bc_block_size(extra) else {
+        return Err("not a BGZF block: the extra field has no BC subfield".to_owned());
+    };
+    let size = usize::from(bsize) + 1;
+    let data_start = GZIP_HEADER + extra_length;
+    if size < data_start + GZIP_TRAILER {
+        return Err(format!(
+            "BSIZE gives {size} bytes, fewer than its header and trailer ({})",
+            data_start + GZIP_TRAILER
+        ));
+    }
+    let Some(block) = bytes.get(..size) else {
+        return Ok(BlockCheck::Incomplete { size });
+    };
+    let trailer = &block[size - GZIP_TRAILER..];
+    let crc32 = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    if u64::from(isize) > MAX_BGZF_BLOCK_SIZE {
+        return Err(format!(
+            "ISIZE says {isize} bytes, more than a BGZF block holds ({MAX_BGZF_BLOCK_SIZE})"
+        ));
+    }
+    let compressed = &block[data_start..size - GZIP_TRAILER];
+    // One byte more than a block may hold, to see data that inflates to more than ISIZE.
+    let mut data = vec![0u8; usize::try_from(isize).unwrap_or(usize::MAX) + 1];
+    let mut inflater = flate2::Decompress::new(false);
+    let status = inflater
+        .decompress(compressed, &mut data, flate2::FlushDecompress::Finish)
+        .map_err(|error| format!("its deflate data is invalid: {error}"))?;
+    let inflated = usize::try_from(inflater.total_out()).unwrap_or(usize::MAX);
+    if status != flate2::Status::StreamEnd {
+        return Err(if inflated >= data.len() {
+            format!("its data inflates to more than ISIZE ({isize} bytes)")
+        } else {
+            "its deflate data ends early".to_owned()
+        });
+    }
+    if inflated as u64 != u64::from(isize) {
+        return Err(format!(
+            "its data inflates to {inflated} bytes, ISIZE says {isize}"
+        ));
+    }
+    if inflater.total_in() != compressed.len() as u64 {
+        return Err(format!(
+            "its deflate data ends after {} of its {} bytes",
+            inflater.total_in(),
+            compressed.len()
+        ));
+    }
+    data.truncate(inflated);
+    let mut crc = flate2::Crc::new();
+    crc.update(&data);
+    if crc.sum() != crc32 {
+        return Err(format!(
+            "the CRC32 of the inflated data is {:#010x}, the trailer says {crc32:#010x}",
+            crc.sum()
+        ));
+    }
+    Ok(BlockCheck::Sound { size, data })
+}
+
+/// `data` (at most 64 KiB) compressed as BGZF blocks, without the EOF block.
+///
+/// # Errors
+/// The compressor's.
+pub(crate) fn bgzf_blocks(data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut writer = noodles::bgzf::io::Writer::new(Vec::new());
+    writer.write_all(data)?;
+    // `flush` ends the block; `into_inner` hands back the bytes without an EOF block.
+    writer.flush()?;
+    Ok(writer.into_inner())
+}
+
 /// Checks that `path` is a BGZF file (BAM, `.vcf.gz`, tabix-indexed files) that was completely
 /// written.
 ///
@@ -244,6 +364,112 @@ mod tests {
         assert_eq!(
             bc_block_size(&BGZF_EOF_BLOCK[12..18]),
             Some(BGZF_EOF_BLOCK.len() as u16 - 1)
+        );
+        assert_eq!(
+            check_block(&BGZF_EOF_BLOCK),
+            Ok(BlockCheck::Sound {
+                size: 28,
+                data: Vec::new()
+            })
+        );
+    }
+
+    #[test]
+    fn blocks_check_whole_cut_and_damaged() {
+        let data: Vec<u8> = (0..15_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let block = bgzf_blocks(&data[..60_000]).unwrap();
+        let size = block.len();
+        assert_eq!(
+            check_block(&block),
+            Ok(BlockCheck::Sound {
+                size,
+                data: data[..60_000].to_vec()
+            })
+        );
+        // Followed by more bytes: the block alone.
+        let mut longer = block.clone();
+        longer.extend_from_slice(&BGZF_EOF_BLOCK);
+        assert!(matches!(check_block(&longer), Ok(BlockCheck::Sound { size: s, .. }) if s == size));
+        // Cut: more is needed, and how much once BSIZE is in.
+        assert_eq!(
+            check_block(&block[..10]),
+            Ok(BlockCheck::Incomplete { size: 0 })
+        );
+        assert_eq!(
+            check_block(&block[..17]),
+            Ok(BlockCheck::Incomplete { size: 0 })
+        );
+        assert_eq!(
+            check_block(&block[..size - 1]),
+            Ok(BlockCheck::Incomplete { size })
+        );
+
+        let damaged = |at: usize, value: u8| {
+            let mut bytes = block.clone();
+            bytes[at] = value;
+            check_block(&bytes).unwrap_err()
+        };
+        assert_eq!(damaged(0, 0x1e), "not a BGZF block: no gzip magic 1f 8b 08");
+        assert_eq!(
+            damaged(3, 0),
+            "not a BGZF block: the gzip header has no extra field"
+        );
+        assert_eq!(
+            damaged(13, b'D'),
+            "not a BGZF block: the extra field has no BC subfield"
+        );
+        // BSIZE 9: a 10-byte block, shorter than its own header and trailer.
+        let mut short = block.clone();
+        short[16..18].copy_from_slice(&9u16.to_le_bytes());
+        assert_eq!(
+            check_block(&short).unwrap_err(),
+            "BSIZE gives 10 bytes, fewer than its header and trailer (26)"
+        );
+        let crc = u32::from_le_bytes(block[size - 8..size - 4].try_into().unwrap());
+        assert_eq!(
+            damaged(size - 8, block[size - 8] ^ 0x10),
+            format!(
+                "the CRC32 of the inflated data is {crc:#010x}, the trailer says {:#010x}",
+                crc ^ 0x10
+            )
+        );
+        let mut too_big = block.clone();
+        too_big[size - 4..].copy_from_slice(&70_000u32.to_le_bytes());
+        assert_eq!(
+            check_block(&too_big).unwrap_err(),
+            "ISIZE says 70000 bytes, more than a BGZF block holds (65536)"
+        );
+        let mut empty_data = BGZF_EOF_BLOCK;
+        // An empty deflate block (03 00) that claims one byte.
+        empty_data[24] = 1;
+        assert_eq!(
+            check_block(&empty_data).unwrap_err(),
+            "its data inflates to 0 bytes, ISIZE says 1"
+        );
+        // The deflate data cut (BSIZE shortened by 4, its trailer moved up).
+        let mut cut = block[..size - 12].to_vec();
+        cut.extend_from_slice(&block[size - 8..]);
+        let bsize = u16::try_from(cut.len() - 1).unwrap();
+        cut[16..18].copy_from_slice(&bsize.to_le_bytes());
+        assert_eq!(
+            check_block(&cut).unwrap_err(),
+            "its deflate data ends early"
+        );
+        // Trailing garbage inside the block after the deflate stream.
+        let mut padded = block[..size - 8].to_vec();
+        padded.extend_from_slice(&[0, 0, 0]);
+        padded.extend_from_slice(&block[size - 8..]);
+        let bsize = u16::try_from(padded.len() - 1).unwrap();
+        padded[16..18].copy_from_slice(&bsize.to_le_bytes());
+        assert_eq!(
+            check_block(&padded).unwrap_err(),
+            format!(
+                "its deflate data ends after {} of its {} bytes",
+                size - 26,
+                size - 23
+            )
         );
     }
 }

@@ -3,6 +3,7 @@
 use std::io;
 
 use biojob_core::{Classify, ExitClass};
+use biojob_storage::StorageError;
 use camino::Utf8PathBuf;
 
 /// Why a FASTQ pair failed [`stream_fastq_pair`](crate::stream_fastq_pair) or
@@ -231,7 +232,8 @@ impl Classify for FastqError {
     }
 }
 
-/// Why a FASTA index, BGZF file, BAM header or tabix index check failed.
+/// Why a FASTA index, BGZF file, BAM header or tabix index check failed, or a BAM could not
+/// be staged for its regions.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FormatError {
@@ -283,6 +285,45 @@ pub enum FormatError {
         /// The file.
         path: Utf8PathBuf,
     },
+
+    /// A BGZF block read from a file or object is damaged: its gzip header, `BC` subfield
+    /// or `BSIZE`, its deflate data, or the `CRC32`/`ISIZE` of its inflated data (SAM spec
+    /// v1, section 4.1; RFC 1952).
+    #[error("{path}: damaged BGZF block at byte {offset}: {reason}")]
+    DamagedBlock {
+        /// The file or object URI.
+        path: Utf8PathBuf,
+        /// Where the block starts, in bytes from the start of the file.
+        offset: u64,
+        /// What is wrong, e.g. "the CRC32 of the inflated data is 0x1a2b3c4d, the trailer
+        /// says 0x1a2b3c4c".
+        reason: String,
+    },
+
+    /// A region cannot be read against a BAM's header.
+    #[error("{path}: region {region:?}: {reason}")]
+    Region {
+        /// The BAM (path or URI).
+        path: Utf8PathBuf,
+        /// The region as given.
+        region: String,
+        /// Why, e.g. "no contig \"20\" in the header (contigs: chr20, chr22)".
+        reason: String,
+    },
+
+    /// A local file could not be written.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file.
+        path: Utf8PathBuf,
+        /// The error from the operating system.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Reading from a store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 impl FormatError {
@@ -291,7 +332,9 @@ impl FormatError {
     /// a full disk → [`ExitClass::Scratch`], any other I/O error → [`ExitClass::OutputInvalid`].
     pub fn exit_class_for_output(&self) -> ExitClass {
         match self {
-            FormatError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+            FormatError::Io { source, .. } | FormatError::Write { source, .. }
+                if source.kind() == io::ErrorKind::StorageFull =>
+            {
                 ExitClass::Scratch
             }
             _ => ExitClass::OutputInvalid,
@@ -301,20 +344,44 @@ impl FormatError {
 
 impl Classify for FormatError {
     /// As an input check: bad content → [`ExitClass::InputInvalid`]; I/O errors → see
-    /// [`input_io_class`]. For a step's own outputs use
-    /// [`FormatError::exit_class_for_output`].
+    /// [`input_io_class`]; writing a staged copy: a full disk → [`ExitClass::Scratch`], else
+    /// [`ExitClass::InputStaging`]; a store's failure → its own class. For a step's own
+    /// outputs use [`FormatError::exit_class_for_output`].
     fn exit_class(&self) -> ExitClass {
         match self {
             FormatError::Io { source, .. } => input_io_class(source),
+            FormatError::Write { source, .. } => {
+                if source.kind() == io::ErrorKind::StorageFull {
+                    ExitClass::Scratch
+                } else {
+                    ExitClass::InputStaging
+                }
+            }
+            FormatError::Storage(error) => error.exit_class(),
             FormatError::Parse { .. }
             | FormatError::Invalid { .. }
             | FormatError::NotBgzf { .. }
-            | FormatError::MissingBgzfEof { .. } => ExitClass::InputInvalid,
+            | FormatError::MissingBgzfEof { .. }
+            | FormatError::DamagedBlock { .. }
+            | FormatError::Region { .. } => ExitClass::InputInvalid,
         }
     }
 
     fn remedy(&self) -> Option<String> {
         match self {
+            FormatError::Storage(error) => error.remedy(),
+            FormatError::DamagedBlock { path, .. } if path.as_str().contains("://") => {
+                Some(format!(
+                    "the object is damaged; upload it again (`biojob stage get {path} .` then \
+                 `samtools quickcheck` and `samtools view -c` check a copy)"
+                ))
+            }
+            FormatError::DamagedBlock { .. } => {
+                Some("the file is damaged; write or upload it again".to_owned())
+            }
+            FormatError::Write { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+                Some("free space on the scratch filesystem, or use a larger disk".to_owned())
+            }
             FormatError::NotBgzf { .. } => {
                 Some("compress the file with `bgzip` (htslib), not `gzip`".to_owned())
             }

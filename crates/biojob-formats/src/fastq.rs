@@ -15,7 +15,10 @@ pub use self::input::FastqSource;
 use self::input::IO_BUFFER_BYTES;
 use self::mates::{MateOutcome, MateSender, compare_mates, mate_channel};
 use self::record::{RecordReader, RecordView};
-pub use self::split::{ChunkLayout, FastqChunk, SplitRequest, fastq_chunk_names, split_fastq_pair};
+pub use self::split::{
+    ChunkLayout, FastqChunk, SplitRequest, StoreSplitRequest, StoredChunk, fastq_chunk_names,
+    split_fastq_pair, split_fastq_pair_to_store,
+};
 use crate::FastqError;
 
 /// What one pass over a FASTQ pair counted.

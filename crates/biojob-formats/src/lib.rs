@@ -1,4 +1,5 @@
-//! Native checks of the workflow's file formats. This crate never spawns a process.
+//! Native checks of the workflow's file formats, and region-sliced staging of BAMs. This
+//! crate never spawns a process.
 //!
 //! - [`stream_fastq_pair`] reads an R1/R2 FASTQ pair (plain, gzip or BGZF) once, checks every
 //!   record and the pairing, and writes the decompressed records into two sinks (the pipes bwa
@@ -16,6 +17,10 @@
 //! - [`quickcheck_vcf`] / [`scan_vcf`]: the same for a bgzipped VCF, plus sorted records, one
 //!   contig per shard and `bcftools stats`-style variant counts.
 //! - [`tabix_contigs`]: the contigs that have records, from a `.tbi`.
+//! - [`stage_bam_regions`] / [`StoredBam`]: region-sliced staging of a BAM held by an object
+//!   store: only the BGZF blocks its `.bai` says hold the regions' records are fetched (ranged
+//!   reads through [`biojob_storage::ObjectStore::open_ranges`], each block checked), written
+//!   as a local BAM with its index; the whole object when the index is missing or stale.
 //!
 //! Errors are [`FastqError`] and [`FormatError`]; both implement [`biojob_core::Classify`].
 //!
@@ -47,6 +52,7 @@
 
 mod bam;
 mod bam_count;
+mod bam_slice;
 mod bam_stats;
 mod bgzf;
 mod contigs;
@@ -58,17 +64,19 @@ mod vcf;
 
 pub use bam::{BamHeaderSummary, check_bam_header, quickcheck_bam, read_bam_header_summary};
 pub use bam_count::{BamRecordCounter, BamRecordCounts, count_bam_records};
+pub use bam_slice::{BamStaging, StagedBam, StoredBam, stage_bam_regions};
 pub use bam_stats::{
     BamStats, ContigCoverage, DEPTH_BINS_TARGET, FlagCounts, MIN_DEPTH_BIN_BASES, read_bam_stats,
 };
-pub use bgzf::{BGZF_EOF_BLOCK, BgzfTail, check_bgzf_eof};
+pub use bgzf::{BGZF_EOF_BLOCK, BgzfTail, MAX_BGZF_BLOCK_SIZE, check_bgzf_eof};
 pub use contigs::describe_contig_difference;
 pub use error::{FastqError, FormatError, input_io_class};
 pub use fai::{check_fai_covers_fasta, read_fai};
 pub use fastq::{
     ChunkLayout, FastqChunk, FastqPairStats, FastqProgress, FastqSource, SplitRequest,
-    fastq_chunk_names, first_read_name, split_fastq_pair, stream_fastq_pair,
-    stream_fastq_pair_with_progress, validate_fastq_pair,
+    StoreSplitRequest, StoredChunk, fastq_chunk_names, first_read_name, split_fastq_pair,
+    split_fastq_pair_to_store, stream_fastq_pair, stream_fastq_pair_with_progress,
+    validate_fastq_pair,
 };
 pub use tabix::tabix_contigs;
 pub use vcf::{

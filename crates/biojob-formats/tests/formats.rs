@@ -26,6 +26,11 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+#[path = "formats/bam_slice.rs"]
+mod bam_slice;
+#[path = "formats/split_store.rs"]
+mod split_store;
+
 // ---------------------------------------------------------------------------------------------
 // helpers
 

@@ -10,8 +10,8 @@ use tracing::warn;
 use crate::cache::earlier_step_task;
 use crate::manifest::publish_json;
 use crate::{
-    Earlier, Engine, Error, JobTarget, LogObserver, MANIFEST_FORMAT_VERSION, StepJob, StepManifest,
-    ToolRecord, error_chain, publish_logs,
+    CostSummary, Earlier, Engine, Error, JobTarget, LogObserver, MANIFEST_FORMAT_VERSION, StepJob,
+    StepManifest, ToolRecord, error_chain, publish_logs,
 };
 
 /// The step manifest's name: `{sample}.{step}[.{shard:04}].manifest.json`.
@@ -88,8 +88,6 @@ pub struct BatchOutcome {
     pub error: Option<Error>,
     /// The scratch directory, when kept.
     pub kept_scratch: Option<Utf8PathBuf>,
-    /// Bytes the job copied in from stores.
-    pub bytes_staged_in: u64,
 }
 
 /// Runs `batch`: opens the attempt's scratch directory, runs the job's lifecycle
@@ -145,6 +143,11 @@ pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutco
         resources: engine.resources,
         tools: ToolRecord::list(&engine.toolset, &engine.versions),
         scratch: Some(scratch_usage),
+        cost: Some(CostSummary::for_job(
+            &outcome.record,
+            engine.resources,
+            engine.prices,
+        )),
         task: outcome.record,
         earlier_task,
     };
@@ -162,6 +165,5 @@ pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutco
         manifest,
         error,
         kept_scratch,
-        bytes_staged_in: outcome.bytes_staged_in,
     })
 }

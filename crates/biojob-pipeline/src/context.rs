@@ -11,7 +11,7 @@ use biojob_storage::Stores;
 use biojob_tools::{ToolError, ToolVersions, Toolset};
 use camino::Utf8Path;
 
-use crate::{Error, Resources, ScratchSettings, SpaceWatchdog, TaskProgress};
+use crate::{Error, Prices, Resources, ScratchSettings, SpaceWatchdog, TaskProgress};
 
 /// Everything a run or a job needs besides its request: stores, tools, budget, cancellation.
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub struct Engine {
     /// a benchmark switch only (`benches/align-validation.sh`): bwa then reads the files
     /// itself and aligns a truncated or out-of-sync pair as far as it gets.
     pub validate_fastq: bool,
+    /// Prices of a vCPU-hour and a GiB-hour, for the cost the manifests and the report give.
+    pub prices: Prices,
 }
 
 impl Engine {

@@ -86,6 +86,7 @@ pub fn render_run_plan(
             let split = SplitStep {
                 sample: sample.clone(),
                 layout: ChunkLayout::Consecutive { chunk_pairs },
+                upload_to: None,
             };
             out.push_str(&split.plan(&context).render());
             header(

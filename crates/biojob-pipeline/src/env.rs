@@ -51,6 +51,13 @@ pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";
 pub const BIOJOB_WORKERS: &str = "BIOJOB_WORKERS";
 /// The aligner: `bwa` (default) or `bwa-mem2` (docs/aligners.md).
 pub const BIOJOB_ALIGNER: &str = "BIOJOB_ALIGNER";
+/// Price of one vCPU for one hour, in US dollars (default
+/// [`crate::DEFAULT_PRICE_VCPU_HOUR`], Spot C/M/R instances): the cost in the manifests and
+/// `report.html`.
+pub const BIOJOB_PRICE_VCPU_HOUR: &str = "BIOJOB_PRICE_VCPU_HOUR";
+/// Price of one GiB of memory for one hour, in US dollars (default
+/// [`crate::DEFAULT_PRICE_GIB_HOUR`]).
+pub const BIOJOB_PRICE_GIB_HOUR: &str = "BIOJOB_PRICE_GIB_HOUR";
 /// A cohort's duplicate marking: on (default; `samtools fixmate -m` after bwa, `samtools
 /// markdup` after the merge of a sample's lanes) or `0`/`false`/`no`/`off`.
 pub const BIOJOB_MARK_DUPLICATES: &str = "BIOJOB_MARK_DUPLICATES";

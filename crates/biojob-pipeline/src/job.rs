@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant, SystemTime};
 
-use biojob_core::{SampleId, StepId};
+use biojob_core::{Region, SampleId, StepId};
 use biojob_process::StageReport;
 use biojob_scratch::SpaceNeed;
 use biojob_storage::{ObjectUri, Stores};
@@ -16,10 +16,10 @@ use tracing::info;
 
 use crate::cache::{EarlierTasks, RerunReason, try_reuse};
 use crate::{
-    CacheKeyMaterial, CohortMember, Error, OutputRecord, PlanContext, PlannedOutput,
-    PreparedReference, RecordCounts, ReferenceOptions, RunObserver, StepContext, StepPlan,
-    TaskLabel, TaskProgress, TaskRecord, TaskShard, bwa_index_mismatch, file_sha256, files_sha256,
-    prepare_reference, publish_file, reference_sha256, stage_input,
+    BamSliceRecord, CacheKeyMaterial, CohortMember, Error, OutputRecord, PlanContext,
+    PlannedOutput, PreparedReference, RecordCounts, ReferenceOptions, RunObserver, StepContext,
+    StepPlan, TaskLabel, TaskProgress, TaskRecord, TaskShard, bwa_index_mismatch, file_sha256,
+    files_sha256, prepare_reference, publish_file, reference_sha256, stage_input,
 };
 
 /// A step of the workflow, defined once: its plan (the commands it runs, see
@@ -67,6 +67,13 @@ pub trait StepDefinition: Sync {
         Ok(Vec::new())
     }
 
+    /// The regions the step reads of its inputs staged with [`Staging::BamRegions`], once
+    /// known (after [`StepDefinition::with_reference`]): a BAM from an object store is then
+    /// staged for these regions only. `None`: such inputs are staged whole.
+    fn bam_regions(&self) -> Option<Vec<Region>> {
+        None
+    }
+
     /// Checks the inputs' digests (role → SHA-256) before the key is made (align: the two
     /// FASTQs are not one file given twice).
     ///
@@ -103,6 +110,22 @@ pub enum InputDigest {
     None,
 }
 
+/// How an input is brought to the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staging {
+    /// Copied into scratch whole; a local file is read in place.
+    Copy,
+    /// Read from where it is by the step itself (the split job streams S3 FASTQs), not
+    /// staged.
+    Streamed,
+    /// A coordinate-sorted BAM: from an object store, only the blocks holding the records of
+    /// the step's [regions](StepDefinition::bam_regions) are staged, found through the BAM's
+    /// `.bai` and indexed anew ([`biojob_formats::StoredBam::stage_regions`]; the whole object
+    /// when its index cannot be used); a local file is read in place, its `.bai` beside it.
+    /// The key hashes what was staged.
+    BamRegions,
+}
+
 /// One input of a job.
 #[derive(Debug, Clone)]
 pub struct JobInput {
@@ -116,10 +139,11 @@ pub struct JobInput {
     pub remedy: String,
     /// How it enters the key.
     pub digest: InputDigest,
-    /// Read from where it is by the step itself (the split job streams S3 FASTQs), not staged.
-    pub streamed: bool,
+    /// How it is brought to the job.
+    pub staging: Staging,
     /// The SHA-256 that the step which published it recorded (its step manifest), when known:
-    /// the staged copy must have it (an object changed after it was published is refused).
+    /// the staged copy must have it (an object changed after it was published is refused; a
+    /// slice of a BAM's regions is checked by its blocks' CRC32 instead).
     pub published: Option<Published>,
 }
 
@@ -130,6 +154,9 @@ pub struct Published {
     pub manifest: ObjectUri,
     /// Its SHA-256, lowercase hex.
     pub sha256: String,
+    /// Its size in bytes: what a slice of it (whose SHA-256 is not the object's) is checked
+    /// against.
+    pub bytes: u64,
     /// The records of the BAM, as the task counted them while writing it (align, merge).
     pub bam_records: Option<u64>,
 }
@@ -143,7 +170,7 @@ impl JobInput {
             what: what.to_owned(),
             remedy: remedy.to_owned(),
             digest: InputDigest::Hash,
-            streamed: false,
+            staging: Staging::Copy,
             published: None,
         }
     }
@@ -168,9 +195,15 @@ impl JobInput {
         self
     }
 
-    /// Streamed by the step rather than staged.
+    /// Streamed by the step rather than staged ([`Staging::Streamed`]).
     pub fn streamed(mut self) -> Self {
-        self.streamed = true;
+        self.staging = Staging::Streamed;
+        self
+    }
+
+    /// A BAM staged for the step's regions only ([`Staging::BamRegions`]).
+    pub fn bam_regions(mut self) -> Self {
+        self.staging = Staging::BamRegions;
         self
     }
 }
@@ -218,6 +251,11 @@ pub struct StagedInputs {
     pub reference: Option<PreparedReference>,
     /// The job's inputs (those the step added once the reference was staged included).
     pub inputs: Vec<JobInput>,
+    /// Bytes copied in from object stores so far (reference and inputs).
+    pub bytes_staged_in: u64,
+    /// The roles staged as a slice of a BAM's regions: their digest is the slice's, not the
+    /// published object's.
+    pub sliced: Vec<String>,
 }
 
 impl StagedInputs {
@@ -265,6 +303,9 @@ pub struct Executed {
     pub commands: Vec<StageReport>,
     /// The outputs written, final names (usually the plan's).
     pub outputs: Vec<PlannedOutput>,
+    /// Outputs the step published itself as it wrote them (the split job's chunks, uploaded
+    /// as they are compressed), in publication order, before `outputs`: no local copy.
+    pub published: Vec<OutputRecord>,
     /// The records the step counted and checked (read pairs fed to the aligner, the BAM's
     /// records, the VCF's).
     pub records: RecordCounts,
@@ -342,8 +383,6 @@ pub struct JobOutcome {
     pub reference: Option<PreparedReference>,
     /// Read pairs aligned (align; `None` when reused or another step).
     pub read_pairs: Option<u64>,
-    /// Bytes copied in from stores (inputs that were not local files).
-    pub bytes_staged_in: u64,
     /// Why it failed, wrapped with its task (`call chr20 failed: …`).
     pub error: Option<Error>,
 }
@@ -378,7 +417,7 @@ impl StepJob<'_> {
         let label = started_as;
         let named = self.label();
         let rerun_reason = facts.rerun_reason.map(|reason| reason.to_string());
-        let outcome = match result {
+        let mut outcome = match result {
             Ok(Done::Reused {
                 key,
                 outputs,
@@ -395,7 +434,6 @@ impl StepJob<'_> {
                     outputs: outputs.into_iter().map(|o| o.1).collect(),
                     reference: facts.reference,
                     read_pairs: None,
-                    bytes_staged_in: facts.bytes_staged_in,
                     error: None,
                 }
             }
@@ -419,7 +457,6 @@ impl StepJob<'_> {
                     outputs,
                     reference: facts.reference,
                     read_pairs: executed.records.read_pairs,
-                    bytes_staged_in: facts.bytes_staged_in,
                     error: None,
                 }
             }
@@ -439,12 +476,12 @@ impl StepJob<'_> {
                     outputs: Vec::new(),
                     reference: facts.reference,
                     read_pairs: None,
-                    bytes_staged_in: facts.bytes_staged_in,
                     error: Some(error),
                 }
             }
         };
-        let mut outcome = outcome;
+        outcome.record.bytes_staged_in = facts.bytes_staged_in;
+        outcome.record.bam_slice = facts.bam_slice;
         outcome.record = outcome.record.of(self.definition.cohort_member().as_ref());
         info!(status = ?outcome.record.status, wall_seconds = wall.as_secs_f64(), "task ended");
         outcome
@@ -545,7 +582,7 @@ impl StepJob<'_> {
 
         // Publish.
         context.check_stopped("publishing the outputs")?;
-        let mut records = Vec::new();
+        let mut records = std::mem::take(&mut executed.published);
         let mut outputs = Vec::new();
         for output in &executed.outputs {
             let name = output.path.file_name().unwrap_or_default().to_owned();
@@ -658,7 +695,7 @@ impl StepJob<'_> {
 
         for (input, (_, size)) in inputs.iter().zip(&sizes) {
             staged.uris.insert(input.role.clone(), input.uri.clone());
-            if input.streamed {
+            if input.staging == Staging::Streamed {
                 if let Some(path) = input.uri.local_path() {
                     staged.paths.insert(input.role.clone(), path.to_owned());
                 }
@@ -667,13 +704,51 @@ impl StepJob<'_> {
             if input.uri.local_path().is_none() {
                 context.check_stopped("staging the inputs")?;
             }
-            let path = stage_input(stores, &input.uri, &staging, &input.what, &input.remedy)?;
-            if input.uri.local_path().is_none() {
-                facts.bytes_staged_in = facts.bytes_staged_in.saturating_add(*size);
-            }
+            let regions = (input.staging == Staging::BamRegions
+                && input.uri.local_path().is_none())
+            .then(|| self.definition.bam_regions())
+            .flatten();
+            let path = match regions {
+                Some(regions) => {
+                    // A slice's digest is not the object's: the size is what can be compared
+                    // with the publication before any byte is fetched.
+                    if let Some(published) = &input.published
+                        && published.bytes != *size
+                    {
+                        return Err(Error::Input {
+                            message: format!(
+                                "{} {} changed after it was published: it holds {size} bytes, {} \
+                                 records {}",
+                                input.what, input.uri, published.manifest, published.bytes
+                            ),
+                            remedy: Some(
+                                "run the step that publishes it again (and the steps after it)"
+                                    .into(),
+                            ),
+                        });
+                    }
+                    let (path, slice) = stage_bam_slice(stores, input, &regions, &staging)?;
+                    facts.bytes_staged_in =
+                        facts.bytes_staged_in.saturating_add(slice.bytes_fetched);
+                    if matches!(slice.staging, biojob_formats::BamStaging::Regions) {
+                        staged.sliced.push(input.role.clone());
+                    }
+                    facts.bam_slice = Some(slice);
+                    path
+                }
+                None => {
+                    let path =
+                        stage_input(stores, &input.uri, &staging, &input.what, &input.remedy)?;
+                    if input.uri.local_path().is_none() {
+                        facts.bytes_staged_in = facts.bytes_staged_in.saturating_add(*size);
+                    }
+                    path
+                }
+            };
             staged.paths.insert(input.role.clone(), path);
         }
         staged.inputs = inputs;
+        staged.bytes_staged_in = facts.bytes_staged_in;
         facts.inputs = staged
             .paths
             .iter()
@@ -697,7 +772,7 @@ impl StepJob<'_> {
         for input in inputs {
             let size = object_size(stores, &input.uri, staging)?;
             sizes.push((input.uri.to_string(), size));
-            if input.uri.local_path().is_none() && !input.streamed {
+            if input.uri.local_path().is_none() && input.staging != Staging::Streamed {
                 staged_bytes = staged_bytes.saturating_add(size);
             }
         }
@@ -742,7 +817,9 @@ impl StepJob<'_> {
             if let InputDigest::Known(sha256) = &input.digest {
                 digests.insert(input.role.clone(), sha256.clone());
             }
+            // A slice is checked block by block as it is fetched, pinned to the object's ETag.
             if let (Some(published), Some(found)) = (&input.published, digests.get(&input.role))
+                && !staged.sliced.contains(&input.role)
                 && *found != published.sha256
             {
                 return Err(Error::Input {
@@ -830,7 +907,34 @@ struct Facts {
     reference_reports: Vec<StageReport>,
     rerun_reason: Option<RerunReason>,
     bytes_staged_in: u64,
+    bam_slice: Option<BamSliceRecord>,
     inputs: BTreeMap<String, String>,
+}
+
+/// Stages the BAM `input` (an object) for `regions` only, into its place under `staging`
+/// ([`biojob_formats::stage_bam_regions`]): the BAM and its index beside it.
+///
+/// # Errors
+/// [`Error::Input`] when the object does not exist (with the input's remedy); the slice's
+/// errors ([`Error::Format`]: a damaged block is input invalid, a failed transfer input
+/// staging).
+fn stage_bam_slice(
+    stores: &Stores,
+    input: &JobInput,
+    regions: &[Region],
+    staging: &Utf8Path,
+) -> Result<(Utf8PathBuf, BamSliceRecord), Error> {
+    crate::check_input(stores, &input.uri, &input.what, &input.remedy)?;
+    let destination = input.uri.scratch_path(staging)?;
+    if let Some(parent) = destination.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+    }
+    let store = stores.for_uri(&input.uri)?;
+    let staged = biojob_formats::stage_bam_regions(store, &input.uri, regions, &destination)?;
+    Ok((
+        destination,
+        BamSliceRecord::new(&input.uri, regions, &staged),
+    ))
 }
 
 enum Done {
@@ -877,6 +981,7 @@ pub fn published_output(stores: &Stores, manifests: &[ObjectUri], name: &str) ->
                 Published {
                     manifest: manifest.clone(),
                     sha256: output.sha256.clone(),
+                    bytes: output.bytes,
                     bam_records: task.records.bam.map(|counts| counts.records),
                 },
             ))

@@ -24,6 +24,7 @@ mod batch;
 mod cache;
 mod cohort;
 mod context;
+mod cost;
 mod dry_run;
 pub mod env;
 mod error;
@@ -51,6 +52,9 @@ pub use cache::{
 };
 pub use cohort::{COHORT_STEM, cohort_stem, run_cohort, sample_bam, sample_dir};
 pub use context::{Engine, StepContext, probe_tools};
+pub use cost::{
+    CostSummary, DEFAULT_PRICE_GIB_HOUR, DEFAULT_PRICE_VCPU_HOUR, Prices, StepUsage, Usage,
+};
 pub use dry_run::{render_cohort_plan, render_run_plan};
 pub use error::Error;
 pub use input::{
@@ -58,13 +62,13 @@ pub use input::{
 };
 pub use job::{
     Earlier, Executed, InputDigest, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,
-    Published, REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob,
-    object_size, published_output, sibling,
+    Published, REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, Staging, StepDefinition,
+    StepJob, object_size, published_output, sibling,
 };
 pub use manifest::{
-    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RecordCounts,
-    RunManifest, StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain,
-    publish_json, seconds, timestamp,
+    BamSliceRecord, CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord,
+    RecordCounts, RunManifest, StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord,
+    error_chain, publish_json, seconds, timestamp,
 };
 pub use observer::{CohortMember, LogObserver, RunObserver, TaskLabel};
 pub use plan::{
@@ -90,8 +94,8 @@ pub use scheduler::{
     contig_plan, fastq_remedy, new_run_id, run_workflow, shard_plan,
 };
 pub use space::{
-    ScratchSettings, SpaceWatchdog, align_space_need, call_space_need, estimated_bam_bytes,
-    file_bytes, gather_space_need, split_space_need,
+    SPOOL_PART_BYTES, ScratchSettings, SpaceWatchdog, align_space_need, call_space_need,
+    estimated_bam_bytes, file_bytes, gather_space_need, split_space_need, split_upload_space_need,
 };
 pub use steps::{
     AlignStep, BAI, BAM, BWA_BATCH_BASES, BamQc, CallStep, ContigQc, FASTQ_1, FASTQ_2,
@@ -99,5 +103,5 @@ pub use steps::{
     QcSummary, REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep, ShardRequest,
     SplitStep, VCF, VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix, cohort_bai_role,
     cohort_bam_role, final_vcf_name, markdup_json_name, markdup_stats_name, order_for_gather,
-    qc_file_names, sample_qc_role, tbi_role, vcf_role,
+    pileup_regions, qc_file_names, sample_qc_role, tbi_role, vcf_role,
 };

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use biojob_core::{Classify, ExitClass, StepId};
-use biojob_formats::BamRecordCounts;
+use biojob_core::{Classify, ExitClass, Region, StepId};
+use biojob_formats::{BamRecordCounts, BamStaging, StagedBam};
 use biojob_process::StageReport;
 use biojob_scratch::ScratchUsage;
 use biojob_storage::{ObjectUri, Stores, TransferReport};
@@ -15,7 +15,7 @@ use biojob_tools::{ToolVersions, Toolset};
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Resources};
+use crate::{CostSummary, Error, Resources};
 
 /// Version of the manifest's layout; bumped when a field changes meaning.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
@@ -95,6 +95,43 @@ impl OutputRecord {
             bytes: transfer.bytes,
             sha256: transfer.sha256.clone(),
             verified,
+        }
+    }
+}
+
+/// How a task staged a BAM held by an object store for its regions only
+/// ([`biojob_formats::StoredBam::stage_regions`]; docs/staging.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BamSliceRecord {
+    /// The stored BAM.
+    pub uri: String,
+    /// The regions asked for (a calling shard's pileup regions).
+    pub regions: Vec<String>,
+    /// `method`: `regions` (the blocks holding their records), or `whole` with the `reason`
+    /// the stored index could not be used.
+    #[serde(flatten)]
+    pub staging: BamStaging,
+    /// The stored BAM's size in bytes.
+    pub object_bytes: u64,
+    /// Bytes fetched in all: the BAM's byte ranges and its index.
+    pub bytes_fetched: u64,
+    /// Of those, the stored index's.
+    pub index_bytes: u64,
+    /// Byte ranges of the BAM fetched.
+    pub ranges: usize,
+}
+
+impl BamSliceRecord {
+    /// The record of `staged`, staged from `uri` for `regions`.
+    pub fn new(uri: &ObjectUri, regions: &[Region], staged: &StagedBam) -> Self {
+        BamSliceRecord {
+            uri: uri.to_string(),
+            regions: regions.iter().map(ToString::to_string).collect(),
+            staging: staged.staging.clone(),
+            object_bytes: staged.object_bytes,
+            bytes_fetched: staged.bytes_fetched,
+            index_bytes: staged.index_bytes,
+            ranges: staged.ranges.len(),
         }
     }
 }
@@ -225,6 +262,13 @@ pub struct TaskRecord {
     /// `bam`, `vcf.0000`): what the placeholders of `--dry-run` and of the cache key stand for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, String>,
+    /// Bytes the task copied in from object stores: its reference and inputs (local files,
+    /// read in place, count nothing; a BAM staged for its regions counts what was fetched).
+    #[serde(default)]
+    pub bytes_staged_in: u64,
+    /// How the task's BAM was staged for its regions, when it came from an object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bam_slice: Option<BamSliceRecord>,
     /// The commands, in the order they started.
     #[serde(default)]
     pub commands: Vec<CommandRecord>,
@@ -280,6 +324,8 @@ impl TaskRecord {
             }),
             peak_rss_bytes: commands.iter().map(|c| c.max_rss_bytes).max().unwrap_or(0),
             inputs: BTreeMap::new(),
+            bytes_staged_in: 0,
+            bam_slice: None,
             commands,
             outputs: Vec::new(),
             records: RecordCounts::default(),
@@ -411,6 +457,10 @@ pub struct StepManifest {
     /// kept for a later resume, which checks its outputs before reusing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earlier_task: Option<TaskRecord>,
+    /// What the job held (its `resources` for the task's wall time) and staged, and its cost
+    /// (docs/cost.md); the QC job's report sums those of an execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostSummary>,
 }
 
 /// The whole run.
@@ -465,6 +515,10 @@ pub struct RunManifest {
     /// Scratch use: peak bytes of the scratch directory, free space, waits for growth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch: Option<ScratchUsage>,
+    /// What each step held and staged, and its cost (docs/cost.md): a local run holds
+    /// `resources` while a step's tasks run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostSummary>,
 }
 
 impl Default for RunManifest {
@@ -495,6 +549,7 @@ impl Default for RunManifest {
             earlier_tasks: Vec::new(),
             vcf: None,
             scratch: None,
+            cost: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::manifest::{RunManifest, TaskRecord, TaskStatus};
 use crate::steps::QcSummary;
+use crate::{CostSummary, Usage};
 
 /// Bar charts show at most this many contigs (the longest, kept in reference order); all are
 /// in `qc.json`.
@@ -360,6 +361,38 @@ fn timeline(tasks: &[TaskRecord], out: &mut String) {
     );
 }
 
+/// The cost section: per step, the vCPU-hours and GiB-hours held, the bytes staged in and
+/// the cost at the run's prices; then the total.
+fn cost_table(cost: &CostSummary, out: &mut String) {
+    let _ = write!(
+        out,
+        "<h2>Cost</h2><p class=\"note\">Resources held while each step ran (a Batch job: its \
+         vCPUs and memory for its wall time; a local run: the machine while the step's tasks \
+         ran), at ${} per vCPU-hour and ${} per GiB-hour (docs/cost.md).</p>\
+         <table id=\"cost-table\"><tr><th>step</th><th>tasks</th><th>vCPU-hours</th>\
+         <th>GiB-hours</th><th>staged in</th><th>cost</th></tr>",
+        cost.prices.vcpu_hour, cost.prices.gib_hour
+    );
+    let row = |out: &mut String, name: &str, tasks: String, usage: &Usage| {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{tasks}</td><td class=\"num\">{:.4}</td>\
+             <td class=\"num\">{:.4}</td><td class=\"num\">{}</td><td class=\"num\">${:.4}</td></tr>",
+            html_escape(name),
+            usage.vcpu_hours,
+            usage.gib_hours,
+            bytes(usage.bytes_staged_in),
+            usage.cost
+        );
+    };
+    for step in &cost.steps {
+        row(out, step.step.as_str(), step.tasks.to_string(), &step.usage);
+    }
+    let tasks: usize = cost.steps.iter().map(|step| step.tasks).sum();
+    row(out, "total", tasks.to_string(), &cost.total);
+    out.push_str("</table>");
+}
+
 /// Renders `report.html` for a run from its manifest (the tasks so far: the QC step renders
 /// the report before the run's end, so `finished_at` and the run's final status are not in
 /// it) and its QC summary.
@@ -593,9 +626,13 @@ pub fn render_report(manifest: &RunManifest, qc: &QcSummary) -> String {
             commands.join("<br>")
         );
     }
+    out.push_str("</table>");
+    if let Some(cost) = &manifest.cost {
+        cost_table(cost, &mut out);
+    }
     let _ = write!(
         out,
-        "</table><h2>Files</h2><p>MultiQC reads <code>{}</code>, <code>{}</code> and \
+        "<h2>Files</h2><p>MultiQC reads <code>{}</code>, <code>{}</code> and \
          <code>{}</code> in this directory (<code>multiqc .</code>); the native figures above are \
          in <code>qc.json</code>, every command in <code>manifest.json</code>.</p>\
          </main></body></html>",

@@ -22,12 +22,12 @@ use crate::cache::{
 use crate::job::{cancelled_by_sibling, reports_of};
 use crate::manifest::{error_chain, publish_json, seconds, timestamp};
 use crate::{
-    AlignStep, BAI, BAM, CallStep, Earlier, Engine, Error, FASTQ_1, FASTQ_2, GatherInputs,
-    GatherStep, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy, ManifestInputs, MergeStep,
-    QcRun, QcStep, ReferenceInput, ReferenceOptions, ReferenceUse, RunManifest, RunObserver,
-    ShardRequest, SplitStep, StepContext, StepDefinition, StepJob, TaskLabel, TaskRecord,
-    TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, check_input, chunk_bam_role,
-    object_size, prepare_reference, publish_logs, stage_input, tbi_role, vcf_role,
+    AlignStep, BAI, BAM, CallStep, CostSummary, Earlier, Engine, Error, FASTQ_1, FASTQ_2,
+    GatherInputs, GatherStep, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,
+    ManifestInputs, MergeStep, QcRun, QcStep, ReferenceInput, ReferenceOptions, ReferenceUse,
+    RunManifest, RunObserver, ShardRequest, SplitStep, StepContext, StepDefinition, StepJob,
+    TaskLabel, TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, check_input,
+    chunk_bam_role, object_size, prepare_reference, publish_logs, stage_input, tbi_role, vcf_role,
 };
 
 /// How a run is scattered beyond one shard per contig. The default scatters nothing more:
@@ -382,6 +382,11 @@ pub(crate) fn finish(
     };
     settle(&mut manifest, &error);
     manifest.vcf = vcf.as_ref().map(ToString::to_string);
+    manifest.cost = Some(CostSummary::for_run(
+        &manifest.tasks,
+        manifest.resources,
+        engine.prices,
+    ));
     let manifest_published = match publish_json(
         &engine.stores,
         &manifest,
@@ -823,6 +828,7 @@ impl Run<'_> {
         let split = SplitStep {
             sample: self.input.sample.clone(),
             layout: ChunkLayout::Consecutive { chunk_pairs },
+            upload_to: None,
         };
         let local = |role: &str| {
             staged
@@ -1110,7 +1116,6 @@ pub(crate) fn skipped(job: &StepJob<'_>) -> JobOutcome {
         outputs: Vec::new(),
         reference: None,
         read_pairs: None,
-        bytes_staged_in: 0,
         error: None,
     }
 }

@@ -141,6 +141,21 @@ pub fn split_space_need(fastq_bytes: u64) -> SpaceNeed {
     SpaceNeed::new("split").with("FASTQ chunks", fastq_bytes.saturating_mul(3) / 2)
 }
 
+/// The spool of a split that uploads its chunks as it compresses them, for `chunks` chunks:
+/// per chunk file (two per chunk) less than the smallest part S3 takes, 5 MiB, waiting for
+/// the chunk's next block; and for each of the two files being written, the part being
+/// filled and two in flight, each at most [`SPOOL_PART_BYTES`].
+pub fn split_upload_space_need(chunks: usize) -> SpaceNeed {
+    let chunk_files = (2 * chunks) as u64;
+    SpaceNeed::new("split")
+        .with("parts set aside", chunk_files.saturating_mul(5 << 20))
+        .with("parts being written and sent", 2 * 3 * SPOOL_PART_BYTES)
+}
+
+/// The largest part a spooled upload is sized for: 64 MiB (`BIOJOB_S3_PART_SIZE` is 16 MiB
+/// unless set; a larger one needs more space than [`split_upload_space_need`] says).
+pub const SPOOL_PART_BYTES: u64 = 64 << 20;
+
 /// The call step's estimate for one shard, in bytes: staged inputs, and the VCF and its index
 /// (5 % of the BAM, at least 1 MiB: a variant-sites VCF is far smaller than its BAM).
 pub fn call_space_need(step: &str, staged: u64, bam_bytes: u64) -> SpaceNeed {

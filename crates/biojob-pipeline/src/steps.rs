@@ -14,6 +14,7 @@ mod split;
 pub use align::{AlignStep, BWA_BATCH_BASES, FASTQ_1, FASTQ_2};
 pub use call::{
     BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest, cohort_bai_role, cohort_bam_role,
+    pileup_regions,
 };
 pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
 pub use merge::{MarkdupStats, MergeStep, chunk_bam_role, markdup_json_name, markdup_stats_name};
@@ -118,6 +119,7 @@ impl RunningPlan {
             commands: std::mem::take(&mut self.commands),
             outputs: std::mem::take(&mut self.planned),
             records,
+            published: Vec::new(),
         })
     }
 }

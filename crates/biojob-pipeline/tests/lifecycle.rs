@@ -12,9 +12,9 @@ use std::time::Duration;
 use biojob_core::{Classify, ExitClass, StepId};
 use biojob_pipeline::{
     Earlier, EarlierTasks, Engine, Error, Executed, JobInput, JobOutcome, JobTarget, KeyPolicy,
-    LogObserver, OutputRecord, PlanContext, PlannedOutput, RecordCounts, Resources,
-    ScratchSettings, StagedInputs, StepContext, StepDefinition, StepJob, StepManifest, StepPlan,
-    TaskStatus, partial,
+    LogObserver, OutputRecord, PlanContext, PlannedOutput, Prices, Resources, ScratchSettings,
+    StagedInputs, StepContext, StepDefinition, StepJob, StepManifest, StepPlan, TaskStatus,
+    partial,
 };
 use biojob_process::{CancelToken, CommandSpec};
 use biojob_scratch::{Attempt, JobId, JobScratch, SpaceNeed};
@@ -77,7 +77,7 @@ impl StepDefinition for WriteStep {
                     path: out.clone(),
                     intermediate: false,
                 }],
-                records: RecordCounts::default(),
+                ..Executed::default()
             })
         })();
         if result.is_err() {
@@ -123,6 +123,7 @@ impl Bench {
             progress_interval: std::time::Duration::from_secs(60),
             scratch: ScratchSettings::new(root.join("scratch")),
             validate_fastq: true,
+            prices: Prices::default(),
         };
         Bench {
             _temp: temp,
@@ -188,6 +189,7 @@ impl Bench {
             scratch: None,
             task: outcome.record.clone(),
             earlier_task: None,
+            cost: None,
         };
         let path = self.root.join("step.manifest.json");
         std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();

@@ -65,6 +65,7 @@ fn engine(root: &Utf8Path, autoscale: AutoscaleMode) -> Engine {
         progress_interval: std::time::Duration::from_secs(60),
         scratch,
         validate_fastq: true,
+        prices: biojob_pipeline::Prices::default(),
     }
 }
 

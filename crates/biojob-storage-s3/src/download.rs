@@ -57,7 +57,7 @@ impl Inner {
         let size = length(head.content_length());
         let stored = stored_checksum(&head);
         let ranges = match stored.as_ref().and_then(|s| s.parts) {
-            Some(parts) => self.part_ranges(&object, size, parts).await?,
+            Some(parts) => self.part_ranges(&object, &head, size, parts).await?,
             None => fixed_ranges(size, part_size_for(size, self.options.part_size)),
         };
 

@@ -10,6 +10,12 @@ use crate::client::{Inner, Object, length};
 use crate::parts::fixed_ranges;
 use crate::retry::{fault, status_of};
 
+/// The user metadata key (`x-amz-meta-biojob-part-sizes`) of an object whose parts may differ
+/// in size; its value is [`VARIED`].
+pub(crate) const PART_SIZES_METADATA: &str = "biojob-part-sizes";
+/// See [`PART_SIZES_METADATA`].
+pub(crate) const VARIED: &str = "varied";
+
 impl Inner {
     /// `HEAD` with checksums (of part `part_number`, when given); `None` when the object does
     /// not exist.
@@ -40,27 +46,34 @@ impl Inner {
         .await
     }
 
-    /// The `(offset, length)` ranges of the `parts` parts of a `size`-byte multipart object:
-    /// uniform when every part but the last has part 1's size (as S3 clients upload them),
-    /// else each part's range as S3 reports it.
+    /// The `(offset, length)` ranges of the `parts` parts of a `size`-byte multipart object
+    /// whose `HEAD` is `head`: uniform when every part but the last has part 1's size (as S3
+    /// clients upload them), else each part's range as S3 reports it. An object written by
+    /// [`crate::writer`] says its parts may differ in size ([`PART_SIZES_METADATA`]): each
+    /// part is asked for.
     ///
     /// # Errors
     /// [`StorageError::Verification`] when the parts do not add up to `size`.
     pub(crate) async fn part_ranges(
         &self,
         object: &Object,
+        head: &HeadObjectOutput,
         size: u64,
         parts: u64,
     ) -> Result<Vec<(u64, u64)>, StorageError> {
         if parts <= 1 {
             return Ok(fixed_ranges(size, size.max(1)));
         }
+        let varied = head
+            .metadata()
+            .and_then(|metadata| metadata.get(PART_SIZES_METADATA))
+            .is_some_and(|value| value == VARIED);
         let first = self
             .head_object(object, Some(1), Direction::Get)
             .await?
             .map(|head| length(head.content_length()))
             .unwrap_or(0);
-        if first > 0 && size.div_ceil(first) == parts {
+        if !varied && first > 0 && size.div_ceil(first) == parts {
             return Ok(fixed_ranges(size, first));
         }
         let mut ranges = Vec::new();

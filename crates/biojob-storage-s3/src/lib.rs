@@ -9,7 +9,12 @@
 //!   [`part_size_for`]); uploads carry CRC32C (or SHA-256) checksums; downloads are verified
 //!   against the size and checksum S3 holds before `<destination>.partial` is renamed.
 //! - Streamed reads ([`biojob_storage::ObjectStore::open`]): ranged GETs of [`STREAM_WINDOW`]
-//!   fetched ahead in order, the size and stored checksum verified at the last byte.
+//!   fetched ahead in order, the size and stored checksum verified at the last byte; byte
+//!   ranges of an object ([`biojob_storage::ObjectStore::open_ranges`]) likewise, each GET
+//!   pinned to the ETag the caller's `HEAD` saw, their length verified.
+//! - Objects written as they are produced ([`biojob_storage::ObjectStore::create`]): a
+//!   multipart upload of parts spooled to scratch, [`WRITE_AHEAD_PARTS`] in flight, completed
+//!   and verified only when the writer says so, aborted otherwise.
 //! - Retries per request (per part) with exponential backoff and full jitter
 //!   ([`RetryPolicy`]) on throttling, 5xx, timeouts, connection resets and short bodies.
 //! - SSE-S3 / SSE-KMS ([`Sse`]) and requester pays.
@@ -47,6 +52,7 @@ mod retry;
 mod store;
 mod stream;
 mod upload;
+mod writer;
 
 pub use client::TransferStats;
 pub use options::{
@@ -55,3 +61,4 @@ pub use options::{
 };
 pub use store::S3Store;
 pub use stream::{STREAM_READ_AHEAD, STREAM_WINDOW};
+pub use writer::WRITE_AHEAD_PARTS;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use biojob_storage::{
-    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, TransferReport,
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, ObjectWriter, StorageError,
+    TransferReport,
 };
 use camino::{Utf8Path, Utf8PathBuf};
 use tokio::runtime::Handle;
@@ -69,6 +70,10 @@ impl ObjectStore for S3Store {
         )??;
         Ok(head.map(|head| ObjectMeta {
             size: length(head.content_length()),
+            last_modified: head
+                .last_modified()
+                .and_then(|time| std::time::SystemTime::try_from(*time).ok()),
+            version: head.e_tag().map(str::to_owned),
         }))
     }
 
@@ -104,5 +109,36 @@ impl ObjectStore for S3Store {
             Direction::Get,
             crate::stream::open(Arc::clone(&self.inner), object),
         )?
+    }
+
+    fn open_ranges(
+        &self,
+        uri: &ObjectUri,
+        meta: &ObjectMeta,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<ObjectReader, StorageError> {
+        let object = Object::from_uri(uri, Direction::Get)?;
+        block(
+            &self.inner.handle,
+            Direction::Get,
+            crate::stream::open_ranges(Arc::clone(&self.inner), object, uri, meta, ranges),
+        )?
+    }
+
+    /// A multipart upload written as the bytes come ([`crate::writer`]): parts of the store's
+    /// part size spooled under `spool`, [`WRITE_AHEAD_PARTS`](crate::WRITE_AHEAD_PARTS) in
+    /// flight while the next is written, each with its checksum; completed, and checked
+    /// against the composite checksum and the size, only by `complete`.
+    fn create(
+        &self,
+        uri: &ObjectUri,
+        spool: &Utf8Path,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let object = Object::from_uri(uri, Direction::Put)?;
+        Ok(Box::new(crate::writer::S3Writer::new(
+            Arc::clone(&self.inner),
+            object,
+            spool,
+        )))
     }
 }

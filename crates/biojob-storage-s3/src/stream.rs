@@ -1,13 +1,17 @@
 //! Streamed reads of S3 objects ([`biojob_storage::ObjectStore::open`]): ranged `GET`s of
 //! [`STREAM_WINDOW`] bytes fetched ahead in order, verified against the size and stored
-//! checksum as the bytes are read.
+//! checksum as the bytes are read; and of byte ranges of an object
+//! ([`biojob_storage::ObjectStore::open_ranges`]) the same way, verified against their length.
 
 use std::collections::VecDeque;
 use std::io::Read;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use biojob_storage::{Direction, ObjectReader, StorageError, StreamFailure};
+use biojob_storage::{
+    Direction, ObjectMeta, ObjectReader, ObjectUri, StorageError, StreamFailure, check_ranges,
+};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -55,7 +59,7 @@ pub(crate) async fn open(inner: Arc<Inner>, object: Object) -> Result<ObjectRead
             },
             Some(parts) => Check::Composite {
                 boundaries: inner
-                    .part_ranges(&object, size, parts)
+                    .part_ranges(&object, &head, size, parts)
                     .await?
                     .into_iter()
                     .map(|(offset, length)| offset + length)
@@ -66,15 +70,64 @@ pub(crate) async fn open(inner: Arc<Inner>, object: Object) -> Result<ObjectRead
             },
         },
     };
+    let pinned = Pinned {
+        object,
+        etag: head.e_tag().map(str::to_owned),
+    };
+    Ok(start(
+        inner,
+        pinned,
+        fixed_ranges(size, STREAM_WINDOW),
+        size,
+        check,
+    ))
+}
+
+/// Opens byte `ranges` of `uri` for a streamed read of their bytes in turn
+/// ([`biojob_storage::ObjectStore::open_ranges`]): no `HEAD`, the object is the one `meta`
+/// describes; each range is fetched in windows of at most [`STREAM_WINDOW`], fetched ahead as
+/// [`open`] does, each pinned to `meta.version` (the ETag) and retried like a download's
+/// parts. The stream is verified against its length only (no stored checksum covers part
+/// of an object).
+pub(crate) async fn open_ranges(
+    inner: Arc<Inner>,
+    object: Object,
+    uri: &ObjectUri,
+    meta: &ObjectMeta,
+    ranges: &[Range<u64>],
+) -> Result<ObjectReader, StorageError> {
+    let total = check_ranges(uri, meta.size, ranges)?;
+    let windows = ranges
+        .iter()
+        .flat_map(|range| {
+            fixed_ranges(range.end - range.start, STREAM_WINDOW)
+                .into_iter()
+                .map(move |(offset, length)| (range.start + offset, length))
+        })
+        .collect();
+    let pinned = Pinned {
+        object,
+        etag: meta.version.clone(),
+    };
+    Ok(start(inner, pinned, windows, total, Check::Size))
+}
+
+/// Starts the task that fetches `windows` of `pinned` ahead of the reader, and returns the
+/// reader of their `size` bytes, verified by `check` at the end.
+fn start(
+    inner: Arc<Inner>,
+    pinned: Pinned,
+    windows: Vec<(u64, u64)>,
+    size: u64,
+    check: Check,
+) -> ObjectReader {
     let read_ahead = inner.options.concurrency.clamp(1, STREAM_READ_AHEAD);
     let (sender, receiver) = mpsc::channel(1);
+    let uri = pinned.object.uri.clone();
     let producer = tokio::spawn(fetch_in_order(
         Arc::clone(&inner),
-        Pinned {
-            object,
-            etag: head.e_tag().map(str::to_owned),
-        },
-        fixed_ranges(size, STREAM_WINDOW),
+        pinned,
+        windows,
         read_ahead,
         sender,
     ));
@@ -91,7 +144,7 @@ pub(crate) async fn open(inner: Arc<Inner>, object: Object) -> Result<ObjectRead
         producer: producer.abort_handle(),
         started: Instant::now(),
     };
-    Ok(ObjectReader::new(Box::new(stream), size, failure))
+    ObjectReader::new(Box::new(stream), size, failure)
 }
 
 /// Fetches `windows` in order, `read_ahead` at once, and sends each (or the first failure) to

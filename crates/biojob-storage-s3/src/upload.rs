@@ -11,13 +11,13 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use biojob_storage::{Direction, StorageError, TransferReport, hex};
 use bytes::Bytes;
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use crate::checksum::{Algorithm, Running, Stored, to_base64};
 use crate::client::{Inner, Object, io_error, length};
-use crate::head::stored_checksum;
+use crate::head::{PART_SIZES_METADATA, VARIED, stored_checksum};
 use crate::parts::{Part, fixed_ranges, run_parts};
 use crate::retry::{Fault, fault, join_error};
 use crate::{MAX_OBJECT_SIZE, part_size_for};
@@ -86,30 +86,7 @@ impl Inner {
             .map_err(io("reading"))?;
         let checksum = uploaded?;
         let object = &upload.object;
-        let head = self.head_object(object, None, Direction::Put).await?;
-        let stored = head.as_ref().map(|head| length(head.content_length()));
-        if stored != Some(size) {
-            return Err(StorageError::Verification {
-                uri: object.uri.clone(),
-                direction: Direction::Put,
-                detail: format!("S3 reports {stored:?} bytes after the upload, expected {size}"),
-            });
-        }
-        // Read back: the checksum S3 holds now, when it keeps one, is the one sent.
-        let read_back = head.as_ref().and_then(stored_checksum);
-        if let Some(held) = &read_back
-            && held.describe() != checksum.describe()
-        {
-            return Err(StorageError::Verification {
-                uri: object.uri.clone(),
-                direction: Direction::Put,
-                detail: format!(
-                    "S3 holds the checksum {} after the upload, expected {}",
-                    held.describe(),
-                    checksum.describe()
-                ),
-            });
-        }
+        let read_back = self.verify_stored(object, size, &checksum).await?;
         info!(
             uri = object.uri,
             bytes = size,
@@ -183,33 +160,8 @@ impl Inner {
     ) -> Result<Stored, StorageError> {
         let object = &upload.object;
         let uri = object.uri.as_str();
-        let (algorithm, sdk_algorithm) = self.upload_algorithm();
-        let (sse, kms_key) = self.encryption();
-        let op = "starting the upload of";
-        let upload_id = self
-            .retrying(op, uri, Direction::Put, || async {
-                let output = self
-                    .client
-                    .create_multipart_upload()
-                    .bucket(&object.bucket)
-                    .key(&object.key)
-                    .checksum_algorithm(sdk_algorithm.clone())
-                    .set_server_side_encryption(sse.clone())
-                    .set_ssekms_key_id(kms_key.clone())
-                    .set_request_payer(self.payer())
-                    .send()
-                    .await
-                    .map_err(|e| fault(e, op, uri, Direction::Put, "CreateMultipartUpload"))?;
-                output.upload_id().map(str::to_owned).ok_or_else(|| {
-                    Fault::Fatal(StorageError::Remote {
-                        op,
-                        uri: uri.to_owned(),
-                        direction: Direction::Put,
-                        message: "S3 returned no upload id".into(),
-                    })
-                })
-            })
-            .await?;
+        let (algorithm, _) = self.upload_algorithm();
+        let upload_id = self.start_multipart(object, false).await?;
         debug!(uri, upload_id, part_size, "multipart upload started");
         let ranges = fixed_ranges(upload.size, part_size);
         let parts = run_parts(
@@ -229,20 +181,74 @@ impl Inner {
             Err(error) => Err(error),
         };
         if completed.is_err() {
-            let aborted = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&object.bucket)
-                .key(&object.key)
-                .upload_id(&upload_id)
-                .set_request_payer(self.payer())
-                .send()
-                .await;
-            if let Err(error) = aborted {
-                warn!(uri, upload_id, error = %DisplayErrorContext(&error), "could not abort the multipart upload");
-            }
+            self.abort_multipart(object, &upload_id).await;
         }
         completed
+    }
+
+    /// Starts a multipart upload of `object` (its checksum algorithm, encryption and payer
+    /// set; marked with [`PART_SIZES_METADATA`] when its parts may differ in size) and returns
+    /// its id.
+    ///
+    /// # Errors
+    /// The request failed past its retries, or S3 returned no id.
+    pub(crate) async fn start_multipart(
+        &self,
+        object: &Object,
+        varied_parts: bool,
+    ) -> Result<String, StorageError> {
+        let uri = object.uri.as_str();
+        let (_, sdk_algorithm) = self.upload_algorithm();
+        let (sse, kms_key) = self.encryption();
+        let op = "starting the upload of";
+        self.retrying(op, uri, Direction::Put, || async {
+            let output = self
+                .client
+                .create_multipart_upload()
+                .bucket(&object.bucket)
+                .key(&object.key)
+                .checksum_algorithm(sdk_algorithm.clone())
+                .set_server_side_encryption(sse.clone())
+                .set_ssekms_key_id(kms_key.clone())
+                .set_request_payer(self.payer())
+                .set_metadata(
+                    varied_parts
+                        .then(|| [(PART_SIZES_METADATA.to_owned(), VARIED.to_owned())].into()),
+                )
+                .send()
+                .await
+                .map_err(|e| fault(e, op, uri, Direction::Put, "CreateMultipartUpload"))?;
+            output.upload_id().map(str::to_owned).ok_or_else(|| {
+                Fault::Fatal(StorageError::Remote {
+                    op,
+                    uri: uri.to_owned(),
+                    direction: Direction::Put,
+                    message: "S3 returned no upload id".into(),
+                })
+            })
+        })
+        .await
+    }
+
+    /// Aborts the multipart upload `upload_id` of `object`, so that S3 drops its parts; a
+    /// failure is only logged (the caller's own error is what matters; a bucket lifecycle
+    /// rule removes what is left).
+    pub(crate) async fn abort_multipart(&self, object: &Object, upload_id: &str) {
+        let aborted = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .upload_id(upload_id)
+            .set_request_payer(self.payer())
+            .send()
+            .await;
+        match aborted {
+            Ok(_) => debug!(uri = object.uri, upload_id, "multipart upload aborted"),
+            Err(error) => {
+                warn!(uri = object.uri, upload_id, error = %DisplayErrorContext(&error), "could not abort the multipart upload")
+            }
+        }
     }
 
     /// Uploads one part: its checksum computed first through a small buffer, then each attempt
@@ -256,9 +262,8 @@ impl Inner {
     ) -> Result<(CompletedPart, Vec<u8>), StorageError> {
         let object = &upload.object;
         let uri = object.uri.as_str();
-        let number = part.number();
         let (offset, length) = (part.offset, part.length);
-        let (algorithm, sdk_algorithm) = self.upload_algorithm();
+        let (algorithm, _) = self.upload_algorithm();
         let digest = {
             let shared = Arc::clone(upload);
             tokio::task::spawn_blocking(move || {
@@ -268,18 +273,45 @@ impl Inner {
             .map_err(|error| join_error(error, uri, Direction::Put))?
             .map_err(upload.io("reading a part of"))?
         };
-        let value = to_base64(&digest);
+        let completed = self
+            .send_part(object, upload_id, part, (&upload.source, offset), &digest)
+            .await?;
+        Ok((completed, digest))
+    }
+
+    /// Sends `part` of the multipart upload `upload_id` of `object`: its bytes read from the
+    /// file `source.0` from offset `source.1`, anew for each attempt (no part is held in
+    /// memory; S3 refuses bytes that do not give `digest`, the part's checksum with the
+    /// store's algorithm).
+    ///
+    /// # Errors
+    /// `source` cannot be read; the request failed past its retries or was refused.
+    pub(crate) async fn send_part(
+        &self,
+        object: &Object,
+        upload_id: &str,
+        part: Part,
+        (source, offset): (&Utf8Path, u64),
+        digest: &[u8],
+    ) -> Result<CompletedPart, StorageError> {
+        let uri = object.uri.as_str();
+        let number = part.number();
+        let length = part.length;
+        let (algorithm, sdk_algorithm) = self.upload_algorithm();
+        let value = to_base64(digest);
         let what = part.describe();
         let etag = self
             .retrying("uploading", uri, Direction::Put, || async {
                 let body = ByteStream::read_from()
-                    .path(upload.source.as_std_path())
+                    .path(source.as_std_path())
                     .offset(offset)
                     .length(Length::Exact(length))
                     .build()
                     .await
                     .map_err(|error| {
-                        Fault::Fatal(upload.io("reading a part of")(std::io::Error::other(error)))
+                        Fault::Fatal(io_error("reading a part of", source, Direction::Put)(
+                            std::io::Error::other(error),
+                        ))
                     })?;
                 let request = self
                     .client
@@ -303,17 +335,54 @@ impl Inner {
                 Ok(output.e_tag().map(str::to_owned))
             })
             .await?;
-        let completed = CompletedPart::builder()
+        Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(etag)
             .set_checksum_crc32_c((algorithm == Algorithm::Crc32c).then(|| value.clone()))
             .set_checksum_sha256((algorithm == Algorithm::Sha256).then(|| value.clone()))
-            .build();
-        Ok((completed, digest))
+            .build())
+    }
+
+    /// Checks what S3 holds after an upload: `size` bytes and, when it keeps a checksum, the one
+    /// sent (`checksum`); returns that checksum.
+    ///
+    /// # Errors
+    /// [`StorageError::Verification`] naming the object when either differs.
+    pub(crate) async fn verify_stored(
+        &self,
+        object: &Object,
+        size: u64,
+        checksum: &Stored,
+    ) -> Result<Option<Stored>, StorageError> {
+        let head = self.head_object(object, None, Direction::Put).await?;
+        let stored = head.as_ref().map(|head| length(head.content_length()));
+        if stored != Some(size) {
+            return Err(StorageError::Verification {
+                uri: object.uri.clone(),
+                direction: Direction::Put,
+                detail: format!("S3 reports {stored:?} bytes after the upload, expected {size}"),
+            });
+        }
+        // Read back: the checksum S3 holds now, when it keeps one, is the one sent.
+        let read_back = head.as_ref().and_then(stored_checksum);
+        if let Some(held) = &read_back
+            && held.describe() != checksum.describe()
+        {
+            return Err(StorageError::Verification {
+                uri: object.uri.clone(),
+                direction: Direction::Put,
+                detail: format!(
+                    "S3 holds the checksum {} after the upload, expected {}",
+                    held.describe(),
+                    checksum.describe()
+                ),
+            });
+        }
+        Ok(read_back)
     }
 
     /// Completes the upload with `parts` and checks the composite checksum S3 returns.
-    async fn complete(
+    pub(crate) async fn complete(
         &self,
         object: &Object,
         upload_id: &str,

@@ -18,6 +18,9 @@ use biojob_testkit::{
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
+#[path = "s3/writer.rs"]
+mod writer;
+
 const PART: u64 = 5 * MIB;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -663,6 +666,142 @@ fn a_streamed_read_of_a_missing_object_is_not_found() {
         "s3://biojob-test/nowhere/stream.fq.gz does not exist"
     );
     assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+}
+
+fn read_ranges(
+    store: &S3Store,
+    key: &str,
+    meta: &biojob_storage::ObjectMeta,
+    ranges: &[std::ops::Range<u64>],
+) -> (std::io::Result<Vec<u8>>, biojob_storage::StreamFailure) {
+    use std::io::Read;
+    let mut reader = store.open_ranges(&uri(key), meta, ranges).unwrap();
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    assert_eq!(reader.size(), total);
+    let failure = reader.failure();
+    let mut bytes = Vec::new();
+    let result = reader.read_to_end(&mut bytes).map(|_| bytes);
+    (result, failure)
+}
+
+#[test]
+fn byte_ranges_are_read_in_turn_byte_for_byte_with_one_get_per_window() {
+    use biojob_storage_s3::STREAM_WINDOW;
+    let (store, proxy) = proxied();
+    let size = 2 * STREAM_WINDOW + 1_000;
+    let bytes = data(size, 31);
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    direct().put(&source, &uri("ranges/object")).unwrap();
+    let meta = store.head(&uri("ranges/object")).unwrap().unwrap();
+    assert_eq!(meta.size, size);
+    assert!(meta.version.is_some());
+    assert!(meta.last_modified.is_some());
+
+    // A small range, one across a window's length, and the last byte.
+    let ranges = [10..20, 1_000..STREAM_WINDOW + 2_000, size - 1..size];
+    proxy.reset();
+    let (read, failure) = read_ranges(&store, "ranges/object", &meta, &ranges);
+    let expected: Vec<u8> = ranges
+        .iter()
+        .flat_map(|r| bytes[r.start as usize..r.end as usize].to_vec())
+        .collect();
+    assert_eq!(read.unwrap(), expected);
+    assert!(failure.take().is_none());
+    // No HEAD (the caller's is used); each window one GET, pinned to the ETag.
+    let mut asked: Vec<String> = proxy
+        .requests()
+        .iter()
+        .map(|head| {
+            assert!(head.starts_with("GET "), "{head}");
+            let etag = meta.version.as_deref().unwrap();
+            assert!(
+                head.lines()
+                    .any(|l| l.eq_ignore_ascii_case(&format!("if-match: {etag}"))),
+                "{head}"
+            );
+            head.lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("range: ")
+                        .map(str::to_owned)
+                })
+                .unwrap()
+        })
+        .collect();
+    asked.sort();
+    let mut windows = vec![
+        "bytes=10-19".to_owned(),
+        format!("bytes=1000-{}", STREAM_WINDOW + 999),
+        format!("bytes={}-{}", STREAM_WINDOW + 1_000, STREAM_WINDOW + 1_999),
+        format!("bytes={}-{}", size - 1, size - 1),
+    ];
+    windows.sort();
+    assert_eq!(asked, windows);
+}
+
+#[test]
+fn byte_ranges_of_a_changed_object_or_past_its_end_fail() {
+    let store = direct();
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &data(1_000, 41));
+    store.put(&source, &uri("ranges/changing")).unwrap();
+    let meta = store.head(&uri("ranges/changing")).unwrap().unwrap();
+
+    let error = store
+        .open_ranges(&uri("ranges/changing"), &meta, &[0..10, 990..1_001])
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "s3://biojob-test/ranges/changing: the byte range 990..1001 ends beyond the object (1000 bytes)"
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputStaging);
+
+    // Rewritten after the HEAD: the pinned GET is refused, not retried.
+    write(&source, &data(1_000, 42));
+    store.put(&source, &uri("ranges/changing")).unwrap();
+    let requests = store.stats().requests;
+    let (read, failure) = read_ranges(
+        &store,
+        "ranges/changing",
+        &meta,
+        std::slice::from_ref(&(0..10)),
+    );
+    let expected = "downloading s3://biojob-test/ranges/changing: the object changed during the \
+                    download (ETag mismatch)";
+    assert_eq!(read.unwrap_err().to_string(), expected);
+    let error = failure.take().unwrap();
+    assert_eq!(error.to_string(), expected);
+    assert_eq!(error.exit_class(), ExitClass::InputStaging);
+    assert_eq!(store.stats().requests, requests + 1);
+}
+
+#[test]
+fn a_cut_range_is_retried() {
+    let (store, proxy) = proxied();
+    let bytes = data(300_000, 51);
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    direct().put(&source, &uri("ranges/cut")).unwrap();
+    let meta = store.head(&uri("ranges/cut")).unwrap().unwrap();
+    proxy.add(Rule::new(
+        "GET",
+        "ranges/cut",
+        Fault::ResetResponseAfter(1_000),
+    ));
+    let (read, failure) = read_ranges(
+        &store,
+        "ranges/cut",
+        &meta,
+        std::slice::from_ref(&(5_000..250_000)),
+    );
+    assert_eq!(read.unwrap(), bytes[5_000..250_000]);
+    assert!(failure.take().is_none());
+    assert_eq!(proxy.injected().len(), 1);
+    assert_eq!(store.stats().retries, 1);
 }
 
 /// A store that signs with `access_key` and `secret_key` through a new fault proxy.

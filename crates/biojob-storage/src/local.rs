@@ -1,13 +1,14 @@
 //! The local filesystem store.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, StreamFailure,
-    TransferReport,
+    Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, ObjectWriter, StorageError,
+    StreamFailure, TransferReport, check_ranges,
 };
 
 /// Objects that are local files (`file://` URIs and plain paths).
@@ -22,7 +23,11 @@ impl ObjectStore for LocalStore {
     fn head(&self, uri: &ObjectUri) -> Result<Option<ObjectMeta>, StorageError> {
         let path = local(uri, Direction::Get)?;
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_file() => Ok(Some(ObjectMeta { size: meta.len() })),
+            Ok(meta) if meta.is_file() => Ok(Some(ObjectMeta {
+                size: meta.len(),
+                last_modified: meta.modified().ok(),
+                version: None,
+            })),
             Ok(_) => Ok(None),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StorageError::Io {
@@ -70,6 +75,207 @@ impl ObjectStore for LocalStore {
             size,
             StreamFailure::default(),
         ))
+    }
+
+    fn open_ranges(
+        &self,
+        uri: &ObjectUri,
+        meta: &ObjectMeta,
+        ranges: &[Range<u64>],
+    ) -> Result<ObjectReader, StorageError> {
+        let path = local(uri, Direction::Get)?;
+        let total = check_ranges(uri, meta.size, ranges)?;
+        let file = std::fs::File::open(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => StorageError::NotFound {
+                uri: uri.to_string(),
+            },
+            _ => StorageError::Io {
+                op: "opening",
+                path: path.to_owned(),
+                direction: Direction::Get,
+                source,
+            },
+        })?;
+        let size = file
+            .metadata()
+            .map_err(|source| StorageError::Io {
+                op: "reading metadata of",
+                path: path.to_owned(),
+                direction: Direction::Get,
+                source,
+            })?
+            .len();
+        if size != meta.size {
+            return Err(StorageError::Verification {
+                uri: uri.to_string(),
+                direction: Direction::Get,
+                detail: format!("the file has {size} bytes, not the {} expected", meta.size),
+            });
+        }
+        let failure = StreamFailure::default();
+        let reader = FileRanges {
+            file,
+            path: path.to_owned(),
+            ranges: ranges.iter().rev().cloned().collect(),
+            current: None,
+            failure: failure.clone(),
+        };
+        Ok(ObjectReader::new(Box::new(reader), total, failure))
+    }
+
+    /// Writes straight to `<path>.partial` (no spool: the file is its own buffer), renamed
+    /// into place by [`ObjectWriter::complete`].
+    fn create(
+        &self,
+        uri: &ObjectUri,
+        _spool: &Utf8Path,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let destination = local(uri, Direction::Put)?.to_owned();
+        let io = |op: &'static str, path: &Utf8Path| {
+            let path = path.to_owned();
+            move |source| StorageError::Io {
+                op,
+                path,
+                direction: Direction::Put,
+                source,
+            }
+        };
+        if let Some(parent) = destination.parent().filter(|p| !p.as_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io("creating directory", parent))?;
+        }
+        let partial = partial_path(&destination);
+        let file = std::fs::File::create(&partial).map_err(io("creating", &partial))?;
+        Ok(Box::new(FileWriter {
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            partial,
+            destination,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }))
+    }
+}
+
+/// A local object being written ([`LocalStore::create`]).
+struct FileWriter {
+    /// `None` once completed.
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    partial: Utf8PathBuf,
+    destination: Utf8PathBuf,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl FileWriter {
+    fn io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> StorageError + use<> {
+        let path = self.partial.clone();
+        move |source| StorageError::Io {
+            op,
+            path,
+            direction: Direction::Put,
+            source,
+        }
+    }
+
+    fn file(&mut self) -> Result<&mut std::io::BufWriter<std::fs::File>, StorageError> {
+        let closed = self.io("writing");
+        self.file
+            .as_mut()
+            .ok_or_else(|| closed(std::io::Error::other("the object was completed")))
+    }
+}
+
+impl ObjectWriter for FileWriter {
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let failed = self.io("writing");
+        self.file()?.write_all(data).map_err(failed)?;
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+
+    fn pause(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        let failed = self.io("syncing");
+        let file = self.file()?;
+        file.flush()
+            .and_then(|()| file.get_ref().sync_all())
+            .map_err(failed)
+    }
+
+    fn complete(mut self: Box<Self>) -> Result<TransferReport, StorageError> {
+        self.flush()?;
+        self.file = None;
+        if let Err(source) = std::fs::rename(&self.partial, &self.destination) {
+            let _ = std::fs::remove_file(&self.partial);
+            return Err(StorageError::Io {
+                op: "renaming to",
+                path: self.destination.clone(),
+                direction: Direction::Put,
+                source,
+            });
+        }
+        Ok(TransferReport {
+            bytes: self.bytes,
+            sha256: hex(&std::mem::take(&mut self.hasher).finalize()),
+            checksum: None,
+        })
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            // Not completed: nothing half-written stays behind.
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// The byte ranges of a local file, read in turn.
+struct FileRanges {
+    file: std::fs::File,
+    path: Utf8PathBuf,
+    /// The ranges still to read, the next one last.
+    ranges: Vec<Range<u64>>,
+    /// The rest of the range being read: (position, end).
+    current: Option<(u64, u64)>,
+    failure: StreamFailure,
+}
+
+impl Read for FileRanges {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let (position, end) = match self.current {
+                Some((position, end)) if position < end => (position, end),
+                _ => match self.ranges.pop() {
+                    Some(range) => {
+                        self.file.seek(SeekFrom::Start(range.start))?;
+                        self.current = Some((range.start, range.end));
+                        continue;
+                    }
+                    None => return Ok(0),
+                },
+            };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let want = usize::try_from(end - position)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(self.failure.record(StorageError::Verification {
+                    uri: self.path.to_string(),
+                    direction: Direction::Get,
+                    detail: format!("the file ends at byte {position}, before byte {end}"),
+                }));
+            }
+            self.current = Some((position + n as u64, end));
+            return Ok(n);
+        }
     }
 }
 
@@ -183,6 +389,38 @@ mod tests {
     use biojob_core::{Classify, ExitClass};
 
     #[test]
+    fn a_local_object_written_in_pieces_appears_only_when_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        let uri = ObjectUri::Local(root.join("out/a b.txt"));
+        let mut writer = LocalStore.create(&uri, root).unwrap();
+        writer.write(b"ab").unwrap();
+        writer.pause().unwrap();
+        writer.write(b"c").unwrap();
+        writer.flush().unwrap();
+        assert_eq!(LocalStore.head(&uri).unwrap(), None);
+        let report = writer.complete().unwrap();
+        assert_eq!(report.bytes, 3);
+        assert_eq!(
+            report.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(std::fs::read(root.join("out/a b.txt")).unwrap(), b"abc");
+
+        // Dropped before it is completed: nothing stays, not even the partial file.
+        let dropped = ObjectUri::Local(root.join("out/dropped.txt"));
+        let mut writer = LocalStore.create(&dropped, root).unwrap();
+        writer.write(b"abc").unwrap();
+        drop(writer);
+        let mut names: Vec<String> = std::fs::read_dir(root.join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a b.txt"]);
+    }
+
+    #[test]
     fn put_get_round_trip_with_sha256() {
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8Path::from_path(dir.path()).unwrap();
@@ -195,7 +433,18 @@ mod tests {
             report.sha256,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(LocalStore.head(&uri).unwrap(), Some(ObjectMeta { size: 3 }));
+        let meta = LocalStore.head(&uri).unwrap().unwrap();
+        assert_eq!(meta.size, 3);
+        assert_eq!(meta.version, None);
+        assert_eq!(
+            meta.last_modified,
+            Some(
+                std::fs::metadata(uri.local_path().unwrap())
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+            )
+        );
         let back = root.join("back.txt");
         LocalStore.get(&uri, &back).unwrap();
         assert_eq!(std::fs::read(&back).unwrap(), b"abc");
@@ -220,5 +469,87 @@ mod tests {
         assert_eq!(error.exit_class(), ExitClass::OutputStaging);
         assert!(!root.join("y").exists());
         assert!(!root.join("y.partial").exists());
+    }
+
+    fn local_object(bytes: &[u8]) -> (tempfile::TempDir, ObjectUri) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8Path::from_path(dir.path()).unwrap().join("x.bam");
+        std::fs::write(&path, bytes).unwrap();
+        (dir, ObjectUri::Local(path))
+    }
+
+    #[test]
+    fn ranges_are_read_in_turn_byte_exactly() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let (_dir, uri) = local_object(&bytes);
+        let meta = LocalStore.head(&uri).unwrap().unwrap();
+        let ranges = [0..1, 10..4_000, 4_000..4_001, 9_990..10_000];
+        let mut reader = LocalStore.open_ranges(&uri, &meta, &ranges).unwrap();
+        assert_eq!(reader.size(), 1 + 3_990 + 1 + 10);
+        let mut read = Vec::new();
+        reader.read_to_end(&mut read).unwrap();
+        let expected: Vec<u8> = ranges
+            .iter()
+            .flat_map(|r| bytes[r.start as usize..r.end as usize].to_vec())
+            .collect();
+        assert_eq!(read, expected);
+        let mut none = LocalStore.open_ranges(&uri, &meta, &[]).unwrap();
+        assert_eq!(none.read(&mut [0u8; 8]).unwrap(), 0);
+    }
+
+    #[test]
+    fn ranges_breaking_the_rules_are_refused() {
+        let (_dir, uri) = local_object(&[7u8; 100]);
+        let meta = LocalStore.head(&uri).unwrap().unwrap();
+        let refused = |ranges: &[Range<u64>]| {
+            let error = LocalStore.open_ranges(&uri, &meta, ranges).unwrap_err();
+            assert_eq!(error.exit_class(), ExitClass::InputStaging);
+            error.to_string()
+        };
+        assert_eq!(
+            refused(&[0..10, 90..101]),
+            format!("{uri}: the byte range 90..101 ends beyond the object (100 bytes)")
+        );
+        assert_eq!(
+            refused(&[0..10, 5..20]),
+            format!(
+                "{uri}: the byte range 5..20 overlaps or precedes the range before it (100 bytes)"
+            )
+        );
+        assert_eq!(
+            refused(std::slice::from_ref(&(3..3))),
+            format!("{uri}: the byte range 3..3 is empty (100 bytes)")
+        );
+    }
+
+    #[test]
+    fn a_file_that_changed_size_is_refused_or_fails_the_read() {
+        let (_dir, uri) = local_object(&[7u8; 100]);
+        let meta = LocalStore.head(&uri).unwrap().unwrap();
+        let path = uri.local_path().unwrap().to_owned();
+        std::fs::write(&path, [7u8; 50]).unwrap();
+        let error = LocalStore
+            .open_ranges(&uri, &meta, std::slice::from_ref(&(0..10)))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{uri}: the file has 50 bytes, not the 100 expected")
+        );
+
+        std::fs::write(&path, [7u8; 100]).unwrap();
+        let mut reader = LocalStore
+            .open_ranges(&uri, &meta, &[0..10, 40..100])
+            .unwrap();
+        std::fs::write(&path, [7u8; 60]).unwrap();
+        let mut read = Vec::new();
+        let error = reader.read_to_end(&mut read).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{path}: the file ends at byte 60, before byte 100")
+        );
+        assert_eq!(
+            reader.failure().take().unwrap().exit_class(),
+            ExitClass::InputStaging
+        );
     }
 }

@@ -1,18 +1,26 @@
 //! The storage trait and the scheme router.
 
 use std::io::Read;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use camino::Utf8Path;
 use serde::Serialize;
 
-use crate::{LocalStore, ObjectUri, StorageError};
+use crate::{Direction, LocalStore, ObjectUri, StorageError};
 
 /// What a store knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
     /// Size in bytes.
     pub size: u64,
+    /// When the object was last written (S3 `Last-Modified`, whole seconds; a file's
+    /// modification time), when the store says.
+    pub last_modified: Option<SystemTime>,
+    /// An opaque tag that changes whenever the object is rewritten (S3's ETag); `None` for
+    /// local files.
+    pub version: Option<String>,
 }
 
 /// The outcome of a completed, verified transfer.
@@ -63,6 +71,117 @@ pub trait ObjectStore: Send + Sync {
     /// # Errors
     /// [`StorageError::NotFound`], or a failure to ask the store (input staging class).
     fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError>;
+
+    /// Opens the byte `ranges` of the object at `uri`, as `meta` (from [`ObjectStore::head`])
+    /// describes it, to be read once as one stream: the bytes of each range in turn, without a
+    /// copy in scratch. The ranges must be non-empty, in increasing order, not overlapping, and
+    /// end within `meta.size`. The reader fails (as [`ObjectStore::open`]'s does, the error
+    /// kept in [`ObjectReader::failure`]) when a range's bytes do not all arrive, or when the
+    /// object is no longer the one `meta` describes (S3: every `GET` carries `If-Match` with
+    /// `meta.version`). No stored checksum covers part of an object: the caller checks what it
+    /// reads (e.g. each BGZF block's CRC32).
+    ///
+    /// # Errors
+    /// [`StorageError::Verification`] when the ranges break the rules above or the object's
+    /// size is no longer `meta.size`; [`StorageError::NotFound`]; a failure to ask the store
+    /// (input staging class).
+    fn open_ranges(
+        &self,
+        uri: &ObjectUri,
+        meta: &ObjectMeta,
+        ranges: &[Range<u64>],
+    ) -> Result<ObjectReader, StorageError>;
+
+    /// Starts writing the object at `uri` as its bytes are produced, without a whole copy in
+    /// scratch: see [`ObjectWriter`]. Parts waiting to be sent are kept under `spool` (a
+    /// directory of the job's scratch; it must exist), each removed once sent. Nothing
+    /// appears under `uri` until [`ObjectWriter::complete`].
+    ///
+    /// # Errors
+    /// A failure to start the object (output staging class).
+    fn create(
+        &self,
+        uri: &ObjectUri,
+        spool: &Utf8Path,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError>;
+}
+
+/// An object being written by [`ObjectStore::create`]: bytes are appended with
+/// [`ObjectWriter::write`], sent in parts as they accumulate (S3: a multipart upload, each
+/// part with its checksum, a few in flight while more are written), and the object appears
+/// under its URI only with [`ObjectWriter::complete`], verified. Dropped without `complete`,
+/// it is aborted: nothing appears and its parts are discarded.
+///
+/// Scratch holds at most the part being filled and the parts in flight; a writer set aside
+/// with [`ObjectWriter::pause`] holds less than the smallest part the store accepts.
+pub trait ObjectWriter: Send {
+    /// Appends `data`; a full part is sent (waiting while too many parts are in flight).
+    ///
+    /// # Errors
+    /// The spool file cannot be written; an earlier part failed for good (output staging
+    /// class, or usage when refused).
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
+
+    /// The caller will not write for a while (another object's turn): what is buffered is
+    /// sent as a part when the store accepts a part that small (S3: at least 5 MiB; no
+    /// limit for a local file), so that it no longer holds the space.
+    ///
+    /// # Errors
+    /// As [`ObjectWriter::write`].
+    fn pause(&mut self) -> Result<(), StorageError>;
+
+    /// Sends what is buffered and waits until every part is stored: all that is left is to
+    /// [`complete`](ObjectWriter::complete) the object, a single request. After it, only
+    /// `complete` (or dropping the writer) is allowed.
+    ///
+    /// # Errors
+    /// As [`ObjectWriter::write`].
+    fn flush(&mut self) -> Result<(), StorageError>;
+
+    /// Makes the object appear under its URI (flushing first if needed) and checks it: its
+    /// size, and the checksum the store computed against the one sent.
+    ///
+    /// # Errors
+    /// [`StorageError::Verification`] when the store holds other bytes; a failed request.
+    fn complete(self: Box<Self>) -> Result<TransferReport, StorageError>;
+}
+
+/// Checks `ranges` against [`ObjectStore::open_ranges`]' rules for an object of `size` bytes;
+/// returns the bytes they cover.
+///
+/// # Errors
+/// [`StorageError::Verification`] naming the first range that breaks them.
+pub fn check_ranges(
+    uri: &ObjectUri,
+    size: u64,
+    ranges: &[Range<u64>],
+) -> Result<u64, StorageError> {
+    let mut previous_end = 0;
+    let mut total = 0;
+    for range in ranges {
+        let problem = if range.start >= range.end {
+            Some("is empty")
+        } else if range.start < previous_end {
+            Some("overlaps or precedes the range before it")
+        } else if range.end > size {
+            Some("ends beyond the object")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(StorageError::Verification {
+                uri: uri.to_string(),
+                direction: Direction::Get,
+                detail: format!(
+                    "the byte range {}..{} {problem} ({size} bytes)",
+                    range.start, range.end
+                ),
+            });
+        }
+        previous_end = range.end;
+        total += range.end - range.start;
+    }
+    Ok(total)
 }
 
 /// Where a streamed read keeps the [`StorageError`] that ended it: an `io::Error` can carry

@@ -87,6 +87,20 @@ impl ObjectUri {
         }
     }
 
+    /// The URI of the sidecar named by appending `suffix` to this object's name:
+    /// `s3://b/x.bam` + `.bai` = `s3://b/x.bam.bai`.
+    pub fn with_suffix(&self, suffix: &str) -> ObjectUri {
+        match self {
+            ObjectUri::S3 { bucket, key } => ObjectUri::S3 {
+                bucket: bucket.clone(),
+                key: format!("{key}{suffix}"),
+            },
+            ObjectUri::Local(path) => {
+                ObjectUri::Local(Utf8PathBuf::from(format!("{path}{suffix}")))
+            }
+        }
+    }
+
     /// The last path segment (after the final `/`), if any.
     pub fn file_name(&self) -> Option<&str> {
         match self {
@@ -154,6 +168,17 @@ impl From<ObjectUri> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suffix_names_the_sidecar() {
+        let uri = ObjectUri::parse("s3://b/runs/NA12878 (1).bam").unwrap();
+        assert_eq!(
+            uri.with_suffix(".bai").to_string(),
+            "s3://b/runs/NA12878 (1).bam.bai"
+        );
+        let path = ObjectUri::parse("/data/x.bam").unwrap();
+        assert_eq!(path.with_suffix(".bai").to_string(), "/data/x.bam.bai");
+    }
 
     #[test]
     fn parses_schemes() {

@@ -20,7 +20,8 @@ use crate::job::{Job, parse_contigs, read_sheet};
 pub struct CallArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// The coordinate-sorted BAM, with its .bai beside it [default: <run prefix>/<sample>.align.bam].
+    /// The coordinate-sorted BAM, with its .bai beside it (from S3, only the shard's records
+    /// are fetched) [default: <run prefix>/<sample>.align.bam].
     #[arg(long, conflicts_with = "samplesheet")]
     pub bam: Option<String>,
     /// The contig to call.
@@ -46,10 +47,13 @@ pub struct CallArgs {
     pub runtime: RuntimeArgs,
 }
 
-/// Stages the reference FASTA and `.fai` (never the bwa index) and the BAM with its `.bai`,
-/// calls the shard, and stages out `<sample>.call.<shard>.vcf.gz` and its `.tbi`. With a sample
-/// sheet (`SAMPLESHEET`, `SAMPLE_ID` `cohort`), calls every sample of the cohort jointly from
-/// `samples/<sample>/<sample>.align.bam`, into `cohort.call.<shard>.vcf.gz`.
+/// Stages the reference FASTA and `.fai` (never the bwa index) and the records of the BAM
+/// that the shard's pileup reads (an S3 BAM: only the blocks its `.bai` points to, the whole
+/// object when the index is missing or older than the BAM; a local BAM is read in place with
+/// its `.bai`), calls the shard, and stages out `<sample>.call.<shard>.vcf.gz` and its `.tbi`.
+/// With a sample sheet (`SAMPLESHEET`, `SAMPLE_ID` `cohort`), calls every sample of the cohort
+/// jointly from `samples/<sample>/<sample>.align.bam` (each staged whole with its `.bai`),
+/// into `cohort.call.<shard>.vcf.gz`.
 pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let job = Job::new(
         &args.step,
@@ -125,16 +129,20 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
         }
     };
     let step = CallStep::new(job.sample.clone(), request, min_mapping_quality);
-    let step_job = StepJob {
-        definition: &step,
-        inputs: vec![
-            JobInput::new(
-                BAM,
-                bam.clone(),
-                "BAM",
-                "run the align step first, or give --bam",
-            )
-            .published(published),
+    let mut inputs = vec![
+        JobInput::new(
+            BAM,
+            bam.clone(),
+            "BAM",
+            "run the align step first, or give --bam",
+        )
+        .published(published)
+        .bam_regions(),
+    ];
+    if bam.local_path().is_some() {
+        // A stored BAM brings its own index, built for the records staged; a local one is
+        // read in place with the .bai beside it.
+        inputs.push(
             JobInput::new(
                 BAI,
                 sibling(&bam, ".bai"),
@@ -142,7 +150,11 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
                 "index the BAM with samtools index (the .bai must sit beside it)",
             )
             .unkeyed(),
-        ],
+        );
+    }
+    let step_job = StepJob {
+        definition: &step,
+        inputs,
         reference: job.reference(&args.runtime, ReferenceUse::Fasta)?,
         key: KeyPolicy::Own,
     };

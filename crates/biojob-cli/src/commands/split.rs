@@ -34,7 +34,8 @@ pub struct SplitArgs {
 /// Streams the FASTQ pair from where it is (an S3 object is read as it downloads, never
 /// copied to scratch whole), deals blocks of `BIOJOB_ALIGN_CHUNK_PAIRS` read pairs in turn
 /// into `CHUNKS` chunks, and stages out `<sample>.split.<chunk>_R1.fastq.gz` and `_R2` for
-/// each chunk.
+/// each chunk: to an S3 run prefix as they are compressed (multipart uploads, never a whole
+/// chunk in scratch), to a local one as files.
 pub fn run(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let job = Job::new(&args.step, &args.fastqs.overrides())?;
     let chunks = chunk_count(args.chunks)?;
@@ -48,6 +49,13 @@ pub fn run(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             block_pairs,
             chunks,
         },
+        // A run prefix in an object store gets the chunks as they are compressed; a local one
+        // gets files.
+        upload_to: job
+            .run_prefix
+            .local_path()
+            .is_none()
+            .then(|| job.run_prefix.clone()),
     };
     let step_job = StepJob {
         definition: &step,

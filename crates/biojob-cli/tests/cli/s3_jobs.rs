@@ -223,6 +223,111 @@ fn stage_get_of_a_missing_object_exits_with_the_input_class() {
     assert!(!dir.root.join("x.bam.partial").exists());
 }
 
+/// `samtools view BAM REGION`: the records, as SAM lines.
+fn view(bam: &Utf8Path, region: &str) -> Vec<String> {
+    let output = Command::new("samtools")
+        .args(["view", bam.as_str(), region])
+        .output()
+        .unwrap();
+    assert_ok(&output, &format!("samtools view {bam} {region}"));
+    text(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+/// The numbers N and M of "fetched N of M bytes" in `stage get --regions`' line.
+fn fetched_of(stdout: &str) -> (u64, u64) {
+    let rest = stdout.split("fetched ").nth(1).unwrap();
+    let mut words = rest.split_whitespace();
+    let fetched = words.next().unwrap().parse().unwrap();
+    assert_eq!(words.next(), Some("of"));
+    (fetched, words.next().unwrap().parse().unwrap())
+}
+
+#[test]
+fn stage_get_with_regions_stages_their_records_only() {
+    let server = s3_server();
+    let dir = tempdir();
+    let hand = crate::support::hand_run();
+    let bam = Utf8PathBuf::from_path_buf(hand.dir.join("hand.bam")).unwrap();
+    let size = std::fs::metadata(&bam).unwrap().len();
+    let uri = format!("s3://{TEST_BUCKET}/stage-regions/NA12878 (1).bam");
+    put(server, &dir.root, &bam, &uri);
+    put(
+        server,
+        &dir.root,
+        &Utf8PathBuf::from(format!("{bam}.bai")),
+        &format!("{uri}.bai"),
+    );
+    let out = dir.root.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "get", "--regions", "chr20:140,001-141,000"])
+        .args(["-r", "chrM", &uri])
+        .arg(&out));
+    assert_ok(&output, "stage get --regions");
+    let slice = out.join("NA12878 (1).bam");
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "{uri} chr20:140,001-141,000,chrM -> {slice} and {slice}.bai: fetched "
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" byte ranges) in "), "{stdout}");
+    let (fetched, of) = fetched_of(&stdout);
+    assert_eq!(of, size);
+    assert!(fetched * 5 < size, "{stdout}");
+    for region in ["chr20:140001-141000", "chrM", "chrM:150-160"] {
+        let records = view(&slice, region);
+        assert!(!records.is_empty(), "{region}");
+        assert_eq!(records, view(&bam, region), "{region}");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["NA12878 (1).bam", "NA12878 (1).bam.bai"]);
+
+    // A contig the BAM does not have: a usage error naming the contigs it has.
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "get", "--regions", "20:1-1000", &uri])
+        .arg(dir.root.join("x.bam")));
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "error: {uri}: region \"20:1-1000\": no contig \"20\" in the header (contigs: \
+             chr20, chr22, chrM)"
+        )),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(!dir.root.join("x.bam").exists());
+
+    // Without an index beside it: the whole BAM, with a warning saying why.
+    let alone = format!("s3://{TEST_BUCKET}/stage-regions/alone.bam");
+    put(server, &dir.root, &bam, &alone);
+    let whole = dir.root.join("whole.bam");
+    let output = run(biojob(server, &server.endpoint, &dir.root)
+        .args(["stage", "get", "--regions", "chrM", &alone])
+        .arg(&whole));
+    assert_ok(&output, "stage get --regions without an index");
+    let reason = format!("{alone}.bai does not exist");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("the BAM's index cannot be used; staging the whole BAM")
+            && stderr.contains(&reason),
+        "{stderr}"
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!("(the whole object: {reason})")),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&bam).unwrap());
+    assert_eq!(view(&whole, "chrM"), view(&bam, "chrM"));
+    assert!(Utf8PathBuf::from(format!("{whole}.bai")).is_file());
+}
+
 #[test]
 fn a_staging_fault_past_the_retry_budget_exits_with_the_staging_class() {
     let server = s3_server();
@@ -661,17 +766,11 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
     };
     let output = split(&server.endpoint, "streamed");
     assert_ok(&output, "split");
-    // The FASTQs were streamed: the kept scratch holds the chunks and logs, no input copy.
+    // The FASTQs were streamed in and the chunks uploaded as they were compressed: the kept
+    // scratch holds neither an input copy nor a chunk nor a part (split runs no tool, so it
+    // has no log either).
     let scratch = file_names(&dir.root.join("scratch"));
-    assert!(
-        scratch.iter().all(|name| !name.starts_with("NA12878_R")),
-        "{scratch:?}"
-    );
-    assert!(
-        scratch
-            .iter()
-            .any(|name| name == "NA12878.split.0002_R2.fastq.gz")
-    );
+    assert_eq!(scratch, [".lock"]);
     // Blocks of 1,000 pairs dealt in turn to 3 chunks give back the input, in order.
     for (mate, name) in [("R1", "NA12878_R1.fastq.gz"), ("R2", "NA12878_R2.fastq.gz")] {
         let chunks: Vec<Vec<String>> = (0..3)
@@ -731,6 +830,137 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
         dir.root.join("nothing").as_str(),
     ]));
     assert_eq!(listing.status.code(), Some(11), "{}", text(&listing.stderr));
+    assert_eq!(
+        requests_matching(&proxy, "POST", "?uploads"),
+        requests_matching(&proxy, "DELETE", "AbortMultipartUpload"),
+        "every upload started was aborted"
+    );
+
+    // An upload that fails past its retries: the job fails with the output staging class
+    // (retryable) and, the chunks being completed only once every part is stored, no chunk
+    // object appears; the step manifest says what failed.
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(
+        biojob_testkit::Rule::new(
+            "PUT",
+            "NA12878.split.0001_R1.fastq.gz?x-id=UploadPart&partNumber=1&",
+            biojob_testkit::Fault::SlowDown,
+        )
+        .times(1_000),
+    );
+    let output = split(&proxy.endpoint, "refused");
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(30), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "uploading {results}/wf/refused/NA12878.split.0001_R1.fastq.gz: part 1 (bytes 0+"
+        )) && stderr.contains("SlowDown (HTTP 503)"),
+        "{stderr}"
+    );
+    // Read 1's chunks 0 and 1 at least were started (each file's chunks are flushed in
+    // turn, read 2's alongside); every one started was aborted.
+    let started = requests_matching(&proxy, "POST", "?uploads");
+    assert!(started >= 2, "{:#?}", proxy.requests());
+    assert_eq!(
+        requests_matching(&proxy, "DELETE", "AbortMultipartUpload"),
+        started
+    );
+    assert_eq!(
+        requests_matching(&proxy, "POST", "uploadId="),
+        0,
+        "nothing completed"
+    );
+    for chunk in 0..3 {
+        for mate in ["R1", "R2"] {
+            let missing = run(biojob(server, &server.endpoint, &dir.root).args([
+                "stage",
+                "get",
+                &format!("{results}/wf/refused/NA12878.split.{chunk:04}_{mate}.fastq.gz"),
+                dir.root.join("nothing").as_str(),
+            ]));
+            assert_eq!(missing.status.code(), Some(11), "{}", text(&missing.stderr));
+        }
+    }
+    let manifest = dir.root.join("refused.manifest.json");
+    get(
+        server,
+        &dir.root,
+        &format!("{results}/wf/refused/NA12878.split.manifest.json"),
+        &manifest,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(manifest["task"]["status"], "failed");
+    assert_eq!(manifest["task"]["exit_class"], "output_staging");
+    assert_eq!(manifest["task"]["outputs"], serde_json::json!([]));
+}
+
+#[test]
+fn a_split_uploading_more_chunks_than_open_files_allowed_holds_no_file_per_chunk() {
+    let server = s3_server();
+    let dir = tempdir();
+    let testdata = testdata();
+    let data = format!("s3://{TEST_BUCKET}/split-many/data");
+    for name in ["NA12878_R1.fastq.gz", "NA12878_R2.fastq.gz"] {
+        put(
+            server,
+            &dir.root,
+            &testdata.join(name),
+            &format!("{data}/{name}"),
+        );
+    }
+    let results = format!("s3://{TEST_BUCKET}/split-many/results");
+    // 300 chunks are 600 objects, each waiting for its next block with its part set aside in
+    // scratch; under a limit of 128 open files a set-aside part holds no file open.
+    let command = biojob(server, &server.endpoint, &dir.root);
+    let program = command.get_program().to_owned();
+    let mut limited = std::process::Command::new("prlimit");
+    limited.arg("--nofile=128").arg(program);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => limited.env(key, value),
+            None => limited.env_remove(key),
+        };
+    }
+    let output = run(limited
+        .arg("split")
+        .env("SAMPLE_ID", SAMPLE)
+        .env("SOURCE_DATA_PREFIX", &data)
+        .env("JOB_OUTPUT_PREFIX", &results)
+        .env("JOB_WORKFLOW_NAME", "wf")
+        .env("JOB_WORKFLOW_EXECUTION_ID", "many")
+        .env("CHUNKS", "300")
+        .env("BIOJOB_ALIGN_CHUNK_PAIRS", "10"));
+    assert_ok(&output, "split into 300 chunks");
+    // Chunk 299 holds blocks 299, 599, 899 and 1199 of 10 pairs (1,386 blocks in all).
+    let chunk = dir.root.join("chunk299.fastq.gz");
+    get(
+        server,
+        &dir.root,
+        &format!("{results}/wf/many/NA12878.split.0299_R1.fastq.gz"),
+        &chunk,
+    );
+    assert_eq!(fastq_records(&chunk).len(), 40);
+    let manifest = dir.root.join("many.manifest.json");
+    get(
+        server,
+        &dir.root,
+        &format!("{results}/wf/many/NA12878.split.manifest.json"),
+        &manifest,
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(manifest["task"]["outputs"].as_array().unwrap().len(), 600);
+}
+
+/// Requests with `method` whose request line contains `needle`.
+fn requests_matching(proxy: &FaultProxy, method: &str, needle: &str) -> usize {
+    proxy
+        .requests()
+        .iter()
+        .filter(|head| head.starts_with(&format!("{method} ")))
+        .filter(|head| head.lines().next().unwrap_or("").contains(needle))
+        .count()
 }
 
 /// `copies` copies of the test data's gzipped FASTQ `name` one after another: the reads
@@ -995,7 +1225,9 @@ fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publicatio
         Utf8PathBuf::from_path_buf(crate::support::hand_run().per_contig[0].1.clone()).unwrap();
     assert_eq!(records(&vcf), records(&hand));
 
-    // The BAM object replaced after the align job published it: the call job refuses it.
+    // The BAM object replaced after the align job published it: the call job refuses it. It
+    // would stage a slice of the BAM (whose SHA-256 is not the object's), so the object's size
+    // is what is compared with the publication, before any byte is fetched.
     let replacement = testdata().join("ref.fa");
     put(server, &dir.root, &replacement, &bam_uri);
     let call = step_job(
@@ -1015,10 +1247,10 @@ fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publicatio
     assert_eq!(
         error,
         format!(
-            "error: call chr22 failed: BAM {bam_uri} changed after it was published: its SHA-256 \
-             is {}, {run_prefix}/{SAMPLE}.align.manifest.json records {}",
-            sha256sum(&replacement),
-            bam_record["sha256"].as_str().unwrap()
+            "error: call chr22 failed: BAM {bam_uri} changed after it was published: it holds {} \
+             bytes, {run_prefix}/{SAMPLE}.align.manifest.json records {}",
+            std::fs::metadata(&replacement).unwrap().len(),
+            bam_record["bytes"].as_u64().unwrap()
         )
     );
     let failed = step_manifest(

@@ -5,14 +5,16 @@
 //! the records of one chunk; a pool of threads compresses the members, and one writer thread
 //! per file appends them, in input order, to their chunk's gzip file (each chunk a multi-member
 //! gzip, as pigz and BGZF write: RFC 1952 section 2.2, read by zlib's `gzread` in bwa and by
-//! every gzip reader).
+//! every gzip reader). The chunks are files ([`split_fastq_pair`]) or objects uploaded in parts
+//! as they are compressed ([`split_fastq_pair_to_store`]).
 
 use std::io::{self, Write};
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 
+use biojob_storage::{ObjectStore, ObjectUri, ObjectWriter, StreamFailure, TransferReport};
 use camino::{Utf8Path, Utf8PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -35,6 +37,45 @@ pub struct FastqChunk {
     pub pairs: u64,
     /// Bases in the chunk, both mates.
     pub bases: u64,
+}
+
+/// One chunk of a FASTQ pair, as [`split_fastq_pair_to_store`] uploaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChunk {
+    /// Position of the chunk in the input, 0-based.
+    pub index: usize,
+    /// Its read 1 and read 2 objects.
+    pub uris: [ObjectUri; 2],
+    /// Their uploads, verified (size, SHA-256, the checksum the store holds).
+    pub transfers: [TransferReport; 2],
+    /// Read pairs in the chunk.
+    pub pairs: u64,
+    /// Bases in the chunk, both mates.
+    pub bases: u64,
+}
+
+/// Where and how [`split_fastq_pair_to_store`] uploads the chunks.
+#[derive(Clone, Copy)]
+pub struct StoreSplitRequest<'a> {
+    /// The layout, the chunk names' prefix, the threads and the stop, as for
+    /// [`split_fastq_pair`]; `dir` is where parts waiting to be sent are spooled.
+    pub split: SplitRequest<'a>,
+    /// The store of `prefix`.
+    pub store: &'a dyn ObjectStore,
+    /// Where the chunks go: `<prefix>/<name>` ([`fastq_chunk_names`]).
+    pub prefix: &'a ObjectUri,
+    /// Where a failed transfer keeps its error: the split then fails with
+    /// [`FastqError::Write`] carrying its text, and the caller takes the typed error here.
+    pub failure: &'a StreamFailure,
+}
+
+impl std::fmt::Debug for StoreSplitRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSplitRequest")
+            .field("split", &self.split)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The file names of chunk `index`: `{prefix}.{index:04}_R1.fastq.gz` and `_R2`.
@@ -144,6 +185,136 @@ pub fn split_fastq_pair(
     source_2: FastqSource,
     request: &SplitRequest<'_>,
 ) -> Result<Vec<FastqChunk>, FastqError> {
+    let targets = [1, 2].map(|mate| ChunkFiles {
+        dir: request.dir.to_owned(),
+        prefix: request.prefix.to_owned(),
+        mate,
+        partials: Vec::new(),
+        current: None,
+    });
+    match split_into(source_1, source_2, request, targets) {
+        Ok(chunks) => Ok(chunks
+            .into_iter()
+            .map(|chunk| FastqChunk {
+                index: chunk.index,
+                fastq_1: chunk.mates[0].clone(),
+                fastq_2: chunk.mates[1].clone(),
+                pairs: chunk.pairs,
+                bases: chunk.bases,
+            })
+            .collect()),
+        Err(failure) => {
+            for path in failure.finished {
+                // Nothing of a failed split stays; the split's own error is the one to report.
+                let _ = std::fs::remove_file(path);
+            }
+            Err(failure.error)
+        }
+    }
+}
+
+/// Splits a FASTQ pair as [`split_fastq_pair`] does, uploading each chunk to
+/// `<request.prefix>/<name>` while it is compressed ([`ObjectStore::create`]): no chunk is ever
+/// whole in scratch. Each file's writer appends its members to the chunk's object; when the
+/// blocks move on to another chunk, the chunk left is paused ([`ObjectWriter::pause`]), so
+/// scratch holds, per chunk file, less than the smallest part the store accepts (S3: 5 MiB),
+/// plus the parts of the two files being written and those in flight.
+///
+/// The objects appear only once the whole pair has been read and checked and every part of
+/// every chunk is stored: then each is completed in turn and verified (size, checksum). A
+/// split that fails before leaves nothing under the prefix (each object's upload is
+/// aborted); one whose completion fails midway leaves the chunks completed before it (a
+/// retry of the job writes them again).
+///
+/// # Errors
+/// As [`split_fastq_pair`]; a failed transfer is [`FastqError::Write`] with the transfer's
+/// text, its typed error kept in `request.failure`.
+pub fn split_fastq_pair_to_store(
+    source_1: FastqSource,
+    source_2: FastqSource,
+    request: &StoreSplitRequest<'_>,
+) -> Result<Vec<StoredChunk>, FastqError> {
+    let path_1 = source_1.path().to_owned();
+    let targets = [1, 2].map(|mate| ChunkObjects {
+        store: request.store,
+        prefix: request.prefix,
+        names: request.split.prefix.to_owned(),
+        mate,
+        spool: request.split.dir.to_owned(),
+        failure: request.failure.clone(),
+        writers: Vec::new(),
+        current: None,
+    });
+    // Dropping the pending objects of a failed split aborts their uploads.
+    let chunks =
+        split_into(source_1, source_2, &request.split, targets).map_err(|failure| failure.error)?;
+    let records = chunks.iter().map(|chunk| chunk.pairs).sum();
+    let mut stored = Vec::with_capacity(chunks.len());
+    let mut pending = chunks.into_iter();
+    while let Some(chunk) = pending.next() {
+        let [mate_1, mate_2] = chunk.mates;
+        let uris = [mate_1.uri.clone(), mate_2.uri.clone()];
+        let completed = mate_1
+            .writer
+            .complete()
+            .and_then(|first| Ok([first, mate_2.writer.complete()?]));
+        match completed {
+            Ok(transfers) => stored.push(StoredChunk {
+                index: chunk.index,
+                uris,
+                transfers,
+                pairs: chunk.pairs,
+                bases: chunk.bases,
+            }),
+            Err(error) => {
+                // The chunks not completed yet are aborted as `pending` drops.
+                drop(pending);
+                return Err(FastqError::Write {
+                    path: path_1,
+                    records,
+                    source: request.failure.record(error),
+                });
+            }
+        }
+    }
+    tracing::info!(
+        prefix = %request.prefix,
+        chunks = stored.len(),
+        bytes = stored
+            .iter()
+            .flat_map(|chunk| &chunk.transfers)
+            .map(|transfer| transfer.bytes)
+            .sum::<u64>(),
+        "FASTQ chunks uploaded"
+    );
+    Ok(stored)
+}
+
+/// A chunk both files' targets finished, with its counts.
+struct Finished<C> {
+    index: usize,
+    mates: [C; 2],
+    pairs: u64,
+    bases: u64,
+}
+
+/// A failed split: its error, and what the targets finished before it (one file's target
+/// may finish while the other fails), for the caller to take back.
+struct SplitFailure<C> {
+    error: FastqError,
+    finished: Vec<C>,
+}
+
+/// What [`split_into`] gives: every chunk, or the failure.
+type SplitOutcome<C> = Result<Vec<Finished<C>>, Box<SplitFailure<C>>>;
+
+/// The split into `targets` (read 1's, read 2's).
+fn split_into<T: ChunkTarget>(
+    source_1: FastqSource,
+    source_2: FastqSource,
+    request: &SplitRequest<'_>,
+    targets: [T; 2],
+) -> SplitOutcome<T::Chunk> {
     let path_1 = source_1.path().to_owned();
     let (jobs, job_queue) = mpsc::channel::<Job>();
     let job_queue = Arc::new(Mutex::new(job_queue));
@@ -158,35 +329,35 @@ pub fn split_fastq_pair(
     drop(job_queue);
     let mut written_1 = None;
     let mut written_2 = None;
-    let result = read_pair(
-        source_1,
-        source_2,
-        ChunkSink::new(1, request, jobs.clone(), &mut written_1),
-        ChunkSink::new(2, request, jobs, &mut written_2),
-        true,
-        None,
-    );
+    let [target_1, target_2] = targets;
+    let result = std::thread::scope(|scope| {
+        read_pair(
+            source_1,
+            source_2,
+            ChunkSink::new(scope, target_1, request, jobs.clone(), &mut written_1),
+            ChunkSink::new(scope, target_2, request, jobs, &mut written_2),
+            true,
+            None,
+        )
+    });
     for worker in workers {
         // A worker only stops when the queue closes; a panic surfaced as a failed member.
         let _ = worker.join();
     }
-    let mut written: Vec<Utf8PathBuf> = [&written_1, &written_2]
-        .into_iter()
-        .flatten()
-        .flat_map(|mate| mate.iter().map(|chunk| chunk.path.clone()))
-        .collect();
-    let chunks = result.and_then(|stats| {
-        let (Some(mate_1), Some(mate_2)) = (written_1, written_2) else {
-            return Err(FastqError::Empty { path: path_1 });
+    let checked = result.and_then(|stats| {
+        let (Some(mate_1), Some(mate_2)) = (&written_1, &written_2) else {
+            return Err(FastqError::Empty {
+                path: path_1.clone(),
+            });
         };
         if let ChunkLayout::InTurn {
             block_pairs,
             chunks,
         } = request.layout
-            && mate_1.len() < chunks.get()
+            && (mate_1.len() < chunks.get() || mate_2.len() < chunks.get())
         {
             return Err(FastqError::TooFewBlocks {
-                path: path_1,
+                path: path_1.clone(),
                 pairs: stats.pairs,
                 chunks: chunks.get(),
                 block_pairs: block_pairs.get(),
@@ -199,27 +370,31 @@ pub fn split_fastq_pair(
             threads = request.threads.get(),
             "FASTQ pair split"
         );
-        Ok(mate_1
+        Ok(())
+    });
+    match (checked, written_1, written_2) {
+        (Ok(()), Some(mate_1), Some(mate_2)) => Ok(mate_1
             .into_iter()
             .zip(mate_2)
             .enumerate()
-            .map(|(index, (first, second))| FastqChunk {
+            .map(|(index, (first, second))| Finished {
                 index,
-                fastq_1: first.path,
-                fastq_2: second.path,
                 pairs: first.records,
                 bases: first.bases + second.bases,
+                mates: [first.chunk, second.chunk],
             })
-            .collect::<Vec<_>>())
-    });
-    if chunks.is_ok() {
-        written.clear();
+            .collect()),
+        (checked, written_1, written_2) => {
+            let finished = [written_1, written_2]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|written| written.chunk)
+                .collect();
+            let error = checked.err().unwrap_or(FastqError::Empty { path: path_1 });
+            Err(Box::new(SplitFailure { error, finished }))
+        }
     }
-    for path in written {
-        // Nothing of a failed split stays; the split's own error is the one to report.
-        let _ = std::fs::remove_file(path);
-    }
-    chunks
 }
 
 /// One member to compress, and where to send it compressed.
@@ -256,24 +431,69 @@ enum Member {
         chunk: usize,
         member: Receiver<io::Result<Vec<u8>>>,
     },
-    /// The file was read to its end and checked: complete and rename the chunk files.
+    /// The file was read to its end and checked: finish the chunks.
     Finish,
 }
 
-/// One chunk's file of one mate, as written.
-#[derive(Debug)]
-struct WrittenChunk {
-    path: Utf8PathBuf,
+/// Where one file's chunks go, member by member in input order: files or objects. Its writer
+/// thread calls `append` for each member, then `finish` once the file was read and checked,
+/// or `discard` after a failure.
+trait ChunkTarget: Send {
+    /// A finished chunk: a renamed file, an object whose parts are all stored.
+    type Chunk: Send;
+
+    /// Appends a gzip member to chunk `chunk`.
+    fn append(&mut self, chunk: usize, member: &[u8]) -> io::Result<()>;
+
+    /// Finishes every chunk written to and returns them in chunk order; a chunk with no
+    /// member (possible only for the in-turn layout with too few blocks) is left out, which
+    /// the caller reports. On failure, what it finished is taken back.
+    fn finish(&mut self) -> io::Result<Vec<Self::Chunk>>;
+
+    /// Drops what was written.
+    fn discard(&mut self);
+}
+
+/// A file's writer thread: appends members in order until `Finish` (then finishes the
+/// chunks) or until the queue closes or an append fails (then discards them).
+fn write_members<T: ChunkTarget>(
+    mut target: T,
+    queue: &Receiver<Member>,
+) -> io::Result<Vec<T::Chunk>> {
+    let result = (|| loop {
+        match queue.recv() {
+            Ok(Member::Append { chunk, member }) => {
+                let bytes = member.recv().map_err(|_| {
+                    io::Error::other("a compression thread stopped before its member")
+                })??;
+                target.append(chunk, &bytes)?;
+            }
+            Ok(Member::Finish) => return target.finish(),
+            Err(_) => return Err(io::Error::other("the split was abandoned")),
+        }
+    })();
+    if result.is_err() {
+        target.discard();
+    }
+    result
+}
+
+/// One chunk of one file, as its target finished it.
+struct WrittenChunk<C> {
+    chunk: C,
     records: u64,
     bases: u64,
 }
 
-/// A file's writer thread: its queue of members, and its outcome (the renamed chunk files).
-type WriterThread = (SyncSender<Member>, JoinHandle<io::Result<Vec<Utf8PathBuf>>>);
+/// A file's writer thread: its queue of members, and its outcome (the finished chunks).
+type WriterThread<'scope, C> = (
+    SyncSender<Member>,
+    ScopedJoinHandle<'scope, io::Result<Vec<C>>>,
+);
 
 /// The sink of one file's records: cuts them into members by chunk and hands the members to the
 /// compression threads and, in order, to this file's writer thread.
-struct ChunkSink<'a> {
+struct ChunkSink<'a, 'scope, C> {
     layout: ChunkLayout,
     records: u64,
     /// The chunk of the records in `buffer`.
@@ -282,28 +502,22 @@ struct ChunkSink<'a> {
     /// Records and bases per chunk.
     counts: Vec<(u64, u64)>,
     jobs: Sender<Job>,
-    writer: Option<WriterThread>,
-    written: &'a mut Option<Vec<WrittenChunk>>,
+    writer: Option<WriterThread<'scope, C>>,
+    written: &'a mut Option<Vec<WrittenChunk<C>>>,
     stop: &'a (dyn Fn() -> bool + Sync),
 }
 
-impl<'a> ChunkSink<'a> {
-    fn new(
-        mate: u8,
+impl<'a, 'scope, C: Send + 'scope> ChunkSink<'a, 'scope, C> {
+    fn new<'env, T: ChunkTarget<Chunk = C> + 'scope>(
+        scope: &'scope Scope<'scope, 'env>,
+        target: T,
         request: &SplitRequest<'a>,
         jobs: Sender<Job>,
-        written: &'a mut Option<Vec<WrittenChunk>>,
-    ) -> ChunkSink<'a> {
+        written: &'a mut Option<Vec<WrittenChunk<C>>>,
+    ) -> ChunkSink<'a, 'scope, C> {
         // Enough members in flight to keep every compression thread busy on either file.
         let (members, queue) = mpsc::sync_channel(2 * request.threads.get() + 2);
-        let files = ChunkFiles {
-            dir: request.dir.to_owned(),
-            prefix: request.prefix.to_owned(),
-            mate,
-            partials: Vec::new(),
-            current: None,
-        };
-        let writer = std::thread::spawn(move || files.write(&queue));
+        let writer = scope.spawn(move || write_members(target, &queue));
         ChunkSink {
             layout: request.layout,
             records: 0,
@@ -351,8 +565,8 @@ impl<'a> ChunkSink<'a> {
     }
 
     /// Ends the writer thread: `Finish` when the pass completed, else just closing its queue
-    /// (it then removes its partial files). Returns the writer's outcome.
-    fn end_writer(&mut self, finish: bool) -> io::Result<Vec<Utf8PathBuf>> {
+    /// (it then discards what it wrote). Returns the writer's outcome.
+    fn end_writer(&mut self, finish: bool) -> io::Result<Vec<C>> {
         let Some((members, writer)) = self.writer.take() else {
             return Err(io::Error::other("the chunk writer already ended"));
         };
@@ -368,7 +582,7 @@ impl<'a> ChunkSink<'a> {
     }
 }
 
-impl RecordSink for ChunkSink<'_> {
+impl<'scope, C: Send + 'scope> RecordSink for ChunkSink<'_, 'scope, C> {
     fn write_record(&mut self, record: &RecordView<'_>) -> io::Result<()> {
         let chunk = self.layout.chunk_of(self.records);
         if chunk != self.chunk || self.buffer.len() >= MEMBER_BYTES {
@@ -390,15 +604,15 @@ impl RecordSink for ChunkSink<'_> {
 
     fn finish(mut self) -> io::Result<()> {
         let flushed = self.flush_member();
-        let paths = self.end_writer(flushed.is_ok());
+        let chunks = self.end_writer(flushed.is_ok());
         flushed?;
-        let paths = paths?;
+        let chunks = chunks?;
         *self.written = Some(
-            paths
+            chunks
                 .into_iter()
                 .zip(&self.counts)
-                .map(|(path, &(records, bases))| WrittenChunk {
-                    path,
+                .map(|(chunk, &(records, bases))| WrittenChunk {
+                    chunk,
                     records,
                     bases,
                 })
@@ -408,7 +622,7 @@ impl RecordSink for ChunkSink<'_> {
     }
 
     fn abandon(mut self) {
-        // The pass failed; the writer removes its partial files and its outcome is moot.
+        // The pass failed; the writer discards what it wrote and its outcome is moot.
         let _ = self.end_writer(false);
     }
 }
@@ -428,37 +642,10 @@ struct ChunkFiles {
 
 impl ChunkFiles {
     fn final_path(&self, chunk: usize) -> Utf8PathBuf {
-        let (name_1, name_2) = fastq_chunk_names(&self.prefix, chunk);
-        self.dir.join(if self.mate == 1 { name_1 } else { name_2 })
-    }
-
-    /// The writer thread: appends members in order until `Finish` (then renames the chunks and
-    /// returns their paths, in chunk order) or until the queue closes or a write fails (then
-    /// removes the partial files).
-    fn write(mut self, queue: &Receiver<Member>) -> io::Result<Vec<Utf8PathBuf>> {
-        let result = self.append_all(queue);
-        if result.is_err() {
-            self.current = None;
-            for partial in self.partials.drain(..).flatten() {
-                let _ = std::fs::remove_file(partial);
-            }
-        }
-        result
-    }
-
-    fn append_all(&mut self, queue: &Receiver<Member>) -> io::Result<Vec<Utf8PathBuf>> {
-        loop {
-            match queue.recv() {
-                Ok(Member::Append { chunk, member }) => {
-                    let bytes = member.recv().map_err(|_| {
-                        io::Error::other("a compression thread stopped before its member")
-                    })??;
-                    self.file(chunk)?.write_all(&bytes)?;
-                }
-                Ok(Member::Finish) => return self.complete(),
-                Err(_) => return Err(io::Error::other("the split was abandoned")),
-            }
-        }
+        self.dir.join(mate_name(
+            &fastq_chunk_names(&self.prefix, chunk),
+            self.mate,
+        ))
     }
 
     /// The open file of `chunk`: created on its first member, reopened to append after.
@@ -486,12 +673,18 @@ impl ChunkFiles {
             .map(|(_, file)| file)
             .ok_or_else(|| io::Error::other("a chunk file was not opened"))
     }
+}
 
-    /// Syncs and renames every chunk file; a chunk with no member (possible only for the
-    /// in-turn layout with too few blocks) is left out, which the caller reports. When a sync
-    /// or rename fails, the chunks renamed so far are removed again (the partial files are
-    /// removed by [`ChunkFiles::write`]).
-    fn complete(&mut self) -> io::Result<Vec<Utf8PathBuf>> {
+impl ChunkTarget for ChunkFiles {
+    type Chunk = Utf8PathBuf;
+
+    fn append(&mut self, chunk: usize, member: &[u8]) -> io::Result<()> {
+        self.file(chunk)?.write_all(member)
+    }
+
+    /// Syncs and renames every chunk file. When a sync or rename fails, the chunks renamed
+    /// so far are removed again (the partial files by [`ChunkTarget::discard`]).
+    fn finish(&mut self) -> io::Result<Vec<Utf8PathBuf>> {
         self.current = None;
         let mut paths = Vec::with_capacity(self.partials.len());
         let mut result = Ok(());
@@ -519,5 +712,100 @@ impl ChunkFiles {
         }
         self.partials.clear();
         Ok(paths)
+    }
+
+    fn discard(&mut self) {
+        self.current = None;
+        for partial in self.partials.drain(..).flatten() {
+            let _ = std::fs::remove_file(partial);
+        }
+    }
+}
+
+/// The name of `mate`'s file among a chunk's two names.
+fn mate_name((name_1, name_2): &(String, String), mate: u8) -> &str {
+    if mate == 1 { name_1 } else { name_2 }
+}
+
+/// An object of a chunk whose parts are all stored: completing it makes it appear.
+struct PendingObject {
+    uri: ObjectUri,
+    writer: Box<dyn ObjectWriter>,
+}
+
+/// One file's chunk objects, each written as its members come ([`ObjectStore::create`]). The
+/// writer of the chunk the blocks leave is paused, so it holds little while it waits for its
+/// next block.
+struct ChunkObjects<'a> {
+    store: &'a dyn ObjectStore,
+    prefix: &'a ObjectUri,
+    /// The chunk names' prefix.
+    names: String,
+    mate: u8,
+    spool: Utf8PathBuf,
+    failure: StreamFailure,
+    /// Each chunk's object, by chunk index.
+    writers: Vec<Option<PendingObject>>,
+    /// The chunk appended to last.
+    current: Option<usize>,
+}
+
+impl ChunkObjects<'_> {
+    /// The object of `chunk`: started on its first member.
+    fn writer(&mut self, chunk: usize) -> io::Result<&mut Box<dyn ObjectWriter>> {
+        if self.writers.len() <= chunk {
+            self.writers.resize_with(chunk + 1, || None);
+        }
+        if self.writers[chunk].is_none() {
+            let names = fastq_chunk_names(&self.names, chunk);
+            let uri = self.prefix.join(mate_name(&names, self.mate));
+            let writer = self
+                .store
+                .create(&uri, &self.spool)
+                .map_err(|error| self.failure.record(error))?;
+            self.writers[chunk] = Some(PendingObject { uri, writer });
+        }
+        self.writers[chunk]
+            .as_mut()
+            .map(|pending| &mut pending.writer)
+            .ok_or_else(|| io::Error::other("a chunk object was not started"))
+    }
+}
+
+impl ChunkTarget for ChunkObjects<'_> {
+    type Chunk = PendingObject;
+
+    fn append(&mut self, chunk: usize, member: &[u8]) -> io::Result<()> {
+        if let Some(left) = self.current.filter(|&current| current != chunk)
+            && let Some(Some(pending)) = self.writers.get_mut(left)
+        {
+            pending
+                .writer
+                .pause()
+                .map_err(|error| self.failure.record(error))?;
+        }
+        self.current = Some(chunk);
+        let failure = self.failure.clone();
+        self.writer(chunk)?
+            .write(member)
+            .map_err(|error| failure.record(error))
+    }
+
+    /// Flushes every chunk's object (all its parts stored), not completing any.
+    fn finish(&mut self) -> io::Result<Vec<PendingObject>> {
+        let mut pending = Vec::with_capacity(self.writers.len());
+        for mut object in self.writers.drain(..).flatten() {
+            object
+                .writer
+                .flush()
+                .map_err(|error| self.failure.record(error))?;
+            pending.push(object);
+        }
+        Ok(pending)
+    }
+
+    fn discard(&mut self) {
+        // Dropped, each writer aborts its upload.
+        self.writers.clear();
     }
 }

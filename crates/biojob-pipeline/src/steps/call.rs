@@ -124,6 +124,17 @@ fn padded(region: &Region) -> Region {
     }
 }
 
+/// The regions `bcftools mpileup -r` reads for `shard`: its whole contigs as they are, else
+/// each of its regions [`padded`]. The plan's `-r` and the records a call job stages of a
+/// stored BAM ([`StepDefinition::bam_regions`]) both come from here.
+pub fn pileup_regions(shard: &Shard) -> Vec<Region> {
+    if shard.is_whole_contigs() {
+        shard.regions.clone()
+    } else {
+        shard.regions.iter().map(padded).collect()
+    }
+}
+
 /// The role of the BAM in a call job's inputs (of a cohort's BAMs: [`cohort_bam_role`]).
 pub const BAM: &str = "bam";
 
@@ -314,6 +325,11 @@ impl StepDefinition for CallStep {
         Ok(Vec::new())
     }
 
+    /// The shard's [`pileup_regions`]: a BAM from an object store is staged for these only.
+    fn bam_regions(&self) -> Option<Vec<Region>> {
+        self.resolved().map(pileup_regions)
+    }
+
     /// `bcftools mpileup -Oz0 -f REFERENCE -r REGION -a FORMAT/AD,FORMAT/DP [-q Q] BAM |
     /// bcftools call -m -v -Oz -o VCF.partial -`, then `bcftools index -t`. A shard that
     /// holds part of a contig is piled up from [`REGION_PILEUP_PAD_BASES`] before each of its
@@ -336,19 +352,13 @@ impl StepDefinition for CallStep {
             "vcf.gz",
         ));
         let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
-        let pileup_region = if whole {
-            region.clone()
-        } else {
-            let widened: Vec<String> = shard
-                .regions
-                .iter()
-                .map(|r| padded(r).to_string())
-                .collect();
-            widened.join(",")
-        };
+        let pileup_region: Vec<String> = pileup_regions(shard)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let mpileup = BcftoolsMpileup {
             fasta: context.input(REFERENCE),
-            region: pileup_region,
+            region: pileup_region.join(","),
             bams: self
                 .bams()
                 .iter()

@@ -19,9 +19,9 @@ use crate::job::REFERENCE;
 use crate::plan::partial;
 use crate::steps::{RunningPlan, plan_shape};
 use crate::{
-    Error, Executed, JobInput, PlanContext, PreparedReference, RunManifest, StagedInputs,
-    StepContext, StepDefinition, StepPlan, TaskRecord, contig_plan, render_report, shard_plan,
-    step_manifest_name,
+    CostSummary, Error, Executed, JobInput, PlanContext, PreparedReference, Prices, RunManifest,
+    StagedInputs, StepContext, StepDefinition, StepManifest, StepPlan, TaskRecord, contig_plan,
+    render_report, shard_plan, step_manifest_name,
 };
 
 /// Version of `qc.json`'s layout; bumped when a field changes meaning.
@@ -362,15 +362,20 @@ impl QcRun {
             tools: crate::ToolRecord::list(context.toolset(), &context.engine.versions),
             ..RunManifest::default()
         };
+        let mut manifests = Vec::new();
         for uri in uris {
             match read_json::<crate::StepManifest>(&context.engine.stores, &uri)? {
-                Some(manifest) => run.tasks.push(manifest.task),
+                Some(manifest) => {
+                    run.tasks.push(manifest.task.clone());
+                    manifests.push(manifest);
+                }
                 None => tracing::warn!(%uri, "no step manifest: the report leaves the step out"),
             }
         }
         if let Some(first) = run.tasks.first() {
             run.started_at.clone_from(&first.started_at);
         }
+        run.cost = Some(summed_cost(&manifests, context.engine.prices));
         Ok(Some(run))
     }
 }
@@ -738,13 +743,35 @@ impl StepDefinition for QcStep {
             .map_err(|e| Error::io("serialising", running.output(3))(std::io::Error::other(e)))?;
         std::fs::write(&qc_json_partial, json).map_err(Error::io("writing", &qc_json_partial))?;
         let mut snapshot = self.read.get().cloned().unwrap_or_default();
-        snapshot.tasks.push(TaskRecord::new(
-            StepId::Qc,
-            None,
-            started,
-            clock.elapsed(),
-            &running.commands,
-        ));
+        let task = TaskRecord {
+            bytes_staged_in: inputs.bytes_staged_in,
+            ..TaskRecord::new(
+                StepId::Qc,
+                None,
+                started,
+                clock.elapsed(),
+                &running.commands,
+            )
+        };
+        let prices = context.engine.prices;
+        snapshot.cost = Some(match &self.run {
+            // A local run holds its machine: the QC task is one more of its tasks.
+            QcRun::Given(_) => {
+                snapshot.tasks.push(task);
+                CostSummary::for_run(&snapshot.tasks, snapshot.resources, prices)
+            }
+            // An execution's jobs each held their own resources: their manifests' figures,
+            // and this job's.
+            QcRun::StepManifests { .. } | QcRun::Cohort { .. } => {
+                let mut cost = snapshot
+                    .cost
+                    .take()
+                    .unwrap_or_else(|| CostSummary::new(prices));
+                cost.merge(&CostSummary::for_job(&task, context.resources(), prices));
+                snapshot.tasks.push(task);
+                cost
+            }
+        });
         std::fs::write(&report_partial, render_report(&snapshot, &summary))
             .map_err(Error::io("writing", &report_partial))?;
         info!(
@@ -771,6 +798,23 @@ fn format_failure(error: &biojob_formats::FormatError, bam: &Utf8Path) -> Error 
         path,
         detail: reason_of(error),
     }
+}
+
+/// The cost figures the step manifests of an execution carry, summed by step; a manifest
+/// written without them (an older biojob) is priced at `prices` from its task and resources.
+fn summed_cost(manifests: &[StepManifest], prices: Prices) -> CostSummary {
+    let mut cost = CostSummary::new(prices);
+    for manifest in manifests {
+        match &manifest.cost {
+            Some(carried) => cost.merge(carried),
+            None => cost.merge(&CostSummary::for_job(
+                &manifest.task,
+                manifest.resources,
+                prices,
+            )),
+        }
+    }
+    cost
 }
 
 /// A format error's reason without its path (the verification error carries the path).

@@ -3,14 +3,17 @@
 use std::num::NonZeroUsize;
 
 use biojob_core::{SampleId, StepId};
-use biojob_formats::{ChunkLayout, FastqSource, SplitRequest, fastq_chunk_names, split_fastq_pair};
+use biojob_formats::{
+    ChunkLayout, FastqError, FastqSource, SplitRequest, StoreSplitRequest, fastq_chunk_names,
+    split_fastq_pair, split_fastq_pair_to_store,
+};
 use biojob_scratch::SpaceNeed;
-use biojob_storage::StreamFailure;
+use biojob_storage::{ObjectUri, StreamFailure};
 
 use crate::steps::align::{FASTQ_1, FASTQ_2};
 use crate::{
-    Error, Executed, PlanContext, PlannedOutput, StagedInputs, StepContext, StepDefinition,
-    StepPlan, split_space_need,
+    Error, Executed, OutputRecord, PlanContext, PlannedOutput, StagedInputs, StepContext,
+    StepDefinition, StepPlan, split_space_need, split_upload_space_need,
 };
 
 /// The prefix of the chunk files of `sample`: `{sample}.split` (chunk files are
@@ -32,6 +35,10 @@ pub struct SplitStep {
     pub sample: SampleId,
     /// Which chunk each read pair goes to.
     pub layout: ChunkLayout,
+    /// Where the chunks are uploaded while they are compressed (a Batch job's run prefix in
+    /// an object store): no chunk is ever whole in scratch. `None`: they are written to the
+    /// work directory (a local run, a local run prefix) and published by the job.
+    pub upload_to: Option<ObjectUri>,
 }
 
 impl StepDefinition for SplitStep {
@@ -40,7 +47,10 @@ impl StepDefinition for SplitStep {
     }
 
     fn space_need(&self, _staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
-        split_space_need(inputs.iter().map(|(_, size)| size).sum())
+        match (&self.upload_to, self.layout) {
+            (Some(_), ChunkLayout::InTurn { chunks, .. }) => split_upload_space_need(chunks.get()),
+            _ => split_space_need(inputs.iter().map(|(_, size)| size).sum()),
+        }
     }
 
     /// No tool: biojob reads, checks and cuts the pair itself. With a known number of chunks
@@ -56,7 +66,8 @@ impl StepDefinition for SplitStep {
                 chunks,
             } => {
                 let mut plan = plan.note(format!(
-                    "biojob checks the FASTQ pair and deals blocks of {block_pairs} read pairs in turn into {chunks} chunks, gzip level 2"
+                    "biojob checks the FASTQ pair and deals blocks of {block_pairs} read pairs in turn into {chunks} chunks, gzip level 2{}",
+                    if self.upload_to.is_some() { ", uploaded as they are compressed" } else { "" }
                 ));
                 for chunk in 0..chunks.get() {
                     let (name_1, name_2) = chunk_fastq_names(&self.sample, chunk);
@@ -74,9 +85,13 @@ impl StepDefinition for SplitStep {
     }
 
     /// Splits the pair ([`biojob_formats::split_fastq_pair`], the job's threads compressing)
-    /// into the work directory. A stream that fails shows through the FASTQ reader as a read
-    /// error; the transfer's own error (staging class, retryable) is reported instead; a stop
-    /// (SIGTERM, the time limit) is reported as the stop.
+    /// into the work directory, or, with [`SplitStep::upload_to`], into objects uploaded as
+    /// they are compressed ([`biojob_formats::split_fastq_pair_to_store`], parts spooled in
+    /// the work directory; the objects are the step's published outputs, appearing only when
+    /// the whole pair was read and checked). A stream that fails shows through the FASTQ
+    /// reader as a read error or through the chunk writer as a write error; the transfer's
+    /// own error (input staging or output staging class, retryable) is reported instead; a
+    /// stop (SIGTERM, the time limit) is reported as the stop.
     ///
     /// # Errors
     /// As [`biojob_formats::split_fastq_pair`] ([`Error::Fastq`]), the transfer's error, or
@@ -89,48 +104,84 @@ impl StepDefinition for SplitStep {
     ) -> Result<Executed, Error> {
         let what = "splitting the FASTQ pair";
         context.check_stopped(what)?;
-        let stop = || context.check_stopped(what).is_err();
+        // Asked before every member (about 1 MiB of records): the scratch directory's size is
+        // sampled there too, so the manifest's peak sees the chunks or parts it holds (no
+        // tool runs for the supervisor to sample beside).
+        let stop = || {
+            context.space.sample();
+            context.check_stopped(what).is_err()
+        };
         let (source_1, failure_1) = fastq_source(inputs, FASTQ_1, context)?;
         let (source_2, failure_2) = fastq_source(inputs, FASTQ_2, context)?;
-        let written = split_fastq_pair(
-            source_1,
-            source_2,
-            &SplitRequest {
-                layout: self.layout,
-                dir: &inputs.work_dir,
-                prefix: &chunk_prefix(&self.sample),
-                threads: NonZeroUsize::new(context.resources().threads)
-                    .unwrap_or(NonZeroUsize::MIN),
-                stop: &stop,
-            },
-        )
-        .map_err(|error| {
-            let streamed = [failure_1, failure_2]
+        let prefix = chunk_prefix(&self.sample);
+        let request = SplitRequest {
+            layout: self.layout,
+            dir: &inputs.work_dir,
+            prefix: &prefix,
+            threads: NonZeroUsize::new(context.resources().threads).unwrap_or(NonZeroUsize::MIN),
+            stop: &stop,
+        };
+        let uploads = StreamFailure::default();
+        let explain = |error: FastqError| {
+            let transfer = [failure_1.clone(), failure_2.clone(), Some(uploads.clone())]
                 .into_iter()
                 .flatten()
                 .find_map(|failure| failure.take());
             context
                 .check_stopped(what)
                 .err()
-                .or(streamed.map(Error::from))
+                .or(transfer.map(Error::from))
                 .unwrap_or(Error::from(error))
-        })?;
-        let read_pairs = written.iter().map(|chunk| chunk.pairs).sum();
-        let outputs = written
+        };
+        let records = |read_pairs: u64| crate::RecordCounts {
+            read_pairs: Some(read_pairs),
+            ..crate::RecordCounts::default()
+        };
+        let Some(upload_to) = &self.upload_to else {
+            let written = split_fastq_pair(source_1, source_2, &request).map_err(explain)?;
+            let read_pairs = written.iter().map(|chunk| chunk.pairs).sum();
+            let outputs = written
+                .into_iter()
+                .flat_map(|chunk| [chunk.fastq_1, chunk.fastq_2])
+                .map(|path| PlannedOutput {
+                    path,
+                    intermediate: true,
+                })
+                .collect();
+            return Ok(Executed {
+                outputs,
+                records: records(read_pairs),
+                ..Executed::default()
+            });
+        };
+        let store = context.engine.stores.for_uri(upload_to)?;
+        let stored = split_fastq_pair_to_store(
+            source_1,
+            source_2,
+            &StoreSplitRequest {
+                split: request,
+                store,
+                prefix: upload_to,
+                failure: &uploads,
+            },
+        )
+        .map_err(explain)?;
+        let read_pairs = stored.iter().map(|chunk| chunk.pairs).sum();
+        let published = stored
             .into_iter()
-            .flat_map(|chunk| [chunk.fastq_1, chunk.fastq_2])
-            .map(|path| PlannedOutput {
-                path,
-                intermediate: true,
+            .flat_map(|chunk| chunk.uris.into_iter().zip(chunk.transfers))
+            .map(|(uri, transfer)| {
+                OutputRecord::new(
+                    uri.file_name().unwrap_or_default(),
+                    uri.to_string(),
+                    &transfer,
+                )
             })
             .collect();
         Ok(Executed {
-            commands: Vec::new(),
-            outputs,
-            records: crate::RecordCounts {
-                read_pairs: Some(read_pairs),
-                ..crate::RecordCounts::default()
-            },
+            published,
+            records: records(read_pairs),
+            ..Executed::default()
         })
     }
 }
