@@ -43,6 +43,7 @@ pub struct FastqPairStats {
 ///
 /// - structure: `@` header line, sequence line, `+` line (which, if it repeats a name, repeats
 ///   the header's), quality line; a missing final newline is accepted, wrapped sequences are not;
+/// - every base is a SAM `SEQ` character, `[A-Za-z=.]` (SAM spec v1, section 1.4);
 /// - the quality line has as many characters as the sequence has bases, all in the Phred+33
 ///   range `!`..=`~`;
 /// - mate names agree record by record (the header after `@` up to the first space or tab, a

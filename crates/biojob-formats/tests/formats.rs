@@ -463,6 +463,33 @@ fn quality_below_phred33_is_rejected() {
     }
 }
 
+/// A `-` (a gap character from an alignment export) or any byte outside SAM's `SEQ` alphabet
+/// would reach bwa and then fail samtools with "CIGAR and query sequence are of different
+/// length" (a tool failure, 20); the FASTQ check refuses it first as input (11).
+#[test]
+fn base_outside_sam_seq_alphabet_is_rejected() {
+    let dir = Dir::new();
+    let r1 = dir.write("r1.fastq", fastq(3, "r", ""));
+    let mut bases = "A".repeat(50);
+    bases.replace_range(6..7, "-");
+    let r2 = dir.write_gz("r2.fastq.gz", replace_line(&fastq(3, "r", ""), 10, &bases));
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{r2}: record 3, line 10: base '-' (byte 0x2d) at position 7 is not a sequence \
+             character (SAM SEQ allows letters, '=' and '.')"
+        )
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+    // IUPAC codes, lower case, '=' and '.' are all SAM SEQ characters.
+    let r2 = dir.write(
+        "r2b.fastq",
+        replace_line(&fastq(3, "r", ""), 10, &format!("{}NRYacgt=.", "A".repeat(41))),
+    );
+    validate_fastq_pair(&r1, &r2).unwrap();
+}
+
 #[test]
 fn mate_names_differing_at_record_3_are_rejected() {
     let dir = Dir::new();

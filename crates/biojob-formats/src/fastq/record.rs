@@ -150,6 +150,18 @@ impl RecordReader {
                 ),
             ));
         }
+        if let Some(position) = first_bad_base(sequence) {
+            let byte = sequence[position];
+            return Err(self.invalid(
+                first_line + 1,
+                format!(
+                    "base {:?} (byte {byte:#04x}) at position {} is not a sequence character \
+                     (SAM SEQ allows letters, '=' and '.')",
+                    char::from(byte),
+                    position + 1
+                ),
+            ));
+        }
         if let Some(position) = first_bad_quality(quality) {
             let byte = quality[position];
             return Err(self.invalid(
@@ -256,6 +268,25 @@ fn mate_name_range(header: &[u8]) -> Range<usize> {
     1..end
 }
 
+/// Whether `byte` may be a base: a character of SAM's `SEQ` field, `[A-Za-z=.]` (SAM spec v1,
+/// section 1.4, field 10), which bwa copies into each record as read. Arithmetic rather than a
+/// table and without short-circuits, so that the scan below vectorises (`| 0x20` folds upper case onto lower case).
+fn is_base(byte: u8) -> bool {
+    ((byte | 0x20).wrapping_sub(b'a') < 26) | (byte == b'=') | (byte == b'.')
+}
+
+/// The index of the first byte of `sequence` that is not a SAM `SEQ` character, if any.
+///
+/// Branch-free first pass, as for [`first_bad_quality`].
+fn first_bad_base(sequence: &[u8]) -> Option<usize> {
+    let any_bad = sequence.iter().fold(false, |bad, &byte| bad | !is_base(byte));
+    if any_bad {
+        sequence.iter().position(|&byte| !is_base(byte))
+    } else {
+        None
+    }
+}
+
 /// The index of the first byte of `quality` outside `!`..=`~`, if any.
 ///
 /// The first pass is branch-free so that it vectorises; only a bad record pays for the second.
@@ -310,6 +341,21 @@ mod tests {
         assert_eq!(first_bad_quality(b"II\tI"), Some(2));
         assert_eq!(first_bad_quality(b"III\x7f"), Some(3));
         assert_eq!(first_bad_quality(b"\xffIII"), Some(0));
+    }
+
+    #[test]
+    fn sequence_characters() {
+        assert_eq!(first_bad_base(b""), None);
+        assert_eq!(first_bad_base(b"ACGTNacgtn=.RYKMSWBDHV"), None);
+        assert_eq!(first_bad_base(b"ACG-T"), Some(3));
+        assert_eq!(first_bad_base(b"*"), Some(0));
+        assert_eq!(first_bad_base(b"ACGT "), Some(4));
+        assert_eq!(first_bad_base(b"AC1"), Some(2));
+        assert_eq!(first_bad_base(b"A\xc3\xa9"), Some(1));
+        let allowed: Vec<u8> = (0..=255u8).filter(|b| is_base(*b)).collect();
+        let mut expected: Vec<u8> = (b'A'..=b'Z').chain(b'a'..=b'z').chain(*b"=.").collect();
+        expected.sort_unstable();
+        assert_eq!(allowed, expected);
     }
 
     #[test]
