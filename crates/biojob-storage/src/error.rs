@@ -30,13 +30,17 @@ pub enum StorageError {
         /// The object.
         uri: String,
     },
-    /// A key that would escape the scratch directory when mapped to a local path.
-    #[error("{uri}: key has an empty, '.' or '..' segment and cannot be mapped to a scratch path")]
+    /// A bucket or key that a local path could not hold as it is: a `.`, `..` or empty segment
+    /// (S3 keeps such a segment literally, a file system resolves it, so the object would be
+    /// staged outside its place or under another name).
+    #[error(
+        "{uri}: {what}; S3 keeps '.', '..' and empty segments as they are, a file system does not, so they are refused"
+    )]
     UnsafeKey {
-        /// The object.
+        /// The URI as given.
         uri: String,
-        /// The transfer direction.
-        direction: Direction,
+        /// Which segment, e.g. "the key has a '..' segment".
+        what: String,
     },
     /// No store handles this URI's scheme.
     #[error("{uri}: no store is configured for {scheme}:// URIs")]
