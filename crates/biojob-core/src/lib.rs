@@ -5,6 +5,7 @@
 //! - [`Contig`]: a reference sequence name and length (from `.fai` or `@SQ`).
 //! - [`Region`], [`Shard`] and [`ScatterPlan`]: how calling is split over the reference.
 //! - [`StepId`] and [`scratch_file_name`]: the fixed names of the workflow's steps and files.
+//! - [`non_regular_file_kind`]: what an input path names when it is not a regular file.
 //! - [`ExitClass`] and [`Classify`]: the process exit codes that AWS Batch and Step Functions
 //!   retry rules match on.
 //!
@@ -21,6 +22,7 @@
 
 mod contig;
 mod exit_class;
+mod file_kind;
 mod read_group;
 mod sample;
 mod shard;
@@ -28,6 +30,7 @@ mod step;
 
 pub use contig::{Contig, contig_name_error, suggest_contig_mapping};
 pub use exit_class::{Classify, ExitClass};
+pub use file_kind::non_regular_file_kind;
 pub use read_group::{ReadGroup, ReadGroupError};
 pub use sample::{SampleId, SampleIdError};
 pub use shard::{Region, ScatterPlan, Shard};

@@ -23,6 +23,16 @@ pub enum FastqError {
         source: io::Error,
     },
 
+    /// The path exists but is not a regular file (a FIFO, a device, a directory): refused
+    /// before it is opened, since opening a FIFO blocks and a device never ends.
+    #[error("{path} is {kind}, not a regular file")]
+    NotAFile {
+        /// The path.
+        path: Utf8PathBuf,
+        /// What it is, e.g. "a FIFO (named pipe)".
+        kind: &'static str,
+    },
+
     /// Reading the file failed below the FASTQ and gzip layers (a disk or network file system
     /// error).
     #[error("{path}: read failed {}", after_record(*records))]
@@ -161,6 +171,7 @@ impl FastqError {
     pub(crate) fn record_order(&self) -> u64 {
         match self {
             FastqError::Open { .. }
+            | FastqError::NotAFile { .. }
             | FastqError::Empty { .. }
             | FastqError::TooFewBlocks { .. } => 0,
             FastqError::UnsupportedCompression { .. } => 1,
@@ -195,6 +206,7 @@ impl Classify for FastqError {
             }
             FastqError::ConsumerClosed { .. } => ExitClass::ToolFailed,
             FastqError::Gzip { .. }
+            | FastqError::NotAFile { .. }
             | FastqError::UnsupportedCompression { .. }
             | FastqError::InvalidRecord { .. }
             | FastqError::Empty { .. }
@@ -221,6 +233,10 @@ impl Classify for FastqError {
             FastqError::UnsupportedCompression { .. } => {
                 Some("recompress the FASTQ files with gzip or bgzip".to_owned())
             }
+            FastqError::NotAFile { .. } => Some(
+                "give a regular file (write a pipe's or a device's output to a file first)"
+                    .to_owned(),
+            ),
             FastqError::MateMismatch { .. } | FastqError::CountMismatch { .. } => Some(
                 "R1 and R2 must list the same fragments in the same order; when exporting from \
                  a BAM, use `samtools collate` and `samtools fastq -1 R1 -2 R2 -s singletons`"

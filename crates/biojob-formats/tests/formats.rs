@@ -605,6 +605,43 @@ fn empty_files_are_rejected() {
     assert!(matches!(error, FastqError::Empty { ref path } if *path == empty_gz));
 }
 
+/// `FASTQ_1` naming a FIFO with no writer once hung in `open()` (even through SIGTERM), and
+/// `/dev/zero` spun at 100 % CPU: a path that is not a regular file is refused before it is
+/// opened, with the input class. The time limit guards against the hang; it is not a speed
+/// target.
+#[test]
+fn inputs_that_are_not_regular_files_are_refused_before_they_are_opened() {
+    let dir = Dir::new();
+    let fifo = dir.path("R1.fastq.gz");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let r2 = dir.write("r2.fastq", fastq(3, "r", ""));
+    let cases = [
+        (fifo.clone(), "a FIFO (named pipe)"),
+        (Utf8PathBuf::from("/dev/zero"), "a character device"),
+        (dir.path(""), "a directory"),
+    ];
+    for (path, kind) in cases {
+        let expected = format!("{path} is {kind}, not a regular file");
+        let (first, second) = (path.clone(), r2.clone());
+        let error = within(Duration::from_secs(5), move || {
+            validate_fastq_pair(&first, &second).unwrap_err()
+        });
+        assert_eq!(error.to_string(), expected);
+        assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+        assert_eq!(
+            error.remedy().as_deref(),
+            Some("give a regular file (write a pipe's or a device's output to a file first)")
+        );
+        // As R2, streaming into sinks.
+        let (first, second) = (r2.clone(), path.clone());
+        let error = within(Duration::from_secs(5), move || {
+            stream_fastq_pair(&first, &second, io::sink(), io::sink()).unwrap_err()
+        });
+        assert_eq!(error.to_string(), expected);
+    }
+}
+
 #[test]
 fn missing_file_is_an_open_error() {
     let dir = Dir::new();

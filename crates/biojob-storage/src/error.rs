@@ -42,6 +42,15 @@ pub enum StorageError {
         /// Which segment, e.g. "the key has a '..' segment".
         what: String,
     },
+    /// A local input that exists but is not a regular file (a FIFO, a device, a directory):
+    /// refused before it is opened, since opening a FIFO blocks and a device never ends.
+    #[error("{uri} is {kind}, not a regular file")]
+    NotAFile {
+        /// The path.
+        uri: String,
+        /// What it is, e.g. "a FIFO (named pipe)".
+        kind: &'static str,
+    },
     /// No store handles this URI's scheme.
     #[error("{uri}: no store is configured for {scheme}:// URIs")]
     NoStore {
@@ -95,9 +104,9 @@ impl Classify for StorageError {
         };
         match self {
             StorageError::InvalidUri { .. } | StorageError::NoStore { .. } => ExitClass::Usage,
-            StorageError::NotFound { .. } | StorageError::UnsafeKey { .. } => {
-                ExitClass::InputInvalid
-            }
+            StorageError::NotFound { .. }
+            | StorageError::UnsafeKey { .. }
+            | StorageError::NotAFile { .. } => ExitClass::InputInvalid,
             StorageError::Io {
                 source, direction, ..
             } => {
@@ -117,6 +126,10 @@ impl Classify for StorageError {
             StorageError::NotFound { .. } => {
                 Some("check the path or prefix and the sample id in the input".to_owned())
             }
+            StorageError::NotAFile { .. } => Some(
+                "give a regular file (write a pipe's or a device's output to a file first)"
+                    .to_owned(),
+            ),
             StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
                 Some(
                     "free space on the scratch or output filesystem, or use a larger disk"

@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 
+use biojob_core::non_regular_file_kind;
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
@@ -12,6 +13,9 @@ use crate::{
 
 /// Objects that are local files (`file://` URIs and plain paths).
 ///
+/// Only regular files (or links to them) are objects: a path that names a directory, a FIFO or
+/// a device is refused with [`StorageError::NotAFile`] before it is opened.
+///
 /// `get` and `put` copy through `<destination>.partial` and rename, hashing the bytes as they
 /// are copied (SHA-256), and fsync the file before the rename so a crash cannot leave a
 /// renamed but empty file.
@@ -19,11 +23,18 @@ use crate::{
 pub struct LocalStore;
 
 impl ObjectStore for LocalStore {
+    /// `None` when nothing is at the path; [`StorageError::NotAFile`] when something is that
+    /// is not a regular file (a directory, a FIFO, a device).
     fn head(&self, uri: &ObjectUri) -> Result<Option<ObjectMeta>, StorageError> {
         let path = local(uri, Direction::Get)?;
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_file() => Ok(Some(ObjectMeta { size: meta.len() })),
-            Ok(_) => Ok(None),
+            Ok(meta) => match non_regular_file_kind(meta.file_type()) {
+                None => Ok(Some(ObjectMeta { size: meta.len() })),
+                Some(kind) => Err(StorageError::NotAFile {
+                    uri: uri.to_string(),
+                    kind,
+                }),
+            },
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StorageError::Io {
                 op: "reading metadata of",
@@ -35,42 +46,72 @@ impl ObjectStore for LocalStore {
     }
 
     fn get(&self, uri: &ObjectUri, destination: &Utf8Path) -> Result<TransferReport, StorageError> {
-        let source = local(uri, Direction::Get)?;
-        if !source.is_file() {
-            return Err(StorageError::NotFound {
-                uri: uri.to_string(),
-            });
-        }
-        copy_atomically(source, destination, Direction::Get)
+        let (input, _) = open_input(uri)?;
+        copy_atomically(
+            input,
+            local(uri, Direction::Get)?,
+            destination,
+            Direction::Get,
+        )
     }
 
     fn put(&self, source: &Utf8Path, uri: &ObjectUri) -> Result<TransferReport, StorageError> {
         let destination = local(uri, Direction::Put)?;
-        copy_atomically(source, destination, Direction::Put)
+        let input = std::fs::File::open(source).map_err(|error| StorageError::Io {
+            op: "opening",
+            path: source.to_owned(),
+            direction: Direction::Put,
+            source: error,
+        })?;
+        copy_atomically(input, source, destination, Direction::Put)
     }
 
     fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
-        let path = local(uri, Direction::Get)?;
-        let size = match self.head(uri)? {
-            Some(meta) => meta.size,
-            None => {
-                return Err(StorageError::NotFound {
-                    uri: uri.to_string(),
-                });
-            }
-        };
-        let file = std::fs::File::open(path).map_err(|source| StorageError::Io {
-            op: "opening",
-            path: path.to_owned(),
-            direction: Direction::Get,
-            source,
-        })?;
+        let (file, size) = open_input(uri)?;
         Ok(ObjectReader::new(
             Box::new(file),
             size,
             StreamFailure::default(),
         ))
     }
+}
+
+/// Opens the local input at `uri` for reading, with its size, refusing anything but a regular
+/// file before it can block: `stat` first ([`ObjectStore::head`]), then `open` with
+/// `O_NONBLOCK` (a FIFO put there in between does not block the open) and `fstat` the open
+/// file. `O_NONBLOCK` does not change reads of a regular file (open(2)).
+///
+/// # Errors
+/// [`StorageError::NotFound`], [`StorageError::NotAFile`], or [`StorageError::Io`].
+fn open_input(uri: &ObjectUri) -> Result<(std::fs::File, u64), StorageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = local(uri, Direction::Get)?;
+    if LocalStore.head(uri)?.is_none() {
+        return Err(StorageError::NotFound {
+            uri: uri.to_string(),
+        });
+    }
+    let io = |op: &'static str| {
+        move |source| StorageError::Io {
+            op,
+            path: path.to_owned(),
+            direction: Direction::Get,
+            source,
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(io("opening"))?;
+    let meta = file.metadata().map_err(io("reading metadata of"))?;
+    if let Some(kind) = non_regular_file_kind(meta.file_type()) {
+        return Err(StorageError::NotAFile {
+            uri: uri.to_string(),
+            kind,
+        });
+    }
+    Ok((file, meta.len()))
 }
 
 fn local(uri: &ObjectUri, direction: Direction) -> Result<&Utf8Path, StorageError> {
@@ -87,7 +128,10 @@ pub(crate) fn partial_path(destination: &Utf8Path) -> Utf8PathBuf {
     Utf8PathBuf::from(format!("{destination}.partial"))
 }
 
+/// Copies `input` (the file `source`, named in errors) to `destination` through
+/// `<destination>.partial`, hashing the bytes.
 fn copy_atomically(
+    mut input: std::fs::File,
     source: &Utf8Path,
     destination: &Utf8Path,
     direction: Direction,
@@ -106,7 +150,6 @@ fn copy_atomically(
     }
     let partial = partial_path(destination);
     let result = (|| {
-        let mut input = std::fs::File::open(source).map_err(io("opening", source))?;
         let mut output = std::fs::File::create(&partial).map_err(io("creating", &partial))?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 20];
@@ -192,5 +235,82 @@ mod tests {
         assert_eq!(error.exit_class(), ExitClass::OutputStaging);
         assert!(!root.join("y").exists());
         assert!(!root.join("y.partial").exists());
+    }
+
+    /// Runs `work` on its own thread and waits at most `limit` for it: a guard against a hang
+    /// (an `open` of a FIFO without a writer blocks for ever), not a speed target.
+    fn within<T: Send + 'static>(
+        limit: std::time::Duration,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        rx.recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("still blocked after {limit:?}"))
+    }
+
+    fn mkfifo(path: &Utf8Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// A FIFO with no writer, `/dev/zero`, `/dev/null` and a directory are refused by `head`,
+    /// `get` and `open` before they are opened, with the input class: an `open` of the FIFO
+    /// would block, a read of `/dev/zero` never end.
+    #[test]
+    fn inputs_that_are_not_regular_files_are_refused_before_they_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap().to_owned();
+        let fifo = root.join("R1.fastq.gz");
+        mkfifo(&fifo);
+        let cases = [
+            (fifo.to_string(), "a FIFO (named pipe)"),
+            ("/dev/zero".to_owned(), "a character device"),
+            ("/dev/null".to_owned(), "a character device"),
+            (root.to_string(), "a directory"),
+        ];
+        for (path, kind) in cases {
+            let destination = root.join("copy");
+            let uri = ObjectUri::Local(path.clone().into());
+            let expected = format!("{path} is {kind}, not a regular file");
+            let (head, get, open) = within(std::time::Duration::from_secs(5), move || {
+                (
+                    LocalStore.head(&uri).unwrap_err(),
+                    LocalStore.get(&uri, &destination).unwrap_err(),
+                    LocalStore.open(&uri).unwrap_err(),
+                )
+            });
+            for error in [head, get, open] {
+                assert_eq!(error.to_string(), expected);
+                assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+                assert_eq!(
+                    error.remedy().as_deref(),
+                    Some(
+                        "give a regular file (write a pipe's or a device's output to a file first)"
+                    )
+                );
+            }
+            assert!(!root.join("copy").exists());
+            assert!(!root.join("copy.partial").exists());
+        }
+        // A symbolic link to a regular file is a regular file.
+        let real = root.join("real.txt");
+        std::fs::write(&real, b"abc").unwrap();
+        let link = root.join("link.txt");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let uri = ObjectUri::Local(link);
+        assert_eq!(LocalStore.head(&uri).unwrap(), Some(ObjectMeta { size: 3 }));
+        let mut text = String::new();
+        LocalStore
+            .open(&uri)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "abc");
     }
 }
