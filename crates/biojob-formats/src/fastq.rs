@@ -47,7 +47,8 @@ pub struct FastqPairStats {
 /// - the quality line has as many characters as the sequence has bases, all in the Phred+33
 ///   range `!`..=`~`;
 /// - mate names agree record by record (the header after `@` up to the first space or tab, a
-///   trailing `/1` or `/2` removed);
+///   trailing `/1` or `/2` removed), and a name that ends in `/1` or `/2` is in the file of
+///   that read (R1 `/1`, R2 `/2`: swapped files would otherwise pass);
 /// - both files have the same number of records, and at least one;
 /// - the gzip stream is complete and intact.
 ///
@@ -168,8 +169,8 @@ fn read_pair(
 
     let (result_1, result_2, mates) = std::thread::scope(|scope| {
         let cancel = &cancel;
-        let reader_1 = scope.spawn(move || read_file(source_1, sink_1, mates_tx_1, cancel));
-        let reader_2 = scope.spawn(move || read_file(source_2, sink_2, mates_tx_2, cancel));
+        let reader_1 = scope.spawn(move || read_file(source_1, 1, sink_1, mates_tx_1, cancel));
+        let reader_2 = scope.spawn(move || read_file(source_2, 2, sink_2, mates_tx_2, cancel));
         let mates = compare_mates(mates_rx_1, mates_rx_2, cancel);
         let result_1 = reader_1
             .join()
@@ -198,6 +199,7 @@ fn read_pair(
 /// side to stop.
 fn read_file(
     source: FastqSource,
+    mate: u8,
     mut sink: impl RecordSink,
     mut mates: MateSender,
     cancel: &AtomicBool,
@@ -205,7 +207,7 @@ fn read_file(
     let path = &source.path().to_owned();
     let _span = tracing::debug_span!("fastq", %path).entered();
     let started = Instant::now();
-    let mut result = scan_file(source, &mut sink, &mut mates, cancel);
+    let mut result = scan_file(source, mate, &mut sink, &mut mates, cancel);
     mates.finish();
     result = match result {
         Ok(outcome) if outcome.completed && outcome.records == 0 => {
@@ -242,13 +244,14 @@ fn read_file(
 
 fn scan_file(
     source: FastqSource,
+    mate: u8,
     sink: &mut impl RecordSink,
     mates: &mut MateSender,
     cancel: &AtomicBool,
 ) -> Result<FileOutcome, FastqError> {
     let path = &source.path().to_owned();
     let streamed = source.is_streamed();
-    let mut reader = RecordReader::new(path, source.open()?);
+    let mut reader = RecordReader::new(path, mate, source.open()?);
     tracing::debug!(gzip = reader.is_gzip(), streamed, "FASTQ file opened");
     let mut bases: u64 = 0;
     let completed = loop {

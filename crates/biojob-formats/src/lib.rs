@@ -50,6 +50,7 @@ mod error;
 mod fai;
 mod fastq;
 mod tabix;
+mod text;
 mod vcf;
 
 pub use bam::{BamHeaderSummary, check_bam_header, quickcheck_bam, read_bam_header_summary};

@@ -312,6 +312,41 @@ fn mate_suffixes_are_accepted() {
     let r1 = dir.write_gz("r1.fastq.gz", fastq(10, "frag", "/1"));
     let r2 = dir.write_gz("r2.fastq.gz", fastq(10, "frag", "/2"));
     assert_eq!(validate_fastq_pair(&r1, &r2).unwrap().pairs, 10);
+    // A suffix on one side only names the same fragments.
+    let plain = dir.write_gz("plain.fastq.gz", fastq(10, "frag", ""));
+    assert_eq!(validate_fastq_pair(&r1, &plain).unwrap().pairs, 10);
+}
+
+/// R1 holding `/2` names and R2 `/1` names (the files swapped) was accepted, since the suffixes
+/// are removed before the names are compared; a suffix must match the file it is in.
+#[test]
+fn mate_suffixes_in_the_wrong_file_are_rejected() {
+    let dir = Dir::new();
+    let r1 = dir.write_gz("r1.fastq.gz", fastq(10, "frag", "/2"));
+    let r2 = dir.write_gz("r2.fastq.gz", fastq(10, "frag", "/1"));
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{r1}: record 1, line 1: read name \"frag1/2\" ends in /2 in the file of read 1; a \
+             name that ends in /1 or /2 must be in the R1 or R2 file respectively (R1 and R2 \
+             swapped?)"
+        )
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+    // One record of R2 named /1 among /2 names, found at its record.
+    let good_1 = dir.write("good1.fastq", fastq(5, "frag", "/1"));
+    let text = fastq(5, "frag", "/2").replace("@frag4/2 ", "@frag4/1 ");
+    let r2 = dir.write("r2.fastq", text);
+    let error = validate_fastq_pair(&good_1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{r2}: record 4, line 13: read name \"frag4/1\" ends in /1 in the file of read 2; a \
+             name that ends in /1 or /2 must be in the R1 or R2 file respectively (R1 and R2 \
+             swapped?)"
+        )
+    );
 }
 
 #[test]
