@@ -292,6 +292,35 @@ pub enum FormatError {
         reason: &'static str,
     },
 
+    /// A FASTA's lines do not follow the layout a `.fai` can describe (htslib `faidx`): within
+    /// a contig every sequence line but the last has the same length, and no blank line or
+    /// longer line comes before the contig's end.
+    #[error("{path}: contig {contig:?}, line {line}: {reason}")]
+    FastaLayout {
+        /// The FASTA.
+        path: Utf8PathBuf,
+        /// The contig whose lines break the layout.
+        contig: String,
+        /// The 1-based line number of the offending line.
+        line: u64,
+        /// What is wrong, e.g. "61 bases where the contig's lines have 60".
+        reason: String,
+    },
+
+    /// An index (`.fai`, bwa index, `.bai`) that was not built from the file beside it, or from
+    /// another version of it: tools would read wrong bases or records through it.
+    #[error("{index} does not belong to {file}: {reason}")]
+    IndexMismatch {
+        /// The index (for a bwa index, its prefix).
+        index: Utf8PathBuf,
+        /// The file it is used with.
+        file: Utf8PathBuf,
+        /// The first difference found.
+        reason: String,
+        /// The command that builds the right index, for the hint (`samtools faidx`, …).
+        rebuild: &'static str,
+    },
+
     /// The file does not end with the 28-byte BGZF EOF marker block (SAM spec v1, section
     /// 4.1.2): it was truncated, or its writer did not finish.
     #[error("{path}: missing BGZF EOF block (truncated?)")]
@@ -324,6 +353,8 @@ impl Classify for FormatError {
             FormatError::Io { source, .. } => input_io_class(source),
             FormatError::Parse { .. }
             | FormatError::Invalid { .. }
+            | FormatError::FastaLayout { .. }
+            | FormatError::IndexMismatch { .. }
             | FormatError::NotBgzf { .. }
             | FormatError::MissingBgzfEof { .. } => ExitClass::InputInvalid,
         }
@@ -337,6 +368,14 @@ impl Classify for FormatError {
             FormatError::MissingBgzfEof { .. } => {
                 Some("the file is truncated: write or upload it again".to_owned())
             }
+            FormatError::FastaLayout { .. } => Some(
+                "rewrap the FASTA so that every line of a contig but its last has the same \
+                 length, with no blank line inside a contig (e.g. `seqkit seq -w 60`)"
+                    .to_owned(),
+            ),
+            FormatError::IndexMismatch { index, rebuild, .. } => Some(format!(
+                "remove {index} so that it is rebuilt, or rebuild it from this file ({rebuild})"
+            )),
             _ => None,
         }
     }

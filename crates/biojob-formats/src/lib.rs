@@ -3,7 +3,9 @@
 //! - [`stream_fastq_pair`] reads an R1/R2 FASTQ pair (plain, gzip or BGZF) once, checks every
 //!   record and the pairing, and writes the decompressed records into two sinks (the pipes bwa
 //!   reads); [`validate_fastq_pair`] runs the same checks without sinks.
-//! - [`read_fai`]: the contigs of a FASTA index.
+//! - [`read_fai`]: the contigs of a FASTA index; [`check_fasta_layout`]: a FASTA's lines can be
+//!   indexed (one pass, before `samtools faidx`); [`check_fai_covers_fasta`]: a `.fai` belongs
+//!   to its FASTA (a few bytes per contig).
 //! - [`check_bgzf_eof`]: a BGZF file (BAM, `.vcf.gz`) is BGZF and was completely written.
 //! - [`read_bam_header_summary`]: sort order, read groups and contigs of a BAM header.
 //! - [`quickcheck_bam`] / [`check_bam_header`]: `samtools quickcheck` natively, then the
@@ -60,7 +62,7 @@ pub use bam_stats::{
 pub use bgzf::{BGZF_EOF_BLOCK, check_bgzf_eof};
 pub use contigs::describe_contig_difference;
 pub use error::{FastqError, FormatError, input_io_class};
-pub use fai::{check_fai_covers_fasta, read_fai};
+pub use fai::{check_fai_covers_fasta, check_fasta_layout, read_fai};
 pub use fastq::{
     ChunkLayout, FastqChunk, FastqPairStats, FastqSource, SplitRequest, fastq_chunk_names,
     split_fastq_pair, stream_fastq_pair, validate_fastq_pair,

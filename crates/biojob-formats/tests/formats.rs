@@ -14,7 +14,8 @@ use biojob_core::{Classify, Contig, ExitClass};
 use biojob_formats::{
     BamHeaderSummary, ChunkLayout, FastqError, FastqPairStats, FastqSource, FlagCounts,
     FormatError, SplitRequest, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules,
-    check_bam_header, check_bgzf_eof, check_fai_covers_fasta, fastq_chunk_names, quickcheck_bam,
+    check_bam_header, check_bgzf_eof, check_fai_covers_fasta, check_fasta_layout,
+    fastq_chunk_names, quickcheck_bam,
     quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, split_fastq_pair,
     stream_fastq_pair, tabix_contigs, validate_fastq_pair,
 };
@@ -520,7 +521,11 @@ fn base_outside_sam_seq_alphabet_is_rejected() {
     // IUPAC codes, lower case, '=' and '.' are all SAM SEQ characters.
     let r2 = dir.write(
         "r2b.fastq",
-        replace_line(&fastq(3, "r", ""), 10, &format!("{}NRYacgt=.", "A".repeat(41))),
+        replace_line(
+            &fastq(3, "r", ""),
+            10,
+            &format!("{}NRYacgt=.", "A".repeat(41)),
+        ),
     );
     validate_fastq_pair(&r1, &r2).unwrap();
 }
@@ -2089,6 +2094,228 @@ fn the_fai_must_list_every_record_of_the_fasta() {
             "{middle}: the line at byte 8 (\">a second\") is not where its index {middle}.fai \
              puts the next record (\"b\"); a contig name used twice? (samtools faidx indexes \
              only the first record of a name)"
+        ))
+    );
+}
+
+/// `samtools faidx` on `fasta`, writing `fasta.fai`: whether it succeeded, and its stderr.
+fn samtools_faidx(fasta: &Utf8Path) -> (bool, String) {
+    let output = Command::new("samtools")
+        .arg("faidx")
+        .arg(fasta)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A FASTA whose lines within a contig are uneven made `samtools faidx` fail (a tool failure,
+/// 20, with a message naming no line, or for a line after a shorter one not even the contig);
+/// the native check before it names the contig and the line, with the input class and a hint.
+/// Each case is one that samtools faidx really refuses.
+#[test]
+fn uneven_fasta_lines_are_refused_naming_the_contig_and_the_line() {
+    let dir = Dir::new();
+    let cases = [
+        (
+            ">a\nACGT\nAC\n>b desc\nACGTACGT\nACGTACGTAC\nACG\n",
+            "b",
+            6,
+            "10 bases in 11 bytes where the contig's first line (line 5) has 8 bases in 9 \
+             bytes; every line of a contig but its last must have the same length",
+        ),
+        (
+            ">a\nACGTAC\nACG\nACGTAC\n",
+            "a",
+            4,
+            "more sequence after line 3, which is shorter (3 bases where the contig's first \
+             line has 6); only the last line of a contig may be shorter",
+        ),
+        (
+            ">a\nACGT\n\nACGT\n>b\nA\n",
+            "a",
+            4,
+            "more sequence after the blank line 3; blank lines may only come between contigs",
+        ),
+        (
+            ">a\nACGT\n>b\n",
+            "b",
+            3,
+            "the file ends after this header: the last contig has no sequence",
+        ),
+    ];
+    for (number, (text, contig, line, reason)) in cases.into_iter().enumerate() {
+        let fasta = dir.write(&format!("uneven{number}.fa"), text);
+        let (built, stderr) = samtools_faidx(&fasta);
+        assert!(!built, "samtools faidx accepted case {number}: {stderr}");
+        let error = check_fasta_layout(&fasta).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{fasta}: contig {contig:?}, line {line}: {reason}"),
+            "case {number}"
+        );
+        assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+        assert_eq!(
+            error.remedy().as_deref(),
+            Some(
+                "rewrap the FASTA so that every line of a contig but its last has the same \
+                 length, with no blank line inside a contig (e.g. `seqkit seq -w 60`)"
+            )
+        );
+    }
+    // Sequence before the first header.
+    let headless = dir.write("headless.fa", "\nACGT\n>a\nAC\n");
+    assert_eq!(
+        check_fasta_layout(&headless).unwrap_err().to_string(),
+        format!("{headless}: line 2: expected a '>' header line before any sequence, found \"ACGT\"")
+    );
+    // The real reference with one base cut from line 5,100 (in chr22): found at that line.
+    let real = std::fs::read_to_string(testdata().join("ref.fa")).unwrap();
+    let mut lines: Vec<String> = real.lines().map(str::to_owned).collect();
+    lines[5099].pop();
+    let cut = dir.write("cut.fa", lines.join("\n") + "\n");
+    assert!(!samtools_faidx(&cut).0);
+    assert_eq!(
+        check_fasta_layout(&cut).unwrap_err().to_string(),
+        format!(
+            "{cut}: contig \"chr22\", line 5101: more sequence after line 5100, which is shorter \
+             (59 bases where the contig's first line has 60); only the last line of a contig may \
+             be shorter"
+        )
+    );
+    // What faidx accepts passes, with the lengths faidx finds: the real reference; wrapped
+    // lines, descriptions, blank lines between contigs, CRLF, no final newline.
+    assert_eq!(
+        check_fasta_layout(&testdata().join("ref.fa")).unwrap(),
+        read_fai(&testdata().join("ref.fa.fai")).unwrap()
+    );
+    for (name, text) in [
+        ("ok.fa", ">a desc\nACGTACGT\nACG\n\n>b\nA\n>c x y\nACGT"),
+        ("crlf.fa", ">a\r\nACGT\r\nAC\r\n>b\r\nGG\r\n"),
+    ] {
+        let fasta = dir.write(name, text);
+        assert!(samtools_faidx(&fasta).0);
+        assert_eq!(
+            check_fasta_layout(&fasta).unwrap(),
+            read_fai(&dir.path(&format!("{name}.fai"))).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+/// A `.fai` is used only when it belongs to its FASTA as it is now: one with shifted offsets
+/// (an edited header), a last contig 100 bases short, or another line width gave wrong bases or
+/// an empty VCF; each is refused naming the contig, with the input class and a hint.
+#[test]
+fn a_fai_that_does_not_belong_to_its_fasta_is_refused() {
+    let dir = Dir::new();
+    let real = testdata().join("ref.fa");
+    let text = std::fs::read_to_string(&real).unwrap();
+    let real_fai = std::fs::read_to_string(testdata().join("ref.fa.fai")).unwrap();
+    let check = |fasta_text: &str, fai_text: &str| {
+        let fasta = dir.write("ref.fa", fasta_text);
+        let fai = dir.write("ref.fa.fai", fai_text);
+        check_fai_covers_fasta(&fasta, &fai).map_err(|error| {
+            assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+            (error.to_string(), error.remedy())
+        })
+    };
+    let prefix = format!("{} does not belong to {}: ", dir.path("ref.fa.fai"), dir.path("ref.fa"));
+    let remedy = Some(format!(
+        "remove {} so that it is rebuilt, or rebuild it from this file (samtools faidx)",
+        dir.path("ref.fa.fai")
+    ));
+    // The right index passes.
+    assert_eq!(check(&text, &real_fai), Ok(()));
+
+    // A header five bytes longer: every offset is five bytes short.
+    let longer = text.replacen("slice (POS", "slice, 2024 (POS", 1);
+    assert_eq!(
+        check(&longer, &real_fai),
+        Err((
+            format!(
+                "{prefix}contig \"chr20\": the index puts its sequence at byte 105, which is \
+                 not the start of a line"
+            ),
+            remedy.clone()
+        ))
+    );
+    // chr22's offset one line further on: it points into its own sequence.
+    let shifted = real_fai.replace("\t305268\t", "\t305329\t");
+    assert_eq!(
+        check(&text, &shifted),
+        Err((
+            format!(
+                "{prefix}contig \"chr22\": the index puts its sequence at byte 305329, which \
+                 does not follow its header line (the line before it is \"{}...\")",
+                &text[305268..305308]
+            ),
+            remedy.clone()
+        ))
+    );
+
+    // The last contig 100 bases short: its sequence goes on past the end the index gives.
+    let short = real_fai.replace("chrM\t16571\t", "chrM\t16471\t");
+    assert_eq!(
+        check(&text, &short),
+        Err((
+            format!(
+                "{prefix}contig \"chrM\" goes on past the 16471 bases its index lists (byte \
+                 334658 holds more sequence)"
+            ),
+            remedy.clone()
+        ))
+    );
+    // 11 bases short, ending on a line end: the next line is more sequence.
+    let whole_lines = real_fai.replace("chrM\t16571\t", "chrM\t16560\t");
+    assert_eq!(
+        check(&text, &whole_lines),
+        Err((
+            format!(
+                "{prefix}contig \"chrM\" goes on past the 16560 bases its index lists (the line \
+                 at byte 334749 holds more sequence)"
+            ),
+            remedy.clone()
+        ))
+    );
+    // A middle contig listed longer than it is.
+    let long = real_fai.replace("chr22\t12356\t", "chr22\t12400\t");
+    assert_eq!(
+        check(&text, &long),
+        Err((
+            format!(
+                "{prefix}contig \"chr22\": sequence line 206 does not end after 60 bases (byte \
+                 317833)"
+            ),
+            remedy.clone()
+        ))
+    );
+    // The sequences rewrapped at 70 columns, headers kept: same names, lengths and first
+    // offset, another layout.
+    let mut rewrapped = String::new();
+    for record in text.split_inclusive('>').filter(|part| *part != ">") {
+        let record = record.strip_suffix('>').unwrap_or(record);
+        let (header, sequence) = record.split_once('\n').unwrap();
+        let bases: Vec<char> = sequence.chars().filter(|c| *c != '\n').collect();
+        rewrapped.push('>');
+        rewrapped.push_str(header);
+        rewrapped.push('\n');
+        for line in bases.chunks(70) {
+            rewrapped.extend(line);
+            rewrapped.push('\n');
+        }
+    }
+    assert_eq!(rewrapped.lines().nth(1).map(str::len), Some(70));
+    assert_eq!(
+        check(&rewrapped, &real_fai),
+        Err((
+            format!(
+                "{prefix}contig \"chr20\": sequence line 1 does not end after 60 bases (byte \
+                 165)"
+            ),
+            remedy
         ))
     );
 }
