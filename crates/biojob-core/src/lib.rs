@@ -3,7 +3,8 @@
 //! - [`SampleId`]: the sample name used in file names and the SAM `SM` tag.
 //! - [`ReadGroup`]: the SAM `@RG` header line, built from structured fields.
 //! - [`Contig`]: a reference sequence name and length (from `.fai` or `@SQ`).
-//! - [`Region`], [`Shard`] and [`ScatterPlan`]: how calling is split over the reference.
+//! - [`Region`], [`Shard`] and [`ScatterPlan`]: how calling is split over the reference;
+//!   [`BcftoolsRegions`] and [`Region::to_htslib_region`]: regions as the tools are given them.
 //! - [`StepId`] and [`scratch_file_name`]: the fixed names of the workflow's steps and files.
 //! - [`non_regular_file_kind`]: what an input path names when it is not a regular file.
 //! - [`ExitClass`] and [`Classify`]: the process exit codes that AWS Batch and Step Functions
@@ -33,5 +34,5 @@ pub use exit_class::{Classify, ExitClass};
 pub use file_kind::non_regular_file_kind;
 pub use read_group::{ReadGroup, ReadGroupError};
 pub use sample::{SampleId, SampleIdError};
-pub use shard::{Region, ScatterPlan, Shard};
+pub use shard::{BcftoolsRegions, Region, ScatterPlan, Shard};
 pub use step::{StepId, scratch_file_name};
