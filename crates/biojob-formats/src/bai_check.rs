@@ -310,7 +310,9 @@ mod tests {
         assert_eq!(bin_range(8), (7 << 26, 8 << 26));
         assert_eq!(bin_range(4681), (0, 1 << 14));
         assert_eq!(bin_range(4681 + 18), (18 << 14, 19 << 14));
-        assert_eq!(bin_range(37449), (32767 << 14, 32768 << 14));
+        assert_eq!(bin_range(37448), (32767 << 14, 32768 << 14));
+        // Past the last bin (37450 is the metadata pseudo-bin): no range.
+        assert_eq!(bin_range(37449), (0, 0));
     }
 
     #[test]
