@@ -266,6 +266,31 @@ pub fn check_bwa_index_matches_fasta(
             // bwa skips text before the first header.
             continue;
         };
+        // Fast path: a line clear of the index's ambiguous runs whose every base is the
+        // `.pac`'s, checked without a branch per base (the loop below finds and names the
+        // first difference).
+        while runs
+            .get(next_run)
+            .is_some_and(|run| run.offset + run.length <= position)
+        {
+            next_run += 1;
+        }
+        let line_end = position + text.len() as u64;
+        if !text.is_empty() && runs.get(next_run).is_none_or(|run| run.offset >= line_end) {
+            let (packed, first) = pac.window(position >> 2, (line_end - 1) >> 2)?;
+            let differs = text
+                .iter()
+                .zip(position..)
+                .fold(false, |differs, (&byte, at)| {
+                    let code = (packed[((at >> 2) - first) as usize] >> ((!at & 3) << 1)) & 3;
+                    differs | (NT4[usize::from(byte)] != code)
+                });
+            if !differs {
+                position = line_end;
+                *bases += text.len() as u64;
+                continue;
+            }
+        }
         for &byte in text {
             // The index's base here: its ambiguous character inside a run of the `.amb` (the
             // `.pac` holds a random base there), else the `.pac`'s.
@@ -353,14 +378,20 @@ impl PackedReader {
         })
     }
 
-    /// The 2-bit code of base `position` (read in increasing order).
-    fn base(&mut self, position: u64) -> Result<u8, FormatError> {
-        let byte_index = position >> 2;
-        let end = self.piece_start + self.piece.len() as u64;
-        if byte_index >= end {
-            self.piece_start = end;
-            self.piece.clear();
-            let want = (1u64 << 20).min(self.size.saturating_sub(end));
+    /// The bytes `first..=last` of the file (requested in increasing order: bytes before
+    /// `first` are dropped, more are read as needed), as a slice from `first` and `first`.
+    fn window(&mut self, first: u64, last: u64) -> Result<(&[u8], u64), FormatError> {
+        if last >= self.piece_start + self.piece.len() as u64 {
+            // Keep what is still needed, then read on.
+            let drop = first
+                .saturating_sub(self.piece_start)
+                .min(self.piece.len() as u64);
+            self.piece.drain(..drop as usize);
+            self.piece_start += drop;
+            let end = self.piece_start + self.piece.len() as u64;
+            let want = (last + 1 - end)
+                .max(1 << 20)
+                .min(self.size.saturating_sub(end));
             (&mut self.file)
                 .take(want)
                 .read_to_end(&mut self.piece)
@@ -368,15 +399,21 @@ impl PackedReader {
                     path: self.path.clone(),
                     source,
                 })?;
-            if self.piece.is_empty() {
+            if last >= self.piece_start + self.piece.len() as u64 {
                 return Err(FormatError::Invalid {
                     path: self.path.clone(),
-                    reason: format!("it ends before base {position}"),
+                    reason: format!("it ends before byte {last}"),
                 });
             }
         }
-        let byte = self.piece[(byte_index - self.piece_start) as usize];
-        Ok((byte >> ((!position & 3) << 1)) & 3)
+        let from = (first - self.piece_start) as usize;
+        Ok((&self.piece[from..], first))
+    }
+
+    /// The 2-bit code of base `position` (requested in increasing order).
+    fn base(&mut self, position: u64) -> Result<u8, FormatError> {
+        let (bytes, _) = self.window(position >> 2, position >> 2)?;
+        Ok((bytes[0] >> ((!position & 3) << 1)) & 3)
     }
 }
 
