@@ -2,7 +2,8 @@
 # Runs every test: installs the tools the tests use when missing (bwa, samtools, bcftools,
 # tabix; SeaweedFS, the S3-compatible server the S3 tests start on loopback; Debian's chromium
 # for the test that renders report.html headless), then the workspace's tests against the real
-# data in BIOJOB_TESTDATA (default ../shared/testdata). The render test fails, it does not skip,
+# data in BIOJOB_TESTDATA (default ../shared/testdata), then the state machine executed with the
+# workspace's biojob (scripts/test-state-machine.sh). The render test fails, it does not skip,
 # when no Chromium runs (BIOJOB_CHROMIUM names another binary).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,3 +29,4 @@ export BIOJOB_TESTDATA
 cd "$root"
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc
+"$root/scripts/test-state-machine.sh"

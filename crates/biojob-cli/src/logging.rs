@@ -8,7 +8,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::{LogFormat, LoggingArgs};
-use crate::env;
+use biojob_pipeline::env;
+
+use crate::environment;
 
 /// Whether [`init`] chose JSON logs (read by the step metrics, which are written only then).
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
@@ -24,7 +26,7 @@ pub fn init(args: &LoggingArgs) -> Option<MultiProgress> {
     let json = match args.log_format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => std::env::var_os(env::AWS_BATCH_JOB_ID).is_some(),
+        LogFormat::Auto => environment::under_batch(),
     };
     JSON_LOGS.store(json, Ordering::Relaxed);
     let terminal = !json && std::io::stderr().is_terminal();

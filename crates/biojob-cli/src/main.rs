@@ -3,22 +3,26 @@
 //! Each step is a subcommand that works alone (and is an AWS Batch job entrypoint);
 //! `biojob run` runs them all for one sample on this machine.
 
+mod args;
 mod cli;
-mod env;
+mod commands;
+mod engine;
+mod environment;
+mod failure;
+mod job;
 mod logging;
 mod metrics;
-mod plan;
 mod progress;
-mod run;
 mod s3;
-mod scale_steps;
 mod signals;
-mod steps;
 
 use std::process::ExitCode;
 
-use biojob_core::{Classify, ExitClass};
+use biojob_core::ExitClass;
+use biojob_pipeline::env;
 use clap::Parser;
+
+use crate::cli::Command;
 
 // Built with mimalloc's `no_thp` feature: without it mimalloc madvises its arenas
 // MADV_HUGEPAGE, so every thread's first allocations fault in whole 2 MiB pages (biojob's own
@@ -64,20 +68,21 @@ fn main() -> ExitCode {
     let stores = s3::stores(runtime.handle().clone(), &cli.s3);
     log_job();
     let result = match cli.command {
-        cli::Command::Run(args) => run::run(args, &cancel, progress.as_ref(), &stores),
-        cli::Command::PrepareReference(args) => steps::prepare_reference(args, &cancel, &stores),
-        cli::Command::Align(args) => steps::align(args, &cancel, &stores),
-        cli::Command::Call(args) => steps::call(args, &cancel, &stores),
-        cli::Command::Gather(args) => steps::gather(args, &cancel, &stores),
-        cli::Command::PlanShards(args) => scale_steps::plan_shards(&args),
-        cli::Command::Split(args) => scale_steps::split(args, &cancel, &stores),
-        cli::Command::Merge(args) => scale_steps::merge(args, &cancel, &stores),
-        cli::Command::Stage(command) => s3::stage(command, &stores),
+        Command::Run(args) => commands::run::run(args, &cancel, progress.as_ref(), &stores),
+        Command::PrepareReference(args) => commands::prepare_reference::run(args, &cancel, &stores),
+        Command::Align(args) => commands::align::run(args, &cancel, &stores),
+        Command::Call(args) => commands::call::run(args, &cancel, &stores),
+        Command::Gather(args) => commands::gather::run(args, &cancel, &stores),
+        Command::Qc(args) => commands::qc::run(args, &cancel, &stores),
+        Command::PlanShards(args) => commands::plan_shards::run(&args),
+        Command::Split(args) => commands::split::run(args, &cancel, &stores),
+        Command::Merge(args) => commands::merge::run(args, &cancel, &stores),
+        Command::Stage(command) => commands::stage::run(command, &stores),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            report(&failure);
+            failure::report(&failure);
             ExitCode::from(failure.exit_class().code())
         }
     }
@@ -85,54 +90,9 @@ fn main() -> ExitCode {
 
 /// Logs the AWS Batch job id and attempt, when set (never the rest of the environment).
 fn log_job() {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let Some(job_id) = var(env::AWS_BATCH_JOB_ID) {
-        let attempt = var(env::AWS_BATCH_JOB_ATTEMPT).unwrap_or_else(|| "1".to_owned());
+    if let Some(job_id) = environment::var(env::AWS_BATCH_JOB_ID) {
+        let attempt =
+            environment::var(env::AWS_BATCH_JOB_ATTEMPT).unwrap_or_else(|| "1".to_owned());
         tracing::info!(job_id, attempt, "AWS Batch job");
     }
-}
-
-/// A failure: the classified pipeline error, or a usage problem found by the binary.
-#[derive(Debug)]
-pub enum Failure {
-    /// From the pipeline.
-    Pipeline(biojob_pipeline::Error),
-    /// From the binary itself (flags, files it reads).
-    Usage(anyhow::Error, Option<String>),
-}
-
-impl Failure {
-    fn exit_class(&self) -> ExitClass {
-        match self {
-            Failure::Pipeline(error) => error.exit_class(),
-            Failure::Usage(..) => ExitClass::Usage,
-        }
-    }
-}
-
-impl From<biojob_pipeline::Error> for Failure {
-    fn from(error: biojob_pipeline::Error) -> Self {
-        Failure::Pipeline(error)
-    }
-}
-
-/// Prints the error chain (a failed tool's message ends with its stderr tail), the remedy on
-/// the next line, and the exit class.
-fn report(failure: &Failure) {
-    let class = failure.exit_class();
-    match failure {
-        Failure::Pipeline(error) => {
-            eprintln!("error: {}", biojob_pipeline::error_chain(error));
-            if let Some(remedy) = error.remedy() {
-                eprintln!("hint: {remedy}");
-            }
-        }
-        Failure::Usage(error, remedy) => {
-            eprintln!("error: {error:#}");
-            if let Some(remedy) = remedy {
-                eprintln!("hint: {remedy}");
-            }
-        }
-    }
-    eprintln!("exit class: {} ({})", class.name(), class.code());
 }

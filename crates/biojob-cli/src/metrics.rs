@@ -25,7 +25,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
-use crate::env;
+use biojob_pipeline::env;
+
+use crate::environment;
 
 /// The namespace when `BIOJOB_METRICS_NAMESPACE` is unset.
 pub const DEFAULT_NAMESPACE: &str = "biojob";
@@ -73,10 +75,9 @@ pub struct JobInfo {
 impl JobInfo {
     /// From the environment.
     pub fn from_env() -> JobInfo {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         JobInfo {
-            job_id: var(env::AWS_BATCH_JOB_ID),
-            attempt: var(env::AWS_BATCH_JOB_ATTEMPT),
+            job_id: environment::var(env::AWS_BATCH_JOB_ID),
+            attempt: environment::var(env::AWS_BATCH_JOB_ATTEMPT),
         }
     }
 }
@@ -145,9 +146,7 @@ pub fn emit_step(metrics: &StepMetrics<'_>) {
     if !crate::logging::json_logs() {
         return;
     }
-    let namespace = std::env::var(env::BIOJOB_METRICS_NAMESPACE)
-        .ok()
-        .filter(|v| !v.is_empty())
+    let namespace = environment::var(env::BIOJOB_METRICS_NAMESPACE)
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
     let timestamp_ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

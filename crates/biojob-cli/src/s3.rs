@@ -1,9 +1,7 @@
-//! The S3 store as the binary builds it, and `biojob stage get|put`.
+//! The S3 store as the binary builds it: on first use only.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
-use biojob_pipeline::Error;
 use biojob_storage::{
     Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StorageError, Stores,
     TransferReport,
@@ -12,8 +10,7 @@ use biojob_storage_s3::{ChecksumAlgorithm, RetryPolicy, S3Options, S3Store, Sse}
 use camino::Utf8Path;
 use tokio::runtime::Handle;
 
-use crate::Failure;
-use crate::cli::{ChecksumArg, S3Args, SseArg, StageCommand};
+use crate::cli::{ChecksumArg, S3Args, SseArg};
 
 /// The S3 options from flags and the environment.
 pub fn options(args: &S3Args) -> S3Options {
@@ -99,72 +96,4 @@ impl ObjectStore for LazyS3 {
 /// Local paths, and `s3://` through the lazily built S3 store.
 pub fn stores(handle: Handle, args: &S3Args) -> Stores {
     Stores::with_s3(Arc::new(LazyS3::new(handle, options(args))))
-}
-
-fn usage(message: String, remedy: &str) -> Failure {
-    Failure::Usage(anyhow::anyhow!(message), Some(remedy.to_owned()))
-}
-
-/// `biojob stage get|put SRC DST`: one verified transfer; prints its size, time, rate,
-/// SHA-256 and the checksum verified.
-pub fn stage(command: StageCommand, stores: &Stores) -> Result<(), Failure> {
-    let started = Instant::now();
-    let (what, report) = match command {
-        StageCommand::Get {
-            source,
-            destination,
-        } => {
-            let uri = ObjectUri::parse(&source)
-                .map_err(|e| usage(e.to_string(), "give s3://bucket/key, file:// or a path"))?;
-            let destination = if destination.is_dir() {
-                let name = uri
-                    .file_name()
-                    .ok_or_else(|| usage(format!("{uri} has no file name"), "name the file"))?;
-                destination.join(name)
-            } else {
-                destination
-            };
-            let store = stores.for_uri(&uri).map_err(Error::from)?;
-            let report = store.get(&uri, &destination).map_err(Error::from)?;
-            (format!("{uri} -> {destination}"), report)
-        }
-        StageCommand::Put {
-            source,
-            destination,
-        } => {
-            let mut uri = ObjectUri::parse(&destination)
-                .map_err(|e| usage(e.to_string(), "give s3://bucket/key, file:// or a path"))?;
-            if destination.ends_with('/') {
-                let name = source
-                    .file_name()
-                    .ok_or_else(|| usage(format!("{source} has no file name"), "name a file"))?;
-                uri = uri.join(name);
-            }
-            if !source.is_file() {
-                return Err(usage(
-                    format!("{source} is not a readable file"),
-                    "give the local file to upload",
-                ));
-            }
-            let store = stores.for_uri(&uri).map_err(Error::from)?;
-            let report = store.put(&source, &uri).map_err(Error::from)?;
-            (format!("{source} -> {uri}"), report)
-        }
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    let mib = report.bytes as f64 / (1024.0 * 1024.0);
-    #[allow(
-        clippy::print_stdout,
-        reason = "the command's result, for people and scripts"
-    )]
-    {
-        println!(
-            "{what}: {} bytes in {seconds:.3} s ({:.1} MiB/s), sha256 {}, checksum {}",
-            report.bytes,
-            if seconds > 0.0 { mib / seconds } else { 0.0 },
-            report.sha256,
-            report.checksum.as_deref().unwrap_or("none")
-        );
-    }
-    Ok(())
 }

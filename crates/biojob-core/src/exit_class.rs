@@ -3,7 +3,7 @@
 //! AWS Batch `retryStrategy.evaluateOnExit` and Step Functions `Retry` match on these codes, so
 //! they are part of biojob's public contract: a code never changes meaning.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The class of a step's outcome, and the exit code the `biojob` process returns for it.
 ///
@@ -22,15 +22,16 @@ use serde::Serialize;
 /// | 143 | [`Terminated`](ExitClass::Terminated): SIGTERM received; children stopped, scratch cleaned | yes |
 ///
 /// 130 and 143 follow the shell convention of 128 + signal number (SIGINT = 2, SIGTERM = 15).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ExitClass {
     /// Success.
     Ok,
-    /// Wrong flags, a malformed input JSON, an unknown setting.
+    /// Wrong flags, a malformed input JSON, an unknown setting, credentials or permissions
+    /// that do not allow a transfer (S3's HTTP 403).
     Usage,
-    /// Inputs could not be fetched (network, throttling, permissions on the source).
+    /// Inputs could not be fetched (network, throttling, a server error).
     InputStaging,
     /// Inputs were fetched but are wrong: bad FASTQ, missing contig, corrupt file.
     InputInvalid,

@@ -14,6 +14,7 @@ use noodles::bgzf;
 use noodles::sam::alignment::record::cigar::op::Kind;
 
 use crate::FormatError;
+use crate::bam_count::RecordKind;
 
 /// Depth is binned along each contig so that the whole genome has about this many bins.
 pub const DEPTH_BINS_TARGET: u64 = 2000;
@@ -26,10 +27,10 @@ const PAIRED: u16 = 0x1;
 const PROPER_PAIR: u16 = 0x2;
 const UNMAPPED: u16 = 0x4;
 const MATE_UNMAPPED: u16 = 0x8;
-const SECONDARY: u16 = 0x100;
+pub(crate) const SECONDARY: u16 = 0x100;
 const QC_FAIL: u16 = 0x200;
 const DUPLICATE: u16 = 0x400;
-const SUPPLEMENTARY: u16 = 0x800;
+pub(crate) const SUPPLEMENTARY: u16 = 0x800;
 
 /// Records that `samtools depth` leaves out by default (samtools 1.16 `depth`, `-G`
 /// default): unmapped, secondary, QC-failed and duplicate.
@@ -82,9 +83,10 @@ impl FlagCounts {
             self.qc_failed += 1;
         }
         let mapped = flags & UNMAPPED == 0;
-        if flags & SECONDARY != 0 {
+        let kind = RecordKind::of(flags);
+        if kind == RecordKind::Secondary {
             self.secondary += 1;
-        } else if flags & SUPPLEMENTARY != 0 {
+        } else if kind == RecordKind::Supplementary {
             self.supplementary += 1;
         } else {
             self.primary += 1;

@@ -60,7 +60,7 @@ pub fn check_bgzf_eof(path: &Utf8Path) -> Result<(), FormatError> {
             path: path.to_owned(),
         });
     }
-    if !has_bc_subfield(&extra) {
+    if bc_block_size(&extra).is_none() {
         return Err(not_bgzf(
             "plain gzip: the first block's extra field has no BC subfield",
         ));
@@ -99,20 +99,24 @@ fn read_prefix(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Whether a gzip extra field (a list of SI1 SI2 SLEN(2, little-endian) DATA subfields) holds
-/// `B` `C` with SLEN 2.
-fn has_bc_subfield(mut extra: &[u8]) -> bool {
+/// BSIZE (the block's length minus 1, SAM spec v1, section 4.1) from a gzip extra field (a list
+/// of SI1 SI2 SLEN(2, little-endian) DATA subfields): the data of its `B` `C` subfield of SLEN
+/// 2, if it has one.
+pub(crate) fn bc_block_size(mut extra: &[u8]) -> Option<u16> {
     while let [si1, si2, len_lo, len_hi, rest @ ..] = extra {
         let length = usize::from(u16::from_le_bytes([*len_lo, *len_hi]));
         if (*si1, *si2, length) == (b'B', b'C', 2) {
-            return rest.len() >= 2;
+            return match rest {
+                [lo, hi, ..] => Some(u16::from_le_bytes([*lo, *hi])),
+                _ => None,
+            };
         }
         if rest.len() < length {
-            return false;
+            return None;
         }
         extra = &rest[length..];
     }
-    false
+    None
 }
 
 #[cfg(test)]
@@ -121,18 +125,22 @@ mod tests {
 
     #[test]
     fn bc_subfield_found_among_others() {
-        assert!(has_bc_subfield(&[b'B', b'C', 2, 0, 0x1b, 0x00]));
-        assert!(has_bc_subfield(&[
-            b'X', b'Y', 1, 0, 9, b'B', b'C', 2, 0, 0x1b, 0x00
-        ]));
-        assert!(!has_bc_subfield(&[b'X', b'Y', 1, 0, 9]));
-        assert!(!has_bc_subfield(&[b'B', b'C', 2, 0, 0x1b]));
-        assert!(!has_bc_subfield(&[b'X', b'Y', 9, 0, 1]));
-        assert!(!has_bc_subfield(&[]));
+        assert_eq!(bc_block_size(&[b'B', b'C', 2, 0, 0x1b, 0x00]), Some(27));
+        assert_eq!(
+            bc_block_size(&[b'X', b'Y', 1, 0, 9, b'B', b'C', 2, 0, 0x34, 0x12]),
+            Some(0x1234)
+        );
+        assert_eq!(bc_block_size(&[b'X', b'Y', 1, 0, 9]), None);
+        assert_eq!(bc_block_size(&[b'B', b'C', 2, 0, 0x1b]), None);
+        assert_eq!(bc_block_size(&[b'X', b'Y', 9, 0, 1]), None);
+        assert_eq!(bc_block_size(&[]), None);
     }
 
     #[test]
-    fn eof_block_is_a_bgzf_block() {
-        assert!(has_bc_subfield(&BGZF_EOF_BLOCK[12..18]));
+    fn eof_block_is_a_bgzf_block_of_28_bytes() {
+        assert_eq!(
+            bc_block_size(&BGZF_EOF_BLOCK[12..18]),
+            Some(BGZF_EOF_BLOCK.len() as u16 - 1)
+        );
     }
 }

@@ -14,6 +14,9 @@
 //! - [`quickcheck_bam`] / [`check_bam_header`]: `samtools quickcheck` natively, then the
 //!   workflow's header rules (coordinate order, `@RG SM`, `@SQ` equal to the `.fai`).
 //! - [`check_bai_matches_bam`]: a `.bai` belongs to its BAM (a few blocks per reference).
+//! - [`BamRecordCounter`]: counts the records of a BAM as its bytes pass on to a file
+//!   (primary, secondary, supplementary); [`count_bam_records`] counts those of a finished
+//!   file.
 //! - [`read_bam_stats`]: one pass over a BAM for flagstat counts, depth and breadth per contig,
 //!   checking coordinate order on the way.
 //! - [`quickcheck_vcf`] / [`scan_vcf`]: the same for a bgzipped VCF, plus sorted records, one
@@ -50,6 +53,7 @@
 
 mod bai_check;
 mod bam;
+mod bam_count;
 mod bam_stats;
 mod bgzf;
 mod bwa_index;
@@ -64,6 +68,7 @@ mod vcf;
 
 pub use bai_check::check_bai_matches_bam;
 pub use bam::{BamHeaderSummary, check_bam_header, quickcheck_bam, read_bam_header_summary};
+pub use bam_count::{BamRecordCounter, BamRecordCounts, count_bam_records};
 pub use bam_stats::{
     BamStats, ContigCoverage, DEPTH_BINS_TARGET, FlagCounts, MIN_DEPTH_BIN_BASES, read_bam_stats,
 };

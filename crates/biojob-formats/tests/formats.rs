@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use biojob_core::{Classify, Contig, ExitClass};
 use biojob_formats::{
-    AmbiguousRun, BamHeaderSummary, ChunkLayout, FastqError, FastqPairStats, FastqSource,
-    FlagCounts, FormatError, IndexProvenance, SplitRequest, VariantCounts, VcfContig,
-    VcfHeaderSummary, VcfRules, check_bai_matches_bam, check_bam_header, check_bgzf_eof,
-    check_bwa_index_matches_fasta, check_fai_covers_fasta, check_fasta_layout, fastq_chunk_names,
-    quickcheck_bam, quickcheck_vcf, read_bam_header_summary, read_bam_stats,
-    read_bwa_index_summary, read_fai, scan_vcf, split_fastq_pair, stream_fastq_pair, tabix_contigs,
+    AmbiguousRun, BGZF_EOF_BLOCK, BamHeaderSummary, BamRecordCounter, BamRecordCounts, ChunkLayout,
+    FastqError, FastqPairStats, FastqSource, FlagCounts, FormatError, IndexProvenance, SplitRequest,
+    VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, check_bai_matches_bam, check_bam_header,
+    check_bgzf_eof, check_bwa_index_matches_fasta, check_fai_covers_fasta, check_fasta_layout,
+    count_bam_records, fastq_chunk_names, quickcheck_bam, quickcheck_vcf, read_bam_header_summary,
+    read_bam_stats, read_bwa_index_summary, read_fai, scan_vcf, split_fastq_pair, stream_fastq_pair,
+    tabix_contigs,
     validate_fastq_pair,
 };
 use biojob_testkit::testdata;
@@ -2696,4 +2697,449 @@ fn a_bai_of_another_bam_is_refused() {
         &dir.path("four.bam.bai"),
         "the index lists 4 reference sequences, the BAM header 3",
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// BAM: counting records
+
+/// The real pair (13,860 pairs) aligned once per test binary, `bwa mem | samtools sort -o -`,
+/// with the sorted BAM written through a [`BamRecordCounter`] as the align step would: the BAM
+/// and the counts the counter gave.
+fn aligned_real_pair() -> &'static (Utf8PathBuf, BamRecordCounts) {
+    static ALIGNED: std::sync::OnceLock<(Utf8PathBuf, BamRecordCounts)> =
+        std::sync::OnceLock::new();
+    ALIGNED.get_or_init(|| {
+        let dir = Utf8PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("formats-bam-count");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let reference = dir.join("ref.fa");
+        std::fs::copy(testdata().join("ref.fa"), &reference).unwrap();
+        run("bwa", &["index", reference.as_str()]);
+        let (r1, r2) = real_pair();
+        let mut bwa = Command::new("bwa")
+            .args(["mem", "-t", "2", "-R", "@RG\\tID:L1\\tSM:NA12878"])
+            .args([reference.as_str(), r1.as_str(), r2.as_str()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("bwa runs (Debian: bwa)");
+        let mut sort = Command::new("samtools")
+            .args(["sort", "-o", "-", "-T"])
+            .arg(dir.join("sort-tmp"))
+            .arg("-")
+            .stdin(bwa.stdout.take().unwrap())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("samtools runs (Debian: samtools)");
+        let bam = dir.join("aligned.bam");
+        let mut counter = BamRecordCounter::new(std::fs::File::create(&bam).unwrap(), &bam);
+        io::copy(&mut sort.stdout.take().unwrap(), &mut counter).unwrap();
+        assert!(bwa.wait().unwrap().success());
+        assert!(sort.wait().unwrap().success());
+        let (_file, counts) = counter.finish().unwrap();
+        (bam, counts)
+    })
+}
+
+/// `samtools view -c` of `bam` with `filter` (e.g. `-F 0x900`).
+fn samtools_count(bam: &Utf8Path, filter: &[&str]) -> u64 {
+    let output = Command::new("samtools")
+        .args(["view", "-c"])
+        .args(filter)
+        .arg(bam)
+        .output()
+        .expect("samtools runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The counts `samtools view -c` gives for `bam`, one filter per field.
+fn samtools_counts(bam: &Utf8Path) -> BamRecordCounts {
+    BamRecordCounts {
+        records: samtools_count(bam, &[]),
+        primary: samtools_count(bam, &["-F", "0x900"]),
+        secondary: samtools_count(bam, &["-f", "0x100"]),
+        supplementary: samtools_count(bam, &["-f", "0x800", "-F", "0x100"]),
+    }
+}
+
+/// A writer that takes at most `limit` bytes per call, as a pipe or socket may.
+struct Trickle {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let taken = buf.len().min(self.limit);
+        self.bytes.extend_from_slice(&buf[..taken]);
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `bytes` written through a counter in writes of `size` bytes into a [`Trickle`] taking at
+/// most `limit` a call: what passed through, and what `finish` said. Counted both on the
+/// writing thread and on three worker threads, which must agree.
+fn count_stream(
+    bytes: &[u8],
+    size: usize,
+    limit: usize,
+) -> (Vec<u8>, Result<BamRecordCounts, FormatError>) {
+    let run = |threads: usize| {
+        let mut counter = BamRecordCounter::with_threads(
+            Trickle {
+                bytes: Vec::new(),
+                limit,
+            },
+            "out.bam",
+            threads,
+        );
+        for piece in bytes.chunks(size) {
+            counter.write_all(piece).unwrap();
+        }
+        assert_eq!(counter.bytes(), bytes.len() as u64);
+        match counter.finish() {
+            Ok((inner, counts)) => (inner.bytes, Ok(counts)),
+            Err(error) => (Vec::new(), Err(error)),
+        }
+    };
+    let here = run(1);
+    let pooled = run(3);
+    assert!(here.0 == pooled.0, "the bytes passed differ");
+    assert_eq!(
+        here.1.as_ref().map_err(ToString::to_string),
+        pooled.1.as_ref().map_err(ToString::to_string),
+        "on worker threads"
+    );
+    here
+}
+
+/// Where each BGZF block of `bytes` starts (BSIZE at bytes 16..18 of each block: samtools and
+/// noodles write XLEN 6 with only the BC subfield).
+fn block_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        starts.push(at);
+        at += usize::from(u16::from_le_bytes([bytes[at + 16], bytes[at + 17]])) + 1;
+    }
+    assert_eq!(at, bytes.len());
+    starts
+}
+
+#[test]
+fn the_counter_gives_samtools_counts_of_an_aligned_pair_in_any_write_size() {
+    let (bam, streamed) = aligned_real_pair();
+    let expected = samtools_counts(bam);
+    assert_eq!(*streamed, expected);
+    // Every read fed to bwa comes out once as a primary record.
+    assert_eq!(streamed.primary, 2 * 13_860);
+    assert_eq!(
+        streamed.records,
+        streamed.primary + streamed.secondary + streamed.supplementary
+    );
+    assert!(streamed.supplementary > 0, "{streamed:?}");
+    let bytes = std::fs::read(bam).unwrap();
+    assert!(block_starts(&bytes).len() > 10);
+    for (size, limit) in [
+        (1, 1),
+        (19, 7),
+        (4096, 1000),
+        (65_537, 65_536),
+        (1 << 20, 1 << 20),
+    ] {
+        let (passed, counts) = count_stream(&bytes, size, limit);
+        assert_eq!(counts.unwrap(), expected, "writes of {size}, taken {limit}");
+        assert!(
+            passed == bytes,
+            "writes of {size}: the bytes changed on the way"
+        );
+    }
+    assert_eq!(count_bam_records(bam, 1).unwrap(), expected);
+    assert_eq!(count_bam_records(bam, 2).unwrap(), expected);
+    // noodles cuts blocks at 64 KiB of data, records or not: records span block boundaries.
+    let recompressed = bgzf_bytes(&inflate(&bytes));
+    assert_ne!(
+        block_starts(&recompressed).len(),
+        block_starts(&bytes).len()
+    );
+    for size in [7, 65_536] {
+        assert_eq!(count_stream(&recompressed, size, size).1.unwrap(), expected);
+    }
+}
+
+#[test]
+fn merge_inputs_add_up_to_the_merged_bam() {
+    let (bam, whole) = aligned_real_pair();
+    let dir = Dir::new();
+    let first = dir.path("first-mates.bam");
+    let second = dir.path("second-mates.bam");
+    let merged = dir.path("merged.bam");
+    run(
+        "samtools",
+        &[
+            "view",
+            "-b",
+            "-f",
+            "0x40",
+            "-o",
+            first.as_str(),
+            bam.as_str(),
+        ],
+    );
+    run(
+        "samtools",
+        &[
+            "view",
+            "-b",
+            "-F",
+            "0x40",
+            "-o",
+            second.as_str(),
+            bam.as_str(),
+        ],
+    );
+    run(
+        "samtools",
+        &[
+            "merge",
+            "-o",
+            merged.as_str(),
+            first.as_str(),
+            second.as_str(),
+        ],
+    );
+    let inputs = [
+        count_bam_records(&first, 1).unwrap(),
+        count_bam_records(&second, 2).unwrap(),
+    ];
+    assert_eq!(inputs[0], samtools_counts(&first));
+    assert_eq!(inputs[1], samtools_counts(&second));
+    assert_eq!(inputs[0].primary, 13_860);
+    assert_eq!(inputs[1].primary, 13_860);
+    let sum: BamRecordCounts = inputs.into_iter().sum();
+    assert_eq!(count_bam_records(&merged, 2).unwrap(), sum);
+    assert_eq!(sum, *whole);
+}
+
+#[test]
+fn a_bam_without_records_counts_zero() {
+    let dir = Dir::new();
+    let bam = dir.path("empty.bam");
+    write_bam(&bam, SAM_HEADER);
+    assert_eq!(
+        count_bam_records(&bam, 1).unwrap(),
+        BamRecordCounts::default()
+    );
+    let bytes = std::fs::read(&bam).unwrap();
+    assert_eq!(
+        count_stream(&bytes, 3, 3).1.unwrap(),
+        BamRecordCounts::default()
+    );
+}
+
+#[test]
+fn a_stream_cut_inside_a_block_is_an_error_not_a_short_count() {
+    let (bam, _) = aligned_real_pair();
+    let bytes = std::fs::read(bam).unwrap();
+    let starts = block_starts(&bytes);
+    let block = starts.len() / 2;
+    let length = starts[block + 1] - starts[block];
+    let cut = starts[block] + 100;
+    for size in [1000, 1 << 20] {
+        let error = count_stream(&bytes[..cut], size, size).1.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "out.bam: truncated: the stream ends 100 bytes into BGZF block {} of {length} \
+                 (at byte {cut})",
+                block + 1
+            )
+        );
+        assert_eq!(error.exit_class_for_output(), ExitClass::OutputInvalid);
+    }
+    // Cut inside a block's header, before its length shows.
+    let error = count_stream(&bytes[..starts[block] + 5], 4096, 4096)
+        .1
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "out.bam: truncated: the stream ends 5 bytes into BGZF block {} (at byte {})",
+            block + 1,
+            starts[block] + 5
+        )
+    );
+    let dir = Dir::new();
+    let file = dir.write("cut.bam", &bytes[..cut]);
+    assert_eq!(
+        count_bam_records(&file, 2).unwrap_err().to_string(),
+        format!(
+            "{file}: truncated: the stream ends 100 bytes into BGZF block {} of {length} (at \
+             byte {cut})",
+            block + 1
+        )
+    );
+}
+
+#[test]
+fn a_stream_cut_between_blocks_misses_its_eof_block() {
+    let (bam, _) = aligned_real_pair();
+    let bytes = std::fs::read(bam).unwrap();
+    let starts = block_starts(&bytes);
+    for end in [starts[starts.len() / 2], bytes.len() - 28] {
+        let error = count_stream(&bytes[..end], 4096, 4096).1.unwrap_err();
+        assert!(
+            matches!(error, FormatError::MissingBgzfEof { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "out.bam: missing BGZF EOF block (truncated?)"
+        );
+    }
+}
+
+/// How many whole records noodles reads from BAM `bytes` before they end.
+fn whole_records(bytes: &[u8]) -> u64 {
+    let mut reader = noodles::bam::io::Reader::new(bytes);
+    reader.read_header().unwrap();
+    let mut record = noodles::bam::Record::default();
+    let mut count = 0;
+    while let Ok(1..) = reader.read_record(&mut record) {
+        count += 1;
+    }
+    count
+}
+
+#[test]
+fn blocks_ending_inside_a_record_or_the_header_are_an_error() {
+    let (bam, _) = aligned_real_pair();
+    let bytes = std::fs::read(bam).unwrap();
+    // samtools starts a new block rather than split a record, so its blocks up to any block,
+    // then the EOF block, are a well-formed shorter BAM: only the missing EOF block gives a
+    // cut between its blocks away. Cut the data itself, compressed again by noodles.
+    let data = inflate(&bytes);
+    let cut = bgzf_bytes(&data[..data.len() / 2]);
+    let record = whole_records(&cut) + 1;
+    assert!(record > 1000, "{record}");
+    let error = count_stream(&cut, 4096, 4096).1.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("out.bam: truncated: the BGZF data ends inside record {record}")
+    );
+    let mut blocks = bytes[..block_starts(&bytes)[10]].to_vec();
+    blocks.extend_from_slice(&BGZF_EOF_BLOCK);
+    assert_eq!(
+        count_stream(&blocks, 4096, 4096).1.unwrap().records,
+        whole_records(&blocks)
+    );
+
+    // The data of a small BAM cut inside a record's first 20 bytes, and inside the header,
+    // compressed again.
+    let dir = Dir::new();
+    let mut sam = String::from(STATS_HEADER);
+    for i in 0..3 {
+        sam.push_str(&sam_record(&format!("r{i}"), 0, "c1", 10 + i, "10M"));
+    }
+    let small = sam_to_bam(&dir, "small", &sam);
+    let data = inflate(&std::fs::read(&small).unwrap());
+    let third = data.len() - (data.len() - header_length(&data)) / 3;
+    for (end, inside) in [
+        (third + 10, "record 3"),
+        (third + 30, "record 3"),
+        (header_length(&data) - 2, "the BAM header"),
+        (6, "the BAM header"),
+    ] {
+        let error = count_stream(&bgzf_bytes(&data[..end]), 7, 7).1.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("out.bam: truncated: the BGZF data ends inside {inside}"),
+            "cut at {end}"
+        );
+    }
+    assert_eq!(
+        count_stream(&bgzf_bytes(&data), 7, 7).1.unwrap(),
+        BamRecordCounts {
+            records: 3,
+            primary: 3,
+            ..BamRecordCounts::default()
+        }
+    );
+}
+
+/// The data of BGZF `bytes`.
+fn inflate(bytes: &[u8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    MultiGzDecoder::new(bytes).read_to_end(&mut data).unwrap();
+    data
+}
+
+/// The length of the header of uncompressed BAM `data` (SAM spec v1, section 4.2).
+fn header_length(data: &[u8]) -> usize {
+    let word = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+    let mut at = 8 + word(4);
+    let references = word(at);
+    at += 4;
+    for _ in 0..references {
+        at += 4 + word(at) + 4;
+    }
+    at
+}
+
+#[test]
+fn damaged_and_foreign_streams_are_refused_but_passed_through() {
+    let (bam, _) = aligned_real_pair();
+    let bytes = std::fs::read(bam).unwrap();
+    let starts = block_starts(&bytes);
+    // The stored CRC32 of the last block of records, one byte flipped.
+    let last = starts.len() - 2;
+    let mut damaged = bytes.clone();
+    let crc_at = starts[last + 1] - 8;
+    let stored = u32::from_le_bytes(bytes[crc_at..crc_at + 4].try_into().unwrap());
+    damaged[crc_at] ^= 0xff;
+    let flipped = u32::from_le_bytes(damaged[crc_at..crc_at + 4].try_into().unwrap());
+    // Bytes that are not BGZF after it: the damaged block is the first problem, whether it
+    // is inflated on the writing thread or by a worker while the writer reads on.
+    damaged.extend_from_slice(&gzip(b"not BGZF"));
+    let error = count_stream(&damaged, 1 << 16, 1 << 16).1.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "out.bam: BGZF block {}: CRC32 {stored:08x} of the data differs from {flipped:08x} \
+             in the block",
+            last + 1
+        )
+    );
+    assert_eq!(error.exit_class_for_output(), ExitClass::OutputInvalid);
+    let mut counter = BamRecordCounter::new(Vec::new(), "out.bam");
+    counter.write_all(&damaged).unwrap();
+    assert_eq!(counter.bytes(), damaged.len() as u64);
+
+    let cases: [(Vec<u8>, &str); 3] = [
+        (
+            gzip(b"BAM\x01"),
+            "out.bam: BGZF block 1 at byte 0: not a BGZF block (no gzip magic 1f 8b 08 with an \
+             extra field)",
+        ),
+        (
+            bgzf_bytes(VCF.as_bytes()),
+            "out.bam: not BAM: the data does not start with BAM\\1",
+        ),
+        (Vec::new(), "out.bam: not BGZF: the file is empty"),
+    ];
+    for (stream, message) in cases {
+        assert_eq!(
+            count_stream(&stream, 5, 5).1.unwrap_err().to_string(),
+            message
+        );
+    }
 }

@@ -1,41 +1,97 @@
-//! What every step runs with.
+//! What every step runs with: the [`Engine`] (stores, tools, budget, settings) and, per job,
+//! the supervisor of its tools and the watch on its scratch space ([`StepContext`]).
 
 use std::time::{Duration, Instant};
 
 use biojob_core::{Classify, ExitClass};
 use biojob_process::{CancelToken, PipelineReport, ProcessError, StepDeadline, Supervisor};
 use biojob_scratch::{SpaceNeed, SpaceWatch};
-use biojob_tools::{ToolVersions, Toolset};
+use biojob_storage::Stores;
+use biojob_tools::{ToolError, ToolVersions, Toolset};
+use camino::Utf8Path;
 
-use crate::{Error, Resources};
+use crate::{Error, Resources, ScratchSettings, SpaceWatchdog};
 
-/// The tools, the supervisor that runs them, the job's resource budget and its scratch watch.
+/// Everything a run or a job needs besides its request: stores, tools, budget, cancellation.
 #[derive(Debug, Clone)]
-pub struct StepContext {
+pub struct Engine {
+    /// Where inputs are read and outputs written.
+    pub stores: Stores,
     /// The resolved tools.
     pub toolset: Toolset,
     /// Their versions, as probed.
     pub versions: ToolVersions,
-    /// Runs the tools (logs, cancellation, timeouts, the scratch watchdog).
-    pub supervisor: Supervisor,
     /// CPU and memory budget.
     pub resources: Resources,
-    /// The free space of the job's scratch directory: each step's preflight, peak use.
-    pub space: SpaceWatch,
-    /// The time limit of each step (every command it runs and the time between them), if any.
+    /// Cancelled by the binary's signal handler.
+    pub cancel: CancelToken,
+    /// Time between SIGTERM and SIGKILL when stopping tools.
+    pub grace: Duration,
+    /// Longest time any one tool may run, if limited.
+    pub timeout: Option<Duration>,
+    /// Longest time any one step may take (every command it runs and the time between
+    /// them), if limited (see [`StepContext::for_step`]).
     pub step_timeout: Option<Duration>,
+    /// Where scratch directories go and how their space is watched.
+    pub scratch: ScratchSettings,
     /// Whether the align step checks the FASTQs as it feeds them to bwa (the default). Off is
-    /// a benchmark switch only (`benches/align-validation.sh` measures the check's cost): bwa
-    /// then reads the files itself and aligns a truncated or out-of-sync pair as far as it gets.
+    /// a benchmark switch only (`benches/align-validation.sh`): bwa then reads the files
+    /// itself and aligns a truncated or out-of-sync pair as far as it gets.
     pub validate_fastq: bool,
 }
 
+impl Engine {
+    /// The context for steps that log into `log_dir` and work in the scratch directory that
+    /// `space` watches; the supervisor pauses and stops tools as `space` says.
+    pub fn context(&self, log_dir: &Utf8Path, space: &SpaceWatch) -> StepContext {
+        StepContext {
+            supervisor: Supervisor::new(log_dir, self.cancel.clone())
+                .with_grace(self.grace)
+                .with_timeout(self.timeout)
+                .with_watchdog(Some(SpaceWatchdog::shared(space))),
+            space: space.clone(),
+            engine: self.clone(),
+        }
+    }
+}
+
+/// One job's view of the [`Engine`]: the supervisor that runs its tools and its scratch watch.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The engine (its `resources` may be a share of the run's, for a chunk).
+    pub engine: Engine,
+    /// Runs the tools (logs, cancellation, timeouts, the scratch watchdog).
+    pub supervisor: Supervisor,
+    /// The free space of the job's scratch directory: each step's preflight, peak use.
+    pub space: SpaceWatch,
+}
+
 impl StepContext {
+    /// The resolved tools.
+    pub fn toolset(&self) -> &Toolset {
+        &self.engine.toolset
+    }
+
+    /// The CPU and memory budget.
+    pub fn resources(&self) -> Resources {
+        self.engine.resources
+    }
+
+    /// This context with `cancel` as its cancellation token (a child token, so that one
+    /// failing shard stops its siblings).
+    pub fn with_cancel(&self, cancel: CancelToken) -> StepContext {
+        StepContext {
+            supervisor: self.supervisor.with_cancel(cancel),
+            ..self.clone()
+        }
+    }
+
     /// This context for one step (or shard) named `step`: its supervisor stops the tools once
-    /// [`step_timeout`](Self::step_timeout) has passed from now, with
-    /// [`ProcessError::StepTimedOut`] (tool killed class) naming the step and the limit.
+    /// the engine's `step_timeout` has passed from now, with [`ProcessError::StepTimedOut`]
+    /// (tool killed class) naming the step and the limit.
     pub fn for_step(&self, step: &str) -> StepContext {
         let deadline = self
+            .engine
             .step_timeout
             .map(|limit| StepDeadline::starting_now(step, limit));
         StepContext {
@@ -110,5 +166,48 @@ fn stop_error(cancel: &CancelToken, supervisor: &Supervisor, what: &str) -> Opti
             label: what.to_owned(),
             report: nothing(),
         })
+    })
+}
+
+/// Runs each tool's version probe.
+///
+/// # Errors
+/// [`Error::Tool`] when a tool does not run or prints no version.
+pub fn probe_tools(
+    toolset: &Toolset,
+    cancel: &CancelToken,
+    log_dir: &Utf8Path,
+) -> Result<ToolVersions, Error> {
+    let supervisor = Supervisor::new(log_dir, cancel.clone());
+    let mut versions = Vec::new();
+    for tool in toolset.all() {
+        let captured = supervisor
+            .capture(tool.tool.version_probe(&tool.path))
+            .map_err(|error| ToolError::NotFound {
+                tool: tool.tool,
+                detail: format!("{} did not run: {error}", tool.path),
+            })?;
+        let version = tool
+            .tool
+            .parse_version(&captured.stdout, &captured.stderr)
+            .ok_or_else(|| ToolError::NoVersion {
+                tool: tool.tool,
+                path: tool.path.clone(),
+                output: captured
+                    .stdout
+                    .chars()
+                    .chain(captured.stderr.chars())
+                    .take(200)
+                    .collect(),
+            })?;
+        tracing::info!(tool = %tool.tool, path = %tool.path, version, "tool found");
+        versions.push(version);
+    }
+    let mut versions = versions.into_iter();
+    let mut next = || versions.next().unwrap_or_default();
+    Ok(ToolVersions {
+        bwa: next(),
+        samtools: next(),
+        bcftools: next(),
     })
 }

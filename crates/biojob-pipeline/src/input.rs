@@ -18,61 +18,7 @@ use tracing::warn;
 
 use crate::Error;
 
-/// `params.environment` keys biojob reads. `JOB_AWS_CLI_PATH` is accepted and ignored (biojob
-/// stages data itself).
-pub mod keys {
-    /// The sample id; also the FASTQ file name stem.
-    pub const SAMPLE_ID: &str = "SAMPLE_ID";
-    /// The reference FASTA's name without extension.
-    pub const REFERENCE_NAME: &str = "REFERENCE_NAME";
-    /// Where the FASTQs (and, by default, the reference) are.
-    pub const SOURCE_DATA_PREFIX: &str = "SOURCE_DATA_PREFIX";
-    /// Where outputs go: `<prefix>/<sample>/<run id>/`.
-    pub const JOB_OUTPUT_PREFIX: &str = "JOB_OUTPUT_PREFIX";
-    /// Where the reference is, when not under `SOURCE_DATA_PREFIX`.
-    pub const REFERENCE_PREFIX: &str = "REFERENCE_PREFIX";
-    /// Read 1, overriding `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R1.fastq.gz`.
-    pub const FASTQ_1: &str = "FASTQ_1";
-    /// Read 2, overriding `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R2.fastq.gz`.
-    pub const FASTQ_2: &str = "FASTQ_2";
-    /// The reference FASTA, overriding the name-based lookup.
-    pub const REFERENCE: &str = "REFERENCE";
-    /// `@RG ID`; default: the sample id.
-    pub const READ_GROUP_ID: &str = "READ_GROUP_ID";
-    /// `@RG LB`; default: none.
-    pub const READ_GROUP_LIBRARY: &str = "READ_GROUP_LIBRARY";
-    /// `@RG PL`; default: `ILLUMINA`.
-    pub const READ_GROUP_PLATFORM: &str = "READ_GROUP_PLATFORM";
-    /// `@RG PU`; default: none.
-    pub const READ_GROUP_PLATFORM_UNIT: &str = "READ_GROUP_PLATFORM_UNIT";
-    /// Accepted and ignored.
-    pub const JOB_AWS_CLI_PATH: &str = "JOB_AWS_CLI_PATH";
-    /// The calling step's minimum mapping quality (`bcftools mpileup -q`); default: none.
-    pub const MIN_MAPPING_QUALITY: &str = "MIN_MAPPING_QUALITY";
-    /// Resume the run (`1`, `true`, `yes`, `on`; `0`, `false`, `no`, `off` or empty: not);
-    /// `biojob run`'s `--resume`, `--no-resume` and the `BIOJOB_RESUME` environment variable
-    /// win over it.
-    pub const BIOJOB_RESUME: &str = "BIOJOB_RESUME";
-
-    /// Every key biojob knows.
-    pub const ALL: [&str; 15] = [
-        SAMPLE_ID,
-        REFERENCE_NAME,
-        SOURCE_DATA_PREFIX,
-        JOB_OUTPUT_PREFIX,
-        REFERENCE_PREFIX,
-        FASTQ_1,
-        FASTQ_2,
-        REFERENCE,
-        READ_GROUP_ID,
-        READ_GROUP_LIBRARY,
-        READ_GROUP_PLATFORM,
-        READ_GROUP_PLATFORM_UNIT,
-        JOB_AWS_CLI_PATH,
-        MIN_MAPPING_QUALITY,
-        BIOJOB_RESUME,
-    ];
-}
+use crate::env;
 
 /// Whether `a` and `b` name the same file: local paths compared once resolved (symbolic links,
 /// `..`) when they exist, else after removing `.` and repeated `/`; S3 URIs compared as given.
@@ -223,7 +169,7 @@ impl JobEnvironment {
     /// # Errors
     /// [`Error::Usage`] when it is missing or not a valid sample id.
     pub fn sample(&self) -> Result<SampleId, Error> {
-        SampleId::new(self.require(keys::SAMPLE_ID)?).map_err(|error| {
+        SampleId::new(self.require(env::SAMPLE_ID)?).map_err(|error| {
             usage(
                 error.to_string(),
                 format!("fix SAMPLE_ID {}", self.where_to_fix()),
@@ -237,7 +183,7 @@ impl JobEnvironment {
     /// [`Error::Usage`] when it is not a whole number from 0 to 255 (SAM's MAPQ range, where
     /// 255 means unavailable).
     pub fn min_mapping_quality(&self) -> Result<Option<u32>, Error> {
-        let Some(text) = self.get(keys::MIN_MAPPING_QUALITY) else {
+        let Some(text) = self.get(env::MIN_MAPPING_QUALITY) else {
             return Ok(None);
         };
         match text.trim().parse::<u32>() {
@@ -245,9 +191,9 @@ impl JobEnvironment {
             _ => Err(usage(
                 format!(
                     "{} must be a whole number from 0 to 255, found {text:?}",
-                    self.name(keys::MIN_MAPPING_QUALITY)
+                    self.name(env::MIN_MAPPING_QUALITY)
                 ),
-                format!("fix {} {}", keys::MIN_MAPPING_QUALITY, self.where_to_fix()),
+                format!("fix {} {}", env::MIN_MAPPING_QUALITY, self.where_to_fix()),
             )),
         }
     }
@@ -265,20 +211,20 @@ impl JobEnvironment {
             )
         };
         let mut read_group = ReadGroup::for_sample(sample);
-        if let Some(id) = self.get(keys::READ_GROUP_ID) {
+        if let Some(id) = self.get(env::READ_GROUP_ID) {
             read_group = read_group.with_id(id.to_owned()).map_err(invalid)?;
         }
-        if let Some(library) = self.get(keys::READ_GROUP_LIBRARY) {
+        if let Some(library) = self.get(env::READ_GROUP_LIBRARY) {
             read_group = read_group
                 .with_library(library.to_owned())
                 .map_err(invalid)?;
         }
-        if let Some(platform) = self.get(keys::READ_GROUP_PLATFORM) {
+        if let Some(platform) = self.get(env::READ_GROUP_PLATFORM) {
             read_group = read_group
                 .with_platform(platform.to_owned())
                 .map_err(invalid)?;
         }
-        if let Some(unit) = self.get(keys::READ_GROUP_PLATFORM_UNIT) {
+        if let Some(unit) = self.get(env::READ_GROUP_PLATFORM_UNIT) {
             read_group = read_group
                 .with_platform_unit(unit.to_owned())
                 .map_err(invalid)?;
@@ -287,8 +233,8 @@ impl JobEnvironment {
     }
 
     fn source_prefix(&self) -> Result<Option<ObjectUri>, Error> {
-        self.get(keys::SOURCE_DATA_PREFIX)
-            .map(|text| self.uri(keys::SOURCE_DATA_PREFIX, text))
+        self.get(env::SOURCE_DATA_PREFIX)
+            .map(|text| self.uri(env::SOURCE_DATA_PREFIX, text))
             .transpose()
     }
 
@@ -297,7 +243,7 @@ impl JobEnvironment {
     /// # Errors
     /// [`Error::Usage`] when the value is not `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
     pub fn resume(&self) -> Result<Option<bool>, Error> {
-        let Some(text) = self.get(keys::BIOJOB_RESUME) else {
+        let Some(text) = self.get(env::BIOJOB_RESUME) else {
             return Ok(None);
         };
         match text.trim().to_ascii_lowercase().as_str() {
@@ -306,7 +252,7 @@ impl JobEnvironment {
             _ => Err(usage(
                 format!(
                     "{} must be 1/true/yes/on or 0/false/no/off, found {text:?}",
-                    self.name(keys::BIOJOB_RESUME)
+                    self.name(env::BIOJOB_RESUME)
                 ),
                 "give \"1\" to resume, or leave it out",
             )),
@@ -329,14 +275,14 @@ impl JobEnvironment {
                 (None, None) => Err(usage(
                     format!(
                         "{} is missing (needed for {key})",
-                        self.name(keys::SOURCE_DATA_PREFIX)
+                        self.name(env::SOURCE_DATA_PREFIX)
                     ),
                     format!("add SOURCE_DATA_PREFIX, or give {key} explicitly"),
                 )),
             }
         };
-        let fastq_1 = from_source(keys::FASTQ_1, format!("{sample}_R1.fastq.gz"))?;
-        let fastq_2 = from_source(keys::FASTQ_2, format!("{sample}_R2.fastq.gz"))?;
+        let fastq_1 = from_source(env::FASTQ_1, format!("{sample}_R1.fastq.gz"))?;
+        let fastq_2 = from_source(env::FASTQ_2, format!("{sample}_R2.fastq.gz"))?;
         if same_object(&fastq_1, &fastq_2) {
             return Err(Error::Input {
                 message: format!("FASTQ_1 and FASTQ_2 name the same file: {fastq_1} and {fastq_2}"),
@@ -354,17 +300,17 @@ impl JobEnvironment {
     /// # Errors
     /// [`Error::Usage`] when neither `REFERENCE` nor `REFERENCE_NAME` and a prefix are given.
     pub fn reference_candidates(&self) -> Result<Vec<ObjectUri>, Error> {
-        if let Some(text) = self.get(keys::REFERENCE) {
-            return Ok(vec![self.uri(keys::REFERENCE, text)?]);
+        if let Some(text) = self.get(env::REFERENCE) {
+            return Ok(vec![self.uri(env::REFERENCE, text)?]);
         }
-        let name = self.require(keys::REFERENCE_NAME)?;
-        let prefix = match self.get(keys::REFERENCE_PREFIX) {
-            Some(text) => self.uri(keys::REFERENCE_PREFIX, text)?,
+        let name = self.require(env::REFERENCE_NAME)?;
+        let prefix = match self.get(env::REFERENCE_PREFIX) {
+            Some(text) => self.uri(env::REFERENCE_PREFIX, text)?,
             None => self.source_prefix()?.ok_or_else(|| {
                 usage(
                     format!(
                         "{} is missing (needed for the reference)",
-                        self.name(keys::SOURCE_DATA_PREFIX)
+                        self.name(env::SOURCE_DATA_PREFIX)
                     ),
                     "add SOURCE_DATA_PREFIX or REFERENCE_PREFIX, or give REFERENCE explicitly",
                 )
@@ -387,8 +333,8 @@ impl JobEnvironment {
     /// # Errors
     /// [`Error::Usage`] when it is missing or not a URI.
     pub fn output_prefix(&self) -> Result<ObjectUri, Error> {
-        let text = self.require(keys::JOB_OUTPUT_PREFIX)?;
-        self.uri(keys::JOB_OUTPUT_PREFIX, &text)
+        let text = self.require(env::JOB_OUTPUT_PREFIX)?;
+        self.uri(env::JOB_OUTPUT_PREFIX, &text)
     }
 }
 
@@ -435,7 +381,7 @@ impl WorkflowInput {
         let environment = input.params.environment;
         let mut values = BTreeMap::new();
         for (key, value) in &environment {
-            if !keys::ALL.contains(&key.as_str()) {
+            if !env::INPUT_ENVIRONMENT_KEYS.contains(&key.as_str()) {
                 warn!(key, "ignoring an environment key biojob does not use");
                 continue;
             }
@@ -558,7 +504,7 @@ mod tests {
     #[test]
     fn the_minimum_mapping_quality_is_a_mapq_or_unset() {
         let quality = |value: &str| {
-            JobEnvironment::from_pairs([(keys::MIN_MAPPING_QUALITY, value)]).min_mapping_quality()
+            JobEnvironment::from_pairs([(env::MIN_MAPPING_QUALITY, value)]).min_mapping_quality()
         };
         assert_eq!(quality("").unwrap(), None);
         assert_eq!(quality("0").unwrap(), Some(0));

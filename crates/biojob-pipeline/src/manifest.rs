@@ -1,13 +1,17 @@
-//! The run manifest: what ran, with which tools and resources, and what it produced.
-//!
-//! Written as `manifest.json` beside a run's outputs, whether the run succeeded or failed.
+//! The manifests: what ran, with which tools and resources, and what it produced — one
+//! [`TaskRecord`] per task, in a [`StepManifest`] (a Batch job's) or in a [`RunManifest`] (a
+//! local run's `manifest.json`: the run's facts and its tasks). Written and read by the same
+//! types, whether the task succeeded or failed.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use biojob_core::{Classify, ExitClass, StepId};
 use biojob_process::StageReport;
 use biojob_scratch::ScratchUsage;
-use biojob_storage::TransferReport;
+use biojob_storage::{ObjectUri, Stores, TransferReport};
+use biojob_tools::{ToolVersions, Toolset};
+use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Resources};
@@ -16,7 +20,7 @@ use crate::{Error, Resources};
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 
 /// One command a step ran.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandRecord {
     /// The label (`bwa-mem`, `bcftools-call.chr20`).
     pub label: String,
@@ -30,10 +34,8 @@ pub struct CommandRecord {
     pub user_cpu_seconds: f64,
     /// System CPU time in seconds.
     pub system_cpu_seconds: f64,
-    /// Peak resident set size in bytes: `ru_maxrss` from `wait4(2)`. Linux folds the memory
-    /// map the child replaced at `exec` into this figure (`exec_mmap` keeps its high-water
-    /// mark), and a spawned child starts out sharing biojob's, so a tool smaller than biojob
-    /// reads as biojob's own resident set at that moment (tens of MiB) rather than its own.
+    /// Peak resident set size in bytes: `ru_maxrss` from `wait4(2)` (docs/manifest.md says
+    /// what Linux folds into it for a small tool).
     pub max_rss_bytes: u64,
     /// The stderr log file, relative to the run's `logs/`.
     pub stderr_log: String,
@@ -80,7 +82,7 @@ impl OutputRecord {
 }
 
 /// How a task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Finished and published its outputs.
@@ -94,16 +96,60 @@ pub enum TaskStatus {
     Cached,
 }
 
-/// One step, or one shard of a scattered step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+impl TaskStatus {
+    /// Succeeded or cached: the task's outputs exist.
+    pub fn finished(self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Cached)
+    }
+}
+
+/// The shard of a scattered task: a calling shard (its contigs or regions) or an alignment
+/// chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskShard {
+    /// Its index: a calling shard's position in its scatter plan, or the chunk's number.
+    pub index: usize,
+    /// What a calling shard covers (`chr20`, `chr20:1-37500`, `chr22,chrM`); `None` for a
+    /// chunk.
+    pub contig: Option<String>,
+}
+
+impl TaskShard {
+    /// A calling shard.
+    pub fn region(index: usize, region: &str) -> Self {
+        TaskShard {
+            index,
+            contig: Some(region.to_owned()),
+        }
+    }
+
+    /// An alignment chunk.
+    pub fn chunk(index: usize) -> Self {
+        TaskShard {
+            index,
+            contig: None,
+        }
+    }
+
+    /// What it covers, or `chunk 0003`.
+    pub fn label(&self) -> String {
+        match &self.contig {
+            Some(contig) => contig.clone(),
+            None => format!("chunk {:04}", self.index),
+        }
+    }
+}
+
+/// One task: a step, or one shard of a scattered step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     /// The step.
     pub step: StepId,
     /// The shard index, for scattered steps.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<usize>,
-    /// The contig, for scattered steps.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The contigs or region, for calling shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contig: Option<String>,
     /// How it ended.
     pub status: TaskStatus,
@@ -113,28 +159,37 @@ pub struct TaskRecord {
     pub started_at: String,
     /// Start time in seconds since the Unix epoch, with millisecond precision (for timelines:
     /// `started_at` has whole seconds only).
+    #[serde(default)]
     pub started_unix_seconds: f64,
     /// Wall time in seconds.
+    #[serde(default)]
     pub wall_seconds: f64,
     /// User + system CPU seconds of the commands it ran.
+    #[serde(default)]
     pub cpu_seconds: f64,
-    /// The largest peak RSS of its commands, in bytes (see [`CommandRecord::max_rss_bytes`]
-    /// for what it includes).
+    /// The largest peak RSS of its commands, in bytes.
+    #[serde(default)]
     pub peak_rss_bytes: u64,
+    /// Each input's local path as the task's tools read it, by role (`fastq_1`, `reference`,
+    /// `bam`, `vcf.0000`): what the placeholders of `--dry-run` and of the cache key stand for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
     /// The commands, in the order they started.
+    #[serde(default)]
     pub commands: Vec<CommandRecord>,
     /// The outputs it published (or, when cached, reused).
+    #[serde(default)]
     pub outputs: Vec<OutputRecord>,
     /// The cache key (`sha256:` and 64 hex digits) of a step that can be reused; see
     /// [`crate::CacheKeyMaterial`].
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_key: Option<String>,
     /// Why a resumed run ran this step instead of reusing it ([`crate::RerunReason`]); absent
     /// when the run did not resume or the step was reused.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_reason: Option<String>,
     /// The error chain, when it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -142,7 +197,7 @@ impl TaskRecord {
     /// A record for a task that started at `started` and ran `commands`.
     pub fn new(
         step: StepId,
-        shard: Option<(usize, &str)>,
+        shard: Option<TaskShard>,
         started: SystemTime,
         wall: Duration,
         commands: &[StageReport],
@@ -150,8 +205,8 @@ impl TaskRecord {
         let commands: Vec<CommandRecord> = commands.iter().map(CommandRecord::from).collect();
         TaskRecord {
             step,
-            shard: shard.map(|(index, _)| index),
-            contig: shard.map(|(_, contig)| contig.to_owned()),
+            shard: shard.as_ref().map(|shard| shard.index),
+            contig: shard.and_then(|shard| shard.contig),
             status: TaskStatus::Succeeded,
             exit_class: ExitClass::Ok,
             started_at: timestamp(started),
@@ -164,6 +219,7 @@ impl TaskRecord {
                 sum + c.user_cpu_seconds + c.system_cpu_seconds
             }),
             peak_rss_bytes: commands.iter().map(|c| c.max_rss_bytes).max().unwrap_or(0),
+            inputs: BTreeMap::new(),
             commands,
             outputs: Vec::new(),
             cache_key: None,
@@ -175,7 +231,7 @@ impl TaskRecord {
     /// A task reused from an earlier run: status `cached`, no commands, `outputs` as checked.
     pub fn cached(
         step: StepId,
-        shard: Option<(usize, &str)>,
+        shard: Option<TaskShard>,
         started: SystemTime,
         wall: Duration,
         cache_key: String,
@@ -189,6 +245,14 @@ impl TaskRecord {
         }
     }
 
+    /// A task that was not run because another failed first or the run was stopped.
+    pub fn skipped(step: StepId, shard: Option<TaskShard>) -> Self {
+        TaskRecord {
+            status: TaskStatus::Skipped,
+            ..TaskRecord::new(step, shard, SystemTime::now(), Duration::ZERO, &[])
+        }
+    }
+
     /// Marks the task failed with `error`.
     pub fn failed(mut self, error: &Error) -> Self {
         self.status = TaskStatus::Failed;
@@ -196,10 +260,29 @@ impl TaskRecord {
         self.error = Some(error_chain(error));
         self
     }
+
+    /// Whether it finished (succeeded or cached) with `key`: an entry a resume may reuse.
+    pub fn finished_with(&self, key: &str) -> bool {
+        self.status.finished() && self.cache_key.as_deref() == Some(key)
+    }
+
+    /// Whether it finished with a cache key: an entry worth carrying into a new manifest.
+    pub fn reusable(&self) -> bool {
+        self.status.finished() && self.cache_key.is_some()
+    }
+
+    /// `align`, `call chr20`, `align chunk 0003`: the task as the summary and logs name it.
+    pub fn label(&self) -> String {
+        match (&self.contig, self.shard) {
+            (Some(contig), _) => format!("{} {contig}", self.step),
+            (None, Some(index)) => format!("{} chunk {index:04}", self.step),
+            (None, None) => self.step.to_string(),
+        }
+    }
 }
 
 /// A tool as recorded in the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolRecord {
     /// `bwa`, `samtools`, `bcftools`.
     pub tool: String,
@@ -209,8 +292,48 @@ pub struct ToolRecord {
     pub version: String,
 }
 
+impl ToolRecord {
+    /// Every tool of `toolset` with its version.
+    pub fn list(toolset: &Toolset, versions: &ToolVersions) -> Vec<ToolRecord> {
+        toolset
+            .all()
+            .into_iter()
+            .map(|tool| ToolRecord {
+                tool: tool.tool.name().to_owned(),
+                path: tool.path.to_string(),
+                version: versions.of(tool.tool).to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// One step job's manifest, `<sample>.<step>[.<shard>].manifest.json` under the run prefix
+/// (docs/batch-contract.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepManifest {
+    /// [`MANIFEST_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// biojob's version.
+    pub biojob_version: String,
+    /// The sample.
+    pub sample: String,
+    /// The resource budget used.
+    pub resources: Resources,
+    /// The tools and their versions.
+    pub tools: Vec<ToolRecord>,
+    /// Scratch use: peak bytes of the scratch directory, free space, waits for growth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<ScratchUsage>,
+    /// The task.
+    pub task: TaskRecord,
+    /// The finished task of the manifest this one replaced, when this task did not finish:
+    /// kept for a later resume, which checks its outputs before reusing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier_task: Option<TaskRecord>,
+}
+
 /// The whole run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {
     /// [`MANIFEST_FORMAT_VERSION`].
     pub format_version: u32,
@@ -243,29 +366,60 @@ pub struct RunManifest {
     /// The process exit code.
     pub exit_code: u8,
     /// The error chain, when the run failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// FASTQ counts from the align step.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Read pairs aligned (the align step's count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_pairs: Option<u64>,
     /// Every task, in workflow then reference order.
     pub tasks: Vec<TaskRecord>,
-    /// Finished tasks (`succeeded` or `cached`) of earlier runs written to the same place, as
-    /// their manifests recorded them, for each step and shard that this run did not finish (it
-    /// failed, was skipped or did not get that far): a failed run thus keeps them for a later
-    /// resume, which checks their outputs before reusing any. Absent when there are none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub earlier_tasks: Vec<serde_json::Value>,
+    /// Finished tasks of earlier runs written to the same place, as their manifests recorded
+    /// them, for each step and shard that this run did not finish: a failed run keeps them for
+    /// a later resume, which checks their outputs before reusing any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_tasks: Vec<TaskRecord>,
     /// The final VCF, when the run succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcf: Option<String>,
     /// Scratch use: peak bytes of the scratch directory, free space, waits for growth.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch: Option<ScratchUsage>,
 }
 
+impl Default for RunManifest {
+    /// A run that has not started: no tasks, status `failed` until it finishes.
+    fn default() -> Self {
+        RunManifest {
+            format_version: MANIFEST_FORMAT_VERSION,
+            biojob_version: env!("CARGO_PKG_VERSION").to_owned(),
+            run_id: String::new(),
+            sample: String::new(),
+            read_group: String::new(),
+            inputs: ManifestInputs::default(),
+            output_prefix: String::new(),
+            resources: Resources {
+                threads: 1,
+                memory_bytes: 0,
+            },
+            tools: Vec::new(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            wall_seconds: 0.0,
+            status: TaskStatus::Failed,
+            exit_class: ExitClass::Ok,
+            exit_code: 0,
+            error: None,
+            read_pairs: None,
+            tasks: Vec::new(),
+            earlier_tasks: Vec::new(),
+            vcf: None,
+            scratch: None,
+        }
+    }
+}
+
 /// The run's inputs, as given or resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestInputs {
     /// Read 1.
     pub fastq_1: String,
@@ -275,6 +429,29 @@ pub struct ManifestInputs {
     pub reference: String,
     /// The contigs called, in reference order.
     pub contigs: Vec<String>,
+}
+
+/// Writes `manifest` as pretty JSON to `prefix/name` (through a local temporary file).
+///
+/// # Errors
+/// [`Error::Io`] when the temporary file cannot be written; a storage error (output staging
+/// class) when publishing fails.
+pub fn publish_json(
+    stores: &Stores,
+    manifest: &impl Serialize,
+    prefix: &ObjectUri,
+    name: &str,
+) -> Result<OutputRecord, Error> {
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| Error::io("serialising", name)(std::io::Error::other(e)))?;
+    let dir = tempfile::tempdir().map_err(Error::io("creating", "a temporary directory"))?;
+    let path = Utf8PathBuf::from_path_buf(dir.path().join(name)).map_err(|p| {
+        Error::io("writing", p.to_string_lossy().into_owned())(std::io::Error::other(
+            "non-UTF-8 path",
+        ))
+    })?;
+    std::fs::write(&path, json).map_err(Error::io("writing", &path))?;
+    crate::publish_file(stores, &path, prefix)
 }
 
 /// `error` and its sources joined with `: `, one line.

@@ -5,34 +5,22 @@ use std::time::Duration;
 
 use biojob_core::StepId;
 
+use crate::TaskShard;
+
 /// A task of the run: a step, or one shard of a scattered step.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TaskLabel {
     /// The step.
     pub step: StepId,
-    /// The contig, for a scattered step.
-    pub contig: Option<String>,
+    /// The shard, for a scattered step.
+    pub shard: Option<TaskShard>,
 }
 
-impl TaskLabel {
-    /// A whole step.
-    pub fn step(step: StepId) -> Self {
-        TaskLabel { step, contig: None }
-    }
-
-    /// One contig of a scattered step.
-    pub fn shard(step: StepId, contig: &str) -> Self {
-        TaskLabel {
-            step,
-            contig: Some(contig.to_owned()),
-        }
-    }
-}
-
+/// `align`, `call chr20`, `align chunk 0003`.
 impl fmt::Display for TaskLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.contig {
-            Some(contig) => write!(f, "{} {contig}", self.step),
+        match &self.shard {
+            Some(shard) => write!(f, "{} {}", self.step, shard.label()),
             None => write!(f, "{}", self.step),
         }
     }

@@ -23,20 +23,8 @@ pub fn stage_input(
 ) -> Result<Utf8PathBuf, Error> {
     match uri.local_path() {
         Some(path) => {
-            let readable = std::fs::File::open(path).and_then(|file| {
-                if file.metadata()?.is_dir() {
-                    Err(std::io::Error::other("it is a directory"))
-                } else {
-                    Ok(())
-                }
-            });
-            match readable {
-                Ok(()) => Ok(path.to_owned()),
-                Err(error) => Err(Error::Input {
-                    message: format!("{what} {path} cannot be read: {error}"),
-                    remedy: Some(remedy.to_owned()),
-                }),
-            }
+            check_local_input(path, what, remedy)?;
+            Ok(path.to_owned())
         }
         None => {
             let destination = uri.scratch_path(staging_dir)?;
@@ -47,6 +35,44 @@ pub fn stage_input(
             Ok(destination)
         }
     }
+}
+
+/// Checks that the input at `uri` exists (a local file that can be read; an object the
+/// store has), without reading it: a run's preflight, before any tool runs.
+///
+/// # Errors
+/// [`Error::Input`] naming `what` and `uri`, with `remedy`, when it is missing or unreadable;
+/// a storage error when the store cannot be asked.
+pub fn check_input(
+    stores: &Stores,
+    uri: &ObjectUri,
+    what: &str,
+    remedy: &str,
+) -> Result<(), Error> {
+    match uri.local_path() {
+        Some(path) => check_local_input(path, what, remedy),
+        None => match stores.for_uri(uri)?.head(uri)? {
+            Some(_) => Ok(()),
+            None => Err(Error::Input {
+                message: format!("{what} {uri} does not exist"),
+                remedy: Some(remedy.to_owned()),
+            }),
+        },
+    }
+}
+
+fn check_local_input(path: &Utf8Path, what: &str, remedy: &str) -> Result<(), Error> {
+    let readable = std::fs::File::open(path).and_then(|file| {
+        if file.metadata()?.is_dir() {
+            Err(std::io::Error::other("it is a directory"))
+        } else {
+            Ok(())
+        }
+    });
+    readable.map_err(|error| Error::Input {
+        message: format!("{what} {path} cannot be read: {error}"),
+        remedy: Some(remedy.to_owned()),
+    })
 }
 
 /// Publishes the local file `path` to `prefix/<file name>`.

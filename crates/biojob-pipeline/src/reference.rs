@@ -4,15 +4,16 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use biojob_core::{Contig, contig_name_error};
+use biojob_core::{Contig, StepId, contig_name_error};
 use biojob_formats::{check_fai_covers_fasta, read_fai};
 use biojob_process::StageReport;
-use biojob_tools::{bwa_index, bwa_index_files, samtools_faidx};
+use biojob_tools::{Tool, bwa_index, bwa_index_files, samtools_faidx};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::{Error, StepContext};
+use crate::job::REFERENCE;
+use crate::{Error, PlanContext, StepContext, StepPlan};
 
 /// A reference ready for the tools: the FASTA path they are given, with its `.fai` (and, when
 /// asked for, its bwa index) beside it under the names the tools expect.
@@ -179,7 +180,7 @@ pub fn prepare_reference(
         let staging = staging_dir(&dir)?;
         let partial = staging_path(&staging, &format!("{name}.fai"));
         let report = context.supervisor.run(samtools_faidx(
-            &context.toolset.samtools,
+            &context.toolset().samtools,
             &fasta_for_tools,
             &partial,
         ))?;
@@ -223,7 +224,7 @@ pub fn prepare_reference(
             let staging = staging_dir(&dir)?;
             let staging_prefix = staging_path(&staging, &name);
             let report = context.supervisor.run(bwa_index(
-                &context.toolset.bwa,
+                &context.toolset().bwa,
                 &fasta_for_tools,
                 &staging_prefix,
             ))?;
@@ -249,6 +250,25 @@ pub fn prepare_reference(
         },
         reports,
     ))
+}
+
+/// The commands [`prepare_reference`] runs for a FASTA without indexes (it runs only those
+/// whose index is missing, into a temporary directory beside their final place): `samtools
+/// faidx`, and `bwa index` when `bwa_index`. What `--dry-run` prints.
+pub fn reference_index_plan(context: &PlanContext<'_>, bwa_index_too: bool) -> StepPlan {
+    let fasta = context.input(REFERENCE);
+    let fai = Utf8PathBuf::from(format!("{fasta}.fai"));
+    let plan = StepPlan::new(StepId::PrepareReference, context.resources)
+        .note("builds only the index files that are missing, beside the FASTA or in the cache")
+        .command(
+            Tool::Samtools,
+            samtools_faidx(&context.toolset.samtools, &fasta, &fai),
+        );
+    if bwa_index_too {
+        plan.command(Tool::Bwa, bwa_index(&context.toolset.bwa, &fasta, &fasta))
+    } else {
+        plan
+    }
 }
 
 /// How the contigs that the bwa index at `prefix` lists in its `.ann` (each contig's name and

@@ -1,24 +1,128 @@
-//! The workflow's steps. Each writes its outputs under temporary names in a work directory,
-//! verifies them, and renames them to their final names only when the step has succeeded.
+//! The workflow's steps, each a [`crate::StepDefinition`]: its plan and how it runs it. Each
+//! writes its outputs under temporary names in its work directory, verifies them, and renames
+//! them to their final names only when the step has succeeded.
 
-mod align;
+pub(crate) mod align;
 mod call;
 mod gather;
 mod merge;
 mod qc;
+mod split;
 
-pub use align::{AlignOutput, AlignRequest, BWA_BATCH_BASES, align};
-pub use call::{CallOutput, CallRequest, REGION_PILEUP_PAD_BASES, call};
-pub use gather::{GatherOutput, GatherRequest, gather, order_for_gather};
-pub use merge::{MergeOutput, merge};
+pub use align::{AlignStep, BWA_BATCH_BASES, FASTQ_1, FASTQ_2};
+pub use call::{BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest};
+pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
+pub use merge::{MergeStep, chunk_bam_role};
 pub use qc::{
-    ContigQc, QC_FORMAT_VERSION, QcFiles, QcOutput, QcRequest, QcSummary, ReadsQc, VariantsQc, qc,
+    ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF, VariantsQc,
     qc_file_names,
 };
+pub use split::{SplitStep, chunk_fastq_names, chunk_prefix};
 
+use biojob_process::{CommandSpec, StageReport};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::Error;
+use crate::{Error, Executed, PlannedCommand, PlannedOutput, StepContext, StepPlan};
+
+/// A plan being run by its step: its pipelines, taken in order, and its outputs, each written
+/// under its partial name and renamed together by [`RunningPlan::finish`] (dropped unfinished,
+/// nothing is left under a final name).
+pub(crate) struct RunningPlan {
+    step: &'static str,
+    pipelines: std::vec::IntoIter<Vec<PlannedCommand>>,
+    planned: Vec<PlannedOutput>,
+    partials: Vec<Utf8PathBuf>,
+    pending: PendingOutputs,
+    /// The reports of the commands run so far.
+    pub(crate) commands: Vec<StageReport>,
+}
+
+impl RunningPlan {
+    /// `plan`, with exactly `outputs` outputs; the plan's files are written.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the plan has another number of outputs (a step defined wrongly);
+    /// [`Error::Io`] when a file of the plan cannot be written.
+    pub(crate) fn new(plan: StepPlan, outputs: usize) -> Result<Self, Error> {
+        let step = plan.step.as_str();
+        if plan.outputs.len() != outputs {
+            return Err(plan_shape(step, &format!("{outputs} outputs")));
+        }
+        plan.write_files()?;
+        let mut pending = PendingOutputs::default();
+        let partials = plan
+            .outputs
+            .iter()
+            .map(|output| pending.partial_for(&output.path))
+            .collect();
+        Ok(RunningPlan {
+            step,
+            pipelines: plan.pipelines.into_iter(),
+            planned: plan.outputs,
+            partials,
+            pending,
+            commands: Vec::new(),
+        })
+    }
+
+    /// The partial name of output `index`.
+    pub(crate) fn partial(&self, index: usize) -> &Utf8Path {
+        self.partials
+            .get(index)
+            .map_or(Utf8Path::new(""), Utf8PathBuf::as_path)
+    }
+
+    /// The final name of output `index`.
+    pub(crate) fn output(&self, index: usize) -> &Utf8Path {
+        self.planned
+            .get(index)
+            .map_or(Utf8Path::new(""), |output| output.path.as_path())
+    }
+
+    /// The next pipeline's commands, to run by hand (align hands bwa its FASTQ pipes).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the plan has no more pipelines (a step defined wrongly).
+    pub(crate) fn take(&mut self) -> Result<Vec<CommandSpec>, Error> {
+        let step = self.step;
+        self.pipelines
+            .next()
+            .map(|stages| stages.into_iter().map(|c| c.command).collect())
+            .ok_or_else(|| plan_shape(step, "another pipeline"))
+    }
+
+    /// Runs the next pipeline (pipefail semantics) and keeps its reports.
+    ///
+    /// # Errors
+    /// As [`biojob_process::Supervisor::run_pipeline`]; as [`RunningPlan::take`].
+    pub(crate) fn run_next(&mut self, context: &StepContext) -> Result<(), Error> {
+        let stages = self.take()?;
+        let report = context.supervisor.run_pipeline(stages)?;
+        self.commands.extend(report.stages);
+        Ok(())
+    }
+
+    /// Renames every output to its final name; the step's result.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a rename fails (then no output keeps its final name).
+    pub(crate) fn finish(mut self, read_pairs: Option<u64>) -> Result<Executed, Error> {
+        self.pending.publish()?;
+        Ok(Executed {
+            commands: std::mem::take(&mut self.commands),
+            outputs: std::mem::take(&mut self.planned),
+            read_pairs,
+        })
+    }
+}
+
+/// The error of a plan that does not have the shape its step runs (a step defined wrongly).
+pub(crate) fn plan_shape(step: &str, expected: &str) -> Error {
+    Error::Usage {
+        message: format!("the {step} plan does not have {expected}"),
+        remedy: None,
+    }
+}
 
 /// A step's outputs while the step runs: each is written under `<final name>.partial` and
 /// renamed to its final name by [`PendingOutputs::publish`] once the step has succeeded. When

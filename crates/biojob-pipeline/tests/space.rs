@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 
 use biojob_core::{Classify, ExitClass, ReadGroup, SampleId};
 use biojob_pipeline::{
-    AlignRequest, Engine, Error, ReferenceOptions, Resources, ScratchSettings, StepContext, align,
-    error_chain, prepare_reference, probe_tools,
+    AlignStep, Engine, Error, FASTQ_1, FASTQ_2, JobInput, JobTarget, KeyPolicy, LogObserver,
+    PreparedReference, ReferenceInput, ReferenceOptions, ReferenceUse, Resources, ScratchSettings,
+    StepContext, StepJob, error_chain, prepare_reference, probe_tools,
 };
 use biojob_process::{CancelToken, CommandSpec, ProcessError};
 use biojob_scratch::{Attempt, AutoscaleMode, JobId, JobScratch, SpaceWatch, fs_space};
+use biojob_storage::ObjectUri;
 use biojob_storage::Stores;
 use biojob_testkit::{Tmpfs, fake_tool as fake, testdata};
 use biojob_tools::Toolset;
@@ -72,6 +74,58 @@ fn open(engine: &Engine, job: &str) -> (JobScratch, SpaceWatch, StepContext) {
         .expect("scratch");
     let context = engine.context(&scratch.dir().join("logs"), &space);
     (scratch, space, context)
+}
+
+/// The align job of the test data's pair in `work_dir`, outputs published to a temporary
+/// directory; its error, below the task's wrapper (`align failed: …`).
+fn align_job(
+    context: &StepContext,
+    work_dir: &Utf8Path,
+    reference: PreparedReference,
+) -> Result<(), Error> {
+    let data = testdata();
+    let sample = SampleId::new("NA12878").expect("sample");
+    let step = AlignStep {
+        read_group: ReadGroup::for_sample(&sample),
+        sample,
+        chunk: None,
+        chunk_pairs: None,
+        validate_fastq: true,
+    };
+    let (_out, out_dir) = temp_dir();
+    let fastq = |role: &str, name: &str| {
+        JobInput::new(
+            role,
+            ObjectUri::Local(data.join(name)),
+            role,
+            "the test data",
+        )
+    };
+    let job = StepJob {
+        definition: &step,
+        inputs: vec![
+            fastq(FASTQ_1, "NA12878_R1.fastq.gz"),
+            fastq(FASTQ_2, "NA12878_R2.fastq.gz"),
+        ],
+        reference: Some((
+            ReferenceInput::Prepared(reference),
+            ReferenceUse::FastaAndBwaIndex,
+        )),
+        key: KeyPolicy::None,
+    };
+    let outcome = job.run(&JobTarget {
+        context,
+        work_dir,
+        prefix: &ObjectUri::Local(out_dir),
+        publish_intermediates: false,
+        earlier: None,
+        observer: &LogObserver,
+    });
+    match outcome.error {
+        None => Ok(()),
+        Some(Error::Step { source, .. }) => Err(*source),
+        Some(other) => Err(other),
+    }
 }
 
 /// The files under `dir`, relative, sorted.
@@ -202,16 +256,6 @@ fn enospc_during_align_is_the_scratch_class_and_leaves_no_output() {
         &context,
     )
     .expect("reference");
-    let sample = SampleId::new("NA12878").expect("sample");
-    let read_group = ReadGroup::for_sample(&sample);
-    let request = AlignRequest {
-        sample: &sample,
-        read_group: &read_group,
-        reference: &reference,
-        fastq_1: &data.join("NA12878_R1.fastq.gz"),
-        fastq_2: &data.join("NA12878_R2.fastq.gz"),
-        work_dir: &work_dir,
-    };
     // A neighbour fills the disk once the tools have started (the preflight passed: 12 MiB
     // free, 6.8 MiB needed); samtools sort writes the BAM only after bwa has finished.
     let filler = tmpfs.dir.join("neighbour");
@@ -226,7 +270,7 @@ fn enospc_during_align_is_the_scratch_class_and_leaves_no_output() {
             let chunk = vec![0u8; 64 << 10];
             while file.write_all(&chunk).is_ok() {}
         });
-        align(&request, &context)
+        align_job(&context, &work_dir, reference)
     });
     let error = result.expect_err("the disk is full");
     let chain = error_chain(&error);
@@ -322,27 +366,14 @@ fn align_refuses_to_start_on_a_short_tmpfs_with_the_exact_numbers() {
     let engine = engine(&tmpfs.dir, AutoscaleMode::Off);
     let (scratch, _space, context) = open(&engine, "short");
     let work_dir = scratch.dir().to_owned();
-    let sample = SampleId::new("NA12878").expect("sample");
-    let read_group = ReadGroup::for_sample(&sample);
-    let reference = biojob_pipeline::PreparedReference {
+    let reference = PreparedReference {
         fasta: data.join("ref.fa"),
         fai: data.join("ref.fa.fai"),
         bwa_prefix: Some(data.join("ref.fa")),
         contigs: Vec::new(),
         built: Vec::new(),
     };
-    let error = align(
-        &AlignRequest {
-            sample: &sample,
-            read_group: &read_group,
-            reference: &reference,
-            fastq_1: &data.join("NA12878_R1.fastq.gz"),
-            fastq_2: &data.join("NA12878_R2.fastq.gz"),
-            work_dir: &work_dir,
-        },
-        &context,
-    )
-    .expect_err("1 MiB is too small");
+    let error = align_job(&context, &work_dir, reference).expect_err("1 MiB is too small");
     assert_eq!(
         error.to_string(),
         format!(

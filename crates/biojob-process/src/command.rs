@@ -1,7 +1,7 @@
 //! A command to run: label, program, typed argv, and where its standard streams go.
 
 use std::ffi::{OsStr, OsString};
-use std::io::PipeReader;
+use std::io::{PipeReader, PipeWriter};
 use std::os::fd::{OwnedFd, RawFd};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -26,6 +26,8 @@ pub(crate) enum StdoutTarget {
     Null,
     /// A file, created (or truncated) when the command starts.
     File(Utf8PathBuf),
+    /// The write end of an anonymous pipe; the caller reads the other end (on its own thread).
+    Pipe(PipeWriter),
 }
 
 /// A command to run, built with typed arguments (never a shell string).
@@ -112,6 +114,17 @@ impl CommandSpec {
     /// The caller picks the name; write to a temporary name and rename after checking the output.
     pub fn stdout_file(mut self, path: impl Into<Utf8PathBuf>) -> Self {
         self.stdout = StdoutTarget::File(path.into());
+        self
+    }
+
+    /// Sends standard output into the write end of an anonymous pipe (only allowed on the last
+    /// stage of a pipeline), e.g. to count or check the bytes on their way to a file.
+    ///
+    /// The caller reads the other end on its own thread until end-of-file, which comes once the
+    /// child has exited (the parent's copy is closed when the child starts). A reader that stops
+    /// early makes the child's next write fail (`EPIPE`).
+    pub fn stdout_pipe(mut self, writer: PipeWriter) -> Self {
+        self.stdout = StdoutTarget::Pipe(writer);
         self
     }
 

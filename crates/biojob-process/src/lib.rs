@@ -4,9 +4,11 @@
 //! argv). Every child runs in its own process group, with stdin `/dev/null` unless set and its
 //! stderr drained on a thread into `<log_dir>/<label>.stderr` (and `tracing::debug!` events).
 //! Cancellation, a timeout, or a failed pipeline stage stops the children that are still running:
-//! SIGTERM to each process group, a grace period, then SIGKILL.
+//! SIGTERM to each process group, a grace period, then SIGKILL. Every child also gets SIGKILL
+//! from the kernel when biojob dies, even by SIGKILL (`PR_SET_PDEATHSIG`; see [`Supervisor`]).
 //!
-//! - [`CommandSpec`]: label, program, typed argv, cwd, env, stdin, stdout file, inherited fds.
+//! - [`CommandSpec`]: label, program, typed argv, cwd, env, stdin, stdout file or pipe,
+//!   inherited fds.
 //! - [`Supervisor`]: [`run`](Supervisor::run) one command,
 //!   [`run_pipeline`](Supervisor::run_pipeline) stages joined by OS pipes with pipefail
 //!   semantics, [`capture`](Supervisor::capture) a `--version` probe's output.

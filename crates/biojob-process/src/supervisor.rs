@@ -53,6 +53,15 @@ const DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// 100 ms while they run; the cancel token can be cancelled from any thread (e.g. the binary's
 /// signal handler) and is seen within 100 ms.
 ///
+/// Every child dies with biojob, even when biojob is killed by SIGKILL (the OOM killer): it is
+/// started with a parent-death signal of SIGKILL (`PR_SET_PDEATHSIG`, prctl(2)). The kernel
+/// sends that signal when the *thread* that started the child ends, so the thread that calls
+/// [`run`](Self::run), [`run_pipeline`](Self::run_pipeline) or [`capture`](Self::capture)
+/// starts every child itself and returns only once all of them are reaped: a worker thread that
+/// ends after its run has no child left to kill, and one that panics mid-run takes its children
+/// with it. Processes that a child starts itself do not inherit the signal (none of bwa,
+/// samtools, bcftools or tabix starts any). `docs/process-supervision.md` says more.
+///
 /// A [`Watchdog`], when set, is checked on every poll: it can pause the children (SIGSTOP to
 /// every process group, SIGCONT when it says run again) or stop them with its own error. A
 /// [`StepDeadline`], when set, stops the children once the step's time limit has passed.
@@ -433,15 +442,20 @@ impl Supervisor {
                 source,
             })?;
 
-            let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-                label: label.clone(),
-                program: program.clone(),
-                argv: argv.clone(),
-                source,
-            })?;
-            // Close the parent's copies of the pipe ends and inherited descriptors now, so that
-            // downstream stages see end-of-file when upstream ones exit.
-            drop(command);
+            // The child gets SIGKILL when this thread ends (PR_SET_PDEATHSIG, set between fork
+            // and exec), so it dies with biojob even when biojob is SIGKILLed. This thread
+            // supervises and reaps it before returning (see `Supervisor`). The command is
+            // consumed: the parent's copies of the pipe ends and inherited descriptors are closed
+            // now, so that downstream stages see end-of-file when upstream ones exit.
+            let mut child =
+                ur_taking_me_with_you::spawn_dying_with_parent(command).map_err(|source| {
+                    ProcessError::Spawn {
+                        label: label.clone(),
+                        program: program.clone(),
+                        argv: argv.clone(),
+                        source,
+                    }
+                })?;
             let pid = child.id();
             if capture {
                 tracing::debug!(tool = %label, pid, ?argv, "started");
@@ -818,6 +832,7 @@ fn open_stdout(target: StdoutTarget) -> Result<Stdio, ProcessError> {
             })?;
             Stdio::from(file)
         }
+        StdoutTarget::Pipe(writer) => Stdio::from(writer),
     })
 }
 
@@ -855,18 +870,23 @@ fn validate(specs: &[CommandSpec], capture: bool) -> Result<(), ProcessError> {
                 ),
             ));
         }
-        if let StdoutTarget::File(path) = &spec.stdout {
+        let target = match &spec.stdout {
+            StdoutTarget::Null => None,
+            StdoutTarget::File(path) => Some(format!("stdout file {path}")),
+            StdoutTarget::Pipe(_) => Some("a stdout pipe".to_owned()),
+        };
+        if let Some(target) = target {
             if capture {
                 return Err(invalid(
                     label,
-                    format!("stdout file {path} is set but stdout is being captured"),
+                    format!("{target} is set but stdout is being captured"),
                 ));
             }
             if index != last {
                 return Err(invalid(
                     label,
                     format!(
-                        "stdout file {path} is set on stage {} but only the last stage may set it",
+                        "{target} is set on stage {} but only the last stage may set it",
                         index + 1
                     ),
                 ));

@@ -74,21 +74,60 @@ fn assert_group_gone(pid: u32) {
 
 /// The `/proc/<pid>/stat` lines of the live (non-zombie) processes in process group `pgid`.
 fn group_members(pgid: u32) -> Vec<String> {
-    let mut left = Vec::new();
+    processes()
+        .into_iter()
+        .filter(|process| process.pgrp == pgid && process.state != 'Z')
+        .map(|process| process.line)
+        .collect()
+}
+
+/// A process, from `/proc/<pid>/stat` (proc(5)).
+#[derive(Debug, Clone)]
+struct Process {
+    pid: u32,
+    /// The executable's name (`comm`), e.g. `sleep`.
+    comm: String,
+    /// `R`, `S`, `D`, `T`, `Z`, ...
+    state: char,
+    ppid: u32,
+    pgrp: u32,
+    /// Clock ticks after boot: with the pid, tells a process from a later one given its pid.
+    start_time: u64,
+    line: String,
+}
+
+/// Every process (thread-group leader) in `/proc`.
+fn processes() -> Vec<Process> {
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2) == Some(&pgid.to_string().as_str()) && fields.first() != Some(&"Z") {
-            left.push(stat);
+        if let Some(process) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse().ok())
+            .and_then(process)
+        {
+            found.push(process);
         }
     }
-    left
+    found
+}
+
+/// Process `pid`, if it exists.
+fn process(pid: u32) -> Option<Process> {
+    let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses.
+    let (head, rest) = line.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Process {
+        pid,
+        comm,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+        line: line.clone(),
+    })
 }
 
 #[test]
@@ -582,6 +621,46 @@ fn pipe_stdin_and_inherited_fd_reach_the_child() {
 }
 
 #[test]
+fn the_last_stage_can_write_into_a_pipe_that_the_caller_reads() {
+    let (_temp, dir, supervisor) = setup();
+    let expected: String = (0..20_000).map(|i| format!("record {i}\n")).collect();
+    let input = dir.join("in.txt");
+    std::fs::write(&input, &expected).expect("write input");
+    let (mut reader, writer) = io::pipe().expect("pipe");
+    let (sender, received) = std::sync::mpsc::channel();
+    // Reads to end-of-file, which comes only if no copy of the write end is left open.
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let result = io::Read::read_to_end(&mut reader, &mut bytes).map(|_| bytes);
+        let _ = sender.send(result);
+    });
+    let report = supervisor
+        .run_pipeline(vec![
+            CommandSpec::new("samtools-sort", "cat").stdin(StdinSource::File(input)),
+            CommandSpec::new("samtools-view", "cat").stdout_pipe(writer),
+        ])
+        .expect("the pipeline runs");
+    assert!(report.stages.iter().all(|stage| stage.success()));
+    let bytes = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("end-of-file once the stage has exited")
+        .expect("read the pipe");
+    assert_eq!(String::from_utf8(bytes).expect("UTF-8"), expected);
+
+    let (_reader, writer) = io::pipe().expect("pipe");
+    let error = supervisor
+        .run_pipeline(vec![
+            CommandSpec::new("a", "true").stdout_pipe(writer),
+            CommandSpec::new("b", "true"),
+        ])
+        .expect_err("a middle stage cannot write into a pipe");
+    assert_eq!(
+        error.to_string(),
+        "invalid command a: a stdout pipe is set on stage 1 but only the last stage may set it"
+    );
+}
+
+#[test]
 fn missing_stdin_file_is_an_io_error() {
     let (_temp, dir, supervisor) = setup();
     let missing = dir.join("missing.fq");
@@ -930,22 +1009,11 @@ fn read_opt(path: &Utf8Path) -> Option<String> {
 
 /// The state letters of the processes in process group `pgid`.
 fn group_states(pgid: u32) -> Vec<char> {
-    let mut states = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2) == Some(&pgid.to_string().as_str())
-            && let Some(state) = fields.first().and_then(|f| f.chars().next())
-        {
-            states.push(state);
-        }
-    }
-    states
+    processes()
+        .into_iter()
+        .filter(|process| process.pgrp == pgid)
+        .map(|process| process.state)
+        .collect()
 }
 
 #[test]
@@ -1074,4 +1142,130 @@ fn the_step_deadline_stops_a_stalled_tool_and_anything_started_later() {
         "step align went past its time limit of 300ms; stopped samtools-index"
     );
     assert_eq!(later.report().map(|r| r.stages.len()), Some(0));
+}
+
+/// The environment variable that makes [`supervising_helper`] act, naming what it runs:
+/// `single` or `pipeline`.
+const HELPER_MODE: &str = "BIOJOB_TEST_SUPERVISING_HELPER";
+/// The helper's working directory (its logs, and the marker it writes).
+const HELPER_DIR: &str = "BIOJOB_TEST_SUPERVISING_HELPER_DIR";
+
+/// Not a test: the stand-in for a `biojob run` that the tests below SIGKILL. Run as a child
+/// process of this test binary, it supervises long-running tools from a worker thread (as
+/// `biojob run` runs shards), while a short run on another worker thread starts a tool and
+/// ends, then writes `short-done` in its directory.
+#[test]
+#[ignore = "run as a child process by the tools_die_with_a_sigkilled_supervisor tests"]
+fn supervising_helper() {
+    let Ok(mode) = std::env::var(HELPER_MODE) else {
+        return;
+    };
+    let dir = Utf8PathBuf::from(std::env::var(HELPER_DIR).expect("helper directory"));
+    // A helper left behind by a failed test stops on its own.
+    let supervisor = Supervisor::new(dir.join("logs"), CancelToken::new())
+        .with_timeout(Some(Duration::from_secs(60)));
+    let stages = match mode.as_str() {
+        "single" => vec![CommandSpec::new("bwa-mem", "sleep").arg("600")],
+        "pipeline" => vec![
+            CommandSpec::new("bwa-mem", "sleep").arg("600"),
+            CommandSpec::new("samtools-view", "cat"),
+            CommandSpec::new("samtools-sort", "cat"),
+        ],
+        other => panic!("unknown helper mode {other}"),
+    };
+    thread::scope(|scope| {
+        let long = scope.spawn(|| supervisor.run_pipeline(stages));
+        let short = scope.spawn(|| supervisor.run(CommandSpec::new("short", "true")));
+        short.join().expect("short run").expect("true succeeds");
+        std::fs::write(dir.join("short-done"), "").expect("write the marker");
+        let _ = long.join();
+    });
+}
+
+/// Starts [`supervising_helper`] in `mode`, waits until it runs tools named `comms` and its
+/// short run has ended, checks that they still run, SIGKILLs it, and asserts that each of its
+/// tools is gone (or a zombie) within two seconds.
+fn assert_tools_die_with_a_sigkilled_supervisor(mode: &str, comms: &[&str]) {
+    let (_temp, dir, _supervisor) = setup();
+    let mut helper = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "supervising_helper",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER_MODE, mode)
+        .env(HELPER_DIR, &dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("helper.stderr")).expect("helper log"))
+        .spawn()
+        .expect("start the helper");
+    let helper_pid = helper.id();
+    let tools = || {
+        let mut tools: Vec<Process> = processes()
+            .into_iter()
+            .filter(|process| process.ppid == helper_pid && process.state != 'Z')
+            .collect();
+        tools.sort_by_key(|process| process.pid);
+        tools
+    };
+    let comm_list = |tools: &[Process]| {
+        let mut names: Vec<String> = tools.iter().map(|tool| tool.comm.clone()).collect();
+        names.sort();
+        names
+    };
+    let mut expected: Vec<String> = comms.iter().map(|comm| (*comm).to_owned()).collect();
+    expected.sort();
+    let started = wait_until(|| dir.join("short-done").exists() && comm_list(&tools()) == expected);
+    let running = tools();
+    // The short run's thread has ended: the long run's tools are unharmed.
+    thread::sleep(Duration::from_millis(200));
+    let still = tools();
+
+    helper.kill().expect("SIGKILL the helper");
+    helper.wait().expect("reap the helper");
+    let alive = |tool: &Process| {
+        process(tool.pid).is_some_and(|now| now.start_time == tool.start_time && now.state != 'Z')
+    };
+    let give_up = Instant::now() + Duration::from_secs(2);
+    let mut left: Vec<Process> = running.clone();
+    while !left.is_empty() && Instant::now() < give_up {
+        left.retain(alive);
+        thread::sleep(Duration::from_millis(10));
+    }
+    left.retain(alive);
+    // Whatever the outcome, leave no process behind.
+    for tool in &left {
+        let _ = kill(Pid::from_raw(tool.pid as i32), nix::sys::signal::SIGKILL);
+    }
+    assert!(
+        started,
+        "the helper never ran {expected:?}: {:?}; its stderr: {}",
+        comm_list(&tools()),
+        read_opt(&dir.join("helper.stderr")).unwrap_or_default()
+    );
+    assert_eq!(comm_list(&running), expected);
+    assert_eq!(
+        still.iter().map(|tool| tool.pid).collect::<Vec<_>>(),
+        running.iter().map(|tool| tool.pid).collect::<Vec<_>>(),
+        "a tool ended when another run's thread did"
+    );
+    assert_eq!(
+        left.iter()
+            .map(|tool| tool.line.clone())
+            .collect::<Vec<_>>(),
+        Vec::<String>::new(),
+        "tools outlived their SIGKILLed supervisor"
+    );
+}
+
+#[test]
+fn a_tool_dies_with_a_sigkilled_supervisor() {
+    assert_tools_die_with_a_sigkilled_supervisor("single", &["sleep"]);
+}
+
+#[test]
+fn every_stage_of_a_pipeline_dies_with_a_sigkilled_supervisor() {
+    assert_tools_die_with_a_sigkilled_supervisor("pipeline", &["sleep", "cat", "cat"]);
 }

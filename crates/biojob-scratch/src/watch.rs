@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::{FsSpace, ScratchError, SpaceNeed, dir_usage, format_bytes, fs_space};
@@ -65,7 +65,7 @@ pub enum SpaceVerdict {
 }
 
 /// One wait for the filesystem to grow, as recorded in the manifest.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrowthWait {
     /// Bytes free when the tools were paused.
     pub free_bytes_at_pause: u64,
@@ -82,7 +82,7 @@ pub struct GrowthWait {
 }
 
 /// Scratch use of a job, as recorded in the manifest.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScratchUsage {
     /// The attempt's scratch directory.
     pub dir: String,

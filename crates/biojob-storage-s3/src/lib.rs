@@ -15,6 +15,7 @@
 //! - SSE-S3 / SSE-KMS ([`Sse`]) and requester pays.
 //!
 //! The binary owns the tokio runtime and hands its handle over; this crate never builds one.
+//! Design notes: `docs/s3.md`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,13 +37,21 @@
 //! ```
 
 mod checksum;
+mod client;
+mod download;
+mod head;
 mod options;
+mod parts;
+mod ranged;
+mod retry;
 mod store;
 mod stream;
+mod upload;
 
+pub use client::TransferStats;
 pub use options::{
     ChecksumAlgorithm, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, MAX_PART_SIZE,
     MAX_PARTS, MIB, MIN_PART_SIZE, RetryPolicy, S3Options, Sse, StaticCredentials, part_size_for,
 };
-pub use store::{S3Store, TransferStats};
+pub use store::S3Store;
 pub use stream::{STREAM_READ_AHEAD, STREAM_WINDOW};

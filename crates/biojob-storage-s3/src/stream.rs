@@ -15,7 +15,11 @@ use tracing::{info, warn};
 
 use crate::MIB;
 use crate::checksum::{Running, Stored};
-use crate::store::{Fault, Inner, fixed_ranges, join_error, length, stored_checksum};
+use crate::client::{Inner, Object, Pinned, length};
+use crate::head::stored_checksum;
+use crate::parts::fixed_ranges;
+use crate::ranged::read_body;
+use crate::retry::{Fault, join_error};
 
 /// Bytes per ranged `GET` of a streamed read: 4 MiB.
 pub const STREAM_WINDOW: u64 = 4 * MIB;
@@ -29,18 +33,13 @@ pub const STREAM_READ_AHEAD: usize = 4;
 /// part boundaries of a composite checksum), then a task on the store's runtime that fetches
 /// the windows in order, `min(concurrency, STREAM_READ_AHEAD)` at once, each pinned to the
 /// ETag and retried like a download's parts.
-pub(crate) async fn open(
-    inner: Arc<Inner>,
-    bucket: String,
-    key: String,
-    uri: String,
-) -> Result<ObjectReader, StorageError> {
+pub(crate) async fn open(inner: Arc<Inner>, object: Object) -> Result<ObjectReader, StorageError> {
+    let uri = object.uri.clone();
     let head = inner
-        .head_object(&bucket, &key, &uri, None, Direction::Get)
+        .head_object(&object, None, Direction::Get)
         .await?
         .ok_or_else(|| StorageError::NotFound { uri: uri.clone() })?;
     let size = length(head.content_length());
-    let etag = head.e_tag().map(str::to_owned);
     let check = match stored_checksum(&head) {
         None => {
             warn!(
@@ -56,7 +55,7 @@ pub(crate) async fn open(
             },
             Some(parts) => Check::Composite {
                 boundaries: inner
-                    .part_ranges(&bucket, &key, &uri, size, parts)
+                    .part_ranges(&object, size, parts)
                     .await?
                     .into_iter()
                     .map(|(offset, length)| offset + length)
@@ -71,11 +70,9 @@ pub(crate) async fn open(
     let (sender, receiver) = mpsc::channel(1);
     let producer = tokio::spawn(fetch_in_order(
         Arc::clone(&inner),
-        Source {
-            bucket,
-            key,
-            uri: uri.clone(),
-            etag,
+        Pinned {
+            object,
+            etag: head.e_tag().map(str::to_owned),
         },
         fixed_ranges(size, STREAM_WINDOW),
         read_ahead,
@@ -97,20 +94,11 @@ pub(crate) async fn open(
     Ok(ObjectReader::new(Box::new(stream), size, failure))
 }
 
-/// The object a producer reads.
-#[derive(Clone)]
-struct Source {
-    bucket: String,
-    key: String,
-    uri: String,
-    etag: Option<String>,
-}
-
 /// Fetches `windows` in order, `read_ahead` at once, and sends each (or the first failure) to
 /// the reader; stops when the reader is gone.
 async fn fetch_in_order(
     inner: Arc<Inner>,
-    source: Source,
+    pinned: Pinned,
     windows: Vec<(u64, u64)>,
     read_ahead: usize,
     sender: mpsc::Sender<Result<Bytes, StorageError>>,
@@ -122,9 +110,9 @@ async fn fetch_in_order(
             let Some((offset, length)) = next.next() else {
                 break;
             };
-            let (inner, source) = (Arc::clone(&inner), source.clone());
+            let (inner, pinned) = (Arc::clone(&inner), pinned.clone());
             pending.push_back(tokio::spawn(async move {
-                fetch_window(&inner, &source, offset, length).await
+                fetch_window(&inner, &pinned, offset, length).await
             }));
         }
         let Some(window) = pending.pop_front() else {
@@ -132,7 +120,7 @@ async fn fetch_in_order(
         };
         let result = window
             .await
-            .unwrap_or_else(|error| Err(join_error(error, &source.uri, Direction::Get)));
+            .unwrap_or_else(|error| Err(join_error(error, &pinned.object.uri, Direction::Get)));
         let failed = result.is_err();
         if sender.send(result).await.is_err() || failed {
             for window in pending {
@@ -146,27 +134,17 @@ async fn fetch_in_order(
 /// One window, whole, retried as a download's part is.
 async fn fetch_window(
     inner: &Inner,
-    source: &Source,
+    pinned: &Pinned,
     offset: u64,
     length: u64,
 ) -> Result<Bytes, StorageError> {
     let what = format!("bytes {offset}+{length}");
     let capacity = usize::try_from(length).unwrap_or(0);
     inner
-        .retrying("streaming", &source.uri, Direction::Get, || async {
-            let body = inner
-                .ranged_get(
-                    &source.bucket,
-                    &source.key,
-                    &source.uri,
-                    source.etag.as_deref(),
-                    offset,
-                    length,
-                    &what,
-                )
-                .await?;
+        .retrying("streaming", &pinned.object.uri, Direction::Get, || async {
+            let body = inner.ranged_get(pinned, offset, length, &what).await?;
             let mut data = BytesMut::with_capacity(capacity);
-            crate::store::read_body(body, &what, offset, length, |chunk, _| {
+            read_body(body, &what, offset, length, |chunk, _| {
                 data.extend_from_slice(chunk);
                 Ok::<(), Fault>(())
             })

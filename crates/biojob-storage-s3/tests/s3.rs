@@ -12,7 +12,9 @@ use biojob_storage::{ObjectStore, ObjectUri, StorageError};
 use biojob_storage_s3::{
     ChecksumAlgorithm, MIB, RetryPolicy, S3Options, S3Store, Sse, StaticCredentials,
 };
-use biojob_testkit::{Fault, FaultProxy, Rule, TEST_BUCKET, s3_server};
+use biojob_testkit::{
+    Fault, FaultProxy, INTERNAL_ERROR_MESSAGE, Rule, SLOW_DOWN_MESSAGE, TEST_BUCKET, s3_server,
+};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
@@ -661,4 +663,289 @@ fn a_streamed_read_of_a_missing_object_is_not_found() {
         "s3://biojob-test/nowhere/stream.fq.gz does not exist"
     );
     assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+}
+
+/// A store that signs with `access_key` and `secret_key` through a new fault proxy.
+fn signing_with(access_key: &str, secret_key: &str) -> (S3Store, FaultProxy) {
+    let proxy = FaultProxy::start(&s3_server().endpoint);
+    let mut settings = options(&proxy.endpoint);
+    settings.credentials = Some(StaticCredentials {
+        access_key_id: access_key.to_owned(),
+        secret_access_key: secret_key.to_owned(),
+    });
+    (store(settings), proxy)
+}
+
+/// The hint of a refused download.
+const DENIED_GET: &str = "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+    AWS_PROFILE, or the job role under AWS Batch) and that the bucket policy and the job role \
+    allow s3:GetObject (and s3:ListBucket: without it a missing key is answered with 403)";
+
+/// The hint of a refused upload.
+const DENIED_PUT: &str = "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+    AWS_PROFILE, or the job role under AWS Batch) and that the bucket policy and the job role \
+    allow s3:PutObject (and kms:GenerateDataKey with SSE-KMS)";
+
+#[test]
+fn a_download_refused_with_403_is_a_configuration_error_and_not_retried() {
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &data(100, 14));
+    direct().put(&source, &uri("denied/get")).unwrap();
+    let server = s3_server();
+    let (store, proxy) = signing_with(&server.access_key, &format!("{}x", server.secret_key));
+    let destination = dir.root.join("denied.bin");
+    let error = store.get(&uri("denied/get"), &destination).unwrap_err();
+    // SeaweedFS answers a HEAD signed with a wrong secret key with 403 and no body.
+    assert_eq!(
+        error.to_string(),
+        "reading metadata of s3://biojob-test/denied/get: access denied: HEAD: HTTP 403"
+    );
+    assert!(matches!(error, StorageError::Denied { .. }), "{error:?}");
+    assert_eq!(error.exit_class(), ExitClass::Usage);
+    assert_eq!(error.exit_class().code(), 2);
+    assert!(!error.exit_class().retryable());
+    assert_eq!(error.remedy().as_deref(), Some(DENIED_GET));
+    assert_eq!(requests_matching(&proxy, "HEAD", "denied/get"), 1);
+    assert_eq!(proxy.requests().len(), 1);
+    assert_eq!(store.stats().retries, 0);
+    assert_eq!(listing(&dir.root), ["source"]);
+
+    // The same for a metadata lookup and a streamed read.
+    for error in [
+        store.head(&uri("denied/get")).unwrap_err(),
+        store.open(&uri("denied/get")).unwrap_err(),
+    ] {
+        assert_eq!(
+            error.to_string(),
+            "reading metadata of s3://biojob-test/denied/get: access denied: HEAD: HTTP 403"
+        );
+        assert_eq!(error.exit_class(), ExitClass::Usage);
+    }
+    assert_eq!(store.stats().requests, 3);
+    assert_eq!(store.stats().retries, 0);
+}
+
+#[test]
+fn an_upload_refused_with_403_is_a_configuration_error_and_not_retried() {
+    let dir = scratch();
+    let server = s3_server();
+    let signature = "SignatureDoesNotMatch (HTTP 403): The request signature we calculated does \
+        not match the signature you provided. Check your key and signing method.";
+    let cases = [
+        (
+            "small",
+            100,
+            server.access_key.clone(),
+            format!(
+                "uploading s3://biojob-test/denied/small: access denied: PutObject: {signature}"
+            ),
+        ),
+        (
+            "multipart",
+            2 * PART + 1,
+            server.access_key.clone(),
+            format!(
+                "starting the upload of s3://biojob-test/denied/multipart: access denied: \
+                 CreateMultipartUpload: {signature}"
+            ),
+        ),
+        (
+            "unknown-key",
+            100,
+            "AKIDUNKNOWN".to_owned(),
+            "uploading s3://biojob-test/denied/unknown-key: access denied: PutObject: \
+             InvalidAccessKeyId (HTTP 403): The access key ID you provided does not exist in our \
+             records."
+                .to_owned(),
+        ),
+    ];
+    for (name, length, access_key, expected) in cases {
+        let (store, proxy) = signing_with(&access_key, &format!("{}x", server.secret_key));
+        let source = dir.root.join(name);
+        write(&source, &data(length, 15));
+        let key = format!("denied/{name}");
+        let error = store.put(&source, &uri(&key)).unwrap_err();
+        assert_eq!(error.to_string(), expected, "{name}");
+        assert!(matches!(error, StorageError::Denied { .. }), "{error:?}");
+        assert_eq!(error.exit_class(), ExitClass::Usage, "{name}");
+        assert_eq!(error.exit_class().code(), 2);
+        assert!(!error.exit_class().retryable());
+        assert_eq!(error.remedy().as_deref(), Some(DENIED_PUT), "{name}");
+        // One request, refused; no part was sent.
+        assert_eq!(proxy.requests().len(), 1, "{name}: {:?}", proxy.requests());
+        assert_eq!(store.stats().retries, 0, "{name}");
+        assert_eq!(direct().head(&uri(&key)).unwrap(), None, "{name}");
+    }
+}
+
+/// The `Range` value of part `index` (0-based) of an object cut into `PART`-sized parts.
+fn part_range(index: u64) -> String {
+    format!("bytes={}-", index * PART)
+}
+
+#[test]
+fn bursts_of_500_503_and_resets_on_upload_parts_and_ranged_gets_are_retried() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let bytes = data(3 * PART + 5, 21);
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    // Each burst stays within one part's 4 attempts, then passes through.
+    proxy.add(Rule::new("PUT", "partNumber=2&", Fault::InternalError).times(3));
+    proxy.add(Rule::new("PUT", "partNumber=3&", Fault::SlowDown).times(3));
+    proxy.add(Rule::new("PUT", "partNumber=4&", Fault::Reset).times(2));
+    let report = store.put(&source, &uri("bursts/object")).unwrap();
+    assert_eq!(proxy.injected_count(Fault::InternalError), 3);
+    assert_eq!(proxy.injected_count(Fault::SlowDown), 3);
+    assert_eq!(proxy.injected_count(Fault::Reset), 2);
+    assert_eq!(store.stats().retries, 8);
+    for (part, sent) in [(1, 1), (2, 4), (3, 4), (4, 3)] {
+        assert_eq!(
+            requests_matching(&proxy, "PUT", &format!("partNumber={part}&")),
+            sent,
+            "part {part}"
+        );
+    }
+    assert_eq!(
+        report.checksum.as_deref(),
+        Some(expected_crc32c(&bytes).as_str())
+    );
+
+    proxy.reset();
+    // A new store, so that its retry count starts at 0.
+    let store = self::store(options(&proxy.endpoint));
+    proxy.add(
+        Rule::new("GET", "bursts/object", Fault::InternalError)
+            .with_header("range", &part_range(1))
+            .times(3),
+    );
+    proxy.add(
+        Rule::new("GET", "bursts/object", Fault::SlowDown)
+            .with_header("range", &part_range(2))
+            .times(3),
+    );
+    proxy.add(
+        Rule::new("GET", "bursts/object", Fault::Reset)
+            .with_header("range", &part_range(0))
+            .times(2),
+    );
+    proxy.add(
+        // The last part is 5 bytes: cut after 2.
+        Rule::new("GET", "bursts/object", Fault::ResetResponseAfter(2))
+            .with_header("range", &part_range(3))
+            .times(2),
+    );
+    let destination = dir.root.join("back.bin");
+    let report = store.get(&uri("bursts/object"), &destination).unwrap();
+    assert_eq!(proxy.injected().len(), 10, "{:?}", proxy.injected());
+    assert_eq!(store.stats().retries, 10);
+    assert_eq!(report.sha256, sha256(&bytes));
+    assert!(std::fs::read(&destination).unwrap() == bytes);
+    assert_eq!(listing(&dir.root), ["back.bin", "source"]);
+}
+
+#[test]
+fn a_streamed_read_is_byte_identical_under_bursts_on_its_windows() {
+    use biojob_storage_s3::STREAM_WINDOW;
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let bytes = data(3 * STREAM_WINDOW + 17, 22);
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    direct().put(&source, &uri("bursts/stream")).unwrap();
+    let window = |index: u64| format!("bytes={}-", index * STREAM_WINDOW);
+    proxy.add(
+        Rule::new("GET", "bursts/stream", Fault::InternalError)
+            .with_header("range", &window(0))
+            .times(3),
+    );
+    proxy.add(
+        Rule::new("GET", "bursts/stream", Fault::SlowDown)
+            .with_header("range", &window(2))
+            .times(3),
+    );
+    proxy.add(
+        Rule::new("GET", "bursts/stream", Fault::Reset)
+            .with_header("range", &window(3))
+            .times(3),
+    );
+    let (read, failure) = read_all(&store, "bursts/stream");
+    assert!(read.unwrap() == bytes);
+    assert!(failure.take().is_none());
+    assert_eq!(proxy.injected().len(), 9);
+    assert_eq!(store.stats().retries, 9);
+}
+
+#[test]
+fn a_burst_outlasting_the_retries_fails_with_the_staging_class() {
+    let (store, proxy) = proxied();
+    let dir = scratch();
+    let bytes = data(2 * PART, 23);
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+
+    // Upload: part 2 answered 500 four times running.
+    proxy.add(Rule::new("PUT", "partNumber=2&", Fault::InternalError).times(4));
+    let error = store.put(&source, &uri("bursts/budget-put")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "uploading s3://biojob-test/bursts/budget-put: part 2 (bytes 5242880+5242880): \
+             InternalError (HTTP 500): {INTERNAL_ERROR_MESSAGE} (gave up after 4 attempts)"
+        )
+    );
+    assert_eq!(error.exit_class(), ExitClass::OutputStaging);
+    assert_eq!(proxy.injected_count(Fault::InternalError), 4);
+    assert_eq!(requests_matching(&proxy, "DELETE", "uploadId="), 1);
+    assert_eq!(direct().head(&uri("bursts/budget-put")).unwrap(), None);
+
+    // Download: part 2's ranged GET answered 503 four times running.
+    direct().put(&source, &uri("bursts/budget-get")).unwrap();
+    proxy.reset();
+    proxy.add(
+        Rule::new("GET", "bursts/budget-get", Fault::SlowDown)
+            .with_header("range", &part_range(1))
+            .times(4),
+    );
+    let destination = dir.root.join("never.bin");
+    let error = store
+        .get(&uri("bursts/budget-get"), &destination)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "downloading s3://biojob-test/bursts/budget-get: part 2 (bytes 5242880+5242880): \
+             SlowDown (HTTP 503): {SLOW_DOWN_MESSAGE} (gave up after 4 attempts)"
+        )
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputStaging);
+    assert_eq!(proxy.injected_count(Fault::SlowDown), 4);
+    assert_eq!(listing(&dir.root), ["source"]);
+
+    // A streamed read: its second window reset four times running.
+    proxy.reset();
+    proxy.add(
+        Rule::new("GET", "bursts/budget-get", Fault::Reset)
+            .with_header(
+                "range",
+                &format!("bytes={}-", biojob_storage_s3::STREAM_WINDOW),
+            )
+            .times(4),
+    );
+    let (read, failure) = read_all(&store, "bursts/budget-get");
+    let error = failure.take().unwrap();
+    assert_eq!(read.unwrap_err().to_string(), error.to_string());
+    assert!(
+        error
+            .to_string()
+            .starts_with("streaming s3://biojob-test/bursts/budget-get: "),
+        "{error}"
+    );
+    assert!(
+        error.to_string().ends_with("(gave up after 4 attempts)"),
+        "{error}"
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputStaging);
+    assert_eq!(proxy.injected_count(Fault::Reset), 4);
 }

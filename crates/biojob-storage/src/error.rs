@@ -84,6 +84,19 @@ pub enum StorageError {
         /// What the store said.
         message: String,
     },
+    /// The remote store refused the request: wrong or missing credentials, or no permission
+    /// (S3's HTTP 403). Retrying cannot help.
+    #[error("{op} {uri}: access denied: {message}")]
+    Denied {
+        /// What was being done.
+        op: &'static str,
+        /// The object.
+        uri: String,
+        /// The transfer direction (it decides which permission the remedy names).
+        direction: Direction,
+        /// What the store said.
+        message: String,
+    },
     /// The object's size or checksum did not match after the transfer.
     #[error("{uri}: {detail}")]
     Verification {
@@ -103,7 +116,9 @@ impl Classify for StorageError {
             Direction::Put => ExitClass::OutputStaging,
         };
         match self {
-            StorageError::InvalidUri { .. } | StorageError::NoStore { .. } => ExitClass::Usage,
+            StorageError::InvalidUri { .. }
+            | StorageError::NoStore { .. }
+            | StorageError::Denied { .. } => ExitClass::Usage,
             StorageError::NotFound { .. }
             | StorageError::UnsafeKey { .. }
             | StorageError::NotAFile { .. } => ExitClass::InputInvalid,
@@ -130,6 +145,18 @@ impl Classify for StorageError {
                 "give a regular file (write a pipe's or a device's output to a file first)"
                     .to_owned(),
             ),
+            StorageError::Denied { direction, .. } => Some(format!(
+                "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
+                 or the job role under AWS Batch) and that the bucket policy and the job role \
+                 allow {}",
+                match direction {
+                    Direction::Get => {
+                        "s3:GetObject (and s3:ListBucket: without it a missing key is answered \
+                         with 403)"
+                    }
+                    Direction::Put => "s3:PutObject (and kms:GenerateDataKey with SSE-KMS)",
+                }
+            )),
             StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
                 Some(
                     "free space on the scratch or output filesystem, or use a larger disk"

@@ -7,7 +7,9 @@
 //!   exits (a watchdog ends it when the binary's end of a pipe closes). It fails loudly when
 //!   the server cannot start: S3 tests never skip.
 //! - [`FaultProxy`]: a loopback HTTP/1.1 proxy in front of it with scripted faults (connection
-//!   reset mid-body, `503 SlowDown`, a flipped byte), counting what it injected.
+//!   resets before or mid-body, bursts of `503 SlowDown` or `500 InternalError`, a flipped
+//!   byte) on the requests a [`Rule`] picks (method, target, a header such as `Range`), counting
+//!   what it injected.
 //!
 //! ```no_run
 //! let server = biojob_testkit::s3_server();
@@ -20,5 +22,5 @@ mod proxy;
 mod server;
 
 pub use data::{Tmpfs, fake_tool, testdata, workspace_root};
-pub use proxy::{Fault, FaultProxy, Rule};
+pub use proxy::{Fault, FaultProxy, INTERNAL_ERROR_MESSAGE, Rule, SLOW_DOWN_MESSAGE};
 pub use server::{S3Server, TEST_BUCKET, s3_server};

@@ -8,11 +8,21 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The `Message` of the proxy's `503 SlowDown` answer.
+pub const SLOW_DOWN_MESSAGE: &str = "Please reduce your request rate.";
+/// The `Message` of the proxy's `500 InternalError` answer (S3's own wording).
+pub const INTERNAL_ERROR_MESSAGE: &str = "We encountered an internal error. Please try again.";
+
 /// What to do to a matching request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Answer `503 Slow Down` (S3's throttling answer) without forwarding.
     SlowDown,
+    /// Answer `500 Internal Server Error` (S3's `InternalError`) without forwarding.
+    InternalError,
+    /// Read the whole request, forward nothing, and reset the client's connection (RST)
+    /// without an answer.
+    Reset,
     /// Forward the request, relay the response head and this many body bytes, then reset the
     /// connection (RST).
     ResetResponseAfter(usize),
@@ -25,14 +35,22 @@ pub enum Fault {
     CorruptRequestByte(usize),
 }
 
-/// A fault applied to the next `times` requests whose method is `method` and whose target
-/// (path and query, percent-encoded as sent) contains `target_contains`.
+/// A fault applied to the next `times` requests whose method is `method`, whose target (path
+/// and query, percent-encoded as sent) contains `target_contains`, and, when `with_header` is
+/// set, which carry that header with a value containing the given text; requests after those
+/// pass through.
+///
+/// Multipart upload parts are `PUT`s whose target contains `partNumber=N&`; ranged downloads
+/// are `GET`s with a `Range` header (`bytes=FIRST-LAST`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// `GET`, `PUT`, `HEAD`, `POST`.
     pub method: String,
     /// A substring of the request target (`""` matches all).
     pub target_contains: String,
+    /// A header the request must carry (name, any case) and a substring of its value, e.g.
+    /// `("range", "bytes=5242880-")`; `""` matches any value.
+    pub with_header: Option<(String, String)>,
     /// How many more requests to apply it to.
     pub times: usize,
     /// The fault.
@@ -45,14 +63,33 @@ impl Rule {
         Rule {
             method: method.to_owned(),
             target_contains: target_contains.to_owned(),
+            with_header: None,
             times: 1,
             fault,
         }
     }
 
-    /// The same rule applied `times` times.
+    /// The same rule applied `times` times (a burst: the next `times` matching requests).
     pub fn times(self, times: usize) -> Rule {
         Rule { times, ..self }
+    }
+
+    /// The same rule, only for requests carrying header `name` (e.g. `range`) with a value
+    /// containing `value_contains` (`""` for any).
+    pub fn with_header(self, name: &str, value_contains: &str) -> Rule {
+        Rule {
+            with_header: Some((name.to_owned(), value_contains.to_owned())),
+            ..self
+        }
+    }
+
+    fn matches(&self, method: &str, target: &str, head: &str) -> bool {
+        self.times > 0
+            && self.method == method
+            && target.contains(&self.target_contains)
+            && self.with_header.as_ref().is_none_or(|(name, value)| {
+                header(head, name).is_some_and(|found| found.contains(value.as_str()))
+            })
     }
 }
 
@@ -109,6 +146,15 @@ impl FaultProxy {
     /// The faults injected so far, with the request line each hit.
     pub fn injected(&self) -> Vec<(String, Fault)> {
         self.lock().injected.clone()
+    }
+
+    /// How many times `fault` was injected so far.
+    pub fn injected_count(&self, fault: Fault) -> usize {
+        self.lock()
+            .injected
+            .iter()
+            .filter(|(_, injected)| *injected == fault)
+            .count()
     }
 
     /// Every request head seen so far (request line, then headers), in arrival order.
@@ -215,9 +261,10 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::i
     let fault = {
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
         state.requests.push(head_text.clone());
-        let hit = state.rules.iter_mut().find(|rule| {
-            rule.times > 0 && rule.method == method && target.contains(&rule.target_contains)
-        });
+        let hit = state
+            .rules
+            .iter_mut()
+            .find(|rule| rule.matches(&method, &target, &head_text));
         let fault = hit.map(|rule| {
             rule.times -= 1;
             rule.fault
@@ -228,13 +275,28 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::i
         fault
     };
 
-    if fault == Some(Fault::SlowDown) {
-        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>biojob-fault-proxy</RequestId></Error>";
+    let error = match fault {
+        Some(Fault::SlowDown) => Some(("503 Slow Down", "SlowDown", SLOW_DOWN_MESSAGE)),
+        Some(Fault::InternalError) => Some((
+            "500 Internal Server Error",
+            "InternalError",
+            INTERNAL_ERROR_MESSAGE,
+        )),
+        _ => None,
+    };
+    if let Some((status, code, message)) = error {
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>biojob-fault-proxy</RequestId></Error>"
+        );
         let response = format!(
-            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+            "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
             xml.len()
         );
         client.write_all(response.as_bytes())?;
+        return Ok(());
+    }
+    if fault == Some(Fault::Reset) {
+        reset(&client);
         return Ok(());
     }
     if let Some(Fault::CorruptRequestByte(offset)) = fault
@@ -299,7 +361,120 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::i
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// A loopback server that answers every request `200 OK` with the body `ok` and counts them.
+    fn upstream() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&served);
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let Ok((head, mut body)) = read_head(&mut stream) else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let length: usize = header(&head, "content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut chunk = [0u8; 4096];
+                while body.len() < length {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        });
+        (format!("http://{address}"), served)
+    }
+
+    /// Sends one request through `proxy`: the status line of the answer, or the error kind
+    /// when the connection was reset.
+    fn send(proxy: &FaultProxy, head: &str, body: &[u8]) -> Result<String, std::io::ErrorKind> {
+        let address = proxy.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("connect to the proxy");
+        stream
+            .write_all(format!("{head}Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+            .expect("send the head");
+        stream.write_all(body).expect("send the body");
+        let mut answer = Vec::new();
+        match stream.read_to_end(&mut answer) {
+            Ok(_) if answer.is_empty() => Err(std::io::ErrorKind::UnexpectedEof),
+            Ok(_) => Ok(String::from_utf8_lossy(&answer)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()),
+            Err(error) => Err(error.kind()),
+        }
+    }
+
+    #[test]
+    fn bursts_hit_only_the_matching_requests_then_pass_through() {
+        let (upstream, served) = upstream();
+        let proxy = FaultProxy::start(&upstream);
+        proxy.add(
+            Rule::new("GET", "/b/k", Fault::InternalError)
+                .with_header("range", "bytes=0-")
+                .times(2),
+        );
+        proxy.add(Rule::new("PUT", "partNumber=", Fault::SlowDown).times(2));
+        proxy.add(Rule::new("PUT", "partNumber=", Fault::Reset));
+        let get = "GET /b/k HTTP/1.1\r\nHost: x\r\n";
+        let ranged = "GET /b/k HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n";
+        let part = "PUT /b/k?partNumber=1&uploadId=u HTTP/1.1\r\nHost: x\r\n";
+        let ok = Ok("HTTP/1.1 200 OK".to_owned());
+
+        assert_eq!(send(&proxy, get, b""), ok);
+        let other_range = "GET /b/k HTTP/1.1\r\nHost: x\r\nRange: bytes=2-3\r\n";
+        assert_eq!(send(&proxy, other_range, b""), ok);
+        for _ in 0..2 {
+            assert_eq!(
+                send(&proxy, ranged, b""),
+                Ok("HTTP/1.1 500 Internal Server Error".to_owned())
+            );
+        }
+        assert_eq!(send(&proxy, ranged, b""), ok);
+        for _ in 0..2 {
+            assert_eq!(
+                send(&proxy, part, b"part data"),
+                Ok("HTTP/1.1 503 Slow Down".to_owned())
+            );
+        }
+        assert_eq!(
+            send(&proxy, part, b"part data"),
+            Err(std::io::ErrorKind::ConnectionReset)
+        );
+        assert_eq!(send(&proxy, part, b"part data"), ok);
+
+        assert_eq!(served.load(Ordering::SeqCst), 4);
+        assert_eq!(proxy.injected_count(Fault::InternalError), 2);
+        assert_eq!(proxy.injected_count(Fault::SlowDown), 2);
+        assert_eq!(proxy.injected_count(Fault::Reset), 1);
+        assert_eq!(
+            proxy
+                .injected()
+                .into_iter()
+                .map(|(line, _)| line)
+                .collect::<Vec<_>>(),
+            [
+                "GET /b/k HTTP/1.1",
+                "GET /b/k HTTP/1.1",
+                "PUT /b/k?partNumber=1&uploadId=u HTTP/1.1",
+                "PUT /b/k?partNumber=1&uploadId=u HTTP/1.1",
+                "PUT /b/k?partNumber=1&uploadId=u HTTP/1.1",
+            ]
+        );
+        assert_eq!(proxy.requests().len(), 9);
+    }
 
     #[test]
     fn head_rewrite_forces_close() {

@@ -112,6 +112,17 @@ pub struct ToolVersions {
     pub bcftools: String,
 }
 
+impl ToolVersions {
+    /// The version of `tool`.
+    pub fn of(&self, tool: Tool) -> &str {
+        match tool {
+            Tool::Bwa => &self.bwa,
+            Tool::Samtools => &self.samtools,
+            Tool::Bcftools => &self.bcftools,
+        }
+    }
+}
+
 /// A tool that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

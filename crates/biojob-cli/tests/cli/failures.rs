@@ -377,7 +377,7 @@ fn call_refuses_an_unsorted_bam_before_any_tool_runs() {
         error_lines(&output),
         [
             format!(
-                "error: call failed: {}: the BAM is not coordinate-sorted: @HD SO:unsorted \
+                "error: call chr20 failed: {}: the BAM is not coordinate-sorted: @HD SO:unsorted \
                  (expected SO:coordinate)",
                 bam.display()
             ),
@@ -411,7 +411,7 @@ fn call_refuses_a_bam_whose_sq_order_differs_from_the_fai() {
         error_lines(&output),
         [
             format!(
-                "error: call failed: {}: @SQ 1 is chr22 where the reference's contig 1 is chr20: \
+                "error: call chr20 failed: {}: @SQ 1 is chr22 where the reference's contig 1 is chr20: \
                  same contigs in another order (header: chr22, chr20, chrM; reference: chr20, \
                  chr22, chrM)",
                 bam.display()
@@ -430,7 +430,7 @@ fn call_refuses_a_bam_of_another_sample_and_a_truncated_bam() {
     assert_eq!(
         error_lines(&output)[0],
         format!(
-            "error: call failed: {}: @RG ID:NA12878 has SM:NA24385, expected SM:NA12878",
+            "error: call chr20 failed: {}: @RG ID:NA12878 has SM:NA24385, expected SM:NA12878",
             other.display()
         )
     );
@@ -445,7 +445,7 @@ fn call_refuses_a_bam_of_another_sample_and_a_truncated_bam() {
         error_lines(&output),
         [
             format!(
-                "error: call failed: {}: missing BGZF EOF block (truncated?)",
+                "error: call chr20 failed: {}: missing BGZF EOF block (truncated?)",
                 truncated.display()
             ),
             "hint: the file is truncated: write or upload it again".to_owned(),
@@ -660,7 +660,7 @@ fn a_failed_chunk_fails_the_alignment_and_later_chunks_do_not_start() {
     assert_eq!(
         error_lines(&output),
         [
-            "error: align failed: align chunk 0000 failed: bwa-mem exited with status 1: \
+            "error: align chunk 0000 failed: bwa-mem exited with status 1: \
              [E::bwa_idx_load_from_disk] fail to locate the index files",
             "hint: see logs/bwa-mem.stderr for the whole stderr",
             "exit class: tool_failed (20)",
@@ -685,9 +685,12 @@ fn a_failed_chunk_fails_the_alignment_and_later_chunks_do_not_start() {
             ("prepare-reference".to_owned(), None, "succeeded".to_owned()),
             ("split".to_owned(), None, "succeeded".to_owned()),
             ("align".to_owned(), Some(0), "failed".to_owned()),
-            ("align".to_owned(), None, "failed".to_owned()),
+            // Recorded, never started.
+            ("align".to_owned(), Some(1), "skipped".to_owned()),
+            ("align".to_owned(), Some(2), "skipped".to_owned()),
         ]
     );
+    assert_eq!(manifest["tasks"][3]["commands"], serde_json::json!([]));
 }
 /// The input for the test data with the FASTQs given as `fastq_1` and `fastq_2`.
 fn input_with_pair(ws: &Workspace, fastq_1: &str, fastq_2: &str) -> std::path::PathBuf {
@@ -742,7 +745,7 @@ fn two_files_with_the_same_content_as_both_reads_are_refused_with_the_input_clas
         error_lines(&output),
         [
             format!(
-                "error: FASTQ_1 and FASTQ_2 have the same content: {} and {} (SHA-256 {sha256})",
+                "error: align failed: FASTQ_1 and FASTQ_2 have the same content: {} and {} (SHA-256 {sha256})",
                 r1.display(),
                 copy.display()
             ),

@@ -20,5 +20,6 @@ mod scratch;
 mod steps;
 mod support;
 mod templates;
+mod unified;
 mod versions;
 mod workflow;

@@ -56,11 +56,13 @@ fn resources<'a>(template: &'a Yaml, kind: &str) -> Vec<(String, &'a Yaml)> {
         .collect()
 }
 
-/// Every environment variable name biojob reads: the constants of `src/env.rs` and the
-/// execution input's `environment` keys.
+/// Every environment variable name biojob reads: the constants of the pipeline's `env`
+/// module, which also lists the execution input's `environment` keys.
 fn names_biojob_reads() -> BTreeSet<String> {
-    let source =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/env.rs")).unwrap();
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../biojob-pipeline/src/env.rs"),
+    )
+    .unwrap();
     let mut names: BTreeSet<String> = source
         .lines()
         .filter_map(|line| line.trim().strip_prefix("pub const "))
@@ -72,7 +74,11 @@ fn names_biojob_reads() -> BTreeSet<String> {
         names.contains("AWS_BATCH_JOB_ID"),
         "env.rs not parsed: {names:?}"
     );
-    names.extend(biojob_pipeline::keys::ALL.iter().map(|k| (*k).to_owned()));
+    names.extend(
+        biojob_pipeline::env::INPUT_ENVIRONMENT_KEYS
+            .iter()
+            .map(|k| (*k).to_owned()),
+    );
     names
 }
 
@@ -115,7 +121,7 @@ fn every_job_command_is_a_biojob_step() {
         );
         steps.insert(command[0].clone());
     }
-    let expected: BTreeSet<String> = ["align", "call", "gather"].map(String::from).into();
+    let expected: BTreeSet<String> = ["align", "call", "gather", "qc"].map(String::from).into();
     assert_eq!(steps, expected, "one job definition per step");
 }
 
@@ -283,10 +289,10 @@ fn state_machine_sets_only_variables_biojob_reads() {
     assert_eq!(definition["States"]["Align"]["Next"], "CallByShard?");
     // Alignment in chunks when the input lists them: split, one align job per chunk, merge.
     let states = &definition["States"];
-    assert_eq!(states["ValidateInput"]["Default"], "AlignInChunks?");
     let choice = &states["AlignInChunks?"];
     assert_eq!(choice["Choices"][0]["Variable"], "$.params.chunks[0]");
-    assert_eq!(choice["Choices"][0]["Next"], "Split");
+    assert_eq!(choice["Choices"][0]["Next"], "CountChunks");
+    assert_eq!(states["CountChunks"]["Next"], "Split");
     assert_eq!(choice["Default"], "Align");
     assert_eq!(states["Split"]["Next"], "AlignChunks");
     let chunks = &states["AlignChunks"];
@@ -381,7 +387,7 @@ fn resubmitted_codes(value: &Json, codes: &mut BTreeSet<u64>) {
 #[test]
 fn state_machine_resubmits_only_retryable_classes() {
     let (definition, _) = state_machine();
-    for step in ["AlignResubmit?", "GatherResubmit?"] {
+    for step in ["AlignResubmit?", "GatherResubmit?", "QcResubmit?"] {
         let mut codes = BTreeSet::new();
         resubmitted_codes(&definition["States"][step], &mut codes);
         assert_eq!(codes, retryable_codes(), "{step}");
@@ -522,6 +528,8 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
             // Split and merge always run: they are cheap next to the chunks' alignment, and
             // only align, call and gather keep a cache key.
             ("Merge".to_owned(), "(not set)".to_owned()),
+            // QC always runs: its report describes the execution at hand.
+            ("Qc".to_owned(), "(not set)".to_owned()),
             ("ShardCall".to_owned(), from_input),
             ("Split".to_owned(), "(not set)".to_owned()),
         ]
@@ -539,7 +547,7 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
         serde_json::json!([{
             "Variable": "$.environment.JOB_WORKFLOW_EXECUTION_ID",
             "StringEquals": "",
-            "Next": "ValidateInput"
+            "Next": "AlignInChunks?"
         }])
     );
     let earlier = &states[choice["Default"].as_str().unwrap()];
@@ -549,7 +557,88 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
         "$.environment.JOB_WORKFLOW_EXECUTION_ID"
     );
     assert_eq!(earlier["ResultPath"], "$.execution");
-    assert_eq!(earlier["Next"], "ValidateInput");
+    assert_eq!(earlier["Next"], "AlignInChunks?");
+}
+
+#[test]
+fn the_input_is_validated_before_anything_reads_it() {
+    let (definition, _) = state_machine();
+    assert_eq!(definition["StartAt"], "ValidateInput");
+    let states = &definition["States"];
+    let choice = &states["ValidateInput"];
+    assert_eq!(choice["Type"], "Choice");
+    assert_eq!(choice["Default"], "Defaults");
+    let checks: Vec<(&str, &str)> = choice["Choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["IsPresent"], false, "{c}");
+            (c["Variable"].as_str().unwrap(), c["Next"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("$.params.environment", "MissingEnvironment"),
+            ("$.params.chromosomes[0]", "MissingChromosomes"),
+        ]
+    );
+    for fail in ["MissingEnvironment", "MissingChromosomes"] {
+        assert_eq!(states[fail]["Type"], "Fail");
+        assert_eq!(states[fail]["Error"], "InvalidInput");
+    }
+}
+
+/// `(state, Next)` of every Catch on `States.TaskFailed`, in every state list (Map iterations'
+/// included), with the state list that holds it.
+fn task_failed_catches<'a>(states: &'a Json, found: &mut Vec<(String, String, &'a Json)>) {
+    for (name, state) in states.as_object().unwrap() {
+        for catch in state["Catch"].as_array().into_iter().flatten() {
+            if catch["ErrorEquals"] == serde_json::json!(["States.TaskFailed"]) {
+                found.push((
+                    name.clone(),
+                    catch["Next"].as_str().unwrap().to_owned(),
+                    states,
+                ));
+            }
+        }
+        if let Some(inner) = state.get("ItemProcessor") {
+            task_failed_catches(&inner["States"], found);
+        }
+    }
+}
+
+/// `States.TaskFailed` matches every error but `States.Timeout`, so a Batch API error past the
+/// Task's Retry (`Batch.ServerException`, throttling) reaches the same Catch as a failed job;
+/// only a failed job's cause is its description (JSON). Each such Catch must lead to a Choice
+/// that sends only `States.TaskFailed` on to the state parsing the cause.
+#[test]
+fn only_a_failed_job_s_cause_is_parsed_as_its_description() {
+    let (definition, _) = state_machine();
+    let mut found = Vec::new();
+    task_failed_catches(&definition["States"], &mut found);
+    let mut names: Vec<&str> = found.iter().map(|(name, _, _)| name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Align", "Call", "Gather", "Qc", "ShardCall"]);
+    for (name, next, states) in found {
+        let guard = &states[next.as_str()];
+        assert_eq!(guard["Type"], "Choice", "{name}: Catch -> {next}");
+        let choices = guard["Choices"].as_array().unwrap();
+        assert_eq!(choices.len(), 1, "{next}");
+        assert_eq!(choices[0]["Variable"], "$.error.Error", "{next}");
+        assert_eq!(choices[0]["StringEquals"], "States.TaskFailed", "{next}");
+        let classify = &states[choices[0]["Next"].as_str().unwrap()];
+        assert_eq!(
+            classify["Parameters"]["job.$"], "States.StringToJson($.error.Cause)",
+            "{next}"
+        );
+        let default = &states[guard["Default"].as_str().unwrap()];
+        assert_eq!(
+            default["Type"], "Fail",
+            "{next}: anything else fails as it is"
+        );
+    }
 }
 
 #[test]
@@ -580,5 +669,74 @@ fn an_empty_biojob_resume_is_unset_and_a_true_one_resumes() {
             .contains("--resume (or BIOJOB_RESUME) needs the run to resume"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `(name, value)` of a submitting state's `ContainerOverrides.Environment`.
+fn override_environment(state: &Json) -> Vec<(String, String)> {
+    state["Parameters"]["ContainerOverrides"]["Environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|variable| {
+            let value = variable
+                .get("Value.$")
+                .or_else(|| variable.get("Value"))
+                .and_then(Json::as_str)
+                .unwrap();
+            (
+                variable["Name"].as_str().unwrap().to_owned(),
+                value.to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn qc_runs_after_gather_with_the_gather_job_s_environment_and_the_chunk_count() {
+    let (definition, _) = state_machine();
+    let states = &definition["States"];
+    assert_eq!(states["Gather"]["Next"], "Qc");
+    let qc = &states["Qc"];
+    assert_eq!(qc["Resource"], "arn:aws:states:::batch:submitJob.sync");
+    assert_eq!(qc["Parameters"]["JobDefinition"], "${QcJobDefinition}");
+    assert_eq!(qc["Next"], "Succeeded");
+    assert!(
+        qc["Parameters"]["ContainerOverrides"]
+            .get("Command")
+            .is_none()
+    );
+    // The gather job's variables (BIOJOB_RESUME aside: QC always runs), then CHUNKS: the
+    // number of chunks when aligning in chunks, else empty, which biojob reads as unset.
+    let gather: Vec<(String, String)> = override_environment(&states["Gather"])
+        .into_iter()
+        .filter(|(name, _)| name != "BIOJOB_RESUME")
+        .collect();
+    let mut expected = gather;
+    expected.push(("CHUNKS".to_owned(), "$.chunking.CHUNKS".to_owned()));
+    assert_eq!(override_environment(qc), expected);
+    assert_eq!(
+        states["Prepare"]["Parameters"]["chunking"],
+        serde_json::json!({"CHUNKS": ""})
+    );
+    let count = &states["CountChunks"];
+    assert_eq!(count["ResultPath"], "$.chunking");
+    assert_eq!(
+        count["Parameters"]["CHUNKS.$"],
+        "States.Format('{}', States.ArrayLength($.params.chunks))"
+    );
+    // Every resubmission counter carries the others along.
+    for counter in ["AlignCount", "GatherCount", "QcCount"] {
+        let keys: BTreeSet<&str> = states[counter]["Parameters"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|key| key.trim_end_matches(".$"))
+            .collect();
+        assert_eq!(keys, ["align", "gather", "qc"].into(), "{counter}");
+    }
+    assert_eq!(
+        states["Prepare"]["Parameters"]["resubmits"],
+        serde_json::json!({"align": 0, "gather": 0, "qc": 0})
     );
 }

@@ -1,225 +1,272 @@
-//! The `align` step: `bwa mem | samtools sort`, then `samtools index`.
+//! The `align` step: `bwa mem | samtools sort`, then `samtools index`, of the whole FASTQ pair
+//! or of one chunk of it.
 
-use biojob_core::{ReadGroup, SampleId, StepId, scratch_file_name};
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use biojob_core::{ReadGroup, SampleId, StepId};
 use biojob_formats::{
     FastqError, FastqPairStats, describe_contig_difference, read_bam_header_summary,
     stream_fastq_pair,
 };
-use biojob_process::{CancelReason, StageReport};
-use biojob_tools::{BwaMem, SamtoolsSort, samtools_index, sort_memory_per_thread};
+use biojob_process::CancelReason;
+use biojob_scratch::SpaceNeed;
+use biojob_tools::{BwaMem, SamtoolsSort, Tool, samtools_index, sort_memory_per_thread};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info;
 
-use crate::steps::{PendingOutputs, verify_bgzf_output};
-use crate::{Error, PreparedReference, StepContext, align_space_need, file_bytes};
+use crate::job::REFERENCE;
+use crate::plan::partial;
+use crate::steps::{RunningPlan, plan_shape, verify_bgzf_output};
+use crate::{
+    Error, Executed, PlanContext, PlannedCommand, PreparedReference, StagedInputs, StepContext,
+    StepDefinition, StepPlan, TaskShard, align_space_need,
+};
 
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
 pub const BWA_BATCH_BASES: u64 = 10_000_000;
 
-/// What the align step needs.
+/// The role of read 1 in an align job's inputs.
+pub const FASTQ_1: &str = "fastq_1";
+/// The role of read 2.
+pub const FASTQ_2: &str = "fastq_2";
+
+/// The align step of one sample: the whole FASTQ pair, or one chunk of it.
 #[derive(Debug, Clone)]
-pub struct AlignRequest<'a> {
+pub struct AlignStep {
     /// The sample.
-    pub sample: &'a SampleId,
+    pub sample: SampleId,
     /// The read group written into the header and onto every read.
-    pub read_group: &'a ReadGroup,
-    /// The reference, prepared with its bwa index.
-    pub reference: &'a PreparedReference,
-    /// Read 1 (local FASTQ, plain or gzip).
-    pub fastq_1: &'a Utf8Path,
-    /// Read 2 (local FASTQ, plain or gzip), same read order as read 1.
-    pub fastq_2: &'a Utf8Path,
-    /// Where the outputs are written.
-    pub work_dir: &'a Utf8Path,
+    pub read_group: ReadGroup,
+    /// The chunk aligned (its number), or `None` for the whole FASTQ pair.
+    pub chunk: Option<usize>,
+    /// Read pairs per chunk when the whole pair is aligned in chunks: a parameter of the key
+    /// of the whole chunked alignment (chunks differ from a whole alignment in tie-breaks:
+    /// docs/scaling.md).
+    pub chunk_pairs: Option<NonZeroU64>,
+    /// Whether biojob checks the FASTQs as it feeds them to bwa (see
+    /// [`crate::Engine::validate_fastq`]).
+    pub validate_fastq: bool,
 }
 
-/// The align step's results.
-#[derive(Debug, Clone)]
-pub struct AlignOutput {
-    /// `{sample}.align.bam`, coordinate-sorted.
-    pub bam: Utf8PathBuf,
-    /// `{sample}.align.bam.bai`.
-    pub bai: Utf8PathBuf,
-    /// What the FASTQ check counted.
-    pub fastq: FastqPairStats,
-    /// Reports of the tools run.
-    pub commands: Vec<StageReport>,
-}
-
-/// The sample's BAM in `work_dir` and its index: `<sample>.align.bam` and `.bam.bai`, the names
-/// align and merge write and the call step reads.
-pub(crate) fn sample_bam_paths(
-    work_dir: &Utf8Path,
-    sample: &SampleId,
-) -> (Utf8PathBuf, Utf8PathBuf) {
-    let bam = work_dir.join(scratch_file_name(sample, StepId::Align, None, "bam"));
-    let bai = Utf8PathBuf::from(format!("{bam}.bai"));
-    (bam, bai)
-}
-
-/// Aligns a read pair and writes the sorted, indexed BAM.
-///
-/// biojob reads both FASTQs itself, checks them record by record (structure, quality length
-/// and range, mate names, counts, gzip integrity; see `biojob_formats::stream_fastq_pair`) and
-/// hands bwa the plain records through two anonymous pipes (`/dev/fd/3`, `/dev/fd/4`), so each
-/// file is read once and bwa never sees a truncated input as a valid end of file. bwa's SAM
-/// goes straight into `samtools sort` through an OS pipe; no SAM touches the disk. Both tools
-/// are awaited with pipefail semantics. `sort -m` comes from
-/// [`sort_memory_per_thread`] and the job's memory; `sort -T` is private to `work_dir`.
-///
-/// The BAM is written as `*.partial`, checked (BGZF EOF block, `@HD SO:coordinate`, the `@RG`
-/// line, `@SQ` equal to the `.fai`), indexed, and only then renamed to its final names. On
-/// failure the partial outputs and the sort's temporary files are removed.
-///
-/// Before anything runs, the free scratch space is checked against [`align_space_need`].
-///
-/// With [`StepContext::validate_fastq`] off (a benchmark switch), bwa reads the FASTQ paths
-/// itself and nothing is checked; the returned [`FastqPairStats`] are then all zero.
-///
-/// # Errors
-/// [`Error::Scratch`] when scratch is too small (scratch class), [`Error::Fastq`] for a bad
-/// input (input class), [`Error::Process`] when a tool fails (the root cause with its stderr
-/// tail; "No space left on device" is scratch class), [`Error::Verification`] when the BAM is
-/// not as expected; [`Error::ScratchFull`] around either of the last two when scratch is full
-/// at that point (scratch class).
-pub fn align(request: &AlignRequest<'_>, context: &StepContext) -> Result<AlignOutput, Error> {
-    let work_dir = request.work_dir;
-    std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
-    context.preflight(&align_space_need(
-        0,
-        file_bytes(request.fastq_1).saturating_add(file_bytes(request.fastq_2)),
-        request.fastq_1.as_str(),
-    ))?;
-    let (bam, bai) = sample_bam_paths(work_dir, request.sample);
-    let mut outputs = PendingOutputs::default();
-    let bam_partial = outputs.partial_for(&bam);
-    let bai_partial = outputs.partial_for(&bai);
-    let sort_temp = work_dir.join(scratch_file_name(
-        request.sample,
-        StepId::Align,
-        None,
-        "sort-tmp",
-    ));
-    let index_prefix = request
-        .reference
-        .bwa_prefix
-        .clone()
-        .ok_or_else(|| Error::Usage {
-            message: "the reference was prepared without its bwa index".into(),
-            remedy: None,
-        })?;
-
-    let threads = context.resources.threads.max(1);
-    let memory_per_thread = sort_memory_per_thread(context.resources.memory_bytes, threads);
-    let validate = context.validate_fastq;
-    let sort = SamtoolsSort {
-        threads,
-        memory_per_thread,
-        temp_prefix: sort_temp.clone(),
-        output: bam_partial.clone(),
+impl AlignStep {
+    /// The BAM's file name: `<sample>.align.bam`, or `<sample>.align.<chunk>.bam` for a
+    /// chunk; its index is the same name with `.bai` added.
+    pub fn bam_name(&self, context: &PlanContext<'_>) -> String {
+        context.step_file_name(&self.sample, StepId::Align, self.chunk, "bam")
     }
-    .command(&context.toolset.samtools);
-    info!(
-        threads,
-        sort_memory_per_thread = memory_per_thread,
-        fastq_validation = validate,
-        "aligning {} and {}",
-        request.fastq_1,
-        request.fastq_2
-    );
 
-    let (fed, piped) = if validate {
-        let (read_1, write_1) =
-            std::io::pipe().map_err(Error::io("creating a pipe for", request.fastq_1))?;
-        let (read_2, write_2) =
-            std::io::pipe().map_err(Error::io("creating a pipe for", request.fastq_2))?;
-        let bwa = BwaMem {
-            threads,
-            batch_bases: BWA_BATCH_BASES,
-            read_group: request.read_group.clone(),
-            index_prefix,
-            fastq_1: "/dev/fd/3".into(),
-            fastq_2: "/dev/fd/4".into(),
-        }
-        .command(&context.toolset.bwa)
-        .inherit_fd(3, read_1.into())
-        .inherit_fd(4, read_2.into());
-        let cancel = context.supervisor.cancel_token().child();
-        let supervisor = context.supervisor.with_cancel(cancel.clone());
-        let (fed, piped) = std::thread::scope(|scope| {
-            let feeder = scope.spawn(|| {
-                let result = stream_fastq_pair(request.fastq_1, request.fastq_2, write_1, write_2);
-                if matches!(&result, Err(error) if !matches!(error, FastqError::ConsumerClosed { .. }))
-                {
-                    cancel.cancel(CancelReason::Sibling);
-                }
-                result
-            });
-            let piped = supervisor.run_pipeline(vec![bwa, sort]);
-            let fed = feeder.join();
-            (fed, piped)
-        });
-        let fed = fed.map_err(|_| Error::Usage {
-            message: "the FASTQ reader thread panicked".into(),
-            remedy: None,
-        })?;
-        (fed, piped)
-    } else {
-        tracing::warn!(
-            "FASTQ validation is off: the FASTQ files go to bwa unchecked (benchmark switch)"
-        );
-        let bwa = BwaMem {
-            threads,
-            batch_bases: BWA_BATCH_BASES,
-            read_group: request.read_group.clone(),
-            index_prefix,
-            fastq_1: request.fastq_1.to_owned(),
-            fastq_2: request.fastq_2.to_owned(),
-        }
-        .command(&context.toolset.bwa);
-        let piped = context.supervisor.run_pipeline(vec![bwa, sort]);
-        (Ok(FastqPairStats::default()), piped)
-    };
+    fn sort_temp(&self, context: &PlanContext<'_>) -> Utf8PathBuf {
+        context.work_file(&context.step_file_name(
+            &self.sample,
+            StepId::Align,
+            self.chunk,
+            "sort-tmp",
+        ))
+    }
+}
 
-    let result = (|| {
-        let report = match (fed, piped) {
-            // A bad input is the cause, whatever the tools did after being stopped.
-            (Err(error), _) if !matches!(error, FastqError::ConsumerClosed { .. }) => {
-                return Err(Error::Fastq(error));
-            }
-            (_, Err(error)) => return Err(Error::Process(error)),
-            (Err(_), Ok(_)) => {
-                return Err(Error::Verification {
-                    path: bam_partial.clone(),
-                    detail: "bwa-mem exited with status 0 before reading all of its input".into(),
-                });
-            }
-            (Ok(stats), Ok(report)) => (stats, report),
+impl StepDefinition for AlignStep {
+    fn step(&self) -> StepId {
+        StepId::Align
+    }
+
+    fn shard(&self) -> Option<TaskShard> {
+        self.chunk.map(TaskShard::chunk)
+    }
+
+    fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
+        let bytes = inputs.iter().map(|(_, size)| size).sum();
+        let name = inputs.first().map_or("", |(name, _)| name.as_str());
+        align_space_need(staged, bytes, name)
+    }
+
+    /// `bwa mem -t T -K 10000000 -R @RG… REFERENCE R1 R2 | samtools sort -@ T -m M -T TMP -o
+    /// BAM.partial -`, then `samtools index -@ T-1`. With the FASTQ check on, bwa reads the
+    /// pair from biojob on descriptors 3 and 4 (`/dev/fd/3`, `/dev/fd/4`).
+    fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
+        let toolset = context.toolset;
+        let threads = context.threads();
+        let bam = context.work_file(&self.bam_name(context));
+        let bai = Utf8PathBuf::from(format!("{bam}.bai"));
+        let (fastq_1, fastq_2) = if self.validate_fastq {
+            ("/dev/fd/3".into(), "/dev/fd/4".into())
+        } else {
+            (context.input(FASTQ_1), context.input(FASTQ_2))
         };
-        let (fastq, pipeline) = report;
-        let mut commands = pipeline.stages;
-        verify_bam(&bam_partial, request)?;
-        commands.push(context.supervisor.run(samtools_index(
-            &context.toolset.samtools,
-            &bam_partial,
-            &bai_partial,
+        let bwa = BwaMem {
+            threads,
+            batch_bases: BWA_BATCH_BASES,
+            read_group: self.read_group.clone(),
+            index_prefix: context.input(REFERENCE),
+            fastq_1,
+            fastq_2,
+        }
+        .command(&toolset.bwa);
+        let sort = SamtoolsSort {
+            threads,
+            memory_per_thread: sort_memory_per_thread(context.resources.memory_bytes, threads),
+            temp_prefix: self.sort_temp(context),
+            output: partial(&bam),
+        }
+        .command(&toolset.samtools);
+        let index = samtools_index(
+            &toolset.samtools,
+            &partial(&bam),
+            &partial(&bai),
             threads.saturating_sub(1),
-        ))?);
-        outputs.publish()?;
-        Ok(AlignOutput {
-            bam: bam.clone(),
-            bai: bai.clone(),
-            fastq,
-            commands,
-        })
-    })();
-    context.space.sample();
-    // While the partial outputs are still there: they hold the space that may have run out.
-    let result = result.map_err(|error| context.explain_failure(error));
-    if result.is_err() {
-        remove_sort_temporaries(&sort_temp);
+        );
+        let mut plan = StepPlan::new(StepId::Align, context.resources);
+        if self.validate_fastq {
+            plan = plan.note("biojob checks both FASTQs and feeds them to bwa on fd 3 and 4");
+        }
+        plan = plan
+            .pipeline(vec![
+                PlannedCommand::new(Tool::Bwa, bwa),
+                PlannedCommand::new(Tool::Samtools, sort),
+            ])
+            .command(Tool::Samtools, index);
+        if let Some(chunk_pairs) = self.chunk_pairs {
+            plan = plan.parameter("chunk_pairs", chunk_pairs);
+        }
+        if self.chunk.is_some() {
+            plan.intermediate_output(bam).intermediate_output(bai)
+        } else {
+            plan.output(bam).output(bai)
+        }
     }
-    result
+
+    /// A pair needs read 1 and read 2: one file given twice under two names (the same
+    /// content, not empty) is refused.
+    fn check_digests(
+        &self,
+        digests: &BTreeMap<String, String>,
+        inputs: &StagedInputs,
+    ) -> Result<(), Error> {
+        const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        match (digests.get(FASTQ_1), digests.get(FASTQ_2)) {
+            (Some(one), Some(two)) if one == two && one != EMPTY => Err(Error::Input {
+                message: format!(
+                    "FASTQ_1 and FASTQ_2 have the same content: {} and {} (SHA-256 {one})",
+                    inputs.uri(FASTQ_1)?,
+                    inputs.uri(FASTQ_2)?
+                ),
+                remedy: Some("give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2".into()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the plan: biojob reads both FASTQs itself, checks them record by record
+    /// (`biojob_formats::stream_fastq_pair`) and hands bwa the records through two pipes, so
+    /// bwa never sees a truncated input as a valid end of file; bwa's SAM goes straight into
+    /// `samtools sort`; both are awaited with pipefail semantics. The BAM is written as
+    /// `*.partial`, checked (BGZF EOF block, `@HD SO:coordinate`, the `@RG` line, `@SQ` equal
+    /// to the `.fai`), indexed, and only then renamed. On failure nothing is left.
+    ///
+    /// # Errors
+    /// [`Error::Fastq`] for a bad input (input class), [`Error::Process`] when a tool fails,
+    /// [`Error::Verification`] when the BAM is not as expected; [`Error::ScratchFull`] around
+    /// either of the last two when scratch is full at that point (scratch class).
+    fn execute(
+        &self,
+        plan: StepPlan,
+        inputs: &StagedInputs,
+        context: &StepContext,
+    ) -> Result<Executed, Error> {
+        let reference = inputs.reference()?;
+        if reference.bwa_prefix.is_none() {
+            return Err(Error::Usage {
+                message: "the reference was prepared without its bwa index".into(),
+                remedy: None,
+            });
+        }
+        let fastq_1 = inputs.path(FASTQ_1)?;
+        let fastq_2 = inputs.path(FASTQ_2)?;
+        let local = PlanContext::local(
+            &context.engine.toolset,
+            context.resources(),
+            &inputs.work_dir,
+            &inputs.paths,
+        );
+        let sort_temp = self.sort_temp(&local);
+        let mut running = RunningPlan::new(plan, 2)?;
+        let bam_partial = running.partial(0).to_owned();
+        let mut stages = running.take()?;
+        info!(
+            threads = context.resources().threads,
+            fastq_validation = self.validate_fastq,
+            "aligning {fastq_1} and {fastq_2}"
+        );
+        let (fed, piped) = if self.validate_fastq {
+            let (read_1, write_1) =
+                std::io::pipe().map_err(Error::io("creating a pipe for", fastq_1))?;
+            let (read_2, write_2) =
+                std::io::pipe().map_err(Error::io("creating a pipe for", fastq_2))?;
+            if stages.is_empty() {
+                return Err(plan_shape("align", "bwa first"));
+            }
+            let bwa = stages
+                .remove(0)
+                .inherit_fd(3, read_1.into())
+                .inherit_fd(4, read_2.into());
+            stages.insert(0, bwa);
+            let cancel = context.supervisor.cancel_token().child();
+            let supervisor = context.supervisor.with_cancel(cancel.clone());
+            let (fed, piped) = std::thread::scope(|scope| {
+                let feeder = scope.spawn(|| {
+                    let result = stream_fastq_pair(fastq_1, fastq_2, write_1, write_2);
+                    if matches!(&result, Err(error) if !matches!(error, FastqError::ConsumerClosed { .. }))
+                    {
+                        cancel.cancel(CancelReason::Sibling);
+                    }
+                    result
+                });
+                let piped = supervisor.run_pipeline(stages);
+                (feeder.join(), piped)
+            });
+            let fed = fed.map_err(|_| Error::Usage {
+                message: "the FASTQ reader thread panicked".into(),
+                remedy: None,
+            })?;
+            (fed, piped)
+        } else {
+            tracing::warn!(
+                "FASTQ validation is off: the FASTQ files go to bwa unchecked (benchmark switch)"
+            );
+            let piped = context.supervisor.run_pipeline(stages);
+            (Ok(FastqPairStats::default()), piped)
+        };
+
+        let result = (|| {
+            let (fastq, pipeline) = match (fed, piped) {
+                // A bad input is the cause, whatever the tools did after being stopped.
+                (Err(error), _) if !matches!(error, FastqError::ConsumerClosed { .. }) => {
+                    return Err(Error::Fastq(error));
+                }
+                (_, Err(error)) => return Err(Error::Process(error)),
+                (Err(_), Ok(_)) => {
+                    return Err(Error::Verification {
+                        path: bam_partial.clone(),
+                        detail: "bwa-mem exited with status 0 before reading all of its input"
+                            .into(),
+                    });
+                }
+                (Ok(stats), Ok(report)) => (stats, report),
+            };
+            running.commands.extend(pipeline.stages);
+            verify_bam(&bam_partial, &self.read_group, reference)?;
+            running.run_next(context)?;
+            running.finish(self.validate_fastq.then_some(fastq.pairs))
+        })();
+        context.space.sample();
+        // While the partial outputs are still there: they hold the space that may have run out.
+        let result = result.map_err(|error| context.explain_failure(error));
+        if result.is_err() {
+            remove_sort_temporaries(&sort_temp);
+        }
+        result
+    }
 }
 
 /// Removes what `samtools sort -T PREFIX` may have left: `PREFIX.NNNN.bam` files.
@@ -238,7 +285,13 @@ fn remove_sort_temporaries(prefix: &Utf8Path) {
     }
 }
 
-pub(crate) fn verify_bam(bam: &Utf8Path, request: &AlignRequest<'_>) -> Result<(), Error> {
+/// Checks an aligned (or merged) BAM: BGZF EOF block, `@HD SO:coordinate`, one `@RG` line
+/// equal to `read_group`'s, `@SQ` equal to the reference's `.fai`.
+pub(crate) fn verify_bam(
+    bam: &Utf8Path,
+    read_group: &ReadGroup,
+    reference: &PreparedReference,
+) -> Result<(), Error> {
     verify_bgzf_output(bam)?;
     let header = read_bam_header_summary(bam).map_err(|error| Error::Verification {
         path: bam.to_owned(),
@@ -254,25 +307,23 @@ pub(crate) fn verify_bam(bam: &Utf8Path, request: &AlignRequest<'_>) -> Result<(
             header.sort_order
         )));
     }
-    let expected: Vec<(String, String)> = request
-        .read_group
+    let expected: Vec<(String, String)> = read_group
         .fields()
         .into_iter()
         .map(|(tag, value)| (tag.to_owned(), value.to_owned()))
         .collect();
     match header.read_groups.as_slice() {
-        [(id, fields)] if *id == request.read_group.id && contains_all(fields, &expected) => {}
+        [(id, fields)] if *id == read_group.id && contains_all(fields, &expected) => {}
         other => {
             return Err(fail(format!(
                 "expected one @RG line {:?}, found {other:?}",
-                request.read_group.to_header_line()
+                read_group.to_header_line()
             )));
         }
     }
-    if let Some(difference) =
-        describe_contig_difference("@SQ", &header.contigs, &request.reference.contigs)
+    if let Some(difference) = describe_contig_difference("@SQ", &header.contigs, &reference.contigs)
     {
-        return Err(fail(format!("{difference} ({})", request.reference.fai)));
+        return Err(fail(format!("{difference} ({})", reference.fai)));
     }
     Ok(())
 }

@@ -1,47 +1,240 @@
 //! The `gather` step: `bcftools concat` of the shards' VCFs in reference order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU64;
+use std::sync::OnceLock;
 
-use biojob_core::{Contig, SampleId};
+use biojob_core::{Contig, SampleId, StepId, scratch_file_name};
 use biojob_formats::{RecordSpan, VcfRules, scan_vcf, tabix_contigs};
-use biojob_process::StageReport;
-use biojob_tools::{BcftoolsConcat, bcftools_index_tbi};
+use biojob_scratch::SpaceNeed;
+use biojob_storage::ObjectUri;
+use biojob_tools::{BcftoolsConcat, Tool, bcftools_index_tbi};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::steps::{PendingOutputs, verify_bgzf_output, verify_vcf_output};
-use crate::{Error, StepContext, file_bytes, gather_space_need};
+use crate::plan::partial;
+use crate::steps::{RunningPlan, verify_bgzf_output, verify_vcf_output};
+use crate::{
+    Error, Executed, JobInput, PlanContext, PreparedReference, StagedInputs, StepContext,
+    StepDefinition, StepPlan, contig_plan, gather_space_need, shard_plan,
+};
 
-/// What the gather step needs.
-#[derive(Debug, Clone)]
-pub struct GatherRequest<'a> {
-    /// The sample; the output is `{sample}.vcf.gz`.
-    pub sample: &'a SampleId,
-    /// The reference's contigs in `.fai` order.
-    pub contigs: &'a [Contig],
-    /// The per-shard VCFs, each with its `.tbi` beside it, in any order.
-    pub vcfs: &'a [Utf8PathBuf],
-    /// Where the outputs are written.
-    pub work_dir: &'a Utf8Path,
+/// The role of the `position`-th VCF in a gather job's inputs: `vcf.0003`.
+pub fn vcf_role(position: usize) -> String {
+    format!("vcf.{position:04}")
 }
 
-/// The gather step's results.
+/// The role of the `position`-th VCF's index: `tbi.0003`.
+pub fn tbi_role(position: usize) -> String {
+    format!("tbi.{position:04}")
+}
+
+/// The final VCF's file name: `<sample>.vcf.gz`.
+pub fn final_vcf_name(sample: &SampleId) -> String {
+    format!("{sample}.vcf.gz")
+}
+
+/// Which VCFs a gather job concatenates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatherInputs {
+    /// This many, given as the job's inputs ([`vcf_role`] and [`tbi_role`] of positions
+    /// `0..n`).
+    Given(usize),
+    /// Every shard's VCF, `<sample>.call.<shard>.vcf.gz` and its `.tbi` under `prefix`, of the
+    /// plan of `contigs` (cut into shards of at most `shard_bases` bases, or one per contig).
+    Plan {
+        /// Where the call jobs published them.
+        prefix: ObjectUri,
+        /// The run's contigs.
+        contigs: Vec<String>,
+        /// The largest shard in bases; `None`: one shard per contig.
+        shard_bases: Option<NonZeroU64>,
+    },
+}
+
+/// The gather step of one sample: its shards' VCFs, in reference order, into
+/// `<sample>.vcf.gz`.
 #[derive(Debug, Clone)]
-pub struct GatherOutput {
-    /// `{sample}.vcf.gz`.
-    pub vcf: Utf8PathBuf,
-    /// `{sample}.vcf.gz.tbi`.
-    pub tbi: Utf8PathBuf,
-    /// The inputs in the order they were concatenated.
-    pub order: Vec<Utf8PathBuf>,
-    /// Reports of the tools run.
-    pub commands: Vec<StageReport>,
+pub struct GatherStep {
+    /// The sample.
+    pub sample: SampleId,
+    /// The VCFs.
+    pub inputs: GatherInputs,
+    /// How many VCFs, once known.
+    count: OnceLock<usize>,
+}
+
+impl GatherStep {
+    /// The gather step of `inputs`; a [`GatherInputs::Plan`] is settled once the reference
+    /// is staged.
+    pub fn new(sample: SampleId, inputs: GatherInputs) -> Self {
+        let count = OnceLock::new();
+        if let GatherInputs::Given(n) = inputs {
+            let _ = count.set(n);
+        }
+        GatherStep {
+            sample,
+            inputs,
+            count,
+        }
+    }
+
+    fn vcfs(&self) -> usize {
+        self.count.get().copied().unwrap_or(0)
+    }
+}
+
+impl StepDefinition for GatherStep {
+    fn step(&self) -> StepId {
+        StepId::Gather
+    }
+
+    fn with_reference(
+        &self,
+        reference: &PreparedReference,
+        _context: &StepContext,
+    ) -> Result<Vec<JobInput>, Error> {
+        let GatherInputs::Plan {
+            prefix,
+            contigs,
+            shard_bases,
+        } = &self.inputs
+        else {
+            return Ok(Vec::new());
+        };
+        let plan = shard_plan(
+            contig_plan(&reference.contigs, Some(contigs), &reference.fai)?,
+            *shard_bases,
+        );
+        let mut inputs = Vec::new();
+        for (position, shard) in plan.shards().iter().enumerate() {
+            let vcf = prefix.join(&scratch_file_name(
+                &self.sample,
+                StepId::Call,
+                Some(shard.index),
+                "vcf.gz",
+            ));
+            inputs.push(JobInput::new(
+                &vcf_role(position),
+                vcf.clone(),
+                "VCF",
+                "run the call step for every shard first",
+            ));
+            inputs.push(
+                JobInput::new(
+                    &tbi_role(position),
+                    crate::sibling(&vcf, ".tbi"),
+                    "VCF index",
+                    "index each VCF with bcftools index -t (the .tbi must sit beside it)",
+                )
+                .unkeyed(),
+            );
+        }
+        let _ = self.count.set(plan.shards().len());
+        Ok(inputs)
+    }
+
+    fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
+        gather_space_need(staged, inputs.iter().map(|(_, size)| size).sum())
+    }
+
+    /// `bcftools concat -Oz -o VCF.partial VCF…` in the order given, then `bcftools index -t`.
+    fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
+        let bcftools = &context.toolset.bcftools;
+        let vcf = context.work_file(&final_vcf_name(&self.sample));
+        let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
+        let concat = BcftoolsConcat {
+            inputs: (0..self.vcfs())
+                .map(|position| context.input(&vcf_role(position)))
+                .collect(),
+            output: partial(&vcf),
+        }
+        .command(bcftools);
+        StepPlan::new(StepId::Gather, context.resources)
+            .command(Tool::Bcftools, concat)
+            .command(
+                Tool::Bcftools,
+                bcftools_index_tbi(bcftools, &partial(&vcf), &partial(&tbi)),
+            )
+            .output(vcf)
+            .output(tbi)
+    }
+
+    /// Runs the plan. Each input VCF (staged in: they may come from elsewhere) is read once,
+    /// natively, before any tool runs ([`biojob_formats::scan_vcf`]): BGZF EOF block, header
+    /// parses, `##contig` lines equal to the reference's, one sample column named after the
+    /// sample, records sorted, and records on the contigs its `.tbi` lists (an index that
+    /// disagrees with its VCF is stale). Inputs whose records overlap are refused; inputs
+    /// given out of reference order are concatenated in reference order
+    /// ([`order_for_gather`]). The output gets the same checks.
+    ///
+    /// # Errors
+    /// [`Error::Format`] (input class) or [`Error::Input`] when an input fails its checks; as
+    /// [`order_for_gather`]; [`Error::Process`] when a tool fails ([`Error::ScratchFull`]
+    /// around it when scratch is full); [`Error::Verification`] when the output fails its
+    /// checks.
+    fn execute(
+        &self,
+        plan: StepPlan,
+        inputs: &StagedInputs,
+        context: &StepContext,
+    ) -> Result<Executed, Error> {
+        let vcfs = self.vcfs();
+        if vcfs == 0 {
+            return Err(Error::Usage {
+                message: "gather needs at least one VCF".into(),
+                remedy: None,
+            });
+        }
+        let contigs = &inputs.reference()?.contigs;
+        let rules = VcfRules {
+            contigs,
+            sample: self.sample.as_str(),
+            only_contig: None,
+        };
+        let mut scanned = Vec::with_capacity(vcfs);
+        for position in 0..vcfs {
+            let vcf = inputs.path(&vcf_role(position))?.to_owned();
+            let span = check_gather_input(&vcf, &rules)?;
+            scanned.push((vcf, span));
+        }
+        let order = order_for_gather(&scanned, contigs)?;
+        let given: Vec<&Utf8PathBuf> = scanned.iter().map(|(vcf, _)| vcf).collect();
+        let plan = if order.iter().collect::<Vec<_>>() == given {
+            plan
+        } else {
+            // Out of order (`biojob gather --vcf` in any order): the plan of the same inputs
+            // in reference order.
+            let mut paths: BTreeMap<String, Utf8PathBuf> = inputs.paths.clone();
+            for (position, vcf) in order.iter().enumerate() {
+                paths.insert(vcf_role(position), vcf.clone());
+            }
+            self.plan(&PlanContext::local(
+                &context.engine.toolset,
+                context.resources(),
+                &inputs.work_dir,
+                &paths,
+            ))
+        };
+        let mut running = RunningPlan::new(plan, 2)?;
+        let result = (|| {
+            running.run_next(context)?;
+            let vcf_partial = running.partial(0).to_owned();
+            verify_bgzf_output(&vcf_partial)?;
+            verify_vcf_output(&vcf_partial, &rules)?;
+            running.run_next(context)?;
+            running.finish(None)
+        })();
+        // While the partial outputs are still there: they hold the space that may have run out.
+        result.map_err(|error| context.explain_failure(error))
+    }
 }
 
 /// Orders per-shard VCFs for concatenation by what they contain, not by name or arrival: by
 /// the contig (ranked by its position in `contigs`, the `.fai` order) and `POS` of each VCF's
-/// first record. VCFs without records (header-only) contribute nothing and go last, in the
-/// order given. `inputs` pairs each VCF with its [`RecordSpan`] (from
-/// [`biojob_formats::scan_vcf`]).
+/// first record. When the VCFs with records are already in that order, the order given is
+/// kept whole (header-only VCFs, which contribute nothing, where they are); otherwise
+/// header-only VCFs go last, in the order given. `inputs` pairs each VCF with its
+/// [`RecordSpan`] (from [`biojob_formats::scan_vcf`]).
 ///
 /// A shard may hold several contigs (small contigs grouped) or part of one (a long contig cut
 /// into regions), so the rule is on positions: once ordered, each VCF's last record must come
@@ -93,6 +286,7 @@ pub fn order_for_gather(
             )),
         }
     }
+    let in_order = keyed.windows(2).all(|pair| pair[0].0 < pair[1].0);
     keyed.sort_by_key(|(first, _, position, _, _)| (*first, *position));
     for pair in keyed.windows(2) {
         let (_, earlier_last, _, earlier, earlier_span) = &pair[0];
@@ -113,6 +307,9 @@ pub fn order_for_gather(
                 remedy: Some("give each shard's VCF once, from one scatter plan".into()),
             });
         }
+    }
+    if in_order {
+        return Ok(inputs.iter().map(|(vcf, _)| vcf.clone()).collect());
     }
     Ok(keyed
         .into_iter()
@@ -144,81 +341,4 @@ fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<Option<Rec
         });
     }
     Ok(scan.span)
-}
-
-/// Concatenates the shards' VCFs in reference order (see [`order_for_gather`]) with
-/// `bcftools concat -Oz`, checks the result, indexes it with `bcftools index -t`, and renames
-/// both to their final names.
-///
-/// Each input VCF (staged in: they may come from elsewhere) is read once, natively, before any
-/// tool runs ([`biojob_formats::scan_vcf`]): BGZF EOF block, header parses, `##contig` lines
-/// equal to the reference's, one sample column named after the sample, records sorted, and
-/// records on the contigs its `.tbi` lists (an index that disagrees with its VCF is stale).
-/// Inputs whose records overlap are refused ([`order_for_gather`]). The output gets the same
-/// checks.
-///
-/// Before anything runs, the free scratch space is checked against [`gather_space_need`].
-///
-/// # Errors
-/// [`Error::Scratch`] when scratch is too small; [`Error::Format`] (input class) or
-/// [`Error::Input`] when an input fails its checks; as [`order_for_gather`]; [`Error::Process`]
-/// when a tool fails ([`Error::ScratchFull`] around it when scratch is full);
-/// [`Error::Verification`] when the output fails its checks.
-pub fn gather(request: &GatherRequest<'_>, context: &StepContext) -> Result<GatherOutput, Error> {
-    let work_dir = request.work_dir;
-    std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
-    let vcf_bytes = request
-        .vcfs
-        .iter()
-        .fold(0u64, |sum, vcf| sum.saturating_add(file_bytes(vcf)));
-    context.preflight(&gather_space_need(0, vcf_bytes))?;
-    if request.vcfs.is_empty() {
-        return Err(Error::Usage {
-            message: "gather needs at least one VCF".into(),
-            remedy: None,
-        });
-    }
-    let rules = VcfRules {
-        contigs: request.contigs,
-        sample: request.sample.as_str(),
-        only_contig: None,
-    };
-    let mut inputs = Vec::with_capacity(request.vcfs.len());
-    for vcf in request.vcfs {
-        inputs.push((vcf.clone(), check_gather_input(vcf, &rules)?));
-    }
-    let order = order_for_gather(&inputs, request.contigs)?;
-    let vcf = work_dir.join(format!("{}.vcf.gz", request.sample));
-    let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
-    let mut outputs = PendingOutputs::default();
-    let vcf_partial = outputs.partial_for(&vcf);
-    let tbi_partial = outputs.partial_for(&tbi);
-    let bcftools = &context.toolset.bcftools;
-    let result = (|| {
-        let mut commands = vec![
-            context.supervisor.run(
-                BcftoolsConcat {
-                    inputs: order.clone(),
-                    output: vcf_partial.clone(),
-                }
-                .command(bcftools),
-            )?,
-        ];
-        verify_bgzf_output(&vcf_partial)?;
-        verify_vcf_output(&vcf_partial, &rules)?;
-        commands.push(context.supervisor.run(bcftools_index_tbi(
-            bcftools,
-            &vcf_partial,
-            &tbi_partial,
-        ))?);
-        outputs.publish()?;
-        Ok(GatherOutput {
-            vcf: vcf.clone(),
-            tbi: tbi.clone(),
-            order: order.clone(),
-            commands,
-        })
-    })();
-    // While the partial outputs are still there: they hold the space that may have run out.
-    result.map_err(|error| context.explain_failure(error))
 }

@@ -1,84 +1,103 @@
 //! The `merge` step: `samtools merge` of the chunks' BAMs into the sample's BAM, then
 //! `samtools index`.
 
-use biojob_process::StageReport;
-use biojob_tools::{SamtoolsMerge, samtools_index};
-use camino::{Utf8Path, Utf8PathBuf};
+use biojob_core::{ReadGroup, SampleId, StepId};
+use biojob_scratch::SpaceNeed;
+use biojob_tools::{SamtoolsMerge, Tool, samtools_index};
+use camino::Utf8PathBuf;
 
-use crate::steps::PendingOutputs;
-use crate::steps::align::{sample_bam_paths, verify_bam};
-use crate::{AlignRequest, Error, StepContext, file_bytes};
+use crate::plan::partial;
+use crate::steps::RunningPlan;
+use crate::steps::align::verify_bam;
+use crate::{
+    Error, Executed, PlanContext, StagedInputs, StepContext, StepDefinition, StepPlan,
+    gather_space_need,
+};
 
-/// The merge step's results.
-#[derive(Debug, Clone)]
-pub struct MergeOutput {
-    /// `{sample}.align.bam`, coordinate-sorted: the name an unsplit align writes.
-    pub bam: Utf8PathBuf,
-    /// `{sample}.align.bam.bai`.
-    pub bai: Utf8PathBuf,
-    /// Reports of the tools run.
-    pub commands: Vec<StageReport>,
+/// The role of chunk `chunk`'s BAM in a merge job's inputs: `bam.0003`.
+pub fn chunk_bam_role(chunk: usize) -> String {
+    format!("bam.{chunk:04}")
 }
 
-/// Merges the coordinate-sorted BAMs of the chunks of one sample into `{sample}.align.bam` in
-/// `work_dir` with `samtools merge -@ THREADS-1 -f` and indexes it with `samtools index`.
-///
-/// `request` is the sample's align request (the whole FASTQ pair): its sample, read group and
-/// reference give the checks of the merged BAM, the same as an unsplit align's (BGZF EOF block,
-/// `@HD SO:coordinate`, one `@RG` line equal to the read group's, `@SQ` equal to the `.fai`).
-/// Outputs are written as `*.partial` and renamed once checked and indexed.
-///
-/// # Errors
-/// [`Error::Usage`] when `bams` is empty; [`Error::Process`] when a tool fails
-/// ([`Error::ScratchFull`] around it when scratch is full); [`Error::Verification`] when the
-/// merged BAM fails its checks.
-pub fn merge(
-    request: &AlignRequest<'_>,
-    bams: &[Utf8PathBuf],
-    context: &StepContext,
-) -> Result<MergeOutput, Error> {
-    let work_dir: &Utf8Path = request.work_dir;
-    std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
-    if bams.is_empty() {
-        return Err(Error::Usage {
-            message: "merge needs at least one BAM".into(),
-            remedy: None,
-        });
+/// The merge step of one sample: the BAMs of its `chunks` alignment chunks (inputs
+/// [`chunk_bam_role`]) into `<sample>.align.bam`, the name an unsplit align writes.
+#[derive(Debug, Clone)]
+pub struct MergeStep {
+    /// The sample.
+    pub sample: SampleId,
+    /// The read group every chunk was aligned with: the merged BAM's one `@RG` line.
+    pub read_group: ReadGroup,
+    /// How many chunks.
+    pub chunks: usize,
+}
+
+impl StepDefinition for MergeStep {
+    fn step(&self) -> StepId {
+        StepId::Merge
     }
-    let bytes = bams
-        .iter()
-        .fold(0u64, |sum, bam| sum.saturating_add(file_bytes(bam)));
-    tracing::info!(bams = bams.len(), bytes, "merging the chunks' BAMs");
-    let (bam, bai) = sample_bam_paths(work_dir, request.sample);
-    let mut outputs = PendingOutputs::default();
-    let bam_partial = outputs.partial_for(&bam);
-    let bai_partial = outputs.partial_for(&bai);
-    let threads = context.resources.threads.max(1);
-    let samtools = &context.toolset.samtools;
-    let result = (|| {
-        let mut commands = vec![
-            context.supervisor.run(
-                SamtoolsMerge {
-                    threads: threads.saturating_sub(1),
-                    inputs: bams.to_vec(),
-                    output: bam_partial.clone(),
-                }
-                .command(samtools),
-            )?,
-        ];
-        verify_bam(&bam_partial, request)?;
-        commands.push(context.supervisor.run(samtools_index(
+
+    fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
+        let bam_bytes: u64 = inputs.iter().map(|(_, size)| size).sum();
+        gather_space_need(staged, bam_bytes.saturating_mul(2))
+    }
+
+    /// `samtools merge -@ T-1 -c -p -f -o BAM.partial CHUNK…`, then `samtools index`.
+    fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
+        let samtools = &context.toolset.samtools;
+        let threads = context.threads();
+        let bam =
+            context.work_file(&context.step_file_name(&self.sample, StepId::Align, None, "bam"));
+        let bai = Utf8PathBuf::from(format!("{bam}.bai"));
+        let merge = SamtoolsMerge {
+            threads: threads.saturating_sub(1),
+            inputs: (0..self.chunks)
+                .map(|chunk| context.input(&chunk_bam_role(chunk)))
+                .collect(),
+            output: partial(&bam),
+        }
+        .command(samtools);
+        let index = samtools_index(
             samtools,
-            &bam_partial,
-            &bai_partial,
+            &partial(&bam),
+            &partial(&bai),
             threads.saturating_sub(1),
-        ))?);
-        outputs.publish()?;
-        Ok(MergeOutput {
-            bam: bam.clone(),
-            bai: bai.clone(),
-            commands,
-        })
-    })();
-    result.map_err(|error| context.explain_failure(error))
+        );
+        StepPlan::new(StepId::Merge, context.resources)
+            .command(Tool::Samtools, merge)
+            .command(Tool::Samtools, index)
+            .output(bam)
+            .output(bai)
+    }
+
+    /// Runs the plan; the merged BAM gets the checks of an unsplit align's (BGZF EOF block,
+    /// `@HD SO:coordinate`, one `@RG` line equal to the read group's, `@SQ` equal to the
+    /// `.fai`) before it is indexed and renamed.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] without chunks; [`Error::Process`] when a tool fails
+    /// ([`Error::ScratchFull`] around it when scratch is full); [`Error::Verification`] when
+    /// the merged BAM fails its checks.
+    fn execute(
+        &self,
+        plan: StepPlan,
+        inputs: &StagedInputs,
+        context: &StepContext,
+    ) -> Result<Executed, Error> {
+        if self.chunks == 0 {
+            return Err(Error::Usage {
+                message: "merge needs at least one BAM".into(),
+                remedy: None,
+            });
+        }
+        let reference = inputs.reference()?;
+        tracing::info!(chunks = self.chunks, "merging the chunks' BAMs");
+        let mut running = RunningPlan::new(plan, 2)?;
+        let result = (|| {
+            running.run_next(context)?;
+            verify_bam(running.partial(0), &self.read_group, reference)?;
+            running.run_next(context)?;
+            running.finish(None)
+        })();
+        result.map_err(|error| context.explain_failure(error))
+    }
 }

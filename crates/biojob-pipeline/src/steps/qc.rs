@@ -1,62 +1,29 @@
 //! The `qc` step: the tools' QC reports that MultiQC reads, and native statistics in `qc.json`.
 
-use biojob_core::SampleId;
+use std::num::NonZeroU64;
+use std::sync::OnceLock;
+
+use biojob_core::{SampleId, StepId};
 use biojob_formats::{BamStats, VcfRules, VcfScan, read_bam_stats, scan_vcf};
-use biojob_process::StageReport;
-use biojob_tools::{bcftools_stats, samtools_flagstat, samtools_stats};
+use biojob_scratch::SpaceNeed;
+use biojob_storage::ObjectUri;
+use biojob_tools::{Tool, bcftools_stats, samtools_flagstat, samtools_stats};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use tracing::info;
 
-use crate::steps::PendingOutputs;
-use crate::{Error, PreparedReference, StepContext};
+use crate::cache::read_json;
+use crate::job::REFERENCE;
+use crate::plan::partial;
+use crate::steps::RunningPlan;
+use crate::{
+    Error, Executed, JobInput, PlanContext, PreparedReference, RunManifest, StagedInputs,
+    StepContext, StepDefinition, StepPlan, TaskRecord, contig_plan, render_report, shard_plan,
+    step_manifest_name,
+};
 
 /// Version of `qc.json`'s layout; bumped when a field changes meaning.
 pub const QC_FORMAT_VERSION: u32 = 1;
-
-/// What the QC step needs.
-#[derive(Debug, Clone)]
-pub struct QcRequest<'a> {
-    /// The sample.
-    pub sample: &'a SampleId,
-    /// The reference (FASTA for `samtools stats -r` and `bcftools stats -F`, and its contigs).
-    pub reference: &'a PreparedReference,
-    /// The coordinate-sorted BAM of the align step.
-    pub bam: &'a Utf8Path,
-    /// The final VCF of the gather step.
-    pub vcf: &'a Utf8Path,
-    /// Where the outputs are written.
-    pub work_dir: &'a Utf8Path,
-}
-
-/// The QC step's results.
-#[derive(Debug, Clone)]
-pub struct QcOutput {
-    /// `{sample}.flagstat.txt`: `samtools flagstat`.
-    pub flagstat: Utf8PathBuf,
-    /// `{sample}.samtools_stats.txt`: `samtools stats`.
-    pub samtools_stats: Utf8PathBuf,
-    /// `{sample}.bcftools_stats.txt`: `bcftools stats`.
-    pub bcftools_stats: Utf8PathBuf,
-    /// `qc.json`: [`QcSummary`].
-    pub qc_json: Utf8PathBuf,
-    /// What `qc.json` holds.
-    pub summary: QcSummary,
-    /// Reports of the tools run.
-    pub commands: Vec<StageReport>,
-}
-
-impl QcOutput {
-    /// The files to publish, in a fixed order.
-    pub fn files(&self) -> [&Utf8Path; 4] {
-        [
-            &self.flagstat,
-            &self.samtools_stats,
-            &self.bcftools_stats,
-            &self.qc_json,
-        ]
-    }
-}
 
 /// Read counts from the BAM, as `samtools flagstat` makes them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -257,94 +224,239 @@ pub fn qc_file_names(sample: &SampleId) -> QcFiles {
     }
 }
 
-/// Runs the QC step:
-///
-/// - `samtools flagstat`, `samtools stats -r FASTA` and `bcftools stats -s - -F FASTA`, each
-///   into a file that MultiQC finds ([`qc_file_names`]); a report without the line MultiQC
-///   looks for is an output verification failure;
-/// - natively and at the same time, on its own thread: one pass over the BAM
-///   ([`read_bam_stats`]: flagstat counts, mean depth and breadth per contig, depth bins, and a
-///   check that the records are in coordinate order) and one over the final VCF
-///   ([`scan_vcf`]: the header against the reference and sample, sorted records, variant
-///   counts, Ti/Tv, het/hom);
-/// - writes `qc.json` ([`QcSummary`]).
-///
-/// Every file is written as `*.partial` and renamed when the step has succeeded.
-///
-/// # Errors
-/// [`Error::Process`] when a tool fails; [`Error::Verification`] when the BAM or VCF breaks a
-/// rule or a report lacks its MultiQC marker; [`Error::Io`] on write failures.
-pub fn qc(request: &QcRequest<'_>, context: &StepContext) -> Result<QcOutput, Error> {
-    let work_dir = request.work_dir;
-    std::fs::create_dir_all(work_dir).map_err(Error::io("creating", work_dir))?;
-    let names = qc_file_names(request.sample);
-    let flagstat = work_dir.join(&names.flagstat);
-    let samtools_report = work_dir.join(&names.samtools_stats);
-    let bcftools_report = work_dir.join(&names.bcftools_stats);
-    let qc_json = work_dir.join("qc.json");
-    let mut outputs = PendingOutputs::default();
-    let flagstat_partial = outputs.partial_for(&flagstat);
-    let samtools_partial = outputs.partial_for(&samtools_report);
-    let bcftools_partial = outputs.partial_for(&bcftools_report);
-    let qc_json_partial = outputs.partial_for(&qc_json);
-    let threads = context.resources.threads.max(1);
-    let samtools = &context.toolset.samtools;
-    let bcftools = &context.toolset.bcftools;
-    let fasta = &request.reference.fasta;
-    info!(bam = %request.bam, vcf = %request.vcf, "QC");
+/// The role of the BAM in a QC job's inputs (the VCF's is [`VCF`]).
+pub const BAM: &str = "bam";
+/// The role of the final VCF.
+pub const VCF: &str = "vcf";
 
-    (|| {
+/// What `report.html` shows of the run before QC.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QcRun {
+    /// The run so far: a local run's manifest (the QC task is added when the report is
+    /// written).
+    Given(Box<RunManifest>),
+    /// A Batch execution's: the step manifests its jobs published under `prefix` (the
+    /// split, align or chunk, merge, call per shard and gather jobs of the plan of `contigs`).
+    StepManifests {
+        /// The execution's run prefix.
+        prefix: ObjectUri,
+        /// The execution's id, the report's run id.
+        run_id: String,
+        /// The run's contigs (`None`: every contig of the reference).
+        contigs: Option<Vec<String>>,
+        /// The largest calling shard in bases; `None`: one shard per contig.
+        shard_bases: Option<NonZeroU64>,
+        /// The alignment chunks, when aligned in chunks.
+        chunks: Option<usize>,
+    },
+}
+
+/// The QC step of one sample, with what its report shows of the run so far.
+#[derive(Debug, Clone)]
+pub struct QcStep {
+    /// The sample.
+    pub sample: SampleId,
+    /// The run before QC.
+    pub run: QcRun,
+    /// [`QcRun::StepManifests`] read, once the reference is staged.
+    read: OnceLock<RunManifest>,
+}
+
+impl QcStep {
+    /// The QC step of `sample` for `run`.
+    pub fn new(sample: SampleId, run: QcRun) -> Self {
+        let read = OnceLock::new();
+        if let QcRun::Given(manifest) = &run {
+            let _ = read.set((**manifest).clone());
+        }
+        QcStep { sample, run, read }
+    }
+
+    fn files(&self, context: &PlanContext<'_>) -> [Utf8PathBuf; 5] {
+        let names = qc_file_names(&self.sample);
+        [
+            context.work_file(&names.flagstat),
+            context.work_file(&names.samtools_stats),
+            context.work_file(&names.bcftools_stats),
+            context.work_file("qc.json"),
+            context.work_file("report.html"),
+        ]
+    }
+}
+
+impl StepDefinition for QcStep {
+    fn step(&self) -> StepId {
+        StepId::Qc
+    }
+
+    fn space_need(&self, staged: u64, _inputs: &[(String, u64)]) -> SpaceNeed {
+        SpaceNeed::new("qc")
+            .with("staged inputs", staged)
+            .with("reports", 16 << 20)
+    }
+
+    /// `samtools flagstat`, `samtools stats -r REFERENCE` and `bcftools stats -s - -F
+    /// REFERENCE`, each into a file that MultiQC finds ([`qc_file_names`]); biojob's own pass
+    /// over the BAM and the VCF gives `qc.json`, and the run's tasks `report.html`.
+    fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
+        let samtools = &context.toolset.samtools;
+        let bcftools = &context.toolset.bcftools;
+        let [flagstat, samtools_report, bcftools_report, qc_json, report] = self.files(context);
+        let fasta = context.input(REFERENCE);
+        let bam = context.input(BAM);
+        StepPlan::new(StepId::Qc, context.resources)
+            .note("biojob reads the BAM and the VCF once for qc.json, beside the tools")
+            .command(
+                Tool::Samtools,
+                samtools_flagstat(samtools, &bam, &partial(&flagstat), 0),
+            )
+            .command(
+                Tool::Samtools,
+                samtools_stats(samtools, &bam, &fasta, &partial(&samtools_report), 0),
+            )
+            .command(
+                Tool::Bcftools,
+                bcftools_stats(
+                    bcftools,
+                    &context.input(VCF),
+                    &fasta,
+                    &partial(&bcftools_report),
+                ),
+            )
+            .output(flagstat)
+            .output(samtools_report)
+            .output(bcftools_report)
+            .output(qc_json)
+            .output(report)
+    }
+
+    fn cacheable(&self) -> bool {
+        false
+    }
+
+    fn with_reference(
+        &self,
+        reference: &PreparedReference,
+        context: &StepContext,
+    ) -> Result<Vec<JobInput>, Error> {
+        let QcRun::StepManifests {
+            prefix,
+            run_id,
+            contigs,
+            shard_bases,
+            chunks,
+        } = &self.run
+        else {
+            return Ok(Vec::new());
+        };
+        let plan = shard_plan(
+            contig_plan(&reference.contigs, contigs.as_deref(), &reference.fai)?,
+            *shard_bases,
+        );
+        let mut names = Vec::new();
+        match chunks {
+            Some(chunks) => {
+                names.push(step_manifest_name(&self.sample, StepId::Split, None));
+                names.extend(
+                    (0..*chunks)
+                        .map(|chunk| step_manifest_name(&self.sample, StepId::Align, Some(chunk))),
+                );
+                names.push(step_manifest_name(&self.sample, StepId::Merge, None));
+            }
+            None => names.push(step_manifest_name(&self.sample, StepId::Align, None)),
+        }
+        names.extend(
+            plan.shards()
+                .iter()
+                .map(|shard| step_manifest_name(&self.sample, StepId::Call, Some(shard.index))),
+        );
+        names.push(step_manifest_name(&self.sample, StepId::Gather, None));
+        let mut run = RunManifest {
+            run_id: run_id.clone(),
+            sample: self.sample.to_string(),
+            output_prefix: prefix.to_string(),
+            inputs: crate::ManifestInputs {
+                contigs: plan.contigs().into_iter().map(|c| c.name).collect(),
+                ..crate::ManifestInputs::default()
+            },
+            resources: context.resources(),
+            tools: crate::ToolRecord::list(context.toolset(), &context.engine.versions),
+            ..RunManifest::default()
+        };
+        for name in names {
+            let uri = prefix.join(&name);
+            match read_json::<crate::StepManifest>(&context.engine.stores, &uri)? {
+                Some(manifest) => run.tasks.push(manifest.task),
+                None => tracing::warn!(%uri, "no step manifest: the report leaves the step out"),
+            }
+        }
+        if let Some(first) = run.tasks.first() {
+            run.started_at.clone_from(&first.started_at);
+        }
+        let _ = self.read.set(run);
+        Ok(Vec::new())
+    }
+
+    /// Runs the tools and, at the same time on its own thread, one native pass over the BAM
+    /// ([`read_bam_stats`]: flagstat counts, depth and breadth per contig, coordinate order)
+    /// and one over the VCF ([`scan_vcf`]); writes `qc.json` ([`QcSummary`]) and
+    /// `report.html` ([`render_report`]). Every file is written as `*.partial` and renamed
+    /// only when all are written: the outputs appear together or not at all.
+    ///
+    /// # Errors
+    /// [`Error::Process`] when a tool fails; [`Error::Verification`] when the BAM or VCF breaks
+    /// a rule or a report lacks its MultiQC marker; [`Error::Io`] on write failures.
+    fn execute(
+        &self,
+        plan: StepPlan,
+        inputs: &StagedInputs,
+        context: &StepContext,
+    ) -> Result<Executed, Error> {
+        let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
+        let reference = inputs.reference()?;
+        let bam = inputs.path(BAM)?;
+        let vcf = inputs.path(VCF)?;
+        let mut running = RunningPlan::new(plan, 5)?;
+        let flagstat_partial = running.partial(0).to_owned();
+        let samtools_partial = running.partial(1).to_owned();
+        let bcftools_partial = running.partial(2).to_owned();
+        let qc_json_partial = running.partial(3).to_owned();
+        let report_partial = running.partial(4).to_owned();
+        let threads = context.resources().threads.max(1);
+        info!(%bam, %vcf, "QC");
         let (native, tools) = std::thread::scope(|scope| {
             let native = scope.spawn(|| {
-                let bam = read_bam_stats(request.bam, threads.saturating_sub(1).max(1))?;
+                let bam = read_bam_stats(bam, threads.saturating_sub(1).max(1))?;
                 let vcf = scan_vcf(
-                    request.vcf,
+                    vcf,
                     &VcfRules {
-                        contigs: &request.reference.contigs,
-                        sample: request.sample.as_str(),
+                        contigs: &reference.contigs,
+                        sample: self.sample.as_str(),
                         only_contig: None,
                     },
                 )?;
                 Ok::<_, biojob_formats::FormatError>((bam, vcf))
             });
             let tools = (|| {
-                let commands = vec![
-                    context.supervisor.run(samtools_flagstat(
-                        samtools,
-                        request.bam,
-                        &flagstat_partial,
-                        0,
-                    ))?,
-                    context.supervisor.run(samtools_stats(
-                        samtools,
-                        request.bam,
-                        fasta,
-                        &samtools_partial,
-                        0,
-                    ))?,
-                    context.supervisor.run(bcftools_stats(
-                        bcftools,
-                        request.vcf,
-                        fasta,
-                        &bcftools_partial,
-                    ))?,
-                ];
-                Ok::<_, Error>(commands)
+                for _ in 0..3 {
+                    running.run_next(context)?;
+                }
+                Ok::<_, Error>(())
             })();
             let native = native
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (native, tools)
         });
-        let commands = tools?;
-        let (bam, vcf) = native.map_err(|error| {
+        tools?;
+        let (bam_stats, vcf_scan) = native.map_err(|error| {
             let path = match &error {
                 biojob_formats::FormatError::Io { path, .. }
                 | biojob_formats::FormatError::Parse { path, .. }
                 | biojob_formats::FormatError::Invalid { path, .. }
                 | biojob_formats::FormatError::NotBgzf { path, .. }
                 | biojob_formats::FormatError::MissingBgzfEof { path } => path.clone(),
-                _ => request.bam.to_owned(),
+                _ => bam.to_owned(),
             };
             Error::Verification {
                 path,
@@ -367,26 +479,33 @@ pub fn qc(request: &QcRequest<'_>, context: &StepContext) -> Result<QcOutput, Er
         ] {
             verify_report(report, marker)?;
         }
-        let summary = QcSummary::new(request.sample, &bam, &vcf, names.clone());
+        let summary = QcSummary::new(
+            &self.sample,
+            &bam_stats,
+            &vcf_scan,
+            qc_file_names(&self.sample),
+        );
         let json = serde_json::to_vec_pretty(&summary)
-            .map_err(|e| Error::io("serialising", &qc_json)(std::io::Error::other(e)))?;
+            .map_err(|e| Error::io("serialising", running.output(3))(std::io::Error::other(e)))?;
         std::fs::write(&qc_json_partial, json).map_err(Error::io("writing", &qc_json_partial))?;
-        outputs.publish()?;
+        let mut snapshot = self.read.get().cloned().unwrap_or_default();
+        snapshot.tasks.push(TaskRecord::new(
+            StepId::Qc,
+            None,
+            started,
+            clock.elapsed(),
+            &running.commands,
+        ));
+        std::fs::write(&report_partial, render_report(&snapshot, &summary))
+            .map_err(Error::io("writing", &report_partial))?;
         info!(
             records = summary.reads.records,
             mapped_percent = summary.reads.mapped_percent,
             variants = summary.variants.records,
             "QC done"
         );
-        Ok(QcOutput {
-            flagstat: flagstat.clone(),
-            samtools_stats: samtools_report.clone(),
-            bcftools_stats: bcftools_report.clone(),
-            qc_json: qc_json.clone(),
-            summary,
-            commands,
-        })
-    })()
+        running.finish(None)
+    }
 }
 
 /// A format error's reason without its path (the verification error carries the path).

@@ -1,4 +1,6 @@
-//! Every environment variable the binary reads, in one place.
+//! Every environment variable name biojob reads, in one place: the binary's flags take them
+//! (clap's `env =`), and the execution input's `params.environment` takes those of
+//! [`INPUT_ENVIRONMENT_KEYS`].
 //!
 //! biojob's own settings start with `BIOJOB_`; the others are the reference design's job
 //! environment and AWS Batch's. The environment is never logged as a whole.
@@ -106,6 +108,8 @@ pub const READ_GROUP_PLATFORM_UNIT: &str = "READ_GROUP_PLATFORM_UNIT";
 pub const CHROMOSOME: &str = "CHROMOSOME";
 /// The calling step's minimum mapping quality (`bcftools mpileup -q`), 0 to 255.
 pub const MIN_MAPPING_QUALITY: &str = "MIN_MAPPING_QUALITY";
+/// The reference design's AWS CLI location: accepted and ignored (biojob stages data itself).
+pub const JOB_AWS_CLI_PATH: &str = "JOB_AWS_CLI_PATH";
 /// The contigs called, for gather: a JSON array string or comma-separated.
 pub const CHROMOSOMES: &str = "CHROMOSOMES";
 /// The call job's shard: its index in the plan of `CHROMOSOMES` cut by
@@ -135,3 +139,23 @@ pub const BIOJOB_METRICS_NAMESPACE: &str = "BIOJOB_METRICS_NAMESPACE";
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// Home directory.
 pub const HOME: &str = "HOME";
+
+/// The keys of the execution input's `params.environment` that biojob reads (others get a
+/// warning); `JOB_AWS_CLI_PATH` is accepted and ignored.
+pub const INPUT_ENVIRONMENT_KEYS: [&str; 15] = [
+    SAMPLE_ID,
+    REFERENCE_NAME,
+    SOURCE_DATA_PREFIX,
+    JOB_OUTPUT_PREFIX,
+    REFERENCE_PREFIX,
+    FASTQ_1,
+    FASTQ_2,
+    REFERENCE,
+    READ_GROUP_ID,
+    READ_GROUP_LIBRARY,
+    READ_GROUP_PLATFORM,
+    READ_GROUP_PLATFORM_UNIT,
+    JOB_AWS_CLI_PATH,
+    MIN_MAPPING_QUALITY,
+    BIOJOB_RESUME,
+];

@@ -1,0 +1,100 @@
+//! `biojob call`: the call job of one contig (`CHROMOSOME`) or of one shard of a plan cut by
+//! size (`SHARD` with `CHROMOSOMES` and `BIOJOB_CALL_SHARD_BASES`).
+
+use std::num::NonZeroU64;
+
+use biojob_core::{StepId, scratch_file_name};
+use biojob_pipeline::{
+    BAI, BAM, CallStep, JobInput, KeyPolicy, ReferenceUse, ShardRequest, StepJob, env, sibling,
+};
+use biojob_process::CancelToken;
+use biojob_storage::{ObjectUri, Stores};
+use clap::Args;
+
+use crate::args::{RuntimeArgs, StepArgs};
+use crate::failure::{Failure, usage};
+use crate::job::{Job, parse_contigs};
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    pub step: StepArgs,
+    /// The coordinate-sorted BAM, with its .bai beside it [default: <run prefix>/<sample>.align.bam].
+    #[arg(long)]
+    pub bam: Option<String>,
+    /// The contig to call.
+    #[arg(long, env = env::CHROMOSOME, required_unless_present = "shard", conflicts_with = "shard")]
+    pub contig: Option<String>,
+    /// The shard to call instead: its index in the plan of --contigs cut into shards of at most
+    /// --shard-bases bases.
+    #[arg(long, env = env::SHARD, requires_all = ["contigs", "shard_bases"])]
+    pub shard: Option<usize>,
+    /// The contigs of the run, for --shard: a JSON array (["chr20","chrM"]) or comma-separated.
+    #[arg(long, env = env::CHROMOSOMES)]
+    pub contigs: Option<String>,
+    /// Largest shard in bases, for --shard.
+    #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_bases: Option<u64>,
+    /// Minimum mapping quality of the alignments used (bcftools mpileup -q), 0 to 255
+    /// [default: bcftools' own, 0].
+    #[arg(long, env = env::MIN_MAPPING_QUALITY)]
+    pub min_mapping_quality: Option<String>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Stages the reference FASTA and `.fai` (never the bwa index) and the BAM with its `.bai`,
+/// calls the shard, and stages out `<sample>.call.<shard>.vcf.gz` and its `.tbi`.
+pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
+    let job = Job::new(
+        &args.step,
+        &[(env::MIN_MAPPING_QUALITY, args.min_mapping_quality.as_ref())],
+    )?;
+    let min_mapping_quality = job.environment.min_mapping_quality()?;
+    let request = match (
+        &args.contig,
+        args.shard,
+        args.shard_bases.and_then(NonZeroU64::new),
+    ) {
+        (Some(contig), _, _) => ShardRequest::Contig(contig.clone()),
+        (None, Some(index), Some(shard_bases)) => ShardRequest::OfPlan {
+            index,
+            contigs: args.contigs.as_deref().map(parse_contigs).transpose()?,
+            shard_bases,
+        },
+        _ => {
+            return Err(usage(
+                "give --contig, or --shard with --contigs and --shard-bases",
+                "set CHROMOSOME, or SHARD, CHROMOSOMES and BIOJOB_CALL_SHARD_BASES",
+            ));
+        }
+    };
+    let bam = match &args.bam {
+        Some(text) => ObjectUri::parse(text).map_err(|e| usage(e, "fix --bam"))?,
+        None => job
+            .run_prefix
+            .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam")),
+    };
+    let step = CallStep::new(job.sample.clone(), request, min_mapping_quality);
+    let step_job = StepJob {
+        definition: &step,
+        inputs: vec![
+            JobInput::new(
+                BAM,
+                bam.clone(),
+                "BAM",
+                "run the align step first, or give --bam",
+            ),
+            JobInput::new(
+                BAI,
+                sibling(&bam, ".bai"),
+                "BAM index",
+                "index the BAM with samtools index (the .bai must sit beside it)",
+            )
+            .unkeyed(),
+        ],
+        reference: job.reference(&args.runtime, ReferenceUse::Fasta)?,
+        key: KeyPolicy::Own,
+    };
+    job.run(step_job, &args.runtime, cancel, stores)
+}

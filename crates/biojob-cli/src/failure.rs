@@ -1,0 +1,55 @@
+//! How the binary fails: a classified pipeline error or a usage problem, printed as the cause,
+//! a `hint:` line and the exit class.
+
+use biojob_core::{Classify, ExitClass};
+
+/// A failure: the classified pipeline error, or a usage problem found by the binary.
+#[derive(Debug)]
+pub enum Failure {
+    /// From the pipeline.
+    Pipeline(biojob_pipeline::Error),
+    /// From the binary itself (flags, files it reads), with a remedy.
+    Usage(anyhow::Error, Option<String>),
+}
+
+impl Failure {
+    /// Its exit class.
+    pub fn exit_class(&self) -> ExitClass {
+        match self {
+            Failure::Pipeline(error) => error.exit_class(),
+            Failure::Usage(..) => ExitClass::Usage,
+        }
+    }
+}
+
+impl From<biojob_pipeline::Error> for Failure {
+    fn from(error: biojob_pipeline::Error) -> Self {
+        Failure::Pipeline(error)
+    }
+}
+
+/// A usage failure with its remedy.
+pub fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
+    Failure::Usage(anyhow::anyhow!("{error}"), Some(remedy.to_owned()))
+}
+
+/// Prints the error chain (a failed tool's message ends with its stderr tail), the remedy on
+/// the next line, and the exit class.
+pub fn report(failure: &Failure) {
+    let class = failure.exit_class();
+    match failure {
+        Failure::Pipeline(error) => {
+            eprintln!("error: {}", biojob_pipeline::error_chain(error));
+            if let Some(remedy) = error.remedy() {
+                eprintln!("hint: {remedy}");
+            }
+        }
+        Failure::Usage(error, remedy) => {
+            eprintln!("error: {error:#}");
+            if let Some(remedy) = remedy {
+                eprintln!("hint: {remedy}");
+            }
+        }
+    }
+    eprintln!("exit class: {} ({})", class.name(), class.code());
+}

@@ -1,0 +1,162 @@
+//! What every step subcommand does as an AWS Batch job: its location from the job
+//! environment (flags laid over it), then one [`biojob_pipeline::run_batch_job`], its metrics
+//! line and its exit.
+
+use biojob_core::{SampleId, StepId};
+use biojob_pipeline::{
+    BatchJob, JobEnvironment, ReferenceInput, ReferenceUse, StepJob, env, new_run_id,
+    run_batch_job, run_prefix,
+};
+use biojob_process::CancelToken;
+use biojob_storage::{ObjectUri, Stores};
+
+use crate::args::{RuntimeArgs, StepArgs};
+use crate::engine::{cache_dir, engine};
+use crate::environment;
+use crate::failure::Failure;
+use crate::metrics::{StepMetrics, emit_step};
+
+/// What a step job was told: its environment (flags laid over the process environment), its
+/// sample and its run prefix.
+pub struct Job {
+    /// The job environment.
+    pub environment: JobEnvironment,
+    /// The sample.
+    pub sample: SampleId,
+    /// Where its outputs go.
+    pub run_prefix: ObjectUri,
+}
+
+impl Job {
+    /// Resolves the job from the step's flags (each backed by its environment variable) and
+    /// `extra` `(key, value)` pairs. An empty value counts as unset.
+    ///
+    /// # Errors
+    /// A usage failure (exit 2) when one of `JOB_WORKFLOW_NAME` and `JOB_WORKFLOW_EXECUTION_ID`
+    /// is given without the other, or the environment is invalid.
+    pub fn new(step: &StepArgs, extra: &[(&str, Option<&String>)]) -> Result<Job, Failure> {
+        let mut pairs: Vec<(&str, Option<&String>)> = vec![
+            (env::SAMPLE_ID, Some(&step.sample)),
+            (env::REFERENCE, step.reference.as_ref()),
+            (env::REFERENCE_NAME, step.reference_name.as_ref()),
+            (env::REFERENCE_PREFIX, step.reference_prefix.as_ref()),
+            (env::SOURCE_DATA_PREFIX, step.source_data_prefix.as_ref()),
+            (env::JOB_OUTPUT_PREFIX, Some(&step.output_prefix)),
+        ];
+        pairs.extend_from_slice(extra);
+        let environment = JobEnvironment::from_pairs(
+            pairs
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|v| (key, v.clone()))),
+        );
+        let sample = environment.sample()?;
+        let run_prefix = run_prefix(
+            environment.output_prefix()?,
+            step.workflow_name.as_deref(),
+            step.execution_id.as_deref(),
+        )?;
+        Ok(Job {
+            environment,
+            sample,
+            run_prefix,
+        })
+    }
+
+    /// The job's reference, staged by the job: `REFERENCE`, else `REFERENCE_NAME` under the
+    /// reference prefix, and the parts of it `use_` needs.
+    ///
+    /// # Errors
+    /// A usage failure when neither names a reference.
+    pub fn reference(
+        &self,
+        runtime: &RuntimeArgs,
+        use_: ReferenceUse,
+    ) -> Result<Option<(ReferenceInput, ReferenceUse)>, Failure> {
+        Ok(Some((
+            ReferenceInput::Stage {
+                candidates: self.environment.reference_candidates()?,
+                cache_dir: cache_dir(runtime),
+            },
+            use_,
+        )))
+    }
+
+    /// Runs `job` as this Batch job: builds the engine, runs it in the attempt's scratch
+    /// directory (`<root>/<job id>/<attempt>/`; the job id is `AWS_BATCH_JOB_ID`, or a fresh
+    /// id starting with the step's name outside AWS Batch), writes the metrics line and says
+    /// where scratch was kept.
+    ///
+    /// # Errors
+    /// The job's failure, classified.
+    pub fn run(
+        &self,
+        job: StepJob<'_>,
+        runtime: &RuntimeArgs,
+        cancel: &CancelToken,
+        stores: &Stores,
+    ) -> Result<(), Failure> {
+        let step: StepId = job.definition.step();
+        let engine = engine(runtime, cancel, stores)?;
+        let (job_id, attempt) = environment::job_identity(&format!("{step}-{}", new_run_id()))?;
+        let outcome = run_batch_job(
+            &BatchJob {
+                job,
+                sample: self.sample.clone(),
+                run_prefix: self.run_prefix.clone(),
+                job_id,
+                attempt,
+                resume: runtime.resumes(),
+            },
+            &engine,
+        )?;
+        let task = &outcome.manifest.task;
+        emit_step(&StepMetrics {
+            step: step.as_str(),
+            sample: self.sample.as_str(),
+            contig: task.contig.as_deref(),
+            duration: std::time::Duration::from_secs_f64(task.wall_seconds.max(0.0)),
+            exit_code: outcome
+                .error
+                .as_ref()
+                .map_or(0, |error| biojob_core::Classify::exit_class(error).code()),
+            bytes_staged_in: Some(outcome.bytes_staged_in),
+            bytes_staged_out: Some(task.outputs.iter().map(|output| output.bytes).sum()),
+            scratch_peak_bytes: outcome.manifest.scratch.as_ref().map(|s| s.peak_bytes),
+        });
+        if let Some(kept) = &outcome.kept_scratch {
+            eprintln!("scratch kept: {kept}");
+        }
+        match outcome.error {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The contigs of `CHROMOSOMES`: a JSON array string (what
+/// `States.JsonToString($.params.chromosomes)` gives) or a comma-separated list.
+///
+/// # Errors
+/// A usage failure when it is not an array of strings or lists no contig.
+pub fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
+    let remedy = "give CHROMOSOMES as a JSON array ([\"chr20\",\"chrM\"]) or comma-separated";
+    let trimmed = text.trim();
+    let contigs: Vec<String> = if trimmed.starts_with('[') {
+        serde_json::from_str(trimmed).map_err(|error| {
+            crate::failure::usage(
+                format!("CHROMOSOMES is not a JSON array of strings: {error}"),
+                remedy,
+            )
+        })?
+    } else {
+        trimmed
+            .split(',')
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    if contigs.is_empty() {
+        return Err(crate::failure::usage("CHROMOSOMES lists no contig", remedy));
+    }
+    Ok(contigs)
+}

@@ -1,0 +1,167 @@
+//! A step as an AWS Batch job: one [`StepJob`] in the attempt's own scratch directory, its
+//! outputs, logs and [`StepManifest`] published under the run prefix (docs/batch-contract.md).
+
+use biojob_core::{Classify, SampleId, StepId};
+use biojob_scratch::{Attempt, JobId};
+use biojob_storage::ObjectUri;
+use camino::Utf8PathBuf;
+use tracing::warn;
+
+use crate::cache::earlier_step_task;
+use crate::manifest::publish_json;
+use crate::{
+    Earlier, Engine, Error, JobTarget, LogObserver, MANIFEST_FORMAT_VERSION, StepJob, StepManifest,
+    ToolRecord, error_chain, publish_logs,
+};
+
+/// The step manifest's name: `{sample}.{step}[.{shard:04}].manifest.json`.
+pub fn step_manifest_name(sample: &SampleId, step: StepId, shard: Option<usize>) -> String {
+    match shard {
+        Some(index) => format!("{sample}.{step}.{index:04}.manifest.json"),
+        None => format!("{sample}.{step}.manifest.json"),
+    }
+}
+
+/// `<output prefix>/<workflow name>/<execution id>/` when both are given (the state
+/// machine's run prefix), else the output prefix itself.
+///
+/// # Errors
+/// [`Error::Usage`] when one is given without the other (empty values count as unset).
+pub fn run_prefix(
+    output_prefix: ObjectUri,
+    workflow_name: Option<&str>,
+    execution_id: Option<&str>,
+) -> Result<ObjectUri, Error> {
+    let given = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_owned);
+    match (given(workflow_name), given(execution_id)) {
+        (Some(name), Some(execution)) => Ok(output_prefix.join(&name).join(&execution)),
+        (None, None) => Ok(output_prefix),
+        (name, _) => {
+            let (set, unset) = if name.is_some() {
+                (
+                    crate::env::JOB_WORKFLOW_NAME,
+                    crate::env::JOB_WORKFLOW_EXECUTION_ID,
+                )
+            } else {
+                (
+                    crate::env::JOB_WORKFLOW_EXECUTION_ID,
+                    crate::env::JOB_WORKFLOW_NAME,
+                )
+            };
+            Err(Error::Usage {
+                message: format!(
+                    "{set} is set but {unset} is not: the run prefix is <output prefix>/<workflow name>/<execution id>/"
+                ),
+                remedy: Some(
+                    "set both JOB_WORKFLOW_NAME and JOB_WORKFLOW_EXECUTION_ID (or --workflow-name and --execution-id), or neither"
+                        .into(),
+                ),
+            })
+        }
+    }
+}
+
+/// A step job as AWS Batch runs it.
+pub struct BatchJob<'a> {
+    /// The step and its inputs.
+    pub job: StepJob<'a>,
+    /// The sample: the step manifest's name starts with it.
+    pub sample: SampleId,
+    /// Where the job's outputs, logs and step manifest go.
+    pub run_prefix: ObjectUri,
+    /// The job (`AWS_BATCH_JOB_ID`, or a fresh local id) and attempt: the scratch directory.
+    pub job_id: JobId,
+    /// The attempt.
+    pub attempt: Attempt,
+    /// Reuse the step when the step manifest under the run prefix records it finished with
+    /// the same cache key and its outputs are unchanged.
+    pub resume: bool,
+}
+
+/// How a Batch job ended.
+#[derive(Debug)]
+pub struct BatchOutcome {
+    /// The step manifest, as published (or as it would have been).
+    pub manifest: StepManifest,
+    /// Why the job failed, when it did (a manifest that could not be published fails a job
+    /// that otherwise succeeded: exit 30).
+    pub error: Option<Error>,
+    /// The scratch directory, when kept.
+    pub kept_scratch: Option<Utf8PathBuf>,
+    /// Bytes the job copied in from stores.
+    pub bytes_staged_in: u64,
+}
+
+/// Runs `batch`: opens the attempt's scratch directory, runs the job's lifecycle
+/// ([`StepJob::run`]) publishing every output (intermediate ones too: the next job reads
+/// them) under the run prefix, then, whatever happened, publishes the logs (`logs/`), removes
+/// the scratch directory (unless kept) and publishes the step manifest. A task that did not
+/// finish keeps the earlier manifest's finished task as `earlier_task`.
+///
+/// # Errors
+/// The scratch error when the attempt's directory cannot be opened (nothing is published).
+pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutcome, Error> {
+    let label = batch.job.label();
+    let step = batch.job.definition.step();
+    let (scratch, space) = engine
+        .scratch
+        .open(&batch.job_id, batch.attempt)
+        .map_err(|error| error.in_task(label.to_string()))?;
+    let work_dir = scratch.dir().to_owned();
+    let context = engine
+        .context(&work_dir.join("logs"), &space)
+        .for_step(&label.to_string());
+    let stores = &engine.stores;
+    let outcome = batch.job.run(&JobTarget {
+        context: &context,
+        work_dir: &work_dir,
+        prefix: &batch.run_prefix,
+        publish_intermediates: true,
+        earlier: batch.resume.then_some(Earlier::StepManifest(&batch.sample)),
+        observer: &LogObserver,
+    });
+    // The shard is known once the job has read the reference (a call job named by contig).
+    let name = step_manifest_name(&batch.sample, step, outcome.record.shard);
+    let manifest_uri = batch.run_prefix.join(&name);
+    if let Err(error) = publish_logs(stores, &work_dir.join("logs"), &batch.run_prefix) {
+        warn!(error = %error_chain(&error), "could not publish the logs");
+    }
+    let scratch_usage = space.usage();
+    // Free the scratch space before writing the manifest: it may be what ran out.
+    let kept_scratch = match scratch.finish(engine.scratch.keep) {
+        Ok(kept) => kept,
+        Err(error) => {
+            warn!(error = %error_chain(&error), "could not remove the scratch directory");
+            None
+        }
+    };
+    let earlier_task = (!outcome.record.status.finished())
+        .then(|| earlier_step_task(stores, &manifest_uri))
+        .flatten();
+    let manifest = StepManifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        biojob_version: env!("CARGO_PKG_VERSION").to_owned(),
+        sample: batch.sample.to_string(),
+        resources: engine.resources,
+        tools: ToolRecord::list(&engine.toolset, &engine.versions),
+        scratch: Some(scratch_usage),
+        task: outcome.record,
+        earlier_task,
+    };
+    let mut error = outcome.error;
+    if let Err(publish_error) = publish_json(stores, &manifest, &batch.run_prefix, &name) {
+        warn!(uri = %manifest_uri, error = %error_chain(&publish_error), "could not publish the step manifest");
+        if error.is_none() {
+            error = Some(publish_error.in_task(format!("publishing {name}")));
+        }
+    }
+    if let Some(error) = &error {
+        tracing::debug!(class = ?error.exit_class(), "the job failed");
+    }
+    Ok(BatchOutcome {
+        manifest,
+        error,
+        kept_scratch,
+        bytes_staged_in: outcome.bytes_staged_in,
+    })
+}

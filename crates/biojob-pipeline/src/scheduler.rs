@@ -1,0 +1,927 @@
+//! `biojob run`: a small local scheduler over the same step jobs that AWS Batch runs one by
+//! one ([`StepJob`]): prepare-reference, align (or split, align per chunk, merge), call per
+//! shard in parallel, gather, qc, in one scratch directory, each task's outputs published as
+//! it succeeds and the run manifest written at the end whatever happened.
+
+use std::num::NonZeroU64;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use biojob_core::{
+    Classify, Contig, ExitClass, ScatterPlan, Shard, StepId, suggest_contig_mapping,
+};
+use biojob_formats::ChunkLayout;
+use biojob_scratch::{Attempt, JobId, JobScratch};
+use biojob_storage::{ObjectUri, Stores};
+use camino::{Utf8Path, Utf8PathBuf};
+use tracing::{info_span, warn};
+
+use crate::cache::{EarlierTasks, carry_forward, try_reuse};
+use crate::job::{cancelled_by_sibling, reports_of};
+use crate::manifest::{error_chain, publish_json, seconds, timestamp};
+use crate::{
+    AlignStep, BAI, BAM, CallStep, Earlier, Engine, Error, FASTQ_1, FASTQ_2, GatherInputs,
+    GatherStep, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy, ManifestInputs, MergeStep,
+    QcRun, QcStep, ReferenceInput, ReferenceOptions, ReferenceUse, RunManifest, RunObserver,
+    ShardRequest, SplitStep, StepContext, StepDefinition, StepJob, TaskLabel, TaskRecord,
+    TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, check_input, chunk_bam_role,
+    object_size, prepare_reference, publish_logs, stage_input, tbi_role, vcf_role,
+};
+
+/// How a run is scattered beyond one shard per contig. The default scatters nothing more:
+/// one alignment of the whole FASTQ pair, one calling shard per contig.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScaleOptions {
+    /// Calling shards of at most this many bases ([`ScatterPlan::by_size`]); `None`: one shard
+    /// per contig ([`ScatterPlan::by_contig`]).
+    pub shard_bases: Option<NonZeroU64>,
+    /// Read pairs per alignment chunk (split, align each chunk, merge); `None`: the FASTQ pair
+    /// is aligned whole.
+    pub chunk_pairs: Option<NonZeroU64>,
+    /// Chunks aligned at once; 0 or 1: one at a time with every thread.
+    pub workers: usize,
+}
+
+/// The calling plan for `by_contig` (a [`ScatterPlan::by_contig`] plan of the requested
+/// contigs, from [`contig_plan`]): the same plan when `shard_bases` is `None`, else its
+/// contigs cut and grouped into shards of at most `shard_bases` bases.
+pub fn shard_plan(by_contig: ScatterPlan, shard_bases: Option<NonZeroU64>) -> ScatterPlan {
+    match shard_bases {
+        None => by_contig,
+        Some(max) => ScatterPlan::by_size(by_contig.contigs(), max),
+    }
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run id: the last part of the output location.
+    pub run_id: String,
+    /// The job whose scratch directory the run uses: `AWS_BATCH_JOB_ID` under AWS Batch, else
+    /// the run id.
+    pub job_id: JobId,
+    /// The attempt: `AWS_BATCH_JOB_ATTEMPT` under AWS Batch, else 1.
+    pub attempt: Attempt,
+    /// Where reference indexes go when the reference's directory is read-only.
+    pub cache_dir: Utf8PathBuf,
+    /// Reuse the finished steps that the output directory's `manifest.json` records with the
+    /// same cache key (docs/resume.md); the others run.
+    pub resume: bool,
+    /// Shards cut by size, chunks of reads (default: neither).
+    pub scale: ScaleOptions,
+}
+
+/// A run id from the current time: `YYYYMMDDTHHMMSSZ-` and four hex digits from the process
+/// id and the clock, e.g. `20261129T181012Z-3fa1`.
+pub fn new_run_id() -> String {
+    let now = SystemTime::now();
+    let stamp: String = timestamp(now)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mix = (std::process::id() ^ nanos) & 0xffff;
+    format!("{stamp}-{mix:04x}")
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The manifest, as published.
+    pub manifest: RunManifest,
+    /// `<JOB_OUTPUT_PREFIX>/<sample>/<run id>`.
+    pub output_dir: ObjectUri,
+    /// The final VCF, when the run succeeded.
+    pub vcf: Option<ObjectUri>,
+    /// Why the run failed.
+    pub error: Option<Error>,
+    /// The scratch directory, when kept.
+    pub kept_scratch: Option<Utf8PathBuf>,
+    /// Whether `manifest.json` (and with it the logs) was published under `output_dir`.
+    pub manifest_published: bool,
+}
+
+/// The shards for the requested contigs, in reference order.
+///
+/// # Errors
+/// [`Error::Input`] naming the first missing contig, the available ones and, when a `chr`
+/// prefix (or `MT`/`M`) difference explains it, the name that would match.
+pub fn contig_plan(
+    contigs: &[Contig],
+    requested: Option<&[String]>,
+    fai: &Utf8Path,
+) -> Result<ScatterPlan, Error> {
+    let plan = ScatterPlan::by_contig(contigs.iter().cloned());
+    let Some(requested) = requested else {
+        return Ok(plan);
+    };
+    plan.restricted_to(requested).map_err(|missing| {
+        let names: Vec<&str> = contigs.iter().map(|c| c.name.as_str()).collect();
+        let shown: Vec<&str> = names.iter().take(25).copied().collect();
+        let more = names
+            .len()
+            .checked_sub(shown.len())
+            .filter(|n| *n > 0)
+            .map_or(String::new(), |n| format!(" and {n} more"));
+        let first = &missing[0];
+        let mapped: Vec<String> = missing
+            .iter()
+            .filter_map(|m| suggest_contig_mapping(m, names.iter().copied()).map(|s| format!("{m:?} → {s:?}")))
+            .collect();
+        let remedy = if mapped.is_empty() {
+            "use contig names from the reference's .fai in params.chromosomes".to_owned()
+        } else {
+            format!(
+                "the reference names contigs differently; use {} in params.chromosomes",
+                mapped.join(", ")
+            )
+        };
+        Error::Input {
+            message: format!(
+                "contig {first:?} is not in the reference {fai} (requested but missing: {}); available: {}{more}",
+                missing.join(", "),
+                shown.join(", ")
+            ),
+            remedy: Some(remedy),
+        }
+    })
+}
+
+/// The remedy for a FASTQ that is missing.
+pub fn fastq_remedy(sample: &biojob_core::SampleId) -> String {
+    format!(
+        "check SOURCE_DATA_PREFIX and SAMPLE_ID (files are named {sample}_R1.fastq.gz and {sample}_R2.fastq.gz), or give FASTQ_1 and FASTQ_2"
+    )
+}
+
+/// Runs the whole workflow for one sample; see the module documentation. Preflight, before
+/// any tool other than the version probes runs: the reference, both FASTQs and the
+/// requested contigs exist (contigs are checked against the `.fai` before the bwa index is
+/// built or anything is aligned), and a local output directory can be written.
+pub fn run_workflow(
+    input: &WorkflowInput,
+    options: &RunOptions,
+    engine: &Engine,
+    observer: &dyn RunObserver,
+) -> RunOutcome {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let output_dir = input
+        .output_prefix
+        .join(input.sample.as_str())
+        .join(&options.run_id);
+    let _span = info_span!("run", sample = %input.sample, run_id = %options.run_id).entered();
+    let mut manifest = RunManifest {
+        run_id: options.run_id.clone(),
+        sample: input.sample.to_string(),
+        read_group: input.read_group.to_header_line(),
+        inputs: ManifestInputs {
+            fastq_1: input.fastq_1.to_string(),
+            fastq_2: input.fastq_2.to_string(),
+            reference: String::new(),
+            contigs: Vec::new(),
+        },
+        output_prefix: output_dir.to_string(),
+        resources: engine.resources,
+        tools: ToolRecord::list(&engine.toolset, &engine.versions),
+        started_at: timestamp(started),
+        ..RunManifest::default()
+    };
+
+    if let Err(error) = check_output_dir(&output_dir) {
+        return finish(manifest, output_dir, None, Err(error), engine, clock);
+    }
+    let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
+        Ok(opened) => opened,
+        Err(error) => return finish(manifest, output_dir, None, Err(error), engine, clock),
+    };
+    let work_dir = scratch.dir().to_owned();
+    let context = engine.context(&work_dir.join("logs"), &space);
+    let earlier = if options.resume {
+        earlier_tasks(&engine.stores, &output_dir)
+    } else {
+        EarlierTasks::default()
+    };
+    let run = Run {
+        input,
+        options,
+        engine,
+        context: &context,
+        work_dir: &work_dir,
+        output_dir: &output_dir,
+        earlier: options.resume.then_some(&earlier),
+        observer,
+    };
+    let result = run.execute(&mut manifest);
+    manifest.scratch = Some(space.usage());
+    finish(manifest, output_dir, Some(scratch), result, engine, clock)
+}
+
+/// Checks, before any work, that a local output directory can be created and written to (a
+/// probe file is created and removed). `s3://` prefixes are not probed: that would need a
+/// write, and the job role may lack the right to delete.
+///
+/// # Errors
+/// [`Error::Usage`] (not retryable: permissions and paths do not fix themselves) naming the
+/// directory and the operating system's reason.
+fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
+    let Some(dir) = output_dir.local_path() else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            tempfile::Builder::new()
+                .prefix(".biojob-write-probe")
+                .tempfile_in(dir)
+                .map(drop)
+        })
+        .map_err(|error| Error::Usage {
+            message: format!("the output directory {dir} cannot be written: {error}"),
+            remedy: Some(
+                "give a JOB_OUTPUT_PREFIX (or --output-prefix) in a directory you can write to"
+                    .to_owned(),
+            ),
+        })
+}
+
+/// Publishes the logs, removes the scratch directory (unless kept: it may be the disk that
+/// ran out, and the manifest is written outside it), then publishes the manifest. A manifest
+/// that cannot be published fails a run that otherwise succeeded (output staging, exit 30).
+fn finish(
+    mut manifest: RunManifest,
+    output_dir: ObjectUri,
+    scratch: Option<JobScratch>,
+    result: Result<ObjectUri, Error>,
+    engine: &Engine,
+    clock: Instant,
+) -> RunOutcome {
+    let (mut vcf, mut error) = match result {
+        Ok(vcf) => (Some(vcf), None),
+        Err(error) => (None, Some(error)),
+    };
+    let mut kept_scratch = None;
+    if let Some(scratch) = scratch {
+        let log_dir = scratch.dir().join("logs");
+        if let Err(publish_error) = publish_logs(&engine.stores, &log_dir, &output_dir) {
+            warn!(error = %error_chain(&publish_error), "could not publish the logs");
+        }
+        match scratch.finish(engine.scratch.keep) {
+            Ok(kept) => kept_scratch = kept,
+            Err(error) => {
+                warn!(error = %error_chain(&error), "could not remove the scratch directory")
+            }
+        }
+    }
+    let manifest_uri = output_dir.join("manifest.json");
+    carry_forward(&engine.stores, &manifest_uri, &mut manifest);
+    let settle = |manifest: &mut RunManifest, error: &Option<Error>| {
+        manifest.finished_at = timestamp(SystemTime::now());
+        manifest.wall_seconds = seconds(clock.elapsed());
+        match error {
+            None => {
+                manifest.status = TaskStatus::Succeeded;
+                manifest.exit_class = ExitClass::Ok;
+                manifest.error = None;
+            }
+            Some(error) => {
+                manifest.status = TaskStatus::Failed;
+                manifest.exit_class = error.exit_class();
+                manifest.error = Some(error_chain(error));
+            }
+        }
+        manifest.exit_code = manifest.exit_class.code();
+    };
+    settle(&mut manifest, &error);
+    manifest.vcf = vcf.as_ref().map(ToString::to_string);
+    let manifest_published = match publish_json(
+        &engine.stores,
+        &manifest,
+        &output_dir,
+        "manifest.json",
+    ) {
+        Ok(_) => true,
+        Err(publish_error) => {
+            warn!(uri = %manifest_uri, error = %error_chain(&publish_error), "could not publish the manifest");
+            if error.is_none() {
+                error = Some(publish_error.in_task("publishing manifest.json"));
+                vcf = None;
+                settle(&mut manifest, &error);
+                manifest.vcf = None;
+            }
+            false
+        }
+    };
+    RunOutcome {
+        manifest,
+        output_dir,
+        vcf,
+        error,
+        kept_scratch,
+        manifest_published,
+    }
+}
+
+/// The tasks that the run manifest at `<output_dir>/manifest.json` records; none (with a
+/// warning) when it cannot be read: resuming never fails a run.
+fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
+    let uri = output_dir.join("manifest.json");
+    EarlierTasks::from_run_manifest(stores, &uri).unwrap_or_else(|error| {
+        warn!(%uri, error = %error_chain(&error), "could not read the earlier manifest; every step runs");
+        EarlierTasks::default()
+    })
+}
+
+/// One run in progress.
+struct Run<'a> {
+    input: &'a WorkflowInput,
+    options: &'a RunOptions,
+    engine: &'a Engine,
+    context: &'a StepContext,
+    work_dir: &'a Utf8Path,
+    output_dir: &'a ObjectUri,
+    earlier: Option<&'a EarlierTasks>,
+    observer: &'a dyn RunObserver,
+}
+
+/// The BAM of the run and its index.
+struct Aligned {
+    bam: JobOutput,
+    bai: JobOutput,
+}
+
+impl Run<'_> {
+    /// Where `context` runs a task: the run's scratch directory, outputs to the output
+    /// directory, intermediates kept in scratch.
+    fn target<'b>(&'b self, context: &'b StepContext) -> JobTarget<'b> {
+        JobTarget {
+            context,
+            work_dir: self.work_dir,
+            prefix: self.output_dir,
+            publish_intermediates: false,
+            earlier: self.earlier.map(Earlier::Tasks),
+            observer: self.observer,
+        }
+    }
+
+    /// Runs `job` as a task: its own time limit, its record in `manifest`.
+    fn task(&self, job: &StepJob<'_>, manifest: &mut RunManifest) -> Result<JobOutcome, Error> {
+        let context = self.context.for_step(&job.label().to_string());
+        let outcome = job.run(&self.target(&context));
+        manifest.tasks.push(outcome.record.clone());
+        match outcome.error {
+            Some(error) => Err(error),
+            None => Ok(outcome),
+        }
+    }
+
+    fn execute(&self, manifest: &mut RunManifest) -> Result<ObjectUri, Error> {
+        let input = self.input;
+        let stores = &self.engine.stores;
+        let reference_uri = input.resolve_reference(stores)?;
+        manifest.inputs.reference = reference_uri.to_string();
+        self.preflight(&reference_uri)?;
+        let (reference, plan) = self.prepare_reference(&reference_uri, manifest)?;
+        manifest.inputs.contigs = plan.contigs().into_iter().map(|c| c.name).collect();
+        let mut planned = vec![
+            TaskLabel::new(StepId::PrepareReference, None),
+            TaskLabel::new(StepId::Align, None),
+        ];
+        planned.extend(
+            plan.shards().iter().map(|s| {
+                TaskLabel::new(StepId::Call, Some(TaskShard::region(s.index, s.region())))
+            }),
+        );
+        planned.push(TaskLabel::new(StepId::Gather, None));
+        planned.push(TaskLabel::new(StepId::Qc, None));
+        self.observer.planned(&planned);
+
+        let aligned = match self.options.scale.chunk_pairs {
+            None => self.align(&reference, manifest)?,
+            Some(chunk_pairs) => self.align_in_chunks(&reference, chunk_pairs, manifest)?,
+        };
+        let vcfs = self.call_shards(&plan, &reference, &aligned, manifest)?;
+        let gather = GatherStep::new(input.sample.clone(), GatherInputs::Given(vcfs.len()));
+        let mut inputs = Vec::new();
+        for (position, (vcf, tbi)) in vcfs.iter().enumerate() {
+            inputs.push(local_input(&vcf_role(position), vcf, "VCF").known(vcf.sha256.clone()));
+            inputs.push(local_input(&tbi_role(position), tbi, "VCF index").unkeyed());
+        }
+        let gathered = self.task(
+            &StepJob {
+                definition: &gather,
+                inputs,
+                reference: Some((
+                    ReferenceInput::Prepared(reference.clone()),
+                    ReferenceUse::Fai,
+                )),
+                key: KeyPolicy::Own,
+            },
+            manifest,
+        )?;
+        let (Some(vcf), Some(tbi)) = (gathered.output(".vcf.gz"), gathered.output(".tbi")) else {
+            return Err(missing_output("gather", "VCF"));
+        };
+        let qc = QcStep::new(
+            input.sample.clone(),
+            QcRun::Given(Box::new(manifest.clone())),
+        );
+        self.task(
+            &StepJob {
+                definition: &qc,
+                inputs: vec![
+                    local_input(BAM, &aligned.bam, "BAM").unkeyed(),
+                    local_input(BAI, &aligned.bai, "BAM index").unkeyed(),
+                    local_input(VCF, vcf, "VCF").unkeyed(),
+                    local_input("tbi", tbi, "VCF index").unkeyed(),
+                ],
+                reference: Some((ReferenceInput::Prepared(reference), ReferenceUse::Fasta)),
+                key: KeyPolicy::None,
+            },
+            manifest,
+        )?;
+        Ok(self.output_dir.join(&vcf.name))
+    }
+
+    /// Before any tool runs: the FASTQs exist, and scratch holds the largest step, align,
+    /// with the inputs copied in that are not local files.
+    fn preflight(&self, reference_uri: &ObjectUri) -> Result<(), Error> {
+        let stores = &self.engine.stores;
+        let staging = self.work_dir.join("inputs");
+        let remedy = fastq_remedy(&self.input.sample);
+        let mut staged = 0u64;
+        let mut sizes = Vec::new();
+        for (uri, what) in [
+            (&self.input.fastq_1, "FASTQ_1"),
+            (&self.input.fastq_2, "FASTQ_2"),
+        ] {
+            check_input(stores, uri, what, &remedy)?;
+            let size = object_size(stores, uri, &staging)?;
+            if uri.local_path().is_none() {
+                staged = staged.saturating_add(size);
+            }
+            sizes.push((uri.to_string(), size));
+        }
+        if reference_uri.local_path().is_none() {
+            staged = staged.saturating_add(object_size(stores, reference_uri, &staging)?);
+        }
+        self.context
+            .preflight(&self.align_step(None, None).space_need(staged, &sizes))
+            .map_err(|error| error.in_task(StepId::Align.as_str()))
+    }
+
+    /// The prepare-reference task: stages the reference when it is not local, builds its
+    /// `.fai` first (usually present) to check the requested contigs before the slow bwa
+    /// index, then the bwa index.
+    fn prepare_reference(
+        &self,
+        reference_uri: &ObjectUri,
+        manifest: &mut RunManifest,
+    ) -> Result<(crate::PreparedReference, ScatterPlan), Error> {
+        let label = TaskLabel::new(StepId::PrepareReference, None);
+        self.observer.started(&label);
+        let (started, clock) = (SystemTime::now(), Instant::now());
+        let context = self.context.for_step(StepId::PrepareReference.as_str());
+        let mut reports = Vec::new();
+        let prepared = (|| {
+            let local = stage_input(
+                &self.engine.stores,
+                reference_uri,
+                &self.work_dir.join("inputs"),
+                "reference",
+                "check REFERENCE_NAME and the reference prefix",
+            )?;
+            let fai_only = ReferenceOptions {
+                cache_dir: self.options.cache_dir.clone(),
+                bwa_index: false,
+            };
+            let (reference, mut ran) = prepare_reference(&local, &fai_only, &context)?;
+            reports.append(&mut ran);
+            let plan = contig_plan(
+                &reference.contigs,
+                self.input.contigs.as_deref(),
+                &reference.fai,
+            )?;
+            let plan = shard_plan(plan, self.options.scale.shard_bases);
+            let with_bwa = ReferenceOptions {
+                bwa_index: true,
+                ..fai_only
+            };
+            let (reference, mut ran) = prepare_reference(&local, &with_bwa, &context)?;
+            reports.append(&mut ran);
+            Ok::<_, Error>((reference, plan))
+        })();
+        let wall = clock.elapsed();
+        let record = TaskRecord::new(StepId::PrepareReference, None, started, wall, &reports);
+        self.observer.finished(&label, prepared.is_ok(), wall);
+        match prepared {
+            Ok(prepared) => {
+                manifest.tasks.push(record);
+                Ok(prepared)
+            }
+            Err(error) => {
+                let error = error.in_task(StepId::PrepareReference.as_str());
+                let mut reports = reports;
+                reports.extend(reports_of(&error));
+                manifest.tasks.push(
+                    TaskRecord::new(StepId::PrepareReference, None, started, wall, &reports)
+                        .failed(&error),
+                );
+                Err(error)
+            }
+        }
+    }
+
+    fn fastq_inputs(&self) -> Vec<JobInput> {
+        let remedy = fastq_remedy(&self.input.sample);
+        vec![
+            JobInput::new(FASTQ_1, self.input.fastq_1.clone(), "FASTQ_1", &remedy),
+            JobInput::new(FASTQ_2, self.input.fastq_2.clone(), "FASTQ_2", &remedy),
+        ]
+    }
+
+    fn align_step(&self, chunk: Option<usize>, chunk_pairs: Option<NonZeroU64>) -> AlignStep {
+        AlignStep {
+            sample: self.input.sample.clone(),
+            read_group: self.input.read_group.clone(),
+            chunk,
+            chunk_pairs,
+            validate_fastq: self.engine.validate_fastq,
+        }
+    }
+
+    fn align(
+        &self,
+        reference: &crate::PreparedReference,
+        manifest: &mut RunManifest,
+    ) -> Result<Aligned, Error> {
+        let step = self.align_step(None, None);
+        let outcome = self.task(
+            &StepJob {
+                definition: &step,
+                inputs: self.fastq_inputs(),
+                reference: Some((
+                    ReferenceInput::Prepared(reference.clone()),
+                    ReferenceUse::FastaAndBwaIndex,
+                )),
+                key: KeyPolicy::Own,
+            },
+            manifest,
+        )?;
+        manifest.read_pairs = match outcome.read_pairs {
+            Some(pairs) => Some(pairs),
+            None => self.earlier.and_then(|earlier| earlier.read_pairs),
+        };
+        aligned(&outcome)
+    }
+
+    /// Split, align each chunk (`workers` at once, each with its share of the threads and
+    /// memory), merge. The whole is reusable under one key: the align key of the whole pair
+    /// with `chunk_pairs` as a parameter, carried by the merge task.
+    fn align_in_chunks(
+        &self,
+        reference: &crate::PreparedReference,
+        chunk_pairs: NonZeroU64,
+        manifest: &mut RunManifest,
+    ) -> Result<Aligned, Error> {
+        let whole = self.align_step(None, Some(chunk_pairs));
+        let reference_input = || {
+            Some((
+                ReferenceInput::Prepared(reference.clone()),
+                ReferenceUse::FastaAndBwaIndex,
+            ))
+        };
+        let group = StepJob {
+            definition: &whole,
+            inputs: self.fastq_inputs(),
+            reference: reference_input(),
+            key: KeyPolicy::Own,
+        };
+        let context = self.context.for_step(StepId::Align.as_str());
+        let (staged, key) = group
+            .stage_and_key(&self.target(&context))
+            .map_err(|error| error.in_task(StepId::Align.as_str()))?;
+        let mut rerun_reason = None;
+        if let (Some(key), Some(earlier)) = (&key, self.earlier) {
+            match try_reuse(
+                &self.engine.stores,
+                earlier,
+                key,
+                self.output_dir,
+                &self.work_dir.join("reused"),
+            ) {
+                Ok(reused) => {
+                    let label = TaskLabel::new(StepId::Align, None);
+                    self.observer.reused(&label);
+                    let outputs: Vec<JobOutput> = reused
+                        .iter()
+                        .map(|o| JobOutput {
+                            name: o.record.name.clone(),
+                            path: o.path.clone(),
+                            sha256: Some(o.record.sha256.clone()),
+                        })
+                        .collect();
+                    manifest.tasks.push(TaskRecord::cached(
+                        StepId::Align,
+                        None,
+                        SystemTime::now(),
+                        Duration::ZERO,
+                        key.clone(),
+                        reused.into_iter().map(|o| o.record).collect(),
+                    ));
+                    manifest.read_pairs = earlier.read_pairs;
+                    return aligned_from(&outputs);
+                }
+                Err(reason) => rerun_reason = Some(reason.to_string()),
+            }
+        }
+
+        // Split.
+        let split = SplitStep {
+            sample: self.input.sample.clone(),
+            layout: ChunkLayout::Consecutive { chunk_pairs },
+        };
+        let local = |role: &str| {
+            staged
+                .paths
+                .get(role)
+                .map(|path| ObjectUri::Local(path.clone()))
+                .ok_or_else(|| missing_output("align", role))
+        };
+        let remedy = fastq_remedy(&self.input.sample);
+        let split = self.task(
+            &StepJob {
+                definition: &split,
+                inputs: vec![
+                    JobInput::new(FASTQ_1, local(FASTQ_1)?, "FASTQ_1", &remedy).streamed(),
+                    JobInput::new(FASTQ_2, local(FASTQ_2)?, "FASTQ_2", &remedy).streamed(),
+                ],
+                reference: None,
+                key: KeyPolicy::None,
+            },
+            manifest,
+        )?;
+        let chunks: Vec<(usize, &JobOutput, &JobOutput)> = split
+            .outputs
+            .chunks(2)
+            .enumerate()
+            .filter_map(|(chunk, pair)| match pair {
+                [one, two] => Some((chunk, one, two)),
+                _ => None,
+            })
+            .collect();
+
+        // Align each chunk.
+        let workers = self.options.scale.workers.clamp(1, chunks.len().max(1));
+        let mut share = self.context.clone();
+        share.engine.resources = crate::Resources {
+            threads: (self.engine.resources.threads / workers).max(1),
+            memory_bytes: self.engine.resources.memory_bytes / workers as u64,
+        };
+        let steps: Vec<AlignStep> = chunks
+            .iter()
+            .map(|(chunk, _, _)| self.align_step(Some(*chunk), None))
+            .collect();
+        let jobs: Vec<StepJob<'_>> = steps
+            .iter()
+            .zip(&chunks)
+            .map(|(step, (_, one, two))| StepJob {
+                definition: step,
+                inputs: vec![
+                    local_input(FASTQ_1, one, "FASTQ_1"),
+                    local_input(FASTQ_2, two, "FASTQ_2"),
+                ],
+                reference: reference_input(),
+                key: KeyPolicy::None,
+            })
+            .collect();
+        let outcomes = self.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share);
+        let mut bams = Vec::with_capacity(jobs.len());
+        let mut read_pairs = 0u64;
+        let mut first_error = None;
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            let outcome = outcome.unwrap_or_else(|| skipped(job));
+            manifest.tasks.push(outcome.record.clone());
+            let bam = outcome.output(".bam").cloned();
+            match (outcome.error, bam) {
+                (Some(error), _) => {
+                    if !cancelled_by_sibling(&error) {
+                        first_error.get_or_insert(error);
+                    }
+                }
+                (None, Some(bam)) => {
+                    read_pairs += outcome.read_pairs.unwrap_or(0);
+                    bams.push(bam);
+                }
+                (None, None) => {
+                    first_error.get_or_insert(missing_output("align", "BAM"));
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        if bams.len() != jobs.len() {
+            return Err(missing_output("align", "chunk BAM"));
+        }
+        manifest.read_pairs = Some(read_pairs);
+
+        // Merge, carrying the key of the whole.
+        let merge = MergeStep {
+            sample: self.input.sample.clone(),
+            read_group: self.input.read_group.clone(),
+            chunks: bams.len(),
+        };
+        let job = StepJob {
+            definition: &merge,
+            inputs: bams
+                .iter()
+                .enumerate()
+                .map(|(chunk, bam)| local_input(&chunk_bam_role(chunk), bam, "chunk BAM"))
+                .collect(),
+            reference: Some((
+                ReferenceInput::Prepared(reference.clone()),
+                ReferenceUse::Fai,
+            )),
+            key: key.map_or(KeyPolicy::None, KeyPolicy::Given),
+        };
+        let context = self.context.for_step(StepId::Merge.as_str());
+        let mut target = self.target(&context);
+        target.earlier = None;
+        let mut outcome = job.run(&target);
+        outcome.record.rerun_reason = rerun_reason;
+        manifest.tasks.push(outcome.record.clone());
+        if let Some(error) = outcome.error.take() {
+            return Err(error);
+        }
+        aligned(&outcome)
+    }
+
+    /// Calls every shard: at most `threads` at once, most bases first; after the first
+    /// failure, shards not yet started are skipped (reusable ones are still reused). Returns
+    /// each shard's VCF and index, in plan order.
+    fn call_shards(
+        &self,
+        plan: &ScatterPlan,
+        reference: &crate::PreparedReference,
+        aligned: &Aligned,
+        manifest: &mut RunManifest,
+    ) -> Result<Vec<(JobOutput, JobOutput)>, Error> {
+        let steps: Vec<CallStep> = plan
+            .shards()
+            .iter()
+            .map(|shard: &Shard| {
+                CallStep::new(
+                    self.input.sample.clone(),
+                    ShardRequest::Shard(shard.clone()),
+                    self.input.min_mapping_quality,
+                )
+            })
+            .collect();
+        let jobs: Vec<StepJob<'_>> = steps
+            .iter()
+            .map(|step| StepJob {
+                definition: step,
+                inputs: vec![
+                    local_input(BAM, &aligned.bam, "BAM").known(aligned.bam.sha256.clone()),
+                    local_input(BAI, &aligned.bai, "BAM index").unkeyed(),
+                ],
+                reference: Some((
+                    ReferenceInput::Prepared(reference.clone()),
+                    ReferenceUse::Fasta,
+                )),
+                key: KeyPolicy::Own,
+            })
+            .collect();
+        let workers = self.engine.resources.threads;
+        let outcomes = self.in_parallel(&jobs, plan.longest_first(), workers, self.context);
+        let mut vcfs = Vec::with_capacity(jobs.len());
+        let mut first_error = None;
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            let mut outcome = outcome.unwrap_or_else(|| skipped(job));
+            if let Some(error) = outcome.error.take() {
+                if cancelled_by_sibling(&error) {
+                    outcome.record.status = TaskStatus::Skipped;
+                } else {
+                    first_error.get_or_insert(error);
+                }
+            } else if let (Some(vcf), Some(tbi)) =
+                (outcome.output(".vcf.gz"), outcome.output(".tbi"))
+            {
+                vcfs.push((vcf.clone(), tbi.clone()));
+            }
+            manifest.tasks.push(outcome.record);
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        if vcfs.len() != jobs.len() {
+            return Err(Error::Usage {
+                message: format!(
+                    "{} of {} shards produced no VCF",
+                    jobs.len() - vcfs.len(),
+                    jobs.len()
+                ),
+                remedy: None,
+            });
+        }
+        Ok(vcfs)
+    }
+
+    /// Runs `jobs` on at most `workers` threads, taken in `order` (positions in `jobs`), each
+    /// with `context`'s child cancellation token: the first failure stops the others (their
+    /// tools are stopped; not yet started ones give `None`, unless reusable). Outcomes by
+    /// position.
+    fn in_parallel(
+        &self,
+        jobs: &[StepJob<'_>],
+        order: Vec<usize>,
+        workers: usize,
+        context: &StepContext,
+    ) -> Vec<Option<JobOutcome>> {
+        let queue = Mutex::new(order.into_iter());
+        let results: Mutex<Vec<Option<JobOutcome>>> =
+            Mutex::new((0..jobs.len()).map(|_| None).collect());
+        let cancel = context.supervisor.cancel_token().child();
+        let shared = context.with_cancel(cancel.clone());
+        std::thread::scope(|scope| {
+            for _ in 0..workers.clamp(1, jobs.len().max(1)) {
+                scope.spawn(|| {
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let Some(position) = next else { break };
+                        let job = &jobs[position];
+                        let context = shared.for_step(&job.label().to_string());
+                        let mut target = self.target(&context);
+                        if cancel.is_cancelled() {
+                            // Stopped: only a reusable task is still taken (recorded cached).
+                            if job.key == KeyPolicy::None || self.earlier.is_none() {
+                                continue;
+                            }
+                            target.observer = &crate::LogObserver;
+                        }
+                        let outcome = job.run(&target);
+                        if let Some(error) = &outcome.error
+                            && !cancelled_by_sibling(error)
+                        {
+                            cancel.cancel(biojob_process::CancelReason::Sibling);
+                        }
+                        if let Ok(mut slots) = results.lock() {
+                            slots[position] = Some(outcome);
+                        }
+                    }
+                });
+            }
+        });
+        results.into_inner().unwrap_or_default()
+    }
+}
+
+/// A task that was never started: skipped.
+fn skipped(job: &StepJob<'_>) -> JobOutcome {
+    JobOutcome {
+        record: TaskRecord::skipped(job.definition.step(), job.definition.shard()),
+        outputs: Vec::new(),
+        reference: None,
+        read_pairs: None,
+        bytes_staged_in: 0,
+        error: None,
+    }
+}
+
+/// An earlier task's output, read in place, as an input of another task.
+fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
+    JobInput::new(
+        role,
+        ObjectUri::Local(output.path.clone()),
+        what,
+        "an earlier step of the run wrote it",
+    )
+}
+
+fn missing_output(step: &str, what: &str) -> Error {
+    Error::Usage {
+        message: format!("the {step} task ended without its {what}"),
+        remedy: None,
+    }
+}
+
+fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
+    aligned_from(&outcome.outputs)
+}
+
+fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
+    let find = |suffix: &str| outputs.iter().find(|o| o.name.ends_with(suffix)).cloned();
+    match (find(".bam"), find(".bai")) {
+        (Some(bam), Some(bai)) => Ok(Aligned { bam, bai }),
+        _ => Err(missing_output("align", "BAM")),
+    }
+}
+
+impl TaskLabel {
+    /// A task of `step`, for `shard` when it is scattered.
+    pub fn new(step: StepId, shard: Option<TaskShard>) -> Self {
+        TaskLabel { step, shard }
+    }
+}
