@@ -1,4 +1,5 @@
-//! Domain types shared by every biojob crate. This crate does no I/O.
+//! Domain types shared by every biojob crate. This crate does no I/O but
+//! [`open_regular_file`], the one way an input file is opened.
 //!
 //! - [`SampleId`]: the sample name used in file names and the SAM `SM` tag.
 //! - [`ReadGroup`]: the SAM `@RG` header line, built from structured fields.
@@ -6,7 +7,8 @@
 //! - [`Region`], [`Shard`] and [`ScatterPlan`]: how calling is split over the reference;
 //!   [`BcftoolsRegions`] and [`Region::to_htslib_region`]: regions as the tools are given them.
 //! - [`StepId`] and [`scratch_file_name`]: the fixed names of the workflow's steps and files.
-//! - [`non_regular_file_kind`]: what an input path names when it is not a regular file.
+//! - [`non_regular_file_kind`]: what an input path names when it is not a regular file;
+//!   [`open_regular_file`] opens an input only when it is one, without blocking.
 //! - [`ExitClass`] and [`Classify`]: the process exit codes that AWS Batch and Step Functions
 //!   retry rules match on.
 //!
@@ -31,7 +33,7 @@ mod step;
 
 pub use contig::{Contig, contig_name_error, suggest_contig_mapping};
 pub use exit_class::{Classify, ExitClass};
-pub use file_kind::non_regular_file_kind;
+pub use file_kind::{OpenInputError, non_regular_file_kind, open_regular_file};
 pub use read_group::{ReadGroup, ReadGroupError};
 pub use sample::{SampleId, SampleIdError};
 pub use shard::{BcftoolsRegions, Region, ScatterPlan, Shard};

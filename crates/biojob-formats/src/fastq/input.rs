@@ -2,7 +2,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use biojob_core::non_regular_file_kind;
+use biojob_core::{OpenInputError, open_regular_file};
 use camino::{Utf8Path, Utf8PathBuf};
 use flate2::bufread::MultiGzDecoder;
 
@@ -111,38 +111,24 @@ impl std::fmt::Debug for FastqInput {
 impl FastqInput {
     /// Opens `path` and detects its compression from the first bytes.
     ///
-    /// Only a regular file (or a link to one) is opened: `stat` first, then `open` with
-    /// `O_NONBLOCK` (a FIFO put there in between does not block the open) and `fstat` the open
-    /// file, since opening a FIFO without a writer blocks and a device such as `/dev/zero`
-    /// never ends. `O_NONBLOCK` does not change reads of a regular file (open(2)).
+    /// Only a regular file (or a link to one) is opened ([`open_regular_file`]), since opening
+    /// a FIFO without a writer blocks and a device such as `/dev/zero` never ends.
     ///
     /// # Errors
     /// [`FastqError::NotAFile`] for a directory, FIFO, device or socket; [`FastqError::Open`]
     /// when the file cannot be opened or its first bytes cannot be read;
     /// [`FastqError::UnsupportedCompression`] for zstd, bzip2 or xz files.
     pub(crate) fn open(path: &Utf8Path) -> Result<FastqInput, FastqError> {
-        use fs_err::os::unix::fs::OpenOptionsExt;
-        let open_error = |source| FastqError::Open {
-            path: path.to_owned(),
-            source,
-        };
-        let not_a_file = |meta: &std::fs::Metadata| {
-            non_regular_file_kind(meta.file_type()).map(|kind| FastqError::NotAFile {
+        let (file, _) = open_regular_file(path.as_std_path()).map_err(|error| match error {
+            OpenInputError::NotAFile(kind) => FastqError::NotAFile {
                 path: path.to_owned(),
                 kind,
-            })
-        };
-        if let Some(error) = not_a_file(&fs_err::metadata(path).map_err(open_error)?) {
-            return Err(error);
-        }
-        let file = fs_err::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-            .open(path)
-            .map_err(open_error)?;
-        if let Some(error) = not_a_file(&file.metadata().map_err(open_error)?) {
-            return Err(error);
-        }
+            },
+            OpenInputError::Io(source) => FastqError::Open {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
         FastqInput::from_reader(path, Box::new(file))
     }
 
