@@ -84,13 +84,13 @@ pub fn read_fai(path: &Utf8Path) -> Result<Vec<Contig>, FormatError> {
 /// offsets cannot show). `samtools faidx` keeps only the first of two records with the same
 /// name (warning "Ignoring duplicate sequence"), so the second one's bases would be aligned to
 /// by bwa, which indexes every record, but be unknown to every other tool; that record is found
-/// here too.
+/// here too (as a record the index does not list: for an index just built from the FASTA, a
+/// name used twice; for one found beside it, as likely an index of an earlier FASTA).
 ///
 /// # Errors
-/// [`FormatError::IndexMismatch`] naming the contig and the first difference;
-/// [`FormatError::Invalid`] (on `fasta`) naming the byte offset and header line of a record
-/// the index does not list; [`FormatError::Io`] when a file cannot be read;
-/// [`FormatError::Parse`] for a malformed `.fai`.
+/// [`FormatError::IndexMismatch`] naming the contig and the first difference, or the byte
+/// offset and header line of a record the index does not list; [`FormatError::Io`] when a
+/// file cannot be read; [`FormatError::Parse`] for a malformed `.fai`.
 pub fn check_fai_covers_fasta(fasta: &Utf8Path, fai_path: &Utf8Path) -> Result<(), FormatError> {
     let index = fai::io::Reader::new(BufReader::new(fs_err::File::open(fai_path).map_err(
         |source| FormatError::Io {
@@ -190,13 +190,10 @@ pub fn check_fai_covers_fasta(fasta: &Utf8Path, fai_path: &Utf8Path) -> Result<(
         match (probe.next_line(end)?, expected) {
             (None, None) => {}
             (None, Some(next)) => {
-                return Err(FormatError::Invalid {
-                    path: fasta.to_owned(),
-                    reason: format!(
-                        "it ends before contig {:?} that its index {fai_path} lists",
-                        String::from_utf8_lossy(next)
-                    ),
-                });
+                return Err(mismatch(format!(
+                    "the FASTA ends before contig {:?}, which the index lists",
+                    String::from_utf8_lossy(next)
+                )));
             }
             (Some((at, line)), expected) => {
                 let found = line.strip_prefix(b">").map(first_word);
@@ -208,18 +205,17 @@ pub fn check_fai_covers_fasta(fasta: &Utf8Path, fai_path: &Utf8Path) -> Result<(
                 }
                 if found != expected {
                     let header = String::from_utf8_lossy(&line[..line.len().min(80)]);
-                    return Err(FormatError::Invalid {
-                        path: fasta.to_owned(),
-                        reason: format!(
-                            "the line at byte {at} ({header:?}) is not where its index \
-                             {fai_path} puts the next record{}; a contig name used twice? \
-                             (samtools faidx indexes only the first record of a name)",
-                            expected.map_or_else(String::new, |name| format!(
-                                " ({:?})",
+                    return Err(mismatch(format!(
+                        "the line at byte {at} ({header:?}) is a record the index does not \
+                         list there{}",
+                        expected.map_or_else(
+                            || format!(" (it lists no record after contig {shown:?})"),
+                            |name| format!(
+                                " (it lists {:?} next)",
                                 String::from_utf8_lossy(name)
-                            ))
-                        ),
-                    });
+                            )
+                        )
+                    )));
                 }
             }
         }

@@ -79,8 +79,11 @@ impl IndexProvenance {
     /// Where the record of the index at `prefix` lives: `<prefix>.provenance.json` (a bwa
     /// index prefix, or an index file such as `ref.fa.fai`).
     pub fn path(prefix: &Utf8Path) -> Utf8PathBuf {
-        Utf8PathBuf::from(format!("{prefix}.provenance.json"))
+        Utf8PathBuf::from(format!("{prefix}{}", Self::SUFFIX))
     }
+
+    /// What [`IndexProvenance::path`] appends to the prefix.
+    pub const SUFFIX: &'static str = ".provenance.json";
 
     /// The record of `source` and its `index` files, from their digests.
     pub fn new(source: FileDigest, index: Vec<FileDigest>) -> IndexProvenance {

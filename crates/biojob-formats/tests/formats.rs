@@ -2084,18 +2084,16 @@ fn the_fai_must_list_every_record_of_the_fasta() {
     assert_eq!(
         check("last.fa", ">a\nACGT\n>b\nAC\n>a\nGG\n"),
         Err(format!(
-            "{last}: the line at byte 14 (\">a\") is not where its index {last}.fai puts the next \
-             record; a contig name used twice? (samtools faidx indexes only the first record of a \
-             name)"
+            "{last}.fai does not belong to {last}: the line at byte 14 (\">a\") is a record the \
+             index does not list there (it lists no record after contig \"b\")"
         ))
     );
     let middle = root.join("middle.fa");
     assert_eq!(
         check("middle.fa", ">a\nACGT\n>a second\nAC\n>b\nGG\n"),
         Err(format!(
-            "{middle}: the line at byte 8 (\">a second\") is not where its index {middle}.fai \
-             puts the next record (\"b\"); a contig name used twice? (samtools faidx indexes \
-             only the first record of a name)"
+            "{middle}.fai does not belong to {middle}: the line at byte 8 (\">a second\") is a \
+             record the index does not list there (it lists \"b\" next)"
         ))
     );
 }

@@ -97,7 +97,7 @@ impl CacheKeyMaterial {
 /// # Errors
 /// [`Error::Io`] (input side) when either file cannot be read.
 pub fn reference_sha256(reference: &PreparedReference) -> Result<String, Error> {
-    let digests = files_sha256(&[&reference.fasta, &reference.fai])?;
+    let digests = reference_files_sha256(reference, &[&reference.fasta, &reference.fai])?;
     let (fasta, fai) = (
         digests.first().map_or("", String::as_str),
         digests.get(1).map_or("", String::as_str),
@@ -117,13 +117,34 @@ pub fn bwa_index_sha256(reference: &PreparedReference) -> Result<BTreeMap<String
     };
     let files = bwa_index_files(prefix);
     let paths: Vec<&Utf8Path> = files.iter().map(Utf8PathBuf::as_path).collect();
-    let digests = files_sha256(&paths)?;
+    let digests = reference_files_sha256(reference, &paths)?;
     Ok(files
         .iter()
         .zip(digests)
         .map(|(file, sha256)| {
             let extension = file.extension().map_or(String::new(), |e| format!(".{e}"));
             (extension, sha256)
+        })
+        .collect())
+}
+
+/// SHA-256 of each of `paths`, files of `reference`: those hashed while it was prepared
+/// ([`PreparedReference::digests`]) are not read again, the others are read in parallel.
+fn reference_files_sha256(
+    reference: &PreparedReference,
+    paths: &[&Utf8Path],
+) -> Result<Vec<String>, Error> {
+    let missing: Vec<&Utf8Path> = paths
+        .iter()
+        .copied()
+        .filter(|path| !reference.digests.contains_key(*path))
+        .collect();
+    let mut hashed = missing.iter().zip(files_sha256(&missing)?);
+    Ok(paths
+        .iter()
+        .map(|path| match reference.digests.get(*path) {
+            Some(known) => known.clone(),
+            None => hashed.next().map(|(_, sha256)| sha256).unwrap_or_default(),
         })
         .collect())
 }
@@ -561,6 +582,7 @@ mod tests {
             bwa_prefix: None,
             contigs: Vec::new(),
             built: Vec::new(),
+            digests: Default::default(),
         };
         let [fasta, fai] = [&reference.fasta, &reference.fai].map(|p| file_sha256(p).unwrap());
         let expected = hex(&Sha256::digest(format!("fasta:{fasta}\nfai:{fai}\n")));

@@ -779,6 +779,7 @@ fn stage_reference(
                     bwa_prefix: None,
                     contigs,
                     built: Vec::new(),
+                    digests: BTreeMap::new(),
                 },
                 Vec::new(),
                 bytes,
@@ -789,14 +790,24 @@ fn stage_reference(
     let sidecars: &[&str] = match use_ {
         ReferenceUse::Fai => &[],
         ReferenceUse::Fasta => &[".fai"],
-        ReferenceUse::FastaAndBwaIndex => &[".fai", ".amb", ".ann", ".bwt", ".pac", ".sa"],
+        ReferenceUse::FastaAndBwaIndex => &[
+            ".fai",
+            ".amb",
+            ".ann",
+            ".bwt",
+            ".pac",
+            ".sa",
+            biojob_formats::IndexProvenance::SUFFIX,
+        ],
     };
     let mut staged_ann = None;
+    let mut staged_index = false;
     if uri.local_path().is_none() && !compressed {
         for extension in sidecars {
             let sidecar = sibling(uri, extension);
             if stores.for_uri(&sidecar)?.head(&sidecar)?.is_some() {
                 stage(&sidecar, "reference index", remedy)?;
+                staged_index |= *extension != biojob_formats::IndexProvenance::SUFFIX;
                 if *extension == ".ann" {
                     staged_ann = Some(sidecar);
                 }
@@ -804,14 +815,20 @@ fn stage_reference(
         }
     }
     let bwa_index = use_ == ReferenceUse::FastaAndBwaIndex;
+    // An index staged from S3 that does not belong to the FASTA beside it is refused, not
+    // rebuilt in scratch: the stale objects would stay in the bucket for the next job.
     let options = ReferenceOptions {
         cache_dir: cache_dir.to_owned(),
         bwa_index,
+        stale_index: if staged_index {
+            crate::StaleIndex::Refuse
+        } else {
+            crate::StaleIndex::Rebuild
+        },
     };
     let mut reports = Vec::new();
     if let Some(ann) = staged_ann.filter(|_| bwa_index) {
-        // A bwa index from S3 that does not belong to the FASTA beside it is refused, not
-        // rebuilt in scratch: the stale objects would stay in the bucket for the next job.
+        // Named by its URIs when its contigs already differ.
         let fai_only = ReferenceOptions {
             bwa_index: false,
             ..options.clone()

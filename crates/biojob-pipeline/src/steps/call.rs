@@ -4,12 +4,14 @@ use std::num::NonZeroU64;
 use std::sync::OnceLock;
 
 use biojob_core::{BcftoolsRegions, Contig, Region, SampleId, Shard, StepId};
-use biojob_formats::{VcfRules, check_bam_header};
+use biojob_formats::{FormatError, VcfRules, check_bai_matches_bam, check_bam_header};
 use biojob_scratch::SpaceNeed;
+use biojob_process::StageReport;
 use biojob_tools::{
     BcftoolsCall, BcftoolsCallPiped, BcftoolsMpileup, BcftoolsViewTargets, Tool,
-    bcftools_index_tbi, label_part,
+    bcftools_index_tbi, label_part, samtools_index,
 };
+use tracing::warn;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::job::REFERENCE;
@@ -255,7 +257,10 @@ impl StepDefinition for CallStep {
     /// Runs the plan. Before any tool runs, the BAM (which may come from elsewhere: the `call`
     /// subcommand's `--bam`) gets the quickcheck-equivalent and the header rules of
     /// [`biojob_formats::check_bam_header`]: BGZF EOF block, header parses, `SO:coordinate`,
-    /// every `@RG` with `SM` = the sample, `@SQ` equal to the `.fai`. The VCF is checked before
+    /// every `@RG` with `SM` = the sample, `@SQ` equal to the `.fai`. Its `.bai` must belong to
+    /// it ([`check_bai_matches_bam`]); one that does not (another BAM's, an earlier version's)
+    /// is not used: the BAM is indexed again in scratch ([`reindex_bam`]) and the plan made
+    /// again with it. The VCF is checked before
     /// it is indexed and renamed ([`biojob_formats::scan_vcf`]): BGZF EOF block, header parses,
     /// `##contig` lines equal to the `.fai`, one sample column named after the sample, records
     /// sorted, every record on the shard's contig.
@@ -276,7 +281,29 @@ impl StepDefinition for CallStep {
             .ok_or_else(|| plan_shape("call", "a shard"))?;
         let bam = inputs.path(BAM)?;
         check_bam_header(bam, &reference.contigs, self.sample.as_str())?;
+        let (plan, reindexed) = match check_bai_matches_bam(bam, inputs.path(BAI)?) {
+            Ok(()) => (plan, None),
+            Err(error @ FormatError::Io { .. }) => return Err(error.into()),
+            Err(mismatch) => {
+                warn!(bam = %bam, problem = %mismatch, "the BAM index does not belong to the BAM; indexing the BAM again in scratch");
+                // One directory per shard: a local run's shards share the work directory.
+                let dir = inputs
+                    .work_dir
+                    .join(format!("reindexed.{:04}", shard.index));
+                let (link, report) = reindex_bam(bam, &dir, context)?;
+                let mut paths = inputs.paths.clone();
+                paths.insert(BAM.to_owned(), link);
+                let replanned = self.plan(&PlanContext::local(
+                    &context.engine.toolset,
+                    plan.resources,
+                    &inputs.work_dir,
+                    &paths,
+                ));
+                (replanned, Some(report))
+            }
+        };
         let mut running = RunningPlan::new(plan, 2)?;
+        running.commands.extend(reindexed);
         let result = (|| {
             running.run_next(context)?;
             let vcf_partial = running.partial(0).to_owned();
@@ -295,4 +322,29 @@ impl StepDefinition for CallStep {
         // While the partial outputs are still there: they hold the space that may have run out.
         result.map_err(|error| context.explain_failure(error))
     }
+}
+
+/// Indexes `bam` again in `dir`: a link to it at `<dir>/<name>` with a fresh `<name>.bai`
+/// beside it (the input's own files are left as they are). Returns the link, which the tools
+/// read instead of `bam`, and the report of `samtools index`.
+///
+/// # Errors
+/// [`Error::Io`] when the link cannot be made; [`Error::Process`] when samtools fails.
+fn reindex_bam(
+    bam: &Utf8Path,
+    dir: &Utf8Path,
+    context: &StepContext,
+) -> Result<(Utf8PathBuf, StageReport), Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    let link = dir.join(bam.file_name().unwrap_or("input.bam"));
+    let target = bam
+        .canonicalize_utf8()
+        .map_err(Error::input_io("resolving", bam))?;
+    std::os::unix::fs::symlink(&target, &link).map_err(Error::io("linking", &link))?;
+    let bai = Utf8PathBuf::from(format!("{link}.bai"));
+    let threads = context.resources().threads.saturating_sub(1);
+    let report = context
+        .supervisor
+        .run(samtools_index(&context.toolset().samtools, &link, &bai, threads))?;
+    Ok((link, report))
 }
