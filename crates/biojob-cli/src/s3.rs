@@ -91,6 +91,18 @@ impl ObjectStore for LazyS3 {
     fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
         self.store(uri, Direction::Get)?.open(uri)
     }
+
+    fn create_new(&self, contents: &[u8], uri: &ObjectUri) -> Result<bool, StorageError> {
+        self.store(uri, Direction::Put)?.create_new(contents, uri)
+    }
+
+    fn delete(&self, uri: &ObjectUri) -> Result<(), StorageError> {
+        self.store(uri, Direction::Put)?.delete(uri)
+    }
+
+    fn list(&self, uri: &ObjectUri) -> Result<Vec<String>, StorageError> {
+        self.store(uri, Direction::Put)?.list(uri)
+    }
 }
 
 /// Local paths, and `s3://` through the lazily built S3 store.

@@ -28,6 +28,7 @@ pub mod env;
 mod error;
 mod input;
 mod job;
+mod lock;
 mod manifest;
 mod observer;
 mod plan;
@@ -55,6 +56,7 @@ pub use job::{
     REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob, object_size,
     sibling,
 };
+pub use lock::{LEASE, LOCK_NAME, LockRecord, RENEW_EVERY, RunLock};
 pub use manifest::{
     CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RunManifest,
     StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain, publish_json,
@@ -67,7 +69,7 @@ pub use plan::{
 };
 pub use publish::{check_input, publish_file, publish_logs, stage_input};
 pub use reference::{
-    PreparedReference, ReferenceOptions, bwa_index_mismatch, prepare_reference,
+    PreparedReference, ReferenceOptions, StaleIndex, bwa_index_mismatch, prepare_reference,
     reference_index_plan,
 };
 pub use report::{REPORT_FIGURES, REPORT_MAX_CONTIGS, html_escape, render_report};

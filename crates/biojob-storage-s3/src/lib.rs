@@ -40,6 +40,7 @@ mod checksum;
 mod client;
 mod download;
 mod head;
+mod objects;
 mod options;
 mod parts;
 mod ranged;

@@ -105,4 +105,43 @@ impl ObjectStore for S3Store {
             crate::stream::open(Arc::clone(&self.inner), object),
         )?
     }
+
+    fn create_new(&self, contents: &[u8], uri: &ObjectUri) -> Result<bool, StorageError> {
+        let object = Object::from_uri(uri, Direction::Put)?;
+        block(
+            &self.inner.handle,
+            Direction::Put,
+            self.inner.create_new(&object, contents.to_vec()),
+        )?
+    }
+
+    fn delete(&self, uri: &ObjectUri) -> Result<(), StorageError> {
+        let object = Object::from_uri(uri, Direction::Put)?;
+        block(
+            &self.inner.handle,
+            Direction::Put,
+            self.inner.delete(&object),
+        )?
+    }
+
+    fn list(&self, uri: &ObjectUri) -> Result<Vec<String>, StorageError> {
+        let ObjectUri::S3 { bucket, key } = uri else {
+            return Err(StorageError::Remote {
+                op: "S3 store cannot handle",
+                uri: uri.to_string(),
+                direction: Direction::Put,
+                message: "not an s3:// URI".into(),
+            });
+        };
+        let prefix = if key.is_empty() || key.ends_with('/') {
+            key.clone()
+        } else {
+            format!("{key}/")
+        };
+        block(
+            &self.inner.handle,
+            Direction::Put,
+            self.inner.list(bucket, &prefix, &uri.to_string()),
+        )?
+    }
 }

@@ -122,15 +122,14 @@ impl Classify for StorageError {
             StorageError::NotFound { .. }
             | StorageError::UnsafeKey { .. }
             | StorageError::NotAFile { .. } => ExitClass::InputInvalid,
+            // A full disk while staging in is scratch's; while publishing, it is the output
+            // location's (output staging), whatever the cause of the full disk.
             StorageError::Io {
-                source, direction, ..
-            } => {
-                if source.kind() == std::io::ErrorKind::StorageFull {
-                    ExitClass::Scratch
-                } else {
-                    by_direction(direction)
-                }
-            }
+                source,
+                direction: Direction::Get,
+                ..
+            } if source.kind() == std::io::ErrorKind::StorageFull => ExitClass::Scratch,
+            StorageError::Io { direction, .. } => by_direction(direction),
             StorageError::Remote { direction, .. }
             | StorageError::Verification { direction, .. } => by_direction(direction),
         }
@@ -139,7 +138,7 @@ impl Classify for StorageError {
     fn remedy(&self) -> Option<String> {
         match self {
             StorageError::NotFound { .. } => {
-                Some("check the path or prefix and the sample id in the input".to_owned())
+                Some("check the path or the s3:// URI: nothing is there".to_owned())
             }
             StorageError::NotAFile { .. } => Some(
                 "give a regular file (write a pipe's or a device's output to a file first)"
@@ -157,12 +156,18 @@ impl Classify for StorageError {
                     Direction::Put => "s3:PutObject (and kms:GenerateDataKey with SSE-KMS)",
                 }
             )),
-            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
-                Some(
-                    "free space on the scratch or output filesystem, or use a larger disk"
-                        .to_owned(),
-                )
-            }
+            StorageError::Io {
+                source, direction, ..
+            } if source.kind() == std::io::ErrorKind::StorageFull => Some(
+                match direction {
+                    Direction::Get => "free space on the scratch filesystem, or use a larger disk",
+                    Direction::Put => {
+                        "free space where the outputs go (the output prefix's filesystem), or \
+                         give an output prefix on a larger disk"
+                    }
+                }
+                .to_owned(),
+            ),
             _ => None,
         }
     }

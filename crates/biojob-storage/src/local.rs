@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 
-use biojob_core::non_regular_file_kind;
+use biojob_core::{OpenInputError, non_regular_file_kind, open_regular_file};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
@@ -74,44 +74,99 @@ impl ObjectStore for LocalStore {
             StreamFailure::default(),
         ))
     }
+
+    fn create_new(&self, contents: &[u8], uri: &ObjectUri) -> Result<bool, StorageError> {
+        let path = local(uri, Direction::Put)?;
+        let io = |op: &'static str| {
+            move |source| StorageError::Io {
+                op,
+                path: path.to_owned(),
+                direction: Direction::Put,
+                source,
+            }
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io("creating the directory of"))?;
+        }
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(error) => return Err(io("creating")(error)),
+        };
+        let written = file.write_all(contents).and_then(|()| file.sync_all());
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(path);
+            return Err(io("writing")(error));
+        }
+        Ok(true)
+    }
+
+    fn delete(&self, uri: &ObjectUri) -> Result<(), StorageError> {
+        let path = local(uri, Direction::Put)?;
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StorageError::Io {
+                op: "removing",
+                path: path.to_owned(),
+                direction: Direction::Put,
+                source,
+            }),
+        }
+    }
+
+    fn list(&self, uri: &ObjectUri) -> Result<Vec<String>, StorageError> {
+        let path = local(uri, Direction::Put)?;
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StorageError::Io {
+                    op: "listing",
+                    path: path.to_owned(),
+                    direction: Direction::Put,
+                    source,
+                });
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|kind| !kind.is_dir()))
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
 }
 
 /// Opens the local input at `uri` for reading, with its size, refusing anything but a regular
-/// file before it can block: `stat` first ([`ObjectStore::head`]), then `open` with
-/// `O_NONBLOCK` (a FIFO put there in between does not block the open) and `fstat` the open
-/// file. `O_NONBLOCK` does not change reads of a regular file (open(2)).
+/// file before it can block ([`open_regular_file`]).
 ///
 /// # Errors
 /// [`StorageError::NotFound`], [`StorageError::NotAFile`], or [`StorageError::Io`].
 fn open_input(uri: &ObjectUri) -> Result<(std::fs::File, u64), StorageError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = local(uri, Direction::Get)?;
     if LocalStore.head(uri)?.is_none() {
         return Err(StorageError::NotFound {
             uri: uri.to_string(),
         });
     }
-    let io = |op: &'static str| {
-        move |source| StorageError::Io {
-            op,
+    open_regular_file(path.as_std_path()).map_err(|error| match error {
+        OpenInputError::NotAFile(kind) => StorageError::NotAFile {
+            uri: uri.to_string(),
+            kind,
+        },
+        OpenInputError::Io(source) => StorageError::Io {
+            op: "opening",
             path: path.to_owned(),
             direction: Direction::Get,
             source,
-        }
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(io("opening"))?;
-    let meta = file.metadata().map_err(io("reading metadata of"))?;
-    if let Some(kind) = non_regular_file_kind(meta.file_type()) {
-        return Err(StorageError::NotAFile {
-            uri: uri.to_string(),
-            kind,
-        });
-    }
-    Ok((file, meta.len()))
+        },
+    })
 }
 
 fn local(uri: &ObjectUri, direction: Direction) -> Result<&Utf8Path, StorageError> {
