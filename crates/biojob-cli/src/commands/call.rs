@@ -8,11 +8,11 @@ use biojob_pipeline::{
     BAI, BAM, CallStep, JobInput, KeyPolicy, ReferenceUse, ShardRequest, StepJob, env, sibling,
 };
 use biojob_process::CancelToken;
-use biojob_storage::{ObjectUri, Stores};
+use biojob_storage::Stores;
 use clap::Args;
 
 use crate::args::{RuntimeArgs, StepArgs};
-use crate::failure::{Failure, usage};
+use crate::failure::{Failure, parse_uri, usage};
 use crate::job::{Job, parse_contigs};
 
 #[derive(Debug, Args)]
@@ -70,7 +70,7 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
         }
     };
     let bam = match &args.bam {
-        Some(text) => ObjectUri::parse(text).map_err(|e| usage(e, "fix --bam"))?,
+        Some(text) => parse_uri(text, "fix --bam")?,
         None => job
             .run_prefix
             .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam")),

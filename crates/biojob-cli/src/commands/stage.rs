@@ -3,11 +3,11 @@
 use std::time::Instant;
 
 use biojob_pipeline::Error;
-use biojob_storage::{ObjectUri, Stores};
+use biojob_storage::Stores;
 use camino::Utf8PathBuf;
 use clap::Subcommand;
 
-use crate::failure::{Failure, usage};
+use crate::failure::{Failure, parse_uri, usage};
 
 /// `biojob stage get|put`.
 #[derive(Debug, Subcommand)]
@@ -38,8 +38,7 @@ pub fn run(command: StageCommand, stores: &Stores) -> Result<(), Failure> {
             source,
             destination,
         } => {
-            let uri = ObjectUri::parse(&source)
-                .map_err(|e| usage(e.to_string(), "give s3://bucket/key, file:// or a path"))?;
+            let uri = parse_uri(&source, "give s3://bucket/key, file:// or a path")?;
             let destination = if destination.is_dir() {
                 let name = uri
                     .file_name()
@@ -56,8 +55,7 @@ pub fn run(command: StageCommand, stores: &Stores) -> Result<(), Failure> {
             source,
             destination,
         } => {
-            let mut uri = ObjectUri::parse(&destination)
-                .map_err(|e| usage(e.to_string(), "give s3://bucket/key, file:// or a path"))?;
+            let mut uri = parse_uri(&destination, "give s3://bucket/key, file:// or a path")?;
             if destination.ends_with('/') {
                 let name = source
                     .file_name()
