@@ -12,6 +12,7 @@
 
 mod buildspecs;
 mod failures;
+mod odd_inputs;
 mod qc;
 mod resume;
 mod s3_jobs;
