@@ -4,7 +4,7 @@
 #
 #   benches/e2e.sh [--quick] [--reps N] [--threads N] [--modes LIST] [DATA_DIR]
 #
-#   reference  the reference design's chain (docs/anchors.md) re-enacted locally with the same
+#   reference  the chain of the AWS solution biojob replaces, re-enacted locally with the same
 #              tools and threads: bwa mem -o SAM, samtools sort of that SAM, samtools index,
 #              then per contig, all contigs at once (its Map), bcftools mpileup -Oz -o FILE and
 #              bcftools call -m of that file; every job copies its inputs in and its outputs
@@ -24,7 +24,7 @@
 #              contig, longest first, N at once); floor = the sum of the three wall times.
 #
 # Deliberate deviation: the reference design aligns R1 only (its glob plus -p makes bwa ignore
-# R2, docs/anchors.md); here it aligns both mates (bwa mem ref R1 R2) so both sides do the same
+# R2); here it aligns both mates (bwa mem ref R1 R2) so both sides do the same
 # alignment work. Batch scheduling and container start-up latency are not modelled.
 #
 # DATA_DIR (default $BIOJOB_BENCH_DIR, else /tmp/biojob-bench-1m, or /tmp/biojob-bench-100k

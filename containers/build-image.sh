@@ -28,6 +28,7 @@ set -x
   --build-arg "SAMTOOLS_VERSION=$SAMTOOLS_VERSION" \
   --build-arg "BCFTOOLS_VERSION=$BCFTOOLS_VERSION" \
   --build-arg "BWA_VERSION=$BWA_VERSION" \
+  --build-arg "BWA_MEM2_VERSION=$BWA_MEM2_VERSION" \
   --tag "$tag" \
   "$@" \
   "$root"

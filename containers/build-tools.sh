@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The tool steps of containers/Dockerfile, kept here so they are linted and readable.
 #
-#   build-tools.sh build PREFIX   download htslib, samtools, bcftools and bwa at the versions of
-#                                 versions.env, check each tarball's SHA-256, build, install
-#                                 into PREFIX (bin/ and lib/), then remove the compilers
+#   build-tools.sh build PREFIX   download htslib, samtools, bcftools, bwa and bwa-mem2 at the
+#                                 versions of versions.env, check each tarball's SHA-256, build,
+#                                 install into PREFIX (bin/ and lib/), then remove the compilers;
+#                                 bwa-mem2 for every x86-64 instruction set (multi)
+#   build-tools.sh bwa-mem2 TARBALL PREFIX ARCH
+#                                 build bwa-mem2 from a source tarball that holds its
+#                                 ext/safestringlib submodule, for ARCH (a bwa-mem2 Makefile
+#                                 arch: sse41, sse42, avx, avx2, avx512; or multi), into
+#                                 PREFIX/bin; needs g++, make and zlib's headers
+#                                 (scripts/install-tools.sh builds the test machines' one so)
 #   build-tools.sh runtime-deps   the shared libraries the built tools need, nothing else
 #   build-tools.sh debian-tools   Debian's samtools, bcftools, bwa and tabix instead (smoke
-#                                 builds where the tarballs cannot be downloaded)
+#                                 builds where the tarballs cannot be downloaded; Debian has no
+#                                 bwa-mem2, so such an image has none)
 #
 # versions.env is read from beside this script (or VERSIONS_ENV).
 set -euo pipefail
@@ -40,9 +48,30 @@ fetch() {
   fi
 }
 
+# build_bwa_mem2 TARBALL PREFIX ARCH: see the usage above. `multi` builds one binary per
+# instruction set (bwa-mem2.sse41 ... bwa-mem2.avx512bw) and the launcher `bwa-mem2`, which runs
+# the best one the CPU has from beside itself, so one image runs on any x86-64 instance type.
+# v2.3's sources still call themselves 2.2.1 (bwa-mem2 issue #283); their `#ifndef
+# PACKAGE_VERSION` lets the build set the release's number, BWA_MEM2_VERSION.
+build_bwa_mem2() {
+  local tarball="$1" prefix="$2" arch="$3"
+  local src target version_define
+  src="$(mktemp -d)"
+  tar -xzf "$tarball" -C "$src" --strip-components=1
+  if [ "$arch" = multi ]; then target=multi; else target="arch=$arch"; fi
+  # Make hands CPPFLAGS to the shell, so the C string's quotes go in escaped: "\"2.3\"".
+  printf -v version_define -- '-DPACKAGE_VERSION="\\"%s\\""' "$BWA_MEM2_VERSION"
+  CPPFLAGS="$version_define" make -C "$src" -j "$(nproc)" "$target" >&2
+  install -d "$prefix/bin"
+  for program in "$src"/bwa-mem2 "$src"/bwa-mem2.*; do
+    if [ -f "$program" ] && [ -x "$program" ]; then install -m 0755 "$program" "$prefix/bin/"; fi
+  done
+  rm -rf "$src"
+}
+
 build() {
   local prefix="$1"
-  local build_deps=(ca-certificates curl bzip2 make gcc libc6-dev zlib1g-dev libbz2-dev liblzma-dev libdeflate-dev)
+  local build_deps=(ca-certificates curl bzip2 make gcc g++ libc6-dev zlib1g-dev libbz2-dev liblzma-dev libdeflate-dev)
   apt_install "${build_deps[@]}"
   local work
   work="$(mktemp -d)"
@@ -51,6 +80,7 @@ build() {
   fetch "$SAMTOOLS_URL" "$SAMTOOLS_SHA256" samtools.tar.bz2
   fetch "$BCFTOOLS_URL" "$BCFTOOLS_SHA256" bcftools.tar.bz2
   fetch "$BWA_URL" "$BWA_SHA256" bwa.tar.gz
+  fetch "$BWA_MEM2_URL" "$BWA_MEM2_SHA256" bwa-mem2.tar.gz
   for tarball in htslib.tar.bz2 samtools.tar.bz2 bcftools.tar.bz2; do tar -xjf "$tarball"; done
   tar -xzf bwa.tar.gz
   local jobs
@@ -68,6 +98,7 @@ build() {
     ./configure --prefix="$prefix" --with-htslib="$work/htslib-$HTSLIB_VERSION" --disable-libgsl --disable-perl-filters &&
     make -j "$jobs" && make install)
   (cd "bwa-$BWA_VERSION" && make -j "$jobs" && install -D -m 0755 bwa "$prefix/bin/bwa")
+  build_bwa_mem2 "$work/bwa-mem2.tar.gz" "$prefix" multi
 
   # Only what the image needs: programs and the shared htslib; no headers, docs, static libs.
   rm -rf "$prefix/include" "$prefix/share" "$prefix/lib/pkgconfig" "$prefix"/lib/*.a
@@ -78,7 +109,8 @@ build() {
 }
 
 runtime_deps() {
-  apt_install ca-certificates zlib1g libbz2-1.0 liblzma5 libdeflate0
+  # libstdc++6 and libgcc-s1: bwa-mem2 is C++.
+  apt_install ca-certificates zlib1g libbz2-1.0 liblzma5 libdeflate0 libstdc++6 libgcc-s1
   apt_clean
 }
 
@@ -89,10 +121,15 @@ debian_tools() {
 
 case "${1:-}" in
   build) build "${2:?usage: build-tools.sh build PREFIX}" ;;
+  bwa-mem2)
+    build_bwa_mem2 "${2:?usage: build-tools.sh bwa-mem2 TARBALL PREFIX ARCH}" \
+      "${3:?usage: build-tools.sh bwa-mem2 TARBALL PREFIX ARCH}" \
+      "${4:?usage: build-tools.sh bwa-mem2 TARBALL PREFIX ARCH}"
+    ;;
   runtime-deps) runtime_deps ;;
   debian-tools) debian_tools ;;
   *)
-    echo "usage: build-tools.sh build PREFIX | runtime-deps | debian-tools" >&2
+    echo "usage: build-tools.sh build PREFIX | bwa-mem2 TARBALL PREFIX ARCH | runtime-deps | debian-tools" >&2
     exit 2
     ;;
 esac

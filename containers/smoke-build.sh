@@ -117,6 +117,7 @@ buildah bud --isolation chroot --layers \
   --build-arg "SAMTOOLS_VERSION=$DEBIAN_SAMTOOLS_VERSION" \
   --build-arg "BCFTOOLS_VERSION=$DEBIAN_BCFTOOLS_VERSION" \
   --build-arg "BWA_VERSION=$DEBIAN_BWA_VERSION" \
+  --build-arg "BWA_MEM2_VERSION=none" \
   --build-arg "VCS_REF=$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
   --build-arg "BIOJOB_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)" \
   --tag biojob:smoke .

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs the tools the tests use when missing (bwa, samtools, bcftools,
-# tabix; SeaweedFS, the S3-compatible server the S3 tests start on loopback; Debian's chromium
+# tabix; bwa-mem2, built from source; SeaweedFS, the S3-compatible server the S3 tests start on loopback; Debian's chromium
 # for the test that renders report.html headless), then the workspace's tests against the real
 # data in BIOJOB_TESTDATA (default ../shared/testdata), then the state machine executed with the
 # workspace's biojob (scripts/test-state-machine.sh). The render test fails, it does not skip,

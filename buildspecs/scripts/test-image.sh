@@ -24,6 +24,8 @@ echo "$versions" | grep -qx "samtools $SAMTOOLS_VERSION"
 echo "$versions" | grep -qx "Using htslib $HTSLIB_VERSION"
 docker run --rm --entrypoint bcftools "$image" --version | grep -qx "bcftools $BCFTOOLS_VERSION"
 docker run --rm --entrypoint bwa "$image" 2>&1 | grep -q "^Version: $BWA_VERSION"
+# The launcher names the binary it picked for this CPU on stderr; the version is on stdout.
+test "$(docker run --rm --entrypoint bwa-mem2 "$image" version)" = "$BWA_MEM2_VERSION"
 test "$(docker run --rm --entrypoint id "$image" -u)" != 0
 if docker run --rm --entrypoint sh "$image" -c 'command -v cc gcc cargo'; then
   echo "test-image: a compiler is left in the runtime image" >&2

@@ -1,5 +1,6 @@
 //! Command-line interface (clap derive).
 
+use biojob_core::ExitClass;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use biojob_pipeline::env;
@@ -8,12 +9,9 @@ use crate::args::{parse_duration, parse_memory};
 use crate::commands;
 
 /// FASTQ → BAM → VCF as container jobs: align with bwa mem, sort and index with samtools, call
-/// per contig with bcftools, gather into one indexed VCF.
-///
-/// Exit codes: 0 ok, 2 usage, 10 input staging, 11 invalid input, 12 scratch space, 20 tool
-/// failed, 21 tool killed, 30 output staging, 31 output invalid, 130 SIGINT, 143 SIGTERM.
+/// per contig with bcftools, gather into one indexed VCF, then QC.
 #[derive(Debug, Parser)]
-#[command(name = "biojob", version, propagate_version = true)]
+#[command(name = "biojob", version, propagate_version = true, after_help = exit_codes_help())]
 pub struct Cli {
     #[command(flatten)]
     pub logging: LoggingArgs,
@@ -21,6 +19,25 @@ pub struct Cli {
     pub s3: S3Args,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The exit codes, from [`ExitClass`]: `Exit codes: 0 ok, 2 usage, …; a retry may succeed
+/// after 10, 12, … (docs/exit-codes.md).`
+pub fn exit_codes_help() -> String {
+    let codes: Vec<String> = ExitClass::ALL
+        .into_iter()
+        .map(|class| format!("{} {}", class.code(), class.name()))
+        .collect();
+    let retryable: Vec<String> = ExitClass::ALL
+        .into_iter()
+        .filter(|class| class.retryable())
+        .map(|class| class.code().to_string())
+        .collect();
+    format!(
+        "Exit codes: {}; a retry may succeed after {} (docs/exit-codes.md).",
+        codes.join(", "),
+        retryable.join(", ")
+    )
 }
 
 /// Logging options.
@@ -144,5 +161,20 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_the_exit_classes() {
+        assert_eq!(
+            exit_codes_help(),
+            "Exit codes: 0 ok, 2 usage, 10 input_staging, 11 input_invalid, 12 scratch, \
+             20 tool_failed, 21 tool_killed, 30 output_staging, 31 output_invalid, \
+             130 interrupted, 143 terminated; a retry may succeed after 10, 12, 21, 30, 143 \
+             (docs/exit-codes.md)."
+        );
+        // The help wraps lines; compare its words.
+        let help = Cli::command().render_help().to_string();
+        let words: Vec<&str> = help.split_whitespace().collect();
+        assert!(words.join(" ").ends_with(&exit_codes_help()), "{help}");
     }
 }

@@ -10,13 +10,13 @@
 //! |---|---|---|
 //! | `StepDuration` | Seconds | always |
 //! | `StepFailed` | Count | always (0 or 1) |
-//! | `BytesStagedIn` | Bytes | when known (not yet: inputs are staged by the S3 work) |
+//! | `BytesStagedIn` | Bytes | the inputs copied in from stores |
 //! | `BytesStagedOut` | Bytes | the step's published outputs (0 for a failed step) |
-//! | `ScratchPeakBytes` | Bytes | when known (not yet measured) |
+//! | `ScratchPeakBytes` | Bytes | the peak size of the job's scratch directory |
 //!
 //! The namespace is `BIOJOB_METRICS_NAMESPACE` (default `biojob`; the stack sets
-//! `biojob/<project>`), with one dimension, `Step` (`align`, `call`, `gather`). The sample,
-//! contig, exit code, Batch job id and attempt ride along as properties, searchable with
+//! `biojob/<project>`), with one dimension, `Step` (the subcommand: `align`, `call`, `qc`, …).
+//! The sample, contig, exit code, Batch job id and attempt ride along as properties, searchable with
 //! CloudWatch Logs Insights but not dimensions (they would multiply the metric count).
 //! `templates/cfn/biojob.yaml`'s dashboard reads these names.
 
@@ -45,7 +45,7 @@ pub const METRIC_NAMES: [&str; 5] = [
 /// What one step reports as it ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepMetrics<'a> {
-    /// The step (`align`, `call`, `gather`): the `Step` dimension.
+    /// The step (`align`, `call`, `qc`, …): the `Step` dimension.
     pub step: &'a str,
     /// The sample.
     pub sample: &'a str,
@@ -232,7 +232,7 @@ mod tests {
         let namespaced = template
             .matches(r#"{Name: BIOJOB_METRICS_NAMESPACE, Value: !Sub "biojob/${ProjectName}"}"#)
             .count();
-        assert_eq!((jobs, namespaced), (3, 3));
+        assert_eq!((jobs, namespaced), (4, 4));
         // And no metric is written that the list above does not name.
         let metrics = StepMetrics {
             step: "align",

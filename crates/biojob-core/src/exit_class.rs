@@ -1,27 +1,16 @@
 //! Process exit codes, one per failure class.
 //!
-//! AWS Batch `retryStrategy.evaluateOnExit` and Step Functions `Retry` match on these codes, so
-//! they are part of biojob's public contract: a code never changes meaning.
+//! AWS Batch's `retryStrategy.evaluateOnExit` and the state machine's resubmit choices match on
+//! these codes, so they are part of biojob's public contract: a code never changes meaning.
 
 use serde::{Deserialize, Serialize};
 
 /// The class of a step's outcome, and the exit code the `biojob` process returns for it.
 ///
-/// | code | class | retry? |
-/// |---:|---|---|
-/// | 0 | [`Ok`](ExitClass::Ok) | |
-/// | 2 | [`Usage`](ExitClass::Usage): usage or configuration | no |
-/// | 10 | [`InputStaging`](ExitClass::InputStaging): input staging failed (network, throttling) | yes |
-/// | 11 | [`InputInvalid`](ExitClass::InputInvalid): bad FASTQ, missing contig, corrupt file | no |
-/// | 12 | [`Scratch`](ExitClass::Scratch): scratch space exhausted or never grew | yes, larger disk |
-/// | 20 | [`ToolFailed`](ExitClass::ToolFailed): a tool exited non-zero | no |
-/// | 21 | [`ToolKilled`](ExitClass::ToolKilled): a tool was killed (OOM, signal, timeout) | yes, more memory |
-/// | 30 | [`OutputStaging`](ExitClass::OutputStaging): output staging failed | yes |
-/// | 31 | [`OutputInvalid`](ExitClass::OutputInvalid): an output failed verification | no |
-/// | 130 | [`Interrupted`](ExitClass::Interrupted): SIGINT received; children stopped | no |
-/// | 143 | [`Terminated`](ExitClass::Terminated): SIGTERM received; children stopped, scratch cleaned | yes |
-///
-/// 130 and 143 follow the shell convention of 128 + signal number (SIGINT = 2, SIGTERM = 15).
+/// Each variant's [`code`](Self::code), [`name`](Self::name) and whether it is
+/// [`retryable`](Self::retryable) are the contract; `docs/exit-codes.md` is their table (with
+/// when each occurs), checked against this type by `tests/exit_codes_doc.rs`. 130 and 143 follow
+/// the shell convention of 128 + signal number (SIGINT = 2, SIGTERM = 15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

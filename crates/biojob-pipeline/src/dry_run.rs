@@ -12,6 +12,7 @@ use biojob_core::{Contig, ScatterPlan, Shard};
 use biojob_formats::ChunkLayout;
 use biojob_tools::Toolset;
 
+use crate::scheduler::chunk_share;
 use crate::{
     AlignStep, CallStep, GatherInputs, GatherStep, MergeStep, PlanContext, QcRun, QcStep,
     Resources, ScaleOptions, ShardRequest, SplitStep, StepDefinition, WorkflowInput,
@@ -103,7 +104,8 @@ pub fn render_run_plan(
                     if workers == 1 { "all" } else { "its share" }
                 ),
             );
-            out.push_str(&align(Some(0), None).plan(&context).render());
+            let share = PlanContext::placeholders(toolset, chunk_share(resources, workers));
+            out.push_str(&align(Some(0), None).plan(&share).render());
             header(&mut out, "merge");
             let merge = MergeStep {
                 sample: sample.clone(),
@@ -270,7 +272,7 @@ mod tests {
         for expected in [
             "2. split\n   (biojob checks the FASTQ pair and cuts it into chunks of 49505 read pairs, gzip level 2)",
             "3. align each chunk, 2 at once (each with its share of the threads and memory)",
-            "<scratch>/S.align.<shard>.bam.partial",
+            "   bwa mem -t 1 -K 10000000 -R '@RG\\tID:S\\tSM:S\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 1 -m 131072K -T <scratch>/S.align.<shard>.sort-tmp -O bam -o <scratch>/S.align.<shard>.bam.partial -",
             "4. merge\n   samtools merge -@ 1 -c -p -f -o <scratch>/S.align.bam.partial <bam.0000> <bam.0001>",
             "5. call by size: shards of at most 20000 bases",
             "bcftools mpileup -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",

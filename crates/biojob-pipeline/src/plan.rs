@@ -194,8 +194,8 @@ pub struct StepPlan {
     pub pipelines: Vec<Vec<PlannedCommand>>,
     /// The outputs, in publication order.
     pub outputs: Vec<PlannedOutput>,
-    /// Settings that change the outputs but appear in no argv (name → value), e.g. the
-    /// pileup pad of a region shard; they go into the cache key.
+    /// Settings that change the outputs but appear in no argv (name → value), e.g. the read
+    /// pairs per chunk of a chunked alignment; they go into the cache key.
     pub parameters: BTreeMap<String, String>,
     /// What the commands are sized for.
     pub resources: Resources,

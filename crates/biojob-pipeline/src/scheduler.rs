@@ -758,10 +758,7 @@ impl Run<'_> {
         // Align each chunk.
         let workers = self.options.scale.workers.clamp(1, chunks.len().max(1));
         let mut share = self.context.clone();
-        share.engine.resources = crate::Resources {
-            threads: (self.engine.resources.threads / workers).max(1),
-            memory_bytes: self.engine.resources.memory_bytes / workers as u64,
-        };
+        share.engine.resources = chunk_share(self.engine.resources, workers);
         let steps: Vec<AlignStep> = chunks
             .iter()
             .map(|(chunk, _, _)| self.align_step(Some(*chunk), None))
@@ -958,6 +955,16 @@ impl Run<'_> {
             }
         });
         results.into_inner().unwrap_or_default()
+    }
+}
+
+/// What each of `workers` chunks aligned at once gets of `resources`: an equal share of the
+/// threads (at least one) and of the memory.
+pub(crate) fn chunk_share(resources: crate::Resources, workers: usize) -> crate::Resources {
+    let workers = workers.max(1);
+    crate::Resources {
+        threads: (resources.threads / workers).max(1),
+        memory_bytes: resources.memory_bytes / workers as u64,
     }
 }
 

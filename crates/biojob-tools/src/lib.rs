@@ -1,8 +1,12 @@
-//! Typed command lines for the tools the workflow runs: bwa, samtools and bcftools.
+//! Typed command lines for the tools the workflow runs: an aligner (bwa or bwa-mem2),
+//! samtools and bcftools.
 //!
 //! Every builder returns a [`biojob_process::CommandSpec`] (program plus typed argv); this crate
 //! never spawns anything and never builds a shell string. [`Toolset`] finds the programs and
-//! parses the output of their version probes, which the caller runs.
+//! parses the output of their version probes, which the caller runs. [`Aligner`] is the choice
+//! between bwa and bwa-mem2: the BWA-MEM builders ([`BwaMem`], [`bwa_index`]) run whichever
+//! aligner their [`ToolPath`] is; the index files and the memory bwa-mem2's index build needs
+//! differ ([`Aligner::index_files`], [`check_bwa_mem2_index_memory`]).
 //!
 //! ```
 //! use biojob_core::{ReadGroup, SampleId};
@@ -25,11 +29,16 @@
 //! );
 //! ```
 
+mod aligner;
 mod bcftools;
 mod bwa;
 mod samtools;
 mod toolset;
 
+pub use aligner::{
+    Aligner, BWA_MEM2_INDEX_BYTES_PER_BASE, IndexMemoryError, UnknownAligner,
+    bwa_mem2_index_memory, check_bwa_mem2_index_memory,
+};
 pub use bcftools::{
     BcftoolsCall, BcftoolsCallPiped, BcftoolsConcat, BcftoolsMpileup, BcftoolsViewTargets,
     bcftools_index_tbi, bcftools_stats, label_part,
@@ -39,4 +48,4 @@ pub use samtools::{
     SamtoolsMerge, SamtoolsSort, samtools_faidx, samtools_flagstat, samtools_index,
     samtools_quickcheck, samtools_stats, sort_memory_per_thread,
 };
-pub use toolset::{Tool, ToolError, ToolPath, ToolVersions, Toolset};
+pub use toolset::{Tool, ToolError, ToolOverrides, ToolPath, ToolVersions, Toolset};

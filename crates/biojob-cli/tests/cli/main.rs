@@ -1,7 +1,7 @@
 //! Integration tests of the `biojob` binary, one test binary for the crate: the workflow and
 //! its steps with the real tools on the real NA12878 data (`BIOJOB_TESTDATA`, default
 //! `../shared/testdata` beside the repository), failures, scratch space and signals, and the
-//! contracts with the templates, buildspecs and pinned tool versions.
+//! contracts with the templates, buildspecs, pinned tool versions and the documentation.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,6 +11,7 @@
 )]
 
 mod buildspecs;
+mod docs;
 mod failures;
 mod odd_inputs;
 mod qc;

@@ -445,8 +445,8 @@ fn backticked(text: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn readme_deploy_section_matches_the_stack() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+fn the_aws_doc_lists_the_stack_parameters_and_outputs() {
+    let doc = std::fs::read_to_string(root().join("docs/aws.md")).unwrap();
     let template = load_template(&root().join("templates/cfn/biojob.yaml"));
     let keys = |section: &str| -> BTreeSet<String> {
         template[section]
@@ -456,10 +456,10 @@ fn readme_deploy_section_matches_the_stack() {
             .map(|k| k.as_str().unwrap().to_owned())
             .collect()
     };
-    let table = readme
+    let table = doc
         .split("Parameters (`templates/cfn/biojob.yaml`):")
         .nth(1)
-        .expect("README: the parameter table of the deploy section")
+        .expect("docs/aws.md: the parameter table of the deploy section")
         .split("\n\n")
         .nth(1)
         .unwrap();
@@ -471,19 +471,19 @@ fn readme_deploy_section_matches_the_stack() {
     assert_eq!(
         documented,
         keys("Parameters"),
-        "README parameter table vs the template"
+        "docs/aws.md parameter table vs the template"
     );
-    let outputs = readme
+    let outputs = doc
         .split("\nOutputs: ")
         .nth(1)
-        .expect("README: the outputs line of the deploy section")
+        .expect("docs/aws.md: the outputs line of the deploy section")
         .split("\n\n")
         .next()
         .unwrap();
     assert_eq!(
         backticked(outputs),
         keys("Outputs"),
-        "README outputs vs the template"
+        "docs/aws.md outputs vs the template"
     );
 }
 
