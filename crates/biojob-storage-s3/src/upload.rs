@@ -6,7 +6,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use biojob_storage::{Direction, StorageError, TransferReport, hex};
@@ -222,7 +221,7 @@ impl Inner {
                 .send()
                 .await;
             if let Err(error) = aborted {
-                warn!(uri, upload_id, error = %DisplayErrorContext(&error), "could not abort the multipart upload");
+                warn!(uri, upload_id, error = %crate::retry::causes(&error), "could not abort the multipart upload");
             }
         }
         completed
