@@ -216,9 +216,9 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
     let remedy = format!("give a whole number from 1 to {MAX_THREADS}");
     match text.trim().parse::<i128>() {
         Ok(0) => Err("0 threads cannot run anything: give at least 1".to_owned()),
-        Ok(threads) if threads < 0 => Err(format!(
-            "{threads} threads cannot run anything: {remedy}"
-        )),
+        Ok(threads) if threads < 0 => {
+            Err(format!("{threads} threads cannot run anything: {remedy}"))
+        }
         Ok(threads) => match usize::try_from(threads) {
             Ok(threads) if threads <= MAX_THREADS => Ok(threads),
             _ => Err(format!(
@@ -312,25 +312,35 @@ mod tests {
         );
         assert_eq!(
             parse_threads("100000"),
-            Err("100000 threads is more than biojob gives its tools (1024 at most; samtools \
+            Err(
+                "100000 threads is more than biojob gives its tools (1024 at most; samtools \
                  crashes when given tens of thousands): give a whole number from 1 to 1024"
-                .to_owned())
+                    .to_owned()
+            )
         );
         assert_eq!(parse_job_memory("256M"), Ok(256 << 20));
         assert_eq!(
             parse_job_memory("1K"),
-            Err("1024 bytes of memory cannot run the tools (samtools sort alone takes 64 MiB \
+            Err(
+                "1024 bytes of memory cannot run the tools (samtools sort alone takes 64 MiB \
                  per thread): give at least 256M"
-                .to_owned())
+                    .to_owned()
+            )
         );
-        assert!(parse_job_memory("0").unwrap_err().starts_with("0 bytes of memory"));
+        assert!(
+            parse_job_memory("0")
+                .unwrap_err()
+                .starts_with("0 bytes of memory")
+        );
         assert_eq!(parse_chunk_pairs("0"), Ok(0));
         assert_eq!(parse_chunk_pairs("1000"), Ok(1000));
         assert_eq!(
             parse_chunk_pairs("1"),
-            Err("chunks of 1 read pairs are refused: each chunk is its own bwa mem, which loads \
+            Err(
+                "chunks of 1 read pairs are refused: each chunk is its own bwa mem, which loads \
                  the whole bwa index first; give 0 (align the pair whole) or at least 1000"
-                .to_owned())
+                    .to_owned()
+            )
         );
     }
 

@@ -210,10 +210,7 @@ pub fn check_fai_covers_fasta(fasta: &Utf8Path, fai_path: &Utf8Path) -> Result<(
                          list there{}",
                         expected.map_or_else(
                             || format!(" (it lists no record after contig {shown:?})"),
-                            |name| format!(
-                                " (it lists {:?} next)",
-                                String::from_utf8_lossy(name)
-                            )
+                            |name| format!(" (it lists {:?} next)", String::from_utf8_lossy(name))
                         )
                     )));
                 }

@@ -13,13 +13,12 @@ use std::time::Duration;
 use biojob_core::{Classify, Contig, ExitClass};
 use biojob_formats::{
     AmbiguousRun, BGZF_EOF_BLOCK, BamHeaderSummary, BamRecordCounter, BamRecordCounts, ChunkLayout,
-    FastqError, FastqPairStats, FastqSource, FlagCounts, FormatError, IndexProvenance, SplitRequest,
-    VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, check_bai_matches_bam, check_bam_header,
-    check_bgzf_eof, check_bwa_index_matches_fasta, check_fai_covers_fasta, check_fasta_layout,
-    count_bam_records, fastq_chunk_names, quickcheck_bam, quickcheck_vcf, read_bam_header_summary,
-    read_bam_stats, read_bwa_index_summary, read_fai, scan_vcf, split_fastq_pair, stream_fastq_pair,
-    tabix_contigs,
-    validate_fastq_pair,
+    FastqError, FastqPairStats, FastqSource, FlagCounts, FormatError, IndexProvenance,
+    SplitRequest, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, check_bai_matches_bam,
+    check_bam_header, check_bgzf_eof, check_bwa_index_matches_fasta, check_fai_covers_fasta,
+    check_fasta_layout, count_bam_records, fastq_chunk_names, quickcheck_bam, quickcheck_vcf,
+    read_bam_header_summary, read_bam_stats, read_bwa_index_summary, read_fai, scan_vcf,
+    split_fastq_pair, stream_fastq_pair, tabix_contigs, validate_fastq_pair,
 };
 use biojob_testkit::testdata;
 use camino::{Utf8Path, Utf8PathBuf};

@@ -64,8 +64,8 @@ pub use manifest::{
 };
 pub use observer::{LogObserver, RunObserver, TaskLabel};
 pub use plan::{
-    KEY_RESOURCES, PlanContext, PlanPaths, PlannedCommand, PlannedFile, PlannedOutput, SCRATCH_PLACEHOLDER,
-    StepPlan, partial, shell_words,
+    KEY_RESOURCES, PlanContext, PlanPaths, PlannedCommand, PlannedFile, PlannedOutput,
+    SCRATCH_PLACEHOLDER, StepPlan, partial, shell_words,
 };
 pub use publish::{check_input, publish_file, publish_logs, stage_input};
 pub use reference::{

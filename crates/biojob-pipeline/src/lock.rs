@@ -250,7 +250,11 @@ impl RunLock {
         }
         wake.notify_all();
         let _ = renewer.join();
-        match self.stores.for_uri(&self.uri).and_then(|s| s.delete(&self.uri)) {
+        match self
+            .stores
+            .for_uri(&self.uri)
+            .and_then(|s| s.delete(&self.uri))
+        {
             Ok(()) => info!(lock = %self.uri, "released the run lock"),
             Err(error) => {
                 warn!(lock = %self.uri, error = %error_chain(&error), "could not remove the run lock");
@@ -266,19 +270,13 @@ impl Drop for RunLock {
 }
 
 /// Rewrites `record` at `uri` every [`RENEW_EVERY`] until told to stop.
-fn renew(
-    stores: &Stores,
-    uri: &ObjectUri,
-    mut record: LockRecord,
-    stop: &(Mutex<bool>, Condvar),
-) {
+fn renew(stores: &Stores, uri: &ObjectUri, mut record: LockRecord, stop: &(Mutex<bool>, Condvar)) {
     let (stopped, wake) = stop;
     let Ok(mut guard) = stopped.lock() else {
         return;
     };
     loop {
-        let Ok((next, _)) = wake.wait_timeout_while(guard, RENEW_EVERY, |stopped| !*stopped)
-        else {
+        let Ok((next, _)) = wake.wait_timeout_while(guard, RENEW_EVERY, |stopped| !*stopped) else {
             return;
         };
         guard = next;
@@ -294,8 +292,11 @@ fn renew(
 
 fn write_over(stores: &Stores, uri: &ObjectUri, record: &LockRecord) -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(Error::io("creating", "a temporary directory"))?;
-    let path = camino::Utf8PathBuf::from_path_buf(dir.path().join(LOCK_NAME))
-        .map_err(|p| Error::io("writing", p.to_string_lossy().into_owned())(std::io::Error::other("non-UTF-8 path")))?;
+    let path = camino::Utf8PathBuf::from_path_buf(dir.path().join(LOCK_NAME)).map_err(|p| {
+        Error::io("writing", p.to_string_lossy().into_owned())(std::io::Error::other(
+            "non-UTF-8 path",
+        ))
+    })?;
     std::fs::write(&path, record.to_json()).map_err(Error::io("writing", &path))?;
     stores.for_uri(uri)?.put(&path, uri)?;
     Ok(())

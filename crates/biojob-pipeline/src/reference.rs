@@ -145,8 +145,7 @@ pub fn prepare_reference(
         return Err(Error::Input {
             message: format!("reference {source} is {kind}, not a regular file"),
             remedy: Some(
-                "give a regular file (write a pipe's or a device's output to a file first)"
-                    .into(),
+                "give a regular file (write a pipe's or a device's output to a file first)".into(),
             ),
         });
     }
@@ -315,11 +314,10 @@ fn build_fai(
     check_fasta_layout(fasta)?;
     let staging = staging_dir(dir)?;
     let partial = staging_path(&staging, &format!("{name}.fai"));
-    let report = context.supervisor.run(samtools_faidx(
-        &context.toolset().samtools,
-        fasta,
-        &partial,
-    ))?;
+    let report =
+        context
+            .supervisor
+            .run(samtools_faidx(&context.toolset().samtools, fasta, &partial))?;
     rename(&partial, fai)?;
     info!(fai = %fai, "built the FASTA index");
     Ok(report)

@@ -219,7 +219,9 @@ pub fn run_workflow(
             };
         }
     };
-    let outcome = run_locked(input, options, engine, observer, manifest, output_dir, clock);
+    let outcome = run_locked(
+        input, options, engine, observer, manifest, output_dir, clock,
+    );
     lock.release();
     outcome
 }

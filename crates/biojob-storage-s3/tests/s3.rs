@@ -949,3 +949,34 @@ fn a_burst_outlasting_the_retries_fails_with_the_staging_class() {
     assert_eq!(error.exit_class(), ExitClass::InputStaging);
     assert_eq!(proxy.injected_count(Fault::Reset), 4);
 }
+
+/// `create_new` creates an object only where there is none (`If-None-Match: *`), `list` gives
+/// the names one level under a prefix, `delete` removes an object and is a no-op without one.
+#[test]
+fn create_new_is_atomic_list_is_one_level_and_delete_is_idempotent() {
+    let store = direct();
+    let lock = uri("objects/run/.lock");
+    assert!(store.create_new(b"first\n", &lock).unwrap());
+    assert!(!store.create_new(b"second\n", &lock).unwrap());
+    let dir = scratch();
+    let copy = dir.root.join("lock");
+    store.get(&lock, &copy).unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), b"first\n");
+
+    let file = dir.root.join("a.txt");
+    write(&file, b"a");
+    store.put(&file, &uri("objects/run/a.txt")).unwrap();
+    store.put(&file, &uri("objects/run/logs/x.stderr")).unwrap();
+    store.put(&file, &uri("objects/runner/b.txt")).unwrap();
+    assert_eq!(store.list(&uri("objects/run")).unwrap(), [".lock", "a.txt"]);
+    assert_eq!(
+        store.list(&uri("objects/none")).unwrap(),
+        Vec::<String>::new()
+    );
+
+    store.delete(&lock).unwrap();
+    store.delete(&lock).unwrap();
+    assert_eq!(store.head(&lock).unwrap(), None);
+    assert!(store.create_new(b"third\n", &lock).unwrap());
+    store.delete(&lock).unwrap();
+}

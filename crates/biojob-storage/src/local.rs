@@ -368,4 +368,33 @@ mod tests {
             .unwrap();
         assert_eq!(text, "abc");
     }
+
+    /// `create_new` creates a file only where there is none; `list` gives the files of a
+    /// directory, not its subdirectories; `delete` is a no-op without a file.
+    #[test]
+    fn create_new_list_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap().to_owned();
+        let lock = ObjectUri::Local(root.join("run/.lock"));
+        assert!(LocalStore.create_new(b"first", &lock).unwrap());
+        assert!(!LocalStore.create_new(b"second", &lock).unwrap());
+        assert_eq!(std::fs::read(root.join("run/.lock")).unwrap(), b"first");
+        std::fs::create_dir(root.join("run/logs")).unwrap();
+        std::fs::write(root.join("run/a.txt"), b"a").unwrap();
+        assert_eq!(
+            LocalStore
+                .list(&ObjectUri::Local(root.join("run")))
+                .unwrap(),
+            [".lock", "a.txt"]
+        );
+        assert_eq!(
+            LocalStore
+                .list(&ObjectUri::Local(root.join("none")))
+                .unwrap(),
+            Vec::<String>::new()
+        );
+        LocalStore.delete(&lock).unwrap();
+        LocalStore.delete(&lock).unwrap();
+        assert!(!root.join("run/.lock").exists());
+    }
 }

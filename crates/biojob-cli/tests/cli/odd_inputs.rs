@@ -191,7 +191,13 @@ fn a_bwa_index_of_an_earlier_fasta_is_rebuilt_recorded_then_trusted_or_refused_r
         .collect();
     assert_eq!(
         names,
-        ["ref.fa.amb", "ref.fa.ann", "ref.fa.bwt", "ref.fa.pac", "ref.fa.sa"]
+        [
+            "ref.fa.amb",
+            "ref.fa.ann",
+            "ref.fa.bwt",
+            "ref.fa.pac",
+            "ref.fa.sa"
+        ]
     );
 
     // Again: the record vouches for the index; nothing is built or checked in full.
@@ -203,7 +209,10 @@ fn a_bwa_index_of_an_earlier_fasta_is_rebuilt_recorded_then_trusted_or_refused_r
         text.contains("the bwa index's provenance record vouches for it"),
         "{text}"
     );
-    assert!(!text.contains("checking the bwa index against the FASTA in full"), "{text}");
+    assert!(
+        !text.contains("checking the bwa index against the FASTA in full"),
+        "{text}"
+    );
 
     // Where it cannot be rebuilt, it is refused.
     let dir = ws.path().join("read-only");
@@ -257,7 +266,11 @@ fn a_bai_of_another_bam_is_not_used_the_bam_is_indexed_again_in_scratch() {
         ws.path(),
     );
     tool("samtools", &["index", "other.bam"], ws.path());
-    std::fs::copy(ws.path().join("other.bam.bai"), ws.path().join("sample.bam.bai")).unwrap();
+    std::fs::copy(
+        ws.path().join("other.bam.bai"),
+        ws.path().join("sample.bam.bai"),
+    )
+    .unwrap();
     let wrong_index = std::fs::read(ws.path().join("sample.bam.bai")).unwrap();
 
     let output = ws
@@ -273,8 +286,9 @@ fn a_bai_of_another_bam_is_not_used_the_bam_is_indexed_again_in_scratch() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
-        stderr(&output)
-            .contains("the BAM index does not belong to the BAM; indexing the BAM again in scratch"),
+        stderr(&output).contains(
+            "the BAM index does not belong to the BAM; indexing the BAM again in scratch"
+        ),
         "{}",
         stderr(&output)
     );
@@ -449,7 +463,12 @@ fn out_of_range_threads_memory_and_chunks_are_usage_errors_before_any_tool_runs(
         ),
     ] {
         let output = ws.run(&input, "flags", &flags, &[]);
-        assert_eq!(output.status.code(), Some(2), "{flags:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{flags:?}: {}",
+            stderr(&output)
+        );
         assert_eq!(stderr(&output).lines().next(), Some(message), "{flags:?}");
     }
     assert!(!ws.out().exists());
@@ -769,12 +788,20 @@ fn a_manifest_that_cannot_be_published_fails_the_run_with_the_output_class() {
     );
     assert_eq!(lines.last().unwrap(), "exit class: output_staging (30)");
     assert!(!stdout(&output).contains("VCF: "), "{}", stdout(&output));
-    assert!(!stderr(&output).contains("manifest: "), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("manifest: "),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// The inodes in use on the filesystem of `dir` (`df -i`).
 fn inodes_used(dir: &Path) -> u64 {
-    let text = tool("df", &["--output=iused", dir.to_str().unwrap()], Path::new("/"));
+    let text = tool(
+        "df",
+        &["--output=iused", dir.to_str().unwrap()],
+        Path::new("/"),
+    );
     text.lines().nth(1).unwrap().trim().parse().unwrap()
 }
 
@@ -1025,4 +1052,341 @@ fn contigs_whose_names_read_as_regions_are_called_as_those_contigs() {
         records(&ws.path().join("job/NA12878.call.0001.vcf.gz")),
         renamed_records(&expected("chr22"), "chr22", "chr20:1-100")
     );
+}
+
+/// On S3 the lock is an object created with `If-None-Match: *`: a holder on another machine
+/// that renewed it recently keeps it; one that has not renewed it for the lease is taken over.
+#[test]
+fn the_run_lock_on_s3_refuses_a_live_holder_and_takes_over_one_not_renewed() {
+    use biojob_testkit::{TEST_BUCKET, s3_server};
+    let server = s3_server();
+    let ws = Workspace::new();
+    let work = camino::Utf8Path::from_path(ws.path()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let prefix = format!("s3://{TEST_BUCKET}/lock-{}-{now}", std::process::id());
+    let run_dir = format!("{prefix}/NA12878/s3lock");
+    let lock = format!("{run_dir}/.biojob-run.lock");
+    let held = |renewed: u64| {
+        let record = serde_json::json!({"run_id": "s3lock", "job_id": "elsewhere",
+            "attempt": 1, "pid": 4242, "boot_id": "another-boot", "host": "other-host",
+            "token": "t", "acquired_at": "2026-01-01T00:00:00Z",
+            "renewed_unix_seconds": renewed});
+        let file = work.join("lock.json");
+        std::fs::write(&file, record.to_string()).unwrap();
+        crate::s3_jobs::put(server, work, &file, &lock);
+    };
+    // The FASTQs are missing: once it holds the lock, the run fails at once (11).
+    let input = ws.input(
+        &[
+            ("REFERENCE", testdata().join("ref.fa").display().to_string()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", ws.path().display().to_string()),
+            ("JOB_OUTPUT_PREFIX", prefix.clone()),
+        ],
+        Some(&["chrM"]),
+    );
+    let run = || {
+        crate::s3_jobs::biojob(server, &server.endpoint, work)
+            .args(["run", "--run-id", "s3lock", "--input"])
+            .arg(&input)
+            .output()
+            .unwrap()
+    };
+
+    held(now);
+    let output = run();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output)[0],
+        format!(
+            "error: run s3lock is already writing to {run_dir}: its lock {lock} is held by \
+             process 4242 on host other-host (job elsewhere, attempt 1), since \
+             2026-01-01T00:00:00Z"
+        )
+    );
+
+    held(now - 660);
+    let output = run();
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("reason=it was last renewed 6"),
+        "{}",
+        stderr(&output)
+    );
+    // The run wrote its manifest and released the lock.
+    crate::s3_jobs::get(
+        server,
+        work,
+        &format!("{run_dir}/manifest.json"),
+        &work.join("manifest.json"),
+    );
+    let gone = crate::s3_jobs::biojob(server, &server.endpoint, work)
+        .args(["stage", "get", &lock])
+        .arg(work.join("lock.copy"))
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(11), "{}", stderr(&gone));
+}
+
+/// The tools run without the `AWS_*` variables biojob was given.
+#[test]
+fn tools_do_not_see_the_aws_variables() {
+    let ws = Workspace::new();
+    let seen = ws.path().join("seen");
+    std::fs::create_dir_all(&seen).unwrap();
+    let samtools = ws.path().join("samtools-env");
+    std::fs::write(
+        &samtools,
+        "#!/bin/sh\nenv > \"$SEEN_DIR/env.$$\"\nexec samtools \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&samtools, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fasta = ws.path().join("ref/ref.fa");
+    std::fs::create_dir_all(ws.path().join("ref")).unwrap();
+    std::fs::copy(testdata().join("ref.fa"), &fasta).unwrap();
+    let output = ws
+        .biojob()
+        .args(["prepare-reference", "--fai-only", "--reference"])
+        .arg(&fasta)
+        .env("BIOJOB_SAMTOOLS", &samtools)
+        .env("SEEN_DIR", &seen)
+        .env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+        .env("AWS_SESSION_TOKEN", "not-a-real-token")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut environments = 0;
+    for entry in std::fs::read_dir(&seen).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(text.contains("SEEN_DIR="), "{text}");
+        assert!(text.lines().all(|line| !line.starts_with("AWS_")), "{text}");
+        environments += 1;
+    }
+    // The version probe and samtools faidx.
+    assert_eq!(environments, 2);
+}
+
+#[test]
+fn two_empty_fastqs_and_a_missing_local_file_are_named_as_such() {
+    let ws = Workspace::new();
+    let r1 = ws.path().join("empty_R1.fastq");
+    let r2 = ws.path().join("empty_R2.fastq");
+    std::fs::write(&r1, "").unwrap();
+    std::fs::write(&r2, "").unwrap();
+    let input = ws.input(
+        &[
+            ("REFERENCE_NAME", "ref".into()),
+            ("SAMPLE_ID", "NA12878".into()),
+            ("SOURCE_DATA_PREFIX", testdata().display().to_string()),
+            ("FASTQ_1", r1.display().to_string()),
+            ("FASTQ_2", r2.display().to_string()),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+        ],
+        Some(&["chrM"]),
+    );
+    let output = ws.run(&input, "empty", &[], &[]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output)[0],
+        format!(
+            "error: align failed: {}: no records (empty file)",
+            r1.display()
+        )
+    );
+
+    let output = ws
+        .biojob()
+        .args(["stage", "get"])
+        .arg(ws.path().join("nowhere.fastq.gz"))
+        .arg(ws.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: {}/nowhere.fastq.gz does not exist",
+                ws.path().display()
+            ),
+            "hint: check the path or the s3:// URI: nothing is there".to_owned(),
+            "exit class: input_invalid (11)".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn an_unreachable_s3_endpoint_is_named_in_words() {
+    let ws = Workspace::new();
+    let output = ws
+        .biojob()
+        .args(["stage", "get", "s3://bucket/key.fastq.gz"])
+        .arg(ws.path())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("BIOJOB_S3_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(10), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            "error: reading metadata of s3://bucket/key.fastq.gz: HEAD: dispatch failure: io \
+             error: client error (Connect): tcp connect error: Connection refused (os error \
+             111) (gave up after 1 attempts)",
+            "exit class: input_staging (10)",
+        ]
+    );
+}
+
+#[test]
+fn the_dry_run_of_shards_by_size_names_no_placeholder_twice() {
+    let ws = Workspace::new();
+    let input = ws.demo_input(&["chr20"]);
+    let output = dry_run(&ws, &input, &["--shard-bases", "100000"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(!text.contains("<<"), "{text}");
+    assert!(
+        text.contains(
+            "bcftools mpileup -f <reference> -r <contig>:99001-200000 -a FORMAT/AD,FORMAT/DP \
+             <bam>"
+        ),
+        "{text}"
+    );
+}
+
+/// bcftools writes a lowercase (soft-masked) reference's bases as they are in indel REF and
+/// ALT; biojob's calls are the hand-run command's, case included (VCF 4.2 section 1.6.1: bases
+/// are case-insensitive).
+#[test]
+fn a_lowercase_reference_gives_the_records_bcftools_gives() {
+    let ws = Workspace::new();
+    let dir = ws.path().join("lower");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lower: String = std::fs::read_to_string(testdata().join("ref.fa"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            if line.starts_with('>') {
+                format!("{line}\n")
+            } else {
+                format!("{}\n", line.to_ascii_lowercase())
+            }
+        })
+        .collect();
+    std::fs::write(dir.join("ref.fa"), lower).unwrap();
+    tool("samtools", &["faidx", "ref.fa"], &dir);
+    let bam = hand_run().dir.join("hand.bam");
+    let hand_vcf = dir.join("hand.chr22.vcf.gz");
+    let mpileup = Command::new("bcftools")
+        .args([
+            "mpileup",
+            "-f",
+            "ref.fa",
+            "-r",
+            "chr22",
+            "-a",
+            "FORMAT/AD,FORMAT/DP",
+        ])
+        .arg(&bam)
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let call = Command::new("bcftools")
+        .args(["call", "-m", "-v", "-Oz", "-o"])
+        .arg(&hand_vcf)
+        .stdin(mpileup.stdout.unwrap())
+        .output()
+        .unwrap();
+    assert!(call.status.success());
+    let output = ws
+        .biojob()
+        .args(["call", "--contig", "chr22", "--bam"])
+        .arg(&bam)
+        .arg("--reference")
+        .arg(dir.join("ref.fa"))
+        .arg("--output-prefix")
+        .arg(ws.out())
+        .env("SAMPLE_ID", "NA12878")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let ours = records(&ws.out().join("NA12878.call.0001.vcf.gz"));
+    assert_eq!(ours, records(&hand_vcf));
+    // Among them an indel with lowercase bases.
+    assert!(
+        ours.iter().any(|record| {
+            let fields: Vec<&str> = record.split('\t').collect();
+            fields[7].starts_with("INDEL") && fields[3].chars().any(|c| c.is_ascii_lowercase())
+        }),
+        "{ours:?}"
+    );
+}
+
+/// A bwa index in S3 beside the FASTA, built from an earlier version of it (same contigs and
+/// lengths), is refused (11) rather than rebuilt in scratch: its stale objects would stay in
+/// the bucket for every later job.
+#[test]
+fn a_stale_bwa_index_staged_from_s3_is_refused() {
+    use biojob_testkit::{TEST_BUCKET, s3_server};
+    let server = s3_server();
+    let ws = Workspace::new();
+    let work = camino::Utf8Path::from_path(ws.path()).unwrap();
+    let dir = ws.path().join("reference");
+    reference_in(&dir);
+    let base = stale_bwa_index(&dir);
+    let prefix = format!(
+        "s3://{TEST_BUCKET}/stale-index-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    // The FASTA first: the index objects are then not older than it.
+    for name in [
+        "ref.fa",
+        "ref.fa.fai",
+        "ref.fa.amb",
+        "ref.fa.ann",
+        "ref.fa.bwt",
+        "ref.fa.pac",
+        "ref.fa.sa",
+    ] {
+        let path = camino::Utf8PathBuf::from_path_buf(dir.join(name)).unwrap();
+        crate::s3_jobs::put(server, work, &path, &format!("{prefix}/{name}"));
+    }
+    let data = testdata();
+    let output = crate::s3_jobs::biojob(server, &server.endpoint, work)
+        .args(["align", "--sample", "NA12878", "--reference"])
+        .arg(format!("{prefix}/ref.fa"))
+        .arg("--fastq-1")
+        .arg(data.join("NA12878_R1.fastq.gz"))
+        .arg("--fastq-2")
+        .arg(data.join("NA12878_R2.fastq.gz"))
+        .arg("--output-prefix")
+        .arg(format!("{prefix}/out"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    let lines = error_lines(&output);
+    let original = char::from(std::fs::read(dir.join("ref.fa")).unwrap()[105 + 16 * 61 + 39]);
+    let edited = if original == 'A' { 'C' } else { 'A' };
+    assert!(
+        lines[0].starts_with("error: align failed: ")
+            && lines[0].ends_with(&format!(
+                "/ref.fa: base {base} of contig chr20 is {original} in the FASTA, {edited} in the \
+                 index"
+            )),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().unwrap(), "exit class: input_invalid (11)");
 }

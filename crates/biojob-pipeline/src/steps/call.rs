@@ -5,14 +5,14 @@ use std::sync::OnceLock;
 
 use biojob_core::{BcftoolsRegions, Contig, Region, SampleId, Shard, StepId};
 use biojob_formats::{FormatError, VcfRules, check_bai_matches_bam, check_bam_header};
-use biojob_scratch::SpaceNeed;
 use biojob_process::StageReport;
+use biojob_scratch::SpaceNeed;
 use biojob_tools::{
     BcftoolsCall, BcftoolsCallPiped, BcftoolsMpileup, BcftoolsViewTargets, Tool,
     bcftools_index_tbi, label_part, samtools_index,
 };
-use tracing::warn;
 use camino::{Utf8Path, Utf8PathBuf};
+use tracing::warn;
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
@@ -343,8 +343,11 @@ fn reindex_bam(
     std::os::unix::fs::symlink(&target, &link).map_err(Error::io("linking", &link))?;
     let bai = Utf8PathBuf::from(format!("{link}.bai"));
     let threads = context.resources().threads.saturating_sub(1);
-    let report = context
-        .supervisor
-        .run(samtools_index(&context.toolset().samtools, &link, &bai, threads))?;
+    let report = context.supervisor.run(samtools_index(
+        &context.toolset().samtools,
+        &link,
+        &bai,
+        threads,
+    ))?;
     Ok((link, report))
 }
