@@ -12,12 +12,14 @@ use biojob_storage::{ObjectUri, Stores};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info;
 
-use crate::cache::{EarlierTasks, RerunReason, try_reuse};
+use crate::cache::{
+    EarlierTasks, RerunReason, bwa_index_sha256_until, file_sha256_until, files_sha256_until,
+    reference_sha256_until, try_reuse,
+};
 use crate::{
     CacheKeyMaterial, Error, OutputRecord, PlanContext, PlannedOutput, PreparedReference,
     ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord, TaskShard,
-    bwa_index_mismatch, file_sha256, files_sha256, prepare_reference, publish_file,
-    reference_sha256, stage_input,
+    bwa_index_mismatch, prepare_reference, publish_file, stage_input,
 };
 
 /// A step of the workflow, defined once: its plan (the commands it runs, see
@@ -659,7 +661,9 @@ impl StepJob<'_> {
             })
             .collect();
         let paths: Vec<&Utf8Path> = to_hash.iter().map(|(_, path)| *path).collect();
-        for ((role, _), sha256) in to_hash.iter().zip(files_sha256(&paths)?) {
+        let stop = || context.stopped("hashing the inputs");
+        info!(inputs = paths.len(), "hashing the inputs for the cache key");
+        for ((role, _), sha256) in to_hash.iter().zip(files_sha256_until(&paths, &stop)?) {
             digests.insert((*role).to_owned(), sha256);
         }
         for input in &staged.inputs {
@@ -670,14 +674,20 @@ impl StepJob<'_> {
         if let (Some((_, use_)), Some(reference)) = (&self.reference, &staged.reference) {
             match use_ {
                 ReferenceUse::Fai => {
-                    digests.insert("reference_fai".to_owned(), file_sha256(&reference.fai)?);
+                    digests.insert(
+                        "reference_fai".to_owned(),
+                        file_sha256_until(&reference.fai, &stop)?,
+                    );
                 }
                 ReferenceUse::Fasta | ReferenceUse::FastaAndBwaIndex => {
-                    digests.insert(REFERENCE.to_owned(), reference_sha256(reference)?);
+                    digests.insert(
+                        REFERENCE.to_owned(),
+                        reference_sha256_until(reference, &stop)?,
+                    );
                 }
             }
             if *use_ == ReferenceUse::FastaAndBwaIndex {
-                for (extension, sha256) in crate::bwa_index_sha256(reference)? {
+                for (extension, sha256) in bwa_index_sha256_until(reference, &stop)? {
                     digests.insert(format!("bwa_index{extension}"), sha256);
                 }
             }

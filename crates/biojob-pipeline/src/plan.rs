@@ -419,4 +419,50 @@ mod tests {
             ["bwa", "mem", "@RG\\tID:x"]
         );
     }
+
+    /// A file the plan writes (a regions file) is shown by the dry run and is part of the key:
+    /// another content, another key.
+    #[test]
+    fn a_plan_file_is_rendered_and_keyed() {
+        let tools = toolset();
+        let plan = |contents: &str| {
+            StepPlan::new(StepId::Call, KEY_RESOURCES)
+                .file(
+                    Utf8PathBuf::from("<scratch>/S1.call.<shard>.regions.tsv"),
+                    contents,
+                )
+                .command(
+                    Tool::Bcftools,
+                    CommandSpec::new("bcftools-mpileup", tools.bcftools.program()).args([
+                        "mpileup",
+                        "-R",
+                        "<scratch>/S1.call.<shard>.regions.tsv",
+                    ]),
+                )
+        };
+        let named = plan("HLA-A*01:01\t1\t100\n");
+        assert_eq!(
+            named.render(),
+            "   (writes <scratch>/S1.call.<shard>.regions.tsv: HLA-A*01:01\\t1\\t100\\n)\n   \
+             /opt/bcftools mpileup -R <scratch>/S1.call.<shard>.regions.tsv\n"
+        );
+        let versions = biojob_tools::ToolVersions {
+            bwa: "0.7.17".into(),
+            samtools: "1.16".into(),
+            bcftools: "1.16".into(),
+        };
+        let key = |plan: &StepPlan| {
+            crate::CacheKeyMaterial::for_plan(plan, None, &versions, BTreeMap::new()).key()
+        };
+        assert_ne!(key(&named), key(&plan("HLA-A*01:01\t1\t200\n")));
+        assert_eq!(key(&named), key(&plan("HLA-A*01:01\t1\t100\n")));
+        // The file is written before the commands run.
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("r.tsv")).unwrap();
+        StepPlan::new(StepId::Call, KEY_RESOURCES)
+            .file(path.clone(), "x\t1\t2\n")
+            .write_files()
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x\t1\t2\n");
+    }
 }

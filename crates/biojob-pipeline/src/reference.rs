@@ -258,6 +258,7 @@ pub fn prepare_reference(
                 &fai,
                 is_writable_dir(&dir),
                 &mut digests,
+                context,
             )?
         {
             if !may_rebuild(&dir) {
@@ -280,7 +281,7 @@ pub fn prepare_reference(
                 built.push(to.clone());
             }
             info!(prefix = %prefix, "built the bwa index");
-            let provenance = provenance_of(&fasta_for_tools, &files, &mut digests)?;
+            let provenance = provenance_of(&fasta_for_tools, &files, &mut digests, context)?;
             write_provenance(&prefix, &provenance);
         }
         Some(prefix.clone())
@@ -350,6 +351,7 @@ fn bwa_index_problem(
     fai: &Utf8Path,
     writable: bool,
     digests: &mut BTreeMap<Utf8PathBuf, String>,
+    context: &StepContext,
 ) -> Result<Option<Error>, Error> {
     if let Some(mismatch) = bwa_index_mismatch(prefix, contigs)? {
         return Ok(Some(Error::Input {
@@ -362,7 +364,7 @@ fn bwa_index_problem(
             ),
         }));
     }
-    let current = provenance_of(fasta, &bwa_index_files(prefix), digests)?;
+    let current = provenance_of(fasta, &bwa_index_files(prefix), digests, context)?;
     let record_path = IndexProvenance::path(prefix);
     let why = match IndexProvenance::read(&record_path) {
         Ok(Some(record)) => match record.difference(&current) {
@@ -389,15 +391,17 @@ fn bwa_index_problem(
 }
 
 /// The provenance record of `fasta` and its bwa index `files`: their sizes and SHA-256, read
-/// in parallel, also kept in `digests`.
+/// in parallel (stopping when `context` is stopped), also kept in `digests`.
 fn provenance_of(
     fasta: &Utf8Path,
     files: &[Utf8PathBuf],
     digests: &mut BTreeMap<Utf8PathBuf, String>,
+    context: &StepContext,
 ) -> Result<IndexProvenance, Error> {
     let mut paths: Vec<&Utf8Path> = vec![fasta];
     paths.extend(files.iter().map(Utf8PathBuf::as_path));
-    let sha256 = crate::files_sha256(&paths)?;
+    let stop = || context.stopped("hashing the reference");
+    let sha256 = crate::cache::files_sha256_until(&paths, &stop)?;
     let mut described = Vec::with_capacity(paths.len());
     for (path, sha256) in paths.iter().zip(sha256) {
         digests.insert((*path).to_owned(), sha256.clone());

@@ -1390,3 +1390,77 @@ fn a_stale_bwa_index_staged_from_s3_is_refused() {
     );
     assert_eq!(lines.last().unwrap(), "exit class: input_invalid (11)");
 }
+
+/// Hashing a large FASTQ pair (for the cache key) takes long; a SIGTERM meanwhile ends the job
+/// within the grace period, with the terminated class, and leaves no scratch behind.
+#[test]
+fn sigterm_while_the_inputs_are_hashed_ends_the_job_within_the_grace_period() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let ws = Workspace::new();
+    // Two sparse 3 GiB files: hashing them takes tens of seconds, reading them costs no disk.
+    let fastqs: Vec<PathBuf> = ["big_R1.fastq", "big_R2.fastq"]
+        .iter()
+        .map(|name| ws.path().join(name))
+        .collect();
+    for fastq in &fastqs {
+        std::fs::File::create(fastq)
+            .unwrap()
+            .set_len(3 << 30)
+            .unwrap();
+    }
+    let log = ws.path().join("align.stderr");
+    let mut child = ws
+        .biojob()
+        .args(["align", "--sample", "NA12878", "--reference"])
+        .arg(testdata().join("ref.fa"))
+        .arg("--fastq-1")
+        .arg(&fastqs[0])
+        .arg("--fastq-2")
+        .arg(&fastqs[1])
+        .arg("--output-prefix")
+        .arg(ws.out())
+        .env("BIOJOB_GRACE_SECONDS", "5")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("hashing the inputs for the cache key")
+    {
+        assert!(Instant::now() < give_up, "hashing never started");
+        assert!(child.try_wait().unwrap().is_none(), "biojob ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("still hashing a minute after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = sent.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(143), "{text}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}: {text}");
+    assert!(
+        text.contains("error: align failed: hashing the inputs cancelled: SIGTERM received\n"),
+        "{text}"
+    );
+    assert_eq!(
+        Workspace::files(&ws.path().join("scratch")),
+        Vec::<String>::new()
+    );
+}
