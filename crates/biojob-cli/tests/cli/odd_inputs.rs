@@ -1284,29 +1284,26 @@ fn a_lowercase_reference_gives_the_records_bcftools_gives() {
     tool("samtools", &["faidx", "ref.fa"], &dir);
     let bam = hand_run().dir.join("hand.bam");
     let hand_vcf = dir.join("hand.chr22.vcf.gz");
-    let mpileup = Command::new("bcftools")
-        .args([
-            "mpileup",
-            "-f",
-            "ref.fa",
-            "-r",
-            "chr22",
-            "-a",
-            "FORMAT/AD,FORMAT/DP",
-        ])
-        .arg(&bam)
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let call = Command::new("bcftools")
-        .args(["call", "-m", "-v", "-Oz", "-o"])
-        .arg(&hand_vcf)
-        .stdin(mpileup.stdout.unwrap())
-        .output()
-        .unwrap();
-    assert!(call.status.success());
+    crate::support::pipe(
+        (
+            "bcftools",
+            &[
+                "mpileup",
+                "-f",
+                "ref.fa",
+                "-r",
+                "chr22",
+                "-a",
+                "FORMAT/AD,FORMAT/DP",
+                bam.to_str().unwrap(),
+            ],
+        ),
+        (
+            "bcftools",
+            &["call", "-m", "-v", "-Oz", "-o", hand_vcf.to_str().unwrap()],
+        ),
+        &dir,
+    );
     let output = ws
         .biojob()
         .args(["call", "--contig", "chr22", "--bam"])
