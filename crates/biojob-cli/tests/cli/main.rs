@@ -11,6 +11,7 @@
 )]
 
 mod buildspecs;
+mod containers;
 mod docs;
 mod failures;
 mod odd_inputs;
