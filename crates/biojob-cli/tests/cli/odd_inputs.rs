@@ -132,6 +132,76 @@ fn a_fai_whose_last_contig_is_short_is_rebuilt_where_writable_and_refused_where_
     );
 }
 
+/// The directories of `<cache>/references/`, sorted.
+fn cached_references(ws: &Workspace) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(ws.path().join("cache/references")) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries.map(|entry| entry.unwrap().path()).collect();
+    dirs.sort();
+    dirs
+}
+
+/// A `.fa.gz` reference is decompressed into `<cache>/references/<key>/` once per version and
+/// reused; removing the directory (docs/running.md says so) costs only a new decompression.
+#[test]
+fn a_compressed_reference_is_decompressed_once_per_version_and_its_cache_can_be_pruned() {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let ws = Workspace::new();
+    let original = std::fs::read(testdata().join("ref.fa")).unwrap();
+    let gz = ws.path().join("ref.fa.gz");
+    let mut encoder =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), Default::default());
+    encoder.write_all(&original).unwrap();
+    encoder.finish().unwrap();
+
+    let output = prepare(&ws, &gz, &["--fai-only"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dirs = cached_references(&ws);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let fasta = dirs[0].join("ref.fa");
+    let prepared = format!("fasta: {}\nfai: {}.fai\n", fasta.display(), fasta.display());
+    let built = format!(
+        "built: {}\nbuilt: {}.fai\n",
+        fasta.display(),
+        fasta.display()
+    );
+    assert_eq!(stdout(&output), format!("{prepared}{built}"));
+    assert_eq!(std::fs::read(&fasta).unwrap(), original);
+    let inode = std::fs::metadata(&fasta).unwrap().ino();
+
+    // The next run reuses the copy: nothing is built, the file is the same one.
+    let output = prepare(&ws, &gz, &["--fai-only"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), prepared);
+    assert_eq!(cached_references(&ws), dirs);
+    assert_eq!(std::fs::metadata(&fasta).unwrap().ino(), inode);
+
+    // Pruned: the next run decompresses again, into the same place.
+    std::fs::remove_dir_all(ws.path().join("cache/references")).unwrap();
+    let output = prepare(&ws, &gz, &["--fai-only"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("{prepared}{built}"));
+    assert_eq!(cached_references(&ws), dirs);
+    assert_eq!(std::fs::read(&fasta).unwrap(), original);
+
+    // A new version of the file (another modification time) gets a copy of its own; the
+    // earlier one stays until it is pruned.
+    let later = std::time::SystemTime::now() + Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&gz)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let output = prepare(&ws, &gz, &["--fai-only"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let now = cached_references(&ws);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now.contains(&dirs[0]), "{now:?}");
+}
+
 /// A bwa index built from an earlier version of `dir/ref.fa` (one base of chr20 differs: same
 /// contigs, names and lengths), newer than the FASTA: which base differs, 1-based in chr20.
 fn stale_bwa_index(dir: &Path) -> u64 {
@@ -1459,5 +1529,71 @@ fn sigterm_while_the_inputs_are_hashed_ends_the_job_within_the_grace_period() {
     assert_eq!(
         Workspace::files(&ws.path().join("scratch")),
         Vec::<String>::new()
+    );
+}
+
+/// The start of the hint for an S3 request refused with HTTP 403.
+const CREDENTIALS: &str = "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                           AWS_PROFILE, or the job role under AWS Batch) and that the bucket \
+                           policy and the job role";
+
+/// HTTP 403 (a wrong secret key) is a usage error (2), which AWS Batch does not retry: running
+/// the job again cannot make the credentials right.
+#[test]
+fn an_s3_request_refused_with_403_is_a_usage_error_not_retried() {
+    use biojob_testkit::{TEST_BUCKET, s3_server};
+    let server = s3_server();
+    let ws = Workspace::new();
+    let work = camino::Utf8Path::from_path(ws.path()).unwrap();
+    let source = work.join("source.txt");
+    std::fs::write(&source, "denied\n").unwrap();
+    let uri = format!(
+        "s3://{TEST_BUCKET}/denied-{}/source.txt",
+        std::process::id()
+    );
+    crate::s3_jobs::put(server, work, &source, &uri);
+
+    let wrong_secret = format!("{}x", server.secret_key);
+    let output = crate::s3_jobs::biojob(server, &server.endpoint, work)
+        .env("AWS_SECRET_ACCESS_KEY", &wrong_secret)
+        .args(["stage", "get", &uri])
+        .arg(work.join("copy.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!("error: reading metadata of {uri}: access denied: HEAD: HTTP 403"),
+            format!(
+                "hint: {CREDENTIALS} allow s3:GetObject (and s3:ListBucket: without it a \
+                     missing key is answered with 403)"
+            ),
+            "exit class: usage (2)".to_owned(),
+        ]
+    );
+    assert!(!work.join("copy.txt").exists());
+
+    let output = crate::s3_jobs::biojob(server, &server.endpoint, work)
+        .env("AWS_SECRET_ACCESS_KEY", &wrong_secret)
+        .args(["stage", "put"])
+        .arg(&source)
+        .arg(format!("{uri}.copy"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: uploading {uri}.copy: access denied: PutObject: SignatureDoesNotMatch \
+                 (HTTP 403): The request signature we calculated does not match the signature \
+                 you provided. Check your key and signing method."
+            ),
+            format!(
+                "hint: {CREDENTIALS} allow s3:PutObject (and kms:GenerateDataKey with SSE-KMS)"
+            ),
+            "exit class: usage (2)".to_owned(),
+        ]
     );
 }
