@@ -50,7 +50,7 @@ pub struct RuntimeArgs {
     pub cache_dir: Option<Utf8PathBuf>,
     /// Seconds between SIGTERM and SIGKILL when stopping tools (keep it under ECS's 30 s stop
     /// timeout, which also has to cover cleanup and publishing the logs).
-    #[arg(long, env = env::BIOJOB_GRACE_SECONDS, default_value_t = 10)]
+    #[arg(long, env = env::BIOJOB_GRACE_SECONDS, default_value_t = DEFAULT_GRACE_SECONDS)]
     pub grace_seconds: u64,
     /// Longest time one tool may run, e.g. 90m or 2h [default: no limit].
     #[arg(long, env = env::BIOJOB_TOOL_TIMEOUT, value_parser = parse_duration)]
@@ -196,6 +196,10 @@ impl ReadGroupArgs {
 pub fn parse_memory(text: &str) -> Result<u64, String> {
     biojob_pipeline::parse_memory_size(text)
 }
+
+/// Seconds between SIGTERM and SIGKILL when stopping tools, and how long publishing may go on
+/// after a stop (`--grace-seconds`; commands without runtime flags use it as it is).
+pub const DEFAULT_GRACE_SECONDS: u64 = 10;
 
 /// The most threads a job gives its tools. `samtools` and `bcftools` start one thread per
 /// `-@`, and with `--threads 100000` samtools crashes (SIGSEGV) after the alignment has run:

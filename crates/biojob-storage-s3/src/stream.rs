@@ -80,6 +80,7 @@ pub(crate) async fn open(inner: Arc<Inner>, object: Object) -> Result<ObjectRead
     ));
     let failure = StreamFailure::default();
     let stream = S3Stream {
+        inner,
         uri,
         size,
         position: 0,
@@ -230,6 +231,8 @@ impl Check {
 
 /// The reader side of a streamed read.
 struct S3Stream {
+    /// The store (its runtime and stop).
+    inner: Arc<Inner>,
     uri: String,
     size: u64,
     position: u64,
@@ -312,7 +315,15 @@ impl Read for S3Stream {
                     "a streamed S3 read cannot wait inside an async runtime",
                 ));
             }
-            match self.receiver.blocking_recv() {
+            let received =
+                match self
+                    .inner
+                    .wait("streaming", &self.uri, Direction::Get, self.receiver.recv())
+                {
+                    Ok(received) => received,
+                    Err(error) => return Err(self.fail(error)),
+                };
+            match received {
                 Some(Ok(window)) => self.current = window,
                 Some(Err(error)) => return Err(self.fail(error)),
                 None => {

@@ -97,6 +97,21 @@ pub enum StorageError {
         /// What the store said.
         message: String,
     },
+    /// A transfer given up because the job is stopping (SIGTERM, SIGINT): a wait on the
+    /// network that would otherwise outlast the stop (a server that does not answer, retries).
+    #[error("{op} {uri}: given up: {reason}")]
+    Stopped {
+        /// What was being done.
+        op: &'static str,
+        /// The object.
+        uri: String,
+        /// The transfer direction.
+        direction: Direction,
+        /// The stop's class: [`ExitClass::Terminated`] or [`ExitClass::Interrupted`].
+        class: ExitClass,
+        /// Why, e.g. "SIGTERM received".
+        reason: String,
+    },
     /// The object's size or checksum did not match after the transfer.
     #[error("{uri}: {detail}")]
     Verification {
@@ -132,6 +147,7 @@ impl Classify for StorageError {
             StorageError::Io { direction, .. } => by_direction(direction),
             StorageError::Remote { direction, .. }
             | StorageError::Verification { direction, .. } => by_direction(direction),
+            StorageError::Stopped { class, .. } => *class,
         }
     }
 

@@ -1597,3 +1597,155 @@ fn an_s3_request_refused_with_403_is_a_usage_error_not_retried() {
         ]
     );
 }
+
+/// An S3 endpoint on loopback that accepts connections and never answers (a server that hangs,
+/// a network that drops the replies): its URL, and a receiver told of each connection.
+fn silent_s3_endpoint() -> (String, std::sync::mpsc::Receiver<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+            if sender.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    (url, receiver)
+}
+
+/// Sends SIGTERM to `child` once `waiting` says it waits on S3; its exit status, the time from
+/// the signal to the exit, and its stderr (written to `log`).
+fn terminate_while_waiting(
+    mut child: std::process::Child,
+    waiting: impl Fn() -> bool,
+    log: &Path,
+) -> (std::process::ExitStatus, Duration, String) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while !waiting() {
+        assert!(Instant::now() < give_up, "biojob never reached S3");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "biojob ended early: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "biojob ended early");
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!(
+                "still waiting on S3 a minute after SIGTERM: {}",
+                std::fs::read_to_string(log).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status,
+        sent.elapsed(),
+        std::fs::read_to_string(log).unwrap(),
+    )
+}
+
+/// A server that never answers held a job for as long as the connection lasted, SIGTERM or
+/// not: every wait on S3 now ends on a stop (staging in at once), with the terminated class,
+/// and the job's scratch is removed.
+#[test]
+fn sigterm_while_an_s3_server_does_not_answer_ends_the_job_within_the_grace_period() {
+    use biojob_testkit::{Fault, FaultProxy, Rule, TEST_BUCKET, s3_server};
+    let ws = Workspace::new();
+
+    // Nothing answers at all: `stage get` gives up on its first request.
+    let (endpoint, connected) = silent_s3_endpoint();
+    let destination = ws.path().join("R1.fastq.gz");
+    let log = ws.path().join("stage.stderr");
+    let child = ws
+        .biojob()
+        .args(["stage", "get", "s3://bucket/R1.fastq.gz"])
+        .arg(&destination)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let (status, elapsed, text) =
+        terminate_while_waiting(child, || connected.try_recv().is_ok(), &log);
+    assert_eq!(status.code(), Some(143), "{text}");
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}: {text}");
+    assert!(
+        text.ends_with(
+            "error: downloading s3://bucket/R1.fastq.gz: given up: SIGTERM received\n\
+             exit class: terminated (143)\n"
+        ),
+        "{text}"
+    );
+    assert!(!destination.exists());
+    assert!(!ws.path().join("R1.fastq.gz.partial").exists());
+
+    // The real server answers the metadata requests, and the reads of R1 hang: an align job
+    // staging its inputs into scratch ends within the grace period and removes its scratch.
+    let server = s3_server();
+    let work = camino::Utf8Path::from_path(ws.path()).unwrap();
+    let prefix = format!("s3://{TEST_BUCKET}/stalled-{}", std::process::id());
+    let data = testdata();
+    for name in ["NA12878_R1.fastq.gz", "NA12878_R2.fastq.gz"] {
+        let path = camino::Utf8PathBuf::from_path_buf(data.join(name)).unwrap();
+        crate::s3_jobs::put(server, work, &path, &format!("{prefix}/{name}"));
+    }
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(Rule::new("GET", "NA12878_R1.fastq.gz", Fault::Stall).times(1000));
+    let log = ws.path().join("align.stderr");
+    let child = crate::s3_jobs::biojob(server, &proxy.endpoint, work)
+        .args(["align", "--sample", "NA12878", "--reference"])
+        .arg(data.join("ref.fa"))
+        .arg("--fastq-1")
+        .arg(format!("{prefix}/NA12878_R1.fastq.gz"))
+        .arg("--fastq-2")
+        .arg(format!("{prefix}/NA12878_R2.fastq.gz"))
+        .arg("--output-prefix")
+        .arg(ws.out())
+        .env("BIOJOB_GRACE_SECONDS", "5")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let (status, elapsed, text) =
+        terminate_while_waiting(child, || proxy.injected_count(Fault::Stall) > 0, &log);
+    assert_eq!(status.code(), Some(143), "{text}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}: {text}");
+    assert_eq!(
+        text.lines()
+            .filter(|line| line.starts_with("error: ") || line.starts_with("exit class: "))
+            .collect::<Vec<_>>(),
+        [
+            format!(
+                "error: align failed: downloading {prefix}/NA12878_R1.fastq.gz: given up: \
+                 SIGTERM received"
+            )
+            .as_str(),
+            "exit class: terminated (143)",
+        ]
+    );
+    assert_eq!(
+        Workspace::files(&ws.path().join("scratch")),
+        Vec::<String>::new()
+    );
+}
