@@ -93,6 +93,23 @@ fn warn_without_earlier_run(stores: &Stores, input: &WorkflowInput, run_id: &str
     }
 }
 
+/// The text of the execution input JSON at `path`, a regular file: a FIFO would block the open
+/// (past SIGTERM) and `/dev/zero` would be read until memory runs out, so neither is opened
+/// ([`biojob_core::open_regular_file`]).
+fn read_input(path: &camino::Utf8Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let (mut file, size) =
+        biojob_core::open_regular_file(path.as_std_path()).map_err(|error| match error {
+            biojob_core::OpenInputError::Io(error) => anyhow::Error::new(error),
+            biojob_core::OpenInputError::NotAFile(kind) => {
+                anyhow::anyhow!("it is {kind}, not a regular file")
+            }
+        })?;
+    let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Runs the workflow (or prints its plan with `--dry-run`); prints the VCF's and the
 /// manifest's locations.
 pub fn run(
@@ -101,12 +118,12 @@ pub fn run(
     progress: Option<&MultiProgress>,
     stores: &Stores,
 ) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(&args.input)
+    let text = read_input(&args.input)
         .with_context(|| format!("reading the workflow input {}", args.input))
         .map_err(|error| {
             Failure::Usage(
                 error,
-                Some("give the path of the execution input JSON".into()),
+                Some("give the path of the execution input JSON, a regular file".into()),
             )
         })?;
     let input = WorkflowInput::from_json(&text)?;

@@ -391,6 +391,27 @@ fn a_bai_of_another_bam_is_not_used_the_bam_is_indexed_again_in_scratch() {
 // ---------------------------------------------------------------------------------------------
 // Inputs that are not regular files, URIs with '..'
 
+/// The output of `command`, or a panic naming `what` when it still runs after a minute: a
+/// guard against a hang (an open() of a FIFO blocks for ever), not a speed target.
+fn output_unless_hung(command: &mut Command, what: &str) -> Output {
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("biojob still runs with {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_fifo_or_a_device_as_a_fastq_is_refused_at_once_with_the_input_class() {
     let ws = Workspace::new();
@@ -411,26 +432,12 @@ fn a_fifo_or_a_device_as_a_fastq_is_refused_at_once_with_the_input_class() {
             ],
             Some(&["chr20"]),
         );
-        let started = Instant::now();
-        let mut child = ws
-            .biojob()
-            .args(["run", "--run-id", "odd", "--input"])
-            .arg(&input)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A guard against a hang (an open() of the FIFO blocks for ever), not a speed target.
-        let output = loop {
-            if child.try_wait().unwrap().is_some() {
-                break child.wait_with_output().unwrap();
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                panic!("biojob still runs with FASTQ_1 = {path}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let output = output_unless_hung(
+            ws.biojob()
+                .args(["run", "--run-id", "odd", "--input"])
+                .arg(&input),
+            &format!("FASTQ_1 = {path}"),
+        );
         assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
         assert_eq!(
             error_lines(&output),
@@ -445,6 +452,39 @@ fn a_fifo_or_a_device_as_a_fastq_is_refused_at_once_with_the_input_class() {
             Workspace::files(&ws.path().join("scratch")),
             Vec::<String>::new()
         );
+    }
+}
+
+/// The execution input JSON read from a FIFO blocked in open() past SIGTERM, and from
+/// `/dev/zero` until memory ran out: only a regular file is read.
+#[test]
+fn an_input_json_that_is_not_a_regular_file_is_refused_at_once() {
+    let ws = Workspace::new();
+    let fifo = ws.path().join("input.json");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    for (path, kind) in [
+        (fifo.display().to_string(), "a FIFO (named pipe)"),
+        ("/dev/zero".to_owned(), "a character device"),
+        (ws.path().display().to_string(), "a directory"),
+    ] {
+        let output = output_unless_hung(
+            ws.biojob()
+                .args(["run", "--run-id", "odd", "--input", &path]),
+            &format!("--input {path}"),
+        );
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_eq!(
+            error_lines(&output),
+            [
+                format!(
+                    "error: reading the workflow input {path}: it is {kind}, not a regular file"
+                ),
+                "hint: give the path of the execution input JSON, a regular file".to_owned(),
+                "exit class: usage (2)".to_owned(),
+            ]
+        );
+        assert!(!ws.path().join("scratch").exists());
     }
 }
 
