@@ -50,7 +50,7 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// What ends the waits when the job stops, if anything.
     pub(crate) stop: Option<S3Stop>,
-    /// When a wait first saw the stop.
+    /// When a publishing call (upload, creation, removal, listing) first saw the stop.
     pub(crate) stop_seen: OnceLock<Instant>,
 }
 

@@ -15,9 +15,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// The stop the binary's signal handler sets (SIGTERM, SIGINT), as the store sees it.
 ///
 /// Once the stop is seen, a download, a metadata read or a streamed read gives up at once
-/// (staging in is of no use to a stopping job); an upload, a creation or a removal (publishing
-/// what a stopped run leaves: its logs, its manifest, the removal of its run lock) may go on
-/// for `grace` from the moment the store first saw the stop, then gives up. Either ends with
+/// (staging in is of no use to a stopping job); an upload, a creation, a removal or a listing
+/// (publishing what a stopped run leaves: its logs, its manifest, the removal of its run lock)
+/// may go on for `grace` from the moment one of them first saw the stop, then gives up. Either ends with
 /// [`StorageError::Stopped`] of the stop's class. Without an `S3Stop` a call waits as long as
 /// the server and the retries take.
 #[derive(Clone)]
@@ -96,10 +96,9 @@ impl Inner {
     fn stopped(&self, op: &'static str, uri: &str, direction: Direction) -> Option<StorageError> {
         let stop = self.stop.as_ref()?;
         let (class, reason) = (stop.check)()?;
-        let seen = *self.stop_seen.get_or_init(Instant::now);
         let give_up = match direction {
             Direction::Get => true,
-            Direction::Put => seen.elapsed() >= stop.grace,
+            Direction::Put => self.stop_seen.get_or_init(Instant::now).elapsed() >= stop.grace,
         };
         give_up.then(|| StorageError::Stopped {
             op,

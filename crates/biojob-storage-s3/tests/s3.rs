@@ -1056,8 +1056,10 @@ fn a_stop_ends_a_stalled_download_at_once_and_publishing_after_the_grace_period(
     );
     assert_eq!(proxy.requests().len(), sent);
 
-    // Publishing goes on within the grace period (a stopped run's logs, the removal of its
-    // lock), and a stalled upload gives up when the grace period ends.
+    // Publishing goes on for the grace period from its first call after the stop (a stopped
+    // run's logs, the removal of its lock), and a stalled upload gives up when it ends.
+    std::thread::sleep(Duration::from_millis(1200));
+    let publishing = Instant::now();
     store.put(&source, &uri("stop/logs")).unwrap();
     assert_eq!(
         direct()
@@ -1068,7 +1070,7 @@ fn a_stop_ends_a_stalled_download_at_once_and_publishing_after_the_grace_period(
     );
     store.delete(&uri("stop/logs")).unwrap();
     let error = store.put(&source, &uri("stop/stalled")).unwrap_err();
-    let waited = stopped.elapsed();
+    let waited = publishing.elapsed();
     assert!(
         waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
         "{waited:?}"
