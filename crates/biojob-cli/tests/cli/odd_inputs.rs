@@ -456,7 +456,8 @@ fn a_fifo_or_a_device_as_a_fastq_is_refused_at_once_with_the_input_class() {
 }
 
 /// The execution input JSON read from a FIFO blocked in open() past SIGTERM, and from
-/// `/dev/zero` until memory ran out: only a regular file is read.
+/// `/dev/zero` (or a FASTQ given by mistake) until memory ran out: only a regular file of at
+/// most 256 KiB is read.
 #[test]
 fn an_input_json_that_is_not_a_regular_file_is_refused_at_once() {
     let ws = Workspace::new();
@@ -486,6 +487,29 @@ fn an_input_json_that_is_not_a_regular_file_is_refused_at_once() {
         );
         assert!(!ws.path().join("scratch").exists());
     }
+
+    // A FASTQ given as the input by mistake: refused before it is read, by its size.
+    let path = testdata().join("NA12878_R1.fastq.gz");
+    let output = ws
+        .biojob()
+        .args(["run", "--run-id", "odd", "--input"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: reading the workflow input {}: it holds {size} bytes, more than an \
+                 execution input can (262144: 256 KiB, the Step Functions limit)",
+                path.display()
+            ),
+            "hint: give the path of the execution input JSON, a regular file".to_owned(),
+            "exit class: usage (2)".to_owned(),
+        ]
+    );
 }
 
 #[test]
