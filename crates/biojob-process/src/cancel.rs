@@ -1,9 +1,9 @@
 //! Cancellation shared between the binary's signal handler and running pipelines.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use biojob_core::ExitClass;
-use std::sync::{Arc, OnceLock};
 
 /// Why a run was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,9 +17,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// Once the stop is seen, a download, a metadata read or a streamed read gives up at once
 /// (staging in is of no use to a stopping job); an upload, a creation, a removal or a listing
 /// (publishing what a stopped run leaves: its logs, its manifest, the removal of its run lock)
-/// may go on for `grace` from the moment one of them first saw the stop, then gives up. Either ends with
-/// [`StorageError::Stopped`] of the stop's class. Without an `S3Stop` a call waits as long as
-/// the server and the retries take.
+/// may go on for `grace` from the moment one of them first saw the stop, then gives up. Either
+/// ends with [`StorageError::Stopped`] of the stop's class. Without an `S3Stop` a call waits as
+/// long as the server and the retries take. Design: `docs/s3.md`, "Stopping".
 #[derive(Clone)]
 pub struct S3Stop {
     check: Arc<dyn Fn() -> Option<(ExitClass, String)> + Send + Sync>,
