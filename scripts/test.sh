@@ -3,7 +3,8 @@
 # tabix; bwa-mem2, built from source; SeaweedFS, the S3-compatible server the S3 tests start on loopback; Debian's chromium
 # for the test that renders report.html headless), then the workspace's tests against the real
 # data in BIOJOB_TESTDATA (default ../shared/testdata), then the state machine executed with the
-# workspace's biojob (scripts/test-state-machine.sh). The render test fails, it does not skip,
+# workspace's biojob (scripts/test-state-machine.sh), then MultiQC on a cohort's run directory
+# (scripts/test-multiqc.sh). The render test fails, it does not skip,
 # when no Chromium runs (BIOJOB_CHROMIUM names another binary).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,3 +31,4 @@ cd "$root"
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc
 "$root/scripts/test-state-machine.sh"
+"$root/scripts/test-multiqc.sh"

@@ -24,7 +24,7 @@ use std::hint::black_box;
 use std::io::Write as _;
 
 use biojob_benches::{PRIMARY, grch38_like};
-use biojob_core::Contig;
+use biojob_core::{Contig, Region};
 use biojob_formats::{RecordSpan, VcfRules, scan_vcf};
 use biojob_pipeline::order_for_gather;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -160,10 +160,11 @@ fn gather_planning(c: &mut Criterion) {
     text.push_str(&records(chr20, 100_000));
     write_indexed_vcf(&vcf, &text);
     let bytes = std::fs::metadata(&vcf).unwrap().len();
+    let shard = [Region::whole(chr20.clone())];
     let rules = VcfRules {
         contigs: &reference,
-        sample: SAMPLE,
-        only_contig: Some(&chr20.name),
+        samples: &[SAMPLE],
+        only_regions: Some(&shard),
     };
     let mut group = c.benchmark_group("gather_input_scan");
     group.sample_size(10);

@@ -14,7 +14,7 @@ import pytest
 
 from biojob_sm.batch import REASON_EXITED, REASON_HOST_TERMINATED, Fault
 from biojob_sm.harness import Execution, Harness
-from conftest import FAKE_TOOLS, INPUT_BUCKET, sample_input
+from conftest import FAKE_TOOLS, INPUT_BUCKET, sample_input, with_params
 
 FAKE_BWA_KILLED = {"BIOJOB_BWA": str(FAKE_TOOLS / "fake-bwa-killed")}
 FAKE_BWA_FAILS = {"BIOJOB_BWA": str(FAKE_TOOLS / "fake-bwa-fails")}
@@ -26,6 +26,7 @@ UP_TO_ALIGN = [
     "Defaults",
     "Prepare",
     "EarlierExecution?",
+    "Cohort?",
     "AlignInChunks?",
     "Align",
 ]
@@ -187,6 +188,14 @@ def test_batch_api_error_past_retries_ends_in_failed_with_the_error(
         assert_full_jitter(execution.retry_intervals, RETRY_ATTEMPTS)
 
 
+def cohort_input(**params: Any) -> dict[str, Any]:
+    """The test input without SAMPLE_ID, with `params` added."""
+    changed = copy.deepcopy(sample_input())
+    del changed["params"]["environment"]["SAMPLE_ID"]
+    changed["params"].update(params)
+    return changed
+
+
 def without(execution_input: dict[str, Any], key: str) -> dict[str, Any]:
     changed = copy.deepcopy(execution_input)
     del changed["params"][key]
@@ -204,6 +213,35 @@ def without(execution_input: dict[str, Any], key: str) -> dict[str, Any]:
             {"params": {**sample_input()["params"], "chromosomes": []}},
             "MissingChromosomes",
         ),
+        (
+            "sheet-without-samples",
+            cohort_input(samplesheet="s3://biojob-inputs/sheet.csv"),
+            "MissingSamples",
+        ),
+        (
+            "samples-without-sheet",
+            cohort_input(samples=[{"sample": "A", "lanes": [0]}]),
+            "MissingSampleSheet",
+        ),
+        (
+            "sample-id-with-sheet",
+            with_params(
+                sample_input(),
+                samplesheet="s3://biojob-inputs/sheet.csv",
+                samples=[{"sample": "A", "lanes": [0]}],
+            ),
+            "SampleIdWithSampleSheet",
+        ),
+        (
+            "chunks-with-sheet",
+            cohort_input(
+                samplesheet="s3://biojob-inputs/sheet.csv",
+                samples=[{"sample": "A", "lanes": [0]}],
+                chunks=[0, 1],
+                chunkPairs=1000,
+            ),
+            "ChunksWithSampleSheet",
+        ),
     ],
 )
 def test_invalid_input_ends_in_the_validation_fail_state(
@@ -215,6 +253,10 @@ def test_invalid_input_ends_in_the_validation_fail_state(
     expected = {
         "MissingEnvironment": "params.environment is missing",
         "MissingChromosomes": "params.chromosomes is missing",
+        "MissingSamples": "params.samplesheet is given without params.samples",
+        "MissingSampleSheet": "params.samples is given without params.samplesheet",
+        "SampleIdWithSampleSheet": "params.environment.SAMPLE_ID is given with params.samplesheet",
+        "ChunksWithSampleSheet": "params.chunks is given with params.samplesheet",
     }
     assert execution.cause.startswith(expected[fail_state])
     assert execution.jobs == []

@@ -140,6 +140,35 @@ pub struct StepArgs {
     pub execution_id: Option<String>,
 }
 
+/// The sample sheet of a cohort's job: with it, the job is one of a cohort's (docs/cohorts.md).
+#[derive(Debug, Clone, Args)]
+pub struct SheetArgs {
+    /// The cohort's sample sheet (CSV: sample,lane,fastq_1,fastq_2[,library,platform_unit]; a
+    /// path, file:// or s3:// URI): the job is one of the cohort's, its files under
+    /// <run prefix>/samples/<sample>/ (the joint steps': SAMPLE_ID cohort, under the run prefix).
+    #[arg(long, env = env::SAMPLESHEET)]
+    pub samplesheet: Option<String>,
+}
+
+impl SheetArgs {
+    /// The sheet given, when not empty (the state machine passes an empty value without one).
+    pub fn given(&self) -> Option<&str> {
+        self.samplesheet
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+    }
+}
+
+/// A cohort's duplicate marking, for the run and for its align and merge jobs.
+#[derive(Debug, Clone, Args)]
+pub struct MarkDuplicatesArgs {
+    /// A cohort's duplicate marking (samtools fixmate -m after bwa, samtools markdup after the
+    /// merge of a sample's lanes; duplicates flagged, never removed): 1/true/yes/on (empty: on)
+    /// or 0/false/no/off. Without a sample sheet duplicates are not marked.
+    #[arg(long, env = env::BIOJOB_MARK_DUPLICATES, default_value = "on", value_parser = parse_switch_on_unless_off, action = clap::ArgAction::Set)]
+    pub mark_duplicates: bool,
+}
+
 /// The FASTQ pair of an align or split job.
 #[derive(Debug, Args)]
 pub struct FastqPairArgs {
@@ -273,6 +302,15 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
         "" | "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(format!("{text:?} is not 1/true/yes/on or 0/false/no/off")),
     }
+}
+
+/// A switch that is on unless turned off: as [`parse_switch`], but the empty string (what the
+/// state machine passes when the execution input leaves the setting out) is on.
+pub fn parse_switch_on_unless_off(text: &str) -> Result<bool, String> {
+    if text.trim().is_empty() {
+        return Ok(true);
+    }
+    parse_switch(text)
 }
 
 pub fn parse_autoscale(text: &str) -> Result<AutoscaleMode, String> {

@@ -140,6 +140,11 @@ pub enum Command {
     Gather(commands::gather::GatherArgs),
     /// QC of a run: samtools flagstat and stats, bcftools stats, qc.json and report.html.
     Qc(commands::qc::QcArgs),
+    /// A cohort's sample: its VCF, its column of the joint cohort.vcf.gz where its genotype
+    /// holds a non-reference allele (bcftools view -s SAMPLE -c 1), then index.
+    SampleVcf(commands::sample_vcf::SampleVcfArgs),
+    /// A cohort's report.html from its samples' qc.json and the execution's step manifests.
+    Report(commands::report::ReportArgs),
     /// Split a FASTQ pair into CHUNKS chunks, blocks of BIOJOB_ALIGN_CHUNK_PAIRS read pairs dealt
     /// in turn, for align --chunk.
     Split(commands::split::SplitArgs),
@@ -148,6 +153,9 @@ pub enum Command {
     /// Print the calling shards of contigs cut by size, as JSON for the execution input's
     /// params.shards and params.shardBases.
     PlanShards(commands::plan_shards::PlanShardsArgs),
+    /// Print a cohort's samples and lanes from its sample sheet, as JSON for the execution
+    /// input's params.samplesheet and params.samples.
+    PlanCohort(commands::plan_cohort::PlanCohortArgs),
     /// Copy one object between S3 (or a path) and a local file, verified.
     #[command(subcommand)]
     Stage(commands::stage::StageCommand),
@@ -155,7 +163,7 @@ pub enum Command {
 
 impl Command {
     /// The grace period the command stops with: its `--grace-seconds`, or the default for
-    /// commands without runtime flags (`stage`, `plan-shards`).
+    /// commands without runtime flags (`stage`, `plan-shards`, `plan-cohort`).
     pub fn grace(&self) -> std::time::Duration {
         let seconds = match self {
             Command::Run(args) => args.runtime.grace_seconds,
@@ -166,7 +174,11 @@ impl Command {
             Command::Qc(args) => args.runtime.grace_seconds,
             Command::Split(args) => args.runtime.grace_seconds,
             Command::Merge(args) => args.runtime.grace_seconds,
-            Command::PlanShards(_) | Command::Stage(_) => crate::args::DEFAULT_GRACE_SECONDS,
+            Command::SampleVcf(args) => args.runtime.grace_seconds,
+            Command::Report(args) => args.runtime.grace_seconds,
+            Command::PlanShards(_) | Command::PlanCohort(_) | Command::Stage(_) => {
+                crate::args::DEFAULT_GRACE_SECONDS
+            }
         };
         std::time::Duration::from_secs(seconds)
     }

@@ -4,8 +4,8 @@
 
 use biojob_core::{SampleId, StepId};
 use biojob_pipeline::{
-    BatchJob, JobEnvironment, ReferenceInput, ReferenceUse, StepJob, env, new_run_id,
-    run_batch_job, run_prefix,
+    BatchJob, COHORT_STEM, JobEnvironment, ReferenceInput, ReferenceUse, SampleSheet, SheetSample,
+    StepJob, env, new_run_id, run_batch_job, run_prefix, sample_dir,
 };
 use biojob_process::CancelToken;
 use biojob_storage::{ObjectUri, Stores};
@@ -13,7 +13,7 @@ use biojob_storage::{ObjectUri, Stores};
 use crate::args::{RuntimeArgs, StepArgs};
 use crate::engine::{cache_dir, engine};
 use crate::environment;
-use crate::failure::Failure;
+use crate::failure::{Failure, usage};
 use crate::metrics::{StepMetrics, emit_step};
 
 /// What a step job was told: its environment (flags laid over the process environment), its
@@ -60,6 +60,41 @@ impl Job {
             sample,
             run_prefix,
         })
+    }
+
+    /// This job as one of `sheet`'s samples (a lane's align, merge, sample-vcf, qc): the job's
+    /// sample must be one of the sheet's, and its files go to the sample's directory,
+    /// `<run prefix>/samples/<sample>/`. The FASTQ and read-group keys are refused: the sheet
+    /// gives them. Returns the sample's rows.
+    ///
+    /// # Errors
+    /// An input failure (exit 11) when the sheet has no such sample; a usage failure for a
+    /// FASTQ or read-group key beside the sheet.
+    pub fn in_cohort<'s>(&mut self, sheet: &'s SampleSheet) -> Result<&'s SheetSample, Failure> {
+        self.environment.refuse_lane_keys()?;
+        let sample = sheet.sample(&self.sample)?;
+        self.run_prefix = sample_dir(&self.run_prefix, &self.sample);
+        Ok(sample)
+    }
+
+    /// Checks that this is a joint job of a cohort (call, gather, report): its files are the
+    /// cohort's, named after `cohort` (`SAMPLE_ID` `cohort`), under the run prefix.
+    ///
+    /// # Errors
+    /// A usage failure for another sample.
+    pub fn joint(&self) -> Result<(), Failure> {
+        if self.sample.as_str() == COHORT_STEM {
+            return Ok(());
+        }
+        Err(usage(
+            format!(
+                "SAMPLE_ID is {} in a cohort's joint step: its files are the cohort's, named {COHORT_STEM}.*",
+                self.sample
+            ),
+            &format!(
+                "set SAMPLE_ID to {COHORT_STEM} (the state machine does) for call, gather and report with SAMPLESHEET"
+            ),
+        ))
     }
 
     /// The job's reference, staged by the job: `REFERENCE`, else `REFERENCE_NAME` under the
@@ -131,6 +166,22 @@ impl Job {
             None => Ok(()),
         }
     }
+}
+
+/// Reads and checks the cohort's sample sheet at `text` (docs/cohorts.md: every rule of the
+/// sheet; its FASTQs are checked by the jobs that read them).
+///
+/// # Errors
+/// A usage failure when `text` is not a path or URI; the sheet's input failure (exit 11) when
+/// it does not exist or breaks a rule.
+pub fn read_sheet(text: &str, stores: &Stores) -> Result<SampleSheet, Failure> {
+    let uri = ObjectUri::parse(text).map_err(|error| {
+        usage(
+            format!("the sample sheet {text:?}: {error}"),
+            "give SAMPLESHEET as a path, file:// or s3:// URI",
+        )
+    })?;
+    Ok(SampleSheet::read(stores, &uri)?)
 }
 
 /// The contigs of `CHROMOSOMES`: a JSON array string (what

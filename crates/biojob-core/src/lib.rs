@@ -34,7 +34,7 @@ mod step;
 pub use contig::{Contig, contig_name_error, suggest_contig_mapping};
 pub use exit_class::{Classify, ExitClass};
 pub use file_kind::{OpenInputError, non_regular_file_kind, open_regular_file};
-pub use read_group::{ReadGroup, ReadGroupError};
+pub use read_group::{ReadGroup, ReadGroupError, platform_unit_from_read_name};
 pub use sample::{SampleId, SampleIdError};
 pub use shard::{BcftoolsRegions, Region, ScatterPlan, Shard};
 pub use step::{StepId, scratch_file_name};

@@ -73,6 +73,38 @@ fn escape_shown(value: &str) -> String {
         })
 }
 
+/// The platform unit (`PU`) an Illumina read name gives: `<flowcell>.<lane>`, from the
+/// CASAVA 1.8 form `<instrument>:<run>:<flowcell>:<lane>:<tile>:<x>:<y>` (seven fields) or the
+/// older `<flowcell>:<lane>:<tile>:<x>:<y>` (five fields, a `#index/1` suffix allowed), where
+/// the lane, tile, x and y are numbers. `None` for any other name (SAM spec v1, section 1.3,
+/// `PU`: "flowcell-barcode.lane").
+///
+/// ```
+/// # use biojob_core::platform_unit_from_read_name;
+/// assert_eq!(platform_unit_from_read_name("20FUKAAXX100202:1:1:1229:90686").as_deref(), Some("20FUKAAXX100202.1"));
+/// assert_eq!(platform_unit_from_read_name("M1:7:H3KLLBBXX:4:1101:10003:10029").as_deref(), Some("H3KLLBBXX.4"));
+/// assert_eq!(platform_unit_from_read_name("chr22.bin8.cram:166:5973"), None);
+/// ```
+pub fn platform_unit_from_read_name(name: &str) -> Option<String> {
+    let name = name.split(['/', '#']).next().unwrap_or(name);
+    let fields: Vec<&str> = name.split(':').collect();
+    let numeric = |fields: &[&str]| {
+        fields
+            .iter()
+            .all(|field| !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let (flowcell, rest) = match fields.as_slice() {
+        [_, _, flowcell, rest @ ..] if rest.len() == 4 => (*flowcell, rest),
+        [flowcell, rest @ ..] if rest.len() == 4 => (*flowcell, rest),
+        _ => return None,
+    };
+    let valid_flowcell = !flowcell.is_empty()
+        && flowcell
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (valid_flowcell && numeric(rest)).then(|| format!("{flowcell}.{}", rest[0]))
+}
+
 impl ReadGroup {
     /// The default read group for a sample: `ID` and `SM` set to the sample, `PL:ILLUMINA`.
     pub fn for_sample(sample: &SampleId) -> Self {
@@ -197,6 +229,27 @@ fn checked(tag: &'static str, value: String) -> Result<String, ReadGroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_units_come_from_illumina_names_only() {
+        for (name, unit) in [
+            ("20FUKAAXX100202:1:1:1229:90686", Some("20FUKAAXX100202.1")),
+            ("C0D8DACXX:4:1103:557813:0", Some("C0D8DACXX.4")),
+            ("HWI-ST1:8:1:2:3#0/1", Some("HWI-ST1.8")),
+            ("M01:7:H3KLLBBXX:4:1101:10003:10029", Some("H3KLLBBXX.4")),
+            ("chr22.bin8.cram:166:5973", None),
+            ("r1", None),
+            ("FC:x:1:2:3", None),
+            ("a:b:FC:1:2:3", None),
+            (":1:2:3:4", None),
+        ] {
+            assert_eq!(
+                platform_unit_from_read_name(name).as_deref(),
+                unit,
+                "{name}"
+            );
+        }
+    }
 
     fn sample() -> SampleId {
         SampleId::new("NA12878").unwrap()

@@ -26,6 +26,11 @@ pub enum StepId {
     /// `samtools flagstat`, `samtools stats`, `bcftools stats` (MultiQC's inputs), native
     /// depth and variant statistics (`qc.json`) and the HTML run report.
     Qc,
+    /// One sample's records of a cohort's jointly called VCF (`bcftools view -s`), then
+    /// `bcftools index`.
+    SampleVcf,
+    /// The cohort's HTML report: one row per sample, from each sample's `qc.json`.
+    Report,
 }
 
 impl StepId {
@@ -39,6 +44,8 @@ impl StepId {
             StepId::Call => "call",
             StepId::Gather => "gather",
             StepId::Qc => "qc",
+            StepId::SampleVcf => "sample-vcf",
+            StepId::Report => "report",
         }
     }
 }

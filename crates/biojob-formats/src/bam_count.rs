@@ -18,7 +18,7 @@ use crate::bgzf::{BGZF_EOF_BLOCK, bc_block_size};
 
 /// Records of a BAM stream by kind (SAM spec v1, section 1.4, FLAG), as `samtools view -c`
 /// counts them: `records` is every record, `primary` is `-F 0x900`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BamRecordCounts {
     /// Every record.
     pub records: u64,

@@ -405,3 +405,56 @@ fn resolve(
         bytes_read_2: outcome_2.bytes_read,
     })
 }
+
+/// The name of the first record of a FASTQ file (plain, gzip or BGZF): its header line after
+/// `@`, up to the first space or tab; only the first line is read. A streamed source is not
+/// read to its end (the caller drops it).
+///
+/// # Errors
+/// [`FastqError::Open`] or [`FastqError::Read`] when the bytes cannot be read;
+/// [`FastqError::Gzip`] for a damaged gzip start; [`FastqError::Empty`] for a file without a
+/// line; [`FastqError::InvalidRecord`] when the first line does not start with `@` or holds no
+/// name.
+pub fn first_read_name(source: FastqSource) -> Result<String, FastqError> {
+    use std::io::BufRead as _;
+    let path = source.path().to_owned();
+    let mut input = source.open()?;
+    let mut line = Vec::new();
+    input.read_until(b'\n', &mut line).map_err(|source| {
+        if input.is_gzip() {
+            FastqError::Gzip {
+                path: path.clone(),
+                records: 0,
+                reason: "gzip stream damaged at its start",
+                source,
+            }
+        } else {
+            FastqError::Read {
+                path: path.clone(),
+                records: 0,
+                source,
+            }
+        }
+    })?;
+    if line.is_empty() {
+        return Err(FastqError::Empty { path });
+    }
+    let invalid = |reason: &str| FastqError::InvalidRecord {
+        path: path.clone(),
+        record: 1,
+        line: 1,
+        reason: reason.to_owned(),
+    };
+    let header = line
+        .strip_prefix(b"@")
+        .ok_or_else(|| invalid("the header line does not start with '@'"))?;
+    let name: Vec<u8> = header
+        .iter()
+        .copied()
+        .take_while(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'))
+        .collect();
+    if name.is_empty() {
+        return Err(invalid("the header line holds no read name"));
+    }
+    Ok(String::from_utf8_lossy(&name).into_owned())
+}

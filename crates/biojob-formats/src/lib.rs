@@ -82,7 +82,7 @@ pub use error::{FastqError, FormatError, input_io_class};
 pub use fai::{check_fai_covers_fasta, check_fasta_layout, read_fai};
 pub use fastq::{
     ChunkLayout, FastqChunk, FastqPairStats, FastqSource, SplitRequest, fastq_chunk_names,
-    split_fastq_pair, stream_fastq_pair, validate_fastq_pair,
+    first_read_name, split_fastq_pair, stream_fastq_pair, validate_fastq_pair,
 };
 pub use provenance::{FileDigest, IndexProvenance};
 pub use tabix::tabix_contigs;

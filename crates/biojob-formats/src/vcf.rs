@@ -3,7 +3,7 @@
 
 use std::io;
 
-use biojob_core::Contig;
+use biojob_core::{Contig, Region};
 use camino::Utf8Path;
 use noodles::bgzf;
 use noodles::vcf;
@@ -36,10 +36,11 @@ pub struct VcfRules<'a> {
     /// The reference's contigs (`.fai` order): the `##contig` lines must declare exactly these,
     /// with their lengths, in this order.
     pub contigs: &'a [Contig],
-    /// The one sample column the VCF must have.
-    pub sample: &'a str,
-    /// When set, every record must be on this contig (a per-contig VCF of the call step).
-    pub only_contig: Option<&'a str>,
+    /// The sample columns the VCF must have, in order: one sample's, or a cohort's.
+    pub samples: &'a [&'a str],
+    /// When set, every record's `POS` must lie in one of these regions (a call shard's VCF:
+    /// a record belongs to the shard that holds its `POS`, as `bcftools view -t` keeps them).
+    pub only_regions: Option<&'a [Region]>,
 }
 
 /// Variant counts of one VCF, as `bcftools stats` makes them (bcftools 1.16 `vcfstats.c`):
@@ -176,7 +177,7 @@ impl VcfHeaderSummary {
     /// The first way this header breaks `rules`, or `None`: the `##contig` lines must be the
     /// reference's contigs, every one with a `length` equal to the `.fai`'s, in `.fai` order
     /// (VCF 4.3, section 1.4.7; tabix and bcftools index contigs by header position); and the
-    /// sample columns must be exactly `[rules.sample]` (section 1.5).
+    /// sample columns must be exactly `rules.samples`, in order (section 1.5).
     pub fn rule_violation(&self, rules: &VcfRules<'_>) -> Option<String> {
         let mut declared = Vec::with_capacity(self.contigs.len());
         for contig in &self.contigs {
@@ -188,23 +189,28 @@ impl VcfHeaderSummary {
         if let Some(difference) = describe_contig_difference("##contig", &declared, rules.contigs) {
             return Some(difference);
         }
-        match self.samples.as_slice() {
-            [one] if one == rules.sample => None,
-            [one] => Some(format!(
-                "the sample column is {one}, expected {}",
-                rules.sample
-            )),
-            [] => Some(format!(
-                "the VCF has no sample column, expected {}",
-                rules.sample
-            )),
-            several => Some(format!(
-                "the VCF has {} sample columns ({}), expected one: {}",
-                several.len(),
-                several.join(", "),
-                rules.sample
-            )),
+        if self
+            .samples
+            .iter()
+            .map(String::as_str)
+            .eq(rules.samples.iter().copied())
+        {
+            return None;
         }
+        let expected = rules.samples.join(", ");
+        Some(match (self.samples.as_slice(), rules.samples) {
+            ([one], [_]) => format!("the sample column is {one}, expected {expected}"),
+            ([], [_]) => format!("the VCF has no sample column, expected {expected}"),
+            (several, [_]) => format!(
+                "the VCF has {} sample columns ({}), expected one: {expected}",
+                several.len(),
+                several.join(", ")
+            ),
+            (found, _) => format!(
+                "the VCF's sample columns are [{}], expected [{expected}]",
+                found.join(", ")
+            ),
+        })
     }
 }
 
@@ -214,7 +220,7 @@ impl VcfHeaderSummary {
 /// 1. [`quickcheck_vcf`]: BGZF, complete, header parses;
 /// 2. the header follows the rules ([`VcfHeaderSummary::rule_violation`]);
 /// 3. every record is on a declared contig (VCF 4.3, section 1.6.1 `CHROM`), on
-///    `rules.only_contig` when set, with a position (`POS`);
+///    with a position (`POS`) in one of `rules.only_regions` when set;
 /// 4. records are sorted: by position within a contig, and contigs in `##contig` order, each
 ///    in one block (what `bcftools sort` produces and tabix needs, section 1.6.1 and tabix's
 ///    manual).
@@ -270,19 +276,24 @@ pub fn scan_vcf(path: &Utf8Path, rules: &VcfRules<'_>) -> Result<VcfScan, Format
                 "record {number} is on {name}, which has no ##contig line"
             )));
         };
-        if let Some(only) = rules.only_contig
-            && name != only
-        {
-            return Err(invalid(format!(
-                "record {number} is on {name}, but this VCF must hold only {only}"
-            )));
-        }
         let position = record
             .variant_start()
             .transpose()
             .map_err(|source| parse_error(path, source))?
             .ok_or_else(|| invalid(format!("record {number} has no position")))?
             .get();
+        if let Some(regions) = rules.only_regions
+            && !regions.iter().any(|region| {
+                region.contig.name == name
+                    && (region.start..=region.end).contains(&(position as u64))
+            })
+        {
+            let held: Vec<String> = regions.iter().map(ToString::to_string).collect();
+            return Err(invalid(format!(
+                "record {number} ({name}:{position}) is outside the regions this VCF must hold: {}",
+                held.join(",")
+            )));
+        }
         if let Some((previous_index, previous_position)) = previous {
             let previous_name = &contigs[previous_index].name;
             if index == previous_index && position < previous_position {

@@ -10,15 +10,15 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use biojob_core::{Classify, Contig, ExitClass};
+use biojob_core::{Classify, Contig, ExitClass, Region};
 use biojob_formats::{
     AmbiguousRun, BGZF_EOF_BLOCK, BamHeaderSummary, BamRecordCounter, BamRecordCounts, ChunkLayout,
     FastqError, FastqPairStats, FastqSource, FlagCounts, FormatError, IndexProvenance,
     SplitRequest, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, check_bai_matches_bam,
     check_bam_header, check_bgzf_eof, check_bwa_index_matches_fasta, check_fai_covers_fasta,
-    check_fasta_layout, count_bam_records, fastq_chunk_names, quickcheck_bam, quickcheck_vcf,
-    read_bam_header_summary, read_bam_stats, read_bwa_index_summary, read_fai, scan_vcf,
-    split_fastq_pair, stream_fastq_pair, tabix_contigs, validate_fastq_pair,
+    check_fasta_layout, count_bam_records, fastq_chunk_names, first_read_name, quickcheck_bam,
+    quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_bwa_index_summary, read_fai,
+    scan_vcf, split_fastq_pair, stream_fastq_pair, tabix_contigs, validate_fastq_pair,
 };
 use biojob_testkit::testdata;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -1285,11 +1285,11 @@ fn vcf_gz(dir: &Dir, name: &str, records: &str) -> Utf8PathBuf {
     )
 }
 
-fn rules<'a>(contigs: &'a [Contig], only: Option<&'a str>) -> VcfRules<'a> {
+fn rules<'a>(contigs: &'a [Contig], only: Option<&'a [Region]>) -> VcfRules<'a> {
     VcfRules {
         contigs,
-        sample: "NA12878",
-        only_contig: only,
+        samples: &["NA12878"],
+        only_regions: only,
     }
 }
 
@@ -1516,11 +1516,27 @@ fn vcf_records_must_be_sorted_and_on_the_shard_contig() {
         "chr20\t5\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n\
          chr22\t400\t.\tA\tG\t50\tPASS\t.\tGT\t0/1\n",
     );
+    let chr20 = [Region::whole(contigs[0].clone())];
     assert_eq!(
-        invalid_reason(scan_vcf(&other, &rules(&contigs, Some("chr20"))).unwrap_err()),
-        "record 2 is on chr22, but this VCF must hold only chr20"
+        invalid_reason(scan_vcf(&other, &rules(&contigs, Some(&chr20))).unwrap_err()),
+        "record 2 (chr22:400) is outside the regions this VCF must hold: chr20"
     );
     scan_vcf(&other, &rules(&contigs, None)).unwrap();
+    // A shard of parts of contigs: each record's POS must lie in one of its regions, ends
+    // included.
+    let parts = [
+        Region::new(contigs[0].clone(), 5, 399).unwrap(),
+        Region::new(contigs[1].clone(), 400, 400).unwrap(),
+    ];
+    scan_vcf(&other, &rules(&contigs, Some(&parts))).unwrap();
+    let narrower = [
+        Region::new(contigs[0].clone(), 6, 399).unwrap(),
+        Region::new(contigs[1].clone(), 400, 400).unwrap(),
+    ];
+    assert_eq!(
+        invalid_reason(scan_vcf(&other, &rules(&contigs, Some(&narrower))).unwrap_err()),
+        "record 1 (chr20:5) is outside the regions this VCF must hold: chr20:6-399,chr22:400-400"
+    );
     let undeclared = vcf_gz(
         &dir,
         "undeclared.vcf.gz",
@@ -3139,4 +3155,35 @@ fn damaged_and_foreign_streams_are_refused_but_passed_through() {
             message
         );
     }
+}
+
+#[test]
+fn the_first_read_name_of_gzip_plain_and_broken_files() {
+    let (r1, _) = real_pair();
+    assert_eq!(
+        first_read_name(FastqSource::file(&r1)).unwrap(),
+        "20FUKAAXX100202:1:1:1229:90686"
+    );
+    let dir = Dir::new();
+    let plain = dir.write("a.fq", "@r1/1 extra\nACGT\n+\nIIII\n");
+    assert_eq!(first_read_name(FastqSource::file(&plain)).unwrap(), "r1/1");
+    let streamed = FastqSource::reader(
+        "s3://b/a.fq.gz",
+        std::io::Cursor::new(gzip(b"@x:1\tc\nA\n+\nI\n")),
+    );
+    assert_eq!(first_read_name(streamed).unwrap(), "x:1");
+    std::fs::write(&plain, "").unwrap();
+    assert_eq!(
+        first_read_name(FastqSource::file(&plain))
+            .unwrap_err()
+            .to_string(),
+        format!("{plain}: no records (empty file)")
+    );
+    std::fs::write(&plain, ">r1\nACGT\n").unwrap();
+    assert_eq!(
+        first_read_name(FastqSource::file(&plain))
+            .unwrap_err()
+            .to_string(),
+        format!("{plain}: record 1, line 1: the header line does not start with '@'")
+    );
 }

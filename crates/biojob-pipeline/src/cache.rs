@@ -21,7 +21,7 @@ use crate::{
 /// Version of what biojob's steps do, part of every cache key: bumped when a step's commands,
 /// checks or outputs change in a way its plan does not show, so that no earlier output is
 /// reused across the change.
-pub const STEP_FORMAT_VERSION: u32 = 2;
+pub const STEP_FORMAT_VERSION: u32 = 3;
 
 /// What a step's cache key is the digest of: see [`CacheKeyMaterial::for_plan`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -257,17 +257,21 @@ impl EarlierTasks {
     /// # Errors
     /// A storage error when the store cannot be asked or the manifest cannot be fetched.
     pub fn from_run_manifest(stores: &Stores, uri: &ObjectUri) -> Result<EarlierTasks, Error> {
-        Ok(match read_json::<RunManifest>(stores, uri)? {
-            Some(manifest) => EarlierTasks {
-                tasks: manifest
-                    .tasks
-                    .into_iter()
-                    .chain(manifest.earlier_tasks)
-                    .collect(),
-                read_pairs: manifest.read_pairs,
-            },
-            None => EarlierTasks::default(),
-        })
+        Ok(read_json::<RunManifest>(stores, uri)?
+            .map(EarlierTasks::of_run)
+            .unwrap_or_default())
+    }
+
+    /// The tasks (`tasks` and `earlier_tasks`) of the run manifest `manifest`.
+    pub fn of_run(manifest: RunManifest) -> EarlierTasks {
+        EarlierTasks {
+            tasks: manifest
+                .tasks
+                .into_iter()
+                .chain(manifest.earlier_tasks)
+                .collect(),
+            read_pairs: manifest.read_pairs,
+        }
     }
 
     /// The task (and `earlier_task`) of the step manifest
@@ -302,25 +306,52 @@ impl EarlierTasks {
 /// earlier `read_pairs`. An absent or unreadable earlier manifest carries nothing (logged):
 /// writing a manifest never fails on it.
 pub fn carry_forward(stores: &Stores, uri: &ObjectUri, manifest: &mut RunManifest) {
-    let earlier = match read_json::<RunManifest>(stores, uri) {
-        Ok(Some(earlier)) => earlier,
-        Ok(None) => return,
+    if let Some(earlier) = earlier_run_manifest(stores, uri) {
+        carry_forward_from(&earlier, manifest);
+    }
+}
+
+/// The run manifest at `uri`, to carry its finished tasks forward ([`carry_forward_from`]);
+/// `None` when absent or unreadable (logged).
+pub fn earlier_run_manifest(stores: &Stores, uri: &ObjectUri) -> Option<RunManifest> {
+    match read_json::<RunManifest>(stores, uri) {
+        Ok(earlier) => earlier,
         Err(error) => {
             tracing::warn!(%uri, error = %error_chain(&error), "could not read the earlier manifest; its finished tasks are not carried forward");
-            return;
+            None
         }
+    }
+}
+
+/// As [`carry_forward`], from the `earlier` manifest already read.
+pub fn carry_forward_from(earlier: &RunManifest, manifest: &mut RunManifest) {
+    let earlier = earlier.clone();
+    type Identity = (
+        crate::StepId,
+        Option<usize>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let identity = |task: &TaskRecord| -> Identity {
+        (
+            task.step,
+            task.shard,
+            task.contig.clone(),
+            task.sample.clone(),
+            task.lane.clone(),
+        )
     };
-    let mut seen: std::collections::BTreeSet<(crate::StepId, Option<usize>, Option<String>)> =
-        manifest
-            .tasks
-            .iter()
-            .filter(|task| task.status.finished())
-            .map(|task| (task.step, task.shard, task.contig.clone()))
-            .collect();
+    let mut seen: std::collections::BTreeSet<Identity> = manifest
+        .tasks
+        .iter()
+        .filter(|task| task.status.finished())
+        .map(identity)
+        .collect();
     let mut carried = Vec::new();
     let mut align_carried = false;
     for task in earlier.tasks.into_iter().chain(earlier.earlier_tasks) {
-        if !task.reusable() || !seen.insert((task.step, task.shard, task.contig.clone())) {
+        if !task.reusable() || !seen.insert(identity(&task)) {
             continue;
         }
         align_carried |= task.step == crate::StepId::Align && task.shard.is_none();
@@ -330,7 +361,10 @@ pub fn carry_forward(stores: &Stores, uri: &ObjectUri, manifest: &mut RunManifes
         manifest.read_pairs = earlier.read_pairs;
     }
     if !carried.is_empty() {
-        info!(%uri, tasks = carried.len(), "keeping the earlier run's finished tasks in the manifest");
+        tracing::debug!(
+            tasks = carried.len(),
+            "keeping the earlier run's finished tasks in the manifest"
+        );
     }
     manifest.earlier_tasks = carried;
 }
@@ -496,6 +530,7 @@ pub fn reuse_outputs(
                 uri: uri.to_string(),
                 bytes: recorded.bytes,
                 sha256,
+                verified: format!("reused: {} bytes, SHA-256", recorded.bytes),
             },
             path,
         });
@@ -536,6 +571,7 @@ mod tests {
             uri: dir.join(name).to_string(),
             bytes: content.len() as u64,
             sha256: hex(&Sha256::digest(content)),
+            verified: String::new(),
         }
     }
 

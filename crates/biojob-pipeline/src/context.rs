@@ -110,14 +110,17 @@ impl StepContext {
     }
 
     /// `error`, or [`Error::ScratchFull`] around it when the step failed (a tool failed or was
-    /// killed, or an output failed verification) while the scratch filesystem is full: call
-    /// it before removing the step's partial outputs, which hold the space.
+    /// killed, an output failed verification, or biojob's own write of an output found the
+    /// disk full) while the scratch filesystem is full: call it before removing the step's
+    /// partial outputs, which hold the space.
     pub fn explain_failure(&self, error: Error) -> Error {
         let tool_side = matches!(
             error.exit_class(),
             ExitClass::ToolFailed | ExitClass::ToolKilled | ExitClass::OutputInvalid
         );
-        if !tool_side {
+        let disk_full =
+            matches!(&error, Error::Io { source, .. } if biojob_scratch::is_disk_full(source));
+        if !tool_side && !disk_full {
             return error;
         }
         match self.space.full() {

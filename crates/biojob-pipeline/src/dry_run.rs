@@ -8,15 +8,16 @@
 use std::fmt::Write as _;
 use std::num::NonZeroU64;
 
-use biojob_core::{Contig, ScatterPlan, Shard};
+use biojob_core::{Contig, ReadGroup, ScatterPlan, Shard};
 use biojob_formats::ChunkLayout;
+use biojob_storage::ObjectUri;
 use biojob_tools::Toolset;
 
 use crate::scheduler::chunk_share;
 use crate::{
-    AlignStep, CallStep, GatherInputs, GatherStep, MergeStep, PlanContext, QcRun, QcStep,
-    Resources, ScaleOptions, ShardRequest, SplitStep, StepDefinition, WorkflowInput,
-    reference_index_plan,
+    AlignStep, CallStep, CohortInput, Error, GatherInputs, GatherStep, MergeStep, PlanContext,
+    QcRun, QcStep, ReportStep, Resources, SampleSheet, SampleVcfStep, ScaleOptions, ShardRequest,
+    SplitStep, StepDefinition, WorkflowInput, reference_index_plan,
 };
 
 /// The plan of a run of `input` with `scale`, as text: the inputs and outputs, the resources,
@@ -44,24 +45,12 @@ pub fn render_run_plan(
     ));
     line(&format!("fastq 1: {}", input.fastq_1));
     line(&format!("fastq 2: {}", input.fastq_2));
-    let candidates: Vec<String> = input
-        .reference_candidates
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    line(&match candidates.as_slice() {
-        [one] => format!("reference: {one}"),
-        many => format!("reference: the first that exists of {}", many.join(", ")),
-    });
+    line(&reference_line(&input.reference_candidates));
     line(&format!(
         "outputs: {}",
         input.output_prefix.join(sample.as_str()).join(run_id)
     ));
-    line(&format!(
-        "resources: {} threads, {:.1} GiB memory",
-        resources.threads.max(1),
-        resources.memory_bytes as f64 / f64::from(1u32 << 30)
-    ));
+    line(&resources_line(resources));
     line(
         "placeholders: <scratch> is the run's private scratch directory; <reference>, \
          <fastq_1>, <fastq_2> are the inputs above (copied into it when they are in S3); \
@@ -83,6 +72,8 @@ pub fn render_run_plan(
         chunk,
         chunk_pairs,
         validate_fastq,
+        lane: None,
+        mark_duplicates: false,
     };
     match scale.chunk_pairs {
         None => {
@@ -109,55 +100,18 @@ pub fn render_run_plan(
             header(&mut out, "merge");
             let merge = MergeStep {
                 sample: sample.clone(),
-                read_group: input.read_group.clone(),
+                read_groups: vec![input.read_group.clone()],
                 chunks: 2,
+                mark_duplicates: false,
+                in_cohort: false,
+                chunk_records: None,
             };
             out.push_str(&merge.plan(&context).render());
         }
     }
 
-    let requested: Vec<&str> = input.contigs.iter().flatten().map(String::as_str).collect();
-    let shards: Vec<(String, Shard)> = match scale.shard_bases {
-        Some(bases) => {
-            header(
-                &mut out,
-                &format!(
-                    "call by size: shards of at most {bases} bases cut from the .fai at run time \
-                     (biojob plan-shards lists them); e.g. the second shard of a contig of twice \
-                     that length:"
-                ),
-            );
-            let length = bases.get().saturating_mul(2);
-            let plan = ScatterPlan::by_size([Contig::new("<contig>", length)], bases);
-            plan.shards()
-                .get(1)
-                .map(|shard| ("<contig>".to_owned(), shard.clone()))
-                .into_iter()
-                .collect()
-        }
-        None if requested.is_empty() => {
-            header(
-                &mut out,
-                "call: one shard per contig: every contig of the reference (read from its .fai at run time)",
-            );
-            vec![("<contig>".to_owned(), unknown_contig_shard("<contig>"))]
-        }
-        None => {
-            header(
-                &mut out,
-                &format!(
-                    "call: {} shard{} ({}), in reference order",
-                    requested.len(),
-                    if requested.len() == 1 { "" } else { "s" },
-                    requested.join(", ")
-                ),
-            );
-            requested
-                .iter()
-                .map(|name| ((*name).to_owned(), unknown_contig_shard(name)))
-                .collect()
-        }
-    };
+    let (title, shards) = planned_shards(scale, input.contigs.as_deref(), "call");
+    header(&mut out, &title);
     for (name, shard) in shards {
         let call = CallStep::new(
             sample.clone(),
@@ -178,6 +132,240 @@ pub fn render_run_plan(
     let qc = QcStep::new(sample.clone(), QcRun::Given(Box::default()));
     out.push_str(&qc.plan(&context).render());
     out
+}
+
+/// `reference: …`: the reference's location, or the candidates tried in order.
+fn reference_line(candidates: &[ObjectUri]) -> String {
+    let candidates: Vec<String> = candidates.iter().map(ToString::to_string).collect();
+    match candidates.as_slice() {
+        [one] => format!("reference: {one}"),
+        many => format!("reference: the first that exists of {}", many.join(", ")),
+    }
+}
+
+/// `resources: …`: the run's threads and memory.
+fn resources_line(resources: Resources) -> String {
+    format!(
+        "resources: {} threads, {:.1} GiB memory",
+        resources.threads.max(1),
+        resources.memory_bytes as f64 / f64::from(1u32 << 30)
+    )
+}
+
+/// The calling shards a dry run shows, and the title of the `step` ("call", "call jointly")
+/// that calls them: the contigs requested, each whole, in reference order; every contig of
+/// the reference (one placeholder); or shards cut by size (an example shard: the plan is cut
+/// from the `.fai` at run time).
+fn planned_shards(
+    scale: &ScaleOptions,
+    contigs: Option<&[String]>,
+    step: &str,
+) -> (String, Vec<(String, Shard)>) {
+    let requested: Vec<&str> = contigs.into_iter().flatten().map(String::as_str).collect();
+    match scale.shard_bases {
+        Some(bases) => {
+            let length = bases.get().saturating_mul(2);
+            let plan = ScatterPlan::by_size([Contig::new("<contig>", length)], bases);
+            (
+                format!(
+                    "{step} by size: shards of at most {bases} bases cut from the .fai at run time \
+                     (biojob plan-shards lists them); e.g. the second shard of a contig of twice \
+                     that length:"
+                ),
+                plan.shards()
+                    .get(1)
+                    .map(|shard| ("<contig>".to_owned(), shard.clone()))
+                    .into_iter()
+                    .collect(),
+            )
+        }
+        None if requested.is_empty() => (
+            format!(
+                "{step}: one shard per contig: every contig of the reference (read from its .fai at run time)"
+            ),
+            vec![("<contig>".to_owned(), unknown_contig_shard("<contig>"))],
+        ),
+        None => (
+            format!(
+                "{step}: {} shard{} ({}), in reference order",
+                requested.len(),
+                if requested.len() == 1 { "" } else { "s" },
+                requested.join(", ")
+            ),
+            requested
+                .iter()
+                .map(|name| ((*name).to_owned(), unknown_contig_shard(name)))
+                .collect(),
+        ),
+    }
+}
+
+/// The plan of a cohort's run (docs/cohorts.md), as text: the sheet's samples and lanes with
+/// each lane's read group (`read_groups`: per sample, per lane, in sheet order), the run's
+/// location and resources, then each step with the command lines it runs: every lane's
+/// alignment, every sample's merge, the joint calls, the gather, each sample's VCF and QC,
+/// the report.
+///
+/// # Errors
+/// Never in practice (the cohort's file stem is a valid sample id).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the run's parts, as render_run_plan takes them, and the sheet's"
+)]
+pub fn render_cohort_plan(
+    input: &CohortInput,
+    sheet: &SampleSheet,
+    read_groups: &[Vec<ReadGroup>],
+    toolset: &Toolset,
+    resources: Resources,
+    run_id: &str,
+    scale: &ScaleOptions,
+    validate_fastq: bool,
+) -> Result<String, Error> {
+    let context = PlanContext::placeholders(toolset, resources);
+    let lanes: usize = sheet.samples.iter().map(|sample| sample.lanes.len()).sum();
+    let mut out = String::new();
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
+    line(
+        "dry run: nothing was run or read except the input JSON, the sample sheet and the first \
+         read of each lane that the sheet gives no platform_unit",
+    );
+    line(&format!(
+        "cohort: {} samples, {lanes} lanes, from the sample sheet {}",
+        sheet.samples.len(),
+        sheet.uri
+    ));
+    for (sample, groups) in sheet.samples.iter().zip(read_groups) {
+        line(&format!("sample {}:", sample.sample));
+        for (lane, read_group) in sample.lanes.iter().zip(groups) {
+            line(&format!(
+                "  lane {}: {} {}  {}",
+                lane.lane,
+                lane.fastq_1,
+                lane.fastq_2,
+                read_group.to_header_line().replace('\t', "\\t")
+            ));
+        }
+    }
+    line(&reference_line(&input.reference_candidates));
+    line(&format!("outputs: {}", input.output_prefix.join(run_id)));
+    line(&resources_line(resources));
+    line(&format!(
+        "duplicates: {}",
+        if input.mark_duplicates {
+            "marked (samtools fixmate -m after bwa, samtools markdup after each sample's merge)"
+        } else {
+            "not marked"
+        }
+    ));
+    line(
+        "placeholders: <scratch> is the run's private scratch directory; <reference>, \
+         <fastq_1>, <fastq_2> are the inputs above (copied into it when they are in S3); \
+         <bam.NNNN>, <vcf.NNNN> and the like are earlier steps' outputs; <shard> is a shard's \
+         or lane's number",
+    );
+
+    let mut step = 0;
+    let mut header = |out: &mut String, text: &str| {
+        step += 1;
+        let _ = writeln!(out, "\n{step}. {text}");
+    };
+    header(&mut out, "prepare-reference");
+    out.push_str(&reference_index_plan(&context, true).render());
+
+    let workers = scale.workers.clamp(1, lanes.max(1));
+    header(
+        &mut out,
+        &format!(
+            "align each lane, {workers} at once (each with {} of the threads and memory){}",
+            if workers == 1 { "all" } else { "its share" },
+            if scale.chunk_pairs.is_some() {
+                "; lanes are aligned whole (--chunk-pairs does not split them)"
+            } else {
+                ""
+            }
+        ),
+    );
+    let share = PlanContext::placeholders(toolset, chunk_share(resources, workers));
+    for (sample, groups) in sheet.samples.iter().zip(read_groups) {
+        for (index, (lane, read_group)) in sample.lanes.iter().zip(groups).enumerate() {
+            let align = AlignStep {
+                sample: sample.sample.clone(),
+                read_group: read_group.clone(),
+                chunk: Some(index),
+                chunk_pairs: None,
+                validate_fastq,
+                lane: Some(lane.lane.clone()),
+                mark_duplicates: input.mark_duplicates,
+            };
+            let _ = writeln!(out, "   [{} lane {}]", sample.sample, lane.lane);
+            out.push_str(&align.plan(&share).render());
+        }
+    }
+    header(
+        &mut out,
+        if input.mark_duplicates {
+            "merge each sample's lanes, marking duplicates (into samples/<sample>/)"
+        } else {
+            "merge each sample's lanes (into samples/<sample>/)"
+        },
+    );
+    for (sample, groups) in sheet.samples.iter().zip(read_groups) {
+        let merge = MergeStep {
+            sample: sample.sample.clone(),
+            read_groups: groups.clone(),
+            chunks: sample.lanes.len(),
+            mark_duplicates: input.mark_duplicates,
+            in_cohort: true,
+            chunk_records: None,
+        };
+        let _ = writeln!(out, "   [{}]", sample.sample);
+        out.push_str(&merge.plan(&context).render());
+    }
+
+    let samples = sheet.sample_ids();
+    let stem = crate::cohort_stem()?;
+    let (title, shards) = planned_shards(scale, input.contigs.as_deref(), "call jointly");
+    header(&mut out, &title);
+    for (name, shard) in shards {
+        let call = CallStep::new(
+            stem.clone(),
+            ShardRequest::Shard(shard),
+            input.min_mapping_quality,
+        )
+        .jointly(samples.clone());
+        let _ = writeln!(out, "   [{name}]");
+        out.push_str(&call.plan(&context).render());
+    }
+    header(
+        &mut out,
+        "gather (the shards' VCFs concatenated in reference order)",
+    );
+    let gather = GatherStep::new(stem, GatherInputs::Given(2)).jointly(samples.clone());
+    out.push_str(&gather.plan(&context).render());
+    header(
+        &mut out,
+        "each sample's VCF and QC (into samples/<sample>/)",
+    );
+    for sample in &samples {
+        let _ = writeln!(out, "   [{sample}]");
+        let select = SampleVcfStep {
+            sample: sample.clone(),
+        };
+        out.push_str(&select.plan(&context).render());
+        out.push_str(
+            &QcStep::new(sample.clone(), QcRun::Given(Box::default()))
+                .plan(&context)
+                .render(),
+        );
+    }
+    header(&mut out, "report");
+    let report = ReportStep::new(samples, QcRun::Given(Box::default()));
+    out.push_str(&report.plan(&context).render());
+    Ok(out)
 }
 
 /// The shard of a whole contig whose length a dry run does not know: it is called by its
@@ -226,8 +414,8 @@ mod tests {
             "3. call: 2 shards (chr20, chr19), in reference order",
             "   [chr20]",
             "   [chr19]",
-            "   bwa mem -t 4 -K 10000000 -R '@RG\\tID:NIST7035\\tSM:NIST7035\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 4 -m 1048576K -T <scratch>/NIST7035.align.sort-tmp -O bam -o <scratch>/NIST7035.align.bam.partial -",
-            "   bcftools mpileup -f <reference> -r chr19 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Oz -o <scratch>/NIST7035.call.<shard>.vcf.gz.partial -",
+            "   (biojob writes sort's output to <scratch>/NIST7035.align.bam.partial, counting its records)\n   bwa mem -t 4 -K 10000000 -R '@RG\\tID:NIST7035\\tSM:NIST7035\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 4 -m 1048576K -T <scratch>/NIST7035.align.sort-tmp -O bam -o - -",
+            "   bcftools mpileup -Oz0 -f <reference> -r chr19 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Oz -o <scratch>/NIST7035.call.<shard>.vcf.gz.partial -",
             "4. gather",
             "   bcftools concat -Oz -o <scratch>/NIST7035.vcf.gz.partial <vcf.0000> <vcf.0001>",
             "5. qc",
@@ -272,10 +460,11 @@ mod tests {
         for expected in [
             "2. split\n   (biojob checks the FASTQ pair and cuts it into chunks of 49505 read pairs, gzip level 2)",
             "3. align each chunk, 2 at once (each with its share of the threads and memory)",
-            "   bwa mem -t 1 -K 10000000 -R '@RG\\tID:S\\tSM:S\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 1 -m 131072K -T <scratch>/S.align.<shard>.sort-tmp -O bam -o <scratch>/S.align.<shard>.bam.partial -",
-            "4. merge\n   samtools merge -@ 1 -c -p -f -o <scratch>/S.align.bam.partial <bam.0000> <bam.0001>",
+            "(biojob writes sort's output to <scratch>/S.align.<shard>.bam.partial, counting its records)",
+            "   bwa mem -t 1 -K 10000000 -R '@RG\\tID:S\\tSM:S\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 1 -m 131072K -T <scratch>/S.align.<shard>.sort-tmp -O bam -o - -",
+            "4. merge\n   (biojob counts the chunks' records, then writes merge's output to <scratch>/S.align.bam.partial, counting its records)\n   samtools merge -@ 1 -c -p -f -o - <bam.0000> <bam.0001>",
             "5. call by size: shards of at most 20000 bases",
-            "bcftools mpileup -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
+            "bcftools mpileup -Oz0 -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
         ] {
             assert!(plan.contains(expected), "{expected}\n{plan}");
         }

@@ -48,6 +48,15 @@ pub const BIOJOB_CALL_SHARD_BASES: &str = "BIOJOB_CALL_SHARD_BASES";
 pub const BIOJOB_ALIGN_CHUNK_PAIRS: &str = "BIOJOB_ALIGN_CHUNK_PAIRS";
 /// Alignment chunks run at once (default 1).
 pub const BIOJOB_WORKERS: &str = "BIOJOB_WORKERS";
+/// A cohort's duplicate marking: on (default; `samtools fixmate -m` after bwa, `samtools
+/// markdup` after the merge of a sample's lanes) or `0`/`false`/`no`/`off`.
+pub const BIOJOB_MARK_DUPLICATES: &str = "BIOJOB_MARK_DUPLICATES";
+/// A cohort's sample sheet (path, `file://` or `s3://` URI): `biojob run --samplesheet`, and
+/// every job of a cohort execution on AWS Batch.
+pub const SAMPLESHEET: &str = "SAMPLESHEET";
+/// The lane a cohort's align job aligns: its 0-based index among the sample's lanes in the
+/// sample sheet.
+pub const LANE: &str = "LANE";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The samtools program.

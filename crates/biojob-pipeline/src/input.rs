@@ -22,7 +22,7 @@ use crate::env;
 
 /// Whether `a` and `b` name the same file: local paths compared once resolved (symbolic links,
 /// `..`) when they exist, else after removing `.` and repeated `/`; S3 URIs compared as given.
-fn same_object(a: &ObjectUri, b: &ObjectUri) -> bool {
+pub(crate) fn same_object(a: &ObjectUri, b: &ObjectUri) -> bool {
     match (a, b) {
         (ObjectUri::Local(a), ObjectUri::Local(b)) => {
             let normalised = |path: &camino::Utf8Path| {
@@ -57,13 +57,29 @@ struct Params {
     environment: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     chromosomes: Option<Vec<String>>,
+    /// A cohort's sample sheet (path or URI).
+    #[serde(default)]
+    samplesheet: Option<String>,
     /// Keys biojob does not read: each gets a warning.
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
 }
 
-/// The keys of `params` and of the input itself that biojob reads.
-const PARAMS_KEYS: [&str; 3] = ["queue", "environment", "chromosomes"];
+/// The keys of `params` an execution input holds: those `biojob run` reads and those only the
+/// state machine reads (`templates/asl/biojob.asl.json`: the Batch queue, the shards, the
+/// chunks and the cohort's samples, which `biojob run` works out itself). Any other key gets a
+/// warning.
+const PARAMS_KEYS: [&str; 9] = [
+    "queue",
+    "environment",
+    "chromosomes",
+    "samplesheet",
+    "samples",
+    "shards",
+    "shardBases",
+    "chunks",
+    "chunkPairs",
+];
 
 /// Refuses a JSON text in which an object names a key twice (RFC 8259 section 4: the names
 /// "SHOULD be unique", and parsers differ on which value wins; serde_json keeps the last
@@ -348,6 +364,39 @@ impl JobEnvironment {
         Ok(read_group)
     }
 
+    /// With a sample sheet, which gives each lane's FASTQ pair and read group: refuses
+    /// `FASTQ_1`, `FASTQ_2`, `READ_GROUP_ID`, `READ_GROUP_LIBRARY` and
+    /// `READ_GROUP_PLATFORM_UNIT`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the first of them that is set.
+    pub fn refuse_lane_keys(&self) -> Result<(), Error> {
+        for key in [
+            env::FASTQ_1,
+            env::FASTQ_2,
+            env::READ_GROUP_ID,
+            env::READ_GROUP_LIBRARY,
+            env::READ_GROUP_PLATFORM_UNIT,
+        ] {
+            if self.get(key).is_some() {
+                return Err(sheet_key(self, key));
+            }
+        }
+        Ok(())
+    }
+
+    /// `@RG PL` of a cohort's lanes: `READ_GROUP_PLATFORM`, default `ILLUMINA`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a value that cannot go into an `@RG` line.
+    pub fn platform(&self) -> Result<String, Error> {
+        let sample = SampleId::new(crate::COHORT_STEM).map_err(|e| usage(e.to_string(), ""))?;
+        Ok(self
+            .read_group(&sample)?
+            .platform
+            .unwrap_or_else(|| "ILLUMINA".to_owned()))
+    }
+
     fn source_prefix(&self) -> Result<Option<ObjectUri>, Error> {
         self.get(env::SOURCE_DATA_PREFIX)
             .map(|text| self.uri(env::SOURCE_DATA_PREFIX, text))
@@ -454,6 +503,170 @@ impl JobEnvironment {
     }
 }
 
+/// The execution input JSON read into its parts, before they are resolved for one sample or
+/// for a cohort.
+struct ParsedInput {
+    environment: JobEnvironment,
+    contigs: Option<Vec<String>>,
+    samplesheet: Option<String>,
+}
+
+impl ParsedInput {
+    /// Parses the JSON: a leading UTF-8 byte order mark is skipped, a key given twice in any
+    /// object is refused, unknown keys of the input and of `params` are warned about.
+    fn from_json(text: &str) -> Result<ParsedInput, Error> {
+        // RFC 8259 section 8.1: a parser may ignore a byte order mark, which editors on
+        // Windows write (serde_json does not).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let invalid = |error: serde_json::Error| {
+            usage(
+                format!("the workflow input is not valid: {error}"),
+                "give the Step Functions execution input: {\"params\": {\"environment\": {...}, \"chromosomes\": [...]}}",
+            )
+        };
+        refuse_duplicate_keys(text).map_err(invalid)?;
+        let input: ExecutionInput = serde_json::from_str(text).map_err(invalid)?;
+        warn_unknown_keys("", &input.other, &["params"]);
+        warn_unknown_keys("params.", &input.params.other, &PARAMS_KEYS);
+        let environment = input.params.environment;
+        let mut values = BTreeMap::new();
+        for (key, value) in &environment {
+            if !env::INPUT_ENVIRONMENT_KEYS.contains(&key.as_str()) {
+                warn!(key, "ignoring an environment key biojob does not use");
+                continue;
+            }
+            let serde_json::Value::String(text) = value else {
+                return Err(usage(
+                    format!("params.environment.{key} must be a string, found {value}"),
+                    "quote the value",
+                ));
+            };
+            values.insert(key.as_str(), text.clone());
+        }
+        let environment = JobEnvironment {
+            values: values
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value))
+                .collect(),
+            origin: Origin::Json,
+        };
+        let contigs = match input.params.chromosomes {
+            None => None,
+            Some(list) if list.is_empty() => {
+                return Err(usage(
+                    "params.chromosomes is empty",
+                    "list the contigs to call, or leave the key out to call every contig",
+                ));
+            }
+            Some(list) => {
+                let mut seen = std::collections::BTreeSet::new();
+                if let Some(duplicate) = list.iter().find(|c| !seen.insert(c.as_str())) {
+                    return Err(usage(
+                        format!("params.chromosomes lists {duplicate:?} twice"),
+                        "list each contig once",
+                    ));
+                }
+                Some(list)
+            }
+        };
+
+        Ok(ParsedInput {
+            environment,
+            contigs,
+            samplesheet: input.params.samplesheet.filter(|text| !text.is_empty()),
+        })
+    }
+}
+
+/// A cohort's run input: the execution input with a sample sheet (`params.samplesheet`, or
+/// `--samplesheet`) in place of `SAMPLE_ID` and the FASTQ pair (docs/cohorts.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CohortInput {
+    /// The sample sheet.
+    pub samplesheet: ObjectUri,
+    /// Candidate reference URIs, in the order tried.
+    pub reference_candidates: Vec<ObjectUri>,
+    /// The contigs to call, as given (`None`: every contig of the reference).
+    pub contigs: Option<Vec<String>>,
+    /// The output prefix (`JOB_OUTPUT_PREFIX`): the run writes to `<prefix>/<run id>/`.
+    pub output_prefix: ObjectUri,
+    /// The calling step's minimum mapping quality (`MIN_MAPPING_QUALITY`), when set.
+    pub min_mapping_quality: Option<u32>,
+    /// `BIOJOB_RESUME` of `params.environment`, when set and not empty.
+    pub resume: Option<bool>,
+    /// `@RG PL` of every lane (`READ_GROUP_PLATFORM`, default `ILLUMINA`).
+    pub platform: String,
+    /// Flag duplicates (`BIOJOB_MARK_DUPLICATES`, on unless turned off).
+    pub mark_duplicates: bool,
+}
+
+/// What `biojob run` runs: one sample from the job environment, or a cohort from a sample
+/// sheet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunInput {
+    /// One sample (`SAMPLE_ID`, its FASTQ pair).
+    Sample(WorkflowInput),
+    /// A cohort (`params.samplesheet`).
+    Cohort(CohortInput),
+}
+
+impl RunInput {
+    /// Parses the execution input JSON; `samplesheet` (the `--samplesheet` flag) wins over
+    /// `params.samplesheet`. With a sheet, the environment keys of one sample (`SAMPLE_ID`,
+    /// `FASTQ_1`, `FASTQ_2`, `READ_GROUP_ID`, `READ_GROUP_LIBRARY`,
+    /// `READ_GROUP_PLATFORM_UNIT`) are refused: the sheet names the samples, their FASTQs and
+    /// their read groups. `mark_duplicates` is the cohort's setting.
+    ///
+    /// # Errors
+    /// As [`WorkflowInput::from_json`]; [`Error::Usage`] for one sample's key beside a sheet,
+    /// or a sheet that is not a path or URI.
+    pub fn from_json(
+        text: &str,
+        samplesheet: Option<&str>,
+        mark_duplicates: bool,
+    ) -> Result<RunInput, Error> {
+        let parsed = ParsedInput::from_json(text)?;
+        let Some(sheet) = samplesheet
+            .map(str::to_owned)
+            .or_else(|| parsed.samplesheet.clone())
+        else {
+            return WorkflowInput::from_parsed(parsed).map(RunInput::Sample);
+        };
+        let environment = &parsed.environment;
+        if environment.get(env::SAMPLE_ID).is_some() {
+            return Err(sheet_key(environment, env::SAMPLE_ID));
+        }
+        environment.refuse_lane_keys()?;
+        let samplesheet = ObjectUri::parse(&sheet).map_err(|error| {
+            usage(
+                format!("the sample sheet {sheet:?}: {error}"),
+                "give params.samplesheet (or --samplesheet) as a path, file:// or s3:// URI",
+            )
+        })?;
+        Ok(RunInput::Cohort(CohortInput {
+            samplesheet,
+            reference_candidates: environment.reference_candidates()?,
+            contigs: parsed.contigs,
+            output_prefix: environment.output_prefix()?,
+            min_mapping_quality: environment.min_mapping_quality()?,
+            resume: environment.resume()?,
+            platform: environment.platform()?,
+            mark_duplicates,
+        }))
+    }
+}
+
+/// The refusal of one sample's key `key` beside a sample sheet.
+fn sheet_key(environment: &JobEnvironment, key: &str) -> Error {
+    usage(
+        format!(
+            "{} is given with a sample sheet, which names the samples, their FASTQs and read groups",
+            environment.name(key)
+        ),
+        format!("remove {key}, or run one sample without the sheet"),
+    )
+}
+
 /// The first of `candidates` that exists.
 ///
 /// # Errors
@@ -492,41 +705,16 @@ impl WorkflowInput {
     /// key, an invalid sample id or read group value, an empty or duplicated `chromosomes`
     /// list.
     pub fn from_json(text: &str) -> Result<WorkflowInput, Error> {
-        // RFC 8259 section 8.1: a parser may ignore a byte order mark, which editors on
-        // Windows write (serde_json does not).
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let invalid = |error: serde_json::Error| {
-            usage(
-                format!("the workflow input is not valid: {error}"),
-                "give the Step Functions execution input: {\"params\": {\"environment\": {...}, \"chromosomes\": [...]}}",
-            )
-        };
-        refuse_duplicate_keys(text).map_err(invalid)?;
-        let input: ExecutionInput = serde_json::from_str(text).map_err(invalid)?;
-        warn_unknown_keys("", &input.other, &["params"]);
-        warn_unknown_keys("params.", &input.params.other, &PARAMS_KEYS);
-        let environment = input.params.environment;
-        let mut values = BTreeMap::new();
-        for (key, value) in &environment {
-            if !env::INPUT_ENVIRONMENT_KEYS.contains(&key.as_str()) {
-                warn!(key, "ignoring an environment key biojob does not use");
-                continue;
-            }
-            let serde_json::Value::String(text) = value else {
-                return Err(usage(
-                    format!("params.environment.{key} must be a string, found {value}"),
-                    "quote the value",
-                ));
-            };
-            values.insert(key.as_str(), text.clone());
-        }
-        let environment = JobEnvironment {
-            values: values
-                .into_iter()
-                .map(|(key, value)| (key.to_owned(), value))
-                .collect(),
-            origin: Origin::Json,
-        };
+        let parsed = ParsedInput::from_json(text)?;
+        WorkflowInput::from_parsed(parsed)
+    }
+
+    fn from_parsed(parsed: ParsedInput) -> Result<WorkflowInput, Error> {
+        let ParsedInput {
+            environment,
+            contigs,
+            ..
+        } = parsed;
         let sample = environment.sample()?;
         let read_group = environment.read_group(&sample)?;
         let (fastq_1, fastq_2) = environment.fastqs(&sample)?;
@@ -534,26 +722,6 @@ impl WorkflowInput {
         let output_prefix = environment.output_prefix()?;
         let min_mapping_quality = environment.min_mapping_quality()?;
         let resume = environment.resume()?;
-
-        let contigs = match input.params.chromosomes {
-            None => None,
-            Some(list) if list.is_empty() => {
-                return Err(usage(
-                    "params.chromosomes is empty",
-                    "list the contigs to call, or leave the key out to call every contig",
-                ));
-            }
-            Some(list) => {
-                let mut seen = std::collections::BTreeSet::new();
-                if let Some(duplicate) = list.iter().find(|c| !seen.insert(c.as_str())) {
-                    return Err(usage(
-                        format!("params.chromosomes lists {duplicate:?} twice"),
-                        "list each contig once",
-                    ));
-                }
-                Some(list)
-            }
-        };
 
         Ok(WorkflowInput {
             sample,
@@ -580,6 +748,35 @@ impl WorkflowInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `$.params.<key>` the state machine reads is a key of [`PARAMS_KEYS`], so that a
+    /// state machine's input run locally gets no warning for it.
+    #[test]
+    fn the_state_machines_params_keys_are_known() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../templates/asl/biojob.asl.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut read: Vec<&str> = text
+            .split("$.params.")
+            .skip(1)
+            .map(|rest| {
+                let end = rest
+                    .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        assert!(read.len() >= 5, "{read:?}");
+        let unknown: Vec<&&str> = read
+            .iter()
+            .filter(|key| !PARAMS_KEYS.contains(key))
+            .collect();
+        assert!(unknown.is_empty(), "not in PARAMS_KEYS: {unknown:?}");
+    }
 
     const INPUT: &str = r#"{"params": {"queue": "arn:aws:batch:us-east-1:1:job-queue/q",
         "environment": {"REFERENCE_NAME": "ref", "SAMPLE_ID": "NA12878",

@@ -17,9 +17,10 @@ use crate::cache::{
     reference_sha256_until, try_reuse,
 };
 use crate::{
-    CacheKeyMaterial, Error, OutputRecord, PlanContext, PlannedOutput, PreparedReference,
-    ReferenceOptions, RunObserver, StepContext, StepPlan, TaskLabel, TaskRecord, TaskShard,
-    bwa_index_mismatch, prepare_reference, publish_file, stage_input,
+    CacheKeyMaterial, CohortMember, Error, OutputRecord, PlanContext, PlannedOutput,
+    PreparedReference, RecordCounts, ReferenceOptions, RunObserver, StepContext, StepPlan,
+    TaskLabel, TaskRecord, TaskShard, bwa_index_mismatch, prepare_reference, publish_file,
+    stage_input,
 };
 
 /// A step of the workflow, defined once: its plan (the commands it runs, see
@@ -31,6 +32,12 @@ pub trait StepDefinition: Sync {
     /// The shard of a scattered step (a calling shard, an alignment chunk); `None` for an
     /// unscattered step.
     fn shard(&self) -> Option<TaskShard> {
+        None
+    }
+
+    /// The sample (and lane) a task of a cohort run works for, which its label and record
+    /// name; `None` for a single-sample run's tasks and a cohort's joint steps.
+    fn cohort_member(&self) -> Option<CohortMember> {
         None
     }
 
@@ -112,6 +119,20 @@ pub struct JobInput {
     pub digest: InputDigest,
     /// Read from where it is by the step itself (the split job streams S3 FASTQs), not staged.
     pub streamed: bool,
+    /// The SHA-256 that the step which published it recorded (its step manifest), when known:
+    /// the staged copy must have it (an object changed after it was published is refused).
+    pub published: Option<Published>,
+}
+
+/// What an earlier step job recorded of an output it published: see [`published_output`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The step manifest that records it.
+    pub manifest: ObjectUri,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
+    /// The records of the BAM, as the task counted them while writing it (align, merge).
+    pub bam_records: Option<u64>,
 }
 
 impl JobInput {
@@ -124,7 +145,14 @@ impl JobInput {
             remedy: remedy.to_owned(),
             digest: InputDigest::Hash,
             streamed: false,
+            published: None,
         }
+    }
+
+    /// Checked against what the step that published it recorded, when it did.
+    pub fn published(mut self, published: Option<Published>) -> Self {
+        self.published = published;
+        self
     }
 
     /// With its SHA-256 already known.
@@ -238,8 +266,9 @@ pub struct Executed {
     pub commands: Vec<StageReport>,
     /// The outputs written, final names (usually the plan's).
     pub outputs: Vec<PlannedOutput>,
-    /// Read pairs fed to the aligner (align).
-    pub read_pairs: Option<u64>,
+    /// The records the step counted and checked (read pairs fed to the aligner, the BAM's
+    /// records, the VCF's).
+    pub records: RecordCounts,
 }
 
 /// Whether and how a job has a cache key.
@@ -331,6 +360,7 @@ impl StepJob<'_> {
     /// The task's label (`align`, `call chr20`, `align chunk 0003`).
     pub fn label(&self) -> TaskLabel {
         TaskLabel::new(self.definition.step(), self.definition.shard())
+            .of(self.definition.cohort_member())
     }
 
     /// Runs the lifecycle. Never fails: the outcome carries the error and the record says how
@@ -350,12 +380,17 @@ impl StepJob<'_> {
         let named = self.label();
         let rerun_reason = facts.rerun_reason.map(|reason| reason.to_string());
         let outcome = match result {
-            Ok(Done::Reused { key, outputs }) => {
+            Ok(Done::Reused {
+                key,
+                outputs,
+                counted,
+            }) => {
                 target.observer.reused(&label);
                 let records: Vec<OutputRecord> = outputs.iter().map(|o| o.0.clone()).collect();
                 JobOutcome {
                     record: TaskRecord {
                         inputs: facts.inputs,
+                        records: counted,
                         ..TaskRecord::cached(step, shard, started, Duration::ZERO, key, records)
                     },
                     outputs: outputs.into_iter().map(|o| o.1).collect(),
@@ -374,6 +409,7 @@ impl StepJob<'_> {
                 target.observer.finished(&label, true, wall);
                 let record = TaskRecord {
                     outputs: records,
+                    records: executed.records,
                     cache_key: key,
                     rerun_reason,
                     inputs: facts.inputs,
@@ -383,7 +419,7 @@ impl StepJob<'_> {
                     record,
                     outputs,
                     reference: facts.reference,
-                    read_pairs: executed.read_pairs,
+                    read_pairs: executed.records.read_pairs,
                     bytes_staged_in: facts.bytes_staged_in,
                     error: None,
                 }
@@ -409,6 +445,8 @@ impl StepJob<'_> {
                 }
             }
         };
+        let mut outcome = outcome;
+        outcome.record = outcome.record.of(self.definition.cohort_member().as_ref());
         info!(status = ?outcome.record.status, wall_seconds = wall.as_secs_f64(), "task ended");
         outcome
     }
@@ -466,6 +504,10 @@ impl StepJob<'_> {
                     info!(cache_key = %key, "reused: an earlier job finished this step with the same cache key and its outputs are unchanged; nothing runs");
                     return Ok(Done::Reused {
                         key: key.clone(),
+                        counted: earlier
+                            .finished(key)
+                            .map(|task| task.records)
+                            .unwrap_or_default(),
                         outputs: reused
                             .into_iter()
                             .map(|output| {
@@ -670,8 +712,59 @@ impl StepJob<'_> {
             if let InputDigest::Known(sha256) = &input.digest {
                 digests.insert(input.role.clone(), sha256.clone());
             }
+            if let (Some(published), Some(found)) = (&input.published, digests.get(&input.role))
+                && *found != published.sha256
+            {
+                return Err(Error::Input {
+                    message: format!(
+                        "{} {} changed after it was published: its SHA-256 is {found}, {} records {}",
+                        input.what, input.uri, published.manifest, published.sha256
+                    ),
+                    remedy: Some(
+                        "run the step that publishes it again (and the steps after it)".into(),
+                    ),
+                });
+            }
         }
-        if let (Some((_, use_)), Some(reference)) = (&self.reference, &staged.reference) {
+        self.key_of(digests, staged.reference.as_ref(), staged, context)
+    }
+
+    /// The cache key the job's definition has with `digests` (role → SHA-256) for its inputs,
+    /// before they exist: a local run keys a sample's whole alignment by its lanes' keys, which
+    /// determine the lanes' BAMs, under its merge's plan. The reference must be prepared.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the job's reference is not prepared yet; an I/O error hashing the
+    /// reference's files.
+    pub fn key_from_digests(
+        &self,
+        digests: BTreeMap<String, String>,
+        context: &StepContext,
+    ) -> Result<String, Error> {
+        let reference = match &self.reference {
+            Some((ReferenceInput::Prepared(reference), _)) => Some(reference),
+            Some((ReferenceInput::Stage { .. }, _)) => {
+                return Err(Error::Usage {
+                    message: "a key from digests needs the prepared reference".into(),
+                    remedy: None,
+                });
+            }
+            None => None,
+        };
+        self.key_of(digests, reference, &StagedInputs::default(), context)
+    }
+
+    /// The key material of the key plan with `digests` and those of the reference files the
+    /// step reads.
+    fn key_of(
+        &self,
+        mut digests: BTreeMap<String, String>,
+        reference: Option<&PreparedReference>,
+        staged: &StagedInputs,
+        context: &StepContext,
+    ) -> Result<String, Error> {
+        let stop = || context.stopped("hashing the reference");
+        if let (Some((_, use_)), Some(reference)) = (&self.reference, reference) {
             match use_ {
                 ReferenceUse::Fai => {
                     digests.insert(
@@ -726,6 +819,8 @@ enum Done {
     Reused {
         key: String,
         outputs: Vec<(OutputRecord, JobOutput)>,
+        /// The records the earlier task counted.
+        counted: RecordCounts,
     },
 }
 
@@ -740,6 +835,30 @@ pub fn object_size(stores: &Stores, uri: &ObjectUri, staging: &Utf8Path) -> Resu
         uri.scratch_path(staging)?;
     }
     Ok(stores.for_uri(uri)?.head(uri)?.map_or(0, |meta| meta.size))
+}
+
+/// What the step manifests `manifests` (step jobs', under a run prefix) record of the output
+/// named `name`, from the finished task that started last among those that published it (the
+/// call job's BAM comes from an align job or, aligned in chunks, a merge job); `None` when no
+/// manifest, finished task or output is there (a step run elsewhere, or by hand), or none can
+/// be read (logged).
+pub fn published_output(stores: &Stores, manifests: &[ObjectUri], name: &str) -> Option<Published> {
+    manifests
+        .iter()
+        .filter_map(|manifest| {
+            let task = crate::cache::earlier_step_task(stores, manifest)?;
+            let output = task.outputs.iter().find(|output| output.name == name)?;
+            Some((
+                task.started_unix_seconds,
+                Published {
+                    manifest: manifest.clone(),
+                    sha256: output.sha256.clone(),
+                    bam_records: task.records.bam.map(|counts| counts.records),
+                },
+            ))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, published)| published)
 }
 
 /// `<uri><extension>`: a sidecar beside an object (`ref.fa` → `ref.fa.fai`).

@@ -22,6 +22,7 @@
 
 mod batch;
 mod cache;
+mod cohort;
 mod context;
 mod dry_run;
 pub mod env;
@@ -36,6 +37,7 @@ mod publish;
 mod reference;
 mod report;
 mod resources;
+mod samplesheet;
 mod scheduler;
 mod space;
 mod steps;
@@ -47,22 +49,25 @@ pub use cache::{
     bwa_index_sha256, carry_forward, earlier_step_task, file_sha256, files_sha256,
     reference_sha256, reuse_outputs, try_reuse,
 };
+pub use cohort::{COHORT_STEM, cohort_stem, run_cohort, sample_bam, sample_dir};
 pub use context::{Engine, StepContext, probe_tools};
-pub use dry_run::render_run_plan;
+pub use dry_run::{render_cohort_plan, render_run_plan};
 pub use error::Error;
-pub use input::{JobEnvironment, REFERENCE_EXTENSIONS, WorkflowInput, resolve_reference};
+pub use input::{
+    CohortInput, JobEnvironment, REFERENCE_EXTENSIONS, RunInput, WorkflowInput, resolve_reference,
+};
 pub use job::{
     Earlier, Executed, InputDigest, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,
-    REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob, object_size,
-    sibling,
+    Published, REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, StepDefinition, StepJob,
+    object_size, published_output, sibling,
 };
 pub use lock::{LEASE, LOCK_NAME, LockRecord, RENEW_EVERY, RunLock};
 pub use manifest::{
-    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RunManifest,
-    StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain, publish_json,
-    seconds, timestamp,
+    CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord, RecordCounts,
+    RunManifest, StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord, error_chain,
+    publish_json, seconds, timestamp,
 };
-pub use observer::{LogObserver, RunObserver, TaskLabel};
+pub use observer::{CohortMember, LogObserver, RunObserver, TaskLabel};
 pub use plan::{
     KEY_RESOURCES, PlanContext, PlanPaths, PlannedCommand, PlannedFile, PlannedOutput,
     SCRATCH_PLACEHOLDER, StepPlan, partial, shell_words,
@@ -72,8 +77,14 @@ pub use reference::{
     PreparedReference, ReferenceOptions, StaleIndex, bwa_index_mismatch, prepare_reference,
     reference_index_plan,
 };
-pub use report::{REPORT_FIGURES, REPORT_MAX_CONTIGS, html_escape, render_report};
+pub use report::{
+    REPORT_FIGURES, REPORT_MAX_CONTIGS, html_escape, render_cohort_report, render_report,
+};
 pub use resources::{CpuQuota, Resources, parse_cpu_max, parse_memory_size};
+pub use samplesheet::{
+    SAMPLESHEET_COLUMNS, SAMPLESHEET_OPTIONAL_COLUMNS, SampleSheet, SheetLane, SheetSample,
+    fastq_first_read_name, lane_read_group, read_group_of_lane, sample_read_groups,
+};
 pub use scheduler::{
     RunOptions, RunOutcome, ScaleOptions, contig_plan, fastq_remedy, new_run_id, run_workflow,
     shard_plan,
@@ -84,8 +95,9 @@ pub use space::{
 };
 pub use steps::{
     AlignStep, BAI, BAM, BWA_BATCH_BASES, CallStep, ContigQc, FASTQ_1, FASTQ_2, GatherInputs,
-    GatherStep, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary,
-    REGION_PILEUP_PAD_BASES, ReadsQc, ShardRequest, SplitStep, VCF, VariantsQc, chunk_bam_role,
-    chunk_fastq_names, chunk_prefix, final_vcf_name, order_for_gather, qc_file_names, tbi_role,
-    vcf_role,
+    GatherStep, MarkdupStats, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary,
+    REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep, ShardRequest, SplitStep, VCF,
+    VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix, cohort_bai_role, cohort_bam_role,
+    final_vcf_name, markdup_json_name, markdup_stats_name, order_for_gather, qc_file_names,
+    sample_qc_role, tbi_role, vcf_role,
 };

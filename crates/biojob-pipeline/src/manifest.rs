@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use biojob_core::{Classify, ExitClass, StepId};
+use biojob_formats::BamRecordCounts;
 use biojob_process::StageReport;
 use biojob_scratch::ScratchUsage;
 use biojob_storage::{ObjectUri, Stores, TransferReport};
@@ -67,17 +68,58 @@ pub struct OutputRecord {
     pub bytes: u64,
     /// SHA-256, lowercase hex.
     pub sha256: String,
+    /// What was read back of the published object before the step reported success: its size
+    /// and the checksum S3 holds (`crc32c:BASE64`), or its size alone when S3 keeps no
+    /// checksum; a local file's size and SHA-256; for an output reused from an earlier run,
+    /// its size and SHA-256, checked before reuse. Empty in manifests written before biojob
+    /// read outputs back.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub verified: String,
 }
 
 impl OutputRecord {
     /// The record of `name` published to `uri`.
     pub fn new(name: impl Into<String>, uri: impl Into<String>, transfer: &TransferReport) -> Self {
+        let uri = uri.into();
+        let verified = match (&transfer.checksum, uri.starts_with("s3://")) {
+            (Some(checksum), _) => format!("read back: {} bytes, {checksum}", transfer.bytes),
+            (None, true) => format!(
+                "read back: {} bytes (the store keeps no checksum)",
+                transfer.bytes
+            ),
+            (None, false) => format!("read back: {} bytes, SHA-256", transfer.bytes),
+        };
         OutputRecord {
             name: name.into(),
-            uri: uri.into(),
+            uri,
             bytes: transfer.bytes,
             sha256: transfer.sha256.clone(),
+            verified,
         }
+    }
+}
+
+/// The records that crossed a task's boundary, as the task counted them (docs/reliability.md:
+/// record accounting). Kept in the task's record so that the step after it, or a resume,
+/// checks its own counts against them without reading the files again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCounts {
+    /// Read pairs biojob fed to the aligner (align), or wrote into a chunk (split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_pairs: Option<u64>,
+    /// The records of the BAM the task wrote (align, merge), by kind: counted as the bytes
+    /// went to the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bam: Option<BamRecordCounts>,
+    /// The records of the VCF the task wrote (call, gather).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcf_records: Option<u64>,
+}
+
+impl RecordCounts {
+    /// Nothing counted.
+    pub fn is_empty(&self) -> bool {
+        *self == RecordCounts::default()
     }
 }
 
@@ -94,6 +136,9 @@ pub enum TaskStatus {
     /// Not run: an earlier run's finished task with the same cache key is reused, its outputs
     /// checked (see the `cache` module).
     Cached,
+    /// A run's status while it runs: its manifest is written as each task finishes, so a run
+    /// that was killed leaves this status with the tasks it finished (a resume reuses them).
+    Running,
 }
 
 impl TaskStatus {
@@ -151,6 +196,12 @@ pub struct TaskRecord {
     /// The contigs or region, for calling shards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contig: Option<String>,
+    /// The sample a task of a cohort run works for (none for the cohort's joint steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
+    /// The lane, for a cohort's task of one lane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
     /// How it ended.
     pub status: TaskStatus,
     /// The exit class (`ok` when it succeeded).
@@ -180,6 +231,9 @@ pub struct TaskRecord {
     /// The outputs it published (or, when cached, reused).
     #[serde(default)]
     pub outputs: Vec<OutputRecord>,
+    /// The records it counted (or, when cached, that the reused task counted).
+    #[serde(default, skip_serializing_if = "RecordCounts::is_empty")]
+    pub records: RecordCounts,
     /// The cache key (`sha256:` and 64 hex digits) of a step that can be reused; see
     /// [`crate::CacheKeyMaterial`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,6 +242,10 @@ pub struct TaskRecord {
     /// when the run did not resume or the step was reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_reason: Option<String>,
+    /// Read pairs a cohort sample's lanes fed to the aligner, on the sample's merge task (kept
+    /// when it is reused): the cohort's `read_pairs` is their sum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_pairs: Option<u64>,
     /// The error chain, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -207,6 +265,8 @@ impl TaskRecord {
             step,
             shard: shard.as_ref().map(|shard| shard.index),
             contig: shard.and_then(|shard| shard.contig),
+            sample: None,
+            lane: None,
             status: TaskStatus::Succeeded,
             exit_class: ExitClass::Ok,
             started_at: timestamp(started),
@@ -222,8 +282,10 @@ impl TaskRecord {
             inputs: BTreeMap::new(),
             commands,
             outputs: Vec::new(),
+            records: RecordCounts::default(),
             cache_key: None,
             rerun_reason: None,
+            read_pairs: None,
             error: None,
         }
     }
@@ -271,13 +333,32 @@ impl TaskRecord {
         self.status.finished() && self.cache_key.is_some()
     }
 
-    /// `align`, `call chr20`, `align chunk 0003`: the task as the summary and logs name it.
+    /// `align`, `call chr20`, `align chunk 0003`: the task as the summary and logs name it
+    /// (as [`crate::TaskLabel`] does: `merge NA12878`, `align NA12878 lane 3` in a cohort).
     pub fn label(&self) -> String {
-        match (&self.contig, self.shard) {
-            (Some(contig), _) => format!("{} {contig}", self.step),
-            (None, Some(index)) => format!("{} chunk {index:04}", self.step),
-            (None, None) => self.step.to_string(),
-        }
+        let shard = match (&self.contig, self.shard) {
+            (Some(contig), _) => Some(TaskShard::region(self.shard.unwrap_or(0), contig)),
+            (None, Some(index)) => Some(TaskShard::chunk(index)),
+            (None, None) => None,
+        };
+        crate::TaskLabel::new(self.step, shard)
+            .of(self.member())
+            .to_string()
+    }
+
+    /// The sample (and lane) of a cohort run's task.
+    pub fn member(&self) -> Option<crate::CohortMember> {
+        self.sample.as_ref().map(|sample| crate::CohortMember {
+            sample: sample.clone(),
+            lane: self.lane.clone(),
+        })
+    }
+
+    /// Records the task as `member`'s.
+    pub fn of(mut self, member: Option<&crate::CohortMember>) -> Self {
+        self.sample = member.map(|m| m.sample.clone());
+        self.lane = member.and_then(|m| m.lane.clone());
+        self
     }
 }
 
@@ -429,6 +510,9 @@ pub struct ManifestInputs {
     pub reference: String,
     /// The contigs called, in reference order.
     pub contigs: Vec<String>,
+    /// A cohort run's sample sheet (its FASTQs are there; `fastq_1` and `fastq_2` are empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samplesheet: Option<String>,
 }
 
 /// Writes `manifest` as pretty JSON to `prefix/name` (through a local temporary file).

@@ -3,9 +3,47 @@
 use std::fmt;
 use std::time::Duration;
 
-use biojob_core::StepId;
+use biojob_core::{SampleId, StepId};
 
 use crate::TaskShard;
+
+/// The sample (and lane) of a cohort run that a task works for; a cohort's joint steps (call,
+/// gather) and a single-sample run's tasks have none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CohortMember {
+    /// The sample.
+    pub sample: String,
+    /// The lane, for a task of one lane.
+    pub lane: Option<String>,
+}
+
+impl CohortMember {
+    /// A task of `sample` as a whole.
+    pub fn sample(sample: &SampleId) -> Self {
+        CohortMember {
+            sample: sample.to_string(),
+            lane: None,
+        }
+    }
+
+    /// A task of one lane of `sample`.
+    pub fn lane(sample: &SampleId, lane: &str) -> Self {
+        CohortMember {
+            sample: sample.to_string(),
+            lane: Some(lane.to_owned()),
+        }
+    }
+}
+
+/// `NA12878`, `NA12878 lane 3`.
+impl fmt::Display for CohortMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.lane {
+            Some(lane) => write!(f, "{} lane {lane}", self.sample),
+            None => f.write_str(&self.sample),
+        }
+    }
+}
 
 /// A task of the run: a step, or one shard of a scattered step.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -14,14 +52,29 @@ pub struct TaskLabel {
     pub step: StepId,
     /// The shard, for a scattered step.
     pub shard: Option<TaskShard>,
+    /// The sample (and lane) of a cohort run's task.
+    pub member: Option<CohortMember>,
 }
 
-/// `align`, `call chr20`, `align chunk 0003`.
+impl TaskLabel {
+    /// The same task, of `member` of a cohort.
+    pub fn of(mut self, member: Option<CohortMember>) -> Self {
+        self.member = member;
+        self
+    }
+}
+
+/// `align`, `call chr20`, `align chunk 0003`; in a cohort `merge NA12878`, `align NA12878
+/// lane 3` (a lane's own index, its chunk number, is left out).
 impl fmt::Display for TaskLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.shard {
-            Some(shard) => write!(f, "{} {}", self.step, shard.label()),
-            None => write!(f, "{}", self.step),
+        match (&self.member, &self.shard) {
+            (Some(member), Some(shard)) if member.lane.is_none() => {
+                write!(f, "{} {member} {}", self.step, shard.label())
+            }
+            (Some(member), _) => write!(f, "{} {member}", self.step),
+            (None, Some(shard)) => write!(f, "{} {}", self.step, shard.label()),
+            (None, None) => write!(f, "{}", self.step),
         }
     }
 }

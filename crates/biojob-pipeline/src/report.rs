@@ -271,9 +271,10 @@ fn depth_along(qc: &QcSummary, shown: &[usize], out: &mut String) {
 }
 
 fn task_label(task: &TaskRecord) -> String {
-    match &task.contig {
-        Some(contig) => format!("{} {contig}", task.step),
-        None => task.step.to_string(),
+    match (&task.contig, task.member()) {
+        (Some(contig), _) => format!("{} {contig}", task.step),
+        (None, Some(member)) => format!("{} {member}", task.step),
+        (None, None) => task.step.to_string(),
     }
 }
 
@@ -283,6 +284,7 @@ fn status_text(status: TaskStatus) -> &'static str {
         TaskStatus::Failed => "failed",
         TaskStatus::Skipped => "skipped",
         TaskStatus::Cached => "cached",
+        TaskStatus::Running => "running",
     }
 }
 
@@ -327,7 +329,7 @@ fn timeline(tasks: &[TaskRecord], out: &mut String) {
         let color = match task.status {
             TaskStatus::Succeeded | TaskStatus::Cached => TEAL,
             TaskStatus::Failed => ORANGE,
-            TaskStatus::Skipped => GREY,
+            TaskStatus::Skipped | TaskStatus::Running => GREY,
         };
         let label = task_label(task);
         let _ = write!(
@@ -602,6 +604,79 @@ pub fn render_report(manifest: &RunManifest, qc: &QcSummary) -> String {
         html_escape(&qc.files.bcftools_stats),
     );
     out.push('\n');
+    out
+}
+
+/// The cohort's `report.html`: the run's summary, one row per sample (reads, mapped %,
+/// duplicate %, mean depth over the called contigs, variant records, Ti/Tv, het/hom-alt), each
+/// sample's name linking to its own page (`samples/<sample>/report.html`), and the timeline of
+/// the run's tasks. One self-contained page, as [`render_report`]'s.
+pub fn render_cohort_report(manifest: &RunManifest, samples: &[QcSummary]) -> String {
+    let mut out = String::with_capacity(32 * 1024);
+    let run = html_escape(&manifest.run_id);
+    let succeeded = manifest
+        .tasks
+        .iter()
+        .filter(|t| matches!(t.status, TaskStatus::Succeeded | TaskStatus::Cached))
+        .count();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>biojob cohort report ({run})</title><style>{STYLE}</style></head><body><main>\
+         <h1>biojob cohort report</h1><p class=\"sub\">run <code>{run}</code>, started \
+         {started}; biojob {version}</p>\
+         <h2>Run summary</h2><table id=\"run-summary\">\
+         <tr><th>samples</th><td>{count}</td></tr>\
+         <tr><th>tasks</th><td class=\"{class}\">{succeeded} of {tasks} succeeded</td></tr>\
+         <tr><th>sample sheet</th><td><code>{sheet}</code></td></tr>\
+         <tr><th>reference</th><td><code>{reference}</code></td></tr>\
+         <tr><th>contigs called</th><td>{contigs}</td></tr>\
+         <tr><th>output</th><td><code>{output}</code></td></tr></table>",
+        started = html_escape(&manifest.started_at),
+        version = html_escape(&manifest.biojob_version),
+        count = samples.len(),
+        class = if succeeded == manifest.tasks.len() {
+            "ok"
+        } else {
+            "bad"
+        },
+        tasks = manifest.tasks.len(),
+        sheet = html_escape(manifest.inputs.samplesheet.as_deref().unwrap_or_default()),
+        reference = html_escape(&manifest.inputs.reference),
+        contigs = html_escape(&manifest.inputs.contigs.join(", ")),
+        output = html_escape(&manifest.output_prefix),
+    );
+    out.push_str(
+        "<h2>Samples</h2><table id=\"samples\"><tr><th>sample</th><th>records</th>\
+         <th>mapped</th><th>duplicates</th><th>mean depth</th><th>variant records</th>\
+         <th>Ti/Tv</th><th>het/hom-alt</th></tr>",
+    );
+    for qc in samples {
+        let sample = html_escape(&qc.sample);
+        let bases: u64 = qc.contigs.iter().map(|c| c.aligned_bases).sum();
+        let length: u64 = qc.contigs.iter().map(|c| c.length).sum();
+        let depth = if length == 0 {
+            0.0
+        } else {
+            bases as f64 / length as f64
+        };
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"samples/{sample}/report.html\">{sample}</a></td><td>{}</td>\
+             <td>{:.2} %</td><td>{:.2} %</td><td>{depth:.1}</td><td>{}</td><td>{}</td>\
+             <td>{}</td></tr>",
+            thousands(qc.reads.records),
+            qc.reads.mapped_percent,
+            qc.reads.duplicates_percent,
+            thousands(qc.variants.records),
+            optional(qc.variants.ti_tv, 2),
+            optional(qc.variants.het_hom_ratio, 2),
+        );
+    }
+    out.push_str("</table><h2>Tasks</h2>");
+    timeline(&manifest.tasks, &mut out);
+    out.push_str("</main></body></html>\n");
     out
 }
 

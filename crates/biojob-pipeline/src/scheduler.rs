@@ -16,7 +16,9 @@ use biojob_storage::{ObjectUri, Stores};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::{info_span, warn};
 
-use crate::cache::{EarlierTasks, carry_forward, try_reuse};
+use crate::cache::{
+    EarlierTasks, carry_forward, carry_forward_from, earlier_run_manifest, try_reuse,
+};
 use crate::job::{cancelled_by_sibling, reports_of};
 use crate::lock::RunLock;
 use crate::manifest::{error_chain, publish_json, seconds, timestamp};
@@ -183,6 +185,7 @@ pub fn run_workflow(
             fastq_2: input.fastq_2.to_string(),
             reference: String::new(),
             contigs: Vec::new(),
+            samplesheet: None,
         },
         output_prefix: output_dir.to_string(),
         resources: engine.resources,
@@ -192,7 +195,7 @@ pub fn run_workflow(
     };
 
     if let Err(error) = check_output_dir(&output_dir) {
-        return finish(manifest, output_dir, None, Err(error), engine, clock);
+        return finish(manifest, output_dir, None, Err(error), None, engine, clock);
     }
     // One run at a time writes into the output directory; a run refused here writes nothing
     // there, not even its manifest (it would replace the other run's).
@@ -238,7 +241,9 @@ fn run_locked(
 ) -> RunOutcome {
     let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
         Ok(opened) => opened,
-        Err(error) => return finish(manifest, output_dir, None, Err(error), engine, clock),
+        Err(error) => {
+            return finish(manifest, output_dir, None, Err(error), None, engine, clock);
+        }
     };
     let work_dir = scratch.dir().to_owned();
     let context = engine.context(&work_dir.join("logs"), &space);
@@ -247,6 +252,8 @@ fn run_locked(
     } else {
         EarlierTasks::default()
     };
+    // Read before this run writes its own manifest there, task by task.
+    let carried = earlier_run_manifest(&engine.stores, &output_dir.join("manifest.json"));
     let run = Run {
         input,
         options,
@@ -255,11 +262,21 @@ fn run_locked(
         work_dir: &work_dir,
         output_dir: &output_dir,
         earlier: options.resume.then_some(&earlier),
+        carried: carried.as_ref(),
+        checkpoints: true,
         observer,
     };
     let result = run.execute(&mut manifest);
     manifest.scratch = Some(space.usage());
-    finish(manifest, output_dir, Some(scratch), result, engine, clock)
+    finish(
+        manifest,
+        output_dir,
+        Some(scratch),
+        result,
+        carried.as_ref(),
+        engine,
+        clock,
+    )
 }
 
 /// Checks, before any work, that a local output directory can be created and written to (a
@@ -269,7 +286,7 @@ fn run_locked(
 /// # Errors
 /// [`Error::Usage`] (not retryable: permissions and paths do not fix themselves) naming the
 /// directory and the operating system's reason.
-fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
+pub(crate) fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
     let Some(dir) = output_dir.local_path() else {
         return Ok(());
     };
@@ -290,13 +307,16 @@ fn check_output_dir(output_dir: &ObjectUri) -> Result<(), Error> {
 }
 
 /// Publishes the logs, removes the scratch directory (unless kept: it may be the disk that
-/// ran out, and the manifest is written outside it), then publishes the manifest. A manifest
-/// that cannot be published fails a run that otherwise succeeded (output staging, exit 30).
-fn finish(
+/// ran out, and the manifest is written outside it), then publishes the manifest, with the
+/// finished tasks of the manifest it replaces (`carried`, read when the run started; read now
+/// when `None`). A manifest that cannot be published fails a run that otherwise succeeded
+/// (output staging, exit 30).
+pub(crate) fn finish(
     mut manifest: RunManifest,
     output_dir: ObjectUri,
     scratch: Option<JobScratch>,
     result: Result<ObjectUri, Error>,
+    carried: Option<&RunManifest>,
     engine: &Engine,
     clock: Instant,
 ) -> RunOutcome {
@@ -318,7 +338,10 @@ fn finish(
         }
     }
     let manifest_uri = output_dir.join("manifest.json");
-    carry_forward(&engine.stores, &manifest_uri, &mut manifest);
+    match carried {
+        Some(earlier) => carry_forward_from(earlier, &mut manifest),
+        None => carry_forward(&engine.stores, &manifest_uri, &mut manifest),
+    }
     let settle = |manifest: &mut RunManifest, error: &Option<Error>| {
         manifest.finished_at = timestamp(SystemTime::now());
         manifest.wall_seconds = seconds(clock.elapsed());
@@ -409,7 +432,7 @@ fn remove_unrecorded(
 
 /// The tasks that the run manifest at `<output_dir>/manifest.json` records; none (with a
 /// warning) when it cannot be read: resuming never fails a run.
-fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
+pub(crate) fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
     let uri = output_dir.join("manifest.json");
     EarlierTasks::from_run_manifest(stores, &uri).unwrap_or_else(|error| {
         warn!(%uri, error = %error_chain(&error), "could not read the earlier manifest; every step runs");
@@ -418,27 +441,33 @@ fn earlier_tasks(stores: &Stores, output_dir: &ObjectUri) -> EarlierTasks {
 }
 
 /// One run in progress.
-struct Run<'a> {
-    input: &'a WorkflowInput,
-    options: &'a RunOptions,
-    engine: &'a Engine,
-    context: &'a StepContext,
-    work_dir: &'a Utf8Path,
-    output_dir: &'a ObjectUri,
-    earlier: Option<&'a EarlierTasks>,
-    observer: &'a dyn RunObserver,
+pub(crate) struct Run<'a> {
+    pub(crate) input: &'a WorkflowInput,
+    pub(crate) options: &'a RunOptions,
+    pub(crate) engine: &'a Engine,
+    pub(crate) context: &'a StepContext,
+    pub(crate) work_dir: &'a Utf8Path,
+    pub(crate) output_dir: &'a ObjectUri,
+    pub(crate) earlier: Option<&'a EarlierTasks>,
+    /// The manifest this run's replaces, as it was when the run started.
+    pub(crate) carried: Option<&'a RunManifest>,
+    /// Whether the manifest of the run so far is written over `output_dir/manifest.json` as
+    /// tasks finish ([`Run::checkpoint`]): not for a cohort's per-sample runs, whose
+    /// directories hold no run manifest.
+    pub(crate) checkpoints: bool,
+    pub(crate) observer: &'a dyn RunObserver,
 }
 
 /// The BAM of the run and its index.
-struct Aligned {
-    bam: JobOutput,
-    bai: JobOutput,
+pub(crate) struct Aligned {
+    pub(crate) bam: JobOutput,
+    pub(crate) bai: JobOutput,
 }
 
 impl Run<'_> {
     /// Where `context` runs a task: the run's scratch directory, outputs to the output
     /// directory, intermediates kept in scratch.
-    fn target<'b>(&'b self, context: &'b StepContext) -> JobTarget<'b> {
+    pub(crate) fn target<'b>(&'b self, context: &'b StepContext) -> JobTarget<'b> {
         JobTarget {
             context,
             work_dir: self.work_dir,
@@ -449,11 +478,41 @@ impl Run<'_> {
         }
     }
 
-    /// Runs `job` as a task: its own time limit, its record in `manifest`.
-    fn task(&self, job: &StepJob<'_>, manifest: &mut RunManifest) -> Result<JobOutcome, Error> {
+    /// Writes the manifest of the run so far over the run's `manifest.json`: status
+    /// `running`, the tasks recorded so far, the finished tasks of the manifest it replaces
+    /// carried forward. Written whole through a temporary name and a rename in a local
+    /// directory, by one `PUT` on S3: a reader (a resume after biojob itself was killed) finds
+    /// the last manifest written whole. A failed write is logged, not fatal: the final
+    /// manifest is the one that must be written.
+    pub(crate) fn checkpoint(&self, manifest: &RunManifest) {
+        if !self.checkpoints {
+            return;
+        }
+        let mut snapshot = manifest.clone();
+        if let Some(earlier) = self.carried {
+            carry_forward_from(earlier, &mut snapshot);
+        }
+        snapshot.status = TaskStatus::Running;
+        if let Err(error) = publish_json(
+            &self.engine.stores,
+            &snapshot,
+            self.output_dir,
+            "manifest.json",
+        ) {
+            warn!(error = %error_chain(&error), "could not write the manifest of the run so far");
+        }
+    }
+
+    /// Runs `job` as a task: its own time limit, its record in `manifest`, written out.
+    pub(crate) fn task(
+        &self,
+        job: &StepJob<'_>,
+        manifest: &mut RunManifest,
+    ) -> Result<JobOutcome, Error> {
         let context = self.context.for_step(&job.label().to_string());
         let outcome = job.run(&self.target(&context));
         manifest.tasks.push(outcome.record.clone());
+        self.checkpoint(manifest);
         match outcome.error {
             Some(error) => Err(error),
             None => Ok(outcome),
@@ -467,6 +526,7 @@ impl Run<'_> {
         manifest.inputs.reference = reference_uri.to_string();
         self.preflight(&reference_uri)?;
         let (reference, plan) = self.prepare_reference(&reference_uri, manifest)?;
+        self.checkpoint(manifest);
         manifest.inputs.contigs = plan.contigs().into_iter().map(|c| c.name).collect();
         let mut planned = vec![
             TaskLabel::new(StepId::PrepareReference, None),
@@ -558,7 +618,7 @@ impl Run<'_> {
     /// The prepare-reference task: stages the reference when it is not local, builds its
     /// `.fai` first (usually present) to check the requested contigs before the slow bwa
     /// index, then the bwa index.
-    fn prepare_reference(
+    pub(crate) fn prepare_reference(
         &self,
         reference_uri: &ObjectUri,
         manifest: &mut RunManifest,
@@ -633,6 +693,8 @@ impl Run<'_> {
             chunk,
             chunk_pairs,
             validate_fastq: self.engine.validate_fastq,
+            lane: None,
+            mark_duplicates: false,
         }
     }
 
@@ -778,13 +840,17 @@ impl Run<'_> {
                 key: KeyPolicy::None,
             })
             .collect();
-        let outcomes = self.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share);
+        let outcomes = self.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &|_| {});
         let mut bams = Vec::with_capacity(jobs.len());
         let mut read_pairs = 0u64;
+        let mut chunk_records = Some(0u64);
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let outcome = outcome.unwrap_or_else(|| skipped(job));
             manifest.tasks.push(outcome.record.clone());
+            chunk_records = chunk_records
+                .zip(outcome.record.records.bam.map(|counts| counts.records))
+                .map(|(sum, records)| sum + records);
             let bam = outcome.output(".bam").cloned();
             match (outcome.error, bam) {
                 (Some(error), _) => {
@@ -807,13 +873,28 @@ impl Run<'_> {
         if bams.len() != jobs.len() {
             return Err(missing_output("align", "chunk BAM"));
         }
+        // Record accounting between split and the chunks' alignments: a chunk file cut at a
+        // gzip member boundary would still read as a shorter, valid FASTQ.
+        if let (true, Some(written)) = (self.engine.validate_fastq, split.read_pairs) {
+            crate::steps::check_records(
+                self.work_dir,
+                read_pairs,
+                "read pairs aligned in chunks",
+                written,
+                &format!("the split wrote {written} into {} chunks", jobs.len()),
+            )
+            .map_err(|error| error.in_task(StepId::Align.as_str()))?;
+        }
         manifest.read_pairs = Some(read_pairs);
 
         // Merge, carrying the key of the whole.
         let merge = MergeStep {
             sample: self.input.sample.clone(),
-            read_group: self.input.read_group.clone(),
+            read_groups: vec![self.input.read_group.clone()],
             chunks: bams.len(),
+            mark_duplicates: false,
+            in_cohort: false,
+            chunk_records,
         };
         let job = StepJob {
             definition: &merge,
@@ -834,6 +915,7 @@ impl Run<'_> {
         let mut outcome = job.run(&target);
         outcome.record.rerun_reason = rerun_reason;
         manifest.tasks.push(outcome.record.clone());
+        self.checkpoint(manifest);
         if let Some(error) = outcome.error.take() {
             return Err(error);
         }
@@ -877,7 +959,21 @@ impl Run<'_> {
             })
             .collect();
         let workers = self.engine.resources.threads;
-        let outcomes = self.in_parallel(&jobs, plan.longest_first(), workers, self.context);
+        // Each shard's record is written out as it finishes, in the order they finish.
+        let so_far = Mutex::new(manifest.clone());
+        let finished = |record: &TaskRecord| {
+            if let Ok(mut so_far) = so_far.lock() {
+                so_far.tasks.push(record.clone());
+                self.checkpoint(&so_far);
+            }
+        };
+        let outcomes = self.in_parallel(
+            &jobs,
+            plan.longest_first(),
+            workers,
+            self.context,
+            &finished,
+        );
         let mut vcfs = Vec::with_capacity(jobs.len());
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
@@ -913,14 +1009,15 @@ impl Run<'_> {
 
     /// Runs `jobs` on at most `workers` threads, taken in `order` (positions in `jobs`), each
     /// with `context`'s child cancellation token: the first failure stops the others (their
-    /// tools are stopped; not yet started ones give `None`, unless reusable). Outcomes by
-    /// position.
-    fn in_parallel(
+    /// tools are stopped; not yet started ones give `None`, unless reusable). `finished` is
+    /// given each record as its job ends. Outcomes by position.
+    pub(crate) fn in_parallel(
         &self,
         jobs: &[StepJob<'_>],
         order: Vec<usize>,
         workers: usize,
         context: &StepContext,
+        finished: &(dyn Fn(&TaskRecord) + Sync),
     ) -> Vec<Option<JobOutcome>> {
         let queue = Mutex::new(order.into_iter());
         let results: Mutex<Vec<Option<JobOutcome>>> =
@@ -944,6 +1041,7 @@ impl Run<'_> {
                             target.observer = &crate::LogObserver;
                         }
                         let outcome = job.run(&target);
+                        finished(&outcome.record);
                         if let Some(error) = &outcome.error
                             && !cancelled_by_sibling(error)
                         {
@@ -971,7 +1069,7 @@ pub(crate) fn chunk_share(resources: crate::Resources, workers: usize) -> crate:
 }
 
 /// A task that was never started: skipped.
-fn skipped(job: &StepJob<'_>) -> JobOutcome {
+pub(crate) fn skipped(job: &StepJob<'_>) -> JobOutcome {
     JobOutcome {
         record: TaskRecord::skipped(job.definition.step(), job.definition.shard()),
         outputs: Vec::new(),
@@ -983,7 +1081,7 @@ fn skipped(job: &StepJob<'_>) -> JobOutcome {
 }
 
 /// An earlier task's output, read in place, as an input of another task.
-fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
+pub(crate) fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
     JobInput::new(
         role,
         ObjectUri::Local(output.path.clone()),
@@ -992,18 +1090,18 @@ fn local_input(role: &str, output: &JobOutput, what: &str) -> JobInput {
     )
 }
 
-fn missing_output(step: &str, what: &str) -> Error {
+pub(crate) fn missing_output(step: &str, what: &str) -> Error {
     Error::Usage {
         message: format!("the {step} task ended without its {what}"),
         remedy: None,
     }
 }
 
-fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
+pub(crate) fn aligned(outcome: &JobOutcome) -> Result<Aligned, Error> {
     aligned_from(&outcome.outputs)
 }
 
-fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
+pub(crate) fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
     let find = |suffix: &str| outputs.iter().find(|o| o.name.ends_with(suffix)).cloned();
     match (find(".bam"), find(".bai")) {
         (Some(bam), Some(bai)) => Ok(Aligned { bam, bai }),
@@ -1014,6 +1112,10 @@ fn aligned_from(outputs: &[JobOutput]) -> Result<Aligned, Error> {
 impl TaskLabel {
     /// A task of `step`, for `shard` when it is scattered.
     pub fn new(step: StepId, shard: Option<TaskShard>) -> Self {
-        TaskLabel { step, shard }
+        TaskLabel {
+            step,
+            shard,
+            member: None,
+        }
     }
 }

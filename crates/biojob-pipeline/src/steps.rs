@@ -6,23 +6,30 @@ pub(crate) mod align;
 mod call;
 mod gather;
 mod merge;
-mod qc;
+pub(crate) mod qc;
+mod report;
+mod sample_vcf;
 mod split;
 
 pub use align::{AlignStep, BWA_BATCH_BASES, FASTQ_1, FASTQ_2};
-pub use call::{BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest};
+pub use call::{
+    BAI, BAM, CallStep, REGION_PILEUP_PAD_BASES, ShardRequest, cohort_bai_role, cohort_bam_role,
+};
 pub use gather::{GatherInputs, GatherStep, final_vcf_name, order_for_gather, tbi_role, vcf_role};
-pub use merge::{MergeStep, chunk_bam_role};
+pub use merge::{MarkdupStats, MergeStep, chunk_bam_role, markdup_json_name, markdup_stats_name};
 pub use qc::{
     ContigQc, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep, QcSummary, ReadsQc, VCF, VariantsQc,
     qc_file_names,
 };
+pub use report::{ReportStep, sample_qc_role};
+pub use sample_vcf::SampleVcfStep;
 pub use split::{SplitStep, chunk_fastq_names, chunk_prefix};
 
+use biojob_formats::{BamRecordCounter, BamRecordCounts};
 use biojob_process::{CommandSpec, StageReport};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::{Error, Executed, PlannedCommand, PlannedOutput, StepContext, StepPlan};
+use crate::{Error, Executed, PlannedCommand, PlannedOutput, RecordCounts, StepContext, StepPlan};
 
 /// A plan being run by its step: its pipelines, taken in order, and its outputs, each written
 /// under its partial name and renamed together by [`RunningPlan::finish`] (dropped unfinished,
@@ -102,16 +109,17 @@ impl RunningPlan {
         Ok(())
     }
 
-    /// Renames every output to its final name; the step's result.
+    /// Renames every output to its final name; the step's result, with the records it
+    /// counted.
     ///
     /// # Errors
     /// [`Error::Io`] when a rename fails (then no output keeps its final name).
-    pub(crate) fn finish(mut self, read_pairs: Option<u64>) -> Result<Executed, Error> {
+    pub(crate) fn finish(mut self, records: RecordCounts) -> Result<Executed, Error> {
         self.pending.publish()?;
         Ok(Executed {
             commands: std::mem::take(&mut self.commands),
             outputs: std::mem::take(&mut self.planned),
-            read_pairs,
+            records,
         })
     }
 }
@@ -193,6 +201,142 @@ impl Drop for PendingOutputs {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// A BAM that the last tool of a pipeline writes to its standard output (`samtools sort -o -`)
+/// and biojob writes to its file, counting the records as the bytes pass
+/// ([`biojob_formats::BamRecordCounter`]): the counts of exactly what the file holds, without
+/// reading it again.
+pub(crate) struct CountedBam {
+    path: Utf8PathBuf,
+    writer: std::thread::JoinHandle<Result<BamRecordCounts, Error>>,
+}
+
+impl CountedBam {
+    /// Creates `path` and starts the thread that copies into it; returns the write end of the
+    /// pipe to give the last tool as its standard output
+    /// ([`biojob_process::CommandSpec::stdout_pipe`]). Blocks are inflated on `threads` worker
+    /// threads.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the pipe or the thread cannot be made.
+    pub(crate) fn start(
+        path: &Utf8Path,
+        threads: usize,
+    ) -> Result<(std::io::PipeWriter, CountedBam), Error> {
+        let (reader, writer) = std::io::pipe().map_err(Error::io("creating a pipe for", path))?;
+        let owned = path.to_owned();
+        let handle = std::thread::Builder::new()
+            .name("bam-counter".into())
+            .spawn(move || copy_counting(reader, &owned, threads))
+            .map_err(Error::io("starting the thread that writes", path))?;
+        Ok((
+            writer,
+            CountedBam {
+                path: path.to_owned(),
+                writer: handle,
+            },
+        ))
+    }
+
+    /// Waits for the copy to end (the tool has exited and closed its output) and returns the
+    /// counts.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file could not be written (scratch class: a full disk shows
+    /// here); [`Error::Verification`] when the bytes are not a complete BAM.
+    pub(crate) fn finish(self) -> Result<BamRecordCounts, Error> {
+        self.writer.join().unwrap_or_else(|_| {
+            Err(Error::io("writing", self.path)(std::io::Error::other(
+                "the thread writing it panicked",
+            )))
+        })
+    }
+}
+
+/// Copies the BAM from `reader` into the file at `path`, counting its records; the file is
+/// synced before the counts are returned. On a write error the reader is dropped, so the tool
+/// writing into it stops with `EPIPE`.
+fn copy_counting(
+    mut reader: std::io::PipeReader,
+    path: &Utf8Path,
+    threads: usize,
+) -> Result<BamRecordCounts, Error> {
+    let file = std::fs::File::create(path).map_err(Error::io("creating", path))?;
+    let mut counter = BamRecordCounter::with_threads(std::io::BufWriter::new(file), path, threads);
+    std::io::copy(&mut reader, &mut counter).map_err(Error::io("writing", path))?;
+    drop(reader);
+    let (file, counts) = counter.finish().map_err(|error| match error {
+        biojob_formats::FormatError::Io { source, .. } => Error::io("writing", path)(source),
+        other => Error::Verification {
+            path: path.to_owned(),
+            detail: format!("the tool's output is not a complete BAM: {other}"),
+        },
+    })?;
+    file.into_inner()
+        .map_err(|error| Error::io("writing", path)(error.into_error()))?
+        .sync_all()
+        .map_err(Error::io("syncing", path))?;
+    Ok(counts)
+}
+
+/// Copies a tool's BGZF output (`from`, e.g. `bcftools mpileup -Oz0`) into the next tool's
+/// input (`to`) as it comes, and tells whether it ended with the BGZF EOF block (SAM spec v1,
+/// section 4.1.2): a stream cut short, even between records, does not. Returns the bytes
+/// copied and that answer; `to` is closed when `from` ends.
+///
+/// # Errors
+/// The I/O error of a read or a write (`EPIPE` when the next tool stopped reading).
+pub(crate) fn relay_bgzf(
+    mut from: std::io::PipeReader,
+    mut to: std::io::PipeWriter,
+) -> std::io::Result<(u64, bool)> {
+    use std::io::{Read, Write};
+    const EOF_BLOCK: usize = biojob_formats::BGZF_EOF_BLOCK.len();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * EOF_BLOCK);
+    let mut bytes = 0u64;
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        to.write_all(&buffer[..n])?;
+        bytes += n as u64;
+        let last = &buffer[n.saturating_sub(EOF_BLOCK)..n];
+        tail.extend_from_slice(last);
+        let excess = tail.len().saturating_sub(EOF_BLOCK);
+        tail.drain(..excess);
+    }
+    Ok((bytes, tail == biojob_formats::BGZF_EOF_BLOCK))
+}
+
+/// Record accounting (docs/reliability.md): `path` holds `found` records (`what`: `records`,
+/// `primary alignment records`) where its inputs hold `expected`, as `inputs` says in full
+/// (`its 4 chunks hold 1200`).
+///
+/// # Errors
+/// [`Error::Verification`] (output invalid class) naming both counts when they differ.
+pub(crate) fn check_records(
+    path: &Utf8Path,
+    found: u64,
+    what: &str,
+    expected: u64,
+    inputs: &str,
+) -> Result<(), Error> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(Error::Verification {
+        path: path.to_owned(),
+        detail: format!(
+            "{found} {what}, but {inputs}: {} {}",
+            found.abs_diff(expected),
+            if found < expected { "lost" } else { "too many" }
+        ),
+    })
 }
 
 /// Checks that an output of ours ends with the BGZF EOF block; a truncated output is an

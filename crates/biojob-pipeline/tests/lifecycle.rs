@@ -12,8 +12,9 @@ use std::time::Duration;
 use biojob_core::{Classify, ExitClass, StepId};
 use biojob_pipeline::{
     Earlier, EarlierTasks, Engine, Error, Executed, JobInput, JobOutcome, JobTarget, KeyPolicy,
-    LogObserver, PlanContext, PlannedOutput, Resources, ScratchSettings, StagedInputs, StepContext,
-    StepDefinition, StepJob, StepManifest, StepPlan, TaskStatus, partial,
+    LogObserver, OutputRecord, PlanContext, PlannedOutput, RecordCounts, Resources,
+    ScratchSettings, StagedInputs, StepContext, StepDefinition, StepJob, StepManifest, StepPlan,
+    TaskStatus, partial,
 };
 use biojob_process::{CancelToken, CommandSpec};
 use biojob_scratch::{Attempt, JobId, JobScratch, SpaceNeed};
@@ -76,7 +77,7 @@ impl StepDefinition for WriteStep {
                     path: out.clone(),
                     intermediate: false,
                 }],
-                read_pairs: None,
+                records: RecordCounts::default(),
             })
         })();
         if result.is_err() {
@@ -265,7 +266,21 @@ fn a_resumed_job_reuses_the_finished_task_and_runs_nothing() {
     assert!(second.outcome.error.is_none(), "{:?}", second.outcome.error);
     assert_eq!(record.status, TaskStatus::Cached);
     assert_eq!(record.cache_key, first.outcome.record.cache_key);
-    assert_eq!(record.outputs, first.outcome.record.outputs);
+    // The same outputs, checked again by size and SHA-256 before reuse.
+    let reused: Vec<_> = record
+        .outputs
+        .iter()
+        .map(|output| OutputRecord {
+            verified: first.outcome.record.outputs[0].verified.clone(),
+            ..output.clone()
+        })
+        .collect();
+    assert_eq!(reused, first.outcome.record.outputs);
+    assert_eq!(
+        first.outcome.record.outputs[0].verified,
+        "read back: 4096 bytes, SHA-256"
+    );
+    assert_eq!(record.outputs[0].verified, "reused: 4096 bytes, SHA-256");
     assert!(record.commands.is_empty());
     assert_eq!(second.work_files, Vec::<String>::new());
     assert_eq!(

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::checksum::{Algorithm, Running, Stored, to_base64};
 use crate::client::{Inner, Object, io_error, length};
+use crate::head::stored_checksum;
 use crate::parts::{Part, fixed_ranges, run_parts};
 use crate::retry::{Fault, fault, join_error};
 use crate::{MAX_OBJECT_SIZE, part_size_for};
@@ -35,8 +36,9 @@ impl Upload {
 }
 
 impl Inner {
-    /// Uploads `source` to `object`, then checks with `HEAD` that S3 holds its size; the
-    /// file's SHA-256 is computed on a thread meanwhile.
+    /// Uploads `source` to `object`, then reads back with `HEAD` that S3 holds its size and
+    /// (when S3 keeps one) the checksum sent; the file's SHA-256 is computed on a thread
+    /// meanwhile. The report's `checksum` is the one read back, `None` when S3 keeps none.
     ///
     /// # Errors
     /// [`StorageError::Io`] on `source`, [`StorageError::Remote`] above 5 TiB or when a request
@@ -92,6 +94,21 @@ impl Inner {
                 detail: format!("S3 reports {stored:?} bytes after the upload, expected {size}"),
             });
         }
+        // Read back: the checksum S3 holds now, when it keeps one, is the one sent.
+        let read_back = head.as_ref().and_then(stored_checksum);
+        if let Some(held) = &read_back
+            && held.describe() != checksum.describe()
+        {
+            return Err(StorageError::Verification {
+                uri: object.uri.clone(),
+                direction: Direction::Put,
+                detail: format!(
+                    "S3 holds the checksum {} after the upload, expected {}",
+                    held.describe(),
+                    checksum.describe()
+                ),
+            });
+        }
         info!(
             uri = object.uri,
             bytes = size,
@@ -101,7 +118,7 @@ impl Inner {
         Ok(TransferReport {
             bytes: size,
             sha256: hex(&sha256),
-            checksum: Some(checksum.describe()),
+            checksum: read_back.map(|held| held.describe()),
         })
     }
 

@@ -222,10 +222,22 @@ fn copy_atomically(
         }
         output.sync_all().map_err(io("syncing", &partial))?;
         drop(output);
+        let sha256 = hex(&hasher.finalize());
+        // Read back: the file written holds the bytes read, before it takes its name.
+        let (written, read_back) = file_digest(&partial).map_err(io("reading back", &partial))?;
+        if (written, read_back.as_str()) != (bytes, sha256.as_str()) {
+            return Err(StorageError::Verification {
+                uri: destination.to_string(),
+                direction,
+                detail: format!(
+                    "read back {written} bytes with SHA-256 {read_back}, wrote {bytes} with {sha256}"
+                ),
+            });
+        }
         std::fs::rename(&partial, destination).map_err(io("renaming to", destination))?;
         Ok(TransferReport {
             bytes,
-            sha256: hex(&hasher.finalize()),
+            sha256,
             checksum: None,
         })
     })();
@@ -234,6 +246,22 @@ fn copy_atomically(
         let _ = std::fs::remove_file(&partial);
     }
     result
+}
+
+/// The size and SHA-256 (lowercase hex) of the file at `path`, read whole.
+fn file_digest(path: &Utf8Path) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok((bytes, hex(&hasher.finalize())));
+        }
+        hasher.update(&buffer[..n]);
+        bytes += n as u64;
+    }
 }
 
 /// Lowercase hex of `bytes`.

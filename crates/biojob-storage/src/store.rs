@@ -23,8 +23,9 @@ pub struct TransferReport {
     /// SHA-256 of the content, lowercase hex.
     pub sha256: String,
     /// The checksum the remote store holds for the object and that was verified against the
-    /// bytes transferred (`crc32c:BASE64`, `sha256:BASE64-N` for a composite checksum of N
-    /// parts); `None` when the store keeps none (local files).
+    /// bytes transferred, read back after an upload (`crc32c:BASE64`, `sha256:BASE64-N` for a
+    /// composite checksum of N parts); `None` when the store keeps none (local files, whose
+    /// SHA-256 is read back from the file written).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
 }

@@ -106,6 +106,10 @@ fn start() -> Result<S3Server, String> {
         arg("admin.port", &ports[9]),
         arg("admin.port.grpc", &ports[10]),
         arg("bucket", &TEST_BUCKET),
+        // Fixed volume sizing: left to `weed mini`, the number of volumes follows the disk's
+        // free space, and a nearly full disk leaves none to grow (HTTP 500 on writes).
+        arg("master.volumeSizeLimitMB", &64),
+        arg("volume.max", &256),
     ];
     let log = data_dir.join("weed.log");
     // The watchdog: runs the server, waits for its stdin to close (this process exiting, in

@@ -6,18 +6,22 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::ToolPath;
 
-/// `bcftools mpileup -f FASTA -r REGIONS -a FORMAT/AD,FORMAT/DP BAM` (or `-R REGIONS_FILE`):
-/// genotype likelihoods for the regions, as text VCF on stdout (mpileup's default output
-/// type).
+/// `bcftools mpileup -Oz0 -f FASTA -r REGIONS -a FORMAT/AD,FORMAT/DP BAM…` (or
+/// `-R REGIONS_FILE`): genotype likelihoods for the regions, as text VCF on stdout in BGZF
+/// blocks stored without compression (`z0`). With several BAMs (a cohort), one column per
+/// sample (`@RG SM`) in the order the BAMs are given.
 ///
 /// The regions are given inline (`-r`) unless a contig name holds a `:`, which bcftools cannot
 /// take inline; then they are read from `regions_file` (`-R`), which the caller writes with
 /// [`BcftoolsRegions::file_contents`] before the command runs (see [`BcftoolsRegions`]).
 ///
-/// Uncompressed BCF (`-Ou`) would hand the likelihoods to `bcftools call` faster and without the
-/// text round-trip, but then a few QUAL values differ in the sixth significant digit from the
-/// same command run by hand (measured on the test data: 2 of 438 records), and biojob's calls
-/// are meant to equal the hand-run command's exactly.
+/// The text is that of mpileup's default output type, so `bcftools call` computes what it
+/// computes from the hand-run command's pipe; the BGZF framing ends with the EOF block (SAM
+/// spec v1, section 4.1.2), so a pileup cut short, even at a line boundary, is told from a
+/// complete one. Uncompressed BCF (`-Ou`) would hand the likelihoods to `bcftools call`
+/// without the text round-trip, but then a few QUAL values differ in the sixth significant
+/// digit from the same command run by hand (measured on the test data: 2 of 438 records), and
+/// biojob's calls are meant to equal the hand-run command's exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BcftoolsMpileup {
     /// The reference FASTA; its `.fai` must sit beside it.
@@ -27,8 +31,8 @@ pub struct BcftoolsMpileup {
     /// Where the regions file is (`-R`), when [`BcftoolsRegions::file_contents`] is `Some`;
     /// not used otherwise.
     pub regions_file: Utf8PathBuf,
-    /// The coordinate-sorted, indexed BAM.
-    pub bam: Utf8PathBuf,
+    /// The coordinate-sorted, indexed BAMs.
+    pub bams: Vec<Utf8PathBuf>,
     /// `-q`: alignments with a lower mapping quality are skipped; `None` leaves the option out
     /// (bcftools' default, 0), so the command stays the hand-run one.
     pub min_mapping_quality: Option<u32>,
@@ -43,6 +47,7 @@ impl BcftoolsMpileup {
             bcftools.program(),
         )
         .arg("mpileup")
+        .arg("-Oz0")
         .arg("-f")
         .arg(self.fasta.as_str())
         .arg(flag)
@@ -55,7 +60,7 @@ impl BcftoolsMpileup {
                 .into_iter()
                 .flatten(),
         )
-        .arg(self.bam.as_str())
+        .args(self.bams.iter().map(|bam| bam.as_str().to_owned()))
     }
 }
 
@@ -158,6 +163,42 @@ impl BcftoolsViewTargets {
     }
 }
 
+/// `bcftools view -s SAMPLE -c 1 -Oz -o OUT VCF`: one sample's column of a cohort's VCF, and
+/// only the records where that sample's genotype holds a non-reference allele (`0/1`, `1/1`,
+/// `1/2`, `./1`, haploid `1`; not `0/0`, `./.`, `0`). `-c 1` (`--min-ac 1`, non-reference
+/// alleles) counts the alleles of the genotypes kept by `-s`, and `INFO/AC`, `INFO/AN` are
+/// recomputed for them (bcftools manual, `view`). `-i 'GT="alt"'` is not the same: measured with
+/// bcftools 1.16, with `-s` it is evaluated over every sample before subsetting (a record where
+/// only another sample is `1/1` passes), and `./1` does not match it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcftoolsViewSample {
+    /// The sample to keep.
+    pub sample: String,
+    /// The cohort's bgzipped, indexed VCF.
+    pub vcf: Utf8PathBuf,
+    /// The bgzipped VCF to write.
+    pub output: Utf8PathBuf,
+}
+
+impl BcftoolsViewSample {
+    /// The command. Labelled `bcftools-view.<sample>`.
+    pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
+        CommandSpec::new(
+            format!("bcftools-view.{}", label_part(&self.sample)),
+            bcftools.program(),
+        )
+        .arg("view")
+        .arg("-s")
+        .arg(self.sample.as_str())
+        .arg("-c")
+        .arg("1")
+        .arg("-Oz")
+        .arg("-o")
+        .arg(self.output.as_str())
+        .arg(self.vcf.as_str())
+    }
+}
+
 /// `bcftools concat -Oz -o OUT IN…`: concatenates VCFs of the same samples in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BcftoolsConcat {
@@ -247,12 +288,12 @@ mod tests {
             fasta: "ref.fa".into(),
             regions: regions(&[("chr20", 300_000, 1, 300_000)]),
             regions_file: "w/regions.tsv".into(),
-            bam: "s.bam".into(),
+            bams: vec!["s.bam".into()],
             min_mapping_quality: None,
         };
         assert_eq!(
             mpileup.command(&bcftools).argv().join(" "),
-            "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP s.bam"
+            "bcftools mpileup -Oz0 -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP s.bam"
         );
         let filtered = BcftoolsMpileup {
             min_mapping_quality: Some(20),
@@ -260,7 +301,7 @@ mod tests {
         };
         assert_eq!(
             filtered.command(&bcftools).argv().join(" "),
-            "bcftools mpileup -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 s.bam"
+            "bcftools mpileup -Oz0 -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 s.bam"
         );
         let call = BcftoolsCall {
             region: "chr20".into(),
@@ -289,6 +330,24 @@ mod tests {
             "bcftools view -t chr20:101-200 -Oz -o o.vcf.gz.partial -"
         );
         assert_eq!(label_part("HLA-A*01:01/x"), "HLA-A_01:01_x");
+        let joint = BcftoolsMpileup {
+            bams: vec!["a.bam".into(), "b.bam".into()],
+            ..filtered
+        };
+        assert_eq!(
+            joint.command(&bcftools).argv().join(" "),
+            "bcftools mpileup -Oz0 -f ref.fa -r chr20 -a FORMAT/AD,FORMAT/DP -q 20 a.bam b.bam"
+        );
+        let sample = BcftoolsViewSample {
+            sample: "S1".into(),
+            vcf: "cohort.vcf.gz".into(),
+            output: "S1.vcf.gz.partial".into(),
+        }
+        .command(&bcftools);
+        assert_eq!(
+            sample.argv().join(" "),
+            "bcftools view -s S1 -c 1 -Oz -o S1.vcf.gz.partial cohort.vcf.gz"
+        );
         let concat = BcftoolsConcat {
             inputs: vec!["a.vcf.gz".into(), "b.vcf.gz".into()],
             output: "s.vcf.gz.partial".into(),
@@ -310,13 +369,13 @@ mod tests {
             fasta: "ref.fa".into(),
             regions: hla.clone(),
             regions_file: "w/regions.tsv".into(),
-            bam: "s.bam".into(),
+            bams: vec!["s.bam".into()],
             min_mapping_quality: None,
         }
         .command(&bcftools);
         assert_eq!(
             mpileup.argv().join(" "),
-            "bcftools mpileup -f ref.fa -R w/regions.tsv -a FORMAT/AD,FORMAT/DP s.bam"
+            "bcftools mpileup -Oz0 -f ref.fa -R w/regions.tsv -a FORMAT/AD,FORMAT/DP s.bam"
         );
         assert_eq!(mpileup.label(), "bcftools-mpileup.HLA-A_01:01:01:01");
         let view = BcftoolsViewTargets {

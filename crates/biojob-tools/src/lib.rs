@@ -40,12 +40,13 @@ pub use aligner::{
     bwa_mem2_index_memory, check_bwa_mem2_index_memory,
 };
 pub use bcftools::{
-    BcftoolsCall, BcftoolsCallPiped, BcftoolsConcat, BcftoolsMpileup, BcftoolsViewTargets,
-    bcftools_index_tbi, bcftools_stats, label_part,
+    BcftoolsCall, BcftoolsCallPiped, BcftoolsConcat, BcftoolsMpileup, BcftoolsViewSample,
+    BcftoolsViewTargets, bcftools_index_tbi, bcftools_stats, label_part,
 };
 pub use bwa::{BwaMem, bwa_index, bwa_index_files};
 pub use samtools::{
-    SamtoolsMerge, SamtoolsSort, samtools_faidx, samtools_flagstat, samtools_index,
-    samtools_quickcheck, samtools_stats, sort_memory_per_thread,
+    SamtoolsMarkdup, SamtoolsMerge, SamtoolsMergePiped, SamtoolsSort, samtools_faidx,
+    samtools_fixmate, samtools_flagstat, samtools_index, samtools_quickcheck, samtools_stats,
+    sort_memory_per_thread,
 };
 pub use toolset::{Tool, ToolError, ToolOverrides, ToolPath, ToolVersions, Toolset};

@@ -62,6 +62,78 @@ impl SamtoolsMerge {
     }
 }
 
+/// `samtools merge -@ THREADS -c -p -u -o - IN…`: as [`SamtoolsMerge`], but writes uncompressed
+/// BAM to stdout, for a [`SamtoolsMarkdup`] after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamtoolsMergePiped {
+    /// Extra threads (`-@`).
+    pub threads: usize,
+    /// The BAMs to merge, each coordinate-sorted with the same `@SQ` lines.
+    pub inputs: Vec<Utf8PathBuf>,
+}
+
+impl SamtoolsMergePiped {
+    /// The command; labelled `samtools-merge`.
+    pub fn command(&self, samtools: &ToolPath) -> CommandSpec {
+        CommandSpec::new("samtools-merge", samtools.program())
+            .arg("merge")
+            .arg("-@")
+            .arg(self.threads.to_string())
+            .arg("-c")
+            .arg("-p")
+            .arg("-u")
+            .arg("-o")
+            .arg("-")
+            .args(self.inputs.iter().map(|input| input.as_str().to_owned()))
+    }
+}
+
+/// `samtools fixmate -m -u - -`: reads name-grouped SAM or BAM on stdin (bwa's output, each
+/// read's records together), fills in mate coordinates and adds the mate score tag (`ms`) that
+/// `samtools markdup` needs, and writes uncompressed BAM to stdout (samtools manual,
+/// `samtools-fixmate.1`, `-m`; `samtools-markdup.1`: "must have gone through fixmate with the
+/// mate scoring option on").
+pub fn samtools_fixmate(samtools: &ToolPath) -> CommandSpec {
+    CommandSpec::new("samtools-fixmate", samtools.program())
+        .arg("fixmate")
+        .arg("-m")
+        .arg("-u")
+        .arg("-")
+        .arg("-")
+}
+
+/// `samtools markdup -@ THREADS -T TMP -f STATS - OUT`: flags (never removes) the duplicates of
+/// coordinate-sorted BAM on stdin, per library (`@RG LB`), and writes the statistics report to
+/// `stats` (samtools manual, `samtools-markdup.1`; the report starts with `COMMAND: samtools
+/// markdup`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamtoolsMarkdup {
+    /// Extra compression threads (`-@`).
+    pub threads: usize,
+    /// Prefix of its temporary files (`-T`), private to this attempt.
+    pub temp_prefix: Utf8PathBuf,
+    /// The statistics report to write (`-f`).
+    pub stats: Utf8PathBuf,
+    /// The BAM to write.
+    pub output: Utf8PathBuf,
+}
+
+impl SamtoolsMarkdup {
+    /// The command; labelled `samtools-markdup`.
+    pub fn command(&self, samtools: &ToolPath) -> CommandSpec {
+        CommandSpec::new("samtools-markdup", samtools.program())
+            .arg("markdup")
+            .arg("-@")
+            .arg(self.threads.to_string())
+            .arg("-T")
+            .arg(self.temp_prefix.as_str())
+            .arg("-f")
+            .arg(self.stats.as_str())
+            .arg("-")
+            .arg(self.output.as_str())
+    }
+}
+
 /// `samtools quickcheck -v FILE`: exits non-zero when `file` is not a complete SAM/BAM/CRAM
 /// (header present, BGZF EOF block present).
 pub fn samtools_quickcheck(samtools: &ToolPath, file: &Utf8Path) -> CommandSpec {
@@ -189,6 +261,35 @@ mod tests {
             .argv()
             .join(" "),
             "samtools stats -@ 0 -r ref.fa x.bam"
+        );
+    }
+
+    #[test]
+    fn duplicate_marking_argv() {
+        let samtools = ToolPath::new(Tool::Samtools, "samtools");
+        assert_eq!(
+            samtools_fixmate(&samtools).argv().join(" "),
+            "samtools fixmate -m -u - -"
+        );
+        let merge = SamtoolsMergePiped {
+            threads: 1,
+            inputs: vec!["a.bam".into(), "b.bam".into()],
+        }
+        .command(&samtools);
+        assert_eq!(
+            merge.argv().join(" "),
+            "samtools merge -@ 1 -c -p -u -o - a.bam b.bam"
+        );
+        let markdup = SamtoolsMarkdup {
+            threads: 1,
+            temp_prefix: "w/S.merge.markdup-tmp".into(),
+            stats: "w/S.markdup.txt.partial".into(),
+            output: "w/S.align.bam.partial".into(),
+        }
+        .command(&samtools);
+        assert_eq!(
+            markdup.argv().join(" "),
+            "samtools markdup -@ 1 -T w/S.merge.markdup-tmp -f w/S.markdup.txt.partial - w/S.align.bam.partial"
         );
     }
 

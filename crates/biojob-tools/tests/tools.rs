@@ -125,7 +125,7 @@ impl Aligned {
             fasta: fasta.to_owned(),
             regions: regions.clone(),
             regions_file: regions_file.clone(),
-            bam: bam.to_owned(),
+            bams: vec![bam.to_owned()],
             min_mapping_quality: None,
         }
         .command(&bcftools);

@@ -5,22 +5,23 @@ use std::num::NonZeroU64;
 
 use biojob_core::{StepId, scratch_file_name};
 use biojob_pipeline::{
-    BAI, BAM, CallStep, JobInput, KeyPolicy, ReferenceUse, ShardRequest, StepJob, env, sibling,
+    BAI, BAM, CallStep, JobInput, KeyPolicy, ReferenceUse, ShardRequest, StepJob, cohort_bai_role,
+    cohort_bam_role, env, published_output, sample_bam, sibling, step_manifest_name,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
 
-use crate::args::{RuntimeArgs, StepArgs};
+use crate::args::{RuntimeArgs, SheetArgs, StepArgs};
 use crate::failure::{Failure, parse_uri, usage};
-use crate::job::{Job, parse_contigs};
+use crate::job::{Job, parse_contigs, read_sheet};
 
 #[derive(Debug, Args)]
 pub struct CallArgs {
     #[command(flatten)]
     pub step: StepArgs,
     /// The coordinate-sorted BAM, with its .bai beside it [default: <run prefix>/<sample>.align.bam].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "samplesheet")]
     pub bam: Option<String>,
     /// The contig to call.
     #[arg(long, env = env::CHROMOSOME, required_unless_present = "shard", conflicts_with = "shard")]
@@ -40,11 +41,15 @@ pub struct CallArgs {
     #[arg(long, env = env::MIN_MAPPING_QUALITY)]
     pub min_mapping_quality: Option<String>,
     #[command(flatten)]
+    pub sheet: SheetArgs,
+    #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
 
 /// Stages the reference FASTA and `.fai` (never the bwa index) and the BAM with its `.bai`,
-/// calls the shard, and stages out `<sample>.call.<shard>.vcf.gz` and its `.tbi`.
+/// calls the shard, and stages out `<sample>.call.<shard>.vcf.gz` and its `.tbi`. With a sample
+/// sheet (`SAMPLESHEET`, `SAMPLE_ID` `cohort`), calls every sample of the cohort jointly from
+/// `samples/<sample>/<sample>.align.bam`, into `cohort.call.<shard>.vcf.gz`.
 pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let job = Job::new(
         &args.step,
@@ -69,11 +74,52 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
             ));
         }
     };
-    let bam = match &args.bam {
-        Some(text) => parse_uri(text, "fix --bam")?,
-        None => job
-            .run_prefix
-            .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam")),
+    if let Some(text) = args.sheet.given() {
+        // A cohort's joint call: every sample's BAM, one column each, in sheet order.
+        job.joint()?;
+        let samples = read_sheet(text, stores)?.sample_ids();
+        let remedy = "run the cohort's align and merge jobs of every sample first";
+        let inputs = samples
+            .iter()
+            .enumerate()
+            .flat_map(|(position, sample)| {
+                let bam = sample_bam(&job.run_prefix, sample);
+                [
+                    JobInput::new(&cohort_bam_role(position), bam.clone(), "BAM", remedy),
+                    JobInput::new(
+                        &cohort_bai_role(position),
+                        sibling(&bam, ".bai"),
+                        "BAM index",
+                        remedy,
+                    )
+                    .unkeyed(),
+                ]
+            })
+            .collect();
+        let step = CallStep::new(job.sample.clone(), request, min_mapping_quality).jointly(samples);
+        let step_job = StepJob {
+            definition: &step,
+            inputs,
+            reference: job.reference(&args.runtime, ReferenceUse::Fasta)?,
+            key: KeyPolicy::Own,
+        };
+        return job.run(step_job, &args.runtime, cancel, stores);
+    }
+    // The run's own BAM is checked against what the align (or merge) job recorded when it
+    // published it.
+    let (bam, published) = match &args.bam {
+        Some(text) => (parse_uri(text, "fix --bam")?, None),
+        None => {
+            let name = scratch_file_name(&job.sample, StepId::Align, None, "bam");
+            let manifests = [StepId::Align, StepId::Merge].map(|step| {
+                job.run_prefix
+                    .join(&step_manifest_name(&job.sample, step, None))
+            });
+            (
+                job.run_prefix.join(&name),
+                published_output(stores, &manifests, &name),
+            )
+        }
     };
     let step = CallStep::new(job.sample.clone(), request, min_mapping_quality);
     let step_job = StepJob {
@@ -84,7 +130,8 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
                 bam.clone(),
                 "BAM",
                 "run the align step first, or give --bam",
-            ),
+            )
+            .published(published),
             JobInput::new(
                 BAI,
                 sibling(&bam, ".bai"),

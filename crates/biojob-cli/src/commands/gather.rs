@@ -11,9 +11,9 @@ use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
 
-use crate::args::{RuntimeArgs, StepArgs};
+use crate::args::{RuntimeArgs, SheetArgs, StepArgs};
 use crate::failure::{Failure, parse_uri};
-use crate::job::{Job, parse_contigs};
+use crate::job::{Job, parse_contigs, read_sheet};
 
 #[derive(Debug, Args)]
 pub struct GatherArgs {
@@ -31,12 +31,15 @@ pub struct GatherArgs {
     #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES, default_value_t = 0)]
     pub shard_bases: u64,
     #[command(flatten)]
+    pub sheet: SheetArgs,
+    #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
 
 /// Stages the reference `.fai` (the FASTA only when there is no `.fai` beside it, to build
 /// one) and the VCFs with their `.tbi`, concatenates them in reference order and stages out
-/// `<sample>.vcf.gz` and its `.tbi`.
+/// `<sample>.vcf.gz` and its `.tbi` (with a sample sheet, `SAMPLE_ID` `cohort`: the joint calls
+/// into `cohort.vcf.gz`).
 pub fn run(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let job = Job::new(&args.step, &[])?;
     let explicit = args
@@ -75,7 +78,12 @@ pub fn run(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result<()
             (GatherInputs::Given(explicit.len()), inputs)
         }
     };
-    let step = GatherStep::new(job.sample.clone(), gather_inputs);
+    let mut step = GatherStep::new(job.sample.clone(), gather_inputs);
+    if let Some(text) = args.sheet.given() {
+        // A cohort's joint calls: one column per sample, in sheet order.
+        job.joint()?;
+        step = step.jointly(read_sheet(text, stores)?.sample_ids());
+    }
     let step_job = StepJob {
         definition: &step,
         inputs,

@@ -1,54 +1,101 @@
-//! `biojob merge`: the merge job, the chunks' BAMs into `<sample>.align.bam`.
+//! `biojob merge`: the merge job, the chunks' BAMs (or a cohort sample's lanes') into
+//! `<sample>.align.bam`.
 
 use biojob_core::{StepId, scratch_file_name};
-use biojob_pipeline::{JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, chunk_bam_role, env};
+use biojob_pipeline::{
+    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, chunk_bam_role, env, published_output,
+    sample_read_groups, step_manifest_name,
+};
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
 
-use crate::args::{ReadGroupArgs, RuntimeArgs, StepArgs, chunk_count};
-use crate::failure::Failure;
-use crate::job::Job;
+use crate::args::{
+    MarkDuplicatesArgs, ReadGroupArgs, RuntimeArgs, SheetArgs, StepArgs, chunk_count,
+};
+use crate::failure::{Failure, usage};
+use crate::job::{Job, read_sheet};
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// How many chunks were aligned, 1 to 9999.
-    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000))]
-    pub chunks: u64,
+    /// How many chunks were aligned, 1 to 9999; with --samplesheet, the sample's lanes (the
+    /// execution input's count, checked against the sheet; default: the sheet's).
+    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000), required_unless_present = "samplesheet")]
+    pub chunks: Option<u64>,
     #[command(flatten)]
     pub read_group: ReadGroupArgs,
+    #[command(flatten)]
+    pub sheet: SheetArgs,
+    #[command(flatten)]
+    pub duplicates: MarkDuplicatesArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
 
-/// Stages the reference `.fai` and `<sample>.align.<chunk>.bam` of each chunk, merges them,
-/// and stages out `<sample>.align.bam` and its `.bai`, the names the call job reads.
+/// Stages the reference `.fai` and `<sample>.align.<chunk>.bam` of each chunk (or lane),
+/// merges them (marking duplicates, for a cohort's sample), and stages out
+/// `<sample>.align.bam` and its `.bai`, the names the call job reads.
 pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
-    let job = Job::new(&args.step, &args.read_group.overrides())?;
-    let chunks = chunk_count(args.chunks)?.get();
-    let step = MergeStep {
-        sample: job.sample.clone(),
-        read_group: job.environment.read_group(&job.sample)?,
-        chunks,
+    let mut job = Job::new(&args.step, &args.read_group.overrides())?;
+    let mut step = match args.sheet.given() {
+        Some(text) => {
+            let sheet = read_sheet(text, stores)?;
+            let sample = job.in_cohort(&sheet)?;
+            let lanes = sample.lanes.len();
+            if let Some(chunks) = args.chunks
+                && usize::try_from(chunks).ok() != Some(lanes)
+            {
+                return Err(usage(
+                    format!(
+                        "CHUNKS is {chunks}, and sample {} has {lanes} lanes in the sample sheet {}",
+                        job.sample, sheet.uri
+                    ),
+                    "make params.samples again with biojob plan-cohort from the sheet the execution reads",
+                ));
+            }
+            MergeStep {
+                sample: job.sample.clone(),
+                read_groups: sample_read_groups(stores, sample, &job.environment.platform()?)?,
+                chunks: lanes,
+                mark_duplicates: args.duplicates.mark_duplicates,
+                in_cohort: true,
+                chunk_records: None,
+            }
+        }
+        None => MergeStep {
+            sample: job.sample.clone(),
+            read_groups: vec![job.environment.read_group(&job.sample)?],
+            chunks: chunk_count(args.chunks.unwrap_or(0))?.get(),
+            mark_duplicates: false,
+            in_cohort: false,
+            chunk_records: None,
+        },
     };
-    let inputs = (0..chunks)
+    // Each chunk's (or lane's) BAM is checked against what its align job recorded when it
+    // published it; the records it counted then are not counted again.
+    let mut chunk_records = Some(0u64);
+    let inputs: Vec<JobInput> = (0..step.chunks)
         .map(|chunk| {
-            let bam = job.run_prefix.join(&scratch_file_name(
-                &job.sample,
-                StepId::Align,
-                Some(chunk),
-                "bam",
-            ));
+            let name = scratch_file_name(&job.sample, StepId::Align, Some(chunk), "bam");
+            let manifest =
+                job.run_prefix
+                    .join(&step_manifest_name(&job.sample, StepId::Align, Some(chunk)));
+            let published = published_output(stores, &[manifest], &name);
+            chunk_records = chunk_records
+                .zip(published.as_ref().and_then(|p| p.bam_records))
+                .map(|(sum, records)| sum + records);
             JobInput::new(
                 &chunk_bam_role(chunk),
-                bam,
+                job.run_prefix.join(&name),
                 "chunk BAM",
                 "run the align job for every chunk first",
             )
+            .published(published)
         })
         .collect();
+    step.chunk_records = chunk_records;
     let step_job = StepJob {
         definition: &step,
         inputs,

@@ -12,9 +12,9 @@ use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
 
-use crate::args::{RuntimeArgs, StepArgs, chunk_count};
+use crate::args::{RuntimeArgs, SheetArgs, StepArgs, chunk_count};
 use crate::failure::{Failure, usage};
-use crate::job::{Job, parse_contigs};
+use crate::job::{Job, parse_contigs, read_sheet};
 
 #[derive(Debug, Args)]
 pub struct QcArgs {
@@ -32,13 +32,16 @@ pub struct QcArgs {
     #[arg(long, env = env::CHUNKS)]
     pub chunks: Option<String>,
     #[command(flatten)]
+    pub sheet: SheetArgs,
+    #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
 
 /// Stages `<sample>.align.bam` and `<sample>.vcf.gz` (with their indexes) and the reference,
-/// reads the execution's step manifests, and stages out the QC files and `report.html`.
+/// reads the execution's step manifests, and stages out the QC files and `report.html`. A
+/// cohort's sample (`SAMPLESHEET`) reads and writes them under `samples/<sample>/`.
 pub fn run(args: QcArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
-    let job = Job::new(&args.step, &[])?;
+    let mut job = Job::new(&args.step, &[])?;
     let chunks = match args.chunks.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(chunk_count(text.parse().map_err(|error| {
@@ -48,26 +51,49 @@ pub fn run(args: QcArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Fa
             )
         })?)?),
     };
-    let bam = job
-        .run_prefix
-        .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam"));
-    let vcf = job.run_prefix.join(&final_vcf_name(&job.sample));
     let run_id = args
         .step
         .execution_id
         .clone()
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| job.sample.to_string());
-    let step = QcStep::new(
+    let contigs = args.contigs.as_deref().map(parse_contigs).transpose()?;
+    let shard_bases = NonZeroU64::new(args.shard_bases);
+    let cohort = match args.sheet.given() {
+        Some(text) => {
+            let sheet = read_sheet(text, stores)?;
+            let run_prefix = job.run_prefix.clone();
+            job.in_cohort(&sheet)?;
+            Some(QcRun::Cohort {
+                run_prefix,
+                run_id: run_id.clone(),
+                samples: sheet
+                    .samples
+                    .iter()
+                    .map(|sample| (sample.sample.clone(), sample.lanes.len()))
+                    .collect(),
+                contigs: contigs.clone(),
+                shard_bases,
+            })
+        }
+        None => None,
+    };
+    let bam = job
+        .run_prefix
+        .join(&scratch_file_name(&job.sample, StepId::Align, None, "bam"));
+    let vcf = job.run_prefix.join(&final_vcf_name(&job.sample));
+    let in_cohort = cohort.is_some();
+    let mut step = QcStep::new(
         job.sample.clone(),
-        QcRun::StepManifests {
+        cohort.unwrap_or(QcRun::StepManifests {
             prefix: job.run_prefix.clone(),
             run_id,
-            contigs: args.contigs.as_deref().map(parse_contigs).transpose()?,
-            shard_bases: NonZeroU64::new(args.shard_bases),
+            contigs,
+            shard_bases,
             chunks: chunks.map(std::num::NonZeroUsize::get),
-        },
+        }),
     );
+    step.in_cohort = in_cohort;
     let remedy = "run the align (or merge) and gather jobs first";
     let step_job = StepJob {
         definition: &step,

@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use biojob_pipeline::{
-    LogObserver, RunObserver, RunOptions, TaskRecord, TaskStatus, WorkflowInput, env, new_run_id,
-    render_run_plan, run_workflow,
+    LogObserver, RunInput, RunObserver, RunOptions, SampleSheet, TaskRecord, TaskStatus, env,
+    new_run_id, render_cohort_plan, render_run_plan, run_cohort, run_workflow, sample_read_groups,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -11,7 +11,7 @@ use camino::Utf8PathBuf;
 use clap::Args;
 use indicatif::MultiProgress;
 
-use crate::args::{RuntimeArgs, ScaleArgs, parse_run_id};
+use crate::args::{MarkDuplicatesArgs, RuntimeArgs, ScaleArgs, parse_run_id};
 use crate::engine::{cache_dir, engine, resources, toolset_by_name, validate_fastq};
 use crate::environment;
 use crate::failure::Failure;
@@ -22,11 +22,18 @@ pub struct RunArgs {
     /// The execution input JSON: {"params": {"environment": {...}, "chromosomes": [...]}}.
     #[arg(long)]
     pub input: Utf8PathBuf,
+    /// A cohort's sample sheet (CSV: sample,lane,fastq_1,fastq_2[,library,platform_unit]; a
+    /// path, file:// or s3:// URI), instead of params.samplesheet (docs/cohorts.md).
+    #[arg(long, env = env::SAMPLESHEET)]
+    pub samplesheet: Option<String>,
+    #[command(flatten)]
+    pub duplicates: MarkDuplicatesArgs,
     /// Run id, the last part of the output location [default: a timestamp].
     #[arg(long, value_parser = parse_run_id)]
     pub run_id: Option<String>,
     /// Print the plan (steps, shards, command lines) and exit without running anything: only
-    /// the input JSON is read; no tool, reference or S3 location is touched.
+    /// the input JSON is read (with a sample sheet, the sheet too, and the first read of each
+    /// lane it gives no platform_unit); no tool or reference is touched.
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
@@ -65,22 +72,21 @@ pub fn resume_summary(tasks: &[TaskRecord]) -> String {
 /// Whether `biojob run` resumes: `--no-resume` overrides everything; then `--resume`; then
 /// the `BIOJOB_RESUME` environment variable when set and not empty; then `BIOJOB_RESUME` in
 /// the input's `params.environment`; else not.
-fn resumes(runtime: &RuntimeArgs, input: &WorkflowInput) -> bool {
+fn resumes(runtime: &RuntimeArgs, input: Option<bool>) -> bool {
     if runtime.no_resume {
         return false;
     }
     if runtime.resume || environment::var(env::BIOJOB_RESUME).is_some() {
         return runtime.resume;
     }
-    input.resume.unwrap_or(false)
+    input.unwrap_or(false)
 }
 
 /// The line `--resume` prints (stderr, and a warning in the log) when the run's output
 /// location has no earlier manifest: `no earlier run found at <output prefix>/<sample>/<run
 /// id>: running every step`. Nothing is printed when the manifest exists or the store cannot
 /// be asked (the run then warns when it reads the manifest).
-fn warn_without_earlier_run(stores: &Stores, input: &WorkflowInput, run_id: &str) {
-    let output_dir = input.output_prefix.join(input.sample.as_str()).join(run_id);
+fn warn_without_earlier_run(stores: &Stores, output_dir: &biojob_storage::ObjectUri) {
     let uri = output_dir.join("manifest.json");
     let found = stores
         .for_uri(&uri)
@@ -145,7 +151,62 @@ pub fn run(
                 Some("give the path of the execution input JSON, a regular file".into()),
             )
         })?;
-    let input = WorkflowInput::from_json(&text)?;
+    let input = match RunInput::from_json(
+        &text,
+        args.samplesheet.as_deref(),
+        args.duplicates.mark_duplicates,
+    )? {
+        RunInput::Sample(input) => input,
+        RunInput::Cohort(cohort) => {
+            if args.dry_run {
+                // The sheet and each lane's read group, as the run settles them before any
+                // tool runs.
+                let sheet = SampleSheet::read(stores, &cohort.samplesheet)?;
+                let read_groups = sheet
+                    .samples
+                    .iter()
+                    .map(|sample| sample_read_groups(stores, sample, &cohort.platform))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let plan = render_cohort_plan(
+                    &cohort,
+                    &sheet,
+                    &read_groups,
+                    &toolset_by_name(),
+                    resources(&args.runtime),
+                    args.run_id.as_deref().unwrap_or("<run id>"),
+                    &args.scale.options(),
+                    validate_fastq(),
+                )?;
+                #[allow(clippy::print_stdout, reason = "the plan is the command's output")]
+                {
+                    print!("{plan}");
+                }
+                return Ok(());
+            }
+            if args.scale.chunk_pairs > 0 {
+                // Said, not refused: the setting may come from the environment, and the run
+                // is the same without it.
+                let message = "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) does not split a cohort's lanes: each lane is aligned whole, as its own task";
+                tracing::warn!("{message}");
+                eprintln!("warning: {message}");
+            }
+            let resume = resumes(&args.runtime, cohort.resume);
+            let run_id = prepare_run_id(args.run_id, resume)?;
+            let output_dir = cohort.output_prefix.join(&run_id);
+            let outcome = run_outcome(
+                &args.runtime,
+                &args.scale,
+                run_id,
+                resume,
+                &output_dir,
+                cancel,
+                progress,
+                stores,
+                |options, engine, observer| run_cohort(&cohort, options, engine, observer),
+            )?;
+            return report_outcome(outcome, resume);
+        }
+    };
     if args.dry_run {
         let plan = render_run_plan(
             &input,
@@ -161,8 +222,29 @@ pub fn run(
         }
         return Ok(());
     }
-    let resume = resumes(&args.runtime, &input);
-    if resume && args.run_id.is_none() {
+    let resume = resumes(&args.runtime, input.resume);
+    let run_id = prepare_run_id(args.run_id, resume)?;
+    let output_dir = input
+        .output_prefix
+        .join(input.sample.as_str())
+        .join(&run_id);
+    let outcome = run_outcome(
+        &args.runtime,
+        &args.scale,
+        run_id,
+        resume,
+        &output_dir,
+        cancel,
+        progress,
+        stores,
+        |options, engine, observer| run_workflow(&input, options, engine, observer),
+    )?;
+    report_outcome(outcome, resume)
+}
+
+/// The run id: the one given, else a new one; a resume needs the one given.
+fn prepare_run_id(run_id: Option<String>, resume: bool) -> Result<String, Failure> {
+    if resume && run_id.is_none() {
         return Err(Failure::Usage(
             anyhow::anyhow!(
                 "--resume (or BIOJOB_RESUME) needs the run to resume: each run writes to <output prefix>/<sample>/<run id>/"
@@ -170,25 +252,53 @@ pub fn run(
             Some("give the earlier run's id with --run-id, or --no-resume".into()),
         ));
     }
-    let engine = engine(&args.runtime, cancel, stores)?;
-    let run_id = args.run_id.unwrap_or_else(new_run_id);
+    Ok(run_id.unwrap_or_else(new_run_id))
+}
+
+/// Builds the engine and the run's options and runs `execute` (one sample's workflow or a
+/// cohort's) with the progress observer.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the run's parts, each from its own flag"
+)]
+fn run_outcome(
+    runtime: &RuntimeArgs,
+    scale: &ScaleArgs,
+    run_id: String,
+    resume: bool,
+    output_dir: &biojob_storage::ObjectUri,
+    cancel: &CancelToken,
+    progress: Option<&MultiProgress>,
+    stores: &Stores,
+    execute: impl FnOnce(
+        &RunOptions,
+        &biojob_pipeline::Engine,
+        &dyn RunObserver,
+    ) -> biojob_pipeline::RunOutcome,
+) -> Result<biojob_pipeline::RunOutcome, Failure> {
+    let engine = engine(runtime, cancel, stores)?;
     let (job_id, attempt) = environment::job_identity(&run_id)?;
     let options = RunOptions {
         run_id,
         job_id,
         attempt,
-        cache_dir: cache_dir(&args.runtime),
+        cache_dir: cache_dir(runtime),
         resume,
-        scale: args.scale.options(),
+        scale: scale.options(),
     };
     if resume {
-        warn_without_earlier_run(stores, &input, &options.run_id);
+        warn_without_earlier_run(stores, output_dir);
     }
     let observer: Box<dyn RunObserver> = match progress {
         Some(multi) => Box::new(ProgressObserver::new(multi.clone())),
         None => Box::new(LogObserver),
     };
-    let outcome = run_workflow(&input, &options, &engine, observer.as_ref());
+    Ok(execute(&options, &engine, observer.as_ref()))
+}
+
+/// Prints the VCF's and the manifest's locations (or where the logs are) and turns the
+/// outcome into the exit.
+fn report_outcome(outcome: biojob_pipeline::RunOutcome, resume: bool) -> Result<(), Failure> {
     if resume {
         eprint!("{}", resume_summary(&outcome.manifest.tasks));
     }

@@ -10,10 +10,14 @@
     missing_docs
 )]
 
+mod accounting;
 mod buildspecs;
+mod cohort;
 mod containers;
 mod docs;
 mod failures;
+mod faults;
+mod kills;
 mod odd_inputs;
 mod qc;
 mod resume;

@@ -731,8 +731,8 @@ fn changing_only_a_calling_parameter_reruns_call_and_gather_but_not_align() {
     let run_dir = ws.out().join("NA12878").join(RUN_ID);
     let resumed = manifest(&run_dir);
     let mpileup = &resumed["tasks"][2]["commands"][0]["argv"];
-    assert_eq!(mpileup[8], "-q");
-    assert_eq!(mpileup[9], "50");
+    assert_eq!(mpileup[9], "-q");
+    assert_eq!(mpileup[10], "50");
     // The chr20 calls are those of the same command run by hand on the reused BAM.
     let bam = run_dir.join("NA12878.align.bam");
     let hand = ws.path().join("hand-q50.chr20.vcf.gz");

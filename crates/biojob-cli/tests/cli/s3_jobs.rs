@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Command, Output};
 
 use biojob_testkit::testdata;
-use biojob_testkit::{FaultProxy, S3Server, TEST_BUCKET, s3_server};
+use biojob_testkit::{Fault, FaultProxy, Rule, S3Server, TEST_BUCKET, s3_server};
 use camino::{Utf8Path, Utf8PathBuf};
 
 const SAMPLE: &str = "NA12878";
@@ -635,4 +635,302 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
         dir.root.join("nothing").as_str(),
     ]));
     assert_eq!(listing.status.code(), Some(11), "{}", text(&listing.stderr));
+}
+
+/// `copies` copies of the test data's gzipped FASTQ `name` one after another: the reads
+/// `copies` times over, still a valid pair with its mate's copies.
+fn repeated_fastq(name: &str, copies: usize, destination: &Utf8Path) {
+    let bytes = std::fs::read(testdata().join(name)).unwrap();
+    std::fs::write(destination, bytes.repeat(copies)).unwrap();
+}
+
+fn sha256sum(path: &Utf8Path) -> String {
+    let output = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(output.status.success());
+    text(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A Batch step job of the test data with its environment, through `endpoint`.
+fn step_job(
+    server: &S3Server,
+    endpoint: &str,
+    work: &Utf8Path,
+    step: &str,
+    prefixes: (&str, &str, &str),
+    extra: &[(&str, &str)],
+) -> Output {
+    let (source, output, execution) = prefixes;
+    let mut command = biojob(server, endpoint, work);
+    command
+        .arg(step)
+        .env("SAMPLE_ID", SAMPLE)
+        .env("REFERENCE_NAME", "ref")
+        .env("SOURCE_DATA_PREFIX", source)
+        .env("JOB_OUTPUT_PREFIX", output)
+        .env("JOB_WORKFLOW_NAME", "germline")
+        .env("JOB_WORKFLOW_EXECUTION_ID", execution)
+        .env("AWS_BATCH_JOB_ID", format!("job-{step}-{execution}"))
+        .env("AWS_BATCH_JOB_ATTEMPT", "1");
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    run(&mut command)
+}
+
+/// The step manifest `name` under `run_prefix`.
+fn step_manifest(
+    server: &S3Server,
+    work: &Utf8Path,
+    run_prefix: &str,
+    name: &str,
+) -> serde_json::Value {
+    let local = work.join(name);
+    get(server, work, &format!("{run_prefix}/{name}"), &local);
+    serde_json::from_slice(&std::fs::read(&local).unwrap()).unwrap()
+}
+
+#[test]
+fn a_split_job_under_s3_bursts_on_its_multipart_uploads_and_ranged_reads_publishes_the_same_chunks()
+{
+    let server = s3_server();
+    let dir = tempdir();
+    let source = format!("s3://{TEST_BUCKET}/split-bursts/samples");
+    // Seven times the reads: FASTQs and a chunk above the 5 MiB part size, read in ranged
+    // windows and uploaded in parts.
+    for read in ["R1", "R2"] {
+        let name = format!("{SAMPLE}_{read}.fastq.gz");
+        let local = dir.root.join(&name);
+        repeated_fastq(&name, 7, &local);
+        assert!(std::fs::metadata(&local).unwrap().len() > 5 << 20);
+        put(server, &dir.root, &local, &format!("{source}/{name}"));
+    }
+    let output = format!("s3://{TEST_BUCKET}/split-bursts/results");
+    let chunks = [("CHUNKS", "1"), ("BIOJOB_ALIGN_CHUNK_PAIRS", "200000")];
+    let clean = step_job(
+        server,
+        &server.endpoint,
+        &dir.root,
+        "split",
+        (&source, &output, "clean"),
+        &chunks,
+    );
+    assert_ok(&clean, "split");
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(
+        Rule::new(
+            "PUT",
+            "0000_R1.fastq.gz?x-id=UploadPart&partNumber=1&",
+            Fault::InternalError,
+        )
+        .times(2),
+    );
+    proxy.add(
+        Rule::new(
+            "PUT",
+            "0000_R2.fastq.gz?x-id=UploadPart&partNumber=2&",
+            Fault::SlowDown,
+        )
+        .times(2),
+    );
+    proxy.add(Rule::new(
+        "PUT",
+        "0000_R2.fastq.gz?x-id=UploadPart&partNumber=1&",
+        Fault::ResetRequestAfter(4096),
+    ));
+    proxy.add(
+        Rule::new("GET", "NA12878_R1.fastq.gz", Fault::InternalError)
+            .with_header("range", "")
+            .times(2),
+    );
+    proxy.add(
+        Rule::new(
+            "GET",
+            "NA12878_R2.fastq.gz",
+            Fault::ResetResponseAfter(1000),
+        )
+        .with_header("range", "")
+        .times(1),
+    );
+    let bursts = step_job(
+        server,
+        &proxy.endpoint,
+        &dir.root,
+        "split",
+        (&source, &output, "bursts"),
+        &chunks,
+    );
+    assert_ok(&bursts, "split under bursts");
+    assert_eq!(proxy.injected().len(), 8, "{:?}", proxy.injected());
+    let outputs = |execution: &str| -> Vec<(String, String, u64)> {
+        let manifest = step_manifest(
+            server,
+            &dir.root,
+            &format!("{output}/germline/{execution}"),
+            &format!("{SAMPLE}.split.manifest.json"),
+        );
+        assert_eq!(manifest["task"]["records"]["read_pairs"], 7 * 13_860);
+        // Read back after the upload: the size and the composite checksum of the parts.
+        for output in manifest["task"]["outputs"].as_array().unwrap() {
+            let verified = output["verified"].as_str().unwrap();
+            assert!(
+                verified.starts_with(&format!("read back: {} bytes, crc32c:", output["bytes"]))
+                    && verified.ends_with("-2"),
+                "{verified}"
+            );
+        }
+        manifest["task"]["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["name"].as_str().unwrap().to_owned(),
+                    o["sha256"].as_str().unwrap().to_owned(),
+                    o["bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let published = outputs("bursts");
+    assert_eq!(published, outputs("clean"));
+    assert_eq!(published.len(), 2);
+    assert!(
+        published.iter().all(|(_, _, bytes)| *bytes > 5 << 20),
+        "{published:?}"
+    );
+}
+
+#[test]
+fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publication() {
+    let server = s3_server();
+    let dir = tempdir();
+    let prefix = format!("s3://{TEST_BUCKET}/bursts/samples");
+    upload_inputs(server, &dir.root, &prefix, true);
+    let output_prefix = format!("s3://{TEST_BUCKET}/bursts/results");
+    let run_prefix = format!("{output_prefix}/germline/exec-1");
+    let prefixes = (prefix.as_str(), output_prefix.as_str(), "exec-1");
+    let bam_uri = format!("{run_prefix}/{SAMPLE}.align.bam");
+
+    // Align: a burst of 500s and a reset on the BAM's upload.
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(Rule::new("PUT", "align.bam?x-id=PutObject", Fault::InternalError).times(2));
+    proxy.add(Rule::new(
+        "PUT",
+        "align.bam?x-id=PutObject",
+        Fault::ResetRequestAfter(4096),
+    ));
+    let align = step_job(server, &proxy.endpoint, &dir.root, "align", prefixes, &[]);
+    assert_ok(&align, "align");
+    assert_eq!(proxy.injected().len(), 3, "{:?}", proxy.injected());
+    let aligned = step_manifest(
+        server,
+        &dir.root,
+        &run_prefix,
+        &format!("{SAMPLE}.align.manifest.json"),
+    );
+    let task = &aligned["task"];
+    assert_eq!(task["records"]["read_pairs"], 13_860);
+    assert_eq!(task["records"]["bam"]["primary"], 2 * 13_860);
+    let bam_record = task["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|output| output["name"] == format!("{SAMPLE}.align.bam"))
+        .unwrap()
+        .clone();
+    assert!(
+        bam_record["verified"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("read back: {} bytes", bam_record["bytes"])),
+        "{bam_record}"
+    );
+    let local_bam = dir.root.join("published.bam");
+    get(server, &dir.root, &bam_uri, &local_bam);
+    assert_eq!(
+        sha256sum(&local_bam),
+        bam_record["sha256"].as_str().unwrap()
+    );
+
+    // Call chr20 with 500s, a 503 and a reset on the BAM's ranged download: the records of
+    // the same command run by hand.
+    proxy.reset();
+    proxy.add(
+        Rule::new("GET", "align.bam?x-id=GetObject", Fault::InternalError)
+            .with_header("range", "")
+            .times(2),
+    );
+    proxy.add(
+        Rule::new("GET", "align.bam?x-id=GetObject", Fault::SlowDown)
+            .with_header("range", "bytes=0-")
+            .times(1),
+    );
+    proxy.add(
+        Rule::new(
+            "GET",
+            "align.bam?x-id=GetObject",
+            Fault::ResetResponseAfter(1000),
+        )
+        .with_header("range", "")
+        .times(1),
+    );
+    let call = step_job(
+        server,
+        &proxy.endpoint,
+        &dir.root,
+        "call",
+        prefixes,
+        &[("CHROMOSOME", "chr20")],
+    );
+    assert_ok(&call, "call under bursts");
+    assert_eq!(proxy.injected().len(), 4, "{:?}", proxy.injected());
+    let vcf = dir.root.join("chr20.vcf.gz");
+    get(
+        server,
+        &dir.root,
+        &format!("{run_prefix}/{SAMPLE}.call.0000.vcf.gz"),
+        &vcf,
+    );
+    let hand =
+        Utf8PathBuf::from_path_buf(crate::support::hand_run().per_contig[0].1.clone()).unwrap();
+    assert_eq!(records(&vcf), records(&hand));
+
+    // The BAM object replaced after the align job published it: the call job refuses it.
+    let replacement = testdata().join("ref.fa");
+    put(server, &dir.root, &replacement, &bam_uri);
+    let call = step_job(
+        server,
+        &server.endpoint,
+        &dir.root,
+        "call",
+        prefixes,
+        &[("CHROMOSOME", "chr22")],
+    );
+    assert_eq!(call.status.code(), Some(11), "{}", text(&call.stderr));
+    let error = text(&call.stderr)
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        error,
+        format!(
+            "error: call chr22 failed: BAM {bam_uri} changed after it was published: its SHA-256 \
+             is {}, {run_prefix}/{SAMPLE}.align.manifest.json records {}",
+            sha256sum(&replacement),
+            bam_record["sha256"].as_str().unwrap()
+        )
+    );
+    let failed = step_manifest(
+        server,
+        &dir.root,
+        &run_prefix,
+        &format!("{SAMPLE}.call.0001.manifest.json"),
+    );
+    assert_eq!(failed["task"]["exit_class"], "input_invalid");
+    assert!(failed["task"]["outputs"].as_array().unwrap().is_empty());
 }

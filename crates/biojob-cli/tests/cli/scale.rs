@@ -407,7 +407,7 @@ fn split_align_chunk_and_merge_jobs_give_the_alignments_of_one_align_job() {
     let (fastq_1, fastq_2, _) = repeated_pair(&ws, 4);
     let reference = testdata().join("ref.fa");
     let out = ws.out();
-    let job = |args: &[&str], env: &[(&str, &str)]| {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
         let mut command = step_job(&ws, &reference, &out, args);
         command
             .env("FASTQ_1", &fastq_1)
@@ -417,7 +417,10 @@ fn split_align_chunk_and_merge_jobs_give_the_alignments_of_one_align_job() {
         for (key, value) in env {
             command.env(key, value);
         }
-        let output = command.output().unwrap();
+        command.output().unwrap()
+    };
+    let job = |args: &[&str], env: &[(&str, &str)]| {
+        let output = run(args, env);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
     };
     // Blocks of 47,081 pairs (the first bwa batch) dealt into 2 chunks: the batches stay whole.
@@ -436,6 +439,42 @@ fn split_align_chunk_and_merge_jobs_give_the_alignments_of_one_align_job() {
     ] {
         assert!(run_prefix.join(name).exists(), "{name}");
     }
+    // The merge job takes the chunks' records from their align jobs' step manifests (each
+    // chunk's SHA-256 checked) instead of reading them again: one record too many there is
+    // one lost here.
+    let chunk_manifest = run_prefix.join("NA12878.align.0001.manifest.json");
+    let recorded = std::fs::read(&chunk_manifest).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_slice(&recorded).unwrap();
+    let chunk_records = edited["task"]["records"]["bam"]["records"]
+        .as_u64()
+        .unwrap();
+    edited["task"]["records"]["bam"]["records"] = (chunk_records + 1).into();
+    std::fs::write(&chunk_manifest, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let output = run(&["merge"], &chunking);
+    assert_eq!(output.status.code(), Some(31), "{}", stderr(&output));
+    let chunk_0: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run_prefix.join("NA12878.align.0000.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let held = chunk_0["task"]["records"]["bam"]["records"]
+        .as_u64()
+        .unwrap()
+        + chunk_records;
+    let merge_failure = stderr(&output)
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        merge_failure.ends_with(&format!(
+            "{held} records, but its 2 chunks hold {} (as their align tasks counted them): 1 \
+             lost",
+            held + 1
+        )),
+        "{merge_failure}"
+    );
+    assert!(!run_prefix.join("NA12878.align.bam").exists());
+    std::fs::write(&chunk_manifest, &recorded).unwrap();
     job(&["merge"], &chunking);
     // One align job of the whole pair, elsewhere.
     let whole_prefix = ws.path().join("whole");
@@ -459,6 +498,54 @@ fn split_align_chunk_and_merge_jobs_give_the_alignments_of_one_align_job() {
         "the merged BAM's records differ from one align job's"
     );
     assert!(run_prefix.join("NA12878.align.bam.bai").exists());
+
+    // A published BAM replaced afterwards (by another, valid BAM) is refused with the input
+    // class before any tool runs: a chunk's by the merge job, the merged one by the call job.
+    let published_sha256 = |manifest: &str, name: &str| -> String {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run_prefix.join(manifest)).unwrap()).unwrap();
+        let outputs = manifest["task"]["outputs"].as_array().unwrap();
+        let output = outputs.iter().find(|o| o["name"] == name).unwrap();
+        output["sha256"].as_str().unwrap().to_owned()
+    };
+    let error_line = |output: &std::process::Output| {
+        stderr(output)
+            .lines()
+            .find(|line| line.starts_with("error: "))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let chunk_0 = published_sha256("NA12878.align.0000.manifest.json", "NA12878.align.0000.bam");
+    let chunk_1 = published_sha256("NA12878.align.0001.manifest.json", "NA12878.align.0001.bam");
+    let merged = published_sha256("NA12878.merge.manifest.json", "NA12878.align.bam");
+    let replaced = run_prefix.join("NA12878.align.0001.bam");
+    std::fs::copy(run_prefix.join("NA12878.align.0000.bam"), &replaced).unwrap();
+    let output = run(&["merge"], &chunking);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_line(&output),
+        format!(
+            "error: merge failed: chunk BAM {} changed after it was published: its SHA-256 is \
+             {chunk_0}, {} records {chunk_1}",
+            replaced.display(),
+            run_prefix
+                .join("NA12878.align.0001.manifest.json")
+                .display()
+        )
+    );
+    let bam = run_prefix.join("NA12878.align.bam");
+    std::fs::copy(run_prefix.join("NA12878.align.0000.bam"), &bam).unwrap();
+    let output = run(&["call"], &[("CHROMOSOME", "chr22")]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_line(&output),
+        format!(
+            "error: call chr22 failed: BAM {} changed after it was published: its SHA-256 is \
+             {chunk_0}, {} records {merged}",
+            bam.display(),
+            run_prefix.join("NA12878.merge.manifest.json").display()
+        )
+    );
 }
 
 #[test]

@@ -152,9 +152,18 @@ fn state_machine_command_overrides_are_biojob_steps() {
     let mut commands = Vec::new();
     override_commands(&definition, &mut commands);
     commands.sort();
+    // Split and merge run with the align job definition (a chunk's merge and a cohort
+    // sample's), sample-vcf with gather's and the cohort's report with QC's: light jobs sized
+    // like those.
     assert_eq!(
         commands,
-        [vec!["merge".to_owned()], vec!["split".to_owned()]],
+        [
+            vec!["merge".to_owned()],
+            vec!["merge".to_owned()],
+            vec!["report".to_owned()],
+            vec!["sample-vcf".to_owned()],
+            vec!["split".to_owned()],
+        ],
         "{}",
         asl.display()
     );
@@ -265,6 +274,9 @@ fn state_machine_sets_only_variables_biojob_reads() {
         "CHUNK",
         "CHUNKS",
         "BIOJOB_ALIGN_CHUNK_PAIRS",
+        "SAMPLESHEET",
+        "LANE",
+        "BIOJOB_MARK_DUPLICATES",
     ] {
         assert!(
             names.contains(required),
@@ -523,13 +535,18 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
         [
             ("Align".to_owned(), from_input.clone()),
             ("AlignChunk".to_owned(), from_input.clone()),
+            ("AlignLane".to_owned(), from_input.clone()),
             ("Call".to_owned(), from_input.clone()),
             ("Gather".to_owned(), from_input.clone()),
-            // Split and merge always run: they are cheap next to the chunks' alignment, and
-            // only align, call and gather keep a cache key.
+            // Split and merge of chunks always run: they are cheap next to the chunks'
+            // alignment. A cohort sample's merge marks duplicates, and resumes.
             ("Merge".to_owned(), "(not set)".to_owned()),
-            // QC always runs: its report describes the execution at hand.
+            ("MergeLanes".to_owned(), from_input.clone()),
+            // QC and the cohort's report always run: they describe the execution at hand.
             ("Qc".to_owned(), "(not set)".to_owned()),
+            ("Report".to_owned(), "(not set)".to_owned()),
+            ("SampleQc".to_owned(), "(not set)".to_owned()),
+            ("SampleVcf".to_owned(), from_input.clone()),
             ("ShardCall".to_owned(), from_input),
             ("Split".to_owned(), "(not set)".to_owned()),
         ]
@@ -547,7 +564,7 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
         serde_json::json!([{
             "Variable": "$.environment.JOB_WORKFLOW_EXECUTION_ID",
             "StringEquals": "",
-            "Next": "AlignInChunks?"
+            "Next": "Cohort?"
         }])
     );
     let earlier = &states[choice["Default"].as_str().unwrap()];
@@ -557,7 +574,7 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
         "$.environment.JOB_WORKFLOW_EXECUTION_ID"
     );
     assert_eq!(earlier["ResultPath"], "$.execution");
-    assert_eq!(earlier["Next"], "AlignInChunks?");
+    assert_eq!(earlier["Next"], "Cohort?");
 }
 
 #[test]
@@ -568,23 +585,74 @@ fn the_input_is_validated_before_anything_reads_it() {
     let choice = &states["ValidateInput"];
     assert_eq!(choice["Type"], "Choice");
     assert_eq!(choice["Default"], "Defaults");
-    let checks: Vec<(&str, &str)> = choice["Choices"]
+    // Each check as `[(path, present)…] -> Next`: one condition, or all of an `And`.
+    let checks: Vec<(Vec<(&str, bool)>, &str)> = choice["Choices"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| {
-            assert_eq!(c["IsPresent"], false, "{c}");
-            (c["Variable"].as_str().unwrap(), c["Next"].as_str().unwrap())
+            let conditions = match c["And"].as_array() {
+                Some(all) => all.iter().collect(),
+                None => vec![c],
+            };
+            let conditions = conditions
+                .into_iter()
+                .map(|condition| {
+                    (
+                        condition["Variable"].as_str().unwrap(),
+                        condition["IsPresent"].as_bool().unwrap(),
+                    )
+                })
+                .collect();
+            (conditions, c["Next"].as_str().unwrap())
         })
         .collect();
     assert_eq!(
         checks,
         [
-            ("$.params.environment", "MissingEnvironment"),
-            ("$.params.chromosomes[0]", "MissingChromosomes"),
+            (vec![("$.params.environment", false)], "MissingEnvironment"),
+            (
+                vec![("$.params.chromosomes[0]", false)],
+                "MissingChromosomes"
+            ),
+            // A cohort's input: the sheet with its samples and lanes (biojob plan-cohort
+            // prints both), and no SAMPLE_ID (the sheet names the samples).
+            (
+                vec![
+                    ("$.params.samplesheet", true),
+                    ("$.params.samples[0]", false)
+                ],
+                "MissingSamples"
+            ),
+            (
+                vec![
+                    ("$.params.samples[0]", true),
+                    ("$.params.samplesheet", false)
+                ],
+                "MissingSampleSheet"
+            ),
+            (
+                vec![
+                    ("$.params.samplesheet", true),
+                    ("$.params.environment.SAMPLE_ID", true)
+                ],
+                "SampleIdWithSampleSheet"
+            ),
+            // A cohort's lanes are aligned whole: chunks would be silently ignored.
+            (
+                vec![("$.params.samplesheet", true), ("$.params.chunks[0]", true)],
+                "ChunksWithSampleSheet"
+            ),
         ]
     );
-    for fail in ["MissingEnvironment", "MissingChromosomes"] {
+    for fail in [
+        "MissingEnvironment",
+        "MissingChromosomes",
+        "MissingSamples",
+        "MissingSampleSheet",
+        "SampleIdWithSampleSheet",
+        "ChunksWithSampleSheet",
+    ] {
         assert_eq!(states[fail]["Type"], "Fail");
         assert_eq!(states[fail]["Error"], "InvalidInput");
     }
@@ -696,7 +764,11 @@ fn override_environment(state: &Json) -> Vec<(String, String)> {
 fn qc_runs_after_gather_with_the_gather_job_s_environment_and_the_chunk_count() {
     let (definition, _) = state_machine();
     let states = &definition["States"];
-    assert_eq!(states["Gather"]["Next"], "Qc");
+    assert_eq!(states["Gather"]["Next"], "CohortResults?");
+    let results = &states["CohortResults?"];
+    assert_eq!(results["Choices"][0]["Variable"], "$.params.samples[0]");
+    assert_eq!(results["Choices"][0]["Next"], "SampleResults");
+    assert_eq!(results["Default"], "Qc");
     let qc = &states["Qc"];
     assert_eq!(qc["Resource"], "arn:aws:states:::batch:submitJob.sync");
     assert_eq!(qc["Parameters"]["JobDefinition"], "${QcJobDefinition}");
@@ -739,4 +811,131 @@ fn qc_runs_after_gather_with_the_gather_job_s_environment_and_the_chunk_count() 
         states["Prepare"]["Parameters"]["resubmits"],
         serde_json::json!({"align": 0, "gather": 0, "qc": 0})
     );
+}
+
+/// The value of `name` in a submitting state's environment overrides.
+fn override_value(state: &Json, name: &str) -> String {
+    override_environment(state)
+        .into_iter()
+        .find(|(variable, _)| variable == name)
+        .map(|(_, value)| value)
+        .unwrap_or_else(|| panic!("{name} is not set: {state}"))
+}
+
+#[test]
+fn a_cohort_maps_over_samples_and_lanes_then_calls_jointly_then_each_sample_and_one_report() {
+    let (definition, _) = state_machine();
+    let states = &definition["States"];
+    // After the run prefix is settled: a cohort when the input lists samples.
+    let choice = &states["Cohort?"];
+    assert_eq!(choice["Choices"][0]["Variable"], "$.params.samples[0]");
+    assert_eq!(choice["Choices"][0]["Next"], "CohortSheet");
+    assert_eq!(choice["Default"], "AlignInChunks?");
+    let defaults = &states["Defaults"]["Result"];
+    assert_eq!(defaults["params"]["samples"], serde_json::json!([]));
+    assert_eq!(defaults["environment"]["SAMPLESHEET"], "");
+    assert_eq!(defaults["environment"]["BIOJOB_MARK_DUPLICATES"], "");
+    // Every job of the cohort reads the sheet; the joint ones name their files `cohort`.
+    let sheet = &states["CohortSheet"];
+    assert_eq!(sheet["InputPath"], "$.params.samplesheet");
+    assert_eq!(sheet["ResultPath"], "$.environment.SAMPLESHEET");
+    assert_eq!(sheet["Next"], "CohortStem");
+    let stem = &states["CohortStem"];
+    assert_eq!(stem["Result"], "cohort");
+    assert_eq!(stem["ResultPath"], "$.environment.SAMPLE_ID");
+    assert_eq!(stem["Next"], "AlignSamples");
+    // A Map over samples, an inner Map over each sample's lanes, then the sample's merge.
+    let samples = &states["AlignSamples"];
+    assert_eq!(samples["Type"], "Map");
+    assert_eq!(samples["ItemsPath"], "$.params.samples");
+    assert_eq!(
+        samples["ItemSelector"]["sample.$"],
+        "$$.Map.Item.Value.sample"
+    );
+    assert_eq!(
+        samples["ItemSelector"]["lanes.$"],
+        "$$.Map.Item.Value.lanes"
+    );
+    assert_eq!(samples["Next"], "CallByShard?");
+    let per_sample = &samples["ItemProcessor"]["States"];
+    assert_eq!(samples["ItemProcessor"]["StartAt"], "AlignLanes");
+    let lanes = &per_sample["AlignLanes"];
+    assert_eq!(lanes["Type"], "Map");
+    assert_eq!(lanes["ItemsPath"], "$.lanes");
+    assert_eq!(lanes["Next"], "MergeLanes");
+    let lane = &lanes["ItemProcessor"]["States"]["AlignLane"];
+    assert_eq!(lane["Parameters"]["JobDefinition"], "${AlignJobDefinition}");
+    assert!(lane["Parameters"]["ContainerOverrides"]["Command"].is_null());
+    assert_eq!(override_value(lane, "SAMPLE_ID"), "$.sample");
+    assert_eq!(override_value(lane, "LANE"), "$.lane");
+    assert_eq!(
+        override_value(lane, "SAMPLESHEET"),
+        "$.environment.SAMPLESHEET"
+    );
+    let merge = &per_sample["MergeLanes"];
+    assert_eq!(
+        merge["Parameters"]["ContainerOverrides"]["Command"],
+        serde_json::json!(["merge"])
+    );
+    assert_eq!(merge["End"], true);
+    assert_eq!(
+        override_value(merge, "CHUNKS"),
+        "States.Format('{}', States.ArrayLength($.lanes))"
+    );
+    for job in [lane, merge] {
+        assert_eq!(
+            override_value(job, "BIOJOB_MARK_DUPLICATES"),
+            "$.environment.BIOJOB_MARK_DUPLICATES"
+        );
+    }
+    // The calls and gather are the single sample's states, told the sheet (empty for one
+    // sample, which biojob reads as unset).
+    let call_maps = [&states["CallContigs"], &states["CallShards"]];
+    for (map, task) in call_maps.into_iter().zip(["Call", "ShardCall"]) {
+        let call = &map["ItemProcessor"]["States"][task];
+        assert_eq!(
+            override_value(call, "SAMPLESHEET"),
+            "$.environment.SAMPLESHEET"
+        );
+        assert_eq!(override_value(call, "SAMPLE_ID"), "$.environment.SAMPLE_ID");
+    }
+    assert_eq!(
+        override_value(&states["Gather"], "SAMPLESHEET"),
+        "$.environment.SAMPLESHEET"
+    );
+    // Then per sample its VCF and QC, then the cohort's report.
+    let results = &states["SampleResults"];
+    assert_eq!(results["Type"], "Map");
+    assert_eq!(results["ItemsPath"], "$.params.samples");
+    assert_eq!(results["Next"], "Report");
+    let per_sample = &results["ItemProcessor"]["States"];
+    assert_eq!(results["ItemProcessor"]["StartAt"], "SampleVcf");
+    let vcf = &per_sample["SampleVcf"];
+    assert_eq!(vcf["Parameters"]["JobDefinition"], "${GatherJobDefinition}");
+    assert_eq!(
+        vcf["Parameters"]["ContainerOverrides"]["Command"],
+        serde_json::json!(["sample-vcf"])
+    );
+    assert_eq!(vcf["Next"], "SampleQc");
+    let qc = &per_sample["SampleQc"];
+    assert_eq!(qc["Parameters"]["JobDefinition"], "${QcJobDefinition}");
+    assert_eq!(qc["End"], true);
+    for job in [vcf, qc] {
+        assert_eq!(override_value(job, "SAMPLE_ID"), "$.sample");
+        assert_eq!(
+            override_value(job, "SAMPLESHEET"),
+            "$.environment.SAMPLESHEET"
+        );
+    }
+    let report = &states["Report"];
+    assert_eq!(report["Parameters"]["JobDefinition"], "${QcJobDefinition}");
+    assert_eq!(
+        report["Parameters"]["ContainerOverrides"]["Command"],
+        serde_json::json!(["report"])
+    );
+    assert_eq!(
+        override_value(report, "SAMPLE_ID"),
+        "$.environment.SAMPLE_ID"
+    );
+    assert_eq!(report["Next"], "Succeeded");
 }

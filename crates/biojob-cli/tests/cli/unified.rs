@@ -291,6 +291,8 @@ fn what_runs_is_what_the_dry_run_prints_and_what_the_cache_key_hashes() {
         chunk: None,
         chunk_pairs: None,
         validate_fastq: true,
+        lane: None,
+        mark_duplicates: false,
     };
     assert_eq!(
         align["cache_key"].as_str().unwrap(),
@@ -355,6 +357,8 @@ fn chunks_and_size_shards_run_their_plans_and_record_their_keys() {
             chunk: Some(index),
             chunk_pairs: None,
             validate_fastq: true,
+            lane: None,
+            mark_duplicates: false,
         };
         assert_eq!(
             normalised_commands(chunk, scratch),
@@ -367,8 +371,11 @@ fn chunks_and_size_shards_run_their_plans_and_record_their_keys() {
     let merge = tasks.iter().find(|t| t["step"] == "merge").unwrap();
     let merge_step = MergeStep {
         sample: sample.clone(),
-        read_group: read_group.clone(),
+        read_groups: vec![read_group.clone()],
         chunks: 3,
+        mark_duplicates: false,
+        in_cohort: false,
+        chunk_records: None,
     };
     assert_eq!(
         normalised_commands(merge, scratch),
@@ -381,6 +388,8 @@ fn chunks_and_size_shards_run_their_plans_and_record_their_keys() {
         chunk: None,
         chunk_pairs: NonZeroU64::new(5000),
         validate_fastq: true,
+        lane: None,
+        mark_duplicates: false,
     };
     let chunk_0 = chunks[0];
     let reference = prepared(chunk_0);
@@ -536,6 +545,7 @@ fn a_run_and_its_step_jobs_one_by_one_record_the_same_tasks() {
                         let output = output.as_object_mut().unwrap();
                         output.remove("sha256");
                         output.remove("bytes");
+                        output.remove("verified");
                     }
                 }
                 if step == "gather" {

@@ -11,16 +11,18 @@ use biojob_formats::{
 };
 use biojob_process::CancelReason;
 use biojob_scratch::SpaceNeed;
-use biojob_tools::{BwaMem, SamtoolsSort, Tool, samtools_index, sort_memory_per_thread};
+use biojob_tools::{
+    BwaMem, SamtoolsSort, Tool, samtools_fixmate, samtools_index, sort_memory_per_thread,
+};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info;
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::{RunningPlan, plan_shape, verify_bgzf_output};
+use crate::steps::{CountedBam, RunningPlan, check_records, plan_shape, verify_bgzf_output};
 use crate::{
-    Error, Executed, PlanContext, PlannedCommand, PreparedReference, StagedInputs, StepContext,
-    StepDefinition, StepPlan, TaskShard, align_space_need,
+    CohortMember, Error, Executed, PlanContext, PlannedCommand, PreparedReference, RecordCounts,
+    StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, align_space_need,
 };
 
 /// bwa's `-K`: bases per batch. A fixed value makes the output independent of the thread count.
@@ -47,6 +49,12 @@ pub struct AlignStep {
     /// Whether biojob checks the FASTQs as it feeds them to bwa (see
     /// [`crate::Engine::validate_fastq`]).
     pub validate_fastq: bool,
+    /// The lane of a cohort's sample this job aligns (then `chunk` is the lane's index among
+    /// the sample's lanes, which names the BAM); `None` outside a cohort.
+    pub lane: Option<String>,
+    /// Whether duplicates are marked later (merge): bwa's name-grouped output then goes through
+    /// `samtools fixmate -m` before the sort, which adds the mate tags `samtools markdup` needs.
+    pub mark_duplicates: bool,
 }
 
 impl AlignStep {
@@ -75,15 +83,23 @@ impl StepDefinition for AlignStep {
         self.chunk.map(TaskShard::chunk)
     }
 
+    fn cohort_member(&self) -> Option<CohortMember> {
+        self.lane
+            .as_ref()
+            .map(|lane| CohortMember::lane(&self.sample, lane))
+    }
+
     fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
         let bytes = inputs.iter().map(|(_, size)| size).sum();
         let name = inputs.first().map_or("", |(name, _)| name.as_str());
         align_space_need(staged, bytes, name)
     }
 
-    /// `bwa mem -t T -K 10000000 -R @RG… REFERENCE R1 R2 | samtools sort -@ T -m M -T TMP -o
-    /// BAM.partial -`, then `samtools index -@ T-1`. With the FASTQ check on, bwa reads the
-    /// pair from biojob on descriptors 3 and 4 (`/dev/fd/3`, `/dev/fd/4`).
+    /// `bwa mem -t T -K 10000000 -R @RG… REFERENCE R1 R2 [| samtools fixmate -m -u - -] |
+    /// samtools sort -@ T -m M -T TMP -o - -`, biojob writing sort's output to `BAM.partial`
+    /// and counting its records on the way; then `samtools index -@ T-1`. With the FASTQ
+    /// check on, bwa reads the pair from biojob on descriptors 3 and 4 (`/dev/fd/3`,
+    /// `/dev/fd/4`).
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let toolset = context.toolset;
         let threads = context.threads();
@@ -107,7 +123,7 @@ impl StepDefinition for AlignStep {
             threads,
             memory_per_thread: sort_memory_per_thread(context.resources.memory_bytes, threads),
             temp_prefix: self.sort_temp(context),
-            output: partial(&bam),
+            output: "-".into(),
         }
         .command(&toolset.samtools);
         let index = samtools_index(
@@ -120,12 +136,19 @@ impl StepDefinition for AlignStep {
         if self.validate_fastq {
             plan = plan.note("biojob checks both FASTQs and feeds them to bwa on fd 3 and 4");
         }
-        plan = plan
-            .pipeline(vec![
-                PlannedCommand::new(Tool::Bwa, bwa),
-                PlannedCommand::new(Tool::Samtools, sort),
-            ])
-            .command(Tool::Samtools, index);
+        plan = plan.note(format!(
+            "biojob writes sort's output to {}, counting its records",
+            partial(&bam)
+        ));
+        let mut stages = vec![PlannedCommand::new(Tool::Bwa, bwa)];
+        if self.mark_duplicates {
+            stages.push(PlannedCommand::new(
+                Tool::Samtools,
+                samtools_fixmate(&toolset.samtools),
+            ));
+        }
+        stages.push(PlannedCommand::new(Tool::Samtools, sort));
+        plan = plan.pipeline(stages).command(Tool::Samtools, index);
         if let Some(chunk_pairs) = self.chunk_pairs {
             plan = plan.parameter("chunk_pairs", chunk_pairs);
         }
@@ -193,6 +216,11 @@ impl StepDefinition for AlignStep {
         let mut running = RunningPlan::new(plan, 2)?;
         let bam_partial = running.partial(0).to_owned();
         let mut stages = running.take()?;
+        let Some(sort) = stages.pop() else {
+            return Err(plan_shape("align", "samtools sort last"));
+        };
+        let (sorted, counted) = CountedBam::start(&bam_partial, context.resources().threads)?;
+        stages.push(sort.stdout_pipe(sorted));
         info!(
             threads = context.resources().threads,
             fastq_validation = self.validate_fastq,
@@ -238,11 +266,20 @@ impl StepDefinition for AlignStep {
             (Ok(FastqPairStats::default()), piped)
         };
 
+        // Ends once sort has exited (or never started) and closed its output.
+        let written = counted.finish();
         let result = (|| {
             let (fastq, pipeline) = match (fed, piped) {
                 // A bad input is the cause, whatever the tools did after being stopped.
                 (Err(error), _) if !matches!(error, FastqError::ConsumerClosed { .. }) => {
                     return Err(Error::Fastq(error));
+                }
+                // The BAM could not be written (a full scratch disk): the cause of sort's
+                // broken pipe.
+                (_, Err(_)) if matches!(written, Err(Error::Io { .. })) => {
+                    return Err(written
+                        .err()
+                        .unwrap_or_else(|| plan_shape("align", "a BAM")));
                 }
                 (_, Err(error)) => return Err(Error::Process(error)),
                 (Err(_), Ok(_)) => {
@@ -255,9 +292,22 @@ impl StepDefinition for AlignStep {
                 (Ok(stats), Ok(report)) => (stats, report),
             };
             running.commands.extend(pipeline.stages);
-            verify_bam(&bam_partial, &self.read_group, reference)?;
+            let bam = written?;
+            let read_pairs = self.validate_fastq.then_some(fastq.pairs);
+            if let Some(pairs) = read_pairs {
+                check_primary_records(&bam_partial, bam.primary, pairs)?;
+            }
+            verify_bam(
+                &bam_partial,
+                std::slice::from_ref(&self.read_group),
+                reference,
+            )?;
             running.run_next(context)?;
-            running.finish(self.validate_fastq.then_some(fastq.pairs))
+            running.finish(RecordCounts {
+                read_pairs,
+                bam: Some(bam),
+                vcf_records: None,
+            })
         })();
         context.space.sample();
         // While the partial outputs are still there: they hold the space that may have run out.
@@ -267,6 +317,23 @@ impl StepDefinition for AlignStep {
         }
         result
     }
+}
+
+/// Record accounting at align: a paired-end aligner writes exactly one primary record
+/// (neither secondary nor supplementary) per read, mapped or not (SAM spec v1, section 1.4),
+/// so the BAM of `pairs` read pairs holds `2 × pairs` primary records.
+///
+/// # Errors
+/// [`Error::Verification`] (output invalid class) naming both counts.
+pub(crate) fn check_primary_records(bam: &Utf8Path, primary: u64, pairs: u64) -> Result<(), Error> {
+    let reads = pairs.saturating_mul(2);
+    check_records(
+        bam,
+        primary,
+        "primary alignment records",
+        reads,
+        &format!("biojob fed the aligner {pairs} read pairs ({reads} reads)"),
+    )
 }
 
 /// Removes what `samtools sort -T PREFIX` may have left: `PREFIX.NNNN.bam` files.
@@ -285,11 +352,12 @@ fn remove_sort_temporaries(prefix: &Utf8Path) {
     }
 }
 
-/// Checks an aligned (or merged) BAM: BGZF EOF block, `@HD SO:coordinate`, one `@RG` line
-/// equal to `read_group`'s, `@SQ` equal to the reference's `.fai`.
+/// Checks an aligned (or merged) BAM: BGZF EOF block, `@HD SO:coordinate`, one `@RG` line per
+/// read group of `read_groups` (the same IDs, each line holding its fields), `@SQ` equal to
+/// the reference's `.fai`.
 pub(crate) fn verify_bam(
     bam: &Utf8Path,
-    read_group: &ReadGroup,
+    read_groups: &[ReadGroup],
     reference: &PreparedReference,
 ) -> Result<(), Error> {
     verify_bgzf_output(bam)?;
@@ -307,19 +375,28 @@ pub(crate) fn verify_bam(
             header.sort_order
         )));
     }
-    let expected: Vec<(String, String)> = read_group
-        .fields()
-        .into_iter()
-        .map(|(tag, value)| (tag.to_owned(), value.to_owned()))
-        .collect();
-    match header.read_groups.as_slice() {
-        [(id, fields)] if *id == read_group.id && contains_all(fields, &expected) => {}
-        other => {
-            return Err(fail(format!(
-                "expected one @RG line {:?}, found {other:?}",
-                read_group.to_header_line()
-            )));
-        }
+    let matches = header.read_groups.len() == read_groups.len()
+        && read_groups.iter().all(|read_group| {
+            let expected: Vec<(String, String)> = read_group
+                .fields()
+                .into_iter()
+                .map(|(tag, value)| (tag.to_owned(), value.to_owned()))
+                .collect();
+            header
+                .read_groups
+                .iter()
+                .any(|(id, fields)| *id == read_group.id && contains_all(fields, &expected))
+        });
+    if !matches {
+        let lines: Vec<String> = read_groups.iter().map(ReadGroup::to_header_line).collect();
+        let (what, shown) = match lines.as_slice() {
+            [one] => ("one @RG line", format!("{one:?}")),
+            _ => ("the @RG lines", format!("{lines:?}")),
+        };
+        return Err(fail(format!(
+            "expected {what} {shown}, found {:?}",
+            header.read_groups
+        )));
     }
     if let Some(difference) = describe_contig_difference("@SQ", &header.contigs, &reference.contigs)
     {

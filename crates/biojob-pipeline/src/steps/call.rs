@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use biojob_core::{BcftoolsRegions, Contig, Region, SampleId, Shard, StepId};
 use biojob_formats::{FormatError, VcfRules, check_bai_matches_bam, check_bam_header};
-use biojob_process::StageReport;
+use biojob_process::{StageReport, StdinSource};
 use biojob_scratch::SpaceNeed;
 use biojob_tools::{
     BcftoolsCall, BcftoolsCallPiped, BcftoolsMpileup, BcftoolsViewTargets, Tool,
@@ -16,11 +16,97 @@ use tracing::warn;
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::{RunningPlan, plan_shape, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{RunningPlan, plan_shape, relay_bgzf, verify_bgzf_output, verify_vcf_output};
 use crate::{
-    Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, StagedInputs,
-    StepContext, StepDefinition, StepPlan, TaskShard, call_space_need, contig_plan, shard_plan,
+    Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, RecordCounts,
+    StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, call_space_need, contig_plan,
+    shard_plan,
 };
+
+/// Runs the plan's first pipeline, `bcftools mpileup -Oz0 | bcftools call …`, with biojob
+/// between the two: it relays the pileup into the caller ([`relay_bgzf`]) and checks that the
+/// pileup ended with its BGZF EOF block, so a pileup cut short while its tool exits 0 fails
+/// the step instead of giving fewer records. Pipefail semantics across the two: a failed
+/// caller is the cause when the pileup then died of `SIGPIPE`.
+///
+/// # Errors
+/// [`Error::Process`] when a tool fails; [`Error::Verification`] when the pileup was cut
+/// short; [`Error::Io`] when the relay fails while both tools succeeded.
+fn run_pileup(
+    running: &mut RunningPlan,
+    context: &StepContext,
+    vcf: &Utf8Path,
+) -> Result<(), Error> {
+    let mut stages = running.take()?;
+    if stages.len() < 2 {
+        return Err(plan_shape("call", "mpileup piped into call"));
+    }
+    let mut callers = stages.split_off(1);
+    let Some(mpileup) = stages.pop() else {
+        return Err(plan_shape("call", "mpileup"));
+    };
+    let label = mpileup.label().to_owned();
+    let (from_pileup, pileup_out) =
+        std::io::pipe().map_err(Error::io("creating a pipe for the pileup of", vcf))?;
+    let (caller_in, to_caller) =
+        std::io::pipe().map_err(Error::io("creating a pipe for the pileup of", vcf))?;
+    let first = callers.remove(0).stdin(StdinSource::Pipe(caller_in));
+    callers.insert(0, first);
+    let mpileup = mpileup.stdout_pipe(pileup_out);
+    let supervisor = &context.supervisor;
+    let (pileup, relayed, called) = std::thread::scope(|scope| {
+        let pileup = scope.spawn(|| supervisor.run_pipeline(vec![mpileup]));
+        let relay = std::thread::Builder::new()
+            .name("pileup-relay".into())
+            .spawn_scoped(scope, move || relay_bgzf(from_pileup, to_caller));
+        let called = supervisor.run_pipeline(callers);
+        let relayed = match relay {
+            Ok(relay) => relay.join(),
+            Err(error) => Ok(Err(error)),
+        };
+        (pileup.join(), relayed, called)
+    });
+    let panicked = || Error::Usage {
+        message: "a thread of the call step panicked".into(),
+        remedy: None,
+    };
+    let (pileup, relayed) = (
+        pileup.map_err(|_| panicked())?,
+        relayed.map_err(|_| panicked())?,
+    );
+    let died_of_sigpipe = |error: &biojob_process::ProcessError| {
+        error.report().is_some_and(|report| {
+            report
+                .stages
+                .iter()
+                .any(|stage| stage.status.signal() == Some(SIGPIPE))
+        })
+    };
+    match (pileup, relayed, called) {
+        (Err(pileup), _, Err(called)) if died_of_sigpipe(&pileup) => Err(Error::Process(called)),
+        (Err(pileup), _, _) => Err(Error::Process(pileup)),
+        // A pileup cut short is the cause, whatever the caller made of it.
+        (Ok(_), Ok((bytes, false)), _) => Err(Error::Verification {
+            path: vcf.to_owned(),
+            detail: format!(
+                "{label} exited 0, but its output ended after {bytes} bytes without the BGZF \
+                 EOF block: the pileup was cut short"
+            ),
+        }),
+        (Ok(_), _, Err(called)) => Err(Error::Process(called)),
+        (Ok(_), Err(error), Ok(_)) => Err(
+            Error::io("relaying the pileup into the caller of", vcf)(error),
+        ),
+        (Ok(pileup), Ok((_, true)), Ok(called)) => {
+            running.commands.extend(pileup.stages);
+            running.commands.extend(called.stages);
+            Ok(())
+        }
+    }
+}
+
+/// `SIGPIPE`'s number on Linux.
+const SIGPIPE: i32 = 13;
 
 /// Bases before a region's start that the pileup of a part of a contig begins at (see [`call`]).
 ///
@@ -39,8 +125,19 @@ fn padded(region: &Region) -> Region {
     }
 }
 
-/// The role of the BAM in a call job's inputs.
+/// The role of the BAM in a call job's inputs (of a cohort's BAMs: [`cohort_bam_role`]).
 pub const BAM: &str = "bam";
+
+/// The role of the BAM of the cohort's `position`-th sample in a joint call job's inputs:
+/// `bam.0003` (its index: `bai.0003`).
+pub fn cohort_bam_role(position: usize) -> String {
+    format!("{BAM}.{position:04}")
+}
+
+/// The role of that BAM's index.
+pub fn cohort_bai_role(position: usize) -> String {
+    format!("{BAI}.{position:04}")
+}
 /// The role of the BAM's index.
 pub const BAI: &str = "bai";
 
@@ -63,11 +160,15 @@ pub enum ShardRequest {
     },
 }
 
-/// The call step of one shard of one sample.
+/// The call step of one shard of one sample, or of a cohort jointly: one `bcftools mpileup`
+/// over every sample's BAM and one `bcftools call`, one column per sample.
 #[derive(Debug, Clone)]
 pub struct CallStep {
-    /// The sample.
+    /// The sample, or the cohort's file stem (`cohort`): the VCF's name starts with it.
     pub sample: SampleId,
+    /// A joint call's samples, in the order of their BAMs (inputs [`cohort_bam_role`]) and of
+    /// the VCF's columns; empty for one sample's call (input [`BAM`]).
+    pub cohort: Vec<SampleId>,
     /// The shard requested.
     pub request: ShardRequest,
     /// `bcftools mpileup -q`, when set.
@@ -86,9 +187,39 @@ impl CallStep {
         }
         CallStep {
             sample,
+            cohort: Vec::new(),
             request,
             min_mapping_quality,
             shard,
+        }
+    }
+
+    /// The joint call of `samples` (one BAM each, in this order), its files named after
+    /// `self.sample`.
+    pub fn jointly(mut self, samples: Vec<SampleId>) -> Self {
+        self.cohort = samples;
+        self
+    }
+
+    /// The BAMs' roles and the samples they hold, in column order.
+    pub fn bams(&self) -> Vec<(String, &SampleId)> {
+        if self.cohort.is_empty() {
+            vec![(BAM.to_owned(), &self.sample)]
+        } else {
+            self.cohort
+                .iter()
+                .enumerate()
+                .map(|(position, sample)| (cohort_bam_role(position), sample))
+                .collect()
+        }
+    }
+
+    /// The role of the index of the BAM at `position` of [`CallStep::bams`].
+    fn bai_role(&self, position: usize) -> String {
+        if self.cohort.is_empty() {
+            BAI.to_owned()
+        } else {
+            cohort_bai_role(position)
         }
     }
 
@@ -150,7 +281,11 @@ impl StepDefinition for CallStep {
     }
 
     fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
-        let bam_bytes = inputs.first().map_or(0, |(_, size)| *size);
+        let bam_bytes = inputs
+            .iter()
+            .filter(|(uri, _)| !uri.ends_with(".bai"))
+            .map(|(_, size)| size)
+            .sum();
         let step = match self.resolved() {
             Some(shard) => format!("call {}", shard.region()),
             None => "call".to_owned(),
@@ -170,12 +305,13 @@ impl StepDefinition for CallStep {
         Ok(Vec::new())
     }
 
-    /// `bcftools mpileup -f REFERENCE -r REGION -a FORMAT/AD,FORMAT/DP [-q Q] BAM |
+    /// `bcftools mpileup -Oz0 -f REFERENCE -r REGION -a FORMAT/AD,FORMAT/DP [-q Q] BAM |
     /// bcftools call -m -v -Oz -o VCF.partial -`, then `bcftools index -t`. A shard that
     /// holds part of a contig is piled up from [`REGION_PILEUP_PAD_BASES`] before each of its
     /// regions, and `bcftools call -m -v -Ou | bcftools view -t REGIONS -Oz` keeps the records
     /// whose `POS` is in the shard's own regions: a record belongs to the shard that holds its
-    /// `POS`, so the records of all shards are those of calling each contig whole.
+    /// `POS`, so the records of all shards are those of calling each contig whole. biojob
+    /// relays the pileup into the caller (see [`run_pileup`]).
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let Some(shard) = self.resolved() else {
             return StepPlan::new(StepId::Call, context.resources)
@@ -213,7 +349,11 @@ impl StepDefinition for CallStep {
             fasta: context.input(REFERENCE),
             regions: pileup_regions,
             regions_file,
-            bam: context.input(BAM),
+            bams: self
+                .bams()
+                .iter()
+                .map(|(role, _)| context.input(role))
+                .collect(),
             min_mapping_quality: self.min_mapping_quality,
         }
         .command(bcftools);
@@ -248,7 +388,8 @@ impl StepDefinition for CallStep {
         for (path, contents) in files {
             plan = plan.file(path, contents);
         }
-        plan.pipeline(stages)
+        plan.note("biojob relays mpileup's output to bcftools call, checking that it ends with its BGZF EOF block")
+            .pipeline(stages)
             .command(Tool::Bcftools, index)
             .output(vcf)
             .output(tbi)
@@ -263,7 +404,8 @@ impl StepDefinition for CallStep {
     /// again with it. The VCF is checked before
     /// it is indexed and renamed ([`biojob_formats::scan_vcf`]): BGZF EOF block, header parses,
     /// `##contig` lines equal to the `.fai`, one sample column named after the sample, records
-    /// sorted, every record on the shard's contig.
+    /// sorted, every record's `POS` in the shard's regions (the shard's output covers exactly
+    /// its regions); its records are counted for the gather's accounting.
     ///
     /// # Errors
     /// [`Error::Format`] (input class) when the BAM fails its checks; [`Error::Process`] when a
@@ -279,45 +421,62 @@ impl StepDefinition for CallStep {
         let shard = self
             .resolved()
             .ok_or_else(|| plan_shape("call", "a shard"))?;
-        let bam = inputs.path(BAM)?;
-        check_bam_header(bam, &reference.contigs, self.sample.as_str())?;
-        let (plan, reindexed) = match check_bai_matches_bam(bam, inputs.path(BAI)?) {
-            Ok(()) => (plan, None),
-            Err(error @ FormatError::Io { .. }) => return Err(error.into()),
-            Err(mismatch) => {
-                warn!(bam = %bam, problem = %mismatch, "the BAM index does not belong to the BAM; indexing the BAM again in scratch");
-                // One directory per shard: a local run's shards share the work directory.
-                let dir = inputs
-                    .work_dir
-                    .join(format!("reindexed.{:04}", shard.index));
-                let (link, report) = reindex_bam(bam, &dir, context)?;
-                let mut paths = inputs.paths.clone();
-                paths.insert(BAM.to_owned(), link);
-                let replanned = self.plan(&PlanContext::local(
-                    &context.engine.toolset,
-                    plan.resources,
-                    &inputs.work_dir,
-                    &paths,
-                ));
-                (replanned, Some(report))
+        let bams = self.bams();
+        for (role, sample) in &bams {
+            check_bam_header(inputs.path(role)?, &reference.contigs, sample.as_str())?;
+        }
+        let samples: Vec<&str> = bams.iter().map(|(_, sample)| sample.as_str()).collect();
+        // A BAM whose .bai belongs to another BAM is indexed again in scratch, and the plan
+        // made again with it.
+        let mut paths = inputs.paths.clone();
+        let mut reindexed = Vec::new();
+        for (position, (role, _)) in bams.iter().enumerate() {
+            let bam = inputs.path(role)?;
+            match check_bai_matches_bam(bam, inputs.path(&self.bai_role(position))?) {
+                Ok(()) => {}
+                Err(error @ FormatError::Io { .. }) => return Err(error.into()),
+                Err(mismatch) => {
+                    warn!(bam = %bam, problem = %mismatch, "the BAM index does not belong to the BAM; indexing the BAM again in scratch");
+                    // One directory per shard and BAM: a local run's shards share the work
+                    // directory.
+                    let dir = inputs
+                        .work_dir
+                        .join(format!("reindexed.{:04}.{role}", shard.index));
+                    let (link, report) = reindex_bam(bam, &dir, context)?;
+                    paths.insert(role.clone(), link);
+                    reindexed.push(report);
+                }
             }
+        }
+        let plan = if reindexed.is_empty() {
+            plan
+        } else {
+            self.plan(&PlanContext::local(
+                &context.engine.toolset,
+                plan.resources,
+                &inputs.work_dir,
+                &paths,
+            ))
         };
         let mut running = RunningPlan::new(plan, 2)?;
         running.commands.extend(reindexed);
         let result = (|| {
-            running.run_next(context)?;
             let vcf_partial = running.partial(0).to_owned();
+            run_pileup(&mut running, context, &vcf_partial)?;
             verify_bgzf_output(&vcf_partial)?;
-            verify_vcf_output(
+            let scan = verify_vcf_output(
                 &vcf_partial,
                 &VcfRules {
                     contigs: &reference.contigs,
-                    sample: self.sample.as_str(),
-                    only_contig: shard.single_contig().map(|c| c.name.as_str()),
+                    samples: &samples,
+                    only_regions: Some(&shard.regions),
                 },
             )?;
             running.run_next(context)?;
-            running.finish(None)
+            running.finish(RecordCounts {
+                vcf_records: Some(scan.counts.records),
+                ..RecordCounts::default()
+            })
         })();
         // While the partial outputs are still there: they hold the space that may have run out.
         result.map_err(|error| context.explain_failure(error))

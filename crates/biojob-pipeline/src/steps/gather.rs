@@ -12,10 +12,10 @@ use biojob_tools::{BcftoolsConcat, Tool, bcftools_index_tbi};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::plan::partial;
-use crate::steps::{RunningPlan, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{RunningPlan, check_records, verify_bgzf_output, verify_vcf_output};
 use crate::{
-    Error, Executed, JobInput, PlanContext, PreparedReference, StagedInputs, StepContext,
-    StepDefinition, StepPlan, contig_plan, gather_space_need, shard_plan,
+    Error, Executed, JobInput, PlanContext, PreparedReference, RecordCounts, StagedInputs,
+    StepContext, StepDefinition, StepPlan, contig_plan, gather_space_need, shard_plan,
 };
 
 /// The role of the `position`-th VCF in a gather job's inputs: `vcf.0003`.
@@ -51,12 +51,14 @@ pub enum GatherInputs {
     },
 }
 
-/// The gather step of one sample: its shards' VCFs, in reference order, into
-/// `<sample>.vcf.gz`.
+/// The gather step of one sample (or of a cohort): its shards' VCFs, in reference order, into
+/// `<sample>.vcf.gz` (`cohort.vcf.gz`).
 #[derive(Debug, Clone)]
 pub struct GatherStep {
-    /// The sample.
+    /// The sample, or the cohort's file stem.
     pub sample: SampleId,
+    /// A cohort's samples, the VCFs' columns in order; empty for one sample's.
+    pub cohort: Vec<SampleId>,
     /// The VCFs.
     pub inputs: GatherInputs,
     /// How many VCFs, once known.
@@ -73,9 +75,16 @@ impl GatherStep {
         }
         GatherStep {
             sample,
+            cohort: Vec::new(),
             inputs,
             count,
         }
+    }
+
+    /// The gather of a cohort's joint calls, columns `samples`.
+    pub fn jointly(mut self, samples: Vec<SampleId>) -> Self {
+        self.cohort = samples;
+        self
     }
 
     fn vcfs(&self) -> usize {
@@ -91,7 +100,7 @@ impl StepDefinition for GatherStep {
     fn with_reference(
         &self,
         reference: &PreparedReference,
-        _context: &StepContext,
+        context: &StepContext,
     ) -> Result<Vec<JobInput>, Error> {
         let GatherInputs::Plan {
             prefix,
@@ -107,18 +116,27 @@ impl StepDefinition for GatherStep {
         );
         let mut inputs = Vec::new();
         for (position, shard) in plan.shards().iter().enumerate() {
-            let vcf = prefix.join(&scratch_file_name(
+            let name = scratch_file_name(&self.sample, StepId::Call, Some(shard.index), "vcf.gz");
+            let vcf = prefix.join(&name);
+            // Checked against what its call job recorded when it published it.
+            let manifest = prefix.join(&crate::step_manifest_name(
                 &self.sample,
                 StepId::Call,
                 Some(shard.index),
-                "vcf.gz",
             ));
-            inputs.push(JobInput::new(
-                &vcf_role(position),
-                vcf.clone(),
-                "VCF",
-                "run the call step for every shard first",
-            ));
+            inputs.push(
+                JobInput::new(
+                    &vcf_role(position),
+                    vcf.clone(),
+                    "VCF",
+                    "run the call step for every shard first",
+                )
+                .published(crate::published_output(
+                    &context.engine.stores,
+                    &[manifest],
+                    &name,
+                )),
+            );
             inputs.push(
                 JobInput::new(
                     &tbi_role(position),
@@ -165,7 +183,8 @@ impl StepDefinition for GatherStep {
     /// sample, records sorted, and records on the contigs its `.tbi` lists (an index that
     /// disagrees with its VCF is stale). Inputs whose records overlap are refused; inputs
     /// given out of reference order are concatenated in reference order
-    /// ([`order_for_gather`]). The output gets the same checks.
+    /// ([`order_for_gather`]). The output gets the same checks, and holds exactly the sum of
+    /// the inputs' records.
     ///
     /// # Errors
     /// [`Error::Format`] (input class) or [`Error::Input`] when an input fails its checks; as
@@ -186,15 +205,22 @@ impl StepDefinition for GatherStep {
             });
         }
         let contigs = &inputs.reference()?.contigs;
+        let samples: Vec<&str> = if self.cohort.is_empty() {
+            vec![self.sample.as_str()]
+        } else {
+            self.cohort.iter().map(SampleId::as_str).collect()
+        };
         let rules = VcfRules {
             contigs,
-            sample: self.sample.as_str(),
-            only_contig: None,
+            samples: &samples,
+            only_regions: None,
         };
         let mut scanned = Vec::with_capacity(vcfs);
+        let mut shard_records = 0u64;
         for position in 0..vcfs {
             let vcf = inputs.path(&vcf_role(position))?.to_owned();
-            let span = check_gather_input(&vcf, &rules)?;
+            let (span, records) = check_gather_input(&vcf, &rules)?;
+            shard_records += records;
             scanned.push((vcf, span));
         }
         let order = order_for_gather(&scanned, contigs)?;
@@ -220,9 +246,22 @@ impl StepDefinition for GatherStep {
             running.run_next(context)?;
             let vcf_partial = running.partial(0).to_owned();
             verify_bgzf_output(&vcf_partial)?;
-            verify_vcf_output(&vcf_partial, &rules)?;
+            let gathered = verify_vcf_output(&vcf_partial, &rules)?.counts.records;
+            // No record is dropped at a shard boundary: each shard keeps the records whose
+            // `POS` is in its own regions (`bcftools view -t`, checked by the call step), and
+            // `order_for_gather` refused shards whose records overlap.
+            check_records(
+                &vcf_partial,
+                gathered,
+                "records",
+                shard_records,
+                &format!("its {vcfs} shards' VCFs hold {shard_records}"),
+            )?;
             running.run_next(context)?;
-            running.finish(None)
+            running.finish(RecordCounts {
+                vcf_records: Some(gathered),
+                ..RecordCounts::default()
+            })
         })();
         // While the partial outputs are still there: they hold the space that may have run out.
         result.map_err(|error| context.explain_failure(error))
@@ -319,8 +358,12 @@ pub fn order_for_gather(
 }
 
 /// The native checks of one gather input: [`scan_vcf`] with `rules`, then the contigs with
-/// records equal to those its `.tbi` lists. Returns where its records start and end.
-fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<Option<RecordSpan>, Error> {
+/// records equal to those its `.tbi` lists. Returns where its records start and end, and how
+/// many it holds.
+fn check_gather_input(
+    vcf: &Utf8Path,
+    rules: &VcfRules<'_>,
+) -> Result<(Option<RecordSpan>, u64), Error> {
     let scan = scan_vcf(vcf, rules)?;
     let held: Vec<&str> = scan
         .contigs
@@ -340,5 +383,5 @@ fn check_gather_input(vcf: &Utf8Path, rules: &VcfRules<'_>) -> Result<Option<Rec
             remedy: Some(format!("rebuild it: bcftools index -f -t {vcf}")),
         });
     }
-    Ok(scan.span)
+    Ok((scan.span, scan.counts.records))
 }

@@ -9,7 +9,7 @@ use biojob_scratch::SpaceNeed;
 use biojob_storage::ObjectUri;
 use biojob_tools::{Tool, bcftools_stats, samtools_flagstat, samtools_stats};
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::cache::read_json;
@@ -26,7 +26,7 @@ use crate::{
 pub const QC_FORMAT_VERSION: u32 = 1;
 
 /// Read counts from the BAM, as `samtools flagstat` makes them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadsQc {
     /// Every record (primary, secondary, supplementary).
     pub records: u64,
@@ -38,6 +38,8 @@ pub struct ReadsQc {
     pub supplementary: u64,
     /// Duplicate-flagged records.
     pub duplicates: u64,
+    /// `duplicates / records`, percent (0 when duplicates were not marked).
+    pub duplicates_percent: f64,
     /// Mapped records.
     pub mapped: u64,
     /// `mapped / records`, percent.
@@ -53,7 +55,7 @@ pub struct ReadsQc {
 }
 
 /// Depth, breadth and variants of one contig.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContigQc {
     /// The contig.
     pub name: String,
@@ -81,7 +83,7 @@ pub struct ContigQc {
 }
 
 /// Variant counts of the final VCF, as `bcftools stats` makes them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantsQc {
     /// Records.
     pub records: u64,
@@ -112,7 +114,7 @@ pub struct VariantsQc {
 }
 
 /// The file names of the step's outputs, relative to the run's output directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QcFiles {
     /// `samtools flagstat` output.
     pub flagstat: String,
@@ -123,7 +125,7 @@ pub struct QcFiles {
 }
 
 /// `qc.json`: the native statistics of one sample's run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QcSummary {
     /// [`QC_FORMAT_VERSION`].
     pub format_version: u32,
@@ -182,6 +184,11 @@ impl QcSummary {
                 secondary: flags.secondary,
                 supplementary: flags.supplementary,
                 duplicates: flags.duplicates,
+                duplicates_percent: if flags.records == 0 {
+                    0.0
+                } else {
+                    flags.duplicates as f64 * 100.0 / flags.records as f64
+                },
                 mapped: flags.mapped,
                 mapped_percent: flags.mapped_percent(),
                 paired: flags.paired,
@@ -249,6 +256,172 @@ pub enum QcRun {
         /// The alignment chunks, when aligned in chunks.
         chunks: Option<usize>,
     },
+    /// A cohort execution's on AWS Batch: the step manifests its jobs published under
+    /// `run_prefix` (the joint calls and gather) and each sample's directory (lanes, merge,
+    /// sample VCF, QC: [`crate::sample_dir`]). A sample's QC reads its own and the joint
+    /// ones; the cohort's report reads every sample's.
+    Cohort {
+        /// The execution's run prefix.
+        run_prefix: ObjectUri,
+        /// The execution's id, the report's run id.
+        run_id: String,
+        /// Each sample, in sheet order, with its number of lanes.
+        samples: Vec<(SampleId, usize)>,
+        /// The run's contigs (`None`: every contig of the reference).
+        contigs: Option<Vec<String>>,
+        /// The largest calling shard in bases; `None`: one shard per contig.
+        shard_bases: Option<NonZeroU64>,
+    },
+}
+
+impl QcRun {
+    /// The run so far, read from the step manifests of a Batch execution: `of` is the
+    /// sample whose QC reads it (`None`: the cohort's report, every sample). A missing
+    /// manifest is left out, with a warning. `None` for [`QcRun::Given`].
+    ///
+    /// # Errors
+    /// [`Error::Input`] when a contig is not in the reference; a storage error when a
+    /// manifest cannot be read.
+    pub(crate) fn read(
+        &self,
+        of: Option<&SampleId>,
+        reference: &PreparedReference,
+        context: &StepContext,
+    ) -> Result<Option<RunManifest>, Error> {
+        let (run_id, output_prefix, contigs, shard_bases) = match self {
+            QcRun::Given(_) => return Ok(None),
+            QcRun::StepManifests {
+                prefix,
+                run_id,
+                contigs,
+                shard_bases,
+                ..
+            } => (run_id, prefix.clone(), contigs, shard_bases),
+            QcRun::Cohort {
+                run_prefix,
+                run_id,
+                contigs,
+                shard_bases,
+                ..
+            } => {
+                let prefix = match of {
+                    Some(sample) => crate::sample_dir(run_prefix, sample),
+                    None => run_prefix.clone(),
+                };
+                (run_id, prefix, contigs, shard_bases)
+            }
+        };
+        let plan = shard_plan(
+            contig_plan(&reference.contigs, contigs.as_deref(), &reference.fai)?,
+            *shard_bases,
+        );
+        let shards: Vec<usize> = plan.shards().iter().map(|shard| shard.index).collect();
+        let uris =
+            match (self, of) {
+                (QcRun::StepManifests { prefix, chunks, .. }, Some(sample)) => {
+                    let mut names = Vec::new();
+                    match chunks {
+                        Some(chunks) => {
+                            names.push(step_manifest_name(sample, StepId::Split, None));
+                            names.extend((0..*chunks).map(|chunk| {
+                                step_manifest_name(sample, StepId::Align, Some(chunk))
+                            }));
+                            names.push(step_manifest_name(sample, StepId::Merge, None));
+                        }
+                        None => names.push(step_manifest_name(sample, StepId::Align, None)),
+                    }
+                    names.extend(
+                        shards
+                            .iter()
+                            .map(|shard| step_manifest_name(sample, StepId::Call, Some(*shard))),
+                    );
+                    names.push(step_manifest_name(sample, StepId::Gather, None));
+                    names.into_iter().map(|name| prefix.join(&name)).collect()
+                }
+                (
+                    QcRun::Cohort {
+                        run_prefix,
+                        samples,
+                        ..
+                    },
+                    _,
+                ) => cohort_step_manifests(run_prefix, samples, &shards, of)?,
+                _ => Vec::new(),
+            };
+        let mut run = RunManifest {
+            run_id: run_id.clone(),
+            sample: of.map_or(crate::COHORT_STEM, SampleId::as_str).to_owned(),
+            output_prefix: output_prefix.to_string(),
+            inputs: crate::ManifestInputs {
+                contigs: plan.contigs().into_iter().map(|c| c.name).collect(),
+                ..crate::ManifestInputs::default()
+            },
+            resources: context.resources(),
+            tools: crate::ToolRecord::list(context.toolset(), &context.engine.versions),
+            ..RunManifest::default()
+        };
+        for uri in uris {
+            match read_json::<crate::StepManifest>(&context.engine.stores, &uri)? {
+                Some(manifest) => run.tasks.push(manifest.task),
+                None => tracing::warn!(%uri, "no step manifest: the report leaves the step out"),
+            }
+        }
+        if let Some(first) = run.tasks.first() {
+            run.started_at.clone_from(&first.started_at);
+        }
+        Ok(Some(run))
+    }
+}
+
+/// The step manifests of a cohort execution in the order its tasks run: for `of`, its lanes'
+/// aligns and merge, the joint calls (`shards`) and gather, its sample VCF; for the whole
+/// cohort (`of` `None`), every sample's lanes and merge, the joint calls and gather, then each
+/// sample's sample VCF and QC.
+///
+/// # Errors
+/// [`Error::Usage`] when `of` is not one of `samples`.
+fn cohort_step_manifests(
+    run_prefix: &ObjectUri,
+    samples: &[(SampleId, usize)],
+    shards: &[usize],
+    of: Option<&SampleId>,
+) -> Result<Vec<ObjectUri>, Error> {
+    let chosen: Vec<&(SampleId, usize)> = match of {
+        Some(sample) => {
+            vec![
+                samples
+                    .iter()
+                    .find(|(s, _)| s == sample)
+                    .ok_or_else(|| Error::Usage {
+                        message: format!("sample {sample} is not one of the cohort's"),
+                        remedy: None,
+                    })?,
+            ]
+        }
+        None => samples.iter().collect(),
+    };
+    let stem = crate::cohort_stem()?;
+    let in_sample = |sample: &SampleId, step: StepId, shard: Option<usize>| {
+        crate::sample_dir(run_prefix, sample).join(&step_manifest_name(sample, step, shard))
+    };
+    let mut uris = Vec::new();
+    for (sample, lanes) in &chosen {
+        uris.extend((0..*lanes).map(|lane| in_sample(sample, StepId::Align, Some(lane))));
+        uris.push(in_sample(sample, StepId::Merge, None));
+    }
+    uris.extend(
+        shards
+            .iter()
+            .map(|shard| run_prefix.join(&step_manifest_name(&stem, StepId::Call, Some(*shard)))),
+    );
+    uris.push(run_prefix.join(&step_manifest_name(&stem, StepId::Gather, None)));
+    for (sample, _) in &chosen {
+        uris.push(in_sample(sample, StepId::SampleVcf, None));
+        if of.is_none() {
+            uris.push(in_sample(sample, StepId::Qc, None));
+        }
+    }
+    Ok(uris)
 }
 
 /// The QC step of one sample, with what its report shows of the run so far.
@@ -258,6 +431,8 @@ pub struct QcStep {
     pub sample: SampleId,
     /// The run before QC.
     pub run: QcRun,
+    /// Whether the sample is a cohort's (its task is named after it).
+    pub in_cohort: bool,
     /// [`QcRun::StepManifests`] read, once the reference is staged.
     read: OnceLock<RunManifest>,
 }
@@ -269,7 +444,12 @@ impl QcStep {
         if let QcRun::Given(manifest) = &run {
             let _ = read.set((**manifest).clone());
         }
-        QcStep { sample, run, read }
+        QcStep {
+            sample,
+            run,
+            in_cohort: false,
+            read,
+        }
     }
 
     fn files(&self, context: &PlanContext<'_>) -> [Utf8PathBuf; 5] {
@@ -287,6 +467,11 @@ impl QcStep {
 impl StepDefinition for QcStep {
     fn step(&self) -> StepId {
         StepId::Qc
+    }
+
+    fn cohort_member(&self) -> Option<crate::CohortMember> {
+        self.in_cohort
+            .then(|| crate::CohortMember::sample(&self.sample))
     }
 
     fn space_need(&self, staged: u64, _inputs: &[(String, u64)]) -> SpaceNeed {
@@ -339,61 +524,9 @@ impl StepDefinition for QcStep {
         reference: &PreparedReference,
         context: &StepContext,
     ) -> Result<Vec<JobInput>, Error> {
-        let QcRun::StepManifests {
-            prefix,
-            run_id,
-            contigs,
-            shard_bases,
-            chunks,
-        } = &self.run
-        else {
-            return Ok(Vec::new());
-        };
-        let plan = shard_plan(
-            contig_plan(&reference.contigs, contigs.as_deref(), &reference.fai)?,
-            *shard_bases,
-        );
-        let mut names = Vec::new();
-        match chunks {
-            Some(chunks) => {
-                names.push(step_manifest_name(&self.sample, StepId::Split, None));
-                names.extend(
-                    (0..*chunks)
-                        .map(|chunk| step_manifest_name(&self.sample, StepId::Align, Some(chunk))),
-                );
-                names.push(step_manifest_name(&self.sample, StepId::Merge, None));
-            }
-            None => names.push(step_manifest_name(&self.sample, StepId::Align, None)),
+        if let Some(run) = self.run.read(Some(&self.sample), reference, context)? {
+            let _ = self.read.set(run);
         }
-        names.extend(
-            plan.shards()
-                .iter()
-                .map(|shard| step_manifest_name(&self.sample, StepId::Call, Some(shard.index))),
-        );
-        names.push(step_manifest_name(&self.sample, StepId::Gather, None));
-        let mut run = RunManifest {
-            run_id: run_id.clone(),
-            sample: self.sample.to_string(),
-            output_prefix: prefix.to_string(),
-            inputs: crate::ManifestInputs {
-                contigs: plan.contigs().into_iter().map(|c| c.name).collect(),
-                ..crate::ManifestInputs::default()
-            },
-            resources: context.resources(),
-            tools: crate::ToolRecord::list(context.toolset(), &context.engine.versions),
-            ..RunManifest::default()
-        };
-        for name in names {
-            let uri = prefix.join(&name);
-            match read_json::<crate::StepManifest>(&context.engine.stores, &uri)? {
-                Some(manifest) => run.tasks.push(manifest.task),
-                None => tracing::warn!(%uri, "no step manifest: the report leaves the step out"),
-            }
-        }
-        if let Some(first) = run.tasks.first() {
-            run.started_at.clone_from(&first.started_at);
-        }
-        let _ = self.read.set(run);
         Ok(Vec::new())
     }
 
@@ -431,8 +564,8 @@ impl StepDefinition for QcStep {
                     vcf,
                     &VcfRules {
                         contigs: &reference.contigs,
-                        sample: self.sample.as_str(),
-                        only_contig: None,
+                        samples: &[self.sample.as_str()],
+                        only_regions: None,
                     },
                 )?;
                 Ok::<_, biojob_formats::FormatError>((bam, vcf))
@@ -504,7 +637,7 @@ impl StepDefinition for QcStep {
             variants = summary.variants.records,
             "QC done"
         );
-        running.finish(None)
+        running.finish(crate::RecordCounts::default())
     }
 }
 
@@ -520,7 +653,7 @@ fn reason_of(error: &biojob_formats::FormatError) -> String {
 }
 
 /// Checks that a tool's report holds the line MultiQC finds it by.
-fn verify_report(path: &Utf8Path, marker: &str) -> Result<(), Error> {
+pub(crate) fn verify_report(path: &Utf8Path, marker: &str) -> Result<(), Error> {
     let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
     if text.contains(marker) {
         Ok(())

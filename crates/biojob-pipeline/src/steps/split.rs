@@ -115,6 +115,7 @@ impl StepDefinition for SplitStep {
                 .or(streamed.map(Error::from))
                 .unwrap_or(Error::from(error))
         })?;
+        let read_pairs = written.iter().map(|chunk| chunk.pairs).sum();
         let outputs = written
             .into_iter()
             .flat_map(|chunk| [chunk.fastq_1, chunk.fastq_2])
@@ -126,7 +127,10 @@ impl StepDefinition for SplitStep {
         Ok(Executed {
             commands: Vec::new(),
             outputs,
-            read_pairs: None,
+            records: crate::RecordCounts {
+                read_pairs: Some(read_pairs),
+                ..crate::RecordCounts::default()
+            },
         })
     }
 }

@@ -1,0 +1,649 @@
+//! `biojob run` of a cohort: the samples and lanes of a sample sheet, through the same step
+//! jobs as one sample's run (docs/cohorts.md). Each lane is aligned with its own read group
+//! (`AlignStep`, with `samtools fixmate -m` when duplicates are marked), each sample's lanes
+//! merged with duplicates marked (`MergeStep`), every calling shard called jointly over all
+//! the samples' BAMs (`CallStep::jointly`), the shards gathered into `cohort.vcf.gz`
+//! (`GatherStep::jointly`), then per sample its VCF (`SampleVcfStep`) and QC (`QcStep`), and
+//! one cohort report (`ReportStep`).
+//!
+//! Outputs: `<JOB_OUTPUT_PREFIX>/<run id>/` holds `cohort.vcf.gz` (with the shards' VCFs,
+//! `cohort.call.<shard>.vcf.gz`), `report.html` and `manifest.json`; `samples/<sample>/` holds
+//! each sample's BAM, markdup statistics, VCF and QC files.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use biojob_core::{ReadGroup, SampleId, StepId, scratch_file_name};
+use biojob_storage::ObjectUri;
+use camino::{Utf8Path, Utf8PathBuf};
+use tracing::info_span;
+
+use crate::cache::{EarlierTasks, earlier_run_manifest, try_reuse};
+use crate::job::cancelled_by_sibling;
+use crate::manifest::timestamp;
+use crate::scheduler::{
+    Run, check_output_dir, earlier_tasks, finish, local_input, missing_output, skipped,
+};
+use crate::{
+    AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
+    GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
+    QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
+    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepDefinition, StepJob, TaskLabel,
+    TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role,
+    cohort_bai_role, cohort_bam_role, sample_qc_role, sample_read_groups, tbi_role, vcf_role,
+};
+
+/// The file stem of a cohort's joint outputs: `cohort.call.<shard>.vcf.gz`, `cohort.vcf.gz`.
+pub const COHORT_STEM: &str = "cohort";
+
+/// Where a cohort run puts `sample`'s files: `<run dir>/samples/<sample>/`.
+pub fn sample_dir(run_dir: &ObjectUri, sample: &SampleId) -> ObjectUri {
+    run_dir.join("samples").join(sample.as_str())
+}
+
+/// A cohort sample's BAM: `<run dir>/samples/<sample>/<sample>.align.bam` (its `.bai` beside
+/// it), what its merge writes and the joint calls read.
+pub fn sample_bam(run_dir: &ObjectUri, sample: &SampleId) -> ObjectUri {
+    sample_dir(run_dir, sample).join(&scratch_file_name(sample, StepId::Align, None, "bam"))
+}
+
+/// The cohort's file stem as a [`SampleId`].
+///
+/// # Errors
+/// Never in practice ([`COHORT_STEM`] is a valid id); [`Error::Usage`] otherwise.
+pub fn cohort_stem() -> Result<SampleId, Error> {
+    SampleId::new(COHORT_STEM).map_err(|error| Error::Usage {
+        message: error.to_string(),
+        remedy: None,
+    })
+}
+
+/// One sample of the run with its lanes' read groups.
+struct Member {
+    sample: SampleId,
+    read_groups: Vec<ReadGroup>,
+}
+
+/// Runs a cohort; see the module documentation. Before any tool runs: the sheet is read and
+/// checked (every rule, then every FASTQ exists), each lane's read group is settled (the
+/// first read of each lane without a `platform_unit` is read for it), and the requested
+/// contigs are checked against the reference's `.fai`.
+pub fn run_cohort(
+    input: &CohortInput,
+    options: &RunOptions,
+    engine: &Engine,
+    observer: &dyn RunObserver,
+) -> RunOutcome {
+    let clock = Instant::now();
+    let started = std::time::SystemTime::now();
+    let output_dir = input.output_prefix.join(&options.run_id);
+    let _span = info_span!("cohort", run_id = %options.run_id).entered();
+    let mut manifest = RunManifest {
+        run_id: options.run_id.clone(),
+        sample: COHORT_STEM.to_owned(),
+        inputs: ManifestInputs {
+            samplesheet: Some(input.samplesheet.to_string()),
+            ..ManifestInputs::default()
+        },
+        output_prefix: output_dir.to_string(),
+        resources: engine.resources,
+        tools: ToolRecord::list(&engine.toolset, &engine.versions),
+        started_at: timestamp(started),
+        ..RunManifest::default()
+    };
+    if let Err(error) = check_output_dir(&output_dir) {
+        return finish(manifest, output_dir, None, Err(error), None, engine, clock);
+    }
+    let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
+        Ok(opened) => opened,
+        Err(error) => {
+            return finish(manifest, output_dir, None, Err(error), None, engine, clock);
+        }
+    };
+    let work_dir = scratch.dir().to_owned();
+    let context = engine.context(&work_dir.join("logs"), &space);
+    let earlier = if options.resume {
+        earlier_tasks(&engine.stores, &output_dir)
+    } else {
+        EarlierTasks::default()
+    };
+    // Read before this run writes its own manifest there, task by task.
+    let carried = earlier_run_manifest(&engine.stores, &output_dir.join("manifest.json"));
+    let result = (|| {
+        let stem = cohort_stem()?;
+        // `Run` holds what every task needs; its input carries the reference, contigs and
+        // settings (the sample is the cohort's stem, its FASTQs the sheet's location: neither
+        // is read).
+        let carrier = WorkflowInput {
+            sample: stem.clone(),
+            read_group: ReadGroup::for_sample(&stem),
+            fastq_1: input.samplesheet.clone(),
+            fastq_2: input.samplesheet.clone(),
+            reference_candidates: input.reference_candidates.clone(),
+            contigs: input.contigs.clone(),
+            output_prefix: input.output_prefix.clone(),
+            min_mapping_quality: input.min_mapping_quality,
+            resume: input.resume,
+        };
+        let run = Run {
+            input: &carrier,
+            options,
+            engine,
+            context: &context,
+            work_dir: &work_dir,
+            output_dir: &output_dir,
+            earlier: options.resume.then_some(&earlier),
+            carried: carried.as_ref(),
+            checkpoints: true,
+            observer,
+        };
+        Cohort {
+            input,
+            run: &run,
+            stem,
+        }
+        .execute(&mut manifest)
+    })();
+    manifest.scratch = Some(space.usage());
+    finish(
+        manifest,
+        output_dir,
+        Some(scratch),
+        result,
+        carried.as_ref(),
+        engine,
+        clock,
+    )
+}
+
+/// One sample's alignment, keyed as a whole: its lanes' align steps with their (staged)
+/// inputs, its merge, the key the merge carries, and what a resume reused of it (the earlier
+/// merge's outputs and read pairs) or why it runs.
+struct SampleAlignment {
+    lanes: Vec<(AlignStep, Vec<JobInput>)>,
+    merge: MergeStep,
+    key: String,
+    reused: Option<(Vec<crate::ReusedOutput>, Option<u64>)>,
+    rerun_reason: Option<String>,
+}
+
+struct Cohort<'a> {
+    input: &'a CohortInput,
+    run: &'a Run<'a>,
+    stem: SampleId,
+}
+
+impl Cohort<'_> {
+    /// A `Run` like the cohort's, publishing to a sample's directory `dir` and writing in
+    /// `work_dir` (each sample's own: its QC files have the same names as the others').
+    fn for_sample<'b>(&'b self, dir: &'b ObjectUri, work_dir: &'b Utf8Path) -> Run<'b> {
+        Run {
+            input: self.run.input,
+            options: self.run.options,
+            engine: self.run.engine,
+            context: self.run.context,
+            work_dir,
+            output_dir: dir,
+            earlier: self.run.earlier,
+            carried: None,
+            checkpoints: false,
+            observer: self.run.observer,
+        }
+    }
+
+    fn sample_work_dir(&self, sample: &SampleId) -> Utf8PathBuf {
+        self.run.work_dir.join("samples").join(sample.as_str())
+    }
+
+    fn execute(&self, manifest: &mut RunManifest) -> Result<ObjectUri, Error> {
+        let run = self.run;
+        let engine = run.engine;
+        let stores = &engine.stores;
+        let sheet = SampleSheet::read(stores, &self.input.samplesheet)?;
+        sheet.check_files(stores)?;
+        let mut members = Vec::with_capacity(sheet.samples.len());
+        for sample in &sheet.samples {
+            members.push(Member {
+                sample: sample.sample.clone(),
+                read_groups: sample_read_groups(stores, sample, &self.input.platform)?,
+            });
+        }
+        let reference_uri = self.run.input.resolve_reference(stores)?;
+        manifest.inputs.reference = reference_uri.to_string();
+        let (reference, plan) = run.prepare_reference(&reference_uri, manifest)?;
+        manifest.inputs.contigs = plan.contigs().into_iter().map(|c| c.name).collect();
+        let samples: Vec<SampleId> = members.iter().map(|m| m.sample.clone()).collect();
+
+        let mut planned = vec![TaskLabel::new(StepId::PrepareReference, None)];
+        for (sample, member) in sheet.samples.iter().zip(&members) {
+            for (index, lane) in sample.lanes.iter().enumerate() {
+                planned.push(
+                    TaskLabel::new(StepId::Align, Some(TaskShard::chunk(index)))
+                        .of(Some(CohortMember::lane(&member.sample, &lane.lane))),
+                );
+            }
+            planned.push(
+                TaskLabel::new(StepId::Merge, None).of(Some(CohortMember::sample(&member.sample))),
+            );
+        }
+        planned.extend(
+            plan.shards().iter().map(|s| {
+                TaskLabel::new(StepId::Call, Some(TaskShard::region(s.index, s.region())))
+            }),
+        );
+        planned.push(TaskLabel::new(StepId::Gather, None));
+        for sample in &samples {
+            for step in [StepId::SampleVcf, StepId::Qc] {
+                planned.push(TaskLabel::new(step, None).of(Some(CohortMember::sample(sample))));
+            }
+        }
+        planned.push(TaskLabel::new(StepId::Report, None));
+        run.observer.planned(&planned);
+
+        let prepared = || ReferenceInput::Prepared(reference.clone());
+        let mark_duplicates = self.input.mark_duplicates;
+
+        // Key each sample's alignment as a whole before any lane runs: its lanes' keys (their
+        // FASTQs, read groups, the reference and the align plan), which determine the lanes'
+        // BAMs, under its merge's plan; the merge carries that key. A resume reuses a sample
+        // whose merge finished with it without aligning its lanes again (lane BAMs are kept in
+        // scratch only), as a chunked alignment is reused (docs/resume.md).
+        let remedy = "fix the sample sheet's path";
+        let lane_context = run.context.for_step(StepId::Align.as_str());
+        let mut alignments = Vec::with_capacity(members.len());
+        for (sample, member) in sheet.samples.iter().zip(&members) {
+            let mut lanes = Vec::with_capacity(sample.lanes.len());
+            let mut lane_keys = BTreeMap::new();
+            for (index, (lane, read_group)) in
+                sample.lanes.iter().zip(&member.read_groups).enumerate()
+            {
+                let step = AlignStep {
+                    sample: member.sample.clone(),
+                    read_group: read_group.clone(),
+                    chunk: Some(index),
+                    chunk_pairs: None,
+                    validate_fastq: engine.validate_fastq,
+                    lane: Some(lane.lane.clone()),
+                    mark_duplicates,
+                };
+                let keyed = StepJob {
+                    definition: &step,
+                    inputs: vec![
+                        JobInput::new(FASTQ_1, lane.fastq_1.clone(), "FASTQ_1", remedy),
+                        JobInput::new(FASTQ_2, lane.fastq_2.clone(), "FASTQ_2", remedy),
+                    ],
+                    reference: Some((prepared(), ReferenceUse::FastaAndBwaIndex)),
+                    key: KeyPolicy::Own,
+                };
+                let (staged, key) = keyed
+                    .stage_and_key(&run.target(&lane_context))
+                    .map_err(|error| error.in_task(keyed.label().to_string()))?;
+                // An align step always has a key; without it the sample's key would not
+                // cover this lane's FASTQs.
+                let key = key.ok_or_else(|| missing_output("align", "cache key"))?;
+                lane_keys.insert(chunk_bam_role(index), key);
+                // The lane's job reads what was staged for its key.
+                let staged_input = |role: &str, what: &str| {
+                    staged
+                        .paths
+                        .get(role)
+                        .map(|path| {
+                            JobInput::new(role, ObjectUri::Local(path.clone()), what, remedy)
+                        })
+                        .ok_or_else(|| missing_output("align", role))
+                };
+                let inputs = vec![
+                    staged_input(FASTQ_1, "FASTQ_1")?,
+                    staged_input(FASTQ_2, "FASTQ_2")?,
+                ];
+                lanes.push((step, inputs));
+            }
+            let merge = MergeStep {
+                sample: member.sample.clone(),
+                read_groups: member.read_groups.clone(),
+                chunks: member.read_groups.len(),
+                mark_duplicates,
+                in_cohort: true,
+                chunk_records: None,
+            };
+            let key = StepJob {
+                definition: &merge,
+                inputs: Vec::new(),
+                reference: Some((prepared(), ReferenceUse::Fai)),
+                key: KeyPolicy::Own,
+            }
+            .key_from_digests(lane_keys, run.context)?;
+            let dir = sample_dir(run.output_dir, &member.sample);
+            let (reused, rerun_reason) = match run.earlier {
+                Some(earlier) => match try_reuse(
+                    stores,
+                    earlier,
+                    &key,
+                    &dir,
+                    &self.sample_work_dir(&member.sample).join("reused"),
+                ) {
+                    Ok(outputs) => {
+                        let read_pairs = earlier.finished(&key).and_then(|task| task.read_pairs);
+                        (Some((outputs, read_pairs)), None)
+                    }
+                    Err(reason) => (None, Some(reason.to_string())),
+                },
+                None => (None, None),
+            };
+            alignments.push(SampleAlignment {
+                lanes,
+                merge,
+                key,
+                reused,
+                rerun_reason,
+            });
+        }
+
+        // Align the lanes of every sample not reused: `workers` at once, each with its share
+        // of the threads and memory.
+        let jobs: Vec<StepJob<'_>> = alignments
+            .iter()
+            .filter(|alignment| alignment.reused.is_none())
+            .flat_map(|alignment| {
+                alignment.lanes.iter().map(|(step, inputs)| StepJob {
+                    definition: step,
+                    inputs: inputs.clone(),
+                    reference: Some((prepared(), ReferenceUse::FastaAndBwaIndex)),
+                    key: KeyPolicy::None,
+                })
+            })
+            .collect();
+        let workers = run.options.scale.workers.clamp(1, jobs.len().max(1));
+        let mut share = run.context.clone();
+        share.engine.resources = crate::scheduler::chunk_share(engine.resources, workers);
+        // Each lane's record is written out as it finishes, in the order they finish.
+        let so_far = std::sync::Mutex::new(manifest.clone());
+        let finished = |record: &TaskRecord| {
+            if let Ok(mut so_far) = so_far.lock() {
+                so_far.tasks.push(record.clone());
+                run.checkpoint(&so_far);
+            }
+        };
+        let outcomes =
+            run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &finished);
+        let mut lane_bams: Vec<(Option<JobOutput>, Option<u64>, Option<u64>)> =
+            Vec::with_capacity(jobs.len());
+        let mut first_error = None;
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            let mut outcome = outcome.unwrap_or_else(|| {
+                let mut never_run = skipped(job);
+                never_run.record = never_run.record.of(job.definition.cohort_member().as_ref());
+                never_run
+            });
+            if let Some(error) = outcome.error.take() {
+                if cancelled_by_sibling(&error) {
+                    outcome.record.status = TaskStatus::Skipped;
+                } else {
+                    first_error.get_or_insert(error);
+                }
+            }
+            lane_bams.push((
+                outcome.output(".bam").cloned(),
+                outcome.read_pairs,
+                outcome.record.records.bam.map(|counts| counts.records),
+            ));
+            manifest.tasks.push(outcome.record);
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+
+        // Merge each sample's lanes, marking duplicates, under the key of its whole alignment.
+        let mut bams = Vec::with_capacity(members.len());
+        let mut sample_pairs: Vec<Option<u64>> = Vec::with_capacity(members.len());
+        let mut lane_bams = lane_bams.into_iter();
+        for (member, alignment) in members.iter().zip(alignments) {
+            let member_of = CohortMember::sample(&member.sample);
+            if let Some((reused, read_pairs)) = alignment.reused {
+                for (step, _) in &alignment.lanes {
+                    run.observer.reused(
+                        &TaskLabel::new(StepId::Align, step.shard()).of(step.cohort_member()),
+                    );
+                }
+                run.observer
+                    .reused(&TaskLabel::new(StepId::Merge, None).of(Some(member_of.clone())));
+                let outputs: Vec<JobOutput> = reused
+                    .iter()
+                    .map(|output| JobOutput {
+                        name: output.record.name.clone(),
+                        path: output.path.clone(),
+                        sha256: Some(output.record.sha256.clone()),
+                    })
+                    .collect();
+                manifest.tasks.push(
+                    TaskRecord {
+                        read_pairs,
+                        ..TaskRecord::cached(
+                            StepId::Merge,
+                            None,
+                            std::time::SystemTime::now(),
+                            std::time::Duration::ZERO,
+                            alignment.key,
+                            reused.into_iter().map(|output| output.record).collect(),
+                        )
+                    }
+                    .of(Some(&member_of)),
+                );
+                sample_pairs.push(read_pairs);
+                bams.push(crate::scheduler::aligned_from(&outputs)?);
+                continue;
+            }
+            let dir = sample_dir(run.output_dir, &member.sample);
+            let work_dir = self.sample_work_dir(&member.sample);
+            let mut inputs = Vec::new();
+            let mut read_pairs = Some(0u64);
+            let mut merge = alignment.merge;
+            let mut lane_records = Some(0u64);
+            for chunk in 0..merge.chunks {
+                let (bam, pairs, records) = lane_bams
+                    .next()
+                    .ok_or_else(|| missing_output("align", "lane BAM"))?;
+                let bam = bam.ok_or_else(|| missing_output("align", "lane BAM"))?;
+                read_pairs = read_pairs.zip(pairs).map(|(sum, pairs)| sum + pairs);
+                lane_records = lane_records.zip(records).map(|(sum, n)| sum + n);
+                inputs.push(local_input(&chunk_bam_role(chunk), &bam, "lane BAM"));
+            }
+            merge.chunk_records = lane_records;
+            let job = StepJob {
+                definition: &merge,
+                inputs,
+                reference: Some((prepared(), ReferenceUse::Fai)),
+                key: KeyPolicy::Given(alignment.key),
+            };
+            // Reuse was decided above, for the whole alignment.
+            let sample_run = self.for_sample(&dir, &work_dir);
+            let context = run.context.for_step(&job.label().to_string());
+            let mut target = sample_run.target(&context);
+            target.earlier = None;
+            let mut outcome = job.run(&target);
+            outcome.record.rerun_reason = alignment.rerun_reason;
+            outcome.record.read_pairs = read_pairs;
+            manifest.tasks.push(outcome.record.clone());
+            if let Some(error) = outcome.error.take() {
+                return Err(error);
+            }
+            sample_pairs.push(read_pairs);
+            bams.push(crate::scheduler::aligned(&outcome)?);
+        }
+        // The cohort's read pairs: its samples', each recorded on its merge (an earlier run's
+        // when reused); unknown when one is (a merge reused from a run that did not record it).
+        manifest.read_pairs = sample_pairs.into_iter().sum();
+
+        // Call every shard jointly.
+        let steps: Vec<CallStep> = plan
+            .shards()
+            .iter()
+            .map(|shard| {
+                CallStep::new(
+                    self.stem.clone(),
+                    ShardRequest::Shard(shard.clone()),
+                    self.input.min_mapping_quality,
+                )
+                .jointly(samples.clone())
+            })
+            .collect();
+        let bam_inputs: Vec<JobInput> = bams
+            .iter()
+            .enumerate()
+            .flat_map(|(position, aligned)| {
+                [
+                    local_input(&cohort_bam_role(position), &aligned.bam, "BAM")
+                        .known(aligned.bam.sha256.clone()),
+                    local_input(&cohort_bai_role(position), &aligned.bai, "BAM index").unkeyed(),
+                ]
+            })
+            .collect();
+        let jobs: Vec<StepJob<'_>> = steps
+            .iter()
+            .map(|step| StepJob {
+                definition: step,
+                inputs: bam_inputs.clone(),
+                reference: Some((prepared(), ReferenceUse::Fasta)),
+                key: KeyPolicy::Own,
+            })
+            .collect();
+        let outcomes = run.in_parallel(
+            &jobs,
+            plan.longest_first(),
+            engine.resources.threads,
+            run.context,
+            &|_| {},
+        );
+        let mut vcfs = Vec::with_capacity(jobs.len());
+        let mut first_error = None;
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            let mut outcome = outcome.unwrap_or_else(|| skipped(job));
+            if let Some(error) = outcome.error.take() {
+                if cancelled_by_sibling(&error) {
+                    outcome.record.status = TaskStatus::Skipped;
+                } else {
+                    first_error.get_or_insert(error);
+                }
+            } else if let (Some(vcf), Some(tbi)) =
+                (outcome.output(".vcf.gz"), outcome.output(".tbi"))
+            {
+                vcfs.push((vcf.clone(), tbi.clone()));
+            }
+            manifest.tasks.push(outcome.record);
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        if vcfs.len() != jobs.len() {
+            return Err(missing_output("call", "VCF"));
+        }
+
+        // Gather into cohort.vcf.gz.
+        let gather = GatherStep::new(self.stem.clone(), GatherInputs::Given(vcfs.len()))
+            .jointly(samples.clone());
+        let mut inputs = Vec::new();
+        for (position, (vcf, tbi)) in vcfs.iter().enumerate() {
+            inputs.push(local_input(&vcf_role(position), vcf, "VCF").known(vcf.sha256.clone()));
+            inputs.push(local_input(&tbi_role(position), tbi, "VCF index").unkeyed());
+        }
+        let gathered = run.task(
+            &StepJob {
+                definition: &gather,
+                inputs,
+                reference: Some((prepared(), ReferenceUse::Fai)),
+                key: KeyPolicy::Own,
+            },
+            manifest,
+        )?;
+        let (Some(cohort_vcf), Some(cohort_tbi)) =
+            (gathered.output(".vcf.gz"), gathered.output(".tbi"))
+        else {
+            return Err(missing_output("gather", "VCF"));
+        };
+
+        // Each sample's VCF and QC.
+        let mut qc_files = Vec::with_capacity(members.len());
+        for (member, aligned) in members.iter().zip(&bams) {
+            let dir = sample_dir(run.output_dir, &member.sample);
+            let work_dir = self.sample_work_dir(&member.sample);
+            let sample_run = self.for_sample(&dir, &work_dir);
+            let select = SampleVcfStep {
+                sample: member.sample.clone(),
+            };
+            let selected = sample_run.task(
+                &StepJob {
+                    definition: &select,
+                    inputs: vec![
+                        local_input(VCF, cohort_vcf, "VCF").known(cohort_vcf.sha256.clone()),
+                        local_input("tbi", cohort_tbi, "VCF index").unkeyed(),
+                    ],
+                    reference: Some((prepared(), ReferenceUse::Fai)),
+                    key: KeyPolicy::Own,
+                },
+                manifest,
+            )?;
+            let (Some(vcf), Some(tbi)) = (selected.output(".vcf.gz"), selected.output(".tbi"))
+            else {
+                return Err(missing_output("sample-vcf", "VCF"));
+            };
+            let mut sample_manifest = manifest.clone();
+            sample_manifest.sample = member.sample.to_string();
+            sample_manifest.output_prefix = dir.to_string();
+            sample_manifest.read_group = member
+                .read_groups
+                .iter()
+                .map(ReadGroup::to_header_line)
+                .collect::<Vec<_>>()
+                .join("\n");
+            sample_manifest.tasks.retain(|task| {
+                task.sample
+                    .as_deref()
+                    .is_none_or(|s| s == member.sample.as_str())
+            });
+            let mut qc = QcStep::new(
+                member.sample.clone(),
+                QcRun::Given(Box::new(sample_manifest)),
+            );
+            qc.in_cohort = true;
+            let checked = sample_run.task(
+                &StepJob {
+                    definition: &qc,
+                    inputs: vec![
+                        local_input(BAM, &aligned.bam, "BAM").unkeyed(),
+                        local_input(BAI, &aligned.bai, "BAM index").unkeyed(),
+                        local_input(VCF, vcf, "VCF").unkeyed(),
+                        local_input("tbi", tbi, "VCF index").unkeyed(),
+                    ],
+                    reference: Some((prepared(), ReferenceUse::Fasta)),
+                    key: KeyPolicy::None,
+                },
+                manifest,
+            )?;
+            qc_files.push(
+                checked
+                    .output("qc.json")
+                    .cloned()
+                    .ok_or_else(|| missing_output("qc", "qc.json"))?,
+            );
+        }
+
+        // The cohort's report.
+        let report = ReportStep::new(samples.clone(), QcRun::Given(Box::new(manifest.clone())));
+        run.task(
+            &StepJob {
+                definition: &report,
+                inputs: qc_files
+                    .iter()
+                    .enumerate()
+                    .map(|(position, qc)| {
+                        local_input(&sample_qc_role(position), qc, "qc.json").unkeyed()
+                    })
+                    .collect(),
+                reference: None,
+                key: KeyPolicy::None,
+            },
+            manifest,
+        )?;
+        Ok(run.output_dir.join(&cohort_vcf.name))
+    }
+}
