@@ -637,11 +637,16 @@ impl RunInput {
             return Err(sheet_key(environment, env::SAMPLE_ID));
         }
         environment.refuse_lane_keys()?;
-        let samplesheet = ObjectUri::parse(&sheet).map_err(|error| {
-            usage(
-                format!("the sample sheet {sheet:?}: {error}"),
+        let samplesheet = ObjectUri::parse(&sheet).map_err(|error| match error {
+            // The input class, as once it is staged (docs/reliability.md, "Odd inputs").
+            biojob_storage::StorageError::UnsafeKey { .. } => Error::Input {
+                message: format!("the sample sheet: {error}"),
+                remedy: Some("write the key without '.', '..' or empty segments".into()),
+            },
+            other => usage(
+                format!("the sample sheet {sheet:?}: {other}"),
                 "give params.samplesheet (or --samplesheet) as a path, file:// or s3:// URI",
-            )
+            ),
         })?;
         Ok(RunInput::Cohort(CohortInput {
             samplesheet,
