@@ -5,7 +5,77 @@
 # base made with debootstrap when none can be pulled; then runs `biojob --version` and
 # `samtools --version` in the image and checks that it has no compiler and runs as non-root.
 # Needs root (apt-get install buildah debootstrap). Not part of .ci/run (it takes minutes).
+# debootstrap fetches from the machine's own Debian mirror: the first enabled `deb` source for
+# bookworm in its apt sources (DEBIAN_MIRROR overrides it). `smoke-build.sh --print-mirror
+# [APT_DIR]` prints that mirror (from APT_DIR instead of /etc/apt) and exits.
 set -euo pipefail
+
+# The URI of the first enabled `deb` source for suite $1 in the apt configuration under $2
+# (default /etc/apt): sources.list and sources.list.d/*.list (one-line format, sources.list(5)),
+# then sources.list.d/*.sources (deb822 format); nothing when there is none.
+apt_mirror() {
+  local suite="$1" dir="${2:-/etc/apt}" file found=""
+  local -a one_line=() deb822=()
+  for file in "$dir/sources.list" "$dir"/sources.list.d/*.list; do
+    if [ -r "$file" ]; then one_line+=("$file"); fi
+  done
+  for file in "$dir"/sources.list.d/*.sources; do
+    if [ -r "$file" ]; then deb822+=("$file"); fi
+  done
+  if [ "${#one_line[@]}" -gt 0 ]; then
+    # deb [ options ] URI SUITE COMPONENT...
+    found="$(awk -v suite="$suite" '
+      { sub(/#.*/, "") }
+      $1 == "deb" {
+        i = 2
+        if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        if ($(i + 1) == suite) { print $i; exit }
+      }' "${one_line[@]}")"
+  fi
+  if [ -z "$found" ] && [ "${#deb822[@]}" -gt 0 ]; then
+    # Stanzas of "Key: value" lines, separated by blank lines; a line starting with a blank
+    # continues the field above.
+    found="$(awk -v suite="$suite" '
+      function flush() {
+        if (index(" " types " ", " deb ") && enabled != "no" && index(" " suites " ", " " suite " ")) {
+          split(uris, uri, " ")
+          if (uri[1] != "") { print uri[1]; done = 1 }
+        }
+        types = ""; uris = ""; suites = ""; enabled = "yes"; key = ""
+      }
+      BEGIN { enabled = "yes" }
+      FNR == 1 && NR > 1 { flush() }
+      done { exit }
+      /^[ \t]*#/ { next }
+      /^[ \t]*$/ { flush(); next }
+      /^[ \t]/ { value = $0; gsub(/^[ \t]+|[ \t]+$/, "", value); field(key, value, 1); next }
+      {
+        key = tolower(substr($0, 1, index($0, ":") - 1))
+        value = substr($0, index($0, ":") + 1)
+        gsub(/^[ \t]+|[ \t]+$/, "", value)
+        field(key, value, 0)
+      }
+      function field(name, text, more) {
+        if (name == "types") types = more ? types " " text : text
+        else if (name == "uris") uris = more ? uris " " text : text
+        else if (name == "suites") suites = more ? suites " " text : text
+        else if (name == "enabled") enabled = tolower(text)
+      }
+      END { if (!done) flush() }' "${deb822[@]}")"
+  fi
+  printf '%s' "$found"
+}
+
+if [ "${1:-}" = "--print-mirror" ]; then
+  mirror="$(apt_mirror bookworm "${2:-/etc/apt}")"
+  if [ -z "$mirror" ]; then
+    echo "no enabled deb source for bookworm in ${2:-/etc/apt}" >&2
+    exit 1
+  fi
+  echo "$mirror"
+  exit 0
+fi
+
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export STORAGE_DRIVER="${STORAGE_DRIVER:-vfs}"
@@ -19,8 +89,14 @@ done
 base_image=docker.io/library/debian:bookworm-slim
 if ! buildah inspect --type image "$base_image" >/dev/null 2>&1; then
   # No registry: a debootstrapped bookworm, added to an empty image (buildah add unpacks it).
+  mirror="${DEBIAN_MIRROR:-$(apt_mirror bookworm)}"
+  if [ -z "$mirror" ]; then
+    echo "no enabled deb source for bookworm in /etc/apt/sources.list{,.d/*.list,.d/*.sources};" \
+      "set DEBIAN_MIRROR to a Debian mirror's URI" >&2
+    exit 1
+  fi
   base="$(mktemp -d)"
-  debootstrap --variant=minbase bookworm "$base/root" http://deb.debian.org/debian >/dev/null
+  debootstrap --variant=minbase bookworm "$base/root" "$mirror" >/dev/null
   tar -C "$base/root" -cf "$base/root.tar" .
   container="$(buildah from scratch)"
   buildah add --quiet "$container" "$base/root.tar" /

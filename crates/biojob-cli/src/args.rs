@@ -15,11 +15,12 @@ use crate::failure::{Failure, usage};
 /// Resource, scratch and tool settings shared by every step.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
-    /// Threads to use, at least 1 [default: the CPUs available to this process].
-    #[arg(long, env = env::BIOJOB_THREADS, value_parser = parse_threads)]
+    /// Threads to use, 1 to 1024 [default: the CPUs available to this process].
+    #[arg(long, env = env::BIOJOB_THREADS, value_parser = parse_threads, allow_negative_numbers = true)]
     pub threads: Option<usize>,
-    /// Memory to use, e.g. 16G [default: the cgroup limit, else the machine's memory].
-    #[arg(long, env = env::BIOJOB_MEMORY, value_parser = parse_memory)]
+    /// Memory to use, e.g. 16G, at least 256M [default: the cgroup limit, else the machine's
+    /// memory].
+    #[arg(long, env = env::BIOJOB_MEMORY, value_parser = parse_job_memory)]
     pub memory: Option<u64>,
     /// Scratch root; each attempt works in <root>/<job id>/<attempt>/, removed at the end
     /// [default: /scratch when writable, else the system temporary directory].
@@ -50,7 +51,7 @@ pub struct RuntimeArgs {
     pub cache_dir: Option<Utf8PathBuf>,
     /// Seconds between SIGTERM and SIGKILL when stopping tools (keep it under ECS's 30 s stop
     /// timeout, which also has to cover cleanup and publishing the logs).
-    #[arg(long, env = env::BIOJOB_GRACE_SECONDS, default_value_t = 10)]
+    #[arg(long, env = env::BIOJOB_GRACE_SECONDS, default_value_t = DEFAULT_GRACE_SECONDS)]
     pub grace_seconds: u64,
     /// How often a running task's progress (the align task's pairs, share of the input read,
     /// rate and time left; each calling shard's share of bases) is logged, e.g. 30s; a
@@ -120,9 +121,9 @@ pub struct ScaleArgs {
     /// size that keeps them busy (at least 500 kb)].
     #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES)]
     pub shard_bases: Option<u64>,
-    /// Read pairs per alignment chunk: the FASTQ pair is split into chunks, each aligned on its
-    /// own and the BAMs merged (0: aligned whole).
-    #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, default_value_t = 0)]
+    /// Read pairs per alignment chunk, 0 or at least 1000: the FASTQ pair is split into
+    /// chunks, each aligned on its own and the BAMs merged (0: aligned whole).
+    #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, default_value_t = 0, value_parser = parse_chunk_pairs)]
     pub chunk_pairs: u64,
     /// Chunks aligned at once, each with an equal share of the threads and memory [default:
     /// 1]. Calling shards always run on as many workers as there are threads.
@@ -257,20 +258,76 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     biojob_pipeline::parse_memory_size(text)
 }
 
-/// A switch's value from the environment: `1`, `true`, `yes`, `on` (any case) are on; `0`,
-/// `false`, `no`, `off` and the empty string (what the state machine passes when the execution
-/// input leaves the setting out) are off.
-/// A thread count: a whole number, at least 1 (0 is refused rather than taken as 1).
+/// Seconds between SIGTERM and SIGKILL when stopping tools, and how long publishing may go on
+/// after a stop (`--grace-seconds`; commands without runtime flags use it as it is).
+pub const DEFAULT_GRACE_SECONDS: u64 = 10;
+
+/// The most threads a job gives its tools. `samtools` and `bcftools` start one thread per
+/// `-@`, and with `--threads 100000` samtools crashes (SIGSEGV) after the alignment has run:
+/// a count that no machine has is refused before any tool starts.
+pub const MAX_THREADS: usize = 1024;
+
+/// The least memory a job can be given: `samtools sort` takes at least 64 MiB per thread
+/// (`sort_memory_per_thread`'s floor) and bwa holds its whole index; below this nothing runs.
+pub const MIN_MEMORY: u64 = 256 << 20;
+
+/// The smallest alignment chunk of `biojob run`: each chunk is its own `bwa mem`, which loads
+/// the whole index (5 GB for a human reference) before it aligns a read.
+pub const MIN_CHUNK_PAIRS: u64 = 1000;
+
+/// A thread count: a whole number from 1 to [`MAX_THREADS`] (0 is refused rather than taken as
+/// 1, a negative number rather than read as a flag).
 pub fn parse_threads(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
+    let remedy = format!("give a whole number from 1 to {MAX_THREADS}");
+    match text.trim().parse::<i128>() {
         Ok(0) => Err("0 threads cannot run anything: give at least 1".to_owned()),
-        Ok(threads) => Ok(threads),
+        Ok(threads) if threads < 0 => {
+            Err(format!("{threads} threads cannot run anything: {remedy}"))
+        }
+        Ok(threads) => match usize::try_from(threads) {
+            Ok(threads) if threads <= MAX_THREADS => Ok(threads),
+            _ => Err(format!(
+                "{threads} threads is more than biojob gives its tools ({MAX_THREADS} at most; \
+                 samtools crashes when given tens of thousands): {remedy}"
+            )),
+        },
         Err(error) => Err(format!(
             "{text:?} is not a whole number of threads: {error}"
         )),
     }
 }
 
+/// The job's memory: a size ([`parse_memory`]) of at least [`MIN_MEMORY`].
+pub fn parse_job_memory(text: &str) -> Result<u64, String> {
+    let bytes = parse_memory(text)?;
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "{bytes} bytes of memory cannot run the tools (samtools sort alone takes 64 MiB \
+             per thread): give at least 256M"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Read pairs per chunk: 0 (no chunks) or at least [`MIN_CHUNK_PAIRS`].
+pub fn parse_chunk_pairs(text: &str) -> Result<u64, String> {
+    let pairs: u64 = text
+        .trim()
+        .parse()
+        .map_err(|error| format!("{text:?} is not a number of read pairs: {error}"))?;
+    if pairs != 0 && pairs < MIN_CHUNK_PAIRS {
+        return Err(format!(
+            "chunks of {pairs} read pairs are refused: each chunk is its own bwa mem, which \
+             loads the whole bwa index first; give 0 (align the pair whole) or at least \
+             {MIN_CHUNK_PAIRS}"
+        ));
+    }
+    Ok(pairs)
+}
+
+/// A switch's value from the environment: `1`, `true`, `yes`, `on` (any case) are on; `0`,
+/// `false`, `no`, `off` and the empty string (what the state machine passes when the execution
+/// input leaves the setting out) are off.
 pub fn parse_switch(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -336,6 +393,48 @@ fn parse_price(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_memory_and_chunks_out_of_range_are_refused_with_the_reason() {
+        assert_eq!(parse_threads("1"), Ok(1));
+        assert_eq!(parse_threads("1024"), Ok(1024));
+        assert_eq!(
+            parse_threads("-1"),
+            Err("-1 threads cannot run anything: give a whole number from 1 to 1024".to_owned())
+        );
+        assert_eq!(
+            parse_threads("100000"),
+            Err(
+                "100000 threads is more than biojob gives its tools (1024 at most; samtools \
+                 crashes when given tens of thousands): give a whole number from 1 to 1024"
+                    .to_owned()
+            )
+        );
+        assert_eq!(parse_job_memory("256M"), Ok(256 << 20));
+        assert_eq!(
+            parse_job_memory("1K"),
+            Err(
+                "1024 bytes of memory cannot run the tools (samtools sort alone takes 64 MiB \
+                 per thread): give at least 256M"
+                    .to_owned()
+            )
+        );
+        assert!(
+            parse_job_memory("0")
+                .unwrap_err()
+                .starts_with("0 bytes of memory")
+        );
+        assert_eq!(parse_chunk_pairs("0"), Ok(0));
+        assert_eq!(parse_chunk_pairs("1000"), Ok(1000));
+        assert_eq!(
+            parse_chunk_pairs("1"),
+            Err(
+                "chunks of 1 read pairs are refused: each chunk is its own bwa mem, which loads \
+                 the whole bwa index first; give 0 (align the pair whole) or at least 1000"
+                    .to_owned()
+            )
+        );
+    }
 
     #[test]
     fn a_switch_is_off_when_empty_and_refuses_other_words() {

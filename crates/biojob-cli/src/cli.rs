@@ -161,6 +161,29 @@ pub enum Command {
     Stage(commands::stage::StageCommand),
 }
 
+impl Command {
+    /// The grace period the command stops with: its `--grace-seconds`, or the default for
+    /// commands without runtime flags (`stage`, `plan-shards`, `plan-cohort`).
+    pub fn grace(&self) -> std::time::Duration {
+        let seconds = match self {
+            Command::Run(args) => args.runtime.grace_seconds,
+            Command::PrepareReference(args) => args.runtime.grace_seconds,
+            Command::Align(args) => args.runtime.grace_seconds,
+            Command::Call(args) => args.runtime.grace_seconds,
+            Command::Gather(args) => args.runtime.grace_seconds,
+            Command::Qc(args) => args.runtime.grace_seconds,
+            Command::Split(args) => args.runtime.grace_seconds,
+            Command::Merge(args) => args.runtime.grace_seconds,
+            Command::SampleVcf(args) => args.runtime.grace_seconds,
+            Command::Report(args) => args.runtime.grace_seconds,
+            Command::PlanShards(_) | Command::PlanCohort(_) | Command::Stage(_) => {
+                crate::args::DEFAULT_GRACE_SECONDS
+            }
+        };
+        std::time::Duration::from_secs(seconds)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

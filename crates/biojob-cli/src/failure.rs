@@ -28,6 +28,18 @@ impl From<biojob_pipeline::Error> for Failure {
     }
 }
 
+/// `text` as an object URI (`s3://bucket/key`, `file://`, a path). A key with `.`, `..` or
+/// empty segments keeps its input class (11, [`biojob_storage::StorageError::UnsafeKey`]);
+/// any other parse error is a usage failure with `remedy`.
+pub fn parse_uri(text: &str, remedy: &str) -> Result<biojob_storage::ObjectUri, Failure> {
+    biojob_storage::ObjectUri::parse(text).map_err(|error| match error {
+        unsafe_key @ biojob_storage::StorageError::UnsafeKey { .. } => {
+            Failure::Pipeline(unsafe_key.into())
+        }
+        other => usage(other, remedy),
+    })
+}
+
 /// A usage failure with its remedy.
 pub fn usage(error: impl std::fmt::Display, remedy: &str) -> Failure {
     Failure::Usage(anyhow::anyhow!("{error}"), Some(remedy.to_owned()))

@@ -173,13 +173,16 @@ impl Job {
 ///
 /// # Errors
 /// A usage failure when `text` is not a path or URI; the sheet's input failure (exit 11) when
-/// it does not exist or breaks a rule.
+/// it does not exist, breaks a rule, or is an S3 key with `.`, `..` or empty segments.
 pub fn read_sheet(text: &str, stores: &Stores) -> Result<SampleSheet, Failure> {
-    let uri = ObjectUri::parse(text).map_err(|error| {
-        usage(
-            format!("the sample sheet {text:?}: {error}"),
+    let uri = ObjectUri::parse(text).map_err(|error| match error {
+        unsafe_key @ biojob_storage::StorageError::UnsafeKey { .. } => {
+            Failure::Pipeline(unsafe_key.into())
+        }
+        other => usage(
+            format!("the sample sheet {text:?}: {other}"),
             "give SAMPLESHEET as a path, file:// or s3:// URI",
-        )
+        ),
     })?;
     Ok(SampleSheet::read(stores, &uri)?)
 }

@@ -65,7 +65,12 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitClass::Usage.code());
         }
     };
-    let stores = s3::stores(runtime.handle().clone(), &cli.s3);
+    let stores = s3::stores(
+        runtime.handle().clone(),
+        &cli.s3,
+        &cancel,
+        cli.command.grace(),
+    );
     log_job();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args, &cancel, progress.as_ref(), &stores),

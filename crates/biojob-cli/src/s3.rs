@@ -1,12 +1,14 @@
 //! The S3 store as the binary builds it: on first use only.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use biojob_process::CancelToken;
 use biojob_storage::{
     Direction, ObjectMeta, ObjectReader, ObjectStore, ObjectUri, ObjectWriter, StorageError,
     Stores, TransferReport,
 };
-use biojob_storage_s3::{ChecksumAlgorithm, RetryPolicy, S3Options, S3Store, Sse};
+use biojob_storage_s3::{ChecksumAlgorithm, RetryPolicy, S3Options, S3Stop, S3Store, Sse};
 use camino::Utf8Path;
 use tokio::runtime::Handle;
 
@@ -46,15 +48,17 @@ pub fn options(args: &S3Args) -> S3Options {
 pub struct LazyS3 {
     handle: Handle,
     options: S3Options,
+    stop: S3Stop,
     store: OnceLock<Result<S3Store, String>>,
 }
 
 impl LazyS3 {
-    /// A store that will be built with `options` on the runtime behind `handle`.
-    pub fn new(handle: Handle, options: S3Options) -> LazyS3 {
+    /// A store that will be built with `options` and `stop` on the runtime behind `handle`.
+    pub fn new(handle: Handle, options: S3Options, stop: S3Stop) -> LazyS3 {
         LazyS3 {
             handle,
             options,
+            stop,
             store: OnceLock::new(),
         }
     }
@@ -62,7 +66,7 @@ impl LazyS3 {
     fn store(&self, uri: &ObjectUri, direction: Direction) -> Result<&S3Store, StorageError> {
         self.store
             .get_or_init(|| {
-                S3Store::new(self.handle.clone(), self.options.clone())
+                S3Store::with_stop(self.handle.clone(), self.options.clone(), self.stop.clone())
                     .map_err(|error| error.to_string())
             })
             .as_ref()
@@ -109,9 +113,31 @@ impl ObjectStore for LazyS3 {
     ) -> Result<Box<dyn ObjectWriter>, StorageError> {
         self.store(uri, Direction::Put)?.create(uri, spool)
     }
+
+    fn create_new(&self, contents: &[u8], uri: &ObjectUri) -> Result<bool, StorageError> {
+        self.store(uri, Direction::Put)?.create_new(contents, uri)
+    }
+
+    fn delete(&self, uri: &ObjectUri) -> Result<(), StorageError> {
+        self.store(uri, Direction::Put)?.delete(uri)
+    }
+
+    fn list(&self, uri: &ObjectUri) -> Result<Vec<String>, StorageError> {
+        self.store(uri, Direction::Put)?.list(uri)
+    }
 }
 
-/// Local paths, and `s3://` through the lazily built S3 store.
-pub fn stores(handle: Handle, args: &S3Args) -> Stores {
-    Stores::with_s3(Arc::new(LazyS3::new(handle, options(args))))
+/// Local paths, and `s3://` through the lazily built S3 store, whose waits end when `cancel`
+/// is cancelled (SIGTERM, SIGINT): staging in at once, publishing after `grace`.
+pub fn stores(handle: Handle, args: &S3Args, cancel: &CancelToken, grace: Duration) -> Stores {
+    let cancel = cancel.clone();
+    let stop = S3Stop::new(
+        move || {
+            cancel
+                .reason()
+                .map(|reason| (reason.exit_class(), reason.to_string()))
+        },
+        grace,
+    );
+    Stores::with_s3(Arc::new(LazyS3::new(handle, options(args), stop)))
 }

@@ -21,18 +21,26 @@ impl Contig {
     }
 }
 
-/// Why `name` cannot be a contig name in SAM and VCF, or `None` when it can.
+/// Why `name` cannot be a contig name in SAM and VCF, or cannot be called, or `None` when it
+/// can.
 ///
 /// The rule is the SAM spec's (v1, section 1.2.1): `[0-9A-Za-z!#$%&+./:;?@^_|~-]` first, then
 /// also `*` and `=`; VCF 4.3 (section 1.4.7) refers to the same set. Commas, brackets, quotes,
 /// backslashes, whitespace and control characters are excluded because region strings and
-/// `##contig` lines could not be parsed with them.
+/// `##contig` lines could not be parsed with them. A name starting with `#`, which SAM allows,
+/// is refused too: bcftools skips such a region, inline or in a regions file, as a comment
+/// (htslib `regidx`), so the contig would be called empty.
 pub fn contig_name_error(name: &str) -> Option<String> {
     let Some(first) = name.chars().next() else {
         return Some("the name is empty".to_owned());
     };
     if first == '*' || first == '=' {
         return Some(format!("it starts with {first:?}"));
+    }
+    if first == '#' {
+        return Some(
+            "it starts with '#', which bcftools reads as a comment in a region list".to_owned(),
+        );
     }
     let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$%&+./:;?@^_|~-*=".contains(c);
     name.chars()
@@ -83,6 +91,11 @@ mod tests {
         assert_eq!(contig_name_error("chr1,2"), Some("it contains ','".into()));
         assert_eq!(contig_name_error("chr 1"), Some("it contains ' '".into()));
         assert_eq!(contig_name_error("*x"), Some("it starts with '*'".into()));
+        assert_eq!(
+            contig_name_error("#x"),
+            Some("it starts with '#', which bcftools reads as a comment in a region list".into())
+        );
+        assert_eq!(contig_name_error("x#1"), None);
         assert_eq!(contig_name_error("a\tb"), Some("it contains '\\t'".into()));
     }
 

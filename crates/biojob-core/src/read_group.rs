@@ -7,10 +7,12 @@ use crate::SampleId;
 /// A SAM read group: the `@RG` header line that `bwa mem -R` writes and that every read carries
 /// as its `RG:Z` tag (SAM spec v1, section 1.3, `@RG`).
 ///
-/// Values may hold spaces, quotes and any other printable character; the SAM spec forbids tabs,
-/// newlines and other control characters in header values, so [`ReadGroup`] refuses them
-/// instead of letting them split the line. No shell is ever involved, so nothing else needs
-/// quoting.
+/// Values may hold spaces, quotes and any other printable character but a backslash; the SAM
+/// spec forbids tabs, newlines and other control characters in header values, so [`ReadGroup`]
+/// refuses them instead of letting them split the line. A backslash is refused because
+/// `bwa mem -R` reads it as the start of an escape (`\t` becomes a tab, `\n` a newline), and
+/// bwa 0.7.17 unescapes the line twice, so no escaping of ours gets a backslash through
+/// (`docs/formats.md`, "Read groups"). No shell is ever involved, so nothing else needs quoting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReadGroup {
     /// `ID`: unique read group identifier.
@@ -47,6 +49,28 @@ pub enum ReadGroupError {
         /// The offending character.
         character: char,
     },
+    /// A value holds a backslash, which `bwa mem -R` would turn into something else.
+    #[error(
+        "read group {tag} value {value:?} holds a backslash{}; bwa mem -R reads a backslash as an escape (\\t becomes a tab, \\n a newline) and would change the value",
+        escape_shown(value)
+    )]
+    Backslash {
+        /// The SAM tag (`ID`, `SM`, …).
+        tag: &'static str,
+        /// The rejected value.
+        value: String,
+    },
+}
+
+/// ` (the escape sequence \t)` when `value` holds one of the sequences bwa turns into a control
+/// character, else nothing.
+fn escape_shown(value: &str) -> String {
+    ["\\t", "\\n", "\\r"]
+        .into_iter()
+        .find(|sequence| value.contains(sequence))
+        .map_or_else(String::new, |sequence| {
+            format!(" (the escape sequence {sequence})")
+        })
 }
 
 /// The platform unit (`PU`) an Illumina read name gives: `<flowcell>.<lane>`, from the
@@ -171,15 +195,15 @@ impl ReadGroup {
     }
 
     /// The argument for `bwa mem -R`: fields separated by the two characters `\t`, which bwa
-    /// turns into tabs; a backslash in a value is written as `\\`, which bwa turns back into one
-    /// backslash (bwa `bwa.c`, `bwa_escape`).
+    /// turns into tabs (bwa `bwa.c`, `bwa_escape`). Values hold no backslash (the constructors
+    /// and [`ReadGroup::validate`] refuse one), so nothing else is escaped.
     pub fn to_bwa_argument(&self) -> String {
         let mut argument = String::from("@RG");
         for (tag, value) in self.fields() {
             argument.push_str("\\t");
             argument.push_str(tag);
             argument.push(':');
-            argument.push_str(&value.replace('\\', "\\\\"));
+            argument.push_str(value);
         }
         argument
     }
@@ -195,6 +219,9 @@ fn checked(tag: &'static str, value: String) -> Result<String, ReadGroupError> {
             value,
             character,
         });
+    }
+    if value.contains('\\') {
+        return Err(ReadGroupError::Backslash { tag, value });
     }
     Ok(value)
 }
@@ -238,21 +265,64 @@ mod tests {
     }
 
     #[test]
-    fn spaces_quotes_and_backslashes_survive() {
+    fn spaces_and_quotes_survive() {
         let read_group = ReadGroup::for_sample(&sample())
             .with_id("run 1")
             .unwrap()
-            .with_library(r#"it's "pcr-free" \ lib"#)
+            .with_library(r#"it's "pcr-free" / lib"#)
             .unwrap()
             .with_platform_unit("HXXX.1")
             .unwrap();
         assert_eq!(
             read_group.to_bwa_argument(),
-            r#"@RG\tID:run 1\tSM:NA12878\tLB:it's "pcr-free" \\ lib\tPL:ILLUMINA\tPU:HXXX.1"#
+            r#"@RG\tID:run 1\tSM:NA12878\tLB:it's "pcr-free" / lib\tPL:ILLUMINA\tPU:HXXX.1"#
         );
         assert_eq!(
             read_group.to_header_line(),
-            "@RG\tID:run 1\tSM:NA12878\tLB:it's \"pcr-free\" \\ lib\tPL:ILLUMINA\tPU:HXXX.1"
+            "@RG\tID:run 1\tSM:NA12878\tLB:it's \"pcr-free\" / lib\tPL:ILLUMINA\tPU:HXXX.1"
+        );
+    }
+
+    #[test]
+    fn backslashes_are_refused_naming_the_field_and_the_escape() {
+        let error = ReadGroup::for_sample(&sample())
+            .with_library(r"lib\t1")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"read group LB value "lib\\t1" holds a backslash (the escape sequence \t); bwa mem -R reads a backslash as an escape (\t becomes a tab, \n a newline) and would change the value"#
+        );
+        assert_eq!(
+            ReadGroup::for_sample(&sample())
+                .with_platform_unit(r"HX\nY")
+                .unwrap_err()
+                .to_string(),
+            r#"read group PU value "HX\\nY" holds a backslash (the escape sequence \n); bwa mem -R reads a backslash as an escape (\t becomes a tab, \n a newline) and would change the value"#
+        );
+        assert_eq!(
+            ReadGroup::for_sample(&sample())
+                .with_id(r"a\b")
+                .unwrap_err()
+                .to_string(),
+            r#"read group ID value "a\\b" holds a backslash; bwa mem -R reads a backslash as an escape (\t becomes a tab, \n a newline) and would change the value"#
+        );
+        assert_eq!(
+            ReadGroup::for_sample(&sample()).with_platform(r"x\ry"),
+            Err(ReadGroupError::Backslash {
+                tag: "PL",
+                value: r"x\ry".to_owned()
+            })
+        );
+        let literal = ReadGroup {
+            library: Some(r"\\t".into()),
+            ..ReadGroup::for_sample(&sample())
+        };
+        assert_eq!(
+            literal.validate(),
+            Err(ReadGroupError::Backslash {
+                tag: "LB",
+                value: r"\\t".to_owned()
+            })
         );
     }
 

@@ -53,8 +53,37 @@ impl Region {
     }
 }
 
+impl Region {
+    /// The region as htslib's `hts_parse_region` reads it (`samtools view BAM REGION`): as
+    /// [`Region`]'s `Display`, but with the contig's name in braces (`{HLA-A*01:01}`,
+    /// `{chr20:1-100}:5-10`) when it holds a `:`, so that it cannot be read as a contig and a
+    /// range (htslib 1.10 and later; checked with samtools 1.16). bcftools 1.16 does not take
+    /// braces: see [`BcftoolsRegions`].
+    pub fn to_htslib_region(&self) -> String {
+        let name = if self.contig.name.contains(':') {
+            format!("{{{}}}", self.contig.name)
+        } else {
+            self.contig.name.clone()
+        };
+        if self.is_whole() {
+            name
+        } else {
+            format!("{name}:{}-{}", self.start, self.end)
+        }
+    }
+
+    /// The region as a line of a bcftools regions or targets file (`-R`, `-T`):
+    /// `contig<TAB>start<TAB>end`, 1-based and closed (bcftools manual, `--regions-file`),
+    /// with a line feed.
+    pub fn to_regions_file_line(&self) -> String {
+        format!("{}\t{}\t{}\n", self.contig.name, self.start, self.end)
+    }
+}
+
 /// `contig` for a whole contig (what the tools take to mean all of it), else
-/// `contig:start-end`.
+/// `contig:start-end`. The human-readable form, for labels and manifests: a contig whose name
+/// holds `:` or `-` makes it ambiguous, so tools are given [`BcftoolsRegions`] or
+/// [`Region::to_htslib_region`] instead.
 impl fmt::Display for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_whole() {
@@ -62,6 +91,55 @@ impl fmt::Display for Region {
         } else {
             write!(f, "{}:{}-{}", self.contig.name, self.start, self.end)
         }
+    }
+}
+
+/// `regions` in the human-readable form, joined by `,`: a whole contig as its name, else
+/// `contig:start-end`.
+fn joined(regions: &[Region]) -> String {
+    let parts: Vec<String> = regions.iter().map(ToString::to_string).collect();
+    parts.join(",")
+}
+
+/// A list of regions as bcftools is given them (`mpileup -r`/`-R`, `view -t`/`-T`), so that a
+/// contig's name always means that contig.
+///
+/// bcftools 1.16 reads an inline list by splitting it at `,` and each item at its first `:`
+/// (htslib `regidx_parse_reg`), and takes no `{name}` braces: a contig whose name holds a
+/// `:` (GRCh38's `HLA-A*01:01:01:01`, or one named `chr20:1-100`) cannot be named inline,
+/// and `-r HLA-A*01:01:01:01` silently calls nothing. Regions on such contigs go through a
+/// regions file instead, one [`Region::to_regions_file_line`] per region, which bcftools
+/// splits at tabs. Names without `:` (`chr1-2` included) stay inline, so the usual command
+/// lines are unchanged. A name starting with `#` cannot be given either way (bcftools skips it
+/// as a comment): [`crate::contig_name_error`] refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BcftoolsRegions {
+    text: String,
+    file: Option<String>,
+}
+
+impl BcftoolsRegions {
+    /// The list for `regions` (in reference order).
+    pub fn new(regions: &[Region]) -> BcftoolsRegions {
+        let needs_file = regions
+            .iter()
+            .any(|region| region.contig.name.contains(':'));
+        BcftoolsRegions {
+            text: joined(regions),
+            file: needs_file.then(|| regions.iter().map(Region::to_regions_file_line).collect()),
+        }
+    }
+
+    /// The human-readable list (`chr20:1-100,chr22`, as [`Shard::region`]): the inline
+    /// argument when [`BcftoolsRegions::file_contents`] is `None`, and a label in any case.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// What the regions file must hold when bcftools has to read the list from a file
+    /// (`-R`/`-T`), or `None` when the inline form is unambiguous (`-r`/`-t`).
+    pub fn file_contents(&self) -> Option<&str> {
+        self.file.as_deref()
     }
 }
 
@@ -83,19 +161,25 @@ pub struct Shard {
 impl Shard {
     /// Shard `index` of `regions` (in reference order, not overlapping, not empty).
     pub fn new(index: usize, regions: Vec<Region>) -> Self {
-        let parts: Vec<String> = regions.iter().map(ToString::to_string).collect();
+        let region = joined(&regions);
         Shard {
             index,
             regions,
-            region: parts.join(","),
+            region,
         }
     }
 
-    /// The region string for tools (`-r`, `-t`): the regions joined by `,` (bcftools takes a
-    /// comma-separated list), each a contig name when whole, else `contig:start-end`. A
-    /// by-contig shard's region is therefore its contig's name.
+    /// The human-readable region string, for labels, manifests and file names: the regions
+    /// joined by `,`, each a contig name when whole, else `contig:start-end`. A by-contig
+    /// shard's region is therefore its contig's name. Not for tools: a contig name with `:` or
+    /// `-` makes it ambiguous there ([`Shard::bcftools_regions`]).
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The shard's regions as bcftools is to be given them ([`BcftoolsRegions`]).
+    pub fn bcftools_regions(&self) -> BcftoolsRegions {
+        BcftoolsRegions::new(&self.regions)
     }
 
     /// The bases the shard covers: the sum of its regions' lengths.
@@ -349,6 +433,57 @@ mod tests {
             Region::new(Contig::new("c", 10), 5, 10).map(|r| r.to_string()),
             Some("c:5-10".to_owned())
         );
+    }
+
+    #[test]
+    fn tool_renderings_keep_a_contig_name_one_contig() {
+        let hla = Contig::new("HLA-A*01:01:01:01", 3_503);
+        let odd = Contig::new("chr20:1-100", 300_000);
+        let dash = Contig::new("chr1-2", 16_571);
+        // The human-readable form stays as it is.
+        assert_eq!(Region::whole(hla.clone()).to_string(), "HLA-A*01:01:01:01");
+        assert_eq!(
+            Region::new(odd.clone(), 5, 10).unwrap().to_string(),
+            "chr20:1-100:5-10"
+        );
+        // htslib regions: braces around a name with ':'.
+        assert_eq!(
+            Region::whole(hla.clone()).to_htslib_region(),
+            "{HLA-A*01:01:01:01}"
+        );
+        assert_eq!(
+            Region::new(odd.clone(), 5, 10).unwrap().to_htslib_region(),
+            "{chr20:1-100}:5-10"
+        );
+        assert_eq!(Region::whole(dash.clone()).to_htslib_region(), "chr1-2");
+        assert_eq!(
+            Region::new(Contig::new("chr20", 300_000), 1, 100)
+                .unwrap()
+                .to_htslib_region(),
+            "chr20:1-100"
+        );
+        // bcftools: inline unless a name holds ':', then a regions file.
+        let usual = BcftoolsRegions::new(&[
+            Region::new(Contig::new("chr20", 300_000), 1, 37_500).unwrap(),
+            Region::whole(dash.clone()),
+        ]);
+        assert_eq!(usual.text(), "chr20:1-37500,chr1-2");
+        assert_eq!(usual.file_contents(), None);
+        let odd_regions = BcftoolsRegions::new(&[
+            Region::whole(Contig::new("chr20", 300_000)),
+            Region::new(odd, 1_000, 5_000).unwrap(),
+            Region::whole(hla),
+        ]);
+        assert_eq!(
+            odd_regions.text(),
+            "chr20,chr20:1-100:1000-5000,HLA-A*01:01:01:01"
+        );
+        assert_eq!(
+            odd_regions.file_contents(),
+            Some("chr20\t1\t300000\nchr20:1-100\t1000\t5000\nHLA-A*01:01:01:01\t1\t3503\n")
+        );
+        let shard = Shard::new(0, vec![Region::whole(dash)]);
+        assert_eq!(shard.bcftools_regions().text(), shard.region());
     }
 
     proptest::proptest! {

@@ -24,6 +24,16 @@ pub enum FastqError {
         source: io::Error,
     },
 
+    /// The path exists but is not a regular file (a FIFO, a device, a directory): refused
+    /// before it is opened, since opening a FIFO blocks and a device never ends.
+    #[error("{path} is {kind}, not a regular file")]
+    NotAFile {
+        /// The path.
+        path: Utf8PathBuf,
+        /// What it is, e.g. "a FIFO (named pipe)".
+        kind: &'static str,
+    },
+
     /// Reading the file failed below the FASTQ and gzip layers (a disk or network file system
     /// error).
     #[error("{path}: read failed {}", after_record(*records))]
@@ -162,6 +172,7 @@ impl FastqError {
     pub(crate) fn record_order(&self) -> u64 {
         match self {
             FastqError::Open { .. }
+            | FastqError::NotAFile { .. }
             | FastqError::Empty { .. }
             | FastqError::TooFewBlocks { .. } => 0,
             FastqError::UnsupportedCompression { .. } => 1,
@@ -196,6 +207,7 @@ impl Classify for FastqError {
             }
             FastqError::ConsumerClosed { .. } => ExitClass::ToolFailed,
             FastqError::Gzip { .. }
+            | FastqError::NotAFile { .. }
             | FastqError::UnsupportedCompression { .. }
             | FastqError::InvalidRecord { .. }
             | FastqError::Empty { .. }
@@ -222,6 +234,10 @@ impl Classify for FastqError {
             FastqError::UnsupportedCompression { .. } => {
                 Some("recompress the FASTQ files with gzip or bgzip".to_owned())
             }
+            FastqError::NotAFile { .. } => Some(
+                "give a regular file (write a pipe's or a device's output to a file first)"
+                    .to_owned(),
+            ),
             FastqError::MateMismatch { .. } | FastqError::CountMismatch { .. } => Some(
                 "R1 and R2 must list the same fragments in the same order; when exporting from \
                  a BAM, use `samtools collate` and `samtools fastq -1 R1 -2 R2 -s singletons`"
@@ -276,6 +292,35 @@ pub enum FormatError {
         path: Utf8PathBuf,
         /// Why, e.g. "plain gzip: the first block has no BC extra subfield".
         reason: &'static str,
+    },
+
+    /// A FASTA's lines do not follow the layout a `.fai` can describe (htslib `faidx`): within
+    /// a contig every sequence line but the last has the same length, and no blank line or
+    /// longer line comes before the contig's end.
+    #[error("{path}: contig {contig:?}, line {line}: {reason}")]
+    FastaLayout {
+        /// The FASTA.
+        path: Utf8PathBuf,
+        /// The contig whose lines break the layout.
+        contig: String,
+        /// The 1-based line number of the offending line.
+        line: u64,
+        /// What is wrong, e.g. "61 bases where the contig's lines have 60".
+        reason: String,
+    },
+
+    /// An index (`.fai`, bwa index, `.bai`) that was not built from the file beside it, or from
+    /// another version of it: tools would read wrong bases or records through it.
+    #[error("{index} does not belong to {file}: {reason}")]
+    IndexMismatch {
+        /// The index (for a bwa index, its prefix).
+        index: Utf8PathBuf,
+        /// The file it is used with.
+        file: Utf8PathBuf,
+        /// The first difference found.
+        reason: String,
+        /// The command that builds the right index, for the hint (`samtools faidx`, …).
+        rebuild: &'static str,
     },
 
     /// The file does not end with the 28-byte BGZF EOF marker block (SAM spec v1, section
@@ -360,6 +405,8 @@ impl Classify for FormatError {
             FormatError::Storage(error) => error.exit_class(),
             FormatError::Parse { .. }
             | FormatError::Invalid { .. }
+            | FormatError::FastaLayout { .. }
+            | FormatError::IndexMismatch { .. }
             | FormatError::NotBgzf { .. }
             | FormatError::MissingBgzfEof { .. }
             | FormatError::DamagedBlock { .. }
@@ -388,6 +435,14 @@ impl Classify for FormatError {
             FormatError::MissingBgzfEof { .. } => {
                 Some("the file is truncated: write or upload it again".to_owned())
             }
+            FormatError::FastaLayout { .. } => Some(
+                "rewrap the FASTA so that every line of a contig but its last has the same \
+                 length, with no blank line inside a contig (e.g. `seqkit seq -w 60`)"
+                    .to_owned(),
+            ),
+            FormatError::IndexMismatch { index, rebuild, .. } => Some(format!(
+                "remove {index} so that it is rebuilt, or rebuild it from this file ({rebuild})"
+            )),
             _ => None,
         }
     }

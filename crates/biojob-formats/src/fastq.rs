@@ -104,10 +104,12 @@ pub fn stream_fastq_pair_with_progress(
 ///
 /// - structure: `@` header line, sequence line, `+` line (which, if it repeats a name, repeats
 ///   the header's), quality line; a missing final newline is accepted, wrapped sequences are not;
+/// - every base is a SAM `SEQ` character, `[A-Za-z=.]` (SAM spec v1, section 1.4);
 /// - the quality line has as many characters as the sequence has bases, all in the Phred+33
 ///   range `!`..=`~`;
 /// - mate names agree record by record (the header after `@` up to the first space or tab, a
-///   trailing `/1` or `/2` removed);
+///   trailing `/1` or `/2` removed), and a name that ends in `/1` or `/2` is in the file of
+///   that read (R1 `/1`, R2 `/2`: swapped files would otherwise pass);
 /// - both files have the same number of records, and at least one;
 /// - the gzip stream is complete and intact.
 ///
@@ -232,9 +234,9 @@ fn read_pair(
     let (result_1, result_2, mates) = std::thread::scope(|scope| {
         let cancel = &cancel;
         let reader_1 =
-            scope.spawn(move || read_file(source_1, sink_1, mates_tx_1, cancel, (progress, 0)));
+            scope.spawn(move || read_file(source_1, 1, sink_1, mates_tx_1, cancel, (progress, 0)));
         let reader_2 =
-            scope.spawn(move || read_file(source_2, sink_2, mates_tx_2, cancel, (progress, 1)));
+            scope.spawn(move || read_file(source_2, 2, sink_2, mates_tx_2, cancel, (progress, 1)));
         let mates = compare_mates(mates_rx_1, mates_rx_2, cancel);
         let result_1 = reader_1
             .join()
@@ -263,6 +265,7 @@ fn read_pair(
 /// side to stop.
 fn read_file(
     source: FastqSource,
+    mate: u8,
     mut sink: impl RecordSink,
     mut mates: MateSender,
     cancel: &AtomicBool,
@@ -271,7 +274,7 @@ fn read_file(
     let path = &source.path().to_owned();
     let _span = tracing::debug_span!("fastq", %path).entered();
     let started = Instant::now();
-    let mut result = scan_file(source, &mut sink, &mut mates, cancel, progress);
+    let mut result = scan_file(source, mate, &mut sink, &mut mates, cancel, progress);
     mates.finish();
     result = match result {
         Ok(outcome) if outcome.completed && outcome.records == 0 => {
@@ -308,14 +311,15 @@ fn read_file(
 
 fn scan_file(
     source: FastqSource,
+    mate: u8,
     sink: &mut impl RecordSink,
     mates: &mut MateSender,
     cancel: &AtomicBool,
-    (progress, mate): (Option<&FastqProgress>, usize),
+    (progress, slot): (Option<&FastqProgress>, usize),
 ) -> Result<FileOutcome, FastqError> {
     let path = &source.path().to_owned();
     let streamed = source.is_streamed();
-    let mut reader = RecordReader::new(path, source.open()?);
+    let mut reader = RecordReader::new(path, mate, source.open()?);
     tracing::debug!(gzip = reader.is_gzip(), streamed, "FASTQ file opened");
     let mut bases: u64 = 0;
     let completed = loop {
@@ -349,11 +353,11 @@ fn scan_file(
         if let Some(progress) = progress
             && (records + 1).is_multiple_of(FastqProgress::RECORDS_PER_UPDATE)
         {
-            progress.update(mate, records + 1, reader.bytes_read());
+            progress.update(slot, records + 1, reader.bytes_read());
         }
     };
     if let Some(progress) = progress {
-        progress.update(mate, reader.records(), reader.bytes_read());
+        progress.update(slot, reader.records(), reader.bytes_read());
     }
     Ok(FileOutcome {
         records: reader.records(),

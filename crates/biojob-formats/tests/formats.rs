@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use biojob_core::{Classify, Contig, ExitClass, Region};
 use biojob_formats::{
-    BGZF_EOF_BLOCK, BamHeaderSummary, BamRecordCounter, BamRecordCounts, ChunkLayout, FastqError,
-    FastqPairStats, FastqSource, FlagCounts, FormatError, SplitRequest, VariantCounts, VcfContig,
-    VcfHeaderSummary, VcfRules, check_bam_header, check_bgzf_eof, check_fai_covers_fasta,
-    count_bam_records, fastq_chunk_names, first_read_name, quickcheck_bam, quickcheck_vcf,
-    read_bam_header_summary, read_bam_stats, read_fai, scan_vcf, split_fastq_pair,
-    stream_fastq_pair, tabix_contigs, validate_fastq_pair,
+    AmbiguousRun, BGZF_EOF_BLOCK, BamHeaderSummary, BamRecordCounter, BamRecordCounts, ChunkLayout,
+    FastqError, FastqPairStats, FastqSource, FlagCounts, FormatError, IndexProvenance,
+    SplitRequest, VariantCounts, VcfContig, VcfHeaderSummary, VcfRules, check_bai_matches_bam,
+    check_bam_header, check_bgzf_eof, check_bwa_index_matches_fasta, check_fai_covers_fasta,
+    check_fasta_layout, count_bam_records, fastq_chunk_names, first_read_name, quickcheck_bam,
+    quickcheck_vcf, read_bam_header_summary, read_bam_stats, read_bwa_index_summary, read_fai,
+    scan_vcf, split_fastq_pair, stream_fastq_pair, tabix_contigs, validate_fastq_pair,
 };
 use biojob_testkit::testdata;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -318,6 +319,41 @@ fn mate_suffixes_are_accepted() {
     let r1 = dir.write_gz("r1.fastq.gz", fastq(10, "frag", "/1"));
     let r2 = dir.write_gz("r2.fastq.gz", fastq(10, "frag", "/2"));
     assert_eq!(validate_fastq_pair(&r1, &r2).unwrap().pairs, 10);
+    // A suffix on one side only names the same fragments.
+    let plain = dir.write_gz("plain.fastq.gz", fastq(10, "frag", ""));
+    assert_eq!(validate_fastq_pair(&r1, &plain).unwrap().pairs, 10);
+}
+
+/// R1 holding `/2` names and R2 `/1` names (the files swapped) was accepted, since the suffixes
+/// are removed before the names are compared; a suffix must match the file it is in.
+#[test]
+fn mate_suffixes_in_the_wrong_file_are_rejected() {
+    let dir = Dir::new();
+    let r1 = dir.write_gz("r1.fastq.gz", fastq(10, "frag", "/2"));
+    let r2 = dir.write_gz("r2.fastq.gz", fastq(10, "frag", "/1"));
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{r1}: record 1, line 1: read name \"frag1/2\" ends in /2 in the file of read 1; a \
+             name that ends in /1 or /2 must be in the R1 or R2 file respectively (R1 and R2 \
+             swapped?)"
+        )
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+    // One record of R2 named /1 among /2 names, found at its record.
+    let good_1 = dir.write("good1.fastq", fastq(5, "frag", "/1"));
+    let text = fastq(5, "frag", "/2").replace("@frag4/2 ", "@frag4/1 ");
+    let r2 = dir.write("r2.fastq", text);
+    let error = validate_fastq_pair(&good_1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{r2}: record 4, line 13: read name \"frag4/1\" ends in /1 in the file of read 2; a \
+             name that ends in /1 or /2 must be in the R1 or R2 file respectively (R1 and R2 \
+             swapped?)"
+        )
+    );
 }
 
 #[test]
@@ -469,6 +505,37 @@ fn quality_below_phred33_is_rejected() {
     }
 }
 
+/// A `-` (a gap character from an alignment export) or any byte outside SAM's `SEQ` alphabet
+/// would reach bwa and then fail samtools with "CIGAR and query sequence are of different
+/// length" (a tool failure, 20); the FASTQ check refuses it first as input (11).
+#[test]
+fn base_outside_sam_seq_alphabet_is_rejected() {
+    let dir = Dir::new();
+    let r1 = dir.write("r1.fastq", fastq(3, "r", ""));
+    let mut bases = "A".repeat(50);
+    bases.replace_range(6..7, "-");
+    let r2 = dir.write_gz("r2.fastq.gz", replace_line(&fastq(3, "r", ""), 10, &bases));
+    let error = validate_fastq_pair(&r1, &r2).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{r2}: record 3, line 10: base '-' (byte 0x2d) at position 7 is not a sequence \
+             character (SAM SEQ allows letters, '=' and '.')"
+        )
+    );
+    assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+    // IUPAC codes, lower case, '=' and '.' are all SAM SEQ characters.
+    let r2 = dir.write(
+        "r2b.fastq",
+        replace_line(
+            &fastq(3, "r", ""),
+            10,
+            &format!("{}NRYacgt=.", "A".repeat(41)),
+        ),
+    );
+    validate_fastq_pair(&r1, &r2).unwrap();
+}
+
 #[test]
 fn mate_names_differing_at_record_3_are_rejected() {
     let dir = Dir::new();
@@ -582,6 +649,43 @@ fn empty_files_are_rejected() {
     let empty_gz = dir.write_gz("empty.fastq.gz", "");
     let error = validate_fastq_pair(&empty_gz, &full).unwrap_err();
     assert!(matches!(error, FastqError::Empty { ref path } if *path == empty_gz));
+}
+
+/// `FASTQ_1` naming a FIFO with no writer once hung in `open()` (even through SIGTERM), and
+/// `/dev/zero` spun at 100 % CPU: a path that is not a regular file is refused before it is
+/// opened, with the input class. The time limit guards against the hang; it is not a speed
+/// target.
+#[test]
+fn inputs_that_are_not_regular_files_are_refused_before_they_are_opened() {
+    let dir = Dir::new();
+    let fifo = dir.path("R1.fastq.gz");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let r2 = dir.write("r2.fastq", fastq(3, "r", ""));
+    let cases = [
+        (fifo.clone(), "a FIFO (named pipe)"),
+        (Utf8PathBuf::from("/dev/zero"), "a character device"),
+        (dir.path(""), "a directory"),
+    ];
+    for (path, kind) in cases {
+        let expected = format!("{path} is {kind}, not a regular file");
+        let (first, second) = (path.clone(), r2.clone());
+        let error = within(Duration::from_secs(5), move || {
+            validate_fastq_pair(&first, &second).unwrap_err()
+        });
+        assert_eq!(error.to_string(), expected);
+        assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+        assert_eq!(
+            error.remedy().as_deref(),
+            Some("give a regular file (write a pipe's or a device's output to a file first)")
+        );
+        // As R2, streaming into sinks.
+        let (first, second) = (r2.clone(), path.clone());
+        let error = within(Duration::from_secs(5), move || {
+            stream_fastq_pair(&first, &second, io::sink(), io::sink()).unwrap_err()
+        });
+        assert_eq!(error.to_string(), expected);
+    }
 }
 
 #[test]
@@ -2000,19 +2104,616 @@ fn the_fai_must_list_every_record_of_the_fasta() {
     assert_eq!(
         check("last.fa", ">a\nACGT\n>b\nAC\n>a\nGG\n"),
         Err(format!(
-            "{last}: the line at byte 14 (\">a\") is not where its index {last}.fai puts the next \
-             record; a contig name used twice? (samtools faidx indexes only the first record of a \
-             name)"
+            "{last}.fai does not belong to {last}: the line at byte 14 (\">a\") is a record the \
+             index does not list there (it lists no record after contig \"b\")"
         ))
     );
     let middle = root.join("middle.fa");
     assert_eq!(
         check("middle.fa", ">a\nACGT\n>a second\nAC\n>b\nGG\n"),
         Err(format!(
-            "{middle}: the line at byte 8 (\">a second\") is not where its index {middle}.fai \
-             puts the next record (\"b\"); a contig name used twice? (samtools faidx indexes \
-             only the first record of a name)"
+            "{middle}.fai does not belong to {middle}: the line at byte 8 (\">a second\") is a \
+             record the index does not list there (it lists \"b\" next)"
         ))
+    );
+}
+
+/// `samtools faidx` on `fasta`, writing `fasta.fai`: whether it succeeded, and its stderr.
+fn samtools_faidx(fasta: &Utf8Path) -> (bool, String) {
+    let output = Command::new("samtools")
+        .arg("faidx")
+        .arg(fasta)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A FASTA whose lines within a contig are uneven made `samtools faidx` fail (a tool failure,
+/// 20, with a message naming no line, or for a line after a shorter one not even the contig);
+/// the native check before it names the contig and the line, with the input class and a hint.
+/// Each case is one that samtools faidx really refuses.
+#[test]
+fn uneven_fasta_lines_are_refused_naming_the_contig_and_the_line() {
+    let dir = Dir::new();
+    let cases = [
+        (
+            ">a\nACGT\nAC\n>b desc\nACGTACGT\nACGTACGTAC\nACG\n",
+            "b",
+            6,
+            "10 bases in 11 bytes where the contig's first line (line 5) has 8 bases in 9 \
+             bytes; every line of a contig but its last must have the same length",
+        ),
+        (
+            ">a\nACGTAC\nACG\nACGTAC\n",
+            "a",
+            4,
+            "more sequence after line 3, which is shorter (3 bases where the contig's first \
+             line has 6); only the last line of a contig may be shorter",
+        ),
+        (
+            ">a\nACGT\n\nACGT\n>b\nA\n",
+            "a",
+            4,
+            "more sequence after the blank line 3; blank lines may only come between contigs",
+        ),
+        (
+            ">a\nACGT\n>b\n",
+            "b",
+            3,
+            "the file ends after this header: the last contig has no sequence",
+        ),
+    ];
+    for (number, (text, contig, line, reason)) in cases.into_iter().enumerate() {
+        let fasta = dir.write(&format!("uneven{number}.fa"), text);
+        let (built, stderr) = samtools_faidx(&fasta);
+        assert!(!built, "samtools faidx accepted case {number}: {stderr}");
+        let error = check_fasta_layout(&fasta).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{fasta}: contig {contig:?}, line {line}: {reason}"),
+            "case {number}"
+        );
+        assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+        assert_eq!(
+            error.remedy().as_deref(),
+            Some(
+                "rewrap the FASTA so that every line of a contig but its last has the same \
+                 length, with no blank line inside a contig (e.g. `seqkit seq -w 60`)"
+            )
+        );
+    }
+    // Sequence before the first header.
+    let headless = dir.write("headless.fa", "\nACGT\n>a\nAC\n");
+    assert_eq!(
+        check_fasta_layout(&headless).unwrap_err().to_string(),
+        format!(
+            "{headless}: line 2: expected a '>' header line before any sequence, found \"ACGT\""
+        )
+    );
+    // The real reference with one base cut from line 5,100 (in chr22): found at that line.
+    let real = std::fs::read_to_string(testdata().join("ref.fa")).unwrap();
+    let mut lines: Vec<String> = real.lines().map(str::to_owned).collect();
+    lines[5099].pop();
+    let cut = dir.write("cut.fa", lines.join("\n") + "\n");
+    assert!(!samtools_faidx(&cut).0);
+    assert_eq!(
+        check_fasta_layout(&cut).unwrap_err().to_string(),
+        format!(
+            "{cut}: contig \"chr22\", line 5101: more sequence after line 5100, which is shorter \
+             (59 bases where the contig's first line has 60); only the last line of a contig may \
+             be shorter"
+        )
+    );
+    // What faidx accepts passes, with the lengths faidx finds: the real reference; wrapped
+    // lines, descriptions, blank lines between contigs, CRLF, no final newline.
+    assert_eq!(
+        check_fasta_layout(&testdata().join("ref.fa")).unwrap(),
+        read_fai(&testdata().join("ref.fa.fai")).unwrap()
+    );
+    for (name, text) in [
+        ("ok.fa", ">a desc\nACGTACGT\nACG\n\n>b\nA\n>c x y\nACGT"),
+        ("crlf.fa", ">a\r\nACGT\r\nAC\r\n>b\r\nGG\r\n"),
+    ] {
+        let fasta = dir.write(name, text);
+        assert!(samtools_faidx(&fasta).0);
+        assert_eq!(
+            check_fasta_layout(&fasta).unwrap(),
+            read_fai(&dir.path(&format!("{name}.fai"))).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+/// A `.fai` is used only when it belongs to its FASTA as it is now: one with shifted offsets
+/// (an edited header), a last contig 100 bases short, or another line width gave wrong bases or
+/// an empty VCF; each is refused naming the contig, with the input class and a hint.
+#[test]
+fn a_fai_that_does_not_belong_to_its_fasta_is_refused() {
+    let dir = Dir::new();
+    let real = testdata().join("ref.fa");
+    let text = std::fs::read_to_string(&real).unwrap();
+    let real_fai = std::fs::read_to_string(testdata().join("ref.fa.fai")).unwrap();
+    let check = |fasta_text: &str, fai_text: &str| {
+        let fasta = dir.write("ref.fa", fasta_text);
+        let fai = dir.write("ref.fa.fai", fai_text);
+        check_fai_covers_fasta(&fasta, &fai).map_err(|error| {
+            assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+            (error.to_string(), error.remedy())
+        })
+    };
+    let prefix = format!(
+        "{} does not belong to {}: ",
+        dir.path("ref.fa.fai"),
+        dir.path("ref.fa")
+    );
+    let remedy = Some(format!(
+        "remove {} so that it is rebuilt, or rebuild it from this file (samtools faidx)",
+        dir.path("ref.fa.fai")
+    ));
+    // The right index passes.
+    assert_eq!(check(&text, &real_fai), Ok(()));
+
+    // A header five bytes longer: every offset is five bytes short.
+    let longer = text.replacen("slice (POS", "slice, 2024 (POS", 1);
+    assert_eq!(
+        check(&longer, &real_fai),
+        Err((
+            format!(
+                "{prefix}contig \"chr20\": the index puts its sequence at byte 105, which is \
+                 not the start of a line"
+            ),
+            remedy.clone()
+        ))
+    );
+    // chr22's offset one line further on: it points into its own sequence.
+    let shifted = real_fai.replace("\t305268\t", "\t305329\t");
+    assert_eq!(
+        check(&text, &shifted),
+        Err((
+            format!(
+                "{prefix}contig \"chr22\": the index puts its sequence at byte 305329, which \
+                 does not follow its header line (the line before it is \"{}...\")",
+                &text[305268..305308]
+            ),
+            remedy.clone()
+        ))
+    );
+
+    // The last contig 100 bases short: its sequence goes on past the end the index gives.
+    let short = real_fai.replace("chrM\t16571\t", "chrM\t16471\t");
+    assert_eq!(
+        check(&text, &short),
+        Err((
+            format!(
+                "{prefix}contig \"chrM\" goes on past the 16471 bases its index lists (byte \
+                 334658 holds more sequence)"
+            ),
+            remedy.clone()
+        ))
+    );
+    // 11 bases short, ending on a line end: the next line is more sequence.
+    let whole_lines = real_fai.replace("chrM\t16571\t", "chrM\t16560\t");
+    assert_eq!(
+        check(&text, &whole_lines),
+        Err((
+            format!(
+                "{prefix}contig \"chrM\" goes on past the 16560 bases its index lists (the line \
+                 at byte 334749 holds more sequence)"
+            ),
+            remedy.clone()
+        ))
+    );
+    // A middle contig listed longer than it is.
+    let long = real_fai.replace("chr22\t12356\t", "chr22\t12400\t");
+    assert_eq!(
+        check(&text, &long),
+        Err((
+            format!(
+                "{prefix}contig \"chr22\": sequence line 206 does not end after 60 bases (byte \
+                 317833)"
+            ),
+            remedy.clone()
+        ))
+    );
+    // The sequences rewrapped at 70 columns, headers kept: same names, lengths and first
+    // offset, another layout.
+    let mut rewrapped = String::new();
+    for record in text.split_inclusive('>').filter(|part| *part != ">") {
+        let record = record.strip_suffix('>').unwrap_or(record);
+        let (header, sequence) = record.split_once('\n').unwrap();
+        let bases: Vec<char> = sequence.chars().filter(|c| *c != '\n').collect();
+        rewrapped.push('>');
+        rewrapped.push_str(header);
+        rewrapped.push('\n');
+        for line in bases.chunks(70) {
+            rewrapped.extend(line);
+            rewrapped.push('\n');
+        }
+    }
+    assert_eq!(rewrapped.lines().nth(1).map(str::len), Some(70));
+    assert_eq!(
+        check(&rewrapped, &real_fai),
+        Err((
+            format!(
+                "{prefix}contig \"chr20\": sequence line 1 does not end after 60 bases (byte \
+                 165)"
+            ),
+            remedy
+        ))
+    );
+}
+
+/// `bwa index` of `fasta` (index files beside it).
+fn bwa_index(fasta: &Utf8Path) {
+    let output = Command::new("bwa")
+        .arg("index")
+        .arg(fasta)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The byte offset in `text` (a FASTA with 60-base lines) of base `base` (1-based) of `contig`.
+fn base_offset(text: &str, contig: &str, base: usize) -> usize {
+    let header = text.find(&format!(">{contig} ")).unwrap();
+    let start = text[header..].find('\n').unwrap() + header + 1;
+    start + (base - 1) / 60 * 61 + (base - 1) % 60
+}
+
+/// A bwa index built from an earlier FASTA whose contigs have the same names and lengths gave
+/// confident wrong calls: the index is compared with the FASTA base by base (A/C/G/T, the
+/// `.pac`), run by run (ambiguous bases, the `.amb`) and contig by contig (the `.ann`).
+#[test]
+fn a_bwa_index_of_another_fasta_is_refused() {
+    let dir = Dir::new();
+    let text = std::fs::read_to_string(testdata().join("ref.fa")).unwrap();
+    let fasta = dir.write("ref.fa", &text);
+    bwa_index(&fasta);
+    let prefix = dir.path("ref.fa");
+    // The right index passes, and its summary is the FASTA's.
+    check_bwa_index_matches_fasta(&fasta, &prefix).unwrap();
+    let summary = read_bwa_index_summary(&prefix).unwrap();
+    let contigs: Vec<Contig> = summary
+        .contigs
+        .iter()
+        .map(|c| Contig::new(c.name.clone(), c.length))
+        .collect();
+    assert_eq!(contigs, read_fai(&testdata().join("ref.fa.fai")).unwrap());
+    assert_eq!(
+        (summary.packed_bases, summary.ambiguous.len()),
+        (328_927, 0)
+    );
+
+    let expect = |fasta_text: &str, reason: &str| {
+        std::fs::write(&fasta, fasta_text).unwrap();
+        let error = check_bwa_index_matches_fasta(&fasta, &prefix).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{prefix} does not belong to {fasta}: {reason}")
+        );
+        assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+        assert_eq!(
+            error.remedy(),
+            Some(format!(
+                "remove {prefix} so that it is rebuilt, or rebuild it from this file (bwa index)"
+            ))
+        );
+    };
+    // The FASTA edited after indexing: three bases of chr22 changed, same names and lengths.
+    let mut edited = text.clone().into_bytes();
+    for (base, new) in [(1_000, b'G'), (5_000, b'T'), (12_000, b'C')] {
+        let at = base_offset(&text, "chr22", base);
+        assert_ne!(edited[at], new);
+        edited[at] = new;
+    }
+    let edited = String::from_utf8(edited).unwrap();
+    expect(
+        &edited,
+        "base 1000 of contig chr22 is G in the FASTA, A in the index",
+    );
+    // A lower-case base is the same base.
+    let mut lower = text.clone().into_bytes();
+    lower[base_offset(&text, "chr22", 1_000)] = b'a';
+    std::fs::write(&fasta, &lower).unwrap();
+    check_bwa_index_matches_fasta(&fasta, &prefix).unwrap();
+    // Another name for the last contig.
+    expect(
+        &text.replace(">chrM ", ">chrMT "),
+        "contig 3 is chrMT in the FASTA, chrM in the index",
+    );
+    // A contig one base shorter (its last base removed).
+    let end = text.find("\n>chr22").unwrap();
+    let shorter = format!("{}{}", &text[..end - 1], &text[end..]);
+    expect(
+        &shorter,
+        "contig chr20 has 299999 bases in the FASTA, 300000 in the index",
+    );
+
+    // Ambiguous bases: bwa packs a random base for each, so they are compared with the runs
+    // of the `.amb`. The pattern starts chr22's line 17, at base 961.
+    let pattern = "CTCCTTCTCCCGCTTTCCACGG";
+    assert_eq!(
+        base_offset(&text, "chr22", 961),
+        text.find(pattern).unwrap()
+    );
+    // Ns in the FASTA where the index has bases.
+    expect(
+        &text.replacen(pattern, "CTCCTTCTCCCGCTTTCCACNN", 1),
+        "base 981 of contig chr22 is N in the FASTA, G in the index",
+    );
+    // An index built with six Ns at bases 971-976 passes with them...
+    let with_n = text.replacen(pattern, "CTCCTTCTCCNNNNNNCCACGG", 1);
+    std::fs::write(&fasta, &with_n).unwrap();
+    bwa_index(&fasta);
+    check_bwa_index_matches_fasta(&fasta, &prefix).unwrap();
+    let summary = read_bwa_index_summary(&prefix).unwrap();
+    assert_eq!(
+        summary.ambiguous,
+        [AmbiguousRun {
+            offset: 300_970,
+            length: 6,
+            character: b'N'
+        }]
+    );
+    // ...and is refused once they are filled in with bases, or written in lower case.
+    expect(
+        &text,
+        "base 971 of contig chr22 is C in the FASTA, N in the index",
+    );
+    expect(
+        &with_n.replacen("NNNNNN", "NNnNNN", 1),
+        "base 973 of contig chr22 is n in the FASTA, N in the index",
+    );
+}
+
+/// The provenance record written beside an index: read back as written; the same files give
+/// no difference, an edited FASTA is named with both digests.
+#[test]
+fn index_provenance_records_round_trip_and_name_what_changed() {
+    let dir = Dir::new();
+    let text = std::fs::read_to_string(testdata().join("ref.fa")).unwrap();
+    let fasta = dir.write("ref.fa", &text);
+    bwa_index(&fasta);
+    let files: Vec<Utf8PathBuf> = ["amb", "ann", "bwt", "pac", "sa"]
+        .iter()
+        .map(|extension| dir.path(&format!("ref.fa.{extension}")))
+        .collect();
+    let record = IndexProvenance::of(&fasta, &files).unwrap();
+    assert_eq!(record.source.name, "ref.fa");
+    assert_eq!(record.source.bytes, 334_761);
+    assert_eq!(
+        record.source.sha256,
+        sha256(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let names: Vec<&str> = record.index.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ref.fa.amb",
+            "ref.fa.ann",
+            "ref.fa.bwt",
+            "ref.fa.pac",
+            "ref.fa.sa"
+        ]
+    );
+    let path = IndexProvenance::path(&dir.path("ref.fa"));
+    assert_eq!(path, dir.path("ref.fa.provenance.json"));
+    assert_eq!(IndexProvenance::read(&path).unwrap(), None);
+    record.write(&path).unwrap();
+    assert!(!dir.path("ref.fa.provenance.json.partial").exists());
+    let read = IndexProvenance::read(&path).unwrap().unwrap();
+    assert_eq!(read, record);
+    assert_eq!(
+        read.difference(&IndexProvenance::of(&fasta, &files).unwrap()),
+        None
+    );
+    // The FASTA edited in place: same size, another digest.
+    let edited = text.replacen("CGGACATAGA", "CGGACATAGC", 1);
+    std::fs::write(&fasta, &edited).unwrap();
+    let now = IndexProvenance::of(&fasta, &files).unwrap();
+    assert_eq!(
+        read.difference(&now),
+        Some(format!(
+            "ref.fa has changed since the index was built (334761 bytes, SHA-256 {} then; \
+             334761 bytes, SHA-256 {} now)",
+            read.source.sha256, now.source.sha256
+        ))
+    );
+    assert_ne!(read.source.sha256, now.source.sha256);
+    // A record of another format is refused.
+    std::fs::write(&path, r#"{"format": "other/9", "source": {"name": "x", "bytes": 1, "sha256": "00"}, "index": []}"#).unwrap();
+    assert_eq!(
+        IndexProvenance::read(&path).unwrap_err().to_string(),
+        format!("{path}: invalid index provenance record")
+    );
+}
+
+/// The test data aligned (bwa mem | samtools sort) into `dir/name`, indexed: a real BAM and
+/// `.bai`.
+fn aligned_bam(dir: &Dir, name: &str) -> Utf8PathBuf {
+    let fasta = dir.path("ref.fa");
+    if !fasta.exists() {
+        std::fs::copy(testdata().join("ref.fa"), &fasta).unwrap();
+        bwa_index(&fasta);
+    }
+    let (r1, r2) = real_pair();
+    let mut bwa = Command::new("bwa")
+        .args([
+            "mem",
+            "-t",
+            "2",
+            "-K",
+            "10000000",
+            "-R",
+            r"@RG\tID:x\tSM:NA12878",
+        ])
+        .args([fasta.as_str(), r1.as_str(), r2.as_str()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let bam = dir.path(name);
+    let sorted = Command::new("samtools")
+        .args(["sort", "-o", bam.as_str(), "-"])
+        .stdin(bwa.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(bwa.wait().unwrap().success());
+    assert!(sorted.status.success());
+    run("samtools", &["index", bam.as_str()]);
+    bam
+}
+
+/// A `.bai` of another BAM gave an empty or wrong VCF: the index is checked against the BAM's
+/// header and a few of its blocks per reference. The same records compressed otherwise
+/// (another BGZF level) are another BAM for the index.
+#[test]
+fn a_bai_of_another_bam_is_refused() {
+    let dir = Dir::new();
+    let bam = aligned_bam(&dir, "a.bam");
+    let bai = dir.path("a.bam.bai");
+    check_bai_matches_bam(&bam, &bai).unwrap();
+
+    let expect = |other_bai: &Utf8Path, reason: &str| {
+        let error = check_bai_matches_bam(&bam, other_bai).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{other_bai} does not belong to {bam}: {reason}")
+        );
+        assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+        assert_eq!(
+            error.remedy(),
+            Some(format!(
+                "remove {other_bai} so that it is rebuilt, or rebuild it from this file \
+                 (samtools index)"
+            ))
+        );
+    };
+    // The same records at compression level 1 (`view -1`): the offsets point into other
+    // blocks.
+    let level_1 = dir.path("level1.bam");
+    run(
+        "samtools",
+        &["view", "-1", "-o", level_1.as_str(), bam.as_str()],
+    );
+    run("samtools", &["index", level_1.as_str()]);
+    check_bai_matches_bam(&level_1, &dir.path("level1.bam.bai")).unwrap();
+    // samtools writes the header in a block of its own, so the first record starts the second
+    // block: at the first block's size (BSIZE + 1, SAM spec v1, section 4.1).
+    let first_block = |bam: &Utf8Path| {
+        let bytes = std::fs::read(bam).unwrap();
+        u64::from(u16::from_le_bytes([bytes[16], bytes[17]])) + 1
+    };
+    expect(
+        &dir.path("level1.bam.bai"),
+        &format!(
+            "the BAM's first record (at {}/0) is on reference 0 (chr20), whose records the index \
+             starts at {}/0",
+            first_block(&bam),
+            first_block(&level_1)
+        ),
+    );
+    assert_ne!(first_block(&bam), first_block(&level_1));
+    // The chr22 records only, same header: its first record is where the full BAM's chr22
+    // records start in the index, in another block.
+    let chr22 = dir.path("chr22.bam");
+    run(
+        "samtools",
+        &["view", "-b", "-o", chr22.as_str(), bam.as_str(), "chr22"],
+    );
+    let error = check_bai_matches_bam(&chr22, &bai).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{bai} does not belong to {chr22}: the BAM's first record (at {}/0) is on reference \
+             1 (chr22), whose records the index starts at ",
+            first_block(&chr22)
+        )),
+        "{text}"
+    );
+    // The same records but one pair in the middle of chr20, same header: the first record is
+    // where the index says, the later blocks are not.
+    let name = Command::new("samtools")
+        .args(["view", bam.as_str(), "chr20:150000-150000"])
+        .output()
+        .unwrap();
+    let name = String::from_utf8(name.stdout).unwrap();
+    let name = name.split('\t').next().unwrap();
+    let minus = dir.path("minus.bam");
+    run(
+        "samtools",
+        &[
+            "view",
+            "--no-PG",
+            "-b",
+            "-e",
+            &format!("qname != \"{name}\""),
+            "-o",
+            minus.as_str(),
+            bam.as_str(),
+        ],
+    );
+    assert_eq!(first_block(&minus), first_block(&bam));
+    let text = check_bai_matches_bam(&minus, &bai).unwrap_err().to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{bai} does not belong to {minus}: reference 0 (chr20): the first chunk of bin "
+        )) && text.contains(", where no BGZF block starts ("),
+        "{text}"
+    );
+    // The chr20 records only, same header: chr20 is where the index says, the offsets of chr22
+    // lie past the end of this smaller BAM.
+    let chr20 = dir.path("chr20.bam");
+    run(
+        "samtools",
+        &[
+            "view",
+            "--no-PG",
+            "-b",
+            "-o",
+            chr20.as_str(),
+            bam.as_str(),
+            "chr20",
+        ],
+    );
+    let size = std::fs::metadata(&chr20).unwrap().len();
+    let text = check_bai_matches_bam(&chr20, &bai).unwrap_err().to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{bai} does not belong to {chr20}: reference 1 (chr22): offset "
+        )) && text.ends_with(&format!(" lies past the end of the BAM ({size} bytes)")),
+        "{text}"
+    );
+    // A header with a fourth @SQ line: the index of that BAM lists four references.
+    let header = Command::new("samtools")
+        .args(["view", "-H", bam.as_str()])
+        .output()
+        .unwrap();
+    let header = String::from_utf8(header.stdout).unwrap().replace(
+        "@SQ\tSN:chrM\tLN:16571\n",
+        "@SQ\tSN:chrM\tLN:16571\n@SQ\tSN:chrX\tLN:1000\n",
+    );
+    let header_path = dir.write("four.sam", header);
+    let four = dir.path("four.bam");
+    let reheadered = Command::new("samtools")
+        .args(["reheader", header_path.as_str(), bam.as_str()])
+        .output()
+        .unwrap();
+    std::fs::write(&four, reheadered.stdout).unwrap();
+    run("samtools", &["index", four.as_str()]);
+    expect(
+        &dir.path("four.bam.bai"),
+        "the index lists 4 reference sequences, the BAM header 3",
     );
 }
 

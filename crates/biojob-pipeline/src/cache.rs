@@ -38,6 +38,10 @@ pub struct CacheKeyMaterial {
     /// The plan's parameters: settings that change the outputs but appear in no argv.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     parameters: BTreeMap<String, String>,
+    /// The files the plan writes before its commands (placeholder path → content): a
+    /// regions file holds what an inline `-r` would.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    files: BTreeMap<String, String>,
 }
 
 impl CacheKeyMaterial {
@@ -69,6 +73,11 @@ impl CacheKeyMaterial {
                 .map(crate::PlannedCommand::key_argv)
                 .collect(),
             parameters: plan.parameters.clone(),
+            files: plan
+                .files
+                .iter()
+                .map(|file| (file.path.to_string(), file.contents.clone()))
+                .collect(),
         }
     }
 
@@ -88,7 +97,15 @@ impl CacheKeyMaterial {
 /// # Errors
 /// [`Error::Io`] (input side) when either file cannot be read.
 pub fn reference_sha256(reference: &PreparedReference) -> Result<String, Error> {
-    let digests = files_sha256(&[&reference.fasta, &reference.fai])?;
+    reference_sha256_until(reference, &|| None)
+}
+
+/// As [`reference_sha256`], giving up as [`file_sha256_until`] does.
+pub(crate) fn reference_sha256_until(
+    reference: &PreparedReference,
+    stop: Stop<'_>,
+) -> Result<String, Error> {
+    let digests = reference_files_sha256(reference, &[&reference.fasta, &reference.fai], stop)?;
     let (fasta, fai) = (
         digests.first().map_or("", String::as_str),
         digests.get(1).map_or("", String::as_str),
@@ -107,12 +124,21 @@ pub fn bwa_index_sha256(
     reference: &PreparedReference,
     aligner: Aligner,
 ) -> Result<BTreeMap<String, String>, Error> {
+    bwa_index_sha256_until(reference, aligner, &|| None)
+}
+
+/// As [`bwa_index_sha256`], giving up as [`file_sha256_until`] does.
+pub(crate) fn bwa_index_sha256_until(
+    reference: &PreparedReference,
+    aligner: Aligner,
+    stop: Stop<'_>,
+) -> Result<BTreeMap<String, String>, Error> {
     let Some(prefix) = &reference.bwa_prefix else {
         return Ok(BTreeMap::new());
     };
     let files = aligner.index_files(prefix);
     let paths: Vec<&Utf8Path> = files.iter().map(Utf8PathBuf::as_path).collect();
-    let digests = files_sha256(&paths)?;
+    let digests = reference_files_sha256(reference, &paths, stop)?;
     Ok(aligner
         .index_suffixes()
         .into_iter()
@@ -121,14 +147,51 @@ pub fn bwa_index_sha256(
         .collect())
 }
 
+/// SHA-256 of each of `paths`, files of `reference`: those hashed while it was prepared
+/// ([`PreparedReference::digests`]) are not read again, the others are read in parallel.
+fn reference_files_sha256(
+    reference: &PreparedReference,
+    paths: &[&Utf8Path],
+    stop: Stop<'_>,
+) -> Result<Vec<String>, Error> {
+    let missing: Vec<&Utf8Path> = paths
+        .iter()
+        .copied()
+        .filter(|path| !reference.digests.contains_key(*path))
+        .collect();
+    let mut hashed = missing.iter().zip(files_sha256_until(&missing, stop)?);
+    Ok(paths
+        .iter()
+        .map(|path| match reference.digests.get(*path) {
+            Some(known) => known.clone(),
+            None => hashed.next().map(|(_, sha256)| sha256).unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// SHA-256 of the file at `path`, lowercase hex.
 ///
 /// # Errors
 /// [`Error::Io`] (input side) when the file cannot be read.
 pub fn file_sha256(path: &Utf8Path) -> Result<String, Error> {
+    file_sha256_until(path, &|| None)
+}
+
+/// What tells a long read to stop: `Some(error)` once it must (a SIGTERM, the step's time
+/// limit: [`crate::StepContext::stopped`]).
+pub(crate) type Stop<'a> = &'a (dyn Fn() -> Option<Error> + Sync);
+
+/// How many bytes are hashed between two looks at the [`Stop`].
+const STOP_CHECK_BYTES: u64 = 16 << 20;
+
+/// As [`file_sha256`], giving up with `stop`'s error as soon as it has one (looked at every
+/// 16 MiB): hashing a FASTQ pair of 100 GB takes minutes, and a SIGTERM must end the job
+/// within its grace period.
+pub(crate) fn file_sha256_until(path: &Utf8Path, stop: Stop<'_>) -> Result<String, Error> {
     let mut file = std::fs::File::open(path).map_err(Error::input_io("opening", path))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
+    let mut since_check = 0u64;
     loop {
         let n = file
             .read(&mut buffer)
@@ -137,6 +200,13 @@ pub fn file_sha256(path: &Utf8Path) -> Result<String, Error> {
             break;
         }
         hasher.update(&buffer[..n]);
+        since_check += n as u64;
+        if since_check >= STOP_CHECK_BYTES {
+            since_check = 0;
+            if let Some(error) = stop() {
+                return Err(error);
+            }
+        }
     }
     Ok(hex(&hasher.finalize()))
 }
@@ -147,10 +217,18 @@ pub fn file_sha256(path: &Utf8Path) -> Result<String, Error> {
 /// # Errors
 /// As [`file_sha256`], for the first file that fails.
 pub fn files_sha256(paths: &[&Utf8Path]) -> Result<Vec<String>, Error> {
+    files_sha256_until(paths, &|| None)
+}
+
+/// As [`files_sha256`], each file giving up as [`file_sha256_until`] does.
+pub(crate) fn files_sha256_until(
+    paths: &[&Utf8Path],
+    stop: Stop<'_>,
+) -> Result<Vec<String>, Error> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = paths
             .iter()
-            .map(|path| scope.spawn(move || file_sha256(path)))
+            .map(|path| scope.spawn(move || file_sha256_until(path, stop)))
             .collect();
         handles
             .into_iter()
@@ -590,6 +668,7 @@ mod tests {
             bwa_prefix: None,
             contigs: Vec::new(),
             built: Vec::new(),
+            digests: Default::default(),
         };
         let [fasta, fai] = [&reference.fasta, &reference.fai].map(|p| file_sha256(p).unwrap());
         let expected = hex(&Sha256::digest(format!("fasta:{fasta}\nfai:{fai}\n")));

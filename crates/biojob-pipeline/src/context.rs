@@ -160,7 +160,12 @@ impl StepContext {
     /// # Errors
     /// As above.
     pub fn check_stopped(&self, what: &str) -> Result<(), Error> {
-        stop_error(self.supervisor.cancel_token(), &self.supervisor, what).map_or(Ok(()), Err)
+        self.stopped(what).map_or(Ok(()), Err)
+    }
+
+    /// The error [`StepContext::check_stopped`] fails with, when the work must stop.
+    pub fn stopped(&self, what: &str) -> Option<Error> {
+        stop_error(self.supervisor.cancel_token(), &self.supervisor, what)
     }
 }
 

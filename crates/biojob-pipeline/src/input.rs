@@ -42,6 +42,9 @@ pub const REFERENCE_EXTENSIONS: [&str; 3] = [".fa", ".fasta", ".fa.gz"];
 #[derive(Debug, Deserialize)]
 struct ExecutionInput {
     params: Params,
+    /// Keys biojob does not read: each gets a warning.
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +61,116 @@ struct Params {
     /// A cohort's sample sheet (path or URI).
     #[serde(default)]
     samplesheet: Option<String>,
+    /// Keys biojob does not read: each gets a warning.
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
+}
+
+/// The keys of `params` an execution input holds: those `biojob run` reads and those only the
+/// state machine reads (`templates/asl/biojob.asl.json`: the Batch queue, the shards, the
+/// chunks and the cohort's samples, which `biojob run` works out itself). Any other key gets a
+/// warning.
+const PARAMS_KEYS: [&str; 9] = [
+    "queue",
+    "environment",
+    "chromosomes",
+    "samplesheet",
+    "samples",
+    "shards",
+    "shardBases",
+    "chunks",
+    "chunkPairs",
+];
+
+/// Refuses a JSON text in which an object names a key twice (RFC 8259 section 4: the names
+/// "SHOULD be unique", and parsers differ on which value wins; serde_json keeps the last
+/// silently). The error names the key by its path (`params.environment.SAMPLE_ID`).
+fn refuse_duplicate_keys(text: &str) -> Result<(), serde_json::Error> {
+    use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+
+    struct Unique<'p>(&'p str);
+
+    impl<'de> DeserializeSeed<'de> for Unique<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Unique<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut index = 0usize;
+            while seq
+                .next_element_seed(Unique(&format!("{}[{index}]", self.0)))?
+                .is_some()
+            {
+                index += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.0.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.0)
+                };
+                if !seen.insert(key) {
+                    return Err(A::Error::custom(format!("{path} is given twice")));
+                }
+                map.next_value_seed(Unique(&path))?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Unique("").deserialize(&mut deserializer)
+}
+
+/// Warns about each key of `other` (under `prefix`), which biojob does not read, naming the
+/// key biojob reads that it looks like a misspelling of.
+fn warn_unknown_keys(prefix: &str, other: &BTreeMap<String, serde_json::Value>, known: &[&str]) {
+    for key in other.keys() {
+        let folded = key.to_ascii_lowercase();
+        let like = known.iter().find(|known| {
+            let known = known.to_ascii_lowercase();
+            known == folded
+                || known.trim_end_matches('s') == folded.trim_end_matches('s')
+                || known.replace('_', "") == folded.replace(['_', '-'], "")
+        });
+        let key = format!("{prefix}{key}");
+        match like {
+            Some(like) => warn!(
+                key,
+                "ignoring an input key biojob does not use (did you mean {prefix}{like}?)"
+            ),
+            None => warn!(key, "ignoring an input key biojob does not use"),
+        }
+    }
 }
 
 /// The workflow input with every name resolved to a URI.
@@ -150,6 +263,12 @@ impl JobEnvironment {
         self.get(key)
             .map(str::to_owned)
             .ok_or_else(|| match self.origin {
+                // Present but empty: a state machine passes "" for an unset key, an input
+                // file does not.
+                Origin::Json if self.values.contains_key(key) => usage(
+                    format!("params.environment.{key} is empty"),
+                    format!("give a value for \"{key}\" in params.environment in the input JSON"),
+                ),
                 Origin::Json => usage(
                     format!("params.environment.{key} is missing"),
                     format!("add \"{key}\" to params.environment in the input JSON"),
@@ -161,12 +280,22 @@ impl JobEnvironment {
             })
     }
 
+    /// `text`, the value of `key`, as a URI.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for an S3 key with `.`, `..` or empty segments
+    /// ([`biojob_storage::StorageError::UnsafeKey`]: the input class, as once it is staged);
+    /// [`Error::Usage`] for any other malformed URI.
     fn uri(&self, key: &str, text: &str) -> Result<ObjectUri, Error> {
-        ObjectUri::parse(text).map_err(|error| {
-            usage(
-                format!("{}: {error}", self.name(key)),
+        ObjectUri::parse(text).map_err(|error| match error {
+            biojob_storage::StorageError::UnsafeKey { .. } => Error::Input {
+                message: format!("{}: {error}", self.name(key)),
+                remedy: Some("write the key without '.', '..' or empty segments".into()),
+            },
+            other => usage(
+                format!("{}: {other}", self.name(key)),
                 "use s3://bucket/key, file:///path or a path",
-            )
+            ),
         })
     }
 
@@ -403,13 +532,22 @@ struct ParsedInput {
 }
 
 impl ParsedInput {
+    /// Parses the JSON: a leading UTF-8 byte order mark is skipped, a key given twice in any
+    /// object is refused, unknown keys of the input and of `params` are warned about.
     fn from_json(text: &str) -> Result<ParsedInput, Error> {
-        let input: ExecutionInput = serde_json::from_str(text).map_err(|error| {
+        // RFC 8259 section 8.1: a parser may ignore a byte order mark, which editors on
+        // Windows write (serde_json does not).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let invalid = |error: serde_json::Error| {
             usage(
                 format!("the workflow input is not valid: {error}"),
                 "give the Step Functions execution input: {\"params\": {\"environment\": {...}, \"chromosomes\": [...]}}",
             )
-        })?;
+        };
+        refuse_duplicate_keys(text).map_err(invalid)?;
+        let input: ExecutionInput = serde_json::from_str(text).map_err(invalid)?;
+        warn_unknown_keys("", &input.other, &["params"]);
+        warn_unknown_keys("params.", &input.params.other, &PARAMS_KEYS);
         let environment = input.params.environment;
         let mut values = BTreeMap::new();
         for (key, value) in &environment {
@@ -521,11 +659,16 @@ impl RunInput {
             return Err(sheet_key(environment, env::SAMPLE_ID));
         }
         environment.refuse_lane_keys()?;
-        let samplesheet = ObjectUri::parse(&sheet).map_err(|error| {
-            usage(
-                format!("the sample sheet {sheet:?}: {error}"),
+        let samplesheet = ObjectUri::parse(&sheet).map_err(|error| match error {
+            // The input class, as once it is staged (docs/reliability.md, "Odd inputs").
+            biojob_storage::StorageError::UnsafeKey { .. } => Error::Input {
+                message: format!("the sample sheet: {error}"),
+                remedy: Some("write the key without '.', '..' or empty segments".into()),
+            },
+            other => usage(
+                format!("the sample sheet {sheet:?}: {other}"),
                 "give params.samplesheet (or --samplesheet) as a path, file:// or s3:// URI",
-            )
+            ),
         })?;
         Ok(RunInput::Cohort(CohortInput {
             samplesheet,
@@ -580,11 +723,15 @@ impl WorkflowInput {
     /// and `_R2.fastq.gz`, and `${REFERENCE_PREFIX}/${REFERENCE_NAME}` + one of
     /// [`REFERENCE_EXTENSIONS`] (`REFERENCE_PREFIX` defaults to `SOURCE_DATA_PREFIX`);
     /// `FASTQ_1`, `FASTQ_2` and `REFERENCE` override them. Unknown environment keys are
-    /// logged and ignored (they may be meant for other containers).
+    /// logged and ignored (they may be meant for other containers), and so are unknown keys
+    /// of `params` and of the input (a misspelt `chromosome` is named with the key it looks
+    /// like); a key given twice in any object is refused; a leading UTF-8 byte order mark is
+    /// skipped.
     ///
     /// # Errors
-    /// [`Error::Usage`] for malformed JSON, a missing or non-string key, an invalid sample id
-    /// or read group value, an empty or duplicated `chromosomes` list.
+    /// [`Error::Usage`] for malformed JSON, a key given twice, a missing, empty or non-string
+    /// key, an invalid sample id or read group value, an empty or duplicated `chromosomes`
+    /// list.
     pub fn from_json(text: &str) -> Result<WorkflowInput, Error> {
         let parsed = ParsedInput::from_json(text)?;
         WorkflowInput::from_parsed(parsed)
@@ -631,6 +778,35 @@ impl WorkflowInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `$.params.<key>` the state machine reads is a key of [`PARAMS_KEYS`], so that a
+    /// state machine's input run locally gets no warning for it.
+    #[test]
+    fn the_state_machines_params_keys_are_known() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../templates/asl/biojob.asl.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut read: Vec<&str> = text
+            .split("$.params.")
+            .skip(1)
+            .map(|rest| {
+                let end = rest
+                    .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        assert!(read.len() >= 5, "{read:?}");
+        let unknown: Vec<&&str> = read
+            .iter()
+            .filter(|key| !PARAMS_KEYS.contains(key))
+            .collect();
+        assert!(unknown.is_empty(), "not in PARAMS_KEYS: {unknown:?}");
+    }
 
     const INPUT: &str = r#"{"params": {"queue": "arn:aws:batch:us-east-1:1:job-queue/q",
         "environment": {"REFERENCE_NAME": "ref", "SAMPLE_ID": "NA12878",

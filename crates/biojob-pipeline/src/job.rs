@@ -14,12 +14,15 @@ use biojob_storage::{ObjectUri, Stores};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info;
 
-use crate::cache::{EarlierTasks, RerunReason, try_reuse};
+use crate::cache::{
+    EarlierTasks, RerunReason, bwa_index_sha256_until, file_sha256_until, files_sha256_until,
+    reference_sha256_until, try_reuse,
+};
 use crate::{
     BamSliceRecord, CacheKeyMaterial, CohortMember, Error, OutputRecord, PlanContext,
     PlannedOutput, PreparedReference, RecordCounts, ReferenceOptions, RunObserver, StepContext,
-    StepPlan, TaskLabel, TaskProgress, TaskRecord, TaskShard, bwa_index_mismatch, file_sha256,
-    files_sha256, prepare_reference, publish_file, reference_sha256, stage_input,
+    StepPlan, TaskLabel, TaskProgress, TaskRecord, TaskShard, bwa_index_mismatch,
+    prepare_reference, publish_file, stage_input,
 };
 
 /// A step of the workflow, defined once: its plan (the commands it runs, see
@@ -810,7 +813,9 @@ impl StepJob<'_> {
             })
             .collect();
         let paths: Vec<&Utf8Path> = to_hash.iter().map(|(_, path)| *path).collect();
-        for ((role, _), sha256) in to_hash.iter().zip(files_sha256(&paths)?) {
+        let stop = || context.stopped("hashing the inputs");
+        info!(inputs = paths.len(), "hashing the inputs for the cache key");
+        for ((role, _), sha256) in to_hash.iter().zip(files_sha256_until(&paths, &stop)?) {
             digests.insert((*role).to_owned(), sha256);
         }
         for input in &staged.inputs {
@@ -870,18 +875,25 @@ impl StepJob<'_> {
         staged: &StagedInputs,
         context: &StepContext,
     ) -> Result<String, Error> {
+        let stop = || context.stopped("hashing the reference");
         if let (Some((_, use_)), Some(reference)) = (&self.reference, reference) {
             match use_ {
                 ReferenceUse::Fai => {
-                    digests.insert("reference_fai".to_owned(), file_sha256(&reference.fai)?);
+                    digests.insert(
+                        "reference_fai".to_owned(),
+                        file_sha256_until(&reference.fai, &stop)?,
+                    );
                 }
                 ReferenceUse::Fasta | ReferenceUse::FastaAndBwaIndex => {
-                    digests.insert(REFERENCE.to_owned(), reference_sha256(reference)?);
+                    digests.insert(
+                        REFERENCE.to_owned(),
+                        reference_sha256_until(reference, &stop)?,
+                    );
                 }
             }
             if *use_ == ReferenceUse::FastaAndBwaIndex {
                 let aligner = context.engine.toolset.aligner();
-                for (extension, sha256) in crate::bwa_index_sha256(reference, aligner)? {
+                for (extension, sha256) in bwa_index_sha256_until(reference, aligner, &stop)? {
                     digests.insert(format!("bwa_index{extension}"), sha256);
                 }
             }
@@ -1037,6 +1049,7 @@ fn stage_reference(
                     bwa_prefix: None,
                     contigs,
                     built: Vec::new(),
+                    digests: BTreeMap::new(),
                 },
                 Vec::new(),
                 bytes,
@@ -1050,13 +1063,16 @@ fn stage_reference(
     }
     if use_ == ReferenceUse::FastaAndBwaIndex {
         sidecars.extend(context.toolset().aligner().index_suffixes());
+        sidecars.push(biojob_formats::IndexProvenance::SUFFIX);
     }
     let mut staged_ann = None;
+    let mut staged_index = false;
     if uri.local_path().is_none() && !compressed {
         for extension in sidecars {
             let sidecar = sibling(uri, extension);
             if stores.for_uri(&sidecar)?.head(&sidecar)?.is_some() {
                 stage(&sidecar, "reference index", remedy)?;
+                staged_index |= extension != biojob_formats::IndexProvenance::SUFFIX;
                 if extension == ".ann" {
                     staged_ann = Some(sidecar);
                 }
@@ -1064,14 +1080,20 @@ fn stage_reference(
         }
     }
     let bwa_index = use_ == ReferenceUse::FastaAndBwaIndex;
+    // An index staged from S3 that does not belong to the FASTA beside it is refused, not
+    // rebuilt in scratch: the stale objects would stay in the bucket for the next job.
     let options = ReferenceOptions {
         cache_dir: cache_dir.to_owned(),
         bwa_index,
+        stale_index: if staged_index {
+            crate::StaleIndex::Refuse
+        } else {
+            crate::StaleIndex::Rebuild
+        },
     };
     let mut reports = Vec::new();
     if let Some(ann) = staged_ann.filter(|_| bwa_index) {
-        // A bwa index from S3 that does not belong to the FASTA beside it is refused, not
-        // rebuilt in scratch: the stale objects would stay in the bucket for the next job.
+        // Named by its URIs when its contigs already differ.
         let fai_only = ReferenceOptions {
             bwa_index: false,
             ..options.clone()

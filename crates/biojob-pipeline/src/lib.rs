@@ -30,6 +30,7 @@ pub mod env;
 mod error;
 mod input;
 mod job;
+mod lock;
 mod manifest;
 mod observer;
 mod plan;
@@ -65,6 +66,7 @@ pub use job::{
     Published, REFERENCE, ReferenceInput, ReferenceUse, StagedInputs, Staging, StepDefinition,
     StepJob, object_size, published_output, sibling,
 };
+pub use lock::{LEASE, LOCK_NAME, LockRecord, RENEW_EVERY, RunLock};
 pub use manifest::{
     BamSliceRecord, CommandRecord, MANIFEST_FORMAT_VERSION, ManifestInputs, OutputRecord,
     RecordCounts, RunManifest, StepManifest, TaskRecord, TaskShard, TaskStatus, ToolRecord,
@@ -72,13 +74,13 @@ pub use manifest::{
 };
 pub use observer::{CohortMember, LogObserver, RunObserver, TaskLabel};
 pub use plan::{
-    KEY_RESOURCES, PlanContext, PlanPaths, PlannedCommand, PlannedOutput, SCRATCH_PLACEHOLDER,
-    StepPlan, partial, shell_words,
+    KEY_RESOURCES, PlanContext, PlanPaths, PlannedCommand, PlannedFile, PlannedOutput,
+    SCRATCH_PLACEHOLDER, StepPlan, partial, shell_words,
 };
 pub use progress::{ProgressProbe, ProgressSnapshot, ProgressUnit, TaskProgress};
 pub use publish::{check_input, publish_file, publish_logs, stage_input};
 pub use reference::{
-    PreparedReference, ReferenceOptions, bwa_index_mismatch, prepare_reference,
+    PreparedReference, ReferenceOptions, StaleIndex, bwa_index_mismatch, prepare_reference,
     reference_index_plan,
 };
 pub use report::{

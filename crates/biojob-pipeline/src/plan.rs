@@ -172,11 +172,23 @@ pub struct PlannedOutput {
     pub intermediate: bool,
 }
 
+/// A small file a step writes itself before its commands run (a bcftools regions file): part
+/// of the plan, so its content goes into the cache key and `--dry-run` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// Where it is written (in the work directory).
+    pub path: Utf8PathBuf,
+    /// What it holds.
+    pub contents: String,
+}
+
 /// What a step runs, writes and is sized for; see the module documentation.
 #[derive(Debug)]
 pub struct StepPlan {
     /// The step.
     pub step: StepId,
+    /// Files written before the first command runs, which the commands read.
+    pub files: Vec<PlannedFile>,
     /// The commands, in the order they run: each inner list is one pipeline (`a | b`), a
     /// single command being a pipeline of one.
     pub pipelines: Vec<Vec<PlannedCommand>>,
@@ -197,6 +209,7 @@ impl StepPlan {
     pub fn new(step: StepId, resources: Resources) -> Self {
         StepPlan {
             step,
+            files: Vec::new(),
             pipelines: Vec::new(),
             outputs: Vec::new(),
             parameters: BTreeMap::new(),
@@ -214,6 +227,27 @@ impl StepPlan {
     /// Adds one command.
     pub fn command(self, tool: Tool, command: CommandSpec) -> Self {
         self.pipeline(vec![PlannedCommand::new(tool, command)])
+    }
+
+    /// Adds a file written before the commands run.
+    pub fn file(mut self, path: Utf8PathBuf, contents: impl Into<String>) -> Self {
+        self.files.push(PlannedFile {
+            path,
+            contents: contents.into(),
+        });
+        self
+    }
+
+    /// Writes the plan's [files](StepPlan::files).
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when one cannot be written.
+    pub fn write_files(&self) -> Result<(), crate::Error> {
+        for file in &self.files {
+            std::fs::write(&file.path, &file.contents)
+                .map_err(crate::Error::io("writing", &file.path))?;
+        }
+        Ok(())
     }
 
     /// Adds an output.
@@ -265,13 +299,21 @@ impl StepPlan {
         tools
     }
 
-    /// The plan as `--dry-run` prints it: each note and each pipeline on a line, indented by
-    /// three spaces, words quoted as a shell would need them (for display only: biojob never
-    /// runs a shell).
+    /// The plan as `--dry-run` prints it: each note, each file written and each pipeline on a
+    /// line, indented by three spaces, words quoted as a shell would need them (for display
+    /// only: biojob never runs a shell); a file's content is shown with `\t` and `\n`.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for note in &self.notes {
             let _ = writeln!(out, "   ({note})");
+        }
+        for file in &self.files {
+            let _ = writeln!(
+                out,
+                "   (writes {}: {})",
+                file.path,
+                file.contents.escape_default()
+            );
         }
         for pipeline in &self.pipelines {
             let words: Vec<String> = pipeline
@@ -376,5 +418,51 @@ mod tests {
             plan.pipelines[0][0].key_argv(),
             ["bwa", "mem", "@RG\\tID:x"]
         );
+    }
+
+    /// A file the plan writes (a regions file) is shown by the dry run and is part of the key:
+    /// another content, another key.
+    #[test]
+    fn a_plan_file_is_rendered_and_keyed() {
+        let tools = toolset();
+        let plan = |contents: &str| {
+            StepPlan::new(StepId::Call, KEY_RESOURCES)
+                .file(
+                    Utf8PathBuf::from("<scratch>/S1.call.<shard>.regions.tsv"),
+                    contents,
+                )
+                .command(
+                    Tool::Bcftools,
+                    CommandSpec::new("bcftools-mpileup", tools.bcftools.program()).args([
+                        "mpileup",
+                        "-R",
+                        "<scratch>/S1.call.<shard>.regions.tsv",
+                    ]),
+                )
+        };
+        let named = plan("HLA-A*01:01\t1\t100\n");
+        assert_eq!(
+            named.render(),
+            "   (writes <scratch>/S1.call.<shard>.regions.tsv: HLA-A*01:01\\t1\\t100\\n)\n   \
+             /opt/bcftools mpileup -R <scratch>/S1.call.<shard>.regions.tsv\n"
+        );
+        let versions = biojob_tools::ToolVersions {
+            bwa: "0.7.17".into(),
+            samtools: "1.16".into(),
+            bcftools: "1.16".into(),
+        };
+        let key = |plan: &StepPlan| {
+            crate::CacheKeyMaterial::for_plan(plan, None, &versions, BTreeMap::new()).key()
+        };
+        assert_ne!(key(&named), key(&plan("HLA-A*01:01\t1\t200\n")));
+        assert_eq!(key(&named), key(&plan("HLA-A*01:01\t1\t100\n")));
+        // The file is written before the commands run.
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("r.tsv")).unwrap();
+        StepPlan::new(StepId::Call, KEY_RESOURCES)
+            .file(path.clone(), "x\t1\t2\n")
+            .write_files()
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x\t1\t2\n");
     }
 }

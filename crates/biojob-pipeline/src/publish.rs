@@ -61,18 +61,25 @@ pub fn check_input(
     }
 }
 
+/// Checks that the local input `path` is a regular file (or a link to one) that can be
+/// opened for reading, without blocking ([`biojob_core::open_regular_file`]). A FIFO, a device
+/// (`/dev/zero`) or a directory is refused: opening a FIFO waits for a writer, a device never
+/// ends.
 fn check_local_input(path: &Utf8Path, what: &str, remedy: &str) -> Result<(), Error> {
-    let readable = std::fs::File::open(path).and_then(|file| {
-        if file.metadata()?.is_dir() {
-            Err(std::io::Error::other("it is a directory"))
-        } else {
-            Ok(())
-        }
-    });
-    readable.map_err(|error| Error::Input {
-        message: format!("{what} {path} cannot be read: {error}"),
-        remedy: Some(remedy.to_owned()),
-    })
+    match biojob_core::open_regular_file(path.as_std_path()) {
+        Ok(_) => Ok(()),
+        Err(biojob_core::OpenInputError::NotAFile(kind)) => Err(Error::Input {
+            message: format!("{what} {path} is {kind}, not a regular file"),
+            remedy: Some(
+                "give a regular file (write a pipe's or a device's output to a file first)"
+                    .to_owned(),
+            ),
+        }),
+        Err(biojob_core::OpenInputError::Io(error)) => Err(Error::Input {
+            message: format!("{what} {path} cannot be read: {error}"),
+            remedy: Some(remedy.to_owned()),
+        }),
+    }
 }
 
 /// Publishes the local file `path` to `prefix/<file name>`.

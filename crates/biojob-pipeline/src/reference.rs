@@ -4,8 +4,13 @@
 use std::io::Write;
 use std::time::SystemTime;
 
+use std::collections::BTreeMap;
+
 use biojob_core::{Contig, StepId, contig_name_error};
-use biojob_formats::{check_fai_covers_fasta, read_fai};
+use biojob_formats::{
+    FileDigest, FormatError, IndexProvenance, check_bwa_index_matches_fasta,
+    check_fai_covers_fasta, check_fasta_layout, read_fai,
+};
 use biojob_process::StageReport;
 use biojob_tools::{Aligner, Tool, bwa_index, check_bwa_mem2_index_memory, samtools_faidx};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -30,6 +35,10 @@ pub struct PreparedReference {
     pub contigs: Vec<Contig>,
     /// Index files built by this call (empty when everything was already present).
     pub built: Vec<Utf8PathBuf>,
+    /// SHA-256 (lowercase hex) of the files hashed while preparing (the FASTA and the bwa
+    /// index, to check the index's provenance), by path: the cache keys reuse them.
+    #[serde(skip)]
+    pub digests: BTreeMap<Utf8PathBuf, String>,
 }
 
 impl PreparedReference {
@@ -48,6 +57,20 @@ pub struct ReferenceOptions {
     /// Whether the aligner's index is needed (align needs it; call and gather do not). The
     /// aligner is the toolset's ([`biojob_tools::Toolset::aligner`]).
     pub bwa_index: bool,
+    /// What to do with an index that does not belong to the FASTA.
+    pub stale_index: StaleIndex,
+}
+
+/// What [`prepare_reference`] does with a `.fai` or bwa index beside the FASTA that does not
+/// belong to it (built from another FASTA, or from an earlier version of this one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StaleIndex {
+    /// Rebuild it when its directory is writable (with a warning), else refuse it.
+    #[default]
+    Rebuild,
+    /// Refuse it (input class): an index staged from S3, whose stale objects would stay in
+    /// the bucket for the next job.
+    Refuse,
 }
 
 /// Checks that `fasta` starts like a FASTA file: its first byte is the `>` of a header line
@@ -97,16 +120,22 @@ fn check_fasta_start(fasta: &Utf8Path) -> Result<(), Error> {
 ///
 /// Returns the prepared reference and the reports of the tools it ran.
 ///
-/// A bwa index that is fresh by its time but whose `.ann` lists other contigs than the `.fai`
-/// ([`bwa_index_mismatch`]) is rebuilt when its directory is writable (with a warning).
+/// An index is used only when it belongs to the FASTA (docs/formats.md): a `.fai` is checked
+/// every time ([`check_fai_covers_fasta`], a few bytes per contig); a bwa index's `.ann` must
+/// list the `.fai`'s contigs, and its [`IndexProvenance`] record (written beside it when it is
+/// built or has passed the full check) must match the files, else the full check runs
+/// ([`check_bwa_index_matches_fasta`]). One that does not belong is rebuilt when its
+/// directory is writable and `options.stale_index` allows it (with a warning), else refused.
+/// Before `samtools faidx` builds a `.fai`, the FASTA's line layout is checked
+/// ([`check_fasta_layout`]).
 ///
 /// # Errors
 /// [`Error::Input`] when the FASTA is missing, empty or not FASTA ([`check_fasta_start`]), a
-/// contig name is invalid in SAM/VCF, or a bwa index of other contigs lies in a read-only
-/// directory; [`Error::Format`] when the `.fai` does not list every record of the FASTA (a
-/// contig name used twice: [`biojob_formats::check_fai_covers_fasta`]);
-/// [`Error::Usage`] when bwa-mem2's index must be built and the job's memory is below what the
-/// build needs; [`Error::Process`] when a tool fails; [`Error::Io`] on cache I/O failures.
+/// contig name is invalid in SAM/VCF, a record's name is used twice, or a bwa index of other
+/// contigs is not rebuilt; [`Error::Format`] (input class) for uneven FASTA lines or an index
+/// that does not belong to the FASTA and is not rebuilt; [`Error::Usage`] when bwa-mem2's index
+/// must be built and the job's memory is below what the build needs; [`Error::Process`] when a
+/// tool fails; [`Error::Io`] on cache I/O failures.
 pub fn prepare_reference(
     source: &Utf8Path,
     options: &ReferenceOptions,
@@ -118,6 +147,14 @@ pub fn prepare_reference(
             "check REFERENCE_NAME and the reference prefix, or give REFERENCE explicitly".into(),
         ),
     })?;
+    if let Some(kind) = biojob_core::non_regular_file_kind(source_meta.file_type()) {
+        return Err(Error::Input {
+            message: format!("reference {source} is {kind}, not a regular file"),
+            remedy: Some(
+                "give a regular file (write a pipe's or a device's output to a file first)".into(),
+            ),
+        });
+    }
     let mut reports = Vec::new();
     let mut built = Vec::new();
     let aligner = context.toolset().aligner();
@@ -183,21 +220,27 @@ pub fn prepare_reference(
     let fasta_for_tools = prefix.clone();
     let fai = Utf8PathBuf::from(format!("{prefix}.fai"));
 
+    let may_rebuild =
+        |dir: &Utf8Path| options.stale_index == StaleIndex::Rebuild && is_writable_dir(dir);
+    let mut fai_built = false;
     if !is_fresh(&fai, fasta_time) {
-        let staging = staging_dir(&dir)?;
-        let partial = staging_path(&staging, &format!("{name}.fai"));
-        let report = context.supervisor.run(samtools_faidx(
-            &context.toolset().samtools,
-            &fasta_for_tools,
-            &partial,
-        ))?;
-        reports.push(report);
-        rename(&partial, &fai)?;
+        reports.push(build_fai(context, &dir, &name, &fasta_for_tools, &fai)?);
         built.push(fai.clone());
-        info!(fai = %fai, "built the FASTA index");
+        fai_built = true;
+    }
+    match check_fai_covers_fasta(&fasta_for_tools, &fai) {
+        Ok(()) => {}
+        Err(error) if fai_built => return Err(unlisted_records(&fasta_for_tools, error)),
+        Err(FormatError::IndexMismatch { reason, .. }) if may_rebuild(&dir) => {
+            warn!(fai = %fai, %reason, "the FASTA index does not belong to the FASTA; rebuilding it");
+            reports.push(build_fai(context, &dir, &name, &fasta_for_tools, &fai)?);
+            built.push(fai.clone());
+            check_fai_covers_fasta(&fasta_for_tools, &fai)
+                .map_err(|error| unlisted_records(&fasta_for_tools, error))?;
+        }
+        Err(error) => return Err(error.into()),
     }
     let contigs = read_fai(&fai)?;
-    check_fai_covers_fasta(&fasta_for_tools, &fai)?;
     for contig in &contigs {
         if let Some(reason) = contig_name_error(&contig.name) {
             return Err(Error::Input {
@@ -210,21 +253,25 @@ pub fn prepare_reference(
         }
     }
 
+    let mut digests = BTreeMap::new();
     let bwa_prefix = if options.bwa_index {
         let files = aligner.index_files(&prefix);
         let mut fresh = files.iter().all(|f| is_fresh(f, fasta_time));
-        if fresh && let Some(mismatch) = bwa_index_mismatch(&prefix, &contigs)? {
-            if !is_writable_dir(&dir) {
-                return Err(Error::Input {
-                    message: format!(
-                        "the bwa index {prefix}.ann does not belong to the FASTA: {mismatch} (the FASTA's index is {fai})"
-                    ),
-                    remedy: Some(
-                        "rebuild the bwa index from this FASTA (bwa index), or remove the stale index files".into(),
-                    ),
-                });
+        if fresh
+            && let Some(problem) = bwa_index_problem(
+                &fasta_for_tools,
+                (&prefix, &files),
+                &contigs,
+                &fai,
+                is_writable_dir(&dir),
+                &mut digests,
+                context,
+            )?
+        {
+            if !may_rebuild(&dir) {
+                return Err(problem);
             }
-            warn!(prefix = %prefix, mismatch = %mismatch, "the bwa index does not belong to the FASTA; rebuilding it");
+            warn!(prefix = %prefix, problem = %crate::error_chain(&problem), "the bwa index does not belong to the FASTA; rebuilding it");
             fresh = false;
         }
         if !fresh {
@@ -255,6 +302,8 @@ pub fn prepare_reference(
                 built.push(to.clone());
             }
             info!(prefix = %prefix, %aligner, "built the aligner's index");
+            let provenance = provenance_of(&fasta_for_tools, &files, &mut digests, context)?;
+            write_provenance(&prefix, &provenance);
         }
         Some(prefix.clone())
     } else {
@@ -268,9 +317,139 @@ pub fn prepare_reference(
             bwa_prefix,
             contigs,
             built,
+            digests,
         },
         reports,
     ))
+}
+
+/// Checks the layout of `fasta` ([`check_fasta_layout`]: what `samtools faidx` needs, named
+/// by contig and line), then builds its `.fai` at `fai` through a temporary directory in
+/// `dir`.
+fn build_fai(
+    context: &StepContext,
+    dir: &Utf8Path,
+    name: &str,
+    fasta: &Utf8Path,
+    fai: &Utf8Path,
+) -> Result<StageReport, Error> {
+    check_fasta_layout(fasta)?;
+    let staging = staging_dir(dir)?;
+    let partial = staging_path(&staging, &format!("{name}.fai"));
+    let report =
+        context
+            .supervisor
+            .run(samtools_faidx(&context.toolset().samtools, fasta, &partial))?;
+    rename(&partial, fai)?;
+    info!(fai = %fai, "built the FASTA index");
+    Ok(report)
+}
+
+/// The error of a `.fai` just built from `fasta` that does not cover it: a record it does not
+/// list can only be a second record of a name (`samtools faidx` indexes the first only).
+fn unlisted_records(fasta: &Utf8Path, error: FormatError) -> Error {
+    match error {
+        FormatError::IndexMismatch { reason, .. } => Error::Input {
+            message: format!(
+                "{fasta}: {reason}; a contig name used twice? (samtools faidx indexes only the \
+                 first record of a name)"
+            ),
+            remedy: Some("give each record of the FASTA its own name".into()),
+        },
+        other => other.into(),
+    }
+}
+
+/// Why the aligner's index at `prefix` (its `files`, found fresh beside `fasta`) does not
+/// belong to it, or `None` when it does: its `.ann` must list the `.fai`'s contigs ([`bwa_index_mismatch`], cheap),
+/// then its [`IndexProvenance`] record must match the files' digests, else the full check
+/// ([`check_bwa_index_matches_fasta`], one pass over the FASTA and the `.pac`) must pass, and
+/// then the record is written (when `writable`). The digests computed go into `digests`.
+fn bwa_index_problem(
+    fasta: &Utf8Path,
+    (prefix, files): (&Utf8Path, &[Utf8PathBuf]),
+    contigs: &[Contig],
+    fai: &Utf8Path,
+    writable: bool,
+    digests: &mut BTreeMap<Utf8PathBuf, String>,
+    context: &StepContext,
+) -> Result<Option<Error>, Error> {
+    if let Some(mismatch) = bwa_index_mismatch(prefix, contigs)? {
+        return Ok(Some(Error::Input {
+            message: format!(
+                "the bwa index {prefix}.ann does not belong to the FASTA: {mismatch} (the FASTA's index is {fai})"
+            ),
+            remedy: Some(
+                "rebuild the bwa index from this FASTA (bwa index), or remove the stale index files"
+                    .into(),
+            ),
+        }));
+    }
+    let current = provenance_of(fasta, files, digests, context)?;
+    let record_path = IndexProvenance::path(prefix);
+    let why = match IndexProvenance::read(&record_path) {
+        Ok(Some(record)) => match record.difference(&current) {
+            None => {
+                info!(prefix = %prefix, "the bwa index's provenance record vouches for it");
+                return Ok(None);
+            }
+            Some(difference) => difference,
+        },
+        Ok(None) => "no provenance record".to_owned(),
+        Err(error) => crate::error_chain(&error),
+    };
+    info!(prefix = %prefix, reason = %why, "checking the bwa index against the FASTA in full");
+    match check_bwa_index_matches_fasta(fasta, prefix) {
+        Ok(()) => {
+            if writable {
+                write_provenance(prefix, &current);
+            }
+            Ok(None)
+        }
+        Err(error @ FormatError::Io { .. }) => Err(error.into()),
+        Err(error) => Ok(Some(error.into())),
+    }
+}
+
+/// The provenance record of `fasta` and its bwa index `files`: their sizes and SHA-256, read
+/// in parallel (stopping when `context` is stopped), also kept in `digests`.
+fn provenance_of(
+    fasta: &Utf8Path,
+    files: &[Utf8PathBuf],
+    digests: &mut BTreeMap<Utf8PathBuf, String>,
+    context: &StepContext,
+) -> Result<IndexProvenance, Error> {
+    let mut paths: Vec<&Utf8Path> = vec![fasta];
+    paths.extend(files.iter().map(Utf8PathBuf::as_path));
+    let stop = || context.stopped("hashing the reference");
+    let sha256 = crate::cache::files_sha256_until(&paths, &stop)?;
+    let mut described = Vec::with_capacity(paths.len());
+    for (path, sha256) in paths.iter().zip(sha256) {
+        digests.insert((*path).to_owned(), sha256.clone());
+        described.push(FileDigest {
+            name: path.file_name().unwrap_or(path.as_str()).to_owned(),
+            bytes: crate::file_bytes(path),
+            sha256,
+        });
+    }
+    let mut described = described.into_iter();
+    let source = described.next().ok_or_else(|| Error::Usage {
+        message: "no FASTA to describe".into(),
+        remedy: None,
+    })?;
+    Ok(IndexProvenance::new(source, described.collect()))
+}
+
+/// Writes the provenance record of the index at `prefix`; a failure is only logged (the next
+/// run checks the index in full again).
+fn write_provenance(prefix: &Utf8Path, provenance: &IndexProvenance) {
+    let path = IndexProvenance::path(prefix);
+    match provenance.write(&path) {
+        Ok(()) => info!(record = %path, "wrote the bwa index's provenance record"),
+        Err(error) => {
+            warn!(record = %path, error = %crate::error_chain(&error), "could not write the bwa index's provenance record")
+        }
+    }
 }
 
 /// The commands [`prepare_reference`] runs for a FASTA without indexes (it runs only those

@@ -20,6 +20,7 @@ use crate::cache::{
     EarlierTasks, carry_forward, carry_forward_from, earlier_run_manifest, try_reuse,
 };
 use crate::job::{cancelled_by_sibling, reports_of};
+use crate::lock::RunLock;
 use crate::manifest::{error_chain, publish_json, seconds, timestamp};
 use crate::{
     AlignStep, BAI, BAM, CallStep, CostSummary, Earlier, Engine, Error, FASTQ_1, FASTQ_2,
@@ -260,6 +261,48 @@ pub fn run_workflow(
     if let Err(error) = check_output_dir(&output_dir) {
         return finish(manifest, output_dir, None, Err(error), None, engine, clock);
     }
+    // One run at a time writes into the output directory; a run refused here writes nothing
+    // there, not even its manifest (it would replace the other run's).
+    let lock = match RunLock::acquire(
+        &engine.stores,
+        &output_dir,
+        &options.run_id,
+        &options.job_id,
+        options.attempt,
+    ) {
+        Ok(lock) => lock,
+        Err(error) => {
+            manifest.status = TaskStatus::Failed;
+            manifest.exit_class = error.exit_class();
+            manifest.exit_code = manifest.exit_class.code();
+            manifest.error = Some(error_chain(&error));
+            return RunOutcome {
+                manifest,
+                output_dir,
+                vcf: None,
+                error: Some(error),
+                kept_scratch: None,
+                manifest_published: false,
+            };
+        }
+    };
+    let outcome = run_locked(
+        input, options, engine, observer, manifest, output_dir, clock,
+    );
+    lock.release();
+    outcome
+}
+
+/// [`run_workflow`] once the run lock is held.
+fn run_locked(
+    input: &WorkflowInput,
+    options: &RunOptions,
+    engine: &Engine,
+    observer: &dyn RunObserver,
+    mut manifest: RunManifest,
+    output_dir: ObjectUri,
+    clock: Instant,
+) -> RunOutcome {
     let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
         Ok(opened) => opened,
         Err(error) => {
@@ -387,6 +430,14 @@ pub(crate) fn finish(
         manifest.resources,
         engine.prices,
     ));
+    if let Err(remove_error) = remove_unrecorded(&engine.stores, &output_dir, &manifest)
+        && error.is_none()
+    {
+        error = Some(remove_error.in_task("removing files the manifest does not record"));
+        vcf = None;
+        settle(&mut manifest, &error);
+        manifest.vcf = None;
+    }
     let manifest_published = match publish_json(
         &engine.stores,
         &manifest,
@@ -413,6 +464,39 @@ pub(crate) fn finish(
         kept_scratch,
         manifest_published,
     }
+}
+
+/// Removes from `output_dir` (one level: not `logs/`) every file that `manifest` does not
+/// record as an output of one of its tasks or earlier tasks, but the manifest itself and the
+/// run lock: an earlier run's final VCF or QC files, a `.partial` left by a crash. Whatever sits
+/// under a final name in a run's directory is what its manifest vouches for (with its size and
+/// SHA-256).
+///
+/// # Errors
+/// A storage error (output staging class) when the directory cannot be listed or a file
+/// removed.
+fn remove_unrecorded(
+    stores: &Stores,
+    output_dir: &ObjectUri,
+    manifest: &RunManifest,
+) -> Result<(), Error> {
+    let recorded: std::collections::BTreeSet<&str> = manifest
+        .tasks
+        .iter()
+        .chain(&manifest.earlier_tasks)
+        .flat_map(|task| &task.outputs)
+        .map(|output| output.name.as_str())
+        .chain(["manifest.json", crate::lock::LOCK_NAME])
+        .collect();
+    let store = stores.for_uri(output_dir)?;
+    for name in store.list(output_dir)? {
+        if !recorded.contains(name.as_str()) {
+            let uri = output_dir.join(&name);
+            warn!(%uri, "removing a file the run's manifest does not record");
+            store.delete(&uri)?;
+        }
+    }
+    Ok(())
 }
 
 /// The tasks that the run manifest at `<output_dir>/manifest.json` records; none (with a
@@ -664,6 +748,7 @@ impl Run<'_> {
             let fai_only = ReferenceOptions {
                 cache_dir: self.options.cache_dir.clone(),
                 bwa_index: false,
+                stale_index: crate::StaleIndex::Rebuild,
             };
             let (reference, mut ran) = prepare_reference(&local, &fai_only, &context)?;
             reports.append(&mut ran);

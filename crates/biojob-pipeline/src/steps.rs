@@ -46,15 +46,17 @@ pub(crate) struct RunningPlan {
 }
 
 impl RunningPlan {
-    /// `plan`, with exactly `outputs` outputs.
+    /// `plan`, with exactly `outputs` outputs; the plan's files are written.
     ///
     /// # Errors
-    /// [`Error::Usage`] when the plan has another number of outputs (a step defined wrongly).
+    /// [`Error::Usage`] when the plan has another number of outputs (a step defined wrongly);
+    /// [`Error::Io`] when a file of the plan cannot be written.
     pub(crate) fn new(plan: StepPlan, outputs: usize) -> Result<Self, Error> {
         let step = plan.step.as_str();
         if plan.outputs.len() != outputs {
             return Err(plan_shape(step, &format!("{outputs} outputs")));
         }
+        plan.write_files()?;
         let mut pending = PendingOutputs::default();
         let partials = plan
             .outputs
@@ -157,8 +159,23 @@ impl PendingOutputs {
     /// Renames every output to its final name, in registration order.
     ///
     /// # Errors
-    /// [`Error::Io`] when a rename fails; then no output keeps its final name.
+    /// [`Error::Verification`] (output class) when an output was never written (its tool
+    /// exited 0 without writing it); [`Error::Io`] when a rename fails. Then no output keeps
+    /// its final name.
     pub(crate) fn publish(&mut self) -> Result<(), Error> {
+        let missing = self
+            .outputs
+            .iter()
+            .find(|(partial, _)| std::fs::symlink_metadata(partial).is_err());
+        if let Some((partial, final_path)) = missing {
+            return Err(Error::Verification {
+                path: final_path.clone(),
+                detail: format!(
+                    "the step's commands succeeded but none wrote it (no {})",
+                    partial.file_name().unwrap_or(partial.as_str())
+                ),
+            });
+        }
         for (partial, final_path) in std::mem::take(&mut self.outputs) {
             if let Err(error) = std::fs::rename(&partial, &final_path) {
                 self.outputs.push((partial, final_path.clone()));
@@ -387,15 +404,40 @@ mod tests {
     }
 
     #[test]
+    fn an_output_never_written_is_an_output_failure_and_nothing_is_renamed() {
+        let (_temp, dir) = dir();
+        let mut outputs = PendingOutputs::default();
+        std::fs::write(outputs.partial_for(&dir.join("a")), "a").unwrap();
+        // The second partial was never written (its tool exited 0 without it).
+        outputs.partial_for(&dir.join("b"));
+        let error = outputs.publish().unwrap_err();
+        drop(outputs);
+        assert_eq!(
+            error.to_string(),
+            format!("{dir}/b: the step's commands succeeded but none wrote it (no b.partial)")
+        );
+        assert_eq!(
+            biojob_core::Classify::exit_class(&error),
+            biojob_core::ExitClass::OutputInvalid
+        );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    }
+
+    #[test]
     fn a_failed_publish_takes_back_what_it_renamed() {
         let (_temp, dir) = dir();
         let mut outputs = PendingOutputs::default();
         std::fs::write(outputs.partial_for(&dir.join("a")), "a").unwrap();
-        // The second partial was never written: its rename fails.
-        outputs.partial_for(&dir.join("b"));
+        // The second output's final name is a directory that is not empty: its rename fails.
+        std::fs::write(outputs.partial_for(&dir.join("b")), "b").unwrap();
+        std::fs::create_dir_all(dir.join("b/inside")).unwrap();
         let error = outputs.publish().unwrap_err();
         drop(outputs);
         assert_eq!(error.to_string(), format!("renaming to {dir}/b"));
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["b"]);
     }
 }

@@ -256,6 +256,7 @@ fn enospc_during_align_is_the_scratch_class_and_leaves_no_output() {
         &ReferenceOptions {
             cache_dir: cache.clone(),
             bwa_index: true,
+            stale_index: Default::default(),
         },
         &context,
     )
@@ -341,6 +342,7 @@ fn enospc_in_biojobs_own_io_is_the_scratch_class_and_leaves_no_partial_file() {
         &ReferenceOptions {
             cache_dir: cache.dir.clone(),
             bwa_index: false,
+            stale_index: Default::default(),
         },
         &context,
     )
@@ -378,6 +380,7 @@ fn align_refuses_to_start_on_a_short_tmpfs_with_the_exact_numbers() {
         bwa_prefix: Some(data.join("ref.fa")),
         contigs: Vec::new(),
         built: Vec::new(),
+        digests: Default::default(),
     };
     let error = align_job(&context, &work_dir, reference).expect_err("1 MiB is too small");
     assert_eq!(

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use biojob_core::ExitClass;
+
 /// Why a run was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CancelReason {
@@ -12,6 +14,19 @@ pub enum CancelReason {
     Interrupt,
     /// Another part of the same step failed; the caller reports that failure instead.
     Sibling,
+}
+
+impl CancelReason {
+    /// The exit class of work stopped for this reason: 143 for SIGTERM, 130 for SIGINT; a
+    /// sibling's failure is reported by the caller (its own error), so work stopped for it
+    /// counts as a tool failure.
+    pub fn exit_class(self) -> ExitClass {
+        match self {
+            CancelReason::Terminate => ExitClass::Terminated,
+            CancelReason::Interrupt => ExitClass::Interrupted,
+            CancelReason::Sibling => ExitClass::ToolFailed,
+        }
+    }
 }
 
 impl fmt::Display for CancelReason {

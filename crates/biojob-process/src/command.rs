@@ -30,6 +30,13 @@ pub(crate) enum StdoutTarget {
     Pipe(PipeWriter),
 }
 
+/// Whether the child of a [`CommandSpec`] is denied the inherited variable `name`: AWS's
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+/// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, …).
+pub fn is_withheld_variable(name: &OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(b"AWS_")
+}
+
 /// A command to run, built with typed arguments (never a shell string).
 ///
 /// The label names the command in logs, error messages and the stderr log file
@@ -37,6 +44,11 @@ pub(crate) enum StdoutTarget {
 /// not be empty, contain `/` or a NUL byte, or be `.` or `..`.
 ///
 /// The program is a path, or a name looked up on `PATH` when the command starts.
+///
+/// The child inherits the environment but the variables named `AWS_*`
+/// ([`is_withheld_variable`]): credentials and session tokens, which no tool needs (biojob
+/// stages every file itself) and which a tool that printed its environment would write into a
+/// published log. A variable set with [`CommandSpec::env`] is passed as given.
 ///
 /// ```
 /// use biojob_process::CommandSpec;
@@ -137,7 +149,8 @@ impl CommandSpec {
         self
     }
 
-    /// Adds (or overrides) an environment variable; the rest of the environment is inherited.
+    /// Adds (or overrides) an environment variable; the rest of the environment is inherited
+    /// (but [`is_withheld_variable`]'s).
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env
             .push((key.as_ref().to_owned(), value.as_ref().to_owned()));

@@ -212,12 +212,7 @@ impl Classify for ProcessError {
             | ProcessError::TimedOut { .. }
             | ProcessError::StepTimedOut { .. } => ExitClass::ToolKilled,
             ProcessError::Watchdog { class, .. } => *class,
-            ProcessError::Cancelled { reason, .. } => match reason {
-                CancelReason::Terminate => ExitClass::Terminated,
-                CancelReason::Interrupt => ExitClass::Interrupted,
-                // The caller reports the sibling's own error; this one only says "stopped".
-                CancelReason::Sibling => ExitClass::ToolFailed,
-            },
+            ProcessError::Cancelled { reason, .. } => reason.exit_class(),
             ProcessError::Io { source, .. } if is_disk_full(source) => ExitClass::Scratch,
             ProcessError::Io { .. } => ExitClass::ToolFailed,
         }

@@ -52,7 +52,7 @@ mod supervisor;
 mod watch;
 
 pub use cancel::{CancelReason, CancelToken};
-pub use command::{CommandSpec, StdinSource};
+pub use command::{CommandSpec, StdinSource, is_withheld_variable};
 pub use error::ProcessError;
 pub use report::{Captured, ExitStatusKind, PipelineReport, StageReport, StopReason, signal_name};
 pub use supervisor::{DEFAULT_GRACE, Supervisor};

@@ -386,6 +386,11 @@ impl Supervisor {
                 .collect::<Vec<_>>();
 
             let mut command = Command::new(&program);
+            for (name, _) in std::env::vars_os() {
+                if crate::is_withheld_variable(&name) {
+                    command.env_remove(name);
+                }
+            }
             command.args(&args).envs(env).process_group(0);
             if let Some(dir) = &current_dir {
                 // Checked here so that a missing directory is not reported as a missing program.

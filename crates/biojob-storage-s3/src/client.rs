@@ -3,7 +3,9 @@
 //! the object a call addresses.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
@@ -14,7 +16,7 @@ use camino::Utf8Path;
 use tokio::runtime::Handle;
 
 use crate::checksum::Algorithm;
-use crate::{ChecksumAlgorithm, S3Options, Sse};
+use crate::{ChecksumAlgorithm, S3Options, S3Stop, Sse};
 
 /// Request counts since the store was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +48,10 @@ pub(crate) struct Inner {
     pub(crate) handle: Handle,
     pub(crate) options: S3Options,
     pub(crate) counters: Counters,
+    /// What ends the waits when the job stops, if anything.
+    pub(crate) stop: Option<S3Stop>,
+    /// When a publishing call (upload, creation, removal, listing) first saw the stop.
+    pub(crate) stop_seen: OnceLock<Instant>,
 }
 
 impl Inner {
@@ -56,7 +62,11 @@ impl Inner {
     ///
     /// # Errors
     /// [`StorageError::Remote`] when called from inside an async runtime.
-    pub(crate) fn connect(handle: Handle, options: S3Options) -> Result<Inner, StorageError> {
+    pub(crate) fn connect(
+        handle: Handle,
+        options: S3Options,
+        stop: Option<S3Stop>,
+    ) -> Result<Inner, StorageError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         let region = options.region.clone().or_else(|| {
             options
@@ -95,6 +105,8 @@ impl Inner {
             handle,
             options,
             counters: Counters::default(),
+            stop,
+            stop_seen: OnceLock::new(),
         })
     }
 

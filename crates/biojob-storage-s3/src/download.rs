@@ -91,10 +91,9 @@ impl Inner {
                 .spawn(move || hash_in_order(&shared.file, &ranges, &shared.landed))
                 .map_err(io("starting a hashing thread for", &download.partial))?
         };
+        let unblock = FailOnDrop(&download.landed);
         let digests = self.download_ranges(&download, &ranges).await;
-        if digests.is_err() {
-            download.landed.fail();
-        }
+        drop(unblock);
         let sha256 = hasher.join();
         let digests = digests?;
         let partial = &download.partial;
@@ -283,6 +282,17 @@ impl Landed {
                 Err(_) => return false,
             };
         }
+    }
+}
+
+/// Marks the transfer failed when dropped before every range landed (an error, or the download
+/// given up on a stop), so that the hashing thread waiting for the next range ends; once every
+/// range has landed it changes nothing.
+struct FailOnDrop<'a>(&'a Landed);
+
+impl Drop for FailOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fail();
     }
 }
 

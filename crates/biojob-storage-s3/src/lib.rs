@@ -18,6 +18,8 @@
 //! - Retries per request (per part) with exponential backoff and full jitter
 //!   ([`RetryPolicy`]) on throttling, 5xx, timeouts, connection resets and short bodies.
 //! - SSE-S3 / SSE-KMS ([`Sse`]) and requester pays.
+//! - A stop ([`S3Stop`], the job's SIGTERM or SIGINT) ends every wait on the network: staging
+//!   in at once, publishing after a grace period.
 //!
 //! The binary owns the tokio runtime and hands its handle over; this crate never builds one.
 //! Design notes: `docs/s3.md`.
@@ -45,10 +47,12 @@ mod checksum;
 mod client;
 mod download;
 mod head;
+mod objects;
 mod options;
 mod parts;
 mod ranged;
 mod retry;
+mod stop;
 mod store;
 mod stream;
 mod upload;
@@ -59,6 +63,7 @@ pub use options::{
     ChecksumAlgorithm, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, MAX_PART_SIZE,
     MAX_PARTS, MIB, MIN_PART_SIZE, RetryPolicy, S3Options, Sse, StaticCredentials, part_size_for,
 };
+pub use stop::S3Stop;
 pub use store::S3Store;
 pub use stream::{STREAM_READ_AHEAD, STREAM_WINDOW};
 pub use writer::WRITE_AHEAD_PARTS;

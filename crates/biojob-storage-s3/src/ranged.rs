@@ -1,6 +1,5 @@
 //! One ranged `GET` of a pinned object, and its body read piece by piece.
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use biojob_storage::{Direction, StorageError};
 
@@ -70,7 +69,7 @@ pub(crate) async fn read_body(
     while let Some(chunk) = body.try_next().await.map_err(|error| {
         Fault::Retry(format!(
             "{what}: reading the body: {}",
-            DisplayErrorContext(&error)
+            crate::retry::causes(&error)
         ))
     })? {
         let chunk_end = position + chunk.len() as u64;

@@ -5,11 +5,26 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use biojob_storage::{Direction, StorageError};
 use tracing::warn;
 
 use crate::client::Inner;
+
+/// `error` and each of its sources in words, joined by `: `.
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let words = cause.to_string();
+        if !text.ends_with(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        source = cause.source();
+    }
+    text
+}
 
 /// One attempt's failure: retry it, or give up with this error.
 pub(crate) enum Fault {
@@ -44,7 +59,9 @@ where
             }
             text
         }
-        _ => format!("{what}: {}", DisplayErrorContext(&error)),
+        // The chain of causes in words (`dispatch failure: io error: … : Connection refused
+        // (os error 111)`); the SDK's own context rendering ends with a Debug dump.
+        _ => format!("{what}: {}", causes(&error)),
     };
     let retry = match &error {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,

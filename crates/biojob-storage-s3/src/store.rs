@@ -10,8 +10,8 @@ use biojob_storage::{
 use camino::{Utf8Path, Utf8PathBuf};
 use tokio::runtime::Handle;
 
-use crate::client::{Inner, Object, block, length};
-use crate::{S3Options, TransferStats};
+use crate::client::{Inner, Object, length};
+use crate::{S3Options, S3Stop, TransferStats};
 
 /// The [`ObjectStore`] for `s3://` URIs: parallel ranged `GET`s into `<destination>.partial`,
 /// verified (size, stored checksum) before the rename; single or multipart `PUT`s with
@@ -45,7 +45,23 @@ impl S3Store {
     /// [`StorageError::Remote`] when called from inside an async runtime.
     pub fn new(handle: Handle, options: S3Options) -> Result<S3Store, StorageError> {
         Ok(S3Store {
-            inner: Arc::new(Inner::connect(handle, options)?),
+            inner: Arc::new(Inner::connect(handle, options, None)?),
+        })
+    }
+
+    /// [`S3Store::new`] with a stop that ends every call's wait on the network (see
+    /// [`S3Stop`]): a job stopping while a server does not answer, or while a request is
+    /// retried, ends within the grace period instead of when the server or the retries do.
+    ///
+    /// # Errors
+    /// As [`S3Store::new`].
+    pub fn with_stop(
+        handle: Handle,
+        options: S3Options,
+        stop: S3Stop,
+    ) -> Result<S3Store, StorageError> {
+        Ok(S3Store {
+            inner: Arc::new(Inner::connect(handle, options, Some(stop))?),
         })
     }
 
@@ -63,8 +79,9 @@ impl S3Store {
 impl ObjectStore for S3Store {
     fn head(&self, uri: &ObjectUri) -> Result<Option<ObjectMeta>, StorageError> {
         let object = Object::from_uri(uri, Direction::Get)?;
-        let head = block(
-            &self.inner.handle,
+        let head = self.inner.wait(
+            "reading metadata of",
+            &object.uri,
             Direction::Get,
             self.inner.head_object(&object, None, Direction::Get),
         )??;
@@ -80,12 +97,16 @@ impl ObjectStore for S3Store {
     fn get(&self, uri: &ObjectUri, destination: &Utf8Path) -> Result<TransferReport, StorageError> {
         let object = Object::from_uri(uri, Direction::Get)?;
         let partial = Utf8PathBuf::from(format!("{destination}.partial"));
-        let result = block(
-            &self.inner.handle,
-            Direction::Get,
-            Arc::clone(&self.inner).download(object, destination.to_owned(), partial.clone()),
-        )
-        .and_then(|result| result);
+        let uri = object.uri.clone();
+        let result = self
+            .inner
+            .wait(
+                "downloading",
+                &uri,
+                Direction::Get,
+                Arc::clone(&self.inner).download(object, destination.to_owned(), partial.clone()),
+            )
+            .and_then(|result| result);
         if result.is_err() {
             // Nothing half-written stays behind; the original error is what matters.
             let _ = std::fs::remove_file(&partial);
@@ -95,8 +116,10 @@ impl ObjectStore for S3Store {
 
     fn put(&self, source: &Utf8Path, uri: &ObjectUri) -> Result<TransferReport, StorageError> {
         let object = Object::from_uri(uri, Direction::Put)?;
-        block(
-            &self.inner.handle,
+        let uri = object.uri.clone();
+        self.inner.wait(
+            "uploading",
+            &uri,
             Direction::Put,
             Arc::clone(&self.inner).upload(source.to_owned(), object),
         )?
@@ -104,8 +127,10 @@ impl ObjectStore for S3Store {
 
     fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
         let object = Object::from_uri(uri, Direction::Get)?;
-        block(
-            &self.inner.handle,
+        let uri = object.uri.clone();
+        self.inner.wait(
+            "streaming",
+            &uri,
             Direction::Get,
             crate::stream::open(Arc::clone(&self.inner), object),
         )?
@@ -118,8 +143,10 @@ impl ObjectStore for S3Store {
         ranges: &[std::ops::Range<u64>],
     ) -> Result<ObjectReader, StorageError> {
         let object = Object::from_uri(uri, Direction::Get)?;
-        block(
-            &self.inner.handle,
+        let text = object.uri.clone();
+        self.inner.wait(
+            "streaming",
+            &text,
             Direction::Get,
             crate::stream::open_ranges(Arc::clone(&self.inner), object, uri, meta, ranges),
         )?
@@ -140,5 +167,48 @@ impl ObjectStore for S3Store {
             object,
             spool,
         )))
+    }
+
+    fn create_new(&self, contents: &[u8], uri: &ObjectUri) -> Result<bool, StorageError> {
+        let object = Object::from_uri(uri, Direction::Put)?;
+        self.inner.wait(
+            "creating",
+            &object.uri,
+            Direction::Put,
+            self.inner.create_new(&object, contents.to_vec()),
+        )?
+    }
+
+    fn delete(&self, uri: &ObjectUri) -> Result<(), StorageError> {
+        let object = Object::from_uri(uri, Direction::Put)?;
+        self.inner.wait(
+            "removing",
+            &object.uri,
+            Direction::Put,
+            self.inner.delete(&object),
+        )?
+    }
+
+    fn list(&self, uri: &ObjectUri) -> Result<Vec<String>, StorageError> {
+        let ObjectUri::S3 { bucket, key } = uri else {
+            return Err(StorageError::Remote {
+                op: "S3 store cannot handle",
+                uri: uri.to_string(),
+                direction: Direction::Put,
+                message: "not an s3:// URI".into(),
+            });
+        };
+        let prefix = if key.is_empty() || key.ends_with('/') {
+            key.clone()
+        } else {
+            format!("{key}/")
+        };
+        let text = uri.to_string();
+        self.inner.wait(
+            "listing",
+            &text,
+            Direction::Put,
+            self.inner.list(bucket, &prefix, &text),
+        )?
     }
 }

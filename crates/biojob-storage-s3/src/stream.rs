@@ -133,6 +133,7 @@ fn start(
     ));
     let failure = StreamFailure::default();
     let stream = S3Stream {
+        inner,
         uri,
         size,
         position: 0,
@@ -283,6 +284,8 @@ impl Check {
 
 /// The reader side of a streamed read.
 struct S3Stream {
+    /// The store (its runtime and stop).
+    inner: Arc<Inner>,
     uri: String,
     size: u64,
     position: u64,
@@ -365,7 +368,15 @@ impl Read for S3Stream {
                     "a streamed S3 read cannot wait inside an async runtime",
                 ));
             }
-            match self.receiver.blocking_recv() {
+            let received =
+                match self
+                    .inner
+                    .wait("streaming", &self.uri, Direction::Get, self.receiver.recv())
+                {
+                    Ok(received) => received,
+                    Err(error) => return Err(self.fail(error)),
+                };
+            match received {
                 Some(Ok(window)) => self.current = window,
                 Some(Err(error)) => return Err(self.fail(error)),
                 None => {

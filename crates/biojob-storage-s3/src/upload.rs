@@ -6,7 +6,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use biojob_storage::{Direction, StorageError, TransferReport, hex};
@@ -246,7 +245,7 @@ impl Inner {
         match aborted {
             Ok(_) => debug!(uri = object.uri, upload_id, "multipart upload aborted"),
             Err(error) => {
-                warn!(uri = object.uri, upload_id, error = %DisplayErrorContext(&error), "could not abort the multipart upload")
+                warn!(uri = object.uri, upload_id, error = %crate::retry::causes(&error), "could not abort the multipart upload")
             }
         }
     }

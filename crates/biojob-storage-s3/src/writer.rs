@@ -126,12 +126,14 @@ impl S3Writer {
         Ok(())
     }
 
-    /// Runs `future` on the store's runtime from this (non-runtime) thread.
+    /// Runs `future` on the store's runtime from this (non-runtime) thread, given up as the
+    /// store's stop says ([`crate::S3Stop`]).
     fn block<T>(
         &self,
         future: impl Future<Output = Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
-        block(&self.inner.handle, Direction::Put, future)?
+        self.inner
+            .wait("uploading", &self.object.uri, Direction::Put, future)?
     }
 
     /// Waits for the oldest part in flight.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use biojob_core::{Classify, ExitClass};
 use biojob_storage::{ObjectStore, ObjectUri, StorageError};
 use biojob_storage_s3::{
-    ChecksumAlgorithm, MIB, RetryPolicy, S3Options, S3Store, Sse, StaticCredentials,
+    ChecksumAlgorithm, MIB, RetryPolicy, S3Options, S3Stop, S3Store, Sse, StaticCredentials,
 };
 use biojob_testkit::{
     Fault, FaultProxy, INTERNAL_ERROR_MESSAGE, Rule, SLOW_DOWN_MESSAGE, TEST_BUCKET, s3_server,
@@ -328,9 +328,9 @@ fn keys_that_would_escape_scratch_are_refused_with_the_input_class() {
         "s3://biojob-test//etc/passwd",
         "s3://biojob-test/a/./b",
     ] {
+        // Refused when parsed, before any request or scratch path.
         let error = ObjectUri::parse(text)
-            .unwrap()
-            .scratch_path(root)
+            .and_then(|uri| uri.scratch_path(root))
             .unwrap_err();
         assert!(matches!(error, StorageError::UnsafeKey { .. }), "{text}");
         assert_eq!(error.exit_class(), ExitClass::InputInvalid, "{text}");
@@ -1087,4 +1087,137 @@ fn a_burst_outlasting_the_retries_fails_with_the_staging_class() {
     );
     assert_eq!(error.exit_class(), ExitClass::InputStaging);
     assert_eq!(proxy.injected_count(Fault::Reset), 4);
+}
+
+/// `create_new` creates an object only where there is none (`If-None-Match: *`), `list` gives
+/// the names one level under a prefix, `delete` removes an object and is a no-op without one.
+#[test]
+fn create_new_is_atomic_list_is_one_level_and_delete_is_idempotent() {
+    let store = direct();
+    let lock = uri("objects/run/.lock");
+    assert!(store.create_new(b"first\n", &lock).unwrap());
+    assert!(!store.create_new(b"second\n", &lock).unwrap());
+    let dir = scratch();
+    let copy = dir.root.join("lock");
+    store.get(&lock, &copy).unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), b"first\n");
+
+    let file = dir.root.join("a.txt");
+    write(&file, b"a");
+    store.put(&file, &uri("objects/run/a.txt")).unwrap();
+    store.put(&file, &uri("objects/run/logs/x.stderr")).unwrap();
+    store.put(&file, &uri("objects/runner/b.txt")).unwrap();
+    assert_eq!(store.list(&uri("objects/run")).unwrap(), [".lock", "a.txt"]);
+    assert_eq!(
+        store.list(&uri("objects/none")).unwrap(),
+        Vec::<String>::new()
+    );
+
+    store.delete(&lock).unwrap();
+    store.delete(&lock).unwrap();
+    assert_eq!(store.head(&lock).unwrap(), None);
+    assert!(store.create_new(b"third\n", &lock).unwrap());
+    store.delete(&lock).unwrap();
+}
+
+/// A store talking through `proxy` whose stop is `flag` (SIGTERM once set), with `grace` for
+/// publishing after it.
+fn stoppable(
+    proxy: &FaultProxy,
+    flag: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    grace: Duration,
+) -> S3Store {
+    let flag = std::sync::Arc::clone(flag);
+    let stop = S3Stop::new(
+        move || {
+            flag.load(std::sync::atomic::Ordering::SeqCst)
+                .then(|| (ExitClass::Terminated, "SIGTERM received".to_owned()))
+        },
+        grace,
+    );
+    S3Store::with_stop(runtime().handle().clone(), options(&proxy.endpoint), stop).unwrap()
+}
+
+#[test]
+fn a_stop_ends_a_stalled_download_at_once_and_publishing_after_the_grace_period() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let dir = scratch();
+    let source = dir.root.join("source");
+    write(&source, &data(100_000, 31));
+    direct().put(&source, &uri("stop/object")).unwrap();
+    let proxy = FaultProxy::start(&s3_server().endpoint);
+    proxy.add(Rule::new("GET", "stop/object", Fault::Stall).times(100));
+    proxy.add(Rule::new("PUT", "stop/stalled", Fault::Stall).times(100));
+    let flag = Arc::new(AtomicBool::new(false));
+    let store = stoppable(&proxy, &flag, Duration::from_secs(1));
+
+    // The download hangs on its first ranged GET until the stop.
+    let setter = {
+        let (flag, proxy) = (Arc::clone(&flag), proxy.clone());
+        std::thread::spawn(move || {
+            while proxy.injected_count(Fault::Stall) == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            flag.store(true, Ordering::SeqCst);
+            Instant::now()
+        })
+    };
+    let destination = dir.root.join("copy");
+    let error = store.get(&uri("stop/object"), &destination).unwrap_err();
+    let stopped = setter.join().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        error.to_string(),
+        "downloading s3://biojob-test/stop/object: given up: SIGTERM received"
+    );
+    assert!(matches!(error, StorageError::Stopped { .. }), "{error:?}");
+    assert_eq!(error.exit_class(), ExitClass::Terminated);
+    assert_eq!(listing(&dir.root), ["source"]);
+
+    // Once stopped, staging in gives up before it sends a request.
+    let sent = proxy.requests().len();
+    let error = store.head(&uri("stop/object")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "reading metadata of s3://biojob-test/stop/object: given up: SIGTERM received"
+    );
+    let error = store.open(&uri("stop/object")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "streaming s3://biojob-test/stop/object: given up: SIGTERM received"
+    );
+    assert_eq!(proxy.requests().len(), sent);
+
+    // Publishing goes on for the grace period from its first call after the stop (a stopped
+    // run's logs, the removal of its lock), and a stalled upload gives up when it ends.
+    std::thread::sleep(Duration::from_millis(1200));
+    let publishing = Instant::now();
+    store.put(&source, &uri("stop/logs")).unwrap();
+    assert_eq!(
+        direct()
+            .head(&uri("stop/logs"))
+            .unwrap()
+            .map(|meta| meta.size),
+        Some(100_000)
+    );
+    store.delete(&uri("stop/logs")).unwrap();
+    let error = store.put(&source, &uri("stop/stalled")).unwrap_err();
+    let waited = publishing.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "uploading s3://biojob-test/stop/stalled: given up: SIGTERM received"
+    );
+    assert_eq!(error.exit_class(), ExitClass::Terminated);
+    assert_eq!(direct().head(&uri("stop/stalled")).unwrap(), None);
 }

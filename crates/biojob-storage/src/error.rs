@@ -30,13 +30,26 @@ pub enum StorageError {
         /// The object.
         uri: String,
     },
-    /// A key that would escape the scratch directory when mapped to a local path.
-    #[error("{uri}: key has an empty, '.' or '..' segment and cannot be mapped to a scratch path")]
+    /// A bucket or key that a local path could not hold as it is: a `.`, `..` or empty segment
+    /// (S3 keeps such a segment literally, a file system resolves it, so the object would be
+    /// staged outside its place or under another name).
+    #[error(
+        "{uri}: {what}; S3 keeps '.', '..' and empty segments as they are, a file system does not, so they are refused"
+    )]
     UnsafeKey {
-        /// The object.
+        /// The URI as given.
         uri: String,
-        /// The transfer direction.
-        direction: Direction,
+        /// Which segment, e.g. "the key has a '..' segment".
+        what: String,
+    },
+    /// A local input that exists but is not a regular file (a FIFO, a device, a directory):
+    /// refused before it is opened, since opening a FIFO blocks and a device never ends.
+    #[error("{uri} is {kind}, not a regular file")]
+    NotAFile {
+        /// The path.
+        uri: String,
+        /// What it is, e.g. "a FIFO (named pipe)".
+        kind: &'static str,
     },
     /// No store handles this URI's scheme.
     #[error("{uri}: no store is configured for {scheme}:// URIs")]
@@ -84,6 +97,21 @@ pub enum StorageError {
         /// What the store said.
         message: String,
     },
+    /// A transfer given up because the job is stopping (SIGTERM, SIGINT): a wait on the
+    /// network that would otherwise outlast the stop (a server that does not answer, retries).
+    #[error("{op} {uri}: given up: {reason}")]
+    Stopped {
+        /// What was being done.
+        op: &'static str,
+        /// The object.
+        uri: String,
+        /// The transfer direction.
+        direction: Direction,
+        /// The stop's class: [`ExitClass::Terminated`] or [`ExitClass::Interrupted`].
+        class: ExitClass,
+        /// Why, e.g. "SIGTERM received".
+        reason: String,
+    },
     /// The object's size or checksum did not match after the transfer.
     #[error("{uri}: {detail}")]
     Verification {
@@ -106,28 +134,32 @@ impl Classify for StorageError {
             StorageError::InvalidUri { .. }
             | StorageError::NoStore { .. }
             | StorageError::Denied { .. } => ExitClass::Usage,
-            StorageError::NotFound { .. } | StorageError::UnsafeKey { .. } => {
-                ExitClass::InputInvalid
-            }
+            StorageError::NotFound { .. }
+            | StorageError::UnsafeKey { .. }
+            | StorageError::NotAFile { .. } => ExitClass::InputInvalid,
+            // A full disk while staging in is scratch's; while publishing, it is the output
+            // location's (output staging), whatever the cause of the full disk.
             StorageError::Io {
-                source, direction, ..
-            } => {
-                if source.kind() == std::io::ErrorKind::StorageFull {
-                    ExitClass::Scratch
-                } else {
-                    by_direction(direction)
-                }
-            }
+                source,
+                direction: Direction::Get,
+                ..
+            } if source.kind() == std::io::ErrorKind::StorageFull => ExitClass::Scratch,
+            StorageError::Io { direction, .. } => by_direction(direction),
             StorageError::Remote { direction, .. }
             | StorageError::Verification { direction, .. } => by_direction(direction),
+            StorageError::Stopped { class, .. } => *class,
         }
     }
 
     fn remedy(&self) -> Option<String> {
         match self {
             StorageError::NotFound { .. } => {
-                Some("check the path or prefix and the sample id in the input".to_owned())
+                Some("check the path or the s3:// URI: nothing is there".to_owned())
             }
+            StorageError::NotAFile { .. } => Some(
+                "give a regular file (write a pipe's or a device's output to a file first)"
+                    .to_owned(),
+            ),
             StorageError::Denied { direction, .. } => Some(format!(
                 "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, \
                  or the job role under AWS Batch) and that the bucket policy and the job role \
@@ -140,12 +172,18 @@ impl Classify for StorageError {
                     Direction::Put => "s3:PutObject (and kms:GenerateDataKey with SSE-KMS)",
                 }
             )),
-            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
-                Some(
-                    "free space on the scratch or output filesystem, or use a larger disk"
-                        .to_owned(),
-                )
-            }
+            StorageError::Io {
+                source, direction, ..
+            } if source.kind() == std::io::ErrorKind::StorageFull => Some(
+                match direction {
+                    Direction::Get => "free space on the scratch filesystem, or use a larger disk",
+                    Direction::Put => {
+                        "free space where the outputs go (the output prefix's filesystem), or \
+                         give an output prefix on a larger disk"
+                    }
+                }
+                .to_owned(),
+            ),
             _ => None,
         }
     }

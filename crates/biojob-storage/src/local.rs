@@ -3,6 +3,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 
+use biojob_core::{OpenInputError, non_regular_file_kind, open_regular_file};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 
@@ -13,6 +14,9 @@ use crate::{
 
 /// Objects that are local files (`file://` URIs and plain paths).
 ///
+/// Only regular files (or links to them) are objects: a path that names a directory, a FIFO or
+/// a device is refused with [`StorageError::NotAFile`] before it is opened.
+///
 /// `get` and `put` copy through `<destination>.partial` and rename, hashing the bytes as they
 /// are copied (SHA-256), and fsync the file before the rename so a crash cannot leave a
 /// renamed but empty file.
@@ -20,15 +24,22 @@ use crate::{
 pub struct LocalStore;
 
 impl ObjectStore for LocalStore {
+    /// `None` when nothing is at the path; [`StorageError::NotAFile`] when something is that
+    /// is not a regular file (a directory, a FIFO, a device).
     fn head(&self, uri: &ObjectUri) -> Result<Option<ObjectMeta>, StorageError> {
         let path = local(uri, Direction::Get)?;
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_file() => Ok(Some(ObjectMeta {
-                size: meta.len(),
-                last_modified: meta.modified().ok(),
-                version: None,
-            })),
-            Ok(_) => Ok(None),
+            Ok(meta) => match non_regular_file_kind(meta.file_type()) {
+                None => Ok(Some(ObjectMeta {
+                    size: meta.len(),
+                    last_modified: meta.modified().ok(),
+                    version: None,
+                })),
+                Some(kind) => Err(StorageError::NotAFile {
+                    uri: uri.to_string(),
+                    kind,
+                }),
+            },
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StorageError::Io {
                 op: "reading metadata of",
@@ -40,36 +51,28 @@ impl ObjectStore for LocalStore {
     }
 
     fn get(&self, uri: &ObjectUri, destination: &Utf8Path) -> Result<TransferReport, StorageError> {
-        let source = local(uri, Direction::Get)?;
-        if !source.is_file() {
-            return Err(StorageError::NotFound {
-                uri: uri.to_string(),
-            });
-        }
-        copy_atomically(source, destination, Direction::Get)
+        let (input, _) = open_input(uri)?;
+        copy_atomically(
+            input,
+            local(uri, Direction::Get)?,
+            destination,
+            Direction::Get,
+        )
     }
 
     fn put(&self, source: &Utf8Path, uri: &ObjectUri) -> Result<TransferReport, StorageError> {
         let destination = local(uri, Direction::Put)?;
-        copy_atomically(source, destination, Direction::Put)
+        let input = std::fs::File::open(source).map_err(|error| StorageError::Io {
+            op: "opening",
+            path: source.to_owned(),
+            direction: Direction::Put,
+            source: error,
+        })?;
+        copy_atomically(input, source, destination, Direction::Put)
     }
 
     fn open(&self, uri: &ObjectUri) -> Result<ObjectReader, StorageError> {
-        let path = local(uri, Direction::Get)?;
-        let size = match self.head(uri)? {
-            Some(meta) => meta.size,
-            None => {
-                return Err(StorageError::NotFound {
-                    uri: uri.to_string(),
-                });
-            }
-        };
-        let file = std::fs::File::open(path).map_err(|source| StorageError::Io {
-            op: "opening",
-            path: path.to_owned(),
-            direction: Direction::Get,
-            source,
-        })?;
+        let (file, size) = open_input(uri)?;
         Ok(ObjectReader::new(
             Box::new(file),
             size,
@@ -153,6 +156,99 @@ impl ObjectStore for LocalStore {
             bytes: 0,
         }))
     }
+
+    fn create_new(&self, contents: &[u8], uri: &ObjectUri) -> Result<bool, StorageError> {
+        let path = local(uri, Direction::Put)?;
+        let io = |op: &'static str| {
+            move |source| StorageError::Io {
+                op,
+                path: path.to_owned(),
+                direction: Direction::Put,
+                source,
+            }
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io("creating the directory of"))?;
+        }
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(error) => return Err(io("creating")(error)),
+        };
+        let written = file.write_all(contents).and_then(|()| file.sync_all());
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(path);
+            return Err(io("writing")(error));
+        }
+        Ok(true)
+    }
+
+    fn delete(&self, uri: &ObjectUri) -> Result<(), StorageError> {
+        let path = local(uri, Direction::Put)?;
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StorageError::Io {
+                op: "removing",
+                path: path.to_owned(),
+                direction: Direction::Put,
+                source,
+            }),
+        }
+    }
+
+    fn list(&self, uri: &ObjectUri) -> Result<Vec<String>, StorageError> {
+        let path = local(uri, Direction::Put)?;
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StorageError::Io {
+                    op: "listing",
+                    path: path.to_owned(),
+                    direction: Direction::Put,
+                    source,
+                });
+            }
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|kind| !kind.is_dir()))
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Opens the local input at `uri` for reading, with its size, refusing anything but a regular
+/// file before it can block ([`open_regular_file`]).
+///
+/// # Errors
+/// [`StorageError::NotFound`], [`StorageError::NotAFile`], or [`StorageError::Io`].
+fn open_input(uri: &ObjectUri) -> Result<(std::fs::File, u64), StorageError> {
+    let path = local(uri, Direction::Get)?;
+    if LocalStore.head(uri)?.is_none() {
+        return Err(StorageError::NotFound {
+            uri: uri.to_string(),
+        });
+    }
+    open_regular_file(path.as_std_path()).map_err(|error| match error {
+        OpenInputError::NotAFile(kind) => StorageError::NotAFile {
+            uri: uri.to_string(),
+            kind,
+        },
+        OpenInputError::Io(source) => StorageError::Io {
+            op: "opening",
+            path: path.to_owned(),
+            direction: Direction::Get,
+            source,
+        },
+    })
 }
 
 /// A local object being written ([`LocalStore::create`]).
@@ -293,7 +389,10 @@ pub(crate) fn partial_path(destination: &Utf8Path) -> Utf8PathBuf {
     Utf8PathBuf::from(format!("{destination}.partial"))
 }
 
+/// Copies `input` (the file `source`, named in errors) to `destination` through
+/// `<destination>.partial`, hashing the bytes.
 fn copy_atomically(
+    mut input: std::fs::File,
     source: &Utf8Path,
     destination: &Utf8Path,
     direction: Direction,
@@ -312,7 +411,6 @@ fn copy_atomically(
     }
     let partial = partial_path(destination);
     let result = (|| {
-        let mut input = std::fs::File::open(source).map_err(io("opening", source))?;
         let mut output = std::fs::File::create(&partial).map_err(io("creating", &partial))?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 20];
@@ -469,6 +567,115 @@ mod tests {
         assert_eq!(error.exit_class(), ExitClass::OutputStaging);
         assert!(!root.join("y").exists());
         assert!(!root.join("y.partial").exists());
+    }
+
+    /// Runs `work` on its own thread and waits at most `limit` for it: a guard against a hang
+    /// (an `open` of a FIFO without a writer blocks for ever), not a speed target.
+    fn within<T: Send + 'static>(
+        limit: std::time::Duration,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(work());
+        });
+        rx.recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("still blocked after {limit:?}"))
+    }
+
+    fn mkfifo(path: &Utf8Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// A FIFO with no writer, `/dev/zero`, `/dev/null` and a directory are refused by `head`,
+    /// `get` and `open` before they are opened, with the input class: an `open` of the FIFO
+    /// would block, a read of `/dev/zero` never end.
+    #[test]
+    fn inputs_that_are_not_regular_files_are_refused_before_they_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap().to_owned();
+        let fifo = root.join("R1.fastq.gz");
+        mkfifo(&fifo);
+        let cases = [
+            (fifo.to_string(), "a FIFO (named pipe)"),
+            ("/dev/zero".to_owned(), "a character device"),
+            ("/dev/null".to_owned(), "a character device"),
+            (root.to_string(), "a directory"),
+        ];
+        for (path, kind) in cases {
+            let destination = root.join("copy");
+            let uri = ObjectUri::Local(path.clone().into());
+            let expected = format!("{path} is {kind}, not a regular file");
+            let (head, get, open) = within(std::time::Duration::from_secs(5), move || {
+                (
+                    LocalStore.head(&uri).unwrap_err(),
+                    LocalStore.get(&uri, &destination).unwrap_err(),
+                    LocalStore.open(&uri).unwrap_err(),
+                )
+            });
+            for error in [head, get, open] {
+                assert_eq!(error.to_string(), expected);
+                assert_eq!(error.exit_class(), ExitClass::InputInvalid);
+                assert_eq!(
+                    error.remedy().as_deref(),
+                    Some(
+                        "give a regular file (write a pipe's or a device's output to a file first)"
+                    )
+                );
+            }
+            assert!(!root.join("copy").exists());
+            assert!(!root.join("copy.partial").exists());
+        }
+        // A symbolic link to a regular file is a regular file.
+        let real = root.join("real.txt");
+        std::fs::write(&real, b"abc").unwrap();
+        let link = root.join("link.txt");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let uri = ObjectUri::Local(link);
+        assert_eq!(
+            LocalStore.head(&uri).unwrap().map(|meta| meta.size),
+            Some(3)
+        );
+        let mut text = String::new();
+        LocalStore
+            .open(&uri)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "abc");
+    }
+
+    /// `create_new` creates a file only where there is none; `list` gives the files of a
+    /// directory, not its subdirectories; `delete` is a no-op without a file.
+    #[test]
+    fn create_new_list_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap().to_owned();
+        let lock = ObjectUri::Local(root.join("run/.lock"));
+        assert!(LocalStore.create_new(b"first", &lock).unwrap());
+        assert!(!LocalStore.create_new(b"second", &lock).unwrap());
+        assert_eq!(std::fs::read(root.join("run/.lock")).unwrap(), b"first");
+        std::fs::create_dir(root.join("run/logs")).unwrap();
+        std::fs::write(root.join("run/a.txt"), b"a").unwrap();
+        assert_eq!(
+            LocalStore
+                .list(&ObjectUri::Local(root.join("run")))
+                .unwrap(),
+            [".lock", "a.txt"]
+        );
+        assert_eq!(
+            LocalStore
+                .list(&ObjectUri::Local(root.join("none")))
+                .unwrap(),
+            Vec::<String>::new()
+        );
+        LocalStore.delete(&lock).unwrap();
+        LocalStore.delete(&lock).unwrap();
+        assert!(!root.join("run/.lock").exists());
     }
 
     fn local_object(bytes: &[u8]) -> (tempfile::TempDir, ObjectUri) {

@@ -104,6 +104,29 @@ pub trait ObjectStore: Send + Sync {
         uri: &ObjectUri,
         spool: &Utf8Path,
     ) -> Result<Box<dyn ObjectWriter>, StorageError>;
+
+    /// Writes `contents` as the object at `uri` only when there is none: an atomic create
+    /// (a local file opened with `O_CREAT | O_EXCL`; on S3 a `PutObject` with
+    /// `If-None-Match: *`, RFC 9110 section 13.1.2). Returns `false`, writing nothing, when an
+    /// object is already there.
+    ///
+    /// # Errors
+    /// A failure to write (output staging class).
+    fn create_new(&self, contents: &[u8], uri: &ObjectUri) -> Result<bool, StorageError>;
+
+    /// Removes the object at `uri`; nothing happens when there is none.
+    ///
+    /// # Errors
+    /// A failure to remove (output staging class).
+    fn delete(&self, uri: &ObjectUri) -> Result<(), StorageError>;
+
+    /// The names of the objects directly under `uri` taken as a directory (a local
+    /// directory's entries that are not directories; on S3 the keys under `<key>/` up to the
+    /// next `/`), sorted; empty when there is none.
+    ///
+    /// # Errors
+    /// A failure to list (output staging class: the listings biojob makes are of its outputs).
+    fn list(&self, uri: &ObjectUri) -> Result<Vec<String>, StorageError>;
 }
 
 /// An object being written by [`ObjectStore::create`]: bytes are appended with

@@ -5,14 +5,14 @@ use std::fmt;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::{Direction, StorageError};
+use crate::StorageError;
 
 /// Where an object lives: an S3 object or a local file.
 ///
-/// Parsed from `s3://bucket/key`, `file://<path>` or a plain path. The S3 key is everything after
-/// the first `/` following the bucket, taken byte for byte (spaces, unicode and `()+#=&?` are
-/// part of the key, as in the AWS CLI); a `file://` URI's path is likewise taken verbatim (no
-/// percent-decoding).
+/// Parsed from `s3://bucket/key`, `file:///absolute/path` or a plain path. The S3 key is
+/// everything after the first `/` following the bucket, taken byte for byte (spaces, unicode and
+/// `()+#=&?` are part of the key, as in the AWS CLI); a `file://` URI's path is likewise taken
+/// verbatim (no percent-decoding).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(into = "String")]
 pub enum ObjectUri {
@@ -31,8 +31,12 @@ impl ObjectUri {
     /// Parses a URI or path.
     ///
     /// # Errors
-    /// [`StorageError::InvalidUri`] for an empty string, an `s3://` URI without a bucket, or
-    /// another scheme (`gs://`, `http://`, …).
+    /// [`StorageError::InvalidUri`] for an empty string, an `s3://` URI without a bucket,
+    /// another scheme (`gs://`, `http://`, …), or a text that starts like a URI but is not one
+    /// (`file:out`, `file://rel/x`, `s3:b/k`: a local path of that name is almost never meant,
+    /// and would create a folder called `file:out`); [`StorageError::UnsafeKey`] for an S3
+    /// bucket or key with a `.`, `..` or empty segment (a trailing `/` ends a prefix and is
+    /// allowed).
     pub fn parse(text: &str) -> Result<ObjectUri, StorageError> {
         let invalid = |reason: &str| StorageError::InvalidUri {
             uri: text.to_owned(),
@@ -46,6 +50,15 @@ impl ObjectUri {
             if bucket.is_empty() {
                 return Err(invalid("the bucket name is missing"));
             }
+            if bucket == "." || bucket == ".." {
+                return Err(unsafe_key(text, format!("the bucket name is '{bucket}'")));
+            }
+            let key_segments = key.strip_suffix('/').unwrap_or(key);
+            if !key.is_empty()
+                && let Some(what) = unsafe_segment(key_segments)
+            {
+                return Err(unsafe_key(text, format!("the key has {what}")));
+            }
             return Ok(ObjectUri::S3 {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
@@ -55,7 +68,19 @@ impl ObjectUri {
             if path.is_empty() {
                 return Err(invalid("the path is missing"));
             }
+            if !path.starts_with('/') {
+                return Err(invalid(NOT_A_FILE_URI));
+            }
             return Ok(ObjectUri::Local(Utf8PathBuf::from(path)));
+        }
+        if text.starts_with("file:") {
+            return Err(invalid(NOT_A_FILE_URI));
+        }
+        if text.starts_with("s3:") {
+            return Err(invalid(
+                "an S3 URI is s3://bucket/key (two slashes after s3:); for a local file whose \
+                 name starts with s3: write ./s3:...",
+            ));
         }
         if let Some((scheme, _)) = text.split_once("://")
             && !scheme.is_empty()
@@ -126,27 +151,56 @@ impl ObjectUri {
     }
 
     /// The local path of this object under `root` (`root/<bucket>/<key>` for S3, for the
-    /// object's staged copy in scratch).
+    /// object's staged copy in scratch; `root/local/<path>` for a local file).
     ///
     /// # Errors
-    /// [`StorageError::UnsafeKey`] when a key segment is `..` or `.`, or is empty, so that the
-    /// path would escape `root` or be ambiguous.
+    /// [`StorageError::UnsafeKey`] when a key or path segment is `..` or `.`, or is empty (a
+    /// key that is empty or ends with `/` names a prefix, not an object), so that the path
+    /// would escape `root` or be ambiguous.
     pub fn scratch_path(&self, root: &Utf8Path) -> Result<Utf8PathBuf, StorageError> {
-        let (bucket, key) = match self {
-            ObjectUri::S3 { bucket, key } => (bucket.as_str(), key.as_str()),
-            ObjectUri::Local(path) => ("local", path.as_str().trim_start_matches('/')),
+        let (bucket, key, what) = match self {
+            ObjectUri::S3 { bucket, key } => (bucket.as_str(), key.as_str(), "the key"),
+            ObjectUri::Local(path) => ("local", path.as_str().trim_start_matches('/'), "the path"),
         };
-        let mut path = root.join(bucket);
-        for segment in key.split('/') {
-            if segment.is_empty() || segment == "." || segment == ".." {
-                return Err(StorageError::UnsafeKey {
-                    uri: self.to_string(),
-                    direction: Direction::Get,
-                });
-            }
-            path.push(segment);
+        if bucket == "." || bucket == ".." {
+            return Err(unsafe_key(
+                &self.to_string(),
+                format!("the bucket name is '{bucket}'"),
+            ));
         }
+        if let Some(problem) = unsafe_segment(key) {
+            return Err(unsafe_key(
+                &self.to_string(),
+                format!("{what} has {problem}"),
+            ));
+        }
+        let mut path = root.join(bucket);
+        path.extend(key.split('/'));
         Ok(path)
+    }
+}
+
+/// The reason given for `file:` texts that are not `file:///absolute/path`.
+const NOT_A_FILE_URI: &str = "a file URI is file:///absolute/path (three slashes); \
+                              for a relative path give the path itself (./file:... for a file \
+                              whose name starts with file:)";
+
+/// The first segment of the `/`-separated `key` that a file system would not keep as a name of
+/// its own, in words: `..` (the parent), `.` (the same directory) or an empty segment (a
+/// leading `/`, two `/` in a row, a trailing `/`, or an empty key); `None` when there is none.
+fn unsafe_segment(key: &str) -> Option<&'static str> {
+    key.split('/').find_map(|segment| match segment {
+        "" => Some("an empty segment (a leading or trailing '/', or '//')"),
+        "." => Some("a '.' segment"),
+        ".." => Some("a '..' segment"),
+        _ => None,
+    })
+}
+
+fn unsafe_key(uri: &str, what: String) -> StorageError {
+    StorageError::UnsafeKey {
+        uri: uri.to_owned(),
+        what,
     }
 }
 
@@ -168,6 +222,7 @@ impl From<ObjectUri> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use biojob_core::{Classify, ExitClass};
 
     #[test]
     fn a_suffix_names_the_sidecar() {
@@ -245,17 +300,133 @@ mod tests {
                 .unwrap(),
             "/scratch/in/b/a/ü x.fq"
         );
-        for bad in [
-            "s3://b/../etc/passwd",
-            "s3://b//abs",
-            "s3://b/a/./x",
-            "s3://b/",
+        assert_eq!(
+            ObjectUri::parse("s3://b/a/..x/x..")
+                .unwrap()
+                .scratch_path(root)
+                .unwrap(),
+            "/scratch/in/b/a/..x/x.."
+        );
+        // A prefix parses (a trailing '/' ends it), but is not an object to stage.
+        for (prefix, shown) in [
+            ("s3://b/", "s3://b/"),
+            ("s3://b", "s3://b/"),
+            ("s3://b/runs/", "s3://b/runs/"),
         ] {
-            let error = ObjectUri::parse(bad)
+            let error = ObjectUri::parse(prefix)
                 .unwrap()
                 .scratch_path(root)
                 .unwrap_err();
-            assert!(matches!(error, StorageError::UnsafeKey { .. }), "{bad}");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "{shown}: the key has an empty segment (a leading or trailing '/', or '//'); \
+                     S3 keeps '.', '..' and empty segments as they are, a file system does not, \
+                     so they are refused"
+                ),
+            );
+            assert_eq!(error.exit_class(), ExitClass::InputInvalid);
         }
+        let error = ObjectUri::Local("/data/../etc/passwd".into())
+            .scratch_path(root)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "/data/../etc/passwd: the path has a '..' segment; S3 keeps '.', '..' and empty \
+             segments as they are, a file system does not, so they are refused"
+        );
+    }
+
+    /// Every form of a '.', '..' or empty segment, in a key or a prefix, and a bucket named
+    /// '.' or '..', is refused when parsed, with the input class (11): such a URI used as an
+    /// input prefix, an output prefix or `biojob stage get` would otherwise reach S3 (10 or 30
+    /// after retries) or escape scratch.
+    #[test]
+    fn dot_segments_and_empty_segments_are_refused_at_parse() {
+        let cases = [
+            ("s3://b/x/../in", "the key has a '..' segment"),
+            ("s3://b/dir/..", "the key has a '..' segment"),
+            ("s3://b/dir/../", "the key has a '..' segment"),
+            ("s3://b/..", "the key has a '..' segment"),
+            ("s3://b/../../etc/passwd", "the key has a '..' segment"),
+            ("s3://b/a/./x", "the key has a '.' segment"),
+            ("s3://b/./", "the key has a '.' segment"),
+            ("s3://b/x/.", "the key has a '.' segment"),
+            (
+                "s3://b//etc/passwd",
+                "the key has an empty segment (a leading or trailing '/', or '//')",
+            ),
+            (
+                "s3://b/x//in",
+                "the key has an empty segment (a leading or trailing '/', or '//')",
+            ),
+            (
+                "s3://b/x//",
+                "the key has an empty segment (a leading or trailing '/', or '//')",
+            ),
+            ("s3://../etc/passwd", "the bucket name is '..'"),
+            ("s3://./x", "the bucket name is '.'"),
+        ];
+        for (text, what) in cases {
+            let error = ObjectUri::parse(text).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "{text}: {what}; S3 keeps '.', '..' and empty segments as they are, a file \
+                     system does not, so they are refused"
+                ),
+                "{text}"
+            );
+            assert_eq!(error.exit_class(), ExitClass::InputInvalid, "{text}");
+        }
+        // Local paths keep their '..': they are resolved by the file system that holds them.
+        assert_eq!(
+            ObjectUri::parse("../data/x.fa").unwrap(),
+            ObjectUri::Local("../data/x.fa".into())
+        );
+        assert_eq!(
+            ObjectUri::parse("file:///data/../x.fa").unwrap(),
+            ObjectUri::Local("/data/../x.fa".into())
+        );
+    }
+
+    /// `file:out` once made a folder literally named `file:out`; a text that starts like a file
+    /// or S3 URI but is not one is a usage error naming the accepted forms.
+    #[test]
+    fn texts_that_look_like_uris_but_are_not_are_refused() {
+        let file_reason = "a file URI is file:///absolute/path (three slashes); for a relative \
+                           path give the path itself (./file:... for a file whose name starts \
+                           with file:)";
+        for text in [
+            "file:out",
+            "file:/abs/out",
+            "file://rel/out",
+            "file://localhost/x",
+        ] {
+            let error = ObjectUri::parse(text).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("invalid URI {text:?}: {file_reason}"),
+                "{text}"
+            );
+            assert_eq!(error.exit_class(), ExitClass::Usage);
+        }
+        for text in ["s3:b/k", "s3:/b/k"] {
+            assert_eq!(
+                ObjectUri::parse(text).unwrap_err().to_string(),
+                format!(
+                    "invalid URI {text:?}: an S3 URI is s3://bucket/key (two slashes after s3:); \
+                     for a local file whose name starts with s3: write ./s3:..."
+                )
+            );
+        }
+        assert_eq!(
+            ObjectUri::parse("./file:out").unwrap(),
+            ObjectUri::Local("./file:out".into())
+        );
+        assert_eq!(
+            ObjectUri::parse("out/file:x").unwrap(),
+            ObjectUri::Local("out/file:x".into())
+        );
     }
 }

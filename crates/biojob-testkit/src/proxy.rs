@@ -29,6 +29,9 @@ pub enum Fault {
     /// Forward the request head and this many body bytes upstream, then reset both
     /// connections.
     ResetRequestAfter(usize),
+    /// Read the whole request, forward nothing and answer nothing: hold the connection until
+    /// the client closes it (a server that hangs, a network that drops the replies).
+    Stall,
     /// Flip the bits of the response body byte at this offset.
     CorruptResponseByte(usize),
     /// Flip the bits of the request body byte at this offset before forwarding.
@@ -293,6 +296,10 @@ fn handle(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::i
             xml.len()
         );
         client.write_all(response.as_bytes())?;
+        return Ok(());
+    }
+    if fault == Some(Fault::Stall) {
+        while client.read(&mut chunk)? > 0 {}
         return Ok(());
     }
     if fault == Some(Fault::Reset) {

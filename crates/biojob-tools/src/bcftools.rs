@@ -1,14 +1,19 @@
 //! bcftools (Danecek et al., 2021; manual `bcftools.1`: mpileup, call, concat, index).
 
+use biojob_core::BcftoolsRegions;
 use biojob_process::CommandSpec;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::ToolPath;
 
-/// `bcftools mpileup -Oz0 -f FASTA -r REGION -a FORMAT/AD,FORMAT/DP BAM…`: genotype
-/// likelihoods for one region, as text VCF on stdout in BGZF blocks stored without compression
-/// (`z0`). With several BAMs (a cohort), one column per sample (`@RG SM`) in the order the BAMs
-/// are given.
+/// `bcftools mpileup -Oz0 -f FASTA -r REGIONS -a FORMAT/AD,FORMAT/DP BAM…` (or
+/// `-R REGIONS_FILE`): genotype likelihoods for the regions, as text VCF on stdout in BGZF
+/// blocks stored without compression (`z0`). With several BAMs (a cohort), one column per
+/// sample (`@RG SM`) in the order the BAMs are given.
+///
+/// The regions are given inline (`-r`) unless a contig name holds a `:`, which bcftools cannot
+/// take inline; then they are read from `regions_file` (`-R`), which the caller writes with
+/// [`BcftoolsRegions::file_contents`] before the command runs (see [`BcftoolsRegions`]).
 ///
 /// The text is that of mpileup's default output type, so `bcftools call` computes what it
 /// computes from the hand-run command's pipe; the BGZF framing ends with the EOF block (SAM
@@ -21,8 +26,11 @@ use crate::ToolPath;
 pub struct BcftoolsMpileup {
     /// The reference FASTA; its `.fai` must sit beside it.
     pub fasta: Utf8PathBuf,
-    /// The region (`-r`): a contig name, or `contig:start-end` (1-based, closed).
-    pub region: String,
+    /// The regions to pile up.
+    pub regions: BcftoolsRegions,
+    /// Where the regions file is (`-R`), when [`BcftoolsRegions::file_contents`] is `Some`;
+    /// not used otherwise.
+    pub regions_file: Utf8PathBuf,
     /// The coordinate-sorted, indexed BAMs.
     pub bams: Vec<Utf8PathBuf>,
     /// `-q`: alignments with a lower mapping quality are skipped; `None` leaves the option out
@@ -31,18 +39,19 @@ pub struct BcftoolsMpileup {
 }
 
 impl BcftoolsMpileup {
-    /// The command; labelled `bcftools-mpileup.<region>`.
+    /// The command; labelled `bcftools-mpileup.<regions>`.
     pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
+        let [flag, value] = region_arguments(&self.regions, &self.regions_file, ["-r", "-R"]);
         CommandSpec::new(
-            format!("bcftools-mpileup.{}", label_part(&self.region)),
+            format!("bcftools-mpileup.{}", label_part(self.regions.text())),
             bcftools.program(),
         )
         .arg("mpileup")
         .arg("-Oz0")
         .arg("-f")
         .arg(self.fasta.as_str())
-        .arg("-r")
-        .arg(self.region.as_str())
+        .arg(flag)
+        .arg(value)
         .arg("-a")
         .arg("FORMAT/AD,FORMAT/DP")
         .args(
@@ -52,6 +61,19 @@ impl BcftoolsMpileup {
                 .flatten(),
         )
         .args(self.bams.iter().map(|bam| bam.as_str().to_owned()))
+    }
+}
+
+/// The option and value that give bcftools `regions`: `[inline_flag, text]`, or
+/// `[file_flag, file]` when the list must be read from a file.
+fn region_arguments<'a>(
+    regions: &'a BcftoolsRegions,
+    file: &'a Utf8Path,
+    [inline_flag, file_flag]: [&'static str; 2],
+) -> [&'a str; 2] {
+    match regions.file_contents() {
+        None => [inline_flag, regions.text()],
+        Some(_) => [file_flag, file.as_str()],
     }
 }
 
@@ -103,17 +125,22 @@ impl BcftoolsCallPiped {
     }
 }
 
-/// `bcftools view -t TARGETS -Oz -o OUT -`: keeps the records read on stdin whose `POS` lies in
-/// `TARGETS`, bgzipped.
+/// `bcftools view -t TARGETS -Oz -o OUT -` (or `-T TARGETS_FILE`): keeps the records read on
+/// stdin whose `POS` lies in the targets, bgzipped.
 ///
 /// Targets, unlike regions (`-r`), are streamed, and a record matches a target by its `POS`
 /// alone (bcftools manual, `--targets-overlap`, default `pos`; the behaviour of every bcftools
 /// release since targets exist): a deletion that starts before the target and reaches into it
-/// is dropped, which is what gives each record to exactly one shard.
+/// is dropped, which is what gives each record to exactly one shard. As for
+/// [`BcftoolsMpileup`], the targets are read from `targets_file` (`-T`) when a contig name
+/// holds a `:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BcftoolsViewTargets {
-    /// Comma-separated regions, `contig` or `contig:start-end` (1-based, closed).
-    pub targets: String,
+    /// The targets.
+    pub targets: BcftoolsRegions,
+    /// Where the targets file is (`-T`), when [`BcftoolsRegions::file_contents`] is `Some`;
+    /// not used otherwise.
+    pub targets_file: Utf8PathBuf,
     /// The bgzipped VCF to write.
     pub output: Utf8PathBuf,
 }
@@ -121,13 +148,14 @@ pub struct BcftoolsViewTargets {
 impl BcftoolsViewTargets {
     /// The command. Labelled `bcftools-view.<targets>`.
     pub fn command(&self, bcftools: &ToolPath) -> CommandSpec {
+        let [flag, value] = region_arguments(&self.targets, &self.targets_file, ["-t", "-T"]);
         CommandSpec::new(
-            format!("bcftools-view.{}", label_part(&self.targets)),
+            format!("bcftools-view.{}", label_part(self.targets.text())),
             bcftools.program(),
         )
         .arg("view")
-        .arg("-t")
-        .arg(self.targets.as_str())
+        .arg(flag)
+        .arg(value)
         .arg("-Oz")
         .arg("-o")
         .arg(self.output.as_str())
@@ -212,7 +240,8 @@ pub fn bcftools_stats(
 }
 
 /// `region` made safe for a command label (labels name log files): characters other than
-/// ASCII letters, digits and `._:+-` become `_`.
+/// ASCII letters, digits and `._:+-` become `_` (`HLA-A*01:01` → `HLA-A_01:01`; `:` is kept,
+/// which Linux file names and S3 keys hold as it is).
 pub fn label_part(region: &str) -> String {
     region
         .chars()
@@ -240,13 +269,25 @@ pub fn bcftools_index_tbi(bcftools: &ToolPath, vcf: &Utf8Path, tbi: &Utf8Path) -
 mod tests {
     use super::*;
     use crate::Tool;
+    use biojob_core::{Contig, Region};
+
+    fn regions(list: &[(&str, u64, u64, u64)]) -> BcftoolsRegions {
+        let regions: Vec<Region> = list
+            .iter()
+            .map(|(name, length, start, end)| {
+                Region::new(Contig::new(*name, *length), *start, *end).unwrap()
+            })
+            .collect();
+        BcftoolsRegions::new(&regions)
+    }
 
     #[test]
     fn calling_argv() {
         let bcftools = ToolPath::new(Tool::Bcftools, "bcftools");
         let mpileup = BcftoolsMpileup {
             fasta: "ref.fa".into(),
-            region: "chr20".into(),
+            regions: regions(&[("chr20", 300_000, 1, 300_000)]),
+            regions_file: "w/regions.tsv".into(),
             bams: vec!["s.bam".into()],
             min_mapping_quality: None,
         };
@@ -256,7 +297,7 @@ mod tests {
         );
         let filtered = BcftoolsMpileup {
             min_mapping_quality: Some(20),
-            ..mpileup
+            ..mpileup.clone()
         };
         assert_eq!(
             filtered.command(&bcftools).argv().join(" "),
@@ -279,7 +320,8 @@ mod tests {
         assert_eq!(piped.argv().join(" "), "bcftools call -m -v -Ou -");
         assert_eq!(piped.label(), "bcftools-call.chr20:1-100");
         let view = BcftoolsViewTargets {
-            targets: "chr20:101-200".into(),
+            targets: regions(&[("chr20", 300_000, 101, 200)]),
+            targets_file: "w/targets.tsv".into(),
             output: "o.vcf.gz.partial".into(),
         }
         .command(&bcftools);
@@ -314,6 +356,49 @@ mod tests {
         assert_eq!(
             concat.argv().join(" "),
             "bcftools concat -Oz -o s.vcf.gz.partial a.vcf.gz b.vcf.gz"
+        );
+    }
+
+    /// A contig name with ':' goes through the regions and targets files; the labels keep the
+    /// human-readable form, made safe.
+    #[test]
+    fn names_with_a_colon_go_through_files() {
+        let bcftools = ToolPath::new(Tool::Bcftools, "bcftools");
+        let hla = regions(&[("HLA-A*01:01:01:01", 3_503, 1, 3_503)]);
+        let mpileup = BcftoolsMpileup {
+            fasta: "ref.fa".into(),
+            regions: hla.clone(),
+            regions_file: "w/regions.tsv".into(),
+            bams: vec!["s.bam".into()],
+            min_mapping_quality: None,
+        }
+        .command(&bcftools);
+        assert_eq!(
+            mpileup.argv().join(" "),
+            "bcftools mpileup -Oz0 -f ref.fa -R w/regions.tsv -a FORMAT/AD,FORMAT/DP s.bam"
+        );
+        assert_eq!(mpileup.label(), "bcftools-mpileup.HLA-A_01:01:01:01");
+        let view = BcftoolsViewTargets {
+            targets: regions(&[("chr20:1-100", 300_000, 1_001, 2_000)]),
+            targets_file: "w/targets.tsv".into(),
+            output: "o.vcf.gz.partial".into(),
+        }
+        .command(&bcftools);
+        assert_eq!(
+            view.argv().join(" "),
+            "bcftools view -T w/targets.tsv -Oz -o o.vcf.gz.partial -"
+        );
+        assert_eq!(view.label(), "bcftools-view.chr20:1-100:1001-2000");
+        // A name with '-' only stays inline.
+        let dash = BcftoolsViewTargets {
+            targets: regions(&[("chr1-2", 16_571, 100, 300)]),
+            targets_file: "w/targets.tsv".into(),
+            output: "o.vcf.gz.partial".into(),
+        }
+        .command(&bcftools);
+        assert_eq!(
+            dash.argv().join(" "),
+            "bcftools view -t chr1-2:100-300 -Oz -o o.vcf.gz.partial -"
         );
     }
 }

@@ -9,11 +9,11 @@ use biojob_pipeline::{
     cohort_bam_role, env, published_output, sample_bam, sibling, step_manifest_name,
 };
 use biojob_process::CancelToken;
-use biojob_storage::{ObjectUri, Stores};
+use biojob_storage::Stores;
 use clap::Args;
 
 use crate::args::{RuntimeArgs, SheetArgs, StepArgs};
-use crate::failure::{Failure, usage};
+use crate::failure::{Failure, parse_uri, usage};
 use crate::job::{Job, parse_contigs, read_sheet};
 
 #[derive(Debug, Args)]
@@ -112,10 +112,7 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
     // The run's own BAM is checked against what the align (or merge) job recorded when it
     // published it.
     let (bam, published) = match &args.bam {
-        Some(text) => (
-            ObjectUri::parse(text).map_err(|e| usage(e, "fix --bam"))?,
-            None,
-        ),
+        Some(text) => (parse_uri(text, "fix --bam")?, None),
         None => {
             let name = scratch_file_name(&job.sample, StepId::Align, None, "bam");
             let manifests = [StepId::Align, StepId::Merge].map(|step| {

@@ -8,11 +8,11 @@ use biojob_pipeline::{
     vcf_role,
 };
 use biojob_process::CancelToken;
-use biojob_storage::{ObjectUri, Stores};
+use biojob_storage::Stores;
 use clap::Args;
 
 use crate::args::{RuntimeArgs, SheetArgs, StepArgs};
-use crate::failure::{Failure, usage};
+use crate::failure::{Failure, parse_uri};
 use crate::job::{Job, parse_contigs, read_sheet};
 
 #[derive(Debug, Args)]
@@ -45,7 +45,7 @@ pub fn run(args: GatherArgs, cancel: &CancelToken, stores: &Stores) -> Result<()
     let explicit = args
         .vcfs
         .iter()
-        .map(|text| ObjectUri::parse(text).map_err(|e| usage(e, "fix --vcf")))
+        .map(|text| parse_uri(text, "fix --vcf"))
         .collect::<Result<Vec<_>, _>>()?;
     let (gather_inputs, inputs) = match (&args.contigs, explicit.is_empty()) {
         (Some(text), true) => (

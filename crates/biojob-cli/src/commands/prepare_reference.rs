@@ -1,7 +1,7 @@
 //! `biojob prepare-reference`: the reference's missing `.fai` and aligner index (bwa's, or
 //! bwa-mem2's with `--aligner bwa-mem2`).
 
-use biojob_pipeline::{ReferenceOptions, StepId, new_run_id, prepare_reference};
+use biojob_pipeline::{ReferenceOptions, StaleIndex, StepId, new_run_id, prepare_reference};
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use camino::Utf8PathBuf;
@@ -46,6 +46,7 @@ pub fn run(
         &ReferenceOptions {
             cache_dir: cache_dir(&args.runtime),
             bwa_index: !args.fai_only,
+            stale_index: StaleIndex::Rebuild,
         },
         &context,
     )

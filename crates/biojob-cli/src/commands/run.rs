@@ -100,6 +100,42 @@ fn warn_without_earlier_run(stores: &Stores, output_dir: &biojob_storage::Object
     }
 }
 
+/// The largest execution input Step Functions takes: 256 KiB (the "Maximum input or output size
+/// for a task, state, or execution" quota). A larger `--input` is not one (a FASTQ given by
+/// mistake), and is refused before it is read into memory.
+pub const MAX_INPUT_BYTES: u64 = 256 * 1024;
+
+/// The text of the execution input JSON at `path`, a regular file of at most
+/// [`MAX_INPUT_BYTES`]: a FIFO would block the open (past SIGTERM) and `/dev/zero` or a large
+/// file would be read until memory runs out, so none is read
+/// ([`biojob_core::open_regular_file`]).
+fn read_input(path: &camino::Utf8Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let (file, size) =
+        biojob_core::open_regular_file(path.as_std_path()).map_err(|error| match error {
+            biojob_core::OpenInputError::Io(error) => anyhow::Error::new(error),
+            biojob_core::OpenInputError::NotAFile(kind) => {
+                anyhow::anyhow!("it is {kind}, not a regular file")
+            }
+        })?;
+    let too_large = |size: u64| {
+        anyhow::anyhow!(
+            "it holds {size} bytes, more than an execution input can ({MAX_INPUT_BYTES}: 256 KiB, \
+             the Step Functions limit)"
+        )
+    };
+    if size > MAX_INPUT_BYTES {
+        return Err(too_large(size));
+    }
+    let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0));
+    // A file that grew after it was measured is still read no further than the limit.
+    let read = file.take(MAX_INPUT_BYTES + 1).read_to_string(&mut text)?;
+    if read as u64 > MAX_INPUT_BYTES {
+        return Err(too_large(read as u64));
+    }
+    Ok(text)
+}
+
 /// Runs the workflow (or prints its plan with `--dry-run`); prints the VCF's, the QC report's
 /// and the manifest's locations.
 pub fn run(
@@ -108,12 +144,12 @@ pub fn run(
     progress: Option<&MultiProgress>,
     stores: &Stores,
 ) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(&args.input)
+    let text = read_input(&args.input)
         .with_context(|| format!("reading the workflow input {}", args.input))
         .map_err(|error| {
             Failure::Usage(
                 error,
-                Some("give the path of the execution input JSON".into()),
+                Some("give the path of the execution input JSON, a regular file".into()),
             )
         })?;
     let input = match RunInput::from_json(

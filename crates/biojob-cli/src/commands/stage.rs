@@ -9,7 +9,7 @@ use biojob_storage::{ObjectStore, ObjectUri, Stores};
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::Subcommand;
 
-use crate::failure::{Failure, usage};
+use crate::failure::{Failure, parse_uri, usage};
 
 /// `biojob stage get|put`.
 #[derive(Debug, Subcommand)]
@@ -50,8 +50,7 @@ pub fn run(command: StageCommand, stores: &Stores) -> Result<(), Failure> {
             destination,
             regions,
         } => {
-            let uri = ObjectUri::parse(&source)
-                .map_err(|e| usage(e.to_string(), "give s3://bucket/key, file:// or a path"))?;
+            let uri = parse_uri(&source, "give s3://bucket/key, file:// or a path")?;
             let destination = if destination.is_dir() {
                 let name = uri
                     .file_name()
@@ -71,8 +70,7 @@ pub fn run(command: StageCommand, stores: &Stores) -> Result<(), Failure> {
             source,
             destination,
         } => {
-            let mut uri = ObjectUri::parse(&destination)
-                .map_err(|e| usage(e.to_string(), "give s3://bucket/key, file:// or a path"))?;
+            let mut uri = parse_uri(&destination, "give s3://bucket/key, file:// or a path")?;
             if destination.ends_with('/') {
                 let name = source
                     .file_name()

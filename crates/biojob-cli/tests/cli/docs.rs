@@ -1,6 +1,7 @@
 //! The documentation against the repository: every relative link of the README and `docs/`
 //! names a file that exists (and a heading that exists, for `#anchor` links), every `docs/…`
-//! page the code cites exists, and every `BIOJOB_` setting is in `docs/settings.md`.
+//! page the code cites exists, every `BIOJOB_` setting is in `docs/settings.md`, and every odd
+//! input that `docs/reliability.md` lists names a test that exists.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -146,28 +147,37 @@ fn a_broken_link_or_anchor_is_found() {
     );
 }
 
-/// Every `docs/<name>.md` that a source file, template, container file or script names.
-fn cited_docs() -> BTreeSet<String> {
-    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+/// The files under `dirs` (repository paths; `target/` skipped) that `keep` accepts.
+fn files_under(dirs: &[&str], keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 if path.file_name().is_some_and(|name| name != "target") {
-                    walk(&path, found);
+                    walk(&path, keep, found);
                 }
-            } else if path
-                .extension()
-                .is_some_and(|e| ["rs", "yaml", "json", "sh"].iter().any(|x| e == *x))
-                || path.file_name().is_some_and(|name| name == "Dockerfile")
-            {
+            } else if keep(&path) {
                 found.push(path);
             }
         }
     }
     let mut files = Vec::new();
-    for dir in ["crates", "templates", "containers", "scripts", "buildspecs"] {
-        walk(&root().join(dir), &mut files);
+    for dir in dirs {
+        walk(&root().join(dir), &keep, &mut files);
     }
+    files
+}
+
+/// Every `docs/<name>.md` that a source file, template, container file or script names.
+fn cited_docs() -> BTreeSet<String> {
+    let files = files_under(
+        &["crates", "templates", "containers", "scripts", "buildspecs"],
+        |path| {
+            path.extension()
+                .is_some_and(|e| ["rs", "yaml", "json", "sh"].iter().any(|x| e == *x))
+                || path.file_name().is_some_and(|name| name == "Dockerfile")
+        },
+    );
     let mut cited = BTreeSet::new();
     for file in files {
         let Ok(text) = std::fs::read_to_string(&file) else {
@@ -225,4 +235,81 @@ fn every_biojob_setting_is_in_the_settings_page() {
         .filter(|name| !settings.contains(&format!("`{name}`")))
         .collect();
     assert!(missing.is_empty(), "not in docs/settings.md: {missing:?}");
+}
+
+/// The names of the functions of every Rust file under `crates/` and `benches/`.
+fn rust_functions() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for file in files_under(&["crates", "benches"], |path| {
+        path.extension().is_some_and(|e| e == "rs")
+    }) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for rest in text.split("fn ").skip(1) {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if rest[name.len()..].starts_with('(') {
+                names.insert(name);
+            }
+        }
+    }
+    names
+}
+
+/// The test names in a table cell: code spans of lowercase words joined by `_` (at least three
+/// words), optionally after `module::`, possibly cut short with `…`. A cell saying "the same
+/// test" names the row above's.
+fn test_names(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| {
+            span.matches('_').count() >= 2
+                && span
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_:…".contains(c))
+        })
+        .map(|span| span.rsplit("::").next().unwrap_or(span).to_owned())
+        .collect()
+}
+
+#[test]
+fn every_odd_input_in_the_reliability_page_names_a_test_that_exists() {
+    let page = std::fs::read_to_string(root().join("docs/reliability.md")).unwrap();
+    let section = page
+        .split("\n## ")
+        .find(|section| section.starts_with("Odd inputs"))
+        .unwrap();
+    let functions = rust_functions();
+    let lines: Vec<&str> = section.lines().collect();
+    let mut rows = 0;
+    let mut previous = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let is_row = line.starts_with('|')
+            && !line.starts_with("|---")
+            && !lines
+                .get(index + 1)
+                .is_some_and(|next| next.starts_with("|---"));
+        if !is_row {
+            continue;
+        }
+        rows += 1;
+        let cell = line.trim_end_matches('|').rsplit('|').next().unwrap();
+        let names = if cell.trim() == "the same test" {
+            previous.clone()
+        } else {
+            test_names(cell)
+        };
+        assert!(!names.is_empty(), "no test named in: {line}");
+        previous.clone_from(&names);
+        for name in names {
+            let found = match name.strip_suffix('…') {
+                Some(prefix) => functions.iter().any(|f| f.starts_with(prefix)),
+                None => functions.contains(&name),
+            };
+            assert!(found, "no function {name} (named in: {line})");
+        }
+    }
+    assert!(rows >= 40, "{rows} rows");
 }

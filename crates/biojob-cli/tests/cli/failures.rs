@@ -256,16 +256,16 @@ fn a_reference_with_a_contig_name_used_twice_is_refused_before_alignment() {
     assert_eq!(
         lines[0],
         format!(
-            "error: prepare-reference failed: {}: the line at byte {} (\"{}\") is not where its \
-             index {}.fai puts the next record; a contig name used twice? (samtools faidx indexes \
-             only the first record of a name)",
+            "error: prepare-reference failed: {}: the line at byte {} (\"{}\") is a record the \
+             index does not list there (it lists no record after contig \"chrM\"); a contig \
+             name used twice? (samtools faidx indexes only the first record of a name)",
             reference.display(),
             fasta.len(),
             // The header line, cut at 80 bytes.
             &fasta.lines().next().unwrap()[..80],
-            reference.display()
         )
     );
+    assert_eq!(lines[1], "hint: give each record of the FASTA its own name");
     assert_eq!(lines.last().unwrap(), "exit class: input_invalid (11)");
     let manifest = assert_nothing_published(&ws, "twice", 11);
     let steps: Vec<&str> = manifest["tasks"]

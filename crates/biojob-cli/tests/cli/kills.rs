@@ -210,7 +210,10 @@ fn biojob_killed_mid_call_resumes_with_the_finished_alignment() {
 }
 
 /// The files of a killed run's directory are exactly `expected` (no logs: biojob publishes
-/// them at the end).
+/// them at the end) and the run lock it held, which the next run takes over since its process
+/// is gone (docs/reliability.md, "One run at a time").
 fn assert_only_published(run_dir: &Path, expected: &[&str]) {
-    assert_eq!(Workspace::files(run_dir), expected);
+    let mut with_lock = vec![".biojob-run.lock"];
+    with_lock.extend_from_slice(expected);
+    assert_eq!(Workspace::files(run_dir), with_lock);
 }

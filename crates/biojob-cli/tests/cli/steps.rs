@@ -54,6 +54,7 @@ fn prepare_reference_builds_beside_a_writable_fasta_and_skips_fresh_indexes() {
             "ref.fa.bwt",
             "ref.fa.fai",
             "ref.fa.pac",
+            "ref.fa.provenance.json",
             "ref.fa.sa"
         ]
     );
@@ -372,6 +373,7 @@ fn prepare_reference_of_a_bare_file_name_builds_beside_it_in_the_current_directo
             "ref.fa.bwt",
             "ref.fa.fai",
             "ref.fa.pac",
+            "ref.fa.provenance.json",
             "ref.fa.sa"
         ]
     );
@@ -413,7 +415,7 @@ fn prepare_reference_rebuilds_a_bwa_index_of_other_contigs_beside_a_writable_fas
     );
     assert!(
         stderr(&output).contains(&format!(
-            "the bwa index does not belong to the FASTA; rebuilding it prefix={d}/ref.fa mismatch=contig 3 is chrMT of 16571 bases in the index, chrM of 16571 bases in the FASTA"
+            "the bwa index does not belong to the FASTA; rebuilding it prefix={d}/ref.fa problem=the bwa index {d}/ref.fa.ann does not belong to the FASTA: contig 3 is chrMT of 16571 bases in the index, chrM of 16571 bases in the FASTA (the FASTA's index is {d}/ref.fa.fai)"
         )),
         "{}",
         stderr(&output)

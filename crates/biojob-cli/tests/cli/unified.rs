@@ -170,6 +170,7 @@ fn prepared(task: &Value) -> PreparedReference {
         fasta,
         fai,
         built: Vec::new(),
+        digests: Default::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
+use biojob_core::{OpenInputError, open_regular_file};
 use camino::{Utf8Path, Utf8PathBuf};
 use flate2::bufread::MultiGzDecoder;
 
@@ -44,7 +45,9 @@ impl std::fmt::Debug for FastqSource {
 }
 
 impl FastqSource {
-    /// The local file at `path`, opened when the pass starts.
+    /// The local file at `path`, opened when the pass starts; a path that is not a regular file
+    /// (a FIFO, a device, a directory) is refused then, before it is opened
+    /// ([`FastqError::NotAFile`]).
     pub fn file(path: &Utf8Path) -> FastqSource {
         FastqSource {
             path: path.to_owned(),
@@ -108,13 +111,23 @@ impl std::fmt::Debug for FastqInput {
 impl FastqInput {
     /// Opens `path` and detects its compression from the first bytes.
     ///
+    /// Only a regular file (or a link to one) is opened ([`open_regular_file`]), since opening
+    /// a FIFO without a writer blocks and a device such as `/dev/zero` never ends.
+    ///
     /// # Errors
-    /// [`FastqError::Open`] when the file cannot be opened or its first bytes cannot be read;
+    /// [`FastqError::NotAFile`] for a directory, FIFO, device or socket; [`FastqError::Open`]
+    /// when the file cannot be opened or its first bytes cannot be read;
     /// [`FastqError::UnsupportedCompression`] for zstd, bzip2 or xz files.
     pub(crate) fn open(path: &Utf8Path) -> Result<FastqInput, FastqError> {
-        let file = fs_err::File::open(path).map_err(|source| FastqError::Open {
-            path: path.to_owned(),
-            source,
+        let (file, _) = open_regular_file(path.as_std_path()).map_err(|error| match error {
+            OpenInputError::NotAFile(kind) => FastqError::NotAFile {
+                path: path.to_owned(),
+                kind,
+            },
+            OpenInputError::Io(source) => FastqError::Open {
+                path: path.to_owned(),
+                source,
+            },
         })?;
         FastqInput::from_reader(path, Box::new(file))
     }

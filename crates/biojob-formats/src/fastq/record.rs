@@ -12,6 +12,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::input::FastqInput;
 use crate::FastqError;
+use crate::text::{preview, trim_line_end};
 
 /// The lowest Phred+33 quality character (`!`, quality 0).
 const PHRED_MIN: u8 = b'!';
@@ -33,6 +34,8 @@ pub(crate) struct RecordView<'a> {
 #[derive(Debug)]
 pub(crate) struct RecordReader {
     path: Utf8PathBuf,
+    /// Which read of the pair the file holds: 1 (R1) or 2 (R2).
+    mate: u8,
     input: FastqInput,
     buf: Vec<u8>,
     records: u64,
@@ -40,10 +43,12 @@ pub(crate) struct RecordReader {
 }
 
 impl RecordReader {
-    /// A reader of `input`, the content of `path` (named in errors).
-    pub(crate) fn new(path: &Utf8Path, input: FastqInput) -> RecordReader {
+    /// A reader of `input`, the content of `path` (named in errors), the file of read `mate`
+    /// (1 or 2) of the pair.
+    pub(crate) fn new(path: &Utf8Path, mate: u8, input: FastqInput) -> RecordReader {
         RecordReader {
             path: path.to_owned(),
+            mate,
             input,
             buf: Vec::with_capacity(4096),
             records: 0,
@@ -150,6 +155,18 @@ impl RecordReader {
                 ),
             ));
         }
+        if let Some(position) = first_bad_base(sequence) {
+            let byte = sequence[position];
+            return Err(self.invalid(
+                first_line + 1,
+                format!(
+                    "base {:?} (byte {byte:#04x}) at position {} is not a sequence character \
+                     (SAM SEQ allows letters, '=' and '.')",
+                    char::from(byte),
+                    position + 1
+                ),
+            ));
+        }
         if let Some(position) = first_bad_quality(quality) {
             let byte = quality[position];
             return Err(self.invalid(
@@ -162,9 +179,22 @@ impl RecordReader {
                 ),
             ));
         }
-        let name = mate_name_range(header);
+        let (name, suffix) = mate_name_range(header);
         if name.is_empty() {
             return Err(self.invalid(first_line, "the read name is empty".to_owned()));
+        }
+        if let Some(suffix) = suffix
+            && suffix != self.mate
+        {
+            return Err(self.invalid(
+                first_line,
+                format!(
+                    "read name {} ends in /{suffix} in the file of read {}; a name that ends \
+                     in /1 or /2 must be in the R1 or R2 file respectively (R1 and R2 swapped?)",
+                    preview(&header[1..name.end + 2]),
+                    self.mate
+                ),
+            ));
         }
 
         self.records += 1;
@@ -234,26 +264,41 @@ impl RecordReader {
     }
 }
 
-/// `line` without its trailing `\n` or `\r\n`.
-fn trim_line_end(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
 /// The mate name's range in `header` (which starts with `@`): up to the first space or tab, with
-/// a trailing `/1` or `/2` removed.
-fn mate_name_range(header: &[u8]) -> Range<usize> {
+/// a trailing `/1` or `/2` removed; and that suffix's digit (1 or 2), if there was one.
+fn mate_name_range(header: &[u8]) -> (Range<usize>, Option<u8>) {
     let end = header
         .iter()
         .position(|&b| b == b' ' || b == b'\t')
         .unwrap_or(header.len());
-    let name = &header[1..end];
-    let end = if name.ends_with(b"/1") || name.ends_with(b"/2") {
-        end - 2
-    } else {
-        end
+    let suffix = match &header[1..end] {
+        [.., b'/', b'1'] => Some(1),
+        [.., b'/', b'2'] => Some(2),
+        _ => None,
     };
-    1..end
+    let end = if suffix.is_some() { end - 2 } else { end };
+    (1..end, suffix)
+}
+
+/// Whether `byte` may be a base: a character of SAM's `SEQ` field, `[A-Za-z=.]` (SAM spec v1,
+/// section 1.4, field 10), which bwa copies into each record as read. Arithmetic rather than a
+/// table and without short-circuits, so that the scan below vectorises (`| 0x20` folds upper case onto lower case).
+fn is_base(byte: u8) -> bool {
+    ((byte | 0x20).wrapping_sub(b'a') < 26) | (byte == b'=') | (byte == b'.')
+}
+
+/// The index of the first byte of `sequence` that is not a SAM `SEQ` character, if any.
+///
+/// Branch-free first pass, as for [`first_bad_quality`].
+fn first_bad_base(sequence: &[u8]) -> Option<usize> {
+    let any_bad = sequence
+        .iter()
+        .fold(false, |bad, &byte| bad | !is_base(byte));
+    if any_bad {
+        sequence.iter().position(|&byte| !is_base(byte))
+    } else {
+        None
+    }
 }
 
 /// The index of the first byte of `quality` outside `!`..=`~`, if any.
@@ -272,32 +317,23 @@ fn first_bad_quality(quality: &[u8]) -> Option<usize> {
     }
 }
 
-/// A short, quoted, escaped rendering of a line for error messages.
-fn preview(line: &[u8]) -> String {
-    const MAX: usize = 40;
-    let line = trim_line_end(line);
-    if line.is_empty() {
-        return "an empty line".to_owned();
-    }
-    let shown = &line[..line.len().min(MAX)];
-    let ellipsis = if line.len() > MAX { "..." } else { "" };
-    format!("\"{}{ellipsis}\"", shown.escape_ascii())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn mate_names() {
-        let name = |header: &[u8]| header[mate_name_range(header)].to_vec();
-        assert_eq!(name(b"@r1"), b"r1");
-        assert_eq!(name(b"@r1/1"), b"r1");
-        assert_eq!(name(b"@r1/2 comment"), b"r1");
-        assert_eq!(name(b"@r1\tBC:Z:ACGT"), b"r1");
-        assert_eq!(name(b"@r1/3"), b"r1/3");
-        assert_eq!(name(b"@"), b"");
-        assert_eq!(name(b"@/1"), b"");
+        let name = |header: &[u8]| {
+            let (range, suffix) = mate_name_range(header);
+            (header[range].to_vec(), suffix)
+        };
+        assert_eq!(name(b"@r1"), (b"r1".to_vec(), None));
+        assert_eq!(name(b"@r1/1"), (b"r1".to_vec(), Some(1)));
+        assert_eq!(name(b"@r1/2 comment"), (b"r1".to_vec(), Some(2)));
+        assert_eq!(name(b"@r1\tBC:Z:ACGT"), (b"r1".to_vec(), None));
+        assert_eq!(name(b"@r1/3"), (b"r1/3".to_vec(), None));
+        assert_eq!(name(b"@"), (b"".to_vec(), None));
+        assert_eq!(name(b"@/1"), (b"".to_vec(), Some(1)));
     }
 
     #[test]
@@ -313,17 +349,17 @@ mod tests {
     }
 
     #[test]
-    fn line_ends() {
-        assert_eq!(trim_line_end(b"ACGT\n"), b"ACGT");
-        assert_eq!(trim_line_end(b"ACGT\r\n"), b"ACGT");
-        assert_eq!(trim_line_end(b"ACGT"), b"ACGT");
-    }
-
-    #[test]
-    fn previews() {
-        assert_eq!(preview(b"\n"), "an empty line");
-        assert_eq!(preview(b"ACGT\n"), "\"ACGT\"");
-        assert_eq!(preview(b"a\tb"), "\"a\\tb\"");
-        assert_eq!(preview(&[b'A'; 50]), format!("\"{}...\"", "A".repeat(40)));
+    fn sequence_characters() {
+        assert_eq!(first_bad_base(b""), None);
+        assert_eq!(first_bad_base(b"ACGTNacgtn=.RYKMSWBDHV"), None);
+        assert_eq!(first_bad_base(b"ACG-T"), Some(3));
+        assert_eq!(first_bad_base(b"*"), Some(0));
+        assert_eq!(first_bad_base(b"ACGT "), Some(4));
+        assert_eq!(first_bad_base(b"AC1"), Some(2));
+        assert_eq!(first_bad_base(b"A\xc3\xa9"), Some(1));
+        let allowed: Vec<u8> = (0..=255u8).filter(|b| is_base(*b)).collect();
+        let mut expected: Vec<u8> = (b'A'..=b'Z').chain(b'a'..=b'z').chain(*b"=.").collect();
+        expected.sort_unstable();
+        assert_eq!(allowed, expected);
     }
 }

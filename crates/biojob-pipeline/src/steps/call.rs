@@ -3,15 +3,16 @@
 use std::num::NonZeroU64;
 use std::sync::{Mutex, OnceLock};
 
-use biojob_core::{Contig, Region, SampleId, Shard, StepId};
-use biojob_formats::{BgzfTail, VcfRules, check_bam_header};
-use biojob_process::StdinSource;
+use biojob_core::{BcftoolsRegions, Contig, Region, SampleId, Shard, StepId};
+use biojob_formats::{BgzfTail, FormatError, VcfRules, check_bai_matches_bam, check_bam_header};
+use biojob_process::{StageReport, StdinSource};
 use biojob_scratch::SpaceNeed;
 use biojob_tools::{
     BcftoolsCall, BcftoolsCallPiped, BcftoolsMpileup, BcftoolsViewTargets, Tool,
-    bcftools_index_tbi, label_part,
+    bcftools_index_tbi, label_part, samtools_index,
 };
 use camino::{Utf8Path, Utf8PathBuf};
+use tracing::warn;
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
@@ -224,6 +225,15 @@ impl CallStep {
         }
     }
 
+    /// The role of the index of the BAM at `position` of [`CallStep::bams`].
+    fn bai_role(&self, position: usize) -> String {
+        if self.cohort.is_empty() {
+            BAI.to_owned()
+        } else {
+            cohort_bai_role(position)
+        }
+    }
+
     /// The shard, once known.
     pub fn resolved(&self) -> Option<&Shard> {
         self.shard.get()
@@ -345,20 +355,34 @@ impl StepDefinition for CallStep {
         let bcftools = &context.toolset.bcftools;
         let region = shard.region().to_owned();
         let whole = shard.is_whole_contigs();
-        let vcf = context.work_file(&context.step_file_name(
-            &self.sample,
-            StepId::Call,
-            Some(shard.index),
-            "vcf.gz",
-        ));
+        let file = |ext: &str| {
+            context.work_file(&context.step_file_name(
+                &self.sample,
+                StepId::Call,
+                Some(shard.index),
+                ext,
+            ))
+        };
+        let vcf = file("vcf.gz");
         let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
-        let pileup_region: Vec<String> = pileup_regions(shard)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let targets = shard.bcftools_regions();
+        let pileup = if whole {
+            targets.clone()
+        } else {
+            BcftoolsRegions::new(&pileup_regions(shard))
+        };
+        // A contig name holding ':' cannot be given inline: bcftools reads the regions (and
+        // the targets) from files the plan writes.
+        let mut files = Vec::new();
+        let regions_file = file("regions.tsv");
+        if let Some(contents) = pileup.file_contents() {
+            files.push((regions_file.clone(), contents.to_owned()));
+        }
+        let targets_file = file("targets.tsv");
         let mpileup = BcftoolsMpileup {
             fasta: context.input(REFERENCE),
-            region: pileup_region.join(","),
+            regions: pileup,
+            regions_file,
             bams: self
                 .bams()
                 .iter()
@@ -380,8 +404,12 @@ impl StepDefinition for CallStep {
                 region: region.clone(),
             }
             .command(bcftools);
+            if let Some(contents) = targets.file_contents() {
+                files.push((targets_file.clone(), contents.to_owned()));
+            }
             let view = BcftoolsViewTargets {
-                targets: region.clone(),
+                targets,
+                targets_file,
                 output: partial(&vcf),
             }
             .command(bcftools);
@@ -390,8 +418,11 @@ impl StepDefinition for CallStep {
         }
         let index = bcftools_index_tbi(bcftools, &partial(&vcf), &partial(&tbi))
             .with_label(format!("bcftools-index.{}", label_part(&region)));
-        StepPlan::new(StepId::Call, context.resources)
-            .note("biojob relays mpileup's output to bcftools call, checking that it ends with its BGZF EOF block")
+        let mut plan = StepPlan::new(StepId::Call, context.resources);
+        for (path, contents) in files {
+            plan = plan.file(path, contents);
+        }
+        plan.note("biojob relays mpileup's output to bcftools call, checking that it ends with its BGZF EOF block")
             .pipeline(stages)
             .command(Tool::Bcftools, index)
             .output(vcf)
@@ -401,7 +432,10 @@ impl StepDefinition for CallStep {
     /// Runs the plan. Before any tool runs, the BAM (which may come from elsewhere: the `call`
     /// subcommand's `--bam`) gets the quickcheck-equivalent and the header rules of
     /// [`biojob_formats::check_bam_header`]: BGZF EOF block, header parses, `SO:coordinate`,
-    /// every `@RG` with `SM` = the sample, `@SQ` equal to the `.fai`. The VCF is checked before
+    /// every `@RG` with `SM` = the sample, `@SQ` equal to the `.fai`. Its `.bai` must belong to
+    /// it ([`check_bai_matches_bam`]); one that does not (another BAM's, an earlier version's)
+    /// is not used: the BAM is indexed again in scratch ([`reindex_bam`]) and the plan made
+    /// again with it. The VCF is checked before
     /// it is indexed and renamed ([`biojob_formats::scan_vcf`]): BGZF EOF block, header parses,
     /// `##contig` lines equal to the `.fai`, one sample column named after the sample, records
     /// sorted, every record's `POS` in the shard's regions (the shard's output covers exactly
@@ -426,7 +460,40 @@ impl StepDefinition for CallStep {
             check_bam_header(inputs.path(role)?, &reference.contigs, sample.as_str())?;
         }
         let samples: Vec<&str> = bams.iter().map(|(_, sample)| sample.as_str()).collect();
+        // A BAM whose .bai belongs to another BAM is indexed again in scratch, and the plan
+        // made again with it.
+        let mut paths = inputs.paths.clone();
+        let mut reindexed = Vec::new();
+        for (position, (role, _)) in bams.iter().enumerate() {
+            let bam = inputs.path(role)?;
+            match check_bai_matches_bam(bam, inputs.path(&self.bai_role(position))?) {
+                Ok(()) => {}
+                Err(error @ FormatError::Io { .. }) => return Err(error.into()),
+                Err(mismatch) => {
+                    warn!(bam = %bam, problem = %mismatch, "the BAM index does not belong to the BAM; indexing the BAM again in scratch");
+                    // One directory per shard and BAM: a local run's shards share the work
+                    // directory.
+                    let dir = inputs
+                        .work_dir
+                        .join(format!("reindexed.{:04}.{role}", shard.index));
+                    let (link, report) = reindex_bam(bam, &dir, context)?;
+                    paths.insert(role.clone(), link);
+                    reindexed.push(report);
+                }
+            }
+        }
+        let plan = if reindexed.is_empty() {
+            plan
+        } else {
+            self.plan(&PlanContext::local(
+                &context.engine.toolset,
+                plan.resources,
+                &inputs.work_dir,
+                &paths,
+            ))
+        };
         let mut running = RunningPlan::new(plan, 2)?;
+        running.commands.extend(reindexed);
         // Progress: the shard's bases up to the last record in the VCF written so far.
         let tail = Mutex::new((BgzfTail::new(running.partial(0)), 0u64));
         let regions = shard.regions.clone();
@@ -475,6 +542,34 @@ impl StepDefinition for CallStep {
         // While the partial outputs are still there: they hold the space that may have run out.
         result.map_err(|error| context.explain_failure(error))
     }
+}
+
+/// Indexes `bam` again in `dir`: a link to it at `<dir>/<name>` with a fresh `<name>.bai`
+/// beside it (the input's own files are left as they are). Returns the link, which the tools
+/// read instead of `bam`, and the report of `samtools index`.
+///
+/// # Errors
+/// [`Error::Io`] when the link cannot be made; [`Error::Process`] when samtools fails.
+fn reindex_bam(
+    bam: &Utf8Path,
+    dir: &Utf8Path,
+    context: &StepContext,
+) -> Result<(Utf8PathBuf, StageReport), Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    let link = dir.join(bam.file_name().unwrap_or("input.bam"));
+    let target = bam
+        .canonicalize_utf8()
+        .map_err(Error::input_io("resolving", bam))?;
+    std::os::unix::fs::symlink(&target, &link).map_err(Error::io("linking", &link))?;
+    let bai = Utf8PathBuf::from(format!("{link}.bai"));
+    let threads = context.resources().threads.saturating_sub(1);
+    let report = context.supervisor.run(samtools_index(
+        &context.toolset().samtools,
+        &link,
+        &bai,
+        threads,
+    ))?;
+    Ok((link, report))
 }
 
 #[cfg(test)]
