@@ -151,6 +151,7 @@ fn bwa_mem2_gives_the_bam_and_vcf_records_of_bwa_on_the_test_data() {
             ".bwt.2bit.64",
             ".fai",
             ".pac",
+            ".provenance.json",
             ".sa"
         ]
     );
@@ -204,25 +205,60 @@ fn bwa_mem2_gives_the_bam_and_vcf_records_of_bwa_on_simulated_pairs() {
 #[test]
 fn bwa_mem2_index_that_does_not_fit_the_memory_is_refused_before_the_build() {
     let ws = Workspace::new();
-    let input = ws.demo_input(&CONTIGS);
-    // The test reference: 328,927 bases, 28 bytes each plus 64 MiB.
+    // A reference of 8,000,000 bases (one contig, 60 bases a line): its bwa-mem2 index needs
+    // 28 bytes a base plus 64 MiB, more than the 256 MiB a job may be given at the least.
+    let reference = ws.path().join("big.fa");
+    let mut fasta = String::from(">big\n");
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut line = String::with_capacity(61);
+    for base in 0..8_000_000u64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        line.push(['A', 'C', 'G', 'T'][(state >> 62) as usize]);
+        if base % 60 == 59 {
+            line.push('\n');
+            fasta.push_str(&line);
+            line.clear();
+        }
+    }
+    fasta.push_str(&line);
+    fasta.push('\n');
+    std::fs::write(&reference, fasta).unwrap();
+    let data = testdata();
+    let input = ws.input(
+        &[
+            ("SAMPLE_ID", "NA12878".into()),
+            ("REFERENCE", reference.display().to_string()),
+            (
+                "FASTQ_1",
+                data.join("NA12878_R1.fastq.gz").display().to_string(),
+            ),
+            (
+                "FASTQ_2",
+                data.join("NA12878_R2.fastq.gz").display().to_string(),
+            ),
+            ("JOB_OUTPUT_PREFIX", ws.out().display().to_string()),
+        ],
+        None,
+    );
     let output = ws.run(
         &input,
         "small",
-        &["--aligner", "bwa-mem2", "--memory", "64M"],
+        &["--aligner", "bwa-mem2", "--memory", "256M"],
         &[],
     );
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let text = stderr(&output);
     assert!(
         text.contains(
-            "bwa-mem2 index needs about 72.8 MiB for this reference's 328927 bases; this job \
-             has 64.0 MiB: give the job more memory, or use --aligner bwa"
+            "bwa-mem2 index needs about 277.6 MiB for this reference's 8000000 bases; this job \
+             has 256.0 MiB: give the job more memory, or use --aligner bwa"
         ),
         "{text}"
     );
     // Nothing was built.
-    let built: Vec<String> = Workspace::files(&ws.path().join("cache"))
+    let built: Vec<String> = Workspace::files(ws.path())
         .into_iter()
         .filter(|file| file.ends_with(".bwt.2bit.64") || file.ends_with(".0123"))
         .collect();

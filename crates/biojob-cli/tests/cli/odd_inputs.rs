@@ -1769,7 +1769,7 @@ fn silent_s3_endpoint() -> (String, std::sync::mpsc::Receiver<()>) {
 
 /// Sends SIGTERM to `child` once `waiting` says it waits on S3; its exit status, the time from
 /// the signal to the exit, and its stderr (written to `log`).
-fn terminate_while_waiting(
+pub(crate) fn terminate_while_waiting(
     mut child: std::process::Child,
     waiting: impl Fn() -> bool,
     log: &Path,

@@ -893,6 +893,58 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
     assert_eq!(manifest["task"]["status"], "failed");
     assert_eq!(manifest["task"]["exit_class"], "output_staging");
     assert_eq!(manifest["task"]["outputs"], serde_json::json!([]));
+
+    // SIGTERM while read 2's stream hangs: the job ends with 143, completes no chunk and
+    // leaves nothing in scratch.
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(
+        biojob_testkit::Rule::new("GET", "NA12878_R2.fastq.gz", biojob_testkit::Fault::Stall)
+            .times(1_000),
+    );
+    let log = dir.root.join("stopped.stderr");
+    let scratch_before = file_names(&dir.root.join("scratch"));
+    let child = biojob(server, &proxy.endpoint, &dir.root)
+        .arg("split")
+        .env("SAMPLE_ID", SAMPLE)
+        .env("SOURCE_DATA_PREFIX", &data)
+        .env("JOB_OUTPUT_PREFIX", &results)
+        .env("JOB_WORKFLOW_NAME", "wf")
+        .env("JOB_WORKFLOW_EXECUTION_ID", "stopped")
+        .env("CHUNKS", "3")
+        .env("BIOJOB_ALIGN_CHUNK_PAIRS", "1000")
+        .env("BIOJOB_GRACE_SECONDS", "5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let (status, _, stderr) = crate::odd_inputs::terminate_while_waiting(
+        child,
+        || proxy.injected_count(biojob_testkit::Fault::Stall) > 0,
+        log.as_std_path(),
+    );
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.ends_with("exit class: terminated (143)\n")
+            && stderr
+                .lines()
+                .any(|line| line.starts_with("error: split failed: ")),
+        "{stderr}"
+    );
+    assert_eq!(
+        requests_matching(&proxy, "POST", "uploadId="),
+        0,
+        "nothing completed"
+    );
+    for mate in ["R1", "R2"] {
+        let missing = run(biojob(server, &server.endpoint, &dir.root).args([
+            "stage",
+            "get",
+            &format!("{results}/wf/stopped/NA12878.split.0000_{mate}.fastq.gz"),
+            dir.root.join("nothing").as_str(),
+        ]));
+        assert_eq!(missing.status.code(), Some(11), "{}", text(&missing.stderr));
+    }
+    assert_eq!(file_names(&dir.root.join("scratch")), scratch_before);
 }
 
 #[test]

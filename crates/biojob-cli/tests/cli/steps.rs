@@ -119,10 +119,11 @@ fn prepare_reference_with_bwa_mem2_builds_its_index_beside_bwa_s() {
             "ref.fa.bwt.2bit.64",
             "ref.fa.fai",
             "ref.fa.pac",
+            "ref.fa.provenance.json",
             "ref.fa.sa"
         ]
     );
-    assert_eq!(bwa_files.len(), 7);
+    assert_eq!(bwa_files.len(), 8);
     // Both are fresh now: neither is rebuilt.
     assert_eq!(
         run(&["--aligner", "bwa-mem2"]),
