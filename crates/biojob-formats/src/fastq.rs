@@ -113,25 +113,14 @@ pub fn stream_fastq_pair_with_progress(
 /// - both files have the same number of records, and at least one;
 /// - the gzip stream is complete and intact.
 ///
-/// Each file is read and written by its own thread (`std::thread::scope`); names travel to a
-/// comparator on the calling thread through unbounded channels, so neither writer ever waits for
-/// the other file's progress. A consumer that reads the two sinks in any order (bwa reads one
-/// record from each file in turn through two pipes) therefore cannot deadlock. Sinks are written
-/// through 1 MiB buffers, flushed at the end and dropped (closing a pipe) when their file is done.
-/// After the first problem found, the other file's thread stops early.
-///
-/// When several problems are found concurrently, the one at the lowest record number is
-/// returned; [`FastqError::ConsumerClosed`] only when there is no other.
-///
-/// For pipes: the caller must close its own copies of the read ends once the consumer has been
-/// spawned, and keep SIGPIPE ignored (the Rust runtime's default), so that a consumer that exits
-/// early turns the next write into `BrokenPipe` rather than a writer blocked for ever. Memory
-/// beyond the 3 MiB of buffers per file grows only with how far the consumer lets one file run
-/// ahead of the other (about 40 bytes of mate name per record of lead).
+/// Each file has its own thread, so a consumer reading the two sinks in any order cannot
+/// deadlock (docs/formats.md, "Streaming a FASTQ pair", says how, and what pipe sinks need).
+/// Memory: 3 MiB of buffers per file, plus about 40 bytes per record one file runs ahead.
 ///
 /// # Errors
-/// Any [`FastqError`]. A sink write failing with `BrokenPipe` gives
-/// [`FastqError::ConsumerClosed`]: the consumer exited, and its own failure is the one to report.
+/// Any [`FastqError`], the one at the lowest record number when several are found at once. A
+/// sink write failing with `BrokenPipe` gives [`FastqError::ConsumerClosed`] (only when there
+/// is no other problem): the consumer exited, and its own failure is the one to report.
 pub fn stream_fastq_pair(
     fastq_1: &Utf8Path,
     fastq_2: &Utf8Path,

@@ -106,28 +106,15 @@ fn check_fasta_start(fasta: &Utf8Path) -> Result<(), Error> {
 
 /// Makes `source` (a `.fa`, `.fasta` or gzip-compressed `.fa.gz`) ready for the tools.
 ///
-/// Index files count as present when they exist, are not empty and are not older than the
-/// FASTA. The aligner's index is the toolset's aligner's ([`Aligner::index_files`]: bwa's and
-/// bwa-mem2's can sit side by side). Missing ones are built with `samtools faidx` and `bwa
-/// index` (or `bwa-mem2 index`, after checking the job's memory holds its build:
-/// [`check_bwa_mem2_index_memory`]) into a temporary
-/// directory beside their final place and renamed into place, so parallel jobs preparing the
-/// same reference never see a half-written index. A directory counts as read-only when its
-/// permission bits allow no writes (even for root) or a probe file cannot be created in it;
-/// then the FASTA is linked into `<cache_dir>/references/<key>/` and the indexes are built
-/// there (`key` is derived from the FASTA's canonical path, size and modification time). A
-/// `.fa.gz` is always decompressed there first.
-///
-/// Returns the prepared reference and the reports of the tools it ran.
-///
-/// An index is used only when it belongs to the FASTA (docs/formats.md): a `.fai` is checked
-/// every time ([`check_fai_covers_fasta`], a few bytes per contig); a bwa index's `.ann` must
-/// list the `.fai`'s contigs, and its [`IndexProvenance`] record (written beside it when it is
-/// built or has passed the full check) must match the files, else the full check runs
-/// ([`check_bwa_index_matches_fasta`]). One that does not belong is rebuilt when its
-/// directory is writable and `options.stale_index` allows it (with a warning), else refused.
-/// Before `samtools faidx` builds a `.fai`, the FASTA's line layout is checked
-/// ([`check_fasta_layout`]).
+/// Builds the missing `.fai` and the toolset's aligner's index ([`Aligner::index_files`]; an
+/// index counts as present when it exists, is not empty and is not older than the FASTA)
+/// through a temporary directory renamed into place; beside the FASTA, or under
+/// `<cache_dir>/references/<key>/` when its directory is read-only or it is a `.fa.gz`
+/// (docs/running.md). An index is used only when it belongs to the FASTA
+/// ([`check_fai_covers_fasta`], [`IndexProvenance`], [`check_bwa_index_matches_fasta`];
+/// docs/formats.md, "Indexes and the files they belong to"); one that does not is rebuilt
+/// where `options.stale_index` and its directory allow, else refused. Returns the prepared
+/// reference and the reports of the tools it ran.
 ///
 /// # Errors
 /// [`Error::Input`] when the FASTA is missing, empty or not FASTA ([`check_fasta_start`]), a

@@ -53,14 +53,10 @@ const DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// 100 ms while they run; the cancel token can be cancelled from any thread (e.g. the binary's
 /// signal handler) and is seen within 100 ms.
 ///
-/// Every child dies with biojob, even when biojob is killed by SIGKILL (the OOM killer): it is
-/// started with a parent-death signal of SIGKILL (`PR_SET_PDEATHSIG`, prctl(2)). The kernel
-/// sends that signal when the *thread* that started the child ends, so the thread that calls
-/// [`run`](Self::run), [`run_pipeline`](Self::run_pipeline) or [`capture`](Self::capture)
-/// starts every child itself and returns only once all of them are reaped: a worker thread that
-/// ends after its run has no child left to kill, and one that panics mid-run takes its children
-/// with it. Processes that a child starts itself do not inherit the signal (none of bwa,
-/// samtools, bcftools or tabix starts any). `docs/process-supervision.md` says more.
+/// Every child dies with biojob, even when biojob is killed by SIGKILL: it is started with a
+/// parent-death signal of SIGKILL (`PR_SET_PDEATHSIG`, prctl(2)) by the thread that calls
+/// [`run`](Self::run), [`run_pipeline`](Self::run_pipeline) or [`capture`](Self::capture),
+/// which returns only once all of them are reaped (docs/process-supervision.md says why).
 ///
 /// A [`Watchdog`], when set, is checked on every poll: it can pause the children (SIGSTOP to
 /// every process group, SIGCONT when it says run again) or stop them with its own error. A
