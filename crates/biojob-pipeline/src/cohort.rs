@@ -357,16 +357,7 @@ impl Cohort<'_> {
         let workers = run.options.scale.workers.clamp(1, jobs.len().max(1));
         let mut share = run.context.clone();
         share.engine.resources = crate::scheduler::chunk_share(engine.resources, workers);
-        // Each lane's record is written out as it finishes, in the order they finish.
-        let so_far = std::sync::Mutex::new(manifest.clone());
-        let finished = |record: &TaskRecord| {
-            if let Ok(mut so_far) = so_far.lock() {
-                so_far.tasks.push(record.clone());
-                run.checkpoint(&so_far);
-            }
-        };
-        let outcomes =
-            run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &finished);
+        let outcomes = run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, manifest);
         let mut lane_bams: Vec<(Option<JobOutput>, Option<u64>, Option<u64>)> =
             Vec::with_capacity(jobs.len());
         let mut first_error = None;
@@ -513,31 +504,9 @@ impl Cohort<'_> {
             plan.longest_first(),
             engine.resources.threads,
             run.context,
-            &|_| {},
+            manifest,
         );
-        let mut vcfs = Vec::with_capacity(jobs.len());
-        let mut first_error = None;
-        for (job, outcome) in jobs.iter().zip(outcomes) {
-            let mut outcome = outcome.unwrap_or_else(|| skipped(job));
-            if let Some(error) = outcome.error.take() {
-                if cancelled_by_sibling(&error) {
-                    outcome.record.status = TaskStatus::Skipped;
-                } else {
-                    first_error.get_or_insert(error);
-                }
-            } else if let (Some(vcf), Some(tbi)) =
-                (outcome.output(".vcf.gz"), outcome.output(".tbi"))
-            {
-                vcfs.push((vcf.clone(), tbi.clone()));
-            }
-            manifest.tasks.push(outcome.record);
-        }
-        if let Some(error) = first_error {
-            return Err(error);
-        }
-        if vcfs.len() != jobs.len() {
-            return Err(missing_output("call", "VCF"));
-        }
+        let vcfs = crate::scheduler::shard_vcfs(&jobs, outcomes, manifest)?;
 
         // Gather into cohort.vcf.gz.
         let gather = GatherStep::new(self.stem.clone(), GatherInputs::Given(vcfs.len()))

@@ -966,7 +966,8 @@ impl Run<'_> {
                 key: KeyPolicy::None,
             })
             .collect();
-        let outcomes = self.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, &|_| {});
+        let outcomes =
+            self.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, manifest);
         let mut bams = Vec::with_capacity(jobs.len());
         let mut read_pairs = 0u64;
         let mut chunk_records = Some(0u64);
@@ -1085,66 +1086,31 @@ impl Run<'_> {
             })
             .collect();
         let workers = self.engine.resources.threads;
-        // Each shard's record is written out as it finishes, in the order they finish.
-        let so_far = Mutex::new(manifest.clone());
-        let finished = |record: &TaskRecord| {
-            if let Ok(mut so_far) = so_far.lock() {
-                so_far.tasks.push(record.clone());
-                self.checkpoint(&so_far);
-            }
-        };
-        let outcomes = self.in_parallel(
-            &jobs,
-            plan.longest_first(),
-            workers,
-            self.context,
-            &finished,
-        );
-        let mut vcfs = Vec::with_capacity(jobs.len());
-        let mut first_error = None;
-        for (job, outcome) in jobs.iter().zip(outcomes) {
-            let mut outcome = outcome.unwrap_or_else(|| skipped(job));
-            if let Some(error) = outcome.error.take() {
-                if cancelled_by_sibling(&error) {
-                    outcome.record.status = TaskStatus::Skipped;
-                } else {
-                    first_error.get_or_insert(error);
-                }
-            } else if let (Some(vcf), Some(tbi)) =
-                (outcome.output(".vcf.gz"), outcome.output(".tbi"))
-            {
-                vcfs.push((vcf.clone(), tbi.clone()));
-            }
-            manifest.tasks.push(outcome.record);
-        }
-        if let Some(error) = first_error {
-            return Err(error);
-        }
-        if vcfs.len() != jobs.len() {
-            return Err(Error::Usage {
-                message: format!(
-                    "{} of {} shards produced no VCF",
-                    jobs.len() - vcfs.len(),
-                    jobs.len()
-                ),
-                remedy: None,
-            });
-        }
-        Ok(vcfs)
+        let outcomes =
+            self.in_parallel(&jobs, plan.longest_first(), workers, self.context, manifest);
+        shard_vcfs(&jobs, outcomes, manifest)
     }
 
     /// Runs `jobs` on at most `workers` threads, taken in `order` (positions in `jobs`), each
     /// with `context`'s child cancellation token: the first failure stops the others (their
-    /// tools are stopped; not yet started ones give `None`, unless reusable). `finished` is
-    /// given each record as its job ends. Outcomes by position.
+    /// tools are stopped; not yet started ones give `None`, unless reusable). Each record is
+    /// added to the run manifest `so_far` as its job ends, in the order they end, and
+    /// checkpointed ([`Run::checkpoint`]). Outcomes by position.
     pub(crate) fn in_parallel(
         &self,
         jobs: &[StepJob<'_>],
         order: Vec<usize>,
         workers: usize,
         context: &StepContext,
-        finished: &(dyn Fn(&TaskRecord) + Sync),
+        so_far: &RunManifest,
     ) -> Vec<Option<JobOutcome>> {
+        let so_far = Mutex::new(so_far.clone());
+        let finished = |record: &TaskRecord| {
+            if let Ok(mut so_far) = so_far.lock() {
+                so_far.tasks.push(record.clone());
+                self.checkpoint(&so_far);
+            }
+        };
         let queue = Mutex::new(order.into_iter());
         let results: Mutex<Vec<Option<JobOutcome>>> =
             Mutex::new((0..jobs.len()).map(|_| None).collect());
@@ -1192,6 +1158,47 @@ pub(crate) fn chunk_share(resources: crate::Resources, workers: usize) -> crate:
         threads: (resources.threads / workers).max(1),
         memory_bytes: resources.memory_bytes / workers as u64,
     }
+}
+
+/// The VCF and index of each call shard of `jobs` from their `outcomes` (by position), each
+/// record added to `manifest` (a shard stopped because another failed: skipped).
+///
+/// # Errors
+/// The first shard's failure; [`Error::Usage`] when a shard that succeeded gave no VCF.
+pub(crate) fn shard_vcfs(
+    jobs: &[StepJob<'_>],
+    outcomes: Vec<Option<JobOutcome>>,
+    manifest: &mut RunManifest,
+) -> Result<Vec<(JobOutput, JobOutput)>, Error> {
+    let mut vcfs = Vec::with_capacity(jobs.len());
+    let mut first_error = None;
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        let mut outcome = outcome.unwrap_or_else(|| skipped(job));
+        if let Some(error) = outcome.error.take() {
+            if cancelled_by_sibling(&error) {
+                outcome.record.status = TaskStatus::Skipped;
+            } else {
+                first_error.get_or_insert(error);
+            }
+        } else if let (Some(vcf), Some(tbi)) = (outcome.output(".vcf.gz"), outcome.output(".tbi")) {
+            vcfs.push((vcf.clone(), tbi.clone()));
+        }
+        manifest.tasks.push(outcome.record);
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    if vcfs.len() != jobs.len() {
+        return Err(Error::Usage {
+            message: format!(
+                "{} of {} shards produced no VCF",
+                jobs.len() - vcfs.len(),
+                jobs.len()
+            ),
+            remedy: None,
+        });
+    }
+    Ok(vcfs)
 }
 
 /// A task that was never started: skipped.
