@@ -75,17 +75,24 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
     };
     // Each chunk's (or lane's) BAM is checked against what its align job recorded when it
     // published it; the records it counted then are not counted again.
-    let mut chunk_records = Some(0u64);
-    let inputs: Vec<JobInput> = (0..step.chunks)
+    let published: Vec<_> = (0..step.chunks)
         .map(|chunk| {
             let name = scratch_file_name(&job.sample, StepId::Align, Some(chunk), "bam");
             let manifest =
                 job.run_prefix
                     .join(&step_manifest_name(&job.sample, StepId::Align, Some(chunk)));
             let published = published_output(stores, &[manifest], &name);
-            chunk_records = chunk_records
-                .zip(published.as_ref().and_then(|p| p.bam_records))
-                .map(|(sum, records)| sum + records);
+            (name, published)
+        })
+        .collect();
+    step.chunk_records = published
+        .iter()
+        .map(|(_, published)| published.as_ref().and_then(|p| p.bam_records))
+        .sum();
+    let inputs = published
+        .into_iter()
+        .enumerate()
+        .map(|(chunk, (name, published))| {
             JobInput::new(
                 &chunk_bam_role(chunk),
                 job.run_prefix.join(&name),
@@ -95,7 +102,6 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             .published(published)
         })
         .collect();
-    step.chunk_records = chunk_records;
     let step_job = StepJob {
         definition: &step,
         inputs,
