@@ -350,12 +350,33 @@ pub(crate) fn verify_bgzf_output(path: &Utf8Path) -> Result<(), Error> {
     })
 }
 
-/// Checks one of our VCF outputs with [`biojob_formats::scan_vcf`]; a failure is an output
-/// verification failure.
+/// `plan` ending with `bcftools index -t` of `vcf` (written as `vcf.partial` by the plan's
+/// commands before it), with `vcf` and its `.tbi` as the plan's outputs.
+pub(crate) fn then_index_vcf(
+    plan: StepPlan,
+    bcftools: &biojob_tools::ToolPath,
+    vcf: Utf8PathBuf,
+) -> StepPlan {
+    let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
+    plan.command(
+        biojob_tools::Tool::Bcftools,
+        biojob_tools::bcftools_index_tbi(
+            bcftools,
+            &crate::plan::partial(&vcf),
+            &crate::plan::partial(&tbi),
+        ),
+    )
+    .output(vcf)
+    .output(tbi)
+}
+
+/// Checks one of our VCF outputs: its BGZF EOF block ([`verify_bgzf_output`]), then
+/// [`biojob_formats::scan_vcf`]; a failure is an output verification failure.
 pub(crate) fn verify_vcf_output(
     path: &Utf8Path,
     rules: &biojob_formats::VcfRules<'_>,
 ) -> Result<biojob_formats::VcfScan, Error> {
+    verify_bgzf_output(path)?;
     biojob_formats::scan_vcf(path, rules).map_err(|error| Error::Verification {
         path: path.to_owned(),
         detail: match error {

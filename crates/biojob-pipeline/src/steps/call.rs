@@ -16,7 +16,7 @@ use tracing::warn;
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::{RunningPlan, plan_shape, relay_bgzf, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{RunningPlan, plan_shape, relay_bgzf, verify_vcf_output};
 use crate::{
     Error, Executed, JobInput, PlanContext, PlannedCommand, PreparedReference, ProgressUnit,
     RecordCounts, StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, call_space_need,
@@ -529,7 +529,6 @@ impl StepDefinition for CallStep {
         let result = (|| {
             let vcf_partial = running.partial(0).to_owned();
             run_pileup(&mut running, context, &vcf_partial)?;
-            verify_bgzf_output(&vcf_partial)?;
             let scan = verify_vcf_output(
                 &vcf_partial,
                 &VcfRules {

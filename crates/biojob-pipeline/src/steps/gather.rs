@@ -8,11 +8,11 @@ use biojob_core::{Contig, SampleId, StepId, scratch_file_name};
 use biojob_formats::{RecordSpan, VcfRules, scan_vcf, tabix_contigs};
 use biojob_scratch::SpaceNeed;
 use biojob_storage::ObjectUri;
-use biojob_tools::{BcftoolsConcat, Tool, bcftools_index_tbi};
+use biojob_tools::{BcftoolsConcat, Tool};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::plan::partial;
-use crate::steps::{RunningPlan, check_records, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{RunningPlan, check_records, then_index_vcf, verify_vcf_output};
 use crate::{
     Error, Executed, JobInput, PlanContext, PreparedReference, RecordCounts, StagedInputs,
     StepContext, StepDefinition, StepPlan, contig_plan, gather_space_need, shard_plan,
@@ -159,7 +159,6 @@ impl StepDefinition for GatherStep {
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let bcftools = &context.toolset.bcftools;
         let vcf = context.work_file(&final_vcf_name(&self.sample));
-        let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
         let concat = BcftoolsConcat {
             inputs: (0..self.vcfs())
                 .map(|position| context.input(&vcf_role(position)))
@@ -167,14 +166,8 @@ impl StepDefinition for GatherStep {
             output: partial(&vcf),
         }
         .command(bcftools);
-        StepPlan::new(StepId::Gather, context.resources)
-            .command(Tool::Bcftools, concat)
-            .command(
-                Tool::Bcftools,
-                bcftools_index_tbi(bcftools, &partial(&vcf), &partial(&tbi)),
-            )
-            .output(vcf)
-            .output(tbi)
+        let plan = StepPlan::new(StepId::Gather, context.resources).command(Tool::Bcftools, concat);
+        then_index_vcf(plan, bcftools, vcf)
     }
 
     /// Runs the plan. Each input VCF (staged in: they may come from elsewhere) is read once,
@@ -245,7 +238,6 @@ impl StepDefinition for GatherStep {
         let result = (|| {
             running.run_next(context)?;
             let vcf_partial = running.partial(0).to_owned();
-            verify_bgzf_output(&vcf_partial)?;
             let gathered = verify_vcf_output(&vcf_partial, &rules)?.counts.records;
             // No record is dropped at a shard boundary: each shard keeps the records whose
             // `POS` is in its own regions (`bcftools view -t`, checked by the call step), and

@@ -3,11 +3,10 @@
 use biojob_core::{SampleId, StepId};
 use biojob_formats::VcfRules;
 use biojob_scratch::SpaceNeed;
-use biojob_tools::{BcftoolsViewSample, Tool, bcftools_index_tbi};
-use camino::Utf8PathBuf;
+use biojob_tools::{BcftoolsViewSample, Tool};
 
 use crate::plan::partial;
-use crate::steps::{RunningPlan, verify_bgzf_output, verify_vcf_output};
+use crate::steps::{RunningPlan, then_index_vcf, verify_vcf_output};
 use crate::{
     CohortMember, Error, Executed, PlanContext, StagedInputs, StepContext, StepDefinition,
     StepPlan, VCF, final_vcf_name, gather_space_need,
@@ -40,21 +39,15 @@ impl StepDefinition for SampleVcfStep {
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let bcftools = &context.toolset.bcftools;
         let vcf = context.work_file(&final_vcf_name(&self.sample));
-        let tbi = Utf8PathBuf::from(format!("{vcf}.tbi"));
         let view = BcftoolsViewSample {
             sample: self.sample.to_string(),
             vcf: context.input(VCF),
             output: partial(&vcf),
         }
         .command(bcftools);
-        StepPlan::new(StepId::SampleVcf, context.resources)
-            .command(Tool::Bcftools, view)
-            .command(
-                Tool::Bcftools,
-                bcftools_index_tbi(bcftools, &partial(&vcf), &partial(&tbi)),
-            )
-            .output(vcf)
-            .output(tbi)
+        let plan =
+            StepPlan::new(StepId::SampleVcf, context.resources).command(Tool::Bcftools, view);
+        then_index_vcf(plan, bcftools, vcf)
     }
 
     /// Runs the plan; the VCF is checked ([`biojob_formats::scan_vcf`]: BGZF EOF block, header,
@@ -75,7 +68,6 @@ impl StepDefinition for SampleVcfStep {
         let result = (|| {
             running.run_next(context)?;
             let vcf_partial = running.partial(0).to_owned();
-            verify_bgzf_output(&vcf_partial)?;
             let scan = verify_vcf_output(
                 &vcf_partial,
                 &VcfRules {
