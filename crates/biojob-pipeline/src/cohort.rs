@@ -18,12 +18,10 @@ use biojob_storage::ObjectUri;
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info_span;
 
-use crate::cache::{EarlierTasks, earlier_run_manifest, try_reuse};
+use crate::cache::try_reuse;
 use crate::job::cancelled_by_sibling;
 use crate::manifest::timestamp;
-use crate::scheduler::{
-    Run, check_output_dir, earlier_tasks, finish, local_input, missing_output, skipped,
-};
+use crate::scheduler::{Run, in_output_dir, local_input, missing_output, skipped};
 use crate::{
     AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
     GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
@@ -78,7 +76,7 @@ pub fn run_cohort(
     let started = std::time::SystemTime::now();
     let output_dir = input.output_prefix.join(&options.run_id);
     let _span = info_span!("cohort", run_id = %options.run_id).entered();
-    let mut manifest = RunManifest {
+    let manifest = RunManifest {
         run_id: options.run_id.clone(),
         sample: COHORT_STEM.to_owned(),
         inputs: ManifestInputs {
@@ -91,69 +89,48 @@ pub fn run_cohort(
         started_at: timestamp(started),
         ..RunManifest::default()
     };
-    if let Err(error) = check_output_dir(&output_dir) {
-        return finish(manifest, output_dir, None, Err(error), None, engine, clock);
-    }
-    let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
-        Ok(opened) => opened,
-        Err(error) => {
-            return finish(manifest, output_dir, None, Err(error), None, engine, clock);
-        }
-    };
-    let work_dir = scratch.dir().to_owned();
-    let context = engine.context(&work_dir.join("logs"), &space);
-    let earlier = if options.resume {
-        earlier_tasks(&engine.stores, &output_dir)
-    } else {
-        EarlierTasks::default()
-    };
-    // Read before this run writes its own manifest there, task by task.
-    let carried = earlier_run_manifest(&engine.stores, &output_dir.join("manifest.json"));
-    let result = (|| {
-        let stem = cohort_stem()?;
-        // `Run` holds what every task needs; its input carries the reference, contigs and
-        // settings (the sample is the cohort's stem, its FASTQs the sheet's location: neither
-        // is read).
-        let carrier = WorkflowInput {
-            sample: stem.clone(),
-            read_group: ReadGroup::for_sample(&stem),
-            fastq_1: input.samplesheet.clone(),
-            fastq_2: input.samplesheet.clone(),
-            reference_candidates: input.reference_candidates.clone(),
-            contigs: input.contigs.clone(),
-            output_prefix: input.output_prefix.clone(),
-            min_mapping_quality: input.min_mapping_quality,
-            resume: input.resume,
-            aligner: input.aligner,
-        };
-        let run = Run {
-            input: &carrier,
-            options,
-            engine,
-            context: &context,
-            work_dir: &work_dir,
-            output_dir: &output_dir,
-            earlier: options.resume.then_some(&earlier),
-            carried: carried.as_ref(),
-            checkpoints: true,
-            observer,
-        };
-        Cohort {
-            input,
-            run: &run,
-            stem,
-        }
-        .execute(&mut manifest)
-    })();
-    manifest.scratch = Some(space.usage());
-    finish(
+    in_output_dir(
         manifest,
         output_dir,
-        Some(scratch),
-        result,
-        carried.as_ref(),
+        options,
         engine,
         clock,
+        |manifest, setup| {
+            let stem = cohort_stem()?;
+            // `Run` holds what every task needs; its input carries the reference, contigs and
+            // settings (the sample is the cohort's stem, its FASTQs the sheet's location:
+            // neither is read).
+            let carrier = WorkflowInput {
+                sample: stem.clone(),
+                read_group: ReadGroup::for_sample(&stem),
+                fastq_1: input.samplesheet.clone(),
+                fastq_2: input.samplesheet.clone(),
+                reference_candidates: input.reference_candidates.clone(),
+                contigs: input.contigs.clone(),
+                output_prefix: input.output_prefix.clone(),
+                min_mapping_quality: input.min_mapping_quality,
+                resume: input.resume,
+                aligner: input.aligner,
+            };
+            let run = Run {
+                input: &carrier,
+                options,
+                engine,
+                context: setup.context,
+                work_dir: setup.work_dir,
+                output_dir: setup.output_dir,
+                earlier: setup.earlier,
+                carried: setup.carried,
+                checkpoints: true,
+                observer,
+            };
+            Cohort {
+                input,
+                run: &run,
+                stem,
+            }
+            .execute(manifest)
+        },
     )
 }
 

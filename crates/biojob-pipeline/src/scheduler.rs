@@ -240,7 +240,7 @@ pub fn run_workflow(
         .join(input.sample.as_str())
         .join(&options.run_id);
     let _span = info_span!("run", sample = %input.sample, run_id = %options.run_id).entered();
-    let mut manifest = RunManifest {
+    let manifest = RunManifest {
         run_id: options.run_id.clone(),
         sample: input.sample.to_string(),
         read_group: input.read_group.to_header_line(),
@@ -258,11 +258,58 @@ pub fn run_workflow(
         ..RunManifest::default()
     };
 
+    in_output_dir(
+        manifest,
+        output_dir,
+        options,
+        engine,
+        clock,
+        |manifest, setup| {
+            Run {
+                input,
+                options,
+                engine,
+                context: setup.context,
+                work_dir: setup.work_dir,
+                output_dir: setup.output_dir,
+                earlier: setup.earlier,
+                carried: setup.carried,
+                checkpoints: true,
+                observer,
+            }
+            .execute(manifest)
+        },
+    )
+}
+
+/// What a run's body gets from [`in_output_dir`]: the job's scratch and the earlier run's
+/// records.
+pub(crate) struct RunSetup<'a> {
+    pub(crate) context: &'a StepContext,
+    pub(crate) work_dir: &'a Utf8Path,
+    pub(crate) output_dir: &'a ObjectUri,
+    /// The earlier runs' finished tasks, when resuming.
+    pub(crate) earlier: Option<&'a EarlierTasks>,
+    /// The earlier run's manifest in this output directory, read before this run writes its
+    /// own there.
+    pub(crate) carried: Option<&'a RunManifest>,
+}
+
+/// Runs `body` (a single-sample run or a cohort's) in `output_dir`: checks that it can be
+/// written, takes the run lock (a run refused here writes nothing there, not even its
+/// manifest: it would replace the other run's), opens the job's scratch, reads the earlier
+/// runs' records, then [`finish`]es with `body`'s result and releases the lock.
+pub(crate) fn in_output_dir(
+    mut manifest: RunManifest,
+    output_dir: ObjectUri,
+    options: &RunOptions,
+    engine: &Engine,
+    clock: Instant,
+    body: impl FnOnce(&mut RunManifest, &RunSetup<'_>) -> Result<ObjectUri, Error>,
+) -> RunOutcome {
     if let Err(error) = check_output_dir(&output_dir) {
         return finish(manifest, output_dir, None, Err(error), None, engine, clock);
     }
-    // One run at a time writes into the output directory; a run refused here writes nothing
-    // there, not even its manifest (it would replace the other run's).
     let lock = match RunLock::acquire(
         &engine.stores,
         &output_dir,
@@ -286,27 +333,12 @@ pub fn run_workflow(
             };
         }
     };
-    let outcome = run_locked(
-        input, options, engine, observer, manifest, output_dir, clock,
-    );
-    lock.release();
-    outcome
-}
-
-/// [`run_workflow`] once the run lock is held.
-fn run_locked(
-    input: &WorkflowInput,
-    options: &RunOptions,
-    engine: &Engine,
-    observer: &dyn RunObserver,
-    mut manifest: RunManifest,
-    output_dir: ObjectUri,
-    clock: Instant,
-) -> RunOutcome {
     let (scratch, space) = match engine.scratch.open(&options.job_id, options.attempt) {
         Ok(opened) => opened,
         Err(error) => {
-            return finish(manifest, output_dir, None, Err(error), None, engine, clock);
+            let outcome = finish(manifest, output_dir, None, Err(error), None, engine, clock);
+            lock.release();
+            return outcome;
         }
     };
     let work_dir = scratch.dir().to_owned();
@@ -316,31 +348,27 @@ fn run_locked(
     } else {
         EarlierTasks::default()
     };
-    // Read before this run writes its own manifest there, task by task.
     let carried = earlier_run_manifest(&engine.stores, &output_dir.join("manifest.json"));
-    let run = Run {
-        input,
-        options,
-        engine,
+    let setup = RunSetup {
         context: &context,
         work_dir: &work_dir,
         output_dir: &output_dir,
         earlier: options.resume.then_some(&earlier),
         carried: carried.as_ref(),
-        checkpoints: true,
-        observer,
     };
-    let result = run.execute(&mut manifest);
+    let result = body(&mut manifest, &setup);
     manifest.scratch = Some(space.usage());
-    finish(
+    let outcome = finish(
         manifest,
-        output_dir,
+        output_dir.clone(),
         Some(scratch),
         result,
         carried.as_ref(),
         engine,
         clock,
-    )
+    );
+    lock.release();
+    outcome
 }
 
 /// Checks, before any work, that a local output directory can be created and written to (a
