@@ -74,7 +74,7 @@ pub fn run_cohort(
 ) -> RunOutcome {
     let clock = Instant::now();
     let started = std::time::SystemTime::now();
-    let output_dir = input.output_prefix.join(&options.run_id);
+    let output_dir = input.output_dir(&options.run_id);
     let _span = info_span!("cohort", run_id = %options.run_id).entered();
     let manifest = RunManifest {
         run_id: options.run_id.clone(),

@@ -622,6 +622,13 @@ pub struct CohortInput {
     pub aligner: Option<Aligner>,
 }
 
+impl CohortInput {
+    /// The run `run_id`'s output directory: `<output prefix>/<run id>/`.
+    pub fn output_dir(&self, run_id: &str) -> ObjectUri {
+        self.output_prefix.join(run_id)
+    }
+}
+
 /// What `biojob run` runs: one sample from the job environment, or a cohort from a sample
 /// sheet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -717,6 +724,11 @@ pub fn resolve_reference(stores: &Stores, candidates: &[ObjectUri]) -> Result<Ob
 }
 
 impl WorkflowInput {
+    /// The run `run_id`'s output directory: `<output prefix>/<sample>/<run id>/`.
+    pub fn output_dir(&self, run_id: &str) -> ObjectUri {
+        self.output_prefix.join(self.sample.as_str()).join(run_id)
+    }
+
     /// Parses the execution input JSON.
     ///
     /// File names are built without globs: `${SOURCE_DATA_PREFIX}/${SAMPLE_ID}_R1.fastq.gz`

@@ -235,10 +235,7 @@ pub fn run_workflow(
 ) -> RunOutcome {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let output_dir = input
-        .output_prefix
-        .join(input.sample.as_str())
-        .join(&options.run_id);
+    let output_dir = input.output_dir(&options.run_id);
     let _span = info_span!("run", sample = %input.sample, run_id = %options.run_id).entered();
     let manifest = RunManifest {
         run_id: options.run_id.clone(),

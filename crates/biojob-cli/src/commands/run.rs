@@ -199,7 +199,7 @@ pub fn run(
             }
             let resume = resumes(&args.runtime, cohort.resume);
             let run_id = prepare_run_id(args.run_id, resume)?;
-            let output_dir = cohort.output_prefix.join(&run_id);
+            let output_dir = cohort.output_dir(&run_id);
             let outcome = run_outcome(
                 &args.runtime,
                 aligner,
@@ -234,10 +234,7 @@ pub fn run(
     }
     let resume = resumes(&args.runtime, input.resume);
     let run_id = prepare_run_id(args.run_id, resume)?;
-    let output_dir = input
-        .output_prefix
-        .join(input.sample.as_str())
-        .join(&run_id);
+    let output_dir = input.output_dir(&run_id);
     let outcome = run_outcome(
         &args.runtime,
         aligner,
