@@ -46,10 +46,7 @@ pub fn render_run_plan(
     line(&format!("fastq 1: {}", input.fastq_1));
     line(&format!("fastq 2: {}", input.fastq_2));
     line(&reference_line(&input.reference_candidates));
-    line(&format!(
-        "outputs: {}",
-        input.output_prefix.join(sample.as_str()).join(run_id)
-    ));
+    line(&format!("outputs: {}", input.output_dir(run_id)));
     line(&resources_line(resources));
     line(
         "placeholders: <scratch> is the run's private scratch directory; <reference>, \
@@ -266,7 +263,7 @@ pub fn render_cohort_plan(
         }
     }
     line(&reference_line(&input.reference_candidates));
-    line(&format!("outputs: {}", input.output_prefix.join(run_id)));
+    line(&format!("outputs: {}", input.output_dir(run_id)));
     line(&resources_line(resources));
     line(&format!(
         "duplicates: {}",
