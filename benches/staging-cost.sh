@@ -130,7 +130,7 @@ for mode in "${modes[@]}"; do
 import json, sys
 path, mode, shard, bam, before, after = sys.argv[1:]
 task = json.load(open(path))["task"]
-slice_ = task["bam_slice"]
+(slice_,) = task["bam_slices"]
 print("call", mode, shard, task["contig"], slice_["method"], slice_["bytes_fetched"],
       task["bytes_staged_in"], slice_["object_bytes"], round(task["wall_seconds"], 1), before, after,
       sep="\t")

@@ -484,7 +484,7 @@ impl StepJob<'_> {
             }
         };
         outcome.record.bytes_staged_in = facts.bytes_staged_in;
-        outcome.record.bam_slice = facts.bam_slice;
+        outcome.record.bam_slices = facts.bam_slices;
         outcome.record = outcome.record.of(self.definition.cohort_member().as_ref());
         info!(status = ?outcome.record.status, wall_seconds = wall.as_secs_f64(), "task ended");
         outcome
@@ -736,7 +736,7 @@ impl StepJob<'_> {
                     if matches!(slice.staging, biojob_formats::BamStaging::Regions) {
                         staged.sliced.push(input.role.clone());
                     }
-                    facts.bam_slice = Some(slice);
+                    facts.bam_slices.push(slice);
                     path
                 }
                 None => {
@@ -919,7 +919,7 @@ struct Facts {
     reference_reports: Vec<StageReport>,
     rerun_reason: Option<RerunReason>,
     bytes_staged_in: u64,
-    bam_slice: Option<BamSliceRecord>,
+    bam_slices: Vec<BamSliceRecord>,
     inputs: BTreeMap<String, String>,
 }
 

@@ -266,9 +266,10 @@ pub struct TaskRecord {
     /// read in place, count nothing; a BAM staged for its regions counts what was fetched).
     #[serde(default)]
     pub bytes_staged_in: u64,
-    /// How the task's BAM was staged for its regions, when it came from an object store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bam_slice: Option<BamSliceRecord>,
+    /// How each of the task's BAMs held by an object store was staged for its regions, in
+    /// input order (a call task: one; a cohort's joint call: one per sample).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bam_slices: Vec<BamSliceRecord>,
     /// The commands, in the order they started.
     #[serde(default)]
     pub commands: Vec<CommandRecord>,
@@ -325,7 +326,7 @@ impl TaskRecord {
             peak_rss_bytes: commands.iter().map(|c| c.max_rss_bytes).max().unwrap_or(0),
             inputs: BTreeMap::new(),
             bytes_staged_in: 0,
-            bam_slice: None,
+            bam_slices: Vec::new(),
             commands,
             outputs: Vec::new(),
             records: RecordCounts::default(),

@@ -6,7 +6,7 @@ use std::num::NonZeroU64;
 use biojob_core::{StepId, scratch_file_name};
 use biojob_pipeline::{
     BAI, BAM, CallStep, JobInput, KeyPolicy, ReferenceUse, ShardRequest, StepJob, cohort_bai_role,
-    cohort_bam_role, env, published_output, sample_bam, sibling, step_manifest_name,
+    cohort_bam_role, env, published_output, sample_bam, sample_dir, sibling, step_manifest_name,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -52,8 +52,8 @@ pub struct CallArgs {
 /// object when the index is missing or older than the BAM; a local BAM is read in place with
 /// its `.bai`), calls the shard, and stages out `<sample>.call.<shard>.vcf.gz` and its `.tbi`.
 /// With a sample sheet (`SAMPLESHEET`, `SAMPLE_ID` `cohort`), calls every sample of the cohort
-/// jointly from `samples/<sample>/<sample>.align.bam` (each staged whole with its `.bai`),
-/// into `cohort.call.<shard>.vcf.gz`.
+/// jointly from `samples/<sample>/<sample>.align.bam` (each staged for the shard's regions, as
+/// one sample's BAM is), into `cohort.call.<shard>.vcf.gz`.
 pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let job = Job::new(
         &args.step,
@@ -83,13 +83,25 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
         job.joint()?;
         let samples = read_sheet(text, stores)?.sample_ids();
         let remedy = "run the cohort's align and merge jobs of every sample first";
-        let inputs = samples
-            .iter()
-            .enumerate()
-            .flat_map(|(position, sample)| {
-                let bam = sample_bam(&job.run_prefix, sample);
-                [
-                    JobInput::new(&cohort_bam_role(position), bam.clone(), "BAM", remedy),
+        let mut inputs = Vec::with_capacity(2 * samples.len());
+        for (position, sample) in samples.iter().enumerate() {
+            let bam = sample_bam(&job.run_prefix, sample);
+            // Each sample's BAM is checked against what its merge job recorded, and staged,
+            // like a single sample's, for the shard's regions only (docs/staging.md).
+            let manifest = sample_dir(&job.run_prefix, sample).join(&step_manifest_name(
+                sample,
+                StepId::Merge,
+                None,
+            ));
+            let name = scratch_file_name(sample, StepId::Align, None, "bam");
+            let published = published_output(stores, &[manifest], &name);
+            inputs.push(
+                JobInput::new(&cohort_bam_role(position), bam.clone(), "BAM", remedy)
+                    .published(published)
+                    .bam_regions(),
+            );
+            if bam.local_path().is_some() {
+                inputs.push(
                     JobInput::new(
                         &cohort_bai_role(position),
                         sibling(&bam, ".bai"),
@@ -97,9 +109,9 @@ pub fn run(args: CallArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), 
                         remedy,
                     )
                     .unkeyed(),
-                ]
-            })
-            .collect();
+                );
+            }
+        }
         let step = CallStep::new(job.sample.clone(), request, min_mapping_quality).jointly(samples);
         let step_job = StepJob {
             definition: &step,

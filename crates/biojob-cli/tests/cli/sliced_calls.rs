@@ -1,7 +1,8 @@
 //! Call jobs reading a BAM held by S3 (SeaweedFS on loopback) stage only the records of their
 //! shard's pileup regions, and call exactly what a call job reading the whole BAM calls:
 //! by-contig and by-size shards of the real NA12878 data; a BAM without a usable index is
-//! staged whole, with a warning, and calls the same.
+//! staged whole, with a warning, and calls the same; a cohort's joint call stages each sample's
+//! BAM for its shard the same way.
 
 use std::process::Output;
 
@@ -162,7 +163,7 @@ fn call_jobs_stage_their_shards_records_of_an_s3_bam_and_call_as_from_the_whole_
         let local_manifest =
             json(&local_out.join(format!("{SAMPLE}.call.{index:04}.manifest.json")));
         assert_eq!(local_manifest["task"]["bytes_staged_in"], 0, "{what}");
-        assert_eq!(local_manifest["task"].get("bam_slice"), None, "{what}");
+        assert_eq!(local_manifest["task"].get("bam_slices"), None, "{what}");
 
         let proxy = FaultProxy::start(&server.endpoint);
         let results = format!("{prefix}/results-{plan}");
@@ -206,7 +207,8 @@ fn call_jobs_stage_their_shards_records_of_an_s3_bam_and_call_as_from_the_whole_
             &manifest_path,
         );
         let task = &json(&manifest_path)["task"];
-        let slice = &task["bam_slice"];
+        assert_eq!(task["bam_slices"].as_array().unwrap().len(), 1, "{what}");
+        let slice = &task["bam_slices"][0];
         assert_eq!(slice["uri"], bam_uri.as_str(), "{what}");
         assert_eq!(slice["method"], "regions", "{what}");
         assert_eq!(slice.get("reason"), None, "{what}");
@@ -260,7 +262,8 @@ fn assert_staged_whole(output: &Output, manifest: &Value, reason: &str, bam: &Ut
         "{stderr}"
     );
     assert!(stderr.contains(reason), "{stderr}");
-    let slice = &manifest["task"]["bam_slice"];
+    assert_eq!(manifest["task"]["bam_slices"].as_array().unwrap().len(), 1);
+    let slice = &manifest["task"]["bam_slices"][0];
     assert_eq!(slice["method"], "whole");
     assert_eq!(slice["reason"], reason);
     assert_eq!(slice["object_bytes"], size(bam));
@@ -345,7 +348,7 @@ fn a_call_job_stages_an_s3_bam_without_a_usable_index_whole_and_calls_the_same()
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     put(server, &work, &bam, &stale);
     let (output, manifest) = call(&stale, &format!("{prefix}/results-stale"));
-    let reason = manifest["task"]["bam_slice"]["reason"]
+    let reason = manifest["task"]["bam_slices"][0]["reason"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -359,4 +362,158 @@ fn a_call_job_stages_an_s3_bam_without_a_usable_index_whole_and_calls_the_same()
     let parse = |time: &str| humantime::parse_rfc3339(time).unwrap();
     assert!(parse(index_time) < parse(bam_time), "{reason}");
     assert_staged_whole(&output, &manifest, &reason, &bam);
+}
+
+/// A cohort's joint call job reading its samples' BAMs from S3 stages each of them for the
+/// shard's regions (one `bam_slices` record per sample, in sheet order) and calls what the
+/// same job calls from the BAMs on a local prefix. The two samples are the NA12878 BAM under
+/// two sample names.
+#[test]
+fn a_cohort_s_joint_call_stages_each_sample_s_shard_records_and_calls_as_from_the_whole_bams() {
+    let server = s3_server();
+    let dir = tempfile::tempdir().unwrap();
+    let work = Utf8Path::from_path(dir.path()).unwrap().to_owned();
+    let hand = hand_run();
+    let hand_bam = Utf8PathBuf::from_path_buf(hand.dir.join("hand.bam")).unwrap();
+    let data = testdata();
+    let samples = ["A", "B"];
+    let header = crate::support::tool(
+        "samtools",
+        &["view", "-H", hand_bam.as_str()],
+        work.as_std_path(),
+    );
+    assert!(header.contains("SM:NA12878"), "{header}");
+    let local_run = work.join("local-run");
+    let mut sheet = String::from("sample,lane,fastq_1,fastq_2\n");
+    for sample in samples {
+        let sample_dir = local_run.join("samples").join(sample);
+        std::fs::create_dir_all(&sample_dir).unwrap();
+        let header_file = work.join(format!("{sample}.header.sam"));
+        std::fs::write(
+            &header_file,
+            header.replace("SM:NA12878", &format!("SM:{sample}")),
+        )
+        .unwrap();
+        let bam = sample_dir.join(format!("{sample}.align.bam"));
+        let reheadered = std::process::Command::new("samtools")
+            .args(["reheader", header_file.as_str(), hand_bam.as_str()])
+            .output()
+            .unwrap();
+        assert!(reheadered.status.success(), "{}", text(&reheadered.stderr));
+        std::fs::write(&bam, reheadered.stdout).unwrap();
+        crate::support::tool("samtools", &["index", bam.as_str()], work.as_std_path());
+        // The job reads the sheet for its samples only: the FASTQs are never opened.
+        for mate in [1, 2] {
+            std::fs::write(work.join(format!("{sample}_R{mate}.fastq.gz")), b"").unwrap();
+        }
+        sheet.push_str(&format!(
+            "{sample},1,{sample}_R1.fastq.gz,{sample}_R2.fastq.gz\n"
+        ));
+    }
+    let sheet_path = work.join("samples.csv");
+    std::fs::write(&sheet_path, sheet).unwrap();
+
+    let prefix = format!("s3://{TEST_BUCKET}/cohort-sliced");
+    for name in ["ref.fa", "ref.fa.fai"] {
+        put(
+            server,
+            &work,
+            &data.join(name),
+            &format!("{prefix}/ref/{name}"),
+        );
+    }
+    let run = format!("{prefix}/run");
+    for sample in samples {
+        let bam = local_run.join(format!("samples/{sample}/{sample}.align.bam"));
+        let uri = format!("{run}/samples/{sample}/{sample}.align.bam");
+        put(server, &work, &bam, &uri);
+        put(
+            server,
+            &work,
+            &Utf8PathBuf::from(format!("{bam}.bai")),
+            &format!("{uri}.bai"),
+        );
+    }
+    // Shard 1 of chr20, chr22, chrM cut into 50,000-base shards: chr20:50001-100000.
+    let joint_call = |endpoint: &str, reference: &str, output_prefix: &str| {
+        let mut command = biojob(server, endpoint, &work);
+        command
+            .arg("call")
+            .env("SAMPLESHEET", &sheet_path)
+            .env("SAMPLE_ID", "cohort")
+            .env("REFERENCE", reference)
+            .env("JOB_OUTPUT_PREFIX", output_prefix)
+            .env("SHARD", "1")
+            .env("CHROMOSOMES", "chr20,chr22,chrM")
+            .env("BIOJOB_CALL_SHARD_BASES", SHARD_BASES.to_string());
+        command.output().unwrap()
+    };
+    let output = joint_call(
+        &server.endpoint,
+        data.join("ref.fa").as_str(),
+        local_run.as_str(),
+    );
+    assert_ok(&output, "the joint call from local BAMs");
+    let local_manifest = json(&local_run.join("cohort.call.0001.manifest.json"));
+    assert_eq!(local_manifest["task"].get("bam_slices"), None);
+
+    let proxy = FaultProxy::start(&server.endpoint);
+    let output = joint_call(&proxy.endpoint, &format!("{prefix}/ref/ref.fa"), &run);
+    assert_ok(&output, "the joint call from S3");
+    let vcf = work.join("s3.cohort.call.0001.vcf.gz");
+    get(
+        server,
+        &work,
+        &format!("{run}/cohort.call.0001.vcf.gz"),
+        &vcf,
+    );
+    let called = records(vcf.as_std_path());
+    assert!(!called.is_empty());
+    assert_eq!(
+        called,
+        records(local_run.join("cohort.call.0001.vcf.gz").as_std_path())
+    );
+    let manifest_path = work.join("s3.cohort.call.0001.manifest.json");
+    get(
+        server,
+        &work,
+        &format!("{run}/cohort.call.0001.manifest.json"),
+        &manifest_path,
+    );
+    let task = &json(&manifest_path)["task"];
+    let slices = task["bam_slices"].as_array().unwrap();
+    assert_eq!(slices.len(), 2);
+    let mut fetched = 0;
+    for (slice, sample) in slices.iter().zip(samples) {
+        let bam = local_run.join(format!("samples/{sample}/{sample}.align.bam"));
+        assert_eq!(
+            slice["uri"],
+            format!("{run}/samples/{sample}/{sample}.align.bam"),
+        );
+        assert_eq!(slice["method"], "regions", "{sample}");
+        assert_eq!(slice["regions"], serde_json::json!(["chr20:49001-100000"]));
+        assert_eq!(slice["object_bytes"], size(&bam), "{sample}");
+        assert_eq!(
+            slice["index_bytes"],
+            size(&Utf8PathBuf::from(format!("{bam}.bai"))),
+            "{sample}"
+        );
+        let bytes = slice["bytes_fetched"].as_u64().unwrap();
+        assert!(
+            bytes < size(&bam) / 2,
+            "{sample}: {bytes} of {}",
+            size(&bam)
+        );
+        fetched += bytes;
+    }
+    // What the records say was fetched is what the proxy saw asked for, both BAMs and indexes.
+    assert_eq!(
+        fetched,
+        bytes_requested(&proxy, ".align.bam") + bytes_requested(&proxy, ".align.bam.bai")
+    );
+    let reference_bytes = size(&data.join("ref.fa")) + size(&data.join("ref.fa.fai"));
+    assert_eq!(
+        task["bytes_staged_in"].as_u64().unwrap(),
+        fetched + reference_bytes
+    );
 }
