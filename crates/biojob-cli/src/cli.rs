@@ -83,6 +83,10 @@ pub struct S3Args {
     /// First retry backoff bound (doubled per attempt, full jitter, at most 20s).
     #[arg(long, global = true, env = env::BIOJOB_S3_RETRY_BASE_DELAY, value_parser = parse_duration, default_value = "200ms")]
     pub s3_retry_base_delay: std::time::Duration,
+    /// The longest one attempt of a request waits for its answer to begin (an upload's body
+    /// included) before it is abandoned and retried.
+    #[arg(long, global = true, env = env::BIOJOB_S3_REQUEST_TIMEOUT, value_parser = parse_duration, default_value = "2m")]
+    pub s3_request_timeout: std::time::Duration,
     /// Server-side encryption for uploads.
     #[arg(long, global = true, env = env::BIOJOB_S3_SSE, value_enum)]
     pub sse: Option<SseArg>,

@@ -39,6 +39,7 @@ pub fn options(args: &S3Args) -> S3Options {
             base_delay: args.s3_retry_base_delay,
             max_delay: defaults.max_delay,
         },
+        request_timeout: args.s3_request_timeout,
         credentials: None,
     }
 }

@@ -91,6 +91,9 @@ pub const BIOJOB_S3_CHECKSUM: &str = "BIOJOB_S3_CHECKSUM";
 pub const BIOJOB_S3_MAX_ATTEMPTS: &str = "BIOJOB_S3_MAX_ATTEMPTS";
 /// First retry backoff bound, doubled per attempt with full jitter, e.g. `200ms` (default).
 pub const BIOJOB_S3_RETRY_BASE_DELAY: &str = "BIOJOB_S3_RETRY_BASE_DELAY";
+/// The longest an S3 request attempt waits for its answer to begin before it is retried, e.g.
+/// `2m` (default).
+pub const BIOJOB_S3_REQUEST_TIMEOUT: &str = "BIOJOB_S3_REQUEST_TIMEOUT";
 /// Server-side encryption for uploads: `AES256` or `aws:kms` (default: the bucket's).
 pub const BIOJOB_S3_SSE: &str = "BIOJOB_S3_SSE";
 /// KMS key id, alias or ARN for `aws:kms`.

@@ -58,7 +58,8 @@ impl Inner {
     /// Builds the client from the standard AWS configuration chain and `options` on the
     /// runtime behind `handle`: with an endpoint and no region, the region is `us-east-1`;
     /// path-style addressing is on when an endpoint is given, unless set otherwise; the SDK's
-    /// own retries are off ([`Inner::retrying`] retries each request).
+    /// own retries are off ([`Inner::retrying`] retries each request); an attempt whose answer
+    /// has not begun after `options.request_timeout` fails as a timeout.
     ///
     /// # Errors
     /// [`StorageError::Remote`] when called from inside an async runtime.
@@ -96,6 +97,16 @@ impl Inner {
         let config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(path_style)
             .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                shared
+                    .timeout_config()
+                    .map_or_else(
+                        aws_sdk_s3::config::timeout::TimeoutConfig::builder,
+                        |defaults| defaults.to_builder(),
+                    )
+                    .operation_attempt_timeout(options.request_timeout)
+                    .build(),
+            )
             .build();
         let mut options = options;
         options.concurrency = options.concurrency.max(1);

@@ -60,8 +60,9 @@ mod writer;
 
 pub use client::TransferStats;
 pub use options::{
-    ChecksumAlgorithm, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_OBJECT_SIZE, MAX_PART_SIZE,
-    MAX_PARTS, MIB, MIN_PART_SIZE, RetryPolicy, S3Options, Sse, StaticCredentials, part_size_for,
+    ChecksumAlgorithm, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, DEFAULT_REQUEST_TIMEOUT,
+    MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE, RetryPolicy, S3Options, Sse,
+    StaticCredentials, part_size_for,
 };
 pub use stop::S3Stop;
 pub use store::S3Store;

@@ -16,6 +16,8 @@ pub const MAX_PARTS: u64 = 10_000;
 pub const DEFAULT_PART_SIZE: u64 = 16 * MIB;
 /// Default number of parts in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Default [`S3Options::request_timeout`]: 2 minutes.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The checksum biojob asks S3 to store with what it uploads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,6 +143,11 @@ pub struct S3Options {
     pub requester_pays: bool,
     /// Retries per request.
     pub retry: RetryPolicy,
+    /// The longest one attempt of a request may take until the response's head arrives,
+    /// counted from when it is sent (an upload's body included); then it is abandoned and
+    /// retried like a lost connection. A body that stops flowing mid-way is the SDK's stalled
+    /// stream protection's (docs/s3.md).
+    pub request_timeout: std::time::Duration,
     /// Fixed credentials instead of the standard chain (tests, S3-compatible servers).
     pub credentials: Option<StaticCredentials>,
 }
@@ -157,6 +164,7 @@ impl Default for S3Options {
             sse: None,
             requester_pays: false,
             retry: RetryPolicy::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             credentials: None,
         }
     }

@@ -388,6 +388,35 @@ fn a_reset_mid_body_is_retried_per_part_and_the_result_verified() {
     assert_eq!(listing(&dir.root), ["reset.bin", "source"]);
 }
 
+/// A server that takes a request and never answers: the attempt is abandoned after the
+/// request timeout and retried (an upload's `PUT`, a download's `HEAD` and `GET`). The object
+/// is small, so that every other request ends well within the timeout.
+#[test]
+fn a_request_never_answered_is_abandoned_after_the_request_timeout_and_retried() {
+    let proxy = FaultProxy::start(&s3_server().endpoint);
+    let store = store(S3Options {
+        request_timeout: Duration::from_secs(2),
+        ..options(&proxy.endpoint)
+    });
+    let dir = scratch();
+    let bytes = data(4_096, 21);
+    let source = dir.root.join("source");
+    write(&source, &bytes);
+    proxy.add(Rule::new("PUT", "faults/unanswered", Fault::Stall));
+    store.put(&source, &uri("faults/unanswered")).unwrap();
+    assert_eq!(proxy.injected_count(Fault::Stall), 1);
+    assert_eq!(store.stats().retries, 1);
+
+    proxy.add(Rule::new("HEAD", "faults/unanswered", Fault::Stall));
+    proxy.add(Rule::new("GET", "faults/unanswered", Fault::Stall));
+    let destination = dir.root.join("unanswered.bin");
+    let report = store.get(&uri("faults/unanswered"), &destination).unwrap();
+    assert_eq!(proxy.injected_count(Fault::Stall), 3);
+    assert_eq!(store.stats().retries, 3);
+    assert_eq!(report.sha256, sha256(&bytes));
+    assert_eq!(std::fs::read(&destination).unwrap(), bytes);
+}
+
 #[test]
 fn slow_down_and_upload_resets_are_retried() {
     let (store, proxy) = proxied();
