@@ -47,6 +47,30 @@ fn size(path: &Utf8Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
 
+/// Puts the test reference (`ref.fa` and its `.fai`) under `<prefix>/ref/`; returns their
+/// bytes, what a call job stages of it.
+fn put_reference(server: &S3Server, work: &Utf8Path, prefix: &str) -> u64 {
+    let data = testdata();
+    let mut bytes = 0;
+    for name in ["ref.fa", "ref.fa.fai"] {
+        put(
+            server,
+            work,
+            &data.join(name),
+            &format!("{prefix}/ref/{name}"),
+        );
+        bytes += size(&data.join(name));
+    }
+    bytes
+}
+
+/// The object `uri` fetched to `<work>/<local>` and read as JSON.
+fn fetched_json(server: &S3Server, work: &Utf8Path, uri: &str, local: &str) -> Value {
+    let path = work.join(local);
+    get(server, work, uri, &path);
+    json(&path)
+}
+
 /// The bytes the proxy saw asked for by `GET`s of objects whose key ends with `suffix`
 /// (`Range: bytes=a-b`; every read the store makes is ranged).
 fn bytes_requested(proxy: &FaultProxy, suffix: &str) -> u64 {
@@ -132,18 +156,10 @@ fn call_jobs_stage_their_shards_records_of_an_s3_bam_and_call_as_from_the_whole_
     let bai = Utf8PathBuf::from(format!("{bam}.bai"));
     let data = testdata();
     let prefix = format!("s3://{TEST_BUCKET}/sliced-calls");
-    for name in ["ref.fa", "ref.fa.fai"] {
-        put(
-            server,
-            &work,
-            &data.join(name),
-            &format!("{prefix}/ref/{name}"),
-        );
-    }
+    let reference_bytes = put_reference(server, &work, &prefix);
     let bam_uri = format!("{prefix}/aligned/{SAMPLE}.align.bam");
     put(server, &work, &bam, &bam_uri);
     put(server, &work, &bai, &format!("{bam_uri}.bai"));
-    let reference_bytes = size(&data.join("ref.fa")) + size(&data.join("ref.fa.fai"));
 
     let mut sliced_bytes = 0;
     for (plan, index, shard, regions) in shards() {
@@ -199,14 +215,13 @@ fn call_jobs_stage_their_shards_records_of_an_s3_bam_and_call_as_from_the_whole_
             ),
             "{what}"
         );
-        let manifest_path = work.join(format!("{plan}.{index}.manifest.json"));
-        get(
+        let manifest = fetched_json(
             server,
             &work,
             &format!("{results}/{SAMPLE}.call.{index:04}.manifest.json"),
-            &manifest_path,
+            &format!("{plan}.{index}.manifest.json"),
         );
-        let task = &json(&manifest_path)["task"];
+        let task = &manifest["task"];
         assert_eq!(task["bam_slices"].as_array().unwrap().len(), 1, "{what}");
         let slice = &task["bam_slices"][0];
         assert_eq!(slice["uri"], bam_uri.as_str(), "{what}");
@@ -282,16 +297,8 @@ fn a_call_job_stages_an_s3_bam_without_a_usable_index_whole_and_calls_the_same()
     let hand = hand_run();
     let bam = Utf8PathBuf::from_path_buf(hand.dir.join("hand.bam")).unwrap();
     let bai = Utf8PathBuf::from(format!("{bam}.bai"));
-    let data = testdata();
     let prefix = format!("s3://{TEST_BUCKET}/whole-calls");
-    for name in ["ref.fa", "ref.fa.fai"] {
-        put(
-            server,
-            &work,
-            &data.join(name),
-            &format!("{prefix}/ref/{name}"),
-        );
-    }
+    put_reference(server, &work, &prefix);
     let reference = format!("{prefix}/ref/ref.fa");
     let shard = [("CHROMOSOME", "chr22".to_owned())];
     let expected = hand
@@ -320,14 +327,13 @@ fn a_call_job_stages_an_s3_bam_without_a_usable_index_whole_and_calls_the_same()
             &vcf,
         );
         assert_eq!(records(vcf.as_std_path()), expected, "{bam_uri}");
-        let manifest = work.join("chr22.manifest.json");
-        get(
+        let manifest = fetched_json(
             server,
             &work,
             &format!("{results}/{SAMPLE}.call.0001.manifest.json"),
-            &manifest,
+            "chr22.manifest.json",
         );
-        (output, json(&manifest))
+        (output, manifest)
     };
 
     // No index beside the BAM: it is no longer a required input.
@@ -414,14 +420,7 @@ fn a_cohort_s_joint_call_stages_each_sample_s_shard_records_and_calls_as_from_th
     std::fs::write(&sheet_path, sheet).unwrap();
 
     let prefix = format!("s3://{TEST_BUCKET}/cohort-sliced");
-    for name in ["ref.fa", "ref.fa.fai"] {
-        put(
-            server,
-            &work,
-            &data.join(name),
-            &format!("{prefix}/ref/{name}"),
-        );
-    }
+    let reference_bytes = put_reference(server, &work, &prefix);
     let run = format!("{prefix}/run");
     for sample in samples {
         let bam = local_run.join(format!("samples/{sample}/{sample}.align.bam"));
@@ -473,14 +472,13 @@ fn a_cohort_s_joint_call_stages_each_sample_s_shard_records_and_calls_as_from_th
         called,
         records(local_run.join("cohort.call.0001.vcf.gz").as_std_path())
     );
-    let manifest_path = work.join("s3.cohort.call.0001.manifest.json");
-    get(
+    let manifest = fetched_json(
         server,
         &work,
         &format!("{run}/cohort.call.0001.manifest.json"),
-        &manifest_path,
+        "s3.cohort.call.0001.manifest.json",
     );
-    let task = &json(&manifest_path)["task"];
+    let task = &manifest["task"];
     let slices = task["bam_slices"].as_array().unwrap();
     assert_eq!(slices.len(), 2);
     let mut fetched = 0;
@@ -511,7 +509,6 @@ fn a_cohort_s_joint_call_stages_each_sample_s_shard_records_and_calls_as_from_th
         fetched,
         bytes_requested(&proxy, ".align.bam") + bytes_requested(&proxy, ".align.bam.bai")
     );
-    let reference_bytes = size(&data.join("ref.fa")) + size(&data.join("ref.fa.fai"));
     assert_eq!(
         task["bytes_staged_in"].as_u64().unwrap(),
         fetched + reference_bytes
