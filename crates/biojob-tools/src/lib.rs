@@ -45,8 +45,7 @@ pub use bcftools::{
 };
 pub use bwa::{BwaMem, bwa_index, bwa_index_files};
 pub use samtools::{
-    SamtoolsMarkdup, SamtoolsMerge, SamtoolsMergePiped, SamtoolsSort, samtools_faidx,
-    samtools_fixmate, samtools_flagstat, samtools_index, samtools_quickcheck, samtools_stats,
-    sort_memory_per_thread,
+    SamtoolsMarkdup, SamtoolsMerge, SamtoolsSort, samtools_faidx, samtools_fixmate,
+    samtools_flagstat, samtools_index, samtools_quickcheck, samtools_stats, sort_memory_per_thread,
 };
 pub use toolset::{Tool, ToolError, ToolOverrides, ToolPath, ToolVersions, Toolset};

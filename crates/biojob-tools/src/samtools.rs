@@ -35,15 +35,20 @@ pub fn samtools_index(
 /// `samtools merge -@ THREADS -c -p -f -o OUT IN…`: merges coordinate-sorted BAMs into one
 /// coordinate-sorted BAM (samtools manual, `samtools-merge.1`). `-c` and `-p` keep `@RG` and
 /// `@PG` lines whose IDs collide once, with their IDs unchanged (without them samtools makes
-/// each input's IDs distinct, and every read's `RG` tag would change with its chunk).
+/// each input's IDs distinct, and every read's `RG` tag would change with its chunk). With
+/// `uncompressed`, `-u` instead of `-f`: uncompressed BAM for a tool reading it next
+/// ([`SamtoolsMarkdup`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamtoolsMerge {
     /// Extra compression threads (`-@`).
     pub threads: usize,
     /// The BAMs to merge, each coordinate-sorted with the same `@SQ` lines.
     pub inputs: Vec<Utf8PathBuf>,
-    /// The BAM to write.
+    /// The BAM to write; `-` for stdout.
     pub output: Utf8PathBuf,
+    /// Write uncompressed BAM (`-u`) for the next tool of a pipeline, rather than the BAM to
+    /// keep (`-f`: overwrite `output`).
+    pub uncompressed: bool,
 }
 
 impl SamtoolsMerge {
@@ -55,35 +60,9 @@ impl SamtoolsMerge {
             .arg(self.threads.to_string())
             .arg("-c")
             .arg("-p")
-            .arg("-f")
+            .arg(if self.uncompressed { "-u" } else { "-f" })
             .arg("-o")
             .arg(self.output.as_str())
-            .args(self.inputs.iter().map(|input| input.as_str().to_owned()))
-    }
-}
-
-/// `samtools merge -@ THREADS -c -p -u -o - IN…`: as [`SamtoolsMerge`], but writes uncompressed
-/// BAM to stdout, for a [`SamtoolsMarkdup`] after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SamtoolsMergePiped {
-    /// Extra threads (`-@`).
-    pub threads: usize,
-    /// The BAMs to merge, each coordinate-sorted with the same `@SQ` lines.
-    pub inputs: Vec<Utf8PathBuf>,
-}
-
-impl SamtoolsMergePiped {
-    /// The command; labelled `samtools-merge`.
-    pub fn command(&self, samtools: &ToolPath) -> CommandSpec {
-        CommandSpec::new("samtools-merge", samtools.program())
-            .arg("merge")
-            .arg("-@")
-            .arg(self.threads.to_string())
-            .arg("-c")
-            .arg("-p")
-            .arg("-u")
-            .arg("-o")
-            .arg("-")
             .args(self.inputs.iter().map(|input| input.as_str().to_owned()))
     }
 }
@@ -271,14 +250,26 @@ mod tests {
             samtools_fixmate(&samtools).argv().join(" "),
             "samtools fixmate -m -u - -"
         );
-        let merge = SamtoolsMergePiped {
+        let merge = SamtoolsMerge {
             threads: 1,
             inputs: vec!["a.bam".into(), "b.bam".into()],
-        }
-        .command(&samtools);
+            output: "-".into(),
+            uncompressed: true,
+        };
         assert_eq!(
-            merge.argv().join(" "),
+            merge.command(&samtools).argv().join(" "),
             "samtools merge -@ 1 -c -p -u -o - a.bam b.bam"
+        );
+        assert_eq!(
+            SamtoolsMerge {
+                uncompressed: false,
+                output: "m.bam".into(),
+                ..merge
+            }
+            .command(&samtools)
+            .argv()
+            .join(" "),
+            "samtools merge -@ 1 -c -p -f -o m.bam a.bam b.bam"
         );
         let markdup = SamtoolsMarkdup {
             threads: 1,

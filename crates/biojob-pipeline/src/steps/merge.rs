@@ -4,7 +4,7 @@
 use biojob_core::{ReadGroup, SampleId, StepId};
 use biojob_formats::count_bam_records;
 use biojob_scratch::SpaceNeed;
-use biojob_tools::{SamtoolsMarkdup, SamtoolsMerge, SamtoolsMergePiped, Tool, samtools_index};
+use biojob_tools::{SamtoolsMarkdup, SamtoolsMerge, Tool, samtools_index};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::plan::partial;
@@ -204,6 +204,7 @@ impl StepDefinition for MergeStep {
                 threads: threads.saturating_sub(1),
                 inputs,
                 output: "-".into(),
+                uncompressed: false,
             }
             .command(samtools);
             return plan
@@ -214,9 +215,11 @@ impl StepDefinition for MergeStep {
         }
         let stats = context.work_file(&markdup_stats_name(&self.sample));
         let stats_json = context.work_file(&markdup_json_name(&self.sample));
-        let merge = SamtoolsMergePiped {
+        let merge = SamtoolsMerge {
             threads: threads.saturating_sub(1),
             inputs,
+            output: "-".into(),
+            uncompressed: true,
         }
         .command(samtools);
         let markdup = SamtoolsMarkdup {
