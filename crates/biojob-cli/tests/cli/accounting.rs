@@ -35,7 +35,8 @@ fn tasks<'a>(manifest: &'a serde_json::Value, step: &str) -> Vec<&'a serde_json:
 }
 
 /// Asserts that every file under the run directory but the manifest and the logs is an
-/// output that the manifest records for a finished task, that no partial file is left, and
+/// output that the manifest records for a finished task (a cohort's task of one sample: under
+/// `samples/<sample>/`), that no partial file is left, and
 /// that the scratch root is empty.
 pub fn assert_only_recorded_outputs(ws: &Workspace, run_dir: &Path) {
     let manifest = manifest(run_dir);
@@ -44,8 +45,17 @@ pub fn assert_only_recorded_outputs(ws: &Workspace, run_dir: &Path) {
         .unwrap()
         .iter()
         .filter(|task| task["status"] == "succeeded" || task["status"] == "cached")
-        .flat_map(|task| task["outputs"].as_array().unwrap().iter())
-        .map(|output| output["name"].as_str().unwrap().to_owned())
+        .flat_map(|task| {
+            // A cohort's task of one sample publishes into the sample's directory.
+            let dir = task["sample"]
+                .as_str()
+                .map_or(String::new(), |sample| format!("samples/{sample}/"));
+            task["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |output| format!("{dir}{}", output["name"].as_str().unwrap()))
+        })
         .collect();
     for file in Workspace::files(run_dir) {
         if file.starts_with("logs/") || file == "manifest.json" {

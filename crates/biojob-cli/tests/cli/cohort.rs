@@ -33,7 +33,7 @@ fn cohort_data() -> &'static Path {
 }
 
 /// The sheet's rows: `(sample, lane, fastq_1, fastq_2)`, paths made absolute.
-fn sheet_rows() -> Vec<(String, String, PathBuf, PathBuf)> {
+pub(crate) fn sheet_rows() -> Vec<(String, String, PathBuf, PathBuf)> {
     let data = cohort_data();
     std::fs::read_to_string(data.join("samplesheet.csv"))
         .unwrap()
@@ -52,7 +52,7 @@ fn sheet_rows() -> Vec<(String, String, PathBuf, PathBuf)> {
 }
 
 /// The execution input of a cohort: the test reference, `sheet`, `chromosomes`.
-fn cohort_input(ws: &Workspace, sheet: &Path) -> PathBuf {
+pub(crate) fn cohort_input(ws: &Workspace, sheet: &Path) -> PathBuf {
     let input = serde_json::json!({"params": {
         "queue": "local",
         "samplesheet": sheet.display().to_string(),

@@ -44,13 +44,23 @@ fn stalling_tools(dir: &Path) -> [(&'static str, PathBuf); 3] {
 /// `stall_on` has stalled (seen among the workspace's processes), sends biojob SIGTERM.
 /// Returns biojob's output.
 fn stopped_run(ws: &Workspace, run_id: &str, extra: &[&str], stall_on: &str) -> Output {
+    stopped_run_of(ws, &ws.demo_input(&CONTIGS), run_id, extra, stall_on)
+}
+
+/// As [`stopped_run`], of the execution input `input`.
+fn stopped_run_of(
+    ws: &Workspace,
+    input: &Path,
+    run_id: &str,
+    extra: &[&str],
+    stall_on: &str,
+) -> Output {
     let dir = ws.path().join("tools");
     let _ = std::fs::remove_file(dir.join("stalled"));
-    let input = ws.demo_input(&CONTIGS);
     let mut command = ws.biojob();
     command
         .args(["run", "--input"])
-        .arg(&input)
+        .arg(input)
         .args(["--run-id", run_id, "--resume"])
         .args(extra)
         .env("STALL_ON", stall_on)
@@ -59,17 +69,24 @@ fn stopped_run(ws: &Workspace, run_id: &str, extra: &[&str], stall_on: &str) -> 
     for (variable, path) in stalling_tools(&dir) {
         command.env(variable, path);
     }
-    let child = command.spawn().unwrap();
+    let mut child = command.spawn().unwrap();
     let start = Instant::now();
     while !dir.join("stalled").exists()
         || !processes_of(ws.path())
             .iter()
             .any(|process| process.ends_with("sleep 3600 "))
     {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{stall_on} never stalled"
-        );
+        if child.try_wait().unwrap().is_some() {
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the run ended before {stall_on} stalled: {}",
+                stderr(&output)
+            );
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            child.kill().unwrap();
+            panic!("{stall_on} never stalled");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     nix::sys::signal::kill(
@@ -194,6 +211,76 @@ fn sigterm_during_merge_exits_143_and_a_resume_completes_the_run() {
     let output = ws.run(&input, "merge", &["--resume", "--chunk-pairs", "5000"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(manifest(&run_dir)["read_pairs"], 13_860);
+    assert_only_recorded_outputs(&ws, &run_dir);
+}
+
+/// A cohort stopped while its first sample's VCF is selected from the joint calls: 143, no
+/// tool left, nothing published that no finished task records; a resume reuses every
+/// sample's alignment and every joint call and completes the cohort.
+#[test]
+fn sigterm_during_a_cohort_s_sample_vcf_exits_143_and_a_resume_completes_the_cohort() {
+    let ws = Workspace::new();
+    // NA12878's first lane and the simulated sample.
+    let mut sheet = String::from("sample,lane,fastq_1,fastq_2\n");
+    for (sample, lane, fastq_1, fastq_2) in crate::cohort::sheet_rows() {
+        if sample == "SIM" || !sheet.contains("NA12878") {
+            sheet.push_str(&format!(
+                "{sample},{lane},{},{}\n",
+                fastq_1.display(),
+                fastq_2.display()
+            ));
+        }
+    }
+    let sheet_path = ws.path().join("samples.csv");
+    std::fs::write(&sheet_path, sheet).unwrap();
+    let input = crate::cohort::cohort_input(&ws, &sheet_path);
+    let run_dir = ws.out().join("stopped");
+    let output = stopped_run_of(&ws, &input, "stopped", &[], "bcftools view");
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(
+        error_line(&output).starts_with("error: sample-vcf NA12878"),
+        "{}",
+        stderr(&output)
+    );
+    assert_no_process_left(ws.path());
+    let stopped = manifest(&run_dir);
+    assert_eq!(stopped["exit_code"], 143);
+    let done = finished(&stopped);
+    assert!(done.contains(&"gather -".to_owned()), "{done:?}");
+    assert!(
+        !done.iter().any(|task| task.starts_with("sample-vcf")),
+        "{done:?}"
+    );
+    assert_only_recorded_outputs(&ws, &run_dir);
+
+    let output = ws.run(&input, "stopped", &["--resume"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let resumed = manifest(&run_dir);
+    let statuses: Vec<(String, String)> = resumed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| {
+            (
+                task["step"].as_str().unwrap().to_owned(),
+                task["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (step, status) in &statuses {
+        let expected = match step.as_str() {
+            "merge" | "call" | "gather" => "cached",
+            _ => "succeeded",
+        };
+        assert_eq!(status, expected, "{step}: {statuses:?}");
+    }
+    for sample in ["NA12878", "SIM"] {
+        assert!(
+            run_dir
+                .join(format!("samples/{sample}/{sample}.vcf.gz"))
+                .exists()
+        );
+    }
     assert_only_recorded_outputs(&ws, &run_dir);
 }
 
