@@ -117,6 +117,10 @@ impl StepDefinition for LaneSplit {
     }
 }
 
+/// One alignment task of a sample: its align step (a lane, or a chunk of a split lane) and
+/// its inputs (the lane's staged FASTQs, or the chunk's files).
+type AlignUnit = (AlignStep, Vec<JobInput>);
+
 /// One sample of the run with its lanes' read groups.
 struct Member {
     sample: SampleId,
@@ -199,7 +203,7 @@ pub fn run_cohort(
 /// inputs, its merge, the key the merge carries, and what a resume reused of it (the earlier
 /// merge's outputs and read pairs) or why it runs.
 struct SampleAlignment {
-    lanes: Vec<(AlignStep, Vec<JobInput>)>,
+    lanes: Vec<AlignUnit>,
     merge: MergeStep,
     key: String,
     reused: Option<(Vec<crate::ReusedOutput>, Option<u64>)>,
@@ -245,10 +249,10 @@ impl Cohort<'_> {
     fn split_lanes(
         &self,
         sample: &SampleId,
-        lanes: &[(AlignStep, Vec<JobInput>)],
+        lanes: &[AlignUnit],
         chunk_pairs: NonZeroU64,
         manifest: &mut RunManifest,
-    ) -> Result<(Vec<(AlignStep, Vec<JobInput>)>, Vec<LaneChunks>), Error> {
+    ) -> Result<(Vec<AlignUnit>, Vec<LaneChunks>), Error> {
         let mut units = Vec::new();
         let mut splits = Vec::with_capacity(lanes.len());
         for (index, (lane, inputs)) in lanes.iter().enumerate() {
@@ -453,7 +457,7 @@ impl Cohort<'_> {
 
         // The alignment units of every sample not reused, numbered across the sample: its
         // lanes, or, when lanes are split, each lane's chunks (lane 0's first, then lane 1's…).
-        let mut units: Vec<Vec<(AlignStep, Vec<JobInput>)>> = Vec::with_capacity(members.len());
+        let mut units: Vec<Vec<AlignUnit>> = Vec::with_capacity(members.len());
         let mut splits: Vec<Vec<LaneChunks>> = Vec::with_capacity(members.len());
         for (member, alignment) in members.iter().zip(&alignments) {
             match (chunk_pairs, &alignment.reused) {
