@@ -566,18 +566,28 @@ impl Cohort<'_> {
             let mut inputs = Vec::new();
             let mut unit_pairs = Vec::with_capacity(sample_units.len());
             let mut unit_records = Some(0u64);
+            let what = if lane_chunks.is_empty() {
+                "lane BAM"
+            } else {
+                "chunk BAM"
+            };
             for unit in 0..sample_units.len() {
                 let (bam, pairs, records) = unit_bams
                     .next()
-                    .ok_or_else(|| missing_output("align", "lane BAM"))?;
-                let bam = bam.ok_or_else(|| missing_output("align", "lane BAM"))?;
+                    .ok_or_else(|| missing_output("align", what))?;
+                let bam = bam.ok_or_else(|| missing_output("align", what))?;
                 unit_pairs.push(pairs);
                 unit_records = unit_records.zip(records).map(|(sum, n)| sum + n);
-                inputs.push(local_input(&chunk_bam_role(unit), &bam, "lane BAM"));
+                inputs.push(local_input(&chunk_bam_role(unit), &bam, what));
             }
             // Each split lane's chunks aligned the read pairs its split wrote.
             for lane in lane_chunks {
-                let aligned = unit_pairs[lane.units.clone()].iter().flatten().sum();
+                let aligned = unit_pairs
+                    .iter()
+                    .skip(lane.units.start)
+                    .take(lane.units.len())
+                    .flatten()
+                    .sum();
                 crate::scheduler::check_split_accounting(
                     engine.validate_fastq,
                     &lane.work_dir,
