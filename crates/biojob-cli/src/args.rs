@@ -121,8 +121,9 @@ pub struct ScaleArgs {
     /// size that keeps them busy (at least 500 kb)].
     #[arg(long, env = env::BIOJOB_CALL_SHARD_BASES)]
     pub shard_bases: Option<u64>,
-    /// Read pairs per alignment chunk, 0 or at least 1000: the FASTQ pair is split into
-    /// chunks, each aligned on its own and the BAMs merged (0: aligned whole).
+    /// Read pairs per alignment chunk, 0 or at least 1000: the FASTQ pair (with a sample
+    /// sheet, each lane) is split into chunks, each aligned on its own and the BAMs merged (0:
+    /// aligned whole).
     #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, default_value_t = 0, value_parser = parse_chunk_pairs)]
     pub chunk_pairs: u64,
     /// Chunks aligned at once, each with an equal share of the threads and memory [default:

@@ -1,7 +1,8 @@
 //! `biojob run` of a cohort: the samples and lanes of a sample sheet, through the same step
 //! jobs as one sample's run (docs/cohorts.md). Each lane is aligned with its own read group
-//! (`AlignStep`, with `samtools fixmate -m` when duplicates are marked), each sample's lanes
-//! merged with duplicates marked (`MergeStep`), every calling shard called jointly over all
+//! (`AlignStep`, with `samtools fixmate -m` when duplicates are marked), whole or, with
+//! `chunk_pairs`, split (`SplitStep`) and aligned chunk by chunk; each sample's lanes (or their
+//! chunks) merged with duplicates marked (`MergeStep`), every calling shard called jointly over all
 //! the samples' BAMs (`CallStep::jointly`), the shards gathered into `cohort.vcf.gz`
 //! (`GatherStep::jointly`), then per sample its VCF (`SampleVcfStep`) and QC (`QcStep`), and
 //! one cohort report (`ReportStep`).
@@ -11,9 +12,12 @@
 //! each sample's BAM, markdup statistics, VCF and QC files.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+use std::ops::Range;
 use std::time::Instant;
 
 use biojob_core::{ReadGroup, SampleId, StepId, scratch_file_name};
+use biojob_formats::ChunkLayout;
 use biojob_storage::ObjectUri;
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info_span;
@@ -21,13 +25,13 @@ use tracing::info_span;
 use crate::cache::try_reuse;
 use crate::job::cancelled_by_sibling;
 use crate::manifest::timestamp;
-use crate::scheduler::{Run, in_output_dir, local_input, missing_output, skipped};
+use crate::scheduler::{Run, chunk_files, in_output_dir, local_input, missing_output, skipped};
 use crate::{
     AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
     GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
     QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
-    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, StepDefinition, StepJob, TaskLabel,
-    TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role,
+    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, SplitStep, StepDefinition, StepJob,
+    TaskLabel, TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role,
     cohort_bai_role, cohort_bam_role, sample_qc_role, sample_read_groups, tbi_role, vcf_role,
 };
 
@@ -55,6 +59,67 @@ pub fn cohort_stem() -> Result<SampleId, Error> {
         remedy: None,
     })
 }
+
+/// The task a lane's alignment starts with, as the run plans it: the lane's split when lanes
+/// are split into chunks of `chunk_pairs` read pairs (its chunks' aligns are known once it
+/// ran), else the align of the lane, the sample's unit `index`.
+fn lane_label(chunk_pairs: Option<NonZeroU64>, index: usize) -> TaskLabel {
+    match chunk_pairs {
+        Some(_) => TaskLabel::new(StepId::Split, None),
+        None => TaskLabel::new(StepId::Align, Some(TaskShard::chunk(index))),
+    }
+}
+
+/// A split lane: its split's work directory, the read pairs the split wrote, the sample's
+/// alignment units that are its chunks, and its task's name for the record accounting.
+struct LaneChunks {
+    work_dir: Utf8PathBuf,
+    written: Option<u64>,
+    units: Range<usize>,
+    task: String,
+}
+
+/// A lane's split: [`SplitStep`] of the lane's FASTQ pair, labelled and recorded as the
+/// lane's (`split NA12878 lane 3`).
+struct LaneSplit {
+    split: SplitStep,
+    member: CohortMember,
+}
+
+impl StepDefinition for LaneSplit {
+    fn step(&self) -> StepId {
+        self.split.step()
+    }
+
+    fn cohort_member(&self) -> Option<CohortMember> {
+        Some(self.member.clone())
+    }
+
+    fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> biojob_scratch::SpaceNeed {
+        self.split.space_need(staged, inputs)
+    }
+
+    fn plan(&self, context: &crate::PlanContext<'_>) -> crate::StepPlan {
+        self.split.plan(context)
+    }
+
+    fn cacheable(&self) -> bool {
+        self.split.cacheable()
+    }
+
+    fn execute(
+        &self,
+        plan: crate::StepPlan,
+        inputs: &crate::StagedInputs,
+        context: &crate::StepContext,
+    ) -> Result<crate::Executed, Error> {
+        self.split.execute(plan, inputs, context)
+    }
+}
+
+/// One alignment task of a sample: its align step (a lane, or a chunk of a split lane) and
+/// its inputs (the lane's staged FASTQs, or the chunk's files).
+type AlignUnit = (AlignStep, Vec<JobInput>);
 
 /// One sample of the run with its lanes' read groups.
 struct Member {
@@ -138,7 +203,7 @@ pub fn run_cohort(
 /// inputs, its merge, the key the merge carries, and what a resume reused of it (the earlier
 /// merge's outputs and read pairs) or why it runs.
 struct SampleAlignment {
-    lanes: Vec<(AlignStep, Vec<JobInput>)>,
+    lanes: Vec<AlignUnit>,
     merge: MergeStep,
     key: String,
     reused: Option<(Vec<crate::ReusedOutput>, Option<u64>)>,
@@ -173,6 +238,77 @@ impl Cohort<'_> {
         self.run.work_dir.join("samples").join(sample.as_str())
     }
 
+    /// Splits each of `sample`'s `lanes` (their align steps, with the lane's staged FASTQs)
+    /// into chunks of `chunk_pairs` read pairs, one lane after the other, each in its own work
+    /// directory (`samples/<sample>/lanes/<lane index>/`: chunk files are named after the
+    /// sample); returns the sample's alignment units, numbered across the sample (lane 0's
+    /// chunks first), each with its lane's read group, and each lane's chunks.
+    ///
+    /// # Errors
+    /// A split's failure, in its task.
+    fn split_lanes(
+        &self,
+        sample: &SampleId,
+        lanes: &[AlignUnit],
+        chunk_pairs: NonZeroU64,
+        manifest: &mut RunManifest,
+    ) -> Result<(Vec<AlignUnit>, Vec<LaneChunks>), Error> {
+        let mut units = Vec::new();
+        let mut splits = Vec::with_capacity(lanes.len());
+        for (index, (lane, inputs)) in lanes.iter().enumerate() {
+            let work_dir = self
+                .sample_work_dir(sample)
+                .join("lanes")
+                .join(index.to_string());
+            let member = lane
+                .cohort_member()
+                .ok_or_else(|| missing_output("align", "lane"))?;
+            let split = LaneSplit {
+                split: SplitStep {
+                    sample: sample.clone(),
+                    layout: ChunkLayout::Consecutive { chunk_pairs },
+                    upload_to: None,
+                },
+                member,
+            };
+            let lane_run = Run {
+                work_dir: &work_dir,
+                ..*self.run
+            };
+            let split = lane_run.task(
+                &StepJob {
+                    definition: &split,
+                    inputs: inputs.iter().cloned().map(JobInput::streamed).collect(),
+                    reference: None,
+                    key: KeyPolicy::None,
+                },
+                manifest,
+            )?;
+            let first = units.len();
+            for (one, two) in chunk_files(&split.outputs) {
+                let step = AlignStep {
+                    chunk: Some(units.len()),
+                    chunk_pairs: None,
+                    ..lane.clone()
+                };
+                let inputs = vec![
+                    local_input(FASTQ_1, one, "FASTQ_1"),
+                    local_input(FASTQ_2, two, "FASTQ_2"),
+                ];
+                units.push((step, inputs));
+            }
+            splits.push(LaneChunks {
+                work_dir,
+                written: split.read_pairs,
+                units: first..units.len(),
+                task: TaskLabel::new(StepId::Align, None)
+                    .of(lane.cohort_member())
+                    .to_string(),
+            });
+        }
+        Ok((units, splits))
+    }
+
     fn execute(&self, manifest: &mut RunManifest) -> Result<ObjectUri, Error> {
         let run = self.run;
         let engine = run.engine;
@@ -192,11 +328,12 @@ impl Cohort<'_> {
         manifest.inputs.contigs = plan.contigs().into_iter().map(|c| c.name).collect();
         let samples: Vec<SampleId> = members.iter().map(|m| m.sample.clone()).collect();
 
+        let chunk_pairs = run.options.scale.chunk_pairs;
         let mut planned = vec![TaskLabel::new(StepId::PrepareReference, None)];
         for (sample, member) in sheet.samples.iter().zip(&members) {
             for (index, lane) in sample.lanes.iter().enumerate() {
                 planned.push(
-                    TaskLabel::new(StepId::Align, Some(TaskShard::chunk(index)))
+                    lane_label(chunk_pairs, index)
                         .of(Some(CohortMember::lane(&member.sample, &lane.lane))),
                 );
             }
@@ -222,10 +359,11 @@ impl Cohort<'_> {
         let mark_duplicates = self.input.mark_duplicates;
 
         // Key each sample's alignment as a whole before any lane runs: its lanes' keys (their
-        // FASTQs, read groups, the reference and the align plan), which determine the lanes'
-        // BAMs, under its merge's plan; the merge carries that key. A resume reuses a sample
-        // whose merge finished with it without aligning its lanes again (lane BAMs are kept in
-        // scratch only), as a chunked alignment is reused (docs/resume.md).
+        // FASTQs, read groups, the reference, the align plan and the read pairs per chunk when
+        // lanes are split), which determine the lanes' BAMs, under its merge's plan; the merge
+        // carries that key. A resume reuses a sample whose merge finished with it without
+        // aligning its lanes again (lane BAMs are kept in scratch only), as a chunked
+        // alignment is reused (docs/resume.md).
         let remedy = "fix the sample sheet's path";
         let lane_context = run.context.for_step(StepId::Align.as_str());
         let mut alignments = Vec::with_capacity(members.len());
@@ -239,7 +377,7 @@ impl Cohort<'_> {
                     sample: member.sample.clone(),
                     read_group: read_group.clone(),
                     chunk: Some(index),
-                    chunk_pairs: None,
+                    chunk_pairs,
                     validate_fastq: engine.validate_fastq,
                     lane: Some(lane.lane.clone()),
                     mark_duplicates,
@@ -317,25 +455,45 @@ impl Cohort<'_> {
             });
         }
 
-        // Align the lanes of every sample not reused: `workers` at once, each with its share
-        // of the threads and memory.
-        let jobs: Vec<StepJob<'_>> = alignments
+        // The alignment units of every sample not reused, numbered across the sample: its
+        // lanes, or, when lanes are split, each lane's chunks (lane 0's first, then lane 1's…).
+        let mut units: Vec<Vec<AlignUnit>> = Vec::with_capacity(members.len());
+        let mut splits: Vec<Vec<LaneChunks>> = Vec::with_capacity(members.len());
+        for (member, alignment) in members.iter().zip(&alignments) {
+            match (chunk_pairs, &alignment.reused) {
+                (_, Some(_)) => {
+                    units.push(Vec::new());
+                    splits.push(Vec::new());
+                }
+                (None, None) => {
+                    units.push(alignment.lanes.clone());
+                    splits.push(Vec::new());
+                }
+                (Some(chunk_pairs), None) => {
+                    let (sample_units, sample_splits) =
+                        self.split_lanes(&member.sample, &alignment.lanes, chunk_pairs, manifest)?;
+                    units.push(sample_units);
+                    splits.push(sample_splits);
+                }
+            }
+        }
+
+        // Align every unit: `workers` at once, each with its share of the threads and memory.
+        let jobs: Vec<StepJob<'_>> = units
             .iter()
-            .filter(|alignment| alignment.reused.is_none())
-            .flat_map(|alignment| {
-                alignment.lanes.iter().map(|(step, inputs)| StepJob {
-                    definition: step,
-                    inputs: inputs.clone(),
-                    reference: Some((prepared(), ReferenceUse::FastaAndBwaIndex)),
-                    key: KeyPolicy::None,
-                })
+            .flatten()
+            .map(|(step, inputs)| StepJob {
+                definition: step,
+                inputs: inputs.clone(),
+                reference: Some((prepared(), ReferenceUse::FastaAndBwaIndex)),
+                key: KeyPolicy::None,
             })
             .collect();
         let workers = run.options.scale.workers.clamp(1, jobs.len().max(1));
         let mut share = run.context.clone();
         share.engine.resources = crate::scheduler::chunk_share(engine.resources, workers);
         let outcomes = run.in_parallel(&jobs, (0..jobs.len()).collect(), workers, &share, manifest);
-        let mut lane_bams: Vec<(Option<JobOutput>, Option<u64>, Option<u64>)> =
+        let mut unit_bams: Vec<(Option<JobOutput>, Option<u64>, Option<u64>)> =
             Vec::with_capacity(jobs.len());
         let mut first_error = None;
         for (job, outcome) in jobs.iter().zip(outcomes) {
@@ -351,7 +509,7 @@ impl Cohort<'_> {
                     first_error.get_or_insert(error);
                 }
             }
-            lane_bams.push((
+            unit_bams.push((
                 outcome.output(".bam").cloned(),
                 outcome.read_pairs,
                 outcome.record.records.bam.map(|counts| counts.records),
@@ -362,17 +520,18 @@ impl Cohort<'_> {
             return Err(error);
         }
 
-        // Merge each sample's lanes, marking duplicates, under the key of its whole alignment.
+        // Merge each sample's units, marking duplicates, under the key of its whole alignment.
         let mut bams = Vec::with_capacity(members.len());
         let mut sample_pairs: Vec<Option<u64>> = Vec::with_capacity(members.len());
-        let mut lane_bams = lane_bams.into_iter();
-        for (member, alignment) in members.iter().zip(alignments) {
+        let mut unit_bams = unit_bams.into_iter();
+        for (((member, alignment), sample_units), lane_chunks) in
+            members.iter().zip(alignments).zip(&units).zip(&splits)
+        {
             let member_of = CohortMember::sample(&member.sample);
             if let Some((reused, read_pairs)) = alignment.reused {
-                for (step, _) in &alignment.lanes {
-                    run.observer.reused(
-                        &TaskLabel::new(StepId::Align, step.shard()).of(step.cohort_member()),
-                    );
+                for (index, (step, _)) in alignment.lanes.iter().enumerate() {
+                    run.observer
+                        .reused(&lane_label(chunk_pairs, index).of(step.cohort_member()));
                 }
                 run.observer
                     .reused(&TaskLabel::new(StepId::Merge, None).of(Some(member_of.clone())));
@@ -405,19 +564,45 @@ impl Cohort<'_> {
             let dir = sample_dir(run.output_dir, &member.sample);
             let work_dir = self.sample_work_dir(&member.sample);
             let mut inputs = Vec::new();
-            let mut read_pairs = Some(0u64);
-            let mut merge = alignment.merge;
-            let mut lane_records = Some(0u64);
-            for chunk in 0..merge.chunks {
-                let (bam, pairs, records) = lane_bams
+            let mut unit_pairs = Vec::with_capacity(sample_units.len());
+            let mut unit_records = Some(0u64);
+            let what = if lane_chunks.is_empty() {
+                "lane BAM"
+            } else {
+                "chunk BAM"
+            };
+            for unit in 0..sample_units.len() {
+                let (bam, pairs, records) = unit_bams
                     .next()
-                    .ok_or_else(|| missing_output("align", "lane BAM"))?;
-                let bam = bam.ok_or_else(|| missing_output("align", "lane BAM"))?;
-                read_pairs = read_pairs.zip(pairs).map(|(sum, pairs)| sum + pairs);
-                lane_records = lane_records.zip(records).map(|(sum, n)| sum + n);
-                inputs.push(local_input(&chunk_bam_role(chunk), &bam, "lane BAM"));
+                    .ok_or_else(|| missing_output("align", what))?;
+                let bam = bam.ok_or_else(|| missing_output("align", what))?;
+                unit_pairs.push(pairs);
+                unit_records = unit_records.zip(records).map(|(sum, n)| sum + n);
+                inputs.push(local_input(&chunk_bam_role(unit), &bam, what));
             }
-            merge.chunk_records = lane_records;
+            // Each split lane's chunks aligned the read pairs its split wrote.
+            for lane in lane_chunks {
+                let aligned = unit_pairs
+                    .iter()
+                    .skip(lane.units.start)
+                    .take(lane.units.len())
+                    .flatten()
+                    .sum();
+                crate::scheduler::check_split_accounting(
+                    engine.validate_fastq,
+                    &lane.work_dir,
+                    aligned,
+                    lane.written,
+                    lane.units.len(),
+                )
+                .map_err(|error| error.in_task(lane.task.clone()))?;
+            }
+            let read_pairs = unit_pairs
+                .into_iter()
+                .try_fold(0u64, |sum, pairs| pairs.map(|pairs| sum + pairs));
+            let mut merge = alignment.merge;
+            merge.chunks = sample_units.len();
+            merge.chunk_records = unit_records;
             let job = StepJob {
                 definition: &merge,
                 inputs,

@@ -276,8 +276,8 @@ pub fn render_cohort_plan(
     line(
         "placeholders: <scratch> is the run's private scratch directory; <reference>, \
          <fastq_1>, <fastq_2> are the inputs above (copied into it when they are in S3); \
-         <bam.NNNN>, <vcf.NNNN> and the like are earlier steps' outputs; <shard> is a shard's \
-         or lane's number",
+         <bam.NNNN>, <vcf.NNNN> and the like are earlier steps' outputs; <shard> is a shard's, \
+         lane's or chunk's number",
     );
 
     let mut step = 0;
@@ -288,17 +288,39 @@ pub fn render_cohort_plan(
     header(&mut out, "prepare-reference");
     out.push_str(&reference_index_plan(&context, true).render());
 
-    let workers = scale.workers.clamp(1, lanes.max(1));
+    if let Some(chunk_pairs) = scale.chunk_pairs {
+        header(
+            &mut out,
+            "split each lane (into <scratch>/samples/<sample>/lanes/<lane index>/)",
+        );
+        for sample in &sheet.samples {
+            for lane in &sample.lanes {
+                let split = SplitStep {
+                    sample: sample.sample.clone(),
+                    layout: ChunkLayout::Consecutive { chunk_pairs },
+                    upload_to: None,
+                };
+                let _ = writeln!(out, "   [{} lane {}]", sample.sample, lane.lane);
+                out.push_str(&split.plan(&context).render());
+            }
+        }
+    }
+    let workers = match scale.chunk_pairs {
+        // The chunks are known once the lanes are split.
+        Some(_) => scale.workers.max(1),
+        None => scale.workers.clamp(1, lanes.max(1)),
+    };
     header(
         &mut out,
         &format!(
-            "align each lane, {workers} at once (each with {} of the threads and memory){}",
-            if workers == 1 { "all" } else { "its share" },
+            "align each {}, {workers} at once (each with {} of the threads and memory)",
             if scale.chunk_pairs.is_some() {
-                "; lanes are aligned whole (--chunk-pairs does not split them)"
+                "chunk of each lane (as many as its split writes, numbered across the sample: \
+                 lane 0's first)"
             } else {
-                ""
-            }
+                "lane"
+            },
+            if workers == 1 { "all" } else { "its share" },
         ),
     );
     let share = PlanContext::placeholders(toolset, chunk_share(resources, workers));
@@ -313,22 +335,41 @@ pub fn render_cohort_plan(
                 lane: Some(lane.lane.clone()),
                 mark_duplicates: input.mark_duplicates,
             };
-            let _ = writeln!(out, "   [{} lane {}]", sample.sample, lane.lane);
+            let _ = writeln!(
+                out,
+                "   [{} lane {}{}]",
+                sample.sample,
+                lane.lane,
+                if scale.chunk_pairs.is_some() {
+                    ", each chunk"
+                } else {
+                    ""
+                }
+            );
             out.push_str(&align.plan(&share).render());
         }
     }
     header(
         &mut out,
-        if input.mark_duplicates {
-            "merge each sample's lanes, marking duplicates (into samples/<sample>/)"
-        } else {
-            "merge each sample's lanes (into samples/<sample>/)"
-        },
+        &format!(
+            "merge each sample's {}{} (into samples/<sample>/)",
+            if scale.chunk_pairs.is_some() {
+                "chunks"
+            } else {
+                "lanes"
+            },
+            if input.mark_duplicates {
+                ", marking duplicates"
+            } else {
+                ""
+            }
+        ),
     );
     for (sample, groups) in sheet.samples.iter().zip(read_groups) {
         let merge = MergeStep {
             sample: sample.sample.clone(),
             read_groups: groups.clone(),
+            // With lanes split, the chunks are known once they are.
             chunks: sample.lanes.len(),
             mark_duplicates: input.mark_duplicates,
             in_cohort: true,

@@ -65,7 +65,8 @@ impl TaskLabel {
 }
 
 /// `align`, `call chr20`, `align chunk 0003`; in a cohort `merge NA12878`, `align NA12878
-/// lane 3` (a lane's own index, its chunk number, is left out).
+/// lane 3` (the unit's number across the sample is left out: every chunk of a split lane is
+/// `align NA12878 lane 3`), `split NA12878 lane 3`.
 impl fmt::Display for TaskLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.member, &self.shard) {

@@ -960,14 +960,9 @@ impl Run<'_> {
             },
             manifest,
         )?;
-        let chunks: Vec<(usize, &JobOutput, &JobOutput)> = split
-            .outputs
-            .chunks(2)
+        let chunks: Vec<(usize, &JobOutput, &JobOutput)> = chunk_files(&split.outputs)
             .enumerate()
-            .filter_map(|(chunk, pair)| match pair {
-                [one, two] => Some((chunk, one, two)),
-                _ => None,
-            })
+            .map(|(chunk, (one, two))| (chunk, one, two))
             .collect();
 
         // Align each chunk.
@@ -1025,18 +1020,14 @@ impl Run<'_> {
         if bams.len() != jobs.len() {
             return Err(missing_output("align", "chunk BAM"));
         }
-        // Record accounting between split and the chunks' alignments: a chunk file cut at a
-        // gzip member boundary would still read as a shorter, valid FASTQ.
-        if let (true, Some(written)) = (self.engine.validate_fastq, split.read_pairs) {
-            crate::steps::check_records(
-                self.work_dir,
-                read_pairs,
-                "read pairs aligned in chunks",
-                written,
-                &format!("the split wrote {written} into {} chunks", jobs.len()),
-            )
-            .map_err(|error| error.in_task(StepId::Align.as_str()))?;
-        }
+        check_split_accounting(
+            self.engine.validate_fastq,
+            self.work_dir,
+            read_pairs,
+            split.read_pairs,
+            jobs.len(),
+        )
+        .map_err(|error| error.in_task(StepId::Align.as_str()))?;
         manifest.read_pairs = Some(read_pairs);
 
         // Merge, carrying the key of the whole.
@@ -1182,6 +1173,42 @@ pub(crate) fn chunk_share(resources: crate::Resources, workers: usize) -> crate:
     crate::Resources {
         threads: (resources.threads / workers).max(1),
         memory_bytes: resources.memory_bytes / workers as u64,
+    }
+}
+
+/// The chunk files a split wrote (its outputs: read 1 and read 2 of each chunk in turn), as
+/// `(read 1, read 2)` in chunk order.
+pub(crate) fn chunk_files(outputs: &[JobOutput]) -> impl Iterator<Item = (&JobOutput, &JobOutput)> {
+    outputs.chunks(2).filter_map(|pair| match pair {
+        [one, two] => Some((one, two)),
+        _ => None,
+    })
+}
+
+/// Record accounting between a split and its chunks' alignments, when the FASTQ check is on
+/// (each chunk's align then counts the pairs it feeds bwa): the `aligned` read pairs of the
+/// `chunks` chunks equal the pairs the split `written`. A chunk file cut at a gzip member
+/// boundary would still read as a shorter, valid FASTQ.
+///
+/// # Errors
+/// [`Error::Verification`] (output invalid) on `work_dir`, where the split wrote the chunks,
+/// naming both counts.
+pub(crate) fn check_split_accounting(
+    validate_fastq: bool,
+    work_dir: &Utf8Path,
+    aligned: u64,
+    written: Option<u64>,
+    chunks: usize,
+) -> Result<(), Error> {
+    match (validate_fastq, written) {
+        (true, Some(written)) => crate::steps::check_records(
+            work_dir,
+            aligned,
+            "read pairs aligned in chunks",
+            written,
+            &format!("the split wrote {written} into {chunks} chunks"),
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -190,13 +190,6 @@ pub fn run(
                 }
                 return Ok(());
             }
-            if args.scale.chunk_pairs > 0 {
-                // Said, not refused: the setting may come from the environment, and the run
-                // is the same without it.
-                let message = "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) does not split a cohort's lanes: each lane is aligned whole, as its own task";
-                tracing::warn!("{message}");
-                eprintln!("warning: {message}");
-            }
             let resume = resumes(&args.runtime, cohort.resume);
             let run_id = prepare_run_id(args.run_id, resume)?;
             let output_dir = cohort.output_dir(&run_id);

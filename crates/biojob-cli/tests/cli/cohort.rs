@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::scale::{BWA_BATCH_BASES, normalise, repeated_pair, sorted_records};
 use crate::support::{
     Workspace, accuracy, assert_same_records, fake_tool, hand_run, pipe, records, stderr, stdout,
     testdata, tool,
@@ -465,22 +466,8 @@ fn a_one_sample_one_lane_sheet_without_duplicate_marking_gives_the_single_sample
     )
     .unwrap();
     let input = cohort_input(&ws, &sheet);
-    // --chunk-pairs does not split a lane: said on stderr, and the lane is aligned whole.
-    let output = ws.run(
-        &input,
-        "one",
-        &["--mark-duplicates", "0", "--chunk-pairs", "5000"],
-        &[],
-    );
+    let output = ws.run(&input, "one", &["--mark-duplicates", "0"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains(
-            "warning: --chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) does not split a cohort's lanes: \
-             each lane is aligned whole, as its own task\n"
-        ),
-        "{}",
-        stderr(&output)
-    );
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ws.out().join("one/manifest.json")).unwrap())
             .unwrap();
@@ -721,6 +708,50 @@ fn the_dry_run_of_a_sheet_prints_every_lane_and_sample_and_runs_nothing() {
         !plan.contains("fixmate") && !plan.contains("markdup"),
         "{plan}"
     );
+    // With lanes split: each lane's split, then the align of each of its chunks, as many as
+    // the split writes.
+    let output = ws
+        .biojob()
+        .args([
+            "run",
+            "--dry-run",
+            "--chunk-pairs",
+            "5000",
+            "--threads",
+            "4",
+            "--memory",
+            "8G",
+            "--workers",
+            "2",
+            "--input",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan = stdout(&output);
+    for expected in [
+        "2. split each lane (into <scratch>/samples/<sample>/lanes/<lane index>/)\n   \
+         [NA12878 lane 20FUKAAXX100202.1]\n   (biojob checks the FASTQ pair and cuts it into \
+         chunks of 5000 read pairs, gzip level 2)\n",
+        "3. align each chunk of each lane (as many as its split writes, numbered across the \
+         sample: lane 0's first), 2 at once (each with its share of the threads and memory)\n",
+        "   [SIM lane 1, each chunk]\n   (biojob checks both FASTQs and feeds them to bwa on fd 3 \
+         and 4)\n   (biojob writes sort's output to <scratch>/SIM.align.<shard>.bam.partial, \
+         counting its records)\n   bwa mem -t 2 -K 10000000 -R \
+         '@RG\\tID:SIM.1\\tSM:SIM\\tLB:SIMLIB\\tPL:ILLUMINA\\tPU:SIMFC.1' <reference> /dev/fd/3 \
+         /dev/fd/4 | samtools fixmate -m -u - - | samtools sort -@ 2 -m 524288K -T \
+         <scratch>/SIM.align.<shard>.sort-tmp -O bam -o - -\n",
+        "4. merge each sample's chunks, marking duplicates (into samples/<sample>/)\n",
+    ] {
+        assert!(plan.contains(expected), "{expected}\n{plan}");
+    }
+    assert_eq!(
+        plan.matches("cuts it into chunks of 5000 read pairs")
+            .count(),
+        22
+    );
+    assert_eq!(plan.matches("| samtools fixmate -m -u - - |").count(), 22);
 }
 
 #[test]
@@ -852,4 +883,377 @@ fn a_resumed_cohort_reuses_each_sample_s_whole_alignment_and_aligns_a_changed_sa
         ]
     );
     assert_eq!(manifest["read_pairs"], na12878_pairs + l3_pairs);
+}
+
+/// `(step, shard, sample, lane, status, read pairs)` of a task.
+type AlignmentTask = (String, Option<u64>, String, Option<String>, String, u64);
+
+/// The split, align and merge tasks of the run manifest at `run_dir`: `(step, shard, sample,
+/// lane, status, read pairs)`, the read pairs a split wrote or a chunk aligned (a merge's: its
+/// sample's).
+fn alignment_tasks(run_dir: &Path) -> Vec<AlignmentTask> {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|task| ["split", "align", "merge"].contains(&task["step"].as_str().unwrap()))
+        .map(|task| {
+            let pairs = match task["step"].as_str().unwrap() {
+                "merge" => &task["read_pairs"],
+                _ => &task["records"]["read_pairs"],
+            };
+            (
+                task["step"].as_str().unwrap().to_owned(),
+                task["shard"].as_u64(),
+                task["sample"].as_str().unwrap().to_owned(),
+                task["lane"].as_str().map(str::to_owned),
+                task["status"].as_str().unwrap().to_owned(),
+                pairs.as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// One row of [`alignment_tasks`], succeeded.
+fn done(
+    step: &str,
+    shard: Option<u64>,
+    sample: &str,
+    lane: Option<&str>,
+    pairs: u64,
+) -> AlignmentTask {
+    (
+        step.to_owned(),
+        shard,
+        sample.to_owned(),
+        lane.map(str::to_owned),
+        "succeeded".to_owned(),
+        pairs,
+    )
+}
+
+fn read_groups_of(bam: &Path) -> Vec<String> {
+    view(&["view", "-H", bam.to_str().unwrap()])
+        .lines()
+        .filter(|line| line.starts_with("@RG"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn lanes_split_into_chunks_on_bwa_batches_give_the_records_of_lanes_aligned_whole() {
+    let ws = Workspace::new();
+    let data = cohort_data();
+    // NA12878's test data four times over as one lane: 55,440 pairs, two bwa batches, the
+    // first of 47,081 pairs (scale.rs). Chunks of one batch align as the whole lane does.
+    let (x4_1, x4_2, bases) = repeated_pair(&ws, 4);
+    let mut sum = 0;
+    let batch_pairs = bases
+        .iter()
+        .position(|b| {
+            sum += b;
+            sum >= BWA_BATCH_BASES
+        })
+        .unwrap()
+        + 1;
+    assert_eq!((bases.len(), batch_pairs), (55_440, 47_081));
+    let sheet = ws.path().join("split.csv");
+    std::fs::write(
+        &sheet,
+        format!(
+            "sample,lane,fastq_1,fastq_2,library,platform_unit\n\
+             NA12878,x4,{},{},,\n\
+             NA12878,chr22,{data}/chr22_R1.fastq.gz,{data}/chr22_R2.fastq.gz,,\n\
+             SIM,1,{data}/SIM_R1.fastq.gz,{data}/SIM_R2.fastq.gz,SIMLIB,SIMFC.1\n",
+            x4_1.display(),
+            x4_2.display(),
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let input = cohort_input(&ws, &sheet);
+    let whole = ws.run(&input, "whole", &[], &[]);
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let chunked = ws.run(
+        &input,
+        "chunked",
+        &["--chunk-pairs", &batch_pairs.to_string(), "--workers", "2"],
+        &[],
+    );
+    assert!(chunked.status.success(), "{}", stderr(&chunked));
+
+    // Each lane split, its chunks aligned as their own tasks (numbered across the sample,
+    // lane 0's first), every chunk of a sample merged.
+    assert_eq!(
+        alignment_tasks(&ws.out().join("chunked")),
+        [
+            done("split", None, "NA12878", Some("x4"), 55_440),
+            done("split", None, "NA12878", Some("chr22"), 1_633),
+            done("split", None, "SIM", Some("1"), 30_000),
+            done("align", Some(0), "NA12878", Some("x4"), 47_081),
+            done("align", Some(1), "NA12878", Some("x4"), 8_359),
+            done("align", Some(2), "NA12878", Some("chr22"), 1_633),
+            done("align", Some(0), "SIM", Some("1"), 30_000),
+            done("merge", None, "NA12878", None, 57_073),
+            done("merge", None, "SIM", None, 30_000),
+        ]
+    );
+
+    // The same records, duplicates flagged alike, under one @RG per lane.
+    for sample in ["NA12878", "SIM"] {
+        let bam = |run: &str| {
+            ws.out()
+                .join(format!("{run}/samples/{sample}/{sample}.align.bam"))
+        };
+        assert_eq!(
+            read_groups_of(&bam("chunked")),
+            read_groups_of(&bam("whole")),
+            "{sample}"
+        );
+        assert_eq!(
+            alignments(&bam("chunked")),
+            alignments(&bam("whole")),
+            "{sample}"
+        );
+        // bwa orders a read's alternative hits (XA) by a hash of the read's position in its
+        // input, which restarts in each chunk (scale.rs): with those sorted, every field is
+        // equal. SIM's lane is one chunk: its records are the same text.
+        let (chunked, whole) = (
+            sorted_records(&bam("chunked")),
+            sorted_records(&bam("whole")),
+        );
+        assert!(
+            normalise(&chunked, true) == normalise(&whole, true),
+            "{sample}: the records of split lanes differ from those of whole lanes"
+        );
+        let mut unmatched: BTreeMap<String, i64> = BTreeMap::new();
+        for record in normalise(&whole, false) {
+            *unmatched.entry(record).or_default() += 1;
+        }
+        for record in normalise(&chunked, false) {
+            *unmatched.entry(record).or_default() -= 1;
+        }
+        let reordered: i64 = unmatched.values().filter(|n| **n > 0).sum();
+        // 10 of NA12878's records list the same hits in another order (as in scale.rs).
+        let expected = match sample {
+            "NA12878" => (114_170, 10),
+            _ => (60_000, 0),
+        };
+        assert_eq!((whole.len(), reordered), expected, "{sample}");
+    }
+    assert_eq!(
+        read_groups_of(&ws.out().join("chunked/samples/NA12878/NA12878.align.bam")),
+        [
+            "@RG\tID:NA12878.x4\tSM:NA12878\tLB:NA12878\tPL:ILLUMINA\tPU:20FUKAAXX100202.1",
+            "@RG\tID:NA12878.chr22\tSM:NA12878\tLB:NA12878\tPL:ILLUMINA",
+        ]
+    );
+    assert_eq!(
+        read_groups_of(&ws.out().join("chunked/samples/SIM/SIM.align.bam")),
+        ["@RG\tID:SIM.1\tSM:SIM\tLB:SIMLIB\tPL:ILLUMINA\tPU:SIMFC.1"]
+    );
+    let cohort_vcf = ws.out().join("chunked/cohort.vcf.gz");
+    assert_same_records(&cohort_vcf, &ws.out().join("whole/cohort.vcf.gz"));
+    assert!(!records(&cohort_vcf).is_empty());
+}
+
+#[test]
+fn split_lanes_number_their_chunks_across_the_sample_and_a_resume_realigns_only_a_new_chunking() {
+    let ws = Workspace::new();
+    let data = cohort_data();
+    let sheet = ws.path().join("chunks.csv");
+    // NA12878: its chr22 lane (1,633 pairs: 2 chunks of at most 1,000) and lane
+    // 20FUKAAXX100202.1 (795 pairs: 1 chunk); B: lane 20GAVAAXX100126.1 (813 pairs).
+    std::fs::write(
+        &sheet,
+        format!(
+            "sample,lane,fastq_1,fastq_2\n\
+             NA12878,chr22,{data}/chr22_R1.fastq.gz,{data}/chr22_R2.fastq.gz\n\
+             NA12878,20FUKAAXX100202.1,{data}/20FUKAAXX100202_L1_R1.fastq.gz,{data}/20FUKAAXX100202_L1_R2.fastq.gz\n\
+             B,20GAVAAXX100126.1,{data}/20GAVAAXX100126_L1_R1.fastq.gz,{data}/20GAVAAXX100126_L1_R2.fastq.gz\n",
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let input = cohort_input(&ws, &sheet);
+    let first = ws.run(
+        &input,
+        "r1",
+        &["--chunk-pairs", "1000", "--keep-scratch"],
+        &[],
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    let run_dir = ws.out().join("r1");
+    let (lane_0, lane_1) = (Some("chr22"), Some("20FUKAAXX100202.1"));
+    let b_lane = Some("20GAVAAXX100126.1");
+    assert_eq!(
+        alignment_tasks(&run_dir),
+        [
+            done("split", None, "NA12878", lane_0, 1_633),
+            done("split", None, "NA12878", lane_1, 795),
+            done("split", None, "B", b_lane, 813),
+            done("align", Some(0), "NA12878", lane_0, 1_000),
+            done("align", Some(1), "NA12878", lane_0, 633),
+            done("align", Some(2), "NA12878", lane_1, 795),
+            done("align", Some(0), "B", b_lane, 813),
+            done("merge", None, "NA12878", None, 2_428),
+            done("merge", None, "B", None, 813),
+        ]
+    );
+    // Each lane's chunk files in the lane's own directory; the chunk BAMs named by their
+    // number across the sample.
+    let scratch = stderr(&first)
+        .lines()
+        .find_map(|line| line.strip_prefix("scratch kept: "))
+        .map(PathBuf::from)
+        .unwrap();
+    let chunk_files: Vec<String> = Workspace::files(&scratch)
+        .into_iter()
+        .filter(|name| {
+            name.contains(".split.") || (name.contains(".align.0") && name.ends_with(".bam"))
+        })
+        .collect();
+    assert_eq!(
+        chunk_files,
+        [
+            "B.align.0000.bam",
+            "NA12878.align.0000.bam",
+            "NA12878.align.0001.bam",
+            "NA12878.align.0002.bam",
+            "samples/B/lanes/0/B.split.0000_R1.fastq.gz",
+            "samples/B/lanes/0/B.split.0000_R2.fastq.gz",
+            "samples/NA12878/lanes/0/NA12878.split.0000_R1.fastq.gz",
+            "samples/NA12878/lanes/0/NA12878.split.0000_R2.fastq.gz",
+            "samples/NA12878/lanes/0/NA12878.split.0001_R1.fastq.gz",
+            "samples/NA12878/lanes/0/NA12878.split.0001_R2.fastq.gz",
+            "samples/NA12878/lanes/1/NA12878.split.0000_R1.fastq.gz",
+            "samples/NA12878/lanes/1/NA12878.split.0000_R2.fastq.gz",
+        ]
+    );
+    // Chunk 0002 is lane 1's: its read group.
+    let chunk_2 = view(&[
+        "view",
+        "-H",
+        scratch.join("NA12878.align.0002.bam").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        chunk_2
+            .lines()
+            .filter(|line| line.starts_with("@RG"))
+            .collect::<Vec<_>>(),
+        [
+            "@RG\tID:NA12878.20FUKAAXX100202.1\tSM:NA12878\tLB:NA12878\tPL:ILLUMINA\tPU:20FUKAAXX100202.1"
+        ]
+    );
+    std::fs::remove_dir_all(&scratch).unwrap();
+
+    // The same sheet and chunking: every sample's merge is reused, nothing is split or
+    // aligned.
+    let resumed = ws.run(&input, "r1", &["--chunk-pairs", "1000", "--resume"], &[]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains(
+            "reused: merge NA12878, merge B, call chr20, call chr22, call chrM, gather, \
+             sample-vcf NA12878, sample-vcf B\n\
+             ran: prepare-reference, qc NA12878, qc B, report\n"
+        ),
+        "{}",
+        stderr(&resumed)
+    );
+
+    // Another chunking is in every lane's key: every lane is split and aligned again, every
+    // sample merged again (here into the same BAMs, so the joint calls are reused).
+    let rechunked = ws.run(&input, "r1", &["--chunk-pairs", "1500", "--resume"], &[]);
+    assert!(rechunked.status.success(), "{}", stderr(&rechunked));
+    assert!(
+        stderr(&rechunked).contains(
+            "reused: call chr20, call chr22, call chrM, gather, sample-vcf NA12878, \
+             sample-vcf B\n\
+             ran: prepare-reference, split NA12878 lane chr22, split NA12878 lane \
+             20FUKAAXX100202.1, split B lane 20GAVAAXX100126.1, align NA12878 lane chr22, \
+             align NA12878 lane chr22, align NA12878 lane 20FUKAAXX100202.1, align B lane \
+             20GAVAAXX100126.1, merge NA12878, merge B, qc NA12878, qc B, report\n"
+        ),
+        "{}",
+        stderr(&rechunked)
+    );
+    assert_eq!(
+        alignment_tasks(&run_dir),
+        [
+            done("split", None, "NA12878", lane_0, 1_633),
+            done("split", None, "NA12878", lane_1, 795),
+            done("split", None, "B", b_lane, 813),
+            done("align", Some(0), "NA12878", lane_0, 1_500),
+            done("align", Some(1), "NA12878", lane_0, 133),
+            done("align", Some(2), "NA12878", lane_1, 795),
+            done("align", Some(0), "B", b_lane, 813),
+            done("merge", None, "NA12878", None, 2_428),
+            done("merge", None, "B", None, 813),
+        ]
+    );
+}
+
+#[test]
+fn a_chunk_cut_short_after_its_lane_s_split_fails_the_lane_with_the_output_class_and_both_counts() {
+    let ws = Workspace::new();
+    let data = cohort_data();
+    let sheet = ws.path().join("short.csv");
+    std::fs::write(
+        &sheet,
+        format!(
+            "sample,lane,fastq_1,fastq_2\n\
+             NA12878,chr22,{data}/chr22_R1.fastq.gz,{data}/chr22_R2.fastq.gz\n",
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let input = cohort_input(&ws, &sheet);
+    // 1,633 pairs in chunks of 1,000, aligned one at a time: before aligning chunk 0, bwa
+    // cuts chunk 1's files (633 pairs) down to their first 10 pairs, a valid FASTQ still.
+    let bwa = fake_tool("bwa-shortens-chunk");
+    let scratch = ws.path().join("scratch");
+    let output = ws.run(
+        &input,
+        "short",
+        &["--chunk-pairs", "1000", "--workers", "1"],
+        &[
+            ("BIOJOB_BWA", &bwa),
+            ("SHORTEN_UNDER", &scratch),
+            (
+                "SHORTEN_NAME",
+                Path::new("NA12878.split.0001_R[12].fastq.gz"),
+            ),
+            ("SHORTEN_PAIRS", Path::new("10")),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(31), "{}", stderr(&output));
+    let error = stderr(&output)
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        error,
+        format!(
+            "error: align NA12878 lane chr22 failed: {}/short/1/samples/NA12878/lanes/0: 1010 \
+             read pairs aligned in chunks, but the split wrote 1633 into 2 chunks: 623 lost",
+            scratch.display()
+        )
+    );
+    assert_eq!(
+        alignment_tasks(&ws.out().join("short")),
+        [
+            done("split", None, "NA12878", Some("chr22"), 1_633),
+            done("align", Some(0), "NA12878", Some("chr22"), 1_000),
+            done("align", Some(1), "NA12878", Some("chr22"), 10),
+        ]
+    );
+    assert!(
+        !ws.out()
+            .join("short/samples/NA12878/NA12878.align.bam")
+            .exists()
+    );
 }

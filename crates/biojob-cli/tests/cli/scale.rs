@@ -118,11 +118,11 @@ fn shards_cut_by_size_give_the_records_of_by_contig_calling() {
 }
 
 /// bwa's `-K` in biojob.
-const BWA_BATCH_BASES: u64 = 10_000_000;
+pub(crate) const BWA_BATCH_BASES: u64 = 10_000_000;
 
 /// The test data's FASTQ pair written `copies` times over, plain, into the workspace; returns
 /// the two paths and each pair's bases (both mates), in order.
-fn repeated_pair(ws: &Workspace, copies: usize) -> (PathBuf, PathBuf, Vec<u64>) {
+pub(crate) fn repeated_pair(ws: &Workspace, copies: usize) -> (PathBuf, PathBuf, Vec<u64>) {
     let mut bases = Vec::new();
     let mut paths = Vec::new();
     for (mate, name) in [(1, "NA12878_R1.fastq.gz"), (2, "NA12878_R2.fastq.gz")] {
@@ -149,7 +149,7 @@ fn repeated_pair(ws: &Workspace, copies: usize) -> (PathBuf, PathBuf, Vec<u64>) 
 }
 
 /// The BAM's records as text, sorted (records at one position may come in either order).
-fn sorted_records(bam: &Path) -> Vec<String> {
+pub(crate) fn sorted_records(bam: &Path) -> Vec<String> {
     let mut lines: Vec<String> = tool("samtools", &["view", bam.to_str().unwrap()], Path::new("/"))
         .lines()
         .map(str::to_owned)
@@ -160,7 +160,7 @@ fn sorted_records(bam: &Path) -> Vec<String> {
 
 /// SAM records with their optional fields (from the 12th) sorted and, with `alternatives`, the
 /// entries of the `XA` tag (alternative hits, `;`-separated) sorted too; the records sorted.
-fn normalise(records: &[String], alternatives: bool) -> Vec<String> {
+pub(crate) fn normalise(records: &[String], alternatives: bool) -> Vec<String> {
     let mut out: Vec<String> = records
         .iter()
         .map(|record| {

@@ -50,8 +50,10 @@ pub struct AlignStep {
     /// Whether biojob checks the FASTQs as it feeds them to bwa (see
     /// [`crate::Engine::validate_fastq`]).
     pub validate_fastq: bool,
-    /// The lane of a cohort's sample this job aligns (then `chunk` is the lane's index among
-    /// the sample's lanes, which names the BAM); `None` outside a cohort.
+    /// The lane of a cohort's sample this job aligns, whole or one chunk of it (then `chunk`
+    /// is the unit's number across the sample, which names the BAM: the lane's index among
+    /// the sample's lanes, or, when lanes are split, the chunk's, lane 0's chunks first);
+    /// `None` outside a cohort.
     pub lane: Option<String>,
     /// Whether duplicates are marked later (merge): bwa's name-grouped output then goes through
     /// `samtools fixmate -m` before the sort, which adds the mate tags `samtools markdup` needs.
