@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from biojob_sm.batch import Fault
 from biojob_sm.harness import ROOT, Execution, Harness
 from conftest import (
     CONTIGS,
@@ -480,7 +481,10 @@ def test_a_split_lane_runs_a_split_job_then_one_align_job_per_chunk_then_the_sam
         (j.environment["LANE"], j.environment["LANE_CHUNKS"], j.environment["CHUNK"])
         for j in chunks
     ) == [("0", "[0,1]", "0"), ("0", "[0,1]", "1"), ("1", "[2,3]", "2"), ("1", "[2,3]", "3")]
-    merges = {j.environment["SAMPLE_ID"]: j.environment["CHUNKS"] for j in execution.jobs_named("biojob-merge")}
+    merges = {
+        j.environment["SAMPLE_ID"]: j.environment["CHUNKS"]
+        for j in execution.jobs_named("biojob-merge")
+    }
     assert merges == {"NA12878": str(SPLIT_NA12878_LANES), "SIM": "4"}
 
 
@@ -629,3 +633,41 @@ def test_a_split_cohort_gives_the_records_of_biojob_run_which_aligns_each_lane_w
         ), vcf
         kept = [r for r in whole_records if vcf_sites([r])[0] not in expected]
         assert split_records == kept, vcf
+
+
+def test_a_lane_s_and_a_chunk_s_align_jobs_killed_past_batch_s_attempts_are_resubmitted_once(
+    harness: Harness, split_cohort: dict[str, Any]
+) -> None:
+    """bwa killed (exit 21, retryable) in every Batch attempt of the first submission of lane
+    3's align job (a lane aligned whole) and of chunk 2's (a split lane's): each is resubmitted
+    once, as the single-sample align is, and the cohort's records are the first execution's."""
+    killed = {"BIOJOB_BWA": str(ROOT / "testdata" / "bin" / "fake-bwa-killed")}
+    faults = [
+        Fault("biojob-align-lane", env=killed, where={"LANE": "3"}, submissions={1}),
+        Fault("biojob-align-lane-chunk", env=killed, where={"CHUNK": "2"}, submissions={1}),
+    ]
+    execution = harness.execute(
+        split_cohort["input"], name="cohort-split-resubmitted", faults=faults, timeout=1800.0
+    )
+    assert_succeeded(execution)
+    for name, (key, value) in (
+        ("biojob-align-lane", ("LANE", "3")),
+        ("biojob-align-lane-chunk", ("CHUNK", "2")),
+    ):
+        resubmitted = [j for j in execution.jobs_named(name) if j.environment[key] == value]
+        assert [[a.exit_code for a in j.attempts] for j in resubmitted] == [[21, 21, 21], [0]], name
+        others = [j for j in execution.jobs_named(name) if j.environment[key] != value]
+        assert all([a.exit_code for a in j.attempts] == [0] for j in others), name
+    counts = task_counts(execution)
+    for task in ("AlignLane", "AlignLaneChunk"):
+        assert [counts.get(f"{task}{state}") for state in ("Classify", "Count", "Backoff")] == [
+            1,
+            1,
+            1,
+        ], task
+    assert counts["AlignLane"] == SPLIT_NA12878_LANES + 1
+    assert counts["AlignLaneChunk"] == 4 + 1
+    prefix = harness.run_prefix(split_cohort["input"], execution.name)
+    assert harness.storage.vcf_records(prefix + "cohort.vcf.gz") == harness.storage.vcf_records(
+        split_cohort["prefix"] + "cohort.vcf.gz"
+    )

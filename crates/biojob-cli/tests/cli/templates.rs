@@ -411,6 +411,41 @@ fn state_machine_resubmits_only_retryable_classes() {
         resubmitted_codes(&definition["States"][map], &mut codes);
         assert_eq!(codes, retryable_codes(), "{map}: CallResubmit?");
     }
+    // A cohort's lane align jobs (a lane aligned whole, a split lane's chunks), each counted
+    // in its Map iteration: the count carries the iteration's whole state (the resubmitted
+    // job needs it) and starts at 0.
+    let lanes = &definition["States"]["AlignSamples"]["ItemProcessor"]["States"]["AlignLanes"];
+    let chunks = &lanes["ItemProcessor"]["States"]["AlignLaneChunks"];
+    for (map, task) in [(lanes, "AlignLane"), (chunks, "AlignLaneChunk")] {
+        let states = &map["ItemProcessor"]["States"];
+        let mut codes = BTreeSet::new();
+        resubmitted_codes(&states[format!("{task}Resubmit?").as_str()], &mut codes);
+        assert_eq!(codes, retryable_codes(), "{task}Resubmit?");
+        let keys = |value: &Json| -> BTreeSet<String> {
+            value
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|key| key.trim_end_matches(".$").to_owned())
+                .collect()
+        };
+        let count = &states[format!("{task}Count").as_str()];
+        assert_eq!(
+            keys(&count["Parameters"]),
+            keys(&map["ItemSelector"]),
+            "{task}Count"
+        );
+        assert_eq!(
+            count["Parameters"]["resubmits.$"],
+            "States.MathAdd($.resubmits, 1)"
+        );
+        assert_eq!(map["ItemSelector"]["resubmits"], 0, "{task}");
+        assert_eq!(
+            states[format!("{task}Backoff").as_str()]["Next"],
+            task,
+            "{task}Backoff"
+        );
+    }
 }
 
 #[test]
@@ -729,7 +764,18 @@ fn only_a_failed_job_s_cause_is_parsed_as_its_description() {
     task_failed_catches(&definition["States"], &mut found);
     let mut names: Vec<&str> = found.iter().map(|(name, _, _)| name.as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["Align", "Call", "Gather", "Qc", "ShardCall"]);
+    assert_eq!(
+        names,
+        [
+            "Align",
+            "AlignLane",
+            "AlignLaneChunk",
+            "Call",
+            "Gather",
+            "Qc",
+            "ShardCall"
+        ]
+    );
     for (name, next, states) in found {
         let guard = &states[next.as_str()];
         assert_eq!(guard["Type"], "Choice", "{name}: Catch -> {next}");
