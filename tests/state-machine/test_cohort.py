@@ -520,6 +520,27 @@ def test_a_split_lane_s_chunks_are_named_by_their_number_across_the_sample(
         assert aligned == [8_000, 7_000], lane
 
 
+def test_the_sample_s_report_shows_its_lanes_splits_and_chunks(
+    harness: Harness, split_cohort: dict[str, Any]
+) -> None:
+    """SIM's report.html has a task per split and per chunk's align in its timeline (the QC
+    job finds the split lanes' step manifests in the sample's directory)."""
+    assert_succeeded(split_cohort["execution"])
+    report = harness.storage.read(split_cohort["prefix"] + "samples/SIM/report.html").decode()
+    tasks = [
+        part.split('"', 1)[0] for part in report.split('data-task="')[1:]
+    ]
+    assert sorted(t for t in tasks if t.startswith(("split", "align", "merge"))) == [
+        "align SIM lane 1a",
+        "align SIM lane 1a",
+        "align SIM lane 1b",
+        "align SIM lane 1b",
+        "merge SIM",
+        "split SIM lane 1a",
+        "split SIM lane 1b",
+    ]
+
+
 def bam_records(harness: Harness, uri: str, tmp_path: Path) -> list[list[str]]:
     """The BAM's records as fields, in file order."""
     bam = tmp_path / uri.rsplit("/", 1)[-1]
