@@ -44,7 +44,9 @@ mod scheduler;
 mod space;
 mod steps;
 
-pub use batch::{BatchJob, BatchOutcome, run_batch_job, run_prefix, step_manifest_name};
+pub use batch::{
+    BatchJob, BatchOutcome, check_split_lanes, run_batch_job, run_prefix, step_manifest_name,
+};
 pub use biojob_core::StepId;
 pub use cache::{
     CacheKeyMaterial, EarlierTasks, RerunReason, ReusedOutput, STEP_FORMAT_VERSION,

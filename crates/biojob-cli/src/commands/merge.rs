@@ -3,8 +3,8 @@
 
 use biojob_core::{StepId, scratch_file_name};
 use biojob_pipeline::{
-    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, chunk_bam_role, env, published_output,
-    sample_read_groups, step_manifest_name,
+    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, check_split_lanes, chunk_bam_role, env,
+    published_output, sample_read_groups, step_manifest_name,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -61,6 +61,8 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                     }
                 },
             };
+            // Each split lane's read pairs are those its chunks aligned.
+            check_split_lanes(stores, &job.run_prefix, &job.sample, chunks)?;
             MergeStep {
                 sample: job.sample.clone(),
                 read_groups: sample_read_groups(stores, sample, &job.environment.platform()?)?,

@@ -373,3 +373,157 @@ fn a_lane_s_split_align_and_merge_jobs_refuse_an_inconsistent_environment() {
     // Nothing was written: every refusal came before the job's run prefix was touched.
     assert!(!ws.out().exists());
 }
+
+/// A sheet of sample A in two lanes of NA12878's reads: its first 400 pairs (plain FASTQ), then
+/// the whole pair (13,860 pairs); returns its path.
+fn real_sheet(ws: &Workspace) -> PathBuf {
+    use std::io::Read;
+    let data = testdata();
+    for mate in [1, 2] {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(
+            std::fs::File::open(data.join(format!("NA12878_R{mate}.fastq.gz"))).unwrap(),
+        )
+        .read_to_string(&mut text)
+        .unwrap();
+        let head: Vec<&str> = text.lines().take(400 * 4).collect();
+        std::fs::write(
+            ws.path().join(format!("head_R{mate}.fastq")),
+            head.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    let text = format!(
+        "sample,lane,fastq_1,fastq_2\nA,1,head_R1.fastq,head_R2.fastq\nA,2,{},{}\n",
+        data.join("NA12878_R1.fastq.gz").display(),
+        data.join("NA12878_R2.fastq.gz").display()
+    );
+    let path = ws.path().join("real-sheet.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn step_manifest(ws: &Workspace, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(ws.out().join("samples/A").join(name)).unwrap()).unwrap()
+}
+
+/// Lane 1 aligned whole as chunk 0; lane 2 split into chunks 1 and 2 (blocks of 5,000 pairs:
+/// 8,860 and 5,000), each aligned with the lane's read group; the merge of the 3 chunks holds
+/// every pair. A split manifest that no longer agrees with its chunks fails the merge (31).
+#[test]
+fn a_split_lane_s_chunks_are_aligned_and_merged_with_the_sample_s_other_lanes() {
+    let ws = Workspace::new();
+    let sheet = real_sheet(&ws);
+    let sheet_text = sheet.display().to_string();
+    let s = sheet_text.as_str();
+    let off = ("BIOJOB_MARK_DUPLICATES", "0");
+    let runs: [(&str, Vec<(&str, &str)>); 5] = [
+        ("align", vec![("LANE", "0"), ("LANE_CHUNKS", "[0]")]),
+        (
+            "split",
+            vec![
+                ("LANE", "1"),
+                ("LANE_CHUNKS", "[1,2]"),
+                ("BIOJOB_ALIGN_CHUNK_PAIRS", "5000"),
+            ],
+        ),
+        (
+            "align",
+            vec![("LANE", "1"), ("LANE_CHUNKS", "[1,2]"), ("CHUNK", "1")],
+        ),
+        (
+            "align",
+            vec![("LANE", "1"), ("LANE_CHUNKS", "1,2"), ("CHUNK", "2")],
+        ),
+        ("merge", vec![("CHUNKS", "3")]),
+    ];
+    for (step, env) in &runs {
+        let mut env = env.clone();
+        env.extend([("SAMPLESHEET", s), off]);
+        let output = job(&ws, step, &env);
+        assert!(
+            output.status.success(),
+            "{step} {env:?}: {}",
+            stderr(&output)
+        );
+    }
+    let dir = ws.out().join("samples/A");
+    let mut names = Workspace::files(&dir);
+    names.retain(|name| !name.starts_with("logs/"));
+    assert_eq!(
+        names,
+        [
+            "A.align.0000.bam",
+            "A.align.0000.bam.bai",
+            "A.align.0000.manifest.json",
+            "A.align.0001.bam",
+            "A.align.0001.bam.bai",
+            "A.align.0001.manifest.json",
+            "A.align.0002.bam",
+            "A.align.0002.bam.bai",
+            "A.align.0002.manifest.json",
+            "A.align.bam",
+            "A.align.bam.bai",
+            "A.merge.manifest.json",
+            "A.split.0001.manifest.json",
+            "A.split.0001_R1.fastq.gz",
+            "A.split.0001_R2.fastq.gz",
+            "A.split.0002_R1.fastq.gz",
+            "A.split.0002_R2.fastq.gz",
+        ]
+    );
+    let pairs = |name: &str| step_manifest(&ws, name)["task"]["records"]["read_pairs"].clone();
+    assert_eq!(pairs("A.split.0001.manifest.json"), 13_860);
+    assert_eq!(
+        [
+            pairs("A.align.0000.manifest.json"),
+            pairs("A.align.0001.manifest.json"),
+            pairs("A.align.0002.manifest.json")
+        ],
+        [400, 8_860, 5_000]
+    );
+    // Both chunks of lane 2 carry its read group; the merged BAM has one @RG per lane and
+    // every read of both lanes (each pair two primary records).
+    let header = |bam: &str| {
+        let output = std::process::Command::new("samtools")
+            .args(["view", "-H"])
+            .arg(dir.join(bam))
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .filter(|line| line.starts_with("@RG"))
+            .map(|line| line.split('\t').nth(1).unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(header("A.align.0001.bam"), ["ID:A.2"]);
+    assert_eq!(header("A.align.0002.bam"), ["ID:A.2"]);
+    assert_eq!(header("A.align.bam"), ["ID:A.1", "ID:A.2"]);
+    let primary = std::process::Command::new("samtools")
+        .args(["view", "-c", "-F", "0x900"])
+        .arg(dir.join("A.align.bam"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(primary.stdout).unwrap().trim(),
+        (2 * (400 + 13_860)).to_string()
+    );
+    // The split's manifest edited to one pair more than its chunks aligned: the merge refuses.
+    let split = dir.join("A.split.0001.manifest.json");
+    let mut edited = step_manifest(&ws, "A.split.0001.manifest.json");
+    edited["task"]["records"]["read_pairs"] = 13_861.into();
+    std::fs::write(&split, edited.to_string()).unwrap();
+    let output = job(&ws, "merge", &[("SAMPLESHEET", s), ("CHUNKS", "3"), off]);
+    assert_eq!(output.status.code(), Some(31), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output),
+        [
+            format!(
+                "error: {}: lane 2 of sample A: its split wrote 13861 read pairs, and its chunks 1 to 2 aligned 13860",
+                split.display()
+            ),
+            "exit class: output_invalid (31)".to_owned(),
+        ]
+    );
+}
