@@ -1807,7 +1807,8 @@ fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
     assert_eq!(
         error.remedy().as_deref(),
         Some(
-            "ask for fewer chunks (CHUNKS, the length of params.chunks) or smaller blocks \
+            "ask for fewer chunks (CHUNKS, the length of params.chunks; a cohort lane's: a \
+             larger biojob plan-cohort --chunk-bytes) or smaller blocks \
              (BIOJOB_ALIGN_CHUNK_PAIRS, params.chunkPairs)"
         )
     );
