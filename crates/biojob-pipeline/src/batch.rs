@@ -168,6 +168,9 @@ pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutco
     })
 }
 
+/// A chunk's number and the read pairs its align job aligned, when it counted them.
+type ChunkPairs = (usize, Option<u64>);
+
 /// Record accounting of a cohort sample's split lanes on AWS Batch (docs/cohorts.md): each
 /// lane with several of the sample's chunks `0..chunks` (their align jobs' step manifests under
 /// `dir`, the sample's directory, each naming its lane), the read pairs its split wrote (the
@@ -183,8 +186,8 @@ pub fn check_split_lanes(
     sample: &SampleId,
     chunks: usize,
 ) -> Result<(), Error> {
-    // Each lane, in chunk order, with its chunks' aligned read pairs.
-    let mut lanes: Vec<(String, Vec<(usize, Option<u64>)>)> = Vec::new();
+    // Each lane, in chunk order, with its chunks and their aligned read pairs.
+    let mut lanes: Vec<(String, Vec<ChunkPairs>)> = Vec::new();
     for chunk in 0..chunks {
         let manifest = dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
         let Some(task) = finished_task(stores, &manifest) else {

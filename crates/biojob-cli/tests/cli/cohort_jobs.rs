@@ -172,6 +172,9 @@ fn job(ws: &Workspace, step: &str, env: &[(&str, &str)]) -> Output {
     command.output().unwrap()
 }
 
+/// A job (its step), its environment, and the error and hint it prints.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, [String; 2]);
+
 /// Each job's environment that does not agree, and the exact error and hint: a usage error
 /// (exit 2) before any input is read or any tool runs.
 #[test]
@@ -182,7 +185,7 @@ fn a_lane_s_split_align_and_merge_jobs_refuse_an_inconsistent_environment() {
     let s = sheet_text.as_str();
     let remedy = "hint: give LANE_CHUNKS as biojob plan-cohort lists the lane's chunks: a JSON \
                   array ([3,4,5]) or comma-separated";
-    let cases: Vec<(&str, Vec<(&str, &str)>, [String; 2])> =
+    let cases: Vec<Case<'_>> =
         vec![
         (
             "split",
