@@ -692,3 +692,37 @@ def test_a_lane_s_and_a_chunk_s_align_jobs_killed_past_batch_s_attempts_are_resu
     assert harness.storage.vcf_records(prefix + "cohort.vcf.gz") == harness.storage.vcf_records(
         split_cohort["prefix"] + "cohort.vcf.gz"
     )
+
+
+def test_resuming_a_split_cohort_splits_its_lanes_again_and_reuses_every_chunk_s_alignment(
+    harness: Harness, split_cohort: dict[str, Any]
+) -> None:
+    """A second execution on the split cohort's run prefix with BIOJOB_RESUME=1: each split
+    lane's split runs again (a split has no key) and writes the same chunks, so every chunk's
+    align job, each sample's merge and the joint steps are reused. Runs after the other tests
+    of the split cohort, which read its prefix."""
+    earlier = split_cohort["execution"]
+    assert_succeeded(earlier)
+    prefix = split_cohort["prefix"]
+    before = manifests(harness, prefix)
+    chunk_fastqs = {
+        name: harness.storage.read(prefix + name)
+        for name in harness.storage.objects(prefix)
+        if ".split." in name and name.endswith(".fastq.gz")
+    }
+    assert len(chunk_fastqs) == 8
+    execution_input = copy.deepcopy(split_cohort["input"])
+    execution_input["params"]["environment"].update(
+        JOB_WORKFLOW_EXECUTION_ID=earlier.name, BIOJOB_RESUME="1"
+    )
+    execution = harness.execute(execution_input, name="cohort-split-resume", timeout=1800.0)
+    assert_succeeded(execution)
+    resumed = manifests(harness, prefix)
+    assert set(resumed) == set(before)
+    ran_again = {f"samples/{sample}/{sample}.qc.manifest.json" for sample in SAMPLES}
+    ran_again |= {"cohort.report.manifest.json"}
+    ran_again |= {f"samples/SIM/SIM.split.{first:04}.manifest.json" for first in (0, 2)}
+    assert {
+        name: manifest["task"]["status"] for name, manifest in resumed.items()
+    } == {name: "succeeded" if name in ran_again else "cached" for name in before}
+    assert {name: harness.storage.read(prefix + name) for name in chunk_fastqs} == chunk_fastqs
