@@ -188,6 +188,10 @@ def test_batch_api_error_past_retries_ends_in_failed_with_the_error(
         assert_full_jitter(execution.retry_intervals, RETRY_ATTEMPTS)
 
 
+# One sample of one lane, as biojob plan-cohort lists it.
+ONE_SAMPLE = [{"sample": "A", "chunks": [0], "lanes": [{"lane": 0, "chunks": [0]}]}]
+
+
 def cohort_input(**params: Any) -> dict[str, Any]:
     """The test input without SAMPLE_ID, with `params` added."""
     changed = copy.deepcopy(sample_input())
@@ -220,7 +224,7 @@ def without(execution_input: dict[str, Any], key: str) -> dict[str, Any]:
         ),
         (
             "samples-without-sheet",
-            cohort_input(samples=[{"sample": "A", "lanes": [0]}]),
+            cohort_input(samples=ONE_SAMPLE),
             "MissingSampleSheet",
         ),
         (
@@ -228,7 +232,7 @@ def without(execution_input: dict[str, Any], key: str) -> dict[str, Any]:
             with_params(
                 sample_input(),
                 samplesheet="s3://biojob-inputs/sheet.csv",
-                samples=[{"sample": "A", "lanes": [0]}],
+                samples=ONE_SAMPLE,
             ),
             "SampleIdWithSampleSheet",
         ),
@@ -236,7 +240,7 @@ def without(execution_input: dict[str, Any], key: str) -> dict[str, Any]:
             "chunks-with-sheet",
             cohort_input(
                 samplesheet="s3://biojob-inputs/sheet.csv",
-                samples=[{"sample": "A", "lanes": [0]}],
+                samples=ONE_SAMPLE,
                 chunks=[0, 1],
                 chunkPairs=1000,
             ),
@@ -259,4 +263,28 @@ def test_invalid_input_ends_in_the_validation_fail_state(
         "ChunksWithSampleSheet": "params.chunks is given with params.samplesheet",
     }
     assert execution.cause.startswith(expected[fail_state])
+    assert execution.jobs == []
+
+
+def test_a_split_lane_without_chunk_pairs_fails_before_any_job(harness: Harness) -> None:
+    """A lane of several chunks needs params.chunkPairs, the blocks its split deals: without
+    it the lane's iteration fails as it starts, and the execution with it."""
+    execution = harness.execute(
+        cohort_input(
+            samplesheet="s3://biojob-inputs/sheet.csv",
+            samples=[{"sample": "A", "chunks": [0, 1], "lanes": [{"lane": 0, "chunks": [0, 1]}]}],
+        ),
+        name="split-lane-without-chunk-pairs",
+    )
+    assert_failed(execution, "InvalidInput")
+    assert execution.cause.startswith(
+        "a lane of params.samples has several chunks, and params.chunkPairs"
+    )
+    assert execution.states()[-5:] == [
+        "AlignLanes",
+        "LaneSplit?",
+        "MissingChunkPairs",
+        "AlignSampleFailed",
+        "Failed",
+    ]
     assert execution.jobs == []

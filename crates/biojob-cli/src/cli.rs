@@ -149,16 +149,17 @@ pub enum Command {
     SampleVcf(commands::sample_vcf::SampleVcfArgs),
     /// A cohort's report.html from its samples' qc.json and the execution's step manifests.
     Report(commands::report::ReportArgs),
-    /// Split a FASTQ pair into CHUNKS chunks, blocks of BIOJOB_ALIGN_CHUNK_PAIRS read pairs dealt
-    /// in turn, for align --chunk.
+    /// Split a FASTQ pair into CHUNKS chunks (a cohort lane's into LANE_CHUNKS), blocks of
+    /// BIOJOB_ALIGN_CHUNK_PAIRS read pairs dealt in turn, for align --chunk.
     Split(commands::split::SplitArgs),
     /// Merge the chunks' BAMs (align --chunk) into <sample>.align.bam, then index.
     Merge(commands::merge::MergeArgs),
     /// Print the calling shards of contigs cut by size, as JSON for the execution input's
     /// params.shards and params.shardBases.
     PlanShards(commands::plan_shards::PlanShardsArgs),
-    /// Print a cohort's samples and lanes from its sample sheet, as JSON for the execution
-    /// input's params.samplesheet and params.samples.
+    /// Print a cohort's samples, lanes and the lanes' alignment chunks (a large lane split with
+    /// --chunk-bytes) from its sample sheet, as JSON for the execution input's
+    /// params.samplesheet, params.samples and params.chunkPairs.
     PlanCohort(commands::plan_cohort::PlanCohortArgs),
     /// Copy one object between S3 (or a path) and a local file, verified.
     #[command(subcommand)]

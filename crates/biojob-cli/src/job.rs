@@ -214,3 +214,81 @@ pub fn parse_contigs(text: &str) -> Result<Vec<String>, Failure> {
     }
     Ok(contigs)
 }
+
+/// Chunk names have four digits: the largest chunk number.
+const MAX_CHUNK: usize = 9999;
+
+/// The chunks of a cohort's lane `lane` (its 0-based index among the sample's lanes), from
+/// `LANE_CHUNKS` (`text`: a JSON array string, what `States.JsonToString($.chunks)` gives, or
+/// comma-separated): consecutive numbers among the sample's chunks, the first at least `lane`
+/// (each lane before it is at least one chunk), the last at most 9999 (chunk names have four
+/// digits). Unset or empty: `lane..lane + 1`, as when no lane of the sample is split.
+///
+/// # Errors
+/// A usage failure when the text is not a list of numbers or breaks one of those rules.
+pub fn lane_chunks(text: Option<&str>, lane: usize) -> Result<std::ops::Range<usize>, Failure> {
+    let Some(text) = text.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(lane..lane + 1);
+    };
+    let remedy = "give LANE_CHUNKS as biojob plan-cohort lists the lane's chunks: a JSON array \
+                  ([3,4,5]) or comma-separated";
+    let numbers: Vec<usize> = if text.starts_with('[') {
+        serde_json::from_str(text).map_err(|error| {
+            usage(
+                format!("LANE_CHUNKS is not a JSON array of chunk numbers: {error}"),
+                remedy,
+            )
+        })?
+    } else {
+        text.split(',')
+            .map(|number| {
+                number.trim().parse().map_err(|error| {
+                    usage(
+                        format!("LANE_CHUNKS {text:?} is not a list of chunk numbers: {number:?}: {error}"),
+                        remedy,
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
+        return Err(usage("LANE_CHUNKS lists no chunk", remedy));
+    };
+    if numbers
+        .iter()
+        .zip(first..)
+        .any(|(&number, expected)| number != expected)
+    {
+        return Err(usage(
+            format!(
+                "LANE_CHUNKS {text} is not consecutive: a lane's chunks are numbered one after the other"
+            ),
+            remedy,
+        ));
+    }
+    if first < lane {
+        return Err(usage(
+            format!(
+                "LANE_CHUNKS starts at chunk {first}, and lane {lane} comes after {lane} lanes of \
+                 its sample, each at least one chunk"
+            ),
+            remedy,
+        ));
+    }
+    if last > MAX_CHUNK {
+        return Err(usage(
+            format!("LANE_CHUNKS goes up to chunk {last}: chunk names have four digits"),
+            "split the sample's lanes into at most 10000 chunks",
+        ));
+    }
+    Ok(first..last + 1)
+}
+
+/// The usage failure of `key`, a cohort lane's variable, given without a sample sheet: `what`
+/// says what it is about ("names a lane of a sample sheet").
+pub fn lane_key_without_sheet(key: &str, what: &str) -> Failure {
+    usage(
+        format!("{key} {what}, and no sheet is given"),
+        &format!("set SAMPLESHEET with {key}, or leave {key} out"),
+    )
+}

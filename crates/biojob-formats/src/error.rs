@@ -227,7 +227,8 @@ impl Classify for FastqError {
                 "the file is damaged; upload it again (`gzip -t {path}` checks a copy)"
             )),
             FastqError::TooFewBlocks { .. } => Some(
-                "ask for fewer chunks (CHUNKS, the length of params.chunks) or smaller blocks \
+                "ask for fewer chunks (CHUNKS, the length of params.chunks; a cohort lane's: a \
+                 larger biojob plan-cohort --chunk-bytes) or smaller blocks \
                  (BIOJOB_ALIGN_CHUNK_PAIRS, params.chunkPairs)"
                     .to_owned(),
             ),

@@ -1616,6 +1616,7 @@ fn split_files(
             layout,
             dir,
             prefix,
+            first_chunk: 0,
             threads: NonZeroUsize::new(threads).unwrap(),
             stop: &|| false,
         },
@@ -1806,13 +1807,76 @@ fn split_in_turn_deals_blocks_to_a_fixed_number_of_chunks() {
     assert_eq!(
         error.remedy().as_deref(),
         Some(
-            "ask for fewer chunks (CHUNKS, the length of params.chunks) or smaller blocks \
+            "ask for fewer chunks (CHUNKS, the length of params.chunks; a cohort lane's: a \
+             larger biojob plan-cohort --chunk-bytes) or smaller blocks \
              (BIOJOB_ALIGN_CHUNK_PAIRS, params.chunkPairs)"
         )
     );
     // The "T" chunks that were written are removed: only the inputs and the "S" chunks stay.
     assert!(dir_listing(root).iter().all(|f| !f.starts_with("T.")));
     assert_eq!(dir_listing(root).len(), 2 + 6);
+}
+
+#[test]
+fn split_names_chunks_from_the_first_chunk_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    let names = ["a", "b", "c", "d", "e"];
+    let r1 = root.join("in_R1.fastq");
+    let r2 = root.join("in_R2.fastq");
+    std::fs::write(&r1, fastq_text(&names, 1)).unwrap();
+    std::fs::write(&r2, fastq_text(&names, 2)).unwrap();
+    let out = root.join("chunks");
+    std::fs::create_dir(&out).unwrap();
+    // A lane whose chunks are 4 and 5 of its sample: blocks ab, cd, e dealt to 2 chunks.
+    let chunks = split_fastq_pair(
+        FastqSource::file(&r1),
+        FastqSource::file(&r2),
+        &SplitRequest {
+            layout: ChunkLayout::InTurn {
+                block_pairs: NonZeroU64::new(2).unwrap(),
+                chunks: NonZeroUsize::new(2).unwrap(),
+            },
+            dir: &out,
+            prefix: "S.split",
+            first_chunk: 4,
+            threads: NonZeroUsize::new(1).unwrap(),
+            stop: &|| false,
+        },
+    )
+    .unwrap();
+    let summary: Vec<(usize, &str, &str, u64)> = chunks
+        .iter()
+        .map(|c| {
+            (
+                c.index,
+                c.fastq_1.file_name().unwrap(),
+                c.fastq_2.file_name().unwrap(),
+                c.pairs,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0, "S.split.0004_R1.fastq.gz", "S.split.0004_R2.fastq.gz", 3),
+            (1, "S.split.0005_R1.fastq.gz", "S.split.0005_R2.fastq.gz", 2),
+        ]
+    );
+    assert_eq!(
+        gunzip_text(&chunks[0].fastq_2),
+        fastq_text(&["a", "b", "e"], 2)
+    );
+    assert_eq!(gunzip_text(&chunks[1].fastq_1), fastq_text(&["c", "d"], 1));
+    assert_eq!(
+        dir_listing(&out),
+        [
+            "S.split.0004_R1.fastq.gz",
+            "S.split.0004_R2.fastq.gz",
+            "S.split.0005_R1.fastq.gz",
+            "S.split.0005_R2.fastq.gz"
+        ]
+    );
 }
 
 /// `pairs` read pairs of 150-base mates named `r{i}`, as the text of R1 or R2.
@@ -1855,6 +1919,7 @@ fn split_streams_from_readers_into_multi_member_chunks_on_several_threads() {
             },
             dir: root,
             prefix: "S.split",
+            first_chunk: 0,
             threads: NonZeroUsize::new(3).unwrap(),
             stop: &|| false,
         },
@@ -1965,6 +2030,7 @@ fn a_stopped_split_fails_as_interrupted_and_leaves_nothing() {
             },
             dir: &out,
             prefix: "S.split",
+            first_chunk: 0,
             threads: NonZeroUsize::new(2).unwrap(),
             stop: &stop,
         },
@@ -2018,6 +2084,7 @@ fn a_streamed_source_is_read_to_its_end_only_after_its_own_read_error() {
                 },
                 dir: root,
                 prefix: "S",
+                first_chunk: 0,
                 threads: NonZeroUsize::new(1).unwrap(),
                 stop: &|| false,
             },

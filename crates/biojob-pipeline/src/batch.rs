@@ -167,3 +167,74 @@ pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutco
         kept_scratch,
     })
 }
+
+/// A chunk's number and the read pairs its align job aligned, when it counted them.
+type ChunkPairs = (usize, Option<u64>);
+
+/// Record accounting of a cohort sample's split lanes on AWS Batch (docs/cohorts.md): each
+/// lane with several of the sample's chunks `0..chunks` (their align jobs' step manifests under
+/// `dir`, the sample's directory, each naming its lane), the read pairs its split wrote (the
+/// manifest `<sample>.split.<first chunk>`) must be those its chunks aligned, as a local run's
+/// chunked alignment checks. A chunk or split without a finished task in a manifest (a step
+/// run elsewhere, or by hand) is not accounted.
+///
+/// # Errors
+/// [`Error::Verification`] (output invalid) naming the lane, its chunks and both counts.
+pub fn check_split_lanes(
+    stores: &biojob_storage::Stores,
+    dir: &ObjectUri,
+    sample: &SampleId,
+    chunks: usize,
+) -> Result<(), Error> {
+    // Each lane, in chunk order, with its chunks and their aligned read pairs.
+    let mut lanes: Vec<(String, Vec<ChunkPairs>)> = Vec::new();
+    for chunk in 0..chunks {
+        let manifest = dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
+        let Some(task) = finished_task(stores, &manifest) else {
+            continue;
+        };
+        let Some(lane) = task.lane else {
+            continue;
+        };
+        let aligned = (chunk, task.records.read_pairs);
+        match lanes.iter_mut().find(|(name, _)| *name == lane) {
+            Some((_, found)) => found.push(aligned),
+            None => lanes.push((lane, vec![aligned])),
+        }
+    }
+    for (lane, chunks) in lanes.iter().filter(|(_, chunks)| chunks.len() > 1) {
+        let (Some((first, _)), Some((last, _))) = (chunks.first(), chunks.last()) else {
+            continue;
+        };
+        let manifest = dir.join(&step_manifest_name(sample, StepId::Split, Some(*first)));
+        let Some(split) = finished_task(stores, &manifest) else {
+            continue;
+        };
+        let aligned: Option<u64> = chunks.iter().map(|(_, pairs)| *pairs).sum();
+        if let (Some(written), Some(aligned)) = (split.records.read_pairs, aligned)
+            && written != aligned
+        {
+            return Err(Error::Verification {
+                path: Utf8PathBuf::from(manifest.to_string()),
+                detail: format!(
+                    "lane {lane} of sample {sample}: its split wrote {written} read pairs, and its chunks {first} to {last} aligned {aligned}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The task the step manifest at `uri` records, when it finished (succeeded, or reused);
+/// `None` when there is no manifest, it cannot be read (logged) or its task did not finish.
+fn finished_task(stores: &biojob_storage::Stores, uri: &ObjectUri) -> Option<crate::TaskRecord> {
+    match crate::cache::read_json::<StepManifest>(stores, uri) {
+        Ok(manifest) => manifest
+            .map(|manifest| manifest.task)
+            .filter(|task| task.status.finished()),
+        Err(error) => {
+            warn!(%uri, error = %error_chain(&error), "could not read the step manifest; its records are not accounted");
+            None
+        }
+    }
+}

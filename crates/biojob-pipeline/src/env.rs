@@ -67,6 +67,11 @@ pub const SAMPLESHEET: &str = "SAMPLESHEET";
 /// The lane a cohort's align job aligns: its 0-based index among the sample's lanes in the
 /// sample sheet.
 pub const LANE: &str = "LANE";
+/// A cohort lane's chunks, with [`LANE`]: their numbers among the sample's chunks (consecutive;
+/// a JSON array string, what `States.JsonToString` gives, or comma-separated). The split job
+/// deals the lane's read pairs into them; the align job aligns the lane whole (one chunk) or
+/// its chunk [`CHUNK`] (several). Unset: no lane of the sample is split, lane `i` is chunk `i`.
+pub const LANE_CHUNKS: &str = "LANE_CHUNKS";
 /// The bwa program (path or name on `PATH`).
 pub const BIOJOB_BWA: &str = "BIOJOB_BWA";
 /// The bwa-mem2 program (path or name on `PATH`).

@@ -13,7 +13,7 @@ use crate::args::{
 };
 use crate::engine::validate_fastq;
 use crate::failure::{Failure, usage};
-use crate::job::{Job, read_sheet};
+use crate::job::{Job, lane_chunks, lane_key_without_sheet, read_sheet};
 
 #[derive(Debug, Args)]
 pub struct AlignArgs {
@@ -25,7 +25,9 @@ pub struct AlignArgs {
     pub read_group: ReadGroupArgs,
     /// Align one chunk written by the split step instead: its index; the FASTQs are
     /// <run prefix>/<sample>.split.<chunk>_R1/_R2.fastq.gz, the BAM <sample>.align.<chunk>.bam.
-    #[arg(long, env = env::CHUNK, conflicts_with = "lane")]
+    /// With --samplesheet: one of the lane's chunks (--lane-chunks), its number among the
+    /// sample's.
+    #[arg(long, env = env::CHUNK)]
     pub chunk: Option<usize>,
     #[command(flatten)]
     pub sheet: SheetArgs,
@@ -34,6 +36,12 @@ pub struct AlignArgs {
     /// lane's read group.
     #[arg(long, env = env::LANE)]
     pub lane: Option<usize>,
+    /// With --lane: the lane's chunks, their numbers among the sample's chunks (consecutive; a
+    /// JSON array or comma-separated, as biojob plan-cohort lists them). One chunk: the lane is
+    /// aligned whole into <sample>.align.<chunk>.bam; several: --chunk names the one to align,
+    /// written by the lane's split [default: the lane's index, as when no lane is split].
+    #[arg(long, env = env::LANE_CHUNKS)]
+    pub lane_chunks: Option<String>,
     #[command(flatten)]
     pub duplicates: MarkDuplicatesArgs,
     #[command(flatten)]
@@ -51,9 +59,15 @@ pub fn run(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         return align_lane(job, text, &args, cancel, stores);
     }
     if args.lane.is_some() {
-        return Err(usage(
-            "LANE names a lane of a sample sheet, and no sheet is given",
-            "set SAMPLESHEET with LANE, or leave LANE out",
+        return Err(lane_key_without_sheet(
+            env::LANE,
+            "names a lane of a sample sheet",
+        ));
+    }
+    if args.lane_chunks.is_some() {
+        return Err(lane_key_without_sheet(
+            env::LANE_CHUNKS,
+            "numbers a sample sheet lane's chunks",
         ));
     }
     let read_group = job.environment.read_group(&job.sample)?;
@@ -86,8 +100,10 @@ pub fn run(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
     job.run(step_job, &args.runtime, cancel, stores)
 }
 
-/// One lane of a cohort's sample (`SAMPLESHEET`, `LANE`): the lane's FASTQ pair and read
-/// group from the sheet, `samtools fixmate -m` when duplicates are marked, the BAM under the
+/// One lane of a cohort's sample (`SAMPLESHEET`, `LANE`): the lane's FASTQ pair (or, for a
+/// lane split into several chunks, chunk `CHUNK` of `LANE_CHUNKS`, written by the lane's
+/// split) and read group from the sheet, `samtools fixmate -m` when duplicates are marked,
+/// the BAM `<sample>.align.<chunk>.bam` (the chunk's number among the sample's) under the
 /// sample's directory.
 fn align_lane(
     mut job: Job,
@@ -102,6 +118,59 @@ fn align_lane(
             "set LANE to the lane's 0-based index among the sample's rows of the sheet",
         )
     })?;
+    let given = args
+        .lane_chunks
+        .as_deref()
+        .filter(|text| !text.trim().is_empty());
+    let chunks = lane_chunks(given, index)?;
+    // The chunk aligned, and whether it is a split lane's (read from the split's FASTQs).
+    let (chunk, split) = match (given, args.chunk) {
+        (None, Some(chunk)) => {
+            return Err(usage(
+                format!(
+                    "CHUNK is {chunk}: one of a split lane's chunks, and LANE_CHUNKS (the lane's \
+                     chunks) is not set"
+                ),
+                "set LANE_CHUNKS with CHUNK (the state machine does), or leave CHUNK out to \
+                 align the lane whole",
+            ));
+        }
+        (None, None) => (chunks.start, false),
+        (Some(_), None) if chunks.len() == 1 => (chunks.start, false),
+        (Some(text), None) => {
+            return Err(usage(
+                format!(
+                    "lane {index} of sample {} is split into chunks {} to {} (LANE_CHUNKS \
+                     {text}), and CHUNK is not set",
+                    job.sample,
+                    chunks.start,
+                    chunks.end - 1
+                ),
+                "set CHUNK to the chunk to align, one of LANE_CHUNKS",
+            ));
+        }
+        (Some(text), Some(chunk)) if chunks.len() == 1 => {
+            return Err(usage(
+                format!(
+                    "CHUNK is {chunk}, and lane {index} of sample {} is one chunk (LANE_CHUNKS \
+                     {text}): it is aligned whole",
+                    job.sample
+                ),
+                "leave CHUNK out for a lane of one chunk",
+            ));
+        }
+        (Some(text), Some(chunk)) if !chunks.contains(&chunk) => {
+            return Err(usage(
+                format!(
+                    "CHUNK is {chunk}, not one of the chunks of lane {index} of sample {} \
+                     (LANE_CHUNKS {text})",
+                    job.sample
+                ),
+                "set CHUNK to one of LANE_CHUNKS",
+            ));
+        }
+        (Some(_), Some(chunk)) => (chunk, true),
+    };
     let sheet = read_sheet(sheet, stores)?;
     let sample = job.in_cohort(&sheet)?;
     let lane = sample.lane(index)?;
@@ -109,18 +178,31 @@ fn align_lane(
     let step = AlignStep {
         sample: job.sample.clone(),
         read_group,
-        chunk: Some(index),
+        chunk: Some(chunk),
         chunk_pairs: None,
         validate_fastq: validate_fastq(),
         lane: Some(lane.lane.clone()),
         mark_duplicates: args.duplicates.mark_duplicates,
     };
-    let remedy = "fix the sample sheet's path";
+    let (fastq_1, fastq_2, remedy) = if split {
+        let (name_1, name_2) = chunk_fastq_names(&job.sample, chunk);
+        (
+            job.run_prefix.join(&name_1),
+            job.run_prefix.join(&name_2),
+            "run the lane's split job first",
+        )
+    } else {
+        (
+            lane.fastq_1.clone(),
+            lane.fastq_2.clone(),
+            "fix the sample sheet's path",
+        )
+    };
     let step_job = StepJob {
         definition: &step,
         inputs: vec![
-            JobInput::new(FASTQ_1, lane.fastq_1.clone(), "FASTQ_1", remedy),
-            JobInput::new(FASTQ_2, lane.fastq_2.clone(), "FASTQ_2", remedy),
+            JobInput::new(FASTQ_1, fastq_1, "FASTQ_1", remedy),
+            JobInput::new(FASTQ_2, fastq_2, "FASTQ_2", remedy),
         ],
         reference: job.reference(&args.runtime, ReferenceUse::FastaAndBwaIndex)?,
         key: KeyPolicy::Own,

@@ -3,8 +3,8 @@
 
 use biojob_core::{StepId, scratch_file_name};
 use biojob_pipeline::{
-    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, chunk_bam_role, env, published_output,
-    sample_read_groups, step_manifest_name,
+    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, check_split_lanes, chunk_bam_role, env,
+    published_output, sample_read_groups, step_manifest_name,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -20,8 +20,9 @@ use crate::job::{Job, read_sheet};
 pub struct MergeArgs {
     #[command(flatten)]
     pub step: StepArgs,
-    /// How many chunks were aligned, 1 to 9999; with --samplesheet, the sample's lanes (the
-    /// execution input's count, checked against the sheet; default: the sheet's).
+    /// How many chunks were aligned, 1 to 9999; with --samplesheet, the sample's chunks, its
+    /// lanes' numbered across the sample (at least one per lane of the sheet; default: one per
+    /// lane, as when no lane is split).
     #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000), required_unless_present = "samplesheet")]
     pub chunks: Option<u64>,
     #[command(flatten)]
@@ -34,7 +35,8 @@ pub struct MergeArgs {
     pub runtime: RuntimeArgs,
 }
 
-/// Stages the reference `.fai` and `<sample>.align.<chunk>.bam` of each chunk (or lane),
+/// Stages the reference `.fai` and `<sample>.align.<chunk>.bam` of each chunk (a cohort
+/// sample's: of its lanes, numbered across the sample),
 /// merges them (marking duplicates, for a cohort's sample), and stages out
 /// `<sample>.align.bam` and its `.bai`, the names the call job reads.
 pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
@@ -44,21 +46,27 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             let sheet = read_sheet(text, stores)?;
             let sample = job.in_cohort(&sheet)?;
             let lanes = sample.lanes.len();
-            if let Some(chunks) = args.chunks
-                && usize::try_from(chunks).ok() != Some(lanes)
-            {
-                return Err(usage(
-                    format!(
-                        "CHUNKS is {chunks}, and sample {} has {lanes} lanes in the sample sheet {}",
-                        job.sample, sheet.uri
-                    ),
-                    "make params.samples again with biojob plan-cohort from the sheet the execution reads",
-                ));
-            }
+            let chunks = match args.chunks {
+                None => lanes,
+                Some(chunks) => match usize::try_from(chunks) {
+                    Ok(chunks) if chunks >= lanes => chunks,
+                    _ => {
+                        return Err(usage(
+                            format!(
+                                "CHUNKS is {chunks}, and sample {} has {lanes} lanes in the sample sheet {}: each lane is at least one chunk",
+                                job.sample, sheet.uri
+                            ),
+                            "make params.samples again with biojob plan-cohort from the sheet the execution reads",
+                        ));
+                    }
+                },
+            };
+            // Each split lane's read pairs are those its chunks aligned.
+            check_split_lanes(stores, &job.run_prefix, &job.sample, chunks)?;
             MergeStep {
                 sample: job.sample.clone(),
                 read_groups: sample_read_groups(stores, sample, &job.environment.platform()?)?,
-                chunks: lanes,
+                chunks,
                 mark_duplicates: args.duplicates.mark_duplicates,
                 in_cohort: true,
                 chunk_records: None,

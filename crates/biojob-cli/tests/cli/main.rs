@@ -14,6 +14,7 @@ mod accounting;
 mod aligners;
 mod buildspecs;
 mod cohort;
+mod cohort_jobs;
 mod containers;
 mod cost;
 mod docs;

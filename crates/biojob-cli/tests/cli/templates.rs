@@ -152,9 +152,9 @@ fn state_machine_command_overrides_are_biojob_steps() {
     let mut commands = Vec::new();
     override_commands(&definition, &mut commands);
     commands.sort();
-    // Split and merge run with the align job definition (a chunk's merge and a cohort
-    // sample's), sample-vcf with gather's and the cohort's report with QC's: light jobs sized
-    // like those.
+    // Split and merge run with the align job definition (a sample's and a cohort lane's
+    // split; a chunk's merge and a cohort sample's), sample-vcf with gather's and the cohort's
+    // report with QC's: light jobs sized like those.
     assert_eq!(
         commands,
         [
@@ -162,6 +162,7 @@ fn state_machine_command_overrides_are_biojob_steps() {
             vec!["merge".to_owned()],
             vec!["report".to_owned()],
             vec!["sample-vcf".to_owned()],
+            vec!["split".to_owned()],
             vec!["split".to_owned()],
         ],
         "{}",
@@ -276,6 +277,7 @@ fn state_machine_sets_only_variables_biojob_reads() {
         "BIOJOB_ALIGN_CHUNK_PAIRS",
         "SAMPLESHEET",
         "LANE",
+        "LANE_CHUNKS",
         "BIOJOB_MARK_DUPLICATES",
     ] {
         assert!(
@@ -409,6 +411,41 @@ fn state_machine_resubmits_only_retryable_classes() {
         resubmitted_codes(&definition["States"][map], &mut codes);
         assert_eq!(codes, retryable_codes(), "{map}: CallResubmit?");
     }
+    // A cohort's lane align jobs (a lane aligned whole, a split lane's chunks), each counted
+    // in its Map iteration: the count carries the iteration's whole state (the resubmitted
+    // job needs it) and starts at 0.
+    let lanes = &definition["States"]["AlignSamples"]["ItemProcessor"]["States"]["AlignLanes"];
+    let chunks = &lanes["ItemProcessor"]["States"]["AlignLaneChunks"];
+    for (map, task) in [(lanes, "AlignLane"), (chunks, "AlignLaneChunk")] {
+        let states = &map["ItemProcessor"]["States"];
+        let mut codes = BTreeSet::new();
+        resubmitted_codes(&states[format!("{task}Resubmit?").as_str()], &mut codes);
+        assert_eq!(codes, retryable_codes(), "{task}Resubmit?");
+        let keys = |value: &Json| -> BTreeSet<String> {
+            value
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|key| key.trim_end_matches(".$").to_owned())
+                .collect()
+        };
+        let count = &states[format!("{task}Count").as_str()];
+        assert_eq!(
+            keys(&count["Parameters"]),
+            keys(&map["ItemSelector"]),
+            "{task}Count"
+        );
+        assert_eq!(
+            count["Parameters"]["resubmits.$"],
+            "States.MathAdd($.resubmits, 1)"
+        );
+        assert_eq!(map["ItemSelector"]["resubmits"], 0, "{task}");
+        assert_eq!(
+            states[format!("{task}Backoff").as_str()]["Next"],
+            task,
+            "{task}Backoff"
+        );
+    }
 }
 
 #[test]
@@ -540,7 +577,10 @@ fn state_machine_passes_biojob_aligner_to_every_job_that_aligns() {
         .collect();
     let mut aligning = aligning;
     aligning.sort_unstable();
-    assert_eq!(aligning, ["Align", "AlignChunk", "AlignLane"]);
+    assert_eq!(
+        aligning,
+        ["Align", "AlignChunk", "AlignLane", "AlignLaneChunk"]
+    );
     assert!(
         found
             .iter()
@@ -568,6 +608,7 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
             ("Align".to_owned(), from_input.clone()),
             ("AlignChunk".to_owned(), from_input.clone()),
             ("AlignLane".to_owned(), from_input.clone()),
+            ("AlignLaneChunk".to_owned(), from_input.clone()),
             ("Call".to_owned(), from_input.clone()),
             ("Gather".to_owned(), from_input.clone()),
             // Split and merge of chunks always run: they are cheap next to the chunks'
@@ -581,6 +622,8 @@ fn state_machine_passes_biojob_resume_from_the_execution_input_to_every_job_that
             ("SampleVcf".to_owned(), from_input.clone()),
             ("ShardCall".to_owned(), from_input),
             ("Split".to_owned(), "(not set)".to_owned()),
+            // A cohort lane's split always runs too, as a sample's does.
+            ("SplitLane".to_owned(), "(not set)".to_owned()),
         ]
     );
     // Unset in the input, it is empty, which biojob reads as unset.
@@ -670,7 +713,8 @@ fn the_input_is_validated_before_anything_reads_it() {
                 ],
                 "SampleIdWithSampleSheet"
             ),
-            // A cohort's lanes are aligned whole: chunks would be silently ignored.
+            // A cohort's chunks are its samples' (params.samples): params.chunks would be
+            // silently ignored.
             (
                 vec![("$.params.samplesheet", true), ("$.params.chunks[0]", true)],
                 "ChunksWithSampleSheet"
@@ -720,7 +764,18 @@ fn only_a_failed_job_s_cause_is_parsed_as_its_description() {
     task_failed_catches(&definition["States"], &mut found);
     let mut names: Vec<&str> = found.iter().map(|(name, _, _)| name.as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["Align", "Call", "Gather", "Qc", "ShardCall"]);
+    assert_eq!(
+        names,
+        [
+            "Align",
+            "AlignLane",
+            "AlignLaneChunk",
+            "Call",
+            "Gather",
+            "Qc",
+            "ShardCall"
+        ]
+    );
     for (name, next, states) in found {
         let guard = &states[next.as_str()];
         assert_eq!(guard["Type"], "Choice", "{name}: Catch -> {next}");
@@ -876,7 +931,9 @@ fn a_cohort_maps_over_samples_and_lanes_then_calls_jointly_then_each_sample_and_
     assert_eq!(stem["Result"], "cohort");
     assert_eq!(stem["ResultPath"], "$.environment.SAMPLE_ID");
     assert_eq!(stem["Next"], "AlignSamples");
-    // A Map over samples, an inner Map over each sample's lanes, then the sample's merge.
+    // A Map over samples, an inner Map over each sample's lanes, then the merge of the
+    // sample's chunks: the shape biojob plan-cohort prints (each lane with its chunks,
+    // numbered across the sample; the sample with all of them).
     let samples = &states["AlignSamples"];
     assert_eq!(samples["Type"], "Map");
     assert_eq!(samples["ItemsPath"], "$.params.samples");
@@ -888,21 +945,104 @@ fn a_cohort_maps_over_samples_and_lanes_then_calls_jointly_then_each_sample_and_
         samples["ItemSelector"]["lanes.$"],
         "$$.Map.Item.Value.lanes"
     );
+    assert_eq!(
+        samples["ItemSelector"]["chunks.$"],
+        "$$.Map.Item.Value.chunks"
+    );
+    assert_eq!(
+        samples["ItemSelector"]["chunkPairs.$"],
+        "$.params.chunkPairs"
+    );
     assert_eq!(samples["Next"], "CallByShard?");
     let per_sample = &samples["ItemProcessor"]["States"];
     assert_eq!(samples["ItemProcessor"]["StartAt"], "AlignLanes");
     let lanes = &per_sample["AlignLanes"];
     assert_eq!(lanes["Type"], "Map");
     assert_eq!(lanes["ItemsPath"], "$.lanes");
+    assert_eq!(lanes["MaxConcurrencyPath"], "$.alignMaxConcurrency");
     assert_eq!(lanes["Next"], "MergeLanes");
-    let lane = &lanes["ItemProcessor"]["States"]["AlignLane"];
+    assert_eq!(
+        lanes["ItemSelector"]["lane.$"],
+        "States.Format('{}', $$.Map.Item.Value.lane)"
+    );
+    assert_eq!(
+        lanes["ItemSelector"]["chunks.$"],
+        "$$.Map.Item.Value.chunks"
+    );
+    assert_eq!(
+        lanes["ItemSelector"]["laneChunks.$"],
+        "States.JsonToString($$.Map.Item.Value.chunks)"
+    );
+    // A lane of several chunks is split then aligned chunk by chunk (with params.chunkPairs),
+    // a lane of one aligned whole.
+    let per_lane = &lanes["ItemProcessor"]["States"];
+    assert_eq!(lanes["ItemProcessor"]["StartAt"], "LaneSplit?");
+    let choice = &per_lane["LaneSplit?"];
+    assert_eq!(choice["Type"], "Choice");
+    assert_eq!(
+        choice["Choices"],
+        serde_json::json!([
+            {
+                "And": [
+                    {"Variable": "$.chunks[1]", "IsPresent": true},
+                    {"Variable": "$.chunkPairs", "NumericEquals": 0}
+                ],
+                "Next": "MissingChunkPairs"
+            },
+            {"Variable": "$.chunks[1]", "IsPresent": true, "Next": "SplitLane"}
+        ])
+    );
+    assert_eq!(choice["Default"], "AlignLane");
+    assert_eq!(per_lane["MissingChunkPairs"]["Type"], "Fail");
+    assert_eq!(per_lane["MissingChunkPairs"]["Error"], "InvalidInput");
+    let lane = &per_lane["AlignLane"];
     assert_eq!(lane["Parameters"]["JobDefinition"], "${AlignJobDefinition}");
     assert!(lane["Parameters"]["ContainerOverrides"]["Command"].is_null());
-    assert_eq!(override_value(lane, "SAMPLE_ID"), "$.sample");
-    assert_eq!(override_value(lane, "LANE"), "$.lane");
+    assert_eq!(lane["End"], true);
+    let split = &per_lane["SplitLane"];
     assert_eq!(
-        override_value(lane, "SAMPLESHEET"),
-        "$.environment.SAMPLESHEET"
+        split["Parameters"]["JobDefinition"],
+        "${AlignJobDefinition}"
+    );
+    assert_eq!(
+        split["Parameters"]["ContainerOverrides"]["Command"],
+        serde_json::json!(["split"])
+    );
+    assert_eq!(
+        override_value(split, "BIOJOB_ALIGN_CHUNK_PAIRS"),
+        "States.Format('{}', $.chunkPairs)"
+    );
+    assert_eq!(split["Next"], "AlignLaneChunks");
+    let lane_chunks = &per_lane["AlignLaneChunks"];
+    assert_eq!(lane_chunks["Type"], "Map");
+    assert_eq!(lane_chunks["ItemsPath"], "$.chunks");
+    assert_eq!(lane_chunks["MaxConcurrencyPath"], "$.alignMaxConcurrency");
+    assert_eq!(lane_chunks["End"], true);
+    assert_eq!(
+        lane_chunks["ItemSelector"]["chunk.$"],
+        "States.Format('{}', $$.Map.Item.Value)"
+    );
+    let lane_chunk = &lane_chunks["ItemProcessor"]["States"]["AlignLaneChunk"];
+    assert_eq!(
+        lane_chunk["Parameters"]["JobDefinition"],
+        "${AlignJobDefinition}"
+    );
+    assert!(lane_chunk["Parameters"]["ContainerOverrides"]["Command"].is_null());
+    assert_eq!(override_value(lane_chunk, "CHUNK"), "$.chunk");
+    for job in [lane, split, lane_chunk] {
+        assert_eq!(override_value(job, "SAMPLE_ID"), "$.sample");
+        assert_eq!(override_value(job, "LANE"), "$.lane");
+        assert_eq!(override_value(job, "LANE_CHUNKS"), "$.laneChunks");
+        assert_eq!(
+            override_value(job, "SAMPLESHEET"),
+            "$.environment.SAMPLESHEET"
+        );
+    }
+    assert!(
+        !override_environment(lane)
+            .iter()
+            .any(|(name, _)| name == "CHUNK"),
+        "a lane of one chunk is aligned whole"
     );
     let merge = &per_sample["MergeLanes"];
     assert_eq!(
@@ -912,9 +1052,9 @@ fn a_cohort_maps_over_samples_and_lanes_then_calls_jointly_then_each_sample_and_
     assert_eq!(merge["End"], true);
     assert_eq!(
         override_value(merge, "CHUNKS"),
-        "States.Format('{}', States.ArrayLength($.lanes))"
+        "States.Format('{}', States.ArrayLength($.chunks))"
     );
-    for job in [lane, merge] {
+    for job in [lane, lane_chunk, merge] {
         assert_eq!(
             override_value(job, "BIOJOB_MARK_DUPLICATES"),
             "$.environment.BIOJOB_MARK_DUPLICATES"

@@ -130,6 +130,10 @@ pub struct SplitRequest<'a> {
     pub dir: &'a Utf8Path,
     /// The chunk file names' prefix ([`fastq_chunk_names`]).
     pub prefix: &'a str,
+    /// The number in the name of the first chunk: chunk `i` (0-based position) is named
+    /// `first_chunk + i` (0 for a whole sample's pair; a cohort lane's first chunk number
+    /// among its sample's chunks).
+    pub first_chunk: usize,
     /// Compression threads, shared by both files (besides one reading and one writing thread
     /// per file).
     pub threads: NonZeroUsize,
@@ -144,6 +148,7 @@ impl std::fmt::Debug for SplitRequest<'_> {
             .field("layout", &self.layout)
             .field("dir", &self.dir)
             .field("prefix", &self.prefix)
+            .field("first_chunk", &self.first_chunk)
             .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
@@ -160,7 +165,8 @@ const MEMBER_BYTES: usize = IO_BUFFER_BYTES;
 
 /// Splits a FASTQ pair into chunks laid out by `request.layout`, written in one streaming pass
 /// into `request.dir` as gzip files named by [`fastq_chunk_names`]: the names depend only on
-/// the prefix and the chunk's position, so the same input always gives the same chunks.
+/// the prefix and the chunk's position (from `request.first_chunk`), so the same input always
+/// gives the same chunks.
 ///
 /// Record `i` of R1 and record `i` of R2 always land in the same chunk at the same position;
 /// records are copied byte for byte (a missing final newline added). Each record gets the
@@ -188,6 +194,7 @@ pub fn split_fastq_pair(
     let targets = [1, 2].map(|mate| ChunkFiles {
         dir: request.dir.to_owned(),
         prefix: request.prefix.to_owned(),
+        first: request.first_chunk,
         mate,
         partials: Vec::new(),
         current: None,
@@ -239,6 +246,7 @@ pub fn split_fastq_pair_to_store(
         store: request.store,
         prefix: request.prefix,
         names: request.split.prefix.to_owned(),
+        first: request.split.first_chunk,
         mate,
         spool: request.split.dir.to_owned(),
         failure: request.failure.clone(),
@@ -633,6 +641,8 @@ impl<'scope, C: Send + 'scope> RecordSink for ChunkSink<'_, 'scope, C> {
 struct ChunkFiles {
     dir: Utf8PathBuf,
     prefix: String,
+    /// The number in the first chunk's name.
+    first: usize,
     mate: u8,
     /// The partial path of each chunk written to, by chunk index.
     partials: Vec<Option<Utf8PathBuf>>,
@@ -643,7 +653,7 @@ struct ChunkFiles {
 impl ChunkFiles {
     fn final_path(&self, chunk: usize) -> Utf8PathBuf {
         self.dir.join(mate_name(
-            &fastq_chunk_names(&self.prefix, chunk),
+            &fastq_chunk_names(&self.prefix, self.first + chunk),
             self.mate,
         ))
     }
@@ -741,6 +751,8 @@ struct ChunkObjects<'a> {
     prefix: &'a ObjectUri,
     /// The chunk names' prefix.
     names: String,
+    /// The number in the first chunk's name.
+    first: usize,
     mate: u8,
     spool: Utf8PathBuf,
     failure: StreamFailure,
@@ -757,7 +769,7 @@ impl ChunkObjects<'_> {
             self.writers.resize_with(chunk + 1, || None);
         }
         if self.writers[chunk].is_none() {
-            let names = fastq_chunk_names(&self.names, chunk);
+            let names = fastq_chunk_names(&self.names, self.first + chunk);
             let uri = self.prefix.join(mate_name(&names, self.mate));
             let writer = self
                 .store

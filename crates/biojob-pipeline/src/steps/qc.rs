@@ -318,38 +318,39 @@ impl QcRun {
             *shard_bases,
         );
         let shards: Vec<usize> = plan.shards().iter().map(|shard| shard.index).collect();
-        let uris =
-            match (self, of) {
-                (QcRun::StepManifests { prefix, chunks, .. }, Some(sample)) => {
-                    let mut names = Vec::new();
-                    match chunks {
-                        Some(chunks) => {
-                            names.push(step_manifest_name(sample, StepId::Split, None));
-                            names.extend((0..*chunks).map(|chunk| {
+        let uris = match (self, of) {
+            (QcRun::StepManifests { prefix, chunks, .. }, Some(sample)) => {
+                let mut names = Vec::new();
+                match chunks {
+                    Some(chunks) => {
+                        names.push(step_manifest_name(sample, StepId::Split, None));
+                        names.extend(
+                            (0..*chunks).map(|chunk| {
                                 step_manifest_name(sample, StepId::Align, Some(chunk))
-                            }));
-                            names.push(step_manifest_name(sample, StepId::Merge, None));
-                        }
-                        None => names.push(step_manifest_name(sample, StepId::Align, None)),
+                            }),
+                        );
+                        names.push(step_manifest_name(sample, StepId::Merge, None));
                     }
-                    names.extend(
-                        shards
-                            .iter()
-                            .map(|shard| step_manifest_name(sample, StepId::Call, Some(*shard))),
-                    );
-                    names.push(step_manifest_name(sample, StepId::Gather, None));
-                    names.into_iter().map(|name| prefix.join(&name)).collect()
+                    None => names.push(step_manifest_name(sample, StepId::Align, None)),
                 }
-                (
-                    QcRun::Cohort {
-                        run_prefix,
-                        samples,
-                        ..
-                    },
-                    _,
-                ) => cohort_step_manifests(run_prefix, samples, &shards, of)?,
-                _ => Vec::new(),
-            };
+                names.extend(
+                    shards
+                        .iter()
+                        .map(|shard| step_manifest_name(sample, StepId::Call, Some(*shard))),
+                );
+                names.push(step_manifest_name(sample, StepId::Gather, None));
+                names.into_iter().map(|name| prefix.join(&name)).collect()
+            }
+            (
+                QcRun::Cohort {
+                    run_prefix,
+                    samples,
+                    ..
+                },
+                _,
+            ) => cohort_step_manifests(&context.engine.stores, run_prefix, samples, &shards, of)?,
+            _ => Vec::new(),
+        };
         let mut run = RunManifest {
             run_id: run_id.clone(),
             sample: of.map_or(crate::COHORT_STEM, SampleId::as_str).to_owned(),
@@ -380,14 +381,18 @@ impl QcRun {
     }
 }
 
-/// The step manifests of a cohort execution in the order its tasks run: for `of`, its lanes'
-/// aligns and merge, the joint calls (`shards`) and gather, its sample VCF; for the whole
-/// cohort (`of` `None`), every sample's lanes and merge, the joint calls and gather, then each
-/// sample's sample VCF and QC.
+/// The step manifests of a cohort execution in the order its tasks run: for `of`, its split
+/// lanes' splits, its chunks' aligns and merge, the joint calls (`shards`) and gather, its
+/// sample VCF; for the whole cohort (`of` `None`), every sample's splits, aligns and merge, the
+/// joint calls and gather, then each sample's sample VCF and QC. A sample's chunks are one per
+/// lane, and those whose manifests its directory holds (a lane split on AWS: docs/cohorts.md);
+/// its splits, those its directory holds.
 ///
 /// # Errors
-/// [`Error::Usage`] when `of` is not one of `samples`.
+/// [`Error::Usage`] when `of` is not one of `samples`; a storage error when a sample's
+/// directory cannot be listed.
 fn cohort_step_manifests(
+    stores: &biojob_storage::Stores,
     run_prefix: &ObjectUri,
     samples: &[(SampleId, usize)],
     shards: &[usize],
@@ -413,7 +418,29 @@ fn cohort_step_manifests(
     };
     let mut uris = Vec::new();
     for (sample, lanes) in &chosen {
-        uris.extend((0..*lanes).map(|lane| in_sample(sample, StepId::Align, Some(lane))));
+        let dir = crate::sample_dir(run_prefix, sample);
+        let listed = stores.for_uri(&dir)?.list(&dir)?;
+        let numbered = |step: StepId| -> std::collections::BTreeSet<usize> {
+            let prefix = format!("{sample}.{step}.");
+            listed
+                .iter()
+                .filter_map(|name| name.strip_prefix(&prefix)?.strip_suffix(".manifest.json"))
+                .filter(|number| number.len() == 4)
+                .filter_map(|number| number.parse().ok())
+                .collect()
+        };
+        let mut chunks = numbered(StepId::Align);
+        chunks.extend(0..*lanes);
+        uris.extend(
+            numbered(StepId::Split)
+                .into_iter()
+                .map(|first| in_sample(sample, StepId::Split, Some(first))),
+        );
+        uris.extend(
+            chunks
+                .into_iter()
+                .map(|chunk| in_sample(sample, StepId::Align, Some(chunk))),
+        );
         uris.push(in_sample(sample, StepId::Merge, None));
     }
     uris.extend(

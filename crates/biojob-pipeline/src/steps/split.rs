@@ -12,8 +12,8 @@ use biojob_storage::{ObjectUri, StreamFailure};
 
 use crate::steps::align::{FASTQ_1, FASTQ_2};
 use crate::{
-    Error, Executed, OutputRecord, PlanContext, PlannedOutput, StagedInputs, StepContext,
-    StepDefinition, StepPlan, split_space_need, split_upload_space_need,
+    CohortMember, Error, Executed, OutputRecord, PlanContext, PlannedOutput, StagedInputs,
+    StepContext, StepDefinition, StepPlan, TaskShard, split_space_need, split_upload_space_need,
 };
 
 /// The prefix of the chunk files of `sample`: `{sample}.split` (chunk files are
@@ -56,28 +56,7 @@ impl StepDefinition for SplitStep {
     /// No tool: biojob reads, checks and cuts the pair itself. With a known number of chunks
     /// the plan lists their files.
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
-        let plan = StepPlan::new(StepId::Split, context.resources);
-        match self.layout {
-            ChunkLayout::Consecutive { chunk_pairs } => plan.note(format!(
-                "biojob checks the FASTQ pair and cuts it into chunks of {chunk_pairs} read pairs, gzip level 2"
-            )),
-            ChunkLayout::InTurn {
-                block_pairs,
-                chunks,
-            } => {
-                let mut plan = plan.note(format!(
-                    "biojob checks the FASTQ pair and deals blocks of {block_pairs} read pairs in turn into {chunks} chunks, gzip level 2{}",
-                    if self.upload_to.is_some() { ", uploaded as they are compressed" } else { "" }
-                ));
-                for chunk in 0..chunks.get() {
-                    let (name_1, name_2) = chunk_fastq_names(&self.sample, chunk);
-                    plan = plan
-                        .intermediate_output(context.work_file(&name_1))
-                        .intermediate_output(context.work_file(&name_2));
-                }
-                plan
-            }
-        }
+        self.plan_numbered(context, 0)
     }
 
     fn cacheable(&self) -> bool {
@@ -102,6 +81,44 @@ impl StepDefinition for SplitStep {
         inputs: &StagedInputs,
         context: &StepContext,
     ) -> Result<Executed, Error> {
+        self.execute_numbered(inputs, context, 0)
+    }
+}
+
+impl SplitStep {
+    /// The plan, the chunks named from `first_chunk`.
+    fn plan_numbered(&self, context: &PlanContext<'_>, first_chunk: usize) -> StepPlan {
+        let plan = StepPlan::new(StepId::Split, context.resources);
+        match self.layout {
+            ChunkLayout::Consecutive { chunk_pairs } => plan.note(format!(
+                "biojob checks the FASTQ pair and cuts it into chunks of {chunk_pairs} read pairs, gzip level 2"
+            )),
+            ChunkLayout::InTurn {
+                block_pairs,
+                chunks,
+            } => {
+                let mut plan = plan.note(format!(
+                    "biojob checks the FASTQ pair and deals blocks of {block_pairs} read pairs in turn into {chunks} chunks, gzip level 2{}",
+                    if self.upload_to.is_some() { ", uploaded as they are compressed" } else { "" }
+                ));
+                for chunk in first_chunk..first_chunk + chunks.get() {
+                    let (name_1, name_2) = chunk_fastq_names(&self.sample, chunk);
+                    plan = plan
+                        .intermediate_output(context.work_file(&name_1))
+                        .intermediate_output(context.work_file(&name_2));
+                }
+                plan
+            }
+        }
+    }
+
+    /// The split, the chunks named from `first_chunk` ([`StepDefinition::execute`]).
+    fn execute_numbered(
+        &self,
+        inputs: &StagedInputs,
+        context: &StepContext,
+        first_chunk: usize,
+    ) -> Result<Executed, Error> {
         let what = "splitting the FASTQ pair";
         context.check_stopped(what)?;
         // Asked before every member (about 1 MiB of records): the scratch directory's size is
@@ -118,6 +135,7 @@ impl StepDefinition for SplitStep {
             layout: self.layout,
             dir: &inputs.work_dir,
             prefix: &prefix,
+            first_chunk,
             threads: NonZeroUsize::new(context.resources().threads).unwrap_or(NonZeroUsize::MIN),
             stop: &stop,
         };
@@ -183,6 +201,61 @@ impl StepDefinition for SplitStep {
             records: records(read_pairs),
             ..Executed::default()
         })
+    }
+}
+
+/// The split of one lane of a cohort's sample into its chunks, numbered across the sample
+/// (docs/cohorts.md): the lane's FASTQ pair, laid out by `split.layout`, into
+/// `<sample>.split.<n>_R1.fastq.gz` and `_R2` for `n` from `first_chunk`. Its task is the
+/// lane's, its shard the first chunk (the step manifest `<sample>.split.<first_chunk>`).
+#[derive(Debug, Clone)]
+pub struct LaneSplitStep {
+    /// The split: the sample, the layout (the lane's chunk count), where the chunks go.
+    pub split: SplitStep,
+    /// The lane's name in the sample sheet.
+    pub lane: String,
+    /// The lane's first chunk number among the sample's chunks.
+    pub first_chunk: usize,
+}
+
+impl StepDefinition for LaneSplitStep {
+    fn step(&self) -> StepId {
+        StepId::Split
+    }
+
+    fn shard(&self) -> Option<TaskShard> {
+        Some(TaskShard::chunk(self.first_chunk))
+    }
+
+    fn cohort_member(&self) -> Option<CohortMember> {
+        Some(CohortMember::lane(&self.split.sample, &self.lane))
+    }
+
+    fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
+        self.split.space_need(staged, inputs)
+    }
+
+    /// As [`SplitStep`]'s, the chunks named from the lane's first chunk.
+    fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
+        self.split.plan_numbered(context, self.first_chunk)
+    }
+
+    fn cacheable(&self) -> bool {
+        false
+    }
+
+    /// As [`SplitStep`]'s, the chunks named from the lane's first chunk.
+    ///
+    /// # Errors
+    /// As [`SplitStep`]'s.
+    fn execute(
+        &self,
+        _plan: StepPlan,
+        inputs: &StagedInputs,
+        context: &StepContext,
+    ) -> Result<Executed, Error> {
+        self.split
+            .execute_numbered(inputs, context, self.first_chunk)
     }
 }
 
