@@ -30,9 +30,10 @@ use crate::{
     AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
     GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
     QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
-    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, SplitStep, StepDefinition, StepJob,
-    TaskLabel, TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput, chunk_bam_role,
-    cohort_bai_role, cohort_bam_role, sample_qc_role, sample_read_groups, tbi_role, vcf_role,
+    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, SplitLane, SplitStep, StepDefinition,
+    StepJob, TaskLabel, TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput,
+    chunk_bam_role, cohort_bai_role, cohort_bam_role, sample_qc_role, sample_read_groups, tbi_role,
+    vcf_role,
 };
 
 /// The file stem of a cohort's joint outputs: `cohort.call.<shard>.vcf.gz`, `cohort.vcf.gz`.
@@ -77,44 +78,6 @@ struct LaneChunks {
     written: Option<u64>,
     units: Range<usize>,
     task: String,
-}
-
-/// A lane's split: [`SplitStep`] of the lane's FASTQ pair, labelled and recorded as the
-/// lane's (`split NA12878 lane 3`).
-struct LaneSplit {
-    split: SplitStep,
-    member: CohortMember,
-}
-
-impl StepDefinition for LaneSplit {
-    fn step(&self) -> StepId {
-        self.split.step()
-    }
-
-    fn cohort_member(&self) -> Option<CohortMember> {
-        Some(self.member.clone())
-    }
-
-    fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> biojob_scratch::SpaceNeed {
-        self.split.space_need(staged, inputs)
-    }
-
-    fn plan(&self, context: &crate::PlanContext<'_>) -> crate::StepPlan {
-        self.split.plan(context)
-    }
-
-    fn cacheable(&self) -> bool {
-        self.split.cacheable()
-    }
-
-    fn execute(
-        &self,
-        plan: crate::StepPlan,
-        inputs: &crate::StagedInputs,
-        context: &crate::StepContext,
-    ) -> Result<crate::Executed, Error> {
-        self.split.execute(plan, inputs, context)
-    }
 }
 
 /// One alignment task of a sample: its align step (a lane, or a chunk of a split lane) and
@@ -240,8 +203,8 @@ impl Cohort<'_> {
 
     /// Splits each of `sample`'s `lanes` (their align steps, with the lane's staged FASTQs)
     /// into chunks of `chunk_pairs` read pairs, one lane after the other, each in its own work
-    /// directory (`samples/<sample>/lanes/<lane index>/`: chunk files are named after the
-    /// sample); returns the sample's alignment units, numbered across the sample (lane 0's
+    /// directory (`samples/<sample>/lanes/<lane index>/`), its chunk files numbered across the
+    /// sample as on AWS ([`SplitLane`]); returns the sample's alignment units, numbered across the sample (lane 0's
     /// chunks first), each with its lane's read group, and each lane's chunks.
     ///
     /// # Errors
@@ -260,16 +223,18 @@ impl Cohort<'_> {
                 .sample_work_dir(sample)
                 .join("lanes")
                 .join(index.to_string());
-            let member = lane
-                .cohort_member()
+            let name = lane
+                .lane
+                .clone()
                 .ok_or_else(|| missing_output("align", "lane"))?;
-            let split = LaneSplit {
-                split: SplitStep {
-                    sample: sample.clone(),
-                    layout: ChunkLayout::Consecutive { chunk_pairs },
-                    upload_to: None,
-                },
-                member,
+            let split = SplitStep {
+                sample: sample.clone(),
+                layout: ChunkLayout::Consecutive { chunk_pairs },
+                upload_to: None,
+                lane: Some(SplitLane {
+                    name,
+                    first_chunk: units.len(),
+                }),
             };
             let lane_run = Run {
                 work_dir: &work_dir,
@@ -331,11 +296,15 @@ impl Cohort<'_> {
         let chunk_pairs = run.options.scale.chunk_pairs;
         let mut planned = vec![TaskLabel::new(StepId::PrepareReference, None)];
         for (sample, member) in sheet.samples.iter().zip(&members) {
+            // A split lane's tasks (its split, numbered by its first chunk, and its chunks'
+            // aligns) are known once the lanes before it are split: they appear as they start.
             for (index, lane) in sample.lanes.iter().enumerate() {
-                planned.push(
-                    lane_label(chunk_pairs, index)
-                        .of(Some(CohortMember::lane(&member.sample, &lane.lane))),
-                );
+                if chunk_pairs.is_none() {
+                    planned.push(
+                        lane_label(chunk_pairs, index)
+                            .of(Some(CohortMember::lane(&member.sample, &lane.lane))),
+                    );
+                }
             }
             planned.push(
                 TaskLabel::new(StepId::Merge, None).of(Some(CohortMember::sample(&member.sample))),

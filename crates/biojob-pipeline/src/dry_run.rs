@@ -84,6 +84,7 @@ pub fn render_run_plan(
                 sample: sample.clone(),
                 layout: ChunkLayout::Consecutive { chunk_pairs },
                 upload_to: None,
+                lane: None,
             };
             out.push_str(&split.plan(&context).render());
             header(
@@ -299,6 +300,7 @@ pub fn render_cohort_plan(
                     sample: sample.sample.clone(),
                     layout: ChunkLayout::Consecutive { chunk_pairs },
                     upload_to: None,
+                    lane: None,
                 };
                 let _ = writeln!(out, "   [{} lane {}]", sample.sample, lane.lane);
                 out.push_str(&split.plan(&context).render());

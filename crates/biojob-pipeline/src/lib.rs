@@ -103,9 +103,9 @@ pub use space::{
 };
 pub use steps::{
     AlignStep, BAI, BAM, BWA_BATCH_BASES, BamQc, CallStep, ContigQc, FASTQ_1, FASTQ_2,
-    GatherInputs, GatherStep, LaneSplitStep, MarkdupStats, MergeStep, QC_FORMAT_VERSION, QcFiles,
-    QcRun, QcStep, QcSummary, REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep,
-    ShardRequest, SplitStep, VCF, VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix,
+    GatherInputs, GatherStep, MarkdupStats, MergeStep, QC_FORMAT_VERSION, QcFiles, QcRun, QcStep,
+    QcSummary, REGION_PILEUP_PAD_BASES, ReadsQc, ReportStep, SampleVcfStep, ShardRequest,
+    SplitLane, SplitStep, VCF, VariantsQc, chunk_bam_role, chunk_fastq_names, chunk_prefix,
     cohort_bai_role, cohort_bam_role, final_vcf_name, markdup_json_name, markdup_stats_name,
     order_for_gather, pileup_regions, qc_file_names, sample_qc_role, tbi_role, vcf_role,
 };

@@ -939,6 +939,7 @@ impl Run<'_> {
             sample: self.input.sample.clone(),
             layout: ChunkLayout::Consecutive { chunk_pairs },
             upload_to: None,
+            lane: None,
         };
         let local = |role: &str| {
             staged

@@ -24,7 +24,7 @@ pub use qc::{
 };
 pub use report::{ReportStep, sample_qc_role};
 pub use sample_vcf::SampleVcfStep;
-pub use split::{LaneSplitStep, SplitStep, chunk_fastq_names, chunk_prefix};
+pub use split::{SplitLane, SplitStep, chunk_fastq_names, chunk_prefix};
 
 use biojob_formats::{BamRecordCounter, BamRecordCounts};
 use biojob_process::{CommandSpec, StageReport};

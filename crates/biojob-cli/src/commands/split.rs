@@ -5,7 +5,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 
 use biojob_formats::ChunkLayout;
 use biojob_pipeline::{
-    FASTQ_1, FASTQ_2, JobInput, KeyPolicy, LaneSplitStep, SplitStep, StepJob, env, fastq_remedy,
+    FASTQ_1, FASTQ_2, JobInput, KeyPolicy, SplitLane, SplitStep, StepJob, env, fastq_remedy,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -79,6 +79,7 @@ pub fn run(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             chunks,
         },
         upload_to: upload_to(&job),
+        lane: None,
     };
     let step_job = StepJob {
         definition: &step,
@@ -141,17 +142,17 @@ fn split_lane(
     let sheet = read_sheet(sheet, stores)?;
     let sample = job.in_cohort(&sheet)?;
     let lane = sample.lane(index)?;
-    let step = LaneSplitStep {
-        split: SplitStep {
-            sample: job.sample.clone(),
-            layout: ChunkLayout::InTurn {
-                block_pairs,
-                chunks: count,
-            },
-            upload_to: upload_to(&job),
+    let step = SplitStep {
+        sample: job.sample.clone(),
+        layout: ChunkLayout::InTurn {
+            block_pairs,
+            chunks: count,
         },
-        lane: lane.lane.clone(),
-        first_chunk: chunks.start,
+        upload_to: upload_to(&job),
+        lane: Some(SplitLane {
+            name: lane.lane.clone(),
+            first_chunk: chunks.start,
+        }),
     };
     let remedy = "fix the sample sheet's path";
     let step_job = StepJob {

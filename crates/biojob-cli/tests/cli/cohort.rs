@@ -990,9 +990,9 @@ fn lanes_split_into_chunks_on_bwa_batches_give_the_records_of_lanes_aligned_whol
     assert_eq!(
         alignment_tasks(&ws.out().join("chunked")),
         [
-            done("split", None, "NA12878", Some("x4"), 55_440),
-            done("split", None, "NA12878", Some("chr22"), 1_633),
-            done("split", None, "SIM", Some("1"), 30_000),
+            done("split", Some(0), "NA12878", Some("x4"), 55_440),
+            done("split", Some(2), "NA12878", Some("chr22"), 1_633),
+            done("split", Some(0), "SIM", Some("1"), 30_000),
             done("align", Some(0), "NA12878", Some("x4"), 47_081),
             done("align", Some(1), "NA12878", Some("x4"), 8_359),
             done("align", Some(2), "NA12878", Some("chr22"), 1_633),
@@ -1092,9 +1092,9 @@ fn split_lanes_number_their_chunks_across_the_sample_and_a_resume_realigns_only_
     assert_eq!(
         alignment_tasks(&run_dir),
         [
-            done("split", None, "NA12878", lane_0, 1_633),
-            done("split", None, "NA12878", lane_1, 795),
-            done("split", None, "B", b_lane, 813),
+            done("split", Some(0), "NA12878", lane_0, 1_633),
+            done("split", Some(2), "NA12878", lane_1, 795),
+            done("split", Some(0), "B", b_lane, 813),
             done("align", Some(0), "NA12878", lane_0, 1_000),
             done("align", Some(1), "NA12878", lane_0, 633),
             done("align", Some(2), "NA12878", lane_1, 795),
@@ -1129,8 +1129,8 @@ fn split_lanes_number_their_chunks_across_the_sample_and_a_resume_realigns_only_
             "samples/NA12878/lanes/0/NA12878.split.0000_R2.fastq.gz",
             "samples/NA12878/lanes/0/NA12878.split.0001_R1.fastq.gz",
             "samples/NA12878/lanes/0/NA12878.split.0001_R2.fastq.gz",
-            "samples/NA12878/lanes/1/NA12878.split.0000_R1.fastq.gz",
-            "samples/NA12878/lanes/1/NA12878.split.0000_R2.fastq.gz",
+            "samples/NA12878/lanes/1/NA12878.split.0002_R1.fastq.gz",
+            "samples/NA12878/lanes/1/NA12878.split.0002_R2.fastq.gz",
         ]
     );
     // Chunk 0002 is lane 1's: its read group.
@@ -1183,9 +1183,9 @@ fn split_lanes_number_their_chunks_across_the_sample_and_a_resume_realigns_only_
     assert_eq!(
         alignment_tasks(&run_dir),
         [
-            done("split", None, "NA12878", lane_0, 1_633),
-            done("split", None, "NA12878", lane_1, 795),
-            done("split", None, "B", b_lane, 813),
+            done("split", Some(0), "NA12878", lane_0, 1_633),
+            done("split", Some(2), "NA12878", lane_1, 795),
+            done("split", Some(0), "B", b_lane, 813),
             done("align", Some(0), "NA12878", lane_0, 1_500),
             done("align", Some(1), "NA12878", lane_0, 133),
             done("align", Some(2), "NA12878", lane_1, 795),
@@ -1246,7 +1246,7 @@ fn a_chunk_cut_short_after_its_lane_s_split_fails_the_lane_with_the_output_class
     assert_eq!(
         alignment_tasks(&ws.out().join("short")),
         [
-            done("split", None, "NA12878", Some("chr22"), 1_633),
+            done("split", Some(0), "NA12878", Some("chr22"), 1_633),
             done("align", Some(0), "NA12878", Some("chr22"), 1_000),
             done("align", Some(1), "NA12878", Some("chr22"), 10),
         ]

@@ -39,11 +39,45 @@ pub struct SplitStep {
     /// an object store): no chunk is ever whole in scratch. `None`: they are written to the
     /// work directory (a local run, a local run prefix) and published by the job.
     pub upload_to: Option<ObjectUri>,
+    /// When the pair is one lane of a cohort's sample: the lane, and the number its first
+    /// chunk has among the sample's chunks (docs/cohorts.md). `None`: the sample's whole pair,
+    /// its chunks numbered from 0.
+    pub lane: Option<SplitLane>,
+}
+
+/// The lane a [`SplitStep`] splits: its chunk files are `<sample>.split.<n>_R1.fastq.gz` and
+/// `_R2` for `n` from `first_chunk`; its task is the lane's (`split <sample> lane <lane>`),
+/// its shard its first chunk (the step manifest `<sample>.split.<first_chunk>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitLane {
+    /// The lane's name in the sample sheet.
+    pub name: String,
+    /// The lane's first chunk number among the sample's chunks.
+    pub first_chunk: usize,
+}
+
+impl SplitStep {
+    /// The number of the first chunk the split writes.
+    fn first_chunk(&self) -> usize {
+        self.lane.as_ref().map_or(0, |lane| lane.first_chunk)
+    }
 }
 
 impl StepDefinition for SplitStep {
     fn step(&self) -> StepId {
         StepId::Split
+    }
+
+    fn shard(&self) -> Option<TaskShard> {
+        self.lane
+            .as_ref()
+            .map(|lane| TaskShard::chunk(lane.first_chunk))
+    }
+
+    fn cohort_member(&self) -> Option<CohortMember> {
+        self.lane
+            .as_ref()
+            .map(|lane| CohortMember::lane(&self.sample, &lane.name))
     }
 
     fn space_need(&self, _staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
@@ -56,38 +90,7 @@ impl StepDefinition for SplitStep {
     /// No tool: biojob reads, checks and cuts the pair itself. With a known number of chunks
     /// the plan lists their files.
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
-        self.plan_numbered(context, 0)
-    }
-
-    fn cacheable(&self) -> bool {
-        false
-    }
-
-    /// Splits the pair ([`biojob_formats::split_fastq_pair`], the job's threads compressing)
-    /// into the work directory, or, with [`SplitStep::upload_to`], into objects uploaded as
-    /// they are compressed ([`biojob_formats::split_fastq_pair_to_store`], parts spooled in
-    /// the work directory; the objects are the step's published outputs, appearing only when
-    /// the whole pair was read and checked). A stream that fails shows through the FASTQ
-    /// reader as a read error or through the chunk writer as a write error; the transfer's
-    /// own error (input staging or output staging class, retryable) is reported instead; a
-    /// stop (SIGTERM, the time limit) is reported as the stop.
-    ///
-    /// # Errors
-    /// As [`biojob_formats::split_fastq_pair`] ([`Error::Fastq`]), the transfer's error, or
-    /// the stop.
-    fn execute(
-        &self,
-        _plan: StepPlan,
-        inputs: &StagedInputs,
-        context: &StepContext,
-    ) -> Result<Executed, Error> {
-        self.execute_numbered(inputs, context, 0)
-    }
-}
-
-impl SplitStep {
-    /// The plan, the chunks named from `first_chunk`.
-    fn plan_numbered(&self, context: &PlanContext<'_>, first_chunk: usize) -> StepPlan {
+        let first_chunk = self.first_chunk();
         let plan = StepPlan::new(StepId::Split, context.resources);
         match self.layout {
             ChunkLayout::Consecutive { chunk_pairs } => plan.note(format!(
@@ -112,12 +115,27 @@ impl SplitStep {
         }
     }
 
-    /// The split, the chunks named from `first_chunk` ([`StepDefinition::execute`]).
-    fn execute_numbered(
+    fn cacheable(&self) -> bool {
+        false
+    }
+
+    /// Splits the pair ([`biojob_formats::split_fastq_pair`], the job's threads compressing)
+    /// into the work directory, or, with [`SplitStep::upload_to`], into objects uploaded as
+    /// they are compressed ([`biojob_formats::split_fastq_pair_to_store`], parts spooled in
+    /// the work directory; the objects are the step's published outputs, appearing only when
+    /// the whole pair was read and checked). A stream that fails shows through the FASTQ
+    /// reader as a read error or through the chunk writer as a write error; the transfer's
+    /// own error (input staging or output staging class, retryable) is reported instead; a
+    /// stop (SIGTERM, the time limit) is reported as the stop.
+    ///
+    /// # Errors
+    /// As [`biojob_formats::split_fastq_pair`] ([`Error::Fastq`]), the transfer's error, or
+    /// the stop.
+    fn execute(
         &self,
+        _plan: StepPlan,
         inputs: &StagedInputs,
         context: &StepContext,
-        first_chunk: usize,
     ) -> Result<Executed, Error> {
         let what = "splitting the FASTQ pair";
         context.check_stopped(what)?;
@@ -135,7 +153,7 @@ impl SplitStep {
             layout: self.layout,
             dir: &inputs.work_dir,
             prefix: &prefix,
-            first_chunk,
+            first_chunk: self.first_chunk(),
             threads: NonZeroUsize::new(context.resources().threads).unwrap_or(NonZeroUsize::MIN),
             stop: &stop,
         };
@@ -201,61 +219,6 @@ impl SplitStep {
             records: records(read_pairs),
             ..Executed::default()
         })
-    }
-}
-
-/// The split of one lane of a cohort's sample into its chunks, numbered across the sample
-/// (docs/cohorts.md): the lane's FASTQ pair, laid out by `split.layout`, into
-/// `<sample>.split.<n>_R1.fastq.gz` and `_R2` for `n` from `first_chunk`. Its task is the
-/// lane's, its shard the first chunk (the step manifest `<sample>.split.<first_chunk>`).
-#[derive(Debug, Clone)]
-pub struct LaneSplitStep {
-    /// The split: the sample, the layout (the lane's chunk count), where the chunks go.
-    pub split: SplitStep,
-    /// The lane's name in the sample sheet.
-    pub lane: String,
-    /// The lane's first chunk number among the sample's chunks.
-    pub first_chunk: usize,
-}
-
-impl StepDefinition for LaneSplitStep {
-    fn step(&self) -> StepId {
-        StepId::Split
-    }
-
-    fn shard(&self) -> Option<TaskShard> {
-        Some(TaskShard::chunk(self.first_chunk))
-    }
-
-    fn cohort_member(&self) -> Option<CohortMember> {
-        Some(CohortMember::lane(&self.split.sample, &self.lane))
-    }
-
-    fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
-        self.split.space_need(staged, inputs)
-    }
-
-    /// As [`SplitStep`]'s, the chunks named from the lane's first chunk.
-    fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
-        self.split.plan_numbered(context, self.first_chunk)
-    }
-
-    fn cacheable(&self) -> bool {
-        false
-    }
-
-    /// As [`SplitStep`]'s, the chunks named from the lane's first chunk.
-    ///
-    /// # Errors
-    /// As [`SplitStep`]'s.
-    fn execute(
-        &self,
-        _plan: StepPlan,
-        inputs: &StagedInputs,
-        context: &StepContext,
-    ) -> Result<Executed, Error> {
-        self.split
-            .execute_numbered(inputs, context, self.first_chunk)
     }
 }
 
