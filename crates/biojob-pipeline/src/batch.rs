@@ -168,57 +168,124 @@ pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutco
     })
 }
 
-/// A chunk's number and the read pairs its align job aligned, when it counted them.
-type ChunkPairs = (usize, Option<u64>);
-
-/// Record accounting of a cohort sample's split lanes on AWS Batch (docs/cohorts.md): each
-/// lane with several of the sample's chunks `0..chunks` (their align jobs' step manifests under
-/// `dir`, the sample's directory, each naming its lane), the read pairs its split wrote (the
-/// manifest `<sample>.split.<first chunk>`) must be those its chunks aligned, as a local run's
-/// chunked alignment checks. A chunk or split without a finished task in a manifest (a step
-/// run elsewhere, or by hand) is not accounted.
+/// Record accounting of a cohort sample's split lanes on AWS Batch (docs/cohorts.md), for a
+/// merge of the sample's chunks `0..chunks` under `dir`, the sample's directory. Every lane
+/// split there (each `<sample>.split.<first chunk>` step manifest) must have finished, its
+/// chunks (the files it wrote) must be among the merged ones, each with a finished align job
+/// of that lane, and the read pairs it wrote must be those its chunks aligned; a lane with
+/// several of the merged chunks (their align jobs name it) must have a split that did.
 ///
 /// # Errors
-/// [`Error::Verification`] (output invalid) naming the lane, its chunks and both counts.
+/// [`Error::Usage`] when `chunks` leaves out some of a split lane's chunks; [`Error::Input`]
+/// when a split did not finish, a chunk of a split lane has no finished align job, or a lane
+/// aligned in several chunks has no finished split; [`Error::Verification`] (output invalid)
+/// naming the lane, its chunks and both counts when they differ; a storage error when the
+/// directory cannot be listed or a manifest read.
 pub fn check_split_lanes(
     stores: &biojob_storage::Stores,
     dir: &ObjectUri,
     sample: &SampleId,
     chunks: usize,
 ) -> Result<(), Error> {
-    // Each lane, in chunk order, with its chunks and their aligned read pairs.
-    let mut lanes: Vec<(String, Vec<ChunkPairs>)> = Vec::new();
-    for chunk in 0..chunks {
-        let manifest = dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
-        let Some(task) = finished_task(stores, &manifest) else {
+    let listed = stores.for_uri(dir)?.list(dir)?;
+    let split_prefix = format!("{}.", crate::chunk_prefix(sample));
+    let align_manifest =
+        |chunk: usize| dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
+    let rerun = "run the lane's split job and its chunks' align jobs again";
+    let mut split_lanes = Vec::new();
+    for name in &listed {
+        let Some(number) = name
+            .strip_prefix(&split_prefix)
+            .and_then(|rest| rest.strip_suffix(".manifest.json"))
+        else {
             continue;
         };
-        let Some(lane) = task.lane else {
+        if number.len() != 4 || number.parse::<usize>().is_err() {
             continue;
-        };
-        let aligned = (chunk, task.records.read_pairs);
-        match lanes.iter_mut().find(|(name, _)| *name == lane) {
-            Some((_, found)) => found.push(aligned),
-            None => lanes.push((lane, vec![aligned])),
         }
-    }
-    for (lane, chunks) in lanes.iter().filter(|(_, chunks)| chunks.len() > 1) {
-        let (Some((first, _)), Some((last, _))) = (chunks.first(), chunks.last()) else {
+        let uri = dir.join(name);
+        let task = crate::cache::read_json::<StepManifest>(stores, &uri)?
+            .map(|manifest| manifest.task)
+            .filter(|task| task.status.finished())
+            .ok_or_else(|| Error::Input {
+                message: format!(
+                    "{uri}: a lane split of sample {sample} did not finish, so its chunks cannot be accounted for"
+                ),
+                remedy: Some(rerun.to_owned()),
+            })?;
+        let lane = task.lane.clone().unwrap_or_default();
+        let written: std::collections::BTreeSet<usize> = task
+            .outputs
+            .iter()
+            .filter_map(|output| {
+                output
+                    .name
+                    .strip_prefix(&split_prefix)?
+                    .strip_suffix("_R1.fastq.gz")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        let (Some(&first), Some(&last)) = (written.first(), written.last()) else {
             continue;
         };
-        let manifest = dir.join(&step_manifest_name(sample, StepId::Split, Some(*first)));
-        let Some(split) = finished_task(stores, &manifest) else {
-            continue;
-        };
-        let aligned: Option<u64> = chunks.iter().map(|(_, pairs)| *pairs).sum();
-        if let (Some(written), Some(aligned)) = (split.records.read_pairs, aligned)
-            && written != aligned
+        if last >= chunks {
+            return Err(Error::Usage {
+                message: format!(
+                    "CHUNKS is {chunks}, and lane {lane} of sample {sample} was split into chunks {first} to {last} ({uri})"
+                ),
+                remedy: Some(
+                    "make params.samples again with biojob plan-cohort from the sheet the execution reads"
+                        .to_owned(),
+                ),
+            });
+        }
+        let mut aligned = Some(0u64);
+        for chunk in written.iter().copied() {
+            let manifest = align_manifest(chunk);
+            let align = finished_task(stores, &manifest)
+                .filter(|task| task.lane.as_deref() == Some(lane.as_str()))
+                .ok_or_else(|| Error::Input {
+                    message: format!(
+                        "{manifest}: chunk {chunk} of lane {lane} of sample {sample} has no finished align job of that lane"
+                    ),
+                    remedy: Some("run the align job of every chunk first".to_owned()),
+                })?;
+            aligned = aligned
+                .zip(align.records.read_pairs)
+                .map(|(sum, pairs)| sum + pairs);
+        }
+        if let (Some(written_pairs), Some(aligned)) = (task.records.read_pairs, aligned)
+            && written_pairs != aligned
         {
             return Err(Error::Verification {
-                path: Utf8PathBuf::from(manifest.to_string()),
+                path: Utf8PathBuf::from(uri.to_string()),
                 detail: format!(
-                    "lane {lane} of sample {sample}: its split wrote {written} read pairs, and its chunks {first} to {last} aligned {aligned}"
+                    "lane {lane} of sample {sample}: its split wrote {written_pairs} read pairs, and its chunks {first} to {last} aligned {aligned}"
                 ),
+            });
+        }
+        split_lanes.push(lane);
+    }
+    // A lane aligned in several chunks was split, and its split is accounted for above.
+    let mut lanes: Vec<(String, Vec<usize>)> = Vec::new();
+    for chunk in 0..chunks {
+        let Some(lane) = finished_task(stores, &align_manifest(chunk)).and_then(|task| task.lane)
+        else {
+            continue;
+        };
+        match lanes.iter_mut().find(|(name, _)| *name == lane) {
+            Some((_, found)) => found.push(chunk),
+            None => lanes.push((lane, vec![chunk])),
+        }
+    }
+    for (lane, chunks) in lanes {
+        if chunks.len() > 1 && !split_lanes.contains(&lane) {
+            return Err(Error::Input {
+                message: format!(
+                    "lane {lane} of sample {sample} was aligned in chunks {chunks:?}, and no finished split of the lane is in {dir}"
+                ),
+                remedy: Some(rerun.to_owned()),
             });
         }
     }

@@ -62,7 +62,8 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 },
             };
             // Each split lane's read pairs are those its chunks aligned.
-            check_split_lanes(stores, &job.run_prefix, &job.sample, chunks)?;
+            check_split_lanes(stores, &job.run_prefix, &job.sample, chunks)
+                .map_err(|error| error.in_task(format!("merge {}", job.sample)))?;
             MergeStep {
                 sample: job.sample.clone(),
                 read_groups: sample_read_groups(stores, sample, &job.environment.platform()?)?,

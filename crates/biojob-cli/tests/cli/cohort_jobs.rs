@@ -412,7 +412,9 @@ fn step_manifest(ws: &Workspace, name: &str) -> serde_json::Value {
 
 /// Lane 1 aligned whole as chunk 0; lane 2 split into chunks 1 and 2 (blocks of 5,000 pairs:
 /// 8,860 and 5,000), each aligned with the lane's read group; the merge of the 3 chunks holds
-/// every pair. A split manifest that no longer agrees with its chunks fails the merge (31).
+/// every pair. A split manifest that no longer agrees with its chunks fails the merge (31);
+/// CHUNKS leaving out a split lane's chunk (2), a split that did not finish or is not there
+/// (11) are refused before anything is merged.
 #[test]
 fn a_split_lane_s_chunks_are_aligned_and_merged_with_the_sample_s_other_lanes() {
     let ws = Workspace::new();
@@ -514,6 +516,7 @@ fn a_split_lane_s_chunks_are_aligned_and_merged_with_the_sample_s_other_lanes() 
     );
     // The split's manifest edited to one pair more than its chunks aligned: the merge refuses.
     let split = dir.join("A.split.0001.manifest.json");
+    let original = std::fs::read(&split).unwrap();
     let mut edited = step_manifest(&ws, "A.split.0001.manifest.json");
     edited["task"]["records"]["read_pairs"] = 13_861.into();
     std::fs::write(&split, edited.to_string()).unwrap();
@@ -523,10 +526,50 @@ fn a_split_lane_s_chunks_are_aligned_and_merged_with_the_sample_s_other_lanes() 
         error_lines(&output),
         [
             format!(
-                "error: {}: lane 2 of sample A: its split wrote 13861 read pairs, and its chunks 1 to 2 aligned 13860",
+                "error: merge A failed: {}: lane 2 of sample A: its split wrote 13861 read pairs, and its chunks 1 to 2 aligned 13860",
                 split.display()
             ),
             "exit class: output_invalid (31)".to_owned(),
         ]
     );
+    std::fs::write(&split, &original).unwrap();
+
+    // CHUNKS leaving out a split lane's last chunk: refused before anything is merged, where
+    // it would have merged the lane's first chunk only.
+    let merged = std::fs::read(dir.join("A.align.bam")).unwrap();
+    let output = job(&ws, "merge", &[("SAMPLESHEET", s), ("CHUNKS", "2"), off]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output)[0],
+        format!(
+            "error: merge A failed: CHUNKS is 2, and lane 2 of sample A was split into chunks 1 to 2 ({})",
+            split.display()
+        )
+    );
+    // A split that did not finish (a later attempt failed): its chunks cannot be accounted for.
+    let mut failed = step_manifest(&ws, "A.split.0001.manifest.json");
+    failed["task"]["status"] = "failed".into();
+    std::fs::write(&split, failed.to_string()).unwrap();
+    let output = job(&ws, "merge", &[("SAMPLESHEET", s), ("CHUNKS", "3"), off]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output)[0],
+        format!(
+            "error: merge A failed: {}: a lane split of sample A did not finish, so its chunks cannot be accounted for",
+            split.display()
+        )
+    );
+    // No split manifest at all, the lane aligned in two chunks: refused too.
+    std::fs::remove_file(&split).unwrap();
+    let output = job(&ws, "merge", &[("SAMPLESHEET", s), ("CHUNKS", "3"), off]);
+    assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output)[0],
+        format!(
+            "error: merge A failed: lane 2 of sample A was aligned in chunks [1, 2], and no finished split of the lane is in {}",
+            dir.display()
+        )
+    );
+    // Each refusal left the merged BAM as it was.
+    assert_eq!(std::fs::read(dir.join("A.align.bam")).unwrap(), merged);
 }
