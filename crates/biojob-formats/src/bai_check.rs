@@ -22,7 +22,9 @@ const WINDOW_BASES: u64 = 1 << 14;
 /// - for each reference sequence, the first chunk of its first, middle and last bin and its
 ///   first, middle and last linear-index entries point to the start of a BGZF block (`1f 8b`,
 ///   the `BC` extra subfield: SAM spec v1, section 4.1), within that block's data, at a record
-///   on that reference sequence: for a chunk, a record whose `bin` is the chunk's bin; for a
+///   on that reference sequence: for a chunk, a record whose `bin` is the chunk's bin or one
+///   below it (htslib moves the chunks of a bin holding little data into its parent bin when it
+///   writes an index, `hts_idx_finish`); for a
 ///   window, a record whose bin reaches that window or beyond (section 5.2: the window's
 ///   offset is that of the first record overlapping it, or of a later one).
 ///
@@ -127,7 +129,7 @@ pub fn check_bai_matches_bam(bam: &Utf8Path, bai_path: &Utf8Path) -> Result<(), 
             let record = blocks.record(start).map_err(|problem| {
                 mismatch(format!("reference {id} ({name}): {what} {problem}"))
             })?;
-            if record.reference != Some(id) || record.bin != bin {
+            if record.reference != Some(id) || !bin_holds(bin, record.bin) {
                 return Err(mismatch(format!(
                     "reference {id} ({name}): {what} points to a record {}, in bin {}",
                     on_reference(record.reference, &header.contigs),
@@ -208,6 +210,21 @@ fn on_reference(reference: Option<usize>, contigs: &[biojob_core::Contig]) -> St
             contigs.get(id).map_or("?", |contig| contig.name.as_str())
         ),
         None => "not on a reference (unplaced)".to_owned(),
+    }
+}
+
+/// Whether bin `ancestor` is `bin` or a bin above it in the binning scheme (SAM spec v1,
+/// section 5.3: the parent of bin b > 0 is (b - 1) / 8).
+fn bin_holds(ancestor: usize, bin: usize) -> bool {
+    let mut bin = bin;
+    loop {
+        if bin == ancestor {
+            return true;
+        }
+        if bin == 0 {
+            return false;
+        }
+        bin = (bin - 1) >> 3;
     }
 }
 
@@ -302,6 +319,18 @@ impl Blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bin_holds_itself_and_the_bins_below_it() {
+        // 4681 (the first 16 kb) → 585 → 73 → 9 → 1 → 0.
+        for ancestor in [4681, 585, 73, 9, 1, 0] {
+            assert!(bin_holds(ancestor, 4681), "{ancestor}");
+        }
+        assert!(!bin_holds(74, 4681));
+        assert!(!bin_holds(4682, 4681));
+        assert!(!bin_holds(4681, 585));
+        assert!(bin_holds(2, 4681 + 4096));
+    }
 
     #[test]
     fn bin_ranges_follow_reg2bin() {

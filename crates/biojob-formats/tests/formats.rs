@@ -2641,6 +2641,33 @@ fn aligned_bam(dir: &Dir, name: &str) -> Utf8PathBuf {
     bam
 }
 
+/// Sparse BAMs (a fraction of the reads): htslib moves the chunks of bins holding little data
+/// into their parent bins when it writes the index, so a bin's first chunk may start at a
+/// record of a bin below it. Each BAM's own index belongs to it.
+#[test]
+fn the_index_of_a_sparse_bam_belongs_to_it() {
+    let dir = Dir::new();
+    let bam = aligned_bam(&dir, "a.bam");
+    for fraction in ["0.5", "0.15", "0.05", "0.01", "0.002"] {
+        let sparse = dir.path(&format!("sparse{fraction}.bam"));
+        let args = [
+            "view",
+            "-b",
+            "-s",
+            fraction,
+            "-o",
+            sparse.as_str(),
+            bam.as_str(),
+        ];
+        run("samtools", &args);
+        run("samtools", &["index", sparse.as_str()]);
+        let bai = Utf8PathBuf::from(format!("{sparse}.bai"));
+        if let Err(error) = check_bai_matches_bam(&sparse, &bai) {
+            panic!("{fraction}: {error}");
+        }
+    }
+}
+
 /// A `.bai` of another BAM gave an empty or wrong VCF: the index is checked against the BAM's
 /// header and a few of its blocks per reference. The same records compressed otherwise
 /// (another BGZF level) are another BAM for the index.
