@@ -168,6 +168,33 @@ pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutco
     })
 }
 
+/// The step manifests of `sample`'s lane splits in `dir`, the sample's directory:
+/// `<sample>.split.<first chunk, 4 digits>.manifest.json`, in name order.
+///
+/// # Errors
+/// A storage error when the directory cannot be listed.
+pub fn lane_split_manifests(
+    stores: &biojob_storage::Stores,
+    dir: &ObjectUri,
+    sample: &SampleId,
+) -> Result<Vec<ObjectUri>, Error> {
+    let prefix = format!("{}.", crate::chunk_prefix(sample));
+    let mut names: Vec<String> = stores
+        .for_uri(dir)?
+        .list(dir)?
+        .into_iter()
+        .filter(|name| {
+            name.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".manifest.json"))
+                .is_some_and(|number| {
+                    number.len() == 4 && number.bytes().all(|b| b.is_ascii_digit())
+                })
+        })
+        .collect();
+    names.sort();
+    Ok(names.iter().map(|name| dir.join(name)).collect())
+}
+
 /// Record accounting of a cohort sample's split lanes on AWS Batch (docs/cohorts.md), for a
 /// merge of the sample's chunks `0..chunks` under `dir`, the sample's directory. Every lane
 /// split there (each `<sample>.split.<first chunk>` step manifest) must have finished, its
@@ -187,23 +214,12 @@ pub fn check_split_lanes(
     sample: &SampleId,
     chunks: usize,
 ) -> Result<(), Error> {
-    let listed = stores.for_uri(dir)?.list(dir)?;
     let split_prefix = format!("{}.", crate::chunk_prefix(sample));
     let align_manifest =
         |chunk: usize| dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
     let rerun = "run the lane's split job and its chunks' align jobs again";
     let mut split_lanes = Vec::new();
-    for name in &listed {
-        let Some(number) = name
-            .strip_prefix(&split_prefix)
-            .and_then(|rest| rest.strip_suffix(".manifest.json"))
-        else {
-            continue;
-        };
-        if number.len() != 4 || number.parse::<usize>().is_err() {
-            continue;
-        }
-        let uri = dir.join(name);
+    for uri in lane_split_manifests(stores, dir, sample)? {
         let task = crate::cache::read_json::<StepManifest>(stores, &uri)?
             .map(|manifest| manifest.task)
             .filter(|task| task.status.finished())

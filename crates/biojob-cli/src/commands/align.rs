@@ -2,7 +2,7 @@
 
 use biojob_pipeline::{
     AlignStep, FASTQ_1, FASTQ_2, JobInput, KeyPolicy, ReferenceUse, StepJob, chunk_fastq_names,
-    env, fastq_remedy, read_group_of_lane,
+    env, fastq_remedy, lane_split_manifests, read_group_of_lane,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -174,6 +174,19 @@ fn align_lane(
     let sheet = read_sheet(sheet, stores)?;
     let sample = job.in_cohort(&sheet)?;
     let lane = sample.lane(index)?;
+    if given.is_none()
+        && let Some(split) = lane_split_manifests(stores, &job.run_prefix, &job.sample)?.first()
+    {
+        // Without LANE_CHUNKS the lane's BAM is numbered by its index, which is another
+        // chunk's number once a lane before it was split.
+        return Err(usage(
+            format!(
+                "LANE_CHUNKS is not set, and lanes of sample {} were split ({split}): lane {index}'s chunk number is not its index",
+                job.sample
+            ),
+            "set LANE_CHUNKS to the lane's chunks, as biojob plan-cohort lists them",
+        ));
+    }
     let read_group = read_group_of_lane(stores, &job.sample, lane, &job.environment.platform()?)?;
     let step = AlignStep {
         sample: job.sample.clone(),

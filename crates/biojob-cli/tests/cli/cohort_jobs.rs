@@ -514,6 +514,23 @@ fn a_split_lane_s_chunks_are_aligned_and_merged_with_the_sample_s_other_lanes() 
         String::from_utf8(primary.stdout).unwrap().trim(),
         (2 * (400 + 13_860)).to_string()
     );
+    // A lane's align job without LANE_CHUNKS once a lane of the sample was split: its BAM
+    // would be numbered by the lane's index, another chunk's number; refused.
+    let chunk_1 = std::fs::read(dir.join("A.align.0001.bam")).unwrap();
+    let output = job(&ws, "align", &[("SAMPLESHEET", s), ("LANE", "1"), off]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output)[0],
+        format!(
+            "error: LANE_CHUNKS is not set, and lanes of sample A were split ({}): lane 1's chunk number is not its index",
+            dir.join("A.split.0001.manifest.json").display()
+        )
+    );
+    assert_eq!(
+        std::fs::read(dir.join("A.align.0001.bam")).unwrap(),
+        chunk_1
+    );
+
     // The split's manifest edited to one pair more than its chunks aligned: the merge refuses.
     let split = dir.join("A.split.0001.manifest.json");
     let original = std::fs::read(&split).unwrap();
