@@ -176,8 +176,9 @@ impl Supervisor {
     ///
     /// Pipefail: the run fails if any stage fails. When one stage fails, the others are doomed
     /// and are stopped (SIGTERM, grace period, SIGKILL); stages stopped by the supervisor are
-    /// never reported as the cause. The error names the root cause: the earliest failing stage
-    /// in pipeline order, skipping a stage that only broke because a later one failed (killed by
+    /// never reported as the cause, unless one exited with an error status of its own before the
+    /// signal reached it. The error names the root cause: the earliest failing stage in
+    /// pipeline order, skipping a stage that only broke because a later one failed (killed by
     /// SIGPIPE, exit status 141, or "broken pipe" in its stderr tail).
     ///
     /// # Errors
@@ -937,10 +938,21 @@ fn root_cause(stages: &[StageReport]) -> Option<usize> {
         .filter(|(_, stage)| stage.stop.is_none() && !stage.success())
         .map(|(index, _)| index)
         .collect();
+    // A stage being stopped because another broke may have failed on its own first: it exited
+    // with a status of its own (a stopped tool dies of the signal), as a downstream tool that
+    // exits with an error, and whose upstream's SIGPIPE is seen first, does.
+    let failed_before_its_stop = || {
+        stages.iter().position(|stage| {
+            stage.stop == Some(StopReason::StageFailed)
+                && matches!(stage.status, ExitStatusKind::Exited(code) if code != 0)
+                && !broke_on_pipe(stage)
+        })
+    };
     failed
         .iter()
         .copied()
         .find(|&index| !broke_on_pipe(&stages[index]))
+        .or_else(failed_before_its_stop)
         .or_else(|| failed.last().copied())
 }
 
@@ -1071,6 +1083,33 @@ mod tests {
             "",
         )];
         assert_eq!(root_cause(&stopped), None);
+    }
+
+    #[test]
+    fn a_stage_that_failed_before_its_stop_is_blamed_over_its_upstream_s_sigpipe() {
+        // markdup exits 1; merge's SIGPIPE is seen first, and markdup, already exiting, is
+        // signalled as doomed.
+        let stages = [
+            stage("merge", ExitStatusKind::signaled(13), None, ""),
+            stage(
+                "markdup",
+                ExitStatusKind::Exited(1),
+                Some(StopReason::StageFailed),
+                "[markdup] error: no ms score tag. Please run samtools fixmate on file first.",
+            ),
+        ];
+        assert_eq!(root_cause(&stages), Some(1));
+        // Killed by the stop: never blamed.
+        let stages = [
+            stage("merge", ExitStatusKind::signaled(13), None, ""),
+            stage(
+                "markdup",
+                ExitStatusKind::signaled(15),
+                Some(StopReason::StageFailed),
+                "",
+            ),
+        ];
+        assert_eq!(root_cause(&stages), Some(0));
     }
 
     #[test]
