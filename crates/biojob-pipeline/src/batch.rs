@@ -200,10 +200,13 @@ pub fn lane_split_manifests(
 /// split there (each `<sample>.split.<first chunk>` step manifest) must have finished, its
 /// chunks (the files it wrote) must be among the merged ones, each with a finished align job
 /// of that lane, and the read pairs it wrote must be those its chunks aligned; a lane with
-/// several of the merged chunks (their align jobs name it) must have a split that did.
+/// several of the merged chunks (their align jobs name it) must have a split that did; and
+/// every lane of `sheet_lanes` must have a chunk among them (when every chunk's align job is
+/// known).
 ///
 /// # Errors
-/// [`Error::Usage`] when `chunks` leaves out some of a split lane's chunks; [`Error::Input`]
+/// [`Error::Usage`] when `chunks` leaves out some of a split lane's chunks, or every chunk of
+/// a lane; [`Error::Input`]
 /// when a split did not finish, a chunk of a split lane has no finished align job, or a lane
 /// aligned in several chunks has no finished split; [`Error::Verification`] (output invalid)
 /// naming the lane, its chunks and both counts when they differ; a storage error when the
@@ -212,6 +215,7 @@ pub fn check_split_lanes(
     stores: &biojob_storage::Stores,
     dir: &ObjectUri,
     sample: &SampleId,
+    sheet_lanes: &[&str],
     chunks: usize,
 ) -> Result<(), Error> {
     let split_prefix = format!("{}.", crate::chunk_prefix(sample));
@@ -285,15 +289,35 @@ pub fn check_split_lanes(
     }
     // A lane aligned in several chunks was split, and its split is accounted for above.
     let mut lanes: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut every_chunk_known = true;
     for chunk in 0..chunks {
         let Some(lane) = finished_task(stores, &align_manifest(chunk)).and_then(|task| task.lane)
         else {
+            every_chunk_known = false;
             continue;
         };
         match lanes.iter_mut().find(|(name, _)| *name == lane) {
             Some((_, found)) => found.push(chunk),
             None => lanes.push((lane, vec![chunk])),
         }
+    }
+    // Every lane of the sheet is among the merged chunks, when their align jobs all say
+    // which lane they aligned.
+    if every_chunk_known
+        && let Some(missing) = sheet_lanes
+            .iter()
+            .find(|lane| !lanes.iter().any(|(name, _)| name == *lane))
+    {
+        return Err(Error::Usage {
+            message: format!(
+                "CHUNKS is {chunks}, and none of chunks 0 to {} is of lane {missing} of sample {sample}",
+                chunks.saturating_sub(1)
+            ),
+            remedy: Some(
+                "make params.samples again with biojob plan-cohort from the sheet the execution reads"
+                    .to_owned(),
+            ),
+        });
     }
     for (lane, chunks) in lanes {
         if chunks.len() > 1 && !split_lanes.contains(&lane) {

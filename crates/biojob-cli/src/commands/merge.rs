@@ -62,7 +62,9 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 },
             };
             // Each split lane's read pairs are those its chunks aligned.
-            check_split_lanes(stores, &job.run_prefix, &job.sample, chunks)
+            let lane_names: Vec<&str> =
+                sample.lanes.iter().map(|lane| lane.lane.as_str()).collect();
+            check_split_lanes(stores, &job.run_prefix, &job.sample, &lane_names, chunks)
                 .map_err(|error| error.in_task(format!("merge {}", job.sample)))?;
             MergeStep {
                 sample: job.sample.clone(),

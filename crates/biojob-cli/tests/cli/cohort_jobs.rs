@@ -563,6 +563,20 @@ fn a_split_lane_s_chunks_are_aligned_and_merged_with_the_sample_s_other_lanes() 
             split.display()
         )
     );
+    // Lane 1 with none of the merged chunks (chunk 0's align job made to name lane 2): refused
+    // before anything is merged, naming the lane.
+    let chunk_0 = dir.join("A.align.0000.manifest.json");
+    let chunk_0_original = std::fs::read(&chunk_0).unwrap();
+    let mut renamed = step_manifest(&ws, "A.align.0000.manifest.json");
+    renamed["task"]["lane"] = "2".into();
+    std::fs::write(&chunk_0, renamed.to_string()).unwrap();
+    let output = job(&ws, "merge", &[("SAMPLESHEET", s), ("CHUNKS", "3"), off]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        error_lines(&output)[0],
+        "error: merge A failed: CHUNKS is 3, and none of chunks 0 to 2 is of lane 1 of sample A"
+    );
+    std::fs::write(&chunk_0, &chunk_0_original).unwrap();
     // A split that did not finish (a later attempt failed): its chunks cannot be accounted for.
     let mut failed = step_manifest(&ws, "A.split.0001.manifest.json");
     failed["task"]["status"] = "failed".into();

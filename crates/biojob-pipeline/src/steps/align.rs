@@ -405,14 +405,9 @@ pub(crate) fn verify_bam(
                 .any(|(id, fields)| *id == read_group.id && contains_all(fields, &expected))
         });
     if !matches {
-        let lines: Vec<String> = read_groups.iter().map(ReadGroup::to_header_line).collect();
-        let (what, shown) = match lines.as_slice() {
-            [one] => ("one @RG line", format!("{one:?}")),
-            _ => ("the @RG lines", format!("{lines:?}")),
-        };
-        return Err(fail(format!(
-            "expected {what} {shown}, found {:?}",
-            header.read_groups
+        return Err(fail(read_group_difference(
+            read_groups,
+            &header.read_groups,
         )));
     }
     if let Some(difference) = describe_contig_difference("@SQ", &header.contigs, &reference.contigs)
@@ -422,6 +417,93 @@ pub(crate) fn verify_bam(
     Ok(())
 }
 
+/// What differs between the `@RG` lines expected (`expected`) and those a BAM header holds
+/// (`found`: each line's ID and its tag:value fields, `ID` first), in words.
+fn read_group_difference(
+    expected: &[ReadGroup],
+    found: &[(String, Vec<(String, String)>)],
+) -> String {
+    let line = |fields: &[(String, String)]| {
+        std::iter::once("@RG".to_owned())
+            .chain(fields.iter().map(|(tag, value)| format!("{tag}:{value}")))
+            .collect::<Vec<_>>()
+            .join("\t")
+    };
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|read_group| !found.iter().any(|(id, _)| *id == read_group.id))
+        .map(|read_group| read_group.id.clone())
+        .collect();
+    let unexpected: Vec<&str> = found
+        .iter()
+        .filter(|(id, _)| !expected.iter().any(|read_group| read_group.id == *id))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("no @RG line of read group {}", missing.join(", ")));
+    }
+    if !unexpected.is_empty() {
+        parts.push(format!(
+            "@RG lines of other read groups: {}",
+            unexpected.join(", ")
+        ));
+    }
+    for read_group in expected {
+        if let Some((_, fields)) = found.iter().find(|(id, _)| *id == read_group.id) {
+            let wanted = read_group.to_header_line();
+            let have = line(fields);
+            if !wanted
+                .split('\t')
+                .all(|field| have.split('\t').any(|f| f == field))
+            {
+                parts.push(format!("{have:?} where {wanted:?} was expected"));
+            }
+        }
+    }
+    if parts.is_empty() {
+        // The same read groups, one of them on several lines.
+        parts.push(format!(
+            "{} @RG lines for {} read groups",
+            found.len(),
+            expected.len()
+        ));
+    }
+    format!("its header has {}", parts.join("; "))
+}
+
 fn contains_all(found: &[(String, String)], expected: &[(String, String)]) -> bool {
     expected.iter().all(|pair| found.contains(pair))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(line: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+        (
+            line[0].1.to_owned(),
+            line.iter()
+                .map(|(tag, value)| ((*tag).to_owned(), (*value).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_read_group_difference_names_the_missing_other_and_changed_lines() {
+        let sample = SampleId::new("A").unwrap();
+        let lane = |id: &str| ReadGroup::for_sample(&sample).with_id(id).unwrap();
+        let expected = [lane("A.1"), lane("A.2"), lane("A.3")];
+        let found = [
+            fields(&[("ID", "A.1"), ("SM", "A"), ("PL", "ILLUMINA")]),
+            fields(&[("ID", "A.3"), ("SM", "B"), ("PL", "ILLUMINA")]),
+            fields(&[("ID", "X.9"), ("SM", "A"), ("PL", "ILLUMINA")]),
+        ];
+        assert_eq!(
+            read_group_difference(&expected, &found),
+            "its header has no @RG line of read group A.2; @RG lines of other read groups: X.9; \
+             \"@RG\\tID:A.3\\tSM:B\\tPL:ILLUMINA\" where \"@RG\\tID:A.3\\tSM:A\\tPL:ILLUMINA\" was \
+             expected"
+        );
+    }
 }
