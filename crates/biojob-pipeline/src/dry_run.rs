@@ -377,7 +377,16 @@ pub fn render_cohort_plan(
             in_cohort: true,
             chunk_records: None,
         };
-        let _ = writeln!(out, "   [{}]", sample.sample);
+        let _ = writeln!(
+            out,
+            "   [{}{}]",
+            sample.sample,
+            if scale.chunk_pairs.is_some() {
+                ": every chunk's BAM, as many as its lanes' splits write (listed here one per lane)"
+            } else {
+                ""
+            }
+        );
         out.push_str(&merge.plan(&context).render());
     }
 

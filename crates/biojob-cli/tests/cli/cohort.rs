@@ -743,6 +743,7 @@ fn the_dry_run_of_a_sheet_prints_every_lane_and_sample_and_runs_nothing() {
          /dev/fd/4 | samtools fixmate -m -u - - | samtools sort -@ 2 -m 524288K -T \
          <scratch>/SIM.align.<shard>.sort-tmp -O bam -o - -\n",
         "4. merge each sample's chunks, marking duplicates (into samples/<sample>/)\n",
+        "   [NA12878: every chunk's BAM, as many as its lanes' splits write (listed here one per lane)]\n",
     ] {
         assert!(plan.contains(expected), "{expected}\n{plan}");
     }
