@@ -97,10 +97,15 @@ pub struct BatchOutcome {
 /// finish keeps the earlier manifest's finished task as `earlier_task`.
 ///
 /// # Errors
-/// The scratch error when the attempt's directory cannot be opened (nothing is published).
+/// [`Error::Usage`] when a local run prefix cannot be written, before any work; the scratch
+/// error when the attempt's directory cannot be opened (nothing is published).
 pub fn run_batch_job(batch: &BatchJob<'_>, engine: &Engine) -> Result<BatchOutcome, Error> {
     let label = batch.job.label();
     let step = batch.job.definition.step();
+    // A local run prefix that cannot be written is refused before any work, as `biojob run`
+    // refuses its output directory.
+    crate::scheduler::check_output_dir(&batch.run_prefix)
+        .map_err(|error| error.in_task(label.to_string()))?;
     let (scratch, space) = engine
         .scratch
         .open(&batch.job_id, batch.attempt)

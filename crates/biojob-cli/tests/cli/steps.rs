@@ -346,6 +346,46 @@ fn a_workflow_name_without_an_execution_id_or_the_reverse_is_a_usage_error() {
     assert!(!ws.out().exists());
 }
 
+/// A job whose local run prefix is a regular file (or cannot be written): refused before any
+/// tool runs, not retryable (2), as `biojob run` refuses its output directory; before, the job
+/// aligned, then failed to publish with the output staging class (30, retried by Batch).
+#[test]
+fn a_job_whose_local_run_prefix_cannot_be_written_is_refused_before_any_work() {
+    let ws = Workspace::new();
+    let prefix = ws.path().join("a-file");
+    std::fs::write(&prefix, b"not a directory").unwrap();
+    let data = testdata();
+    let output = ws
+        .biojob()
+        .arg("align")
+        .env("SAMPLE_ID", "NA12878")
+        .env("REFERENCE", data.join("ref.fa"))
+        .env("FASTQ_1", data.join("NA12878_R1.fastq.gz"))
+        .env("FASTQ_2", data.join("NA12878_R2.fastq.gz"))
+        .env("JOB_OUTPUT_PREFIX", &prefix)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let lines: Vec<String> = stderr(&output)
+        .lines()
+        .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "error: align failed: the output directory {} cannot be written: File exists (os error 17)",
+                prefix.display()
+            ),
+            "hint: give a JOB_OUTPUT_PREFIX (or --output-prefix) in a directory you can write to"
+                .to_owned(),
+        ]
+    );
+    assert!(!stderr(&output).contains("bwa-mem"), "{}", stderr(&output));
+    assert_eq!(std::fs::read(&prefix).unwrap(), b"not a directory");
+}
+
 #[test]
 fn prepare_reference_of_a_bare_file_name_builds_beside_it_in_the_current_directory() {
     let ws = Workspace::new();
