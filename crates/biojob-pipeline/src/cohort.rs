@@ -140,18 +140,7 @@ pub fn run_cohort(
                 resume: input.resume,
                 aligner: input.aligner,
             };
-            let run = Run {
-                input: &carrier,
-                options,
-                engine,
-                context: setup.context,
-                work_dir: setup.work_dir,
-                output_dir: setup.output_dir,
-                earlier: setup.earlier,
-                carried: setup.carried,
-                checkpoints: true,
-                observer,
-            };
+            let run = setup.run(&carrier, options, engine, observer);
             Cohort {
                 input,
                 run: &run,

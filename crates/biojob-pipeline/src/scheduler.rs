@@ -262,19 +262,9 @@ pub fn run_workflow(
         engine,
         clock,
         |manifest, setup| {
-            Run {
-                input,
-                options,
-                engine,
-                context: setup.context,
-                work_dir: setup.work_dir,
-                output_dir: setup.output_dir,
-                earlier: setup.earlier,
-                carried: setup.carried,
-                checkpoints: true,
-                observer,
-            }
-            .execute(manifest)
+            setup
+                .run(input, options, engine, observer)
+                .execute(manifest)
         },
     )
 }
@@ -290,6 +280,30 @@ pub(crate) struct RunSetup<'a> {
     /// The earlier run's manifest in this output directory, read before this run writes its
     /// own there.
     pub(crate) carried: Option<&'a RunManifest>,
+}
+
+impl<'a> RunSetup<'a> {
+    /// The run of `input` in this setup, its manifest checkpointed as tasks finish.
+    pub(crate) fn run(
+        &self,
+        input: &'a WorkflowInput,
+        options: &'a RunOptions,
+        engine: &'a Engine,
+        observer: &'a dyn RunObserver,
+    ) -> Run<'a> {
+        Run {
+            input,
+            options,
+            engine,
+            context: self.context,
+            work_dir: self.work_dir,
+            output_dir: self.output_dir,
+            earlier: self.earlier,
+            carried: self.carried,
+            checkpoints: true,
+            observer,
+        }
+    }
 }
 
 /// Runs `body` (a single-sample run or a cohort's) in `output_dir`: checks that it can be
