@@ -192,6 +192,67 @@ impl SheetArgs {
     }
 }
 
+/// The lane of a cohort's lane job (split, align), with --samplesheet.
+#[derive(Debug, Clone, Args)]
+pub struct LaneArgs {
+    /// With --samplesheet: the lane, its 0-based index among the sample's rows of the sheet.
+    #[arg(long, env = env::LANE)]
+    pub lane: Option<usize>,
+    /// With --samplesheet: the lane's chunks, their numbers among the sample's chunks
+    /// (consecutive; a JSON array or comma-separated, as biojob plan-cohort lists them)
+    /// [default: the lane's index, as when no lane is split].
+    #[arg(long, env = env::LANE_CHUNKS)]
+    pub lane_chunks: Option<String>,
+}
+
+impl LaneArgs {
+    /// Refuses LANE and LANE_CHUNKS given without a sample sheet.
+    ///
+    /// # Errors
+    /// A usage failure naming the variable.
+    pub fn refuse_without_sheet(&self) -> Result<(), Failure> {
+        let given = [
+            (
+                self.lane.is_some(),
+                env::LANE,
+                "names a lane of a sample sheet",
+            ),
+            (
+                self.lane_chunks.is_some(),
+                env::LANE_CHUNKS,
+                "numbers a sample sheet lane's chunks",
+            ),
+        ];
+        match given.into_iter().find(|(set, _, _)| *set) {
+            Some((_, key, what)) => Err(usage(
+                format!("{key} {what}, and no sheet is given"),
+                &format!("set SAMPLESHEET with {key}, or leave {key} out"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The lane's index; `job` and `verb` say what the job does with it (`split`, `splits`).
+    ///
+    /// # Errors
+    /// A usage failure when LANE is not set.
+    pub fn index(&self, job: &str, verb: &str) -> Result<usize, Failure> {
+        self.lane.ok_or_else(|| {
+            usage(
+                format!("a cohort's {job} job {verb} one lane, and LANE is not set"),
+                "set LANE to the lane's 0-based index among the sample's rows of the sheet",
+            )
+        })
+    }
+
+    /// LANE_CHUNKS when given, not empty (the state machine passes an empty value without it).
+    pub fn chunks_given(&self) -> Option<&str> {
+        self.lane_chunks
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+    }
+}
+
 /// A cohort's duplicate marking, for the run and for its align and merge jobs.
 #[derive(Debug, Clone, Args)]
 pub struct MarkDuplicatesArgs {

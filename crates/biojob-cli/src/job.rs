@@ -283,12 +283,3 @@ pub fn lane_chunks(text: Option<&str>, lane: usize) -> Result<std::ops::Range<us
     }
     Ok(first..last + 1)
 }
-
-/// The usage failure of `key`, a cohort lane's variable, given without a sample sheet: `what`
-/// says what it is about ("names a lane of a sample sheet").
-pub fn lane_key_without_sheet(key: &str, what: &str) -> Failure {
-    usage(
-        format!("{key} {what}, and no sheet is given"),
-        &format!("set SAMPLESHEET with {key}, or leave {key} out"),
-    )
-}

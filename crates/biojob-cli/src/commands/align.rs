@@ -9,11 +9,11 @@ use biojob_storage::Stores;
 use clap::Args;
 
 use crate::args::{
-    FastqPairArgs, MarkDuplicatesArgs, ReadGroupArgs, RuntimeArgs, SheetArgs, StepArgs,
+    FastqPairArgs, LaneArgs, MarkDuplicatesArgs, ReadGroupArgs, RuntimeArgs, SheetArgs, StepArgs,
 };
 use crate::engine::validate_fastq;
 use crate::failure::{Failure, usage};
-use crate::job::{Job, lane_chunks, lane_key_without_sheet, read_sheet};
+use crate::job::{Job, lane_chunks, read_sheet};
 
 #[derive(Debug, Args)]
 pub struct AlignArgs {
@@ -31,17 +31,8 @@ pub struct AlignArgs {
     pub chunk: Option<usize>,
     #[command(flatten)]
     pub sheet: SheetArgs,
-    /// With --samplesheet: the lane to align, its 0-based index among the sample's rows of the
-    /// sheet; the BAM is <run prefix>/samples/<sample>/<sample>.align.<lane>.bam, with the
-    /// lane's read group.
-    #[arg(long, env = env::LANE)]
-    pub lane: Option<usize>,
-    /// With --lane: the lane's chunks, their numbers among the sample's chunks (consecutive; a
-    /// JSON array or comma-separated, as biojob plan-cohort lists them). One chunk: the lane is
-    /// aligned whole into <sample>.align.<chunk>.bam; several: --chunk names the one to align,
-    /// written by the lane's split [default: the lane's index, as when no lane is split].
-    #[arg(long, env = env::LANE_CHUNKS)]
-    pub lane_chunks: Option<String>,
+    #[command(flatten)]
+    pub lane: LaneArgs,
     #[command(flatten)]
     pub duplicates: MarkDuplicatesArgs,
     #[command(flatten)]
@@ -58,18 +49,7 @@ pub fn run(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
     if let Some(text) = args.sheet.given() {
         return align_lane(job, text, &args, cancel, stores);
     }
-    if args.lane.is_some() {
-        return Err(lane_key_without_sheet(
-            env::LANE,
-            "names a lane of a sample sheet",
-        ));
-    }
-    if args.lane_chunks.is_some() {
-        return Err(lane_key_without_sheet(
-            env::LANE_CHUNKS,
-            "numbers a sample sheet lane's chunks",
-        ));
-    }
+    args.lane.refuse_without_sheet()?;
     let read_group = job.environment.read_group(&job.sample)?;
     let (fastq_1, fastq_2) = match args.chunk {
         Some(chunk) => {
@@ -112,16 +92,8 @@ fn align_lane(
     cancel: &CancelToken,
     stores: &Stores,
 ) -> Result<(), Failure> {
-    let index = args.lane.ok_or_else(|| {
-        usage(
-            "a cohort's align job aligns one lane, and LANE is not set",
-            "set LANE to the lane's 0-based index among the sample's rows of the sheet",
-        )
-    })?;
-    let given = args
-        .lane_chunks
-        .as_deref()
-        .filter(|text| !text.trim().is_empty());
+    let index = args.lane.index("align", "aligns")?;
+    let given = args.lane.chunks_given();
     let chunks = lane_chunks(given, index)?;
     // The chunk aligned, and whether it is a split lane's (read from the split's FASTQs).
     let (chunk, split) = match (given, args.chunk) {

@@ -11,9 +11,9 @@ use biojob_process::CancelToken;
 use biojob_storage::Stores;
 use clap::Args;
 
-use crate::args::{FastqPairArgs, RuntimeArgs, SheetArgs, StepArgs, chunk_count};
+use crate::args::{FastqPairArgs, LaneArgs, RuntimeArgs, SheetArgs, StepArgs, chunk_count};
 use crate::failure::{Failure, usage};
-use crate::job::{Job, lane_chunks, lane_key_without_sheet, read_sheet};
+use crate::job::{Job, lane_chunks, read_sheet};
 
 #[derive(Debug, Args)]
 pub struct SplitArgs {
@@ -31,14 +31,8 @@ pub struct SplitArgs {
     pub chunks: Option<u64>,
     #[command(flatten)]
     pub sheet: SheetArgs,
-    /// With --samplesheet: the lane to split, its 0-based index among the sample's rows of the
-    /// sheet.
-    #[arg(long, env = env::LANE)]
-    pub lane: Option<usize>,
-    /// With --samplesheet: the lane's chunks, their numbers among the sample's chunks
-    /// (consecutive; a JSON array or comma-separated, as biojob plan-cohort lists them).
-    #[arg(long, env = env::LANE_CHUNKS)]
-    pub lane_chunks: Option<String>,
+    #[command(flatten)]
+    pub lane: LaneArgs,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -57,18 +51,7 @@ pub fn run(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
     if let Some(sheet) = args.sheet.given() {
         return split_lane(job, sheet, &args, block_pairs, cancel, stores);
     }
-    if args.lane.is_some() {
-        return Err(lane_key_without_sheet(
-            env::LANE,
-            "names a lane of a sample sheet",
-        ));
-    }
-    if args.lane_chunks.is_some() {
-        return Err(lane_key_without_sheet(
-            env::LANE_CHUNKS,
-            "numbers a sample sheet lane's chunks",
-        ));
-    }
+    args.lane.refuse_without_sheet()?;
     let chunks = chunk_count(args.chunks.unwrap_or(0))?;
     let (fastq_1, fastq_2) = job.environment.fastqs(&job.sample)?;
     let remedy = fastq_remedy(&job.sample);
@@ -112,12 +95,7 @@ fn split_lane(
     cancel: &CancelToken,
     stores: &Stores,
 ) -> Result<(), Failure> {
-    let index = args.lane.ok_or_else(|| {
-        usage(
-            "a cohort's split job splits one lane, and LANE is not set",
-            "set LANE to the lane's 0-based index among the sample's rows of the sheet",
-        )
-    })?;
+    let index = args.lane.index("split", "splits")?;
     if args.chunks.is_some() {
         return Err(usage(
             "CHUNKS is set with SAMPLESHEET: a cohort lane's split deals its read pairs into the \
@@ -125,11 +103,7 @@ fn split_lane(
             "leave CHUNKS out and set LANE_CHUNKS",
         ));
     }
-    let Some(text) = args
-        .lane_chunks
-        .as_deref()
-        .filter(|text| !text.trim().is_empty())
-    else {
+    let Some(text) = args.lane.chunks_given() else {
         return Err(usage(
             "a cohort's split job deals the lane into its chunks, and LANE_CHUNKS is not set",
             "set LANE_CHUNKS to the lane's chunk numbers among its sample's chunks, as biojob \
