@@ -227,6 +227,10 @@ pub fn check_split_lanes(
     let align_manifest =
         |chunk: usize| dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
     let rerun = "run the lane's split job and its chunks' align jobs again";
+    // Each merged chunk's finished align task, read once.
+    let aligns: Vec<Option<crate::TaskRecord>> = (0..chunks)
+        .map(|chunk| finished_task(stores, &align_manifest(chunk)))
+        .collect();
     let mut split_lanes = Vec::new();
     for uri in lane_split_manifests(stores, dir, sample)? {
         let task = crate::cache::read_json::<StepManifest>(stores, &uri)?
@@ -267,12 +271,14 @@ pub fn check_split_lanes(
         }
         let mut aligned = Some(0u64);
         for chunk in written.iter().copied() {
-            let manifest = align_manifest(chunk);
-            let align = finished_task(stores, &manifest)
+            let align = aligns
+                .get(chunk)
+                .and_then(Option::as_ref)
                 .filter(|task| task.lane.as_deref() == Some(lane.as_str()))
                 .ok_or_else(|| Error::Input {
                     message: format!(
-                        "{manifest}: chunk {chunk} of lane {lane} of sample {sample} has no finished align job of that lane"
+                        "{}: chunk {chunk} of lane {lane} of sample {sample} has no finished align job of that lane",
+                        align_manifest(chunk)
                     ),
                     remedy: Some("run the align job of every chunk first".to_owned()),
                 })?;
@@ -295,9 +301,8 @@ pub fn check_split_lanes(
     // A lane aligned in several chunks was split, and its split is accounted for above.
     let mut lanes: Vec<(String, Vec<usize>)> = Vec::new();
     let mut every_chunk_known = true;
-    for chunk in 0..chunks {
-        let Some(lane) = finished_task(stores, &align_manifest(chunk)).and_then(|task| task.lane)
-        else {
+    for (chunk, align) in aligns.iter().enumerate() {
+        let Some(lane) = align.as_ref().and_then(|task| task.lane.clone()) else {
             every_chunk_known = false;
             continue;
         };
