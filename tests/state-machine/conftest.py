@@ -54,6 +54,22 @@ def sample_input(**environment: str) -> dict[str, Any]:
     }
 
 
+def plan_shards(harness: Harness, contigs: list[str], shard_bases: int) -> dict[str, Any]:
+    """`biojob plan-shards`'s plan: `{"regions": [...], "shardBases": n, "shards": [0, ...]}`."""
+    result = run_biojob(
+        harness,
+        "plan-shards",
+        "--reference",
+        str(TESTDATA / "ref.fa"),
+        "--contigs",
+        json.dumps(contigs),
+        "--shard-bases",
+        str(shard_bases),
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def with_params(execution_input: dict[str, Any], **params: Any) -> dict[str, Any]:
     changed = copy.deepcopy(execution_input)
     changed["params"].update(params)

@@ -14,7 +14,7 @@ import pytest
 
 from biojob_sm.batch import REASON_EXITED, REASON_HOST_TERMINATED, Fault
 from biojob_sm.harness import Execution, Harness
-from conftest import FAKE_TOOLS, INPUT_BUCKET, sample_input, with_params
+from conftest import CONTIGS, FAKE_TOOLS, INPUT_BUCKET, plan_shards, sample_input, with_params
 
 FAKE_BWA_KILLED = {"BIOJOB_BWA": str(FAKE_TOOLS / "fake-bwa-killed")}
 FAKE_BWA_FAILS = {"BIOJOB_BWA": str(FAKE_TOOLS / "fake-bwa-fails")}
@@ -109,6 +109,73 @@ def test_retryable_exit_past_batch_attempts_is_resubmitted_once_then_fails(
         "Align",
         *classify,
         "Failed",
+    ]
+
+
+def shards_input(harness: Harness) -> dict[str, Any]:
+    """The sample called in four shards of at most 100,000 bases (the states' CallShards)."""
+    plan = plan_shards(harness, CONTIGS, 100_000)
+    return with_params(sample_input(), shards=plan["shards"], shardBases=plan["shardBases"])
+
+
+def test_a_shard_s_call_that_cannot_be_retried_fails_the_distributed_map_and_the_execution(
+    harness: Harness,
+) -> None:
+    """Shard 1's job exits 2 (no results location): its child execution fails, which is more
+    than the Map's tolerated failures (none), so the Map Run and the execution fail before
+    gather; the other shards' calls ran to their end."""
+    execution = harness.execute(
+        shards_input(harness),
+        name="shard-call-fails",
+        faults=[
+            Fault("biojob-call-shard", where={"SHARD": "1"}, env={"JOB_OUTPUT_PREFIX": ""})
+        ],
+    )
+    assert_failed(execution, "States.ExceedToleratedFailureThreshold")
+    assert execution.states()[-3:] == ["CallByShard?", "CallShards", "Failed"]
+    calls = {j.environment["SHARD"]: j for j in execution.jobs_named("biojob-call-shard")}
+    assert {shard: [a.exit_code for a in job.attempts] for shard, job in calls.items()} == {
+        "0": [0],
+        "1": [2],
+        "2": [0],
+        "3": [0],
+    }
+    assert execution.jobs_named("biojob-gather") == []
+    (call_shards,) = execution.map_runs
+    assert call_shards["status"] == "FAILED"
+    counts = call_shards["itemCounts"]
+    assert (counts["total"], counts["succeeded"], counts["failed"]) == (4, 3, 1)
+
+
+def test_a_shard_s_call_on_a_host_reclaimed_past_batch_s_attempts_is_resubmitted_in_its_child(
+    harness: Harness,
+) -> None:
+    """Every attempt of shard 2's first job loses its Spot host: its child execution resubmits
+    it once (ShardCallResubmit?), the second job calls the shard, and the run goes on."""
+    execution = harness.execute(
+        shards_input(harness),
+        name="shard-call-reclaimed",
+        faults=[
+            Fault("biojob-call-shard", where={"SHARD": "2"}, reclaim=True, submissions={1})
+        ],
+    )
+    assert execution.status == "SUCCEEDED", f"{execution.error}: {execution.cause}"
+    calls = execution.jobs_named("biojob-call-shard")
+    shard_2 = [job for job in calls if job.environment["SHARD"] == "2"]
+    assert [[a.exit_code for a in job.attempts] for job in shard_2] == [
+        [None] * BATCH_ATTEMPTS,
+        [0],
+    ]
+    (call_shards,) = execution.map_runs
+    assert call_shards["status"] == "SUCCEEDED"
+    assert (call_shards["itemCounts"]["total"], call_shards["itemCounts"]["succeeded"]) == (4, 4)
+    states = execution.states()
+    assert states[states.index("CallShards") :] == [
+        "CallShards",
+        "Gather",
+        "CohortResults?",
+        "Qc",
+        "Succeeded",
     ]
 
 

@@ -15,14 +15,15 @@ from conftest import (
     SAMPLE,
     TESTDATA,
     manifests,
+    plan_shards,
     qc_outputs,
     run_biojob,
     sample_input,
     with_params,
 )
 
-# The states that submit a job.
-TASKS = {"Split", "AlignChunk", "Merge", "Align", "Call", "ShardCall", "Gather", "Qc"}
+# The states that submit a job (ShardCall's run in CallShards' child executions).
+TASKS = {"Split", "AlignChunk", "Merge", "Align", "Call", "Gather", "Qc"}
 
 
 def task_states(execution: Execution) -> list[str]:
@@ -241,22 +242,6 @@ def test_resume_by_execution_id_reuses_every_step(
     assert harness.storage.objects(harness.run_prefix(execution_input, execution.name)) == {}
 
 
-def plan_shards(harness: Harness, contigs: list[str], shard_bases: int) -> dict[str, Any]:
-    """`biojob plan-shards`'s plan: `{"regions": [...], "shardBases": n, "shards": [0, ...]}`."""
-    result = run_biojob(
-        harness,
-        "plan-shards",
-        "--reference",
-        str(TESTDATA / "ref.fa"),
-        "--contigs",
-        json.dumps(contigs),
-        "--shard-bases",
-        str(shard_bases),
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def test_chunks_and_size_shards(harness: Harness) -> None:
     shard_bases = 100_000
     plan = plan_shards(harness, CONTIGS, shard_bases)
@@ -281,13 +266,14 @@ def test_chunks_and_size_shards(harness: Harness) -> None:
         "AlignChunk",
         "AlignChunk",
         "Merge",
-        "ShardCall",
-        "ShardCall",
-        "ShardCall",
-        "ShardCall",
         "Gather",
         "Qc",
     ]
+    # The shards' calls ran as one Distributed Map run of four child executions.
+    (call_shards,) = execution.map_runs
+    assert call_shards["status"] == "SUCCEEDED"
+    assert (call_shards["itemCounts"]["total"], call_shards["itemCounts"]["succeeded"]) == (4, 4)
+    assert "CallShards" in execution.states()
     for job in execution.jobs:
         assert_runs_as_defined(harness, job)
         assert [a.exit_code for a in job.attempts] == [0], job.job_name

@@ -67,6 +67,9 @@ class Execution:
     events: list[dict[str, Any]]
     jobs: list[JobRun]
     retry_intervals: list[float] = field(default_factory=list)
+    # `DescribeMapRun` of each Distributed Map run (its `itemCounts`, `status`, ...): the
+    # states of its child executions are not in this execution's history.
+    map_runs: list[dict[str, Any]] = field(default_factory=list)
 
     def states(self) -> list[str]:
         """The states entered, in order (a Map's iterations' states included)."""
@@ -270,6 +273,10 @@ class Harness:
         finally:
             self.runner.faults = []
         output = description.get("output")
+        map_runs = [
+            sfn.describe_map_run(mapRunArn=run["mapRunArn"])
+            for run in sfn.list_map_runs(executionArn=arn)["mapRuns"]
+        ]
         return Execution(
             name=name,
             arn=arn,
@@ -280,6 +287,7 @@ class Harness:
             events=events,
             jobs=self.runner.runs[first_job:],
             retry_intervals=self.retry_time.intervals[first_interval:],
+            map_runs=map_runs,
         )
 
     @contextlib.contextmanager

@@ -3,7 +3,8 @@
 Each patch is a plain assignment over one moto function, undone when `patched()` exits. The
 first five are those of docs (tooling.md, "Executing the state machine"); the sixth keeps the
 Task `Retry` intervals (up to minutes with `BackoffRate` 2) out of the test's wall time while
-recording them, so a scenario can check the backoff the definition asks for.
+recording them, so a scenario can check the backoff the definition asks for; the seventh fails
+a Distributed Map whose failed child executions exceed its tolerated failures, as AWS does.
 """
 
 from __future__ import annotations
@@ -21,13 +22,28 @@ from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name
     CustomErrorName,
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+    StatesErrorName,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
+    DistributedIterationComponent,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (  # noqa: E501
     StateTaskService,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 _botocore = botocore.session.get_session()
 _models_lock = threading.Lock()
@@ -101,6 +117,39 @@ def _describe_with_exit_code(original: Callable[[Job], dict]) -> Callable[[Job],
     return describe
 
 
+# 7. A Distributed Map keeps `ToleratedFailureCount`/`Percentage` (default 0) but never applies
+#    them: its run succeeds with failed child executions. AWS fails the Map Run, and so the Map
+#    state, with `States.ExceedToleratedFailureThreshold` once more children fail than it
+#    tolerates (AWS then aborts the children still running; here they run to their end).
+def _map_run_with_tolerated_failures(original: Callable[..., None]) -> Callable[..., None]:
+    def map_run(self: DistributedIterationComponent, env: Any, eval_input: Any) -> None:
+        original(self, env, eval_input)
+        record = eval_input.map_run_record
+        failed = record.item_counter.failed.get() + record.item_counter.timed_out.get()
+        total = record.item_counter.total.get()
+        tolerated = max(
+            record.tolerated_failure_count,
+            int(total * record.tolerated_failure_percentage / 100),
+        )
+        if failed > tolerated:
+            error = StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold)
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=error,
+                    event_type=HistoryEventType.MapRunFailed,
+                    event_details=EventDetails(
+                        mapRunFailedEventDetails=MapRunFailedEventDetails(
+                            error=error.error_name,
+                            cause="The specified tolerated failure threshold was exceeded",
+                        )
+                    ),
+                )
+            )
+
+    return map_run
+
+
 class _RecordingTime:
     """Stands in for the `time` module of moto's retrier: records each interval, sleeps none."""
 
@@ -136,6 +185,11 @@ def patched(run_job: Callable[[Job], None]) -> Iterator[_RecordingTime]:
         (Job, "describe", _describe_with_exit_code(Job.describe)),
         # 6. The Task Retry's intervals (see the module's doc).
         (retrier_decl, "time", retry_time),
+        (
+            DistributedIterationComponent,
+            "_map_run",
+            _map_run_with_tolerated_failures(DistributedIterationComponent._map_run),
+        ),
     ]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in replacements]
     try:

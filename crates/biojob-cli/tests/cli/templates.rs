@@ -398,6 +398,92 @@ fn resubmitted_codes(value: &Json, codes: &mut BTreeSet<u64>) {
     }
 }
 
+/// Every Distributed Map of `states` (nested maps included): `(name, map)`.
+fn distributed_maps<'a>(states: &'a Json, found: &mut Vec<(String, &'a Json)>) {
+    for (name, state) in states.as_object().into_iter().flatten() {
+        if let Some(processor) = state.get("ItemProcessor") {
+            if processor["ProcessorConfig"]["Mode"] == "DISTRIBUTED" {
+                found.push((name.clone(), state));
+            }
+            distributed_maps(&processor["States"], found);
+        }
+    }
+}
+
+/// The `!Sub` text of a template value (`!Sub "…"`), else `None`.
+fn sub_text(value: &Yaml) -> Option<&str> {
+    match value {
+        Yaml::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_call_shards_run_as_child_executions_the_state_machine_role_may_start_and_stop() {
+    let (definition, _) = state_machine();
+    let mut maps = Vec::new();
+    distributed_maps(&definition["States"], &mut maps);
+    let names: Vec<&str> = maps.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["CallShards"]);
+    let (_, map) = maps[0];
+    // Standard child executions (an Express one cannot wait on a Batch job), each ending in {}:
+    // without a ResultWriter the children's outputs come back together, at most 256 KiB.
+    assert_eq!(
+        map["ItemProcessor"]["ProcessorConfig"]["ExecutionType"],
+        "STANDARD"
+    );
+    assert_eq!(map["ResultPath"], Json::Null);
+    let children = &map["ItemProcessor"]["States"];
+    for (name, state) in children.as_object().unwrap() {
+        if state.get("End") == Some(&Json::Bool(true)) {
+            assert_eq!(
+                state.get("OutputPath"),
+                Some(&Json::Null),
+                "{name}: output kept"
+            );
+        }
+    }
+    let (template, role) = templates()
+        .into_iter()
+        .find_map(|(_, template)| {
+            let role = resources(&template, "AWS::IAM::Role")
+                .into_iter()
+                .find(|(id, _)| id == "StateMachineRole")
+                .map(|(_, role)| role.clone());
+            role.map(|role| (template, role))
+        })
+        .expect("a StateMachineRole");
+    let (_, machine) = resources(&template, "AWS::StepFunctions::StateMachine").remove(0);
+    let machine_name = sub_text(&machine["StateMachineName"]).expect("!Sub state machine name");
+    let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
+    for policy in role["Policies"].as_sequence().unwrap() {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            let actions: Vec<&str> = match &statement["Action"] {
+                Yaml::Sequence(actions) => actions.iter().filter_map(Yaml::as_str).collect(),
+                action => action.as_str().into_iter().collect(),
+            };
+            let Some(resource) = sub_text(&statement["Resource"]) else {
+                continue;
+            };
+            for action in actions {
+                granted.insert((action.to_owned(), resource.to_owned()));
+            }
+        }
+    }
+    let arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}";
+    let machine_arn = format!("{arn}:stateMachine:{machine_name}");
+    let children_arn = format!("{arn}:execution:{machine_name}/*");
+    for needed in [
+        ("states:StartExecution", &machine_arn),
+        ("states:DescribeExecution", &children_arn),
+        ("states:StopExecution", &children_arn),
+        ("states:RedriveExecution", &children_arn),
+    ] {
+        let needed = (needed.0.to_owned(), needed.1.clone());
+        assert!(granted.contains(&needed), "not granted: {needed:?}");
+    }
+}
+
 #[test]
 fn state_machine_resubmits_only_retryable_classes() {
     let (definition, _) = state_machine();
