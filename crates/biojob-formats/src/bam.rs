@@ -33,22 +33,34 @@ pub fn read_bam_header_summary(path: &Utf8Path) -> Result<BamHeaderSummary, Form
         path: path.to_owned(),
         source,
     })?;
-    let header =
-        bam::io::Reader::new(file)
-            .read_header()
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::InvalidData
-                | io::ErrorKind::InvalidInput
-                | io::ErrorKind::UnexpectedEof => FormatError::Parse {
-                    path: path.to_owned(),
-                    format: "BAM header",
-                    source,
-                },
-                _ => FormatError::Io {
-                    path: path.to_owned(),
-                    source,
-                },
-            })?;
+    bam_header_summary(file, path)
+}
+
+/// As [`read_bam_header_summary`], from the BAM bytes `reader` gives (a BAM, or its first
+/// bytes: those that hold its header); errors name `path`.
+///
+/// # Errors
+/// As [`read_bam_header_summary`]; [`FormatError::Parse`] too when the bytes end inside the
+/// header.
+pub fn bam_header_summary(
+    reader: impl io::Read,
+    path: &Utf8Path,
+) -> Result<BamHeaderSummary, FormatError> {
+    let header = bam::io::Reader::new(reader)
+        .read_header()
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::InvalidData
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::UnexpectedEof => FormatError::Parse {
+                path: path.to_owned(),
+                format: "BAM header",
+                source,
+            },
+            _ => FormatError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
 
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let sort_order = header

@@ -73,7 +73,9 @@ mod text;
 mod vcf;
 
 pub use bai_check::check_bai_matches_bam;
-pub use bam::{BamHeaderSummary, check_bam_header, quickcheck_bam, read_bam_header_summary};
+pub use bam::{
+    BamHeaderSummary, bam_header_summary, check_bam_header, quickcheck_bam, read_bam_header_summary,
+};
 pub use bam_count::{BamRecordCounter, BamRecordCounts, count_bam_records};
 pub use bam_slice::{BamStaging, StagedBam, StoredBam, stage_bam_regions};
 pub use bam_stats::{

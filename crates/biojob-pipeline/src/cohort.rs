@@ -379,6 +379,7 @@ impl Cohort<'_> {
                 mark_duplicates,
                 in_cohort: true,
                 chunk_records: None,
+                upload_to: None,
             };
             let key = StepJob {
                 definition: &merge,

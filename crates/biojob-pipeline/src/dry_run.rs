@@ -104,6 +104,7 @@ pub fn render_run_plan(
                 mark_duplicates: false,
                 in_cohort: false,
                 chunk_records: None,
+                upload_to: None,
             };
             out.push_str(&merge.plan(&context).render());
         }
@@ -376,6 +377,7 @@ pub fn render_cohort_plan(
             mark_duplicates: input.mark_duplicates,
             in_cohort: true,
             chunk_records: None,
+            upload_to: None,
         };
         let _ = writeln!(
             out,
@@ -528,7 +530,7 @@ mod tests {
             "3. align each chunk, 2 at once (each with its share of the threads and memory)",
             "(biojob writes sort's output to <scratch>/S.align.<shard>.bam.partial, counting its records)",
             "   bwa mem -t 1 -K 10000000 -R '@RG\\tID:S\\tSM:S\\tPL:ILLUMINA' <reference> /dev/fd/3 /dev/fd/4 | samtools sort -@ 1 -m 131072K -T <scratch>/S.align.<shard>.sort-tmp -O bam -o - -",
-            "4. merge\n   (biojob counts the chunks' records, then writes merge's output to <scratch>/S.align.bam.partial, counting its records)\n   samtools merge -@ 1 -c -p -f -o - <bam.0000> <bam.0001>",
+            "4. merge\n   (biojob writes merge's output to <scratch>/S.align.bam.partial, counting its records)\n   samtools merge -@ 1 -c -p -f --write-index -o '-##idx##<scratch>/S.align.bam.partial.bai' <bam.0000> <bam.0001>",
             "5. call by size: shards of at most 20000 bases",
             "bcftools mpileup -Oz0 -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
         ] {

@@ -307,8 +307,12 @@ pub struct Executed {
     /// The outputs written, final names (usually the plan's).
     pub outputs: Vec<PlannedOutput>,
     /// Outputs the step published itself as it wrote them (the split job's chunks, uploaded
-    /// as they are compressed), in publication order, before `outputs`: no local copy.
+    /// as they are compressed; a merged BAM uploaded as it is written), in publication order,
+    /// before `outputs`: no local copy.
     pub published: Vec<OutputRecord>,
+    /// Bytes the step read from object stores itself ([`Staging::Streamed`] inputs), counted
+    /// with the bytes staged in.
+    pub bytes_streamed_in: u64,
     /// The records the step counted and checked (read pairs fed to the aligner, the BAM's
     /// records, the VCF's).
     pub records: RecordCounts,
@@ -447,6 +451,9 @@ impl StepJob<'_> {
                 outputs,
             }) => {
                 target.observer.finished(&label, true, wall);
+                facts.bytes_staged_in = facts
+                    .bytes_staged_in
+                    .saturating_add(executed.bytes_streamed_in);
                 let record = TaskRecord {
                     outputs: records,
                     records: executed.records,

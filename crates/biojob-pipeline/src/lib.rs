@@ -33,6 +33,7 @@ mod job;
 mod lock;
 mod manifest;
 mod observer;
+mod pipes;
 mod plan;
 mod progress;
 mod publish;
@@ -76,6 +77,7 @@ pub use manifest::{
     error_chain, publish_json, seconds, timestamp,
 };
 pub use observer::{CohortMember, LogObserver, RunObserver, TaskLabel};
+pub use pipes::input_pipe_path;
 pub use plan::{
     KEY_RESOURCES, PlanContext, PlanPaths, PlannedCommand, PlannedFile, PlannedOutput,
     SCRATCH_PLACEHOLDER, StepPlan, partial, shell_words,
@@ -100,7 +102,8 @@ pub use scheduler::{
 };
 pub use space::{
     SPOOL_PART_BYTES, ScratchSettings, SpaceWatchdog, align_space_need, call_space_need,
-    estimated_bam_bytes, file_bytes, gather_space_need, split_space_need, split_upload_space_need,
+    estimated_bam_bytes, file_bytes, gather_space_need, merge_space_need, split_space_need,
+    split_upload_space_need,
 };
 pub use steps::{
     AlignStep, BAI, BAM, BWA_BATCH_BASES, BamQc, CallStep, ContigQc, FASTQ_1, FASTQ_2,

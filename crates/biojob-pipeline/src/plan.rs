@@ -114,6 +114,18 @@ impl<'a> PlanContext<'a> {
         }
     }
 
+    /// As [`PlanContext::input`], but an input streamed from an object store (no local path)
+    /// is read through its named pipe in the work directory ([`crate::input_pipe_path`]).
+    pub fn input_or_pipe(&self, role: &str) -> Utf8PathBuf {
+        match self.paths {
+            PlanPaths::Local { work_dir, inputs } => inputs
+                .get(role)
+                .cloned()
+                .unwrap_or_else(|| crate::input_pipe_path(work_dir, role)),
+            PlanPaths::Placeholders => self.input(role),
+        }
+    }
+
     /// The file name `{sample}.{step}[.{shard:04}].{ext}` ([`scratch_file_name`]); with
     /// placeholders, the shard's number is `<shard>` (it is a line of the reference's `.fai`,
     /// unknown to a dry run, and names no content).

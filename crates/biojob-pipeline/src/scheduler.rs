@@ -1053,6 +1053,7 @@ impl Run<'_> {
             mark_duplicates: false,
             in_cohort: false,
             chunk_records,
+            upload_to: None,
         };
         let job = StepJob {
             definition: &merge,

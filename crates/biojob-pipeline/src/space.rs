@@ -156,6 +156,34 @@ pub fn split_upload_space_need(chunks: usize) -> SpaceNeed {
 /// unless set; a larger one needs more space than [`split_upload_space_need`] says).
 pub const SPOOL_PART_BYTES: u64 = 64 << 20;
 
+/// The merge step's estimate, in bytes, from the chunks' `bam_bytes`: the staged inputs, and
+/// either the merged BAM, its index and markdup's temporary files (twice the chunks, plus
+/// 1 MiB), or, for a BAM uploaded as it is written, the parts being written and sent, the
+/// index (1 MiB) and, when marking duplicates, as much as the chunks again for markdup's
+/// temporary files (an allowance, not measured).
+pub fn merge_space_need(
+    staged: u64,
+    bam_bytes: u64,
+    uploaded: bool,
+    mark_duplicates: bool,
+) -> SpaceNeed {
+    let need = SpaceNeed::new("merge").with("staged inputs", staged);
+    if !uploaded {
+        return need.with(
+            "merged BAM and index",
+            bam_bytes.saturating_mul(2).saturating_add(1 << 20),
+        );
+    }
+    let need = need
+        .with("parts being written and sent", 3 * SPOOL_PART_BYTES)
+        .with("index", 1 << 20);
+    if mark_duplicates {
+        need.with("markdup's temporary files", bam_bytes)
+    } else {
+        need
+    }
+}
+
 /// The call step's estimate for one shard, in bytes: staged inputs, and the VCF and its index
 /// (5 % of the BAM, at least 1 MiB: a variant-sites VCF is far smaller than its BAM).
 pub fn call_space_need(step: &str, staged: u64, bam_bytes: u64) -> SpaceNeed {

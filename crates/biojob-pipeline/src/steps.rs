@@ -28,6 +28,7 @@ pub use split::{SplitLane, SplitStep, chunk_fastq_names, chunk_prefix};
 
 use biojob_formats::{BamRecordCounter, BamRecordCounts};
 use biojob_process::{CommandSpec, StageReport};
+use biojob_storage::{ObjectStore, ObjectUri, ObjectWriter, StreamFailure};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::{Error, Executed, PlannedCommand, PlannedOutput, RecordCounts, StepContext, StepPlan};
@@ -121,7 +122,7 @@ impl RunningPlan {
             commands: std::mem::take(&mut self.commands),
             outputs: std::mem::take(&mut self.planned),
             records,
-            published: Vec::new(),
+            ..Executed::default()
         })
     }
 }
@@ -280,6 +281,142 @@ fn copy_counting(
         .sync_all()
         .map_err(Error::io("syncing", path))?;
     Ok(counts)
+}
+
+/// The most of an uploaded BAM's first bytes kept in memory to read its header back
+/// ([`UploadedBam`]): 64 MiB, far more than the header of a BAM on GRCh38 with its alts and
+/// decoys (≈ 3,400 `@SQ` lines, tens of KiB compressed).
+pub(crate) const UPLOADED_BAM_HEAD_BYTES: usize = 64 << 20;
+
+/// A BAM that the last tool of a pipeline writes to its standard output and biojob uploads
+/// as an object as the bytes come ([`biojob_storage::ObjectStore::create`]), counting its
+/// records on the way as [`CountedBam`] does, and keeping its first
+/// [`UPLOADED_BAM_HEAD_BYTES`] in memory to check its header: nothing of it in scratch but the
+/// parts being sent. The object appears only when the step completes the writer
+/// [`UploadedBam::finish`] gives back, after its checks.
+pub(crate) struct UploadedBam {
+    uri: ObjectUri,
+    writer: std::thread::JoinHandle<Result<Uploaded, Error>>,
+}
+
+/// What an [`UploadedBam`] gives back once the tool's output has ended.
+pub(crate) struct Uploaded {
+    /// The records counted.
+    pub(crate) counts: BamRecordCounts,
+    /// The BAM's first bytes (its header), at most [`UPLOADED_BAM_HEAD_BYTES`].
+    pub(crate) head: Vec<u8>,
+    /// The object, every part stored, to complete once the BAM is checked.
+    pub(crate) writer: Box<dyn ObjectWriter>,
+}
+
+impl UploadedBam {
+    /// Starts the object at `uri` (parts spooled in `spool`) and the thread that copies into
+    /// it; returns the write end of the pipe to give the last tool as its standard output.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the pipe or the thread cannot be made; the store's error when the
+    /// object cannot be started (output staging class).
+    pub(crate) fn start(
+        store: &dyn ObjectStore,
+        uri: &ObjectUri,
+        spool: &Utf8Path,
+        threads: usize,
+    ) -> Result<(std::io::PipeWriter, UploadedBam), Error> {
+        let writer = store.create(uri, spool)?;
+        let name = uri.to_string();
+        let (reader, pipe) =
+            std::io::pipe().map_err(Error::io("creating a pipe for", name.clone()))?;
+        let sink = ObjectSink {
+            writer,
+            head: Vec::new(),
+            failure: StreamFailure::default(),
+        };
+        let shown = name.clone();
+        let handle = std::thread::Builder::new()
+            .name("bam-uploader".into())
+            .spawn(move || upload_counting(reader, sink, &shown, threads))
+            .map_err(Error::io("starting the thread that uploads", name))?;
+        Ok((
+            pipe,
+            UploadedBam {
+                uri: uri.clone(),
+                writer: handle,
+            },
+        ))
+    }
+
+    /// Waits for the copy to end (the tool has exited and closed its output).
+    ///
+    /// # Errors
+    /// The store's error (output staging class) when a part could not be sent;
+    /// [`Error::Verification`] when the bytes are not a complete BAM.
+    pub(crate) fn finish(self) -> Result<Uploaded, Error> {
+        self.writer.join().unwrap_or_else(|_| {
+            Err(Error::io("uploading", self.uri.to_string())(
+                std::io::Error::other("the thread uploading it panicked"),
+            ))
+        })
+    }
+}
+
+/// The object an [`UploadedBam`] writes, and its first bytes.
+struct ObjectSink {
+    writer: Box<dyn ObjectWriter>,
+    head: Vec<u8>,
+    failure: StreamFailure,
+}
+
+impl std::io::Write for ObjectSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let kept = buf.len().min(UPLOADED_BAM_HEAD_BYTES - self.head.len());
+        self.head.extend_from_slice(&buf[..kept]);
+        self.writer
+            .write(buf)
+            .map_err(|error| self.failure.record(error))?;
+        Ok(buf.len())
+    }
+
+    /// Nothing: the object's parts are flushed once, at the end ([`upload_counting`]).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Copies the BAM from `reader` into `sink`'s object in writes of 1 MiB, counting its records;
+/// every part is stored before the counts are returned. On an error the reader is dropped, so
+/// the tool writing into it stops with `EPIPE`, and the writer with it (the upload aborted).
+fn upload_counting(
+    mut reader: std::io::PipeReader,
+    sink: ObjectSink,
+    name: &str,
+    threads: usize,
+) -> Result<Uploaded, Error> {
+    let failure = sink.failure.clone();
+    let write_error = |error: std::io::Error| {
+        failure
+            .take()
+            .map_or_else(|| Error::io("uploading", name)(error), Error::from)
+    };
+    let buffered = std::io::BufWriter::with_capacity(1 << 20, sink);
+    let mut counter = BamRecordCounter::with_threads(buffered, name, threads);
+    std::io::copy(&mut reader, &mut counter).map_err(write_error)?;
+    drop(reader);
+    let (buffered, counts) = counter.finish().map_err(|error| match error {
+        biojob_formats::FormatError::Io { source, .. } => write_error(source),
+        other => Error::Verification {
+            path: name.into(),
+            detail: format!("the tool's output is not a complete BAM: {other}"),
+        },
+    })?;
+    let mut sink = buffered
+        .into_inner()
+        .map_err(|error| write_error(error.into_error()))?;
+    sink.writer.flush()?;
+    Ok(Uploaded {
+        counts,
+        head: sink.head,
+        writer: sink.writer,
+    })
 }
 
 /// Copies a tool's BGZF output (`from`, e.g. `bcftools mpileup -Oz0`) into the next tool's

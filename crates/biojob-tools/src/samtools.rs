@@ -37,7 +37,8 @@ pub fn samtools_index(
 /// `@PG` lines whose IDs collide once, with their IDs unchanged (without them samtools makes
 /// each input's IDs distinct, and every read's `RG` tag would change with its chunk). With
 /// `uncompressed`, `-u` instead of `-f`: uncompressed BAM for a tool reading it next
-/// ([`SamtoolsMarkdup`]).
+/// ([`SamtoolsMarkdup`]). With an `index`, `--write-index -o OUT##idx##INDEX`: the BAI is built
+/// as the BAM is written (byte for byte `samtools index`'s), `OUT` may be `-` or a pipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamtoolsMerge {
     /// Extra compression threads (`-@`).
@@ -49,6 +50,8 @@ pub struct SamtoolsMerge {
     /// Write uncompressed BAM (`-u`) for the next tool of a pipeline, rather than the BAM to
     /// keep (`-f`: overwrite `output`).
     pub uncompressed: bool,
+    /// The BAI to write as the BAM is written (`--write-index`), if any.
+    pub index: Option<Utf8PathBuf>,
 }
 
 impl SamtoolsMerge {
@@ -61,8 +64,9 @@ impl SamtoolsMerge {
             .arg("-c")
             .arg("-p")
             .arg(if self.uncompressed { "-u" } else { "-f" })
+            .args(self.index.is_some().then_some("--write-index"))
             .arg("-o")
-            .arg(self.output.as_str())
+            .arg(indexed_output(&self.output, self.index.as_deref()))
             .args(self.inputs.iter().map(|input| input.as_str().to_owned()))
     }
 }
@@ -84,7 +88,8 @@ pub fn samtools_fixmate(samtools: &ToolPath) -> CommandSpec {
 /// `samtools markdup -@ THREADS -T TMP -f STATS - OUT`: flags (never removes) the duplicates of
 /// coordinate-sorted BAM on stdin, per library (`@RG LB`), and writes the statistics report to
 /// `stats` (samtools manual, `samtools-markdup.1`; the report starts with `COMMAND: samtools
-/// markdup`).
+/// markdup`). With an `index`, `--write-index -- - OUT##idx##INDEX`, as [`SamtoolsMerge`]'s
+/// (`--`: an output of `-##idx##…` would otherwise read as options).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamtoolsMarkdup {
     /// Extra compression threads (`-@`).
@@ -95,6 +100,8 @@ pub struct SamtoolsMarkdup {
     pub stats: Utf8PathBuf,
     /// The BAM to write.
     pub output: Utf8PathBuf,
+    /// The BAI to write as the BAM is written (`--write-index`), if any.
+    pub index: Option<Utf8PathBuf>,
 }
 
 impl SamtoolsMarkdup {
@@ -108,8 +115,18 @@ impl SamtoolsMarkdup {
             .arg(self.temp_prefix.as_str())
             .arg("-f")
             .arg(self.stats.as_str())
+            .args(self.index.is_some().then_some("--write-index"))
+            .arg("--")
             .arg("-")
-            .arg(self.output.as_str())
+            .arg(indexed_output(&self.output, self.index.as_deref()))
+    }
+}
+
+/// `OUT`, or `OUT##idx##INDEX` (htslib's way to name the index `--write-index` writes).
+fn indexed_output(output: &Utf8Path, index: Option<&Utf8Path>) -> String {
+    match index {
+        Some(index) => format!("{output}##idx##{index}"),
+        None => output.to_string(),
     }
 }
 
@@ -221,6 +238,48 @@ mod tests {
     }
 
     #[test]
+    fn merge_and_markdup_argv_with_and_without_the_index_written_on_the_way() {
+        let samtools = ToolPath::new(Tool::Samtools, "samtools");
+        let merge = |index: Option<&str>| {
+            SamtoolsMerge {
+                threads: 3,
+                inputs: vec!["a.bam".into(), "b.pipe".into()],
+                output: "-".into(),
+                uncompressed: false,
+                index: index.map(Utf8PathBuf::from),
+            }
+            .command(&samtools)
+            .argv()
+            .join(" ")
+        };
+        assert_eq!(
+            merge(None),
+            "samtools merge -@ 3 -c -p -f -o - a.bam b.pipe"
+        );
+        assert_eq!(
+            merge(Some("s.bam.bai.partial")),
+            "samtools merge -@ 3 -c -p -f --write-index -o -##idx##s.bam.bai.partial a.bam b.pipe"
+        );
+        let markdup = |index: Option<&str>| {
+            SamtoolsMarkdup {
+                threads: 1,
+                temp_prefix: "t".into(),
+                stats: "s.txt".into(),
+                output: "-".into(),
+                index: index.map(Utf8PathBuf::from),
+            }
+            .command(&samtools)
+            .argv()
+            .join(" ")
+        };
+        assert_eq!(markdup(None), "samtools markdup -@ 1 -T t -f s.txt -- - -");
+        assert_eq!(
+            markdup(Some("s.bai")),
+            "samtools markdup -@ 1 -T t -f s.txt --write-index -- - -##idx##s.bai"
+        );
+    }
+
+    #[test]
     fn qc_argv() {
         let samtools = ToolPath::new(Tool::Samtools, "samtools");
         assert_eq!(
@@ -255,6 +314,7 @@ mod tests {
             inputs: vec!["a.bam".into(), "b.bam".into()],
             output: "-".into(),
             uncompressed: true,
+            index: None,
         };
         assert_eq!(
             merge.command(&samtools).argv().join(" "),
@@ -276,11 +336,12 @@ mod tests {
             temp_prefix: "w/S.merge.markdup-tmp".into(),
             stats: "w/S.markdup.txt.partial".into(),
             output: "w/S.align.bam.partial".into(),
+            index: None,
         }
         .command(&samtools);
         assert_eq!(
             markdup.argv().join(" "),
-            "samtools markdup -@ 1 -T w/S.merge.markdup-tmp -f w/S.markdup.txt.partial - w/S.align.bam.partial"
+            "samtools markdup -@ 1 -T w/S.merge.markdup-tmp -f w/S.markdup.txt.partial -- - w/S.align.bam.partial"
         );
     }
 

@@ -35,10 +35,11 @@ pub struct MergeArgs {
     pub runtime: RuntimeArgs,
 }
 
-/// Stages the reference `.fai` and `<sample>.align.<chunk>.bam` of each chunk (a cohort
-/// sample's: of its lanes, numbered across the sample),
-/// merges them (marking duplicates, for a cohort's sample), and stages out
-/// `<sample>.align.bam` and its `.bai`, the names the call job reads.
+/// Stages the reference `.fai`, reads `<sample>.align.<chunk>.bam` of each chunk (a cohort
+/// sample's: of its lanes, numbered across the sample), merges them (marking duplicates, for
+/// a cohort's sample), and publishes `<sample>.align.bam` and its `.bai`, the names the call
+/// job reads. In an object store the chunks are streamed in and the BAM uploaded as it is
+/// written: scratch holds neither.
 pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Failure> {
     let mut job = Job::new(&args.step, &args.read_group.overrides())?;
     let mut step = match args.sheet.given() {
@@ -73,6 +74,7 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 mark_duplicates: args.duplicates.mark_duplicates,
                 in_cohort: true,
                 chunk_records: None,
+                upload_to: job.upload_prefix(),
             }
         }
         None => MergeStep {
@@ -82,10 +84,13 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             mark_duplicates: false,
             in_cohort: false,
             chunk_records: None,
+            upload_to: job.upload_prefix(),
         },
     };
     // Each chunk's (or lane's) BAM is checked against what its align job recorded when it
-    // published it; the records it counted then are not counted again.
+    // published it; the records it counted then are not counted again. A published chunk in
+    // an object store is streamed to samtools (keyed by its published SHA-256, checked as it
+    // is read), never copied to scratch.
     let published: Vec<_> = (0..step.chunks)
         .map(|chunk| {
             let name = scratch_file_name(&job.sample, StepId::Align, Some(chunk), "bam");
@@ -104,13 +109,18 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         .into_iter()
         .enumerate()
         .map(|(chunk, (name, published))| {
-            JobInput::new(
+            let sha256 = published.as_ref().map(|p| p.sha256.clone());
+            let input = JobInput::new(
                 &chunk_bam_role(chunk),
                 job.run_prefix.join(&name),
                 "chunk BAM",
                 "run the align job for every chunk first",
             )
-            .published(published)
+            .published(published);
+            match sha256 {
+                Some(sha256) if step.upload_to.is_some() => input.known(Some(sha256)).streamed(),
+                _ => input,
+            }
         })
         .collect();
     let step_job = StepJob {

@@ -61,7 +61,7 @@ pub fn run(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             block_pairs,
             chunks,
         },
-        upload_to: upload_to(&job),
+        upload_to: job.upload_prefix(),
         lane: None,
     };
     let step_job = StepJob {
@@ -74,15 +74,6 @@ pub fn run(args: SplitArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         key: KeyPolicy::None,
     };
     job.run(step_job, &args.runtime, cancel, stores)
-}
-
-/// A run prefix in an object store gets the chunks as they are compressed; a local one gets
-/// files.
-fn upload_to(job: &Job) -> Option<biojob_storage::ObjectUri> {
-    job.run_prefix
-        .local_path()
-        .is_none()
-        .then(|| job.run_prefix.clone())
 }
 
 /// One lane of a cohort's sample (`SAMPLESHEET`, `LANE`, `LANE_CHUNKS`): the lane's FASTQ pair
@@ -122,7 +113,7 @@ fn split_lane(
             block_pairs,
             chunks: count,
         },
-        upload_to: upload_to(&job),
+        upload_to: job.upload_prefix(),
         lane: Some(SplitLane {
             name: lane.lane.clone(),
             first_chunk: chunks.start,

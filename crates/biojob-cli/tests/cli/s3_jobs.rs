@@ -771,6 +771,21 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
     // has no log either).
     let scratch = file_names(&dir.root.join("scratch"));
     assert_eq!(scratch, [".lock"]);
+    // What it streamed in counts as staged in (the run's cost report reads it).
+    let manifest = step_manifest(
+        server,
+        &dir.root,
+        &format!("{results}/wf/streamed"),
+        &format!("{SAMPLE}.split.manifest.json"),
+    );
+    let fastq_bytes: u64 = ["NA12878_R1.fastq.gz", "NA12878_R2.fastq.gz"]
+        .iter()
+        .map(|name| std::fs::metadata(testdata.join(name)).unwrap().len())
+        .sum();
+    assert_eq!(
+        manifest["task"]["bytes_staged_in"].as_u64(),
+        Some(fastq_bytes)
+    );
     // Blocks of 1,000 pairs dealt in turn to 3 chunks give back the input, in order.
     for (mate, name) in [("R1", "NA12878_R1.fastq.gz"), ("R2", "NA12878_R2.fastq.gz")] {
         let chunks: Vec<Vec<String>> = (0..3)
@@ -1313,4 +1328,238 @@ fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publicatio
     );
     assert_eq!(failed["task"]["exit_class"], "input_invalid");
     assert!(failed["task"]["outputs"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn the_merge_job_streams_the_chunk_bams_in_and_uploads_the_merged_bam_indexed_on_the_way() {
+    let server = s3_server();
+    let dir = tempdir();
+    let source = format!("s3://{TEST_BUCKET}/merge-stream/samples");
+    upload_inputs(server, &dir.root, &source, true);
+    let output_prefix = format!("s3://{TEST_BUCKET}/merge-stream/results");
+    let run_prefix = format!("{output_prefix}/germline/exec-1");
+    let prefixes = (source.as_str(), output_prefix.as_str(), "exec-1");
+    let chunks = [("CHUNKS", "2"), ("BIOJOB_ALIGN_CHUNK_PAIRS", "5000")];
+    let split = step_job(
+        server,
+        &server.endpoint,
+        &dir.root,
+        "split",
+        prefixes,
+        &chunks,
+    );
+    assert_ok(&split, "split");
+    for chunk in ["0", "1"] {
+        let align = step_job(
+            server,
+            &server.endpoint,
+            &dir.root,
+            "align",
+            prefixes,
+            &[("CHUNK", chunk)],
+        );
+        assert_ok(&align, &format!("align chunk {chunk}"));
+    }
+    let merge = |endpoint: &str| {
+        step_job(
+            server,
+            endpoint,
+            &dir.root,
+            "merge",
+            prefixes,
+            &[("CHUNKS", "2"), ("BIOJOB_KEEP_SCRATCH", "1")],
+        )
+    };
+    let proxy = FaultProxy::start(&server.endpoint);
+    let output = merge(&proxy.endpoint);
+    assert_ok(&output, "merge");
+    // The chunks came in as one stream each, the BAM went out as one multipart upload, then
+    // its index: no whole-object copy of either in the kept scratch.
+    let kept: Vec<String> = file_names(&dir.root.join("scratch"))
+        .into_iter()
+        .filter(|name| name.ends_with(".bam") || name.contains(".bam."))
+        .collect();
+    assert_eq!(kept, [format!("{SAMPLE}.align.bam.bai")], "{kept:?}");
+    assert_eq!(requests_matching(&proxy, "POST", "?uploads"), 1);
+    assert_eq!(requests_matching(&proxy, "POST", "uploadId="), 1);
+    let manifest = step_manifest(
+        server,
+        &dir.root,
+        &run_prefix,
+        &format!("{SAMPLE}.merge.manifest.json"),
+    );
+    let task = &manifest["task"];
+    let chunk_bytes: u64 = (0..2)
+        .map(|chunk| {
+            let align = step_manifest(
+                server,
+                &dir.root,
+                &run_prefix,
+                &format!("{SAMPLE}.align.{chunk:04}.manifest.json"),
+            );
+            let outputs = align["task"]["outputs"].as_array().unwrap();
+            let bam = outputs
+                .iter()
+                .find(|o| o["name"] == format!("{SAMPLE}.align.{chunk:04}.bam"))
+                .unwrap();
+            bam["bytes"].as_u64().unwrap()
+        })
+        .sum();
+    let fai = std::fs::metadata(testdata().join("ref.fa.fai"))
+        .unwrap()
+        .len();
+    assert_eq!(task["bytes_staged_in"].as_u64(), Some(chunk_bytes + fai));
+    let names: Vec<&str> = task["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("{SAMPLE}.align.bam"),
+            format!("{SAMPLE}.align.bam.bai")
+        ]
+    );
+
+    // The BAM holds the chunks' records, merged; its index is `samtools index`'s, byte for
+    // byte, and not older than the BAM (a call job reads through it).
+    let local = dir.root.join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    let mut inputs = Vec::new();
+    for chunk in 0..2 {
+        let path = local.join(format!("chunk{chunk}.bam"));
+        get(
+            server,
+            &dir.root,
+            &format!("{run_prefix}/{SAMPLE}.align.{chunk:04}.bam"),
+            &path,
+        );
+        inputs.push(path);
+    }
+    let bam = local.join("merged.bam");
+    let bai = local.join("merged.bam.bai");
+    get(
+        server,
+        &dir.root,
+        &format!("{run_prefix}/{SAMPLE}.align.bam"),
+        &bam,
+    );
+    get(
+        server,
+        &dir.root,
+        &format!("{run_prefix}/{SAMPLE}.align.bam.bai"),
+        &bai,
+    );
+    let by_hand = local.join("by-hand.bam");
+    let status = Command::new("samtools")
+        .args(["merge", "-c", "-p", "-f", "-o"])
+        .arg(&by_hand)
+        .args(&inputs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let body = |path: &Utf8Path| {
+        let output = Command::new("samtools")
+            .arg("view")
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        output.stdout
+    };
+    assert!(
+        body(&bam) == body(&by_hand),
+        "other records than samtools merge's"
+    );
+    let reindexed = local.join("reindexed.bai");
+    let status = Command::new("samtools")
+        .args(["index", "-o"])
+        .arg(&reindexed)
+        .arg(&bam)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(std::fs::read(&bai).unwrap() == std::fs::read(&reindexed).unwrap());
+
+    // A chunk damaged on its way in (a byte flipped): the transfer's checksum error is the
+    // job's, retryable, whatever samtools made of the bytes; the merged BAM's upload is
+    // aborted, never completed.
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(Rule::new(
+        "GET",
+        &format!("{SAMPLE}.align.0001.bam"),
+        Fault::CorruptResponseByte(20_000),
+    ));
+    let output = merge(&proxy.endpoint);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(10), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{run_prefix}/{SAMPLE}.align.0001.bam: checksum mismatch: S3 holds crc32c:"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(requests_matching(&proxy, "POST", "uploadId="), 0);
+    assert_eq!(
+        requests_matching(&proxy, "POST", "?uploads"),
+        requests_matching(&proxy, "DELETE", "AbortMultipartUpload"),
+    );
+
+    // A chunk replaced after its align job published it (chunk 0's bytes as chunk 1): the
+    // stream is whole, samtools merges it, but its SHA-256 is not the one published: refused
+    // (input class), nothing completed.
+    put(
+        server,
+        &dir.root,
+        &inputs[0],
+        &format!("{run_prefix}/{SAMPLE}.align.0001.bam"),
+    );
+    let proxy = FaultProxy::start(&server.endpoint);
+    let output = merge(&proxy.endpoint);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(11), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{run_prefix}/{SAMPLE}.align.0001.bam changed after it was published: its SHA-256 is "
+        )),
+        "{stderr}"
+    );
+    assert_eq!(requests_matching(&proxy, "POST", "uploadId="), 0);
+
+    // SIGTERM while chunk 0's stream hangs: 143, the merged BAM's upload never completed, and
+    // the job's scratch (its pipes, its parts) removed.
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.add(Rule::new("GET", &format!("{SAMPLE}.align.0000.bam"), Fault::Stall).times(1_000));
+    let log = dir.root.join("merge-stopped.stderr");
+    let scratch_before = file_names(&dir.root.join("scratch"));
+    let child = biojob(server, &proxy.endpoint, &dir.root)
+        .arg("merge")
+        .env("SAMPLE_ID", SAMPLE)
+        .env("REFERENCE_NAME", "ref")
+        .env("SOURCE_DATA_PREFIX", &source)
+        .env("JOB_OUTPUT_PREFIX", &output_prefix)
+        .env("JOB_WORKFLOW_NAME", "germline")
+        .env("JOB_WORKFLOW_EXECUTION_ID", "exec-1")
+        .env("AWS_BATCH_JOB_ID", "job-merge-stopped")
+        .env("AWS_BATCH_JOB_ATTEMPT", "1")
+        .env("CHUNKS", "2")
+        .env("BIOJOB_GRACE_SECONDS", "5")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let (status, _, stderr) = crate::odd_inputs::terminate_while_waiting(
+        child,
+        || proxy.injected_count(Fault::Stall) > 0,
+        log.as_std_path(),
+    );
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.ends_with("exit class: terminated (143)\n"),
+        "{stderr}"
+    );
+    assert_eq!(requests_matching(&proxy, "POST", "uploadId="), 0);
+    assert_eq!(file_names(&dir.root.join("scratch")), scratch_before);
 }

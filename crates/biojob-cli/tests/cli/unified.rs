@@ -376,6 +376,7 @@ fn chunks_and_size_shards_run_their_plans_and_record_their_keys() {
         mark_duplicates: false,
         in_cohort: false,
         chunk_records: None,
+        upload_to: None,
     };
     assert_eq!(
         normalised_commands(merge, scratch),

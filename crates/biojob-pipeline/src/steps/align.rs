@@ -6,8 +6,8 @@ use std::num::NonZeroU64;
 
 use biojob_core::{ReadGroup, SampleId, StepId};
 use biojob_formats::{
-    FastqError, FastqPairStats, FastqProgress, describe_contig_difference, read_bam_header_summary,
-    stream_fastq_pair_with_progress,
+    BamHeaderSummary, FastqError, FastqPairStats, FastqProgress, FormatError,
+    describe_contig_difference, read_bam_header_summary, stream_fastq_pair_with_progress,
 };
 use biojob_process::CancelReason;
 use biojob_scratch::SpaceNeed;
@@ -378,7 +378,18 @@ pub(crate) fn verify_bam(
     reference: &PreparedReference,
 ) -> Result<(), Error> {
     verify_bgzf_output(bam)?;
-    let header = read_bam_header_summary(bam).map_err(|error| Error::Verification {
+    verify_bam_header(read_bam_header_summary(bam), bam, read_groups, reference)
+}
+
+/// The header checks of [`verify_bam`] on `header`, read from `bam` (or from its first bytes,
+/// as it was uploaded), errors naming `bam`.
+pub(crate) fn verify_bam_header(
+    header: Result<BamHeaderSummary, FormatError>,
+    bam: &Utf8Path,
+    read_groups: &[ReadGroup],
+    reference: &PreparedReference,
+) -> Result<(), Error> {
+    let header = header.map_err(|error| Error::Verification {
         path: bam.to_owned(),
         detail: error.to_string(),
     })?;

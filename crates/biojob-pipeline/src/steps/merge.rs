@@ -1,18 +1,21 @@
 //! The `merge` step: `samtools merge` of the chunks' (or a cohort sample's lanes') BAMs into
-//! the sample's BAM, with `samtools markdup` when duplicates are marked, then `samtools index`.
+//! the sample's BAM, with `samtools markdup` when duplicates are marked, indexed as it is
+//! written.
 
 use biojob_core::{ReadGroup, SampleId, StepId};
-use biojob_formats::count_bam_records;
+use biojob_formats::{BamRecordCounts, bam_header_summary, count_bam_records};
 use biojob_scratch::SpaceNeed;
-use biojob_tools::{SamtoolsMarkdup, SamtoolsMerge, Tool, samtools_index};
+use biojob_storage::ObjectUri;
+use biojob_tools::{SamtoolsMarkdup, SamtoolsMerge, Tool};
 use camino::{Utf8Path, Utf8PathBuf};
 
+use crate::pipes::{Fed, InputPipes};
 use crate::plan::partial;
-use crate::steps::align::verify_bam;
-use crate::steps::{CountedBam, RunningPlan, check_records, plan_shape};
+use crate::steps::align::{verify_bam, verify_bam_header};
+use crate::steps::{CountedBam, RunningPlan, Uploaded, UploadedBam, check_records, plan_shape};
 use crate::{
-    CohortMember, Error, Executed, PlanContext, PlannedCommand, RecordCounts, StagedInputs,
-    StepContext, StepDefinition, StepPlan, gather_space_need,
+    CohortMember, Error, Executed, OutputRecord, PlanContext, PlannedCommand, RecordCounts,
+    StagedInputs, StepContext, StepDefinition, StepPlan, merge_space_need,
 };
 
 /// The `samtools markdup -f` statistics of `sample`'s BAM, beside it: `<sample>.markdup.txt`
@@ -151,11 +154,22 @@ pub struct MergeStep {
     /// their task records), when every chunk's count is known; `None`: merge counts them
     /// ([`count_bam_records`], one more pass over the chunks).
     pub chunk_records: Option<u64>,
+    /// Where the merged BAM is uploaded as `samtools` writes it (a job's run prefix on an
+    /// object store), never held in scratch; its index and markdup's statistics are the
+    /// step's outputs, published after it. `None`: the BAM is written to the work directory
+    /// and published by the job.
+    pub upload_to: Option<ObjectUri>,
 }
 
 impl MergeStep {
     fn markdup_temp(&self, context: &PlanContext<'_>) -> Utf8PathBuf {
         context.work_file(&context.step_file_name(&self.sample, StepId::Merge, None, "markdup-tmp"))
+    }
+
+    /// The planned output `index` would have with the BAM among the outputs (BAM 0, BAI 1,
+    /// markdup's statistics 2 and 3), as it is: an uploaded BAM is none of them.
+    fn output_at(&self, index: usize) -> usize {
+        index - usize::from(self.upload_to.is_some())
     }
 }
 
@@ -170,48 +184,61 @@ impl StepDefinition for MergeStep {
 
     fn space_need(&self, staged: u64, inputs: &[(String, u64)]) -> SpaceNeed {
         let bam_bytes: u64 = inputs.iter().map(|(_, size)| size).sum();
-        gather_space_need(staged, bam_bytes.saturating_mul(2))
+        merge_space_need(
+            staged,
+            bam_bytes,
+            self.upload_to.is_some(),
+            self.mark_duplicates,
+        )
     }
 
-    /// `samtools merge -@ T-1 -c -p -f -o - CHUNK…`, biojob writing its output to
-    /// `BAM.partial` and counting its records on the way, then `samtools index`; when marking
-    /// duplicates, `samtools merge -@ T-1 -c -p -u -o - CHUNK… | samtools markdup -@ T-1 -T TMP
-    /// -f STATS.partial - -`, counted on its way to `BAM.partial` alike, then `samtools
-    /// index`: merged first, so that duplicates across the lanes of one library are found; biojob
-    /// writes the statistics as JSON too ([`MarkdupStats`]).
+    /// `samtools merge -@ T-1 -c -p -f --write-index -o -##idx##BAM.partial.bai CHUNK…`, biojob
+    /// writing its output to `BAM.partial` (or uploading it, [`MergeStep::upload_to`]) and
+    /// counting its records on the way; when marking duplicates, `samtools merge -@ T-1 -c -p -u
+    /// -o - CHUNK… | samtools markdup -@ T-1 -T TMP -f STATS.partial --write-index -- -
+    /// -##idx##BAM.partial.bai`, counted on its way alike (the index is renamed `BAI.partial`
+    /// once written): merged first, so that duplicates across
+    /// the lanes of one library are found; biojob writes the statistics as JSON too
+    /// ([`MarkdupStats`]). A chunk streamed from an object store is read through its named
+    /// pipe ([`PlanContext::input_or_pipe`]).
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let samtools = &context.toolset.samtools;
         let threads = context.threads();
         let bam =
             context.work_file(&context.step_file_name(&self.sample, StepId::Align, None, "bam"));
         let bai = Utf8PathBuf::from(format!("{bam}.bai"));
+        let index = Some(index_written(&bam));
         let inputs: Vec<Utf8PathBuf> = (0..self.chunks)
-            .map(|chunk| context.input(&chunk_bam_role(chunk)))
+            .map(|chunk| context.input_or_pipe(&chunk_bam_role(chunk)))
             .collect();
-        let index = samtools_index(
-            samtools,
-            &partial(&bam),
-            &partial(&bai),
-            threads.saturating_sub(1),
-        );
-        let plan = StepPlan::new(StepId::Merge, context.resources).note(format!(
-            "biojob counts the chunks' records, then writes {}'s output to {}, counting its records",
-            if self.mark_duplicates { "markdup" } else { "merge" },
-            partial(&bam)
-        ));
+        let tool = if self.mark_duplicates {
+            "markdup"
+        } else {
+            "merge"
+        };
+        let plan = StepPlan::new(StepId::Merge, context.resources);
+        let plan = match &self.upload_to {
+            None => plan
+                .note(format!(
+                    "biojob writes {tool}'s output to {}, counting its records",
+                    partial(&bam)
+                ))
+                .output(bam.clone()),
+            Some(prefix) => plan.note(format!(
+                "biojob uploads {tool}'s output to {} as it comes, counting its records",
+                prefix.join(bam.file_name().unwrap_or_default())
+            )),
+        };
         if !self.mark_duplicates {
             let merge = SamtoolsMerge {
                 threads: threads.saturating_sub(1),
                 inputs,
                 output: "-".into(),
                 uncompressed: false,
+                index,
             }
             .command(samtools);
-            return plan
-                .command(Tool::Samtools, merge)
-                .command(Tool::Samtools, index)
-                .output(bam)
-                .output(bai);
+            return plan.command(Tool::Samtools, merge).output(bai);
         }
         let stats = context.work_file(&markdup_stats_name(&self.sample));
         let stats_json = context.work_file(&markdup_json_name(&self.sample));
@@ -220,6 +247,7 @@ impl StepDefinition for MergeStep {
             inputs,
             output: "-".into(),
             uncompressed: true,
+            index: None,
         }
         .command(samtools);
         let markdup = SamtoolsMarkdup {
@@ -227,15 +255,14 @@ impl StepDefinition for MergeStep {
             temp_prefix: self.markdup_temp(context),
             stats: partial(&stats),
             output: "-".into(),
+            index,
         }
         .command(samtools);
         plan.pipeline(vec![
             PlannedCommand::new(Tool::Samtools, merge),
             PlannedCommand::new(Tool::Samtools, markdup),
         ])
-        .command(Tool::Samtools, index)
         .note("biojob writes samtools markdup's statistics as JSON too, for MultiQC")
-        .output(bam)
         .output(bai)
         .output(stats)
         .output(stats_json)
@@ -243,17 +270,20 @@ impl StepDefinition for MergeStep {
 
     /// Runs the plan; the merged BAM gets the checks of an unsplit align's (BGZF EOF block,
     /// `@HD SO:coordinate`, the `@RG` lines of the read groups, `@SQ` equal to the `.fai`)
-    /// before it is indexed and renamed; markdup's statistics must parse
-    /// ([`MarkdupStats`]) and name the command. Record
-    /// accounting: the BAM's records, counted as biojob writes them, are the sum of the
-    /// chunks' records, counted first ([`biojob_formats::count_bam_records`]); with duplicates
-    /// marked too, since `samtools markdup` flags duplicates (0x400) and removes none.
+    /// before it is published (renamed, or its upload completed, after every other output is
+    /// in place); markdup's statistics must parse ([`MarkdupStats`]) and name the command.
+    /// Record accounting: the BAM's records, counted as biojob writes them, are the sum of the
+    /// chunks' records, counted first ([`biojob_formats::count_bam_records`]) unless their
+    /// align tasks recorded them; with duplicates marked too, since `samtools markdup` flags
+    /// duplicates (0x400) and removes none. Chunks streamed from an object store are fed to
+    /// `samtools` through named pipes, each read whole and checked against its publication.
     ///
     /// # Errors
     /// [`Error::Usage`] without chunks; [`Error::Format`] when a chunk is not a complete BAM;
-    /// [`Error::Process`] when a tool fails ([`Error::ScratchFull`] around it when scratch is
-    /// full); [`Error::Verification`] when the merged BAM fails its checks or its records are
-    /// not the chunks'.
+    /// a chunk's transfer or publication error when one failed (whatever `samtools` then
+    /// did); [`Error::Process`] when a tool fails ([`Error::ScratchFull`] around it when
+    /// scratch is full); [`Error::Verification`] when the merged BAM fails its checks, its
+    /// records are not the chunks', or a chunk was not read to its end; the upload's error.
     fn execute(
         &self,
         plan: StepPlan,
@@ -268,13 +298,13 @@ impl StepDefinition for MergeStep {
         }
         let reference = inputs.reference()?;
         let threads = context.resources().threads;
+        let roles: Vec<String> = (0..self.chunks).map(chunk_bam_role).collect();
         let chunk_records = match self.chunk_records {
             Some(records) => records,
             None => {
                 let mut records = 0u64;
-                for chunk in 0..self.chunks {
-                    let bam = inputs.path(&chunk_bam_role(chunk))?;
-                    records += count_bam_records(bam, threads)?.records;
+                for role in &roles {
+                    records += count_bam_records(inputs.path(role)?, threads)?.records;
                 }
                 records
             }
@@ -282,31 +312,75 @@ impl StepDefinition for MergeStep {
         tracing::info!(
             chunks = self.chunks,
             records = chunk_records,
+            streamed = roles
+                .iter()
+                .filter(|r| !inputs.paths.contains_key(*r))
+                .count(),
             "merging the chunks' BAMs"
         );
-        let mut running = RunningPlan::new(plan, if self.mark_duplicates { 4 } else { 2 })?;
-        let bam_partial = running.partial(0).to_owned();
+        let outputs =
+            if self.mark_duplicates { 4 } else { 2 } - usize::from(self.upload_to.is_some());
+        let mut running = RunningPlan::new(plan, outputs)?;
+        let bam_name = merged_bam_name(&self.sample);
+        let bam_partial = inputs.work_dir.join(format!("{bam_name}.partial"));
         let mut stages = running.take()?;
         let Some(last) = stages.pop() else {
             return Err(plan_shape("merge", "samtools merge"));
         };
         let result = (|| {
-            let (merged, counted) = CountedBam::start(&bam_partial, threads)?;
-            stages.push(last.stdout_pipe(merged));
+            let pipes = InputPipes::start(inputs, &roles, context)?;
+            let (sink, bam) = match &self.upload_to {
+                None => {
+                    let (pipe, counted) = CountedBam::start(&bam_partial, threads)?;
+                    (pipe, Sink::File(counted))
+                }
+                Some(prefix) => {
+                    let uri = prefix.join(&bam_name);
+                    let store = context.engine.stores.for_uri(&uri)?;
+                    let (pipe, uploaded) =
+                        UploadedBam::start(store, &uri, &inputs.work_dir, threads)?;
+                    (pipe, Sink::Object { uploaded, uri })
+                }
+            };
+            stages.push(last.stdout_pipe(sink));
             let piped = context.supervisor.run_pipeline(stages);
-            let written = counted.finish();
-            let counts = match (piped, written) {
+            let fed = pipes.finish();
+            let written = bam.finish();
+            let fed = fed?;
+            let (counts, upload) = match (piped, written) {
                 (Err(_), Err(error @ Error::Io { .. })) | (Ok(_), Err(error)) => {
                     return Err(error);
                 }
                 (Err(error), _) => return Err(Error::Process(error)),
-                (Ok(report), Ok(counts)) => {
+                (Ok(report), Ok(written)) => {
                     running.commands.extend(report.stages);
-                    counts
+                    written
                 }
             };
+            let streamed_in = match fed {
+                Fed::Whole(bytes) => bytes,
+                Fed::Unread { role, source } => {
+                    return Err(Error::Verification {
+                        path: inputs.uri(&role)?.to_string().into(),
+                        detail: format!("samtools stopped reading it before its end: {source}"),
+                    });
+                }
+            };
+            // samtools wrote the index as it closed the BAM, before biojob wrote the BAM's last
+            // bytes: the index is dated now, so that it is not taken for older than its BAM.
+            let bai = running.partial(self.output_at(1)).to_owned();
+            let built = index_written(&inputs.work_dir.join(&bam_name));
+            std::fs::rename(&built, &bai).map_err(Error::io("renaming to", &bai))?;
+            std::fs::File::options()
+                .write(true)
+                .open(&bai)
+                .and_then(|file| file.set_modified(std::time::SystemTime::now()))
+                .map_err(Error::io("dating", &bai))?;
+            let shown = upload
+                .as_ref()
+                .map_or(bam_partial.clone(), |(uri, _)| uri.to_string().into());
             check_records(
-                &bam_partial,
+                &shown,
                 counts.records,
                 "records",
                 chunk_records,
@@ -320,17 +394,66 @@ impl StepDefinition for MergeStep {
                     }
                 ),
             )?;
-            verify_bam(&bam_partial, &self.read_groups, reference)?;
-            if self.mark_duplicates {
-                write_markdup_json(running.partial(2), running.partial(3))?;
+            match &upload {
+                None => verify_bam(&bam_partial, &self.read_groups, reference)?,
+                Some((_, uploaded)) => {
+                    let header = bam_header_summary(uploaded.head.as_slice(), &shown);
+                    verify_bam_header(header, &shown, &self.read_groups, reference)?;
+                }
             }
-            running.run_next(context)?;
-            running.finish(RecordCounts {
+            if self.mark_duplicates {
+                write_markdup_json(
+                    running.partial(self.output_at(2)),
+                    running.partial(self.output_at(3)),
+                )?;
+            }
+            let mut executed = running.finish(RecordCounts {
                 bam: Some(counts),
                 ..RecordCounts::default()
-            })
+            })?;
+            executed.bytes_streamed_in = streamed_in;
+            if let Some((uri, uploaded)) = upload {
+                let transfer = uploaded.writer.complete()?;
+                executed
+                    .published
+                    .push(OutputRecord::new(&bam_name, uri.to_string(), &transfer));
+            }
+            Ok(executed)
         })();
         result.map_err(|error| context.explain_failure(error))
+    }
+}
+
+/// The index samtools writes beside the merged BAM `bam` as it writes it (`--write-index`):
+/// `BAM.partial.bai`. htslib writes a BAI only to a name ending in `.bai` (a CSI otherwise).
+fn index_written(bam: &Utf8Path) -> Utf8PathBuf {
+    Utf8PathBuf::from(format!("{}.bai", partial(bam)))
+}
+
+/// `<sample>.align.bam`: the name of the merged BAM, an unsplit align's.
+fn merged_bam_name(sample: &SampleId) -> String {
+    biojob_core::scratch_file_name(sample, StepId::Align, None, "bam")
+}
+
+/// Where the merged BAM goes while the tools write it.
+enum Sink {
+    File(CountedBam),
+    Object {
+        uploaded: UploadedBam,
+        uri: ObjectUri,
+    },
+}
+
+impl Sink {
+    /// The counts, and for an upload the object and what the upload gives back.
+    fn finish(self) -> Result<(BamRecordCounts, Option<(ObjectUri, Uploaded)>), Error> {
+        match self {
+            Sink::File(counted) => Ok((counted.finish()?, None)),
+            Sink::Object { uploaded, uri } => {
+                let uploaded = uploaded.finish()?;
+                Ok((uploaded.counts, Some((uri, uploaded))))
+            }
+        }
     }
 }
 

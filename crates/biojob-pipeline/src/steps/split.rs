@@ -146,8 +146,10 @@ impl StepDefinition for SplitStep {
             context.space.sample();
             context.check_stopped(what).is_err()
         };
-        let (source_1, failure_1) = fastq_source(inputs, FASTQ_1, context)?;
-        let (source_2, failure_2) = fastq_source(inputs, FASTQ_2, context)?;
+        let (source_1, failure_1, streamed_1) = fastq_source(inputs, FASTQ_1, context)?;
+        let (source_2, failure_2, streamed_2) = fastq_source(inputs, FASTQ_2, context)?;
+        // Read whole when the split succeeds: a stream checks its size at its last byte.
+        let bytes_streamed_in = streamed_1 + streamed_2;
         let prefix = chunk_prefix(&self.sample);
         let request = SplitRequest {
             layout: self.layout,
@@ -187,6 +189,7 @@ impl StepDefinition for SplitStep {
             return Ok(Executed {
                 outputs,
                 records: records(read_pairs),
+                bytes_streamed_in,
                 ..Executed::default()
             });
         };
@@ -217,23 +220,30 @@ impl StepDefinition for SplitStep {
         Ok(Executed {
             published,
             records: records(read_pairs),
+            bytes_streamed_in,
             ..Executed::default()
         })
     }
 }
 
 /// The input `role` as a FASTQ source read once: a local path as it is, an object streamed
-/// from its store with the handle on its transfer error.
+/// from its store with the handle on its transfer error and its size in bytes (0 for a
+/// local path).
 fn fastq_source(
     inputs: &StagedInputs,
     role: &str,
     context: &StepContext,
-) -> Result<(FastqSource, Option<StreamFailure>), Error> {
+) -> Result<(FastqSource, Option<StreamFailure>, u64), Error> {
     if let Some(path) = inputs.paths.get(role) {
-        return Ok((FastqSource::file(path), None));
+        return Ok((FastqSource::file(path), None, 0));
     }
     let uri = inputs.uri(role)?;
     let reader = context.engine.stores.for_uri(uri)?.open(uri)?;
     let failure = reader.failure();
-    Ok((FastqSource::reader(&uri.to_string(), reader), Some(failure)))
+    let size = reader.size();
+    Ok((
+        FastqSource::reader(&uri.to_string(), reader),
+        Some(failure),
+        size,
+    ))
 }
