@@ -206,6 +206,36 @@ impl Drop for PendingOutputs {
     }
 }
 
+/// The index a samtools command writes beside the BAM `bam` as it writes it
+/// (`--write-index`): `BAM.partial.bai`. htslib writes a BAI only to a name ending in `.bai`
+/// (a CSI otherwise), so it is not the index output's partial name, `BAI.partial`.
+pub(crate) fn index_written(bam: &Utf8Path) -> Utf8PathBuf {
+    Utf8PathBuf::from(format!("{}.bai", crate::plan::partial(bam)))
+}
+
+/// Moves the index samtools wrote as it wrote `bam` ([`index_written`]) to `bai` (the index
+/// output's partial name), dated now: samtools wrote it as it closed the BAM, before biojob
+/// (which relays the BAM) wrote the BAM's last bytes, and an index older than its BAM is not
+/// used (htslib warns; a call job indexes again).
+///
+/// Nothing when samtools wrote no index: the step's outputs then lack it, which
+/// [`RunningPlan::finish`] reports (output class).
+///
+/// # Errors
+/// [`Error::Io`] when the index cannot be renamed or dated.
+pub(crate) fn place_index(bam: &Utf8Path, bai: &Utf8Path) -> Result<(), Error> {
+    let built = index_written(bam);
+    if std::fs::symlink_metadata(&built).is_err() {
+        return Ok(());
+    }
+    std::fs::rename(&built, bai).map_err(Error::io("renaming to", bai))?;
+    std::fs::File::options()
+        .write(true)
+        .open(bai)
+        .and_then(|file| file.set_modified(std::time::SystemTime::now()))
+        .map_err(Error::io("dating", bai))
+}
+
 /// A BAM that the last tool of a pipeline writes to its standard output (`samtools sort -o -`)
 /// and biojob writes to its file, counting the records as the bytes pass
 /// ([`biojob_formats::BamRecordCounter`]): the counts of exactly what the file holds, without

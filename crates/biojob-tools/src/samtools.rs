@@ -178,6 +178,7 @@ pub fn samtools_stats(
 }
 
 /// `samtools sort -@ THREADS -m MEM -T TMP -O bam -o OUT -`: sorts SAM from stdin by coordinate.
+/// With an `index`, `--write-index -o OUT##idx##INDEX`, as [`SamtoolsMerge`]'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamtoolsSort {
     /// Additional sorting and compression threads (`-@`).
@@ -188,6 +189,8 @@ pub struct SamtoolsSort {
     pub temp_prefix: camino::Utf8PathBuf,
     /// The BAM to write (`-o`).
     pub output: camino::Utf8PathBuf,
+    /// The BAI to write as the BAM is written (`--write-index`), if any.
+    pub index: Option<Utf8PathBuf>,
 }
 
 impl SamtoolsSort {
@@ -203,8 +206,9 @@ impl SamtoolsSort {
             .arg(self.temp_prefix.as_str())
             .arg("-O")
             .arg("bam")
+            .args(self.index.is_some().then_some("--write-index"))
             .arg("-o")
-            .arg(self.output.as_str())
+            .arg(indexed_output(&self.output, self.index.as_deref()))
             .arg("-")
     }
 }
@@ -347,16 +351,26 @@ mod tests {
 
     #[test]
     fn sort_argv() {
-        let command = SamtoolsSort {
+        let sort = SamtoolsSort {
             threads: 2,
             memory_per_thread: 3 << 30,
             temp_prefix: "w/NA12878.align.sort-tmp".into(),
             output: "w/NA12878.align.bam.partial".into(),
-        }
-        .command(&ToolPath::new(Tool::Samtools, "samtools"));
+            index: None,
+        };
+        let samtools = ToolPath::new(Tool::Samtools, "samtools");
         assert_eq!(
-            command.argv().join(" "),
+            sort.command(&samtools).argv().join(" "),
             "samtools sort -@ 2 -m 3145728K -T w/NA12878.align.sort-tmp -O bam -o w/NA12878.align.bam.partial -"
+        );
+        let indexed = SamtoolsSort {
+            output: "-".into(),
+            index: Some("w/S.bam.partial.bai".into()),
+            ..sort
+        };
+        assert_eq!(
+            indexed.command(&samtools).argv().join(" "),
+            "samtools sort -@ 2 -m 3145728K -T w/NA12878.align.sort-tmp -O bam --write-index -o -##idx##w/S.bam.partial.bai -"
         );
     }
 }

@@ -678,7 +678,8 @@ fn the_dry_run_of_a_sheet_prints_every_lane_and_sample_and_runs_nothing() {
          records)\n   \
          bwa mem -t 2 -K 10000000 -R '@RG\\tID:SIM.1\\tSM:SIM\\tLB:SIMLIB\\tPL:ILLUMINA\\tPU:SIMFC.1' \
          <reference> /dev/fd/3 /dev/fd/4 | samtools fixmate -m -u - - | samtools sort -@ 2 -m \
-         524288K -T <scratch>/SIM.align.<shard>.sort-tmp -O bam -o - -"
+         524288K -T <scratch>/SIM.align.<shard>.sort-tmp -O bam --write-index -o \
+         '-##idx##<scratch>/SIM.align.<shard>.bam.partial.bai' -"
             .to_owned(),
         "3. merge each sample's lanes, marking duplicates (into samples/<sample>/)".to_owned(),
         "4. call jointly: 3 shards (chr20, chr22, chrM), in reference order".to_owned(),
@@ -741,7 +742,8 @@ fn the_dry_run_of_a_sheet_prints_every_lane_and_sample_and_runs_nothing() {
          counting its records)\n   bwa mem -t 2 -K 10000000 -R \
          '@RG\\tID:SIM.1\\tSM:SIM\\tLB:SIMLIB\\tPL:ILLUMINA\\tPU:SIMFC.1' <reference> /dev/fd/3 \
          /dev/fd/4 | samtools fixmate -m -u - - | samtools sort -@ 2 -m 524288K -T \
-         <scratch>/SIM.align.<shard>.sort-tmp -O bam -o - -\n",
+         <scratch>/SIM.align.<shard>.sort-tmp -O bam --write-index -o \
+         '-##idx##<scratch>/SIM.align.<shard>.bam.partial.bai' -\n",
         "4. merge each sample's chunks, marking duplicates (into samples/<sample>/)\n",
         "   [NA12878: every chunk's BAM, as many as its lanes' splits write (listed here one per lane)]\n",
     ] {

@@ -1,5 +1,5 @@
-//! The `align` step: `bwa mem | samtools sort`, then `samtools index`, of the whole FASTQ pair
-//! or of one chunk of it.
+//! The `align` step: `bwa mem | samtools sort`, indexed as it is written, of the whole FASTQ
+//! pair or of one chunk of it.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
@@ -11,15 +11,16 @@ use biojob_formats::{
 };
 use biojob_process::CancelReason;
 use biojob_scratch::SpaceNeed;
-use biojob_tools::{
-    BwaMem, SamtoolsSort, Tool, samtools_fixmate, samtools_index, sort_memory_per_thread,
-};
+use biojob_tools::{BwaMem, SamtoolsSort, Tool, samtools_fixmate, sort_memory_per_thread};
 use camino::{Utf8Path, Utf8PathBuf};
 use tracing::info;
 
 use crate::job::REFERENCE;
 use crate::plan::partial;
-use crate::steps::{CountedBam, RunningPlan, check_records, plan_shape, verify_bgzf_output};
+use crate::steps::{
+    CountedBam, RunningPlan, check_records, index_written, place_index, plan_shape,
+    verify_bgzf_output,
+};
 use crate::{
     CohortMember, Error, Executed, PlanContext, PlannedCommand, PreparedReference, ProgressUnit,
     RecordCounts, StagedInputs, StepContext, StepDefinition, StepPlan, TaskShard, align_space_need,
@@ -99,8 +100,9 @@ impl StepDefinition for AlignStep {
     }
 
     /// `bwa mem -t T -K 10000000 -R @RG… REFERENCE R1 R2 [| samtools fixmate -m -u - -] |
-    /// samtools sort -@ T -m M -T TMP -o - -`, biojob writing sort's output to `BAM.partial`
-    /// and counting its records on the way; then `samtools index -@ T-1`. With the FASTQ
+    /// samtools sort -@ T -m M -T TMP --write-index -o -##idx##BAM.partial.bai -`, biojob
+    /// writing sort's output to `BAM.partial` and counting its records on the way (the index,
+    /// built by samtools from the offsets it writes, is renamed `BAI.partial`). With the FASTQ
     /// check on, bwa reads the pair from biojob on descriptors 3 and 4 (`/dev/fd/3`,
     /// `/dev/fd/4`).
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
@@ -127,14 +129,9 @@ impl StepDefinition for AlignStep {
             memory_per_thread: sort_memory_per_thread(context.resources.memory_bytes, threads),
             temp_prefix: self.sort_temp(context),
             output: "-".into(),
+            index: Some(index_written(&bam)),
         }
         .command(&toolset.samtools);
-        let index = samtools_index(
-            &toolset.samtools,
-            &partial(&bam),
-            &partial(&bai),
-            threads.saturating_sub(1),
-        );
         let mut plan = StepPlan::new(StepId::Align, context.resources);
         if self.validate_fastq {
             plan = plan.note("biojob checks both FASTQs and feeds them to bwa on fd 3 and 4");
@@ -151,7 +148,7 @@ impl StepDefinition for AlignStep {
             ));
         }
         stages.push(PlannedCommand::new(Tool::Samtools, sort));
-        plan = plan.pipeline(stages).command(Tool::Samtools, index);
+        plan = plan.pipeline(stages);
         if let Some(chunk_pairs) = self.chunk_pairs {
             plan = plan.parameter("chunk_pairs", chunk_pairs);
         }
@@ -319,7 +316,7 @@ impl StepDefinition for AlignStep {
                 std::slice::from_ref(&self.read_group),
                 reference,
             )?;
-            running.run_next(context)?;
+            place_index(running.output(0), running.partial(1))?;
             running.finish(RecordCounts {
                 read_pairs,
                 bam: Some(bam),

@@ -12,7 +12,10 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::pipes::{Fed, InputPipes};
 use crate::plan::partial;
 use crate::steps::align::{verify_bam, verify_bam_header};
-use crate::steps::{CountedBam, RunningPlan, Uploaded, UploadedBam, check_records, plan_shape};
+use crate::steps::{
+    CountedBam, RunningPlan, Uploaded, UploadedBam, check_records, index_written, place_index,
+    plan_shape,
+};
 use crate::{
     CohortMember, Error, Executed, OutputRecord, PlanContext, PlannedCommand, RecordCounts,
     StagedInputs, StepContext, StepDefinition, StepPlan, merge_space_need,
@@ -366,16 +369,10 @@ impl StepDefinition for MergeStep {
                     });
                 }
             };
-            // samtools wrote the index as it closed the BAM, before biojob wrote the BAM's last
-            // bytes: the index is dated now, so that it is not taken for older than its BAM.
-            let bai = running.partial(self.output_at(1)).to_owned();
-            let built = index_written(&inputs.work_dir.join(&bam_name));
-            std::fs::rename(&built, &bai).map_err(Error::io("renaming to", &bai))?;
-            std::fs::File::options()
-                .write(true)
-                .open(&bai)
-                .and_then(|file| file.set_modified(std::time::SystemTime::now()))
-                .map_err(Error::io("dating", &bai))?;
+            place_index(
+                &inputs.work_dir.join(&bam_name),
+                running.partial(self.output_at(1)),
+            )?;
             let shown = upload
                 .as_ref()
                 .map_or(bam_partial.clone(), |(uri, _)| uri.to_string().into());
@@ -422,12 +419,6 @@ impl StepDefinition for MergeStep {
         })();
         result.map_err(|error| context.explain_failure(error))
     }
-}
-
-/// The index samtools writes beside the merged BAM `bam` as it writes it (`--write-index`):
-/// `BAM.partial.bai`. htslib writes a BAI only to a name ending in `.bai` (a CSI otherwise).
-fn index_written(bam: &Utf8Path) -> Utf8PathBuf {
-    Utf8PathBuf::from(format!("{}.bai", partial(bam)))
 }
 
 /// `<sample>.align.bam`: the name of the merged BAM, an unsplit align's.
