@@ -57,9 +57,10 @@ impl InputPipes {
     /// The object must be read whole (its size and stored checksum, as
     /// [`biojob_storage::ObjectStore::open`] checks) and, when its publication is known
     /// ([`crate::JobInput::published`]), have the SHA-256 published. When the tool stops
-    /// reading early, the rest of the object is still read (not kept) unless the step is
-    /// stopped, so that bytes damaged on the way are reported as such rather than as the
-    /// tool's failure. Roles with a local path are left to the tool to read in place.
+    /// reading an object it had begun to read, the rest of the object is still read (not kept)
+    /// unless the step is stopped, so that bytes damaged on the way are reported as such
+    /// rather than as the tool's failure. Roles with a local path are left to the tool to read
+    /// in place.
     ///
     /// # Errors
     /// [`Error::Io`] when a pipe or a thread cannot be made; a storage error when an object
@@ -74,33 +75,47 @@ impl InputPipes {
             if inputs.paths.contains_key(role) {
                 continue;
             }
-            let uri = inputs.uri(role)?.clone();
-            let published = inputs
-                .inputs
-                .iter()
-                .find(|input| &input.role == role)
-                .and_then(|input| input.published.clone());
-            let pipe = input_pipe_path(&inputs.work_dir, role);
-            let _ = std::fs::remove_file(&pipe);
-            nix::unistd::mkfifo(pipe.as_std_path(), Mode::S_IRUSR | Mode::S_IWUSR).map_err(
-                |errno| Error::io("making the named pipe", &pipe)(io::Error::from(errno)),
-            )?;
-            let reader = context.engine.stores.for_uri(&uri)?.open(&uri)?;
-            let failure = reader.failure();
-            let expected = published.map(|p| (p.sha256, p.manifest));
-            let target = pipe.clone();
-            let cancel = context.supervisor.cancel_token().clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("feed-{role}"))
-                .spawn(move || feed(reader, &failure, &uri, expected, &target, &cancel))
-                .map_err(Error::io("starting the thread that feeds", &pipe))?;
-            pipes.feeds.push(Feed {
-                role: role.clone(),
-                pipe,
-                thread,
-            });
+            if let Err(error) = pipes.start_one(inputs, role, context) {
+                // The feeds started so far wait for a reader that will not come: let them go.
+                let _ = pipes.finish();
+                return Err(error);
+            }
         }
         Ok(pipes)
+    }
+
+    /// Opens `role`'s object, makes its pipe and starts its feed.
+    fn start_one(
+        &mut self,
+        inputs: &StagedInputs,
+        role: &str,
+        context: &StepContext,
+    ) -> Result<(), Error> {
+        let uri = inputs.uri(role)?.clone();
+        let expected = inputs
+            .inputs
+            .iter()
+            .find(|input| input.role == role)
+            .and_then(|input| input.published.clone())
+            .map(|published| (published.sha256, published.manifest));
+        let reader = context.engine.stores.for_uri(&uri)?.open(&uri)?;
+        let failure = reader.failure();
+        let pipe = input_pipe_path(&inputs.work_dir, role);
+        let _ = std::fs::remove_file(&pipe);
+        nix::unistd::mkfifo(pipe.as_std_path(), Mode::S_IRUSR | Mode::S_IWUSR)
+            .map_err(|errno| Error::io("making the named pipe", &pipe)(io::Error::from(errno)))?;
+        let target = pipe.clone();
+        let cancel = context.supervisor.cancel_token().clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("feed-{role}"))
+            .spawn(move || feed(reader, &failure, &uri, expected, &target, &cancel))
+            .map_err(Error::io("starting the thread that feeds", &pipe))?;
+        self.feeds.push(Feed {
+            role: role.to_owned(),
+            pipe,
+            thread,
+        });
+        Ok(())
     }
 
     /// Waits for every feed, once the tool has exited: a feed still waiting for the tool to
@@ -178,10 +193,13 @@ fn feed(
             Err(error) => return Err(source_error(error)),
         };
         hash.update(&buffer[..read]);
-        if let Err(error) = to.write_all(&buffer[..read]) {
-            // The tool stopped reading: read on (unless stopped) for the transfer's verdict,
-            // which comes with the last byte.
+        if let Err(error) = write_counted(&mut to, &buffer[..read], &mut bytes) {
+            // The tool stopped reading: read on (unless stopped, or it never read any of this
+            // object) for the transfer's verdict, which comes with the last byte.
             drop(to);
+            if bytes == 0 {
+                return Err(FeedError::Pipe(error));
+            }
             loop {
                 if cancel.is_cancelled() {
                     return Err(FeedError::Pipe(error));
@@ -194,7 +212,6 @@ fn feed(
                 }
             }
         }
-        bytes += read as u64;
     }
     if let Some((sha256, manifest)) = expected {
         let found = hex(&hash.finalize());
@@ -210,4 +227,21 @@ fn feed(
         }
     }
     Ok(bytes)
+}
+
+/// Writes all of `data` to `to`, adding to `written` every byte the reader took, even when a
+/// later write fails.
+fn write_counted(to: &mut std::fs::File, mut data: &[u8], written: &mut u64) -> io::Result<()> {
+    while !data.is_empty() {
+        match to.write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                *written += n as u64;
+                data = &data[n..];
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
