@@ -43,7 +43,7 @@ pub struct Usage {
     pub vcpu_hours: f64,
     /// GiB of memory held × hours.
     pub gib_hours: f64,
-    /// Bytes copied in from object stores ([`TaskRecord::bytes_staged_in`]).
+    /// Bytes read from object stores ([`TaskRecord::bytes_staged_in`]).
     pub bytes_staged_in: u64,
     /// `vcpu_hours × vcpu_hour + gib_hours × gib_hour`, in US dollars.
     pub cost: f64,

@@ -262,8 +262,9 @@ pub struct TaskRecord {
     /// `bam`, `vcf.0000`): what the placeholders of `--dry-run` and of the cache key stand for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, String>,
-    /// Bytes the task copied in from object stores: its reference and inputs (local files,
-    /// read in place, count nothing; a BAM staged for its regions counts what was fetched).
+    /// Bytes the task read from object stores: its reference and inputs, copied in or streamed
+    /// (local files, read in place, count nothing; a BAM staged for its regions counts what
+    /// was fetched).
     #[serde(default)]
     pub bytes_staged_in: u64,
     /// How each of the task's BAMs held by an object store was staged for its regions, in
