@@ -916,9 +916,9 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
         biojob_testkit::Rule::new("GET", "NA12878_R2.fastq.gz", biojob_testkit::Fault::Stall)
             .times(1_000),
     );
-    let log = dir.root.join("stopped.stderr");
     let scratch_before = file_names(&dir.root.join("scratch"));
-    let child = biojob(server, &proxy.endpoint, &dir.root)
+    let mut command = biojob(server, &proxy.endpoint, &dir.root);
+    command
         .arg("split")
         .env("SAMPLE_ID", SAMPLE)
         .env("SOURCE_DATA_PREFIX", &data)
@@ -927,16 +927,9 @@ fn the_split_job_streams_s3_fastqs_into_chunks_and_a_damaged_stream_publishes_no
         .env("JOB_WORKFLOW_EXECUTION_ID", "stopped")
         .env("CHUNKS", "3")
         .env("BIOJOB_ALIGN_CHUNK_PAIRS", "1000")
-        .env("BIOJOB_GRACE_SECONDS", "5")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let (status, _, stderr) = crate::odd_inputs::terminate_while_waiting(
-        child,
-        || proxy.injected_count(biojob_testkit::Fault::Stall) > 0,
-        log.as_std_path(),
-    );
+        .env("BIOJOB_GRACE_SECONDS", "5");
+    let (status, stderr) =
+        terminated_while_stalled(command, &proxy, &dir.root.join("stopped.stderr"));
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(
         stderr.ends_with("exit class: terminated (143)\n")
@@ -1047,7 +1040,7 @@ fn sha256sum(path: &Utf8Path) -> String {
         .to_owned()
 }
 
-/// A Batch step job of the test data with its environment, through `endpoint`.
+/// A Batch step job of the test data with its environment, through `endpoint`: its output.
 fn step_job(
     server: &S3Server,
     endpoint: &str,
@@ -1056,6 +1049,20 @@ fn step_job(
     prefixes: (&str, &str, &str),
     extra: &[(&str, &str)],
 ) -> Output {
+    run(&mut step_command(
+        server, endpoint, work, step, prefixes, extra,
+    ))
+}
+
+/// The command of [`step_job`], `extra` set last.
+fn step_command(
+    server: &S3Server,
+    endpoint: &str,
+    work: &Utf8Path,
+    step: &str,
+    prefixes: (&str, &str, &str),
+    extra: &[(&str, &str)],
+) -> Command {
     let (source, output, execution) = prefixes;
     let mut command = biojob(server, endpoint, work);
     command
@@ -1071,7 +1078,27 @@ fn step_job(
     for (key, value) in extra {
         command.env(key, value);
     }
-    run(&mut command)
+    command
+}
+
+/// Runs `command` (its standard error to `log`) and sends it SIGTERM once `proxy` has stalled
+/// a request: its exit status and standard error.
+fn terminated_while_stalled(
+    mut command: Command,
+    proxy: &FaultProxy,
+    log: &Utf8Path,
+) -> (std::process::ExitStatus, String) {
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let (status, _, stderr) = crate::odd_inputs::terminate_while_waiting(
+        child,
+        || proxy.injected_count(Fault::Stall) > 0,
+        log.as_std_path(),
+    );
+    (status, stderr)
 }
 
 /// The step manifest `name` under `run_prefix`.
@@ -1486,22 +1513,26 @@ fn the_merge_job_streams_the_chunk_bams_in_and_uploads_the_merged_bam_indexed_on
     // A chunk damaged on its way in (a byte flipped): the transfer's checksum error is the
     // job's, retryable, whatever samtools made of the bytes; the merged BAM's upload is
     // aborted, never completed.
+    // A merge through `proxy` that exits `code`, its stderr holding `needle`, having completed
+    // no upload.
+    let refused = |proxy: &FaultProxy, code: i32, needle: &str| {
+        let output = merge(&proxy.endpoint);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert_eq!(requests_matching(proxy, "POST", "uploadId="), 0);
+    };
     let proxy = FaultProxy::start(&server.endpoint);
     proxy.add(Rule::new(
         "GET",
         &format!("{SAMPLE}.align.0001.bam"),
         Fault::CorruptResponseByte(20_000),
     ));
-    let output = merge(&proxy.endpoint);
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(10), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "{run_prefix}/{SAMPLE}.align.0001.bam: checksum mismatch: S3 holds crc32c:"
-        )),
-        "{stderr}"
+    refused(
+        &proxy,
+        10,
+        &format!("{run_prefix}/{SAMPLE}.align.0001.bam: checksum mismatch: S3 holds crc32c:"),
     );
-    assert_eq!(requests_matching(&proxy, "POST", "uploadId="), 0);
     assert_eq!(
         requests_matching(&proxy, "POST", "?uploads"),
         requests_matching(&proxy, "DELETE", "AbortMultipartUpload"),
@@ -1516,45 +1547,33 @@ fn the_merge_job_streams_the_chunk_bams_in_and_uploads_the_merged_bam_indexed_on
         &inputs[0],
         &format!("{run_prefix}/{SAMPLE}.align.0001.bam"),
     );
-    let proxy = FaultProxy::start(&server.endpoint);
-    let output = merge(&proxy.endpoint);
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(11), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
+    refused(
+        &FaultProxy::start(&server.endpoint),
+        11,
+        &format!(
             "{run_prefix}/{SAMPLE}.align.0001.bam changed after it was published: its SHA-256 is "
-        )),
-        "{stderr}"
+        ),
     );
-    assert_eq!(requests_matching(&proxy, "POST", "uploadId="), 0);
 
     // SIGTERM while chunk 0's stream hangs: 143, the merged BAM's upload never completed, and
     // the job's scratch (its pipes, its parts) removed.
     let proxy = FaultProxy::start(&server.endpoint);
     proxy.add(Rule::new("GET", &format!("{SAMPLE}.align.0000.bam"), Fault::Stall).times(1_000));
-    let log = dir.root.join("merge-stopped.stderr");
     let scratch_before = file_names(&dir.root.join("scratch"));
-    let child = biojob(server, &proxy.endpoint, &dir.root)
-        .arg("merge")
-        .env("SAMPLE_ID", SAMPLE)
-        .env("REFERENCE_NAME", "ref")
-        .env("SOURCE_DATA_PREFIX", &source)
-        .env("JOB_OUTPUT_PREFIX", &output_prefix)
-        .env("JOB_WORKFLOW_NAME", "germline")
-        .env("JOB_WORKFLOW_EXECUTION_ID", "exec-1")
-        .env("AWS_BATCH_JOB_ID", "job-merge-stopped")
-        .env("AWS_BATCH_JOB_ATTEMPT", "1")
-        .env("CHUNKS", "2")
-        .env("BIOJOB_GRACE_SECONDS", "5")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let (status, _, stderr) = crate::odd_inputs::terminate_while_waiting(
-        child,
-        || proxy.injected_count(Fault::Stall) > 0,
-        log.as_std_path(),
+    let command = step_command(
+        server,
+        &proxy.endpoint,
+        &dir.root,
+        "merge",
+        prefixes,
+        &[
+            ("CHUNKS", "2"),
+            ("AWS_BATCH_JOB_ID", "job-merge-stopped"),
+            ("BIOJOB_GRACE_SECONDS", "5"),
+        ],
     );
+    let (status, stderr) =
+        terminated_while_stalled(command, &proxy, &dir.root.join("merge-stopped.stderr"));
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(
         stderr.ends_with("exit class: terminated (143)\n"),
