@@ -128,7 +128,7 @@ pub struct ScaleArgs {
     pub chunk_pairs: u64,
     /// Chunks aligned at once, each with an equal share of the threads and memory [default:
     /// 1]. Calling shards always run on as many workers as there are threads.
-    #[arg(long, env = env::BIOJOB_WORKERS, default_value_t = 1)]
+    #[arg(long, env = env::BIOJOB_WORKERS, default_value_t = 1, value_parser = parse_workers)]
     pub workers: usize,
 }
 
@@ -355,6 +355,17 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
         },
         Err(error) => Err(format!(
             "{text:?} is not a whole number of threads: {error}"
+        )),
+    }
+}
+
+/// `--workers`: chunks aligned at once, a whole number of at least 1.
+pub fn parse_workers(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("0 workers align no chunk: give at least 1".to_owned()),
+        Ok(workers) => Ok(workers),
+        Err(error) => Err(format!(
+            "{text:?} is not a whole number of workers: {error}"
         )),
     }
 }

@@ -672,6 +672,11 @@ fn out_of_range_threads_memory_and_chunks_are_usage_errors_before_any_tool_runs(
              are refused: each chunk is its own bwa mem, which loads the whole bwa index first; \
              give 0 (align the pair whole) or at least 1000",
         ),
+        (
+            ["--workers", "0"],
+            "error: invalid value '0' for '--workers <WORKERS>': 0 workers align no chunk: give \
+             at least 1",
+        ),
     ] {
         let output = ws.run(&input, "flags", &flags, &[]);
         assert_eq!(
