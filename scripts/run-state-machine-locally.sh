@@ -9,7 +9,7 @@
 # parameter, e.g. AlignVcpus=2); each Batch job is this checkout's biojob (BIOJOB_BINARY,
 # default target/debug/biojob) with the job's command and environment, retried as its job
 # definition says. Prefixes are absolute local paths, or s3:// URIs on the S3-compatible server
-# named by AWS_ENDPOINT_URL (credentials from the environment). Exits 0 when the execution
+# named by AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3 (credentials from the environment). Exits 0 when the execution
 # succeeded, 1 when it did not.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +21,13 @@ fi
 . "$root/scripts/state-machine-venv.sh"
 state_machine_venv "$root"
 export AWS_EC2_METADATA_DISABLED=true
+# The S3 server is for S3 only: moto serves IAM, Batch and Step Functions in this process, and
+# AWS_ENDPOINT_URL would send those calls to the S3 server too. biojob and botocore read
+# AWS_ENDPOINT_URL_S3 for S3.
+if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+  export AWS_ENDPOINT_URL_S3="${AWS_ENDPOINT_URL_S3:-$AWS_ENDPOINT_URL}"
+  unset AWS_ENDPOINT_URL
+fi
 input="$(realpath "$1")"
 shift
 cd "$root/tests/state-machine"

@@ -136,7 +136,7 @@ pub enum Command {
     /// Build the reference's missing .fai and bwa index (beside it, or in the cache when its
     /// directory is read-only).
     PrepareReference(commands::prepare_reference::PrepareReferenceArgs),
-    /// Align a read pair: bwa mem | samtools sort, then samtools index.
+    /// Align a read pair: bwa mem | samtools sort, indexed as it is written.
     Align(commands::align::AlignArgs),
     /// Call variants on one contig or shard: bcftools mpileup | bcftools call, then index.
     Call(commands::call::CallArgs),
@@ -152,7 +152,7 @@ pub enum Command {
     /// Split a FASTQ pair into CHUNKS chunks (a cohort lane's into LANE_CHUNKS), blocks of
     /// BIOJOB_ALIGN_CHUNK_PAIRS read pairs dealt in turn, for align --chunk.
     Split(commands::split::SplitArgs),
-    /// Merge the chunks' BAMs (align --chunk) into <sample>.align.bam, then index.
+    /// Merge the chunks' BAMs (align --chunk) into <sample>.align.bam, indexed as it is written.
     Merge(commands::merge::MergeArgs),
     /// Print the calling shards of contigs cut by size, as JSON for the execution input's
     /// params.shards and params.shardBases.

@@ -223,7 +223,6 @@ pub fn check_split_lanes(
     sheet_lanes: &[&str],
     chunks: usize,
 ) -> Result<(), Error> {
-    let split_prefix = format!("{}.", crate::chunk_prefix(sample));
     let align_manifest =
         |chunk: usize| dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
     let rerun = "run the lane's split job and its chunks' align jobs again";
@@ -243,18 +242,7 @@ pub fn check_split_lanes(
                 remedy: Some(rerun.to_owned()),
             })?;
         let lane = task.lane.clone().unwrap_or_default();
-        let written: std::collections::BTreeSet<usize> = task
-            .outputs
-            .iter()
-            .filter_map(|output| {
-                output
-                    .name
-                    .strip_prefix(&split_prefix)?
-                    .strip_suffix("_R1.fastq.gz")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        let written = split_chunks(&task, sample);
         let (Some(&first), Some(&last)) = (written.first(), written.last()) else {
             continue;
         };
@@ -344,6 +332,82 @@ pub fn check_split_lanes(
 
 /// The task the step manifest at `uri` records, when it finished (succeeded, or reused);
 /// `None` when there is no manifest, it cannot be read (logged) or its task did not finish.
+/// The numbers of the chunks a split task wrote, from its outputs' names
+/// (`<sample>.split.NNNN_R1.fastq.gz`).
+fn split_chunks(task: &crate::TaskRecord, sample: &SampleId) -> std::collections::BTreeSet<usize> {
+    let prefix = format!("{}.", crate::chunk_prefix(sample));
+    task.outputs
+        .iter()
+        .filter_map(|output| {
+            output
+                .name
+                .strip_prefix(&prefix)?
+                .strip_suffix("_R1.fastq.gz")?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Record accounting of a single sample's split on AWS Batch, for a merge of its chunks
+/// `0..chunks` under `dir`, the run prefix: when the split's step manifest
+/// (`<sample>.split.manifest.json`) records a finished split, every chunk it wrote must be
+/// among the merged ones, and the read pairs it wrote must be those its chunks' align jobs
+/// aligned (when each is recorded). Without a finished split there is nothing to account for
+/// (the chunks were made otherwise).
+///
+/// # Errors
+/// [`Error::Usage`] when `chunks` leaves out some of the chunks the split wrote (their reads
+/// would be missing from the merged BAM); [`Error::Verification`] (output invalid) naming both
+/// counts when the read pairs differ.
+pub fn check_split_sample(
+    stores: &biojob_storage::Stores,
+    dir: &ObjectUri,
+    sample: &SampleId,
+    chunks: usize,
+) -> Result<(), Error> {
+    let uri = dir.join(&step_manifest_name(sample, StepId::Split, None));
+    let Some(task) = finished_task(stores, &uri) else {
+        return Ok(());
+    };
+    let written = split_chunks(&task, sample);
+    let Some(&last) = written.last() else {
+        return Ok(());
+    };
+    if last >= chunks {
+        return Err(Error::Usage {
+            message: format!(
+                "CHUNKS is {chunks}, and the split of sample {sample} wrote {} chunks ({uri}): \
+                 the reads of the others would be missing from the merged BAM",
+                last + 1
+            ),
+            remedy: Some(format!(
+                "set CHUNKS to {} (the execution input's params.chunks)",
+                last + 1
+            )),
+        });
+    }
+    let aligned: Option<u64> = written
+        .iter()
+        .map(|&chunk| {
+            let manifest = dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
+            finished_task(stores, &manifest).and_then(|task| task.records.read_pairs)
+        })
+        .sum();
+    if let (Some(written_pairs), Some(aligned)) = (task.records.read_pairs, aligned)
+        && written_pairs != aligned
+    {
+        return Err(Error::Verification {
+            path: Utf8PathBuf::from(uri.to_string()),
+            detail: format!(
+                "sample {sample}: its split wrote {written_pairs} read pairs, and its chunks 0 to \
+                 {last} aligned {aligned}"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn finished_task(stores: &biojob_storage::Stores, uri: &ObjectUri) -> Option<crate::TaskRecord> {
     match crate::cache::read_json::<StepManifest>(stores, uri) {
         Ok(manifest) => manifest

@@ -135,8 +135,13 @@ impl StepContext {
             error.exit_class(),
             ExitClass::ToolFailed | ExitClass::ToolKilled | ExitClass::OutputInvalid
         );
-        let disk_full =
-            matches!(&error, Error::Io { source, .. } if biojob_scratch::is_disk_full(source));
+        let disk_full = match &error {
+            Error::Io { source, .. }
+            | Error::Storage(biojob_storage::StorageError::Io { source, .. }) => {
+                biojob_scratch::is_disk_full(source)
+            }
+            _ => false,
+        };
         if !tool_side && !disk_full {
             return error;
         }

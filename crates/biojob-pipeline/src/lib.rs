@@ -46,8 +46,8 @@ mod space;
 mod steps;
 
 pub use batch::{
-    BatchJob, BatchOutcome, check_split_lanes, lane_split_manifests, run_batch_job, run_prefix,
-    step_manifest_name,
+    BatchJob, BatchOutcome, check_split_lanes, check_split_sample, lane_split_manifests,
+    run_batch_job, run_prefix, step_manifest_name,
 };
 pub use biojob_core::StepId;
 pub use cache::{

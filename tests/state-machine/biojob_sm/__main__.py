@@ -26,7 +26,7 @@ from .harness import Harness
 # (the job role's on AWS) and biojob's own settings (the job definitions' values win).
 PASSED_ON = ("AWS_", "BIOJOB_")
 # What tells apart the jobs of one Map.
-ITEM_KEYS = ("CHUNK", "CHROMOSOME", "SHARD")
+ITEM_KEYS = ("SAMPLE_ID", "LANE", "CHUNK", "CHROMOSOME", "SHARD")
 
 
 def main(argv: list[str]) -> int:
@@ -86,6 +86,14 @@ def main(argv: list[str]) -> int:
             ]
         )
         print(f"  {label} (job {job.job_id}): exit codes: {codes}")
+    # A Distributed Map's children are their own executions: their states are not above.
+    for run in execution.map_runs:
+        counts = run["itemCounts"]
+        label = run["mapRunArn"].split(":")[-2].split("/")[-1]
+        print(
+            f"  map run {label}: {run['status']}, {counts['total']} items: "
+            f"{counts['succeeded']} succeeded, {counts['failed']} failed"
+        )
     if execution.status == "SUCCEEDED":
         environment = execution_input["params"]["environment"]
         print(

@@ -3,8 +3,8 @@
 
 use biojob_core::{StepId, scratch_file_name};
 use biojob_pipeline::{
-    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, check_split_lanes, chunk_bam_role, env,
-    published_output, sample_read_groups, step_manifest_name,
+    JobInput, KeyPolicy, MergeStep, ReferenceUse, StepJob, check_split_lanes, check_split_sample,
+    chunk_bam_role, env, published_output, sample_read_groups, step_manifest_name,
 };
 use biojob_process::CancelToken;
 use biojob_storage::Stores;
@@ -77,20 +77,27 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 upload_to: job.upload_prefix(),
             }
         }
-        None => MergeStep {
-            sample: job.sample.clone(),
-            read_groups: vec![job.environment.read_group(&job.sample)?],
-            chunks: chunk_count(args.chunks.unwrap_or(0))?.get(),
-            mark_duplicates: false,
-            in_cohort: false,
-            chunk_records: None,
-            upload_to: job.upload_prefix(),
-        },
+        None => {
+            let chunks = chunk_count(args.chunks.unwrap_or(0))?.get();
+            // The split's read pairs are those its chunks aligned, every chunk merged.
+            check_split_sample(stores, &job.run_prefix, &job.sample, chunks)
+                .map_err(|error| error.in_task("merge"))?;
+            MergeStep {
+                sample: job.sample.clone(),
+                read_groups: vec![job.environment.read_group(&job.sample)?],
+                chunks,
+                mark_duplicates: false,
+                in_cohort: false,
+                chunk_records: None,
+                upload_to: job.upload_prefix(),
+            }
+        }
     };
     // Each chunk's (or lane's) BAM is checked against what its align job recorded when it
-    // published it; the records it counted then are not counted again. A published chunk in
-    // an object store is streamed to samtools (keyed by its published SHA-256, checked as it
-    // is read), never copied to scratch.
+    // published it; the records it counted then are not counted again. When every chunk's
+    // record is known, the chunks in an object store are streamed to samtools (keyed by their
+    // published SHA-256, checked as they are read), never copied to scratch; else they are
+    // staged and counted, as a chunk without its record must be.
     let published: Vec<_> = (0..step.chunks)
         .map(|chunk| {
             let name = scratch_file_name(&job.sample, StepId::Align, Some(chunk), "bam");
@@ -105,6 +112,7 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         .iter()
         .map(|(_, published)| published.as_ref().and_then(|p| p.bam_records))
         .sum();
+    let stream = step.upload_to.is_some() && step.chunk_records.is_some();
     let inputs = published
         .into_iter()
         .enumerate()
@@ -118,7 +126,7 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             )
             .published(published);
             match sha256 {
-                Some(sha256) if step.upload_to.is_some() => input.known(Some(sha256)).streamed(),
+                Some(sha256) if stream => input.known(Some(sha256)).streamed(),
                 _ => input,
             }
         })

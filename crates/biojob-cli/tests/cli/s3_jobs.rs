@@ -1581,4 +1581,44 @@ fn the_merge_job_streams_the_chunk_bams_in_and_uploads_the_merged_bam_indexed_on
     );
     assert_eq!(requests_matching(&proxy, "POST", "uploadId="), 0);
     assert_eq!(file_names(&dir.root.join("scratch")), scratch_before);
+
+    // A chunk whose align job's record is gone (its manifest no longer a step manifest): the
+    // chunks' records are then counted, so every chunk is staged whole instead of streamed;
+    // the merged BAM is the same.
+    put(
+        server,
+        &dir.root,
+        &inputs[1],
+        &format!("{run_prefix}/{SAMPLE}.align.0001.bam"),
+    );
+    let not_a_manifest = dir.root.join("not-a-manifest.json");
+    std::fs::write(&not_a_manifest, "{}").unwrap();
+    put(
+        server,
+        &dir.root,
+        &not_a_manifest,
+        &format!("{run_prefix}/{SAMPLE}.align.0001.manifest.json"),
+    );
+    assert_ok(&merge(&server.endpoint), "merge without chunk 1's record");
+    let staged: Vec<String> = file_names(&dir.root.join("scratch"))
+        .into_iter()
+        .filter(|name| name.starts_with(&format!("{SAMPLE}.align.000")))
+        .collect();
+    assert_eq!(
+        staged,
+        [
+            format!("{SAMPLE}.align.0000.bam"),
+            format!("{SAMPLE}.align.0001.bam")
+        ]
+    );
+    get(
+        server,
+        &dir.root,
+        &format!("{run_prefix}/{SAMPLE}.align.bam"),
+        &bam,
+    );
+    assert!(
+        body(&bam) == body(&by_hand),
+        "other records than samtools merge's"
+    );
 }

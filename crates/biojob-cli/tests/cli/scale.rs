@@ -439,6 +439,46 @@ fn split_align_chunk_and_merge_jobs_give_the_alignments_of_one_align_job() {
     ] {
         assert!(run_prefix.join(name).exists(), "{name}");
     }
+    // A merge told fewer chunks than the split wrote would publish a BAM without the others'
+    // reads: refused (2) before any tool runs. Chunks that aligned other read pairs than the
+    // split wrote: refused (31).
+    let output = run(&["merge"], &[("CHUNKS", "1")]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let split_manifest = run_prefix.join("NA12878.split.manifest.json");
+    assert!(
+        stderr(&output).contains(&format!(
+            "error: merge failed: CHUNKS is 1, and the split of sample NA12878 wrote 2 chunks \
+             ({}): the reads of the others would be missing from the merged BAM\nhint: set \
+             CHUNKS to 2 (the execution input's params.chunks)\n",
+            split_manifest.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+    let chunk_manifest = run_prefix.join("NA12878.align.0001.manifest.json");
+    let recorded = std::fs::read(&chunk_manifest).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_slice(&recorded).unwrap();
+    let chunk_pairs = edited["task"]["records"]["read_pairs"].as_u64().unwrap();
+    edited["task"]["records"]["read_pairs"] = (chunk_pairs - 1).into();
+    std::fs::write(&chunk_manifest, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let output = run(&["merge"], &chunking);
+    assert_eq!(output.status.code(), Some(31), "{}", stderr(&output));
+    let split: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&split_manifest).unwrap()).unwrap();
+    let split_pairs = split["task"]["records"]["read_pairs"].as_u64().unwrap();
+    assert!(
+        stderr(&output).contains(&format!(
+            "error: merge failed: {}: sample NA12878: its split wrote {split_pairs} read pairs, \
+             and its chunks 0 to 1 aligned {}\n",
+            split_manifest.display(),
+            split_pairs - 1
+        )),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::write(&chunk_manifest, &recorded).unwrap();
+    assert!(!run_prefix.join("NA12878.align.bam").exists());
+
     // The merge job takes the chunks' records from their align jobs' step manifests (each
     // chunk's SHA-256 checked) instead of reading them again: one record too many there is
     // one lost here.

@@ -155,7 +155,8 @@ pub struct MergeStep {
     pub in_cohort: bool,
     /// The chunks' records, summed, as their align tasks counted them while writing them (from
     /// their task records), when every chunk's count is known; `None`: merge counts them
-    /// ([`count_bam_records`], one more pass over the chunks).
+    /// ([`count_bam_records`], one more pass over the chunks, which must then all be staged,
+    /// none streamed).
     pub chunk_records: Option<u64>,
     /// Where the merged BAM is uploaded as `samtools` writes it (a job's run prefix on an
     /// object store), never held in scratch; its index and markdup's statistics are the
@@ -304,6 +305,7 @@ impl StepDefinition for MergeStep {
         let roles: Vec<String> = (0..self.chunks).map(chunk_bam_role).collect();
         let chunk_records = match self.chunk_records {
             Some(records) => records,
+            // Every chunk staged (a streamed one is read once, by samtools).
             None => {
                 let mut records = 0u64;
                 for role in &roles {
@@ -350,16 +352,8 @@ impl StepDefinition for MergeStep {
             let fed = pipes.finish();
             let written = bam.finish();
             let fed = fed?;
-            let (counts, upload) = match (piped, written) {
-                (Err(_), Err(error @ Error::Io { .. })) | (Ok(_), Err(error)) => {
-                    return Err(error);
-                }
-                (Err(error), _) => return Err(Error::Process(error)),
-                (Ok(report), Ok(written)) => {
-                    running.commands.extend(report.stages);
-                    written
-                }
-            };
+            let (report, (counts, upload)) = sink_or_tool(piped, written)?;
+            running.commands.extend(report.stages);
             let streamed_in = match fed {
                 Fed::Whole(bytes) => bytes,
                 Fed::Unread { role, source } => {
@@ -418,6 +412,25 @@ impl StepDefinition for MergeStep {
             Ok(executed)
         })();
         result.map_err(|error| context.explain_failure(error))
+    }
+}
+
+/// The outcome of a pipeline whose last tool writes into biojob's sink (`written`): when both
+/// failed, the sink's own failure (a write to scratch, a part refused by S3) is the cause of
+/// the tool's broken pipe and is the error; a sink that only saw an incomplete BAM
+/// ([`Error::Verification`]) shows the tool's failure, which is the error then.
+///
+/// # Errors
+/// As above; the sink's error when the tools succeeded.
+fn sink_or_tool<T>(
+    piped: Result<biojob_process::PipelineReport, biojob_process::ProcessError>,
+    written: Result<T, Error>,
+) -> Result<(biojob_process::PipelineReport, T), Error> {
+    match (piped, written) {
+        (Ok(report), Ok(written)) => Ok((report, written)),
+        (Ok(_), Err(error)) => Err(error),
+        (Err(tool), Err(Error::Verification { .. }) | Ok(_)) => Err(Error::Process(tool)),
+        (Err(_), Err(sink)) => Err(sink),
     }
 }
 
@@ -483,6 +496,48 @@ DUPLICATE PRIMARY TOTAL: 690
 DUPLICATE TOTAL: 690
 ESTIMATED_LIBRARY_SIZE: 271547
 ";
+
+    /// samtools merge killed by SIGPIPE because biojob stopped reading its output.
+    fn broken_pipe() -> biojob_process::ProcessError {
+        biojob_process::ProcessError::Killed {
+            label: "samtools-merge".into(),
+            signal: 13,
+            signal_name: "SIGPIPE".into(),
+            stderr_tail: String::new(),
+            report: Box::new(biojob_process::PipelineReport {
+                stages: Vec::new(),
+                wall: std::time::Duration::ZERO,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_sink_that_could_not_write_is_the_cause_of_the_tool_s_broken_pipe() {
+        use biojob_core::{Classify, ExitClass};
+        use biojob_storage::{Direction, StorageError};
+        // A part's spool file on a full scratch (the upload), then the BAM's file (the disk).
+        let spool = Error::Storage(StorageError::Io {
+            op: "writing",
+            path: "/scratch/part.7.spool".into(),
+            direction: Direction::Put,
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        });
+        let error = sink_or_tool::<()>(Err(broken_pipe()), Err(spool)).unwrap_err();
+        assert_eq!(error.to_string(), "writing /scratch/part.7.spool");
+        assert_eq!(error.exit_class(), ExitClass::OutputStaging);
+        let file = Error::io("writing", "/scratch/S.align.bam.partial")(std::io::Error::from(
+            std::io::ErrorKind::StorageFull,
+        ));
+        let error = sink_or_tool::<()>(Err(broken_pipe()), Err(file)).unwrap_err();
+        assert_eq!(error.to_string(), "writing /scratch/S.align.bam.partial");
+        // A sink that only saw the BAM end early shows the tool's failure.
+        let short = Error::Verification {
+            path: "/scratch/S.align.bam.partial".into(),
+            detail: "the tool's output is not a complete BAM".into(),
+        };
+        let error = sink_or_tool::<()>(Err(broken_pipe()), Err(short)).unwrap_err();
+        assert_eq!(error.to_string(), "samtools-merge was killed by SIGPIPE");
+    }
 
     #[test]
     fn markdup_statistics_become_samtools_json_layout() {
