@@ -5,17 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{Workspace, stderr, stdout, testdata};
-
-fn error_lines(output: &Output) -> Vec<String> {
-    stderr(output)
-        .lines()
-        .filter(|l| {
-            l.starts_with("error: ") || l.starts_with("hint: ") || l.starts_with("exit class: ")
-        })
-        .map(str::to_owned)
-        .collect()
-}
+use crate::support::{Workspace, error_lines, stderr, stdout, testdata};
 
 /// A sheet of sample A in three lanes (the middle one NA12878's FASTQ pair, 860,240 bytes of
 /// read 1; the others a few bytes) and sample B in one; returns its path.

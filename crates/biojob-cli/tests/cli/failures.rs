@@ -4,18 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{Workspace, fake_tool, stderr, testdata};
-
-/// The `error:`, `hint:` and `exit class:` lines of biojob's stderr.
-fn error_lines(output: &Output) -> Vec<String> {
-    stderr(output)
-        .lines()
-        .filter(|l| {
-            l.starts_with("error: ") || l.starts_with("hint: ") || l.starts_with("exit class: ")
-        })
-        .map(str::to_owned)
-        .collect()
-}
+use crate::support::{Workspace, error_lines, fake_tool, stderr, testdata};
 
 /// The execution input of NA12878 on chr20 with `reference`, FASTQs under `source`, results
 /// under `output`.

@@ -5,18 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Workspace, fake_tool, hand_run, records, stderr, stdout, testdata, tool};
-
-/// The `error:`, `hint:` and `exit class:` lines of biojob's stderr.
-fn error_lines(output: &Output) -> Vec<String> {
-    stderr(output)
-        .lines()
-        .filter(|l| {
-            l.starts_with("error: ") || l.starts_with("hint: ") || l.starts_with("exit class: ")
-        })
-        .map(str::to_owned)
-        .collect()
-}
+use crate::support::{
+    Workspace, error_lines, fake_tool, hand_run, records, stderr, stdout, testdata, tool,
+};
 
 /// `biojob prepare-reference --reference FASTA [extra]`.
 fn prepare(ws: &Workspace, fasta: &Path, extra: &[&str]) -> Output {

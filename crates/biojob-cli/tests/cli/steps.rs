@@ -5,6 +5,15 @@ use std::path::Path;
 
 use crate::support::{Workspace, assert_same_records, hand_run, stderr, stdout, testdata, tool};
 
+/// The `error:` and `hint:` lines of biojob's stderr.
+fn error_and_hint_lines(output: &std::process::Output) -> Vec<String> {
+    stderr(output)
+        .lines()
+        .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn ok(output: &std::process::Output) {
     assert!(output.status.success(), "{}", stderr(output));
 }
@@ -327,11 +336,7 @@ fn a_workflow_name_without_an_execution_id_or_the_reverse_is_a_usage_error() {
     ] {
         let output = gather(name, execution);
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-        let lines: Vec<String> = stderr(&output)
-            .lines()
-            .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
-            .map(str::to_owned)
-            .collect();
+        let lines: Vec<String> = error_and_hint_lines(&output);
         assert_eq!(
             lines,
             [
@@ -366,11 +371,7 @@ fn a_job_whose_local_run_prefix_cannot_be_written_is_refused_before_any_work() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    let lines: Vec<String> = stderr(&output)
-        .lines()
-        .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
-        .map(str::to_owned)
-        .collect();
+    let lines: Vec<String> = error_and_hint_lines(&output);
     assert_eq!(
         lines,
         [
@@ -480,11 +481,7 @@ fn prepare_reference_refuses_a_bwa_index_of_other_contigs_beside_a_read_only_fas
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
     let d = dir.display();
-    let lines: Vec<String> = stderr(&output)
-        .lines()
-        .filter(|l| l.starts_with("error: ") || l.starts_with("hint: "))
-        .map(str::to_owned)
-        .collect();
+    let lines: Vec<String> = error_and_hint_lines(&output);
     assert_eq!(
         lines,
         [

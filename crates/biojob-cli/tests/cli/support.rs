@@ -125,6 +125,17 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The `error:`, `hint:` and `exit class:` lines of biojob's stderr.
+pub fn error_lines(output: &Output) -> Vec<String> {
+    stderr(output)
+        .lines()
+        .filter(|l| {
+            l.starts_with("error: ") || l.starts_with("hint: ") || l.starts_with("exit class: ")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
