@@ -349,12 +349,12 @@ fn split_chunks(task: &crate::TaskRecord, sample: &SampleId) -> std::collections
         .collect()
 }
 
-/// Record accounting of a single sample's split on AWS Batch, for a merge of its chunks
-/// `0..chunks` under `dir`, the run prefix: when the split's step manifest
-/// (`<sample>.split.manifest.json`) records a finished split, every chunk it wrote must be
-/// among the merged ones, and the read pairs it wrote must be those its chunks' align jobs
-/// aligned (when each is recorded). Without a finished split there is nothing to account for
-/// (the chunks were made otherwise).
+/// Record accounting of a single sample's split on AWS Batch, for a merge of the chunks whose
+/// align jobs recorded `aligned_pairs` (read pairs by chunk, `None` when unknown) under
+/// `dir`, the run prefix: when the split's step manifest (`<sample>.split.manifest.json`)
+/// records a finished split, every chunk it wrote must be among the merged ones, and the read
+/// pairs it wrote must be those its chunks aligned (when each is recorded). Without a finished
+/// split there is nothing to account for (the chunks were made otherwise).
 ///
 /// # Errors
 /// [`Error::Usage`] when `chunks` leaves out some of the chunks the split wrote (their reads
@@ -364,8 +364,9 @@ pub fn check_split_sample(
     stores: &biojob_storage::Stores,
     dir: &ObjectUri,
     sample: &SampleId,
-    chunks: usize,
+    aligned_pairs: &[Option<u64>],
 ) -> Result<(), Error> {
+    let chunks = aligned_pairs.len();
     let uri = dir.join(&step_manifest_name(sample, StepId::Split, None));
     let Some(task) = finished_task(stores, &uri) else {
         return Ok(());
@@ -387,13 +388,7 @@ pub fn check_split_sample(
             )),
         });
     }
-    let aligned: Option<u64> = written
-        .iter()
-        .map(|&chunk| {
-            let manifest = dir.join(&step_manifest_name(sample, StepId::Align, Some(chunk)));
-            finished_task(stores, &manifest).and_then(|task| task.records.read_pairs)
-        })
-        .sum();
+    let aligned: Option<u64> = written.iter().map(|&chunk| aligned_pairs[chunk]).sum();
     if let (Some(written_pairs), Some(aligned)) = (task.records.read_pairs, aligned)
         && written_pairs != aligned
     {

@@ -162,6 +162,8 @@ pub struct Published {
     pub bytes: u64,
     /// The records of the BAM, as the task counted them while writing it (align, merge).
     pub bam_records: Option<u64>,
+    /// The read pairs the task fed to the aligner (align).
+    pub read_pairs: Option<u64>,
 }
 
 impl JobInput {
@@ -1002,6 +1004,7 @@ pub fn published_output(stores: &Stores, manifests: &[ObjectUri], name: &str) ->
                     sha256: output.sha256.clone(),
                     bytes: output.bytes,
                     bam_records: task.records.bam.map(|counts| counts.records),
+                    read_pairs: task.records.read_pairs,
                 },
             ))
         })

@@ -296,21 +296,44 @@ fn copy_counting(
     threads: usize,
 ) -> Result<BamRecordCounts, Error> {
     let file = std::fs::File::create(path).map_err(Error::io("creating", path))?;
-    let mut counter = BamRecordCounter::with_threads(std::io::BufWriter::new(file), path, threads);
-    std::io::copy(&mut reader, &mut counter).map_err(Error::io("writing", path))?;
-    drop(reader);
-    let (file, counts) = counter.finish().map_err(|error| match error {
-        biojob_formats::FormatError::Io { source, .. } => Error::io("writing", path)(source),
-        other => Error::Verification {
-            path: path.to_owned(),
-            detail: format!("the tool's output is not a complete BAM: {other}"),
-        },
-    })?;
+    let write_error = |error| Error::io("writing", path)(error);
+    let (file, counts) = relay_counting(
+        &mut reader,
+        std::io::BufWriter::new(file),
+        path,
+        threads,
+        write_error,
+    )?;
     file.into_inner()
-        .map_err(|error| Error::io("writing", path)(error.into_error()))?
+        .map_err(|error| write_error(error.into_error()))?
         .sync_all()
         .map_err(Error::io("syncing", path))?;
     Ok(counts)
+}
+
+/// Copies the BAM from `reader` into `sink`, counting its records, and gives the sink back
+/// once the stream has ended; `name` names the output. On an error the reader is dropped by
+/// the caller, so the tool writing into it stops with `EPIPE`.
+///
+/// # Errors
+/// `write_error` of a failed write or flush; [`Error::Verification`] when the bytes are not a
+/// complete BAM.
+fn relay_counting<W: std::io::Write>(
+    reader: &mut std::io::PipeReader,
+    sink: W,
+    name: &Utf8Path,
+    threads: usize,
+    write_error: impl Fn(std::io::Error) -> Error,
+) -> Result<(W, BamRecordCounts), Error> {
+    let mut counter = BamRecordCounter::with_threads(sink, name, threads);
+    std::io::copy(reader, &mut counter).map_err(&write_error)?;
+    counter.finish().map_err(|error| match error {
+        biojob_formats::FormatError::Io { source, .. } => write_error(source),
+        other => Error::Verification {
+            path: name.to_owned(),
+            detail: format!("the tool's output is not a complete BAM: {other}"),
+        },
+    })
 }
 
 /// The most of an uploaded BAM's first bytes kept in memory to read its header back
@@ -428,16 +451,8 @@ fn upload_counting(
             .map_or_else(|| Error::io("uploading", name)(error), Error::from)
     };
     let buffered = std::io::BufWriter::with_capacity(1 << 20, sink);
-    let mut counter = BamRecordCounter::with_threads(buffered, name, threads);
-    std::io::copy(&mut reader, &mut counter).map_err(write_error)?;
-    drop(reader);
-    let (buffered, counts) = counter.finish().map_err(|error| match error {
-        biojob_formats::FormatError::Io { source, .. } => write_error(source),
-        other => Error::Verification {
-            path: name.into(),
-            detail: format!("the tool's output is not a complete BAM: {other}"),
-        },
-    })?;
+    let (buffered, counts) =
+        relay_counting(&mut reader, buffered, name.into(), threads, write_error)?;
     let mut sink = buffered
         .into_inner()
         .map_err(|error| write_error(error.into_error()))?;

@@ -77,21 +77,15 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 upload_to: job.upload_prefix(),
             }
         }
-        None => {
-            let chunks = chunk_count(args.chunks.unwrap_or(0))?.get();
-            // The split's read pairs are those its chunks aligned, every chunk merged.
-            check_split_sample(stores, &job.run_prefix, &job.sample, chunks)
-                .map_err(|error| error.in_task("merge"))?;
-            MergeStep {
-                sample: job.sample.clone(),
-                read_groups: vec![job.environment.read_group(&job.sample)?],
-                chunks,
-                mark_duplicates: false,
-                in_cohort: false,
-                chunk_records: None,
-                upload_to: job.upload_prefix(),
-            }
-        }
+        None => MergeStep {
+            sample: job.sample.clone(),
+            read_groups: vec![job.environment.read_group(&job.sample)?],
+            chunks: chunk_count(args.chunks.unwrap_or(0))?.get(),
+            mark_duplicates: false,
+            in_cohort: false,
+            chunk_records: None,
+            upload_to: job.upload_prefix(),
+        },
     };
     // Each chunk's (or lane's) BAM is checked against what its align job recorded when it
     // published it; the records it counted then are not counted again. When every chunk's
@@ -108,6 +102,15 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
             (name, published)
         })
         .collect();
+    if !step.in_cohort {
+        // The split's read pairs are those its chunks aligned, every chunk merged.
+        let aligned_pairs: Vec<Option<u64>> = published
+            .iter()
+            .map(|(_, published)| published.as_ref().and_then(|p| p.read_pairs))
+            .collect();
+        check_split_sample(stores, &job.run_prefix, &job.sample, &aligned_pairs)
+            .map_err(|error| error.in_task("merge"))?;
+    }
     step.chunk_records = published
         .iter()
         .map(|(_, published)| published.as_ref().and_then(|p| p.bam_records))

@@ -208,8 +208,7 @@ impl StepDefinition for MergeStep {
     fn plan(&self, context: &PlanContext<'_>) -> StepPlan {
         let samtools = &context.toolset.samtools;
         let threads = context.threads();
-        let bam =
-            context.work_file(&context.step_file_name(&self.sample, StepId::Align, None, "bam"));
+        let bam = context.work_file(&merged_bam_name(&self.sample));
         let bai = Utf8PathBuf::from(format!("{bam}.bai"));
         let index = Some(index_written(&bam));
         let inputs: Vec<Utf8PathBuf> = (0..self.chunks)
@@ -327,7 +326,8 @@ impl StepDefinition for MergeStep {
             if self.mark_duplicates { 4 } else { 2 } - usize::from(self.upload_to.is_some());
         let mut running = RunningPlan::new(plan, outputs)?;
         let bam_name = merged_bam_name(&self.sample);
-        let bam_partial = inputs.work_dir.join(format!("{bam_name}.partial"));
+        let merged = inputs.work_dir.join(&bam_name);
+        let bam_partial = partial(&merged);
         let mut stages = running.take()?;
         let Some(last) = stages.pop() else {
             return Err(plan_shape("merge", "samtools merge"));
@@ -363,10 +363,7 @@ impl StepDefinition for MergeStep {
                     });
                 }
             };
-            place_index(
-                &inputs.work_dir.join(&bam_name),
-                running.partial(self.output_at(1)),
-            )?;
+            place_index(&merged, running.partial(self.output_at(1)))?;
             let shown = upload
                 .as_ref()
                 .map_or(bam_partial.clone(), |(uri, _)| uri.to_string().into());
