@@ -189,6 +189,71 @@ impl Command {
     }
 }
 
+/// The text of a usage error about a bad value that came from a flag's environment variable:
+/// clap names the flag (`invalid value 'abc' for '--threads <THREADS>'`) although the command
+/// line has none; this names the variable too (`… for BIOJOB_THREADS (the environment variable
+/// of '--threads <THREADS>'): …`). `None` when the error is not about a value, the flag has no
+/// variable or the variable is unset, or `argv` (program name first) gives the flag.
+pub fn environment_value_error(error: &clap::Error, argv: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(invalid)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = invalid.split_whitespace().next()?.strip_prefix("--")?;
+    let command = Cli::command();
+    let arg = find_long(&command, long)?;
+    let variable = arg.get_env()?.to_str()?;
+    std::env::var_os(variable)?;
+    let flag = format!("--{long}");
+    let short = arg.get_short().map(|short| format!("-{short}"));
+    let given = argv
+        .iter()
+        .skip(1)
+        .filter_map(|word| word.to_str())
+        .take_while(|word| *word != "--")
+        .any(|word| {
+            word == flag
+                || word
+                    .strip_prefix(flag.as_str())
+                    .is_some_and(|rest| rest.starts_with('='))
+                || short
+                    .as_deref()
+                    .is_some_and(|short| word.starts_with(short))
+        });
+    if given {
+        return None;
+    }
+    let quoted = format!("for '{invalid}'");
+    let text = error.render().to_string();
+    text.contains(&quoted).then(|| {
+        text.replacen(
+            &quoted,
+            &format!("for {variable} (the environment variable of '{invalid}')"),
+            1,
+        )
+    })
+}
+
+/// The argument whose long flag is `--long`, in `command` or any of its subcommands.
+fn find_long<'c>(command: &'c clap::Command, long: &str) -> Option<&'c clap::Arg> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|subcommand| find_long(subcommand, long))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,13 @@ fn main() -> ExitCode {
             } else {
                 0
             };
-            let _ = error.print();
+            let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            match cli::environment_value_error(&error, &argv) {
+                Some(text) => eprint!("{text}"),
+                None => {
+                    let _ = error.print();
+                }
+            }
             return ExitCode::from(code);
         }
     };

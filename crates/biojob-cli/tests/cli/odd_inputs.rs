@@ -678,6 +678,48 @@ fn out_of_range_threads_memory_and_chunks_are_usage_errors_before_any_tool_runs(
         );
         assert_eq!(stderr(&output).lines().next(), Some(message), "{flags:?}");
     }
+    // A bad value from a flag's environment variable is named by the variable (clap names
+    // only the flag, which the command line does not have); a flag given wins and is named.
+    for (variable, value, flags, message) in [
+        (
+            "BIOJOB_THREADS",
+            "abc",
+            &[][..],
+            "error: invalid value 'abc' for BIOJOB_THREADS (the environment variable of \
+             '--threads <THREADS>'): \"abc\" is not a whole number of threads: invalid digit \
+             found in string",
+        ),
+        (
+            "BIOJOB_WORKERS",
+            "0",
+            &[][..],
+            "error: invalid value '0' for BIOJOB_WORKERS (the environment variable of \
+             '--workers <WORKERS>'): 0 workers align no chunk: give at least 1",
+        ),
+        (
+            "BIOJOB_LOG_FORMAT",
+            "xml",
+            &[][..],
+            "error: invalid value 'xml' for BIOJOB_LOG_FORMAT (the environment variable of \
+             '--log-format <LOG_FORMAT>')",
+        ),
+        (
+            "BIOJOB_THREADS",
+            "2",
+            &["--threads=x"][..],
+            "error: invalid value 'x' for '--threads <THREADS>': \"x\" is not a whole number of \
+             threads: invalid digit found in string",
+        ),
+    ] {
+        let output = ws.run(&input, "env", flags, &[(variable, Path::new(value))]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{variable}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output).lines().next(), Some(message), "{variable}");
+    }
     assert!(!ws.out().exists());
     assert!(!ws.path().join("scratch").exists());
 }
