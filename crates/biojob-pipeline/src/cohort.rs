@@ -30,10 +30,10 @@ use crate::{
     AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
     GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
     QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
-    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, SplitLane, SplitStep, StepDefinition,
-    StepJob, TaskLabel, TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF, WorkflowInput,
-    chunk_bam_role, cohort_bai_role, cohort_bam_role, sample_qc_role, sample_read_groups, tbi_role,
-    vcf_role,
+    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, SheetSample, SplitLane, SplitStep,
+    StepDefinition, StepJob, TaskLabel, TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF,
+    WorkflowInput, chunk_bam_role, cohort_bai_role, cohort_bam_role, sample_qc_role,
+    sample_read_groups, tbi_role, vcf_role,
 };
 
 /// The file stem of a cohort's joint outputs: `cohort.call.<shard>.vcf.gz`, `cohort.vcf.gz`.
@@ -200,14 +200,15 @@ impl Cohort<'_> {
     /// A split's failure, in its task.
     fn split_lanes(
         &self,
-        sample: &SampleId,
+        sample: &SheetSample,
         lanes: &[AlignUnit],
         chunk_pairs: NonZeroU64,
         manifest: &mut RunManifest,
     ) -> Result<(Vec<AlignUnit>, Vec<LaneChunks>), Error> {
         let mut units = Vec::new();
         let mut splits = Vec::with_capacity(lanes.len());
-        for (index, (lane, inputs)) in lanes.iter().enumerate() {
+        for (index, ((lane, inputs), row)) in lanes.iter().zip(&sample.lanes).enumerate() {
+            let sample = &sample.sample;
             let work_dir = self
                 .sample_work_dir(sample)
                 .join("lanes")
@@ -229,15 +230,17 @@ impl Cohort<'_> {
                 work_dir: &work_dir,
                 ..*self.run
             };
-            let split = lane_run.task(
-                &StepJob {
-                    definition: &split,
-                    inputs: inputs.iter().cloned().map(JobInput::streamed).collect(),
-                    reference: None,
-                    key: KeyPolicy::None,
-                },
-                manifest,
-            )?;
+            let split = lane_run
+                .task(
+                    &StepJob {
+                        definition: &split,
+                        inputs: inputs.iter().cloned().map(JobInput::streamed).collect(),
+                        reference: None,
+                        key: KeyPolicy::None,
+                    },
+                    manifest,
+                )
+                .map_err(|error| row.failed(error, "split", sample, &self.input.samplesheet))?;
             let first = units.len();
             for (one, two) in chunk_files(&split.outputs) {
                 let step = AlignStep {
@@ -273,7 +276,7 @@ impl Cohort<'_> {
         for sample in &sheet.samples {
             members.push(Member {
                 sample: sample.sample.clone(),
-                read_groups: sample_read_groups(stores, sample, &self.input.platform)?,
+                read_groups: sample_read_groups(stores, &sheet.uri, sample, &self.input.platform)?,
             });
         }
         let reference_uri = self.run.input.resolve_reference(stores)?;
@@ -418,7 +421,7 @@ impl Cohort<'_> {
         // lanes, or, when lanes are split, each lane's chunks (lane 0's first, then lane 1's…).
         let mut units: Vec<Vec<AlignUnit>> = Vec::with_capacity(members.len());
         let mut splits: Vec<Vec<LaneChunks>> = Vec::with_capacity(members.len());
-        for (member, alignment) in members.iter().zip(&alignments) {
+        for (sheet_sample, alignment) in sheet.samples.iter().zip(&alignments) {
             match (chunk_pairs, &alignment.reused) {
                 (_, Some(_)) => {
                     units.push(Vec::new());
@@ -430,7 +433,7 @@ impl Cohort<'_> {
                 }
                 (Some(chunk_pairs), None) => {
                     let (sample_units, sample_splits) =
-                        self.split_lanes(&member.sample, &alignment.lanes, chunk_pairs, manifest)?;
+                        self.split_lanes(sheet_sample, &alignment.lanes, chunk_pairs, manifest)?;
                     units.push(sample_units);
                     splits.push(sample_splits);
                 }
@@ -455,7 +458,8 @@ impl Cohort<'_> {
         let mut unit_bams: Vec<(Option<JobOutput>, Option<u64>, Option<u64>)> =
             Vec::with_capacity(jobs.len());
         let mut first_error = None;
-        for (job, outcome) in jobs.iter().zip(outcomes) {
+        let steps = units.iter().flatten().map(|(step, _)| step);
+        for ((job, step), outcome) in jobs.iter().zip(steps).zip(outcomes) {
             let mut outcome = outcome.unwrap_or_else(|| {
                 let mut never_run = skipped(job);
                 never_run.record = never_run.record.of(job.definition.cohort_member().as_ref());
@@ -465,7 +469,20 @@ impl Cohort<'_> {
                 if cancelled_by_sibling(&error) {
                     outcome.record.status = TaskStatus::Skipped;
                 } else {
-                    first_error.get_or_insert(error);
+                    first_error.get_or_insert_with(|| {
+                        let row = sheet
+                            .samples
+                            .iter()
+                            .filter(|sample| sample.sample == step.sample)
+                            .flat_map(|sample| &sample.lanes)
+                            .find(|row| step.lane.as_deref() == Some(row.lane.as_str()));
+                        match row {
+                            Some(row) => {
+                                row.failed(error, "align", &step.sample, &self.input.samplesheet)
+                            }
+                            None => error,
+                        }
+                    });
                 }
             }
             unit_bams.push((

@@ -37,6 +37,23 @@ pub struct SheetLane {
     pub line: u64,
 }
 
+impl SheetLane {
+    /// `error`, a failure of this lane of `sample`, naming its row of the sheet at `sheet`: a
+    /// task's failure gets the row after the task's label (`align A lane 2 (/data/sheet.csv
+    /// line 3) failed: …`), any other error becomes the failure of `what` (`reading the read
+    /// group of A lane 2 (…) failed: …`). The class and hint are the cause's.
+    pub fn failed(&self, error: Error, what: &str, sample: &SampleId, sheet: &ObjectUri) -> Error {
+        let row = format!("({sheet} line {})", self.line);
+        match error {
+            Error::Step { task, source } => Error::Step {
+                task: format!("{task} {row}"),
+                source,
+            },
+            error => error.in_task(format!("{what} {sample} lane {} {row}", self.lane)),
+        }
+    }
+}
+
 /// One sample of the sheet and its lanes, in sheet order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SheetSample {
@@ -389,13 +406,17 @@ pub fn lane_read_group(
 /// As [`lane_read_group`] and [`fastq_first_read_name`].
 pub fn read_group_of_lane(
     stores: &Stores,
+    sheet: &ObjectUri,
     sample: &SampleId,
     lane: &SheetLane,
     platform: &str,
 ) -> Result<ReadGroup, Error> {
     let first = match lane.platform_unit {
         Some(_) => None,
-        None => Some(fastq_first_read_name(stores, &lane.fastq_1)?),
+        None => Some(
+            fastq_first_read_name(stores, &lane.fastq_1)
+                .map_err(|error| lane.failed(error, "reading the read group of", sample, sheet))?,
+        ),
     };
     lane_read_group(sample, lane, platform, first.as_deref())
 }
@@ -406,13 +427,14 @@ pub fn read_group_of_lane(
 /// As [`read_group_of_lane`].
 pub fn sample_read_groups(
     stores: &Stores,
+    sheet: &ObjectUri,
     sample: &SheetSample,
     platform: &str,
 ) -> Result<Vec<ReadGroup>, Error> {
     sample
         .lanes
         .iter()
-        .map(|lane| read_group_of_lane(stores, &sample.sample, lane, platform))
+        .map(|lane| read_group_of_lane(stores, sheet, &sample.sample, lane, platform))
         .collect()
 }
 

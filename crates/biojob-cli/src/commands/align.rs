@@ -159,7 +159,13 @@ fn align_lane(
             "set LANE_CHUNKS to the lane's chunks, as biojob plan-cohort lists them",
         ));
     }
-    let read_group = read_group_of_lane(stores, &job.sample, lane, &job.environment.platform()?)?;
+    let read_group = read_group_of_lane(
+        stores,
+        &sheet.uri,
+        &job.sample,
+        lane,
+        &job.environment.platform()?,
+    )?;
     let step = AlignStep {
         sample: job.sample.clone(),
         read_group,

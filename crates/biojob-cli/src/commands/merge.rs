@@ -69,7 +69,12 @@ pub fn run(args: MergeArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
                 .map_err(|error| error.in_task(format!("merge {}", job.sample)))?;
             MergeStep {
                 sample: job.sample.clone(),
-                read_groups: sample_read_groups(stores, sample, &job.environment.platform()?)?,
+                read_groups: sample_read_groups(
+                    stores,
+                    &sheet.uri,
+                    sample,
+                    &job.environment.platform()?,
+                )?,
                 chunks,
                 mark_duplicates: args.duplicates.mark_duplicates,
                 in_cohort: true,

@@ -172,7 +172,7 @@ pub fn run(
                 let read_groups = sheet
                     .samples
                     .iter()
-                    .map(|sample| sample_read_groups(stores, sample, &cohort.platform))
+                    .map(|sample| sample_read_groups(stores, &sheet.uri, sample, &cohort.platform))
                     .collect::<Result<Vec<_>, _>>()?;
                 let plan = render_cohort_plan(
                     &cohort,

@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 
 use crate::scale::{BWA_BATCH_BASES, normalise, repeated_pair, sorted_records};
 use crate::support::{
-    Workspace, accuracy, assert_same_records, fake_tool, hand_run, pipe, records, stderr, stdout,
-    testdata, tool,
+    Workspace, accuracy, assert_same_records, error_lines, fake_tool, hand_run, pipe, records,
+    stderr, stdout, testdata, tool,
 };
 
 const CONTIGS: [&str; 3] = ["chr20", "chr22", "chrM"];
@@ -1259,4 +1259,83 @@ fn a_chunk_cut_short_after_its_lane_s_split_fails_the_lane_with_the_output_class
             .join("short/samples/NA12878/NA12878.align.bam")
             .exists()
     );
+}
+
+#[test]
+fn an_empty_lane_is_named_by_its_row_of_the_sheet() {
+    let ws = Workspace::new();
+    let data = testdata();
+    let sheet = ws.path().join("sheet.csv");
+    let gzip = |name: &str, text: &str| {
+        let path = ws.path().join(name);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, text.as_bytes()).unwrap();
+        std::fs::write(&path, encoder.finish().unwrap()).unwrap();
+        path
+    };
+    let empty_1 = gzip("empty_R1.fq.gz", "");
+    let empty_2 = gzip("empty_R2.fq.gz", "");
+    let one_read = gzip("one_R1.fq.gz", "@r1/1\nACGT\n+\nIIII\n");
+    let (r1, r2) = (
+        data.join("NA12878_R1.fastq.gz"),
+        data.join("NA12878_R2.fastq.gz"),
+    );
+    let input = cohort_input(&ws, &sheet);
+    // The bad lane first: the good one never runs.
+    for (first_r1, chunk_pairs, message) in [
+        (
+            &empty_1,
+            "0",
+            format!(
+                "error: reading the read group of A lane L1 ({} line 2) failed: {}: no records \
+                 (empty file)",
+                sheet.display(),
+                empty_1.display()
+            ),
+        ),
+        (
+            &one_read,
+            "0",
+            format!(
+                "error: align A lane L1 ({} line 2) failed: {}: no records (empty file)",
+                sheet.display(),
+                empty_2.display()
+            ),
+        ),
+        (
+            &one_read,
+            "1000",
+            format!(
+                "error: split A lane L1 ({} line 2) failed: {}: no records (empty file)",
+                sheet.display(),
+                empty_2.display()
+            ),
+        ),
+    ] {
+        std::fs::write(
+            &sheet,
+            format!(
+                "sample,lane,fastq_1,fastq_2\nA,L1,{},{}\nA,L2,{},{}\n",
+                first_r1.display(),
+                empty_2.display(),
+                r1.display(),
+                r2.display()
+            ),
+        )
+        .unwrap();
+        let output = ws.run(
+            &input,
+            "empty",
+            &[],
+            &[("BIOJOB_ALIGN_CHUNK_PAIRS", Path::new(chunk_pairs))],
+        );
+        assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+        assert_eq!(
+            error_lines(&output).first().map(String::as_str),
+            Some(message.as_str()),
+            "{}",
+            stderr(&output)
+        );
+        std::fs::remove_dir_all(ws.out()).unwrap();
+    }
 }
