@@ -133,14 +133,52 @@ pub struct ScaleArgs {
 }
 
 impl ScaleArgs {
-    /// The pipeline's settings.
-    pub fn options(&self) -> biojob_pipeline::ScaleOptions {
-        biojob_pipeline::ScaleOptions {
+    /// The pipeline's settings: the flags, and the execution input's chunks and shards
+    /// (`scatter`) as the state machine would run them.
+    ///
+    /// # Errors
+    /// A usage failure when a flag gives another chunk or shard size than the input.
+    pub fn options(
+        &self,
+        scatter: &biojob_pipeline::InputScatter,
+    ) -> Result<biojob_pipeline::ScaleOptions, Failure> {
+        let mut options = biojob_pipeline::ScaleOptions {
             shard_bases: self.shard_bases.and_then(std::num::NonZeroU64::new),
             balance_shards: self.shard_bases.is_none(),
             chunk_pairs: std::num::NonZeroU64::new(self.chunk_pairs),
+            chunks: None,
             workers: self.workers,
+            shards: None,
+        };
+        if let Some((chunks, pairs)) = scatter.sample_chunks() {
+            if self.chunk_pairs != 0 && self.chunk_pairs != pairs.get() {
+                return Err(usage(
+                    format!(
+                        "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) is {}, and the input's params.chunkPairs is {pairs}",
+                        self.chunk_pairs
+                    ),
+                    "leave --chunk-pairs out: the input's params.chunks and params.chunkPairs split the pair as the state machine does",
+                ));
+            }
+            options.chunk_pairs = Some(pairs);
+            options.chunks = Some(chunks);
         }
+        if let Some((shards, bases)) = scatter.shards {
+            if let Some(flag) = self.shard_bases
+                && flag != bases.get()
+            {
+                return Err(usage(
+                    format!(
+                        "--shard-bases (BIOJOB_CALL_SHARD_BASES) is {flag}, and the input's params.shardBases is {bases}"
+                    ),
+                    "leave --shard-bases out: the input's params.shards and params.shardBases cut the calling as the state machine does",
+                ));
+            }
+            options.shard_bases = Some(bases);
+            options.balance_shards = false;
+            options.shards = Some(shards);
+        }
+        Ok(options)
     }
 }
 
@@ -333,10 +371,6 @@ pub const MAX_THREADS: usize = 1024;
 /// (`sort_memory_per_thread`'s floor) and bwa holds its whole index; below this nothing runs.
 pub const MIN_MEMORY: u64 = 256 << 20;
 
-/// The smallest alignment chunk of `biojob run`: each chunk is its own `bwa mem`, which loads
-/// the whole index (5 GB for a human reference) before it aligns a read.
-pub const MIN_CHUNK_PAIRS: u64 = 1000;
-
 /// A thread count: a whole number from 1 to [`MAX_THREADS`] (0 is refused rather than taken as
 /// 1, a negative number rather than read as a flag).
 pub fn parse_threads(text: &str) -> Result<usize, String> {
@@ -388,13 +422,7 @@ pub fn parse_chunk_pairs(text: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|error| format!("{text:?} is not a number of read pairs: {error}"))?;
-    if pairs != 0 && pairs < MIN_CHUNK_PAIRS {
-        return Err(format!(
-            "chunks of {pairs} read pairs are refused: each chunk is its own bwa mem, which \
-             loads the whole bwa index first; give 0 (align the pair whole) or at least \
-             {MIN_CHUNK_PAIRS}"
-        ));
-    }
+    biojob_pipeline::check_chunk_pairs(pairs)?;
     Ok(pairs)
 }
 

@@ -139,6 +139,7 @@ pub fn run_cohort(
                 min_mapping_quality: input.min_mapping_quality,
                 resume: input.resume,
                 aligner: input.aligner,
+                scatter: input.scatter,
             };
             let run = setup.run(&carrier, options, engine, observer);
             Cohort {
@@ -245,7 +246,7 @@ impl Cohort<'_> {
             for (one, two) in chunk_files(&split.outputs) {
                 let step = AlignStep {
                     chunk: Some(units.len()),
-                    chunk_pairs: None,
+                    chunking: None,
                     ..lane.clone()
                 };
                 let inputs = vec![
@@ -338,7 +339,8 @@ impl Cohort<'_> {
                     sample: member.sample.clone(),
                     read_group: read_group.clone(),
                     chunk: Some(index),
-                    chunk_pairs,
+                    chunking: chunk_pairs
+                        .map(|chunk_pairs| ChunkLayout::Consecutive { chunk_pairs }),
                     validate_fastq: engine.validate_fastq,
                     lane: Some(lane.lane.clone()),
                     mark_duplicates,

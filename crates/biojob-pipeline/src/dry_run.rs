@@ -6,7 +6,6 @@
 //! the same plan that runs, and that the cache key hashes.
 
 use std::fmt::Write as _;
-use std::num::NonZeroU64;
 
 use biojob_core::{Contig, ReadGroup, ScatterPlan, Shard};
 use biojob_formats::ChunkLayout;
@@ -63,26 +62,26 @@ pub fn render_run_plan(
     header(&mut out, "prepare-reference");
     out.push_str(&reference_index_plan(&context, true).render());
 
-    let align = |chunk: Option<usize>, chunk_pairs: Option<NonZeroU64>| AlignStep {
+    let align = |chunk: Option<usize>, chunking: Option<ChunkLayout>| AlignStep {
         sample: sample.clone(),
         read_group: input.read_group.clone(),
         chunk,
-        chunk_pairs,
+        chunking,
         validate_fastq,
         lane: None,
         mark_duplicates: false,
     };
-    match scale.chunk_pairs {
+    match scale.chunk_layout() {
         None => {
             header(&mut out, "align");
             out.push_str(&align(None, None).plan(&context).render());
         }
-        Some(chunk_pairs) => {
+        Some(layout) => {
             let workers = scale.workers.max(1);
             header(&mut out, "split");
             let split = SplitStep {
                 sample: sample.clone(),
-                layout: ChunkLayout::Consecutive { chunk_pairs },
+                layout,
                 upload_to: None,
                 lane: None,
             };
@@ -100,7 +99,11 @@ pub fn render_run_plan(
             let merge = MergeStep {
                 sample: sample.clone(),
                 read_groups: vec![input.read_group.clone()],
-                chunks: 2,
+                // The chunks a consecutive split writes are known only once it has read the pair.
+                chunks: match layout {
+                    ChunkLayout::InTurn { chunks, .. } => chunks.get(),
+                    ChunkLayout::Consecutive { .. } => 2,
+                },
                 mark_duplicates: false,
                 in_cohort: false,
                 chunk_records: None,
@@ -333,7 +336,7 @@ pub fn render_cohort_plan(
                 sample: sample.sample.clone(),
                 read_group: read_group.clone(),
                 chunk: Some(index),
-                chunk_pairs: None,
+                chunking: None,
                 validate_fastq,
                 lane: Some(lane.lane.clone()),
                 mark_duplicates: input.mark_duplicates,
@@ -519,8 +522,10 @@ mod tests {
             "{plan}"
         );
         let scale = ScaleOptions {
-            shard_bases: NonZeroU64::new(20_000),
-            chunk_pairs: NonZeroU64::new(49_505),
+            shard_bases: std::num::NonZeroU64::new(20_000),
+            chunk_pairs: std::num::NonZeroU64::new(49_505),
+            chunks: None,
+            shards: None,
             workers: 2,
             balance_shards: false,
         };
@@ -533,6 +538,19 @@ mod tests {
             "4. merge\n   (biojob writes merge's output to <scratch>/S.align.bam.partial, counting its records)\n   samtools merge -@ 1 -c -p -f --write-index -o '-##idx##<scratch>/S.align.bam.partial.bai' <bam.0000> <bam.0001>",
             "5. call by size: shards of at most 20000 bases",
             "bcftools mpileup -Oz0 -f <reference> -r <contig>:19001-40000 -a FORMAT/AD,FORMAT/DP <bam> | bcftools call -m -v -Ou - | bcftools view -t <contig>:20001-40000 -Oz -o <scratch>/S.call.<shard>.vcf.gz.partial -",
+        ] {
+            assert!(plan.contains(expected), "{expected}\n{plan}");
+        }
+        // The execution input's params.chunks: blocks dealt in turn into 3 chunks, as the
+        // state machine's split job deals them; the merge takes the 3.
+        let scale = ScaleOptions {
+            chunks: std::num::NonZeroUsize::new(3),
+            ..scale
+        };
+        let plan = render_run_plan(&input, &toolset(), resources, "r", &scale, true);
+        for expected in [
+            "2. split\n   (biojob checks the FASTQ pair and deals blocks of 49505 read pairs in turn into 3 chunks, gzip level 2)",
+            "samtools merge -@ 1 -c -p -f --write-index -o '-##idx##<scratch>/S.align.bam.partial.bai' <bam.0000> <bam.0001> <bam.0002>\n",
         ] {
             assert!(plan.contains(expected), "{expected}\n{plan}");
         }

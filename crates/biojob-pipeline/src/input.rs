@@ -10,6 +10,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::num::{NonZeroU64, NonZeroUsize};
 
 use biojob_core::{ReadGroup, SampleId};
 use biojob_storage::{ObjectUri, Stores};
@@ -61,15 +62,26 @@ struct Params {
     /// A cohort's sample sheet (path or URI).
     #[serde(default)]
     samplesheet: Option<String>,
+    /// One sample's alignment chunks as the state machine maps over them: `[0, 1, …, N-1]`.
+    #[serde(default)]
+    chunks: Option<serde_json::Value>,
+    /// Read pairs per block dealt to the chunks.
+    #[serde(default, rename = "chunkPairs")]
+    chunk_pairs: Option<serde_json::Value>,
+    /// The calling shards as the state machine maps over them: `[0, 1, …, M-1]`.
+    #[serde(default)]
+    shards: Option<serde_json::Value>,
+    /// The largest calling shard, in bases.
+    #[serde(default, rename = "shardBases")]
+    shard_bases: Option<serde_json::Value>,
     /// Keys biojob does not read: each gets a warning.
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
 }
 
-/// The keys of `params` an execution input holds: those `biojob run` reads and those only the
-/// state machine reads (`templates/asl/biojob.asl.json`: the Batch queue, the shards, the
-/// chunks and the cohort's samples, which `biojob run` works out itself). Any other key gets a
-/// warning.
+/// The keys of `params` an execution input holds (`templates/asl/biojob.asl.json`): those
+/// `biojob run` reads and those only the state machine reads (the Batch queue, the cohort's
+/// samples). Any other key gets a warning.
 const PARAMS_KEYS: [&str; 9] = [
     "queue",
     "environment",
@@ -196,6 +208,150 @@ pub struct WorkflowInput {
     pub resume: Option<bool>,
     /// `BIOJOB_ALIGNER` of `params.environment`, when set and not empty.
     pub aligner: Option<Aligner>,
+    /// The alignment chunks and calling shards the input asks for.
+    pub scatter: InputScatter,
+}
+
+/// How the execution input scatters one sample's work, as the state machine runs it
+/// (`templates/asl/biojob.asl.json`): `params.chunks` (`[0, 1, …, N-1]`) with
+/// `params.chunkPairs`, the pair split into N chunks of blocks of that many read pairs dealt
+/// in turn; `params.shards` (`[0, 1, …, M-1]`, from `biojob plan-shards`) with
+/// `params.shardBases`, calling in shards of at most that many bases. A local run of the
+/// input does the same (docs/scaling.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputScatter {
+    /// N, when `params.chunks` lists chunks (then `chunk_pairs` is set).
+    pub chunks: Option<NonZeroUsize>,
+    /// `params.chunkPairs` when not 0: read pairs per block, at least [`MIN_CHUNK_PAIRS`]
+    /// (a cohort's split lanes, listed in `params.samples`, use it too).
+    pub chunk_pairs: Option<NonZeroU64>,
+    /// M and the largest shard in bases, when `params.shards` lists shards.
+    pub shards: Option<(NonZeroUsize, NonZeroU64)>,
+}
+
+/// The smallest alignment chunk (block) in read pairs: each chunk is its own `bwa mem`, which
+/// loads the whole index (5 GB for a human reference) before it aligns a read.
+pub const MIN_CHUNK_PAIRS: u64 = 1000;
+
+/// Checks read pairs per chunk (or block): 0 (no chunks) or at least [`MIN_CHUNK_PAIRS`].
+///
+/// # Errors
+/// Why `pairs` is refused, as one sentence with its remedy.
+pub fn check_chunk_pairs(pairs: u64) -> Result<(), String> {
+    if pairs != 0 && pairs < MIN_CHUNK_PAIRS {
+        return Err(format!(
+            "chunks of {pairs} read pairs are refused: each chunk is its own bwa mem, which \
+             loads the whole bwa index first; give 0 (align the pair whole) or at least \
+             {MIN_CHUNK_PAIRS}"
+        ));
+    }
+    Ok(())
+}
+
+/// `params.<key>` as a list of numbers that must be `[0, 1, …, N-1]` (the state machine maps
+/// over it and each job takes its item as its number): N, 0 when absent or empty.
+fn numbered_list(
+    key: &str,
+    value: Option<&serde_json::Value>,
+    remedy: &str,
+) -> Result<usize, Error> {
+    let Some(value) = value else {
+        return Ok(0);
+    };
+    let items = value.as_array().ok_or_else(|| {
+        usage(
+            format!("params.{key} must be a list of numbers, found {value}"),
+            remedy,
+        )
+    })?;
+    for (index, item) in items.iter().enumerate() {
+        if item.as_u64() != Some(index as u64) {
+            return Err(usage(
+                format!(
+                    "params.{key} must be the numbers 0 to {} in order (item {index} is {item}): each job takes its item as its number",
+                    items.len() - 1
+                ),
+                remedy,
+            ));
+        }
+    }
+    Ok(items.len())
+}
+
+/// `params.<key>` as a whole number; absent and `0` (the state machine's default) are `None`.
+fn whole_number(
+    key: &str,
+    value: Option<&serde_json::Value>,
+    remedy: &str,
+) -> Result<Option<NonZeroU64>, Error> {
+    match value {
+        None => Ok(None),
+        Some(value) => value.as_u64().map(NonZeroU64::new).ok_or_else(|| {
+            usage(
+                format!("params.{key} must be a whole number, found {value}"),
+                remedy,
+            )
+        }),
+    }
+}
+
+impl InputScatter {
+    /// Reads and checks `params.chunks`, `params.chunkPairs`, `params.shards` and
+    /// `params.shardBases` as the state machine uses them: chunks need chunkPairs (at least
+    /// [`MIN_CHUNK_PAIRS`]), shards need shardBases; a size without its list is what the state
+    /// machine ignores (a warning says so for shardBases; chunkPairs is also a cohort's).
+    fn from_params(params: &Params) -> Result<InputScatter, Error> {
+        const CHUNKS: &str = "give params.chunks as [0, 1, …, N-1] and params.chunkPairs, the read pairs per block (docs/scaling.md)";
+        const SHARDS: &str =
+            "give params.shards and params.shardBases as biojob plan-shards prints them";
+        let chunks = numbered_list("chunks", params.chunks.as_ref(), CHUNKS)?;
+        let chunk_pairs = whole_number("chunkPairs", params.chunk_pairs.as_ref(), CHUNKS)?;
+        if let Some(pairs) = chunk_pairs {
+            check_chunk_pairs(pairs.get())
+                .map_err(|reason| usage(format!("params.chunkPairs: {reason}"), CHUNKS))?;
+        }
+        let chunks = NonZeroUsize::new(chunks);
+        if let (Some(chunks), None) = (chunks, chunk_pairs) {
+            return Err(usage(
+                format!(
+                    "params.chunks lists {chunks} chunks, and params.chunkPairs is missing or 0"
+                ),
+                CHUNKS,
+            ));
+        }
+        let shards = numbered_list("shards", params.shards.as_ref(), SHARDS)?;
+        let shard_bases = whole_number("shardBases", params.shard_bases.as_ref(), SHARDS)?;
+        let shards = match (NonZeroUsize::new(shards), shard_bases) {
+            (None, None) => None,
+            (None, Some(bases)) => {
+                warn!(
+                    shard_bases = bases.get(),
+                    "params.shardBases without params.shards: calling is per contig, as the state machine does"
+                );
+                None
+            }
+            (Some(shards), None) => {
+                return Err(usage(
+                    format!(
+                        "params.shards lists {shards} shards, and params.shardBases is missing or 0"
+                    ),
+                    SHARDS,
+                ));
+            }
+            (Some(shards), Some(bases)) => Some((shards, bases)),
+        };
+        Ok(InputScatter {
+            chunks,
+            chunk_pairs,
+            shards,
+        })
+    }
+
+    /// One sample's chunks: N (`params.chunks`) and the read pairs per block
+    /// (`params.chunkPairs`), when the input lists chunks.
+    pub fn sample_chunks(&self) -> Option<(NonZeroUsize, NonZeroU64)> {
+        self.chunks.zip(self.chunk_pairs)
+    }
 }
 
 fn usage(message: impl Into<String>, remedy: impl Into<String>) -> Error {
@@ -527,6 +683,7 @@ impl JobEnvironment {
 /// for a cohort.
 struct ParsedInput {
     environment: JobEnvironment,
+    scatter: InputScatter,
     contigs: Option<Vec<String>>,
     samplesheet: Option<String>,
 }
@@ -548,6 +705,7 @@ impl ParsedInput {
         let input: ExecutionInput = serde_json::from_str(text).map_err(invalid)?;
         warn_unknown_keys("", &input.other, &["params"]);
         warn_unknown_keys("params.", &input.params.other, &PARAMS_KEYS);
+        let scatter = InputScatter::from_params(&input.params)?;
         let environment = input.params.environment;
         let mut values = BTreeMap::new();
         for (key, value) in &environment {
@@ -592,6 +750,7 @@ impl ParsedInput {
 
         Ok(ParsedInput {
             environment,
+            scatter,
             contigs,
             samplesheet: input.params.samplesheet.filter(|text| !text.is_empty()),
         })
@@ -620,6 +779,9 @@ pub struct CohortInput {
     pub mark_duplicates: bool,
     /// `BIOJOB_ALIGNER` of `params.environment`, when set and not empty.
     pub aligner: Option<Aligner>,
+    /// The calling shards the input asks for (a cohort's chunks are its lanes', in
+    /// `params.samples`).
+    pub scatter: InputScatter,
 }
 
 impl CohortInput {
@@ -666,6 +828,13 @@ impl RunInput {
             return Err(sheet_key(environment, env::SAMPLE_ID));
         }
         environment.refuse_lane_keys()?;
+        if parsed.scatter.chunks.is_some() {
+            // As the state machine refuses it (its ChunksWithSampleSheet state).
+            return Err(usage(
+                "params.chunks is given with a sample sheet: a cohort's chunks are each sample's, listed with its lanes in params.samples, and params.chunks would be ignored",
+                "leave params.chunks and params.chunkPairs out of a cohort's input (biojob plan-cohort --chunk-bytes splits the large lanes)",
+            ));
+        }
         let samplesheet = ObjectUri::parse(&sheet).map_err(|error| match error {
             // The input class, as once it is staged (docs/reliability.md, "Odd inputs").
             biojob_storage::StorageError::UnsafeKey { .. } => Error::Input {
@@ -687,6 +856,7 @@ impl RunInput {
             platform: environment.platform()?,
             mark_duplicates,
             aligner: environment.aligner()?,
+            scatter: parsed.scatter,
         }))
     }
 }
@@ -753,8 +923,15 @@ impl WorkflowInput {
         let ParsedInput {
             environment,
             contigs,
+            scatter,
             ..
         } = parsed;
+        if let (None, Some(pairs)) = (scatter.chunks, scatter.chunk_pairs) {
+            warn!(
+                chunk_pairs = pairs.get(),
+                "params.chunkPairs without params.chunks: the pair is aligned whole, as the state machine does"
+            );
+        }
         let sample = environment.sample()?;
         let read_group = environment.read_group(&sample)?;
         let (fastq_1, fastq_2) = environment.fastqs(&sample)?;
@@ -775,6 +952,7 @@ impl WorkflowInput {
             min_mapping_quality,
             resume,
             aligner,
+            scatter,
         })
     }
 
@@ -939,6 +1117,93 @@ mod tests {
         assert_eq!(
             biojob_core::Classify::exit_class(&error),
             biojob_core::ExitClass::Usage
+        );
+    }
+
+    #[test]
+    fn the_inputs_chunks_and_shards_are_read_as_the_state_machine_reads_them() {
+        let parse = |params: &str| {
+            WorkflowInput::from_json(&INPUT.replace(
+                r#""chromosomes": ["chr20", "chrM"]"#,
+                &format!(r#""chromosomes": ["chr20", "chrM"], {params}"#),
+            ))
+        };
+        let scatter = |params: &str| parse(params).unwrap().scatter;
+        let error = |params: &str| parse(params).unwrap_err().to_string();
+        let number = |n: u64| NonZeroU64::new(n).unwrap();
+        let count = |n: usize| NonZeroUsize::new(n).unwrap();
+        assert_eq!(
+            WorkflowInput::from_json(INPUT).unwrap().scatter,
+            InputScatter::default()
+        );
+        // The state machine's defaults: nothing listed.
+        assert_eq!(
+            scatter(r#""chunks": [], "chunkPairs": 0, "shards": [], "shardBases": 0"#),
+            InputScatter::default()
+        );
+        assert_eq!(
+            scatter(
+                r#""chunks": [0, 1, 2], "chunkPairs": 49505, "shards": [0, 1], "shardBases": 90000000"#
+            ),
+            InputScatter {
+                chunks: Some(count(3)),
+                chunk_pairs: Some(number(49_505)),
+                shards: Some((count(2), number(90_000_000))),
+            }
+        );
+        // A size without its list is ignored (with a warning), as the state machine does.
+        assert_eq!(
+            scatter(r#""chunkPairs": 49505, "shardBases": 1000"#).sample_chunks(),
+            None
+        );
+        assert_eq!(scatter(r#""shardBases": 1000"#), InputScatter::default());
+        assert_eq!(
+            error(r#""chunks": [0, 2], "chunkPairs": 49505"#),
+            "params.chunks must be the numbers 0 to 1 in order (item 1 is 2): each job takes its item \
+             as its number"
+        );
+        assert_eq!(
+            error(r#""chunks": 3, "chunkPairs": 49505"#),
+            "params.chunks must be a list of numbers, found 3"
+        );
+        assert_eq!(
+            error(r#""chunks": [0, 1]"#),
+            "params.chunks lists 2 chunks, and params.chunkPairs is missing or 0"
+        );
+        assert_eq!(
+            error(r#""chunks": [0, 1], "chunkPairs": 0"#),
+            "params.chunks lists 2 chunks, and params.chunkPairs is missing or 0"
+        );
+        assert_eq!(
+            error(r#""chunks": [0, 1], "chunkPairs": 10"#),
+            "params.chunkPairs: chunks of 10 read pairs are refused: each chunk is its own bwa \
+             mem, which loads the whole bwa index first; give 0 (align the pair whole) or at \
+             least 1000"
+        );
+        assert_eq!(
+            error(r#""chunks": [0, 1], "chunkPairs": "5000""#),
+            "params.chunkPairs must be a whole number, found \"5000\""
+        );
+        assert_eq!(
+            error(r#""shards": [0, 1, 2]"#),
+            "params.shards lists 3 shards, and params.shardBases is missing or 0"
+        );
+        assert_eq!(
+            error(r#""shards": ["0"], "shardBases": 100"#),
+            "params.shards must be the numbers 0 to 0 in order (item 0 is \"0\"): each job takes its \
+             item as its number"
+        );
+        // A cohort's chunks are its lanes': refused beside a sheet, as the state machine does.
+        let cohort = INPUT.replace(r#""SAMPLE_ID": "NA12878","#, "").replace(
+            r#""chromosomes": ["chr20", "chrM"]"#,
+            r#""samplesheet": "/data/sheet.csv", "chunks": [0, 1], "chunkPairs": 5000"#,
+        );
+        assert_eq!(
+            RunInput::from_json(&cohort, None, true)
+                .unwrap_err()
+                .to_string(),
+            "params.chunks is given with a sample sheet: a cohort's chunks are each sample's, \
+             listed with its lanes in params.samples, and params.chunks would be ignored"
         );
     }
 

@@ -3,7 +3,7 @@
 //! shard in parallel, gather, qc, in one scratch directory, each task's outputs published as
 //! it succeeds and the run manifest written at the end whatever happened.
 
-use std::num::NonZeroU64;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,8 +45,29 @@ pub struct ScaleOptions {
     /// Read pairs per alignment chunk (split, align each chunk, merge); `None`: the FASTQ pair
     /// is aligned whole.
     pub chunk_pairs: Option<NonZeroU64>,
+    /// With `chunk_pairs`, one sample's pair is cut as an AWS split job cuts it: blocks of
+    /// `chunk_pairs` read pairs dealt in turn into this many chunks (`params.chunks` of the
+    /// execution input); `None`: consecutive chunks of `chunk_pairs` read pairs.
+    pub chunks: Option<NonZeroUsize>,
     /// Chunks aligned at once; 0 or 1: one at a time with every thread.
     pub workers: usize,
+    /// With `shard_bases`, the shards the execution input lists (`params.shards`): the run
+    /// refuses a plan of another number of shards, as the state machine's gather would fail.
+    pub shards: Option<NonZeroUsize>,
+}
+
+impl ScaleOptions {
+    /// How one sample's FASTQ pair is cut into chunks (`chunk_pairs`, `chunks`), or `None`
+    /// when it is aligned whole.
+    pub fn chunk_layout(&self) -> Option<ChunkLayout> {
+        self.chunk_pairs.map(|chunk_pairs| match self.chunks {
+            Some(chunks) => ChunkLayout::InTurn {
+                block_pairs: chunk_pairs,
+                chunks,
+            },
+            None => ChunkLayout::Consecutive { chunk_pairs },
+        })
+    }
 }
 
 /// The calling plan for `by_contig` (a [`ScatterPlan::by_contig`] plan of the requested
@@ -649,9 +670,9 @@ impl Run<'_> {
         planned.push(TaskLabel::new(StepId::Qc, None));
         self.observer.planned(&planned);
 
-        let aligned = match self.options.scale.chunk_pairs {
+        let aligned = match self.options.scale.chunk_layout() {
             None => self.align(&reference, manifest)?,
-            Some(chunk_pairs) => self.align_in_chunks(&reference, chunk_pairs, manifest)?,
+            Some(layout) => self.align_in_chunks(&reference, layout, manifest)?,
         };
         // QC's BAM part (flagstat, samtools stats, the native pass) does not need the VCF: it
         // runs beside calling and gather, on the threads they leave idle (the tail of the
@@ -813,6 +834,19 @@ impl Run<'_> {
                 balanced
             });
             let plan = shard_plan(plan, shard_bases);
+            if let (Some(listed), Some(bases)) = (scale.shards, shard_bases)
+                && listed.get() != plan.shards().len()
+            {
+                return Err(Error::Usage {
+                    message: format!(
+                        "params.shards lists {listed} shards, and the contigs called cut into shards of at most {bases} bases are {}",
+                        plan.shards().len()
+                    ),
+                    remedy: Some(
+                        "make params.shards and params.shardBases again with biojob plan-shards for the reference and contigs of this input".into(),
+                    ),
+                });
+            }
             let with_bwa = ReferenceOptions {
                 bwa_index: true,
                 ..fai_only
@@ -850,12 +884,12 @@ impl Run<'_> {
         ]
     }
 
-    fn align_step(&self, chunk: Option<usize>, chunk_pairs: Option<NonZeroU64>) -> AlignStep {
+    fn align_step(&self, chunk: Option<usize>, chunking: Option<ChunkLayout>) -> AlignStep {
         AlignStep {
             sample: self.input.sample.clone(),
             read_group: self.input.read_group.clone(),
             chunk,
-            chunk_pairs,
+            chunking,
             validate_fastq: self.engine.validate_fastq,
             lane: None,
             mark_duplicates: false,
@@ -889,14 +923,14 @@ impl Run<'_> {
 
     /// Split, align each chunk (`workers` at once, each with its share of the threads and
     /// memory), merge. The whole is reusable under one key: the align key of the whole pair
-    /// with `chunk_pairs` as a parameter, carried by the merge task.
+    /// with the `layout`'s parameters, carried by the merge task.
     fn align_in_chunks(
         &self,
         reference: &crate::PreparedReference,
-        chunk_pairs: NonZeroU64,
+        layout: ChunkLayout,
         manifest: &mut RunManifest,
     ) -> Result<Aligned, Error> {
-        let whole = self.align_step(None, Some(chunk_pairs));
+        let whole = self.align_step(None, Some(layout));
         let reference_input = || {
             Some((
                 ReferenceInput::Prepared(reference.clone()),
@@ -951,7 +985,7 @@ impl Run<'_> {
         // Split.
         let split = SplitStep {
             sample: self.input.sample.clone(),
-            layout: ChunkLayout::Consecutive { chunk_pairs },
+            layout,
             upload_to: None,
             lane: None,
         };

@@ -91,7 +91,7 @@ fn align_job(
         read_group: ReadGroup::for_sample(&sample),
         sample,
         chunk: None,
-        chunk_pairs: None,
+        chunking: None,
         validate_fastq: true,
         lane: None,
         mark_duplicates: false,

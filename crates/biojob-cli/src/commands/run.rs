@@ -181,7 +181,7 @@ pub fn run(
                     &toolset_by_name(aligner),
                     resources(&args.runtime),
                     args.run_id.as_deref().unwrap_or("<run id>"),
-                    &args.scale.options(),
+                    &args.scale.options(&cohort.scatter)?,
                     validate_fastq(),
                 )?;
                 #[allow(clippy::print_stdout, reason = "the plan is the command's output")]
@@ -196,7 +196,7 @@ pub fn run(
             let outcome = run_outcome(
                 &args.runtime,
                 aligner,
-                &args.scale,
+                args.scale.options(&cohort.scatter)?,
                 run_id,
                 resume,
                 &output_dir,
@@ -216,7 +216,7 @@ pub fn run(
             &toolset_by_name(aligner),
             resources(&args.runtime),
             args.run_id.as_deref().unwrap_or("<run id>"),
-            &args.scale.options(),
+            &args.scale.options(&input.scatter)?,
             validate_fastq(),
         );
         #[allow(clippy::print_stdout, reason = "the plan is the command's output")]
@@ -231,7 +231,7 @@ pub fn run(
     let outcome = run_outcome(
         &args.runtime,
         aligner,
-        &args.scale,
+        args.scale.options(&input.scatter)?,
         run_id,
         resume,
         &output_dir,
@@ -265,7 +265,7 @@ fn prepare_run_id(run_id: Option<String>, resume: bool) -> Result<String, Failur
 fn run_outcome(
     runtime: &RuntimeArgs,
     aligner: Aligner,
-    scale: &ScaleArgs,
+    scale: biojob_pipeline::ScaleOptions,
     run_id: String,
     resume: bool,
     output_dir: &biojob_storage::ObjectUri,
@@ -286,7 +286,7 @@ fn run_outcome(
         attempt,
         cache_dir: cache_dir(runtime),
         resume,
-        scale: scale.options(),
+        scale,
     };
     if resume {
         warn_without_earlier_run(stores, output_dir);

@@ -708,3 +708,112 @@ fn a_run_given_no_shard_size_cuts_a_contig_that_would_leave_a_thread_idle() {
     assert!(records(&by_contig.join("R.vcf.gz")).len() > 100);
     assert_same_records(&balanced.join("R.vcf.gz"), &by_contig.join("R.vcf.gz"));
 }
+
+#[test]
+fn an_execution_input_with_chunks_and_shards_runs_locally_as_the_state_machine_runs_it() {
+    let ws = Workspace::new();
+    let reference = testdata().join("ref.fa");
+    let plan = ws
+        .biojob()
+        .args(["plan-shards", "--reference"])
+        .arg(&reference)
+        .args(["--contigs", "chr20,chr22,chrM", "--shard-bases", "100000"])
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let write_input = |name: &str, shards: &serde_json::Value| {
+        let path = ws.demo_input(&CONTIGS);
+        let mut input: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        // 13,860 pairs: 7 blocks of 2,000 dealt into 3 chunks (3, 2 and 2 blocks).
+        input["params"]["chunks"] = serde_json::json!([0, 1, 2]);
+        input["params"]["chunkPairs"] = 2000.into();
+        input["params"]["shards"] = shards.clone();
+        input["params"]["shardBases"] = plan["shardBases"].clone();
+        let path = ws.path().join(name);
+        std::fs::write(&path, input.to_string()).unwrap();
+        path
+    };
+    let input = write_input("aws-input.json", &plan["shards"]);
+
+    // A flag that contradicts the input is refused before anything runs.
+    for (flag, message) in [
+        (
+            ["--chunk-pairs", "5000"],
+            "error: --chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) is 5000, and the input's \
+             params.chunkPairs is 2000",
+        ),
+        (
+            ["--shard-bases", "0"],
+            "error: --shard-bases (BIOJOB_CALL_SHARD_BASES) is 0, and the input's \
+             params.shardBases is 100000",
+        ),
+    ] {
+        let output = ws.run(&input, "flags", &flag, &[]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert_eq!(stderr(&output).lines().next(), Some(message));
+    }
+    // Shards listed for another plan: the state machine's gather would fail after calling.
+    let stale = write_input("stale.json", &serde_json::json!([0, 1]));
+    let output = ws.run(&stale, "stale", &[], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "error: prepare-reference failed: params.shards lists 2 shards, and the contigs \
+             called cut into shards of at most 100000 bases are 4\n"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!ws.out().join("NA12878/stale/NA12878.align.bam").exists());
+
+    let output = ws.run(&input, "local", &[], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let local = ws.out().join("NA12878/local");
+    let step = |name: &str, shard: Option<u64>| (name.to_owned(), shard, "succeeded".to_owned());
+    let mut expected = vec![
+        step("prepare-reference", None),
+        step("split", None),
+        step("align", Some(0)),
+        step("align", Some(1)),
+        step("align", Some(2)),
+        step("merge", None),
+    ];
+    expected.extend((0..4).map(|shard| step("call", Some(shard))));
+    expected.extend([step("gather", None), step("qc", None)]);
+    assert_eq!(tasks(&local), expected);
+    let regions: Vec<String> = call_tasks(&local).into_iter().map(|t| t.1).collect();
+    assert_eq!(serde_json::json!(regions), plan["regions"]);
+
+    // The same chunks made by the Batch jobs the state machine runs.
+    let batch = ws.path().join("batch");
+    let job = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = step_job(&ws, &reference, &batch, args);
+        command
+            .env("FASTQ_1", testdata().join("NA12878_R1.fastq.gz"))
+            .env("FASTQ_2", testdata().join("NA12878_R2.fastq.gz"))
+            .env("JOB_WORKFLOW_NAME", "biojob")
+            .env("JOB_WORKFLOW_EXECUTION_ID", "x")
+            .envs(env.iter().copied());
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    };
+    let chunking = [("CHUNKS", "3"), ("BIOJOB_ALIGN_CHUNK_PAIRS", "2000")];
+    job(&["split"], &chunking);
+    for chunk in ["0", "1", "2"] {
+        job(&["align"], &[("CHUNK", chunk)]);
+    }
+    job(&["merge"], &chunking);
+    let view = |bam: &Path| tool("samtools", &["view", bam.to_str().unwrap()], Path::new("/"));
+    let local_records = view(&local.join("NA12878.align.bam"));
+    let primary = local_records
+        .lines()
+        .filter(|line| line.split('\t').nth(1).unwrap().parse::<u16>().unwrap() & 0x900 == 0)
+        .count();
+    assert_eq!(primary, 2 * 13_860, "one primary record per read");
+    assert!(
+        local_records == view(&batch.join("biojob/x/NA12878.align.bam")),
+        "the local run's merged BAM differs from the Batch jobs'"
+    );
+}

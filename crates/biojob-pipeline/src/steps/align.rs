@@ -2,11 +2,10 @@
 //! pair or of one chunk of it.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU64;
 
 use biojob_core::{ReadGroup, SampleId, StepId};
 use biojob_formats::{
-    BamHeaderSummary, FastqError, FastqPairStats, FastqProgress, FormatError,
+    BamHeaderSummary, ChunkLayout, FastqError, FastqPairStats, FastqProgress, FormatError,
     describe_contig_difference, read_bam_header_summary, stream_fastq_pair_with_progress,
 };
 use biojob_process::CancelReason;
@@ -44,10 +43,11 @@ pub struct AlignStep {
     pub read_group: ReadGroup,
     /// The chunk aligned (its number), or `None` for the whole FASTQ pair.
     pub chunk: Option<usize>,
-    /// Read pairs per chunk when the whole pair is aligned in chunks: a parameter of the key
-    /// of the whole chunked alignment (chunks differ from a whole alignment in tie-breaks:
-    /// docs/scaling.md).
-    pub chunk_pairs: Option<NonZeroU64>,
+    /// How the whole pair is cut into chunks when it is aligned in chunks: parameters of the
+    /// key of the whole chunked alignment (`chunk_pairs`, and `chunks` when blocks are dealt
+    /// in turn into that many), as chunks differ from a whole alignment in tie-breaks
+    /// (docs/scaling.md).
+    pub chunking: Option<ChunkLayout>,
     /// Whether biojob checks the FASTQs as it feeds them to bwa (see
     /// [`crate::Engine::validate_fastq`]).
     pub validate_fastq: bool,
@@ -149,8 +149,19 @@ impl StepDefinition for AlignStep {
         }
         stages.push(PlannedCommand::new(Tool::Samtools, sort));
         plan = plan.pipeline(stages);
-        if let Some(chunk_pairs) = self.chunk_pairs {
-            plan = plan.parameter("chunk_pairs", chunk_pairs);
+        match self.chunking {
+            Some(ChunkLayout::Consecutive { chunk_pairs }) => {
+                plan = plan.parameter("chunk_pairs", chunk_pairs);
+            }
+            Some(ChunkLayout::InTurn {
+                block_pairs,
+                chunks,
+            }) => {
+                plan = plan
+                    .parameter("chunk_pairs", block_pairs)
+                    .parameter("chunks", chunks);
+            }
+            None => {}
         }
         if self.chunk.is_some() {
             plan.intermediate_output(bam).intermediate_output(bai)
