@@ -1,7 +1,8 @@
 //! `biojob run` of a cohort: the samples and lanes of a sample sheet, through the same step
 //! jobs as one sample's run (docs/cohorts.md). Each lane is aligned with its own read group
-//! (`AlignStep`, with `samtools fixmate -m` when duplicates are marked), whole or, with
-//! `chunk_pairs`, split (`SplitStep`) and aligned chunk by chunk; each sample's lanes (or their
+//! (`AlignStep`, with `samtools fixmate -m` when duplicates are marked), whole or split
+//! (`SplitStep`: as `params.samples` lists its chunks, else into chunks of `chunk_pairs`) and
+//! aligned chunk by chunk; each sample's lanes (or their
 //! chunks) merged with duplicates marked (`MergeStep`), every calling shard called jointly over all
 //! the samples' BAMs (`CallStep::jointly`), the shards gathered into `cohort.vcf.gz`
 //! (`GatherStep::jointly`), then per sample its VCF (`SampleVcfStep`) and QC (`QcStep`), and
@@ -28,12 +29,12 @@ use crate::manifest::timestamp;
 use crate::scheduler::{Run, chunk_files, in_output_dir, local_input, missing_output, skipped};
 use crate::{
     AlignStep, BAI, BAM, CallStep, CohortInput, CohortMember, Engine, Error, FASTQ_1, FASTQ_2,
-    GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep, QcRun,
-    QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest, RunObserver, RunOptions,
-    RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, SheetSample, SplitLane, SplitStep,
-    StepDefinition, StepJob, TaskLabel, TaskRecord, TaskShard, TaskStatus, ToolRecord, VCF,
-    WorkflowInput, chunk_bam_role, cohort_bai_role, cohort_bam_role, sample_qc_role,
-    sample_read_groups, tbi_role, vcf_role,
+    GatherInputs, GatherStep, JobInput, JobOutput, KeyPolicy, ManifestInputs, MergeStep,
+    PlannedSample, QcRun, QcStep, ReferenceInput, ReferenceUse, ReportStep, RunManifest,
+    RunObserver, RunOptions, RunOutcome, SampleSheet, SampleVcfStep, ShardRequest, SheetSample,
+    SplitLane, SplitStep, StepDefinition, StepJob, TaskLabel, TaskRecord, TaskShard, TaskStatus,
+    ToolRecord, VCF, WorkflowInput, chunk_bam_role, cohort_bai_role, cohort_bam_role,
+    sample_qc_role, sample_read_groups, tbi_role, vcf_role,
 };
 
 /// The file stem of a cohort's joint outputs: `cohort.call.<shard>.vcf.gz`, `cohort.vcf.gz`.
@@ -61,14 +62,119 @@ pub fn cohort_stem() -> Result<SampleId, Error> {
     })
 }
 
-/// The task a lane's alignment starts with, as the run plans it: the lane's split when lanes
-/// are split into chunks of `chunk_pairs` read pairs (its chunks' aligns are known once it
-/// ran), else the align of the lane, the sample's unit `index`.
-fn lane_label(chunk_pairs: Option<NonZeroU64>, index: usize) -> TaskLabel {
-    match chunk_pairs {
+/// The task a lane's alignment starts with, as the run plans it: the lane's split when it is
+/// split into chunks by `chunking` (its chunks' aligns are known once it ran), else the align
+/// of the lane, the sample's unit `index`.
+fn lane_label(chunking: Option<ChunkLayout>, index: usize) -> TaskLabel {
+    match chunking {
         Some(_) => TaskLabel::new(StepId::Split, None),
         None => TaskLabel::new(StepId::Align, Some(TaskShard::chunk(index))),
     }
+}
+
+/// How each lane of each sample of `sheet` is aligned: `None` whole, else split into chunks.
+/// When `planned` (`params.samples`) lists a lane in several chunks, as the state machine
+/// does: such lanes dealt in blocks of `input_chunk_pairs` (`params.chunkPairs`) into their
+/// chunks, the others whole. Else every lane split into consecutive chunks of `chunk_pairs`
+/// (the run's setting), or none.
+///
+/// # Errors
+/// [`Error::Usage`] when `planned` lists other samples or lanes than the sheet, when a lane of
+/// several chunks has no `input_chunk_pairs`, or `chunk_pairs` is another size.
+pub(crate) fn lane_layouts(
+    sheet: &SampleSheet,
+    planned: &[PlannedSample],
+    input_chunk_pairs: Option<NonZeroU64>,
+    chunk_pairs: Option<NonZeroU64>,
+) -> Result<Vec<Vec<Option<ChunkLayout>>>, Error> {
+    let remake = || {
+        Some(
+            "make params.samples again with biojob plan-cohort from the sheet the execution reads"
+                .to_owned(),
+        )
+    };
+    if !planned.is_empty() {
+        let listed: Vec<(&str, usize)> = planned
+            .iter()
+            .map(|sample| (sample.sample.as_str(), sample.lane_chunks.len()))
+            .collect();
+        let in_sheet: Vec<(&str, usize)> = sheet
+            .samples
+            .iter()
+            .map(|sample| (sample.sample.as_str(), sample.lanes.len()))
+            .collect();
+        if listed != in_sheet {
+            let show = |list: &[(&str, usize)]| {
+                list.iter()
+                    .map(|(sample, lanes)| match lanes {
+                        1 => format!("{sample} (1 lane)"),
+                        lanes => format!("{sample} ({lanes} lanes)"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(Error::Usage {
+                message: format!(
+                    "params.samples lists {}, and the sample sheet {} has {}",
+                    show(&listed),
+                    sheet.uri,
+                    show(&in_sheet)
+                ),
+                remedy: remake(),
+            });
+        }
+    }
+    let split = planned
+        .iter()
+        .flat_map(|sample| {
+            sample
+                .lane_chunks
+                .iter()
+                .enumerate()
+                .map(move |(lane, chunks)| (sample, lane, chunks))
+        })
+        .find(|(_, _, chunks)| chunks.get() > 1);
+    let Some((sample, lane, _)) = split else {
+        let layout = chunk_pairs.map(|chunk_pairs| ChunkLayout::Consecutive { chunk_pairs });
+        return Ok(sheet
+            .samples
+            .iter()
+            .map(|sample| vec![layout; sample.lanes.len()])
+            .collect());
+    };
+    let Some(block_pairs) = input_chunk_pairs else {
+        // As the state machine refuses it (MissingChunkPairs).
+        return Err(Error::Usage {
+            message: format!(
+                "lane {lane} of sample {} is listed in several chunks in params.samples, and params.chunkPairs is missing or 0",
+                sample.sample
+            ),
+            remedy: Some("give the chunkPairs biojob plan-cohort prints".into()),
+        });
+    };
+    if let Some(flag) = chunk_pairs.filter(|flag| *flag != block_pairs) {
+        return Err(Error::Usage {
+            message: format!(
+                "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) is {flag}, and the input's params.chunkPairs is {block_pairs}"
+            ),
+            remedy: Some("leave --chunk-pairs out: the input's params.samples and params.chunkPairs split the lanes as the state machine does".into()),
+        });
+    }
+    Ok(planned
+        .iter()
+        .map(|sample| {
+            sample
+                .lane_chunks
+                .iter()
+                .map(|&chunks| {
+                    (chunks.get() > 1).then_some(ChunkLayout::InTurn {
+                        block_pairs,
+                        chunks,
+                    })
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// A split lane: its split's work directory, the read pairs the split wrote, the sample's
@@ -203,13 +309,21 @@ impl Cohort<'_> {
         &self,
         sample: &SheetSample,
         lanes: &[AlignUnit],
-        chunk_pairs: NonZeroU64,
         manifest: &mut RunManifest,
     ) -> Result<(Vec<AlignUnit>, Vec<LaneChunks>), Error> {
         let mut units = Vec::new();
         let mut splits = Vec::with_capacity(lanes.len());
         for (index, ((lane, inputs), row)) in lanes.iter().zip(&sample.lanes).enumerate() {
             let sample = &sample.sample;
+            let Some(layout) = lane.chunking else {
+                // A lane of one chunk, aligned whole: the sample's next unit.
+                let step = AlignStep {
+                    chunk: Some(units.len()),
+                    ..lane.clone()
+                };
+                units.push((step, inputs.clone()));
+                continue;
+            };
             let work_dir = self
                 .sample_work_dir(sample)
                 .join("lanes")
@@ -220,7 +334,7 @@ impl Cohort<'_> {
                 .ok_or_else(|| missing_output("align", "lane"))?;
             let split = SplitStep {
                 sample: sample.clone(),
-                layout: ChunkLayout::Consecutive { chunk_pairs },
+                layout,
                 upload_to: None,
                 lane: Some(SplitLane {
                     name,
@@ -273,6 +387,12 @@ impl Cohort<'_> {
         let stores = &engine.stores;
         let sheet = SampleSheet::read(stores, &self.input.samplesheet)?;
         sheet.check_files(stores)?;
+        let layouts = lane_layouts(
+            &sheet,
+            &self.input.samples,
+            self.input.scatter.chunk_pairs,
+            run.options.scale.chunk_pairs,
+        )?;
         let mut members = Vec::with_capacity(sheet.samples.len());
         for sample in &sheet.samples {
             members.push(Member {
@@ -286,15 +406,15 @@ impl Cohort<'_> {
         manifest.inputs.contigs = plan.contigs().into_iter().map(|c| c.name).collect();
         let samples: Vec<SampleId> = members.iter().map(|m| m.sample.clone()).collect();
 
-        let chunk_pairs = run.options.scale.chunk_pairs;
         let mut planned = vec![TaskLabel::new(StepId::PrepareReference, None)];
-        for (sample, member) in sheet.samples.iter().zip(&members) {
+        for ((sample, member), layouts) in sheet.samples.iter().zip(&members).zip(&layouts) {
             // A split lane's tasks (its split, numbered by its first chunk, and its chunks'
-            // aligns) are known once the lanes before it are split: they appear as they start.
+            // aligns) are known once the lanes before it are split: they appear as they start,
+            // and so do the lanes after it.
             for (index, lane) in sample.lanes.iter().enumerate() {
-                if chunk_pairs.is_none() {
+                if layouts.iter().all(Option::is_none) {
                     planned.push(
-                        lane_label(chunk_pairs, index)
+                        lane_label(None, index)
                             .of(Some(CohortMember::lane(&member.sample, &lane.lane))),
                     );
                 }
@@ -329,18 +449,21 @@ impl Cohort<'_> {
         let remedy = "fix the sample sheet's path";
         let lane_context = run.context.for_step(StepId::Align.as_str());
         let mut alignments = Vec::with_capacity(members.len());
-        for (sample, member) in sheet.samples.iter().zip(&members) {
+        for ((sample, member), layouts) in sheet.samples.iter().zip(&members).zip(&layouts) {
             let mut lanes = Vec::with_capacity(sample.lanes.len());
             let mut lane_keys = BTreeMap::new();
-            for (index, (lane, read_group)) in
-                sample.lanes.iter().zip(&member.read_groups).enumerate()
+            for (index, ((lane, read_group), layout)) in sample
+                .lanes
+                .iter()
+                .zip(&member.read_groups)
+                .zip(layouts)
+                .enumerate()
             {
                 let step = AlignStep {
                     sample: member.sample.clone(),
                     read_group: read_group.clone(),
                     chunk: Some(index),
-                    chunking: chunk_pairs
-                        .map(|chunk_pairs| ChunkLayout::Consecutive { chunk_pairs }),
+                    chunking: *layout,
                     validate_fastq: engine.validate_fastq,
                     lane: Some(lane.lane.clone()),
                     mark_duplicates,
@@ -424,18 +547,22 @@ impl Cohort<'_> {
         let mut units: Vec<Vec<AlignUnit>> = Vec::with_capacity(members.len());
         let mut splits: Vec<Vec<LaneChunks>> = Vec::with_capacity(members.len());
         for (sheet_sample, alignment) in sheet.samples.iter().zip(&alignments) {
-            match (chunk_pairs, &alignment.reused) {
+            let split = alignment
+                .lanes
+                .iter()
+                .any(|(step, _)| step.chunking.is_some());
+            match (split, &alignment.reused) {
                 (_, Some(_)) => {
                     units.push(Vec::new());
                     splits.push(Vec::new());
                 }
-                (None, None) => {
+                (false, None) => {
                     units.push(alignment.lanes.clone());
                     splits.push(Vec::new());
                 }
-                (Some(chunk_pairs), None) => {
+                (true, None) => {
                     let (sample_units, sample_splits) =
-                        self.split_lanes(sheet_sample, &alignment.lanes, chunk_pairs, manifest)?;
+                        self.split_lanes(sheet_sample, &alignment.lanes, manifest)?;
                     units.push(sample_units);
                     splits.push(sample_splits);
                 }
@@ -509,7 +636,7 @@ impl Cohort<'_> {
             if let Some((reused, read_pairs)) = alignment.reused {
                 for (index, (step, _)) in alignment.lanes.iter().enumerate() {
                     run.observer
-                        .reused(&lane_label(chunk_pairs, index).of(step.cohort_member()));
+                        .reused(&lane_label(step.chunking, index).of(step.cohort_member()));
                 }
                 run.observer
                     .reused(&TaskLabel::new(StepId::Merge, None).of(Some(member_of.clone())));
@@ -755,5 +882,91 @@ impl Cohort<'_> {
             manifest,
         )?;
         Ok(run.output_dir.join(&cohort_vcf.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sheet() -> SampleSheet {
+        SampleSheet::parse(
+            "sample,lane,fastq_1,fastq_2\nA,1,a1_1.fq,a1_2.fq\nA,2,a2_1.fq,a2_2.fq\nB,1,b1_1.fq,b1_2.fq\n",
+            &ObjectUri::parse("/data/sheet.csv").unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn planned(samples: &[(&str, &[usize])]) -> Vec<PlannedSample> {
+        samples
+            .iter()
+            .map(|(sample, lanes)| PlannedSample {
+                sample: (*sample).to_owned(),
+                lane_chunks: lanes
+                    .iter()
+                    .map(|&n| std::num::NonZeroUsize::new(n).unwrap())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lanes_are_split_as_params_samples_lists_them_else_as_the_runs_setting() {
+        let pairs = |n: u64| NonZeroU64::new(n);
+        let split = |chunks: usize| {
+            Some(ChunkLayout::InTurn {
+                block_pairs: NonZeroU64::new(5000).unwrap(),
+                chunks: std::num::NonZeroUsize::new(chunks).unwrap(),
+            })
+        };
+        let plan = planned(&[("A", &[1, 3]), ("B", &[1])]);
+        assert_eq!(
+            lane_layouts(&sheet(), &plan, pairs(5000), None).unwrap(),
+            [vec![None, split(3)], vec![None]]
+        );
+        // The same size given as a flag too changes nothing.
+        assert_eq!(
+            lane_layouts(&sheet(), &plan, pairs(5000), pairs(5000)).unwrap(),
+            [vec![None, split(3)], vec![None]]
+        );
+        // No lane listed in several chunks: the run's setting splits every lane, or none.
+        let whole = planned(&[("A", &[1, 1]), ("B", &[1])]);
+        let consecutive = Some(ChunkLayout::Consecutive {
+            chunk_pairs: NonZeroU64::new(2000).unwrap(),
+        });
+        assert_eq!(
+            lane_layouts(&sheet(), &whole, pairs(5000), pairs(2000)).unwrap(),
+            [vec![consecutive; 2], vec![consecutive]]
+        );
+        assert_eq!(
+            lane_layouts(&sheet(), &[], None, None).unwrap(),
+            [vec![None, None], vec![None]]
+        );
+        let error =
+            |plan: &[PlannedSample], input: Option<NonZeroU64>, flag: Option<NonZeroU64>| {
+                lane_layouts(&sheet(), plan, input, flag)
+                    .unwrap_err()
+                    .to_string()
+            };
+        assert_eq!(
+            error(&planned(&[("A", &[1, 3])]), pairs(5000), None),
+            "params.samples lists A (2 lanes), and the sample sheet /data/sheet.csv has A (2 \
+             lanes), B (1 lane)"
+        );
+        assert_eq!(
+            error(&planned(&[("A", &[4]), ("B", &[1])]), pairs(5000), None),
+            "params.samples lists A (1 lane), B (1 lane), and the sample sheet /data/sheet.csv \
+             has A (2 lanes), B (1 lane)"
+        );
+        assert_eq!(
+            error(&plan, None, None),
+            "lane 1 of sample A is listed in several chunks in params.samples, and \
+             params.chunkPairs is missing or 0"
+        );
+        assert_eq!(
+            error(&plan, pairs(5000), pairs(2000)),
+            "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) is 2000, and the input's \
+             params.chunkPairs is 5000"
+        );
     }
 }

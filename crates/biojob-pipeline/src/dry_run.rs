@@ -293,16 +293,31 @@ pub fn render_cohort_plan(
     header(&mut out, "prepare-reference");
     out.push_str(&reference_index_plan(&context, true).render());
 
-    if let Some(chunk_pairs) = scale.chunk_pairs {
+    let layouts = crate::cohort::lane_layouts(
+        sheet,
+        &input.samples,
+        input.scatter.chunk_pairs,
+        scale.chunk_pairs,
+    )?;
+    let split = layouts.iter().flatten().any(Option::is_some);
+    if split {
         header(
             &mut out,
-            "split each lane (into <scratch>/samples/<sample>/lanes/<lane index>/)",
+            &format!(
+                "split {} (into <scratch>/samples/<sample>/lanes/<lane index>/)",
+                if layouts.iter().flatten().all(Option::is_some) {
+                    "each lane"
+                } else {
+                    "the lanes params.samples lists in several chunks"
+                }
+            ),
         );
-        for sample in &sheet.samples {
-            for lane in &sample.lanes {
+        for (sample, layouts) in sheet.samples.iter().zip(&layouts) {
+            for (lane, layout) in sample.lanes.iter().zip(layouts) {
+                let Some(layout) = *layout else { continue };
                 let split = SplitStep {
                     sample: sample.sample.clone(),
-                    layout: ChunkLayout::Consecutive { chunk_pairs },
+                    layout,
                     upload_to: None,
                     lane: None,
                 };
@@ -311,27 +326,32 @@ pub fn render_cohort_plan(
             }
         }
     }
-    let workers = match scale.chunk_pairs {
+    let workers = if split {
         // The chunks are known once the lanes are split.
-        Some(_) => scale.workers.max(1),
-        None => scale.workers.clamp(1, lanes.max(1)),
+        scale.workers.max(1)
+    } else {
+        scale.workers.clamp(1, lanes.max(1))
     };
     header(
         &mut out,
         &format!(
             "align each {}, {workers} at once (each with {} of the threads and memory)",
-            if scale.chunk_pairs.is_some() {
+            if !split {
+                "lane"
+            } else if layouts.iter().flatten().all(Option::is_some) {
                 "chunk of each lane (as many as its split writes, numbered across the sample: \
                  lane 0's first)"
             } else {
-                "lane"
+                "lane, or chunk of a split lane (numbered across the sample: lane 0's first)"
             },
             if workers == 1 { "all" } else { "its share" },
         ),
     );
     let share = PlanContext::placeholders(toolset, chunk_share(resources, workers));
-    for (sample, groups) in sheet.samples.iter().zip(read_groups) {
-        for (index, (lane, read_group)) in sample.lanes.iter().zip(groups).enumerate() {
+    for ((sample, groups), layouts) in sheet.samples.iter().zip(read_groups).zip(&layouts) {
+        for (index, ((lane, read_group), layout)) in
+            sample.lanes.iter().zip(groups).zip(layouts).enumerate()
+        {
             let align = AlignStep {
                 sample: sample.sample.clone(),
                 read_group: read_group.clone(),
@@ -346,10 +366,11 @@ pub fn render_cohort_plan(
                 "   [{} lane {}{}]",
                 sample.sample,
                 lane.lane,
-                if scale.chunk_pairs.is_some() {
-                    ", each chunk"
-                } else {
-                    ""
+                match layout {
+                    Some(ChunkLayout::InTurn { chunks, .. }) =>
+                        format!(", each of its {chunks} chunks"),
+                    Some(ChunkLayout::Consecutive { .. }) => ", each chunk".to_owned(),
+                    None => String::new(),
                 }
             );
             out.push_str(&align.plan(&share).render());
@@ -359,11 +380,7 @@ pub fn render_cohort_plan(
         &mut out,
         &format!(
             "merge each sample's {}{} (into samples/<sample>/)",
-            if scale.chunk_pairs.is_some() {
-                "chunks"
-            } else {
-                "lanes"
-            },
+            if split { "chunks" } else { "lanes" },
             if input.mark_duplicates {
                 ", marking duplicates"
             } else {
@@ -371,12 +388,21 @@ pub fn render_cohort_plan(
             }
         ),
     );
-    for (sample, groups) in sheet.samples.iter().zip(read_groups) {
+    for ((sample, groups), layouts) in sheet.samples.iter().zip(read_groups).zip(&layouts) {
+        // Each lane's chunks: 1 whole, as many as it is dealt into, unknown before a
+        // consecutive split has read the lane (then listed one per lane).
+        let known: Option<usize> = layouts
+            .iter()
+            .map(|layout| match layout {
+                None => Some(1),
+                Some(ChunkLayout::InTurn { chunks, .. }) => Some(chunks.get()),
+                Some(ChunkLayout::Consecutive { .. }) => None,
+            })
+            .sum();
         let merge = MergeStep {
             sample: sample.sample.clone(),
             read_groups: groups.clone(),
-            // With lanes split, the chunks are known once they are.
-            chunks: sample.lanes.len(),
+            chunks: known.unwrap_or(sample.lanes.len()),
             mark_duplicates: input.mark_duplicates,
             in_cohort: true,
             chunk_records: None,
@@ -386,7 +412,7 @@ pub fn render_cohort_plan(
             out,
             "   [{}{}]",
             sample.sample,
-            if scale.chunk_pairs.is_some() {
+            if known.is_none() {
                 ": every chunk's BAM, as many as its lanes' splits write (listed here one per lane)"
             } else {
                 ""

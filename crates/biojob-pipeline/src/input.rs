@@ -74,6 +74,9 @@ struct Params {
     /// The largest calling shard, in bases.
     #[serde(default, rename = "shardBases")]
     shard_bases: Option<serde_json::Value>,
+    /// A cohort's samples with their lanes' chunks (biojob plan-cohort).
+    #[serde(default)]
+    samples: Option<serde_json::Value>,
     /// Keys biojob does not read: each gets a warning.
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
@@ -227,6 +230,99 @@ pub struct InputScatter {
     pub chunk_pairs: Option<NonZeroU64>,
     /// M and the largest shard in bases, when `params.shards` lists shards.
     pub shards: Option<(NonZeroUsize, NonZeroU64)>,
+}
+
+/// One sample of a cohort's `params.samples` (as `biojob plan-cohort` prints it): its name and
+/// how many chunks each of its lanes is, in sheet order (1: the lane is aligned whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSample {
+    /// The sample, as the sheet names it.
+    pub sample: String,
+    /// Each lane's chunks, lane 0 first.
+    pub lane_chunks: Vec<NonZeroUsize>,
+}
+
+/// Reads `params.samples`: `[{"sample": S, "chunks": [0, …, N-1], "lanes": [{"lane": 0,
+/// "chunks": [0]}, {"lane": 1, "chunks": [1, 2]}, …]}, …]`, the lanes numbered 0, 1, … and
+/// their chunks numbered on across the sample, which has them all.
+///
+/// # Errors
+/// [`Error::Usage`] naming the first item that is not so.
+fn planned_samples(value: Option<&serde_json::Value>) -> Result<Vec<PlannedSample>, Error> {
+    const REMEDY: &str =
+        "make params.samples again with biojob plan-cohort from the sheet the execution reads";
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let bad = |path: String, what: &str, found: &serde_json::Value| {
+        usage(
+            format!("params.{path} must be {what}, found {found}"),
+            REMEDY,
+        )
+    };
+    let items = value
+        .as_array()
+        .ok_or_else(|| bad("samples".into(), "a list", value))?;
+    let mut samples = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let at = |key: &str| format!("samples[{index}].{key}");
+        let field = |key: &str| item.get(key).unwrap_or(&serde_json::Value::Null);
+        let sample = field("sample")
+            .as_str()
+            .ok_or_else(|| bad(at("sample"), "a sample's name", field("sample")))?;
+        let lanes = field("lanes")
+            .as_array()
+            .ok_or_else(|| bad(at("lanes"), "a list of lanes", field("lanes")))?;
+        let mut next = 0u64;
+        let mut lane_chunks = Vec::with_capacity(lanes.len());
+        for (position, lane) in lanes.iter().enumerate() {
+            let at = |key: &str| format!("samples[{index}].lanes[{position}].{key}");
+            let number = lane.get("lane").unwrap_or(&serde_json::Value::Null);
+            if number.as_u64() != Some(position as u64) {
+                return Err(bad(at("lane"), &position.to_string(), number));
+            }
+            let chunks = lane.get("chunks").unwrap_or(&serde_json::Value::Null);
+            let list = chunks.as_array().filter(|list| {
+                !list.is_empty()
+                    && list
+                        .iter()
+                        .enumerate()
+                        .all(|(k, chunk)| chunk.as_u64() == Some(next + k as u64))
+            });
+            let Some(count) = list.and_then(|list| NonZeroUsize::new(list.len())) else {
+                return Err(bad(
+                    at("chunks"),
+                    &format!("the lane's chunks, numbered from {next}"),
+                    chunks,
+                ));
+            };
+            next += count.get() as u64;
+            lane_chunks.push(count);
+        }
+        let all = field("chunks");
+        let whole = all.as_array().is_some_and(|list| {
+            list.len() as u64 == next
+                && list
+                    .iter()
+                    .enumerate()
+                    .all(|(k, chunk)| chunk.as_u64() == Some(k as u64))
+        });
+        if !whole || lane_chunks.is_empty() {
+            return Err(bad(
+                at("chunks"),
+                &format!(
+                    "the numbers 0 to {} (its lanes' chunks)",
+                    next.saturating_sub(1)
+                ),
+                all,
+            ));
+        }
+        samples.push(PlannedSample {
+            sample: sample.to_owned(),
+            lane_chunks,
+        });
+    }
+    Ok(samples)
 }
 
 /// The smallest alignment chunk (block) in read pairs: each chunk is its own `bwa mem`, which
@@ -684,6 +780,7 @@ impl JobEnvironment {
 struct ParsedInput {
     environment: JobEnvironment,
     scatter: InputScatter,
+    samples: Vec<PlannedSample>,
     contigs: Option<Vec<String>>,
     samplesheet: Option<String>,
 }
@@ -706,6 +803,7 @@ impl ParsedInput {
         warn_unknown_keys("", &input.other, &["params"]);
         warn_unknown_keys("params.", &input.params.other, &PARAMS_KEYS);
         let scatter = InputScatter::from_params(&input.params)?;
+        let samples = planned_samples(input.params.samples.as_ref())?;
         let environment = input.params.environment;
         let mut values = BTreeMap::new();
         for (key, value) in &environment {
@@ -751,6 +849,7 @@ impl ParsedInput {
         Ok(ParsedInput {
             environment,
             scatter,
+            samples,
             contigs,
             samplesheet: input.params.samplesheet.filter(|text| !text.is_empty()),
         })
@@ -779,9 +878,12 @@ pub struct CohortInput {
     pub mark_duplicates: bool,
     /// `BIOJOB_ALIGNER` of `params.environment`, when set and not empty.
     pub aligner: Option<Aligner>,
-    /// The calling shards the input asks for (a cohort's chunks are its lanes', in
-    /// `params.samples`).
+    /// The calling shards the input asks for, and `params.chunkPairs`, the block size of
+    /// the lanes `samples` lists in several chunks.
     pub scatter: InputScatter,
+    /// `params.samples`: each sample's lanes' chunks as the state machine aligns them (empty
+    /// when not given: the run's settings decide).
+    pub samples: Vec<PlannedSample>,
 }
 
 impl CohortInput {
@@ -821,6 +923,13 @@ impl RunInput {
             .map(str::to_owned)
             .or_else(|| parsed.samplesheet.clone())
         else {
+            if !parsed.samples.is_empty() {
+                // As the state machine refuses it (its MissingSampleSheet state).
+                return Err(usage(
+                    "params.samples is given without params.samplesheet, the sheet every job of a cohort reads",
+                    "give params.samplesheet (or --samplesheet) beside it: biojob plan-cohort --samplesheet <the sheet> prints both",
+                ));
+            }
             return WorkflowInput::from_parsed(parsed).map(RunInput::Sample);
         };
         let environment = &parsed.environment;
@@ -857,6 +966,7 @@ impl RunInput {
             mark_duplicates,
             aligner: environment.aligner()?,
             scatter: parsed.scatter,
+            samples: parsed.samples,
         }))
     }
 }
@@ -1204,6 +1314,77 @@ mod tests {
                 .to_string(),
             "params.chunks is given with a sample sheet: a cohort's chunks are each sample's, \
              listed with its lanes in params.samples, and params.chunks would be ignored"
+        );
+    }
+
+    #[test]
+    fn params_samples_is_read_as_plan_cohort_prints_it() {
+        let parse = |samples: &str| {
+            RunInput::from_json(
+                &format!(
+                    r#"{{"params": {{"environment": {{"REFERENCE": "/r.fa", "JOB_OUTPUT_PREFIX": "/o"}},
+                        "samplesheet": "/s.csv", "chunkPairs": 5000, "samples": {samples}}}}}"#
+                ),
+                None,
+                true,
+            )
+        };
+        let Ok(RunInput::Cohort(cohort)) = parse(
+            r#"[{"sample": "A", "chunks": [0, 1, 2], "lanes": [{"lane": 0, "chunks": [0]},
+                {"lane": 1, "chunks": [1, 2]}]}, {"sample": "B", "chunks": [0],
+                "lanes": [{"lane": 0, "chunks": [0]}]}]"#,
+        ) else {
+            panic!("not a cohort")
+        };
+        let count = |n: usize| NonZeroUsize::new(n).unwrap();
+        assert_eq!(
+            cohort.samples,
+            [
+                PlannedSample {
+                    sample: "A".into(),
+                    lane_chunks: vec![count(1), count(2)]
+                },
+                PlannedSample {
+                    sample: "B".into(),
+                    lane_chunks: vec![count(1)]
+                }
+            ]
+        );
+        assert_eq!(cohort.scatter.chunk_pairs, NonZeroU64::new(5000));
+        let error = |samples: &str| parse(samples).unwrap_err().to_string();
+        assert_eq!(
+            error(
+                r#"[{"sample": "A", "chunks": [0, 1], "lanes": [{"lane": 0, "chunks": [0]}, {"lane": 1, "chunks": [2]}]}]"#
+            ),
+            "params.samples[0].lanes[1].chunks must be the lane's chunks, numbered from 1, found [2]"
+        );
+        assert_eq!(
+            error(r#"[{"sample": "A", "chunks": [0], "lanes": [{"lane": 1, "chunks": [0]}]}]"#),
+            "params.samples[0].lanes[0].lane must be 0, found 1"
+        );
+        assert_eq!(
+            error(
+                r#"[{"sample": "A", "chunks": [0, 1, 2], "lanes": [{"lane": 0, "chunks": [0, 1]}]}]"#
+            ),
+            "params.samples[0].chunks must be the numbers 0 to 1 (its lanes' chunks), found [0,1,2]"
+        );
+        assert_eq!(
+            error(r#"[{"chunks": [0], "lanes": []}]"#),
+            "params.samples[0].sample must be a sample's name, found null"
+        );
+        // One sample's input with a cohort's samples: refused as the state machine does.
+        assert_eq!(
+            RunInput::from_json(
+                &INPUT.replace(
+                    r#""chromosomes": ["chr20", "chrM"]"#,
+                    r#""samples": [{"sample": "A", "chunks": [0], "lanes": [{"lane": 0, "chunks": [0]}]}]"#
+                ),
+                None,
+                true
+            )
+            .unwrap_err()
+            .to_string(),
+            "params.samples is given without params.samplesheet, the sheet every job of a cohort reads"
         );
     }
 

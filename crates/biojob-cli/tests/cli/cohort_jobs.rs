@@ -504,6 +504,101 @@ fn a_split_lane_s_chunks_are_aligned_and_merged_with_the_sample_s_other_lanes() 
         String::from_utf8(primary.stdout).unwrap().trim(),
         (2 * (400 + 13_860)).to_string()
     );
+    // The execution input plan-cohort prints for these jobs, run locally: the same split and
+    // chunks, and the Batch jobs' merged BAM record for record.
+    let planned = plan_cohort(
+        &ws,
+        &sheet,
+        &["--chunk-bytes", "500000", "--chunk-pairs", "5000"],
+    );
+    assert!(planned.status.success(), "{}", stderr(&planned));
+    let mut params: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    assert_eq!(
+        params["samples"],
+        serde_json::json!([{"sample": "A", "chunks": [0, 1, 2],
+            "lanes": [{"lane": 0, "chunks": [0]}, {"lane": 1, "chunks": [1, 2]}]}])
+    );
+    let local_out = ws.path().join("local");
+    params["queue"] = "local".into();
+    params["chromosomes"] = serde_json::json!(["chr22", "chrM"]);
+    params["environment"] = serde_json::json!({
+        "REFERENCE": testdata().join("ref.fa").display().to_string(),
+        "JOB_OUTPUT_PREFIX": local_out.display().to_string(),
+    });
+    let input = ws.path().join("cohort-input.json");
+    std::fs::write(&input, serde_json::json!({ "params": params }).to_string()).unwrap();
+    let dry_run = ws
+        .biojob()
+        .args(["run", "--dry-run", "--mark-duplicates", "off", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(dry_run.status.success(), "{}", stderr(&dry_run));
+    for expected in [
+        "2. split the lanes params.samples lists in several chunks (into \
+         <scratch>/samples/<sample>/lanes/<lane index>/)\n   [A lane 2]\n   (biojob checks the \
+         FASTQ pair and deals blocks of 5000 read pairs in turn into 2 chunks, gzip level 2)\n\n",
+        "3. align each lane, or chunk of a split lane (numbered across the sample: lane 0's \
+         first), 1 at once",
+        "   [A lane 1]\n",
+        "   [A lane 2, each of its 2 chunks]\n",
+        "samtools merge -@ 1 -c -p -f --write-index -o \
+         '-##idx##<scratch>/A.align.bam.partial.bai' <bam.0000> <bam.0001> <bam.0002>\n",
+    ] {
+        assert!(
+            stdout(&dry_run).contains(expected),
+            "{expected}\n{}",
+            stdout(&dry_run)
+        );
+    }
+    let output = ws.run(
+        &input,
+        "local",
+        &[],
+        &[("BIOJOB_MARK_DUPLICATES", Path::new("0"))],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(local_out.join("local/manifest.json")).unwrap())
+            .unwrap();
+    let aligned: Vec<(String, Option<u64>)> = manifest["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|task| ["split", "align", "merge"].contains(&task["step"].as_str().unwrap()))
+        .map(|task| {
+            (
+                task["step"].as_str().unwrap().to_owned(),
+                task["shard"].as_u64(),
+            )
+        })
+        .collect();
+    let task = |step: &str, shard: Option<u64>| (step.to_owned(), shard);
+    assert_eq!(
+        aligned,
+        [
+            task("split", Some(1)),
+            task("align", Some(0)),
+            task("align", Some(1)),
+            task("align", Some(2)),
+            task("merge", None)
+        ]
+    );
+    let records = |bam: &Path| {
+        let output = std::process::Command::new("samtools")
+            .arg("view")
+            .arg(bam)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        output.stdout
+    };
+    assert!(
+        records(&local_out.join("local/samples/A/A.align.bam"))
+            == records(&dir.join("A.align.bam")),
+        "the local run's merged BAM differs from the Batch jobs'"
+    );
+
     // A lane's align job without LANE_CHUNKS once a lane of the sample was split: its BAM
     // would be numbered by the lane's index, another chunk's number; refused.
     let chunk_1 = std::fs::read(dir.join("A.align.0001.bam")).unwrap();
