@@ -4,7 +4,7 @@
 
 use std::num::NonZeroUsize;
 
-use biojob_pipeline::env;
+use biojob_pipeline::{contradicts_input, env};
 use biojob_scratch::AutoscaleMode;
 use biojob_tools::Aligner;
 use camino::Utf8PathBuf;
@@ -152,13 +152,15 @@ impl ScaleArgs {
         };
         if let Some((chunks, pairs)) = scatter.sample_chunks() {
             if self.chunk_pairs != 0 && self.chunk_pairs != pairs.get() {
-                return Err(usage(
-                    format!(
-                        "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) is {}, and the input's params.chunkPairs is {pairs}",
-                        self.chunk_pairs
-                    ),
-                    "leave --chunk-pairs out: the input's params.chunks and params.chunkPairs split the pair as the state machine does",
-                ));
+                return Err(contradicts_input(
+                    "chunk-pairs",
+                    env::BIOJOB_ALIGN_CHUNK_PAIRS,
+                    self.chunk_pairs,
+                    "chunkPairs",
+                    pairs.get(),
+                    "params.chunks and params.chunkPairs split the pair",
+                )
+                .into());
             }
             options.chunk_pairs = Some(pairs);
             options.chunks = Some(chunks);
@@ -167,12 +169,15 @@ impl ScaleArgs {
             if let Some(flag) = self.shard_bases
                 && flag != bases.get()
             {
-                return Err(usage(
-                    format!(
-                        "--shard-bases (BIOJOB_CALL_SHARD_BASES) is {flag}, and the input's params.shardBases is {bases}"
-                    ),
-                    "leave --shard-bases out: the input's params.shards and params.shardBases cut the calling as the state machine does",
-                ));
+                return Err(contradicts_input(
+                    "shard-bases",
+                    env::BIOJOB_CALL_SHARD_BASES,
+                    flag,
+                    "shardBases",
+                    bases.get(),
+                    "params.shards and params.shardBases cut the calling",
+                )
+                .into());
             }
             options.shard_bases = Some(bases);
             options.balance_shards = false;

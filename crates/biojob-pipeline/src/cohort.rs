@@ -153,12 +153,14 @@ pub(crate) fn lane_layouts(
         });
     };
     if let Some(flag) = chunk_pairs.filter(|flag| *flag != block_pairs) {
-        return Err(Error::Usage {
-            message: format!(
-                "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) is {flag}, and the input's params.chunkPairs is {block_pairs}"
-            ),
-            remedy: Some("leave --chunk-pairs out: the input's params.samples and params.chunkPairs split the lanes as the state machine does".into()),
-        });
+        return Err(crate::contradicts_input(
+            "chunk-pairs",
+            crate::env::BIOJOB_ALIGN_CHUNK_PAIRS,
+            flag.get(),
+            "chunkPairs",
+            block_pairs.get(),
+            "params.samples and params.chunkPairs split the lanes",
+        ));
     }
     Ok(planned
         .iter()

@@ -272,7 +272,8 @@ fn planned_samples(value: Option<&serde_json::Value>) -> Result<Vec<PlannedSampl
             .ok_or_else(|| bad(at("sample"), "a sample's name", field("sample")))?;
         let lanes = field("lanes")
             .as_array()
-            .ok_or_else(|| bad(at("lanes"), "a list of lanes", field("lanes")))?;
+            .filter(|lanes| !lanes.is_empty())
+            .ok_or_else(|| bad(at("lanes"), "a list of the sample's lanes", field("lanes")))?;
         let mut next = 0u64;
         let mut lane_chunks = Vec::with_capacity(lanes.len());
         for (position, lane) in lanes.iter().enumerate() {
@@ -307,13 +308,10 @@ fn planned_samples(value: Option<&serde_json::Value>) -> Result<Vec<PlannedSampl
                     .enumerate()
                     .all(|(k, chunk)| chunk.as_u64() == Some(k as u64))
         });
-        if !whole || lane_chunks.is_empty() {
+        if !whole {
             return Err(bad(
                 at("chunks"),
-                &format!(
-                    "the numbers 0 to {} (its lanes' chunks)",
-                    next.saturating_sub(1)
-                ),
+                &format!("the numbers 0 to {} (its lanes' chunks)", next - 1),
                 all,
             ));
         }
@@ -323,6 +321,24 @@ fn planned_samples(value: Option<&serde_json::Value>) -> Result<Vec<PlannedSampl
         });
     }
     Ok(samples)
+}
+
+/// The refusal of a run setting (`--flag`, or its variable `variable`) that gives `given`
+/// where the execution input's `params.key` gives `value`: the run follows the input as the
+/// state machine does (`deciding`: the input's keys that decide and what they do, for the
+/// hint).
+pub fn contradicts_input(
+    flag: &str,
+    variable: &str,
+    given: u64,
+    key: &str,
+    value: u64,
+    deciding: &str,
+) -> Error {
+    usage(
+        format!("--{flag} ({variable}) is {given}, and the input's params.{key} is {value}"),
+        format!("leave --{flag} out: the input's {deciding} as the state machine does"),
+    )
 }
 
 /// The smallest alignment chunk (block) in read pairs: each chunk is its own `bwa mem`, which
@@ -1371,6 +1387,10 @@ mod tests {
         assert_eq!(
             error(r#"[{"chunks": [0], "lanes": []}]"#),
             "params.samples[0].sample must be a sample's name, found null"
+        );
+        assert_eq!(
+            error(r#"[{"sample": "A", "chunks": [], "lanes": []}]"#),
+            "params.samples[0].lanes must be a list of the sample's lanes, found []"
         );
         // One sample's input with a cohort's samples: refused as the state machine does.
         assert_eq!(

@@ -64,7 +64,8 @@ pub use dry_run::{render_cohort_plan, render_run_plan};
 pub use error::Error;
 pub use input::{
     CohortInput, InputScatter, JobEnvironment, MIN_CHUNK_PAIRS, PlannedSample,
-    REFERENCE_EXTENSIONS, RunInput, WorkflowInput, check_chunk_pairs, resolve_reference,
+    REFERENCE_EXTENSIONS, RunInput, WorkflowInput, check_chunk_pairs, contradicts_input,
+    resolve_reference,
 };
 pub use job::{
     Earlier, Executed, InputDigest, JobInput, JobOutcome, JobOutput, JobTarget, KeyPolicy,

@@ -757,12 +757,21 @@ fn zero_threads_is_a_usage_error_not_one_thread() {
         .env("BIOJOB_THREADS", "0")
         .output()
         .unwrap();
-    for output in [by_flag, by_environment] {
+    for (output, source) in [
+        (by_flag, "'--threads <THREADS>'"),
+        (
+            by_environment,
+            "BIOJOB_THREADS (the environment variable of '--threads <THREADS>')",
+        ),
+    ] {
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert_eq!(
             stderr(&output).lines().next(),
             Some(
-                "error: invalid value '0' for '--threads <THREADS>': 0 threads cannot run anything: give at least 1"
+                format!(
+                    "error: invalid value '0' for {source}: 0 threads cannot run anything: give at least 1"
+                )
+                .as_str()
             )
         );
     }
