@@ -31,7 +31,7 @@ pub struct RuntimeArgs {
         long,
         env = env::BIOJOB_KEEP_SCRATCH,
         action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new()
+        value_parser = parse_switch
     )]
     pub keep_scratch: bool,
     /// Whether the scratch filesystem grows (EBS autoscale): auto detects it from
@@ -123,9 +123,10 @@ pub struct ScaleArgs {
     pub shard_bases: Option<u64>,
     /// Read pairs per alignment chunk, 0 or at least 1000: the FASTQ pair (with a sample
     /// sheet, each lane) is split into chunks, each aligned on its own and the BAMs merged (0:
-    /// aligned whole).
-    #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, default_value_t = 0, value_parser = parse_chunk_pairs)]
-    pub chunk_pairs: u64,
+    /// aligned whole) [default: 0, or as the execution input's params.chunks and
+    /// params.chunkPairs (a cohort's params.samples) split it].
+    #[arg(long, env = env::BIOJOB_ALIGN_CHUNK_PAIRS, value_parser = parse_chunk_pairs)]
+    pub chunk_pairs: Option<u64>,
     /// Chunks aligned at once, each with an equal share of the threads and memory [default:
     /// 1]. Calling shards always run on as many workers as there are threads.
     #[arg(long, env = env::BIOJOB_WORKERS, default_value_t = 1, value_parser = parse_workers)]
@@ -145,17 +146,19 @@ impl ScaleArgs {
         let mut options = biojob_pipeline::ScaleOptions {
             shard_bases: self.shard_bases.and_then(std::num::NonZeroU64::new),
             balance_shards: self.shard_bases.is_none(),
-            chunk_pairs: std::num::NonZeroU64::new(self.chunk_pairs),
+            chunk_pairs: self.chunk_pairs.and_then(std::num::NonZeroU64::new),
             chunks: None,
             workers: self.workers,
             shards: None,
         };
         if let Some((chunks, pairs)) = scatter.sample_chunks() {
-            if self.chunk_pairs != 0 && self.chunk_pairs != pairs.get() {
+            if let Some(flag) = self.chunk_pairs
+                && flag != pairs.get()
+            {
                 return Err(contradicts_input(
                     "chunk-pairs",
                     env::BIOJOB_ALIGN_CHUNK_PAIRS,
-                    self.chunk_pairs,
+                    flag,
                     "chunkPairs",
                     pairs.get(),
                     "params.chunks and params.chunkPairs split the pair",

@@ -94,7 +94,13 @@ pub struct S3Args {
     #[arg(long, global = true, env = env::BIOJOB_S3_SSE_KMS_KEY_ID)]
     pub sse_kms_key_id: Option<String>,
     /// Requester pays: send x-amz-request-payer: requester.
-    #[arg(long, global = true, env = env::BIOJOB_S3_REQUESTER_PAYS)]
+    #[arg(
+        long,
+        global = true,
+        env = env::BIOJOB_S3_REQUESTER_PAYS,
+        action = clap::ArgAction::SetTrue,
+        value_parser = crate::args::parse_switch
+    )]
     pub requester_pays: bool,
 }
 

@@ -10,9 +10,9 @@ use biojob_storage::Stores;
 use biojob_tools::{Aligner, Tool, ToolOverrides, ToolPath, Toolset, sort_memory_per_thread};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::args::RuntimeArgs;
+use crate::args::{RuntimeArgs, parse_switch_on_unless_off};
 use crate::environment;
-use crate::failure::Failure;
+use crate::failure::{Failure, usage};
 
 /// The program overrides `BIOJOB_BWA`, `BIOJOB_BWA_MEM2`, `BIOJOB_SAMTOOLS`,
 /// `BIOJOB_BCFTOOLS`, when set.
@@ -114,7 +114,7 @@ pub fn engine_for(
         step_timeout: runtime.timeout,
         progress_interval: runtime.progress_interval,
         scratch: scratch_settings(runtime),
-        validate_fastq: validate_fastq(),
+        validate_fastq: validate_fastq()?,
         prices: Prices {
             vcpu_hour: runtime.price_vcpu_hour,
             gib_hour: runtime.price_gib_hour,
@@ -152,7 +152,19 @@ pub fn scratch_root(runtime: &RuntimeArgs) -> Utf8PathBuf {
 }
 
 /// Whether the align step checks the FASTQs as it feeds them to bwa: on unless
-/// `BIOJOB_FASTQ_VALIDATION=0` (a benchmark switch).
-pub fn validate_fastq() -> bool {
-    environment::var(env::BIOJOB_FASTQ_VALIDATION).is_none_or(|v| v != "0")
+/// `BIOJOB_FASTQ_VALIDATION` is off (a benchmark switch; [`parse_switch`]'s values, empty is
+/// on).
+///
+/// # Errors
+/// A usage failure naming the variable when its value is not a switch.
+pub fn validate_fastq() -> Result<bool, Failure> {
+    match environment::var(env::BIOJOB_FASTQ_VALIDATION) {
+        None => Ok(true),
+        Some(value) => parse_switch_on_unless_off(&value).map_err(|reason| {
+            usage(
+                format!("{}: {reason}", env::BIOJOB_FASTQ_VALIDATION),
+                "set it to 0 to turn the FASTQ check off, or leave it unset",
+            )
+        }),
+    }
 }

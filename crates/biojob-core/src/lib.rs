@@ -37,4 +37,4 @@ pub use file_kind::{OpenInputError, non_regular_file_kind, open_regular_file};
 pub use read_group::{ReadGroup, ReadGroupError, platform_unit_from_read_name};
 pub use sample::{SampleId, SampleIdError};
 pub use shard::{BcftoolsRegions, Region, ScatterPlan, Shard};
-pub use step::{StepId, scratch_file_name};
+pub use step::{MAX_CHUNKS, StepId, scratch_file_name};

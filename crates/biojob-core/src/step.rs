@@ -56,6 +56,10 @@ impl fmt::Display for StepId {
     }
 }
 
+/// The most chunks a sample's alignment is split into: chunk numbers have four digits in the
+/// file names ([`scratch_file_name`]), and a Batch job's `CHUNKS` is 1 to 9999.
+pub const MAX_CHUNKS: usize = 9_999;
+
 /// The fixed file name pattern of the workflow: `{sample}.{step}[.{shard:04}].{ext}`.
 ///
 /// `ext` has no leading dot and may have several parts (`vcf.gz`, `bam.bai`).

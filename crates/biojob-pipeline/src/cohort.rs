@@ -124,17 +124,31 @@ pub(crate) fn lane_layouts(
             });
         }
     }
+    // The first lane params.samples lists in several chunks, with its row of the sheet.
     let split = planned
         .iter()
-        .flat_map(|sample| {
-            sample
+        .zip(&sheet.samples)
+        .flat_map(|(planned, sample)| {
+            planned
                 .lane_chunks
                 .iter()
-                .enumerate()
-                .map(move |(lane, chunks)| (sample, lane, chunks))
+                .zip(&sample.lanes)
+                .map(move |(chunks, row)| (&sample.sample, row, chunks))
         })
         .find(|(_, _, chunks)| chunks.get() > 1);
-    let Some((sample, lane, _)) = split else {
+    let Some((sample, row, _)) = split else {
+        if let (false, Some(flag)) = (planned.is_empty(), chunk_pairs) {
+            return Err(Error::Usage {
+                message: format!(
+                    "--chunk-pairs ({}) is {flag}, and the input's params.samples aligns every lane whole",
+                    crate::env::BIOJOB_ALIGN_CHUNK_PAIRS
+                ),
+                remedy: Some(format!(
+                    "leave --chunk-pairs ({}) out: the input's params.samples aligns the lanes as the state machine does",
+                    crate::env::BIOJOB_ALIGN_CHUNK_PAIRS
+                )),
+            });
+        }
         let layout = chunk_pairs.map(|chunk_pairs| ChunkLayout::Consecutive { chunk_pairs });
         return Ok(sheet
             .samples
@@ -146,8 +160,8 @@ pub(crate) fn lane_layouts(
         // As the state machine refuses it (MissingChunkPairs).
         return Err(Error::Usage {
             message: format!(
-                "lane {lane} of sample {} is listed in several chunks in params.samples, and params.chunkPairs is missing or 0",
-                sample.sample
+                "lane {} of sample {sample} ({} line {}) is listed in several chunks in params.samples, and params.chunkPairs is missing or 0",
+                row.lane, sheet.uri, row.line
             ),
             remedy: Some("give the chunkPairs biojob plan-cohort prints".into()),
         });
@@ -479,9 +493,17 @@ impl Cohort<'_> {
                     reference: Some((prepared(), ReferenceUse::FastaAndBwaIndex)),
                     key: KeyPolicy::Own,
                 };
-                let (staged, key) = keyed
-                    .stage_and_key(&run.target(&lane_context))
-                    .map_err(|error| error.in_task(keyed.label().to_string()))?;
+                let (staged, key) =
+                    keyed
+                        .stage_and_key(&run.target(&lane_context))
+                        .map_err(|error| {
+                            lane.failed(
+                                error.in_task(keyed.label().to_string()),
+                                "align",
+                                &member.sample,
+                                &sheet.uri,
+                            )
+                        })?;
                 // An align step always has a key; without it the sample's key would not
                 // cover this lane's FASTQs.
                 let key = key.ok_or_else(|| missing_output("align", "cache key"))?;
@@ -931,14 +953,19 @@ mod tests {
             lane_layouts(&sheet(), &plan, pairs(5000), pairs(5000)).unwrap(),
             [vec![None, split(3)], vec![None]]
         );
-        // No lane listed in several chunks: the run's setting splits every lane, or none.
+        // No params.samples: the run's setting splits every lane, or none; params.samples
+        // with every lane in one chunk: none, and a setting that would split is refused.
         let whole = planned(&[("A", &[1, 1]), ("B", &[1])]);
         let consecutive = Some(ChunkLayout::Consecutive {
             chunk_pairs: NonZeroU64::new(2000).unwrap(),
         });
         assert_eq!(
-            lane_layouts(&sheet(), &whole, pairs(5000), pairs(2000)).unwrap(),
+            lane_layouts(&sheet(), &[], pairs(5000), pairs(2000)).unwrap(),
             [vec![consecutive; 2], vec![consecutive]]
+        );
+        assert_eq!(
+            lane_layouts(&sheet(), &whole, pairs(5000), None).unwrap(),
+            [vec![None, None], vec![None]]
         );
         assert_eq!(
             lane_layouts(&sheet(), &[], None, None).unwrap(),
@@ -962,8 +989,13 @@ mod tests {
         );
         assert_eq!(
             error(&plan, None, None),
-            "lane 1 of sample A is listed in several chunks in params.samples, and \
-             params.chunkPairs is missing or 0"
+            "lane 2 of sample A (/data/sheet.csv line 3) is listed in several chunks in \
+             params.samples, and params.chunkPairs is missing or 0"
+        );
+        assert_eq!(
+            error(&whole, pairs(5000), pairs(2000)),
+            "--chunk-pairs (BIOJOB_ALIGN_CHUNK_PAIRS) is 2000, and the input's params.samples \
+             aligns every lane whole"
         );
         assert_eq!(
             error(&plan, pairs(5000), pairs(2000)),

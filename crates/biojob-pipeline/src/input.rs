@@ -315,6 +315,15 @@ fn planned_samples(value: Option<&serde_json::Value>) -> Result<Vec<PlannedSampl
                 all,
             ));
         }
+        if next > biojob_core::MAX_CHUNKS as u64 {
+            return Err(usage(
+                format!(
+                    "params.samples[{index}] (sample {sample}) has {next} chunks: at most {} (chunk numbers have four digits)",
+                    biojob_core::MAX_CHUNKS
+                ),
+                "make params.samples again with biojob plan-cohort and a larger --chunk-bytes",
+            ));
+        }
         samples.push(PlannedSample {
             sample: sample.to_owned(),
             lane_chunks,
@@ -337,7 +346,9 @@ pub fn contradicts_input(
 ) -> Error {
     usage(
         format!("--{flag} ({variable}) is {given}, and the input's params.{key} is {value}"),
-        format!("leave --{flag} out: the input's {deciding} as the state machine does"),
+        format!(
+            "leave --{flag} ({variable}) out: the input's {deciding} as the state machine does"
+        ),
     )
 }
 
@@ -400,7 +411,10 @@ fn whole_number(
         None => Ok(None),
         Some(value) => value.as_u64().map(NonZeroU64::new).ok_or_else(|| {
             usage(
-                format!("params.{key} must be a whole number, found {value}"),
+                format!(
+                    "params.{key} must be a whole number from 0 to {}, found {value}",
+                    u64::MAX
+                ),
                 remedy,
             )
         }),
@@ -414,13 +428,23 @@ impl InputScatter {
     /// machine ignores (a warning says so for shardBases; chunkPairs is also a cohort's).
     fn from_params(params: &Params) -> Result<InputScatter, Error> {
         const CHUNKS: &str = "give params.chunks as [0, 1, …, N-1] and params.chunkPairs, the read pairs per block (docs/scaling.md)";
+        const CHUNK_PAIRS: &str = "give params.chunkPairs, the read pairs per block of a split, as biojob plan-cohort or docs/scaling.md says";
         const SHARDS: &str =
             "give params.shards and params.shardBases as biojob plan-shards prints them";
         let chunks = numbered_list("chunks", params.chunks.as_ref(), CHUNKS)?;
-        let chunk_pairs = whole_number("chunkPairs", params.chunk_pairs.as_ref(), CHUNKS)?;
+        let chunk_pairs = whole_number("chunkPairs", params.chunk_pairs.as_ref(), CHUNK_PAIRS)?;
         if let Some(pairs) = chunk_pairs {
             check_chunk_pairs(pairs.get())
-                .map_err(|reason| usage(format!("params.chunkPairs: {reason}"), CHUNKS))?;
+                .map_err(|reason| usage(format!("params.chunkPairs: {reason}"), CHUNK_PAIRS))?;
+        }
+        if chunks > biojob_core::MAX_CHUNKS {
+            return Err(usage(
+                format!(
+                    "params.chunks lists {chunks} chunks: at most {} (chunk numbers have four digits)",
+                    biojob_core::MAX_CHUNKS
+                ),
+                "give fewer chunks, with a larger params.chunkPairs",
+            ));
         }
         let chunks = NonZeroUsize::new(chunks);
         if let (Some(chunks), None) = (chunks, chunk_pairs) {
@@ -1055,7 +1079,7 @@ impl WorkflowInput {
         if let (None, Some(pairs)) = (scatter.chunks, scatter.chunk_pairs) {
             warn!(
                 chunk_pairs = pairs.get(),
-                "params.chunkPairs without params.chunks: the pair is aligned whole, as the state machine does"
+                "params.chunkPairs is given without params.chunks: the state machine aligns the pair whole (it reads chunkPairs only with chunks)"
             );
         }
         let sample = environment.sample()?;
@@ -1296,6 +1320,11 @@ mod tests {
             error(r#""chunks": [0, 1]"#),
             "params.chunks lists 2 chunks, and params.chunkPairs is missing or 0"
         );
+        let many: Vec<usize> = (0..10_000).collect();
+        assert_eq!(
+            error(&format!(r#""chunks": {many:?}, "chunkPairs": 1000"#)),
+            "params.chunks lists 10000 chunks: at most 9999 (chunk numbers have four digits)"
+        );
         assert_eq!(
             error(r#""chunks": [0, 1], "chunkPairs": 0"#),
             "params.chunks lists 2 chunks, and params.chunkPairs is missing or 0"
@@ -1308,7 +1337,8 @@ mod tests {
         );
         assert_eq!(
             error(r#""chunks": [0, 1], "chunkPairs": "5000""#),
-            "params.chunkPairs must be a whole number, found \"5000\""
+            "params.chunkPairs must be a whole number from 0 to 18446744073709551615, found \
+             \"5000\""
         );
         assert_eq!(
             error(r#""shards": [0, 1, 2]"#),

@@ -123,13 +123,40 @@ impl SampleSheet {
             ),
         }
         };
+        // csv's positions count neither comment nor blank lines: it reads the sheet without
+        // them, and each line it reads maps back to the file's (1-based).
+        let mut kept = String::with_capacity(text.len());
+        let mut file_lines: Vec<u64> = Vec::new();
+        for (index, line) in text.split_inclusive('\n').enumerate() {
+            let content = line.trim_end_matches(['\n', '\r']);
+            if !content.is_empty() && !content.starts_with('#') {
+                kept.push_str(line);
+                file_lines.push(index as u64 + 1);
+            }
+        }
+        let line_of = |csv_line: u64| {
+            usize::try_from(csv_line)
+                .ok()
+                .and_then(|line| file_lines.get(line.checked_sub(1)?))
+                .copied()
+                .unwrap_or(csv_line)
+        };
+        let line_at =
+            |position: Option<&csv::Position>| line_of(position.map_or(1, csv::Position::line));
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .comment(Some(b'#'))
-            .from_reader(text.as_bytes());
+            .from_reader(kept.as_bytes());
         let csv_error = |error: csv::Error| {
-            let line = error.position().map_or(1, csv::Position::line);
-            invalid(line, None, format!("not valid CSV: {error}"))
+            let line = line_at(error.position());
+            // csv's own text gives its positions, which are not the file's.
+            let reason = match error.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => format!("the row has {len} fields, and the header {expected_len}"),
+                _ => error.to_string(),
+            };
+            invalid(line, None, format!("not valid CSV: {reason}"))
         };
         let headers = reader.headers().map_err(csv_error)?.clone();
         let column = |name: &str| headers.iter().position(|header| header == name);
@@ -137,7 +164,7 @@ impl SampleSheet {
         for (slot, name) in required.iter_mut().zip(SAMPLESHEET_COLUMNS) {
             *slot = column(name).ok_or_else(|| {
                 invalid(
-                    1,
+                    line_of(1),
                     None,
                     format!(
                         "the header has no column {name:?} (found: {})",
@@ -162,7 +189,7 @@ impl SampleSheet {
         let mut fastqs_seen: Vec<(ObjectUri, u64, &'static str)> = Vec::new();
         for record in reader.records() {
             let record = record.map_err(csv_error)?;
-            let line = record.position().map_or(0, csv::Position::line);
+            let line = line_at(record.position());
             let field = |at: usize| record.get(at).unwrap_or("");
             let optional = |at: Option<usize>| {
                 at.map(|at| field(at).to_owned())
@@ -557,9 +584,22 @@ mod tests {
             at("A,1,a1,\n"),
             "/data/runs/sheet.csv line 2, column fastq_2: no FASTQ given"
         );
+        // Comment and blank lines count: the line is the file's (csv counts neither).
+        assert_eq!(
+            at("A,1,a1,a2\n# a comment\n\n# another\nB,1,b1,b1\n"),
+            "/data/runs/sheet.csv line 6, column fastq_2: /data/runs/b1 is already listed on line 6, column fastq_1"
+        );
+        assert_eq!(
+            at("# first\nA,1,a1,a2\n#\nA,1,b1,b2\n"),
+            "/data/runs/sheet.csv line 5, column lane: sample A lane 1 is already on line 3"
+        );
+        assert_eq!(
+            at("A,1,a1,a2\n# note\nA,1,a1\n"),
+            "/data/runs/sheet.csv line 4: not valid CSV: the row has 3 fields, and the header 4"
+        );
         assert_eq!(
             at("A,1,a1\n"),
-            "/data/runs/sheet.csv line 2: not valid CSV: CSV error: record 1 (line: 2, byte: 28): found record with 3 fields, but the previous record has 4 fields"
+            "/data/runs/sheet.csv line 2: not valid CSV: the row has 3 fields, and the header 4"
         );
     }
 

@@ -834,19 +834,6 @@ impl Run<'_> {
                 balanced
             });
             let plan = shard_plan(plan, shard_bases);
-            if let (Some(listed), Some(bases)) = (scale.shards, shard_bases)
-                && listed.get() != plan.shards().len()
-            {
-                return Err(Error::Usage {
-                    message: format!(
-                        "params.shards lists {listed} shards, and the contigs called cut into shards of at most {bases} bases are {}",
-                        plan.shards().len()
-                    ),
-                    remedy: Some(
-                        "make params.shards and params.shardBases again with biojob plan-shards for the reference and contigs of this input".into(),
-                    ),
-                });
-            }
             let with_bwa = ReferenceOptions {
                 bwa_index: true,
                 ..fai_only
@@ -861,6 +848,22 @@ impl Run<'_> {
         match prepared {
             Ok(prepared) => {
                 manifest.tasks.push(record);
+                // The input's shards are those of its plan, else the state machine's gather
+                // would fail after calling (a mismatch is the input's, not the reference's).
+                let shards = prepared.1.shards().len();
+                if let (Some(listed), Some(bases)) =
+                    (self.options.scale.shards, self.options.scale.shard_bases)
+                    && listed.get() != shards
+                {
+                    return Err(Error::Usage {
+                        message: format!(
+                            "params.shards lists {listed} shards, and the contigs called cut into shards of at most {bases} bases are {shards}"
+                        ),
+                        remedy: Some(
+                            "make params.shards and params.shardBases again with biojob plan-shards for the reference and contigs of this input".into(),
+                        ),
+                    });
+                }
                 Ok(prepared)
             }
             Err(error) => {

@@ -64,7 +64,7 @@ pub fn run(args: AlignArgs, cancel: &CancelToken, stores: &Stores) -> Result<(),
         read_group,
         chunk: args.chunk,
         chunking: None,
-        validate_fastq: validate_fastq(),
+        validate_fastq: validate_fastq()?,
         lane: None,
         mark_duplicates: false,
     };
@@ -171,7 +171,7 @@ fn align_lane(
         read_group,
         chunk: Some(chunk),
         chunking: None,
-        validate_fastq: validate_fastq(),
+        validate_fastq: validate_fastq()?,
         lane: Some(lane.lane.clone()),
         mark_duplicates: args.duplicates.mark_duplicates,
     };

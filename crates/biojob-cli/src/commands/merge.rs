@@ -23,7 +23,7 @@ pub struct MergeArgs {
     /// How many chunks were aligned, 1 to 9999; with --samplesheet, the sample's chunks, its
     /// lanes' numbered across the sample (at least one per lane of the sheet; default: one per
     /// lane, as when no lane is split).
-    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000), required_unless_present = "samplesheet")]
+    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..=biojob_core::MAX_CHUNKS as u64), required_unless_present = "samplesheet")]
     pub chunks: Option<u64>,
     #[command(flatten)]
     pub read_group: ReadGroupArgs,

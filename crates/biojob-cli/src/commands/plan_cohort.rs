@@ -1,6 +1,7 @@
 //! `biojob plan-cohort`: a cohort's samples, their lanes and the lanes' alignment chunks, for
 //! the execution input.
 
+use biojob_core::MAX_CHUNKS;
 use biojob_pipeline::env;
 use biojob_storage::Stores;
 use clap::Args;
@@ -8,9 +9,6 @@ use clap::Args;
 use crate::args::parse_chunk_pairs;
 use crate::failure::{Failure, usage};
 use crate::job::read_sheet;
-
-/// A sample's chunks are numbered with four digits.
-const MAX_SAMPLE_CHUNKS: usize = 10_000;
 
 #[derive(Debug, Args)]
 pub struct PlanCohortArgs {
@@ -48,7 +46,7 @@ pub fn lane_chunk_count(bytes: u64, chunk_bytes: u64) -> usize {
 /// # Errors
 /// When the sheet cannot be read, breaks a rule, or names a FASTQ that does not exist; a usage
 /// failure when a lane is split and `--chunk-pairs` is 0, or a sample would have more than
-/// 10000 chunks.
+/// 9999 chunks ([`MAX_CHUNKS`]).
 pub fn run(args: &PlanCohortArgs, stores: &Stores) -> Result<(), Failure> {
     let sheet = read_sheet(&args.samplesheet, stores)?;
     sheet.check_files(stores)?;
@@ -78,10 +76,10 @@ pub fn run(args: &PlanCohortArgs, stores: &Stores) -> Result<(), Failure> {
             }));
             next += count;
         }
-        if next > MAX_SAMPLE_CHUNKS {
+        if next > MAX_CHUNKS {
             return Err(usage(
                 format!(
-                    "sample {} would have {next} chunks: at most {MAX_SAMPLE_CHUNKS} (chunk names have four digits)",
+                    "sample {} would have {next} chunks: at most {MAX_CHUNKS} (chunk names have four digits)",
                     sample.sample
                 ),
                 "give a larger --chunk-bytes",

@@ -47,7 +47,10 @@ pub fn run(args: QcArgs, cancel: &CancelToken, stores: &Stores) -> Result<(), Fa
         Some(text) => Some(chunk_count(text.parse().map_err(|error| {
             usage(
                 format!("CHUNKS {text:?}: {error}"),
-                "give CHUNKS from 1 to 9999, or leave it empty",
+                &format!(
+                    "give CHUNKS from 1 to {}, or leave it empty",
+                    biojob_core::MAX_CHUNKS
+                ),
             )
         })?)?),
     };

@@ -154,7 +154,11 @@ pub fn run(
         })?;
     let input = match RunInput::from_json(
         &text,
-        args.samplesheet.as_deref(),
+        // An empty SAMPLESHEET is no sheet, as for the step jobs (the state machine passes
+        // empty values for keys the input leaves out).
+        args.samplesheet
+            .as_deref()
+            .filter(|text| !text.trim().is_empty()),
         args.duplicates.mark_duplicates,
     )? {
         RunInput::Sample(input) => input,
@@ -182,7 +186,7 @@ pub fn run(
                     resources(&args.runtime),
                     args.run_id.as_deref().unwrap_or("<run id>"),
                     &args.scale.options(&cohort.scatter)?,
-                    validate_fastq(),
+                    validate_fastq()?,
                 )?;
                 #[allow(clippy::print_stdout, reason = "the plan is the command's output")]
                 {
@@ -217,7 +221,7 @@ pub fn run(
             resources(&args.runtime),
             args.run_id.as_deref().unwrap_or("<run id>"),
             &args.scale.options(&input.scatter)?,
-            validate_fastq(),
+            validate_fastq()?,
         );
         #[allow(clippy::print_stdout, reason = "the plan is the command's output")]
         {

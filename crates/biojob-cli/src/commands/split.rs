@@ -27,7 +27,7 @@ pub struct SplitArgs {
     pub chunk_pairs: u64,
     /// How many chunks, 1 to 9999 (chunk names have four digits); not with --samplesheet,
     /// whose lane's chunks are --lane-chunks.
-    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..10000), required_unless_present = "samplesheet")]
+    #[arg(long, env = env::CHUNKS, value_parser = clap::value_parser!(u64).range(1..=biojob_core::MAX_CHUNKS as u64), required_unless_present = "samplesheet")]
     pub chunks: Option<u64>,
     #[command(flatten)]
     pub sheet: SheetArgs,

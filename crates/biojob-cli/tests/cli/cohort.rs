@@ -1276,48 +1276,65 @@ fn an_empty_lane_is_named_by_its_row_of_the_sheet() {
     let empty_1 = gzip("empty_R1.fq.gz", "");
     let empty_2 = gzip("empty_R2.fq.gz", "");
     let one_read = gzip("one_R1.fq.gz", "@r1/1\nACGT\n+\nIIII\n");
+    let same_read = gzip("one_R2.fq.gz", "@r1/1\nACGT\n+\nIIII\n");
     let (r1, r2) = (
         data.join("NA12878_R1.fastq.gz"),
         data.join("NA12878_R2.fastq.gz"),
     );
     let input = cohort_input(&ws, &sheet);
-    // The bad lane first: the good one never runs.
-    for (first_r1, chunk_pairs, message) in [
+    // The bad lane first (on line 3, after a comment line): the good one never runs.
+    for (first, chunk_pairs, lines) in [
         (
-            &empty_1,
+            [&empty_1, &empty_2],
             "0",
-            format!(
-                "error: reading the read group of A lane L1 ({} line 2) failed: {}: no records \
+            vec![format!(
+                "error: reading the read group of A lane L1 ({} line 3) failed: {}: no records \
                  (empty file)",
                 sheet.display(),
                 empty_1.display()
-            ),
+            )],
         ),
         (
-            &one_read,
+            [&one_read, &empty_2],
             "0",
-            format!(
-                "error: align A lane L1 ({} line 2) failed: {}: no records (empty file)",
+            vec![format!(
+                "error: align A lane L1 ({} line 3) failed: {}: no records (empty file)",
                 sheet.display(),
                 empty_2.display()
-            ),
+            )],
         ),
         (
-            &one_read,
+            [&one_read, &empty_2],
             "1000",
-            format!(
-                "error: split A lane L1 ({} line 2) failed: {}: no records (empty file)",
+            vec![format!(
+                "error: split A lane L1 ({} line 3) failed: {}: no records (empty file)",
                 sheet.display(),
                 empty_2.display()
-            ),
+            )],
+        ),
+        (
+            [&one_read, &same_read],
+            "0",
+            vec![
+                format!(
+                    "error: align A lane L1 ({} line 3) failed: the lane's fastq_1 and fastq_2 \
+                     have the same content: {} and {} (SHA-256 ",
+                    sheet.display(),
+                    one_read.display(),
+                    same_read.display()
+                ),
+                "hint: give the lane's read 1 in the sample sheet's fastq_1 column and read 2 in \
+                 fastq_2"
+                    .to_owned(),
+            ],
         ),
     ] {
         std::fs::write(
             &sheet,
             format!(
-                "sample,lane,fastq_1,fastq_2\nA,L1,{},{}\nA,L2,{},{}\n",
-                first_r1.display(),
-                empty_2.display(),
+                "sample,lane,fastq_1,fastq_2\n# the lanes of A\nA,L1,{},{}\nA,L2,{},{}\n",
+                first[0].display(),
+                first[1].display(),
                 r1.display(),
                 r2.display()
             ),
@@ -1330,12 +1347,15 @@ fn an_empty_lane_is_named_by_its_row_of_the_sheet() {
             &[("BIOJOB_ALIGN_CHUNK_PAIRS", Path::new(chunk_pairs))],
         );
         assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
-        assert_eq!(
-            error_lines(&output).first().map(String::as_str),
-            Some(message.as_str()),
-            "{}",
-            stderr(&output)
-        );
+        let printed = error_lines(&output);
+        for (line, expected) in printed.iter().zip(&lines) {
+            assert!(
+                line.starts_with(expected.as_str()),
+                "{expected}\n{}",
+                stderr(&output)
+            );
+        }
+        assert!(printed.len() > lines.len(), "{}", stderr(&output));
         std::fs::remove_dir_all(ws.out()).unwrap();
     }
 }

@@ -704,6 +704,21 @@ fn out_of_range_threads_memory_and_chunks_are_usage_errors_before_any_tool_runs(
              '--log-format <LOG_FORMAT>')",
         ),
         (
+            "BIOJOB_KEEP_SCRATCH",
+            "maybe",
+            &[][..],
+            "error: invalid value 'maybe' for BIOJOB_KEEP_SCRATCH (the environment variable of \
+             '--keep-scratch'): \"maybe\" is not 1/true/yes/on or 0/false/no/off",
+        ),
+        // A switch reads the same values everywhere: `false` turns the check off, as `0`
+        // does, and what is not a switch is refused (was: anything but `0` left it on).
+        (
+            "BIOJOB_FASTQ_VALIDATION",
+            "maybe",
+            &[][..],
+            "error: BIOJOB_FASTQ_VALIDATION: \"maybe\" is not 1/true/yes/on or 0/false/no/off",
+        ),
+        (
             "BIOJOB_THREADS",
             "2",
             &["--threads=x"][..],
@@ -718,7 +733,12 @@ fn out_of_range_threads_memory_and_chunks_are_usage_errors_before_any_tool_runs(
             "{variable}: {}",
             stderr(&output)
         );
-        assert_eq!(stderr(&output).lines().next(), Some(message), "{variable}");
+        assert_eq!(
+            error_lines(&output).first().map(String::as_str),
+            Some(message),
+            "{variable}: {}",
+            stderr(&output)
+        );
     }
     assert!(!ws.out().exists());
     assert!(!ws.path().join("scratch").exists());

@@ -736,6 +736,24 @@ fn an_execution_input_with_chunks_and_shards_runs_locally_as_the_state_machine_r
         path
     };
     let input = write_input("aws-input.json", &plan["shards"]);
+    // The plan, as --dry-run prints it (an empty SAMPLESHEET, as the state machine passes
+    // for one sample, is no sheet).
+    let dry_run = ws
+        .biojob()
+        .args(["run", "--dry-run", "--input"])
+        .arg(&input)
+        .env("SAMPLESHEET", "")
+        .output()
+        .unwrap();
+    assert!(dry_run.status.success(), "{}", stderr(&dry_run));
+    assert!(
+        String::from_utf8_lossy(&dry_run.stdout).contains(
+            "2. split\n   (biojob checks the FASTQ pair and deals blocks of 2000 read pairs in \
+             turn into 3 chunks, gzip level 2)\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&dry_run.stdout)
+    );
 
     // A flag that contradicts the input is refused before anything runs.
     for (flag, message) in [
@@ -760,8 +778,8 @@ fn an_execution_input_with_chunks_and_shards_runs_locally_as_the_state_machine_r
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
         stderr(&output).contains(
-            "error: prepare-reference failed: params.shards lists 2 shards, and the contigs \
-             called cut into shards of at most 100000 bases are 4\n"
+            "error: params.shards lists 2 shards, and the contigs called cut into shards of at \
+             most 100000 bases are 4\n"
         ),
         "{}",
         stderr(&output)

@@ -179,14 +179,27 @@ impl StepDefinition for AlignStep {
     ) -> Result<(), Error> {
         const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         match (digests.get(FASTQ_1), digests.get(FASTQ_2)) {
-            (Some(one), Some(two)) if one == two && one != EMPTY => Err(Error::Input {
-                message: format!(
-                    "FASTQ_1 and FASTQ_2 have the same content: {} and {} (SHA-256 {one})",
-                    inputs.uri(FASTQ_1)?,
-                    inputs.uri(FASTQ_2)?
-                ),
-                remedy: Some("give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2".into()),
-            }),
+            (Some(one), Some(two)) if one == two && one != EMPTY => {
+                // A cohort's lane names its FASTQs in the sheet's columns.
+                let (names, remedy) = match self.lane {
+                    Some(_) => (
+                        "the lane's fastq_1 and fastq_2",
+                        "give the lane's read 1 in the sample sheet's fastq_1 column and read 2 in fastq_2",
+                    ),
+                    None => (
+                        "FASTQ_1 and FASTQ_2",
+                        "give read 1 of the pair as FASTQ_1 and read 2 as FASTQ_2",
+                    ),
+                };
+                Err(Error::Input {
+                    message: format!(
+                        "{names} have the same content: {} and {} (SHA-256 {one})",
+                        inputs.uri(FASTQ_1)?,
+                        inputs.uri(FASTQ_2)?
+                    ),
+                    remedy: Some(remedy.into()),
+                })
+            }
             _ => Ok(()),
         }
     }
