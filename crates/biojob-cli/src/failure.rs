@@ -13,6 +13,21 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// A cohort lane job's failure naming the lane's row of the sheet
+    /// ([`biojob_pipeline::SheetLane::failed`]); a usage failure stays as it is.
+    pub fn of_lane(
+        self,
+        lane: &biojob_pipeline::SheetLane,
+        what: &str,
+        sample: &biojob_core::SampleId,
+        sheet: &biojob_storage::ObjectUri,
+    ) -> Failure {
+        match self {
+            Failure::Pipeline(error) => Failure::Pipeline(lane.failed(error, what, sample, sheet)),
+            usage @ Failure::Usage(..) => usage,
+        }
+    }
+
     /// Its exit class.
     pub fn exit_class(&self) -> ExitClass {
         match self {

@@ -37,12 +37,19 @@ pub fn init(args: &LoggingArgs) -> Option<MultiProgress> {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let filter =
-        EnvFilter::try_from_env(env::BIOJOB_LOG).unwrap_or_else(|_| EnvFilter::new(default_level));
+    // A BIOJOB_LOG that is not a filter is said once logging is up, not ignored silently.
+    let mut refused = None;
+    let filter = match environment::var(env::BIOJOB_LOG) {
+        Some(text) => EnvFilter::try_new(&text).unwrap_or_else(|error| {
+            refused = Some((text, error));
+            EnvFilter::new(default_level)
+        }),
+        None => EnvFilter::new(default_level),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    if json {
+    let progress = if json {
         builder
             .json()
             .with_current_span(true)
@@ -65,7 +72,14 @@ pub fn init(args: &LoggingArgs) -> Option<MultiProgress> {
             .with_writer(std::io::stderr)
             .init();
         None
+    };
+    if let Some((text, error)) = refused {
+        tracing::warn!(
+            "{} {text:?} is not a log filter ({error}): logging at {default_level}",
+            env::BIOJOB_LOG
+        );
     }
+    progress
 }
 
 /// Writes log lines above the progress bars.

@@ -77,7 +77,11 @@ pub fn render_run_plan(
             out.push_str(&align(None, None).plan(&context).render());
         }
         Some(layout) => {
-            let workers = scale.workers.max(1);
+            // As the run takes them: at most one worker per chunk, when their number is known.
+            let workers = match layout {
+                ChunkLayout::InTurn { chunks, .. } => scale.workers.clamp(1, chunks.get()),
+                ChunkLayout::Consecutive { .. } => scale.workers.max(1),
+            };
             header(&mut out, "split");
             let split = SplitStep {
                 sample: sample.clone(),
@@ -571,11 +575,13 @@ mod tests {
         // state machine's split job deals them; the merge takes the 3.
         let scale = ScaleOptions {
             chunks: std::num::NonZeroUsize::new(3),
+            workers: 5,
             ..scale
         };
         let plan = render_run_plan(&input, &toolset(), resources, "r", &scale, true);
         for expected in [
             "2. split\n   (biojob checks the FASTQ pair and deals blocks of 49505 read pairs in turn into 3 chunks, gzip level 2)",
+            "3. align each chunk, 3 at once (each with its share of the threads and memory)",
             "samtools merge -@ 1 -c -p -f --write-index -o '-##idx##<scratch>/S.align.bam.partial.bai' <bam.0000> <bam.0001> <bam.0002>\n",
         ] {
             assert!(plan.contains(expected), "{expected}\n{plan}");

@@ -199,4 +199,5 @@ fn align_lane(
         key: KeyPolicy::Own,
     };
     job.run(step_job, &args.runtime, cancel, stores)
+        .map_err(|failure| failure.of_lane(lane, "align", &job.sample, &sheet.uri))
 }

@@ -130,4 +130,5 @@ fn split_lane(
         key: KeyPolicy::None,
     };
     job.run(step_job, &args.runtime, cancel, stores)
+        .map_err(|failure| failure.of_lane(lane, "split", &job.sample, &sheet.uri))
 }

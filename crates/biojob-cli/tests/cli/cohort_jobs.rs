@@ -689,3 +689,47 @@ fn a_split_lane_s_chunks_are_aligned_and_merged_with_the_sample_s_other_lanes() 
     // Each refusal left the merged BAM as it was.
     assert_eq!(std::fs::read(dir.join("A.align.bam")).unwrap(), merged);
 }
+
+#[test]
+fn a_lane_job_s_failure_names_the_lane_s_row_of_the_sheet() {
+    let ws = Workspace::new();
+    let data = testdata();
+    std::fs::write(ws.path().join("empty_R2.fastq"), "").unwrap();
+    std::fs::write(ws.path().join("one_R1.fastq"), "@r/1\nACGT\n+\nIIII\n").unwrap();
+    let sheet = ws.path().join("sheet.csv");
+    std::fs::write(
+        &sheet,
+        format!(
+            "sample,lane,fastq_1,fastq_2,platform_unit\n# sample A\nA,1,{},{},FC.1\nA,2,one_R1.fastq,empty_R2.fastq,FC.2\n",
+            data.join("NA12878_R1.fastq.gz").display(),
+            data.join("NA12878_R2.fastq.gz").display(),
+        ),
+    )
+    .unwrap();
+    let s = sheet.display().to_string();
+    let empty = ws.path().join("empty_R2.fastq");
+    for (step, env, message) in [
+        (
+            "align",
+            vec![("LANE", "1"), ("LANE_CHUNKS", "[1]")],
+            format!(
+                "error: align A lane 2 ({s} line 4) failed: {}: no records (empty file)",
+                empty.display()
+            ),
+        ),
+        (
+            "split",
+            vec![("LANE", "1"), ("LANE_CHUNKS", "[1,2]")],
+            format!(
+                "error: split A lane 2 ({s} line 4) failed: {}: no records (empty file)",
+                empty.display()
+            ),
+        ),
+    ] {
+        let mut env = env.clone();
+        env.push(("SAMPLESHEET", s.as_str()));
+        let output = job(&ws, step, &env);
+        assert_eq!(output.status.code(), Some(11), "{}", stderr(&output));
+        assert_eq!(error_lines(&output)[0], message, "{}", stderr(&output));
+    }
+}

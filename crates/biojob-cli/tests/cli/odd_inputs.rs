@@ -1960,3 +1960,29 @@ fn sigterm_while_an_s3_server_does_not_answer_ends_the_job_within_the_grace_peri
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_log_filter_that_does_not_parse_is_said_not_ignored() {
+    let ws = Workspace::new();
+    let input = ws.demo_input(&["chrM"]);
+    let output = ws
+        .biojob()
+        .args(["run", "--dry-run", "--input"])
+        .arg(&input)
+        .env("BIOJOB_LOG", "nonsense::===")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let warning = stderr(&output)
+        .lines()
+        .find(|line| line.contains("WARN"))
+        .map(|line| line.split_once("WARN ").unwrap().1.to_owned());
+    assert_eq!(
+        warning.as_deref(),
+        Some(
+            "BIOJOB_LOG \"nonsense::===\" is not a log filter (error parsing level filter: \
+             expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\", or a \
+             number 0-5): logging at info"
+        )
+    );
+}

@@ -101,7 +101,8 @@ impl StepDefinition for SplitStep {
                 chunks,
             } => {
                 let mut plan = plan.note(format!(
-                    "biojob checks the FASTQ pair and deals blocks of {block_pairs} read pairs in turn into {chunks} chunks, gzip level 2{}",
+                    "biojob checks the FASTQ pair and deals blocks of {block_pairs} read pairs in turn into {chunks} {}, gzip level 2{}",
+                    if chunks.get() == 1 { "chunk" } else { "chunks" },
                     if self.upload_to.is_some() { ", uploaded as they are compressed" } else { "" }
                 ));
                 for chunk in first_chunk..first_chunk + chunks.get() {
