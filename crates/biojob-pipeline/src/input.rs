@@ -283,13 +283,9 @@ fn planned_samples(value: Option<&serde_json::Value>) -> Result<Vec<PlannedSampl
                 return Err(bad(at("lane"), &position.to_string(), number));
             }
             let chunks = lane.get("chunks").unwrap_or(&serde_json::Value::Null);
-            let list = chunks.as_array().filter(|list| {
-                !list.is_empty()
-                    && list
-                        .iter()
-                        .enumerate()
-                        .all(|(k, chunk)| chunk.as_u64() == Some(next + k as u64))
-            });
+            let list = chunks
+                .as_array()
+                .filter(|list| !list.is_empty() && first_not_numbered(list, next).is_none());
             let Some(count) = list.and_then(|list| NonZeroUsize::new(list.len())) else {
                 return Err(bad(
                     at("chunks"),
@@ -301,13 +297,9 @@ fn planned_samples(value: Option<&serde_json::Value>) -> Result<Vec<PlannedSampl
             lane_chunks.push(count);
         }
         let all = field("chunks");
-        let whole = all.as_array().is_some_and(|list| {
-            list.len() as u64 == next
-                && list
-                    .iter()
-                    .enumerate()
-                    .all(|(k, chunk)| chunk.as_u64() == Some(k as u64))
-        });
+        let whole = all
+            .as_array()
+            .is_some_and(|list| list.len() as u64 == next && first_not_numbered(list, 0).is_none());
         if !whole {
             return Err(bad(
                 at("chunks"),
@@ -371,6 +363,17 @@ pub fn check_chunk_pairs(pairs: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The first item of `list` (its position and value) that is not the number `start +
+/// position`, or `None` when all are.
+fn first_not_numbered(
+    list: &[serde_json::Value],
+    start: u64,
+) -> Option<(usize, &serde_json::Value)> {
+    list.iter()
+        .enumerate()
+        .find(|(position, item)| item.as_u64() != Some(start + *position as u64))
+}
+
 /// `params.<key>` as a list of numbers that must be `[0, 1, …, N-1]` (the state machine maps
 /// over it and each job takes its item as its number): N, 0 when absent or empty.
 fn numbered_list(
@@ -387,16 +390,14 @@ fn numbered_list(
             remedy,
         )
     })?;
-    for (index, item) in items.iter().enumerate() {
-        if item.as_u64() != Some(index as u64) {
-            return Err(usage(
-                format!(
-                    "params.{key} must be the numbers 0 to {} in order (item {index} is {item}): each job takes its item as its number",
-                    items.len() - 1
-                ),
-                remedy,
-            ));
-        }
+    if let Some((index, item)) = first_not_numbered(items, 0) {
+        return Err(usage(
+            format!(
+                "params.{key} must be the numbers 0 to {} in order (item {index} is {item}): each job takes its item as its number",
+                items.len() - 1
+            ),
+            remedy,
+        ));
     }
     Ok(items.len())
 }
