@@ -327,7 +327,11 @@ fn report_outcome(outcome: biojob_pipeline::RunOutcome, resume: bool) -> Result<
         (Some(error), _) => {
             if outcome.manifest_published {
                 eprintln!("manifest: {}", outcome.output_dir.join("manifest.json"));
-                eprintln!("logs: {}", outcome.output_dir.join("logs"));
+                // A run that failed before any tool ran has no logs (in S3, not looked up).
+                let logs = outcome.output_dir.join("logs");
+                if logs.local_path().is_none_or(|path| path.is_dir()) {
+                    eprintln!("logs: {logs}");
+                }
             }
             Err(error.into())
         }

@@ -148,6 +148,14 @@ fn missing_fastq_is_refused_before_any_tool_runs() {
         Workspace::files(&ws.out().join("NA12878/missing")),
         ["manifest.json"]
     );
+    // The manifest is pointed at; logs, which no tool wrote, are not.
+    let run_dir = ws.out().join("NA12878/missing");
+    assert!(
+        stderr(&output).contains(&format!("manifest: {}/manifest.json\n", run_dir.display())),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stderr(&output).contains("logs: "), "{}", stderr(&output));
 }
 
 #[test]
