@@ -132,6 +132,34 @@ fn local_records(work: &Utf8Path) -> Vec<String> {
     records(&work.join(format!("local-results/{SAMPLE}/local/{SAMPLE}.vcf.gz")))
 }
 
+/// The places of one Batch execution on the test server, under `s3://TEST_BUCKET/<name>/`:
+/// the inputs uploaded to `samples/` (with bwa's index), the output prefix `results`, and
+/// the run prefix of [`step_command`]'s workflow `germline`, execution `exec-1`.
+struct Execution {
+    source: String,
+    output_prefix: String,
+    run_prefix: String,
+}
+
+impl Execution {
+    fn upload(server: &S3Server, work: &Utf8Path, name: &str) -> Execution {
+        let source = format!("s3://{TEST_BUCKET}/{name}/samples");
+        upload_inputs(server, work, &source, true);
+        let output_prefix = format!("s3://{TEST_BUCKET}/{name}/results");
+        let run_prefix = format!("{output_prefix}/germline/exec-1");
+        Execution {
+            source,
+            output_prefix,
+            run_prefix,
+        }
+    }
+
+    /// [`step_command`]'s prefixes: the source, the output prefix and the execution.
+    fn prefixes(&self) -> (&str, &str, &str) {
+        (&self.source, &self.output_prefix, "exec-1")
+    }
+}
+
 /// Uploads the test data (FASTQs, FASTA, `.fai`, and a bwa index built here) under `prefix`.
 fn upload_inputs(server: &S3Server, work: &Utf8Path, prefix: &str, bwa_index: bool) {
     let testdata = testdata();
@@ -426,27 +454,19 @@ fn the_whole_workflow_reads_and_writes_s3_and_matches_a_local_run() {
 fn batch_entrypoints_driven_by_the_environment_align_call_gather_on_s3() {
     let server = s3_server();
     let dir = tempdir();
-    let prefix = format!("s3://{TEST_BUCKET}/batch/samples");
-    upload_inputs(server, &dir.root, &prefix, true);
-    let output_prefix = format!("s3://{TEST_BUCKET}/batch/results");
-    let run_prefix = format!("{output_prefix}/germline/exec-1");
+    let execution = Execution::upload(server, &dir.root, "batch");
+    let run_prefix = &execution.run_prefix;
     let job = |step: &str, endpoint: &str, extra: &[(&str, &str)]| {
-        let mut command = biojob(server, endpoint, &dir.root);
-        command
-            .arg(step)
-            .env("SAMPLE_ID", SAMPLE)
-            .env("REFERENCE_NAME", "ref")
-            .env("SOURCE_DATA_PREFIX", &prefix)
-            .env("JOB_OUTPUT_PREFIX", &output_prefix)
-            .env("JOB_WORKFLOW_NAME", "germline")
-            .env("JOB_WORKFLOW_EXECUTION_ID", "exec-1")
-            .env("JOB_AWS_CLI_PATH", "/opt/miniconda/bin")
-            .env("AWS_BATCH_JOB_ID", format!("job-{step}"))
-            .env("AWS_BATCH_JOB_ATTEMPT", "1");
-        for (key, value) in extra {
-            command.env(key, value);
-        }
-        let output = run(&mut command);
+        // The reference design's key for its AWS CLI, which biojob accepts and leaves alone.
+        let mut command = step_command(
+            server,
+            endpoint,
+            &dir.root,
+            step,
+            execution.prefixes(),
+            extra,
+        );
+        let output = run(command.env("JOB_AWS_CLI_PATH", "/opt/miniconda/bin"));
         let stderr = text(&output.stderr);
         assert!(
             !stderr.contains(&server.secret_key),
@@ -659,17 +679,14 @@ fn an_align_job_with_bwa_mem2_stages_its_index_from_s3_and_builds_none() {
     }
     let output_prefix = format!("s3://{TEST_BUCKET}/mem2-index/results");
     let proxy = FaultProxy::start(&server.endpoint);
-    let output = run(biojob(server, &proxy.endpoint, &dir.root)
-        .arg("align")
-        .env("SAMPLE_ID", SAMPLE)
-        .env("REFERENCE_NAME", "ref")
-        .env("SOURCE_DATA_PREFIX", &prefix)
-        .env("JOB_OUTPUT_PREFIX", &output_prefix)
-        .env("JOB_WORKFLOW_NAME", "germline")
-        .env("JOB_WORKFLOW_EXECUTION_ID", "exec-1")
-        .env("AWS_BATCH_JOB_ID", "job-align")
-        .env("AWS_BATCH_JOB_ATTEMPT", "1")
-        .env("BIOJOB_ALIGNER", "bwa-mem2"));
+    let output = step_job(
+        server,
+        &proxy.endpoint,
+        &dir.root,
+        "align",
+        (&prefix, &output_prefix, "exec-1"),
+        &[("BIOJOB_ALIGNER", "bwa-mem2")],
+    );
     assert_ok(&output, "align with bwa-mem2");
     // The FASTA, its .fai and bwa-mem2's five index files are downloaded; bwa's own (.bwt,
     // .sa) are not.
@@ -1228,11 +1245,9 @@ fn a_split_job_under_s3_bursts_on_its_multipart_uploads_and_ranged_reads_publish
 fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publication() {
     let server = s3_server();
     let dir = tempdir();
-    let prefix = format!("s3://{TEST_BUCKET}/bursts/samples");
-    upload_inputs(server, &dir.root, &prefix, true);
-    let output_prefix = format!("s3://{TEST_BUCKET}/bursts/results");
-    let run_prefix = format!("{output_prefix}/germline/exec-1");
-    let prefixes = (prefix.as_str(), output_prefix.as_str(), "exec-1");
+    let execution = Execution::upload(server, &dir.root, "bursts");
+    let run_prefix = &execution.run_prefix;
+    let prefixes = execution.prefixes();
     let bam_uri = format!("{run_prefix}/{SAMPLE}.align.bam");
 
     // Align: a burst of 500s and a reset on the BAM's upload.
@@ -1249,7 +1264,7 @@ fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publicatio
     let aligned = step_manifest(
         server,
         &dir.root,
-        &run_prefix,
+        run_prefix,
         &format!("{SAMPLE}.align.manifest.json"),
     );
     let task = &aligned["task"];
@@ -1350,7 +1365,7 @@ fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publicatio
     let failed = step_manifest(
         server,
         &dir.root,
-        &run_prefix,
+        run_prefix,
         &format!("{SAMPLE}.call.0001.manifest.json"),
     );
     assert_eq!(failed["task"]["exit_class"], "input_invalid");
@@ -1361,11 +1376,9 @@ fn step_jobs_get_through_s3_bursts_and_refuse_an_object_changed_after_publicatio
 fn the_merge_job_streams_the_chunk_bams_in_and_uploads_the_merged_bam_indexed_on_the_way() {
     let server = s3_server();
     let dir = tempdir();
-    let source = format!("s3://{TEST_BUCKET}/merge-stream/samples");
-    upload_inputs(server, &dir.root, &source, true);
-    let output_prefix = format!("s3://{TEST_BUCKET}/merge-stream/results");
-    let run_prefix = format!("{output_prefix}/germline/exec-1");
-    let prefixes = (source.as_str(), output_prefix.as_str(), "exec-1");
+    let execution = Execution::upload(server, &dir.root, "merge-stream");
+    let run_prefix = &execution.run_prefix;
+    let prefixes = execution.prefixes();
     let chunks = [("CHUNKS", "2"), ("BIOJOB_ALIGN_CHUNK_PAIRS", "5000")];
     let split = step_job(
         server,
@@ -1412,7 +1425,7 @@ fn the_merge_job_streams_the_chunk_bams_in_and_uploads_the_merged_bam_indexed_on
     let manifest = step_manifest(
         server,
         &dir.root,
-        &run_prefix,
+        run_prefix,
         &format!("{SAMPLE}.merge.manifest.json"),
     );
     let task = &manifest["task"];
@@ -1421,7 +1434,7 @@ fn the_merge_job_streams_the_chunk_bams_in_and_uploads_the_merged_bam_indexed_on
             let align = step_manifest(
                 server,
                 &dir.root,
-                &run_prefix,
+                run_prefix,
                 &format!("{SAMPLE}.align.{chunk:04}.manifest.json"),
             );
             let outputs = align["task"]["outputs"].as_array().unwrap();
