@@ -38,19 +38,8 @@ const WINDOW_BASES: u64 = 1 << 14;
 /// [`read_bam_header_summary`]; [`FormatError::Io`] when a file cannot be read.
 pub fn check_bai_matches_bam(bam: &Utf8Path, bai_path: &Utf8Path) -> Result<(), FormatError> {
     let header = read_bam_header_summary(bam)?;
-    let index = bai::fs::read(bai_path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::InvalidData
-        | std::io::ErrorKind::InvalidInput
-        | std::io::ErrorKind::UnexpectedEof => FormatError::Parse {
-            path: bai_path.to_owned(),
-            format: "BAM index (.bai)",
-            source,
-        },
-        _ => FormatError::Io {
-            path: bai_path.to_owned(),
-            source,
-        },
-    })?;
+    let index =
+        bai::fs::read(bai_path).map_err(FormatError::reading(bai_path, "BAM index (.bai)"))?;
     let mismatch = |reason: String| FormatError::IndexMismatch {
         index: bai_path.to_owned(),
         file: bam.to_owned(),

@@ -48,19 +48,7 @@ pub fn bam_header_summary(
 ) -> Result<BamHeaderSummary, FormatError> {
     let header = bam::io::Reader::new(reader)
         .read_header()
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::InvalidData
-            | io::ErrorKind::InvalidInput
-            | io::ErrorKind::UnexpectedEof => FormatError::Parse {
-                path: path.to_owned(),
-                format: "BAM header",
-                source,
-            },
-            _ => FormatError::Io {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
+        .map_err(FormatError::reading(path, "BAM header"))?;
 
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let sort_order = header

@@ -373,6 +373,26 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// The error of a reader of `format` (e.g. "BAM header") on `path`: bad or short content
+    /// (`InvalidData`, `InvalidInput`, `UnexpectedEof`) is [`FormatError::Parse`], any other
+    /// I/O error [`FormatError::Io`].
+    pub fn reading(
+        path: &camino::Utf8Path,
+        format: &'static str,
+    ) -> impl FnOnce(io::Error) -> FormatError {
+        let path = path.to_owned();
+        move |source| match source.kind() {
+            io::ErrorKind::InvalidData
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::UnexpectedEof => FormatError::Parse {
+                path,
+                format,
+                source,
+            },
+            _ => FormatError::Io { path, source },
+        }
+    }
+
     /// The class of this error when the file checked is one of the step's own outputs (a BAM or
     /// VCF the step just wrote) rather than an input: bad content → [`ExitClass::OutputInvalid`],
     /// a full disk → [`ExitClass::Scratch`], any other I/O error → [`ExitClass::OutputInvalid`].

@@ -1,7 +1,5 @@
 //! Tabix (`.tbi`) indexes.
 
-use std::io;
-
 use camino::Utf8Path;
 use noodles::csi::BinningIndex;
 use noodles::tabix;
@@ -25,19 +23,7 @@ pub fn tabix_contigs(tbi: &Utf8Path) -> Result<Vec<String>, FormatError> {
     })?;
     let index = tabix::io::Reader::new(file)
         .read_index()
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::InvalidData
-            | io::ErrorKind::InvalidInput
-            | io::ErrorKind::UnexpectedEof => FormatError::Parse {
-                path: tbi.to_owned(),
-                format: "tabix index (.tbi)",
-                source,
-            },
-            _ => FormatError::Io {
-                path: tbi.to_owned(),
-                source,
-            },
-        })?;
+        .map_err(FormatError::reading(tbi, "tabix index (.tbi)"))?;
     let invalid = |reason: String| FormatError::Invalid {
         path: tbi.to_owned(),
         reason,
