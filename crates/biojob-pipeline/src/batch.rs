@@ -330,8 +330,6 @@ pub fn check_split_lanes(
     Ok(())
 }
 
-/// The task the step manifest at `uri` records, when it finished (succeeded, or reused);
-/// `None` when there is no manifest, it cannot be read (logged) or its task did not finish.
 /// The numbers of the chunks a split task wrote, from its outputs' names
 /// (`<sample>.split.NNNN_R1.fastq.gz`).
 fn split_chunks(task: &crate::TaskRecord, sample: &SampleId) -> std::collections::BTreeSet<usize> {
@@ -403,6 +401,8 @@ pub fn check_split_sample(
     Ok(())
 }
 
+/// The task the step manifest at `uri` records, when it finished (succeeded, or reused);
+/// `None` when there is no manifest, it cannot be read (logged) or its task did not finish.
 fn finished_task(stores: &biojob_storage::Stores, uri: &ObjectUri) -> Option<crate::TaskRecord> {
     match crate::cache::read_json::<StepManifest>(stores, uri) {
         Ok(manifest) => manifest
