@@ -336,6 +336,25 @@ fn relay_counting<W: std::io::Write>(
     })
 }
 
+/// The outcome of a pipeline whose last tool writes into biojob's sink (`written`): when both
+/// failed, the sink's own failure (a write to scratch, a part refused by S3) is the cause of
+/// the tool's broken pipe and is the error; a sink that only saw an incomplete BAM
+/// ([`Error::Verification`]) shows the tool's failure, which is the error then.
+///
+/// # Errors
+/// As above; the sink's error when the tools succeeded.
+pub(crate) fn sink_or_tool<T>(
+    piped: Result<biojob_process::PipelineReport, biojob_process::ProcessError>,
+    written: Result<T, Error>,
+) -> Result<(biojob_process::PipelineReport, T), Error> {
+    match (piped, written) {
+        (Ok(report), Ok(written)) => Ok((report, written)),
+        (Ok(_), Err(error)) => Err(error),
+        (Err(tool), Err(Error::Verification { .. }) | Ok(_)) => Err(Error::Process(tool)),
+        (Err(_), Err(sink)) => Err(sink),
+    }
+}
+
 /// The most of an uploaded BAM's first bytes kept in memory to read its header back
 /// ([`UploadedBam`]): 64 MiB, far more than the header of a BAM on GRCh38 with its alts and
 /// decoys (≈ 3,400 `@SQ` lines, tens of KiB compressed).

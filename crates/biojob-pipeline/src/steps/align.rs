@@ -17,7 +17,7 @@ use tracing::info;
 use crate::job::REFERENCE;
 use crate::plan::partial;
 use crate::steps::{
-    CountedBam, RunningPlan, check_records, index_written, place_index, plan_shape,
+    CountedBam, RunningPlan, check_records, index_written, place_index, plan_shape, sink_or_tool,
     verify_bgzf_output,
 };
 use crate::{
@@ -307,30 +307,23 @@ impl StepDefinition for AlignStep {
         // Ends once sort has exited (or never started) and closed its output.
         let written = counted.finish();
         let result = (|| {
-            let (fastq, pipeline) = match (fed, piped) {
+            let fastq = match fed {
                 // A bad input is the cause, whatever the tools did after being stopped.
-                (Err(error), _) if !matches!(error, FastqError::ConsumerClosed { .. }) => {
+                Err(error) if !matches!(error, FastqError::ConsumerClosed { .. }) => {
                     return Err(Error::Fastq(error));
                 }
-                // The BAM could not be written (a full scratch disk): the cause of sort's
-                // broken pipe.
-                (_, Err(_)) if matches!(written, Err(Error::Io { .. })) => {
-                    return Err(written
-                        .err()
-                        .unwrap_or_else(|| plan_shape("align", "a BAM")));
-                }
-                (_, Err(error)) => return Err(Error::Process(error)),
-                (Err(_), Ok(_)) => {
+                Err(_) if piped.is_ok() => {
                     return Err(Error::Verification {
                         path: bam_partial.clone(),
                         detail: "bwa-mem exited with status 0 before reading all of its input"
                             .into(),
                     });
                 }
-                (Ok(stats), Ok(report)) => (stats, report),
+                fed => fed.unwrap_or_default(),
             };
+            // The BAM not written (a full scratch disk) is the cause of sort's broken pipe.
+            let (pipeline, bam) = sink_or_tool(piped, written)?;
             running.commands.extend(pipeline.stages);
-            let bam = written?;
             let read_pairs = self.validate_fastq.then_some(fastq.pairs);
             if let Some(pairs) = read_pairs {
                 check_primary_records(&bam_partial, bam.primary, pairs)?;

@@ -14,7 +14,7 @@ use crate::plan::partial;
 use crate::steps::align::{verify_bam, verify_bam_header};
 use crate::steps::{
     CountedBam, RunningPlan, Uploaded, UploadedBam, check_records, index_written, place_index,
-    plan_shape,
+    plan_shape, sink_or_tool,
 };
 use crate::{
     CohortMember, Error, Executed, OutputRecord, PlanContext, PlannedCommand, RecordCounts,
@@ -409,25 +409,6 @@ impl StepDefinition for MergeStep {
             Ok(executed)
         })();
         result.map_err(|error| context.explain_failure(error))
-    }
-}
-
-/// The outcome of a pipeline whose last tool writes into biojob's sink (`written`): when both
-/// failed, the sink's own failure (a write to scratch, a part refused by S3) is the cause of
-/// the tool's broken pipe and is the error; a sink that only saw an incomplete BAM
-/// ([`Error::Verification`]) shows the tool's failure, which is the error then.
-///
-/// # Errors
-/// As above; the sink's error when the tools succeeded.
-fn sink_or_tool<T>(
-    piped: Result<biojob_process::PipelineReport, biojob_process::ProcessError>,
-    written: Result<T, Error>,
-) -> Result<(biojob_process::PipelineReport, T), Error> {
-    match (piped, written) {
-        (Ok(report), Ok(written)) => Ok((report, written)),
-        (Ok(_), Err(error)) => Err(error),
-        (Err(tool), Err(Error::Verification { .. }) | Ok(_)) => Err(Error::Process(tool)),
-        (Err(_), Err(sink)) => Err(sink),
     }
 }
 
